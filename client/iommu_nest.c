@@ -1,0 +1,1267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libiommu-nest: framing, request encoding, reply decoding and the async
+ * completion machinery of the iommu-nestd client.
+ *
+ * One protobuf Request/Reply per SOCK_SEQPACKET packet. The socket stays in
+ * blocking mode for synchronous calls; the async paths use MSG_DONTWAIT per
+ * call, so the same fd serves both. Replies are matched to requests by id:
+ * a synchronous call that reads a reply to an async request while waiting
+ * for its own parks that completion in the done queue, which
+ * iommu_nest_process() delivers.
+ */
+#include "iommu_nest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "iommu_nest.pb-c.h"
+
+/* Before the HelloReply tells us the real bound. */
+#define NEST_BOOTSTRAP_MSG_SIZE (64u * 1024)
+/* Smallest max_message_size we accept from a daemon: a Hello must fit. */
+#define NEST_MIN_MSG_SIZE 512u
+/* Largest buffers we allocate whatever the daemon announces. */
+#define NEST_MAX_MSG_SIZE (64u * 1024 * 1024)
+#define NEST_ARENA_SIZE 4096u
+/* Linux errnos live below 4096; anything else in a status is garbage. */
+#define NEST_MAX_ERRNO 4095
+#define NO_SLOT SIZE_MAX
+
+/* The public constants must stay the wire's (and the kernel's) values. */
+#define SAME_VALUE(a, b) _Static_assert((int)(a) == (int)(b), #a " != " #b)
+SAME_VALUE(IOMMU_NEST_CAP_CHECK_IOTLB, IOMMU_NEST__CAPABILITY__CAP_CHECK_IOTLB);
+SAME_VALUE(IOMMU_NEST_CAP_SIM_MODEL, IOMMU_NEST__CAPABILITY__CAP_SIM_MODEL);
+SAME_VALUE(IOMMU_NEST_CAP_FAULT_INJECT, IOMMU_NEST__CAPABILITY__CAP_FAULT_INJECT);
+SAME_VALUE(IOMMU_NEST_CAP_CONTINUE, IOMMU_NEST__CAPABILITY__CAP_CONTINUE);
+SAME_VALUE(IOMMU_NEST_INV_CONTINUE, IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE);
+SAME_VALUE(IOMMU_NEST_ENTRY_NOT_ATTEMPTED, IOMMU_NEST__ENTRY_STATE__ENTRY_NOT_ATTEMPTED);
+SAME_VALUE(IOMMU_NEST_ENTRY_DONE, IOMMU_NEST__ENTRY_STATE__ENTRY_DONE);
+SAME_VALUE(IOMMU_NEST_ENTRY_FAILED, IOMMU_NEST__ENTRY_STATE__ENTRY_FAILED);
+SAME_VALUE(IOMMU_NEST_SIM_IOTLB, IOMMU_NEST__SIM_CACHE_KIND__SIM_CACHE_IOTLB);
+SAME_VALUE(IOMMU_NEST_SIM_PSC, IOMMU_NEST__SIM_CACHE_KIND__SIM_CACHE_PSC);
+_Static_assert(sizeof(struct iommu_nest_vtd_inv) == 24, "kernel layout");
+_Static_assert(sizeof(struct iommu_nest_selftest_inv) == 8, "kernel layout");
+
+/* struct iommu_hwpt_vtd_s1, the data layout of iommu_nest_alloc(). */
+struct vtd_s1_data {
+	uint64_t flags;
+	uint64_t pgtbl_addr;
+	uint32_t addr_width;
+	uint32_t reserved;
+};
+
+/* An async invalidation in flight, or completed and awaiting delivery. */
+struct inflight {
+	uint64_t id; /* 0: free */
+	bool done;
+	size_t next_done;
+	iommu_nest_inv_cb cb;
+	void *opaque;
+	struct iommu_nest_entry_result *results;
+	size_t n;
+	struct iommu_nest_inv_summary summary;
+};
+
+/* Structure-of-arrays scratch the Invalidate message points into. */
+struct soa {
+	size_t cap;
+	uint64_t *addr;
+	uint64_t *npages;
+	uint32_t *flags;
+	uint32_t *reserved;
+	uint32_t *iotlb_id;
+};
+
+struct iommu_nest {
+	int fd;
+	int dead; /* sticky transport/framing error; 0 while usable */
+	uint64_t next_id;
+
+	/* HelloReply */
+	uint32_t version;
+	uint32_t caps;
+	uint32_t max_entries;
+	uint32_t max_msg;
+	char *backend;
+	uint32_t *hwpt_types;
+	size_t n_hwpt_types;
+	uint32_t *inv_types;
+	size_t n_inv_types;
+	char **devices;
+	size_t n_devices;
+
+	uint8_t *sbuf;
+	uint8_t *rbuf;
+	size_t buf_size;
+	struct arena arena;
+	struct soa soa;
+
+	struct inflight *slots;
+	size_t n_slots;
+	size_t in_flight; /* submitted, callback not yet run */
+	size_t pending;   /* of which completed */
+	size_t done_head, done_tail;
+
+	char errbuf[256];
+};
+
+/* ---- Errors -------------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static int set_error(struct iommu_nest *h, int err,
+							    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(h->errbuf, sizeof(h->errbuf), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static bool valid_status(int32_t status)
+{
+	return status <= 0 && status >= -NEST_MAX_ERRNO;
+}
+
+/* ---- Async slots and the done queue -------------------------------------- */
+
+static void results_not_attempted(struct iommu_nest_entry_result *r, size_t n)
+{
+	if (r)
+		memset(r, 0, n * sizeof(*r));
+}
+
+static void queue_done(struct iommu_nest *h, size_t i)
+{
+	h->slots[i].done = true;
+	h->slots[i].next_done = NO_SLOT;
+	if (h->done_tail == NO_SLOT)
+		h->done_head = i;
+	else
+		h->slots[h->done_tail].next_done = i;
+	h->done_tail = i;
+	h->pending++;
+}
+
+static size_t find_slot(const struct iommu_nest *h, uint64_t id)
+{
+	size_t i;
+
+	/* Pipelines are a few dozen deep: a scan beats a hash here. */
+	for (i = 0; i < h->n_slots; i++)
+		if (h->slots[i].id == id && !h->slots[i].done)
+			return i;
+	return NO_SLOT;
+}
+
+static int get_free_slot(struct iommu_nest *h, size_t *out)
+{
+	struct inflight *ns;
+	size_t i, n;
+
+	for (i = 0; i < h->n_slots; i++) {
+		if (!h->slots[i].id) {
+			*out = i;
+			return 0;
+		}
+	}
+	n = h->n_slots ? h->n_slots * 2 : 16;
+	ns = realloc(h->slots, n * sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	memset(ns + h->n_slots, 0, (n - h->n_slots) * sizeof(*ns));
+	h->slots = ns;
+	*out = h->n_slots;
+	h->n_slots = n;
+	return 0;
+}
+
+/*
+ * The connection is unusable from here on: remember why and complete every
+ * request in flight with that error, so no callback is lost.
+ */
+static int kill_handle(struct iommu_nest *h, int err)
+{
+	size_t i;
+
+	if (h->dead)
+		return h->dead;
+	h->dead = err;
+	for (i = 0; i < h->n_slots; i++) {
+		struct inflight *s = &h->slots[i];
+
+		if (!s->id || s->done)
+			continue;
+		memset(&s->summary, 0, sizeof(s->summary));
+		s->summary.status = err;
+		results_not_attempted(s->results, s->n);
+		queue_done(h, i);
+	}
+	return err;
+}
+
+/* ---- Framing ------------------------------------------------------------- */
+
+/*
+ * Encodes req into the reusable send buffer and sends it as one packet,
+ * assigning the next request id. Oversized messages are refused before
+ * anything is written, so the handle stays usable.
+ */
+static int send_request(struct iommu_nest *h, IommuNest__Request *req, bool nonblock)
+{
+	int flags = MSG_NOSIGNAL | (nonblock ? MSG_DONTWAIT : 0);
+	size_t len;
+	ssize_t r;
+
+	if (h->dead)
+		return h->dead;
+	req->id = h->next_id;
+	len = iommu_nest__request__get_packed_size(req);
+	if (len > h->max_msg)
+		return set_error(h, -EMSGSIZE, "request of %zu bytes exceeds max_message_size %u",
+				 len, h->max_msg);
+	iommu_nest__request__pack(req, h->sbuf);
+	do {
+		r = send(h->fd, h->sbuf, len, flags);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		int err = -errno;
+
+		if (err == -EAGAIN || err == -EWOULDBLOCK)
+			return set_error(h, -EAGAIN, "socket send buffer full");
+		/* The kernel's own packet limit (SO_SNDBUF): nothing was sent. */
+		if (err == -EMSGSIZE || err == -ENOBUFS || err == -ENOMEM)
+			return set_error(h, err, "send: %s", strerror(-err));
+		set_error(h, err, "send: %s", strerror(-err));
+		return kill_handle(h, err);
+	}
+	if ((size_t)r != len) {
+		set_error(h, -EPROTO, "short send on a packet socket");
+		return kill_handle(h, -EPROTO);
+	}
+	h->next_id++;
+	return 0;
+}
+
+/*
+ * Receives one packet into the receive buffer and decodes it into the
+ * arena. Any failure here desynchronises request/reply matching, so it is
+ * fatal for the handle, except -EAGAIN in non-blocking mode.
+ */
+static int recv_reply(struct iommu_nest *h, bool nonblock, IommuNest__Reply **out)
+{
+	struct iovec iov = { .iov_base = h->rbuf, .iov_len = h->buf_size };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int flags = MSG_CMSG_CLOEXEC | (nonblock ? MSG_DONTWAIT : 0);
+	IommuNest__Reply *reply;
+	ssize_t r;
+
+	if (h->dead)
+		return h->dead;
+	do {
+		r = recvmsg(h->fd, &msg, flags);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		int err = -errno;
+
+		if (nonblock && (err == -EAGAIN || err == -EWOULDBLOCK))
+			return -EAGAIN;
+		set_error(h, err, "recv: %s", strerror(-err));
+		return kill_handle(h, err);
+	}
+	/* SOCK_SEQPACKET: 0 is end of stream (the daemon never sends empty packets). */
+	if (r == 0) {
+		set_error(h, -ECONNRESET, "daemon closed the connection");
+		return kill_handle(h, -ECONNRESET);
+	}
+	if (msg.msg_flags & MSG_TRUNC) {
+		set_error(h, -EPROTO, "reply larger than max_message_size %zu", h->buf_size);
+		return kill_handle(h, -EPROTO);
+	}
+	reply = iommu_nest__reply__unpack(&h->arena.pb, (size_t)r, h->rbuf);
+	if (!reply) {
+		arena_reset(&h->arena);
+		set_error(h, -EPROTO, "undecodable reply (%zd bytes)", r);
+		return kill_handle(h, -EPROTO);
+	}
+	*out = reply;
+	return 0;
+}
+
+/* Everything a decoded reply pointed to dies here. */
+static void release_reply(struct iommu_nest *h)
+{
+	arena_reset(&h->arena);
+}
+
+/* ---- Invalidation replies ------------------------------------------------ */
+
+static int check_inv_reply(const IommuNest__InvalidateReply *ir, size_t n)
+{
+	size_t i, run = 0;
+
+	if ((ir->n_state && ir->n_state != n) || (ir->n_error && ir->n_error != n) ||
+	    (ir->n_hw_error && ir->n_hw_error != n))
+		return -EPROTO;
+	for (i = 0; i < ir->n_state; i++)
+		if (ir->state[i] > IOMMU_NEST_ENTRY_FAILED)
+			return -EPROTO;
+	/* entries_handled is by definition the leading run of DONE. */
+	while (run < ir->n_state && ir->state[run] == IOMMU_NEST_ENTRY_DONE)
+		run++;
+	if (ir->entries_handled != run)
+		return -EPROTO;
+	for (i = 0; i < ir->n_error; i++)
+		if (!valid_status(ir->error[i]))
+			return -EPROTO;
+	return 0;
+}
+
+/*
+ * Turns an invalidation reply into results/summary. Empty per-entry arrays
+ * read as zero (proto3 default), so a request-level failure without a body
+ * reports every entry NOT_ATTEMPTED.
+ */
+static int decode_inv_reply(struct iommu_nest *h, const IommuNest__Reply *reply, size_t n,
+			    struct iommu_nest_entry_result *res,
+			    struct iommu_nest_inv_summary *sum)
+{
+	const IommuNest__InvalidateReply *ir = reply->invalidate;
+	size_t i;
+	int err;
+
+	memset(sum, 0, sizeof(*sum));
+	results_not_attempted(res, n);
+	if (!valid_status(reply->status))
+		err = set_error(h, -EPROTO, "invalid status %d in reply", reply->status);
+	else if (reply->body_case == IOMMU_NEST__REPLY__BODY_INVALIDATE)
+		err = check_inv_reply(ir, n);
+	else
+		err = reply->status ? 0 : -EPROTO;
+	if (err) {
+		set_error(h, err, "malformed invalidation reply");
+		sum->status = err;
+		return err;
+	}
+	sum->status = reply->status;
+	if (reply->status)
+		set_error(h, reply->status, "%s",
+			  reply->error[0] ? reply->error : strerror(-reply->status));
+	if (reply->body_case != IOMMU_NEST__REPLY__BODY_INVALIDATE)
+		return reply->status;
+	sum->entries_handled = ir->entries_handled;
+	sum->entries_submitted = ir->entries_submitted;
+	sum->pages_flushed = ir->pages_flushed;
+	for (i = 0; res && i < n; i++) {
+		res[i].state = ir->n_state ? ir->state[i] : 0;
+		res[i].error = ir->n_error ? ir->error[i] : 0;
+		res[i].hw_error = ir->n_hw_error ? ir->hw_error[i] : 0;
+	}
+	return reply->status;
+}
+
+/*
+ * A reply that is not the one a caller waits for: it completes an async
+ * request, or reports a connection-level error (id 0), or is a protocol
+ * violation.
+ */
+static int dispatch_other(struct iommu_nest *h, const IommuNest__Reply *reply)
+{
+	size_t i;
+	int err;
+
+	if (reply->id == 0) {
+		err = valid_status(reply->status) && reply->status ? reply->status : -EPROTO;
+		set_error(h, err, "daemon: %s", reply->error[0] ? reply->error : strerror(-err));
+		return kill_handle(h, err);
+	}
+	i = find_slot(h, reply->id);
+	if (i == NO_SLOT) {
+		set_error(h, -EPROTO, "reply to unknown request %llu",
+			  (unsigned long long)reply->id);
+		return kill_handle(h, -EPROTO);
+	}
+	decode_inv_reply(h, reply, h->slots[i].n, h->slots[i].results, &h->slots[i].summary);
+	queue_done(h, i);
+	return 0;
+}
+
+/* ---- Synchronous transactions -------------------------------------------- */
+
+/*
+ * Sends req and waits for the reply with its id, parking async completions
+ * met on the way. On success *out must be released with release_reply().
+ */
+static int transact(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply **out)
+{
+	IommuNest__Reply *reply;
+	uint64_t id;
+	int err;
+
+	err = send_request(h, req, false);
+	if (err)
+		return err;
+	id = req->id;
+	for (;;) {
+		err = recv_reply(h, false, &reply);
+		if (err)
+			return err;
+		if (reply->id == id) {
+			*out = reply;
+			return 0;
+		}
+		err = dispatch_other(h, reply);
+		release_reply(h);
+		if (err)
+			return err;
+	}
+}
+
+/* Reply.status, or -EPROTO if a successful reply lacks the expected body. */
+static int reply_status(struct iommu_nest *h, const IommuNest__Reply *reply,
+			IommuNest__Reply__BodyCase want)
+{
+	if (!valid_status(reply->status))
+		return set_error(h, -EPROTO, "invalid status %d in reply", reply->status);
+	if (reply->status)
+		return set_error(h, reply->status, "%s",
+				 reply->error[0] ? reply->error : strerror(-reply->status));
+	if (want != IOMMU_NEST__REPLY__BODY__NOT_SET && reply->body_case != want)
+		return set_error(h, -EPROTO, "reply body %d, expected %d", reply->body_case,
+				 want);
+	return 0;
+}
+
+/* For requests whose reply is only a status. */
+static int simple_call(struct iommu_nest *h, IommuNest__Request *req)
+{
+	IommuNest__Reply *reply;
+	int err;
+
+	err = transact(h, req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY__NOT_SET);
+	release_reply(h);
+	return err;
+}
+
+/* ---- Connection ---------------------------------------------------------- */
+
+static int alloc_buffers(struct iommu_nest *h, size_t size)
+{
+	uint8_t *s, *r;
+
+	s = realloc(h->sbuf, size);
+	if (!s)
+		return -ENOMEM;
+	h->sbuf = s;
+	r = realloc(h->rbuf, size);
+	if (!r)
+		return -ENOMEM;
+	h->rbuf = r;
+	h->buf_size = size;
+	return 0;
+}
+
+static char *dup_str(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+static int copy_u32s(uint32_t **dst, size_t *n_dst, const uint32_t *src, size_t n)
+{
+	*n_dst = 0;
+	if (!n)
+		return 0;
+	*dst = malloc(n * sizeof(**dst));
+	if (!*dst)
+		return -ENOMEM;
+	memcpy(*dst, src, n * sizeof(**dst));
+	*n_dst = n;
+	return 0;
+}
+
+static int store_caps(struct iommu_nest *h, const IommuNest__HelloReply *hr)
+{
+	size_t i;
+
+	if (hr->version != IOMMU_NEST_PROTOCOL_VERSION)
+		return set_error(h, -EPROTONOSUPPORT, "daemon speaks protocol %u, we speak %u",
+				 hr->version, IOMMU_NEST_PROTOCOL_VERSION);
+	if (hr->max_message_size < NEST_MIN_MSG_SIZE)
+		return set_error(h, -EPROTO, "daemon max_message_size %u too small",
+				 hr->max_message_size);
+	h->version = hr->version;
+	h->caps = hr->capabilities;
+	h->max_entries = hr->max_entries;
+	h->max_msg = hr->max_message_size < NEST_MAX_MSG_SIZE ? hr->max_message_size
+							      : NEST_MAX_MSG_SIZE;
+	h->backend = dup_str(hr->backend);
+	if (!h->backend ||
+	    copy_u32s(&h->hwpt_types, &h->n_hwpt_types, hr->hwpt_data_types,
+		      hr->n_hwpt_data_types) ||
+	    copy_u32s(&h->inv_types, &h->n_inv_types, hr->inv_data_types,
+		      hr->n_inv_data_types))
+		return -ENOMEM;
+	if (hr->n_devices) {
+		h->devices = calloc(hr->n_devices, sizeof(*h->devices));
+		if (!h->devices)
+			return -ENOMEM;
+		for (i = 0; i < hr->n_devices; i++) {
+			h->devices[i] = dup_str(hr->devices[i]);
+			if (!h->devices[i])
+				return -ENOMEM;
+			h->n_devices = i + 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A packet the size of max_message_size must fit the socket's send buffer
+ * or the kernel refuses it with EMSGSIZE; ask for room (best effort: the
+ * kernel caps it at net.core.wmem_max).
+ */
+static void size_sndbuf(int fd, uint32_t max_msg)
+{
+	int want = (int)(max_msg + 4096u), cur = 0;
+	socklen_t len = sizeof(cur);
+
+	if (!getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &len) && cur >= want)
+		return;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+}
+
+static int hello(struct iommu_nest *h, const char *client_name)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Hello hi = IOMMU_NEST__HELLO__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	hi.version = IOMMU_NEST_PROTOCOL_VERSION;
+	hi.client_name = (char *)(client_name ? client_name : "");
+	req.body_case = IOMMU_NEST__REQUEST__BODY_HELLO;
+	req.hello = &hi;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_HELLO);
+	if (!err)
+		err = store_caps(h, reply->hello);
+	release_reply(h);
+	if (err)
+		return err;
+	size_sndbuf(h->fd, h->max_msg);
+	return alloc_buffers(h, h->max_msg);
+}
+
+/* The socket must be a blocking SOCK_SEQPACKET: framing relies on both. */
+static int check_socket(int fd)
+{
+	int type = 0, fl;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
+		return -errno;
+	if (type != SOCK_SEQPACKET)
+		return -EPROTOTYPE;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if ((fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK))
+		return -errno;
+	return 0;
+}
+
+int iommu_nest_connect_fd(int fd, const char *client_name, struct iommu_nest **hp)
+{
+	struct iommu_nest *h;
+	int err;
+
+	*hp = NULL;
+	err = check_socket(fd);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		close(fd);
+		return -ENOMEM;
+	}
+	h->fd = fd;
+	h->next_id = 1;
+	h->max_msg = NEST_BOOTSTRAP_MSG_SIZE;
+	h->done_head = h->done_tail = NO_SLOT;
+	err = arena_init(&h->arena, NEST_ARENA_SIZE);
+	if (err) {
+		free(h);
+		close(fd);
+		return err;
+	}
+	err = alloc_buffers(h, NEST_BOOTSTRAP_MSG_SIZE);
+	if (!err)
+		err = hello(h, client_name);
+	if (err) {
+		iommu_nest_close(h);
+		return err;
+	}
+	*hp = h;
+	return 0;
+}
+
+int iommu_nest_connect(const char *path, const char *client_name, struct iommu_nest **hp)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, err;
+
+	*hp = NULL;
+	if (!path)
+		path = IOMMU_NEST_DEFAULT_SOCKET;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return iommu_nest_connect_fd(fd, client_name, hp);
+}
+
+void iommu_nest_close(struct iommu_nest *h)
+{
+	size_t i;
+
+	if (!h)
+		return;
+	if (h->fd >= 0)
+		close(h->fd);
+	for (i = 0; i < h->n_devices; i++)
+		free(h->devices[i]);
+	free(h->devices);
+	free(h->backend);
+	free(h->hwpt_types);
+	free(h->inv_types);
+	free(h->sbuf);
+	free(h->rbuf);
+	free(h->soa.addr);
+	free(h->soa.npages);
+	free(h->soa.flags);
+	free(h->soa.reserved);
+	free(h->soa.iotlb_id);
+	free(h->slots);
+	arena_fini(&h->arena);
+	free(h);
+}
+
+/* ---- Capabilities -------------------------------------------------------- */
+
+uint32_t iommu_nest_server_version(const struct iommu_nest *h)
+{
+	return h->version;
+}
+
+const char *iommu_nest_backend(const struct iommu_nest *h)
+{
+	return h->backend;
+}
+
+uint32_t iommu_nest_capabilities(const struct iommu_nest *h)
+{
+	return h->caps;
+}
+
+uint32_t iommu_nest_max_entries(const struct iommu_nest *h)
+{
+	return h->max_entries;
+}
+
+uint32_t iommu_nest_max_message_size(const struct iommu_nest *h)
+{
+	return h->max_msg;
+}
+
+const uint32_t *iommu_nest_hwpt_data_types(const struct iommu_nest *h, size_t *n)
+{
+	*n = h->n_hwpt_types;
+	return h->hwpt_types;
+}
+
+const uint32_t *iommu_nest_inv_data_types(const struct iommu_nest *h, size_t *n)
+{
+	*n = h->n_inv_types;
+	return h->inv_types;
+}
+
+size_t iommu_nest_device_count(const struct iommu_nest *h)
+{
+	return h->n_devices;
+}
+
+const char *iommu_nest_device(const struct iommu_nest *h, size_t i)
+{
+	return i < h->n_devices ? h->devices[i] : NULL;
+}
+
+const char *iommu_nest_last_error(const struct iommu_nest *h)
+{
+	return h->errbuf;
+}
+
+int iommu_nest_fd(const struct iommu_nest *h)
+{
+	return h->fd;
+}
+
+size_t iommu_nest_in_flight(const struct iommu_nest *h)
+{
+	return h->in_flight;
+}
+
+size_t iommu_nest_pending(const struct iommu_nest *h)
+{
+	return h->pending;
+}
+
+/* ---- Objects ------------------------------------------------------------- */
+
+int iommu_nest_probe(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_type)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Probe p = IOMMU_NEST__PROBE__INIT;
+
+	p.hwpt_id = hwpt_id;
+	p.data_type = data_type;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_PROBE;
+	req.probe = &p;
+	return simple_call(h, &req);
+}
+
+int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_type,
+		     uint32_t flags, uint32_t data_layout, const void *data, size_t len,
+		     uint32_t *hwpt_id)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Alloc a = IOMMU_NEST__ALLOC__INIT;
+	IommuNest__VtdS1Data vtd = IOMMU_NEST__VTD_S1_DATA__INIT;
+	IommuNest__SelftestData st = IOMMU_NEST__SELFTEST_DATA__INIT;
+	IommuNest__Reply *reply;
+	struct vtd_s1_data v;
+	int err;
+
+	if (!device)
+		return -EINVAL;
+	switch (data_layout) {
+	case IOMMU_NEST_HWPT_DATA_NONE:
+		break;
+	case IOMMU_NEST_HWPT_DATA_VTD_S1:
+		if (!data || len < sizeof(v))
+			return -EINVAL;
+		memcpy(&v, data, sizeof(v));
+		vtd.flags = v.flags;
+		vtd.pgtbl_addr = v.pgtbl_addr;
+		vtd.addr_width = v.addr_width;
+		vtd.reserved = v.reserved;
+		a.data_case = IOMMU_NEST__ALLOC__DATA_VTD_S1;
+		a.vtd_s1 = &vtd;
+		break;
+	case IOMMU_NEST_HWPT_DATA_SELFTEST:
+		if (!data || len < sizeof(st.iotlb))
+			return -EINVAL;
+		memcpy(&st.iotlb, data, sizeof(st.iotlb));
+		a.data_case = IOMMU_NEST__ALLOC__DATA_SELFTEST;
+		a.selftest = &st;
+		break;
+	default:
+		return -EINVAL;
+	}
+	a.device = (char *)device;
+	a.data_type = data_type;
+	a.flags = flags;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC;
+	req.alloc = &a;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_ALLOC);
+	if (!err && hwpt_id)
+		*hwpt_id = reply->alloc->hwpt_id;
+	release_reply(h);
+	return err;
+}
+
+int iommu_nest_alloc_vtd_s1(struct iommu_nest *h, const char *device, uint64_t flags,
+			    uint64_t pgtbl_addr, uint32_t addr_width, uint32_t *hwpt_id)
+{
+	struct vtd_s1_data v = {
+		.flags = flags,
+		.pgtbl_addr = pgtbl_addr,
+		.addr_width = addr_width,
+	};
+
+	return iommu_nest_alloc(h, device, IOMMU_NEST_HWPT_DATA_VTD_S1, 0,
+				IOMMU_NEST_HWPT_DATA_VTD_S1, &v, sizeof(v), hwpt_id);
+}
+
+int iommu_nest_alloc_selftest(struct iommu_nest *h, const char *device, uint32_t iotlb,
+			      uint32_t *hwpt_id)
+{
+	return iommu_nest_alloc(h, device, IOMMU_NEST_HWPT_DATA_SELFTEST, 0,
+				IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb, sizeof(iotlb), hwpt_id);
+}
+
+int iommu_nest_destroy(struct iommu_nest *h, uint32_t hwpt_id)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Destroy d = IOMMU_NEST__DESTROY__INIT;
+
+	d.hwpt_id = hwpt_id;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_DESTROY;
+	req.destroy = &d;
+	return simple_call(h, &req);
+}
+
+int iommu_nest_attach(struct iommu_nest *h, const char *device, uint32_t hwpt_id)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Attach a = IOMMU_NEST__ATTACH__INIT;
+
+	if (!device)
+		return -EINVAL;
+	a.device = (char *)device;
+	a.hwpt_id = hwpt_id;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_ATTACH;
+	req.attach = &a;
+	return simple_call(h, &req);
+}
+
+int iommu_nest_detach(struct iommu_nest *h, const char *device)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Detach d = IOMMU_NEST__DETACH__INIT;
+
+	if (!device)
+		return -EINVAL;
+	d.device = (char *)device;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_DETACH;
+	req.detach = &d;
+	return simple_call(h, &req);
+}
+
+/* ---- Invalidation encoding ----------------------------------------------- */
+
+static int grow_array(void **p, size_t cap, size_t size)
+{
+	void *np = reallocarray(*p, cap, size);
+
+	if (!np)
+		return -ENOMEM;
+	*p = np;
+	return 0;
+}
+
+/* Grows all arrays to hold n entries; cap only moves once all grew. */
+static int soa_reserve(struct soa *s, size_t n)
+{
+	size_t cap = s->cap ? s->cap : 64;
+
+	if (n <= s->cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	if (grow_array((void **)&s->addr, cap, sizeof(*s->addr)) ||
+	    grow_array((void **)&s->npages, cap, sizeof(*s->npages)) ||
+	    grow_array((void **)&s->flags, cap, sizeof(*s->flags)) ||
+	    grow_array((void **)&s->reserved, cap, sizeof(*s->reserved)) ||
+	    grow_array((void **)&s->iotlb_id, cap, sizeof(*s->iotlb_id)))
+		return -ENOMEM;
+	s->cap = cap;
+	return 0;
+}
+
+/*
+ * Transposes the kernel-layout VT-d array into the wire's structure of
+ * arrays. entry_flags/entry_reserved go out only if some entry sets them:
+ * empty means all zero, and the common case then costs no bytes.
+ */
+static void encode_vtd(struct soa *s, const struct iommu_nest_vtd_inv *e, size_t n,
+		       IommuNest__Invalidate *inv)
+{
+	uint32_t any_flags = 0, any_rsv = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		s->addr[i] = e[i].addr;
+		s->npages[i] = e[i].npages;
+		s->flags[i] = e[i].flags;
+		s->reserved[i] = e[i].reserved;
+		any_flags |= e[i].flags;
+		any_rsv |= e[i].reserved;
+	}
+	inv->n_addr = inv->n_npages = n;
+	inv->addr = s->addr;
+	inv->npages = s->npages;
+	inv->n_entry_flags = any_flags ? n : 0;
+	inv->entry_flags = s->flags;
+	inv->n_entry_reserved = any_rsv ? n : 0;
+	inv->entry_reserved = s->reserved;
+}
+
+static void encode_selftest(struct soa *s, const struct iommu_nest_selftest_inv *e, size_t n,
+			    IommuNest__Invalidate *inv)
+{
+	uint32_t any_flags = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		s->iotlb_id[i] = e[i].iotlb_id;
+		s->flags[i] = e[i].flags;
+		any_flags |= e[i].flags;
+	}
+	inv->n_iotlb_id = n;
+	inv->iotlb_id = s->iotlb_id;
+	inv->n_entry_flags = any_flags ? n : 0;
+	inv->entry_flags = s->flags;
+}
+
+static int encode_invalidate(struct iommu_nest *h, const struct iommu_nest_inv_raw *r,
+			     IommuNest__Invalidate *inv)
+{
+	int err;
+
+	inv->hwpt_id = r->hwpt_id;
+	inv->data_type = r->data_type;
+	inv->flags = r->flags;
+	inv->reserved = r->reserved;
+	inv->entry_len = r->entry_len;
+	if (!r->n)
+		return 0;
+	if (!r->entries)
+		return -EINVAL;
+	/*
+	 * Every entry costs at least one byte on the wire: refuse early what
+	 * cannot fit, before sizing scratch arrays after it.
+	 */
+	if (r->n > h->max_msg)
+		return set_error(h, -EMSGSIZE, "%zu entries cannot fit max_message_size %u",
+				 r->n, h->max_msg);
+	err = soa_reserve(&h->soa, r->n);
+	if (err)
+		return err;
+	switch (r->layout) {
+	case IOMMU_NEST_LAYOUT_VTD:
+		encode_vtd(&h->soa, r->entries, r->n, inv);
+		return 0;
+	case IOMMU_NEST_LAYOUT_SELFTEST:
+		encode_selftest(&h->soa, r->entries, r->n, inv);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* The entry layout a data type implies; unknown types need the raw API. */
+static int layout_of(uint32_t data_type, size_t n, uint32_t *layout)
+{
+	switch (data_type) {
+	case IOMMU_NEST_INV_DATA_VTD_S1:
+		*layout = IOMMU_NEST_LAYOUT_VTD;
+		return 0;
+	case IOMMU_NEST_INV_DATA_SELFTEST:
+	case IOMMU_NEST_INV_DATA_SELFTEST_INVALID:
+		*layout = IOMMU_NEST_LAYOUT_SELFTEST;
+		return 0;
+	default:
+		*layout = 0;
+		return n ? -EINVAL : 0;
+	}
+}
+
+static int make_raw(struct iommu_nest_inv_raw *r, uint32_t hwpt_id, uint32_t data_type,
+		    const void *entries, size_t n, uint32_t flags)
+{
+	memset(r, 0, sizeof(*r));
+	r->hwpt_id = hwpt_id;
+	r->data_type = data_type;
+	r->flags = flags;
+	r->entries = entries;
+	r->n = n;
+	return layout_of(data_type, n, &r->layout);
+}
+
+/* ---- Invalidation (synchronous) ------------------------------------------ */
+
+int iommu_nest_invalidate_raw(struct iommu_nest *h, const struct iommu_nest_inv_raw *r,
+			      struct iommu_nest_entry_result *results,
+			      struct iommu_nest_inv_summary *summary)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
+	struct iommu_nest_inv_summary sum;
+	IommuNest__Reply *reply;
+	int err;
+
+	if (h->dead)
+		return h->dead;
+	err = encode_invalidate(h, r, &inv);
+	if (err)
+		return err;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	req.invalidate = &inv;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = decode_inv_reply(h, reply, r->n, results, &sum);
+	release_reply(h);
+	if (summary)
+		*summary = sum;
+	return err;
+}
+
+int iommu_nest_invalidate(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_type,
+			  const void *entries, size_t n, uint32_t flags,
+			  struct iommu_nest_entry_result *results,
+			  struct iommu_nest_inv_summary *summary)
+{
+	struct iommu_nest_inv_raw r;
+	int err;
+
+	err = make_raw(&r, hwpt_id, data_type, entries, n, flags);
+	if (err)
+		return set_error(h, err, "no entry layout for data type %#x; use the raw API",
+				 data_type);
+	return iommu_nest_invalidate_raw(h, &r, results, summary);
+}
+
+/* ---- Invalidation (asynchronous) ----------------------------------------- */
+
+int iommu_nest_invalidate_submit_raw(struct iommu_nest *h, const struct iommu_nest_inv_raw *r,
+				     struct iommu_nest_entry_result *results,
+				     iommu_nest_inv_cb cb, void *opaque, uint64_t *token)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
+	struct inflight *s;
+	size_t i;
+	int err;
+
+	if (h->dead)
+		return h->dead;
+	if (!cb)
+		return -EINVAL;
+	err = encode_invalidate(h, r, &inv);
+	if (err)
+		return err;
+	/* Take the slot first: a reply must never find no slot waiting. */
+	err = get_free_slot(h, &i);
+	if (err)
+		return err;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	req.invalidate = &inv;
+	err = send_request(h, &req, true);
+	if (err)
+		return err;
+	s = &h->slots[i];
+	memset(s, 0, sizeof(*s));
+	s->id = req.id;
+	s->next_done = NO_SLOT;
+	s->cb = cb;
+	s->opaque = opaque;
+	s->results = results;
+	s->n = r->n;
+	h->in_flight++;
+	if (token)
+		*token = req.id;
+	return 0;
+}
+
+int iommu_nest_invalidate_submit(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_type,
+				 const void *entries, size_t n, uint32_t flags,
+				 struct iommu_nest_entry_result *results, iommu_nest_inv_cb cb,
+				 void *opaque, uint64_t *token)
+{
+	struct iommu_nest_inv_raw r;
+	int err;
+
+	err = make_raw(&r, hwpt_id, data_type, entries, n, flags);
+	if (err)
+		return set_error(h, err, "no entry layout for data type %#x; use the raw API",
+				 data_type);
+	return iommu_nest_invalidate_submit_raw(h, &r, results, cb, opaque, token);
+}
+
+/* Drains the socket without blocking, parking completions in the done queue. */
+static int read_available(struct iommu_nest *h)
+{
+	IommuNest__Reply *reply;
+	int err;
+
+	for (;;) {
+		err = recv_reply(h, true, &reply);
+		if (err == -EAGAIN)
+			return 0;
+		if (err)
+			return err;
+		err = dispatch_other(h, reply);
+		release_reply(h);
+		if (err)
+			return err;
+	}
+}
+
+/*
+ * Pops one completion and runs its callback. The slot is freed before the
+ * call so the callback can submit again (which may move h->slots).
+ */
+static void deliver_one(struct iommu_nest *h)
+{
+	struct inflight s = h->slots[h->done_head];
+
+	memset(&h->slots[h->done_head], 0, sizeof(s));
+	h->done_head = s.next_done;
+	if (h->done_head == NO_SLOT)
+		h->done_tail = NO_SLOT;
+	h->pending--;
+	h->in_flight--;
+	s.cb(h, s.id, &s.summary, s.results, s.n, s.opaque);
+}
+
+int iommu_nest_process(struct iommu_nest *h)
+{
+	int n = 0;
+
+	if (!h->dead)
+		read_available(h);
+	while (h->done_head != NO_SLOT) {
+		deliver_one(h);
+		n++;
+	}
+	return h->dead ? h->dead : n;
+}
+
+/* ---- Test and diagnostics ------------------------------------------------ */
+
+int iommu_nest_check_iotlb(struct iommu_nest *h, uint32_t hwpt_id, uint32_t iotlb_id,
+			   uint32_t expected)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__CheckIotlb c = IOMMU_NEST__CHECK_IOTLB__INIT;
+
+	c.hwpt_id = hwpt_id;
+	c.iotlb_id = iotlb_id;
+	c.expected = expected;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_CHECK_IOTLB;
+	req.check_iotlb = &c;
+	return simple_call(h, &req);
+}
+
+int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr,
+			    uint64_t npages, uint32_t kind)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__SimPopulate p = IOMMU_NEST__SIM_POPULATE__INIT;
+
+	p.hwpt_id = hwpt_id;
+	p.addr = addr;
+	p.npages = npages;
+	p.kind = kind;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_SIM_POPULATE;
+	req.sim_populate = &p;
+	return simple_call(h, &req);
+}
+
+int iommu_nest_sim_query(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr,
+			 uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__SimQuery q = IOMMU_NEST__SIM_QUERY__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	q.hwpt_id = hwpt_id;
+	q.addr = addr;
+	q.npages = npages;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_SIM_QUERY;
+	req.sim_query = &q;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_SIM_QUERY);
+	if (!err) {
+		if (iotlb_pages)
+			*iotlb_pages = reply->sim_query->iotlb_pages;
+		if (psc_pages)
+			*psc_pages = reply->sim_query->psc_pages;
+	}
+	release_reply(h);
+	return err;
+}
+
+int iommu_nest_inject_fault(struct iommu_nest *h, const struct iommu_nest_fault *f)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__InjectFault m = IOMMU_NEST__INJECT_FAULT__INIT;
+
+	m.hwpt_id = f->hwpt_id;
+	m.mode = f->mode;
+	m.index = f->index;
+	m.addr = f->addr;
+	m.error = f->error;
+	m.hw_error = f->hw_error;
+	m.latency_us = f->latency_us;
+	m.count = f->count;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_INJECT_FAULT;
+	req.inject_fault = &m;
+	return simple_call(h, &req);
+}
+
+static void copy_stats(struct iommu_nest_stats *st, const IommuNest__StatsReply *r)
+{
+	st->connections = r->connections;
+	st->sessions_active = r->sessions_active;
+	st->requests = r->requests;
+	st->request_errors = r->request_errors;
+	st->entries_received = r->entries_received;
+	st->entries_failed = r->entries_failed;
+	st->entries_submitted = r->entries_submitted;
+	st->submissions = r->submissions;
+	st->pages_flushed = r->pages_flushed;
+	st->hwpts_active = r->hwpts_active;
+	st->protocol_errors = r->protocol_errors;
+	st->batches = r->batches;
+}
+
+int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Stats s = IOMMU_NEST__STATS__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	req.body_case = IOMMU_NEST__REQUEST__BODY_STATS;
+	req.stats = &s;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_STATS);
+	if (!err)
+		copy_stats(stats, reply->stats);
+	release_reply(h);
+	return err;
+}

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libiommu-nest: the client side of iommu-nestd.
+ *
+ * An unprivileged VMM uses this library to have iommu-nestd allocate nested
+ * (stage-1) HWPTs for it and to submit batched IOTLB invalidations, with a
+ * result for every entry, without opening /dev/iommu itself.
+ *
+ * Conventions
+ *  - Every call that can fail returns 0 (or a count, where stated) on
+ *    success and a negative errno on failure. Daemon-side failures are the
+ *    daemon's Reply.status; iommu_nest_last_error() has its text.
+ *    -EPROTO means the daemon's reply was malformed or unexpected,
+ *    -ECONNRESET / -EPIPE that the daemon went away. After a transport or
+ *    framing error (those three, or an undecodable/truncated packet) the
+ *    handle is dead: every later call fails with the same error and only
+ *    iommu_nest_close() is useful.
+ *  - Objects (HWPTs) belong to the session: when the handle is closed, or the
+ *    connection drops, the daemon destroys every HWPT the session allocated.
+ *
+ * Thread safety
+ *  A handle is not thread-safe: use one handle per thread, or serialise all
+ *  calls on a handle (including iommu_nest_process()) with your own lock.
+ *  Distinct handles share no state and may be used concurrently. Callbacks
+ *  run on the thread that called iommu_nest_process().
+ *
+ * Layouts and constants below mirror the kernel uAPI (linux/iommufd.h and
+ * the iommufd selftest) so that a VMM can pass the guest's invalidation
+ * array through unchanged; this header deliberately does not include any
+ * kernel header.
+ */
+#ifndef IOMMU_NEST_H
+#define IOMMU_NEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IOMMU_NEST_PROTOCOL_VERSION 1
+#define IOMMU_NEST_DEFAULT_SOCKET "/run/iommu-nestd/iommu-nestd.sock"
+
+/* HWPT data types for alloc (enum iommu_hwpt_data_type + selftest). */
+#define IOMMU_NEST_HWPT_DATA_NONE     0u
+#define IOMMU_NEST_HWPT_DATA_VTD_S1   1u
+#define IOMMU_NEST_HWPT_DATA_SELFTEST 0xdeadu
+
+/* Invalidation data types (enum iommu_hwpt_invalidate_data_type + selftest). */
+#define IOMMU_NEST_INV_DATA_VTD_S1           0u
+#define IOMMU_NEST_INV_DATA_SELFTEST         0xdeadbeefu
+#define IOMMU_NEST_INV_DATA_SELFTEST_INVALID 0xdadbeefu
+
+/* struct iommu_hwpt_vtd_s1 flags. */
+#define IOMMU_NEST_VTD_S1_SRE  (1u << 0)
+#define IOMMU_NEST_VTD_S1_EAFE (1u << 1)
+#define IOMMU_NEST_VTD_S1_WPE  (1u << 2)
+
+/* struct iommu_hwpt_vtd_s1_invalidate flags. */
+#define IOMMU_NEST_VTD_INV_FLAGS_LEAF (1u << 0)
+
+/* Selftest mock driver. */
+#define IOMMU_NEST_TEST_INVALIDATE_FLAG_ALL (1u << 0)
+#define IOMMU_NEST_TEST_IOTLB_DEFAULT       0xbadbeefu
+#define IOMMU_NEST_TEST_IOTLB_NUM           4u
+
+/* HelloReply.capabilities bits. */
+#define IOMMU_NEST_CAP_CHECK_IOTLB  (1u << 0) /* iommu_nest_check_iotlb() served */
+#define IOMMU_NEST_CAP_SIM_MODEL    (1u << 1) /* iommu_nest_sim_*() served */
+#define IOMMU_NEST_CAP_FAULT_INJECT (1u << 2) /* iommu_nest_inject_fault() served */
+#define IOMMU_NEST_CAP_CONTINUE     (1u << 3) /* IOMMU_NEST_INV_CONTINUE honoured */
+
+/* Request-level invalidation flags. */
+#define IOMMU_NEST_INV_CONTINUE (1u << 0) /* keep going past failing entries */
+
+/* Per-entry states. */
+enum iommu_nest_entry_state {
+	IOMMU_NEST_ENTRY_NOT_ATTEMPTED = 0,
+	IOMMU_NEST_ENTRY_DONE = 1,
+	IOMMU_NEST_ENTRY_FAILED = 2,
+};
+
+/* Simulator cache kinds (iommu_nest_sim_populate()). */
+enum iommu_nest_sim_kind {
+	IOMMU_NEST_SIM_IOTLB = 1, /* leaf translation */
+	IOMMU_NEST_SIM_PSC = 2,   /* paging-structure cache entry (non-leaf) */
+};
+
+/* Fault-injection modes (iommu_nest_inject_fault()). */
+enum iommu_nest_fault_mode {
+	IOMMU_NEST_FAULT_CLEAR = 0,
+	IOMMU_NEST_FAULT_AT_INDEX = 1, /* at submitted entry index */
+	IOMMU_NEST_FAULT_AT_ADDR = 2,  /* at the entry covering addr */
+};
+
+/* struct iommu_hwpt_vtd_s1_invalidate, byte for byte. */
+struct iommu_nest_vtd_inv {
+	uint64_t addr;
+	uint64_t npages;
+	uint32_t flags;
+	uint32_t reserved;
+};
+
+/* struct iommu_hwpt_invalidate_selftest, byte for byte. */
+struct iommu_nest_selftest_inv {
+	uint32_t flags;
+	uint32_t iotlb_id;
+};
+
+/* The result of one entry of an invalidation request. */
+struct iommu_nest_entry_result {
+	uint32_t state;    /* enum iommu_nest_entry_state */
+	int32_t error;     /* negative errno when FAILED, else 0 */
+	uint32_t hw_error; /* hardware error (VT-d ICE/ITE) where known, else 0 */
+};
+
+/* The outcome of a whole invalidation request. */
+struct iommu_nest_inv_summary {
+	int32_t status;             /* Reply.status: 0 or negative errno */
+	uint32_t entries_handled;   /* leading run of DONE: the kernel's entry_num */
+	uint32_t entries_submitted; /* backend entries after coalescing */
+	uint64_t pages_flushed;     /* pages the backend modelled as flushed */
+};
+
+/* Daemon counters (StatsReply). */
+struct iommu_nest_stats {
+	uint64_t connections;
+	uint64_t sessions_active;
+	uint64_t requests;
+	uint64_t request_errors;
+	uint64_t entries_received;
+	uint64_t entries_failed;
+	uint64_t entries_submitted;
+	uint64_t submissions;
+	uint64_t pages_flushed;
+	uint64_t hwpts_active;
+	uint64_t protocol_errors;
+	uint64_t batches;
+};
+
+/* Fault to inject into the simulator's submissions. */
+struct iommu_nest_fault {
+	uint32_t hwpt_id;    /* 0: any HWPT */
+	uint32_t mode;       /* enum iommu_nest_fault_mode */
+	uint32_t index;      /* AT_INDEX: index within one backend submission */
+	uint64_t addr;       /* AT_ADDR: page address */
+	int32_t error;       /* negative errno to fail with (0: succeed) */
+	uint32_t hw_error;   /* hardware error to report on that entry */
+	uint32_t latency_us; /* added to every submission */
+	uint32_t count;      /* times to fire; 0 = until cleared */
+};
+
+/* Which public struct an entries array is made of (raw invalidation). */
+enum iommu_nest_entry_layout {
+	IOMMU_NEST_LAYOUT_VTD = 1,      /* struct iommu_nest_vtd_inv */
+	IOMMU_NEST_LAYOUT_SELFTEST = 2, /* struct iommu_nest_selftest_inv */
+};
+
+/*
+ * An invalidation request with every wire field under the caller's control,
+ * for tests that must send what a well-behaved client never would.
+ */
+struct iommu_nest_inv_raw {
+	uint32_t hwpt_id;
+	uint32_t data_type;
+	uint32_t flags;     /* IOMMU_NEST_INV_* */
+	uint32_t reserved;  /* the ioctl's __reserved */
+	uint32_t entry_len; /* 0 = native size */
+	uint32_t layout;    /* enum iommu_nest_entry_layout, ignored if n == 0 */
+	const void *entries;
+	size_t n;
+};
+
+struct iommu_nest;
+
+/* ---- Connection ---------------------------------------------------------- */
+
+/*
+ * Connects to the daemon's SOCK_SEQPACKET socket at path (NULL: the default
+ * socket), says Hello and stores the daemon's capabilities. client_name is
+ * informational (logs); NULL is allowed. On success *hp is a new handle.
+ */
+int iommu_nest_connect(const char *path, const char *client_name, struct iommu_nest **hp);
+
+/*
+ * Like iommu_nest_connect() on an already connected socket (socket
+ * activation, an fd passed down by a management process). Takes ownership
+ * of fd: it is closed on failure too.
+ */
+int iommu_nest_connect_fd(int fd, const char *client_name, struct iommu_nest **hp);
+
+/*
+ * Closes the connection and frees the handle. Requests still in flight are
+ * abandoned without their callbacks being run. NULL is a no-op. Must not be
+ * called from a completion callback of the same handle.
+ */
+void iommu_nest_close(struct iommu_nest *h);
+
+/* ---- Capabilities (from HelloReply; valid for the handle's lifetime) ----- */
+
+uint32_t iommu_nest_server_version(const struct iommu_nest *h);
+const char *iommu_nest_backend(const struct iommu_nest *h);
+uint32_t iommu_nest_capabilities(const struct iommu_nest *h);
+uint32_t iommu_nest_max_entries(const struct iommu_nest *h);
+uint32_t iommu_nest_max_message_size(const struct iommu_nest *h);
+const uint32_t *iommu_nest_hwpt_data_types(const struct iommu_nest *h, size_t *n);
+const uint32_t *iommu_nest_inv_data_types(const struct iommu_nest *h, size_t *n);
+size_t iommu_nest_device_count(const struct iommu_nest *h);
+/* The i-th device this client may use, or NULL if out of range. */
+const char *iommu_nest_device(const struct iommu_nest *h, size_t i);
+
+/*
+ * The daemon's text for the last failed reply (Reply.error) or a short
+ * description of the last local failure; "" if none.
+ */
+const char *iommu_nest_last_error(const struct iommu_nest *h);
+
+/* ---- Objects ------------------------------------------------------------- */
+
+/* Succeeds iff hwpt_id is a nested HWPT of this session accepting data_type. */
+int iommu_nest_probe(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_type);
+
+/* Allocates a nested VT-d stage-1 HWPT for device (struct iommu_hwpt_vtd_s1). */
+int iommu_nest_alloc_vtd_s1(struct iommu_nest *h, const char *device, uint64_t flags,
+			    uint64_t pgtbl_addr, uint32_t addr_width, uint32_t *hwpt_id);
+
+/* Allocates a selftest mock nested HWPT whose four IOTLB slots hold iotlb. */
+int iommu_nest_alloc_selftest(struct iommu_nest *h, const char *device, uint32_t iotlb,
+			      uint32_t *hwpt_id);
+
+/*
+ * General allocation: any data_type and alloc flags. data/len is parsed per
+ * the data *layout* given by data_layout (IOMMU_NEST_HWPT_DATA_VTD_S1:
+ * struct { u64 flags, pgtbl_addr; u32 addr_width, reserved; }, i.e. the
+ * kernel's struct iommu_hwpt_vtd_s1; IOMMU_NEST_HWPT_DATA_SELFTEST: u32
+ * iotlb; NONE: no data sent), independently of data_type, so tests can send
+ * mismatched or bogus combinations. len must cover the layout (-EINVAL).
+ */
+int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_type,
+		     uint32_t flags, uint32_t data_layout, const void *data, size_t len,
+		     uint32_t *hwpt_id);
+
+int iommu_nest_destroy(struct iommu_nest *h, uint32_t hwpt_id);
+int iommu_nest_attach(struct iommu_nest *h, const char *device, uint32_t hwpt_id);
+int iommu_nest_detach(struct iommu_nest *h, const char *device);
+
+/* ---- Invalidation (synchronous) ------------------------------------------ */
+
+/*
+ * IOMMU_HWPT_INVALIDATE through the daemon. entries is an array of n
+ * struct iommu_nest_vtd_inv (data_type IOMMU_NEST_INV_DATA_VTD_S1) or
+ * struct iommu_nest_selftest_inv (the selftest types); other data types are
+ * only accepted with n == 0 (a probe) - use iommu_nest_invalidate_raw().
+ * flags: IOMMU_NEST_INV_*.
+ *
+ * Returns Reply.status. results (n entries, may be NULL) and summary (may be
+ * NULL) are filled whenever the daemon answered, i.e. also when it returns
+ * a daemon errno such as -EINVAL for a failing entry; they are left
+ * untouched on a local or transport error. Without per-entry data in the
+ * reply (a request-level failure), every entry reads NOT_ATTEMPTED.
+ *
+ * Larger than the daemon's max_message_size once encoded: -EMSGSIZE,
+ * nothing sent, the handle stays usable.
+ */
+int iommu_nest_invalidate(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_type,
+			  const void *entries, size_t n, uint32_t flags,
+			  struct iommu_nest_entry_result *results,
+			  struct iommu_nest_inv_summary *summary);
+
+/* As iommu_nest_invalidate(), with every wire field taken from req. */
+int iommu_nest_invalidate_raw(struct iommu_nest *h, const struct iommu_nest_inv_raw *req,
+			      struct iommu_nest_entry_result *results,
+			      struct iommu_nest_inv_summary *summary);
+
+/* ---- Invalidation (asynchronous, for the VMM's own event loop) ----------- */
+
+/*
+ * Completion callback. token is what submit returned; summary->status is
+ * the request's status (or the transport error if the connection failed
+ * while the request was in flight, in which case every result reads
+ * NOT_ATTEMPTED). results is the caller's buffer given to submit. The
+ * callback may submit more requests and make synchronous calls on h, but
+ * must not close h.
+ */
+typedef void (*iommu_nest_inv_cb)(struct iommu_nest *h, uint64_t token,
+				  const struct iommu_nest_inv_summary *summary,
+				  struct iommu_nest_entry_result *results, size_t n, void *opaque);
+
+/*
+ * The socket to watch: readable (POLLIN) means iommu_nest_process() has
+ * replies to deliver. Owned by the handle: do not read, write or close it.
+ */
+int iommu_nest_fd(const struct iommu_nest *h);
+
+/*
+ * Sends an invalidation without waiting for its reply. entries are copied
+ * into the request before this returns; results (n entries, may be NULL)
+ * must stay valid until the callback ran. *token (may be NULL) receives the
+ * request id, unique for the handle's lifetime. Any number of requests may
+ * be in flight; completions may arrive in any order.
+ *
+ * Never blocks: -EAGAIN means the socket's send buffer is full - wait for
+ * iommu_nest_fd() to become writable (POLLOUT), run iommu_nest_process(),
+ * and retry.
+ */
+int iommu_nest_invalidate_submit(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_type,
+				 const void *entries, size_t n, uint32_t flags,
+				 struct iommu_nest_entry_result *results, iommu_nest_inv_cb cb,
+				 void *opaque, uint64_t *token);
+
+/* As iommu_nest_invalidate_submit(), with every wire field taken from req. */
+int iommu_nest_invalidate_submit_raw(struct iommu_nest *h, const struct iommu_nest_inv_raw *req,
+				     struct iommu_nest_entry_result *results,
+				     iommu_nest_inv_cb cb, void *opaque, uint64_t *token);
+
+/*
+ * Reads every reply available without blocking and runs the callbacks of
+ * the completed requests, in completion order. Completions that a
+ * synchronous call read off the socket while waiting for its own reply are
+ * delivered here too, so after a synchronous call on a handle with requests
+ * in flight, call this even if the fd is not readable (see
+ * iommu_nest_pending()).
+ *
+ * Returns the number of callbacks run, or a negative errno if the
+ * connection failed; in that case every request in flight was completed
+ * (callback run) with that error first.
+ */
+int iommu_nest_process(struct iommu_nest *h);
+
+/* Requests submitted and not yet delivered to their callback. */
+size_t iommu_nest_in_flight(const struct iommu_nest *h);
+
+/* Completions already received and waiting for iommu_nest_process(). */
+size_t iommu_nest_pending(const struct iommu_nest *h);
+
+/* ---- Test and diagnostics ------------------------------------------------ */
+
+/* 0 iff mock IOTLB slot iotlb_id of a selftest HWPT holds expected, -EINVAL if not. */
+int iommu_nest_check_iotlb(struct iommu_nest *h, uint32_t hwpt_id, uint32_t iotlb_id,
+			   uint32_t expected);
+
+/* Caches npages translations at addr in the model IOTLB (kind: iommu_nest_sim_kind). */
+int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr,
+			    uint64_t npages, uint32_t kind);
+
+/* Counts the cached pages of [addr, addr + npages pages) in the model. */
+int iommu_nest_sim_query(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr,
+			 uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
+
+int iommu_nest_inject_fault(struct iommu_nest *h, const struct iommu_nest_fault *fault);
+
+int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOMMU_NEST_H */

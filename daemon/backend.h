@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The backend interface: what the daemon needs from whatever owns the real
+ * (or simulated) iommufd objects. Every call returns 0 or a negative errno,
+ * with exactly the kernel's meaning. Backends: "sim" (in process model,
+ * backend_sim.c) and "iommufd" (real ioctls, backend_iommufd.c).
+ */
+#ifndef IOMMU_NESTD_BACKEND_H
+#define IOMMU_NESTD_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct backend;
+struct config;
+
+/* Largest number of data types a backend reports in its capabilities. */
+#define BACKEND_MAX_TYPES 4
+
+struct backend_caps {
+	uint32_t hwpt_types[BACKEND_MAX_TYPES]; /* IOMMU_HWPT_DATA_* */
+	uint32_t n_hwpt_types;
+	uint32_t inv_types[BACKEND_MAX_TYPES]; /* IOMMU_HWPT_INVALIDATE_DATA_* */
+	uint32_t n_inv_types;
+	bool check_iotlb;  /* check_iotlb is implemented */
+	bool sim_model;    /* sim_populate / sim_query are implemented */
+	bool fault_inject; /* inject_fault is implemented */
+};
+
+/* IOMMU_HWPT_ALLOC of a nested HWPT on a device's nest parent. */
+struct backend_alloc {
+	uint32_t data_type; /* IOMMU_HWPT_DATA_VTD_S1 / _SELFTEST */
+	uint32_t flags;     /* IOMMU_HWPT_ALLOC_* as given by the client */
+	const void *data;   /* struct iommu_hwpt_vtd_s1 / iommu_hwpt_selftest */
+	uint32_t data_len;
+};
+
+/*
+ * IOMMU_HWPT_INVALIDATE, with the ioctl's exact semantics: entries of
+ * entry_len bytes each; on return entry_num holds the number of entries
+ * handled (the kernel stops at the first failing one) and the return value
+ * is 0 or the failing entry's negative errno. hw_error, when not NULL, has
+ * room for entry_num values; backends that know a per-entry hardware error
+ * (the simulator) write it there, others leave it untouched.
+ */
+struct backend_inv {
+	uint32_t hwpt_id;
+	uint32_t data_type;
+	uint32_t reserved; /* the ioctl's __reserved word */
+	uint32_t entry_len;
+	uint32_t entry_num; /* in: entries; out: handled */
+	const void *entries;
+	uint32_t *hw_error;
+};
+
+/* Test-only fault injection (sim); mirrors the InjectFault message. */
+enum fault_mode {
+	FAULT_CLEAR = 0,
+	FAULT_AT_INDEX = 1, /* entry `index` of every submission */
+	FAULT_AT_ADDR = 2,  /* any VT-d entry whose range covers `addr` */
+};
+
+struct backend_fault {
+	uint32_t hwpt_id; /* 0: any */
+	uint32_t mode;    /* enum fault_mode */
+	uint32_t index;
+	uint64_t addr;
+	int32_t error;      /* negative errno, or 0 with hw_error only */
+	uint32_t hw_error;  /* reported on the faulting entry */
+	uint32_t latency_us; /* added to every submission */
+	uint32_t count;     /* fires this many times; 0 = until cleared */
+};
+
+/* Kinds for sim_populate / sim_query (match SimCacheKind on the wire). */
+enum sim_cache_kind {
+	SIM_KIND_IOTLB = 1, /* leaf translation */
+	SIM_KIND_PSC = 2,   /* paging-structure cache entry */
+};
+
+struct backend_ops {
+	const char *name;
+	void (*close)(struct backend *be);
+	void (*get_caps)(struct backend *be, struct backend_caps *caps);
+	/* Names of the devices the backend knows, in config order. */
+	uint32_t (*n_devices)(struct backend *be);
+	const char *(*device_name)(struct backend *be, uint32_t i);
+	int (*alloc_nested)(struct backend *be, const char *device,
+			    const struct backend_alloc *req, uint32_t *out_hwpt_id,
+			    uint32_t *out_parent_id);
+	int (*destroy)(struct backend *be, uint32_t hwpt_id);
+	int (*attach)(struct backend *be, const char *device, uint32_t hwpt_id);
+	int (*detach)(struct backend *be, const char *device);
+	int (*invalidate)(struct backend *be, struct backend_inv *inv);
+	/* Optional (NULL when the backend cannot): test-only operations. */
+	int (*check_iotlb)(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
+			   uint32_t expected);
+	int (*sim_populate)(struct backend *be, uint32_t hwpt_id, uint64_t addr,
+			    uint64_t npages, uint32_t kind);
+	int (*sim_query)(struct backend *be, uint32_t hwpt_id, uint64_t addr,
+			 uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
+	int (*inject_fault)(struct backend *be, const struct backend_fault *f);
+};
+
+/* Every backend object starts with this. */
+struct backend {
+	const struct backend_ops *ops;
+};
+
+/*
+ * Opens the backend named in cfg->backend ("sim", "iommufd"). Returns 0 or a
+ * negative errno; on failure *errmsg (static or cfg-owned) says why.
+ */
+int backend_open(const struct config *cfg, struct backend **out, const char **errmsg);
+
+/* Constructors, one per backend. */
+int backend_sim_open(const struct config *cfg, struct backend **out, const char **errmsg);
+int backend_iommufd_open(const struct config *cfg, struct backend **out,
+			 const char **errmsg);
+
+#endif

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The iommufd backend's entry points beyond backend.h's
+ * backend_iommufd_open(): construction from an inherited fd, and read-only
+ * introspection used by the kernel test tier.
+ */
+#ifndef IOMMU_NESTD_BACKEND_IOMMUFD_H
+#define IOMMU_NESTD_BACKEND_IOMMUFD_H
+
+#include <stdint.h>
+
+#include "backend.h"
+
+/*
+ * Like backend_iommufd_open(), on an already open /dev/iommu fd (systemd's
+ * fd store, a socket-activated parent). The backend takes ownership of fd:
+ * ops->close() closes it, and so does a failure here (except for an fd that
+ * is not open at all). A fresh IOAS, devices and nest parents are created
+ * in the context; objects a previous owner left in it are not recovered.
+ */
+int backend_iommufd_adopt(int fd, const struct config *cfg, struct backend **out,
+			  const char **errmsg);
+
+/* The iommufd the backend owns (tests issue raw ioctls on it). */
+int backend_iommufd_fd(struct backend *be);
+
+/*
+ * The kernel object ids behind a configured device: its iommufd device id,
+ * its nest parent HWPT and what it is attached to now (0: nothing). Any
+ * pointer may be NULL. Returns 0 or -ENOENT for an unknown device.
+ */
+int backend_iommufd_device_ids(struct backend *be, const char *device, uint32_t *dev_id,
+			       uint32_t *parent_id, uint32_t *attached_id);
+
+#endif

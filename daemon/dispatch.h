@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Request routing: one handler per request kind. A handler fills the reply
+ * and sends it itself (so reply bodies may live on its stack), or, for
+ * Invalidate, queues the request in the batch, which answers it later.
+ */
+#ifndef IOMMU_NESTD_DISPATCH_H
+#define IOMMU_NESTD_DISPATCH_H
+
+#include "iommu_nest.pb-c.h"
+
+struct session;
+struct inv_request;
+
+/* Decodes one packet and handles it. Returns 0, or -EPROTO for a broken frame. */
+int dispatch_packet(struct session *s, const uint8_t *buf, size_t len);
+
+typedef void (*request_handler)(struct session *s, const IommuNest__Request *req,
+				IommuNest__Reply *rep);
+
+void handle_hello(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_probe(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_detach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_check_iotlb(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_sim_populate(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_sim_query(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_inject_fault(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_stats(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+
+/* Answers an Invalidate request whose batch has run (or that failed early). */
+void invalidate_send_reply(struct session *s, struct inv_request *req);
+/* Frees the reply encoder's reusable buffers (at shutdown). */
+void invalidate_encoder_free(void);
+
+#endif

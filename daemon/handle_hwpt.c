@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/* HWPT lifetime: Probe, Alloc, Destroy, Attach, Detach. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "iommufd_uapi.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+
+/* Sends rep, counting it as an error when its status says so. */
+static void finish(struct session *s, IommuNest__Reply *rep)
+{
+	if (rep->status)
+		s->srv->stats.request_errors++;
+	session_send_reply(s, rep);
+}
+
+static struct hwpt_entry *owned_or_fail(struct session *s, uint32_t id, IommuNest__Reply *rep)
+{
+	struct hwpt_entry *e = hwpt_registry_lookup_owned(&s->srv->reg, id, s);
+
+	if (!e)
+		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", id);
+	return e;
+}
+
+void handle_probe(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	struct backend_inv inv = { .hwpt_id = req->probe->hwpt_id,
+				   .data_type = req->probe->data_type };
+	int rc;
+
+	if (owned_or_fail(s, inv.hwpt_id, rep)) {
+		/* The kernel's own probe: an empty array of the asked type. */
+		rc = srv->be->ops->invalidate(srv->be, &inv);
+		if (rc)
+			reply_error(rep, rc, "hwpt %u does not take invalidation data type %#x",
+				    inv.hwpt_id, inv.data_type);
+	}
+	finish(s, rep);
+}
+
+/* Turns the Alloc oneof into the kernel's type-specific data. */
+static void alloc_data(const IommuNest__Alloc *a, struct backend_alloc *ba,
+		       struct iommu_hwpt_vtd_s1 *vtd, struct iommu_hwpt_selftest *st)
+{
+	ba->data_type = a->data_type;
+	ba->flags = a->flags;
+	switch (a->data_case) {
+	case IOMMU_NEST__ALLOC__DATA_VTD_S1:
+		memset(vtd, 0, sizeof(*vtd));
+		vtd->flags = a->vtd_s1->flags;
+		vtd->pgtbl_addr = a->vtd_s1->pgtbl_addr;
+		vtd->addr_width = a->vtd_s1->addr_width;
+		vtd->__reserved = a->vtd_s1->reserved;
+		ba->data = vtd;
+		ba->data_len = sizeof(*vtd);
+		break;
+	case IOMMU_NEST__ALLOC__DATA_SELFTEST:
+		st->iotlb = a->selftest->iotlb;
+		ba->data = st;
+		ba->data_len = sizeof(*st);
+		break;
+	default:
+		ba->data = NULL;
+		ba->data_len = 0;
+	}
+}
+
+static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id,
+		       uint32_t parent_id)
+{
+	struct server *srv = s->srv;
+	struct hwpt_entry e = { .id = id, .parent_id = parent_id, .data_type = a->data_type,
+				.owner = s };
+	struct hwpt_entry *stored;
+
+	if (hwpt_inv_type_for(a->data_type, &e.inv_type))
+		return -EOPNOTSUPP;
+	snprintf(e.device, sizeof(e.device), "%s", a->device);
+	stored = hwpt_registry_add(&srv->reg, &e);
+	if (!stored)
+		return -ENOMEM;
+	stored->next_owned = s->owned;
+	s->owned = stored;
+	srv->stats.hwpts_active++;
+	return 0;
+}
+
+void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	const IommuNest__Alloc *a = req->alloc;
+	struct server *srv = s->srv;
+	IommuNest__AllocReply ar = IOMMU_NEST__ALLOC_REPLY__INIT;
+	struct iommu_hwpt_vtd_s1 vtd;
+	struct iommu_hwpt_selftest st;
+	struct backend_alloc ba;
+	uint32_t id = 0, parent = 0;
+	int rc;
+
+	if (!config_find_device(srv->cfg, a->device)) {
+		reply_error(rep, -ENODEV, "device \"%s\" is not configured", a->device);
+		return finish(s, rep);
+	}
+	if (a->data_type == IOMMU_HWPT_DATA_NONE) {
+		reply_error(rep, -EOPNOTSUPP, "only nested HWPTs are brokered (data type NONE)");
+		return finish(s, rep);
+	}
+	alloc_data(a, &ba, &vtd, &st);
+	rc = srv->be->ops->alloc_nested(srv->be, a->device, &ba, &id, &parent);
+	if (rc) {
+		reply_error(rep, rc, "IOMMU_HWPT_ALLOC on %s: %s", a->device, strerror(-rc));
+		return finish(s, rep);
+	}
+	rc = record_hwpt(s, a, id, parent);
+	if (rc) {
+		srv->be->ops->destroy(srv->be, id);
+		reply_error(rep, rc, "cannot track hwpt: %s", strerror(-rc));
+		return finish(s, rep);
+	}
+	log_info("session %llu (pid %d uid %u): hwpt %u on %s (parent %u)",
+		 (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid, id, a->device,
+		 parent);
+	ar.hwpt_id = id;
+	ar.parent_id = parent;
+	rep->body_case = IOMMU_NEST__REPLY__BODY_ALLOC;
+	rep->alloc = &ar;
+	finish(s, rep);
+}
+
+static void unlink_owned(struct session *s, struct hwpt_entry *e)
+{
+	for (struct hwpt_entry **pp = &s->owned; *pp; pp = &(*pp)->next_owned)
+		if (*pp == e) {
+			*pp = e->next_owned;
+			return;
+		}
+}
+
+void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	struct hwpt_entry *e = owned_or_fail(s, req->destroy->hwpt_id, rep);
+	int rc;
+
+	if (e) {
+		rc = srv->be->ops->destroy(srv->be, e->id);
+		if (rc) {
+			reply_error(rep, rc, "hwpt %u: %s", e->id,
+				    rc == -EBUSY ? "a device is attached" : strerror(-rc));
+		} else {
+			unlink_owned(s, e);
+			hwpt_registry_remove(&srv->reg, e);
+			srv->stats.hwpts_active--;
+		}
+	}
+	finish(s, rep);
+}
+
+/*
+ * A device may be attached to a nested HWPT of only one session at a time;
+ * to anyone else it is busy until that session detaches or goes away.
+ */
+static struct device_binding *binding_for(struct session *s, const char *device,
+					  IommuNest__Reply *rep)
+{
+	struct device_binding *b = hwpt_registry_binding(&s->srv->reg, device);
+
+	if (!b)
+		reply_error(rep, -ENODEV, "device \"%s\" is not configured", device);
+	else if (b->owner && b->owner != s) {
+		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", device);
+		b = NULL;
+	}
+	return b;
+}
+
+void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	const IommuNest__Attach *a = req->attach;
+	struct server *srv = s->srv;
+	struct device_binding *b = binding_for(s, a->device, rep);
+	struct hwpt_entry *e, *old;
+	int rc;
+
+	if (!b || !(e = owned_or_fail(s, a->hwpt_id, rep)))
+		return finish(s, rep);
+	rc = srv->be->ops->attach(srv->be, a->device, e->id);
+	if (rc) {
+		reply_error(rep, rc, "attach %s to hwpt %u: %s", a->device, e->id, strerror(-rc));
+		return finish(s, rep);
+	}
+	/* Attaching replaces the previous nested domain, as in the kernel. */
+	old = b->hwpt_id ? hwpt_registry_find(&srv->reg, b->hwpt_id) : NULL;
+	if (old)
+		old->n_attached--;
+	e->n_attached++;
+	b->hwpt_id = e->id;
+	b->owner = s;
+	finish(s, rep);
+}
+
+void handle_detach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	struct device_binding *b = binding_for(s, req->detach->device, rep);
+	struct hwpt_entry *old;
+	int rc;
+
+	if (!b)
+		return finish(s, rep);
+	if (b->owner != s) {
+		reply_error(rep, -ENOENT, "device \"%s\" is not attached", req->detach->device);
+		return finish(s, rep);
+	}
+	rc = srv->be->ops->detach(srv->be, req->detach->device);
+	if (rc) {
+		reply_error(rep, rc, "detach %s: %s", req->detach->device, strerror(-rc));
+		return finish(s, rep);
+	}
+	old = hwpt_registry_find(&srv->reg, b->hwpt_id);
+	if (old)
+		old->n_attached--;
+	b->hwpt_id = 0;
+	b->owner = NULL;
+	finish(s, rep);
+}

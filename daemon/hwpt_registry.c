@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+#include "hwpt_registry.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iommufd_uapi.h"
+
+#define INITIAL_BUCKETS 64
+
+static uint32_t bucket_of(const struct hwpt_registry *reg, uint32_t id)
+{
+	/* Object ids are small and dense; a multiplicative hash spreads them. */
+	return (id * 2654435761u) & (reg->n_buckets - 1);
+}
+
+int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg)
+{
+	memset(reg, 0, sizeof(*reg));
+	reg->buckets = calloc(INITIAL_BUCKETS, sizeof(*reg->buckets));
+	if (!reg->buckets)
+		return -ENOMEM;
+	reg->n_buckets = INITIAL_BUCKETS;
+	for (uint32_t i = 0; i < cfg->n_devices; i++)
+		reg->bindings[i].dev = &cfg->devices[i];
+	reg->n_bindings = cfg->n_devices;
+	return 0;
+}
+
+void hwpt_registry_fini(struct hwpt_registry *reg)
+{
+	for (uint32_t b = 0; b < reg->n_buckets; b++) {
+		struct hwpt_entry *e = reg->buckets[b], *next;
+
+		for (; e; e = next) {
+			next = e->hash_next;
+			free(e);
+		}
+	}
+	free(reg->buckets);
+	memset(reg, 0, sizeof(*reg));
+}
+
+static int grow(struct hwpt_registry *reg)
+{
+	uint32_t old_n = reg->n_buckets;
+	struct hwpt_entry **old = reg->buckets;
+	struct hwpt_entry **nb = calloc((size_t)old_n * 2, sizeof(*nb));
+
+	if (!nb)
+		return -ENOMEM;
+	reg->buckets = nb;
+	reg->n_buckets = old_n * 2;
+	for (uint32_t b = 0; b < old_n; b++) {
+		struct hwpt_entry *e = old[b], *next;
+
+		for (; e; e = next) {
+			uint32_t h = bucket_of(reg, e->id);
+
+			next = e->hash_next;
+			e->hash_next = nb[h];
+			nb[h] = e;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+struct hwpt_entry *hwpt_registry_add(struct hwpt_registry *reg, const struct hwpt_entry *e)
+{
+	struct hwpt_entry *n;
+	uint32_t h;
+
+	if (reg->count >= reg->n_buckets && grow(reg))
+		return NULL;
+	n = malloc(sizeof(*n));
+	if (!n)
+		return NULL;
+	*n = *e;
+	n->pending_head = NULL;
+	n->pending_tail = &n->pending_head;
+	n->next_pending = NULL;
+	h = bucket_of(reg, n->id);
+	n->hash_next = reg->buckets[h];
+	reg->buckets[h] = n;
+	reg->count++;
+	return n;
+}
+
+void hwpt_registry_remove(struct hwpt_registry *reg, struct hwpt_entry *e)
+{
+	struct hwpt_entry **pp = &reg->buckets[bucket_of(reg, e->id)];
+
+	for (; *pp; pp = &(*pp)->hash_next)
+		if (*pp == e) {
+			*pp = e->hash_next;
+			reg->count--;
+			free(e);
+			return;
+		}
+}
+
+struct hwpt_entry *hwpt_registry_find(const struct hwpt_registry *reg, uint32_t id)
+{
+	struct hwpt_entry *e = reg->buckets[bucket_of(reg, id)];
+
+	for (; e; e = e->hash_next)
+		if (e->id == id)
+			return e;
+	return NULL;
+}
+
+struct hwpt_entry *hwpt_registry_lookup_owned(const struct hwpt_registry *reg, uint32_t id,
+					      const struct session *s)
+{
+	struct hwpt_entry *e = hwpt_registry_find(reg, id);
+
+	return e && e->owner == s ? e : NULL;
+}
+
+struct device_binding *hwpt_registry_binding(struct hwpt_registry *reg, const char *device)
+{
+	for (uint32_t i = 0; i < reg->n_bindings; i++)
+		if (!strcmp(reg->bindings[i].dev->name, device))
+			return &reg->bindings[i];
+	return NULL;
+}
+
+int hwpt_inv_type_for(uint32_t hwpt_data_type, uint32_t *inv_type)
+{
+	switch (hwpt_data_type) {
+	case IOMMU_HWPT_DATA_VTD_S1:
+		*inv_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1;
+		return 0;
+	case IOMMU_HWPT_DATA_SELFTEST:
+		*inv_type = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST;
+		return 0;
+	default:
+		return -EOPNOTSUPP;
+	}
+}

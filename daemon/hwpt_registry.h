@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's view of the nested HWPTs it allocated for clients: id ->
+ * owner session, device, data types, attachments. The backend holds the
+ * objects; the registry decides who may name them.
+ */
+#ifndef IOMMU_NESTD_HWPT_REGISTRY_H
+#define IOMMU_NESTD_HWPT_REGISTRY_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct session;
+struct inv_request;
+
+struct hwpt_entry {
+	uint32_t id;
+	uint32_t parent_id;
+	uint32_t data_type; /* IOMMU_HWPT_DATA_* it was allocated with */
+	uint32_t inv_type;  /* IOMMU_HWPT_INVALIDATE_DATA_* it accepts */
+	uint32_t n_attached;
+	char device[CONFIG_NAME_MAX];
+	struct session *owner;
+
+	/* Invalidate requests waiting for this pass's batch (server.c). */
+	struct inv_request *pending_head;
+	struct inv_request **pending_tail;
+	struct hwpt_entry *next_pending;
+
+	struct hwpt_entry *next_owned; /* owner's list, newest first */
+	struct hwpt_entry *hash_next;
+};
+
+/* Which nested HWPT each configured device is attached to, and by whom. */
+struct device_binding {
+	const struct config_device *dev;
+	uint32_t hwpt_id; /* 0: on its nest parent */
+	struct session *owner;
+};
+
+struct hwpt_registry {
+	struct hwpt_entry **buckets;
+	uint32_t n_buckets; /* power of two */
+	uint32_t count;
+	struct device_binding bindings[CONFIG_MAX_DEVICES];
+	uint32_t n_bindings;
+};
+
+int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg);
+void hwpt_registry_fini(struct hwpt_registry *reg);
+
+/* Adds an entry (copied); returns the stored entry or NULL on -ENOMEM. */
+struct hwpt_entry *hwpt_registry_add(struct hwpt_registry *reg, const struct hwpt_entry *e);
+void hwpt_registry_remove(struct hwpt_registry *reg, struct hwpt_entry *e);
+struct hwpt_entry *hwpt_registry_find(const struct hwpt_registry *reg, uint32_t id);
+
+/*
+ * The entry for id if session s may name it. Anyone else's id, or an id that
+ * does not exist, gives NULL: callers answer -ENOENT for both, so a client
+ * cannot learn that another tenant's HWPT exists.
+ */
+struct hwpt_entry *hwpt_registry_lookup_owned(const struct hwpt_registry *reg, uint32_t id,
+					      const struct session *s);
+
+struct device_binding *hwpt_registry_binding(struct hwpt_registry *reg, const char *device);
+
+/* Inverse of the wire's data type pairing: IOMMU_HWPT_DATA_* -> INVALIDATE_DATA_*. */
+int hwpt_inv_type_for(uint32_t hwpt_data_type, uint32_t *inv_type);
+
+#endif

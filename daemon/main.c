@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iommu-nestd: owns iommufd nested HWPTs and serves batched IOTLB
+ * invalidations to unprivileged VMMs over a SOCK_SEQPACKET socket.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "backend.h"
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+struct options {
+	const char *config_path;
+	const char *socket_path;
+	const char *backend;
+	const char *log_level;
+	bool test_requests;
+	bool check_config;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: iommu-nestd [OPTIONS]\n"
+		"  -c, --config FILE      configuration file (INI)\n"
+		"  -s, --socket PATH      listen on PATH (SOCK_SEQPACKET)\n"
+		"  -b, --backend NAME     sim | iommufd\n"
+		"  -l, --log-level LEVEL  err | warning | notice | info | debug\n"
+		"      --test-requests    serve test-only requests (IOTLB check, sim model)\n"
+		"      --check-config     parse the configuration and exit\n"
+		"  -h, --help             this text\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "test-requests", no_argument, NULL, 'T' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:s:b:l:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config_path = optarg; break;
+		case 's': o->socket_path = optarg; break;
+		case 'b': o->backend = optarg; break;
+		case 'l': o->log_level = optarg; break;
+		case 'T': o->test_requests = true; break;
+		case 'C': o->check_config = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Command-line options win over the file. */
+static int apply_options(struct config *cfg, const struct options *o)
+{
+	char err[512];
+	int rc;
+
+	if (o->config_path) {
+		rc = config_load(cfg, o->config_path, err, sizeof(err));
+		if (rc) {
+			if (rc > 0)
+				log_err("%s:%d: %s", o->config_path, rc, err);
+			else
+				log_err("%s", err);
+			return -EINVAL;
+		}
+	}
+	if (o->socket_path)
+		snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s", o->socket_path);
+	if (o->backend) {
+		if (strcmp(o->backend, "sim") && strcmp(o->backend, "iommufd")) {
+			log_err("unknown backend \"%s\"", o->backend);
+			return -EINVAL;
+		}
+		snprintf(cfg->backend, sizeof(cfg->backend), "%s", o->backend);
+	}
+	if (o->log_level) {
+		rc = log_level_from_name(o->log_level);
+		if (rc < 0) {
+			log_err("unknown log level \"%s\"", o->log_level);
+			return -EINVAL;
+		}
+		cfg->log_level = rc;
+	}
+	if (o->test_requests)
+		cfg->test_requests = true;
+	return 0;
+}
+
+struct daemon_ctx {
+	struct event_base *base;
+	struct server *srv;
+	struct config *cfg;
+	const struct options *opts;
+	struct event *ev_watchdog;
+	uint64_t watchdog_usec;
+};
+
+static void on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon_ctx *d = arg;
+
+	log_notice("%s, shutting down", strsignal((int)sig));
+	sd_notify(0, "STOPPING=1");
+	event_base_loopexit(d->base, NULL);
+}
+
+static uint64_t monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * SIGHUP: re-read the file and apply what can change under live clients
+ * (limits, coalescing, logging, test requests). Devices, backend and
+ * socket need a restart; a changed value there is reported, not applied.
+ */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon_ctx *d = arg;
+	struct config next;
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)monotonic_usec());
+	config_defaults(&next);
+	if (apply_options(&next, d->opts)) {
+		log_err("reload failed; keeping the running configuration");
+		sd_notify(0, "READY=1");
+		return;
+	}
+	if (next.max_message_size != d->cfg->max_message_size)
+		log_notice("max_message_size changes only on restart");
+	d->cfg->max_entries = next.max_entries;
+	d->cfg->coalesce = next.coalesce;
+	d->cfg->coalesce_slack_pages = next.coalesce_slack_pages;
+	d->cfg->flush_all_pages = next.flush_all_pages;
+	d->cfg->vtd_max_mask = next.vtd_max_mask;
+	d->cfg->batch_delay_us = next.batch_delay_us;
+	d->cfg->test_requests = next.test_requests;
+	d->cfg->log_level = next.log_level;
+	log_set_level(next.log_level);
+	server_apply_config(d->srv);
+	log_notice("configuration reloaded");
+	sd_notify(0, "READY=1");
+}
+
+static void notify_status(const struct server *srv)
+{
+	const struct daemon_stats *st = &srv->stats;
+
+	sd_notifyf(0,
+		   "STATUS=%llu clients, %llu HWPTs, %llu requests, %llu entries in, "
+		   "%llu submitted in %llu calls",
+		   (unsigned long long)st->sessions_active, (unsigned long long)st->hwpts_active,
+		   (unsigned long long)st->requests, (unsigned long long)st->entries_received,
+		   (unsigned long long)st->entries_submitted, (unsigned long long)st->submissions);
+}
+
+/* Pets systemd's watchdog from the loop itself: a wedged loop stops petting. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon_ctx *d = arg;
+
+	sd_notify(0, "WATCHDOG=1");
+	notify_status(d->srv);
+}
+
+static int start_watchdog(struct daemon_ctx *d)
+{
+	struct timeval tv;
+	uint64_t usec = 0;
+
+	/* Without a watchdog, still refresh STATUS= every few seconds. */
+	if (sd_watchdog_enabled(0, &usec) <= 0 || !usec)
+		usec = 10 * 1000000u;
+	d->watchdog_usec = usec / 2;
+	tv.tv_sec = d->watchdog_usec / 1000000u;
+	tv.tv_usec = d->watchdog_usec % 1000000u;
+	d->ev_watchdog = event_new(d->base, -1, EV_PERSIST, on_watchdog, d);
+	return d->ev_watchdog && !event_add(d->ev_watchdog, &tv) ? 0 : -ENOMEM;
+}
+
+/* A socket from systemd activation, else the configured path. */
+static int start_listening(struct server *srv, const struct config *cfg)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names), rc;
+
+	for (int i = 0; i < n && names; i++)
+		free(names[i]);
+	free(names);
+	if (n > 1) {
+		log_err("expected one socket from systemd, got %d", n);
+		return -EINVAL;
+	}
+	if (n == 1) {
+		if (sd_is_socket(SD_LISTEN_FDS_START, AF_UNIX, SOCK_SEQPACKET, 1) <= 0) {
+			log_err("the socket from systemd is not a listening SOCK_SEQPACKET socket");
+			return -EINVAL;
+		}
+		log_info("using the socket passed by systemd");
+		return server_listen_fd(srv, SD_LISTEN_FDS_START);
+	}
+	rc = server_listen_path(srv, cfg->socket_path, cfg->socket_mode);
+	if (rc)
+		log_err("cannot listen on %s: %s", cfg->socket_path, strerror(-rc));
+	return rc;
+}
+
+static int add_signal(struct event_base *base, int sig, event_callback_fn fn, void *arg,
+		      struct event **ev)
+{
+	*ev = evsignal_new(base, sig, fn, arg);
+	return *ev && !evsignal_add(*ev, NULL) ? 0 : -ENOMEM;
+}
+
+static int run(struct config *cfg, const struct options *o)
+{
+	struct daemon_ctx d = { .cfg = cfg, .opts = o };
+	struct event *ev_sig[3] = { NULL, NULL, NULL };
+	struct backend *be = NULL;
+	const char *why = "";
+	struct server srv;
+	int rc;
+
+	rc = backend_open(cfg, &be, &why);
+	if (rc) {
+		log_err("cannot open the %s backend: %s", cfg->backend, why);
+		return rc;
+	}
+	d.base = event_base_new();
+	d.srv = &srv;
+	if (!d.base || server_init(&srv, d.base, cfg, be)) {
+		log_err("out of memory");
+		be->ops->close(be);
+		if (d.base)
+			event_base_free(d.base);
+		return -ENOMEM;
+	}
+	rc = start_listening(&srv, cfg);
+	if (rc)
+		goto out;
+	if (add_signal(d.base, SIGTERM, on_terminate, &d, &ev_sig[0]) ||
+	    add_signal(d.base, SIGINT, on_terminate, &d, &ev_sig[1]) ||
+	    add_signal(d.base, SIGHUP, on_reload, &d, &ev_sig[2]) || start_watchdog(&d)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	log_notice("serving on %s with the %s backend (%u devices)",
+		   srv.listen_fd_owned ? cfg->socket_path : "the activated socket", be->ops->name,
+		   be->ops->n_devices(be));
+	sd_notify(0, "READY=1");
+	notify_status(&srv);
+	rc = event_base_dispatch(d.base) < 0 ? -EIO : 0;
+out:
+	server_fini(&srv);
+	for (int i = 0; i < 3; i++)
+		if (ev_sig[i])
+			event_free(ev_sig[i]);
+	if (d.ev_watchdog)
+		event_free(d.ev_watchdog);
+	be->ops->close(be);
+	event_base_free(d.base);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct config cfg;
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	config_defaults(&cfg);
+	if (parse_options(argc, argv, &o) || apply_options(&cfg, &o))
+		return 2;
+	log_set_level(cfg.log_level);
+	if (o.check_config) {
+		printf("configuration OK: backend %s, socket %s, %u devices\n", cfg.backend,
+		       cfg.socket_path, cfg.n_devices);
+		return 0;
+	}
+	rc = run(&cfg, &o);
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Listening socket, connections and framing. One packet is one message;
+ * its size is checked (MSG_TRUNC) before anything decodes it. Invalidate
+ * requests read in one event-loop pass are batched per HWPT and submitted
+ * together by on_flush, which libevent runs after every callback that was
+ * already active in the pass (same priority, queued behind them).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "inv_request.h"
+#include "log.h"
+#include "session.h"
+
+/* Packets handled per readable callback before yielding to other clients. */
+#define READ_BURST 64
+
+static void on_flush(evutil_socket_t fd, short what, void *arg);
+
+static struct coalesce_params coalesce_params_of(const struct config *cfg)
+{
+	return (struct coalesce_params){
+		.enabled = cfg->coalesce,
+		.slack_pages = cfg->coalesce_slack_pages,
+		.flush_all_pages = cfg->flush_all_pages,
+		.vtd_max_mask = cfg->vtd_max_mask,
+	};
+}
+
+void server_apply_config(struct server *srv)
+{
+	srv->batch.params = coalesce_params_of(srv->cfg);
+}
+
+int server_init(struct server *srv, struct event_base *base, const struct config *cfg,
+		struct backend *be)
+{
+	struct coalesce_params cp = coalesce_params_of(cfg);
+	int rc;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->base = base;
+	srv->cfg = cfg;
+	srv->be = be;
+	srv->listen_fd = -1;
+	TAILQ_INIT(&srv->sessions);
+	be->ops->get_caps(be, &srv->caps);
+	rc = hwpt_registry_init(&srv->reg, cfg);
+	if (rc)
+		return rc;
+	inv_batch_ctx_init(&srv->batch, &cp);
+	/* One byte more than the limit, so that an oversized packet shows. */
+	srv->rx_cap = cfg->max_message_size + 1;
+	srv->tx_cap = cfg->max_message_size;
+	srv->rx_buf = malloc(srv->rx_cap);
+	srv->tx_buf = malloc(srv->tx_cap);
+	srv->ev_flush = event_new(base, -1, 0, on_flush, srv);
+	if (!srv->rx_buf || !srv->tx_buf || !srv->ev_flush) {
+		server_fini(srv);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void server_fini(struct server *srv)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&srv->sessions)))
+		session_free(s);
+	if (srv->ev_accept)
+		event_free(srv->ev_accept);
+	if (srv->ev_flush)
+		event_free(srv->ev_flush);
+	if (srv->listen_fd >= 0) {
+		close(srv->listen_fd);
+		if (srv->listen_fd_owned)
+			unlink(srv->cfg->socket_path);
+	}
+	inv_batch_ctx_free(&srv->batch);
+	invalidate_encoder_free();
+	hwpt_registry_fini(&srv->reg);
+	free(srv->rx_buf);
+	free(srv->tx_buf);
+	srv->rx_buf = srv->tx_buf = NULL;
+	srv->ev_accept = srv->ev_flush = NULL;
+	srv->listen_fd = -1;
+}
+
+/* Frees sessions that a handler or a failed send marked for closing. */
+static void reap_closing(struct server *srv)
+{
+	struct session *s, *next;
+
+	for (s = TAILQ_FIRST(&srv->sessions); s; s = next) {
+		next = TAILQ_NEXT(s, link);
+		if (s->closing)
+			session_free(s);
+	}
+}
+
+/* Best-effort error to a client whose frame we reject, then close. */
+static void reject_frame(struct session *s, int err, const char *why)
+{
+	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
+
+	s->srv->stats.protocol_errors++;
+	log_notice("session %llu (pid %d uid %u): %s, closing", (unsigned long long)s->id,
+		   (int)s->cred.pid, (unsigned)s->cred.uid, why);
+	reply_error(&rep, err, "%s", why);
+	session_send_reply(s, &rep);
+	s->closing = true;
+}
+
+/* Closes every descriptor passed along a packet; no request expects any yet. */
+static void drop_passed_fds(struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *fds = (int *)CMSG_DATA(c);
+
+		for (int i = 0; i < nfd; i++)
+			close(fds[i]);
+	}
+}
+
+/* Reads one packet. Returns its length, 0 at EOF, -EAGAIN, or -errno. */
+static ssize_t read_packet(struct session *s)
+{
+	struct server *srv = s->srv;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+	} control;
+	struct iovec iov = { .iov_base = srv->rx_buf, .iov_len = srv->rx_cap };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
+	};
+	ssize_t n;
+
+	n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if (mh.msg_controllen)
+		drop_passed_fds(&mh);
+	if (mh.msg_flags & MSG_CTRUNC)
+		return -EBADMSG;
+	if ((size_t)n > srv->cfg->max_message_size)
+		return -EMSGSIZE;
+	return n;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct server *srv = s->srv;
+
+	for (int i = 0; i < READ_BURST && !s->closing; i++) {
+		ssize_t n = read_packet(s);
+
+		if (n == -EAGAIN)
+			break;
+		if (n == 0 || n == -ECONNRESET) {
+			s->closing = true;
+			break;
+		}
+		if (n == -EMSGSIZE) {
+			reject_frame(s, -EMSGSIZE, "packet over the maximum message size");
+			break;
+		}
+		if (n < 0) {
+			reject_frame(s, (int)n, "unreadable packet");
+			break;
+		}
+		if (dispatch_packet(s, srv->rx_buf, (size_t)n) < 0)
+			reject_frame(s, -EPROTO, "packet is not a valid Request");
+	}
+	reap_closing(srv);
+}
+
+static int get_peer_cred(int fd, struct ucred *cred)
+{
+	socklen_t len = sizeof(*cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
+		return -errno;
+	return 0;
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct session *s;
+	struct ucred cred;
+	int fd;
+
+	for (;;) {
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("accept: %s", strerror(errno));
+			return;
+		}
+		if (get_peer_cred(fd, &cred)) {
+			log_warn("SO_PEERCRED: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		s = session_new(srv, fd, &cred);
+		if (s)
+			s->ev_read = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_readable, s);
+		if (!s || !s->ev_read || event_add(s->ev_read, NULL)) {
+			log_err("out of memory for a new connection");
+			if (s) {
+				if (s->ev_read)
+					event_free(s->ev_read);
+				event_free(s->ev_write);
+				free(s);
+			}
+			close(fd);
+			continue;
+		}
+		TAILQ_INSERT_TAIL(&srv->sessions, s, link);
+		srv->stats.connections++;
+		srv->stats.sessions_active++;
+		log_debug("session %llu: pid %d uid %u gid %u connected", (unsigned long long)s->id,
+			  (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
+	}
+}
+
+int server_listen_fd(struct server *srv, int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	srv->listen_fd = fd;
+	srv->ev_accept = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
+	if (!srv->ev_accept || event_add(srv->ev_accept, NULL))
+		return -ENOMEM;
+	return 0;
+}
+
+int server_listen_path(struct server *srv, const char *path, unsigned mode)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A stale socket from a crashed instance would make bind fail. */
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, mode) < 0 ||
+	    listen(fd, 128) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	srv->listen_fd_owned = true;
+	return server_listen_fd(srv, fd);
+}
+
+void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct inv_request *req)
+{
+	struct session *s = req->owner;
+
+	if (!hwpt->pending_head) {
+		hwpt->next_pending = srv->pending;
+		srv->pending = hwpt;
+	}
+	req->next = NULL;
+	*hwpt->pending_tail = req;
+	hwpt->pending_tail = &req->next;
+	s->n_pending++;
+	if (srv->flush_armed)
+		return;
+	srv->flush_armed = true;
+	if (srv->cfg->batch_delay_us) {
+		struct timeval tv = { .tv_sec = srv->cfg->batch_delay_us / 1000000,
+				      .tv_usec = srv->cfg->batch_delay_us % 1000000 };
+		evtimer_add(srv->ev_flush, &tv);
+	} else {
+		event_active(srv->ev_flush, EV_TIMEOUT, 0);
+	}
+}
+
+/* Runs one HWPT's batch and answers each of its requests. */
+static void run_hwpt_batch(struct server *srv, struct hwpt_entry *hwpt)
+{
+	struct inv_request *reqs = hwpt->pending_head, *r, *next;
+	struct inv_batch_stats st = { 0 };
+
+	hwpt->pending_head = NULL;
+	hwpt->pending_tail = &hwpt->pending_head;
+	inv_batch_run(&srv->batch, srv->be, reqs, &st);
+	srv->stats.batches++;
+	srv->stats.submissions += st.submissions;
+	srv->stats.entries_submitted += st.entries_submitted;
+	srv->stats.pages_flushed += st.pages_flushed;
+	for (r = reqs; r; r = next) {
+		struct session *s = r->owner;
+
+		next = r->next;
+		s->n_pending--;
+		invalidate_send_reply(s, r);
+		free(r);
+	}
+}
+
+void server_flush(struct server *srv)
+{
+	struct hwpt_entry *hwpt;
+
+	if (srv->flush_armed) {
+		srv->flush_armed = false;
+		event_del(srv->ev_flush);
+	}
+	while ((hwpt = srv->pending)) {
+		srv->pending = hwpt->next_pending;
+		hwpt->next_pending = NULL;
+		run_hwpt_batch(srv, hwpt);
+	}
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	srv->flush_armed = false;
+	server_flush(srv);
+	reap_closing(srv);
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop side of the daemon: listening socket, connections
+ * (sessions), packet framing, and the per-pass invalidation batch.
+ */
+#ifndef IOMMU_NESTD_SERVER_H
+#define IOMMU_NESTD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "backend.h"
+#include "config.h"
+#include "hwpt_registry.h"
+#include "inv_batch.h"
+#include "stats.h"
+
+struct event_base;
+struct event;
+struct session;
+
+struct server {
+	struct event_base *base;
+	const struct config *cfg;
+	struct backend *be;
+	struct backend_caps caps;
+	struct hwpt_registry reg;
+	struct daemon_stats stats;
+
+	int listen_fd;
+	bool listen_fd_owned; /* we created (and must unlink) the socket */
+	struct event *ev_accept;
+	struct event *ev_flush;
+	TAILQ_HEAD(, session) sessions;
+	uint64_t next_session_id;
+
+	/* Invalidation batch of the current event-loop pass. */
+	struct hwpt_entry *pending;
+	bool flush_armed;
+	struct inv_batch_ctx batch;
+
+	/* One receive and one send buffer for the whole (single-threaded) loop. */
+	uint8_t *rx_buf;
+	size_t rx_cap;
+	uint8_t *tx_buf;
+	size_t tx_cap;
+};
+
+int server_init(struct server *srv, struct event_base *base, const struct config *cfg,
+		struct backend *be);
+void server_fini(struct server *srv);
+
+/* Applies reloadable settings of srv->cfg (coalescing parameters). */
+void server_apply_config(struct server *srv);
+
+/* Binds and listens on cfg->socket_path (SOCK_SEQPACKET). */
+int server_listen_path(struct server *srv, const char *path, unsigned mode);
+/* Serves an already listening socket (systemd activation). */
+int server_listen_fd(struct server *srv, int fd);
+
+/* Queues an invalidate request of session s in the current pass's batch. */
+void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct inv_request *req);
+/* Runs every queued batch now and answers its requests. */
+void server_flush(struct server *srv);
+
+#endif

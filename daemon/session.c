@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+#include "session.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+
+/* Replies a slow client has not read, above which it is disconnected. */
+#define OUTQ_MAX_BYTES (4u << 20)
+
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+struct session *session_new(struct server *srv, int fd, const struct ucred *cred)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->srv = srv;
+	s->fd = fd;
+	s->cred = *cred;
+	s->id = ++srv->next_session_id;
+	STAILQ_INIT(&s->outq);
+	s->ev_write = event_new(srv->base, fd, EV_WRITE, on_writable, s);
+	if (!s->ev_write) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/*
+ * Tears down what the session owns: first devices attached to its HWPTs go
+ * back to their nest parents, then its HWPTs are destroyed newest first
+ * (children before parents), so that nothing stays behind in the backend.
+ */
+static void session_release_objects(struct session *s)
+{
+	struct server *srv = s->srv;
+	struct hwpt_entry *e, *next;
+	int rc;
+
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
+		struct device_binding *b = &srv->reg.bindings[i];
+
+		if (b->owner != s)
+			continue;
+		rc = srv->be->ops->detach(srv->be, b->dev->name);
+		if (rc)
+			log_warn("session %llu: detach %s: %s", (unsigned long long)s->id,
+				 b->dev->name, strerror(-rc));
+		b->owner = NULL;
+		b->hwpt_id = 0;
+	}
+	for (e = s->owned; e; e = next) {
+		next = e->next_owned;
+		rc = srv->be->ops->destroy(srv->be, e->id);
+		if (rc)
+			log_err("session %llu: destroy hwpt %u: %s", (unsigned long long)s->id,
+				e->id, strerror(-rc));
+		hwpt_registry_remove(&srv->reg, e);
+		srv->stats.hwpts_active--;
+	}
+	s->owned = NULL;
+}
+
+void session_free(struct session *s)
+{
+	struct out_packet *p;
+
+	/* Queued invalidations are submitted before the HWPTs go away. */
+	if (s->n_pending)
+		server_flush(s->srv);
+	session_release_objects(s);
+	if (s->ev_read)
+		event_free(s->ev_read);
+	event_free(s->ev_write);
+	while ((p = STAILQ_FIRST(&s->outq))) {
+		STAILQ_REMOVE_HEAD(&s->outq, link);
+		free(p);
+	}
+	close(s->fd);
+	TAILQ_REMOVE(&s->srv->sessions, s, link);
+	s->srv->stats.sessions_active--;
+	log_debug("session %llu closed", (unsigned long long)s->id);
+	free(s);
+}
+
+static int queue_packet(struct session *s, const uint8_t *buf, size_t len)
+{
+	struct out_packet *p;
+
+	if (s->outq_bytes + len > OUTQ_MAX_BYTES)
+		return -ENOBUFS;
+	p = malloc(sizeof(*p) + len);
+	if (!p)
+		return -ENOMEM;
+	p->len = len;
+	memcpy(p->data, buf, len);
+	STAILQ_INSERT_TAIL(&s->outq, p, link);
+	s->outq_bytes += len;
+	if (!event_pending(s->ev_write, EV_WRITE, NULL))
+		event_add(s->ev_write, NULL);
+	return 0;
+}
+
+/* Sends queued replies in order until the socket is full again. */
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct out_packet *p;
+
+	while ((p = STAILQ_FIRST(&s->outq))) {
+		ssize_t n = send(s->fd, p->data, p->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			event_add(s->ev_write, NULL);
+			return;
+		}
+		if (n < 0) {
+			session_free(s);
+			return;
+		}
+		STAILQ_REMOVE_HEAD(&s->outq, link);
+		s->outq_bytes -= p->len;
+		free(p);
+	}
+}
+
+void session_send_reply(struct session *s, const IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	size_t len = iommu_nest__reply__get_packed_size(rep);
+	ssize_t n;
+	int rc;
+
+	if (s->closing)
+		return;
+	if (len > srv->tx_cap) {
+		/* Can only happen with a broken size calculation; never send it. */
+		log_err("session %llu: reply of %zu bytes over the limit", (unsigned long long)s->id,
+			len);
+		s->closing = true;
+		return;
+	}
+	iommu_nest__reply__pack(rep, srv->tx_buf);
+	if (STAILQ_EMPTY(&s->outq)) {
+		n = send(s->fd, srv->tx_buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0)
+			return;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			s->closing = true;
+			return;
+		}
+	}
+	rc = queue_packet(s, srv->tx_buf, len);
+	if (rc) {
+		log_warn("session %llu (pid %d uid %u): %s, disconnecting",
+			 (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid,
+			 rc == -ENOBUFS ? "client is not reading its replies" : strerror(-rc));
+		s->closing = true;
+	}
+}
+
+void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)
+{
+	/* The loop is single-threaded and a reply is encoded before the next. */
+	static char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	rep->status = err;
+	rep->error = reason;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One client connection: its peer credentials, the HWPTs it owns, its
+ * queued output. A session that goes away takes its HWPTs with it.
+ */
+#ifndef IOMMU_NESTD_SESSION_H
+#define IOMMU_NESTD_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "iommu_nest.pb-c.h"
+
+struct server;
+struct hwpt_entry;
+
+struct out_packet {
+	STAILQ_ENTRY(out_packet) link;
+	size_t len;
+	uint8_t data[];
+};
+
+struct session {
+	TAILQ_ENTRY(session) link;
+	struct server *srv;
+	uint64_t id;
+	int fd;
+	struct ucred cred; /* SO_PEERCRED at accept */
+	bool hello_done;
+	bool closing;
+	char name[64]; /* client_name from Hello, for logs */
+
+	struct event *ev_read;
+	struct event *ev_write;
+	STAILQ_HEAD(, out_packet) outq; /* replies the socket could not take yet */
+	size_t outq_bytes;
+
+	uint32_t n_pending; /* invalidate requests waiting in the batch */
+	struct hwpt_entry *owned;
+};
+
+struct session *session_new(struct server *srv, int fd, const struct ucred *cred);
+/* Detaches and destroys the session's HWPTs, closes the socket, frees it. */
+void session_free(struct session *s);
+
+/* Encodes rep and sends it (or queues it); on a fatal error closes s. */
+void session_send_reply(struct session *s, const IommuNest__Reply *rep);
+
+/* Fills a reply with an error: status and a human-readable reason. */
+void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

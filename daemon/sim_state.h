@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The simulator's whole state, in one self-contained struct (everything is
+ * reachable from it, nothing lives in globals), so that it can later be
+ * serialised across daemon restarts.
+ *
+ * Objects model iommufd HWPT objects: every configured device owns one
+ * kernel-managed nest parent (a paging HWPT) and user-managed nested HWPTs
+ * are allocated on top of it. Ids are allocated like iommufd's (u32 from 1)
+ * but never reused, so a stale id answers -ENOENT instead of silently
+ * naming a newer object.
+ *
+ * Not thread safe: the daemon drives the backend from its event loop.
+ */
+#ifndef IOMMU_NESTD_SIM_STATE_H
+#define IOMMU_NESTD_SIM_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "config.h"
+#include "iommufd_uapi.h"
+#include "sim_iset.h"
+
+enum sim_obj_type {
+	SIM_OBJ_PARENT = 1, /* IOMMUFD_OBJ_HWPT_PAGING, nest parent */
+	SIM_OBJ_NESTED = 2, /* IOMMUFD_OBJ_HWPT_NESTED */
+};
+
+struct sim_obj {
+	uint32_t id;
+	enum sim_obj_type type;
+	enum device_kind kind; /* the driver that owns the domain */
+	uint32_t dev;          /* index of the device it was allocated for */
+	uint32_t parent_id;    /* nested: its nest parent */
+	/*
+	 * Like iommufd_object.users beyond the table's own reference:
+	 * attached devices plus (for a parent) nested children. Destroy
+	 * needs it to be zero.
+	 */
+	uint32_t users;
+	/* Nested VT-d: what IOMMU_HWPT_ALLOC stored (checked at attach). */
+	struct iommu_hwpt_vtd_s1 vtd;
+	/* Nested selftest: the mock IOTLB slots. */
+	uint32_t iotlb[MOCK_NESTED_DOMAIN_IOTLB_NUM];
+	/* Nested VT-d: cached pages, leaf translations and paging structures. */
+	struct sim_iset iotlb_set;
+	struct sim_iset psc_set;
+};
+
+struct sim_dev {
+	char name[CONFIG_NAME_MAX];
+	enum device_kind kind;
+	uint32_t parent_id;   /* its nest parent, allocated at open */
+	uint32_t attached_id; /* the HWPT it is attached to: parent or nested */
+};
+
+struct sim_state {
+	struct sim_dev devs[CONFIG_MAX_DEVICES];
+	uint32_t n_devs;
+
+	/* Sorted by id (ids only grow, so allocation appends). */
+	struct sim_obj *objs;
+	uint32_t n_objs;
+	uint32_t cap_objs;
+	uint32_t next_id;
+
+	/* Fault injection; fault.mode == FAULT_CLEAR means none. */
+	struct backend_fault fault;
+	uint32_t fault_fires_left; /* 0 with fault.count == 0: unlimited */
+	uint32_t latency_us;
+};
+
+/* sim_objects.c: lifecycle. */
+int sim_state_init(struct sim_state *st, const struct config *cfg, const char **errmsg);
+void sim_state_free(struct sim_state *st);
+struct sim_obj *sim_obj_find(struct sim_state *st, uint32_t id);
+int sim_dev_find(const struct sim_state *st, const char *name);
+int sim_alloc_nested(struct sim_state *st, const char *device,
+		     const struct backend_alloc *req, uint32_t *out_id, uint32_t *out_parent);
+int sim_destroy(struct sim_state *st, uint32_t id);
+int sim_attach(struct sim_state *st, const char *device, uint32_t id);
+int sim_detach(struct sim_state *st, const char *device);
+
+/* sim_cache.c: model caches, read back and seeded by tests. */
+int sim_check_iotlb(struct sim_state *st, uint32_t id, uint32_t iotlb_id, uint32_t expected);
+int sim_populate(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages,
+		 uint32_t kind);
+int sim_query(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages,
+	      uint64_t *iotlb_pages, uint64_t *psc_pages);
+/* The pfn range [*start, *end) an (addr, npages) request covers, clamped. */
+void sim_range_of(uint64_t addr, uint64_t npages, uint64_t *start, uint64_t *end);
+
+/* sim_inv.c: IOMMU_HWPT_INVALIDATE and fault injection. */
+int sim_invalidate(struct sim_state *st, struct backend_inv *inv);
+int sim_inject_fault(struct sim_state *st, const struct backend_fault *f);
+
+#endif

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Daemon-wide counters, served by the Stats request and logged at exit. */
+#ifndef IOMMU_NESTD_STATS_H
+#define IOMMU_NESTD_STATS_H
+
+#include <stdint.h>
+
+struct daemon_stats {
+	uint64_t connections;
+	uint64_t sessions_active;
+	uint64_t requests;
+	uint64_t request_errors;
+	uint64_t entries_received;
+	uint64_t entries_failed;
+	uint64_t entries_submitted;
+	uint64_t submissions;
+	uint64_t pages_flushed;
+	uint64_t hwpts_active;
+	uint64_t protocol_errors;
+	uint64_t batches;
+};
+
+#endif

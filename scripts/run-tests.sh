@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every test on a fresh machine: install what is missing, then build and run
+# the whole suite (unit, integration, kernel tier in QEMU) with warnings as
+# errors, then the same unit and integration suites under ASan+UBSan and the
+# integration suite with the daemon under valgrind.
+#   NESTD_SKIP_KERNEL=1   leave out the QEMU kernel tier
+#   NESTD_SKIP_SANITIZE=1 leave out the ASan/UBSan and valgrind passes
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${BUILD_ROOT:-$top/build-test}
+jobs=$(nproc)
+
+deps=()
+[ "${NESTD_SKIP_KERNEL:-0}" = 1 ] || deps+=(--kernel)
+"$top/scripts/install-deps.sh" "${deps[@]}"
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+section "build (-Werror)"
+cmake -S "$top" -B "$out/main" -DNESTD_WERROR=ON \
+	-DNESTD_KERNEL_TESTS="$([ "${NESTD_SKIP_KERNEL:-0}" = 1 ] && echo OFF || echo ON)" >/dev/null
+cmake --build "$out/main" -j"$jobs"
+
+section "unit + integration + kernel tests"
+ctest --test-dir "$out/main" --output-on-failure -j"$jobs"
+
+if [ "${NESTD_SKIP_SANITIZE:-0}" != 1 ]; then
+	section "ASan + UBSan build"
+	cmake -S "$top" -B "$out/asan" -DNESTD_WERROR=ON -DNESTD_SANITIZE=ON \
+		-DNESTD_KERNEL_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build "$out/asan" -j"$jobs"
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir "$out/asan" --output-on-failure -j"$jobs" -LE kernel
+
+	section "integration tests with the daemon under valgrind"
+	NESTD_DAEMON_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
+		ctest --test-dir "$out/main" --output-on-failure -j"$jobs" -L integration
+fi
+section "all test passes done"

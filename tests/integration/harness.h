@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration test harness: runs the real iommu-nestd binary on a private
+ * socket, talks to it through libiommu-nest or raw protobuf packets, and
+ * wraps CUnit so that every test program looks the same.
+ *
+ * Environment:
+ *   NESTD_DAEMON          daemon binary (default: the build tree's)
+ *   NESTD_DAEMON_WRAPPER  command prefix, e.g. "valgrind --error-exitcode=99"
+ *   NESTD_BACKEND         backend = ... (default sim)
+ *   NESTD_CONFIG_EXTRA    appended to every config ("\n" escapes allowed)
+ *   NESTD_DEVICES         device sections replacing the default ones
+ *   NESTD_KEEP_LOGS       print the daemon log of every test, not only failures
+ */
+#ifndef IOMMU_NESTD_IT_HARNESS_H
+#define IOMMU_NESTD_IT_HARNESS_H
+
+#include <CUnit/CUnit.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "iommu_nest.h"
+#include "iommu_nest.pb-c.h"
+
+/* Device names every default config declares (sim backend). */
+#define IT_VTD0 "vtd0"
+#define IT_VTD1 "vtd1"
+#define IT_ST0 "st0"
+#define IT_ST1 "st1"
+
+/* A VT-d address width the sim accepts at attach. */
+#define IT_VTD_AW 48
+#define IT_PAGE 4096ULL
+
+struct nestd {
+	pid_t pid;
+	bool running;
+	char dir[256];
+	char sock[108];
+	char cfg_path[300];
+	char log_path[300];
+};
+
+/* ---- Daemon lifecycle ---------------------------------------------------- */
+
+/* Writes text to path (0 or -errno). */
+int it_write_file(const char *path, const char *text);
+
+/*
+ * Starts the daemon with the default config plus body (more [sections] or
+ * keys of [daemon]; may be NULL) and waits until its socket accepts. Fails
+ * the current test (fatally) if it does not come up.
+ */
+struct nestd *it_start(const char *body);
+
+/*
+ * SIGTERM, waits for exit and returns the exit code (0: clean shutdown),
+ * 128 + signal if killed by a signal, -1 on a wait failure. Prints the log
+ * when the exit was not clean. Frees d.
+ */
+int it_stop(struct nestd *d);
+
+/* it_stop() with CU_ASSERT_EQUAL(exit code, 0). */
+void it_stop_ok(struct nestd *d);
+
+/* Freezes / resumes the daemon process (deterministic batching tests). */
+void it_freeze(struct nestd *d);
+void it_thaw(struct nestd *d);
+
+/* Bounded reply timeout in ms, longer under a wrapper. */
+int it_timeout_ms(void);
+
+/* ---- Client-library connections (closed by the per-test teardown) -------- */
+
+struct iommu_nest *it_connect(struct nestd *d, const char *name);
+/* Closes a handle opened by it_connect() before the teardown would. */
+void it_close(struct iommu_nest *h);
+
+bool it_has_cap(struct iommu_nest *h, uint32_t cap);
+bool it_has_device(struct iommu_nest *h, const char *dev);
+
+uint32_t it_alloc_vtd(struct iommu_nest *h, const char *dev);
+uint32_t it_alloc_st(struct iommu_nest *h, const char *dev, uint32_t iotlb);
+struct iommu_nest_stats it_stats(struct iommu_nest *h);
+
+/* Model IOTLB / PSC page counts of [addr, addr + npages pages). */
+uint64_t it_iotlb_pages(struct iommu_nest *h, uint32_t hwpt, uint64_t addr, uint64_t npages);
+uint64_t it_psc_pages(struct iommu_nest *h, uint32_t hwpt, uint64_t addr, uint64_t npages);
+void it_populate(struct iommu_nest *h, uint32_t hwpt, uint64_t addr, uint64_t npages,
+		 uint32_t kind);
+
+/* ---- Raw packets ---------------------------------------------------------- */
+
+/* A plain SOCK_SEQPACKET connection (closed by the teardown). */
+int it_raw_connect(struct nestd *d);
+void it_raw_close(int fd);
+int it_raw_send(int fd, const void *buf, size_t len);
+int it_raw_send_req(int fd, const IommuNest__Request *req);
+/* Sends a packet with fds attached via SCM_RIGHTS. */
+int it_raw_send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds);
+/*
+ * Waits (bounded) for a packet. Returns the decoded reply, or NULL with
+ * *err = 0 at EOF (connection closed), -ETIMEDOUT, -EPROTO (undecodable)
+ * or another -errno.
+ */
+IommuNest__Reply *it_raw_recv(int fd, int *err);
+/* Sends Hello (version 1) and checks the reply. */
+void it_raw_hello(int fd);
+/* Sends req with the given id, returns the reply (fatal if none). */
+IommuNest__Reply *it_raw_call(int fd, IommuNest__Request *req, uint64_t id);
+/* True iff the peer closed the connection (after draining nothing else). */
+bool it_raw_eof(int fd);
+
+/* ---- Results -------------------------------------------------------------- */
+
+/* The expected state of one entry; error/hw_error only checked as given. */
+struct it_expect {
+	uint32_t state;
+	int32_t error;
+	uint32_t hw_error;
+};
+
+/* Asserts each entry's state/error/hw_error and reports the first mismatch. */
+void it_check_results_at(const struct iommu_nest_entry_result *got,
+			 const struct it_expect *want, size_t n, const char *file, int line);
+#define it_check_results(got, want, n) it_check_results_at(got, want, n, __FILE__, __LINE__)
+
+/* Every entry NOT_ATTEMPTED with error 0. */
+void it_check_all_not_attempted_at(const struct iommu_nest_entry_result *got, size_t n,
+				   const char *file, int line);
+#define it_check_all_not_attempted(got, n) \
+	it_check_all_not_attempted_at(got, n, __FILE__, __LINE__)
+
+/* ---- CUnit wrapper --------------------------------------------------------- */
+
+struct it_case {
+	const char *name;
+	CU_TestFunc fn;
+};
+
+/*
+ * Registers the cases as one suite (with a teardown that stops leftover
+ * daemons and closes connections), runs them (argv[1]: only that case) and
+ * returns the process exit code: 1 on any failure, 77 when every case was
+ * skipped, else 0.
+ */
+int it_main(int argc, char **argv, const char *suite, const struct it_case *cases);
+
+/* Marks the running case skipped (with a reason) and returns from it. */
+void it_note_skip(const char *test, const char *why);
+#define IT_SKIP(why)                           \
+	do {                                   \
+		it_note_skip(__func__, (why)); \
+		return;                        \
+	} while (0)
+#define IT_REQUIRE_CAP(h, cap)                         \
+	do {                                           \
+		if (!it_has_cap((h), (cap)))           \
+			IT_SKIP("daemon lacks " #cap); \
+	} while (0)
+#define IT_REQUIRE_DEVICE(h, dev)                            \
+	do {                                                 \
+		if (!it_has_device((h), (dev)))              \
+			IT_SKIP("no device " dev " configured"); \
+	} while (0)
+
+#endif

@@ -1,0 +1,169 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# The kernel test tier's driver: builds (or reuses) the test kernel, packs
+# an initramfs with the daemon, its config and the test binaries, boots it
+# under qemu-system-x86_64 with TCG, and turns the guest's result lines into
+# an exit status.
+#
+# Usage: run-qemu.sh [options] [--] TEST...
+#   --kernel BZIMAGE   boot this kernel (default: build-kernel.sh's, built
+#                      or taken from its cache)
+#   --daemon PATH      the iommu-nestd binary (guest: $NESTD_DAEMON)
+#   --config FILE      its config (guest: $NESTD_CONFIG)
+#   --env NAME=VALUE   extra environment for the tests (repeatable)
+#   --timeout SECONDS  whole-VM timeout (default 300)
+#   --test-timeout S   per-test timeout inside the guest (default 120)
+#   --log FILE         keep the serial console output here
+#   --memory SIZE      guest memory (default 512M)
+#   --no-install       never apt-get missing packages
+#
+# Exit status: 0 every test passed (SKIP counts as passing) and the guest
+# printed its final line; 77 qemu, busybox or the kernel source are not
+# available and cannot be installed (CTest SKIP_RETURN_CODE); 1 otherwise.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly SKIP=77
+
+kernel=
+daemon=
+config=
+timeout_s=300
+test_timeout=120
+log=
+memory=512M
+no_install=0
+envs=()
+tests=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) kernel=$2; shift 2 ;;
+	--daemon) daemon=$2; shift 2 ;;
+	--config) config=$2; shift 2 ;;
+	--env) envs+=(-e "$2"); shift 2 ;;
+	--timeout) timeout_s=$2; shift 2 ;;
+	--test-timeout) test_timeout=$2; shift 2 ;;
+	--log) log=$2; shift 2 ;;
+	--memory) memory=$2; shift 2 ;;
+	--no-install) no_install=1; shift ;;
+	-h | --help) sed -n '3,24p' "$0"; exit 0 ;;
+	--) shift; tests+=("$@"); break ;;
+	-*) echo "run-qemu.sh: unknown option $1" >&2; exit 2 ;;
+	*) tests+=("$1"); shift ;;
+	esac
+done
+
+log_msg() { echo "run-qemu: $*" >&2; }
+skip() {
+	log_msg "SKIP: $*"
+	exit $SKIP
+}
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+		sudo -n "$@"
+	else
+		return 1
+	fi
+}
+
+apt_install() {
+	[ "$no_install" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+	log_msg "installing: $*"
+	export DEBIAN_FRONTEND=noninteractive
+	as_root apt-get install -y --no-install-recommends "$@" >&2 ||
+		{ as_root apt-get update >&2 &&
+			as_root apt-get install -y --no-install-recommends "$@" >&2; }
+}
+
+# --- prerequisites: qemu, busybox, the kernel ---------------------------
+
+missing=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || [ -n "${NESTD_BUSYBOX:-}" ] ||
+	missing+=(busybox-static)
+command -v cpio >/dev/null 2>&1 || missing+=(cpio)
+if [ ${#missing[@]} -gt 0 ]; then
+	apt_install "${missing[@]}" ||
+		skip "missing ${missing[*]} and cannot install (need root or sudo, and apt)"
+fi
+
+if [ -z "$kernel" ]; then
+	kargs=(--print-path)
+	[ "$no_install" = 0 ] || kargs+=(--no-install)
+	rc=0
+	kernel=$("$here/build-kernel.sh" "${kargs[@]}") || rc=$?
+	[ "$rc" != "$SKIP" ] || skip "no kernel: build-kernel.sh could not get the kernel source"
+	[ "$rc" = 0 ] || { log_msg "build-kernel.sh failed ($rc)"; exit 1; }
+fi
+[ -s "$kernel" ] || { log_msg "kernel $kernel not found"; exit 1; }
+
+# --- initramfs -----------------------------------------------------------
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/nestd-ktest.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+initrd=$work/initramfs.cpio.gz
+margs=(-o "$initrd" -t "$test_timeout")
+[ -z "$daemon" ] || margs+=(-d "$daemon")
+[ -z "$config" ] || margs+=(-c "$config")
+"$here/mkinitramfs.sh" "${margs[@]}" ${envs[@]+"${envs[@]}"} -- ${tests[@]+"${tests[@]}"}
+
+# The names the guest must report, in order.
+expect=()
+[ -z "$daemon" ] || [ -z "$config" ] || expect+=(daemon-start)
+for t in ${tests[@]+"${tests[@]}"}; do
+	expect+=("$(basename "$t")")
+done
+expect+=(kernel-log)
+
+# --- boot ----------------------------------------------------------------
+
+serial=$work/serial.log
+log_msg "booting $kernel (timeout ${timeout_s}s)"
+start=$(date +%s.%N)
+qrc=0
+timeout -k 10 "$timeout_s" qemu-system-x86_64 \
+	-accel tcg -cpu max -smp 1 -m "$memory" \
+	-nographic -no-reboot \
+	-kernel "$kernel" -initrd "$initrd" \
+	-append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init" \
+	</dev/null 2>&1 | tr -d '\r' | tee "$serial" | sed -u 's/^/guest| /' >&2 ||
+	qrc=$?
+# With pipefail the pipeline's status is timeout's/qemu's (tr, tee and sed
+# do not fail here).
+end=$(date +%s.%N)
+secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+[ -z "$log" ] || { mkdir -p "$(dirname "$log")" && cp "$serial" "$log"; }
+
+# --- verdict -------------------------------------------------------------
+
+ok=1
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+	log_msg "FAIL: the VM did not finish within ${timeout_s}s"
+	ok=0
+elif [ "$qrc" != 0 ]; then
+	log_msg "FAIL: qemu exited with status $qrc"
+	ok=0
+fi
+for name in "${expect[@]}"; do
+	line=$(grep -E "NESTD-KTEST $name (PASS|FAIL|SKIP) " "$serial" | tail -n 1 || true)
+	case "$line" in
+	*" PASS "*) log_msg "PASS $name" ;;
+	*" SKIP "*) log_msg "SKIP $name (counted as passing)" ;;
+	"") log_msg "FAIL $name: no result line"; ok=0 ;;
+	*) log_msg "FAIL $name: ${line#*NESTD-KTEST }"; ok=0 ;;
+	esac
+done
+if ! grep -q '^NESTD-KTEST-DONE ' "$serial"; then
+	log_msg "FAIL: the guest never printed its final line (NESTD-KTEST-DONE)"
+	ok=0
+fi
+log_msg "boot+test: ${secs}s (kernel $kernel)"
+if [ "$ok" = 1 ]; then
+	log_msg "all ${#expect[@]} checks passed"
+	exit 0
+fi
+exit 1

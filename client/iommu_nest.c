@@ -32,10 +32,10 @@
 #define NEST_MIN_MSG_SIZE 512u
 /* Largest buffers we allocate whatever the daemon announces. */
 #define NEST_MAX_MSG_SIZE (64u * 1024 * 1024)
-#define NEST_ARENA_SIZE 4096u
+#define NEST_ARENA_SIZE	  4096u
 /* Linux errnos live below 4096; anything else in a status is garbage. */
 #define NEST_MAX_ERRNO 4095
-#define NO_SLOT SIZE_MAX
+#define NO_SLOT	       SIZE_MAX
 
 /* The public constants must stay the wire's (and the kernel's) values. */
 #define SAME_VALUE(a, b) _Static_assert((int)(a) == (int)(b), #a " != " #b)
@@ -109,16 +109,17 @@ struct iommu_nest {
 	struct inflight *slots;
 	size_t n_slots;
 	size_t in_flight; /* submitted, callback not yet run */
-	size_t pending;   /* of which completed */
+	size_t pending;	  /* of which completed */
 	size_t done_head, done_tail;
 
 	char errbuf[256];
+	uint64_t last_limit; /* Reply.limit of the last failed reply */
 };
 
 /* ---- Errors -------------------------------------------------------------- */
 
 __attribute__((format(printf, 3, 4))) static int set_error(struct iommu_nest *h, int err,
-							    const char *fmt, ...)
+							   const char *fmt, ...)
 {
 	va_list ap;
 
@@ -260,8 +261,8 @@ static int send_request(struct iommu_nest *h, IommuNest__Request *req, bool nonb
  */
 static int recv_reply(struct iommu_nest *h, bool nonblock, IommuNest__Reply **out)
 {
-	struct iovec iov = { .iov_base = h->rbuf, .iov_len = h->buf_size };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov = {.iov_base = h->rbuf, .iov_len = h->buf_size};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 	int flags = MSG_CMSG_CLOEXEC | (nonblock ? MSG_DONTWAIT : 0);
 	IommuNest__Reply *reply;
 	ssize_t r;
@@ -333,8 +334,7 @@ static int check_inv_reply(const IommuNest__InvalidateReply *ir, size_t n)
  * reports every entry NOT_ATTEMPTED.
  */
 static int decode_inv_reply(struct iommu_nest *h, const IommuNest__Reply *reply, size_t n,
-			    struct iommu_nest_entry_result *res,
-			    struct iommu_nest_inv_summary *sum)
+			    struct iommu_nest_entry_result *res, struct iommu_nest_inv_summary *sum)
 {
 	const IommuNest__InvalidateReply *ir = reply->invalidate;
 	size_t i;
@@ -354,6 +354,7 @@ static int decode_inv_reply(struct iommu_nest *h, const IommuNest__Reply *reply,
 		return err;
 	}
 	sum->status = reply->status;
+	h->last_limit = reply->limit;
 	if (reply->status)
 		set_error(h, reply->status, "%s",
 			  reply->error[0] ? reply->error : strerror(-reply->status));
@@ -381,6 +382,7 @@ static int dispatch_other(struct iommu_nest *h, const IommuNest__Reply *reply)
 	int err;
 
 	if (reply->id == 0) {
+		h->last_limit = reply->limit;
 		err = valid_status(reply->status) && reply->status ? reply->status : -EPROTO;
 		set_error(h, err, "daemon: %s", reply->error[0] ? reply->error : strerror(-err));
 		return kill_handle(h, err);
@@ -433,12 +435,12 @@ static int reply_status(struct iommu_nest *h, const IommuNest__Reply *reply,
 {
 	if (!valid_status(reply->status))
 		return set_error(h, -EPROTO, "invalid status %d in reply", reply->status);
+	h->last_limit = reply->limit;
 	if (reply->status)
 		return set_error(h, reply->status, "%s",
 				 reply->error[0] ? reply->error : strerror(-reply->status));
 	if (want != IOMMU_NEST__REPLY__BODY__NOT_SET && reply->body_case != want)
-		return set_error(h, -EPROTO, "reply body %d, expected %d", reply->body_case,
-				 want);
+		return set_error(h, -EPROTO, "reply body %d, expected %d", reply->body_case, want);
 	return 0;
 }
 
@@ -505,14 +507,13 @@ static int store_caps(struct iommu_nest *h, const IommuNest__HelloReply *hr)
 	h->version = hr->version;
 	h->caps = hr->capabilities;
 	h->max_entries = hr->max_entries;
-	h->max_msg = hr->max_message_size < NEST_MAX_MSG_SIZE ? hr->max_message_size
-							      : NEST_MAX_MSG_SIZE;
+	h->max_msg =
+	    hr->max_message_size < NEST_MAX_MSG_SIZE ? hr->max_message_size : NEST_MAX_MSG_SIZE;
 	h->backend = dup_str(hr->backend);
 	if (!h->backend ||
 	    copy_u32s(&h->hwpt_types, &h->n_hwpt_types, hr->hwpt_data_types,
 		      hr->n_hwpt_data_types) ||
-	    copy_u32s(&h->inv_types, &h->n_inv_types, hr->inv_data_types,
-		      hr->n_inv_data_types))
+	    copy_u32s(&h->inv_types, &h->n_inv_types, hr->inv_data_types, hr->n_inv_data_types))
 		return -ENOMEM;
 	if (hr->n_devices) {
 		h->devices = calloc(hr->n_devices, sizeof(*h->devices));
@@ -624,7 +625,7 @@ int iommu_nest_connect_fd(int fd, const char *client_name, struct iommu_nest **h
 
 int iommu_nest_connect(const char *path, const char *client_name, struct iommu_nest **hp)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	int fd, err;
 
 	*hp = NULL;
@@ -724,6 +725,11 @@ const char *iommu_nest_last_error(const struct iommu_nest *h)
 	return h->errbuf;
 }
 
+uint64_t iommu_nest_last_limit(const struct iommu_nest *h)
+{
+	return h->last_limit;
+}
+
 int iommu_nest_fd(const struct iommu_nest *h)
 {
 	return h->fd;
@@ -753,9 +759,8 @@ int iommu_nest_probe(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_type)
 	return simple_call(h, &req);
 }
 
-int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_type,
-		     uint32_t flags, uint32_t data_layout, const void *data, size_t len,
-		     uint32_t *hwpt_id)
+int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_type, uint32_t flags,
+		     uint32_t data_layout, const void *data, size_t len, uint32_t *hwpt_id)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__Alloc a = IOMMU_NEST__ALLOC__INIT;
@@ -810,9 +815,9 @@ int iommu_nest_alloc_vtd_s1(struct iommu_nest *h, const char *device, uint64_t f
 			    uint64_t pgtbl_addr, uint32_t addr_width, uint32_t *hwpt_id)
 {
 	struct vtd_s1_data v = {
-		.flags = flags,
-		.pgtbl_addr = pgtbl_addr,
-		.addr_width = addr_width,
+	    .flags = flags,
+	    .pgtbl_addr = pgtbl_addr,
+	    .addr_width = addr_width,
 	};
 
 	return iommu_nest_alloc(h, device, IOMMU_NEST_HWPT_DATA_VTD_S1, 0,
@@ -959,8 +964,8 @@ static int encode_invalidate(struct iommu_nest *h, const struct iommu_nest_inv_r
 	 * cannot fit, before sizing scratch arrays after it.
 	 */
 	if (r->n > h->max_msg)
-		return set_error(h, -EMSGSIZE, "%zu entries cannot fit max_message_size %u",
-				 r->n, h->max_msg);
+		return set_error(h, -EMSGSIZE, "%zu entries cannot fit max_message_size %u", r->n,
+				 h->max_msg);
 	err = soa_reserve(&h->soa, r->n);
 	if (err)
 		return err;
@@ -1052,8 +1057,8 @@ int iommu_nest_invalidate(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_
 /* ---- Invalidation (asynchronous) ----------------------------------------- */
 
 int iommu_nest_invalidate_submit_raw(struct iommu_nest *h, const struct iommu_nest_inv_raw *r,
-				     struct iommu_nest_entry_result *results,
-				     iommu_nest_inv_cb cb, void *opaque, uint64_t *token)
+				     struct iommu_nest_entry_result *results, iommu_nest_inv_cb cb,
+				     void *opaque, uint64_t *token)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
@@ -1171,8 +1176,8 @@ int iommu_nest_check_iotlb(struct iommu_nest *h, uint32_t hwpt_id, uint32_t iotl
 	return simple_call(h, &req);
 }
 
-int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr,
-			    uint64_t npages, uint32_t kind)
+int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
+			    uint32_t kind)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__SimPopulate p = IOMMU_NEST__SIM_POPULATE__INIT;
@@ -1186,8 +1191,8 @@ int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t add
 	return simple_call(h, &req);
 }
 
-int iommu_nest_sim_query(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr,
-			 uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages)
+int iommu_nest_sim_query(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
+			 uint64_t *iotlb_pages, uint64_t *psc_pages)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__SimQuery q = IOMMU_NEST__SIM_QUERY__INIT;
@@ -1245,6 +1250,7 @@ static void copy_stats(struct iommu_nest_stats *st, const IommuNest__StatsReply 
 	st->hwpts_active = r->hwpts_active;
 	st->protocol_errors = r->protocol_errors;
 	st->batches = r->batches;
+	st->denials = r->denials;
 }
 
 int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats)

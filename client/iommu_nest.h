@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define IOMMU_NEST_PROTOCOL_VERSION 1
-#define IOMMU_NEST_DEFAULT_SOCKET "/run/iommu-nestd/iommu-nestd.sock"
+#define IOMMU_NEST_DEFAULT_SOCKET   "/run/iommu-nestd/iommu-nestd.sock"
 
 /* HWPT data types for alloc (enum iommu_hwpt_data_type + selftest). */
 #define IOMMU_NEST_HWPT_DATA_NONE     0u
@@ -48,8 +48,8 @@ extern "C" {
 #define IOMMU_NEST_HWPT_DATA_SELFTEST 0xdeadu
 
 /* Invalidation data types (enum iommu_hwpt_invalidate_data_type + selftest). */
-#define IOMMU_NEST_INV_DATA_VTD_S1           0u
-#define IOMMU_NEST_INV_DATA_SELFTEST         0xdeadbeefu
+#define IOMMU_NEST_INV_DATA_VTD_S1	     0u
+#define IOMMU_NEST_INV_DATA_SELFTEST	     0xdeadbeefu
 #define IOMMU_NEST_INV_DATA_SELFTEST_INVALID 0xdadbeefu
 
 /* struct iommu_hwpt_vtd_s1 flags. */
@@ -62,14 +62,14 @@ extern "C" {
 
 /* Selftest mock driver. */
 #define IOMMU_NEST_TEST_INVALIDATE_FLAG_ALL (1u << 0)
-#define IOMMU_NEST_TEST_IOTLB_DEFAULT       0xbadbeefu
-#define IOMMU_NEST_TEST_IOTLB_NUM           4u
+#define IOMMU_NEST_TEST_IOTLB_DEFAULT	    0xbadbeefu
+#define IOMMU_NEST_TEST_IOTLB_NUM	    4u
 
 /* HelloReply.capabilities bits. */
 #define IOMMU_NEST_CAP_CHECK_IOTLB  (1u << 0) /* iommu_nest_check_iotlb() served */
 #define IOMMU_NEST_CAP_SIM_MODEL    (1u << 1) /* iommu_nest_sim_*() served */
 #define IOMMU_NEST_CAP_FAULT_INJECT (1u << 2) /* iommu_nest_inject_fault() served */
-#define IOMMU_NEST_CAP_CONTINUE     (1u << 3) /* IOMMU_NEST_INV_CONTINUE honoured */
+#define IOMMU_NEST_CAP_CONTINUE	    (1u << 3) /* IOMMU_NEST_INV_CONTINUE honoured */
 
 /* Request-level invalidation flags. */
 #define IOMMU_NEST_INV_CONTINUE (1u << 0) /* keep going past failing entries */
@@ -84,7 +84,7 @@ enum iommu_nest_entry_state {
 /* Simulator cache kinds (iommu_nest_sim_populate()). */
 enum iommu_nest_sim_kind {
 	IOMMU_NEST_SIM_IOTLB = 1, /* leaf translation */
-	IOMMU_NEST_SIM_PSC = 2,   /* paging-structure cache entry (non-leaf) */
+	IOMMU_NEST_SIM_PSC = 2,	  /* paging-structure cache entry (non-leaf) */
 };
 
 /* Fault-injection modes (iommu_nest_inject_fault()). */
@@ -110,17 +110,17 @@ struct iommu_nest_selftest_inv {
 
 /* The result of one entry of an invalidation request. */
 struct iommu_nest_entry_result {
-	uint32_t state;    /* enum iommu_nest_entry_state */
-	int32_t error;     /* negative errno when FAILED, else 0 */
+	uint32_t state;	   /* enum iommu_nest_entry_state */
+	int32_t error;	   /* negative errno when FAILED, else 0 */
 	uint32_t hw_error; /* hardware error (VT-d ICE/ITE) where known, else 0 */
 };
 
 /* The outcome of a whole invalidation request. */
 struct iommu_nest_inv_summary {
-	int32_t status;             /* Reply.status: 0 or negative errno */
+	int32_t status;		    /* Reply.status: 0 or negative errno */
 	uint32_t entries_handled;   /* leading run of DONE: the kernel's entry_num */
 	uint32_t entries_submitted; /* backend entries after coalescing */
-	uint64_t pages_flushed;     /* pages the backend modelled as flushed */
+	uint64_t pages_flushed;	    /* pages the backend modelled as flushed */
 };
 
 /* Daemon counters (StatsReply). */
@@ -137,23 +137,24 @@ struct iommu_nest_stats {
 	uint64_t hwpts_active;
 	uint64_t protocol_errors;
 	uint64_t batches;
+	uint64_t denials;
 };
 
 /* Fault to inject into the simulator's submissions. */
 struct iommu_nest_fault {
 	uint32_t hwpt_id;    /* 0: any HWPT */
-	uint32_t mode;       /* enum iommu_nest_fault_mode */
-	uint32_t index;      /* AT_INDEX: index within one backend submission */
-	uint64_t addr;       /* AT_ADDR: page address */
-	int32_t error;       /* negative errno to fail with (0: succeed) */
+	uint32_t mode;	     /* enum iommu_nest_fault_mode */
+	uint32_t index;	     /* AT_INDEX: index within one backend submission */
+	uint64_t addr;	     /* AT_ADDR: page address */
+	int32_t error;	     /* negative errno to fail with (0: succeed) */
 	uint32_t hw_error;   /* hardware error to report on that entry */
 	uint32_t latency_us; /* added to every submission */
-	uint32_t count;      /* times to fire; 0 = until cleared */
+	uint32_t count;	     /* times to fire; 0 = until cleared */
 };
 
 /* Which public struct an entries array is made of (raw invalidation). */
 enum iommu_nest_entry_layout {
-	IOMMU_NEST_LAYOUT_VTD = 1,      /* struct iommu_nest_vtd_inv */
+	IOMMU_NEST_LAYOUT_VTD = 1,	/* struct iommu_nest_vtd_inv */
 	IOMMU_NEST_LAYOUT_SELFTEST = 2, /* struct iommu_nest_selftest_inv */
 };
 
@@ -164,7 +165,7 @@ enum iommu_nest_entry_layout {
 struct iommu_nest_inv_raw {
 	uint32_t hwpt_id;
 	uint32_t data_type;
-	uint32_t flags;     /* IOMMU_NEST_INV_* */
+	uint32_t flags;	    /* IOMMU_NEST_INV_* */
 	uint32_t reserved;  /* the ioctl's __reserved */
 	uint32_t entry_len; /* 0 = native size */
 	uint32_t layout;    /* enum iommu_nest_entry_layout, ignored if n == 0 */
@@ -216,6 +217,12 @@ const char *iommu_nest_device(const struct iommu_nest *h, size_t i);
  */
 const char *iommu_nest_last_error(const struct iommu_nest *h);
 
+/*
+ * The limit the daemon named in the last failed reply (quota or size:
+ * -EDQUOT, -EAGAIN, -E2BIG, -EMSGSIZE, -EUSERS); 0 if it named none.
+ */
+uint64_t iommu_nest_last_limit(const struct iommu_nest *h);
+
 /* ---- Objects ------------------------------------------------------------- */
 
 /* Succeeds iff hwpt_id is a nested HWPT of this session accepting data_type. */
@@ -237,9 +244,8 @@ int iommu_nest_alloc_selftest(struct iommu_nest *h, const char *device, uint32_t
  * iotlb; NONE: no data sent), independently of data_type, so tests can send
  * mismatched or bogus combinations. len must cover the layout (-EINVAL).
  */
-int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_type,
-		     uint32_t flags, uint32_t data_layout, const void *data, size_t len,
-		     uint32_t *hwpt_id);
+int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_type, uint32_t flags,
+		     uint32_t data_layout, const void *data, size_t len, uint32_t *hwpt_id);
 
 int iommu_nest_destroy(struct iommu_nest *h, uint32_t hwpt_id);
 int iommu_nest_attach(struct iommu_nest *h, const char *device, uint32_t hwpt_id);
@@ -311,8 +317,8 @@ int iommu_nest_invalidate_submit(struct iommu_nest *h, uint32_t hwpt_id, uint32_
 
 /* As iommu_nest_invalidate_submit(), with every wire field taken from req. */
 int iommu_nest_invalidate_submit_raw(struct iommu_nest *h, const struct iommu_nest_inv_raw *req,
-				     struct iommu_nest_entry_result *results,
-				     iommu_nest_inv_cb cb, void *opaque, uint64_t *token);
+				     struct iommu_nest_entry_result *results, iommu_nest_inv_cb cb,
+				     void *opaque, uint64_t *token);
 
 /*
  * Reads every reply available without blocking and runs the callbacks of
@@ -341,12 +347,12 @@ int iommu_nest_check_iotlb(struct iommu_nest *h, uint32_t hwpt_id, uint32_t iotl
 			   uint32_t expected);
 
 /* Caches npages translations at addr in the model IOTLB (kind: iommu_nest_sim_kind). */
-int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr,
-			    uint64_t npages, uint32_t kind);
+int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
+			    uint32_t kind);
 
 /* Counts the cached pages of [addr, addr + npages pages) in the model. */
-int iommu_nest_sim_query(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr,
-			 uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
+int iommu_nest_sim_query(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
+			 uint64_t *iotlb_pages, uint64_t *psc_pages);
 
 int iommu_nest_inject_fault(struct iommu_nest *h, const struct iommu_nest_fault *fault);
 

@@ -132,10 +132,13 @@ static void print_results(const char *title, const struct iommu_nest_vtd_inv *e,
 	       rc, rc ? errname(rc) : "OK", s->entries_handled, n, s->entries_submitted, pages);
 }
 
-#define STATS_FIELDS(X)                                                                         \
-	X(connections) X(sessions_active) X(requests) X(request_errors) X(entries_received)     \
-	X(entries_failed) X(entries_submitted) X(submissions) X(pages_flushed) X(hwpts_active) \
-	X(protocol_errors) X(batches)
+/* clang-format off */
+#define STATS_FIELDS(X)							\
+	X(connections) X(sessions_active) X(requests) X(request_errors)	\
+	X(entries_received) X(entries_failed) X(entries_submitted)	\
+	X(submissions) X(pages_flushed) X(hwpts_active)			\
+	X(protocol_errors) X(batches) X(denials)
+/* clang-format on */
 
 static void print_stats(const struct iommu_nest_stats *st, bool json)
 {
@@ -386,9 +389,8 @@ static int cmd_populate(struct ctl *c, int argc, char **argv)
 	uint32_t id, kind;
 	int err;
 
-	if (need_args(argc, 5, "populate ID ADDR NPAGES iotlb|psc") ||
-	    parse_id(c, argv[1], &id) || parse_u64(argv[2], &addr) ||
-	    parse_u64(argv[3], &npages))
+	if (need_args(argc, 5, "populate ID ADDR NPAGES iotlb|psc") || parse_id(c, argv[1], &id) ||
+	    parse_u64(argv[2], &addr) || parse_u64(argv[3], &npages))
 		return 2;
 	kind = !strcmp(argv[4], "psc") ? IOMMU_NEST_SIM_PSC : IOMMU_NEST_SIM_IOTLB;
 	err = iommu_nest_sim_populate(c->h, id, addr, npages, kind);
@@ -421,10 +423,10 @@ struct region {
 };
 
 static struct region regions[] = {
-	{ .name = "storm", .addr = 0x100000, .npages = 64 },
-	{ .name = "mixed", .addr = 0x400000, .npages = 512 },
-	{ .name = "errors", .addr = 0x800000, .npages = 16 },
-	{ .name = "pipelined", .addr = 0xc00000, .npages = 64 },
+    {.name = "storm", .addr = 0x100000, .npages = 64},
+    {.name = "mixed", .addr = 0x400000, .npages = 512},
+    {.name = "errors", .addr = 0x800000, .npages = 16},
+    {.name = "pipelined", .addr = 0xc00000, .npages = 64},
 };
 #define N_REGIONS (sizeof(regions) / sizeof(regions[0]))
 
@@ -480,20 +482,20 @@ static int demo_storm(struct ctl *c, uint32_t id)
 	size_t i;
 
 	for (i = 0; i < 64; i++)
-		e[i] = (struct iommu_nest_vtd_inv){ .addr = 0x100000 + i * PAGE_SIZE,
-						    .npages = 1,
-						    .flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF };
+		e[i] = (struct iommu_nest_vtd_inv){.addr = 0x100000 + i * PAGE_SIZE,
+						   .npages = 1,
+						   .flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF};
 	return demo_batch(c, id, "sequential 4 KiB unmap storm", e, 64, 0);
 }
 
 static int demo_mixed(struct ctl *c, uint32_t id)
 {
 	static const struct iommu_nest_vtd_inv e[] = {
-		{ 0x400000, 8, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0 },
-		{ 0x402000, 8, 0, 0 }, /* overlaps the first, non-leaf */
-		{ 0x40a000, 4, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0 },
-		{ 0x420000, 32, 0, 0 },
-		{ 0x500000, 2, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0 },
+	    {0x400000, 8, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
+	    {0x402000, 8, 0, 0}, /* overlaps the first, non-leaf */
+	    {0x40a000, 4, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
+	    {0x420000, 32, 0, 0},
+	    {0x500000, 2, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
 	};
 
 	return demo_batch(c, id, "mixed leaf / non-leaf batch", e, 5, 0);
@@ -502,11 +504,11 @@ static int demo_mixed(struct ctl *c, uint32_t id)
 static int demo_errors(struct ctl *c, uint32_t id)
 {
 	static const struct iommu_nest_vtd_inv e[] = {
-		{ 0x800000, 1, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0 },
-		{ 0x801800, 1, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0 }, /* unaligned: EINVAL */
-		{ 0x802000, 2, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0 },
-		{ 0x804000, 1, 0x80, 0 }, /* unknown flag: EOPNOTSUPP */
-		{ 0x805000, 3, 0, 0 },
+	    {0x800000, 1, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
+	    {0x801800, 1, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0}, /* unaligned: EINVAL */
+	    {0x802000, 2, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
+	    {0x804000, 1, 0x80, 0}, /* unknown flag: EOPNOTSUPP */
+	    {0x805000, 3, 0, 0},
 	};
 	int rc;
 
@@ -523,15 +525,14 @@ static int demo_errors(struct ctl *c, uint32_t id)
 
 static int demo_completions;
 
-static void demo_done(struct iommu_nest *h, uint64_t token,
-		      const struct iommu_nest_inv_summary *s, struct iommu_nest_entry_result *r,
-		      size_t n, void *opaque)
+static void demo_done(struct iommu_nest *h, uint64_t token, const struct iommu_nest_inv_summary *s,
+		      struct iommu_nest_entry_result *r, size_t n, void *opaque)
 {
 	demo_completions++;
-	printf("  token %-4" PRIu64 " status %-6s handled %u/%zu  submitted %u  pages_flushed %" PRIu64
-	       "\n",
-	       token, s->status ? errname(s->status) : "OK", s->entries_handled, n, s->entries_submitted,
-	       s->pages_flushed);
+	printf("  token %-4" PRIu64
+	       " status %-6s handled %u/%zu  submitted %u  pages_flushed %" PRIu64 "\n",
+	       token, s->status ? errname(s->status) : "OK", s->entries_handled, n,
+	       s->entries_submitted, s->pages_flushed);
 }
 
 /* Four requests in flight at once, completed from a poll() loop. */
@@ -539,7 +540,7 @@ static int demo_pipelined(struct ctl *c, uint32_t id)
 {
 	static struct iommu_nest_entry_result r[4][16];
 	struct iommu_nest_vtd_inv e[16];
-	struct pollfd pfd = { .fd = iommu_nest_fd(c->h), .events = POLLIN };
+	struct pollfd pfd = {.fd = iommu_nest_fd(c->h), .events = POLLIN};
 	int b, i, rc;
 
 	printf("\n== pipelined: 4 async requests of 16 pages each ==\n");
@@ -547,10 +548,9 @@ static int demo_pipelined(struct ctl *c, uint32_t id)
 	for (b = 0; b < 4; b++) {
 		for (i = 0; i < 16; i++)
 			e[i] = (struct iommu_nest_vtd_inv){
-				.addr = 0xc00000 + (uint64_t)(b * 16 + i) * PAGE_SIZE,
-				.npages = 1,
-				.flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF
-			};
+			    .addr = 0xc00000 + (uint64_t)(b * 16 + i) * PAGE_SIZE,
+			    .npages = 1,
+			    .flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF};
 		rc = iommu_nest_invalidate_submit(c->h, id, IOMMU_NEST_INV_DATA_VTD_S1, e, 16, 0,
 						  r[b], demo_done, NULL, NULL);
 		if (rc)
@@ -569,7 +569,7 @@ static int demo_pipelined(struct ctl *c, uint32_t id)
 
 static int demo_flush_all(struct ctl *c, uint32_t id)
 {
-	static const struct iommu_nest_vtd_inv e[] = { { 0, UINT64_MAX, 0, 0 } };
+	static const struct iommu_nest_vtd_inv e[] = {{0, UINT64_MAX, 0, 0}};
 
 	return demo_batch(c, id, "invalidate everything (addr 0, npages U64_MAX)", e, 1, 0);
 }
@@ -663,20 +663,20 @@ static const struct command {
 	int (*fn)(struct ctl *c, int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{ "hello", cmd_hello, "hello                      print the daemon's capabilities" },
-	{ "stats", cmd_stats, "stats [--json]             print the daemon's counters" },
-	{ "alloc-vtd", cmd_alloc_vtd, "alloc-vtd DEVICE           allocate a nested VT-d HWPT" },
-	{ "alloc-selftest", cmd_alloc_selftest,
-	  "alloc-selftest DEVICE      allocate a selftest mock HWPT" },
-	{ "destroy", cmd_destroy, "destroy ID" },
-	{ "attach", cmd_attach, "attach DEVICE ID" },
-	{ "detach", cmd_detach, "detach DEVICE" },
-	{ "probe", cmd_probe, "probe ID [INV_DATA_TYPE]   the kernel's empty-array probe" },
-	{ "invalidate", cmd_invalidate,
-	  "invalidate ID ADDR NPAGES [leaf]...  [--continue]  (NPAGES 'all' = U64_MAX)" },
-	{ "populate", cmd_populate, "populate ID ADDR NPAGES iotlb|psc   (simulator)" },
-	{ "query", cmd_query, "query ID ADDR NPAGES       count cached pages (simulator)" },
-	{ "demo", cmd_demo, "demo DEVICE                the batched-invalidation tour" },
+    {"hello", cmd_hello, "hello                      print the daemon's capabilities"},
+    {"stats", cmd_stats, "stats [--json]             print the daemon's counters"},
+    {"alloc-vtd", cmd_alloc_vtd, "alloc-vtd DEVICE           allocate a nested VT-d HWPT"},
+    {"alloc-selftest", cmd_alloc_selftest,
+     "alloc-selftest DEVICE      allocate a selftest mock HWPT"},
+    {"destroy", cmd_destroy, "destroy ID"},
+    {"attach", cmd_attach, "attach DEVICE ID"},
+    {"detach", cmd_detach, "detach DEVICE"},
+    {"probe", cmd_probe, "probe ID [INV_DATA_TYPE]   the kernel's empty-array probe"},
+    {"invalidate", cmd_invalidate,
+     "invalidate ID ADDR NPAGES [leaf]...  [--continue]  (NPAGES 'all' = U64_MAX)"},
+    {"populate", cmd_populate, "populate ID ADDR NPAGES iotlb|psc   (simulator)"},
+    {"query", cmd_query, "query ID ADDR NPAGES       count cached pages (simulator)"},
+    {"demo", cmd_demo, "demo DEVICE                the batched-invalidation tour"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -727,16 +727,14 @@ static int run_chain(struct ctl *c, int argc, char **argv)
 
 static int parse_options(struct ctl *c, int argc, char **argv, const char **path)
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "continue", no_argument, NULL, 'c' },
-		{ "pgtbl", required_argument, NULL, 'p' },
-		{ "addr-width", required_argument, NULL, 'w' },
-		{ "iotlb", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
+	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"continue", no_argument, NULL, 'c'},
+					     {"pgtbl", required_argument, NULL, 'p'},
+					     {"addr-width", required_argument, NULL, 'w'},
+					     {"iotlb", required_argument, NULL, 'i'},
+					     {"help", no_argument, NULL, 'h'},
+					     {}};
 	int o;
 
 	while ((o = getopt_long(argc, argv, "s:jch", opts, NULL)) != -1) {
@@ -780,9 +778,9 @@ static int parse_options(struct ctl *c, int argc, char **argv, const char **path
 int main(int argc, char **argv)
 {
 	struct ctl c = {
-		.pgtbl = 0x10000000,
-		.addr_width = 48,
-		.iotlb = IOMMU_NEST_TEST_IOTLB_DEFAULT,
+	    .pgtbl = 0x10000000,
+	    .addr_width = 48,
+	    .iotlb = IOMMU_NEST_TEST_IOTLB_DEFAULT,
 	};
 	const char *path = IOMMU_NEST_DEFAULT_SOCKET;
 	int rc, err;

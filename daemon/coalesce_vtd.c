@@ -61,9 +61,9 @@ struct vrec {
 struct vshape {
 	uint64_t start;
 	uint64_t end;
-	uint64_t split; /* 0: one entry */
-	uint64_t pages; /* modelled pages of this shape */
-	uint64_t score; /* pages + slack per entry */
+	uint64_t split;	  /* 0: one entry */
+	uint64_t pages;	  /* modelled pages of this shape */
+	uint64_t score;	  /* pages + slack per entry */
 	uint32_t rec_end; /* groups only: one past the last vrec in it */
 };
 
@@ -122,7 +122,7 @@ void vtd_entry_normalize(void *entry)
 
 uint64_t vtd_block_pages(uint64_t addr, uint64_t npages, uint32_t max_mask)
 {
-	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = addr, .npages = npages };
+	struct iommu_hwpt_vtd_s1_invalidate e = {.addr = addr, .npages = npages};
 	uint64_t s, end;
 
 	if (!vtd_entry_range(&e, &s, &end))
@@ -133,8 +133,7 @@ uint64_t vtd_block_pages(uint64_t addr, uint64_t npages, uint32_t max_mask)
 }
 
 /* Picks one entry or a split at the largest boundary in [s, e). */
-static void vtd_shape(struct vshape *sh, uint64_t s, uint64_t e, uint32_t mm,
-		      uint64_t slack)
+static void vtd_shape(struct vshape *sh, uint64_t s, uint64_t e, uint32_t mm, uint64_t slack)
 {
 	uint64_t x = s ^ (e - 1);
 
@@ -173,13 +172,13 @@ static int cmp_vrec(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static void put_entry(struct coalesce_plan *plan, uint32_t k, uint64_t addr,
-		      uint64_t npages, bool leaf)
+static void put_entry(struct coalesce_plan *plan, uint32_t k, uint64_t addr, uint64_t npages,
+		      bool leaf)
 {
 	struct iommu_hwpt_vtd_s1_invalidate e = {
-		.addr = addr,
-		.npages = npages,
-		.flags = leaf ? IOMMU_VTD_INV_FLAGS_LEAF : 0,
+	    .addr = addr,
+	    .npages = npages,
+	    .flags = leaf ? IOMMU_VTD_INV_FLAGS_LEAF : 0,
 	};
 
 	memcpy((uint8_t *)plan->sub + (size_t)k * sizeof(e), &e, sizeof(e));
@@ -200,8 +199,7 @@ static int plan_flush_all(uint32_t n, struct coalesce_plan *plan)
 	return 0;
 }
 
-static int plan_identity(const void *in, uint32_t n, uint32_t mm,
-			 struct coalesce_plan *plan)
+static int plan_identity(const void *in, uint32_t n, uint32_t mm, struct coalesce_plan *plan)
 {
 	size_t esz = sizeof(struct iommu_hwpt_vtd_s1_invalidate);
 	int rc = coalesce_identity(in, n, esz, plan);
@@ -214,8 +212,8 @@ static int plan_identity(const void *in, uint32_t n, uint32_t mm,
 
 		vtd_entry_normalize(p);
 		memcpy(&e, p, esz);
-		plan->pages_flushed = sat_add(plan->pages_flushed,
-					      vtd_block_pages(e.addr, e.npages, mm));
+		plan->pages_flushed =
+		    sat_add(plan->pages_flushed, vtd_block_pages(e.addr, e.npages, mm));
 	}
 	return 0;
 }
@@ -252,8 +250,8 @@ static uint32_t collect(const void *in, uint32_t n, struct vrec *recs, uint32_t 
 }
 
 /* Passes 2 and 3: does segment seg join group *g, given the gap rule? */
-static bool merge_ok(const struct vshape *g, const struct vshape *seg,
-		     const struct vshape *m, uint64_t slack)
+static bool merge_ok(const struct vshape *g, const struct vshape *seg, const struct vshape *m,
+		     uint64_t slack)
 {
 	uint64_t gap = seg->start - g->end;
 
@@ -268,8 +266,8 @@ static bool merge_ok(const struct vshape *g, const struct vshape *seg,
  * Passes 1-3 over sorted recs: writes groups, returns their number, or
  * UINT32_MAX when some range alone costs the whole space.
  */
-static uint32_t group(const struct vrec *recs, uint32_t nr, struct vshape *groups,
-		      uint32_t mm, uint64_t slack)
+static uint32_t group(const struct vrec *recs, uint32_t nr, struct vshape *groups, uint32_t mm,
+		      uint64_t slack)
 {
 	struct vshape g, seg, m;
 	uint32_t ng = 0, i = 0;
@@ -304,8 +302,8 @@ static uint32_t group(const struct vrec *recs, uint32_t nr, struct vshape *group
 }
 
 /* Writes the entries of one group and the served-by run of its inputs. */
-static uint32_t emit_group(const struct vshape *g, const struct vrec *recs, uint32_t rb,
-			   uint32_t k, struct coalesce_plan *plan)
+static uint32_t emit_group(const struct vshape *g, const struct vrec *recs, uint32_t rb, uint32_t k,
+			   struct coalesce_plan *plan)
 {
 	uint32_t kl = k, kr = g->split ? k + 1 : k;
 	bool leaf_l = true, leaf_r = true;
@@ -326,7 +324,7 @@ static uint32_t emit_group(const struct vshape *g, const struct vrec *recs, uint
 		put_entry(plan, k, g->start << VTD_PAGE_SHIFT, g->end - g->start, leaf_l);
 		return 1;
 	}
-	put_entry(plan, kl, g->start << VTD_PAGE_SHIFT, g->split - g->start - (g->split - g->start > 1), leaf_l);
+	put_entry(plan, kl, g->start << VTD_PAGE_SHIFT, g->split - g->start, leaf_l);
 	put_entry(plan, kr, g->split << VTD_PAGE_SHIFT, g->end - g->split, leaf_r);
 	return 2;
 }

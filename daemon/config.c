@@ -33,6 +33,11 @@ void config_defaults(struct config *cfg)
 	cfg->vtd_max_mask = 18;
 	cfg->batch_delay_us = 0;
 	cfg->test_requests = false;
+	cfg->quota.max_clients = 1024;
+	cfg->quota.max_hwpts = 64;
+	cfg->quota.max_inflight = 256;
+	cfg->quota.max_outq_bytes = 4u << 20;
+	cfg->quota.max_requests_per_sec = 0;
 }
 
 struct parse_state {
@@ -217,6 +222,27 @@ static int set_fault(struct config *cfg, const char *k, const char *v)
 	return -ENOENT;
 }
 
+static int set_policy(struct config *cfg, const char *k, const char *v)
+{
+	struct policy_quota *q = &cfg->quota;
+
+	if (!strcmp(k, "allow_users"))
+		return policy_parse_uids(&cfg->allow, v);
+	if (!strcmp(k, "allow_groups"))
+		return policy_parse_gids(&cfg->allow, v);
+	if (!strcmp(k, "max_clients"))
+		return parse_u32(v, &q->max_clients);
+	if (!strcmp(k, "max_hwpts"))
+		return parse_u32(v, &q->max_hwpts);
+	if (!strcmp(k, "max_inflight"))
+		return parse_u32(v, &q->max_inflight);
+	if (!strcmp(k, "max_buffered_bytes"))
+		return parse_u32(v, &q->max_outq_bytes);
+	if (!strcmp(k, "max_requests_per_sec"))
+		return parse_u32(v, &q->max_requests_per_sec);
+	return -ENOENT;
+}
+
 /* [device NAME]: finds or appends the device called NAME. */
 static struct config_device *device_for(struct config *cfg, const char *name)
 {
@@ -252,6 +278,10 @@ static int set_device(struct config *cfg, const char *name, const char *k, const
 	}
 	if (!strcmp(k, "path"))
 		return copy_str(d->path, sizeof(d->path), v);
+	if (!strcmp(k, "allow_users"))
+		return policy_parse_uids(&d->allow, v);
+	if (!strcmp(k, "allow_groups"))
+		return policy_parse_gids(&d->allow, v);
 	return -ENOENT;
 }
 
@@ -267,6 +297,8 @@ static int on_key(void *user, const char *section, const char *k, const char *v)
 		rc = set_limits(cfg, k, v);
 	else if (!strcmp(section, "coalesce"))
 		rc = set_coalesce(cfg, k, v);
+	else if (!strcmp(section, "policy"))
+		rc = set_policy(cfg, k, v);
 	else if (!strcmp(section, "sim.fault"))
 		rc = set_fault(cfg, k, v);
 	else if (!strncmp(section, "device ", 7))

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include "backend.h"
+#include "policy.h"
 
 #define CONFIG_MAX_DEVICES 64
 #define CONFIG_NAME_MAX 64
@@ -25,6 +26,7 @@ struct config_device {
 	char name[CONFIG_NAME_MAX];
 	enum device_kind kind;
 	char path[CONFIG_PATH_MAX]; /* iommufd backend: /dev/vfio/devices/vfioN */
+	struct policy_ids allow;    /* who may allocate on it; empty: any client */
 };
 
 struct config {
@@ -46,6 +48,10 @@ struct config {
 	uint32_t batch_delay_us;       /* hold a batch this long for more requests */
 
 	bool test_requests; /* serve CheckIotlb / SimPopulate / SimQuery / InjectFault */
+
+	/* Who may connect at all, and per-client quotas. */
+	struct policy_ids allow;
+	struct policy_quota quota;
 
 	struct config_device devices[CONFIG_MAX_DEVICES];
 	uint32_t n_devices;

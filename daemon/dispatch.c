@@ -35,6 +35,11 @@ static void route(struct session *s, const IommuNest__Request *req)
 		reply_error(&rep, -EOPNOTSUPP, "unknown or empty request");
 		goto fail;
 	}
+	if (!rate_limiter_take(&s->rate, srv->cfg->quota.max_requests_per_sec)) {
+		session_deny(s, &rep, -EAGAIN, srv->cfg->quota.max_requests_per_sec,
+			     "over %u requests per second", srv->cfg->quota.max_requests_per_sec);
+		goto fail;
+	}
 	if (!s->hello_done && kind != IOMMU_NEST__REQUEST__BODY_HELLO) {
 		reply_error(&rep, -EPROTO, "the first request must be Hello");
 		goto fail;
@@ -54,12 +59,14 @@ fail:
 
 int dispatch_packet(struct session *s, const uint8_t *buf, size_t len)
 {
+	struct decode_arena *arena = &s->srv->arena;
 	IommuNest__Request *req;
 
-	req = iommu_nest__request__unpack(NULL, len, buf);
+	decode_arena_reset(arena);
+	req = iommu_nest__request__unpack(&arena->allocator, len, buf);
 	if (!req)
 		return -EPROTO;
 	route(s, req);
-	iommu_nest__request__free_unpacked(req, NULL);
+	/* Nothing to free one by one: the next decode reuses the arena. */
 	return 0;
 }

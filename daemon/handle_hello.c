@@ -46,9 +46,14 @@ void handle_hello(struct session *s, const IommuNest__Request *req, IommuNest__R
 	hr.max_entries = srv->cfg->max_entries;
 	hr.max_message_size = srv->cfg->max_message_size;
 	hr.capabilities = capability_bits(srv);
-	for (uint32_t i = 0; i < n_dev && i < CONFIG_MAX_DEVICES; i++)
-		devices[i] = (char *)srv->be->ops->device_name(srv->be, i);
-	hr.n_devices = n_dev < CONFIG_MAX_DEVICES ? n_dev : CONFIG_MAX_DEVICES;
+	/* Only the devices this peer may use. */
+	for (uint32_t i = 0; i < n_dev && hr.n_devices < CONFIG_MAX_DEVICES; i++) {
+		const char *name = srv->be->ops->device_name(srv->be, i);
+		const struct config_device *d = config_find_device(srv->cfg, name);
+
+		if (d && policy_allows(&d->allow, &s->cred))
+			devices[hr.n_devices++] = (char *)name;
+	}
 	hr.devices = devices;
 	rep->body_case = IOMMU_NEST__REPLY__BODY_HELLO;
 	rep->hello = &hr;
@@ -82,6 +87,7 @@ void handle_stats(struct session *s, const IommuNest__Request *req, IommuNest__R
 	sr.hwpts_active = st->hwpts_active;
 	sr.protocol_errors = st->protocol_errors;
 	sr.batches = st->batches;
+	sr.denials = st->denials;
 	rep->body_case = IOMMU_NEST__REPLY__BODY_STATS;
 	rep->stats = &sr;
 	session_send_reply(s, rep);

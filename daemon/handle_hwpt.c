@@ -87,6 +87,7 @@ static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id
 		return -ENOMEM;
 	stored->next_owned = s->owned;
 	s->owned = stored;
+	s->n_owned++;
 	srv->stats.hwpts_active++;
 	return 0;
 }
@@ -96,14 +97,26 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 	const IommuNest__Alloc *a = req->alloc;
 	struct server *srv = s->srv;
 	IommuNest__AllocReply ar = IOMMU_NEST__ALLOC_REPLY__INIT;
+	const struct config_device *dev;
 	struct iommu_hwpt_vtd_s1 vtd;
 	struct iommu_hwpt_selftest st;
 	struct backend_alloc ba;
 	uint32_t id = 0, parent = 0;
 	int rc;
 
-	if (!config_find_device(srv->cfg, a->device)) {
+	dev = config_find_device(srv->cfg, a->device);
+	if (!dev) {
 		reply_error(rep, -ENODEV, "device \"%s\" is not configured", a->device);
+		return finish(s, rep);
+	}
+	if (!policy_allows(&dev->allow, &s->cred)) {
+		session_deny(s, rep, -EPERM, 0, "uid %u may not use device %s",
+			     (unsigned)s->cred.uid, a->device);
+		return finish(s, rep);
+	}
+	if (s->n_owned >= srv->cfg->quota.max_hwpts) {
+		session_deny(s, rep, -EDQUOT, srv->cfg->quota.max_hwpts,
+			     "HWPT quota of %u reached", srv->cfg->quota.max_hwpts);
 		return finish(s, rep);
 	}
 	if (a->data_type == IOMMU_HWPT_DATA_NONE) {
@@ -137,6 +150,7 @@ static void unlink_owned(struct session *s, struct hwpt_entry *e)
 	for (struct hwpt_entry **pp = &s->owned; *pp; pp = &(*pp)->next_owned)
 		if (*pp == e) {
 			*pp = e->next_owned;
+			s->n_owned--;
 			return;
 		}
 }
@@ -172,7 +186,11 @@ static struct device_binding *binding_for(struct session *s, const char *device,
 
 	if (!b)
 		reply_error(rep, -ENODEV, "device \"%s\" is not configured", device);
-	else if (b->owner && b->owner != s) {
+	else if (!policy_allows(&b->dev->allow, &s->cred)) {
+		session_deny(s, rep, -EPERM, 0, "uid %u may not use device %s",
+			     (unsigned)s->cred.uid, device);
+		b = NULL;
+	} else if (b->owner && b->owner != s) {
 		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", device);
 		b = NULL;
 	}

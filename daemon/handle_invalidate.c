@@ -122,6 +122,16 @@ void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNe
 	if ((uint64_t)n > srv->cfg->max_entries) {
 		reply_error(rep, -E2BIG, "%lld entries; the limit is %u per request", (long long)n,
 			    srv->cfg->max_entries);
+		rep->limit = srv->cfg->max_entries;
+		goto early;
+	}
+	if (m->flags & ~(uint32_t)IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE) {
+		reply_error(rep, -EOPNOTSUPP, "unknown invalidate flags %#x", m->flags);
+		goto early;
+	}
+	if (s->n_pending >= srv->cfg->quota.max_inflight) {
+		session_deny(s, rep, -EAGAIN, srv->cfg->quota.max_inflight,
+			     "%u invalidate requests already in flight", s->n_pending);
 		goto early;
 	}
 	r = inv_request_new(m, (uint32_t)n, s);
@@ -131,6 +141,10 @@ void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNe
 	}
 	r->id = req->id;
 	srv->stats.entries_received += r->n;
+	/* The kernel's order: array bounds, then the object, then its type. */
+	rc = inv_validate_header(r);
+	if (rc)
+		return fail_request(s, r, rc, "request rejected by the kernel's rules");
 	hwpt = hwpt_registry_lookup_owned(&srv->reg, r->hwpt_id, s);
 	if (!hwpt)
 		return fail_request(s, r, -ENOENT, "no such HWPT");

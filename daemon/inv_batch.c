@@ -44,7 +44,7 @@ struct bitem {
 struct breq {
 	struct inv_request *req;
 	uint32_t fail_idx; /* first entry the backend failed; UINT32_MAX: none */
-	uint32_t subs;     /* backend entries that served it */
+	uint32_t subs;	   /* backend entries that served it */
 	uint64_t pages;
 };
 
@@ -59,12 +59,12 @@ struct batch {
 
 	struct breq *reqs;
 	struct bitem *items; /* m gathered entries, client order */
-	uint8_t *ent;        /* their (normalised) entries */
-	uint8_t *tmp;        /* m entries: coalescer input, one-for-one chunks */
-	uint32_t *sel;       /* m: the items still to submit */
-	uint32_t *aux;       /* m: the items served by a failing entry */
-	uint32_t *hw;        /* hw_error of one backend call */
-	uint32_t *mark;      /* per plan entry: request last counted */
+	uint8_t *ent;	     /* their (normalised) entries */
+	uint8_t *tmp;	     /* m entries: coalescer input, one-for-one chunks */
+	uint32_t *sel;	     /* m: the items still to submit */
+	uint32_t *aux;	     /* m: the items served by a failing entry */
+	uint32_t *hw;	     /* hw_error of one backend call */
+	uint32_t *mark;	     /* per plan entry: request last counted */
 };
 
 static uint64_t sat_add(uint64_t a, uint64_t b)
@@ -119,7 +119,7 @@ static int batch_layout(struct batch *b, uint32_t nr, uint32_t m)
 
 	/* Each piece is a multiple of 8 bytes; the uint32 arrays go last. */
 	rc = ctx_reserve(b->ctx, sz_reqs + sz_items + 2 * sz_ent +
-				 (2 * (size_t)m + n_hw + n_plan) * sizeof(uint32_t));
+				     (2 * (size_t)m + n_hw + n_plan) * sizeof(uint32_t));
 	if (rc)
 		return rc;
 	p = b->ctx->scratch;
@@ -187,16 +187,16 @@ static uint64_t entry_pages(const struct batch *b, const uint8_t *e)
  * hw_error; *seen gets the number of entries up to and including that one,
  * the ones this call accounts for.
  */
-static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt,
-		       int *err, uint32_t *hw, uint32_t *seen)
+static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt, int *err,
+		       uint32_t *hw, uint32_t *seen)
 {
 	struct backend_inv inv = {
-		.hwpt_id = b->hwpt_id,
-		.data_type = b->data_type,
-		.entry_len = b->esz,
-		.entry_num = cnt,
-		.entries = entries,
-		.hw_error = b->hw,
+	    .hwpt_id = b->hwpt_id,
+	    .data_type = b->data_type,
+	    .entry_len = b->esz,
+	    .entry_num = cnt,
+	    .entries = entries,
+	    .hw_error = b->hw,
 	};
 	uint32_t h, k, f;
 	int rc;
@@ -227,8 +227,8 @@ static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt,
 	*hw = f < cnt ? b->hw[f] : 0;
 	*seen = f < cnt ? f + 1 : cnt;
 	for (k = 0; k < *seen; k++)
-		b->stats->pages_flushed = sat_add(b->stats->pages_flushed,
-						  entry_pages(b, entries + (size_t)k * b->esz));
+		b->stats->pages_flushed =
+		    sat_add(b->stats->pages_flushed, entry_pages(b, entries + (size_t)k * b->esz));
 	return f;
 }
 
@@ -263,7 +263,8 @@ static void walk(struct batch *b, uint32_t *list, uint32_t nl)
 				struct breq *r = &b->reqs[b->items[it].req];
 
 				r->subs++;
-				r->pages = sat_add(r->pages, entry_pages(b, b->ent + (size_t)it * b->esz));
+				r->pages =
+				    sat_add(r->pages, entry_pages(b, b->ent + (size_t)it * b->esz));
 				if (k < f)
 					item_done(b, it);
 			}
@@ -279,8 +280,7 @@ static void walk(struct batch *b, uint32_t *list, uint32_t nl)
 }
 
 /* Counts, per request, the processed plan entries that served it. */
-static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns,
-			 uint32_t proc_end)
+static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint32_t proc_end)
 {
 	const struct coalesce_plan *plan = &b->ctx->plan;
 
@@ -296,8 +296,8 @@ static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns,
 				continue;
 			b->mark[k] = rq;
 			r->subs++;
-			r->pages = sat_add(r->pages,
-					   entry_pages(b, (uint8_t *)plan->sub + (size_t)k * b->esz));
+			r->pages = sat_add(
+			    r->pages, entry_pages(b, (uint8_t *)plan->sub + (size_t)k * b->esz));
 		}
 	}
 }
@@ -451,13 +451,13 @@ static void gather(struct batch *b, struct inv_request *reqs)
 	for (struct inv_request *q = reqs; q; q = q->next, r++) {
 		const uint8_t *src = q->entries;
 
-		b->reqs[r] = (struct breq){ .req = q, .fail_idx = UINT32_MAX };
+		b->reqs[r] = (struct breq){.req = q, .fail_idx = UINT32_MAX};
 		for (uint32_t i = 0; i < q->n; i++) {
 			uint8_t *dst = b->ent + (size_t)m * b->esz;
 
 			if (q->res[i].state != INV_PENDING)
 				continue;
-			b->items[m] = (struct bitem){ .req = r, .idx = i };
+			b->items[m] = (struct bitem){.req = r, .idx = i};
 			memcpy(dst, src + (size_t)i * b->esz, b->esz);
 			/* Never let addr + npages wrap into a smaller flush. */
 			if (b->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1)
@@ -467,14 +467,14 @@ static void gather(struct batch *b, struct inv_request *reqs)
 	}
 }
 
-int inv_batch_run(struct inv_batch_ctx *ctx, struct backend *be,
-		  struct inv_request *reqs, struct inv_batch_stats *stats)
+int inv_batch_run(struct inv_batch_ctx *ctx, struct backend *be, struct inv_request *reqs,
+		  struct inv_batch_stats *stats)
 {
-	struct inv_batch_stats dummy = { 0 };
+	struct inv_batch_stats dummy = {0};
 	struct batch b = {
-		.ctx = ctx,
-		.be = be,
-		.stats = stats ? stats : &dummy,
+	    .ctx = ctx,
+	    .be = be,
+	    .stats = stats ? stats : &dummy,
 	};
 	uint32_t nr = 0, m = 0, r = 0;
 	int rc;
@@ -484,14 +484,14 @@ int inv_batch_run(struct inv_batch_ctx *ctx, struct backend *be,
 	b.hwpt_id = reqs->hwpt_id;
 	b.data_type = reqs->data_type;
 	b.esz = inv_entry_size(b.data_type);
-	b.chunk = ctx->max_chunk && ctx->max_chunk < IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX ?
-		  ctx->max_chunk : IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX;
+	b.chunk = ctx->max_chunk && ctx->max_chunk < IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX
+		      ? ctx->max_chunk
+		      : IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX;
 	for (struct inv_request *q = reqs; q; q = q->next) {
 		uint32_t pend = count_pending(q);
 
 		/* One HWPT, one type per batch: anything else is a caller bug. */
-		if (q->hwpt_id != b.hwpt_id || q->data_type != b.data_type ||
-		    (pend && !b.esz))
+		if (q->hwpt_id != b.hwpt_id || q->data_type != b.data_type || (pend && !b.esz))
 			return fail_batch(reqs, -EINVAL);
 		if ((uint64_t)m + pend > UINT32_MAX / 4)
 			return fail_batch(reqs, -E2BIG);

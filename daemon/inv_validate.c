@@ -27,11 +27,15 @@ static uint32_t inv_entry_min_len(uint32_t data_type)
 	}
 }
 
-int inv_validate_request(const struct inv_request *req, uint32_t hwpt_inv_type)
+/* On the wire 0 means "native"; the ioctl always gets a real length. */
+static uint32_t effective_len(const struct inv_request *req)
 {
-	uint32_t native = inv_entry_size(req->data_type);
-	/* On the wire 0 means "native"; the ioctl always gets a real length. */
-	uint32_t len = req->entry_len ? req->entry_len : native;
+	return req->entry_len ? req->entry_len : inv_entry_size(req->data_type);
+}
+
+int inv_validate_header(const struct inv_request *req)
+{
+	uint32_t len = effective_len(req);
 
 	if (req->reserved)
 		return -EOPNOTSUPP;
@@ -39,6 +43,17 @@ int inv_validate_request(const struct inv_request *req, uint32_t hwpt_inv_type)
 	if (req->n && (!req->entries || !len || len > IOMMUFD_PAGE_SIZE ||
 		       req->n > IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX))
 		return -EINVAL;
+	return 0;
+}
+
+int inv_validate_request(const struct inv_request *req, uint32_t hwpt_inv_type)
+{
+	uint32_t native = inv_entry_size(req->data_type);
+	uint32_t len = effective_len(req);
+	int rc = inv_validate_header(req);
+
+	if (rc)
+		return rc;
 	/*
 	 * The drivers check the type before their loop, so even a probe
 	 * (n == 0) with the wrong type fails.
@@ -58,8 +73,7 @@ int inv_validate_vtd_entry(const void *entry)
 	memcpy(&e, entry, sizeof(e));
 	if ((e.flags & ~(uint32_t)IOMMU_VTD_INV_FLAGS_LEAF) || e.__reserved)
 		return -EOPNOTSUPP;
-	if ((e.addr & (IOMMUFD_PAGE_SIZE - 1)) ||
-	    (e.npages == UINT64_MAX && e.addr))
+	if ((e.addr & (IOMMUFD_PAGE_SIZE - 1)) || (e.npages == UINT64_MAX && e.addr))
 		return -EINVAL;
 	/*
 	 * npages == 0 passes, as in the kernel; the coalescer treats it as an
@@ -102,8 +116,7 @@ uint32_t inv_validate_entries(struct inv_request *req)
 
 	for (i = 0; i < req->n; i++) {
 		struct inv_entry_result *r = &req->res[i];
-		int rc = esz ? inv_validate_entry(req->data_type, p + (size_t)i * esz)
-			     : -EINVAL;
+		int rc = esz ? inv_validate_entry(req->data_type, p + (size_t)i * esz) : -EINVAL;
 
 		r->error = 0;
 		r->hw_error = 0;

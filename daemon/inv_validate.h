@@ -9,6 +9,13 @@
 #include "inv_request.h"
 
 /*
+ * The rules hw_pagetable.c applies before it looks the HWPT up: non-zero
+ * reserved -> -EOPNOTSUPP; with entries, entry_len > PAGE_SIZE or more than
+ * 2^19 entries -> -EINVAL. (So they win over -ENOENT for a bad id.)
+ */
+int inv_validate_header(const struct inv_request *req);
+
+/*
  * Request-level rules, in the kernel's order, for a request on a HWPT whose
  * invalidation data type is hwpt_inv_type: non-zero reserved -> -EOPNOTSUPP;
  * with entries, entry_len > PAGE_SIZE or more than 2^19 entries -> -EINVAL;

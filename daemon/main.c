@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -233,6 +234,25 @@ static int start_listening(struct server *srv, const struct config *cfg)
 	return rc;
 }
 
+/*
+ * Each client costs one descriptor; the default soft limit of 1024 would
+ * cap clients well below max_clients, so take what the hard limit allows.
+ */
+static void raise_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < (rlim_t)cfg->quota.max_clients + 64)
+		log_warn("descriptor limit %llu is below max_clients %u",
+			 (unsigned long long)rl.rlim_cur, cfg->quota.max_clients);
+}
+
 static int add_signal(struct event_base *base, int sig, event_callback_fn fn, void *arg,
 		      struct event **ev)
 {
@@ -249,6 +269,7 @@ static int run(struct config *cfg, const struct options *o)
 	struct server srv;
 	int rc;
 
+	raise_fd_limit(cfg);
 	rc = backend_open(cfg, &be, &why);
 	if (rc) {
 		log_err("cannot open the %s backend: %s", cfg->backend, why);

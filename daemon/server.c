@@ -66,7 +66,12 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->rx_buf = malloc(srv->rx_cap);
 	srv->tx_buf = malloc(srv->tx_cap);
 	srv->ev_flush = event_new(base, -1, 0, on_flush, srv);
-	if (!srv->rx_buf || !srv->tx_buf || !srv->ev_flush) {
+	/*
+	 * The worst decode of a packet of L bytes is a packed uint64 array of
+	 * L bytes of one-byte varints: 8L bytes, plus the message structs.
+	 */
+	rc = decode_arena_init(&srv->arena, (size_t)cfg->max_message_size * 8 + 65536);
+	if (rc || !srv->rx_buf || !srv->tx_buf || !srv->ev_flush) {
 		server_fini(srv);
 		return -ENOMEM;
 	}
@@ -93,6 +98,7 @@ void server_fini(struct server *srv)
 	hwpt_registry_fini(&srv->reg);
 	free(srv->rx_buf);
 	free(srv->tx_buf);
+	decode_arena_fini(&srv->arena);
 	srv->rx_buf = srv->tx_buf = NULL;
 	srv->ev_accept = srv->ev_flush = NULL;
 	srv->listen_fd = -1;
@@ -111,7 +117,7 @@ static void reap_closing(struct server *srv)
 }
 
 /* Best-effort error to a client whose frame we reject, then close. */
-static void reject_frame(struct session *s, int err, const char *why)
+static void reject_frame(struct session *s, int err, uint64_t limit, const char *why)
 {
 	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
 
@@ -119,6 +125,7 @@ static void reject_frame(struct session *s, int err, const char *why)
 	log_notice("session %llu (pid %d uid %u): %s, closing", (unsigned long long)s->id,
 		   (int)s->cred.pid, (unsigned)s->cred.uid, why);
 	reply_error(&rep, err, "%s", why);
+	rep.limit = limit;
 	session_send_reply(s, &rep);
 	s->closing = true;
 }
@@ -181,15 +188,16 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		if (n == -EMSGSIZE) {
-			reject_frame(s, -EMSGSIZE, "packet over the maximum message size");
+			reject_frame(s, -EMSGSIZE, srv->cfg->max_message_size,
+				     "packet over the maximum message size");
 			break;
 		}
 		if (n < 0) {
-			reject_frame(s, (int)n, "unreadable packet");
+			reject_frame(s, (int)n, 0, "unreadable packet");
 			break;
 		}
 		if (dispatch_packet(s, srv->rx_buf, (size_t)n) < 0)
-			reject_frame(s, -EPROTO, "packet is not a valid Request");
+			reject_frame(s, -EPROTO, 0, "packet is not a valid Request");
 	}
 	reap_closing(srv);
 }
@@ -203,9 +211,55 @@ static int get_peer_cred(int fd, struct ucred *cred)
 	return 0;
 }
 
+/*
+ * Refuses a connection before it gets a session: one error reply (id 0)
+ * that says why, then close. Logged with the peer's identity and counted.
+ */
+static void refuse_peer(struct server *srv, int fd, const struct ucred *cred, int err,
+			uint64_t limit, const char *why)
+{
+	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
+	uint8_t buf[256];
+	size_t len;
+
+	srv->stats.denials++;
+	log_notice("refused connection from pid %d uid %u gid %u: %s", (int)cred->pid,
+		   (unsigned)cred->uid, (unsigned)cred->gid, why);
+	rep.status = err;
+	rep.error = (char *)why;
+	rep.limit = limit;
+	len = iommu_nest__reply__get_packed_size(&rep);
+	if (len <= sizeof(buf)) {
+		iommu_nest__reply__pack(&rep, buf);
+		(void)!send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	close(fd);
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	event_add(srv->ev_accept, NULL);
+}
+
+/*
+ * Out of descriptors: the listener stays readable, so stop accepting for a
+ * moment instead of spinning; clients wait in the backlog meanwhile.
+ */
+static void pause_accepting(struct server *srv)
+{
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
+
+	log_warn("accept: %s; pausing for 100 ms", strerror(errno));
+	event_del(srv->ev_accept);
+	event_base_once(srv->base, -1, EV_TIMEOUT, on_accept_resume, srv, &tv);
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct server *srv = arg;
+	const struct policy_quota *q = &srv->cfg->quota;
 	struct session *s;
 	struct ucred cred;
 	int fd;
@@ -213,13 +267,25 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	for (;;) {
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				pause_accepting(srv);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+				 errno != ECONNABORTED)
 				log_warn("accept: %s", strerror(errno));
 			return;
 		}
 		if (get_peer_cred(fd, &cred)) {
 			log_warn("SO_PEERCRED: %s", strerror(errno));
 			close(fd);
+			continue;
+		}
+		if (!policy_allows(&srv->cfg->allow, &cred)) {
+			refuse_peer(srv, fd, &cred, -EACCES, 0,
+				    "this uid/gid is not allowed to connect (see [policy] allow_users, allow_groups)");
+			continue;
+		}
+		if (srv->stats.sessions_active >= q->max_clients) {
+			refuse_peer(srv, fd, &cred, -EUSERS, q->max_clients, "too many clients");
 			continue;
 		}
 		s = session_new(srv, fd, &cred);

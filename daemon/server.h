@@ -13,6 +13,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "decode_arena.h"
 #include "hwpt_registry.h"
 #include "inv_batch.h"
 #include "stats.h"
@@ -46,6 +47,7 @@ struct server {
 	size_t rx_cap;
 	uint8_t *tx_buf;
 	size_t tx_cap;
+	struct decode_arena arena;
 };
 
 int server_init(struct server *srv, struct event_base *base, const struct config *cfg,

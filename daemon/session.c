@@ -12,8 +12,6 @@
 #include "log.h"
 #include "server.h"
 
-/* Replies a slow client has not read, above which it is disconnected. */
-#define OUTQ_MAX_BYTES (4u << 20)
 
 static void on_writable(evutil_socket_t fd, short what, void *arg);
 
@@ -69,6 +67,22 @@ static void session_release_objects(struct session *s)
 		srv->stats.hwpts_active--;
 	}
 	s->owned = NULL;
+	s->n_owned = 0;
+}
+
+/*
+ * Closing a unix socket with unread packets makes the peer's next read fail
+ * with ECONNRESET before it sees replies we already queued (such as the
+ * error that explains the close). Reading what is left first avoids that.
+ */
+static void drain_input(struct session *s)
+{
+	char sink[256];
+
+	shutdown(s->fd, SHUT_WR);
+	for (int i = 0; i < 4096; i++)
+		if (recv(s->fd, sink, sizeof(sink), MSG_DONTWAIT | MSG_TRUNC) <= 0)
+			break;
 }
 
 void session_free(struct session *s)
@@ -86,6 +100,7 @@ void session_free(struct session *s)
 		STAILQ_REMOVE_HEAD(&s->outq, link);
 		free(p);
 	}
+	drain_input(s);
 	close(s->fd);
 	TAILQ_REMOVE(&s->srv->sessions, s, link);
 	s->srv->stats.sessions_active--;
@@ -97,7 +112,7 @@ static int queue_packet(struct session *s, const uint8_t *buf, size_t len)
 {
 	struct out_packet *p;
 
-	if (s->outq_bytes + len > OUTQ_MAX_BYTES)
+	if (s->outq_bytes + len > s->srv->cfg->quota.max_outq_bytes)
 		return -ENOBUFS;
 	p = malloc(sizeof(*p) + len);
 	if (!p)
@@ -180,4 +195,26 @@ void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)
 	va_end(ap);
 	rep->status = err;
 	rep->error = reason;
+}
+
+void session_deny(struct session *s, IommuNest__Reply *rep, int err, uint64_t limit,
+		  const char *fmt, ...)
+{
+	static char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	rep->status = err;
+	rep->error = reason;
+	rep->limit = limit;
+	s->srv->stats.denials++;
+	/* A client hammering a limit must not flood the journal: 1st, 2nd, 4th, ... */
+	s->n_denied++;
+	if (s->n_denied & (s->n_denied - 1))
+		return;
+	log_notice("session %llu (pid %d uid %u): denied (%llu so far): %s",
+		   (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid,
+		   (unsigned long long)s->n_denied, reason);
 }

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "iommu_nest.pb-c.h"
+#include "policy.h"
 
 struct server;
 struct hwpt_entry;
@@ -38,7 +39,10 @@ struct session {
 	size_t outq_bytes;
 
 	uint32_t n_pending; /* invalidate requests waiting in the batch */
+	uint32_t n_owned;   /* HWPTs in owned */
 	struct hwpt_entry *owned;
+	struct rate_limiter rate;
+	uint64_t n_denied;
 };
 
 struct session *session_new(struct server *srv, int fd, const struct ucred *cred);
@@ -51,5 +55,9 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep);
 /* Fills a reply with an error: status and a human-readable reason. */
 void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* A refusal by policy or quota: logged with the peer's identity and counted. */
+void session_deny(struct session *s, IommuNest__Reply *rep, int err, uint64_t limit,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -18,6 +18,7 @@ struct daemon_stats {
 	uint64_t hwpts_active;
 	uint64_t protocol_errors;
 	uint64_t batches;
+	uint64_t denials;
 };
 
 #endif

@@ -251,7 +251,7 @@ static int try_connect(const char *path)
 static bool wait_socket(struct nestd *d)
 {
 	int64_t deadline = now_ms() + it_timeout_ms();
-	int pfd = pidfd_of(d->pid);
+	int pfd = pidfd_of(d->pid), status;
 	bool ok = false;
 
 	while (now_ms() < deadline) {
@@ -262,8 +262,10 @@ static bool wait_socket(struct nestd *d)
 			ok = true;
 			break;
 		}
-		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			d->running = false;
+			d->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) :
+							   128 + WTERMSIG(status);
 			break;
 		}
 		if (pfd >= 0) {
@@ -327,7 +329,6 @@ struct nestd *it_start(const char *body)
 	if (!wait_socket(d)) {
 		fprintf(stderr, "daemon did not come up on %s\n", d->sock);
 		dump_file(d->cfg_path, "config");
-		dump_file(d->log_path, "daemon log");
 		CU_FAIL_FATAL("daemon did not start");
 	}
 	return d;
@@ -350,7 +351,7 @@ int it_stop(struct nestd *d)
 			wait_exit(d->pid, it_timeout_ms());
 		}
 	} else {
-		code = -1;
+		code = d->exit_code ? d->exit_code : -1;
 	}
 	if (code != 0) {
 		fprintf(stderr, "daemon exit code %d (wanted a clean 0)\n", code);
@@ -368,9 +369,18 @@ void it_stop_ok(struct nestd *d)
 	CU_ASSERT_EQUAL(it_stop(d), 0);
 }
 
+/* Returns only once the daemon is really stopped (waitpid reports it). */
 void it_freeze(struct nestd *d)
 {
+	int status = 0;
+	pid_t r;
+
 	CU_ASSERT_EQUAL_FATAL(kill(d->pid, SIGSTOP), 0);
+	do {
+		r = waitpid(d->pid, &status, WUNTRACED);
+	} while (r < 0 && errno == EINTR);
+	CU_ASSERT_EQUAL_FATAL(r, d->pid);
+	CU_ASSERT_FATAL(WIFSTOPPED(status));
 }
 
 void it_thaw(struct nestd *d)
@@ -741,7 +751,7 @@ int it_main(int argc, char **argv, const char *suite_name, const struct it_case 
 		live_raw[i] = -1;
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 2;
-	suite = CU_add_suite_with_setup_and_cleanup(suite_name, NULL, NULL, setup, teardown);
+	suite = CU_add_suite_with_setup_and_teardown(suite_name, NULL, NULL, setup, teardown);
 	if (!suite)
 		goto fail;
 	for (const struct it_case *c = cases; c->name; c++) {

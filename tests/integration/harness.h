@@ -37,7 +37,8 @@
 struct nestd {
 	pid_t pid;
 	bool running;
-	char dir[256];
+	int exit_code; /* once it exited (running false) */
+	char dir[96]; /* short: the socket path must fit sun_path */
 	char sock[108];
 	char cfg_path[300];
 	char log_path[300];

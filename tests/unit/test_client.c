@@ -36,7 +36,7 @@ _Static_assert(IOMMU_NEST_TEST_IOTLB_NUM == MOCK_NESTED_DOMAIN_IOTLB_NUM, "mirro
 _Static_assert(sizeof(struct iommu_nest_vtd_inv) == sizeof(struct iommu_hwpt_vtd_s1_invalidate),
 	       "mirror");
 _Static_assert(sizeof(struct iommu_nest_selftest_inv) ==
-		       sizeof(struct iommu_hwpt_invalidate_selftest),
+		   sizeof(struct iommu_hwpt_invalidate_selftest),
 	       "mirror");
 
 #define MAX_MSG 4096u
@@ -91,9 +91,9 @@ static bool no_request_queued(void)
 
 static void send_hello(uint32_t version, uint32_t max_msg)
 {
-	static uint32_t hwpt_types[] = { 1, 0xdead };
-	static uint32_t inv_types[] = { 0, 0xdeadbeef };
-	static char *devices[] = { "dev0", "dev1" };
+	static uint32_t hwpt_types[] = {1, 0xdead};
+	static uint32_t inv_types[] = {0, 0xdeadbeef};
+	static char *devices[] = {"dev0", "dev1"};
 	IommuNest__Reply r = IOMMU_NEST__REPLY__INIT;
 	IommuNest__HelloReply hr = IOMMU_NEST__HELLO_REPLY__INIT;
 
@@ -238,9 +238,8 @@ static void test_alloc_status_and_encoding(void)
 
 	setup();
 	send_status(2, -ENODEV, "no such device: devX");
-	CU_ASSERT_EQUAL(iommu_nest_alloc_vtd_s1(h, "devX", IOMMU_NEST_VTD_S1_SRE, 0x123000, 48,
-						&id),
-			-ENODEV);
+	CU_ASSERT_EQUAL(
+	    iommu_nest_alloc_vtd_s1(h, "devX", IOMMU_NEST_VTD_S1_SRE, 0x123000, 48, &id), -ENODEV);
 	CU_ASSERT_STRING_EQUAL(iommu_nest_last_error(h), "no such device: devX");
 	rq = recv_req();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(rq);
@@ -320,13 +319,13 @@ static void test_stats_and_query(void)
 /* ---- Invalidation -------------------------------------------------------- */
 
 static const struct iommu_nest_vtd_inv three[] = {
-	{ .addr = 0x1000, .npages = 1, .flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF },
-	{ .addr = 0x2001, .npages = 1 },
-	{ .addr = 0x3000, .npages = 2 },
+    {.addr = 0x1000, .npages = 1, .flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF},
+    {.addr = 0x2001, .npages = 1},
+    {.addr = 0x3000, .npages = 2},
 };
-static const uint32_t three_state[] = { IOMMU_NEST_ENTRY_DONE, IOMMU_NEST_ENTRY_FAILED,
-					IOMMU_NEST_ENTRY_NOT_ATTEMPTED };
-static const int32_t three_err[] = { 0, -EINVAL, 0 };
+static const uint32_t three_state[] = {IOMMU_NEST_ENTRY_DONE, IOMMU_NEST_ENTRY_FAILED,
+				       IOMMU_NEST_ENTRY_NOT_ATTEMPTED};
+static const int32_t three_err[] = {0, -EINVAL, 0};
 
 static void test_invalidate_roundtrip(void)
 {
@@ -336,9 +335,9 @@ static void test_invalidate_roundtrip(void)
 
 	setup();
 	send_inv_reply(2, -EINVAL, 3, three_state, three_err, 1, 1);
-	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, 9, IOMMU_NEST_INV_DATA_VTD_S1, three, 3, 0, res,
-					      &sum),
-			-EINVAL);
+	CU_ASSERT_EQUAL(
+	    iommu_nest_invalidate(h, 9, IOMMU_NEST_INV_DATA_VTD_S1, three, 3, 0, res, &sum),
+	    -EINVAL);
 	CU_ASSERT_EQUAL(sum.status, -EINVAL);
 	CU_ASSERT_EQUAL(sum.entries_handled, 1);
 	CU_ASSERT_EQUAL(sum.entries_submitted, 1);
@@ -369,24 +368,24 @@ static void test_invalidate_roundtrip(void)
 
 static void test_invalidate_selftest_and_raw(void)
 {
-	struct iommu_nest_selftest_inv st[2] = { { .iotlb_id = 3 }, { .flags = 1 } };
+	struct iommu_nest_selftest_inv st[2] = {{.iotlb_id = 3}, {.flags = 1}};
 	struct iommu_nest_inv_raw raw = {
-		.hwpt_id = 4,
-		.data_type = 0x1234,
-		.flags = IOMMU_NEST_INV_CONTINUE,
-		.reserved = 5,
-		.entry_len = 16,
-		.layout = IOMMU_NEST_LAYOUT_VTD,
-		.entries = three,
-		.n = 3,
+	    .hwpt_id = 4,
+	    .data_type = 0x1234,
+	    .flags = IOMMU_NEST_INV_CONTINUE,
+	    .reserved = 5,
+	    .entry_len = 16,
+	    .layout = IOMMU_NEST_LAYOUT_VTD,
+	    .entries = three,
+	    .n = 3,
 	};
 	IommuNest__Request *rq;
 
 	setup();
 	send_inv_reply(2, 0, 0, NULL, NULL, 0, 0);
-	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, 4, IOMMU_NEST_INV_DATA_SELFTEST, st, 2, 0, NULL,
-					      NULL),
-			0); /* empty per-entry arrays read as zero */
+	CU_ASSERT_EQUAL(
+	    iommu_nest_invalidate(h, 4, IOMMU_NEST_INV_DATA_SELFTEST, st, 2, 0, NULL, NULL),
+	    0); /* empty per-entry arrays read as zero */
 	rq = recv_req();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(rq);
 	CU_ASSERT_EQUAL_FATAL(rq->invalidate->n_iotlb_id, 2);
@@ -432,9 +431,9 @@ static void test_invalidate_request_error(void)
 
 static void test_invalidate_malformed_reply(void)
 {
-	static const uint32_t bad_run[] = { IOMMU_NEST_ENTRY_DONE, IOMMU_NEST_ENTRY_DONE,
-					    IOMMU_NEST_ENTRY_FAILED };
-	static const uint32_t bad_state[] = { 7, 0, 0 };
+	static const uint32_t bad_run[] = {IOMMU_NEST_ENTRY_DONE, IOMMU_NEST_ENTRY_DONE,
+					   IOMMU_NEST_ENTRY_FAILED};
+	static const uint32_t bad_state[] = {7, 0, 0};
 	struct iommu_nest_entry_result res[3];
 
 	setup();
@@ -463,8 +462,7 @@ static void test_emsgsize(void)
 	for (i = 0; i < 400; i++)
 		e[i].addr = ~0ull << 12; /* ten-byte varints */
 	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, 4, 0, e, 400, 0, NULL, NULL), -EMSGSIZE);
-	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, 4, 0, e, MAX_MSG + 1, 0, NULL, NULL),
-			-EMSGSIZE);
+	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, 4, 0, e, MAX_MSG + 1, 0, NULL, NULL), -EMSGSIZE);
 	CU_ASSERT(no_request_queued());
 	/* Nothing was sent and the id was not used: the handle goes on. */
 	send_status(2, -EIO, NULL);
@@ -526,7 +524,7 @@ static void test_truncated_reply(void)
 
 static void test_garbage_reply(void)
 {
-	static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
 
 	setup();
 	send_raw(junk, sizeof(junk));
@@ -590,9 +588,8 @@ struct completion {
 static struct completion done[8];
 static int n_done;
 
-static void on_done(struct iommu_nest *hh, uint64_t token,
-		    const struct iommu_nest_inv_summary *sum, struct iommu_nest_entry_result *res,
-		    size_t n, void *opaque)
+static void on_done(struct iommu_nest *hh, uint64_t token, const struct iommu_nest_inv_summary *sum,
+		    struct iommu_nest_entry_result *res, size_t n, void *opaque)
 {
 	struct completion *c = &done[n_done++];
 
@@ -652,9 +649,8 @@ static void test_async_interleaved_sync(void)
 
 	setup();
 	n_done = 0;
-	CU_ASSERT_EQUAL(iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res, on_done, &done,
-						     &tok),
-			0);
+	CU_ASSERT_EQUAL(
+	    iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res, on_done, &done, &tok), 0);
 	send_inv_reply(tok, -EINVAL, 3, three_state, three_err, 1, 1);
 	send_status(tok + 1, 0, NULL);
 	CU_ASSERT_EQUAL(iommu_nest_destroy(h, 4), 0);
@@ -674,12 +670,10 @@ static void test_async_connection_drop(void)
 
 	setup();
 	n_done = 0;
-	CU_ASSERT_EQUAL(iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res[0], on_done,
-						     &done, &tok),
-			0);
-	CU_ASSERT_EQUAL(iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res[1], on_done,
-						     &done, NULL),
-			0);
+	CU_ASSERT_EQUAL(
+	    iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res[0], on_done, &done, &tok), 0);
+	CU_ASSERT_EQUAL(
+	    iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res[1], on_done, &done, NULL), 0);
 	/*
 	 * Read the requests first: a peer closing with unread data makes the
 	 * kernel report ECONNRESET ahead of the replies already queued.
@@ -695,9 +689,9 @@ static void test_async_connection_drop(void)
 	CU_ASSERT_EQUAL(done[1].status, -ECONNRESET);
 	CU_ASSERT_EQUAL(done[1].state1, IOMMU_NEST_ENTRY_NOT_ATTEMPTED);
 	CU_ASSERT_EQUAL(iommu_nest_in_flight(h), 0);
-	CU_ASSERT_EQUAL(iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res[0], on_done,
-						     &done, NULL),
-			-ECONNRESET);
+	CU_ASSERT_EQUAL(
+	    iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res[0], on_done, &done, NULL),
+	    -ECONNRESET);
 	teardown();
 }
 
@@ -720,9 +714,9 @@ static void test_async_resubmit_from_callback(void)
 
 	setup();
 	resubmits = 0;
-	CU_ASSERT_EQUAL(iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res,
-						     on_done_resubmit, NULL, NULL),
-			0);
+	CU_ASSERT_EQUAL(
+	    iommu_nest_invalidate_submit(h, 4, 0, three, 3, 0, res, on_done_resubmit, NULL, NULL),
+	    0);
 	send_inv_reply(2, 0, 3, three_state, three_err, 1, 1);
 	CU_ASSERT_EQUAL(iommu_nest_process(h), 1);
 	CU_ASSERT_EQUAL(iommu_nest_in_flight(h), 1);
@@ -738,29 +732,29 @@ int main(void)
 		const char *name;
 		CU_TestFunc fn;
 	} tests[] = {
-		{ "hello caps", test_hello_caps },
-		{ "hello bad version", test_hello_bad_version },
-		{ "hello refused", test_hello_refused },
-		{ "not seqpacket", test_not_seqpacket },
-		{ "alloc status and encoding", test_alloc_status_and_encoding },
-		{ "wrong body", test_wrong_body },
-		{ "stats and query", test_stats_and_query },
-		{ "invalidate roundtrip", test_invalidate_roundtrip },
-		{ "invalidate selftest and raw", test_invalidate_selftest_and_raw },
-		{ "invalidate request error", test_invalidate_request_error },
-		{ "invalidate malformed reply", test_invalidate_malformed_reply },
-		{ "emsgsize", test_emsgsize },
-		{ "large reply", test_large_reply },
-		{ "truncated reply", test_truncated_reply },
-		{ "garbage reply", test_garbage_reply },
-		{ "unknown id", test_unknown_id },
-		{ "connection error reply", test_connection_error_reply },
-		{ "daemon gone", test_daemon_gone },
-		{ "eof while waiting", test_eof_while_waiting },
-		{ "async out of order", test_async_out_of_order },
-		{ "async interleaved sync", test_async_interleaved_sync },
-		{ "async connection drop", test_async_connection_drop },
-		{ "async resubmit from callback", test_async_resubmit_from_callback },
+	    {"hello caps", test_hello_caps},
+	    {"hello bad version", test_hello_bad_version},
+	    {"hello refused", test_hello_refused},
+	    {"not seqpacket", test_not_seqpacket},
+	    {"alloc status and encoding", test_alloc_status_and_encoding},
+	    {"wrong body", test_wrong_body},
+	    {"stats and query", test_stats_and_query},
+	    {"invalidate roundtrip", test_invalidate_roundtrip},
+	    {"invalidate selftest and raw", test_invalidate_selftest_and_raw},
+	    {"invalidate request error", test_invalidate_request_error},
+	    {"invalidate malformed reply", test_invalidate_malformed_reply},
+	    {"emsgsize", test_emsgsize},
+	    {"large reply", test_large_reply},
+	    {"truncated reply", test_truncated_reply},
+	    {"garbage reply", test_garbage_reply},
+	    {"unknown id", test_unknown_id},
+	    {"connection error reply", test_connection_error_reply},
+	    {"daemon gone", test_daemon_gone},
+	    {"eof while waiting", test_eof_while_waiting},
+	    {"async out of order", test_async_out_of_order},
+	    {"async interleaved sync", test_async_interleaved_sync},
+	    {"async connection drop", test_async_connection_drop},
+	    {"async resubmit from callback", test_async_resubmit_from_callback},
 	};
 	CU_pSuite s;
 	unsigned int fails;

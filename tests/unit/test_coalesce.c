@@ -21,7 +21,7 @@
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;
 typedef struct iommu_hwpt_invalidate_selftest st_t;
 
-#define PG 4096ULL
+#define PG   4096ULL
 #define LEAF IOMMU_VTD_INV_FLAGS_LEAF
 #define ALLP UINT64_MAX
 
@@ -39,22 +39,24 @@ static const st_t *sub_st(uint32_t k)
 
 static struct coalesce_params params(uint64_t slack, uint64_t flush_all, uint32_t mm)
 {
-	return (struct coalesce_params){ .enabled = true, .slack_pages = slack,
-					 .flush_all_pages = flush_all, .vtd_max_mask = mm };
+	return (struct coalesce_params){.enabled = true,
+					.slack_pages = slack,
+					.flush_all_pages = flush_all,
+					.vtd_max_mask = mm};
 }
 
 static vtd_t V(uint64_t page, uint64_t npages, uint32_t flags)
 {
-	return (vtd_t){ .addr = page * PG, .npages = npages, .flags = flags };
+	return (vtd_t){.addr = page * PG, .npages = npages, .flags = flags};
 }
 
 /* Asserts submitted entry k is pages [page, page + npages) with flags. */
-#define CHECK_SUB(k, page, np, fl)                                   \
-	do {                                                         \
-		CU_ASSERT_EQUAL(sub_vtd(k)->addr, (uint64_t)(page) * PG); \
-		CU_ASSERT_EQUAL(sub_vtd(k)->npages, (uint64_t)(np));   \
-		CU_ASSERT_EQUAL(sub_vtd(k)->flags, (uint32_t)(fl));    \
-		CU_ASSERT_EQUAL(sub_vtd(k)->__reserved, 0);            \
+#define CHECK_SUB(k, page, np, fl)                                                                 \
+	do {                                                                                       \
+		CU_ASSERT_EQUAL(sub_vtd(k)->addr, (uint64_t)(page)*PG);                            \
+		CU_ASSERT_EQUAL(sub_vtd(k)->npages, (uint64_t)(np));                               \
+		CU_ASSERT_EQUAL(sub_vtd(k)->flags, (uint32_t)(fl));                                \
+		CU_ASSERT_EQUAL(sub_vtd(k)->__reserved, 0);                                        \
 	} while (0)
 
 /* ---- cost model ---- */
@@ -99,7 +101,7 @@ static void test_normalize(void)
 	vtd_entry_normalize(&e);
 	CU_ASSERT(e.addr == 5 * PG && e.npages == 10 && e.flags == LEAF);
 	/* wraps: clipped to the end */
-	e = (vtd_t){ .addr = 1ULL << 63, .npages = 1ULL << 60 };
+	e = (vtd_t){.addr = 1ULL << 63, .npages = 1ULL << 60};
 	vtd_entry_normalize(&e);
 	CU_ASSERT(e.addr == 1ULL << 63 && e.npages == 1ULL << 51);
 	/* from 0 to (past) the end: the flush-all encoding */
@@ -120,7 +122,7 @@ static void test_normalize(void)
 static void test_identity_when_disabled(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	vtd_t in[3] = { V(4, 1, 0), V(0, 1, LEAF), V(4, 1, 0) };
+	vtd_t in[3] = {V(4, 1, 0), V(0, 1, LEAF), V(4, 1, 0)};
 
 	p.enabled = false;
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 3, &p, &plan), 0);
@@ -143,7 +145,7 @@ static void test_empty_batch(void)
 static void test_overlap_merges(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	vtd_t in[3] = { V(2, 2, 0), V(0, 4, 0), V(1, 1, 0) };
+	vtd_t in[3] = {V(2, 2, 0), V(0, 4, 0), V(1, 1, 0)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 3, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -156,7 +158,7 @@ static void test_overlap_merges(void)
 static void test_adjacent_merges(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	vtd_t in[4] = { V(6, 2, LEAF), V(0, 2, LEAF), V(2, 2, LEAF), V(4, 2, LEAF) };
+	vtd_t in[4] = {V(6, 2, LEAF), V(0, 2, LEAF), V(2, 2, LEAF), V(4, 2, LEAF)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 4, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -167,7 +169,7 @@ static void test_adjacent_merges(void)
 static void test_duplicates_merge(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	vtd_t in[5] = { V(9, 1, LEAF), V(9, 1, LEAF), V(9, 1, LEAF), V(9, 1, LEAF), V(9, 1, LEAF) };
+	vtd_t in[5] = {V(9, 1, LEAF), V(9, 1, LEAF), V(9, 1, LEAF), V(9, 1, LEAF), V(9, 1, LEAF)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 5, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -177,7 +179,7 @@ static void test_duplicates_merge(void)
 static void test_leaf_nonleaf_merge_is_nonleaf(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	vtd_t in[2] = { V(0, 4, LEAF), V(2, 4, 0) };
+	vtd_t in[2] = {V(0, 4, LEAF), V(2, 4, 0)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 2, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -188,7 +190,7 @@ static void test_disjoint_stay_apart(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
 	/* blocks 1 + 1 against 4 for [0, 3): not worth it without slack */
-	vtd_t in[2] = { V(2, 1, 0), V(0, 1, LEAF) };
+	vtd_t in[2] = {V(2, 1, 0), V(0, 1, LEAF)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 2, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 2);
@@ -202,7 +204,7 @@ static void test_disjoint_stay_apart(void)
 static void test_slack_merges_small_gap(void)
 {
 	struct coalesce_params p = params(2, 0, 0);
-	vtd_t in[2] = { V(0, 1, LEAF), V(3, 1, LEAF) };
+	vtd_t in[2] = {V(0, 1, LEAF), V(3, 1, LEAF)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 2, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -219,7 +221,7 @@ static void test_block_overlap_merges_without_slack(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
 	/* [0,3) costs block 0..3, [4,8) block 4..7: one block 0..7 is free */
-	vtd_t in[2] = { V(4, 4, LEAF), V(0, 3, LEAF) };
+	vtd_t in[2] = {V(4, 4, LEAF), V(0, 3, LEAF)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 2, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -232,7 +234,7 @@ static void test_merge_refused_when_block_grows(void)
 	struct coalesce_params p = params(1, 0, 0);
 	/* adjacent across the 2^20 boundary: union, then split back */
 	uint64_t b = 1ULL << 20;
-	vtd_t in[2] = { V(b - 1, 1, LEAF), V(b + 1, 1, LEAF) };
+	vtd_t in[2] = {V(b - 1, 1, LEAF), V(b + 1, 1, LEAF)};
 
 	/* gap of 1 page within slack, but the block would be 2^21 pages */
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 2, &p, &plan), 0);
@@ -244,7 +246,7 @@ static void test_split_at_large_boundary(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
 	uint64_t b = 1ULL << 20;
-	vtd_t in[3] = { V(b - 2, 2, LEAF), V(b, 3, 0), V(b - 1, 2, LEAF) };
+	vtd_t in[3] = {V(b - 2, 2, LEAF), V(b, 3, 0), V(b - 1, 2, LEAF)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 3, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 2);
@@ -260,7 +262,7 @@ static void test_no_split_for_small_saving(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
 	/* block 4 as one entry, 2 + 1 as two: not worth a submission */
-	vtd_t in[1] = { V(0, 3, 0) };
+	vtd_t in[1] = {V(0, 3, 0)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 1, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -271,7 +273,7 @@ static void test_slack_discourages_split(void)
 {
 	struct coalesce_params p = params(16, 0, 0);
 	/* pages 6..9: one block 0..15 (16) or 4 + 2: saves 10 < slack */
-	vtd_t in[1] = { V(6, 4, 0) };
+	vtd_t in[1] = {V(6, 4, 0)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 1, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -285,7 +287,7 @@ static void test_slack_discourages_split(void)
 static void test_flush_all_subsumes(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	vtd_t in[4] = { V(5, 1, LEAF), V(0, UINT64_MAX, LEAF), V(100, 3, 0), V(7, 0, 0) };
+	vtd_t in[4] = {V(5, 1, LEAF), V(0, UINT64_MAX, LEAF), V(100, 3, 0), V(7, 0, 0)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 4, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -298,7 +300,7 @@ static void test_flush_all_subsumes(void)
 static void test_whole_space_range_is_flush_all(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	vtd_t in[2] = { V(3, 1, 0), V(0, (1ULL << 52) + 1, LEAF) };
+	vtd_t in[2] = {V(3, 1, 0), V(0, (1ULL << 52) + 1, LEAF)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 2, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -308,7 +310,7 @@ static void test_whole_space_range_is_flush_all(void)
 static void test_flush_all_threshold(void)
 {
 	struct coalesce_params p = params(0, 1000, 0);
-	vtd_t in[2] = { V(0, 512, 0), V(4096, 512, LEAF) };
+	vtd_t in[2] = {V(0, 512, 0), V(4096, 512, LEAF)};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 2, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -328,7 +330,7 @@ static void test_flush_all_threshold(void)
 static void test_max_mask(void)
 {
 	struct coalesce_params p = params(0, 0, 9);
-	vtd_t in[1] = { V(0, 1024, 0) };
+	vtd_t in[1] = {V(0, 1024, 0)};
 
 	/* 1024 pages do not fit one 2^9 mask; two do */
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 1, &p, &plan), 0);
@@ -343,7 +345,7 @@ static void test_max_mask(void)
 	CHECK_SUB(0, 0, UINT64_MAX, 0);
 	/* merges never build a block above the mask */
 	in[0] = V(0, 512, 0);
-	vtd_t two[2] = { V(0, 512, 0), V(512, 1, 0) };
+	vtd_t two[2] = {V(0, 512, 0), V(512, 1, 0)};
 	CU_ASSERT_EQUAL(coalesce_vtd(two, 2, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 2);
 	CU_ASSERT_EQUAL(plan.pages_flushed, 513);
@@ -352,8 +354,8 @@ static void test_max_mask(void)
 static void test_wrap_clipped(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	vtd_t in[2] = { { .addr = 1ULL << 63, .npages = 1ULL << 60 },
-			{ .addr = 0xfffffffffffff000ULL, .npages = 1 } };
+	vtd_t in[2] = {{.addr = 1ULL << 63, .npages = 1ULL << 60},
+		       {.addr = 0xfffffffffffff000ULL, .npages = 1}};
 
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 2, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -365,7 +367,7 @@ static void test_wrap_clipped(void)
 static void test_npages_zero(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	vtd_t in[3] = { V(7, 0, 0), V(9, 0, LEAF), V(100, 1, 0) };
+	vtd_t in[3] = {V(7, 0, 0), V(9, 0, LEAF), V(100, 1, 0)};
 
 	/* served by a real entry, never submitted as such */
 	CU_ASSERT_EQUAL(coalesce_vtd(in, 3, &p, &plan), 0);
@@ -399,7 +401,7 @@ static void test_plan_reuse_shrinks(void)
 static void test_selftest_duplicates(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	st_t in[4] = { { 0, 2 }, { 0, 0 }, { 0, 2 }, { 0, 0 } };
+	st_t in[4] = {{0, 2}, {0, 0}, {0, 2}, {0, 0}};
 
 	CU_ASSERT_EQUAL(coalesce_selftest(in, 4, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 2);
@@ -413,8 +415,8 @@ static void test_selftest_duplicates(void)
 static void test_selftest_flag_all(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	st_t in[3] = { { 0, 1 }, { IOMMU_TEST_INVALIDATE_FLAG_ALL, 3 }, { 0, 2 } };
-	st_t four[4] = { { 0, 3 }, { 0, 2 }, { 0, 1 }, { 0, 0 } };
+	st_t in[3] = {{0, 1}, {IOMMU_TEST_INVALIDATE_FLAG_ALL, 3}, {0, 2}};
+	st_t four[4] = {{0, 3}, {0, 2}, {0, 1}, {0, 0}};
 
 	CU_ASSERT_EQUAL(coalesce_selftest(in, 3, &p, &plan), 0);
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
@@ -431,7 +433,7 @@ static void test_selftest_flag_all(void)
 static void test_selftest_disabled_and_invalid(void)
 {
 	struct coalesce_params p = params(0, 0, 0);
-	st_t in[2] = { { 0, 1 }, { 0, 1 } }, bad = { 0, 4 };
+	st_t in[2] = {{0, 1}, {0, 1}}, bad = {0, 4};
 
 	p.enabled = false;
 	CU_ASSERT_EQUAL(coalesce_selftest(in, 2, &p, &plan), 0);
@@ -548,7 +550,7 @@ static vtd_t *pin;
 static void gen_batch(vtd_t *in, uint32_t n)
 {
 	/* One address regime per batch, so that overlaps actually happen. */
-	static const uint32_t windows[] = { 4, 6, 10, 16, 24, 40, 52 };
+	static const uint32_t windows[] = {4, 6, 10, 16, 24, 40, 52};
 	uint32_t wbits = windows[rnd_below(7)];
 	uint64_t base = rnd_below(1ULL << (52 - wbits)) << wbits;
 	/* Most batches are tame; some carry huge, wrapping and flush-all. */
@@ -568,9 +570,9 @@ static void gen_batch(vtd_t *in, uint32_t n)
 		else if (r < 945)
 			np = 0;
 		else if (r < 985)
-			np = rnd() >> rnd_below(64);          /* huge, may wrap */
+			np = rnd() >> rnd_below(64); /* huge, may wrap */
 		else if (r < 990)
-			page = 0, np = UINT64_MAX;              /* flush-all */
+			page = 0, np = UINT64_MAX; /* flush-all */
 		else
 			np = (1ULL << rnd_below(52)) - (page & 7); /* ends near a boundary */
 		if (np == UINT64_MAX && page)
@@ -593,12 +595,12 @@ static uint32_t gen_n(void)
 
 static struct coalesce_params gen_params(void)
 {
-	static const uint64_t slacks[] = { 0, 0, 1, 4, 64, 4096 };
-	static const uint32_t masks[] = { 0, 0, 9, 18, 30, 52, 60 };
+	static const uint64_t slacks[] = {0, 0, 1, 4, 64, 4096};
+	static const uint32_t masks[] = {0, 0, 9, 18, 30, 52, 60};
 	struct coalesce_params p = {
-		.enabled = rnd_below(10) != 0,
-		.slack_pages = slacks[rnd_below(6)],
-		.vtd_max_mask = masks[rnd_below(7)],
+	    .enabled = rnd_below(10) != 0,
+	    .slack_pages = slacks[rnd_below(6)],
+	    .vtd_max_mask = masks[rnd_below(7)],
 	};
 	uint64_t r = rnd_below(4);
 
@@ -625,7 +627,7 @@ static int check_plan(const vtd_t *in, uint32_t n, const struct coalesce_params 
 			s = 0, e = 1ULL << 52;
 		for (uint32_t k = plan.first[i]; k <= plan.last[i]; k++) {
 			const vtd_t *o = sub_vtd(k);
-			struct iv v = { .strong = !(o->flags & LEAF) };
+			struct iv v = {.strong = !(o->flags & LEAF)};
 
 			if (!v.strong && !(in[i].flags & LEAF))
 				continue; /* too weak to count for this input */
@@ -644,7 +646,7 @@ static int check_plan(const vtd_t *in, uint32_t n, const struct coalesce_params 
 	/* global coverage, and what each submitted entry costs */
 	for (uint32_t k = 0; k < plan.n_sub; k++) {
 		const vtd_t *o = sub_vtd(k);
-		struct iv v = { .strong = !(o->flags & LEAF) };
+		struct iv v = {.strong = !(o->flags & LEAF)};
 		uint64_t c = model_block(o, p->vtd_max_mask);
 
 		if (inv_validate_vtd_entry(o))
@@ -728,7 +730,7 @@ static void test_property_vtd(void)
 {
 	uint64_t seed = env_u64("NESTD_SEED", (uint64_t)time(NULL));
 	uint64_t batches = env_u64("NESTD_BATCHES", 100000);
-	struct prop_stats st = { 0 };
+	struct prop_stats st = {0};
 	vtd_t *in = calloc(4096, sizeof(*in));
 
 	iv_all = calloc(8193, sizeof(*iv_all));
@@ -761,8 +763,8 @@ static void test_property_vtd(void)
 	       " flush-all plans\n  over-invalidation outside flush-alls: %.4g"
 	       " pages flushed for %.4g asked (%.3fx)\n",
 	       seed, st.batches, st.entries, st.submitted,
-	       st.entries ? (double)st.submitted / (double)st.entries : 0.0,
-	       st.flush_alls, st.flushed_pages, st.asked_pages,
+	       st.entries ? (double)st.submitted / (double)st.entries : 0.0, st.flush_alls,
+	       st.flushed_pages, st.asked_pages,
 	       st.asked_pages ? st.flushed_pages / st.asked_pages : 0.0);
 	printf("  tame batches (coalescing on, no flush-all): %" PRIu64 " batches, %" PRIu64
 	       " entries, %.3f submitted per entry, %.3fx pages flushed per page asked\n",
@@ -829,33 +831,33 @@ int main(void)
 		const char *name;
 		CU_TestFunc fn;
 	} tests[] = {
-		{ "block pages", test_block_pages },
-		{ "normalize", test_normalize },
-		{ "identity when disabled", test_identity_when_disabled },
-		{ "empty batch", test_empty_batch },
-		{ "overlap merges", test_overlap_merges },
-		{ "adjacent merges", test_adjacent_merges },
-		{ "duplicates merge", test_duplicates_merge },
-		{ "leaf + non-leaf = non-leaf", test_leaf_nonleaf_merge_is_nonleaf },
-		{ "disjoint stay apart", test_disjoint_stay_apart },
-		{ "slack merges small gaps", test_slack_merges_small_gap },
-		{ "overlapping blocks merge", test_block_overlap_merges_without_slack },
-		{ "merge refused when block grows", test_merge_refused_when_block_grows },
-		{ "split at large boundary", test_split_at_large_boundary },
-		{ "no split for small saving", test_no_split_for_small_saving },
-		{ "slack discourages split", test_slack_discourages_split },
-		{ "flush-all subsumes", test_flush_all_subsumes },
-		{ "whole-space range is flush-all", test_whole_space_range_is_flush_all },
-		{ "flush-all threshold", test_flush_all_threshold },
-		{ "max mask", test_max_mask },
-		{ "wrap clipped", test_wrap_clipped },
-		{ "npages 0", test_npages_zero },
-		{ "plan reuse", test_plan_reuse_shrinks },
-		{ "selftest duplicates", test_selftest_duplicates },
-		{ "selftest FLAG_ALL", test_selftest_flag_all },
-		{ "selftest disabled/invalid", test_selftest_disabled_and_invalid },
-		{ "property: vtd", test_property_vtd },
-		{ "property: selftest", test_property_selftest },
+	    {"block pages", test_block_pages},
+	    {"normalize", test_normalize},
+	    {"identity when disabled", test_identity_when_disabled},
+	    {"empty batch", test_empty_batch},
+	    {"overlap merges", test_overlap_merges},
+	    {"adjacent merges", test_adjacent_merges},
+	    {"duplicates merge", test_duplicates_merge},
+	    {"leaf + non-leaf = non-leaf", test_leaf_nonleaf_merge_is_nonleaf},
+	    {"disjoint stay apart", test_disjoint_stay_apart},
+	    {"slack merges small gaps", test_slack_merges_small_gap},
+	    {"overlapping blocks merge", test_block_overlap_merges_without_slack},
+	    {"merge refused when block grows", test_merge_refused_when_block_grows},
+	    {"split at large boundary", test_split_at_large_boundary},
+	    {"no split for small saving", test_no_split_for_small_saving},
+	    {"slack discourages split", test_slack_discourages_split},
+	    {"flush-all subsumes", test_flush_all_subsumes},
+	    {"whole-space range is flush-all", test_whole_space_range_is_flush_all},
+	    {"flush-all threshold", test_flush_all_threshold},
+	    {"max mask", test_max_mask},
+	    {"wrap clipped", test_wrap_clipped},
+	    {"npages 0", test_npages_zero},
+	    {"plan reuse", test_plan_reuse_shrinks},
+	    {"selftest duplicates", test_selftest_duplicates},
+	    {"selftest FLAG_ALL", test_selftest_flag_all},
+	    {"selftest disabled/invalid", test_selftest_disabled_and_invalid},
+	    {"property: vtd", test_property_vtd},
+	    {"property: selftest", test_property_selftest},
 	};
 	CU_pSuite suite;
 	unsigned int failed;

@@ -13,6 +13,7 @@
 
 struct backend;
 struct config;
+struct json_object;
 
 /* Largest number of data types a backend reports in its capabilities. */
 #define BACKEND_MAX_TYPES 4
@@ -77,6 +78,24 @@ enum sim_cache_kind {
 	SIM_KIND_PSC = 2,   /* paging-structure cache entry */
 };
 
+/*
+ * A descriptor the backend's objects live in (restart.c keeps it in
+ * systemd's fd store under name, so that they survive a crash).
+ */
+#define BACKEND_FD_NAME_MAX 64
+#define BACKEND_MAX_FDS (1 + 64) /* iommufd + one per device */
+
+struct backend_fd {
+	char name[BACKEND_FD_NAME_MAX];
+	int fd;
+};
+
+/*
+ * Hands over the inherited descriptor called name (the caller owns it from
+ * then on), or returns -1 if there is none.
+ */
+typedef int (*backend_take_fd_fn)(void *ctx, const char *name);
+
 struct backend_ops {
 	const char *name;
 	void (*close)(struct backend *be);
@@ -99,6 +118,31 @@ struct backend_ops {
 	int (*sim_query)(struct backend *be, uint32_t hwpt_id, uint64_t addr,
 			 uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
 	int (*inject_fault)(struct backend *be, const struct backend_fault *f);
+
+	/*
+	 * Restart support (restart.c). All optional.
+	 *
+	 * save: adds what the backend needs to find its objects again to obj
+	 *   (a JSON object owned by the caller).
+	 * restore: replaces a freshly opened backend's state with a saved one
+	 *   (sim: the whole model); take_fd hands over inherited descriptors.
+	 *   0, or a negative errno with the backend unchanged.
+	 * stored_fds: the descriptors to keep in the fd store; returns how many
+	 *   (at most max). They stay owned by the backend.
+	 * generation: a counter that changes whenever state that save()
+	 *   writes changes, so that the caller persists only when needed (the
+	 *   sim's model IOTLB changes on every invalidation, iommufd's never).
+	 * has_hwpt: whether a nested HWPT id is alive in the backend.
+	 * abandon: frees the backend without destroying the objects it
+	 *   created (they outlive us in the fd store); NULL: close.
+	 */
+	int (*save)(struct backend *be, struct json_object *obj);
+	int (*restore)(struct backend *be, struct json_object *obj, backend_take_fd_fn take_fd,
+		       void *ctx, const char **errmsg);
+	uint32_t (*stored_fds)(struct backend *be, struct backend_fd *out, uint32_t max);
+	uint64_t (*generation)(struct backend *be);
+	bool (*has_hwpt)(struct backend *be, uint32_t hwpt_id);
+	void (*abandon)(struct backend *be);
 };
 
 /* Every backend object starts with this. */

@@ -7,15 +7,42 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "config.h"
+#include "json_util.h"
+#include "sim_persist.h"
 #include "sim_state.h"
 
+#define SIM_ANCHOR_LEN 16
+#define SIM_FD_NAME "sim"
+
+/*
+ * The sim's objects live in this process, so nothing needs to outlive it;
+ * the state file carries them across a restart. To make the restart path
+ * the same as iommufd's (whose objects live as long as its fd is open in
+ * systemd's fd store), the sim keeps an anchor: a memfd holding a random
+ * instance id, stored in the fd store as "sim". A restored instance that
+ * gets an anchor back accepts the state file only if the ids match; with
+ * no fd store (plain start) the state file alone is enough.
+ */
 struct sim_backend {
 	struct backend be;
 	struct sim_state st;
+	const struct config *cfg; /* the devices a restored state must match */
+	uint64_t gen; /* bumped by every change save() would write */
+	int anchor_fd;
+	uint8_t anchor[SIM_ANCHOR_LEN];
 };
+
+static struct sim_backend *to_sb(struct backend *be)
+{
+	return (struct sim_backend *)be;
+}
 
 static struct sim_state *to_st(struct backend *be)
 {
@@ -27,6 +54,8 @@ static void sim_close(struct backend *be)
 	if (!be)
 		return;
 	sim_state_free(to_st(be));
+	if (to_sb(be)->anchor_fd >= 0)
+		close(to_sb(be)->anchor_fd);
 	free(be);
 }
 
@@ -79,26 +108,40 @@ static int sim_op_alloc_nested(struct backend *be, const char *device,
 			       const struct backend_alloc *req, uint32_t *out_hwpt_id,
 			       uint32_t *out_parent_id)
 {
-	return sim_alloc_nested(to_st(be), device, req, out_hwpt_id, out_parent_id);
+	int rc = sim_alloc_nested(to_st(be), device, req, out_hwpt_id, out_parent_id);
+
+	to_sb(be)->gen += !rc;
+	return rc;
 }
 
 static int sim_op_destroy(struct backend *be, uint32_t hwpt_id)
 {
-	return sim_destroy(to_st(be), hwpt_id);
+	int rc = sim_destroy(to_st(be), hwpt_id);
+
+	to_sb(be)->gen += !rc;
+	return rc;
 }
 
 static int sim_op_attach(struct backend *be, const char *device, uint32_t hwpt_id)
 {
-	return sim_attach(to_st(be), device, hwpt_id);
+	int rc = sim_attach(to_st(be), device, hwpt_id);
+
+	to_sb(be)->gen += !rc;
+	return rc;
 }
 
 static int sim_op_detach(struct backend *be, const char *device)
 {
-	return sim_detach(to_st(be), device);
+	int rc = sim_detach(to_st(be), device);
+
+	to_sb(be)->gen += !rc;
+	return rc;
 }
 
 static int sim_op_invalidate(struct backend *be, struct backend_inv *inv)
 {
+	/* Even a failing submission applied the entries before the failure. */
+	to_sb(be)->gen++;
 	return sim_invalidate(to_st(be), inv);
 }
 
@@ -111,7 +154,10 @@ static int sim_op_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iot
 static int sim_op_populate(struct backend *be, uint32_t hwpt_id, uint64_t addr,
 			   uint64_t npages, uint32_t kind)
 {
-	return sim_populate(to_st(be), hwpt_id, addr, npages, kind);
+	int rc = sim_populate(to_st(be), hwpt_id, addr, npages, kind);
+
+	to_sb(be)->gen += !rc;
+	return rc;
 }
 
 static int sim_op_query(struct backend *be, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
@@ -122,7 +168,110 @@ static int sim_op_query(struct backend *be, uint32_t hwpt_id, uint64_t addr, uin
 
 static int sim_op_inject_fault(struct backend *be, const struct backend_fault *f)
 {
-	return sim_inject_fault(to_st(be), f);
+	int rc = sim_inject_fault(to_st(be), f);
+
+	to_sb(be)->gen += !rc;
+	return rc;
+}
+
+/* ---- restart support ------------------------------------------------- */
+
+static int sim_save(struct backend *be, struct json_object *obj)
+{
+	char hex[2 * SIM_ANCHOR_LEN + 1];
+
+	js_hex(hex, to_sb(be)->anchor, SIM_ANCHOR_LEN);
+	if (js_add_str(obj, "anchor", hex))
+		return -ENOMEM;
+	return sim_state_save(to_st(be), obj);
+}
+
+/* Reads an inherited anchor's id; -EINVAL if it is not one of ours. */
+static int anchor_read(int fd, uint8_t *id)
+{
+	char buf[2 * SIM_ANCHOR_LEN + 1];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+
+	if (n != 2 * SIM_ANCHOR_LEN)
+		return -EINVAL;
+	buf[n] = '\0';
+	return js_unhex(buf, id, SIM_ANCHOR_LEN);
+}
+
+/*
+ * With an anchor from the fd store, the state file must be the one its
+ * instance wrote: another id means the file is stale (left by an instance
+ * whose fd store entry is gone), and restoring it would resurrect objects
+ * that no longer exist anywhere else.
+ */
+static int anchor_check(struct sim_backend *sb, struct json_object *obj, int fd,
+			const char **errmsg)
+{
+	uint8_t saved[SIM_ANCHOR_LEN], got[SIM_ANCHOR_LEN];
+	char hex[2 * SIM_ANCHOR_LEN + 1];
+
+	if (js_str(obj, "anchor", hex, sizeof(hex)) || js_unhex(hex, saved, SIM_ANCHOR_LEN)) {
+		*errmsg = "sim: malformed anchor";
+		return -EINVAL;
+	}
+	if (fd < 0) {
+		/* No fd store: keep the fresh anchor, the state file is enough. */
+		return 0;
+	}
+	if (anchor_read(fd, got) || memcmp(saved, got, SIM_ANCHOR_LEN)) {
+		*errmsg = "sim: the stored anchor does not match the state file";
+		return -ESTALE;
+	}
+	return 0;
+}
+
+static int sim_restore(struct backend *be, struct json_object *obj, backend_take_fd_fn take_fd,
+		       void *ctx, const char **errmsg)
+{
+	struct sim_backend *sb = to_sb(be);
+	int fd = take_fd ? take_fd(ctx, SIM_FD_NAME) : -1;
+	struct sim_state fresh;
+	int rc;
+
+	rc = anchor_check(sb, obj, fd, errmsg);
+	if (!rc)
+		rc = sim_state_load(&fresh, sb->cfg, obj, errmsg);
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	sim_state_free(&sb->st);
+	sb->st = fresh;
+	if (fd >= 0) {
+		/* Adopt it: it is already in the store, nothing to add. */
+		close(sb->anchor_fd);
+		sb->anchor_fd = fd;
+		anchor_read(fd, sb->anchor);
+	}
+	sb->gen++;
+	return 0;
+}
+
+static uint32_t sim_stored_fds(struct backend *be, struct backend_fd *out, uint32_t max)
+{
+	if (!max || to_sb(be)->anchor_fd < 0)
+		return 0;
+	snprintf(out[0].name, sizeof(out[0].name), "%s", SIM_FD_NAME);
+	out[0].fd = to_sb(be)->anchor_fd;
+	return 1;
+}
+
+static uint64_t sim_generation(struct backend *be)
+{
+	return to_sb(be)->gen;
+}
+
+static bool sim_has_hwpt(struct backend *be, uint32_t hwpt_id)
+{
+	struct sim_obj *o = sim_obj_find(to_st(be), hwpt_id);
+
+	return o && o->type == SIM_OBJ_NESTED;
 }
 
 static const struct backend_ops sim_ops = {
@@ -140,7 +289,32 @@ static const struct backend_ops sim_ops = {
 	.sim_populate = sim_op_populate,
 	.sim_query = sim_op_query,
 	.inject_fault = sim_op_inject_fault,
+	.save = sim_save,
+	.restore = sim_restore,
+	.stored_fds = sim_stored_fds,
+	.generation = sim_generation,
+	.has_hwpt = sim_has_hwpt,
+	.abandon = sim_close,
 };
+
+/* A memfd with a fresh random id; -1 if memfd or getrandom fail (no anchor). */
+static int anchor_new(uint8_t *id)
+{
+	char hex[2 * SIM_ANCHOR_LEN + 1];
+	int fd;
+
+	if (getrandom(id, SIM_ANCHOR_LEN, 0) != SIM_ANCHOR_LEN)
+		return -1;
+	fd = memfd_create("iommu-nestd-sim-anchor", MFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	js_hex(hex, id, SIM_ANCHOR_LEN);
+	if (write(fd, hex, 2 * SIM_ANCHOR_LEN) != 2 * SIM_ANCHOR_LEN) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
 
 int backend_sim_open(const struct config *cfg, struct backend **out, const char **errmsg)
 {
@@ -161,6 +335,8 @@ int backend_sim_open(const struct config *cfg, struct backend **out, const char 
 		free(sb);
 		return rc;
 	}
+	sb->cfg = cfg;
+	sb->anchor_fd = anchor_new(sb->anchor);
 	*out = &sb->be;
 	return 0;
 }

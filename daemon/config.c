@@ -16,6 +16,7 @@
 #include "log.h"
 
 #define DEFAULT_SOCKET "/run/iommu-nestd/iommu-nestd.sock"
+#define DEFAULT_STATE_FILE "/run/iommu-nestd/state"
 
 void config_defaults(struct config *cfg)
 {
@@ -33,6 +34,8 @@ void config_defaults(struct config *cfg)
 	cfg->vtd_max_mask = 18;
 	cfg->batch_delay_us = 0;
 	cfg->test_requests = false;
+	snprintf(cfg->state_file, sizeof(cfg->state_file), "%s", DEFAULT_STATE_FILE);
+	cfg->reclaim_grace_ms = 30000;
 	cfg->quota.max_clients = 1024;
 	cfg->quota.max_hwpts = 64;
 	cfg->quota.max_inflight = 256;
@@ -146,6 +149,11 @@ static int set_daemon(struct config *cfg, const char *k, const char *v)
 	}
 	if (!strcmp(k, "test_requests"))
 		return parse_bool(v, &cfg->test_requests);
+	/* An empty value turns persistence off. */
+	if (!strcmp(k, "state_file"))
+		return copy_str(cfg->state_file, sizeof(cfg->state_file), v);
+	if (!strcmp(k, "reclaim_grace_ms"))
+		return parse_u32(v, &cfg->reclaim_grace_ms);
 	return -ENOENT;
 }
 

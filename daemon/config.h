@@ -49,6 +49,14 @@ struct config {
 
 	bool test_requests; /* serve CheckIotlb / SimPopulate / SimQuery / InjectFault */
 
+	/*
+	 * Restart without loss (restart.c): where the registry is persisted
+	 * ("": nowhere) and how long HWPTs of a previous instance wait for
+	 * their owner's Reclaim before they are destroyed.
+	 */
+	char state_file[CONFIG_PATH_MAX];
+	uint32_t reclaim_grace_ms;
+
 	/* Who may connect at all, and per-client quotas. */
 	struct policy_ids allow;
 	struct policy_quota quota;

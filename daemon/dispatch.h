@@ -31,6 +31,10 @@ void handle_sim_query(struct session *s, const IommuNest__Request *req, IommuNes
 void handle_inject_fault(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_stats(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 
+struct config;
+/* Entries one Invalidate may carry: max_entries, or fewer if replies would not fit. */
+uint32_t invalidate_max_entries(const struct config *cfg);
+
 /* Answers an Invalidate request whose batch has run (or that failed early). */
 void invalidate_send_reply(struct session *s, struct inv_request *req);
 /* Frees the reply encoder's reusable buffers (at shutdown). */

@@ -106,6 +106,24 @@ static void fail_request(struct session *s, struct inv_request *r, int err, cons
 	free(r);
 }
 
+/*
+ * A reply costs up to 8 bytes per entry (state 1, error 2, hw_error 5 as
+ * varints) plus fixed fields and the error text, while a selftest request
+ * can cost 1 byte per entry: the entries a request may carry are bounded
+ * by what its reply can carry too, so every accepted request gets an answer.
+ */
+#define REPLY_BYTES_PER_ENTRY 8
+#define REPLY_FIXED_BYTES 512
+
+uint32_t invalidate_max_entries(const struct config *cfg)
+{
+	uint64_t fit = cfg->max_message_size > REPLY_FIXED_BYTES
+			       ? (cfg->max_message_size - REPLY_FIXED_BYTES) / REPLY_BYTES_PER_ENTRY
+			       : 0;
+
+	return fit < cfg->max_entries ? (uint32_t)fit : cfg->max_entries;
+}
+
 void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
 {
 	const IommuNest__Invalidate *m = req->invalidate;
@@ -113,16 +131,17 @@ void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNe
 	struct hwpt_entry *hwpt;
 	struct inv_request *r;
 	int64_t n = entry_count(m);
+	uint32_t max = invalidate_max_entries(srv->cfg);
 	int rc;
 
 	if (n < 0) {
 		reply_error(rep, -EINVAL, "entry arrays of different lengths");
 		goto early;
 	}
-	if ((uint64_t)n > srv->cfg->max_entries) {
+	if ((uint64_t)n > max) {
 		reply_error(rep, -E2BIG, "%lld entries; the limit is %u per request", (long long)n,
-			    srv->cfg->max_entries);
-		rep->limit = srv->cfg->max_entries;
+			    max);
+		rep->limit = max;
 		goto early;
 	}
 	if (m->flags & ~(uint32_t)IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE) {

@@ -127,6 +127,14 @@ struct device_binding *hwpt_registry_binding(struct hwpt_registry *reg, const ch
 	return NULL;
 }
 
+void hwpt_registry_for_each(const struct hwpt_registry *reg,
+			    void (*fn)(struct hwpt_entry *e, void *arg), void *arg)
+{
+	for (uint32_t b = 0; b < reg->n_buckets; b++)
+		for (struct hwpt_entry *e = reg->buckets[b]; e; e = e->hash_next)
+			fn(e, arg);
+}
+
 int hwpt_inv_type_for(uint32_t hwpt_data_type, uint32_t *inv_type)
 {
 	switch (hwpt_data_type) {

@@ -7,9 +7,14 @@
 #ifndef IOMMU_NESTD_HWPT_REGISTRY_H
 #define IOMMU_NESTD_HWPT_REGISTRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
+
+/* Size of the random resume token an Alloc reply carries. */
+#define HWPT_TOKEN_LEN 16
 
 struct session;
 struct inv_request;
@@ -21,7 +26,19 @@ struct hwpt_entry {
 	uint32_t inv_type;  /* IOMMU_HWPT_INVALIDATE_DATA_* it accepts */
 	uint32_t n_attached;
 	char device[CONFIG_NAME_MAX];
+	/*
+	 * NULL for an orphan: a HWPT a previous daemon instance allocated,
+	 * restored from the state file and waiting for Reclaim. Nobody can
+	 * name an orphan but Reclaim (lookup_owned never matches NULL).
+	 */
 	struct session *owner;
+	bool orphan;
+
+	/* Who allocated it (persisted: Reclaim checks the uid) and its token. */
+	uid_t owner_uid;
+	gid_t owner_gid;
+	pid_t owner_pid;
+	uint8_t token[HWPT_TOKEN_LEN];
 
 	/* Invalidate requests waiting for this pass's batch (server.c). */
 	struct inv_request *pending_head;
@@ -32,7 +49,10 @@ struct hwpt_entry {
 	struct hwpt_entry *hash_next;
 };
 
-/* Which nested HWPT each configured device is attached to, and by whom. */
+/*
+ * Which nested HWPT each configured device is attached to, and by whom.
+ * hwpt_id != 0 with owner NULL: attached to an orphan, busy for everyone.
+ */
 struct device_binding {
 	const struct config_device *dev;
 	uint32_t hwpt_id; /* 0: on its nest parent */
@@ -45,6 +65,7 @@ struct hwpt_registry {
 	uint32_t count;
 	struct device_binding bindings[CONFIG_MAX_DEVICES];
 	uint32_t n_bindings;
+	uint32_t n_orphans;
 };
 
 int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg);
@@ -64,6 +85,10 @@ struct hwpt_entry *hwpt_registry_lookup_owned(const struct hwpt_registry *reg, u
 					      const struct session *s);
 
 struct device_binding *hwpt_registry_binding(struct hwpt_registry *reg, const char *device);
+
+/* Calls fn on every entry; fn may not add or remove entries. */
+void hwpt_registry_for_each(const struct hwpt_registry *reg,
+			    void (*fn)(struct hwpt_entry *e, void *arg), void *arg);
 
 /* Inverse of the wire's data type pairing: IOMMU_HWPT_DATA_* -> INVALIDATE_DATA_*. */
 int hwpt_inv_type_for(uint32_t hwpt_data_type, uint32_t *inv_type);

@@ -99,6 +99,16 @@ long proc_rss_kib(pid_t pid);
 /* Raises RLIMIT_NOFILE's soft limit to want (or the hard limit). */
 long raise_nofile(long want);
 
+/*
+ * CPU placement: the server side (daemon, echo peer, in-process floor) on
+ * bench_server_cpu, clients round-robin over the other CPUs; -1: none.
+ */
+extern int bench_server_cpu;
+extern bool bench_clients_on_server_cpu; /* everything on one CPU */
+void pin_server(void);         /* the calling process */
+void pin_client(uint32_t idx); /* the calling process */
+void pin_none(void);
+
 /* Waits for pid up to timeout_ms; kills it after that. Returns exit status. */
 int wait_child(pid_t pid, int timeout_ms);
 
@@ -147,6 +157,10 @@ static inline bool sh_stopping(const struct shared *sh)
 {
 	return __atomic_load_n(&sh->stop, __ATOMIC_RELAXED);
 }
+
+/* The client processes of the run in progress (for the watchdog). */
+extern pid_t *volatile bench_children;
+extern volatile uint32_t bench_n_children;
 
 /* Called by a client once set up: blocks until every client is. */
 void harness_ready(struct shared *sh);

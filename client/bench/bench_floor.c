@@ -197,6 +197,7 @@ int floor_pingpong(uint32_t nclients, uint32_t window, double seconds, double wa
 	if (echo == 0) {
 		for (uint32_t i = 0; i < nclients; i++)
 			close(cfds[i]);
+		pin_server();
 		echo_loop(sfds, nclients);
 		_exit(0);
 	}
@@ -256,6 +257,7 @@ int floor_inproc(const struct workload *wl, double seconds, struct run_result *o
 		goto done;
 	}
 	wl_state_init(&st, 0);
+	pin_server();
 	t0 = bench_now_ns();
 	t_end = t0 + (uint64_t)(seconds * 1e9);
 	for (uint64_t loops = 0;; loops++) {
@@ -279,6 +281,8 @@ int floor_inproc(const struct workload *wl, double seconds, struct run_result *o
 		out->entries += wl->batch;
 	}
 	out->seconds = (double)(bench_now_ns() - t0) / 1e9;
+	if (bench_server_cpu >= 0)
+		pin_none();
 	out->submitted = out->submissions = out->received = out->entries;
 	be->ops->destroy(be, hwpt);
 done:

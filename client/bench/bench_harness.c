@@ -21,6 +21,10 @@
 
 static bool g_ready_called;
 
+/* For the watchdog: the clients of the run in progress. */
+pid_t *volatile bench_children;
+volatile uint32_t bench_n_children;
+
 void harness_ready(struct shared *sh)
 {
 	char c;
@@ -76,6 +80,7 @@ int harness_run(uint32_t n, client_fn fn, void *arg, double warmup, double secon
 
 			close(go[1]);
 			close(rel[1]);
+			pin_client(i);
 			signal(SIGALRM, SIG_DFL);
 			alarm(0);
 			sh->c[i].status = fn(i, sh, arg);
@@ -88,6 +93,8 @@ int harness_run(uint32_t n, client_fn fn, void *arg, double warmup, double secon
 		}
 		pids[i] = pid;
 		started++;
+		bench_children = pids;
+		bench_n_children = started;
 	}
 	close(go[0]);
 	close(rel[0]);
@@ -117,6 +124,7 @@ int harness_run(uint32_t n, client_fn fn, void *arg, double warmup, double secon
 	close(rel[1]); /* release */
 	for (uint32_t i = 0; i < started; i++)
 		wait_child(pids[i], 5000);
+	bench_n_children = 0;
 	for (uint32_t i = 0; i < started; i++) {
 		struct client_slot *cs = &sh->c[i];
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The daemon under test as a child process, and what /proc says about it. */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,49 @@
 #include <unistd.h>
 
 #include "bench.h"
+
+int bench_server_cpu = -1;
+bool bench_clients_on_server_cpu;
+
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+void pin_server(void)
+{
+	if (bench_server_cpu >= 0)
+		pin_to(bench_server_cpu);
+}
+
+void pin_client(uint32_t idx)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (bench_server_cpu < 0 || n < 2)
+		return;
+	if (bench_clients_on_server_cpu) {
+		pin_to(bench_server_cpu);
+		return;
+	}
+	/* Every CPU but the server's, round robin. */
+	pin_to((int)((bench_server_cpu + 1 + idx % (uint32_t)(n - 1)) % n));
+}
+
+void pin_none(void)
+{
+	cpu_set_t set;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	CPU_ZERO(&set);
+	for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+		CPU_SET(i, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
 
 static int try_connect(const char *path)
 {
@@ -60,6 +104,7 @@ int daemon_start(struct daemon_proc *d, const char *daemon_bin, const char *dir,
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		pin_server();
 		/* Not a systemd service here, whatever the environment says. */
 		unsetenv("NOTIFY_SOCKET");
 		unsetenv("LISTEN_FDS");

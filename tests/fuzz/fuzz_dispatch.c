@@ -1,0 +1,723 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer harness for the daemon's request path: dispatch_packet() ->
+ * handle_*() -> validation -> batch (coalesce, submit to the sim backend,
+ * map results back) -> encode, on real AF_UNIX SOCK_SEQPACKET sessions.
+ *
+ * Set up once: config (sim backend, test requests on, a VT-d, a second
+ * VT-d and a selftest device), event_base, server. Per input: a fresh sim
+ * backend (so object ids, caches and injected faults start the same for
+ * every run of an input) and up to two client sessions, A and B, each on a
+ * socketpair whose peer end the harness reads and checks after every step.
+ * The input is a SEQUENCE of packets, so stateful runs (hello, alloc,
+ * attach, invalidate, destroy, ...) are explored, with two tenants.
+ *
+ * Input layout:
+ *   byte 0  bit 0: send a valid Hello first on every new session
+ *           bit 1: coalescing off
+ *           bit 2: end without a final flush (session_free submits the
+ *                  queued invalidations itself)
+ *   byte 1  vtd_max_mask   byte 2  bits 0-2 slack, bits 3-5 flush_all
+ *   byte 3  batch chunk size (0: the kernel's 2^19)
+ *   then packets: u16 little endian, bit 15 = session B, bits 0-14 the
+ *   length; then that many bytes (fewer at the end of the input).
+ *
+ * The run aborts (a crash for libFuzzer) when an invariant breaks:
+ *   - the harness's decode of a packet and dispatch_packet() disagree;
+ *   - a decodable request does not get exactly one decodable reply of at
+ *     most max_message_size bytes (Invalidate: now, or after the batch ran);
+ *     a session is closed by anything but a broken frame;
+ *   - an InvalidateReply's per-entry arrays do not have the request's
+ *     length, entries_handled is not the leading run of DONE, the states do
+ *     not have the kernel's shape (without INV_CONTINUE: DONE* then at most
+ *     one FAILED then NOT_ATTEMPTED*), status 0 without every entry DONE,
+ *     status not the first failure's errno;
+ *   - an entry reported DONE whose pages (leaf: IOTLB; non-leaf: IOTLB and
+ *     paging-structure cache) or mock IOTLB slot the sim still caches: the
+ *     daemon acknowledged an invalidation that did not happen;
+ *   - a request naming a HWPT (or device binding) of another session, or
+ *     none, succeeds.
+ *
+ * NESTD_FUZZ_LOG=<syslog level> turns the daemon's log on (default: off);
+ * NESTD_FUZZ_TRACE=1 prints every request and reply (to replay one input).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "config.h"
+#include "dispatch.h"
+#include "hwpt_registry.h"
+#include "iommu_nest.pb-c.h"
+#include "iommufd_uapi.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_PACKETS 128
+#define MAX_QUEUED 256
+/* InjectFault latency the harness lets through: the sim really sleeps. */
+#define MAX_LATENCY_US 100
+#define HELLO_ID 0x4e455354ULL
+
+#define CHECK(cond, ...)                                                               \
+	do {                                                                           \
+		if (!(cond)) {                                                         \
+			fprintf(stderr, "fuzz_dispatch: invariant broken: %s\n  ", #cond); \
+			fprintf(stderr, __VA_ARGS__);                                  \
+			fprintf(stderr, "\n");                                         \
+			abort();                                                       \
+		}                                                                      \
+	} while (0)
+
+/* One client: the daemon's session and our end of its socket. */
+struct client {
+	struct session *s;
+	int peer;
+	bool closing_expected; /* we marked it (broken frame) */
+	/* Invalidate requests queued in the batch, answered at the next flush. */
+	IommuNest__Request *queued[MAX_QUEUED];
+	uint32_t n_queued;
+};
+
+static struct {
+	bool init;
+	struct config cfg;
+	struct event_base *base;
+	struct server srv;
+	bool srv_ok;
+	struct backend *be;
+	struct client cl[2];
+	uint8_t *rx;
+	size_t rx_cap;
+	uint8_t *hello;
+	size_t hello_len;
+	bool auto_hello;
+	bool trace;
+} H;
+
+static void trace_reply(const struct client *c, const IommuNest__Reply *rep)
+{
+	if (!H.trace)
+		return;
+	fprintf(stderr, "  %c <- id %llu status %d body %d%s%s", c == &H.cl[0] ? 'A' : 'B',
+		(unsigned long long)rep->id, rep->status, rep->body_case, rep->error ? " " : "",
+		rep->error ? rep->error : "");
+	if (rep->body_case == IOMMU_NEST__REPLY__BODY_ALLOC)
+		fprintf(stderr, " hwpt %u", rep->alloc->hwpt_id);
+	if (rep->body_case == IOMMU_NEST__REPLY__BODY_INVALIDATE) {
+		fprintf(stderr, " handled %u submitted %u states", rep->invalidate->entries_handled,
+			rep->invalidate->entries_submitted);
+		for (size_t i = 0; i < rep->invalidate->n_state && i < 32; i++)
+			fprintf(stderr, " %u", rep->invalidate->state[i]);
+	}
+	if (rep->body_case == IOMMU_NEST__REPLY__BODY_SIM_QUERY)
+		fprintf(stderr, " iotlb %llu psc %llu",
+			(unsigned long long)rep->sim_query->iotlb_pages,
+			(unsigned long long)rep->sim_query->psc_pages);
+	fprintf(stderr, "\n");
+}
+
+static void add_device(struct config *cfg, const char *name, enum device_kind kind)
+{
+	struct config_device *d = &cfg->devices[cfg->n_devices++];
+
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->kind = kind;
+}
+
+static void client_forget_queued(struct client *c)
+{
+	for (uint32_t i = 0; i < c->n_queued; i++)
+		iommu_nest__request__free_unpacked(c->queued[i], NULL);
+	c->n_queued = 0;
+}
+
+/* Frees the session (which may answer queued requests) but not the peer yet. */
+static void client_free_session(struct client *c)
+{
+	if (!c->s)
+		return;
+	session_free(c->s);
+	c->s = NULL;
+}
+
+static void client_close_peer(struct client *c)
+{
+	if (c->peer >= 0)
+		close(c->peer);
+	c->peer = -1;
+	c->closing_expected = false;
+	client_forget_queued(c);
+}
+
+static void cleanup(void)
+{
+	for (int i = 0; i < 2; i++) {
+		client_free_session(&H.cl[i]);
+		client_close_peer(&H.cl[i]);
+	}
+	if (H.srv_ok)
+		server_fini(&H.srv);
+	H.srv_ok = false;
+	if (H.be)
+		H.be->ops->close(H.be);
+	H.be = NULL;
+	if (H.base)
+		event_base_free(H.base);
+	H.base = NULL;
+	libevent_global_shutdown();
+	free(H.rx);
+	free(H.hello);
+	H.rx = H.hello = NULL;
+}
+
+static void setup(void)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Hello hello = IOMMU_NEST__HELLO__INIT;
+	const char *lvl = getenv("NESTD_FUZZ_LOG");
+	int rc;
+
+	log_set_level(lvl ? atoi(lvl) : -1);
+	H.trace = getenv("NESTD_FUZZ_TRACE") != NULL;
+	config_defaults(&H.cfg);
+	snprintf(H.cfg.backend, sizeof(H.cfg.backend), "sim");
+	H.cfg.test_requests = true;
+	H.cfg.n_devices = 0;
+	add_device(&H.cfg, "vtd0", DEVICE_KIND_VTD);
+	add_device(&H.cfg, "mock0", DEVICE_KIND_SELFTEST);
+	add_device(&H.cfg, "vtd1", DEVICE_KIND_VTD);
+
+	H.base = event_base_new();
+	CHECK(H.base, "event_base_new");
+	rc = backend_open(&H.cfg, &H.be, &(const char *){ NULL });
+	CHECK(rc == 0, "backend_open: %d", rc);
+	rc = server_init(&H.srv, H.base, &H.cfg, H.be);
+	CHECK(rc == 0, "server_init: %d", rc);
+	H.srv_ok = true;
+	H.rx_cap = (size_t)H.cfg.max_message_size + 1;
+	H.rx = malloc(H.rx_cap);
+
+	hello.version = 1;
+	hello.client_name = "fuzz";
+	req.id = HELLO_ID;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	H.hello_len = iommu_nest__request__get_packed_size(&req);
+	H.hello = malloc(H.hello_len);
+	CHECK(H.rx && H.hello, "out of memory");
+	iommu_nest__request__pack(&req, H.hello);
+	for (int i = 0; i < 2; i++)
+		H.cl[i].peer = -1;
+	atexit(cleanup);
+}
+
+static void client_open(struct client *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int sv[2];
+
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0,
+	      "socketpair: %s", strerror(errno));
+	CHECK(getsockopt(sv[0], SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0, "SO_PEERCRED");
+	c->s = session_new(&H.srv, sv[0], &cred);
+	CHECK(c->s, "session_new");
+	/* What server.c on_accept does with a new session. */
+	TAILQ_INSERT_TAIL(&H.srv.sessions, c->s, link);
+	H.srv.stats.connections++;
+	H.srv.stats.sessions_active++;
+	c->peer = sv[1];
+	c->closing_expected = false;
+	c->n_queued = 0;
+}
+
+/* ---- reply checks ---- */
+
+static bool is_done(uint32_t st)
+{
+	return st == IOMMU_NEST__ENTRY_STATE__ENTRY_DONE;
+}
+
+/*
+ * The sim must no longer cache what a DONE entry invalidated. Only
+ * meaningful while the HWPT exists (not after its session went away).
+ */
+static void check_done_in_sim(const IommuNest__Invalidate *m, uint32_t i)
+{
+	const struct hwpt_entry *e = hwpt_registry_find(&H.srv.reg, m->hwpt_id);
+	struct backend *be = H.srv.be;
+	uint32_t flags = m->n_entry_flags ? m->entry_flags[i] : 0;
+	int rc;
+
+	if (!e || e->inv_type != m->data_type)
+		return;
+	if (m->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1) {
+		uint64_t iotlb = 0, psc = 0;
+
+		rc = be->ops->sim_query(be, m->hwpt_id, m->addr[i], m->npages[i], &iotlb, &psc);
+		CHECK(rc == 0, "sim_query hwpt %u entry %u: %d", m->hwpt_id, i, rc);
+		CHECK(iotlb == 0 && ((flags & IOMMU_VTD_INV_FLAGS_LEAF) || psc == 0),
+		      "hwpt %u entry %u (addr %#llx npages %#llx flags %#x) DONE but the sim "
+		      "still caches %llu IOTLB / %llu PSC pages of it",
+		      m->hwpt_id, i, (unsigned long long)m->addr[i],
+		      (unsigned long long)m->npages[i], flags, (unsigned long long)iotlb,
+		      (unsigned long long)psc);
+	} else if (m->data_type == IOMMU_HWPT_INVALIDATE_DATA_SELFTEST) {
+		bool all = flags & IOMMU_TEST_INVALIDATE_FLAG_ALL;
+
+		for (uint32_t k = 0; k < MOCK_NESTED_DOMAIN_IOTLB_NUM; k++) {
+			if (!all && k != m->iotlb_id[i])
+				continue;
+			rc = be->ops->check_iotlb(be, m->hwpt_id, k, 0);
+			CHECK(rc == 0, "hwpt %u entry %u (slot %u%s) DONE but mock slot %u not clear",
+			      m->hwpt_id, i, m->iotlb_id[i], all ? ", ALL" : "", k);
+		}
+	}
+}
+
+/*
+ * submitted: the request went through the batch (else it was answered
+ * before anything was submitted: nothing may be DONE). sim: its HWPT still
+ * exists, so the sim's caches can be checked.
+ */
+static void check_invalidate_reply(const IommuNest__Request *req, const IommuNest__Reply *rep,
+				   bool submitted, bool sim)
+{
+	const IommuNest__Invalidate *m = req->invalidate;
+	const IommuNest__InvalidateReply *ir = rep->invalidate;
+	size_t n = m->n_addr > m->n_iotlb_id ? m->n_addr : m->n_iotlb_id;
+	bool cont = m->flags & IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE;
+	uint32_t handled = 0, nfailed = 0;
+	int32_t first_err = 0;
+	bool seen_not_done = false;
+
+	if (rep->body_case != IOMMU_NEST__REPLY__BODY_INVALIDATE) {
+		CHECK(rep->status < 0, "invalidate %llu: no InvalidateReply and status %d",
+		      (unsigned long long)rep->id, rep->status);
+		return;
+	}
+	CHECK(ir->n_state == n && ir->n_error == n && ir->n_hw_error == n,
+	      "invalidate %llu of %zu entries: reply arrays of %zu/%zu/%zu",
+	      (unsigned long long)rep->id, n, ir->n_state, ir->n_error, ir->n_hw_error);
+	while (handled < n && is_done(ir->state[handled]))
+		handled++;
+	CHECK(ir->entries_handled == handled, "invalidate %llu: entries_handled %u, leading DONE %u",
+	      (unsigned long long)rep->id, ir->entries_handled, handled);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t st = ir->state[i];
+
+		CHECK(st <= IOMMU_NEST__ENTRY_STATE__ENTRY_FAILED, "entry %zu: state %u", i, st);
+		if (st == IOMMU_NEST__ENTRY_STATE__ENTRY_FAILED) {
+			CHECK(ir->error[i] < 0 && ir->error[i] >= -4095, "entry %zu FAILED, error %d",
+			      i, ir->error[i]);
+			if (!nfailed++)
+				first_err = ir->error[i];
+		} else {
+			CHECK(ir->error[i] == 0, "entry %zu state %u with error %d", i, st,
+			      ir->error[i]);
+		}
+		if (st == IOMMU_NEST__ENTRY_STATE__ENTRY_NOT_ATTEMPTED)
+			CHECK(ir->hw_error[i] == 0, "entry %zu not attempted with hw_error %#x", i,
+			      ir->hw_error[i]);
+		if (!cont)
+			CHECK(!is_done(st) || !seen_not_done,
+			      "invalidate %llu without INV_CONTINUE: entry %zu DONE after a "
+			      "non-DONE entry", (unsigned long long)rep->id, i);
+		seen_not_done |= !is_done(st);
+		if (is_done(st)) {
+			CHECK(submitted, "invalidate %llu answered before submission, entry %zu DONE",
+			      (unsigned long long)rep->id, i);
+			if (sim)
+				check_done_in_sim(m, (uint32_t)i);
+		}
+	}
+	if (!cont)
+		CHECK(nfailed <= 1, "invalidate %llu without INV_CONTINUE: %u entries FAILED",
+		      (unsigned long long)rep->id, nfailed);
+	if (!rep->status)
+		CHECK(handled == n, "invalidate %llu: status 0 but %u of %zu entries DONE",
+		      (unsigned long long)rep->id, handled, n);
+	if (nfailed)
+		CHECK(rep->status == first_err, "invalidate %llu: status %d, first failure %d",
+		      (unsigned long long)rep->id, rep->status, first_err);
+}
+
+/* Whether req names a HWPT or device this session may not use. */
+static bool names_foreign(const struct client *c, const IommuNest__Request *req)
+{
+	const struct hwpt_registry *reg = &H.srv.reg;
+	uint32_t id;
+
+	switch (req->body_case) {
+	case IOMMU_NEST__REQUEST__BODY_PROBE:
+		id = req->probe->hwpt_id;
+		break;
+	case IOMMU_NEST__REQUEST__BODY_DESTROY:
+		id = req->destroy->hwpt_id;
+		break;
+	case IOMMU_NEST__REQUEST__BODY_ATTACH: {
+		struct device_binding *b = hwpt_registry_binding(&H.srv.reg, req->attach->device);
+
+		if (b && b->owner && b->owner != c->s)
+			return true;
+		id = req->attach->hwpt_id;
+		break;
+	}
+	case IOMMU_NEST__REQUEST__BODY_INVALIDATE:
+		id = req->invalidate->hwpt_id;
+		break;
+	case IOMMU_NEST__REQUEST__BODY_CHECK_IOTLB:
+		id = req->check_iotlb->hwpt_id;
+		break;
+	case IOMMU_NEST__REQUEST__BODY_SIM_POPULATE:
+		id = req->sim_populate->hwpt_id;
+		break;
+	case IOMMU_NEST__REQUEST__BODY_SIM_QUERY:
+		id = req->sim_query->hwpt_id;
+		break;
+	case IOMMU_NEST__REQUEST__BODY_INJECT_FAULT:
+		id = req->inject_fault->hwpt_id;
+		if (!id)
+			return false;
+		break;
+	default:
+		return false;
+	}
+	return !hwpt_registry_lookup_owned(reg, id, c->s);
+}
+
+/* Checks one reply to a request dispatched just now (not a queued one). */
+static void check_immediate_reply(struct client *c, const IommuNest__Request *req,
+				  const IommuNest__Reply *rep, bool foreign)
+{
+	CHECK(rep->id == req->id, "reply id %llu to request %llu", (unsigned long long)rep->id,
+	      (unsigned long long)req->id);
+	if (foreign)
+		CHECK(rep->status != 0,
+		      "request kind %d naming another tenant's (or no) HWPT/device succeeded",
+		      req->body_case);
+	switch (req->body_case) {
+	case IOMMU_NEST__REQUEST__BODY_INVALIDATE:
+		check_invalidate_reply(req, rep, false, false);
+		break;
+	case IOMMU_NEST__REQUEST__BODY_HELLO:
+		CHECK(rep->body_case == IOMMU_NEST__REPLY__BODY_HELLO, "Hello without HelloReply");
+		break;
+	case IOMMU_NEST__REQUEST__BODY_ALLOC:
+		if (!rep->status) {
+			CHECK(rep->body_case == IOMMU_NEST__REPLY__BODY_ALLOC && rep->alloc->hwpt_id,
+			      "Alloc succeeded without a HWPT id");
+			CHECK(hwpt_registry_lookup_owned(&H.srv.reg, rep->alloc->hwpt_id, c->s),
+			      "allocated hwpt %u is not registered to its session",
+			      rep->alloc->hwpt_id);
+		}
+		break;
+	case IOMMU_NEST__REQUEST__BODY_STATS:
+		CHECK(rep->status || rep->body_case == IOMMU_NEST__REPLY__BODY_STATS,
+		      "Stats without StatsReply");
+		break;
+	case IOMMU_NEST__REQUEST__BODY_SIM_QUERY:
+		CHECK(rep->status || rep->body_case == IOMMU_NEST__REPLY__BODY_SIM_QUERY,
+		      "SimQuery without SimQueryReply");
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Reads one reply from the client's socket; NULL when there is none. A
+ * reply with every field at its default packs to zero bytes, and so does
+ * EOF on SOCK_SEQPACKET: while the session lives, 0 is an empty reply;
+ * once it is gone, the caller says whether to take it as one (*eof).
+ */
+static IommuNest__Reply *recv_reply(struct client *c, bool zero_is_reply)
+{
+	IommuNest__Reply *rep;
+	ssize_t n;
+
+	n = recv(c->peer, H.rx, H.rx_cap, MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0) {
+		CHECK(errno == EAGAIN || errno == EWOULDBLOCK, "recv: %s", strerror(errno));
+		return NULL;
+	}
+	if (n == 0 && !zero_is_reply)
+		return NULL;
+	CHECK((size_t)n <= H.cfg.max_message_size, "reply of %zd bytes over the limit", n);
+	rep = iommu_nest__reply__unpack(NULL, (size_t)n, H.rx);
+	CHECK(rep, "the daemon sent an undecodable reply of %zd bytes", n);
+	CHECK(rep->status <= 0 && rep->status >= -4095, "reply status %d", rep->status);
+	CHECK(!rep->status || (rep->error && rep->error[0]), "error status %d without a reason",
+	      rep->status);
+	trace_reply(c, rep);
+	return rep;
+}
+
+/* Lets libevent send replies a full socket made the session queue. */
+static bool pump_output(struct client *c)
+{
+	if (!c->s || c->s->closing || STAILQ_EMPTY(&c->s->outq))
+		return false;
+	/*
+	 * Only the session's write event may run: a batch armed to run in
+	 * this pass stays queued until the harness flushes it, so that every
+	 * reply stays attributable.
+	 */
+	if (H.srv.flush_armed) {
+		event_del(H.srv.ev_flush);
+		H.srv.flush_armed = false;
+	}
+	event_base_loop(H.base, EVLOOP_NONBLOCK);
+	return true;
+}
+
+/* Matches a reply against the queued Invalidate requests of c. */
+static void match_queued(struct client *c, IommuNest__Reply *rep, bool sim)
+{
+	for (uint32_t i = 0; i < c->n_queued; i++) {
+		IommuNest__Request *q = c->queued[i];
+
+		if (q->id != rep->id)
+			continue;
+		check_invalidate_reply(q, rep, true, sim);
+		iommu_nest__request__free_unpacked(q, NULL);
+		memmove(&c->queued[i], &c->queued[i + 1], (c->n_queued - i - 1) * sizeof(c->queued[0]));
+		c->n_queued--;
+		return;
+	}
+	CHECK(0, "reply %llu (status %d) answers no request of this session",
+	      (unsigned long long)rep->id, rep->status);
+}
+
+/* Reads every reply of a live client after a flush: all for queued requests. */
+static void drain_queued(struct client *c)
+{
+	IommuNest__Reply *rep;
+
+	if (!c->s)
+		return;
+	for (int rounds = 0; rounds < 100000; rounds++) {
+		while ((rep = recv_reply(c, true))) {
+			if (!c->s->closing)
+				match_queued(c, rep, true);
+			iommu_nest__reply__free_unpacked(rep, NULL);
+		}
+		if (!pump_output(c))
+			return;
+	}
+	CHECK(0, "replies stuck in the session's output queue");
+}
+
+static bool has_queued_id(const struct client *c, uint64_t id)
+{
+	for (uint32_t i = 0; i < c->n_queued; i++)
+		if (c->queued[i]->id == id)
+			return true;
+	return false;
+}
+
+/*
+ * After session_free: what the session answered on its way out (its HWPTs
+ * are gone, so no sim check). Replies still in its output queue were
+ * dropped with it, so not every queued request needs an answer here.
+ */
+static void drain_dead(struct client *c)
+{
+	IommuNest__Reply *rep;
+
+	while (c->n_queued && (rep = recv_reply(c, has_queued_id(c, 0)))) {
+		match_queued(c, rep, false);
+		iommu_nest__reply__free_unpacked(rep, NULL);
+	}
+}
+
+/* Runs the batch now and checks every answer. */
+static void flush_and_check(void)
+{
+	server_flush(&H.srv);
+	for (int i = 0; i < 2; i++) {
+		struct client *c = &H.cl[i];
+
+		drain_queued(c);
+		if (c->s && !c->s->closing) {
+			CHECK(c->n_queued == 0, "%u invalidate requests never answered", c->n_queued);
+			CHECK(c->s->n_pending == 0, "n_pending %u after a flush", c->s->n_pending);
+		}
+	}
+}
+
+/* Tears a client down; its queued requests are answered by session_free. */
+static void client_end(struct client *c)
+{
+	bool answered;
+
+	if (!c->s)
+		return;
+	answered = !c->s->closing;
+	client_free_session(c);
+	/* session_free flushed the batch: the other client got its answers too. */
+	for (int i = 0; i < 2; i++)
+		if (&H.cl[i] != c)
+			drain_queued(&H.cl[i]);
+	if (answered)
+		drain_dead(c);
+	client_close_peer(c);
+}
+
+/* Sends one packet on client c as the event loop would, and checks the outcome. */
+static void step(struct client *c, const uint8_t *pkt, size_t len)
+{
+	IommuNest__Request *req;
+	IommuNest__Reply *rep;
+	uint32_t pending_before;
+	bool foreign = false;
+	int rc, nrep = 0;
+
+	if (!c->s) {
+		client_open(c);
+		if (H.auto_hello)
+			step(c, H.hello, H.hello_len);
+	}
+	req = iommu_nest__request__unpack(NULL, len, pkt);
+	if (req && req->body_case == IOMMU_NEST__REQUEST__BODY_INJECT_FAULT &&
+	    req->inject_fault->latency_us > MAX_LATENCY_US) {
+		/* The sim sleeps that long per submission by design: not a finding. */
+		iommu_nest__request__free_unpacked(req, NULL);
+		return;
+	}
+	if (req) {
+		/*
+		 * Requests other than Invalidate see the batch run first (the
+		 * daemon flushes a session's own batch; we flush everything so
+		 * that each reply is attributable). An Invalidate whose id is
+		 * already queued would make the replies ambiguous: flush too.
+		 */
+		if (req->body_case != IOMMU_NEST__REQUEST__BODY_INVALIDATE ||
+		    has_queued_id(c, req->id) || c->n_queued == MAX_QUEUED)
+			flush_and_check();
+		foreign = names_foreign(c, req);
+	}
+	if (H.trace)
+		fprintf(stderr, "%c -> %zu bytes: id %llu kind %d%s\n", c == &H.cl[0] ? 'A' : 'B', len,
+			req ? (unsigned long long)req->id : 0ULL, req ? (int)req->body_case : -1,
+			foreign ? " (foreign)" : "");
+	pending_before = c->s->n_pending;
+	rc = dispatch_packet(c->s, pkt, len);
+	CHECK((rc == 0) == (req != NULL),
+	      "dispatch_packet returned %d on a packet the harness %s decode", rc,
+	      req ? "could" : "could not");
+	if (rc < 0) {
+		/* server.c reject_frame: an error reply, then the session closes. */
+		c->s->closing = true;
+		c->closing_expected = true;
+	}
+	CHECK(!c->s->closing || c->closing_expected,
+	      "session closed by a well-formed request (kind %d)", req ? req->body_case : -1);
+
+	if (req && req->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE &&
+	    c->s->n_pending == pending_before + 1) {
+		/* Queued: answered at the next flush. */
+		CHECK(!foreign, "invalidate %llu of another tenant's (or no) HWPT queued",
+		      (unsigned long long)req->id);
+		c->queued[c->n_queued++] = req;
+		req = NULL;
+	}
+	for (int rounds = 0;; rounds++) {
+		while ((rep = recv_reply(c, true))) {
+			CHECK(req, "reply %llu to a request that should not have one",
+			      (unsigned long long)rep->id);
+			nrep++;
+			CHECK(nrep == 1, "%d replies to request %llu", nrep,
+			      (unsigned long long)req->id);
+			check_immediate_reply(c, req, rep, foreign);
+			iommu_nest__reply__free_unpacked(rep, NULL);
+		}
+		if (!pump_output(c))
+			break;
+		CHECK(rounds < 100000, "replies stuck in the session's output queue");
+	}
+	if (req)
+		CHECK(nrep == 1, "request %llu (kind %d) got no reply", (unsigned long long)req->id,
+		      req->body_case);
+	if (req)
+		iommu_nest__request__free_unpacked(req, NULL);
+
+	/* A closed session's next packet opens a new one. */
+	if (c->s->closing)
+		client_end(c);
+}
+
+static uint64_t slack_of(unsigned b)
+{
+	static const uint64_t t[8] = { 0, 1, 2, 16, 64, 4096, 1ULL << 40, UINT64_MAX };
+
+	return t[b & 7];
+}
+
+static uint64_t flush_all_of(unsigned b)
+{
+	static const uint64_t t[8] = { 0, 1, 64, 1u << 18, 1ULL << 30, 1ULL << 51, UINT64_MAX - 1,
+				       UINT64_MAX };
+
+	return t[b & 7];
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *why = NULL;
+	uint8_t flags;
+	size_t off = 4;
+	int rc;
+
+	if (!H.init) {
+		setup();
+		H.init = true;
+	}
+	if (size < 4)
+		return -1;
+	flags = data[0];
+	H.auto_hello = flags & 1;
+	H.cfg.coalesce = !(flags & 2);
+	H.cfg.vtd_max_mask = data[1];
+	H.cfg.coalesce_slack_pages = slack_of(data[2]);
+	H.cfg.flush_all_pages = flush_all_of(data[2] >> 3);
+	server_apply_config(&H.srv);
+	H.srv.batch.max_chunk = data[3];
+
+	/* A fresh backend: same object ids, empty caches, no fault, every run. */
+	H.be->ops->close(H.be);
+	H.be = NULL;
+	rc = backend_open(&H.cfg, &H.be, &why);
+	CHECK(rc == 0, "backend_open: %d %s", rc, why ? why : "");
+	H.srv.be = H.be;
+
+	for (int npkt = 0; npkt < MAX_PACKETS && off + 2 <= size; npkt++) {
+		unsigned hdr = data[off] | (unsigned)data[off + 1] << 8;
+		size_t len = hdr & 0x7fff;
+
+		off += 2;
+		if (len > size - off)
+			len = size - off;
+		step(&H.cl[hdr >> 15], data + off, len);
+		off += len;
+	}
+
+	if (!(flags & 4))
+		flush_and_check();
+	client_end(&H.cl[0]);
+	client_end(&H.cl[1]);
+	CHECK(TAILQ_EMPTY(&H.srv.sessions) && H.srv.reg.count == 0 && !H.srv.pending,
+	      "server state left behind: %u HWPTs registered", H.srv.reg.count);
+	return 0;
+}

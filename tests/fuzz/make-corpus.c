@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Writes the fuzz seed corpus: make-corpus OUT_DIR creates
+ * OUT_DIR/dispatch/NAME and OUT_DIR/coalesce/NAME (directories must exist).
+ *
+ * Dispatch seeds are valid request sequences in the fuzz_dispatch.c input
+ * layout (4 header bytes, then packets of u16 length + one Request each),
+ * encoded with the generated protobuf-c code. HWPT ids are what a fresh sim
+ * backend with fuzz_dispatch's devices (vtd0, mock0, vtd1: nest parents
+ * 1-3) hands out: 4, 5, ... Coalesce seeds follow fuzz_coalesce.c's layout.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iommu_nest.pb-c.h"
+
+#define VTD_DATA 1           /* IOMMU_HWPT_DATA_VTD_S1 */
+#define ST_DATA 0xdead       /* IOMMU_HWPT_DATA_SELFTEST */
+#define VTD_INV 0            /* IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 */
+#define ST_INV 0xdeadbeefu   /* IOMMU_HWPT_INVALIDATE_DATA_SELFTEST */
+#define LEAF 1
+#define PG 4096ULL
+
+struct buf {
+	uint8_t d[16384];
+	size_t n;
+};
+
+static const char *out_dir;
+static struct buf b;
+static uint64_t next_id;
+
+static void put(const void *p, size_t n)
+{
+	if (b.n + n > sizeof(b.d)) {
+		fprintf(stderr, "make-corpus: seed too large\n");
+		exit(1);
+	}
+	memcpy(b.d + b.n, p, n);
+	b.n += n;
+}
+
+/* Starts a seed: header bytes of the harness. */
+static void begin(uint8_t flags, uint8_t max_mask, uint8_t slack_flush, uint8_t chunk)
+{
+	uint8_t h[4] = { flags, max_mask, slack_flush, chunk };
+
+	b.n = 0;
+	next_id = 1;
+	put(h, sizeof(h));
+}
+
+static void emit(const char *sub, const char *name)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", out_dir, sub, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(b.d, 1, b.n, f) != b.n || fclose(f)) {
+		fprintf(stderr, "make-corpus: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+}
+
+/* Appends one packet for session A (0) or B (1). */
+static void packet(int session, IommuNest__Request *r)
+{
+	size_t len;
+	uint8_t hdr[2];
+	uint8_t tmp[16384];
+
+	r->id = next_id++;
+	len = iommu_nest__request__get_packed_size(r);
+	if (len > sizeof(tmp) || len > 0x7fff) {
+		fprintf(stderr, "make-corpus: packet too large\n");
+		exit(1);
+	}
+	iommu_nest__request__pack(r, tmp);
+	hdr[0] = len & 0xff;
+	hdr[1] = (uint8_t)(len >> 8) | (session ? 0x80 : 0);
+	put(hdr, 2);
+	put(tmp, len);
+}
+
+static void hello(int s)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Hello h = IOMMU_NEST__HELLO__INIT;
+
+	h.version = 1;
+	h.client_name = "seed";
+	r.body_case = IOMMU_NEST__REQUEST__BODY_HELLO;
+	r.hello = &h;
+	packet(s, &r);
+}
+
+static void alloc_vtd(int s, const char *dev, uint32_t addr_width)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Alloc a = IOMMU_NEST__ALLOC__INIT;
+	IommuNest__VtdS1Data v = IOMMU_NEST__VTD_S1_DATA__INIT;
+
+	v.pgtbl_addr = 0x100000;
+	v.addr_width = addr_width;
+	a.device = (char *)dev;
+	a.data_type = VTD_DATA;
+	a.data_case = IOMMU_NEST__ALLOC__DATA_VTD_S1;
+	a.vtd_s1 = &v;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC;
+	r.alloc = &a;
+	packet(s, &r);
+}
+
+static void alloc_mock(int s)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Alloc a = IOMMU_NEST__ALLOC__INIT;
+	IommuNest__SelftestData d = IOMMU_NEST__SELFTEST_DATA__INIT;
+
+	d.iotlb = 0xbadbeef;
+	a.device = "mock0";
+	a.data_type = ST_DATA;
+	a.data_case = IOMMU_NEST__ALLOC__DATA_SELFTEST;
+	a.selftest = &d;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC;
+	r.alloc = &a;
+	packet(s, &r);
+}
+
+static void attach(int s, const char *dev, uint32_t hwpt)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Attach a = IOMMU_NEST__ATTACH__INIT;
+
+	a.device = (char *)dev;
+	a.hwpt_id = hwpt;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_ATTACH;
+	r.attach = &a;
+	packet(s, &r);
+}
+
+static void detach(int s, const char *dev)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Detach d = IOMMU_NEST__DETACH__INIT;
+
+	d.device = (char *)dev;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_DETACH;
+	r.detach = &d;
+	packet(s, &r);
+}
+
+static void destroy(int s, uint32_t hwpt)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Destroy d = IOMMU_NEST__DESTROY__INIT;
+
+	d.hwpt_id = hwpt;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_DESTROY;
+	r.destroy = &d;
+	packet(s, &r);
+}
+
+static void probe(int s, uint32_t hwpt, uint32_t type)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Probe p = IOMMU_NEST__PROBE__INIT;
+
+	p.hwpt_id = hwpt;
+	p.data_type = type;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_PROBE;
+	r.probe = &p;
+	packet(s, &r);
+}
+
+static void stats(int s)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Stats st = IOMMU_NEST__STATS__INIT;
+
+	r.body_case = IOMMU_NEST__REQUEST__BODY_STATS;
+	r.stats = &st;
+	packet(s, &r);
+}
+
+static void populate(int s, uint32_t hwpt, uint64_t page, uint64_t npages, uint32_t kind)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__SimPopulate p = IOMMU_NEST__SIM_POPULATE__INIT;
+
+	p.hwpt_id = hwpt;
+	p.addr = page * PG;
+	p.npages = npages;
+	p.kind = kind;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_SIM_POPULATE;
+	r.sim_populate = &p;
+	packet(s, &r);
+}
+
+static void query(int s, uint32_t hwpt, uint64_t page, uint64_t npages)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__SimQuery q = IOMMU_NEST__SIM_QUERY__INIT;
+
+	q.hwpt_id = hwpt;
+	q.addr = page * PG;
+	q.npages = npages;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_SIM_QUERY;
+	r.sim_query = &q;
+	packet(s, &r);
+}
+
+static void check_iotlb(int s, uint32_t hwpt, uint32_t slot, uint32_t expected)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__CheckIotlb c = IOMMU_NEST__CHECK_IOTLB__INIT;
+
+	c.hwpt_id = hwpt;
+	c.iotlb_id = slot;
+	c.expected = expected;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_CHECK_IOTLB;
+	r.check_iotlb = &c;
+	packet(s, &r);
+}
+
+static void fault(int s, uint32_t hwpt, uint32_t mode, uint32_t index, uint64_t addr,
+		  int32_t error, uint32_t hw_error, uint32_t count)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__InjectFault f = IOMMU_NEST__INJECT_FAULT__INIT;
+
+	f.hwpt_id = hwpt;
+	f.mode = mode;
+	f.index = index;
+	f.addr = addr;
+	f.error = error;
+	f.hw_error = hw_error;
+	f.count = count;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_INJECT_FAULT;
+	r.inject_fault = &f;
+	packet(s, &r);
+}
+
+/* VT-d invalidate: n entries of (page, npages, flags). */
+static void inv_vtd(int s, uint32_t hwpt, uint32_t flags, uint32_t n, const uint64_t *page,
+		    const uint64_t *npages, const uint32_t *eflags)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Invalidate m = IOMMU_NEST__INVALIDATE__INIT;
+	uint64_t addr[64];
+
+	for (uint32_t i = 0; i < n; i++)
+		addr[i] = page[i] == UINT64_MAX ? 0 : page[i] * PG;
+	m.hwpt_id = hwpt;
+	m.data_type = VTD_INV;
+	m.flags = flags;
+	m.n_addr = m.n_npages = n;
+	m.addr = addr;
+	m.npages = (uint64_t *)npages;
+	if (eflags) {
+		m.n_entry_flags = n;
+		m.entry_flags = (uint32_t *)eflags;
+	}
+	r.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	r.invalidate = &m;
+	packet(s, &r);
+}
+
+static void inv_mock(int s, uint32_t hwpt, uint32_t flags, uint32_t n, const uint32_t *slot,
+		     const uint32_t *eflags)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Invalidate m = IOMMU_NEST__INVALIDATE__INIT;
+
+	m.hwpt_id = hwpt;
+	m.data_type = ST_INV;
+	m.flags = flags;
+	m.n_iotlb_id = n;
+	m.iotlb_id = (uint32_t *)slot;
+	if (eflags) {
+		m.n_entry_flags = n;
+		m.entry_flags = (uint32_t *)eflags;
+	}
+	r.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	r.invalidate = &m;
+	packet(s, &r);
+}
+
+#define N(a) (uint32_t)(sizeof(a) / sizeof((a)[0]))
+
+static void dispatch_seeds(void)
+{
+	/* Default header: explicit Hello, coalescing on, mask 18, slack 16, 1 GiB. */
+	const uint8_t sf = 3 | (3 << 3);
+
+	begin(0, 18, sf, 0);
+	hello(0);
+	stats(0);
+	emit("dispatch", "hello-stats");
+
+	begin(0, 18, sf, 0);
+	stats(0); /* before Hello: -EPROTO */
+	hello(0);
+	emit("dispatch", "no-hello");
+
+	{
+		uint64_t pg[] = { 0, 16, 8, 0x1000, 0x2000 };
+		uint64_t np[] = { 8, 8, 16, 1, 512 };
+		uint32_t fl[] = { LEAF, LEAF, 0, LEAF, 0 };
+
+		begin(0, 18, sf, 0);
+		hello(0);
+		alloc_vtd(0, "vtd0", 48);
+		attach(0, "vtd0", 4);
+		populate(0, 4, 0, 0x4000, 1);
+		populate(0, 4, 0, 0x4000, 2);
+		inv_vtd(0, 4, 0, N(pg), pg, np, fl);
+		query(0, 4, 0, 0x4000);
+		destroy(0, 4); /* attached: -EBUSY */
+		detach(0, "vtd0");
+		destroy(0, 4);
+		emit("dispatch", "vtd-lifecycle");
+	}
+	{
+		uint64_t pg[] = { UINT64_MAX, 3 };
+		uint64_t np[] = { UINT64_MAX, 0 };
+
+		begin(1, 18, sf, 0);
+		alloc_vtd(0, "vtd0", 57);
+		populate(0, 4, 0, 100, 2);
+		inv_vtd(0, 4, 0, N(pg), pg, np, NULL);
+		query(0, 4, 0, 100);
+		emit("dispatch", "vtd-flush-all");
+	}
+	{
+		/* Invalid entries: unaligned is impossible here, so bad flags / reserved. */
+		uint64_t pg[] = { 1, 2, 3, 4 };
+		uint64_t np[] = { 1, 1, 1, 1 };
+		uint32_t fl[] = { 0, 2, LEAF, 0 };
+
+		begin(1, 18, sf, 0);
+		alloc_vtd(0, "vtd0", 48);
+		populate(0, 4, 0, 16, 1);
+		inv_vtd(0, 4, 0, N(pg), pg, np, fl);
+		inv_vtd(0, 4, IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE, N(pg), pg, np, fl);
+		emit("dispatch", "vtd-bad-entries");
+	}
+	{
+		/* Ranges that reach the end of the 64-bit space. */
+		uint64_t pg[] = { (1ULL << 52) - 16, (1ULL << 52) - 1, 1ULL << 40 };
+		uint64_t np[] = { 1ULL << 60, 32, (1ULL << 52) };
+		uint32_t fl[] = { LEAF, 0, LEAF };
+
+		begin(1, 52, sf, 0);
+		alloc_vtd(0, "vtd0", 48);
+		populate(0, 4, (1ULL << 52) - 64, 64, 1);
+		populate(0, 4, (1ULL << 52) - 64, 64, 2);
+		inv_vtd(0, 4, 0, N(pg), pg, np, fl);
+		query(0, 4, (1ULL << 52) - 64, 64);
+		emit("dispatch", "vtd-top-of-space");
+	}
+	{
+		uint32_t slot[] = { 0, 2, 2, 3 };
+		uint32_t slot_all[] = { 1 };
+		uint32_t fl_all[] = { 1 };
+
+		begin(1, 18, sf, 0);
+		alloc_mock(0);
+		attach(0, "mock0", 4);
+		check_iotlb(0, 4, 0, 0xbadbeef);
+		inv_mock(0, 4, 0, N(slot), slot, NULL);
+		check_iotlb(0, 4, 0, 0);
+		check_iotlb(0, 4, 1, 0xbadbeef);
+		inv_mock(0, 4, 0, N(slot_all), slot_all, fl_all);
+		check_iotlb(0, 4, 1, 0);
+		probe(0, 4, ST_INV);
+		probe(0, 4, VTD_INV);
+		emit("dispatch", "mock-lifecycle");
+	}
+	{
+		/* Two tenants: B may not touch A's HWPT or its device. */
+		uint64_t pg[] = { 0 };
+		uint64_t np[] = { 4 };
+
+		begin(1, 18, sf, 0);
+		alloc_vtd(0, "vtd0", 48);
+		attach(0, "vtd0", 4);
+		inv_vtd(1, 4, 0, N(pg), pg, np, NULL);
+		destroy(1, 4);
+		attach(1, "vtd0", 4);
+		alloc_vtd(1, "vtd0", 48);
+		attach(1, "vtd0", 5);
+		populate(1, 4, 0, 4, 1);
+		query(1, 4, 0, 4);
+		inv_vtd(0, 4, 0, N(pg), pg, np, NULL);
+		emit("dispatch", "two-tenants");
+	}
+	{
+		/* Batching: several requests on two HWPTs in one pass. */
+		uint64_t pg1[] = { 0, 64 }, np1[] = { 32, 32 };
+		uint64_t pg2[] = { 32, 1000 }, np2[] = { 32, 24 };
+		uint32_t fl2[] = { LEAF, LEAF };
+		uint32_t slot[] = { 1 };
+
+		begin(1, 18, sf, 0);
+		alloc_vtd(0, "vtd0", 48);
+		alloc_vtd(0, "vtd1", 48);
+		alloc_mock(1);
+		populate(0, 4, 0, 2048, 1);
+		populate(0, 5, 0, 2048, 2);
+		inv_vtd(0, 4, 0, N(pg1), pg1, np1, NULL);
+		inv_vtd(0, 5, 0, N(pg2), pg2, np2, fl2);
+		inv_mock(1, 6, 0, N(slot), slot, NULL);
+		inv_vtd(0, 4, 0, N(pg2), pg2, np2, NULL);
+		inv_vtd(0, 5, 0, N(pg1), pg1, np1, NULL);
+		stats(0);
+		emit("dispatch", "batch-two-hwpts");
+	}
+	{
+		/* Fault injection: errno at an index, hw_error at an address. */
+		uint64_t pg[] = { 0, 100, 200, 300 }, np[] = { 10, 10, 10, 10 };
+
+		begin(1, 18, sf, 0);
+		alloc_vtd(0, "vtd0", 48);
+		populate(0, 4, 0, 400, 1);
+		fault(0, 4, 1, 1, 0, -5, 0, 1);
+		inv_vtd(0, 4, 0, N(pg), pg, np, NULL);
+		fault(0, 0, 2, 0, 205 * PG, 0, 0x10, 0);
+		inv_vtd(0, 4, IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE, N(pg), pg, np, NULL);
+		fault(0, 0, 0, 0, 0, 0, 0, 0);
+		inv_vtd(0, 4, 0, N(pg), pg, np, NULL);
+		emit("dispatch", "faults");
+	}
+	{
+		/* Coalescing off, one entry per backend call, session ends with a batch queued. */
+		uint64_t pg[] = { 0, 1, 2, 3, 4, 5 }, np[] = { 1, 1, 1, 1, 1, 1 };
+
+		begin(1 | 2 | 4, 18, sf, 1);
+		alloc_vtd(0, "vtd0", 48);
+		populate(0, 4, 0, 8, 1);
+		fault(0, 4, 1, 0, 0, -22, 0, 3);
+		inv_vtd(0, 4, 0, N(pg), pg, np, NULL);
+		inv_vtd(0, 4, IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE, N(pg), pg, np, NULL);
+		emit("dispatch", "no-coalesce-chunk1");
+	}
+	{
+		/* A broken frame closes the session; the next packet opens another. */
+		uint8_t junk[] = { 0xff, 0xff, 0xff };
+		uint8_t hdr[2] = { sizeof(junk), 0 };
+		uint64_t pg[] = { 0 }, np[] = { 1 };
+
+		begin(1, 18, sf, 0);
+		alloc_vtd(0, "vtd0", 48);
+		inv_vtd(0, 4, 0, N(pg), pg, np, NULL);
+		put(hdr, 2);
+		put(junk, sizeof(junk));
+		alloc_vtd(0, "vtd0", 48);
+		emit("dispatch", "broken-frame");
+	}
+	{
+		/* Arrays of different lengths, wrong data types, a probe, unknown ids. */
+		IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+		IommuNest__Invalidate m = IOMMU_NEST__INVALIDATE__INIT;
+		uint64_t a[] = { 0, 4096 }, n1[] = { 1 };
+
+		begin(1, 18, sf, 0);
+		alloc_vtd(0, "vtd0", 48);
+		m.hwpt_id = 4;
+		m.n_addr = 2;
+		m.addr = a;
+		m.n_npages = 1;
+		m.npages = n1;
+		r.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+		r.invalidate = &m;
+		packet(0, &r);
+		m.n_npages = 2;
+		m.npages = a;
+		m.data_type = ST_INV;
+		packet(0, &r);
+		m.data_type = VTD_INV;
+		m.reserved = 1;
+		packet(0, &r);
+		m.reserved = 0;
+		m.entry_len = 16;
+		packet(0, &r);
+		m.entry_len = 0;
+		m.hwpt_id = 1;
+		packet(0, &r);
+		probe(0, 4, VTD_INV);
+		destroy(0, 99);
+		emit("dispatch", "malformed-invalidates");
+	}
+}
+
+/* Coalesce seeds (fuzz_coalesce.c layout). */
+static void coalesce_seeds(void)
+{
+	static const uint8_t vtd_small[] = { 0, 3, 3, 18,
+		0x00, 0, 0x00, 8,  /* page 0, 8 pages, non-leaf */
+		0x40, 16, 0x00, 8, /* leaf page 16 */
+		0x41, 0, 0x00, 4,  /* leaf next to the previous end */
+		0x44, 10, 0, 0x08, 0x45 };
+	static const uint8_t vtd_top[] = { 0, 2, 0, 0,
+		0x03, 5, 0x28, 0,    /* top of space, up to the end */
+		0x13, 0, 0x08, 0x3f, /* top of space, 2^63 pages */
+		0x20, 0x30, 0x06 };
+	static const uint8_t vtd_flush_all[] = { 0, 3, 2, 18, 0x06, 0x18, 0x00, 5, 10, 0x60, 0x46 };
+	static const uint8_t vtd_norm[] = { 4, 1, 1, 52, 0x02, 0, 0, 0, 0, 0, 0xf0, 0xff, 0x0f,
+		0x12, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x00, 7, 9, 0x27, 52, 0x51, 3 };
+	static const uint8_t vtd_identity[] = { 2, 18, 3, 3, 0x00, 1, 0x00, 2, 0x20, 0x00, 3, 0x00,
+		0x06, 0x18 };
+	static const uint8_t vtd_pow2[] = { 0, 5, 0, 12, 0x04, 20, 0, 0x08, 20, 0x04, 20, 0xff,
+		0x08, 21, 0x07, 3, 0x38, 4, 0x44, 30, 1, 0x30 };
+	static const uint8_t st_mix[] = { 1, 0, 0, 0, 0, 1, 1, 3, 2, 2 };
+	static const uint8_t st_all[] = { 1, 0, 0, 0, 0, 4, 3 };
+	static const uint8_t st_identity[] = { 3, 0, 0, 0, 3, 2, 1, 0, 4 };
+	static const struct {
+		const char *name;
+		const uint8_t *d;
+		size_t n;
+	} seeds[] = {
+		{ "vtd-small", vtd_small, sizeof(vtd_small) },
+		{ "vtd-top", vtd_top, sizeof(vtd_top) },
+		{ "vtd-flush-all", vtd_flush_all, sizeof(vtd_flush_all) },
+		{ "vtd-normalised", vtd_norm, sizeof(vtd_norm) },
+		{ "vtd-identity", vtd_identity, sizeof(vtd_identity) },
+		{ "vtd-pow2", vtd_pow2, sizeof(vtd_pow2) },
+		{ "selftest-mix", st_mix, sizeof(st_mix) },
+		{ "selftest-all", st_all, sizeof(st_all) },
+		{ "selftest-identity", st_identity, sizeof(st_identity) },
+	};
+
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		b.n = 0;
+		put(seeds[i].d, seeds[i].n);
+		emit("coalesce", seeds[i].name);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: make-corpus OUT_DIR (with OUT_DIR/dispatch and OUT_DIR/coalesce)\n");
+		return 2;
+	}
+	out_dir = argv[1];
+	dispatch_seeds();
+	coalesce_seeds();
+	return 0;
+}

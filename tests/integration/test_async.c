@@ -387,6 +387,51 @@ static void test_pipelined_batching(void)
 	it_stop_ok(d);
 }
 
+/*
+ * A backend fault inside a batch that coalesced many requests into one
+ * submission: only the request (and entry) holding the faulting address
+ * fails; every other request of the batch is DONE and its pages are gone.
+ */
+static void test_batched_fault_isolated(void)
+{
+	enum { NR = 8 };
+	static struct req r[NR];
+	struct iommu_nest_fault flt = { 0 };
+	struct iommu_nest *h;
+	struct nestd *d;
+	uint32_t hwpt;
+
+	if (!vtd_fixture(&d, &h, &hwpt) || !it_has_cap(h, IOMMU_NEST_CAP_FAULT_INJECT))
+		IT_SKIP("needs " IT_VTD0 ", the sim model and fault injection");
+	it_populate(h, hwpt, BASE, NR * 2, IOMMU_NEST_SIM_IOTLB);
+	for (uint32_t i = 0; i < NR; i++) {
+		/* Request i: pages 2i and 2i+1, so all requests form one range. */
+		memset(&r[i], 0, sizeof(r[i]));
+		r[i].hwpt = hwpt;
+		r[i].n = 2;
+		r[i].check_model = true;
+		for (uint32_t j = 0; j < 2; j++) {
+			r[i].e[j] = (struct iommu_nest_vtd_inv){
+				.addr = BASE + (2 * i + j) * IT_PAGE, .npages = 1 };
+			r[i].want[j] = (struct it_expect){ .state = DONE };
+		}
+	}
+	r[5].want[1] = (struct it_expect){ FAILED, -EIO, 0 };
+	r[5].want_status = -EIO;
+	flt = (struct iommu_nest_fault){ .hwpt_id = hwpt, .mode = IOMMU_NEST_FAULT_AT_ADDR,
+					 .addr = r[5].e[1].addr, .error = -EIO };
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_inject_fault(h, &flt), 0);
+	it_freeze(d);
+	for (uint32_t i = 0; i < NR; i++)
+		submit(h, &r[i], 0);
+	it_thaw(d);
+	CU_ASSERT_EQUAL(drain(h), NR);
+	for (uint32_t i = 0; i < NR; i++)
+		check_req(&r[i]);
+	CU_ASSERT_EQUAL(it_iotlb_pages(h, hwpt, r[5].e[1].addr, 1), 1);
+	it_stop_ok(d);
+}
+
 /* ---- back-pressure ------------------------------------------------------------------- */
 
 struct bp {
@@ -542,6 +587,7 @@ int main(int argc, char **argv)
 		{ "sync_interleaved", test_sync_interleaved },
 		{ "callback_resubmits", test_callback_resubmits },
 		{ "pipelined_batching", test_pipelined_batching },
+		{ "batched_fault_isolated", test_batched_fault_isolated },
 		{ "backpressure", test_backpressure },
 		{ "concurrent_clients", test_concurrent_clients },
 		{ NULL, NULL },

@@ -445,6 +445,79 @@ static void test_leaf_vs_nonleaf(void)
 	it_stop_ok(f.d);
 }
 
+/* Edge ranges: npages 0, a range running past 2^64, a huge range from 0. */
+static void test_edge_ranges(void)
+{
+	const uint64_t top = 0xfffffffffffff000ULL;
+	struct iommu_nest_vtd_inv e[3];
+	struct iommu_nest_entry_result res[3];
+	struct iommu_nest_inv_summary sum;
+	struct fx f;
+
+	FX_OPEN(&f, NULL, IOMMU_NEST_CAP_SIM_MODEL);
+	/* npages 0 is accepted by the kernel and asks for nothing. */
+	e[0] = (struct iommu_nest_vtd_inv){ .addr = 0x7000, .npages = 0 };
+	CU_ASSERT_EQUAL(inv(&f, e, 1, 0, res, &sum), 0);
+	CU_ASSERT_EQUAL(res[0].state, DONE);
+	CU_ASSERT_EQUAL(sum.entries_handled, 1);
+	/* The last page of the space, asked for with a range that would wrap. */
+	it_populate(f.h, f.hwpt, top, 1, IOTLB);
+	it_populate(f.h, f.hwpt, 0, 4, IOTLB);
+	e[0] = (struct iommu_nest_vtd_inv){ .addr = top, .npages = 2 };
+	CU_ASSERT_EQUAL(inv(&f, e, 1, 0, res, &sum), 0);
+	CU_ASSERT_EQUAL(res[0].state, DONE);
+	CU_ASSERT_EQUAL(it_iotlb_pages(f.h, f.hwpt, top, 1), 0);
+	/* A huge range from 0 that is not the flush-all encoding. */
+	it_populate(f.h, f.hwpt, top, 1, IOTLB);
+	it_populate(f.h, f.hwpt, 1ULL << 47, 3, PSC);
+	e[0] = (struct iommu_nest_vtd_inv){ .addr = 0, .npages = UINT64_MAX - 1 };
+	e[1] = (struct iommu_nest_vtd_inv){ .addr = 0x7000, .npages = 0, .flags = LEAF };
+	e[2] = (struct iommu_nest_vtd_inv){ .addr = 1ULL << 47, .npages = 1, .flags = LEAF };
+	CU_ASSERT_EQUAL(inv(&f, e, 3, 0, res, &sum), 0);
+	CU_ASSERT_EQUAL(sum.entries_handled, 3);
+	CU_ASSERT_EQUAL(it_iotlb_pages(f.h, f.hwpt, 0, UINT64_MAX), 0);
+	CU_ASSERT_EQUAL(it_psc_pages(f.h, f.hwpt, 0, UINT64_MAX), 0);
+	it_stop_ok(f.d);
+}
+
+/* Selftest batch: per-slot and FLAG_ALL mixed, stopped by a bad entry. */
+static void test_selftest_mixed(void)
+{
+	struct iommu_nest_selftest_inv e[4] = {
+		{ 0, 1 }, { IOMMU_NEST_TEST_INVALIDATE_FLAG_ALL, 0 }, { 0, 9 }, { 0, 2 },
+	};
+	struct iommu_nest_entry_result res[4];
+	struct iommu_nest_inv_summary sum;
+	struct it_expect want[4] = { { DONE, 0, 0 }, { DONE, 0, 0 }, { FAILED, -EINVAL, 0 },
+				     { NA, 0, 0 } };
+	struct nestd *d = it_start(NULL);
+	struct iommu_nest *h = it_connect(d, "st-mixed");
+	uint32_t st = it_alloc_st(h, IT_ST0, 0x77);
+
+	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, st, IOMMU_NEST_INV_DATA_SELFTEST, e, 4, 0, res,
+					      &sum), -EINVAL);
+	CU_ASSERT_EQUAL(sum.entries_handled, 2);
+	it_check_results(res, want, 4);
+	if (it_has_cap(h, IOMMU_NEST_CAP_CHECK_IOTLB))
+		for (uint32_t s = 0; s < 4; s++)
+			CU_ASSERT_EQUAL(iommu_nest_check_iotlb(h, st, s, 0), 0);
+	/* With CONTINUE the entry after the bad one runs too. */
+	st = it_alloc_st(h, IT_ST0, 0x77);
+	e[1].flags = 0;
+	want[3].state = DONE;
+	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, st, IOMMU_NEST_INV_DATA_SELFTEST, e, 4,
+					      IOMMU_NEST_INV_CONTINUE, res, &sum), -EINVAL);
+	CU_ASSERT_EQUAL(sum.entries_handled, 2);
+	it_check_results(res, want, 4);
+	if (it_has_cap(h, IOMMU_NEST_CAP_CHECK_IOTLB)) {
+		CU_ASSERT_EQUAL(iommu_nest_check_iotlb(h, st, 0, 0), 0);
+		CU_ASSERT_EQUAL(iommu_nest_check_iotlb(h, st, 1, 0), 0);
+		CU_ASSERT_EQUAL(iommu_nest_check_iotlb(h, st, 2, 0), 0);
+		CU_ASSERT_EQUAL(iommu_nest_check_iotlb(h, st, 3, 0x77), 0);
+	}
+	it_stop_ok(d);
+}
+
 /* ---- the coalescing invariant on a random storm ------------------------------------- */
 
 #define RSTORM 300
@@ -542,6 +615,8 @@ int main(int argc, char **argv)
 		{ "storm_coalesced", test_storm_coalesced },
 		{ "storm_uncoalesced", test_storm_uncoalesced },
 		{ "leaf_vs_nonleaf", test_leaf_vs_nonleaf },
+		{ "edge_ranges", test_edge_ranges },
+		{ "selftest_mixed", test_selftest_mixed },
 		{ "invariant_default", test_invariant_default },
 		{ "invariant_no_slack", test_invariant_no_slack },
 		{ "invariant_big_slack_small_mask", test_invariant_big_slack_small_mask },

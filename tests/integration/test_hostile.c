@@ -392,6 +392,72 @@ static void test_too_many_entries(void)
 	it_stop_ok(d);
 }
 
+/*
+ * A request inside both limits whose reply (three per-entry arrays) would be
+ * bigger than max_message_size must still be answered, not dropped.
+ */
+static void test_reply_larger_than_request(void)
+{
+	enum { NE = 1500 };
+	static uint32_t ids[NE];
+	struct nestd *d = it_start("[limits]\nmax_message_size = 4096\nmax_entries = 4096");
+	int x = raw_session(d);
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
+	IommuNest__Reply *rep;
+	int rc;
+
+	inv.hwpt_id = raw_alloc_st(x);
+	inv.data_type = IOMMU_NEST_INV_DATA_SELFTEST;
+	inv.n_iotlb_id = NE, inv.iotlb_id = ids;
+	req.id = 50;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	req.invalidate = &inv;
+	CU_ASSERT_FATAL(iommu_nest__request__get_packed_size(&req) <= 4096);
+	CU_ASSERT_EQUAL_FATAL(it_raw_send_req(x, &req), 0);
+	rep = it_raw_recv(x, &rc);
+	if (!rep)
+		fprintf(stderr, "no reply to a %zu-byte request of %u entries (rc %d)\n",
+			iommu_nest__request__get_packed_size(&req), NE, rc);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+	CU_ASSERT_EQUAL(rep->id, 50);
+	if (!rep->status && rep->body_case == IOMMU_NEST__REPLY__BODY_INVALIDATE)
+		CU_ASSERT_EQUAL(rep->invalidate->entries_handled, NE);
+	iommu_nest__reply__free_unpacked(rep, NULL);
+	raw_stats_ok(x, 51);
+	it_stop_ok(d);
+}
+
+static void never_called(struct iommu_nest *h, uint64_t token,
+			 const struct iommu_nest_inv_summary *summary,
+			 struct iommu_nest_entry_result *results, size_t n, void *opaque)
+{
+	CU_FAIL("completion for a request that was never sent");
+}
+
+/* The library refuses to send what exceeds max_message_size; the handle survives. */
+static void test_client_request_too_big(void)
+{
+	enum { NE = 1000 };
+	static struct iommu_nest_vtd_inv e[NE];
+	struct nestd *d = it_start("[limits]\nmax_message_size = 4096\nmax_entries = 4096");
+	struct bystander b = bystander_open(d);
+	struct iommu_nest_entry_result res;
+	uint32_t st = it_alloc_st(b.h, IT_ST0, 1);
+
+	for (uint32_t i = 0; i < NE; i++)
+		e[i] = (struct iommu_nest_vtd_inv){ .addr = (0xfff00000ULL + i) << 12, .npages = 7 };
+	CU_ASSERT_EQUAL(iommu_nest_invalidate(b.h, st, IOMMU_NEST_INV_DATA_VTD_S1, e, NE, 0, NULL,
+					      NULL), -EMSGSIZE);
+	CU_ASSERT_EQUAL(iommu_nest_invalidate_submit(b.h, st, IOMMU_NEST_INV_DATA_VTD_S1, e, NE, 0,
+						     NULL, never_called, NULL, NULL), -EMSGSIZE);
+	CU_ASSERT_EQUAL(iommu_nest_in_flight(b.h), 0);
+	CU_ASSERT_EQUAL(iommu_nest_invalidate(b.h, st, IOMMU_NEST_INV_DATA_VTD_S1, e, 1, 0, &res,
+					      NULL), -EINVAL); /* wrong type: a daemon answer */
+	bystander_check(&b);
+	it_stop_ok(d);
+}
+
 /* ---- passed descriptors ------------------------------------------------------------- */
 
 /* True iff every write end of the pipe is gone (read returns EOF). */
@@ -547,6 +613,8 @@ int main(int argc, char **argv)
 		{ "empty_and_unknown_body", test_empty_and_unknown_body },
 		{ "mismatched_arrays", test_mismatched_arrays },
 		{ "too_many_entries", test_too_many_entries },
+		{ "reply_larger_than_request", test_reply_larger_than_request },
+		{ "client_request_too_big", test_client_request_too_big },
 		{ "scm_rights", test_scm_rights },
 		{ "scm_rights_flood", test_scm_rights_flood },
 		{ "pipelined_flood", test_pipelined_flood },

@@ -1,0 +1,79 @@
+#!/bin/sh
+# Builds iommu-nestd and iommu-nest-bench (Release), runs the standard
+# benchmark, and writes the results and the plots:
+#   $OUT/bench.txt   the tables and the PASS/FAIL lines, as printed
+#   $OUT/bench.csv   every figure, one row per configuration
+#   docs/bench-latency.png, docs/bench-throughput.png
+# Usage: scripts/bench.sh [iommu-nest-bench options, e.g. --quick]
+# Environment: BUILD (default build-bench), OUT (default bench-results).
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build-bench}
+OUT=${OUT:-$ROOT/bench-results}
+
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target iommu-nestd iommu-nest-bench >/dev/null
+mkdir -p "$OUT"
+
+"$BUILD/client/bench/iommu-nest-bench" --csv "$OUT/bench.csv" "$@" | tee "$OUT/bench.txt"
+
+if ! command -v gnuplot >/dev/null 2>&1; then
+	echo "bench.sh: gnuplot not found (apt-get install gnuplot-nox); no plots" >&2
+	exit 0
+fi
+
+# One data file per series: x, y columns out of the CSV.
+# CSV columns: 1 section 2 workload 3 mode 4 clients 5 batch 6 window 7 req_s
+# 8 ent_s 9 sub_ent_s 10 fewer 11 p50_us 12 p99_us 13 p999_us ...
+series() { # file section workload mode xcol ycol
+	awk -F, -v s="$2" -v w="$3" -v m="$4" -v x="$5" -v y="$6" \
+		'$1 == s && $2 == w && $3 == m { print $x, $y }' "$OUT/bench.csv" | sort -n >"$OUT/$1"
+}
+series lat-sync.dat coalesce seq-strict sync 4 11
+series lat-sync99.dat coalesce seq-strict sync 4 12
+series lat-async.dat coalesce seq-strict async 4 11
+series lat-async99.dat coalesce seq-strict async 4 12
+series lat-lazy99.dat coalesce lazy-fq async 4 12
+series pp-sync.dat floor-pp pingpong sync 4 11
+series pp-sync99.dat floor-pp pingpong sync 4 12
+series pp-async99.dat floor-pp pingpong async 4 12
+series tp-seq-async.dat sweep sweep-seq async 5 8
+series tp-seq-sync.dat sweep sweep-seq sync 5 8
+series tp-lazy-async.dat sweep sweep-lazy async 5 8
+series tp-lazy-sync.dat sweep sweep-lazy sync 5 8
+series tp-seq-sub.dat sweep sweep-seq async 5 9
+
+cd "$OUT"
+gnuplot <<GP
+set terminal pngcairo size 900,560 font "sans,10" noenhanced
+set grid
+set key top left
+set logscale xy
+set xtics (1, 4, 16, 64)
+
+set output "$ROOT/docs/bench-latency.png"
+set title "iommu-nestd round-trip latency vs clients (sim backend, 1-entry requests)"
+set xlabel "client processes"
+set ylabel "round trip (us)"
+plot "lat-sync.dat" using 1:2 with linespoints lw 2 title "daemon sync p50", \
+     "lat-sync99.dat" using 1:2 with linespoints lw 2 title "daemon sync p99", \
+     "pp-sync.dat" using 1:2 with linespoints dt 2 title "ping-pong floor sync p50", \
+     "pp-sync99.dat" using 1:2 with linespoints dt 2 title "ping-pong floor sync p99", \
+     "lat-async99.dat" using 1:2 with linespoints lw 2 title "daemon async (window 16) p99", \
+     "pp-async99.dat" using 1:2 with linespoints dt 2 title "ping-pong floor async p99", \
+     "lat-lazy99.dat" using 1:2 with linespoints lw 2 title "daemon lazy-fq 256-entry async p99"
+
+set output "$ROOT/docs/bench-throughput.png"
+set title "iommu-nestd client entries/s vs entries per request (1 client)"
+set xlabel "entries per request"
+set ylabel "entries / s"
+set xtics auto
+set key bottom right
+plot "tp-seq-async.dat" using 1:2 with linespoints lw 2 title "sequential, async (window 16)", \
+     "tp-seq-sync.dat" using 1:2 with linespoints lw 2 title "sequential, sync", \
+     "tp-lazy-async.dat" using 1:2 with linespoints lw 2 title "scattered (lazy), async", \
+     "tp-lazy-sync.dat" using 1:2 with linespoints lw 2 title "scattered (lazy), sync", \
+     "tp-seq-sub.dat" using 1:2 with linespoints dt 2 title "sequential async: entries submitted / s"
+GP
+echo "bench.sh: results in $OUT, plots in $ROOT/docs"

@@ -114,6 +114,10 @@ struct iommu_nest {
 
 	char errbuf[256];
 	uint64_t last_limit; /* Reply.limit of the last failed reply */
+
+	/* The resume token of the last successful allocation. */
+	uint8_t last_token[IOMMU_NEST_RESUME_TOKEN_LEN];
+	int has_token;
 };
 
 /* ---- Errors -------------------------------------------------------------- */
@@ -807,6 +811,46 @@ int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_typ
 	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_ALLOC);
 	if (!err && hwpt_id)
 		*hwpt_id = reply->alloc->hwpt_id;
+	if (!err) {
+		/* A daemon without restart support sends no token. */
+		h->has_token = reply->alloc->resume_token.len == sizeof(h->last_token);
+		if (h->has_token)
+			memcpy(h->last_token, reply->alloc->resume_token.data, sizeof(h->last_token));
+	}
+	release_reply(h);
+	return err;
+}
+
+int iommu_nest_last_resume_token(const struct iommu_nest *h,
+				 uint8_t token[IOMMU_NEST_RESUME_TOKEN_LEN])
+{
+	if (!h || !token)
+		return -EINVAL;
+	if (!h->has_token)
+		return -ENOENT;
+	memcpy(token, h->last_token, sizeof(h->last_token));
+	return 0;
+}
+
+int iommu_nest_reclaim(struct iommu_nest *h, uint32_t hwpt_id,
+		       const uint8_t token[IOMMU_NEST_RESUME_TOKEN_LEN])
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Reclaim r = IOMMU_NEST__RECLAIM__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	if (!token)
+		return -EINVAL;
+	r.hwpt_id = hwpt_id;
+	r.resume_token.data = (uint8_t *)token;
+	r.resume_token.len = IOMMU_NEST_RESUME_TOKEN_LEN;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_RECLAIM;
+	req.reclaim = &r;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_RECLAIM);
 	release_reply(h);
 	return err;
 }

@@ -17,6 +17,11 @@
  *    iommu_nest_close() is useful.
  *  - Objects (HWPTs) belong to the session: when the handle is closed, or the
  *    connection drops, the daemon destroys every HWPT the session allocated.
+ *    The exception is a daemon crash (or watchdog restart): the HWPTs, their
+ *    device attachments and their cached translations survive it, and the
+ *    restarted daemon gives each back to whoever presents its resume token
+ *    (iommu_nest_last_resume_token(), iommu_nest_reclaim()) within its
+ *    reclaim grace period.
  *
  * Thread safety
  *  A handle is not thread-safe: use one handle per thread, or serialise all
@@ -246,6 +251,31 @@ int iommu_nest_alloc_selftest(struct iommu_nest *h, const char *device, uint32_t
  */
 int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_type, uint32_t flags,
 		     uint32_t data_layout, const void *data, size_t len, uint32_t *hwpt_id);
+
+/* Size of a resume token (AllocReply.resume_token). */
+#define IOMMU_NEST_RESUME_TOKEN_LEN 16
+
+/*
+ * The resume token of the HWPT the last successful iommu_nest_alloc*() call
+ * on h allocated: 0, or -ENOENT if the daemon sent none (it predates
+ * restart support). The token is a capability: whoever holds it (and runs
+ * as the same uid) can reclaim the HWPT after a daemon restart, so keep it
+ * as private as the HWPT itself. It stays valid for the HWPT's lifetime.
+ */
+int iommu_nest_last_resume_token(const struct iommu_nest *h,
+				 uint8_t token[IOMMU_NEST_RESUME_TOKEN_LEN]);
+
+/*
+ * After the daemon restarted (a new connection, since the old one dropped):
+ * takes back hwpt_id, which a previous daemon instance allocated for us,
+ * with the token its allocation returned. Devices that were attached to it
+ * still are, and its IOTLB state is as it was. -ENOENT for a wrong id or
+ * token, a HWPT of another uid, one already reclaimed, or one destroyed
+ * because nobody reclaimed it within the daemon's grace period;
+ * -EOPNOTSUPP from a daemon without restart support.
+ */
+int iommu_nest_reclaim(struct iommu_nest *h, uint32_t hwpt_id,
+		       const uint8_t token[IOMMU_NEST_RESUME_TOKEN_LEN]);
 
 int iommu_nest_destroy(struct iommu_nest *h, uint32_t hwpt_id);
 int iommu_nest_attach(struct iommu_nest *h, const char *device, uint32_t hwpt_id);

@@ -82,7 +82,7 @@ enum sim_cache_kind {
  * A descriptor the backend's objects live in (restart.c keeps it in
  * systemd's fd store under name, so that they survive a crash).
  */
-#define BACKEND_FD_NAME_MAX 64
+#define BACKEND_FD_NAME_MAX 80 /* "vfio." + a device name */
 #define BACKEND_MAX_FDS (1 + 64) /* iommufd + one per device */
 
 struct backend_fd {

@@ -39,9 +39,14 @@
 #include "config.h"
 #include "iommufd_test_uapi.h"
 #include "iommufd_uapi.h"
+#include "json_util.h"
 #include "vfio_uapi.h"
 
 #define DEFAULT_IOMMUFD_PATH "/dev/iommu"
+
+/* Names in systemd's fd store (restart.c): the context and each VFIO cdev. */
+#define IFD_FD_NAME "iommufd"
+#define IFD_VFIO_FD_PREFIX "vfio."
 
 struct ifd_device {
 	char name[CONFIG_NAME_MAX];
@@ -671,6 +676,238 @@ static int ifd_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_
 	return ioctl_err(b->fd, IOMMU_TEST_CMD, &cmd);
 }
 
+/* --- restart support --------------------------------------------------- */
+
+static struct json_object *device_to_json(const struct ifd_device *d)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
+		  js_add_u64(o, "dev_id", d->dev_id) || js_add_u64(o, "stdev_id", d->stdev_id) ||
+		  js_add_u64(o, "parent_id", d->parent_id) ||
+		  js_add_u64(o, "attached_id", d->attached_id) ||
+		  js_add_u64(o, "hw_info_type", d->hw_info_type))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct json_object *nested_to_json(const struct ifd_nested *n)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (js_add_u64(o, "id", n->id) || js_add_u64(o, "dev", n->dev))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * The object ids are all a restarted daemon needs: the objects themselves
+ * stay alive in the kernel as long as systemd's fd store holds the iommufd
+ * (and, for VFIO devices, the device cdevs: closing one unbinds it).
+ */
+static int ifd_save(struct backend *be, struct json_object *o)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct json_object *devs, *nested;
+
+	if (js_add_u64(o, "ioas_id", b->ioas_id))
+		return -ENOMEM;
+	devs = js_add_new(o, "devices", true);
+	nested = js_add_new(o, "nested", true);
+	if (!devs || !nested)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (js_push(devs, device_to_json(&b->devs[i])))
+			return -ENOMEM;
+	for (uint32_t i = 0; i < b->n_nested; i++)
+		if (js_push(nested, nested_to_json(&b->nested[i])))
+			return -ENOMEM;
+	return 0;
+}
+
+static uint32_t ifd_stored_fds(struct backend *be, struct backend_fd *out, uint32_t max)
+{
+	struct ifd_backend *b = to_ifd(be);
+	uint32_t n = 0;
+
+	if (n < max) {
+		snprintf(out[n].name, sizeof(out[n].name), "%s", IFD_FD_NAME);
+		out[n++].fd = b->fd;
+	}
+	for (uint32_t i = 0; i < b->n_devs && n < max; i++) {
+		if (b->devs[i].vfio_fd < 0)
+			continue;
+		snprintf(out[n].name, sizeof(out[n].name), IFD_VFIO_FD_PREFIX "%s", b->devs[i].name);
+		out[n++].fd = b->devs[i].vfio_fd;
+	}
+	return n;
+}
+
+static bool ifd_has_hwpt(struct backend *be, uint32_t hwpt_id)
+{
+	return find_nested(to_ifd(be), hwpt_id) != NULL;
+}
+
+/* Frees our copies only: the kernel objects live on in the fd store. */
+static void ifd_abandon(struct backend *be)
+{
+	struct ifd_backend *b = to_ifd(be);
+
+	if (!b)
+		return;
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].vfio_fd >= 0)
+			close(b->devs[i].vfio_fd);
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->nested);
+	free(b->devs);
+	free(b);
+}
+
+/* IOMMU_GET_HW_INFO answers for a live device object only. */
+static int ifd_dev_alive(int fd, uint32_t dev_id)
+{
+	uint64_t data[16];
+	struct iommu_hw_info cmd = {
+	    .size = sizeof(cmd),
+	    .dev_id = dev_id,
+	    .data_len = sizeof(data),
+	    .data_uptr = (uintptr_t)data,
+	};
+
+	return ioctl_err(fd, IOMMU_GET_HW_INFO, &cmd);
+}
+
+/* The kernel's empty-array probe: 0 iff id is a nested HWPT taking type. */
+static int ifd_nested_alive(int fd, uint32_t id, enum device_kind kind)
+{
+	struct iommu_hwpt_invalidate cmd = {
+	    .size = sizeof(cmd),
+	    .hwpt_id = id,
+	    .data_type = kind == DEVICE_KIND_SELFTEST ? IOMMU_HWPT_INVALIDATE_DATA_SELFTEST
+						      : IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+	};
+
+	return ioctl_err(fd, IOMMU_HWPT_INVALIDATE, &cmd);
+}
+
+static int restore_device(struct ifd_backend *b, const struct config_device *cd,
+			  struct json_object *j, struct ifd_device *d, backend_take_fd_fn take_fd,
+			  void *ctx, const char **errmsg)
+{
+	char fdname[BACKEND_FD_NAME_MAX];
+	uint32_t kind;
+	int rc;
+
+	d->vfio_fd = -1;
+	if (js_str(j, "name", d->name, sizeof(d->name)) || js_u32(j, "kind", &kind) ||
+	    js_u32(j, "dev_id", &d->dev_id) || js_u32(j, "stdev_id", &d->stdev_id) ||
+	    js_u32(j, "parent_id", &d->parent_id) || js_u32(j, "attached_id", &d->attached_id) ||
+	    js_u32(j, "hw_info_type", &d->hw_info_type)) {
+		*errmsg = "iommufd: malformed saved device";
+		return -EINVAL;
+	}
+	if (strcmp(d->name, cd->name) || kind != cd->kind) {
+		*errmsg = seterr("iommufd: saved device %s is not the configured %s", d->name,
+				 cd->name);
+		return -EINVAL;
+	}
+	d->kind = cd->kind;
+	snprintf(d->path, sizeof(d->path), "%s", cd->path);
+	if (d->kind == DEVICE_KIND_VTD) {
+		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
+		d->vfio_fd = take_fd ? take_fd(ctx, fdname) : -1;
+		if (d->vfio_fd < 0) {
+			*errmsg = seterr("device %s: its VFIO cdev fd is not in the fd store",
+					 d->name);
+			return -ESTALE;
+		}
+	}
+	rc = ifd_dev_alive(b->fd, d->dev_id);
+	if (rc)
+		*errmsg = seterr("device %s: device object %u is gone: %s", d->name, d->dev_id,
+				 strerror(-rc));
+	return rc;
+}
+
+static int restore_nested(struct ifd_backend *b, struct json_object *arr, const char **errmsg)
+{
+	size_t n = arr ? json_object_array_length(arr) : 0;
+
+	if (!arr) {
+		*errmsg = "iommufd: malformed nested list";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *j = json_object_array_get_idx(arr, i);
+		uint32_t id, dev;
+
+		if (js_u32(j, "id", &id) || js_u32(j, "dev", &dev) || dev >= b->n_devs) {
+			*errmsg = "iommufd: malformed nested HWPT";
+			return -EINVAL;
+		}
+		/*
+		 * One that does not answer the probe is not ours any more;
+		 * leaving it out makes the registry drop it too.
+		 */
+		if (ifd_nested_alive(b->fd, id, b->devs[dev].kind))
+			continue;
+		if (add_nested(b, id, dev)) {
+			*errmsg = "out of memory";
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object *o,
+			    backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+			    const char **errmsg)
+{
+	struct json_object *devs = js_get(o, "devices", json_type_array);
+	struct ifd_backend *b = calloc(1, sizeof(*b));
+	int rc = -EINVAL;
+
+	if (!b || (cfg->n_devices && !(b->devs = calloc(cfg->n_devices, sizeof(*b->devs))))) {
+		free(b);
+		close(fd);
+		*errmsg = "out of memory";
+		return -ENOMEM;
+	}
+	b->base.ops = &ifd_ops;
+	b->fd = fd;
+	if (js_u32(o, "ioas_id", &b->ioas_id) || !devs ||
+	    json_object_array_length(devs) != cfg->n_devices) {
+		*errmsg = "iommufd: the saved devices are not the configured ones";
+		goto fail;
+	}
+	for (uint32_t i = 0; i < cfg->n_devices; i++) {
+		b->n_devs = i + 1;
+		rc = restore_device(b, &cfg->devices[i], json_object_array_get_idx(devs, i),
+				    &b->devs[i], take_fd, ctx, errmsg);
+		if (rc)
+			goto fail;
+	}
+	rc = restore_nested(b, js_get(o, "nested", json_type_array), errmsg);
+	if (rc)
+		goto fail;
+	compute_caps(b);
+	*out = &b->base;
+	return 0;
+fail:
+	/*
+	 * Closing our copies destroys nothing while systemd still holds the
+	 * fds; the caller drops them from the store and starts afresh.
+	 */
+	ifd_abandon(&b->base);
+	return rc;
+}
+
 static const struct backend_ops ifd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -686,6 +923,12 @@ static const struct backend_ops ifd_ops = {
     .sim_populate = NULL,
     .sim_query = NULL,
     .inject_fault = NULL,
+    .save = ifd_save,
+    .restore = NULL, /* restoring is construction: backend_iommufd_restore() */
+    .stored_fds = ifd_stored_fds,
+    .generation = NULL, /* invalidations change nothing save() writes */
+    .has_hwpt = ifd_has_hwpt,
+    .abandon = ifd_abandon,
 };
 
 /* --- introspection for tests ---------------------------------------------- */

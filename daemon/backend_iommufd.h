@@ -21,6 +21,19 @@
 int backend_iommufd_adopt(int fd, const struct config *cfg, struct backend **out,
 			  const char **errmsg);
 
+/*
+ * Re-adopts the objects a previous daemon instance created on fd (from
+ * systemd's fd store), by the ids it saved in o (its save() output): the
+ * IOAS, each configured device (VFIO cdev fds come from take_fd, named
+ * "vfio.<device>") and nest parent, and the nested HWPTs. Devices are
+ * checked with IOMMU_GET_HW_INFO and nested HWPTs with the empty
+ * invalidation probe; nested HWPTs that fail it are left out. Creates
+ * nothing. Takes ownership of fd (closed on failure).
+ */
+int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object *o,
+			    backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+			    const char **errmsg);
+
 /* The iommufd the backend owns (tests issue raw ioctls on it). */
 int backend_iommufd_fd(struct backend *be);
 

@@ -161,15 +161,73 @@ static void vtd_shape(struct vshape *sh, uint64_t s, uint64_t e, uint32_t mm, ui
 	}
 }
 
-static int cmp_vrec(const void *a, const void *b)
-{
-	const struct vrec *x = a, *y = b;
+/*
+ * Sorting by start page. The ranges arrive in input order, so a stable
+ * sort keeps equal starts in input order. It is the hottest step of the
+ * daemon (a profile of scattered 256-entry batches had glibc's qsort and
+ * its comparison callback at 40% of the daemon's CPU), hence: no sort at
+ * all for already ordered input (sequential unmaps), and otherwise a
+ * bottom-up merge sort over insertion-sorted runs with the comparison
+ * inlined - stable, O(n log n), no callbacks, no allocation.
+ */
+#define SORT_RUN 16
 
-	if (x->start != y->start)
-		return x->start < y->start ? -1 : 1;
-	if (x->end != y->end)
-		return x->end < y->end ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
+static bool recs_sorted(const struct vrec *r, uint32_t nr)
+{
+	for (uint32_t i = 1; i < nr; i++)
+		if (r[i].start < r[i - 1].start)
+			return false;
+	return true;
+}
+
+static void insertion_sort(struct vrec *r, uint32_t nr)
+{
+	for (uint32_t i = 1; i < nr; i++) {
+		struct vrec v = r[i];
+		uint32_t j = i;
+
+		for (; j > 0 && r[j - 1].start > v.start; j--)
+			r[j] = r[j - 1];
+		r[j] = v;
+	}
+}
+
+/* Merges sorted src[lo, mid) and src[mid, hi) into dst[lo, hi), stably. */
+static void merge_runs(const struct vrec *src, struct vrec *dst, uint32_t lo, uint32_t mid,
+		       uint32_t hi)
+{
+	uint32_t i = lo, j = mid, k = lo;
+
+	while (i < mid && j < hi)
+		dst[k++] = src[j].start < src[i].start ? src[j++] : src[i++];
+	while (i < mid)
+		dst[k++] = src[i++];
+	while (j < hi)
+		dst[k++] = src[j++];
+}
+
+/* Sorts recs by start, stably; tmp has room for nr records. */
+static void sort_recs(struct vrec *recs, uint32_t nr, struct vrec *tmp)
+{
+	struct vrec *src = recs, *dst = tmp, *t;
+
+	if (recs_sorted(recs, nr))
+		return;
+	for (uint32_t lo = 0; lo < nr; lo += SORT_RUN)
+		insertion_sort(recs + lo, nr - lo < SORT_RUN ? nr - lo : SORT_RUN);
+	for (uint32_t w = SORT_RUN; w < nr; w *= 2) {
+		for (uint32_t lo = 0; lo < nr; lo += 2 * w) {
+			uint32_t mid = lo + w < nr ? lo + w : nr;
+			uint32_t hi = lo + 2 * w < nr ? lo + 2 * w : nr;
+
+			merge_runs(src, dst, lo, mid, hi);
+		}
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != recs)
+		memcpy(recs, src, (size_t)nr * sizeof(*recs));
 }
 
 static void put_entry(struct coalesce_plan *plan, uint32_t k, uint64_t addr, uint64_t npages,
@@ -349,6 +407,11 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 	/* Up to two entries per input must stay countable in 32 bits. */
 	if (n > UINT32_MAX / 2)
 		return -E2BIG;
+	/*
+	 * Scratch: the records, then the groups, whose room (larger than the
+	 * records') doubles as the merge sort's buffer.
+	 */
+	_Static_assert(sizeof(struct vshape) >= sizeof(struct vrec), "sort buffer fits");
 	rc = coalesce_plan_scratch(plan, (size_t)n * (sizeof(*recs) + sizeof(*groups)));
 	if (rc)
 		return rc;
@@ -358,7 +421,7 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 	nr = collect(in, n, recs, &empty);
 	if (nr == UINT32_MAX)
 		return plan_flush_all(n, plan);
-	qsort(recs, nr, sizeof(*recs), cmp_vrec);
+	sort_recs(recs, nr, (struct vrec *)groups);
 	ng = group(recs, nr, groups, mm, p->slack_pages);
 	if (ng == UINT32_MAX)
 		return plan_flush_all(n, plan);

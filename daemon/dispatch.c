@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "log.h"
+#include "restart.h"
 #include "server.h"
 #include "session.h"
 
@@ -20,6 +21,7 @@ static const request_handler handlers[] = {
 	[IOMMU_NEST__REQUEST__BODY_SIM_QUERY] = handle_sim_query,
 	[IOMMU_NEST__REQUEST__BODY_INJECT_FAULT] = handle_inject_fault,
 	[IOMMU_NEST__REQUEST__BODY_STATS] = handle_stats,
+	[IOMMU_NEST__REQUEST__BODY_RECLAIM] = handle_reclaim,
 };
 
 static void route(struct session *s, const IommuNest__Request *req)
@@ -51,6 +53,11 @@ static void route(struct session *s, const IommuNest__Request *req)
 	if (s->n_pending && kind != IOMMU_NEST__REQUEST__BODY_INVALIDATE)
 		server_flush(srv);
 	handlers[kind](s, req, &rep);
+	/*
+	 * Handlers of lifecycle requests save before they reply; this catches
+	 * backend state changed by the rest (SimPopulate, InjectFault).
+	 */
+	restart_save_if_changed(srv);
 	return;
 fail:
 	srv->stats.request_errors++;

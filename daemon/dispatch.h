@@ -30,6 +30,7 @@ void handle_sim_populate(struct session *s, const IommuNest__Request *req, Iommu
 void handle_sim_query(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_inject_fault(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_stats(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 
 struct config;
 /* Entries one Invalidate may carry: max_entries, or fewer if replies would not fit. */

@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* HWPT lifetime: Probe, Alloc, Destroy, Attach, Detach. */
+/*
+ * HWPT lifetime: Probe, Alloc, Destroy, Attach, Detach, Reclaim. Every
+ * change is written to the state file (restart.c) before its reply leaves,
+ * so a client never holds a resume token the next instance does not know.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "dispatch.h"
 #include "iommufd_uapi.h"
 #include "log.h"
+#include "restart.h"
 #include "server.h"
 #include "session.h"
 
@@ -72,15 +78,19 @@ static void alloc_data(const IommuNest__Alloc *a, struct backend_alloc *ba,
 }
 
 static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id,
-		       uint32_t parent_id)
+		       uint32_t parent_id, struct hwpt_entry **out)
 {
 	struct server *srv = s->srv;
 	struct hwpt_entry e = { .id = id, .parent_id = parent_id, .data_type = a->data_type,
-				.owner = s };
+				.owner = s, .owner_uid = s->cred.uid, .owner_gid = s->cred.gid,
+				.owner_pid = s->cred.pid };
 	struct hwpt_entry *stored;
 
 	if (hwpt_inv_type_for(a->data_type, &e.inv_type))
 		return -EOPNOTSUPP;
+	/* The resume token is a capability: from the kernel's CSPRNG only. */
+	if (getrandom(e.token, sizeof(e.token), 0) != (ssize_t)sizeof(e.token))
+		return errno ? -errno : -EIO;
 	snprintf(e.device, sizeof(e.device), "%s", a->device);
 	stored = hwpt_registry_add(&srv->reg, &e);
 	if (!stored)
@@ -89,6 +99,7 @@ static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id
 	s->owned = stored;
 	s->n_owned++;
 	srv->stats.hwpts_active++;
+	*out = stored;
 	return 0;
 }
 
@@ -101,6 +112,7 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 	struct iommu_hwpt_vtd_s1 vtd;
 	struct iommu_hwpt_selftest st;
 	struct backend_alloc ba;
+	struct hwpt_entry *e;
 	uint32_t id = 0, parent = 0;
 	int rc;
 
@@ -129,7 +141,7 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 		reply_error(rep, rc, "IOMMU_HWPT_ALLOC on %s: %s", a->device, strerror(-rc));
 		return finish(s, rep);
 	}
-	rc = record_hwpt(s, a, id, parent);
+	rc = record_hwpt(s, a, id, parent, &e);
 	if (rc) {
 		srv->be->ops->destroy(srv->be, id);
 		reply_error(rep, rc, "cannot track hwpt: %s", strerror(-rc));
@@ -138,8 +150,11 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 	log_info("session %llu (pid %d uid %u): hwpt %u on %s (parent %u)",
 		 (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid, id, a->device,
 		 parent);
+	restart_save(srv);
 	ar.hwpt_id = id;
 	ar.parent_id = parent;
+	ar.resume_token.data = e->token;
+	ar.resume_token.len = sizeof(e->token);
 	rep->body_case = IOMMU_NEST__REPLY__BODY_ALLOC;
 	rep->alloc = &ar;
 	finish(s, rep);
@@ -170,6 +185,7 @@ void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest_
 			unlink_owned(s, e);
 			hwpt_registry_remove(&srv->reg, e);
 			srv->stats.hwpts_active--;
+			restart_save(srv);
 		}
 	}
 	finish(s, rep);
@@ -177,7 +193,9 @@ void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest_
 
 /*
  * A device may be attached to a nested HWPT of only one session at a time;
- * to anyone else it is busy until that session detaches or goes away.
+ * to anyone else it is busy until that session detaches or goes away. A
+ * device on an orphan (owner NULL) is busy for everyone until the orphan
+ * is reclaimed or reaped.
  */
 static struct device_binding *binding_for(struct session *s, const char *device,
 					  IommuNest__Reply *rep)
@@ -190,7 +208,7 @@ static struct device_binding *binding_for(struct session *s, const char *device,
 		session_deny(s, rep, -EPERM, 0, "uid %u may not use device %s",
 			     (unsigned)s->cred.uid, device);
 		b = NULL;
-	} else if (b->owner && b->owner != s) {
+	} else if (b->hwpt_id && b->owner != s) {
 		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", device);
 		b = NULL;
 	}
@@ -219,6 +237,7 @@ void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__
 	e->n_attached++;
 	b->hwpt_id = e->id;
 	b->owner = s;
+	restart_save(srv);
 	finish(s, rep);
 }
 
@@ -245,5 +264,59 @@ void handle_detach(struct session *s, const IommuNest__Request *req, IommuNest__
 		old->n_attached--;
 	b->hwpt_id = 0;
 	b->owner = NULL;
+	restart_save(srv);
+	finish(s, rep);
+}
+
+/* The devices attached to hwpt id, for ReclaimReply.attached. */
+static size_t attached_devices(struct server *srv, uint32_t id, char **names)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
+		if (srv->reg.bindings[i].hwpt_id == id)
+			names[n++] = (char *)srv->reg.bindings[i].dev->name;
+	return n;
+}
+
+void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	const IommuNest__Reclaim *r = req->reclaim;
+	IommuNest__ReclaimReply rr = IOMMU_NEST__RECLAIM_REPLY__INIT;
+	char *names[CONFIG_MAX_DEVICES];
+	struct server *srv = s->srv;
+	struct hwpt_entry *e;
+	int rc;
+
+	rc = restart_reclaim(srv, s, r->hwpt_id, r->resume_token.data, r->resume_token.len);
+	if (rc == -EDQUOT) {
+		session_deny(s, rep, rc, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
+			     srv->cfg->quota.max_hwpts);
+		return finish(s, rep);
+	}
+	if (rc == -EPERM) {
+		session_deny(s, rep, rc, 0, "uid %u may no longer use the device of hwpt %u",
+			     (unsigned)s->cred.uid, r->hwpt_id);
+		return finish(s, rep);
+	}
+	if (rc) {
+		/* One answer for a wrong id, a wrong token and a live owner. */
+		reply_error(rep, -ENOENT, "hwpt %u: no orphaned HWPT with this token",
+			    r->hwpt_id);
+		return finish(s, rep);
+	}
+	e = hwpt_registry_find(&srv->reg, r->hwpt_id);
+	restart_save(srv);
+	log_notice("session %llu (pid %d uid %u): reclaimed hwpt %u on %s",
+		   (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid, e->id,
+		   e->device);
+	rr.hwpt_id = e->id;
+	rr.parent_id = e->parent_id;
+	rr.device = e->device;
+	rr.data_type = e->data_type;
+	rr.attached = names;
+	rr.n_attached = attached_devices(srv, e->id, names);
+	rep->body_case = IOMMU_NEST__REPLY__BODY_RECLAIM;
+	rep->reclaim = &rr;
 	finish(s, rep);
 }

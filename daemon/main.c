@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "config.h"
 #include "log.h"
+#include "restart.h"
 #include "server.h"
 
 struct options {
@@ -119,6 +120,7 @@ struct daemon_ctx {
 	const struct options *opts;
 	struct event *ev_watchdog;
 	uint64_t watchdog_usec;
+	bool clean_stop; /* SIGTERM/SIGINT: tear everything down (restart.h) */
 };
 
 static void on_terminate(evutil_socket_t sig, short what, void *arg)
@@ -127,6 +129,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 
 	log_notice("%s, shutting down", strsignal((int)sig));
 	sd_notify(0, "STOPPING=1");
+	d->clean_stop = true;
 	event_base_loopexit(d->base, NULL);
 }
 
@@ -207,27 +210,21 @@ static int start_watchdog(struct daemon_ctx *d)
 	return d->ev_watchdog && !event_add(d->ev_watchdog, &tv) ? 0 : -ENOMEM;
 }
 
-/* A socket from systemd activation, else the configured path. */
-static int start_listening(struct server *srv, const struct config *cfg)
+/*
+ * A socket from systemd activation, else the configured path. $LISTEN_FDS
+ * may also carry the fd store's descriptors (restart.c tells them apart by
+ * name), so the socket is the one that is neither theirs nor taken.
+ */
+static int start_listening(struct server *srv, const struct config *cfg, struct restart *rs)
 {
-	char **names = NULL;
-	int n = sd_listen_fds_with_names(1, &names), rc;
+	int fd, rc = restart_take_socket(rs, &fd);
 
-	for (int i = 0; i < n && names; i++)
-		free(names[i]);
-	free(names);
-	if (n > 1) {
-		log_err("expected one socket from systemd, got %d", n);
-		return -EINVAL;
-	}
-	if (n == 1) {
-		if (sd_is_socket(SD_LISTEN_FDS_START, AF_UNIX, SOCK_SEQPACKET, 1) <= 0) {
-			log_err("the socket from systemd is not a listening SOCK_SEQPACKET socket");
-			return -EINVAL;
-		}
+	if (rc == 0) {
 		log_info("using the socket passed by systemd");
-		return server_listen_fd(srv, SD_LISTEN_FDS_START);
+		return server_listen_fd(srv, fd);
 	}
+	if (rc != -ENOENT)
+		return rc;
 	rc = server_listen_path(srv, cfg->socket_path, cfg->socket_mode);
 	if (rc)
 		log_err("cannot listen on %s: %s", cfg->socket_path, strerror(-rc));
@@ -260,19 +257,42 @@ static int add_signal(struct event_base *base, int sig, event_callback_fn fn, vo
 	return *ev && !evsignal_add(*ev, NULL) ? 0 : -ENOMEM;
 }
 
+/*
+ * A clean stop (SIGTERM) destroys everything and leaves nothing to recover;
+ * any other way out leaves the fd store and the state file alone, so that
+ * the next instance can take over (restart.h).
+ */
+static void shut_down(struct daemon_ctx *d, struct restart *rs, struct backend *be)
+{
+	if (d->clean_stop)
+		restart_clean_stop(rs);
+	server_fini(d->srv);
+	if (d->clean_stop || !be->ops->abandon)
+		be->ops->close(be);
+	else
+		be->ops->abandon(be);
+	restart_fini(rs);
+}
+
 static int run(struct config *cfg, const struct options *o)
 {
 	struct daemon_ctx d = { .cfg = cfg, .opts = o };
 	struct event *ev_sig[3] = { NULL, NULL, NULL };
 	struct backend *be = NULL;
+	struct restart rs;
 	const char *why = "";
 	struct server srv;
 	int rc;
 
 	raise_fd_limit(cfg);
-	rc = backend_open(cfg, &be, &why);
+	if (restart_init(&rs, cfg)) {
+		log_err("out of memory");
+		return -ENOMEM;
+	}
+	rc = restart_open_backend(&rs, &be, &why);
 	if (rc) {
 		log_err("cannot open the %s backend: %s", cfg->backend, why);
+		restart_fini(&rs);
 		return rc;
 	}
 	d.base = event_base_new();
@@ -280,11 +300,14 @@ static int run(struct config *cfg, const struct options *o)
 	if (!d.base || server_init(&srv, d.base, cfg, be)) {
 		log_err("out of memory");
 		be->ops->close(be);
+		restart_fini(&rs);
 		if (d.base)
 			event_base_free(d.base);
 		return -ENOMEM;
 	}
-	rc = start_listening(&srv, cfg);
+	rc = start_listening(&srv, cfg, &rs);
+	if (!rc)
+		rc = restart_restore(&rs, &srv);
 	if (rc)
 		goto out;
 	if (add_signal(d.base, SIGTERM, on_terminate, &d, &ev_sig[0]) ||
@@ -300,13 +323,12 @@ static int run(struct config *cfg, const struct options *o)
 	notify_status(&srv);
 	rc = event_base_dispatch(d.base) < 0 ? -EIO : 0;
 out:
-	server_fini(&srv);
+	shut_down(&d, &rs, be);
 	for (int i = 0; i < 3; i++)
 		if (ev_sig[i])
 			event_free(ev_sig[i]);
 	if (d.ev_watchdog)
 		event_free(d.ev_watchdog);
-	be->ops->close(be);
 	event_base_free(d.base);
 	return rc;
 }

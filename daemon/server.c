@@ -21,6 +21,7 @@
 #include "dispatch.h"
 #include "inv_request.h"
 #include "log.h"
+#include "restart.h"
 #include "session.h"
 
 /* Packets handled per readable callback before yielding to other clients. */
@@ -383,6 +384,8 @@ static void run_hwpt_batch(struct server *srv, struct hwpt_entry *hwpt)
 	srv->stats.submissions += st.submissions;
 	srv->stats.entries_submitted += st.entries_submitted;
 	srv->stats.pages_flushed += st.pages_flushed;
+	/* The sim's model IOTLB is state too: on disk before anyone hears of it. */
+	restart_save_if_changed(srv);
 	for (r = reqs; r; r = next) {
 		struct session *s = r->owner;
 

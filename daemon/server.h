@@ -21,6 +21,7 @@
 struct event_base;
 struct event;
 struct session;
+struct restart;
 
 struct server {
 	struct event_base *base;
@@ -29,6 +30,7 @@ struct server {
 	struct backend_caps caps;
 	struct hwpt_registry reg;
 	struct daemon_stats stats;
+	struct restart *rs; /* restart support; NULL: none (tests, fuzzers) */
 
 	int listen_fd;
 	bool listen_fd_owned; /* we created (and must unlink) the socket */

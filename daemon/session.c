@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "restart.h"
 #include "server.h"
 
 
@@ -43,6 +44,7 @@ static void session_release_objects(struct session *s)
 {
 	struct server *srv = s->srv;
 	struct hwpt_entry *e, *next;
+	bool changed = s->owned != NULL;
 	int rc;
 
 	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
@@ -50,6 +52,7 @@ static void session_release_objects(struct session *s)
 
 		if (b->owner != s)
 			continue;
+		changed = true;
 		rc = srv->be->ops->detach(srv->be, b->dev->name);
 		if (rc)
 			log_warn("session %llu: detach %s: %s", (unsigned long long)s->id,
@@ -68,6 +71,8 @@ static void session_release_objects(struct session *s)
 	}
 	s->owned = NULL;
 	s->n_owned = 0;
+	if (changed)
+		restart_save(srv);
 }
 
 /*

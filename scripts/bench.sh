@@ -5,12 +5,12 @@
 #   $OUT/bench.csv   every figure, one row per configuration
 #   docs/bench-latency.png, docs/bench-throughput.png
 # Usage: scripts/bench.sh [iommu-nest-bench options, e.g. --quick]
-# Environment: BUILD (default build-bench), OUT (default bench-results).
+# Environment: BUILD (default build-bench), OUT (default $BUILD/bench-results).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
-OUT=${OUT:-$ROOT/bench-results}
+OUT=${OUT:-$BUILD/bench-results}
 
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target iommu-nestd iommu-nest-bench >/dev/null

@@ -502,6 +502,38 @@ void it_populate(struct iommu_nest *h, uint32_t hwpt, uint64_t addr, uint64_t np
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 }
 
+/* ---- the bystander ---- */
+
+struct it_bystander it_bystander_open(struct nestd *d)
+{
+	struct it_bystander b = { .h = it_connect(d, "bystander") };
+
+	b.st = it_alloc_st(b.h, IT_ST1, 0x5eed);
+	return b;
+}
+
+/* One invalidation with an exactly known outcome, checked in full. */
+void it_bystander_check(struct it_bystander *b)
+{
+	struct iommu_nest_selftest_inv e[3] = { { 0, b->round % 4 }, { 1u << 5, 0 }, { 0, 1 } };
+	struct iommu_nest_entry_result res[3];
+	struct iommu_nest_inv_summary sum;
+	struct it_expect want[3] = {
+		{ IOMMU_NEST_ENTRY_DONE, 0, 0 },
+		{ IOMMU_NEST_ENTRY_FAILED, -EOPNOTSUPP, 0 },
+		{ IOMMU_NEST_ENTRY_NOT_ATTEMPTED, 0, 0 },
+	};
+	int rc;
+
+	rc = iommu_nest_invalidate(b->h, b->st, IOMMU_NEST_INV_DATA_SELFTEST, e, 3, 0, res, &sum);
+	CU_ASSERT_EQUAL(rc, -EOPNOTSUPP);
+	CU_ASSERT_EQUAL(sum.entries_handled, 1);
+	it_check_results(res, want, 3);
+	if (it_has_cap(b->h, IOMMU_NEST_CAP_CHECK_IOTLB))
+		CU_ASSERT_EQUAL(iommu_nest_check_iotlb(b->h, b->st, b->round % 4, 0), 0);
+	b->round++;
+}
+
 /* ---- raw packets -------------------------------------------------------------- */
 
 static void track_raw(int fd, bool add)

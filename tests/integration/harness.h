@@ -136,6 +136,19 @@ void it_check_all_not_attempted_at(const struct iommu_nest_entry_result *got, si
 
 /* ---- CUnit wrapper --------------------------------------------------------- */
 
+/*
+ * The bystander: a well-behaved library client with its own selftest HWPT
+ * that abuse tests run alongside, checking one exactly known invalidation
+ * each round (works on the sim and on the kernel's mock alike).
+ */
+struct it_bystander {
+	struct iommu_nest *h;
+	uint32_t st;
+	uint32_t round;
+};
+struct it_bystander it_bystander_open(struct nestd *d);
+void it_bystander_check(struct it_bystander *b);
+
 struct it_case {
 	const char *name;
 	CU_TestFunc fn;

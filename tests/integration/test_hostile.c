@@ -18,43 +18,6 @@
 #define LIMITS "[limits]\nmax_message_size = 4096\nmax_entries = 16"
 #define ST_VAL 0x600dcafeu
 
-/* The bystander: a library client with its own selftest HWPT. */
-struct bystander {
-	struct iommu_nest *h;
-	uint32_t st;
-	uint32_t round;
-};
-
-static struct bystander bystander_open(struct nestd *d)
-{
-	struct bystander b = { .h = it_connect(d, "bystander") };
-
-	b.st = it_alloc_st(b.h, IT_ST1, ST_VAL);
-	return b;
-}
-
-/* One invalidation with an exactly known outcome, checked in full. */
-static void bystander_check(struct bystander *b)
-{
-	struct iommu_nest_selftest_inv e[3] = { { 0, b->round % 4 }, { 1u << 5, 0 }, { 0, 1 } };
-	struct iommu_nest_entry_result res[3];
-	struct iommu_nest_inv_summary sum;
-	struct it_expect want[3] = {
-		{ IOMMU_NEST_ENTRY_DONE, 0, 0 },
-		{ IOMMU_NEST_ENTRY_FAILED, -EOPNOTSUPP, 0 },
-		{ IOMMU_NEST_ENTRY_NOT_ATTEMPTED, 0, 0 },
-	};
-	int rc;
-
-	rc = iommu_nest_invalidate(b->h, b->st, IOMMU_NEST_INV_DATA_SELFTEST, e, 3, 0, res, &sum);
-	CU_ASSERT_EQUAL(rc, -EOPNOTSUPP);
-	CU_ASSERT_EQUAL(sum.entries_handled, 1);
-	it_check_results(res, want, 3);
-	if (it_has_cap(b->h, IOMMU_NEST_CAP_CHECK_IOTLB))
-		CU_ASSERT_EQUAL(iommu_nest_check_iotlb(b->h, b->st, b->round % 4, 0), 0);
-	b->round++;
-}
-
 /* A raw connection that said Hello. */
 static int raw_session(struct nestd *d)
 {
@@ -133,23 +96,23 @@ static uint32_t raw_alloc_st(int fd)
 static void test_oversized_packet(void)
 {
 	struct nestd *d = it_start(LIMITS);
-	struct bystander b = bystander_open(d);
+	struct it_bystander b = it_bystander_open(d);
 	uint64_t errors_before = it_stats(b.h).protocol_errors;
 	int x = raw_session(d);
 	char *big = malloc(8192);
 
-	bystander_check(&b);
+	it_bystander_check(&b);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
 	memset(big, 0x08, 8192); /* would even decode: it must not get that far */
 	CU_ASSERT_EQUAL(it_raw_send(x, big, 4097), 0);
 	expect_rejected(x, -EMSGSIZE);
-	bystander_check(&b);
+	it_bystander_check(&b);
 	/* Far over the limit, on a fresh connection. */
 	x = raw_session(d);
 	CU_ASSERT_EQUAL(it_raw_send(x, big, 8192), 0);
 	expect_rejected(x, -EMSGSIZE);
 	free(big);
-	bystander_check(&b);
+	it_bystander_check(&b);
 	CU_ASSERT_EQUAL(it_stats(b.h).protocol_errors - errors_before, 2);
 	it_stop_ok(d);
 }
@@ -194,7 +157,7 @@ static void test_garbage_packet(void)
 	};
 	static const size_t len[] = { 12, 3, 4, 1 };
 	struct nestd *d = it_start(LIMITS);
-	struct bystander b = bystander_open(d);
+	struct it_bystander b = it_bystander_open(d);
 	uint64_t errors_before = it_stats(b.h).protocol_errors;
 	const size_t n = sizeof(len) / sizeof(len[0]);
 
@@ -203,7 +166,7 @@ static void test_garbage_packet(void)
 
 		CU_ASSERT_EQUAL(it_raw_send(x, garbage[i], len[i]), 0);
 		expect_rejected(x, -EPROTO);
-		bystander_check(&b);
+		it_bystander_check(&b);
 	}
 	/* Garbage before Hello gets the same treatment. */
 	{
@@ -212,7 +175,7 @@ static void test_garbage_packet(void)
 		CU_ASSERT_EQUAL(it_raw_send(x, garbage[0], len[0]), 0);
 		expect_rejected(x, -EPROTO);
 	}
-	bystander_check(&b);
+	it_bystander_check(&b);
 	CU_ASSERT_EQUAL(it_stats(b.h).protocol_errors - errors_before, n + 1);
 	it_stop_ok(d);
 }
@@ -221,7 +184,7 @@ static void test_garbage_packet(void)
 static void test_empty_packet(void)
 {
 	struct nestd *d = it_start(LIMITS);
-	struct bystander b = bystander_open(d);
+	struct it_bystander b = it_bystander_open(d);
 	int x = raw_session(d);
 	IommuNest__Reply *rep;
 	int rc;
@@ -236,7 +199,7 @@ static void test_empty_packet(void)
 	} else {
 		CU_ASSERT_EQUAL(rc, 0);
 	}
-	bystander_check(&b);
+	it_bystander_check(&b);
 	it_stop_ok(d);
 }
 
@@ -328,7 +291,7 @@ static void test_mismatched_arrays(void)
 	uint64_t addr[3] = { 0, 0x1000, 0x2000 }, npages[3] = { 1, 1, 1 };
 	uint32_t ids[3] = { 0, 1, 2 }, flags[3] = { 0, 0, 0 };
 	struct nestd *d = it_start(NULL);
-	struct bystander b = bystander_open(d);
+	struct it_bystander b = it_bystander_open(d);
 	int x = raw_session(d);
 	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
 	uint32_t st = raw_alloc_st(x);
@@ -360,7 +323,7 @@ static void test_mismatched_arrays(void)
 	/* and the consistent request is fine */
 	inv.n_entry_reserved = 0;
 	raw_inv_status(x, &inv, 0);
-	bystander_check(&b);
+	it_bystander_check(&b);
 	it_stop_ok(d);
 }
 
@@ -368,7 +331,7 @@ static void test_too_many_entries(void)
 {
 	uint32_t ids[17];
 	struct nestd *d = it_start(LIMITS);
-	struct bystander b = bystander_open(d);
+	struct it_bystander b = it_bystander_open(d);
 	int x = raw_session(d);
 	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
 	struct iommu_nest_selftest_inv e[17];
@@ -388,7 +351,7 @@ static void test_too_many_entries(void)
 	CU_ASSERT_EQUAL(iommu_nest_max_entries(b.h), 16);
 	rc = iommu_nest_invalidate(b.h, b.st, IOMMU_NEST_INV_DATA_SELFTEST, e, 17, 0, NULL, NULL);
 	CU_ASSERT_EQUAL(rc, -E2BIG);
-	bystander_check(&b);
+	it_bystander_check(&b);
 	it_stop_ok(d);
 }
 
@@ -441,7 +404,7 @@ static void test_client_request_too_big(void)
 	enum { NE = 1000 };
 	static struct iommu_nest_vtd_inv e[NE];
 	struct nestd *d = it_start("[limits]\nmax_message_size = 4096\nmax_entries = 4096");
-	struct bystander b = bystander_open(d);
+	struct it_bystander b = it_bystander_open(d);
 	struct iommu_nest_entry_result res;
 	uint32_t st = it_alloc_st(b.h, IT_ST0, 1);
 
@@ -454,7 +417,7 @@ static void test_client_request_too_big(void)
 	CU_ASSERT_EQUAL(iommu_nest_in_flight(b.h), 0);
 	CU_ASSERT_EQUAL(iommu_nest_invalidate(b.h, st, IOMMU_NEST_INV_DATA_VTD_S1, e, 1, 0, &res,
 					      NULL), -EINVAL); /* wrong type: a daemon answer */
-	bystander_check(&b);
+	it_bystander_check(&b);
 	it_stop_ok(d);
 }
 
@@ -476,7 +439,7 @@ static void test_scm_rights(void)
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__Stats st = IOMMU_NEST__STATS__INIT;
 	struct nestd *d = it_start(NULL);
-	struct bystander b = bystander_open(d);
+	struct it_bystander b = it_bystander_open(d);
 	int x = raw_session(d);
 	IommuNest__Reply *rep;
 	uint8_t buf[64];
@@ -500,7 +463,7 @@ static void test_scm_rights(void)
 	close(p[0]);
 	/* The session goes on. */
 	raw_stats_ok(x, 31);
-	bystander_check(&b);
+	it_bystander_check(&b);
 	it_stop_ok(d);
 }
 
@@ -511,7 +474,7 @@ static void test_scm_rights_flood(void)
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__Stats st = IOMMU_NEST__STATS__INIT;
 	struct nestd *d = it_start(NULL);
-	struct bystander b = bystander_open(d);
+	struct it_bystander b = it_bystander_open(d);
 	int x = raw_session(d);
 	int rd[NFD], wr[NFD];
 	uint8_t buf[64];
@@ -548,7 +511,7 @@ static void test_scm_rights_flood(void)
 		if (rep)
 			iommu_nest__reply__free_unpacked(rep, NULL);
 	}
-	bystander_check(&b); /* a round trip: the daemon is past that packet */
+	it_bystander_check(&b); /* a round trip: the daemon is past that packet */
 	for (int i = 0; i < NFD; i++) {
 		CU_ASSERT(pipe_orphaned(rd[i]));
 		close(rd[i]);
@@ -565,7 +528,7 @@ static void test_pipelined_flood(void)
 	IommuNest__Stats st = IOMMU_NEST__STATS__INIT;
 	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
 	struct nestd *d = it_start(NULL);
-	struct bystander b = bystander_open(d);
+	struct it_bystander b = it_bystander_open(d);
 	int x = raw_session(d);
 	uint32_t ids[2] = { 1, 2 };
 	uint32_t bad = 0;
@@ -597,7 +560,7 @@ static void test_pipelined_flood(void)
 		iommu_nest__reply__free_unpacked(rep, NULL);
 	}
 	CU_ASSERT_EQUAL(bad, 0);
-	bystander_check(&b);
+	it_bystander_check(&b);
 	it_stop_ok(d);
 }
 

@@ -1,0 +1,861 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Restart without loss: fd store, state file, orphans and Reclaim (see
+ * restart.h for the lifecycle).
+ */
+#include "restart.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend_iommufd.h"
+#include "hwpt_registry.h"
+#include "json_util.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+
+/* ---- inherited descriptors ----------------------------------------------- */
+
+/*
+ * Names the daemon gives its fd store entries (FDNAME=): the backends'.
+ * Anything else systemd passes is a socket unit's (FileDescriptorName=,
+ * by default the unit's name).
+ */
+static bool is_store_name(const char *name)
+{
+	return !strcmp(name, "iommufd") || !strcmp(name, "sim") || !strncmp(name, "vfio.", 5);
+}
+
+/* systemd's fdname_is_valid(): printable ASCII but ':', at most 255. */
+static bool fdname_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || n > 255)
+		return false;
+	for (const char *c = name; *c; c++)
+		if (*c <= ' ' || *c >= 0x7f || *c == ':')
+			return false;
+	return true;
+}
+
+static int collect_inherited(struct restart *rs)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
+
+	if (n <= 0) {
+		free(names);
+		return 0;
+	}
+	rs->in = calloc((size_t)n, sizeof(*rs->in));
+	for (int i = 0; i < n; i++) {
+		if (rs->in) {
+			rs->in[i].fd = SD_LISTEN_FDS_START + i;
+			snprintf(rs->in[i].name, sizeof(rs->in[i].name), "%s",
+				 names && names[i] ? names[i] : "unknown");
+		}
+		if (names)
+			free(names[i]);
+	}
+	free(names);
+	if (!rs->in)
+		return -ENOMEM;
+	rs->n_in = (uint32_t)n;
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		log_debug("inherited fd %d \"%s\"", rs->in[i].fd, rs->in[i].name);
+	return 0;
+}
+
+/* backend_take_fd_fn: the first untaken descriptor called name. */
+static int take_fd(void *ctx, const char *name)
+{
+	struct restart *rs = ctx;
+
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (!rs->in[i].taken && !strcmp(rs->in[i].name, name)) {
+			rs->in[i].taken = true;
+			log_info("took \"%s\" (fd %d) from the fd store", name, rs->in[i].fd);
+			return rs->in[i].fd;
+		}
+	return -1;
+}
+
+int restart_take_socket(struct restart *rs, int *fd)
+{
+	int found = -1, count = 0;
+
+	for (uint32_t i = 0; i < rs->n_in; i++) {
+		if (rs->in[i].taken || is_store_name(rs->in[i].name))
+			continue;
+		count++;
+		found = (int)i;
+	}
+	if (!count)
+		return -ENOENT;
+	if (count > 1) {
+		log_err("expected one socket from systemd, got %d", count);
+		return -EINVAL;
+	}
+	if (sd_is_socket(rs->in[found].fd, AF_UNIX, SOCK_SEQPACKET, 1) <= 0) {
+		log_err("the socket from systemd is not a listening SOCK_SEQPACKET socket");
+		return -EINVAL;
+	}
+	rs->in[found].taken = true;
+	*fd = rs->in[found].fd;
+	return 0;
+}
+
+/* ---- fd store --------------------------------------------------------------- */
+
+static void store_remove(const char *name)
+{
+	sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", name);
+}
+
+static void remember_stored(struct restart *rs, const struct backend_fd *f)
+{
+	for (uint32_t i = 0; i < rs->n_stored; i++)
+		if (!strcmp(rs->stored[i], f->name))
+			return;
+	if (rs->n_stored < BACKEND_MAX_FDS)
+		memcpy(rs->stored[rs->n_stored++], f->name, sizeof(f->name));
+}
+
+/*
+ * Inherited store entries the backend did not adopt are stale: closed here
+ * and dropped from the store. FDSTOREREMOVE drops every entry of a name,
+ * so namesakes of a stale one are marked removed too.
+ */
+static void drop_stale(struct restart *rs, const char *name)
+{
+	bool dropped = false;
+
+	for (uint32_t i = 0; i < rs->n_in; i++) {
+		struct inherited_fd *in = &rs->in[i];
+
+		if (strcmp(in->name, name) || in->removed)
+			continue;
+		if (!in->taken) {
+			close(in->fd);
+			in->taken = true;
+			dropped = true;
+		} else if (!rs->restored) {
+			dropped = true; /* the backend closed it: not restored */
+		}
+	}
+	if (!dropped)
+		return;
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (!strcmp(rs->in[i].name, name))
+			rs->in[i].removed = true;
+	store_remove(name);
+}
+
+/* Whether the backend's descriptor called name is the store's own. */
+static bool adopted(const struct restart *rs, const char *name)
+{
+	if (!rs->restored)
+		return false;
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (!strcmp(rs->in[i].name, name) && rs->in[i].taken && !rs->in[i].removed)
+			return true;
+	return false;
+}
+
+static void store_add(const struct backend_fd *f)
+{
+	char msg[sizeof(f->name) + 300];
+	int fd = f->fd, rc;
+
+	/* FDPOLL=0: a chardev or memfd never signals an error worth dropping it. */
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0", f->name);
+	rc = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	if (rc < 0)
+		log_warn("cannot put \"%s\" in the fd store: %s", f->name, strerror(-rc));
+	else if (rc > 0)
+		log_info("put \"%s\" (fd %d) in the fd store", f->name, fd);
+}
+
+/*
+ * Makes the fd store hold exactly the backend's descriptors: stale
+ * inherited entries out, new descriptors in. An adopted descriptor is
+ * already there: systemd keeps the store across our restart.
+ */
+static void sync_store(struct restart *rs, struct backend *be)
+{
+	struct backend_fd fds[BACKEND_MAX_FDS];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (is_store_name(rs->in[i].name))
+			drop_stale(rs, rs->in[i].name);
+	/* Without a state file a stored fd could not be used again. */
+	if (!rs->enabled || !be->ops->stored_fds)
+		return;
+	n = be->ops->stored_fds(be, fds, BACKEND_MAX_FDS);
+	for (uint32_t i = 0; i < n; i++) {
+		if (!fdname_ok(fds[i].name)) {
+			log_warn("cannot keep \"%s\" in the fd store: not a valid FDNAME",
+				 fds[i].name);
+			continue;
+		}
+		remember_stored(rs, &fds[i]);
+		if (!adopted(rs, fds[i].name))
+			store_add(&fds[i]);
+	}
+}
+
+/* ---- state file ------------------------------------------------------------ */
+
+static int lock_state(struct restart *rs)
+{
+	char path[CONFIG_PATH_MAX + 8];
+
+	snprintf(path, sizeof(path), "%s.lock", rs->cfg->state_file);
+	rs->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (rs->lock_fd < 0)
+		return -errno;
+	if (flock(rs->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = -errno;
+
+		close(rs->lock_fd);
+		rs->lock_fd = -1;
+		return rc;
+	}
+	return 0;
+}
+
+/*
+ * Persistence needs the state file's directory (RuntimeDirectory=, kept
+ * across restarts by RuntimeDirectoryPreserve=): it is not created here,
+ * so a daemon started by hand or by a test without one simply runs
+ * without recovery. The lock keeps two instances from sharing a file.
+ */
+static void setup_persistence(struct restart *rs)
+{
+	char dir[CONFIG_PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (!rs->cfg->state_file[0]) {
+		log_info("no state_file: restart recovery is off");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", rs->cfg->state_file);
+	if (stat(dirname(dir), &st) || !S_ISDIR(st.st_mode)) {
+		log_notice("state directory of %s does not exist: restart recovery is off",
+			   rs->cfg->state_file);
+		return;
+	}
+	rc = lock_state(rs);
+	if (rc) {
+		log_warn("cannot lock %s.lock: %s; restart recovery is off",
+			 rs->cfg->state_file,
+			 rc == -EWOULDBLOCK ? "another instance uses it" : strerror(-rc));
+		return;
+	}
+	rs->enabled = true;
+}
+
+/* Whether a loaded file belongs to this configuration; logs why not. */
+static bool state_matches(const struct restart *rs, struct json_object *o)
+{
+	char fmt[32], backend[16], sock[sizeof(rs->cfg->socket_path)];
+	uint32_t version;
+
+	if (js_str(o, "format", fmt, sizeof(fmt)) || strcmp(fmt, STATE_FORMAT) ||
+	    js_u32(o, "version", &version)) {
+		log_warn("%s is not an iommu-nestd state file; ignoring it", rs->cfg->state_file);
+		return false;
+	}
+	if (version != STATE_VERSION) {
+		log_warn("%s has format version %u, this daemon reads %u; ignoring it",
+			 rs->cfg->state_file, version, STATE_VERSION);
+		return false;
+	}
+	if (js_str(o, "backend", backend, sizeof(backend)) || strcmp(backend, rs->cfg->backend) ||
+	    js_str(o, "socket", sock, sizeof(sock)) || strcmp(sock, rs->cfg->socket_path)) {
+		log_warn("%s was written for another backend or socket; ignoring it",
+			 rs->cfg->state_file);
+		return false;
+	}
+	return true;
+}
+
+static void load_state(struct restart *rs)
+{
+	struct json_object *o;
+	struct stat st;
+
+	if (stat(rs->cfg->state_file, &st)) {
+		if (errno != ENOENT)
+			log_warn("%s: %s", rs->cfg->state_file, strerror(errno));
+		return;
+	}
+	o = json_object_from_file(rs->cfg->state_file);
+	if (!o) {
+		log_warn("%s: unreadable or not JSON (%s); ignoring it", rs->cfg->state_file,
+			 json_util_get_last_err());
+		return;
+	}
+	if (!state_matches(rs, o)) {
+		json_object_put(o);
+		return;
+	}
+	rs->state = o;
+	log_notice("found state of a previous instance in %s", rs->cfg->state_file);
+}
+
+int restart_init(struct restart *rs, const struct config *cfg)
+{
+	memset(rs, 0, sizeof(*rs));
+	rs->cfg = cfg;
+	rs->lock_fd = -1;
+	if (collect_inherited(rs))
+		return -ENOMEM;
+	setup_persistence(rs);
+	if (rs->enabled)
+		load_state(rs);
+	return 0;
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+struct save_ctx {
+	struct json_object *arr;
+	int rc;
+};
+
+static struct json_object *hwpt_to_json(const struct hwpt_entry *e)
+{
+	struct json_object *o = json_object_new_object();
+	char hex[2 * HWPT_TOKEN_LEN + 1];
+
+	js_hex(hex, e->token, HWPT_TOKEN_LEN);
+	if (o && (js_add_u64(o, "id", e->id) || js_add_u64(o, "parent_id", e->parent_id) ||
+		  js_add_u64(o, "data_type", e->data_type) || js_add_str(o, "device", e->device) ||
+		  js_add_u64(o, "uid", e->owner_uid) || js_add_u64(o, "gid", e->owner_gid) ||
+		  js_add_i64(o, "pid", e->owner_pid) || js_add_str(o, "resume_token", hex))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static void push_hwpt(struct hwpt_entry *e, void *arg)
+{
+	struct save_ctx *c = arg;
+
+	if (!c->rc)
+		c->rc = js_push(c->arr, hwpt_to_json(e));
+}
+
+static struct json_object *attachment_to_json(const struct device_binding *b)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (js_add_str(o, "device", b->dev->name) || js_add_u64(o, "hwpt_id", b->hwpt_id))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int registry_to_json(const struct server *srv, struct json_object *root)
+{
+	struct save_ctx c = { .arr = js_add_new(root, "hwpts", true) };
+	struct json_object *att = js_add_new(root, "attachments", true);
+
+	if (!c.arr || !att)
+		return -ENOMEM;
+	hwpt_registry_for_each(&srv->reg, push_hwpt, &c);
+	for (uint32_t i = 0; !c.rc && i < srv->reg.n_bindings; i++)
+		if (srv->reg.bindings[i].hwpt_id)
+			c.rc = js_push(att, attachment_to_json(&srv->reg.bindings[i]));
+	return c.rc;
+}
+
+static struct json_object *state_to_json(const struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	struct json_object *root = json_object_new_object(), *bs;
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (!root || js_add_str(root, "format", STATE_FORMAT) ||
+	    js_add_u64(root, "version", STATE_VERSION) || js_add_str(root, "backend", cfg->backend) ||
+	    js_add_str(root, "socket", cfg->socket_path) || js_add_i64(root, "pid", getpid()) ||
+	    js_add_i64(root, "saved_at", now.tv_sec) || registry_to_json(srv, root))
+		goto nomem;
+	bs = js_add_new(root, "backend_state", false);
+	if (!bs || (srv->be->ops->save && srv->be->ops->save(srv->be, bs)))
+		goto nomem;
+	return root;
+nomem:
+	json_object_put(root);
+	return NULL;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Temporary file, fsync, rename: a reader (the next instance) sees the old
+ * or the new state, never a torn one. The directory is not fsynced: the
+ * file lives on tmpfs and must survive a process crash, not a power cut
+ * (which takes the kernel objects with it anyway).
+ */
+static int write_atomically(const char *path, const char *text)
+{
+	char tmp[CONFIG_PATH_MAX + 8];
+	int fd, rc;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	rc = write_all(fd, text, strlen(text));
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+void restart_save(struct server *srv)
+{
+	struct restart *rs = srv->rs;
+	struct json_object *root;
+	int rc;
+
+	if (!rs || !rs->enabled || rs->stopping)
+		return;
+	root = state_to_json(srv);
+	rc = root ? write_atomically(rs->cfg->state_file,
+				     json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN))
+		  : -ENOMEM;
+	json_object_put(root);
+	if (srv->be->ops->generation)
+		rs->saved_gen = srv->be->ops->generation(srv->be);
+	if (rc) {
+		/* Once per power of two: a full disk must not flood the journal. */
+		if (!(rs->save_failures & (rs->save_failures + 1)))
+			log_err("cannot write %s: %s (a restart now would lose HWPTs)",
+				rs->cfg->state_file, strerror(-rc));
+		rs->save_failures++;
+	}
+}
+
+void restart_save_if_changed(struct server *srv)
+{
+	struct restart *rs = srv->rs;
+
+	if (!rs || !rs->enabled || !srv->be->ops->generation)
+		return;
+	if (srv->be->ops->generation(srv->be) != rs->saved_gen)
+		restart_save(srv);
+}
+
+/* ---- opening the backend ----------------------------------------------------- */
+
+static struct json_object *saved_backend_state(const struct restart *rs)
+{
+	return rs->state ? js_get(rs->state, "backend_state", json_type_object) : NULL;
+}
+
+static void forget_state(struct restart *rs, const char *why)
+{
+	if (!rs->state)
+		return;
+	log_warn("cannot recover the previous instance's objects: %s", why);
+	json_object_put(rs->state);
+	rs->state = NULL;
+}
+
+static int open_iommufd(struct restart *rs, struct backend **out, const char **why)
+{
+	struct json_object *bs = saved_backend_state(rs);
+	int fd = take_fd(rs, "iommufd");
+	int rc;
+
+	if (fd >= 0 && bs) {
+		rc = backend_iommufd_restore(fd, rs->cfg, bs, take_fd, rs, out, why);
+		if (!rc) {
+			rs->restored = true;
+			return 0;
+		}
+		forget_state(rs, *why);
+	} else if (fd >= 0) {
+		/* Objects nobody can name: closing the fd frees them. */
+		log_warn("an iommufd from the fd store but no usable state file: dropping it");
+		close(fd);
+	} else {
+		forget_state(rs, "the iommufd is not in the fd store (objects are gone)");
+	}
+	return backend_open(rs->cfg, out, why);
+}
+
+static int open_sim(struct restart *rs, struct backend **out, const char **why)
+{
+	struct json_object *bs = saved_backend_state(rs);
+	const char *err = "";
+	int rc;
+
+	rc = backend_open(rs->cfg, out, why);
+	if (rc || !rs->state)
+		return rc;
+	if (!bs || !(*out)->ops->restore) {
+		forget_state(rs, "no backend state saved");
+		return 0;
+	}
+	rc = (*out)->ops->restore(*out, bs, take_fd, rs, &err);
+	if (rc)
+		forget_state(rs, err);
+	else
+		rs->restored = true;
+	return 0;
+}
+
+int restart_open_backend(struct restart *rs, struct backend **out, const char **why)
+{
+	int rc;
+
+	if (!strcmp(rs->cfg->backend, "iommufd"))
+		rc = open_iommufd(rs, out, why);
+	else
+		rc = open_sim(rs, out, why);
+	if (rc)
+		return rc;
+	sync_store(rs, *out);
+	return 0;
+}
+
+/* ---- restoring the registry ------------------------------------------------- */
+
+static int restore_hwpt(struct server *srv, struct json_object *j)
+{
+	struct hwpt_entry e = { .orphan = true };
+	struct hwpt_entry *stored;
+	char hex[2 * HWPT_TOKEN_LEN + 1];
+	uint32_t uid, gid;
+	int64_t pid;
+
+	if (js_u32(j, "id", &e.id) || js_u32(j, "parent_id", &e.parent_id) ||
+	    js_u32(j, "data_type", &e.data_type) || js_str(j, "device", e.device, sizeof(e.device)) ||
+	    js_u32(j, "uid", &uid) || js_u32(j, "gid", &gid) ||
+	    js_i64(j, "pid", 0, INT32_MAX, &pid) || js_str(j, "resume_token", hex, sizeof(hex)) ||
+	    js_unhex(hex, e.token, HWPT_TOKEN_LEN) || hwpt_inv_type_for(e.data_type, &e.inv_type)) {
+		log_warn("state file: malformed HWPT entry skipped");
+		return 0;
+	}
+	if (!config_find_device(srv->cfg, e.device) || hwpt_registry_find(&srv->reg, e.id) ||
+	    !srv->be->ops->has_hwpt || !srv->be->ops->has_hwpt(srv->be, e.id)) {
+		log_warn("state file: hwpt %u (device %s) is gone; skipped", e.id, e.device);
+		return 0;
+	}
+	e.owner_uid = uid;
+	e.owner_gid = gid;
+	e.owner_pid = (pid_t)pid;
+	stored = hwpt_registry_add(&srv->reg, &e);
+	if (!stored)
+		return -ENOMEM;
+	srv->reg.n_orphans++;
+	srv->stats.hwpts_active++;
+	log_info("hwpt %u on %s (uid %u, pid %d) waits for its owner's Reclaim", e.id, e.device,
+		 uid, (int)pid);
+	return 0;
+}
+
+static void restore_attachment(struct server *srv, struct json_object *j)
+{
+	char device[CONFIG_NAME_MAX];
+	struct device_binding *b;
+	struct hwpt_entry *e;
+	uint32_t id;
+
+	if (js_str(j, "device", device, sizeof(device)) || js_u32(j, "hwpt_id", &id)) {
+		log_warn("state file: malformed attachment skipped");
+		return;
+	}
+	b = hwpt_registry_binding(&srv->reg, device);
+	e = hwpt_registry_find(&srv->reg, id);
+	if (!b || !e || b->hwpt_id) {
+		log_warn("state file: attachment of %s to hwpt %u skipped", device, id);
+		return;
+	}
+	b->hwpt_id = id;
+	b->owner = NULL; /* held by the orphan until Reclaim */
+	e->n_attached++;
+}
+
+static int restore_registry(struct server *srv, struct json_object *st)
+{
+	struct json_object *hwpts = js_get(st, "hwpts", json_type_array);
+	struct json_object *att = js_get(st, "attachments", json_type_array);
+	size_t n = hwpts ? json_object_array_length(hwpts) : 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		rc = restore_hwpt(srv, json_object_array_get_idx(hwpts, i));
+		if (rc)
+			return rc;
+	}
+	n = att ? json_object_array_length(att) : 0;
+	for (size_t i = 0; i < n; i++)
+		restore_attachment(srv, json_object_array_get_idx(att, i));
+	return 0;
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+	struct restart *rs = arg;
+
+	if (!rs->srv->reg.n_orphans)
+		return;
+	log_notice("reclaim grace period over: destroying %u unclaimed HWPTs",
+		   rs->srv->reg.n_orphans);
+	restart_reap_orphans(rs->srv);
+	restart_save(rs->srv);
+}
+
+static int arm_grace(struct restart *rs, struct server *srv)
+{
+	uint32_t ms = rs->cfg->reclaim_grace_ms;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	rs->ev_grace = evtimer_new(srv->base, on_grace, rs);
+	if (!rs->ev_grace || evtimer_add(rs->ev_grace, &tv))
+		return -ENOMEM;
+	log_notice("%u HWPTs of the previous instance wait %u ms for Reclaim", srv->reg.n_orphans,
+		   ms);
+	return 0;
+}
+
+/* Closes what nobody took (a socket we do not serve, say) and says so. */
+static void close_leftovers(struct restart *rs)
+{
+	for (uint32_t i = 0; i < rs->n_in; i++) {
+		if (rs->in[i].taken)
+			continue;
+		log_warn("closing unused inherited fd %d \"%s\"", rs->in[i].fd, rs->in[i].name);
+		close(rs->in[i].fd);
+		rs->in[i].taken = true;
+	}
+}
+
+int restart_restore(struct restart *rs, struct server *srv)
+{
+	int rc = 0;
+
+	rs->srv = srv;
+	srv->rs = rs;
+	close_leftovers(rs);
+	if (rs->state && rs->restored)
+		rc = restore_registry(srv, rs->state);
+	if (rs->state) {
+		json_object_put(rs->state);
+		rs->state = NULL;
+	}
+	if (rc)
+		return rc;
+	if (srv->reg.n_orphans)
+		rc = arm_grace(rs, srv);
+	/* A fresh start overwrites a stale file; a restore normalises it. */
+	restart_save(srv);
+	return rc;
+}
+
+/* ---- orphans and Reclaim ------------------------------------------------------ */
+
+bool restart_token_equal(const uint8_t *a, const uint8_t *b)
+{
+	volatile uint8_t diff = 0;
+
+	for (size_t i = 0; i < HWPT_TOKEN_LEN; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
+int restart_reclaim(struct server *srv, struct session *s, uint32_t id, const uint8_t *token,
+		    size_t len)
+{
+	static const uint8_t dummy[HWPT_TOKEN_LEN];
+	struct hwpt_entry *e = hwpt_registry_find(&srv->reg, id);
+	const struct config_device *dev;
+	bool match;
+
+	/* Compare even without a candidate: timing says nothing about ids. */
+	match = restart_token_equal(e ? e->token : dummy,
+				    len == HWPT_TOKEN_LEN ? token : dummy);
+	if (!e || !e->orphan || len != HWPT_TOKEN_LEN || !match || e->owner_uid != s->cred.uid)
+		return -ENOENT;
+	/* The token holder may learn that the policy changed under it. */
+	dev = config_find_device(srv->cfg, e->device);
+	if (dev && !policy_allows(&dev->allow, &s->cred))
+		return -EPERM;
+	if (s->n_owned >= srv->cfg->quota.max_hwpts)
+		return -EDQUOT;
+	e->orphan = false;
+	e->owner = s;
+	e->owner_pid = s->cred.pid;
+	e->owner_gid = s->cred.gid;
+	e->next_owned = s->owned;
+	s->owned = e;
+	s->n_owned++;
+	srv->reg.n_orphans--;
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
+		if (srv->reg.bindings[i].hwpt_id == id)
+			srv->reg.bindings[i].owner = s;
+	if (!srv->reg.n_orphans && srv->rs && srv->rs->ev_grace)
+		evtimer_del(srv->rs->ev_grace);
+	return 0;
+}
+
+struct orphan_list {
+	struct hwpt_entry **e;
+	uint32_t n;
+};
+
+static void collect_orphan(struct hwpt_entry *e, void *arg)
+{
+	struct orphan_list *l = arg;
+
+	if (e->orphan)
+		l->e[l->n++] = e;
+}
+
+static bool has_orphan_child(const struct orphan_list *l, uint32_t id)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->e[i] && l->e[i]->parent_id == id)
+			return true;
+	return false;
+}
+
+static void detach_orphans(struct server *srv)
+{
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
+		struct device_binding *b = &srv->reg.bindings[i];
+		struct hwpt_entry *e;
+		int rc;
+
+		if (!b->hwpt_id || b->owner)
+			continue;
+		rc = srv->be->ops->detach(srv->be, b->dev->name);
+		if (rc)
+			log_warn("detach %s from orphan hwpt %u: %s", b->dev->name, b->hwpt_id,
+				 strerror(-rc));
+		e = hwpt_registry_find(&srv->reg, b->hwpt_id);
+		if (e)
+			e->n_attached--;
+		b->hwpt_id = 0;
+	}
+}
+
+/* Destroys orphans children first: a parent with children is -EBUSY. */
+static void destroy_orphans(struct server *srv, struct orphan_list *l)
+{
+	uint32_t left = l->n;
+
+	for (uint32_t pass = 0; left && pass <= l->n; pass++)
+		for (uint32_t i = 0; i < l->n; i++) {
+			struct hwpt_entry *e = l->e[i];
+			int rc;
+
+			if (!e || has_orphan_child(l, e->id))
+				continue;
+			rc = srv->be->ops->destroy(srv->be, e->id);
+			if (rc)
+				log_err("destroy orphan hwpt %u: %s", e->id, strerror(-rc));
+			else
+				log_info("destroyed unclaimed hwpt %u (uid %u)", e->id,
+					 (unsigned)e->owner_uid);
+			l->e[i] = NULL;
+			left--;
+			hwpt_registry_remove(&srv->reg, e);
+			srv->reg.n_orphans--;
+			srv->stats.hwpts_active--;
+		}
+}
+
+void restart_reap_orphans(struct server *srv)
+{
+	struct orphan_list l = { 0 };
+
+	if (!srv->reg.n_orphans)
+		return;
+	l.e = calloc(srv->reg.n_orphans, sizeof(*l.e));
+	if (!l.e) {
+		log_err("out of memory reaping orphans");
+		return;
+	}
+	hwpt_registry_for_each(&srv->reg, collect_orphan, &l);
+	detach_orphans(srv);
+	destroy_orphans(srv, &l);
+	free(l.e);
+}
+
+/* ---- stop ------------------------------------------------------------------------ */
+
+void restart_clean_stop(struct restart *rs)
+{
+	rs->stopping = true;
+	if (rs->srv)
+		restart_reap_orphans(rs->srv);
+	if (!rs->enabled)
+		return;
+	/* Nothing to recover after a clean stop: say so to the next instance. */
+	if (unlink(rs->cfg->state_file) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", rs->cfg->state_file, strerror(errno));
+	for (uint32_t i = 0; i < rs->n_stored; i++)
+		store_remove(rs->stored[i]);
+	rs->n_stored = 0;
+}
+
+void restart_fini(struct restart *rs)
+{
+	if (rs->ev_grace)
+		event_free(rs->ev_grace);
+	rs->ev_grace = NULL;
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (!rs->in[i].taken)
+			close(rs->in[i].fd);
+	free(rs->in);
+	rs->in = NULL;
+	rs->n_in = 0;
+	if (rs->state)
+		json_object_put(rs->state);
+	rs->state = NULL;
+	if (rs->lock_fd >= 0)
+		close(rs->lock_fd);
+	rs->lock_fd = -1;
+}

@@ -52,16 +52,38 @@ int sim_dev_find(const struct sim_state *st, const char *name)
 }
 
 /*
- * Appends a new object (ids only grow, so the array stays sorted). The
- * returned pointer is valid until the next append or removal.
+ * iommufd allocates object ids from an XA_FLAGS_ALLOC1 xarray: the lowest
+ * free id from 1 up, so a destroyed id comes back with the next object.
+ * objs is sorted by id and objs[i].id >= i + 1; the first index where that
+ * is strict is the first gap, and the lowest free id is that index + 1.
+ */
+static uint32_t lowest_free_index(const struct sim_state *st)
+{
+	uint32_t lo = 0, hi = st->n_objs;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (st->objs[mid].id > mid + 1)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/*
+ * Inserts a new object with the lowest free id, keeping objs sorted. The
+ * returned pointer is valid until the next insertion or removal.
  */
 static int obj_new(struct sim_state *st, enum sim_obj_type type, uint32_t dev,
 		   struct sim_obj **out)
 {
+	uint32_t i = lowest_free_index(st);
 	struct sim_obj *o;
 
 	/* xa_alloc() answers -EBUSY when the id space is exhausted. */
-	if (st->next_id > SIM_ID_MAX)
+	if (i + 1 > SIM_ID_MAX)
 		return -EBUSY;
 	if (st->n_objs == st->cap_objs) {
 		uint32_t cap = st->cap_objs ? st->cap_objs * 2 : 16;
@@ -72,9 +94,14 @@ static int obj_new(struct sim_state *st, enum sim_obj_type type, uint32_t dev,
 		st->objs = o;
 		st->cap_objs = cap;
 	}
-	o = &st->objs[st->n_objs++];
+	memmove(&st->objs[i + 1], &st->objs[i], (size_t)(st->n_objs - i) * sizeof(*o));
+	st->n_objs++;
+	o = &st->objs[i];
 	memset(o, 0, sizeof(*o));
-	o->id = st->next_id++;
+	o->id = i + 1;
+	/* next_id stays one past the highest id ever live (the state file checks it). */
+	if (o->id >= st->next_id)
+		st->next_id = o->id + 1;
 	o->type = type;
 	o->kind = st->devs[dev].kind;
 	o->dev = dev;

@@ -60,11 +60,11 @@ struct sim_state {
 	struct sim_dev devs[CONFIG_MAX_DEVICES];
 	uint32_t n_devs;
 
-	/* Sorted by id (ids only grow, so allocation appends). */
+	/* Sorted by id; new objects take the lowest free id (sim_objects.c). */
 	struct sim_obj *objs;
 	uint32_t n_objs;
 	uint32_t cap_objs;
-	uint32_t next_id;
+	uint32_t next_id; /* one past the highest id ever live */
 
 	/* Fault injection; fault.mode == FAULT_CLEAR means none. */
 	struct backend_fault fault;

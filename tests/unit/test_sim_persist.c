@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sim backend's save/restore (sim_persist.c): a round trip keeps the
+ * whole model, and a state that lies (broken references, unordered
+ * interval sets, other devices) is refused with the backend unchanged.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+
+#include "backend.h"
+#include "config.h"
+#include "iommufd_uapi.h"
+
+#define PAGE 4096ULL
+
+static struct config cfg;
+
+static void cfg_setup(void)
+{
+	config_defaults(&cfg);
+	cfg.n_devices = 2;
+	strcpy(cfg.devices[0].name, "vtd0");
+	cfg.devices[0].kind = DEVICE_KIND_VTD;
+	strcpy(cfg.devices[1].name, "st0");
+	cfg.devices[1].kind = DEVICE_KIND_SELFTEST;
+}
+
+static struct backend *open_sim(void)
+{
+	struct backend *be = NULL;
+	const char *err;
+
+	CU_ASSERT_FATAL(backend_sim_open(&cfg, &be, &err) == 0);
+	return be;
+}
+
+/* A backend with one VT-d HWPT attached, cached pages, one mock HWPT. */
+static struct backend *populated(uint32_t *vtd, uint32_t *st)
+{
+	struct backend *be = open_sim();
+	struct iommu_hwpt_vtd_s1 v = { .addr_width = 48, .pgtbl_addr = 0x1000 };
+	struct iommu_hwpt_selftest s = { .iotlb = 0x77 };
+	struct backend_alloc a = { .data_type = IOMMU_HWPT_DATA_VTD_S1, .data = &v,
+				   .data_len = sizeof(v) };
+	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = 16 * PAGE, .npages = 8 };
+	struct backend_inv inv = { .data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+				   .entry_len = sizeof(e), .entry_num = 1, .entries = &e };
+
+	CU_ASSERT_FATAL(be->ops->alloc_nested(be, "vtd0", &a, vtd, NULL) == 0);
+	CU_ASSERT_FATAL(be->ops->attach(be, "vtd0", *vtd) == 0);
+	CU_ASSERT_FATAL(be->ops->sim_populate(be, *vtd, 0, 64, SIM_KIND_IOTLB) == 0);
+	CU_ASSERT_FATAL(be->ops->sim_populate(be, *vtd, 0, 64, SIM_KIND_PSC) == 0);
+	inv.hwpt_id = *vtd;
+	CU_ASSERT_FATAL(be->ops->invalidate(be, &inv) == 0);
+	a = (struct backend_alloc){ .data_type = IOMMU_HWPT_DATA_SELFTEST, .data = &s,
+				    .data_len = sizeof(s) };
+	CU_ASSERT_FATAL(be->ops->alloc_nested(be, "st0", &a, st, NULL) == 0);
+	return be;
+}
+
+static struct json_object *saved(struct backend *be)
+{
+	struct json_object *o = json_object_new_object();
+
+	CU_ASSERT_FATAL(be->ops->save(be, o) == 0);
+	return o;
+}
+
+static void test_round_trip(void)
+{
+	uint32_t vtd, st;
+	struct backend *a = populated(&vtd, &st), *b = open_sim();
+	struct json_object *o = saved(a);
+	uint64_t io = 0, psc = 0;
+	const char *err = "";
+
+	CU_ASSERT_EQUAL(b->ops->restore(b, o, NULL, NULL, &err), 0);
+	CU_ASSERT_TRUE(b->ops->has_hwpt(b, vtd));
+	CU_ASSERT_TRUE(b->ops->has_hwpt(b, st));
+	CU_ASSERT_EQUAL(b->ops->sim_query(b, vtd, 0, 64, &io, &psc), 0);
+	CU_ASSERT_EQUAL(io, 56);
+	CU_ASSERT_EQUAL(psc, 56);
+	CU_ASSERT_EQUAL(b->ops->check_iotlb(b, st, 2, 0x77), 0);
+	/* Reference counts were rebuilt: attached and parented objects are busy. */
+	CU_ASSERT_EQUAL(b->ops->destroy(b, vtd), -EBUSY);
+	CU_ASSERT_EQUAL(b->ops->detach(b, "vtd0"), 0);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, vtd), 0);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, 1), -EBUSY); /* vtd0's nest parent */
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+}
+
+/* Applies a corruption to a saved state; restore must refuse it cleanly. */
+static void refuse(void (*corrupt)(struct json_object *o))
+{
+	uint32_t vtd, st;
+	struct backend *a = populated(&vtd, &st), *b = open_sim();
+	struct json_object *o = saved(a);
+	const char *err = "";
+
+	corrupt(o);
+	CU_ASSERT_NOT_EQUAL(b->ops->restore(b, o, NULL, NULL, &err), 0);
+	CU_ASSERT_FALSE(b->ops->has_hwpt(b, vtd));
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+}
+
+static struct json_object *object_at(struct json_object *o, size_t i)
+{
+	struct json_object *objs;
+
+	json_object_object_get_ex(o, "objects", &objs);
+	return json_object_array_get_idx(objs, i);
+}
+
+static void bad_parent(struct json_object *o)
+{
+	/* Objects: parent vtd0, parent st0, nested vtd, nested st. */
+	json_object_object_add(object_at(o, 2), "parent_id", json_object_new_int64(2));
+}
+
+static void bad_iset(struct json_object *o)
+{
+	struct json_object *set = json_object_new_array();
+
+	json_object_array_add(set, json_object_new_int64(10));
+	json_object_array_add(set, json_object_new_int64(5));
+	json_object_object_add(object_at(o, 2), "iotlb_set", set);
+}
+
+static void bad_device(struct json_object *o)
+{
+	struct json_object *devs, *d;
+
+	json_object_object_get_ex(o, "devices", &devs);
+	d = json_object_array_get_idx(devs, 0);
+	json_object_object_add(d, "name", json_object_new_string("other"));
+}
+
+static void bad_attach(struct json_object *o)
+{
+	struct json_object *devs, *d;
+
+	json_object_object_get_ex(o, "devices", &devs);
+	d = json_object_array_get_idx(devs, 1);
+	json_object_object_add(d, "attached_id", json_object_new_int64(3));
+}
+
+static void bad_type(struct json_object *o)
+{
+	json_object_object_add(o, "next_id", json_object_new_string("3"));
+}
+
+static void test_refuse_parent(void) { refuse(bad_parent); }
+static void test_refuse_iset(void) { refuse(bad_iset); }
+static void test_refuse_device(void) { refuse(bad_device); }
+static void test_refuse_attach(void) { refuse(bad_attach); }
+static void test_refuse_type(void) { refuse(bad_type); }
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned failed;
+
+	cfg_setup();
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("sim_persist", NULL, NULL);
+	CU_add_test(s, "round_trip", test_round_trip);
+	CU_add_test(s, "refuse_parent", test_refuse_parent);
+	CU_add_test(s, "refuse_iset", test_refuse_iset);
+	CU_add_test(s, "refuse_device", test_refuse_device);
+	CU_add_test(s, "refuse_attach", test_refuse_attach);
+	CU_add_test(s, "refuse_type", test_refuse_type);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}

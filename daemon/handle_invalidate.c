@@ -22,22 +22,35 @@ static bool optional_len_ok(size_t len, size_t n)
 }
 
 /*
- * Number of entries the message carries, or -EINVAL when its arrays disagree
- * (a malformed request, not a kernel rule).
+ * Number of entries the message carries, or -EINVAL when its arrays do not
+ * describe entries of its data type (a malformed request, not a kernel
+ * rule): VT-d entries are addr/npages (+ entry_flags, entry_reserved),
+ * selftest entries are iotlb_id (+ entry_flags). Arrays of the other type
+ * must be empty, or entries nobody described would be reported done.
+ * An unknown type takes its length from whatever is there; the kernel's
+ * rules reject the request later with every entry not attempted.
  */
 static int64_t entry_count(const IommuNest__Invalidate *m)
 {
-	size_t n = m->n_addr > m->n_iotlb_id ? m->n_addr : m->n_iotlb_id;
+	size_t n;
 
-	if (m->n_addr && m->n_iotlb_id)
-		return -EINVAL;
-	if (m->n_addr && m->n_npages != m->n_addr)
-		return -EINVAL;
-	if (!m->n_addr && m->n_npages)
-		return -EINVAL;
+	switch (m->data_type) {
+	case IOMMU_HWPT_INVALIDATE_DATA_VTD_S1:
+		n = m->n_addr;
+		if (m->n_npages != n || m->n_iotlb_id)
+			return -EINVAL;
+		break;
+	case IOMMU_HWPT_INVALIDATE_DATA_SELFTEST:
+		n = m->n_iotlb_id;
+		if (m->n_addr || m->n_npages || m->n_entry_reserved)
+			return -EINVAL;
+		break;
+	default:
+		n = m->n_addr > m->n_iotlb_id ? m->n_addr : m->n_iotlb_id;
+		if ((m->n_addr && m->n_iotlb_id) || m->n_npages != m->n_addr)
+			return -EINVAL;
+	}
 	if (!optional_len_ok(m->n_entry_flags, n) || !optional_len_ok(m->n_entry_reserved, n))
-		return -EINVAL;
-	if (m->n_iotlb_id && m->n_entry_reserved)
 		return -EINVAL;
 	return (int64_t)n;
 }
@@ -86,9 +99,10 @@ static struct inv_request *inv_request_new(const IommuNest__Invalidate *m, uint3
 	r->entries = (uint8_t *)(r + 1);
 	r->res = (struct inv_entry_result *)((uint8_t *)r->entries + ent_bytes);
 	r->owner = s;
-	if (m->n_addr && esz == sizeof(struct iommu_hwpt_vtd_s1_invalidate))
+	/* entry_count() checked that the arrays are this type's. */
+	if (m->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1)
 		decode_vtd(m, r->entries, n);
-	else if (m->n_iotlb_id && esz == sizeof(struct iommu_hwpt_invalidate_selftest))
+	else if (m->data_type == IOMMU_HWPT_INVALIDATE_DATA_SELFTEST)
 		decode_selftest(m, r->entries, n);
 	return r;
 }
@@ -135,7 +149,7 @@ void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNe
 	int rc;
 
 	if (n < 0) {
-		reply_error(rep, -EINVAL, "entry arrays of different lengths");
+		reply_error(rep, -EINVAL, "entry arrays do not match each other or the data type");
 		goto early;
 	}
 	if ((uint64_t)n > max) {

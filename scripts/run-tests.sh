@@ -5,6 +5,8 @@
 # integration suite with the daemon under valgrind.
 #   NESTD_SKIP_KERNEL=1   leave out the QEMU kernel tier
 #   NESTD_SKIP_SANITIZE=1 leave out the ASan/UBSan and valgrind passes
+#   NESTD_SKIP_FUZZ=1     leave out the libFuzzer runs
+#   NESTD_FUZZ_SECONDS=N  run each fuzzer for N seconds (default 60)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${BUILD_ROOT:-$top/build-test}
@@ -35,5 +37,9 @@ if [ "${NESTD_SKIP_SANITIZE:-0}" != 1 ]; then
 	section "integration tests with the daemon under valgrind"
 	NESTD_DAEMON_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
 		ctest --test-dir "$out/main" --output-on-failure -j"$jobs" -L integration
+fi
+if [ "${NESTD_SKIP_FUZZ:-0}" != 1 ]; then
+	section "fuzzing: each harness for ${NESTD_FUZZ_SECONDS:-60} s (clang, libFuzzer + ASan/UBSan)"
+	"$top/tests/fuzz/run-fuzzers.sh" "$out/fuzz" "${NESTD_FUZZ_SECONDS:-60}"
 fi
 section "all test passes done"

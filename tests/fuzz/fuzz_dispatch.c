@@ -262,11 +262,11 @@ static void check_done_in_sim(const IommuNest__Invalidate *m, uint32_t i)
 
 	if (!e || e->inv_type != m->data_type)
 		return;
-	/*
-	 * A request whose arrays are of the other type's (iotlb_id for VT-d,
-	 * addr/npages for the mock) is taken as that many all-zero entries
-	 * (handle_invalidate.c inv_request_new): nothing to look up.
-	 */
+	/* A DONE entry always comes from arrays of its own type. */
+	CHECK(m->data_type != IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 || (m->n_addr > i && !m->n_iotlb_id),
+	      "hwpt %u entry %u DONE without VT-d arrays describing it", m->hwpt_id, i);
+	CHECK(m->data_type != IOMMU_HWPT_INVALIDATE_DATA_SELFTEST || (m->n_iotlb_id > i && !m->n_addr),
+	      "hwpt %u entry %u DONE without selftest arrays describing it", m->hwpt_id, i);
 	if (m->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 && m->n_addr) {
 		uint64_t iotlb = 0, psc = 0;
 

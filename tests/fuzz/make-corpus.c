@@ -25,7 +25,7 @@
 #define PG 4096ULL
 
 struct buf {
-	uint8_t d[16384];
+	uint8_t d[32768];
 	size_t n;
 };
 
@@ -71,7 +71,7 @@ static void packet(int session, IommuNest__Request *r)
 {
 	size_t len;
 	uint8_t hdr[2];
-	uint8_t tmp[16384];
+	static uint8_t tmp[32768];
 
 	r->id = next_id++;
 	len = iommu_nest__request__get_packed_size(r);
@@ -251,7 +251,7 @@ static void inv_vtd(int s, uint32_t hwpt, uint32_t flags, uint32_t n, const uint
 {
 	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__Invalidate m = IOMMU_NEST__INVALIDATE__INIT;
-	uint64_t addr[64];
+	static uint64_t addr[2048];
 
 	for (uint32_t i = 0; i < n; i++)
 		addr[i] = page[i] == UINT64_MAX ? 0 : page[i] * PG;
@@ -446,6 +446,25 @@ static void dispatch_seeds(void)
 		inv_vtd(0, 4, 0, N(pg), pg, np, NULL);
 		inv_vtd(0, 4, IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE, N(pg), pg, np, NULL);
 		emit("dispatch", "no-coalesce-chunk1");
+	}
+	{
+		/* A large request: many entries, a reply of several KiB, a batch of them. */
+		static uint64_t pg[1500], np[1500];
+		static uint32_t fl[1500];
+
+		for (uint32_t i = 0; i < N(pg); i++) {
+			pg[i] = (uint64_t)i * 37 % 5000;
+			np[i] = 1 + i % 9;
+			fl[i] = i % 3 ? LEAF : 0;
+		}
+		begin(1, 18, sf, 64);
+		alloc_vtd(0, "vtd0", 48);
+		populate(0, 4, 0, 6000, 1);
+		populate(0, 4, 0, 6000, 2);
+		inv_vtd(0, 4, 0, N(pg), pg, np, fl);
+		inv_vtd(0, 4, IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE, 700, pg + 800, np, fl);
+		query(0, 4, 0, 6000);
+		emit("dispatch", "vtd-many-entries");
 	}
 	{
 		/* A broken frame closes the session; the next packet opens another. */

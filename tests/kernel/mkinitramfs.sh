@@ -88,6 +88,13 @@ add_libs() {
 		path=${path//[[:space:]]/}
 		[ -n "$path" ] || continue
 		[ -e "$root$path" ] || add_file "$path" "$path"
+		# The project's own libraries sit in the build tree, which the guest
+		# may hide (a tmpfs on /tmp): also put them where the loader looks.
+		case "$path" in
+		/lib/* | /lib64/* | /usr/lib/*) ;;
+		*) [ -e "$root/usr/lib/$(basename "$path")" ] ||
+			add_file "$path" "/usr/lib/$(basename "$path")" ;;
+		esac
 	done < <(ldd "$1" 2>/dev/null || true)
 }
 

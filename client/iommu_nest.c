@@ -217,12 +217,37 @@ static int kill_handle(struct iommu_nest *h, int err)
 
 /* ---- Framing ------------------------------------------------------------- */
 
+/* Sends one packet, with fd attached (SCM_RIGHTS) unless it is negative. */
+static ssize_t send_packet(int sock, const void *buf, size_t len, int flags, int fd)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+
+	if (fd >= 0) {
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = sizeof(control.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &mh, flags);
+}
+
 /*
  * Encodes req into the reusable send buffer and sends it as one packet,
- * assigning the next request id. Oversized messages are refused before
- * anything is written, so the handle stays usable.
+ * with fd passed along unless it is negative, assigning the next request
+ * id. Oversized messages are refused before anything is written, so the
+ * handle stays usable. The caller keeps fd: the daemon gets its own copy.
  */
-static int send_request(struct iommu_nest *h, IommuNest__Request *req, bool nonblock)
+static int send_request_fd(struct iommu_nest *h, IommuNest__Request *req, bool nonblock, int fd)
 {
 	int flags = MSG_NOSIGNAL | (nonblock ? MSG_DONTWAIT : 0);
 	size_t len;
@@ -237,7 +262,7 @@ static int send_request(struct iommu_nest *h, IommuNest__Request *req, bool nonb
 				 len, h->max_msg);
 	iommu_nest__request__pack(req, h->sbuf);
 	do {
-		r = send(h->fd, h->sbuf, len, flags);
+		r = send_packet(h->fd, h->sbuf, len, flags, fd);
 	} while (r < 0 && errno == EINTR);
 	if (r < 0) {
 		int err = -errno;
@@ -247,6 +272,9 @@ static int send_request(struct iommu_nest *h, IommuNest__Request *req, bool nonb
 		/* The kernel's own packet limit (SO_SNDBUF): nothing was sent. */
 		if (err == -EMSGSIZE || err == -ENOBUFS || err == -ENOMEM)
 			return set_error(h, err, "send: %s", strerror(-err));
+		/* A descriptor the kernel will not pass (closed, ETOOMANYREFS). */
+		if (fd >= 0 && (err == -EBADF || err == -ETOOMANYREFS))
+			return set_error(h, err, "passing fd %d: %s", fd, strerror(-err));
 		set_error(h, err, "send: %s", strerror(-err));
 		return kill_handle(h, err);
 	}
@@ -256,6 +284,11 @@ static int send_request(struct iommu_nest *h, IommuNest__Request *req, bool nonb
 	}
 	h->next_id++;
 	return 0;
+}
+
+static int send_request(struct iommu_nest *h, IommuNest__Request *req, bool nonblock)
+{
+	return send_request_fd(h, req, nonblock, -1);
 }
 
 /*
@@ -408,13 +441,14 @@ static int dispatch_other(struct iommu_nest *h, const IommuNest__Reply *reply)
  * Sends req and waits for the reply with its id, parking async completions
  * met on the way. On success *out must be released with release_reply().
  */
-static int transact(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply **out)
+static int transact_fd(struct iommu_nest *h, IommuNest__Request *req, int fd,
+		       IommuNest__Reply **out)
 {
 	IommuNest__Reply *reply;
 	uint64_t id;
 	int err;
 
-	err = send_request(h, req, false);
+	err = send_request_fd(h, req, false, fd);
 	if (err)
 		return err;
 	id = req->id;
@@ -433,6 +467,11 @@ static int transact(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Re
 	}
 }
 
+static int transact(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply **out)
+{
+	return transact_fd(h, req, -1, out);
+}
+
 /* Reply.status, or -EPROTO if a successful reply lacks the expected body. */
 static int reply_status(struct iommu_nest *h, const IommuNest__Reply *reply,
 			IommuNest__Reply__BodyCase want)
@@ -448,18 +487,23 @@ static int reply_status(struct iommu_nest *h, const IommuNest__Reply *reply,
 	return 0;
 }
 
-/* For requests whose reply is only a status. */
-static int simple_call(struct iommu_nest *h, IommuNest__Request *req)
+/* For requests whose reply is only a status; fd (>= 0) goes along. */
+static int simple_call_fd(struct iommu_nest *h, IommuNest__Request *req, int fd)
 {
 	IommuNest__Reply *reply;
 	int err;
 
-	err = transact(h, req, &reply);
+	err = transact_fd(h, req, fd, &reply);
 	if (err)
 		return err;
 	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY__NOT_SET);
 	release_reply(h);
 	return err;
+}
+
+static int simple_call(struct iommu_nest *h, IommuNest__Request *req)
+{
+	return simple_call_fd(h, req, -1);
 }
 
 /* ---- Connection ---------------------------------------------------------- */
@@ -910,6 +954,44 @@ int iommu_nest_detach(struct iommu_nest *h, const char *device)
 	d.device = (char *)device;
 	req.body_case = IOMMU_NEST__REQUEST__BODY_DETACH;
 	req.detach = &d;
+	return simple_call(h, &req);
+}
+
+/* ---- Guest memory ---------------------------------------------------------- */
+
+int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova,
+			  uint64_t length, int fd, uint64_t offset, uint32_t flags)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__MapMemory m = IOMMU_NEST__MAP_MEMORY__INIT;
+
+	if (!device)
+		return set_error(h, -EINVAL, "no device");
+	if (fd < 0)
+		return set_error(h, -EBADF, "no descriptor to map");
+	m.device = (char *)device;
+	m.iova = iova;
+	m.length = length;
+	m.offset = offset;
+	m.flags = flags;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_MAP_MEMORY;
+	req.map_memory = &m;
+	return simple_call_fd(h, &req, fd);
+}
+
+int iommu_nest_unmap_memory(struct iommu_nest *h, const char *device, uint64_t iova,
+			    uint64_t length)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__UnmapMemory u = IOMMU_NEST__UNMAP_MEMORY__INIT;
+
+	if (!device)
+		return set_error(h, -EINVAL, "no device");
+	u.device = (char *)device;
+	u.iova = iova;
+	u.length = length;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_UNMAP_MEMORY;
+	req.unmap_memory = &u;
 	return simple_call(h, &req);
 }
 

@@ -15,8 +15,9 @@
  *    framing error (those three, or an undecodable/truncated packet) the
  *    handle is dead: every later call fails with the same error and only
  *    iommu_nest_close() is useful.
- *  - Objects (HWPTs) belong to the session: when the handle is closed, or the
- *    connection drops, the daemon destroys every HWPT the session allocated.
+ *  - Objects (HWPTs, guest memory mappings) belong to the session: when the
+ *    handle is closed, or the connection drops, the daemon unmaps the guest
+ *    memory the session mapped and destroys every HWPT it allocated.
  *    The exception is a daemon crash (or watchdog restart): the HWPTs, their
  *    device attachments and their cached translations survive it, and the
  *    restarted daemon gives each back to whoever presents its resume token
@@ -280,6 +281,50 @@ int iommu_nest_reclaim(struct iommu_nest *h, uint32_t hwpt_id,
 int iommu_nest_destroy(struct iommu_nest *h, uint32_t hwpt_id);
 int iommu_nest_attach(struct iommu_nest *h, const char *device, uint32_t hwpt_id);
 int iommu_nest_detach(struct iommu_nest *h, const char *device);
+
+/* ---- Guest memory (stage 2) ---------------------------------------------- */
+
+/* Access flags of iommu_nest_map_memory() (IOMMU_IOAS_MAP_* values). */
+#define IOMMU_NEST_MAP_WRITEABLE (1u << 1)
+#define IOMMU_NEST_MAP_READABLE	 (1u << 2)
+
+/*
+ * Maps guest RAM into device's stage 2 (the I/O address space its nest
+ * parent translates through), so that stage-1 tables of a nested HWPT on
+ * that device resolve to real memory: bytes [offset, offset + length) of
+ * fd go to IOVAs [iova, iova + length). fd is a memfd (or a regular file)
+ * holding the guest RAM; it is passed to the daemon with SCM_RIGHTS and
+ * stays the caller's (close it whenever convenient: the kernel keeps the
+ * pages pinned while they are mapped). flags: IOMMU_NEST_MAP_READABLE and/or
+ * IOMMU_NEST_MAP_WRITEABLE; WRITEABLE needs fd open read-write.
+ *
+ * iova, length and offset must be page aligned and length > 0 (-EINVAL);
+ * the file must cover offset + length (-EINVAL); the range must fit the
+ * device's aperture and miss its reserved ranges (-EINVAL; the kernel's
+ * selftest mock only takes [16 MiB, 2 GiB)) and overlap no mapping already
+ * there (-EEXIST). The device must not be held by another client (-EBUSY):
+ * a device serves one client at a time, the one that first maps memory on
+ * it or attaches one of its HWPTs to it, until that client has unmapped
+ * and detached everything or disconnected. The bytes count against the
+ * daemon's per-client max_mapped_bytes (-EDQUOT, the limit in
+ * iommu_nest_last_limit()).
+ *
+ * The mapping lives until iommu_nest_unmap_memory() or the end of the
+ * session; like HWPTs, it survives a daemon restart and comes back with
+ * iommu_nest_reclaim() of the HWPT attached to the device.
+ */
+int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova,
+			  uint64_t length, int fd, uint64_t offset, uint32_t flags);
+
+/*
+ * Unmaps every mapping of this session on device that lies inside
+ * [iova, iova + length); iova 0 with length UINT64_MAX unmaps them all.
+ * A mapping only partly inside the range, or no mapping in it at all, is
+ * -ENOENT, and then nothing is unmapped (mappings are never split).
+ * length 0 is -EINVAL, a range that wraps -EOVERFLOW.
+ */
+int iommu_nest_unmap_memory(struct iommu_nest *h, const char *device, uint64_t iova,
+			    uint64_t length);
 
 /* ---- Invalidation (synchronous) ------------------------------------------ */
 

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -613,6 +615,38 @@ static int demo_steps(struct ctl *c, uint32_t id, bool sim)
 	return 0;
 }
 
+/* The demo guest's RAM: 64 MiB at guest-physical (= IOVA) 0. */
+#define DEMO_RAM_SIZE (64ull << 20)
+#define DEMO_RAM_IOVA 0ull
+
+/*
+ * Hands the guest RAM to the daemon for the device's stage 2, as a VMM
+ * does before the guest runs: a memfd, sized, mapped at its IOVA. The
+ * descriptor is closed right away: the daemon got its own, and the kernel
+ * keeps the pages pinned while they are mapped.
+ */
+static int demo_map_ram(struct ctl *c, const char *dev)
+{
+	int fd = memfd_create("iommu-nestctl-guest-ram", MFD_CLOEXEC);
+	int err;
+
+	if (fd < 0)
+		return fail(c, "memfd_create", -errno);
+	if (ftruncate(fd, (off_t)DEMO_RAM_SIZE) < 0) {
+		err = -errno;
+		close(fd);
+		return fail(c, "ftruncate", err);
+	}
+	err = iommu_nest_map_memory(c->h, dev, DEMO_RAM_IOVA, DEMO_RAM_SIZE, fd, 0,
+				    IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE);
+	close(fd);
+	if (err)
+		return fail(c, "map guest RAM", err);
+	printf("mapped %llu MiB of guest RAM (memfd) at IOVA %#llx on %s (stage 2)\n",
+	       DEMO_RAM_SIZE >> 20, DEMO_RAM_IOVA, dev);
+	return 0;
+}
+
 static int cmd_demo(struct ctl *c, int argc, char **argv)
 {
 	const char *dev;
@@ -626,6 +660,9 @@ static int cmd_demo(struct ctl *c, int argc, char **argv)
 	dev = argv[1];
 	printf("connected to iommu-nestd: backend %s, max %u entries/request\n",
 	       iommu_nest_backend(c->h), iommu_nest_max_entries(c->h));
+	rc = demo_map_ram(c, dev);
+	if (rc)
+		return rc;
 	err = iommu_nest_alloc_vtd_s1(c->h, dev, 0, c->pgtbl, c->addr_width, &id);
 	if (err)
 		return fail(c, "alloc nested VT-d HWPT", err);
@@ -648,6 +685,11 @@ static int cmd_demo(struct ctl *c, int argc, char **argv)
 		rc = fail(c, "destroy", err);
 	else
 		printf("\ndetached %s, destroyed HWPT %u\n", dev, id);
+	err = iommu_nest_unmap_memory(c->h, dev, DEMO_RAM_IOVA, DEMO_RAM_SIZE);
+	if (err)
+		rc = fail(c, "unmap guest RAM", err);
+	else
+		printf("unmapped the guest RAM from %s\n", dev);
 	err = iommu_nest_stats(c->h, &st);
 	if (err)
 		return fail(c, "stats", err);

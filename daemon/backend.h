@@ -110,6 +110,19 @@ struct backend_ops {
 	int (*attach)(struct backend *be, const char *device, uint32_t hwpt_id);
 	int (*detach)(struct backend *be, const char *device);
 	int (*invalidate)(struct backend *be, struct backend_inv *inv);
+	/*
+	 * Guest memory in the device's stage 2 (its own IOAS), with the
+	 * semantics of IOMMU_IOAS_MAP (FIXED_IOVA implied) and
+	 * IOMMU_IOAS_UNMAP. map_memory maps [offset, offset + length) of fd
+	 * at iova; flags are IOMMU_IOAS_MAP_READABLE / _WRITEABLE. fd stays
+	 * the caller's: the backend keeps no reference to it (the kernel
+	 * holds the pinned pages). unmap_memory removes every mapping inside
+	 * [iova, iova + length) (iova 0, length UINT64_MAX: all of them).
+	 */
+	int (*map_memory)(struct backend *be, const char *device, uint64_t iova, uint64_t length,
+			  int fd, uint64_t offset, uint32_t flags);
+	int (*unmap_memory)(struct backend *be, const char *device, uint64_t iova,
+			    uint64_t length);
 	/* Optional (NULL when the backend cannot): test-only operations. */
 	int (*check_iotlb)(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
 			   uint32_t expected);

@@ -2,9 +2,14 @@
 /*
  * The real backend: iommufd ioctls on /dev/iommu.
  *
- * Object graph it builds at open, one IOAS shared by all devices:
+ * Object graph it builds at open, one IOAS per device:
  *
- *   IOAS ── nest parent HWPT (per device) ── nested HWPTs (per client)
+ *   IOAS (per device) ── nest parent HWPT ── nested HWPTs (per client)
+ *
+ * The IOAS is the device's stage 2, where a client's guest memory is
+ * mapped (map_memory). It is not shared: memory one client maps for its
+ * device must never become reachable through a device another client
+ * uses, and every HWPT_PAGING domain of an IOAS maps all of its areas.
  *
  * Devices come from the config:
  *   selftest  a mock device of the kernel's iommufd selftest
@@ -31,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +59,7 @@ struct ifd_device {
 	char path[CONFIG_PATH_MAX];
 	enum device_kind kind;
 	int vfio_fd;	       /* vtd: the device cdev; -1 otherwise */
+	uint32_t ioas_id;      /* its own IOAS: the stage 2 guest memory goes in */
 	uint32_t dev_id;       /* the iommufd device object (HWPT_ALLOC dev_id) */
 	uint32_t stdev_id;     /* selftest: the mock device object */
 	uint32_t parent_id;    /* the nest parent HWPT */
@@ -68,7 +75,6 @@ struct ifd_nested {
 struct ifd_backend {
 	struct backend base;
 	int fd;
-	uint32_t ioas_id;
 	struct ifd_device *devs;
 	uint32_t n_devs;
 	struct ifd_nested *nested; /* nested HWPTs alive, unordered */
@@ -253,7 +259,7 @@ static const char *iommufd_open_msg(const char *path, int err)
 
 static int setup_selftest(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
 {
-	int rc = ifd_mock_domain(b->fd, b->ioas_id, &d->stdev_id, &d->dev_id);
+	int rc = ifd_mock_domain(b->fd, d->ioas_id, &d->stdev_id, &d->dev_id);
 
 	if (rc == -ENOTTY) {
 		*errmsg = seterr("device %s (selftest): IOMMU_TEST_CMD is not supported: the "
@@ -264,7 +270,7 @@ static int setup_selftest(struct ifd_backend *b, struct ifd_device *d, const cha
 				 strerror(-rc));
 	}
 	if (rc == 0)
-		d->attached_id = b->ioas_id; /* (its auto domain on the IOAS) */
+		d->attached_id = d->ioas_id; /* (its auto domain on the IOAS) */
 	return rc;
 }
 
@@ -299,10 +305,10 @@ static int setup_vfio(struct ifd_backend *b, struct ifd_device *d, const char **
 		return rc;
 	}
 	d->dev_id = bind.out_devid;
-	rc = dev_attach(b, d, b->ioas_id);
+	rc = dev_attach(b, d, d->ioas_id);
 	if (rc)
 		*errmsg = seterr("device %s: VFIO_DEVICE_ATTACH_IOMMUFD_PT (IOAS %u): %s", d->name,
-				 b->ioas_id, strerror(-rc));
+				 d->ioas_id, strerror(-rc));
 	return rc;
 }
 
@@ -310,6 +316,11 @@ static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char 
 {
 	int rc;
 
+	rc = ifd_ioas_alloc(b->fd, &d->ioas_id);
+	if (rc) {
+		*errmsg = seterr("device %s: IOMMU_IOAS_ALLOC: %s", d->name, strerror(-rc));
+		return rc;
+	}
 	if (d->kind == DEVICE_KIND_SELFTEST)
 		rc = setup_selftest(b, d, errmsg);
 	else if (d->kind == DEVICE_KIND_VTD)
@@ -323,7 +334,7 @@ static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char 
 
 	d->hw_info_type = ifd_hw_info_type(b->fd, d->dev_id);
 
-	rc = ifd_hwpt_alloc(b->fd, d->dev_id, b->ioas_id, IOMMU_HWPT_ALLOC_NEST_PARENT,
+	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->ioas_id, IOMMU_HWPT_ALLOC_NEST_PARENT,
 			    IOMMU_HWPT_DATA_NONE, NULL, 0, &d->parent_id);
 	if (rc) {
 		*errmsg =
@@ -376,6 +387,20 @@ static void teardown(struct ifd_backend *b);
 
 static const struct backend_ops ifd_ops;
 
+/* An IOAS allocated and destroyed again: only an iommufd answers both. */
+static int probe_iommufd(int fd, const char **errmsg)
+{
+	uint32_t id;
+	int rc = ifd_ioas_alloc(fd, &id);
+
+	if (rc == 0)
+		return ifd_destroy_id(fd, id);
+	*errmsg = rc == -ENOTTY ? seterr("fd %d is not an iommufd (IOMMU_IOAS_ALLOC: %s)", fd,
+					 strerror(-rc))
+				: seterr("IOMMU_IOAS_ALLOC: %s", strerror(-rc));
+	return rc;
+}
+
 static int ifd_create(int fd, const struct config *cfg, struct backend **out, const char **errmsg)
 {
 	struct ifd_backend *b;
@@ -397,16 +422,11 @@ static int ifd_create(int fd, const struct config *cfg, struct backend **out, co
 			return -ENOMEM;
 		}
 	}
-
-	rc = ifd_ioas_alloc(fd, &b->ioas_id);
+	rc = probe_iommufd(fd, errmsg);
 	if (rc) {
-		*errmsg = rc == -ENOTTY ? seterr("fd %d is not an iommufd (IOMMU_IOAS_ALLOC: %s)",
-						 fd, strerror(-rc))
-					: seterr("IOMMU_IOAS_ALLOC: %s", strerror(-rc));
 		teardown(b);
 		return rc;
 	}
-
 	for (uint32_t i = 0; i < cfg->n_devices; i++) {
 		struct ifd_device *d = &b->devs[i];
 
@@ -455,7 +475,7 @@ int backend_iommufd_adopt(int fd, const struct config *cfg, struct backend **out
 		close(fd);
 		return -ENOTTY;
 	}
-	/* ifd_create's IOMMU_IOAS_ALLOC tells an iommufd from any other chardev. */
+	/* ifd_create's probe (IOMMU_IOAS_ALLOC) tells an iommufd from any other chardev. */
 	return ifd_create(fd, cfg, out, errmsg);
 }
 
@@ -525,8 +545,10 @@ static void teardown(struct ifd_backend *b)
 	for (uint32_t i = 0; i < b->n_devs; i++)
 		if (b->devs[i].parent_id)
 			ifd_destroy_id(b->fd, b->devs[i].parent_id);
-	if (b->ioas_id)
-		ifd_destroy_id(b->fd, b->ioas_id);
+	/* Destroying an IOAS unmaps (and unpins) whatever is still mapped. */
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].ioas_id)
+			ifd_destroy_id(b->fd, b->devs[i].ioas_id);
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->nested);
@@ -660,6 +682,79 @@ static int ifd_invalidate(struct backend *be, struct backend_inv *inv)
 	return rc;
 }
 
+/*
+ * An IOAS that two devices share (left by a daemon that predates one IOAS
+ * per device, re-adopted after a restart) would put one client's memory
+ * behind another client's device: no guest memory goes into one.
+ */
+static bool ioas_shared(const struct ifd_backend *b, const struct ifd_device *d)
+{
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (&b->devs[i] != d && b->devs[i].ioas_id == d->ioas_id)
+			return true;
+	return false;
+}
+
+/*
+ * IOMMU_IOAS_MAP takes a user VA, so the file range goes through our
+ * address space: mmap (shared, with only the access asked for, so the
+ * client's descriptor mode and memfd seals apply), map, munmap. The
+ * munmap right away is safe: IOMMU_IOAS_MAP pins the pages into the
+ * nest parent's domain, and iommufd only goes back to the source VA
+ * (pages->source_mm) for pages that neither a domain nor an access holds
+ * (pages.c:927-932). The device's parent always is a domain on its IOAS
+ * (hw_pagetable.c:192), so the VA is never needed again; keeping it would
+ * only cost address space, and would not survive a restart anyway.
+ */
+static int ifd_map_memory(struct backend *be, const char *device, uint64_t iova,
+			  uint64_t length, int fd, uint64_t offset, uint32_t flags)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	int prot = (flags & IOMMU_IOAS_MAP_READABLE ? PROT_READ : 0) |
+		   (flags & IOMMU_IOAS_MAP_WRITEABLE ? PROT_WRITE : 0);
+	struct iommu_ioas_map cmd = {
+	    .size = sizeof(cmd),
+	    .flags = flags | IOMMU_IOAS_MAP_FIXED_IOVA,
+	    .iova = iova,
+	    .length = length,
+	};
+	void *va;
+	int rc;
+
+	if (!d)
+		return -ENOENT;
+	if (ioas_shared(b, d))
+		return -EBUSY;
+	if (length > SIZE_MAX || offset > (uint64_t)INT64_MAX)
+		return -EOVERFLOW;
+	va = mmap(NULL, (size_t)length, prot ? prot : PROT_READ, MAP_SHARED, fd, (off_t)offset);
+	if (va == MAP_FAILED)
+		return -errno;
+	cmd.ioas_id = d->ioas_id;
+	cmd.user_va = (uintptr_t)va;
+	rc = ioctl_err(b->fd, IOMMU_IOAS_MAP, &cmd);
+	munmap(va, (size_t)length);
+	return rc;
+}
+
+static int ifd_unmap_memory(struct backend *be, const char *device, uint64_t iova,
+			    uint64_t length)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	struct iommu_ioas_unmap cmd = {
+	    .size = sizeof(cmd),
+	    .iova = iova,
+	    .length = length,
+	};
+
+	if (!d)
+		return -ENOENT;
+	cmd.ioas_id = d->ioas_id;
+	return ioctl_err(b->fd, IOMMU_IOAS_UNMAP, &cmd);
+}
+
 static int ifd_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
 			   uint32_t expected)
 {
@@ -684,6 +779,7 @@ static struct json_object *device_to_json(const struct ifd_device *d)
 
 	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
 		  js_add_u64(o, "dev_id", d->dev_id) || js_add_u64(o, "stdev_id", d->stdev_id) ||
+		  js_add_u64(o, "ioas_id", d->ioas_id) ||
 		  js_add_u64(o, "parent_id", d->parent_id) ||
 		  js_add_u64(o, "attached_id", d->attached_id) ||
 		  js_add_u64(o, "hw_info_type", d->hw_info_type))) {
@@ -714,8 +810,6 @@ static int ifd_save(struct backend *be, struct json_object *o)
 	struct ifd_backend *b = to_ifd(be);
 	struct json_object *devs, *nested;
 
-	if (js_add_u64(o, "ioas_id", b->ioas_id))
-		return -ENOMEM;
 	devs = js_add_new(o, "devices", true);
 	nested = js_add_new(o, "nested", true);
 	if (!devs || !nested)
@@ -796,9 +890,24 @@ static int ifd_nested_alive(int fd, uint32_t id, enum device_kind kind)
 	return ioctl_err(fd, IOMMU_HWPT_INVALIDATE, &cmd);
 }
 
+/*
+ * Each device's own IOAS; a file of a daemon that predates that has one
+ * shared "ioas_id" at the top (shared_ioas, 0 if none).
+ */
+static int restore_ioas(struct json_object *j, uint32_t shared_ioas, struct ifd_device *d)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(j, "ioas_id", &v)) {
+		d->ioas_id = shared_ioas;
+		return shared_ioas ? 0 : -EINVAL;
+	}
+	return js_u32(j, "ioas_id", &d->ioas_id);
+}
+
 static int restore_device(struct ifd_backend *b, const struct config_device *cd,
-			  struct json_object *j, struct ifd_device *d, backend_take_fd_fn take_fd,
-			  void *ctx, const char **errmsg)
+			  struct json_object *j, uint32_t shared_ioas, struct ifd_device *d,
+			  backend_take_fd_fn take_fd, void *ctx, const char **errmsg)
 {
 	char fdname[BACKEND_FD_NAME_MAX];
 	uint32_t kind;
@@ -808,7 +917,7 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 	if (js_str(j, "name", d->name, sizeof(d->name)) || js_u32(j, "kind", &kind) ||
 	    js_u32(j, "dev_id", &d->dev_id) || js_u32(j, "stdev_id", &d->stdev_id) ||
 	    js_u32(j, "parent_id", &d->parent_id) || js_u32(j, "attached_id", &d->attached_id) ||
-	    js_u32(j, "hw_info_type", &d->hw_info_type)) {
+	    js_u32(j, "hw_info_type", &d->hw_info_type) || restore_ioas(j, shared_ioas, d)) {
 		*errmsg = "iommufd: malformed saved device";
 		return -EINVAL;
 	}
@@ -871,6 +980,7 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 {
 	struct json_object *devs = js_get(o, "devices", json_type_array);
 	struct ifd_backend *b = calloc(1, sizeof(*b));
+	uint32_t shared_ioas = 0;
 	int rc = -EINVAL;
 
 	if (!b || (cfg->n_devices && !(b->devs = calloc(cfg->n_devices, sizeof(*b->devs))))) {
@@ -881,15 +991,17 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 	}
 	b->base.ops = &ifd_ops;
 	b->fd = fd;
-	if (js_u32(o, "ioas_id", &b->ioas_id) || !devs ||
-	    json_object_array_length(devs) != cfg->n_devices) {
+	/* The top "ioas_id" is absent from files written since each device has its own. */
+	if ((json_object_object_get_ex(o, "ioas_id", NULL) &&
+	     js_u32(o, "ioas_id", &shared_ioas)) ||
+	    !devs || json_object_array_length(devs) != cfg->n_devices) {
 		*errmsg = "iommufd: the saved devices are not the configured ones";
 		goto fail;
 	}
 	for (uint32_t i = 0; i < cfg->n_devices; i++) {
 		b->n_devs = i + 1;
 		rc = restore_device(b, &cfg->devices[i], json_object_array_get_idx(devs, i),
-				    &b->devs[i], take_fd, ctx, errmsg);
+				    shared_ioas, &b->devs[i], take_fd, ctx, errmsg);
 		if (rc)
 			goto fail;
 	}
@@ -919,6 +1031,8 @@ static const struct backend_ops ifd_ops = {
     .attach = ifd_attach,
     .detach = ifd_detach,
     .invalidate = ifd_invalidate,
+    .map_memory = ifd_map_memory,
+    .unmap_memory = ifd_unmap_memory,
     .check_iotlb = ifd_check_iotlb,
     .sim_populate = NULL,
     .sim_query = NULL,

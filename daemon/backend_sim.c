@@ -145,6 +145,30 @@ static int sim_op_invalidate(struct backend *be, struct backend_inv *inv)
 	return sim_invalidate(to_st(be), inv);
 }
 
+static int sim_op_map_memory(struct backend *be, const char *device, uint64_t iova,
+			     uint64_t length, int fd, uint64_t offset, uint32_t flags)
+{
+	/*
+	 * The model keeps ranges, not memory: the descriptor was checked by
+	 * the daemon (type, size, access) and is not needed here.
+	 */
+	int rc = sim_map_memory(to_st(be), device, iova, length,
+				flags | IOMMU_IOAS_MAP_FIXED_IOVA);
+
+	(void)fd;
+	(void)offset;
+	to_sb(be)->gen += !rc;
+	return rc;
+}
+
+static int sim_op_unmap_memory(struct backend *be, const char *device, uint64_t iova,
+			       uint64_t length)
+{
+	/* A failing unmap may have removed areas before the one that stopped it. */
+	to_sb(be)->gen++;
+	return sim_unmap_memory(to_st(be), device, iova, length);
+}
+
 static int sim_op_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
 			      uint32_t expected)
 {
@@ -285,6 +309,8 @@ static const struct backend_ops sim_ops = {
 	.attach = sim_op_attach,
 	.detach = sim_op_detach,
 	.invalidate = sim_op_invalidate,
+	.map_memory = sim_op_map_memory,
+	.unmap_memory = sim_op_unmap_memory,
 	.check_iotlb = sim_op_check_iotlb,
 	.sim_populate = sim_op_populate,
 	.sim_query = sim_op_query,

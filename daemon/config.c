@@ -41,6 +41,7 @@ void config_defaults(struct config *cfg)
 	cfg->quota.max_inflight = 256;
 	cfg->quota.max_outq_bytes = 4u << 20;
 	cfg->quota.max_requests_per_sec = 0;
+	cfg->max_mapped_bytes = 16ULL << 30;
 }
 
 struct parse_state {
@@ -248,6 +249,8 @@ static int set_policy(struct config *cfg, const char *k, const char *v)
 		return parse_u32(v, &q->max_outq_bytes);
 	if (!strcmp(k, "max_requests_per_sec"))
 		return parse_u32(v, &q->max_requests_per_sec);
+	if (!strcmp(k, "max_mapped_bytes"))
+		return parse_u64(v, &cfg->max_mapped_bytes);
 	return -ENOENT;
 }
 

@@ -60,6 +60,8 @@ struct config {
 	/* Who may connect at all, and per-client quotas. */
 	struct policy_ids allow;
 	struct policy_quota quota;
+	/* Guest memory a client may have mapped, over all its devices (bytes). */
+	uint64_t max_mapped_bytes;
 
 	struct config_device devices[CONFIG_MAX_DEVICES];
 	uint32_t n_devices;

@@ -2,6 +2,7 @@
 #include "dispatch.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "restart.h"
@@ -22,7 +23,30 @@ static const request_handler handlers[] = {
 	[IOMMU_NEST__REQUEST__BODY_INJECT_FAULT] = handle_inject_fault,
 	[IOMMU_NEST__REQUEST__BODY_STATS] = handle_stats,
 	[IOMMU_NEST__REQUEST__BODY_RECLAIM] = handle_reclaim,
+	[IOMMU_NEST__REQUEST__BODY_MAP_MEMORY] = handle_map_memory,
+	[IOMMU_NEST__REQUEST__BODY_UNMAP_MEMORY] = handle_unmap_memory,
 };
+
+/*
+ * The descriptor that came with the request being routed, for
+ * dispatch_take_fd(); -1 when there is none. The loop is single threaded
+ * and routes one request at a time, so one slot is enough.
+ */
+static int passed_fd = -1;
+
+int dispatch_take_fd(void)
+{
+	int fd = passed_fd;
+
+	passed_fd = -1;
+	return fd;
+}
+
+static void close_fds(int *fds, int nfds)
+{
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
 
 static void route(struct session *s, const IommuNest__Request *req)
 {
@@ -64,16 +88,37 @@ fail:
 	session_send_reply(s, &rep);
 }
 
-int dispatch_packet(struct session *s, const uint8_t *buf, size_t len)
+int dispatch_packet_fds(struct session *s, const uint8_t *buf, size_t len, int *fds, int nfds)
 {
 	struct decode_arena *arena = &s->srv->arena;
 	IommuNest__Request *req;
 
 	decode_arena_reset(arena);
 	req = iommu_nest__request__unpack(&arena->allocator, len, buf);
-	if (!req)
+	if (!req) {
+		close_fds(fds, nfds);
 		return -EPROTO;
+	}
+	/*
+	 * Only MapMemory takes a descriptor, and exactly one: its handler
+	 * refuses the request when it finds none. Anything else passed along
+	 * is closed unseen, as before any request took descriptors.
+	 */
+	if (req->body_case == IOMMU_NEST__REQUEST__BODY_MAP_MEMORY && nfds == 1)
+		passed_fd = fds[0];
+	else
+		close_fds(fds, nfds);
 	route(s, req);
+	/* Not taken: refused before its handler ran (Hello first, rate limit). */
+	if (passed_fd >= 0) {
+		close(passed_fd);
+		passed_fd = -1;
+	}
 	/* Nothing to free one by one: the next decode reuses the arena. */
 	return 0;
+}
+
+int dispatch_packet(struct session *s, const uint8_t *buf, size_t len)
+{
+	return dispatch_packet_fds(s, buf, len, NULL, 0);
 }

@@ -15,6 +15,22 @@ struct inv_request;
 /* Decodes one packet and handles it. Returns 0, or -EPROTO for a broken frame. */
 int dispatch_packet(struct session *s, const uint8_t *buf, size_t len);
 
+/*
+ * As dispatch_packet(), for a packet that came with nfds descriptors
+ * (SCM_RIGHTS), which it takes over: whatever happens, each one is closed
+ * by the time it returns, or handed to the one handler that takes a
+ * descriptor (MapMemory, exactly one), which closes it itself.
+ */
+int dispatch_packet_fds(struct session *s, const uint8_t *buf, size_t len, int *fds,
+			int nfds);
+
+/*
+ * For the handler of a request that carries a descriptor: takes the one
+ * passed with the packet (the caller owns it from then on), or returns
+ * -1 when the packet did not carry exactly one.
+ */
+int dispatch_take_fd(void);
+
 typedef void (*request_handler)(struct session *s, const IommuNest__Request *req,
 				IommuNest__Reply *rep);
 
@@ -31,6 +47,8 @@ void handle_sim_query(struct session *s, const IommuNest__Request *req, IommuNes
 void handle_inject_fault(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_stats(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_map_memory(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_unmap_memory(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 
 struct config;
 /* Entries one Invalidate may carry: max_entries, or fewer if replies would not fit. */

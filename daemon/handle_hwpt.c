@@ -225,6 +225,11 @@ void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__
 
 	if (!b || !(e = owned_or_fail(s, a->hwpt_id, rep)))
 		return finish(s, rep);
+	/* Its stage 2 holds another client's guest memory (handle_memory.c). */
+	if (hwpt_registry_held_by_other(b, s)) {
+		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", a->device);
+		return finish(s, rep);
+	}
 	rc = srv->be->ops->attach(srv->be, a->device, e->id);
 	if (rc) {
 		reply_error(rep, rc, "attach %s to hwpt %u: %s", a->device, e->id, strerror(-rc));

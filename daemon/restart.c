@@ -374,6 +374,39 @@ static struct json_object *attachment_to_json(const struct device_binding *b)
 	return o;
 }
 
+static struct json_object *mapping_to_json(const struct device_binding *b,
+					   const struct mem_map *m)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (js_add_str(o, "device", b->dev->name) || js_add_u64(o, "iova", m->iova) ||
+		  js_add_u64(o, "length", m->last - m->iova + 1) ||
+		  js_add_u64(o, "uid", b->mem_uid))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * Guest memory: the areas themselves live on in the backend (iommufd: in
+ * the device's IOAS inside the stored iommufd; sim: in its saved state);
+ * the file says whose they are, so that they can be given back or undone.
+ */
+static int mappings_to_json(const struct server *srv, struct json_object *root)
+{
+	struct json_object *arr = js_add_new(root, "mappings", true);
+	int rc = arr ? 0 : -ENOMEM;
+
+	for (uint32_t i = 0; !rc && i < srv->reg.n_bindings; i++) {
+		const struct device_binding *b = &srv->reg.bindings[i];
+
+		for (uint32_t k = 0; !rc && k < b->n_maps; k++)
+			rc = js_push(arr, mapping_to_json(b, &b->maps[k]));
+	}
+	return rc;
+}
+
 static int registry_to_json(const struct server *srv, struct json_object *root)
 {
 	struct save_ctx c = { .arr = js_add_new(root, "hwpts", true) };
@@ -385,7 +418,7 @@ static int registry_to_json(const struct server *srv, struct json_object *root)
 	for (uint32_t i = 0; !c.rc && i < srv->reg.n_bindings; i++)
 		if (srv->reg.bindings[i].hwpt_id)
 			c.rc = js_push(att, attachment_to_json(&srv->reg.bindings[i]));
-	return c.rc;
+	return c.rc ? c.rc : mappings_to_json(srv, root);
 }
 
 static struct json_object *state_to_json(const struct server *srv)
@@ -617,10 +650,72 @@ static void restore_attachment(struct server *srv, struct json_object *j)
 	e->n_attached++;
 }
 
+/* One area of guest memory, restored as an orphan (no mem_owner). */
+static int restore_mapping(struct server *srv, struct json_object *j)
+{
+	char device[CONFIG_NAME_MAX];
+	struct device_binding *b;
+	uint64_t iova, length, last;
+	uint32_t uid;
+	int rc;
+
+	if (js_str(j, "device", device, sizeof(device)) || js_u64(j, "iova", UINT64_MAX, &iova) ||
+	    js_u64(j, "length", UINT64_MAX, &length) || js_u32(j, "uid", &uid) || !length ||
+	    __builtin_add_overflow(iova, length - 1, &last)) {
+		log_warn("state file: malformed mapping skipped");
+		return 0;
+	}
+	b = hwpt_registry_binding(&srv->reg, device);
+	/* One client's memory per device: a second uid on it is a corrupt file. */
+	if (!b || (b->n_maps && b->mem_uid != uid)) {
+		log_warn("state file: mapping [%#llx, +%#llx) on %s skipped",
+			 (unsigned long long)iova, (unsigned long long)length, device);
+		return 0;
+	}
+	rc = binding_map_add(b, iova, last);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc)
+		log_warn("state file: overlapping mapping on %s skipped", device);
+	b->mem_uid = uid;
+	b->mem_owner = NULL;
+	return 0;
+}
+
+/*
+ * Unmaps what the backend has in a device's stage 2 but the file does not
+ * know: areas mapped by a daemon that crashed before it saved them. Left
+ * there, they would put a client's memory behind whichever client takes
+ * the device next. The kernel's areas are disjoint and the recorded ones
+ * exist, so an unknown area lies wholly inside a gap between recorded
+ * ones, and unmapping each gap removes exactly the unknown areas.
+ */
+static void scrub_unknown_memory(struct server *srv, struct device_binding *b)
+{
+	const char *dev = b->dev->name;
+	uint64_t from = 0;
+
+	if (!srv->be->ops->unmap_memory)
+		return;
+	if (!b->n_maps) {
+		srv->be->ops->unmap_memory(srv->be, dev, 0, UINT64_MAX);
+		return;
+	}
+	for (uint32_t k = 0; k < b->n_maps; k++) {
+		if (b->maps[k].iova > from)
+			srv->be->ops->unmap_memory(srv->be, dev, from, b->maps[k].iova - from);
+		from = b->maps[k].last + 1;
+	}
+	/* from 0: the last recorded area ends at the top of the IOVA space. */
+	if (from)
+		srv->be->ops->unmap_memory(srv->be, dev, from, UINT64_MAX - from + 1);
+}
+
 static int restore_registry(struct server *srv, struct json_object *st)
 {
 	struct json_object *hwpts = js_get(st, "hwpts", json_type_array);
 	struct json_object *att = js_get(st, "attachments", json_type_array);
+	struct json_object *maps = js_get(st, "mappings", json_type_array);
 	size_t n = hwpts ? json_object_array_length(hwpts) : 0;
 	int rc;
 
@@ -632,17 +727,37 @@ static int restore_registry(struct server *srv, struct json_object *st)
 	n = att ? json_object_array_length(att) : 0;
 	for (size_t i = 0; i < n; i++)
 		restore_attachment(srv, json_object_array_get_idx(att, i));
+	/* Files of daemons that predate guest memory have no "mappings". */
+	n = maps ? json_object_array_length(maps) : 0;
+	for (size_t i = 0; i < n; i++) {
+		rc = restore_mapping(srv, json_object_array_get_idx(maps, i));
+		if (rc)
+			return rc;
+	}
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
+		scrub_unknown_memory(srv, &srv->reg.bindings[i]);
 	return 0;
+}
+
+/* Devices whose guest memory waits for its owner's Reclaim. */
+static uint32_t orphan_memory(const struct server *srv)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
+		n += srv->reg.bindings[i].n_maps && !srv->reg.bindings[i].mem_owner;
+	return n;
 }
 
 static void on_grace(evutil_socket_t fd, short what, void *arg)
 {
 	struct restart *rs = arg;
 
-	if (!rs->srv->reg.n_orphans)
+	if (!rs->srv->reg.n_orphans && !orphan_memory(rs->srv))
 		return;
-	log_notice("reclaim grace period over: destroying %u unclaimed HWPTs",
-		   rs->srv->reg.n_orphans);
+	log_notice("reclaim grace period over: destroying %u unclaimed HWPTs and the guest "
+		   "memory of %u devices",
+		   rs->srv->reg.n_orphans, orphan_memory(rs->srv));
 	restart_reap_orphans(rs->srv);
 	restart_save(rs->srv);
 }
@@ -655,8 +770,9 @@ static int arm_grace(struct restart *rs, struct server *srv)
 	rs->ev_grace = evtimer_new(srv->base, on_grace, rs);
 	if (!rs->ev_grace || evtimer_add(rs->ev_grace, &tv))
 		return -ENOMEM;
-	log_notice("%u HWPTs of the previous instance wait %u ms for Reclaim", srv->reg.n_orphans,
-		   ms);
+	log_notice("%u HWPTs (and guest memory on %u devices) of the previous instance wait %u ms "
+		   "for Reclaim",
+		   srv->reg.n_orphans, orphan_memory(srv), ms);
 	return 0;
 }
 
@@ -687,7 +803,7 @@ int restart_restore(struct restart *rs, struct server *srv)
 	}
 	if (rc)
 		return rc;
-	if (srv->reg.n_orphans)
+	if (srv->reg.n_orphans || orphan_memory(srv))
 		rc = arm_grace(rs, srv);
 	/* A fresh start overwrites a stale file; a restore normalises it. */
 	restart_save(srv);
@@ -732,10 +848,21 @@ int restart_reclaim(struct server *srv, struct session *s, uint32_t id, const ui
 	s->owned = e;
 	s->n_owned++;
 	srv->reg.n_orphans--;
-	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
-		if (srv->reg.bindings[i].hwpt_id == id)
-			srv->reg.bindings[i].owner = s;
-	if (!srv->reg.n_orphans && srv->rs && srv->rs->ev_grace)
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
+		struct device_binding *b = &srv->reg.bindings[i];
+
+		if (b->hwpt_id != id)
+			continue;
+		b->owner = s;
+		/*
+		 * The guest memory behind a device goes with the HWPT attached
+		 * to it: the device was held by one client, so the holder of
+		 * this HWPT's token is the one whose memory it is.
+		 */
+		if (b->n_maps && !b->mem_owner && b->mem_uid == s->cred.uid)
+			b->mem_owner = s;
+	}
+	if (!srv->reg.n_orphans && !orphan_memory(srv) && srv->rs && srv->rs->ev_grace)
 		evtimer_del(srv->rs->ev_grace);
 	return 0;
 }
@@ -807,21 +934,49 @@ static void destroy_orphans(struct server *srv, struct orphan_list *l)
 		}
 }
 
+/* Unmaps guest memory nobody reclaimed (after its devices were detached). */
+static void unmap_orphan_memory(struct server *srv)
+{
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
+		struct device_binding *b = &srv->reg.bindings[i];
+
+		if (!b->n_maps || b->mem_owner)
+			continue;
+		for (uint32_t k = 0; k < b->n_maps; k++) {
+			int rc = srv->be->ops->unmap_memory(srv->be, b->dev->name, b->maps[k].iova,
+							    b->maps[k].last - b->maps[k].iova + 1);
+
+			if (rc)
+				log_err("unmap orphaned [%#llx, %#llx] on %s: %s",
+					(unsigned long long)b->maps[k].iova,
+					(unsigned long long)b->maps[k].last, b->dev->name,
+					strerror(-rc));
+		}
+		log_info("unmapped unclaimed guest memory on %s (uid %u)", b->dev->name,
+			 (unsigned)b->mem_uid);
+		binding_map_remove(b, 0, b->n_maps);
+	}
+}
+
 void restart_reap_orphans(struct server *srv)
 {
 	struct orphan_list l = { 0 };
 
-	if (!srv->reg.n_orphans)
-		return;
-	l.e = calloc(srv->reg.n_orphans, sizeof(*l.e));
-	if (!l.e) {
-		log_err("out of memory reaping orphans");
-		return;
+	if (srv->reg.n_orphans) {
+		l.e = calloc(srv->reg.n_orphans, sizeof(*l.e));
+		if (!l.e) {
+			log_err("out of memory reaping orphans");
+			return;
+		}
+		hwpt_registry_for_each(&srv->reg, collect_orphan, &l);
+		detach_orphans(srv);
 	}
-	hwpt_registry_for_each(&srv->reg, collect_orphan, &l);
-	detach_orphans(srv);
-	destroy_orphans(srv, &l);
-	free(l.e);
+	/* Same order as a session's teardown (session.c): detach, unmap, destroy. */
+	unmap_orphan_memory(srv);
+	if (l.e) {
+		destroy_orphans(srv, &l);
+		free(l.e);
+	}
 }
 
 /* ---- stop ------------------------------------------------------------------------ */

@@ -131,27 +131,46 @@ static void reject_frame(struct session *s, int err, uint64_t limit, const char 
 	s->closing = true;
 }
 
-/* Closes every descriptor passed along a packet; no request expects any yet. */
-static void drop_passed_fds(struct msghdr *mh)
+/* At most this many descriptors are taken from one packet; more is MSG_CTRUNC. */
+#define MAX_PASSED_FDS 16
+
+/*
+ * Collects the descriptors passed along a packet (SCM_RIGHTS; every such
+ * message of the packet) into fds. Returns how many.
+ */
+static int collect_passed_fds(struct msghdr *mh, int *fds)
 {
+	int n = 0;
+
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		int nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int *fds = (int *)CMSG_DATA(c);
+		const unsigned char *data = CMSG_DATA(c);
 
-		for (int i = 0; i < nfd; i++)
-			close(fds[i]);
+		for (int i = 0; i < nfd && n < MAX_PASSED_FDS; i++)
+			memcpy(&fds[n++], data + i * sizeof(int), sizeof(int));
 	}
+	return n;
 }
 
-/* Reads one packet. Returns its length, 0 at EOF, -EAGAIN, or -errno. */
-static ssize_t read_packet(struct session *s)
+static void close_fds(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/*
+ * Reads one packet. Returns its length, 0 at EOF, -EAGAIN, or -errno. The
+ * descriptors passed along it land in fds/nfds only with a length > 0 (the
+ * caller then owns them); on every other return they are closed already.
+ */
+static ssize_t read_packet(struct session *s, int *fds, int *nfds)
 {
 	struct server *srv = s->srv;
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * 16)];
+		char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
 	} control;
 	struct iovec iov = { .iov_base = srv->rx_buf, .iov_len = srv->rx_cap };
 	struct msghdr mh = {
@@ -162,15 +181,24 @@ static ssize_t read_packet(struct session *s)
 	};
 	ssize_t n;
 
+	*nfds = 0;
 	n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	/*
+	 * With MSG_CTRUNC the kernel installed what fit in control and
+	 * dropped the rest (scm_detach_fds); what fit is ours to close.
+	 */
 	if (mh.msg_controllen)
-		drop_passed_fds(&mh);
+		*nfds = collect_passed_fds(&mh, fds);
 	if (mh.msg_flags & MSG_CTRUNC)
-		return -EBADMSG;
-	if ((size_t)n > srv->cfg->max_message_size)
-		return -EMSGSIZE;
+		n = -EBADMSG;
+	else if (n > 0 && (size_t)n > srv->cfg->max_message_size)
+		n = -EMSGSIZE;
+	if (n <= 0) {
+		close_fds(fds, *nfds);
+		*nfds = 0;
+	}
 	return n;
 }
 
@@ -180,7 +208,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	struct server *srv = s->srv;
 
 	for (int i = 0; i < READ_BURST && !s->closing; i++) {
-		ssize_t n = read_packet(s);
+		int fds[MAX_PASSED_FDS], nfds;
+		ssize_t n = read_packet(s, fds, &nfds);
 
 		if (n == -EAGAIN)
 			break;
@@ -197,7 +226,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			reject_frame(s, (int)n, 0, "unreadable packet");
 			break;
 		}
-		if (dispatch_packet(s, srv->rx_buf, (size_t)n) < 0)
+		if (dispatch_packet_fds(s, srv->rx_buf, (size_t)n, fds, nfds) < 0)
 			reject_frame(s, -EPROTO, 0, "packet is not a valid Request");
 	}
 	/*

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hwpt_registry.h"
 #include "log.h"
 #include "restart.h"
 #include "server.h"
@@ -36,9 +37,47 @@ struct session *session_new(struct server *srv, int fd, const struct ucred *cred
 }
 
 /*
+ * Unmaps the guest memory s mapped, device by device, area by area. An
+ * area the backend refuses to unmap is forgotten all the same (and
+ * logged): keeping it would keep the device busy for everyone, forever.
+ */
+static bool session_unmap_memory(struct session *s)
+{
+	struct server *srv = s->srv;
+	bool changed = false;
+
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
+		struct device_binding *b = &srv->reg.bindings[i];
+
+		if (!b->n_maps || b->mem_owner != s)
+			continue;
+		changed = true;
+		for (uint32_t k = 0; k < b->n_maps; k++) {
+			const struct mem_map *m = &b->maps[k];
+			int rc = srv->be->ops->unmap_memory(srv->be, b->dev->name, m->iova,
+							    m->last - m->iova + 1);
+
+			if (rc)
+				log_err("session %llu: unmap [%#llx, %#llx] on %s: %s",
+					(unsigned long long)s->id, (unsigned long long)m->iova,
+					(unsigned long long)m->last, b->dev->name, strerror(-rc));
+		}
+		binding_map_remove(b, 0, b->n_maps);
+	}
+	return changed;
+}
+
+/*
  * Tears down what the session owns: first devices attached to its HWPTs go
- * back to their nest parents, then its HWPTs are destroyed newest first
- * (children before parents), so that nothing stays behind in the backend.
+ * back to their nest parents, then its guest memory is unmapped, then its
+ * HWPTs are destroyed newest first (children before parents), so that
+ * nothing stays behind in the backend.
+ *
+ * Detaching first means no device walks the client's stage-1 tables any
+ * more while its memory goes; unmapping before the HWPTs go means the
+ * memory is released even if a destroy fails. Both complete before the
+ * event loop runs again, so no other client can take a device while any
+ * of this client's memory is still mapped behind it.
  */
 static void session_release_objects(struct session *s)
 {
@@ -60,6 +99,8 @@ static void session_release_objects(struct session *s)
 		b->owner = NULL;
 		b->hwpt_id = 0;
 	}
+	if (session_unmap_memory(s))
+		changed = true;
 	for (e = s->owned; e; e = next) {
 		next = e->next_owned;
 		rc = srv->be->ops->destroy(srv->be, e->id);

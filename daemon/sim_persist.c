@@ -74,17 +74,36 @@ nomem:
 	return NULL;
 }
 
+/* Flat [iova0, last0, flags0, iova1, ...], like the interval sets. */
+static struct json_object *maps_to_json(const struct sim_dev *d)
+{
+	struct json_object *a = json_object_new_array_ext((int)(3 * d->n_maps));
+
+	for (uint32_t i = 0; a && i < d->n_maps; i++)
+		if (js_push(a, json_object_new_uint64(d->maps[i].iova)) ||
+		    js_push(a, json_object_new_uint64(d->maps[i].last)) ||
+		    js_push(a, json_object_new_uint64(d->maps[i].flags))) {
+			json_object_put(a);
+			return NULL;
+		}
+	return a;
+}
+
 static struct json_object *dev_to_json(const struct sim_dev *d)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *o = json_object_new_object(), *maps;
 
 	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
 		  js_add_u64(o, "parent_id", d->parent_id) ||
-		  js_add_u64(o, "attached_id", d->attached_id))) {
-		json_object_put(o);
-		return NULL;
-	}
+		  js_add_u64(o, "attached_id", d->attached_id)))
+		goto nomem;
+	maps = o ? maps_to_json(d) : NULL;
+	if (!maps || json_object_object_add(o, "maps", maps))
+		goto nomem;
 	return o;
+nomem:
+	json_object_put(o);
+	return NULL;
 }
 
 static int fault_to_json(struct json_object *o, const struct sim_state *st)
@@ -134,6 +153,46 @@ static int bad(struct loader *l, const char *why)
 	return -EINVAL;
 }
 
+static bool get_u64_at(struct json_object *arr, size_t i, uint64_t *v)
+{
+	struct json_object *j = json_object_array_get_idx(arr, i);
+
+	if (!json_object_is_type(j, json_type_int) || json_object_get_int64(j) < 0)
+		return false;
+	*v = json_object_get_uint64(j);
+	return true;
+}
+
+/*
+ * A device's IOAS areas. Missing in files of daemons that predate guest
+ * memory (no areas then); otherwise sorted, disjoint and mappable, as
+ * sim_map_memory() would have left them.
+ */
+static int load_maps(struct loader *l, struct json_object *j, struct sim_dev *d)
+{
+	struct json_object *arr;
+	size_t n;
+
+	if (!json_object_object_get_ex(j, "maps", &arr))
+		return 0;
+	n = json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 1;
+	if (n % 3)
+		return bad(l, "sim: malformed IOAS areas");
+	for (size_t i = 0; i < n; i += 3) {
+		uint64_t iova, last, flags;
+
+		if (!get_u64_at(arr, i, &iova) || !get_u64_at(arr, i + 1, &last) ||
+		    !get_u64_at(arr, i + 2, &flags) || iova > last ||
+		    !flags || flags & ~(uint64_t)(IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE) ||
+		    sim_map_range_ok(d->kind, iova, last) ||
+		    (d->n_maps && iova <= d->maps[d->n_maps - 1].last))
+			return bad(l, "sim: IOAS areas malformed, out of order or out of range");
+		if (sim_map_append(d, iova, last, (uint32_t)flags))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int load_devs(struct loader *l, const struct config *cfg, struct json_object *arr)
 {
 	struct sim_state *st = l->st;
@@ -144,6 +203,7 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 		struct json_object *j = json_object_array_get_idx(arr, i);
 		struct sim_dev *d = &st->devs[i];
 		uint32_t kind;
+		int rc;
 
 		if (js_str(j, "name", d->name, sizeof(d->name)) || js_u32(j, "kind", &kind) ||
 		    js_u32(j, "parent_id", &d->parent_id) ||
@@ -153,6 +213,11 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 		if (strcmp(d->name, cfg->devices[i].name) || kind != cfg->devices[i].kind)
 			return bad(l, "sim: the saved devices are not the configured ones");
 		d->kind = (enum device_kind)kind;
+		/* Counted before its areas load: sim_state_free() frees them. */
+		st->n_devs = i + 1;
+		rc = load_maps(l, j, d);
+		if (rc)
+			return rc;
 	}
 	st->n_devs = cfg->n_devices;
 	return 0;

@@ -49,11 +49,26 @@ struct sim_obj {
 	struct sim_iset psc_set;
 };
 
+/* One IOMMU_IOAS_MAP area: [iova, last], inclusive like iopt_area. */
+struct sim_map {
+	uint64_t iova;
+	uint64_t last;
+	uint32_t flags; /* IOMMU_IOAS_MAP_READABLE / _WRITEABLE */
+};
+
 struct sim_dev {
 	char name[CONFIG_NAME_MAX];
 	enum device_kind kind;
 	uint32_t parent_id;   /* its nest parent, allocated at open */
 	uint32_t attached_id; /* the HWPT it is attached to: parent or nested */
+	/*
+	 * The areas of the device's own IOAS (the nest parent's stage 2),
+	 * sorted by iova and disjoint (sim_mem.c). Only ranges and access
+	 * are modelled: the memory itself stays with the client.
+	 */
+	struct sim_map *maps;
+	uint32_t n_maps;
+	uint32_t cap_maps;
 };
 
 struct sim_state {
@@ -82,6 +97,16 @@ int sim_alloc_nested(struct sim_state *st, const char *device,
 int sim_destroy(struct sim_state *st, uint32_t id);
 int sim_attach(struct sim_state *st, const char *device, uint32_t id);
 int sim_detach(struct sim_state *st, const char *device);
+
+/* sim_mem.c: IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP on a device's IOAS. */
+int sim_map_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length,
+		   uint32_t flags);
+int sim_unmap_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length);
+/* 0 if [iova, last] may be mapped on a device of kind (aperture, reserved). */
+int sim_map_range_ok(enum device_kind kind, uint64_t iova, uint64_t last);
+/* Appends an area above every existing one (state file loading). */
+int sim_map_append(struct sim_dev *d, uint64_t iova, uint64_t last, uint32_t flags);
+void sim_dev_maps_free(struct sim_dev *d);
 
 /* sim_cache.c: model caches, read back and seeded by tests. */
 int sim_check_iotlb(struct sim_state *st, uint32_t id, uint32_t iotlb_id, uint32_t expected);

@@ -32,7 +32,7 @@ if [ "${NESTD_SKIP_SANITIZE:-0}" != 1 ]; then
 		-DNESTD_KERNEL_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build "$out/asan" -j"$jobs"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		ctest --test-dir "$out/asan" --output-on-failure -j"$jobs" -LE kernel
+		ctest --test-dir "$out/asan" --output-on-failure -j"$jobs" -LE "kernel|bench"
 
 	section "integration tests with the daemon under valgrind"
 	NESTD_DAEMON_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \

@@ -420,7 +420,10 @@ static void run_hwpt_batch(struct server *srv, struct hwpt_entry *hwpt)
 	srv->stats.batches++;
 	srv->stats.submissions += st.submissions;
 	srv->stats.entries_submitted += st.entries_submitted;
-	srv->stats.pages_flushed += st.pages_flushed;
+	/* A flush-all counts as UINT64_MAX pages: the counter saturates there. */
+	srv->stats.pages_flushed = st.pages_flushed > UINT64_MAX - srv->stats.pages_flushed
+					   ? UINT64_MAX
+					   : srv->stats.pages_flushed + st.pages_flushed;
 	/* The sim's model IOTLB is state too: on disk before anyone hears of it. */
 	restart_save_if_changed(srv);
 	for (r = reqs; r; r = next) {

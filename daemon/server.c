@@ -26,6 +26,8 @@
 
 /* Packets handled per readable callback before yielding to other clients. */
 #define READ_BURST 64
+/* Packets per receive call (recvmmsg); each slot can hold a maximal packet. */
+#define RX_SLOTS 8
 
 static void on_flush(evutil_socket_t fd, short what, void *arg);
 
@@ -64,7 +66,8 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	/* One byte more than the limit, so that an oversized packet shows. */
 	srv->rx_cap = cfg->max_message_size + 1;
 	srv->tx_cap = cfg->max_message_size;
-	srv->rx_buf = malloc(srv->rx_cap);
+	/* Untouched slots cost address space, not memory: only what arrives is paged in. */
+	srv->rx_buf = malloc(srv->rx_cap * RX_SLOTS);
 	srv->tx_buf = malloc(srv->tx_cap);
 	srv->ev_flush = event_new(base, -1, 0, on_flush, srv);
 	/*
@@ -160,74 +163,111 @@ static void close_fds(const int *fds, int n)
 		close(fds[i]);
 }
 
+/* One received packet: its length (or a negative errno) and its descriptors. */
+struct rx_packet {
+	uint8_t *data;
+	ssize_t len; /* > 0; 0 at EOF; -EBADMSG (MSG_CTRUNC), -EMSGSIZE */
+	int fds[MAX_PASSED_FDS];
+	int nfds;
+};
+
 /*
- * Reads one packet. Returns its length, 0 at EOF, -EAGAIN, or -errno. The
- * descriptors passed along it land in fds/nfds only with a length > 0 (the
- * caller then owns them); on every other return they are closed already.
+ * Reads up to RX_SLOTS packets with one recvmmsg: a synchronous client's
+ * single request costs one receive call instead of a recvmsg plus the one
+ * that says EAGAIN, and a pipelining client's burst comes in a few calls.
+ * Returns the number of packets, -EAGAIN, or -errno. Descriptors of a
+ * packet with len <= 0 are closed already; the others are the caller's.
  */
-static ssize_t read_packet(struct session *s, int *fds, int *nfds)
+static int read_packets(struct session *s, struct rx_packet *pk)
 {
 	struct server *srv = s->srv;
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
-	} control;
-	struct iovec iov = { .iov_base = srv->rx_buf, .iov_len = srv->rx_cap };
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = control.buf,
-		.msg_controllen = sizeof(control.buf),
-	};
-	ssize_t n;
+	} control[RX_SLOTS];
+	struct iovec iov[RX_SLOTS];
+	struct mmsghdr mm[RX_SLOTS];
+	int n;
 
-	*nfds = 0;
-	n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+	memset(mm, 0, sizeof(mm));
+	for (int i = 0; i < RX_SLOTS; i++) {
+		pk[i].data = srv->rx_buf + (size_t)i * srv->rx_cap;
+		iov[i] = (struct iovec){ .iov_base = pk[i].data, .iov_len = srv->rx_cap };
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_control = control[i].buf;
+		mm[i].msg_hdr.msg_controllen = sizeof(control[i].buf);
+	}
+	n = recvmmsg(s->fd, mm, RX_SLOTS, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC, NULL);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	/*
-	 * With MSG_CTRUNC the kernel installed what fit in control and
-	 * dropped the rest (scm_detach_fds); what fit is ours to close.
-	 */
-	if (mh.msg_controllen)
-		*nfds = collect_passed_fds(&mh, fds);
-	if (mh.msg_flags & MSG_CTRUNC)
-		n = -EBADMSG;
-	else if (n > 0 && (size_t)n > srv->cfg->max_message_size)
-		n = -EMSGSIZE;
-	if (n <= 0) {
-		close_fds(fds, *nfds);
-		*nfds = 0;
+	for (int i = 0; i < n; i++) {
+		struct msghdr *mh = &mm[i].msg_hdr;
+
+		pk[i].len = mm[i].msg_len; /* the full length, thanks to MSG_TRUNC */
+		/*
+		 * With MSG_CTRUNC the kernel installed what fit in control and
+		 * dropped the rest (scm_detach_fds); what fit is ours to close.
+		 */
+		pk[i].nfds = mh->msg_controllen ? collect_passed_fds(mh, pk[i].fds) : 0;
+		if (mh->msg_flags & MSG_CTRUNC)
+			pk[i].len = -EBADMSG;
+		else if (pk[i].len > 0 && (size_t)pk[i].len > srv->cfg->max_message_size)
+			pk[i].len = -EMSGSIZE;
+		if (pk[i].len <= 0) {
+			close_fds(pk[i].fds, pk[i].nfds);
+			pk[i].nfds = 0;
+		}
 	}
 	return n;
+}
+
+/* Handles one packet; false when the session must stop reading. */
+static bool handle_packet(struct session *s, struct rx_packet *p)
+{
+	struct server *srv = s->srv;
+
+	if (p->len == 0) {
+		s->closing = true;
+		return false;
+	}
+	if (p->len == -EMSGSIZE) {
+		reject_frame(s, -EMSGSIZE, srv->cfg->max_message_size,
+			     "packet over the maximum message size");
+		return false;
+	}
+	if (p->len < 0) {
+		reject_frame(s, (int)p->len, 0, "unreadable packet");
+		return false;
+	}
+	if (dispatch_packet_fds(s, p->data, (size_t)p->len, p->fds, p->nfds) < 0)
+		reject_frame(s, -EPROTO, 0, "packet is not a valid Request");
+	return !s->closing;
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 	struct server *srv = s->srv;
+	struct rx_packet pk[RX_SLOTS];
 
-	for (int i = 0; i < READ_BURST && !s->closing; i++) {
-		int fds[MAX_PASSED_FDS], nfds;
-		ssize_t n = read_packet(s, fds, &nfds);
+	for (int got = 0; got < READ_BURST && !s->closing;) {
+		int n = read_packets(s, pk), i = 0;
 
 		if (n == -EAGAIN)
 			break;
-		if (n == 0 || n == -ECONNRESET) {
-			s->closing = true;
-			break;
-		}
-		if (n == -EMSGSIZE) {
-			reject_frame(s, -EMSGSIZE, srv->cfg->max_message_size,
-				     "packet over the maximum message size");
-			break;
-		}
 		if (n < 0) {
-			reject_frame(s, (int)n, 0, "unreadable packet");
+			s->closing = true; /* ECONNRESET and the like */
 			break;
 		}
-		if (dispatch_packet_fds(s, srv->rx_buf, (size_t)n, fds, nfds) < 0)
-			reject_frame(s, -EPROTO, 0, "packet is not a valid Request");
+		while (i < n && handle_packet(s, &pk[i]))
+			i++;
+		/* Packets after one that ended the session are dropped. */
+		for (i++; i < n; i++)
+			close_fds(pk[i].fds, pk[i].nfds);
+		got += n;
+		if (n < RX_SLOTS)
+			break; /* the socket is drained: no need to ask again */
 	}
 	/*
 	 * When no other callback of this pass is waiting (the flush event is

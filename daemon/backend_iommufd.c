@@ -80,6 +80,8 @@ struct ifd_backend {
 	struct ifd_nested *nested; /* nested HWPTs alive, unordered */
 	uint32_t n_nested, cap_nested;
 	struct backend_caps caps;
+	/* What backend_iommufd_restore() had to put right in the kernel. */
+	uint32_t restore_moved, restore_swept;
 };
 
 /*
@@ -974,6 +976,103 @@ static int restore_nested(struct ifd_backend *b, struct json_object *arr, const 
 	return 0;
 }
 
+/*
+ * The state file records a change after the ioctl that made it (the reply
+ * waits for both), so a daemon that died in between left the kernel one
+ * step ahead of the file; requests run one at a time, so it is one step at
+ * most. The registry is restored from the file, so the kernel is brought
+ * back to the file: a device goes where the file says it is attached (its
+ * parent if that HWPT is gone), and a nested HWPT the file does not name
+ * is destroyed. Left alone, a device could stay attached to a HWPT the
+ * file does not record as its attachment: destroying that HWPT, an orphan
+ * nobody reclaims, would be EBUSY, and until the device's next attach it
+ * would keep translating through the previous owner's stage 1.
+ */
+static bool attach_target_ok(const struct ifd_backend *b, const struct ifd_device *d)
+{
+	const struct ifd_nested *n;
+
+	if (d->attached_id == d->parent_id)
+		return true;
+	if (!d->attached_id)
+		return d->kind == DEVICE_KIND_VTD; /* a detached VFIO device */
+	n = find_nested((struct ifd_backend *)b, d->attached_id);
+	return n && &b->devs[n->dev] == d;
+}
+
+static int reconcile_attachment(struct ifd_backend *b, struct ifd_device *d,
+				const char **errmsg)
+{
+	uint32_t want;
+	int rc;
+
+	if (!attach_target_ok(b, d)) {
+		d->attached_id = d->parent_id;
+		b->restore_moved++;
+	}
+	want = d->attached_id;
+	/* Both ways replace whatever the kernel has now; the same is a no-op. */
+	if (want)
+		rc = dev_attach(b, d, want);
+	else
+		rc = vfio_detach(d->vfio_fd);
+	if (rc && want != d->parent_id) {
+		b->restore_moved++;
+		want = d->parent_id;
+		rc = dev_attach(b, d, want);
+	}
+	if (rc)
+		*errmsg = seterr("device %s: cannot put it back on hwpt %u: %s", d->name, want,
+				 strerror(-rc));
+	return rc;
+}
+
+/* Beyond the highest id the file names, where an unrecorded object can be. */
+#define SWEEP_SLACK 64
+
+static uint32_t max_u32(uint32_t a, uint32_t b)
+{
+	return a > b ? a : b;
+}
+
+/*
+ * iommufd gives an object the lowest free id, which is at most one more
+ * than the number of live objects: those the file names (ids up to the
+ * highest it names), the few it does not (an auto domain per device at
+ * most) and the lost one itself. So the lost HWPT lies within a few ids
+ * above the highest the file names; SWEEP_SLACK is generous. Only a nested
+ * HWPT answers the empty invalidation, and this iommufd is the daemon's
+ * alone, so what answers and is not in the file is ours and lost. Runs
+ * after the devices are back on recorded HWPTs: none is attached to it.
+ */
+static void sweep_unknown_nested(struct ifd_backend *b)
+{
+	bool kinds[2] = {false, false}; /* selftest, vtd */
+	uint32_t top = 0;
+
+	for (uint32_t i = 0; i < b->n_devs; i++) {
+		const struct ifd_device *d = &b->devs[i];
+
+		top = max_u32(top, max_u32(max_u32(d->dev_id, d->stdev_id),
+					   max_u32(d->ioas_id, d->parent_id)));
+		kinds[d->kind == DEVICE_KIND_SELFTEST ? 0 : 1] = true;
+	}
+	for (uint32_t i = 0; i < b->n_nested; i++)
+		top = max_u32(top, b->nested[i].id);
+	for (uint32_t id = 1; id <= top + SWEEP_SLACK; id++) {
+		if (find_nested(b, id) || is_parent(b, id))
+			continue;
+		for (int k = 0; k < 2; k++) {
+			if (!kinds[k] ||
+			    ifd_nested_alive(b->fd, id, k ? DEVICE_KIND_VTD : DEVICE_KIND_SELFTEST))
+				continue;
+			if (!ifd_destroy_id(b->fd, id))
+				b->restore_swept++;
+			break;
+		}
+	}
+}
+
 int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object *o,
 			    backend_take_fd_fn take_fd, void *ctx, struct backend **out,
 			    const char **errmsg)
@@ -1008,6 +1107,12 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 	rc = restore_nested(b, js_get(o, "nested", json_type_array), errmsg);
 	if (rc)
 		goto fail;
+	for (uint32_t i = 0; i < b->n_devs; i++) {
+		rc = reconcile_attachment(b, &b->devs[i], errmsg);
+		if (rc)
+			goto fail;
+	}
+	sweep_unknown_nested(b);
 	compute_caps(b);
 	*out = &b->base;
 	return 0;
@@ -1050,6 +1155,12 @@ static const struct backend_ops ifd_ops = {
 int backend_iommufd_fd(struct backend *be)
 {
 	return to_ifd(be)->fd;
+}
+
+void backend_iommufd_restore_report(struct backend *be, uint32_t *moved, uint32_t *swept)
+{
+	*moved = to_ifd(be)->restore_moved;
+	*swept = to_ifd(be)->restore_swept;
 }
 
 int backend_iommufd_device_ids(struct backend *be, const char *device, uint32_t *dev_id,

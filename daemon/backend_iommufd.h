@@ -28,11 +28,25 @@ int backend_iommufd_adopt(int fd, const struct config *cfg, struct backend **out
  * "vfio.<device>") and nest parent, and the nested HWPTs. Devices are
  * checked with IOMMU_GET_HW_INFO and nested HWPTs with the empty
  * invalidation probe; nested HWPTs that fail it are left out. Creates
- * nothing. Takes ownership of fd (closed on failure).
+ * nothing. Then brings the kernel back to the saved state, which a crash
+ * between an ioctl and the state-file write leaves one step behind: each
+ * device is attached again where the file says (its nest parent if that
+ * HWPT is gone) and nested HWPTs the file does not name are destroyed
+ * (see backend_iommufd_restore_report()). Takes ownership of fd
+ * (closed on failure).
  */
 int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object *o,
 			    backend_take_fd_fn take_fd, void *ctx, struct backend **out,
 			    const char **errmsg);
+
+/*
+ * What backend_iommufd_restore() had to change from the saved state:
+ * devices moved to their nest parent because the HWPT the file has them on
+ * is gone (or refused them), and nested HWPTs destroyed because the file
+ * did not name them. (Devices put back on the HWPT the file names are not
+ * counted: the kernel cannot be asked where a device was.)
+ */
+void backend_iommufd_restore_report(struct backend *be, uint32_t *moved, uint32_t *swept);
 
 /* The iommufd the backend owns (tests issue raw ioctls on it). */
 int backend_iommufd_fd(struct backend *be);

@@ -543,6 +543,15 @@ static int open_iommufd(struct restart *rs, struct backend **out, const char **w
 	if (fd >= 0 && bs) {
 		rc = backend_iommufd_restore(fd, rs->cfg, bs, take_fd, rs, out, why);
 		if (!rc) {
+			uint32_t moved, swept;
+
+			backend_iommufd_restore_report(*out, &moved, &swept);
+			/* Every device was put back where the file says, regardless. */
+			if (moved || swept)
+				log_warn("the kernel was ahead of the state file (a crash "
+					 "mid-request): %u devices moved to their nest parent, %u "
+					 "unrecorded nested HWPTs destroyed",
+					 moved, swept);
 			rs->restored = true;
 			return 0;
 		}

@@ -7,11 +7,13 @@
 # loader included) and the daemon's configuration.
 #
 # Usage: mkinitramfs.sh -o OUT.cpio.gz [-d DAEMON] [-c CONFIG] [-e NAME=VALUE]...
-#                       [-t SECONDS] [-- ] TEST...
+#                       [-f FILE]... [-t SECONDS] [-- ] TEST...
 #   -o  output file
 #   -d  the iommu-nestd binary -> /usr/sbin/iommu-nestd (NESTD_DAEMON)
 #   -c  daemon config -> /etc/iommu-nestd/iommu-nestd.conf (NESTD_CONFIG)
 #   -e  extra environment for the tests (repeatable)
+#   -f  a helper file the tests use -> /tests/<its name>, next to them but
+#       not run (repeatable; executables get their libraries too)
 #   -t  per-test timeout inside the guest (default 120)
 #   TEST  test binaries (or scripts), run in order; a test is named by its
 #         file name, so names must be unique.
@@ -23,12 +25,14 @@ daemon=
 config=
 per_test_timeout=120
 envs=()
-while getopts "o:d:c:e:t:h" opt; do
+files=()
+while getopts "o:d:c:e:f:t:h" opt; do
 	case "$opt" in
 	o) out=$OPTARG ;;
 	d) daemon=$OPTARG ;;
 	c) config=$OPTARG ;;
 	e) envs+=("$OPTARG") ;;
+	f) files+=("$OPTARG") ;;
 	t) per_test_timeout=$OPTARG ;;
 	h)
 		sed -n '3,19p' "$0"
@@ -53,6 +57,9 @@ for f in ${daemon:+"$daemon"} "${tests[@]}"; do
 	fi
 done
 [ -z "$config" ] || [ -f "$config" ] || die "config $config not found"
+for f in ${files[@]+"${files[@]}"}; do
+	[ -f "$f" ] || die "file $f not found"
+done
 
 busybox=${NESTD_BUSYBOX:-}
 if [ -z "$busybox" ]; then
@@ -110,6 +117,16 @@ for t in "${tests[@]}"; do
 	names+=("$name")
 	add_file "$t" "/tests/$name"
 	add_libs "$t"
+done
+
+for f in ${files[@]+"${files[@]}"}; do
+	name=$(basename "$f")
+	for n in "${names[@]}"; do
+		[ "$n" != "$name" ] || die "$name is both a test and a file"
+	done
+	[ ! -e "$root/tests/$name" ] || die "two files named $name"
+	add_file "$f" "/tests/$name"
+	[ ! -x "$f" ] || add_libs "$f"
 done
 
 if [ -n "$daemon" ]; then

@@ -12,6 +12,8 @@
 #   --daemon PATH      the iommu-nestd binary (guest: $NESTD_DAEMON)
 #   --config FILE      its config (guest: $NESTD_CONFIG)
 #   --env NAME=VALUE   extra environment for the tests (repeatable)
+#   --file PATH        a helper the tests use, packed next to them in /tests
+#                      but not run (repeatable)
 #   --timeout SECONDS  whole-VM timeout (default 300)
 #   --test-timeout S   per-test timeout inside the guest (default 120)
 #   --log FILE         keep the serial console output here
@@ -35,6 +37,7 @@ log=
 memory=512M
 no_install=0
 envs=()
+files=()
 tests=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -42,12 +45,13 @@ while [ $# -gt 0 ]; do
 	--daemon) daemon=$2; shift 2 ;;
 	--config) config=$2; shift 2 ;;
 	--env) envs+=(-e "$2"); shift 2 ;;
+	--file) files+=(-f "$2"); shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--test-timeout) test_timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--memory) memory=$2; shift 2 ;;
 	--no-install) no_install=1; shift ;;
-	-h | --help) sed -n '3,24p' "$0"; exit 0 ;;
+	-h | --help) sed -n '3,25p' "$0"; exit 0 ;;
 	--) shift; tests+=("$@"); break ;;
 	-*) echo "run-qemu.sh: unknown option $1" >&2; exit 2 ;;
 	*) tests+=("$1"); shift ;;
@@ -109,7 +113,8 @@ initrd=$work/initramfs.cpio.gz
 margs=(-o "$initrd" -t "$test_timeout")
 [ -z "$daemon" ] || margs+=(-d "$daemon")
 [ -z "$config" ] || margs+=(-c "$config")
-"$here/mkinitramfs.sh" "${margs[@]}" ${envs[@]+"${envs[@]}"} -- ${tests[@]+"${tests[@]}"}
+"$here/mkinitramfs.sh" "${margs[@]}" ${envs[@]+"${envs[@]}"} ${files[@]+"${files[@]}"} \
+	-- ${tests[@]+"${tests[@]}"}
 
 # The names the guest must report, in order.
 expect=()

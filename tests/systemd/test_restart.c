@@ -15,7 +15,26 @@
  *   grace   without any fd store: an orphan nobody reclaims is destroyed
  *           when the grace period ends (Stats, Reclaim, device freed).
  *
+ * With NESTD_BACKEND=iommufd (the kernel test tier: a VM with
+ * CONFIG_IOMMUFD_TEST) both cases run against the real kernel instead,
+ * on two selftest mock devices, and both under fake_systemd: only the fd
+ * store keeps the kernel objects alive across the crash.
+ *
+ *   crash   guest memory (a memfd in the mock aperture) mapped on mock0, a
+ *           nested HWPT attached to it with two of its four mock IOTLB
+ *           slots invalidated, two HWPTs on mock1 (one invalidated with
+ *           FLAG_ALL); after the SIGKILL and Reclaim every slot is exactly
+ *           as before, new invalidations act on exactly the slots they
+ *           name, the memory is still mapped (it unmaps), mock0 stays busy
+ *           for the other client until detached; a clean SIGTERM empties
+ *           the fd store and removes the state file.
+ *   grace   an orphan nobody reclaims is destroyed (and its device
+ *           detached) when the grace period ends.
+ *
  * Usage: test_restart DAEMON FAKE_SYSTEMD [CASE]
+ *        test_restart   (kernel tier: the daemon from $NESTD_DAEMON,
+ *                        fake_systemd from $NESTD_FAKE_SYSTEMD or next to
+ *                        this binary, the case from $NESTD_RESTART_CASE)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,12 +44,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "iommu_nest.h"
+/* The raw kernel uAPI, for the crash-window cases on the daemon's iommufd. */
+#include "../../daemon/iommufd_test_uapi.h"
 
 #define PAGE 4096ULL
 #define AW 48
@@ -38,6 +63,7 @@
 static const char *daemon_path, *fake_path;
 static int failures;
 static char dir[64];
+static bool kernel; /* NESTD_BACKEND=iommufd: the real kernel's mock devices */
 
 #define CHECK(cond, ...)                                                   \
 	do {                                                               \
@@ -78,12 +104,20 @@ static void write_config(unsigned grace_ms)
 		perror(path);
 		exit(1);
 	}
-	fprintf(f,
-		"[daemon]\nsocket = %s\nbackend = sim\nlog_level = debug\ntest_requests = true\n"
-		"state_file = %s\nreclaim_grace_ms = %u\n\n"
-		"[device vtd0]\nkind = vtd\n\n[device vtd1]\nkind = vtd\n\n"
-		"[device st0]\nkind = selftest\n",
-		sock, state, grace_ms);
+	if (kernel)
+		fprintf(f,
+			"[daemon]\nsocket = %s\nbackend = iommufd\nlog_level = debug\n"
+			"test_requests = true\nstate_file = %s\nreclaim_grace_ms = %u\n\n"
+			"[device mock0]\nkind = selftest\n\n[device mock1]\nkind = selftest\n\n"
+			"[device mock2]\nkind = selftest\n",
+			sock, state, grace_ms);
+	else
+		fprintf(f,
+			"[daemon]\nsocket = %s\nbackend = sim\nlog_level = debug\n"
+			"test_requests = true\nstate_file = %s\nreclaim_grace_ms = %u\n\n"
+			"[device vtd0]\nkind = vtd\n\n[device vtd1]\nkind = vtd\n\n"
+			"[device st0]\nkind = selftest\n",
+			sock, state, grace_ms);
 	fclose(f);
 }
 
@@ -115,12 +149,12 @@ static pid_t start_daemon_plain(void)
 	return spawn(argv);
 }
 
-static pid_t start_fake_systemd(void)
+static pid_t start_fake_systemd_n(const char *max_starts)
 {
 	char cfg[128], sock[128], notify[128], log[128], pidfile[128];
 	char *argv[] = { (char *)fake_path, "--socket", sock, "--notify", notify, "--log", log,
-			 "--pidfile", pidfile, "--max-starts", "2", "--", (char *)daemon_path,
-			 "--config", cfg, NULL };
+			 "--pidfile", pidfile, "--max-starts", (char *)max_starts, "--",
+			 (char *)daemon_path, "--config", cfg, NULL };
 
 	path_of(cfg, sizeof(cfg), "nestd.conf");
 	path_of(sock, sizeof(sock), "nestd.sock");
@@ -128,6 +162,11 @@ static pid_t start_fake_systemd(void)
 	path_of(log, sizeof(log), "fake.log");
 	path_of(pidfile, sizeof(pidfile), "daemon.pid");
 	return spawn(argv);
+}
+
+static pid_t start_fake_systemd(void)
+{
+	return start_fake_systemd_n("2");
 }
 
 /* Connects, retrying while the daemon comes up (bounded). */
@@ -456,6 +495,479 @@ out_fail:
 	waitpid(pid, NULL, 0);
 }
 
+/* ---- the real kernel: iommufd backend, selftest mock devices ------------------ */
+
+#define MOCK_IOVA (16ULL << 20) /* the mock domain aperture's first byte */
+#define MEM_LEN (2ULL << 20)
+#define MAP_RW (IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE)
+#define SLOTS 4 /* mock IOTLB slots of a selftest nested HWPT */
+
+/* Invalidates the mock IOTLB slots in mask (FLAG_ALL if mask is 0). */
+static void inv_slots(struct iommu_nest *h, uint32_t id, unsigned mask)
+{
+	struct iommu_nest_selftest_inv e[SLOTS];
+	struct iommu_nest_entry_result r[SLOTS];
+	struct iommu_nest_inv_summary sum = { 0 };
+	uint32_t n = 0;
+	int rc;
+
+	if (!mask)
+		e[n++] = (struct iommu_nest_selftest_inv){
+			.flags = IOMMU_NEST_TEST_INVALIDATE_FLAG_ALL
+		};
+	for (uint32_t i = 0; i < SLOTS; i++)
+		if (mask & (1u << i))
+			e[n++] = (struct iommu_nest_selftest_inv){ .iotlb_id = i };
+	memset(r, 0, sizeof(r));
+	rc = iommu_nest_invalidate(h, id, IOMMU_NEST_INV_DATA_SELFTEST, e, n, 0, r, &sum);
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(sum.entries_handled, n);
+	for (uint32_t i = 0; i < n; i++)
+		CHECK_EQ(r[i].state, IOMMU_NEST_ENTRY_DONE);
+}
+
+/* Every slot: 0 where zero_mask has its bit, val elsewhere. */
+static void check_slots(struct iommu_nest *h, uint32_t id, uint32_t val, unsigned zero_mask,
+			const char *what)
+{
+	for (uint32_t i = 0; i < SLOTS; i++) {
+		uint32_t want = zero_mask & (1u << i) ? 0 : val;
+		int rc = iommu_nest_check_iotlb(h, id, i, want);
+
+		CHECK(rc == 0, "%s: hwpt %u slot %u is not %#x (%d)", what, id, i, want, rc);
+	}
+}
+
+static uint32_t alloc_st(struct iommu_nest *h, const char *dev, uint32_t val, uint8_t *token)
+{
+	uint32_t id = 0;
+
+	CHECK_EQ(iommu_nest_alloc_selftest(h, dev, val, &id), 0);
+	if (token)
+		CHECK_EQ(iommu_nest_last_resume_token(h, token), 0);
+	return id;
+}
+
+/* SIGKILLs the daemon under fake_systemd and waits for its nth start. */
+static bool crash_and_restart(int nth)
+{
+	char start[32];
+	pid_t old = read_pidfile(), pid = 0;
+
+	CHECK(old > 0, "no daemon pid");
+	if (old <= 0)
+		return false;
+	kill(old, SIGKILL);
+	for (int i = 0; i < 200 && ((pid = read_pidfile()) == old || !pid); i++)
+		sleep_ms(50);
+	CHECK(pid && pid != old, "the daemon was not restarted");
+	snprintf(start, sizeof(start), "START %d ", nth);
+	CHECK(wait_for("fake.log", start), "no start %d", nth);
+	/* The adopted iommufd stays in the store once: no second entry. */
+	CHECK(!file_has("fake.log", "iommufd,iommufd"), "the iommufd was stored twice");
+	return pid && pid != old;
+}
+
+/* The clean stop: fake_systemd's SIGTERM, store emptied, state file gone. */
+static void clean_stop(pid_t fake)
+{
+	kill(fake, SIGTERM);
+	CHECK_EQ(wait_exit(fake), 0);
+	CHECK(file_has("fake.log", "REMOVE iommufd"), "a clean stop left the fd store entry");
+	CHECK(file_has("fake.log", "LEFT 0"), "the fd store is not empty after a clean stop");
+	CHECK(!state_exists(), "a clean stop left the state file");
+}
+
+struct kbefore {
+	uint32_t a0, a1, b1;
+	uint8_t tok_a0[16], tok_a1[16], tok_b1[16];
+};
+
+/*
+ * A: guest memory on mock0, a0 (0x1234) attached to mock0 with slots 1 and
+ * 3 invalidated; a1 (0x5678) on mock1, all slots invalidated (FLAG_ALL).
+ * B: b1 (0xbeef) on mock1, nothing invalidated.
+ */
+static void kcrash_setup(struct iommu_nest *a, struct iommu_nest *b, int memfd,
+			 struct kbefore *w)
+{
+	CHECK_EQ(iommu_nest_map_memory(a, "mock0", MOCK_IOVA, MEM_LEN, memfd, 0, MAP_RW), 0);
+	w->a0 = alloc_st(a, "mock0", 0x1234, w->tok_a0);
+	CHECK_EQ(iommu_nest_attach(a, "mock0", w->a0), 0);
+	inv_slots(a, w->a0, 1u << 1 | 1u << 3);
+	check_slots(a, w->a0, 0x1234, 1u << 1 | 1u << 3, "a0 before the crash");
+
+	w->a1 = alloc_st(a, "mock1", 0x5678, w->tok_a1);
+	inv_slots(a, w->a1, 0);
+	check_slots(a, w->a1, 0x5678, 0xf, "a1 before the crash");
+
+	w->b1 = alloc_st(b, "mock1", 0xbeef, w->tok_b1);
+	check_slots(b, w->b1, 0xbeef, 0, "b1 before the crash");
+	CHECK(memcmp(w->tok_a0, w->tok_a1, 16) && memcmp(w->tok_a0, w->tok_b1, 16),
+	      "two allocations got the same token");
+}
+
+static void kcrash_check_reclaim_rules(struct iommu_nest *a2, struct iommu_nest *b2,
+				       const struct kbefore *w)
+{
+	uint8_t wrong[16];
+	uint32_t x;
+
+	memcpy(wrong, w->tok_a0, 16);
+	wrong[15] ^= 1;
+	CHECK_EQ(iommu_nest_reclaim(a2, w->a0, wrong), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(a2, 0x7fff0000, w->tok_a0), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(a2, w->a0, w->tok_b1), -ENOENT);
+	/* Orphans are nobody's: not even their token holder's before Reclaim. */
+	CHECK_EQ(iommu_nest_check_iotlb(a2, w->a0, 0, 0x1234), -ENOENT);
+	/* The orphan holds mock0 (attached, and A's memory on it). */
+	x = alloc_st(b2, "mock0", 1, NULL);
+	CHECK_EQ(iommu_nest_attach(b2, "mock0", x), -EBUSY);
+	CHECK_EQ(iommu_nest_destroy(b2, x), 0);
+	CHECK_EQ(iommu_nest_reclaim(a2, w->a0, w->tok_a0), 0);
+	/* Now a live session owns it: the token no longer works for anyone. */
+	CHECK_EQ(iommu_nest_reclaim(b2, w->a0, w->tok_a0), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(a2, w->a0, w->tok_a0), -ENOENT);
+}
+
+static void kcrash_check_state(struct iommu_nest *a2, struct iommu_nest *b2, int memfd,
+			       const struct kbefore *w)
+{
+	uint32_t x;
+
+	/* The kernel's mock IOTLBs, exactly as before the crash. */
+	check_slots(a2, w->a0, 0x1234, 1u << 1 | 1u << 3, "a0 after the restart");
+	CHECK_EQ(iommu_nest_reclaim(a2, w->a1, w->tok_a1), 0);
+	check_slots(a2, w->a1, 0x5678, 0xf, "a1 after the restart");
+	CHECK_EQ(iommu_nest_reclaim(b2, w->b1, w->tok_b1), 0);
+	check_slots(b2, w->b1, 0xbeef, 0, "b1 after the restart");
+
+	/* New invalidations act on the adopted objects, on exactly their slots. */
+	inv_slots(a2, w->a0, 1u << 0);
+	check_slots(a2, w->a0, 0x1234, 1u << 0 | 1u << 1 | 1u << 3, "a0 after slot 0");
+	inv_slots(b2, w->b1, 1u << 2);
+	check_slots(b2, w->b1, 0xbeef, 1u << 2, "b1 after slot 2");
+	inv_slots(b2, w->b1, 0);
+	check_slots(b2, w->b1, 0xbeef, 0xf, "b1 after FLAG_ALL");
+	check_slots(a2, w->a0, 0x1234, 1u << 0 | 1u << 1 | 1u << 3, "a0 after b1's");
+
+	/* mock0 is still A's: attached to a0 and holding A's memory. */
+	x = alloc_st(b2, "mock0", 2, NULL);
+	CHECK_EQ(iommu_nest_attach(b2, "mock0", x), -EBUSY);
+	CHECK_EQ(iommu_nest_map_memory(b2, "mock0", MOCK_IOVA + MEM_LEN, MEM_LEN, memfd, 0,
+					 MAP_RW),
+		 -EBUSY);
+	/* The kernel kept the mapping: unmapping it succeeds once, then ENOENT. */
+	CHECK_EQ(iommu_nest_unmap_memory(a2, "mock0", MOCK_IOVA, MEM_LEN), 0);
+	CHECK_EQ(iommu_nest_unmap_memory(a2, "mock0", MOCK_IOVA, MEM_LEN), -ENOENT);
+	CHECK_EQ(iommu_nest_attach(b2, "mock0", x), -EBUSY);
+	CHECK_EQ(iommu_nest_detach(a2, "mock0"), 0);
+	CHECK_EQ(iommu_nest_attach(b2, "mock0", x), 0);
+	CHECK_EQ(iommu_nest_destroy(a2, w->a0), 0);
+	CHECK_EQ(hwpts_active(a2), 3); /* a1, b1, x */
+}
+
+static void test_crash_kernel(void)
+{
+	struct iommu_nest *a, *b, *a2, *b2;
+	struct kbefore w = { 0 };
+	int memfd = memfd_create("restart-guest-ram", MFD_CLOEXEC);
+	int before = failures;
+	pid_t fake;
+
+	CHECK(memfd >= 0 && !ftruncate(memfd, (off_t)MEM_LEN), "memfd");
+	write_config(30000);
+	fake = start_fake_systemd_n("3");
+	a = connect_retry("A");
+	b = connect_retry("B");
+	if (!a || !b)
+		goto out_fail;
+	kcrash_setup(a, b, memfd, &w);
+	CHECK(wait_for("fake.log", "STORE iommufd"), "the iommufd never reached the fd store");
+	CHECK(state_exists(), "no state file");
+	if (failures != before)
+		goto out_fail; /* no point crashing a daemon that was wrong before */
+
+	if (!crash_and_restart(2))
+		goto out_fail;
+	CHECK(file_has("fake.log", "iommu-nestd.socket,iommufd"),
+	      "the second start did not get the stored iommufd");
+	iommu_nest_close(a);
+	iommu_nest_close(b);
+	a2 = connect_retry("A2");
+	b2 = connect_retry("B2");
+	if (!a2 || !b2)
+		goto out_fail;
+	CHECK(file_has("log", "took \"iommufd\""), "the daemon did not take the stored iommufd");
+	CHECK(!file_has("log", "cannot recover"), "the daemon did not re-adopt the objects");
+	CHECK(!file_has("log", "kernel was ahead"), "a clean crash needed repairs");
+	CHECK_EQ(hwpts_active(a2), 3);
+	kcrash_check_reclaim_rules(a2, b2, &w);
+	check_slots(a2, w.a0, 0x1234, 1u << 1 | 1u << 3, "a0 after the first restart");
+
+	/*
+	 * The restored instance crashes too: its own state file (a0 reclaimed,
+	 * a1 and b1 still orphans) and the adopted iommufd carry everything
+	 * again, and the tokens stay good for the HWPTs' lifetime.
+	 */
+	if (!crash_and_restart(3))
+		goto out_fail;
+	iommu_nest_close(a2);
+	iommu_nest_close(b2);
+	a2 = connect_retry("A3");
+	b2 = connect_retry("B3");
+	if (!a2 || !b2)
+		goto out_fail;
+	CHECK(!file_has("log", "cannot recover"), "the third start did not re-adopt the objects");
+	CHECK_EQ(hwpts_active(a2), 3);
+	CHECK_EQ(iommu_nest_reclaim(a2, w.a0, w.tok_a0), 0);
+	kcrash_check_state(a2, b2, memfd, &w);
+	iommu_nest_close(a2);
+	iommu_nest_close(b2);
+	close(memfd);
+	clean_stop(fake);
+	return;
+out_fail:
+	failures++;
+	close(memfd);
+	kill(fake, SIGTERM);
+	wait_exit(fake);
+}
+
+/* ---- the kernel one step ahead of the state file ------------------------------- */
+
+/*
+ * A copy of the daemon's own iommufd (pidfd_getfd: the same open file, not
+ * a new context), to act behind the daemon's back as if it had crashed
+ * between an ioctl and the state-file write that records it, and to see
+ * what the kernel really holds. It must be closed before the daemon dies:
+ * while it is open, it and not the fd store keeps the objects alive.
+ */
+static int grab_daemon_iommufd(void)
+{
+	pid_t pid = read_pidfile();
+	char path[32], link[96], target[64];
+	struct dirent *e;
+	int pidfd, fd = -1;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	while (pidfd >= 0 && fd < 0 && (e = readdir(d))) {
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "%s/%.20s", path, e->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (!strcmp(target, "/dev/iommu"))
+			fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(e->d_name), 0);
+	}
+	closedir(d);
+	if (pidfd >= 0)
+		close(pidfd);
+	return fd;
+}
+
+/* The value of key in the saved object of device dev (JSON, plain). */
+static uint32_t saved_id(const char *dev, const char *key)
+{
+	char path[128], buf[65536], name[64], k[64];
+	const char *p;
+	size_t n;
+	FILE *f;
+
+	path_of(path, sizeof(path), "state");
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	snprintf(name, sizeof(name), "\"name\":\"%s\"", dev);
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(buf, name);
+	p = p ? strstr(p, k) : NULL;
+	return p ? (uint32_t)strtoul(p + strlen(k), NULL, 10) : 0;
+}
+
+/* The kernel's empty invalidation: 0 iff id is a live selftest nested HWPT. */
+static int k_nested_alive(int fd, uint32_t id)
+{
+	struct iommu_hwpt_invalidate cmd = { .size = sizeof(cmd), .hwpt_id = id,
+					     .data_type = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST };
+
+	return ioctl(fd, IOMMU_HWPT_INVALIDATE, &cmd) ? -errno : 0;
+}
+
+static int k_alloc_nested(int fd, uint32_t dev_id, uint32_t parent, uint32_t *id)
+{
+	struct iommu_hwpt_selftest data = { .iotlb = 0x77 };
+	struct iommu_hwpt_alloc cmd = { .size = sizeof(cmd), .dev_id = dev_id, .pt_id = parent,
+					.data_type = IOMMU_HWPT_DATA_SELFTEST,
+					.data_len = sizeof(data),
+					.data_uptr = (uintptr_t)&data };
+
+	if (ioctl(fd, IOMMU_HWPT_ALLOC, &cmd))
+		return -errno;
+	*id = cmd.out_hwpt_id;
+	return 0;
+}
+
+static int k_replace(int fd, uint32_t stdev_id, uint32_t pt_id)
+{
+	struct iommu_test_cmd cmd = { .size = sizeof(cmd), .op = IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE,
+				      .id = stdev_id, .mock_domain_replace.pt_id = pt_id };
+
+	return ioctl(fd, IOMMU_TEST_CMD, &cmd) ? -errno : 0;
+}
+
+static int k_destroy(int fd, uint32_t id)
+{
+	struct iommu_destroy cmd = { .size = sizeof(cmd), .id = id };
+
+	return ioctl(fd, IOMMU_DESTROY, &cmd) ? -errno : 0;
+}
+
+/*
+ * The grace period, with the crash windows of the real kernel:
+ *   id1  mock1, reclaimed;
+ *   id2  mock0, attached, with guest memory on mock0: never reclaimed, so
+ *        detached, unmapped and destroyed when the grace period ends;
+ *   id4  mock1, not attached as far as the state file knows, but the
+ *        kernel attached mock1 to it (the daemon "crashed" after the
+ *        ioctl, before the write): the restart must put mock1 back where
+ *        the file says, else destroying the orphan id4 is EBUSY and mock1
+ *        keeps translating through it;
+ *   leak a nested HWPT on mock1 only the kernel knows (allocated, then the
+ *        crash before the write): the restart destroys it;
+ *   id5  mock2, attached, then detached and destroyed in the kernel only
+ *        (a crash in the middle of a session's teardown): the restart
+ *        leaves it out and mock2, free again, on its parent.
+ */
+static void test_grace_kernel(void)
+{
+	struct iommu_nest *a, *a2;
+	uint8_t tok1[16], tok2[16], tok4[16];
+	uint32_t id1, id2, id3, id4, id5, x, leak = 0, stdev1, dev1, parent1, stdev2, parent2;
+	int memfd = memfd_create("restart-guest-ram", MFD_CLOEXEC);
+	int before = failures, kfd = -1;
+	pid_t fake;
+
+	CHECK(memfd >= 0 && !ftruncate(memfd, (off_t)MEM_LEN), "memfd");
+	write_config(1500);
+	fake = start_fake_systemd();
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	id1 = alloc_st(a, "mock1", 0x11, tok1);
+	CHECK_EQ(iommu_nest_map_memory(a, "mock0", MOCK_IOVA, MEM_LEN, memfd, 0, MAP_RW), 0);
+	id2 = alloc_st(a, "mock0", 0x22, tok2);
+	CHECK_EQ(iommu_nest_attach(a, "mock0", id2), 0);
+	id4 = alloc_st(a, "mock1", 0x44, tok4);
+	id5 = alloc_st(a, "mock2", 0x55, NULL);
+	CHECK_EQ(iommu_nest_attach(a, "mock2", id5), 0);
+	inv_slots(a, id1, 1u << 2);
+	CHECK(wait_for("fake.log", "STORE iommufd"), "the iommufd never reached the fd store");
+
+	/* Behind the daemon's back: what a crash mid-request leaves. */
+	stdev1 = saved_id("mock1", "stdev_id");
+	dev1 = saved_id("mock1", "dev_id");
+	parent1 = saved_id("mock1", "parent_id");
+	stdev2 = saved_id("mock2", "stdev_id");
+	parent2 = saved_id("mock2", "parent_id");
+	kfd = grab_daemon_iommufd();
+	CHECK(kfd >= 0, "cannot take the daemon's iommufd: %s", strerror(errno));
+	CHECK(stdev1 && dev1 && parent1 && stdev2 && parent2, "ids missing in the state file");
+	if (failures != before)
+		goto out_fail;
+	CHECK_EQ(k_replace(kfd, stdev1, id4), 0);
+	CHECK_EQ(k_alloc_nested(kfd, dev1, parent1, &leak), 0);
+	CHECK_EQ(k_replace(kfd, stdev2, parent2), 0);
+	CHECK_EQ(k_destroy(kfd, id5), 0);
+	close(kfd);
+	kfd = -1;
+
+	if (!crash_and_restart(2))
+		goto out_fail;
+	CHECK(file_has("fake.log", "iommu-nestd.socket,iommufd"),
+	      "the second start did not get the stored iommufd");
+	iommu_nest_close(a);
+
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK_EQ(hwpts_active(a2), 3); /* id1, id2, id4: id5 is gone */
+	CHECK(file_has("log", "1 devices moved to their nest parent, 1 unrecorded nested"),
+	      "the restart did not report what it put right");
+	CHECK_EQ(iommu_nest_reclaim(a2, id1, tok1), 0);
+	check_slots(a2, id1, 0x11, 1u << 2, "id1 after the restart");
+	kfd = grab_daemon_iommufd();
+	CHECK(kfd >= 0, "cannot take the restarted daemon's iommufd: %s", strerror(errno));
+	/* Swept at the restart (checked before anything reuses its id). */
+	CHECK_EQ(k_nested_alive(kfd, leak), -ENOENT);
+	/* mock0 stays on the unclaimed orphan until the grace period ends. */
+	id3 = alloc_st(a2, "mock0", 0x33, NULL);
+	CHECK_EQ(iommu_nest_attach(a2, "mock0", id3), -EBUSY);
+	CHECK_EQ(k_nested_alive(kfd, id2), 0);
+	CHECK_EQ(k_nested_alive(kfd, id4), 0);
+	/* mock2 is free: its HWPT is gone, and the file's attachment with it. */
+	x = alloc_st(a2, "mock2", 0x66, NULL);
+	CHECK_EQ(iommu_nest_attach(a2, "mock2", x), 0);
+	check_slots(a2, x, 0x66, 0, "x on mock2");
+	CHECK_EQ(iommu_nest_detach(a2, "mock2"), 0);
+	CHECK_EQ(iommu_nest_destroy(a2, x), 0);
+
+	sleep_ms(2500);
+	CHECK_EQ(hwpts_active(a2), 2); /* id1 (reclaimed) and id3 */
+	CHECK_EQ(iommu_nest_reclaim(a2, id2, tok2), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(a2, id4, tok4), -ENOENT);
+	CHECK(file_has("log", "destroying 2 unclaimed HWPTs"), "no grace expiry logged");
+	CHECK(!file_has("log", "destroy orphan hwpt"), "the kernel refused to destroy an orphan");
+	/*
+	 * Gone from the kernel too (id4 could go: mock1 was put back on its
+	 * parent), and so is the orphaned memory on mock0.
+	 */
+	CHECK_EQ(k_nested_alive(kfd, id2), -ENOENT);
+	CHECK_EQ(k_nested_alive(kfd, id4), -ENOENT);
+	CHECK_EQ(iommu_nest_map_memory(a2, "mock0", MOCK_IOVA, MEM_LEN, memfd, 0, MAP_RW), 0);
+	CHECK_EQ(iommu_nest_attach(a2, "mock0", id3), 0);
+	check_slots(a2, id3, 0x33, 0, "id3");
+	close(kfd);
+	kfd = -1;
+	iommu_nest_close(a2);
+	close(memfd);
+	clean_stop(fake);
+	return;
+out_fail:
+	failures++;
+	if (kfd >= 0)
+		close(kfd);
+	close(memfd);
+	kill(fake, SIGTERM);
+	wait_exit(fake);
+}
+
+static void run_crash(void)
+{
+	if (kernel)
+		test_crash_kernel();
+	else
+		test_crash();
+}
+
+static void run_grace(void)
+{
+	if (kernel)
+		test_grace_kernel();
+	else
+		test_grace();
+}
+
 static void dump_logs(void)
 {
 	const char *names[] = { "log", "fake.log" };
@@ -483,24 +995,55 @@ static void cleanup_dir(void)
 	(void)!system(cmd);
 }
 
+/* fake_systemd next to this binary (the kernel tier packs them together). */
+static const char *fake_next_to_self(void)
+{
+	static char path[4096];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - sizeof("fake_systemd"));
+	char *slash;
+
+	if (n <= 0)
+		return "fake_systemd";
+	path[n] = '\0';
+	slash = strrchr(path, '/');
+	if (!slash)
+		return "fake_systemd";
+	strcpy(slash + 1, "fake_systemd");
+	return path;
+}
+
 int main(int argc, char **argv)
 {
 	const struct {
 		const char *name;
 		void (*fn)(void);
-	} cases[] = { { "crash", test_crash }, { "grace", test_grace } };
+	} cases[] = { { "crash", run_crash }, { "grace", run_grace } };
+	const char *backend = getenv("NESTD_BACKEND");
+	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 
-	if (argc < 3) {
-		fprintf(stderr, "usage: test_restart DAEMON FAKE_SYSTEMD [CASE]\n");
+	if (argc >= 3) {
+		daemon_path = argv[1];
+		fake_path = argv[2];
+	} else if (argc == 1 && getenv("NESTD_DAEMON")) {
+		daemon_path = getenv("NESTD_DAEMON");
+		fake_path = getenv("NESTD_FAKE_SYSTEMD");
+		if (!fake_path)
+			fake_path = fake_next_to_self();
+	} else {
+		fprintf(stderr, "usage: test_restart DAEMON FAKE_SYSTEMD [CASE]\n"
+				"       test_restart  (with NESTD_DAEMON set)\n");
 		return 2;
 	}
-	daemon_path = argv[1];
-	fake_path = argv[2];
+	if (access(fake_path, X_OK)) {
+		fprintf(stderr, "test_restart: %s: %s\n", fake_path, strerror(errno));
+		return 2;
+	}
+	kernel = backend && !strcmp(backend, "iommufd");
 	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int before = failures;
 
-		if (argc > 3 && strcmp(argv[3], cases[i].name))
+		if (only && *only && strcmp(only, cases[i].name))
 			continue;
 		snprintf(dir, sizeof(dir), "/tmp/nestd-restart-XXXXXX");
 		if (!mkdtemp(dir)) {
@@ -508,7 +1051,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		cases[i].fn();
-		printf("%s: %s\n", cases[i].name, failures == before ? "ok" : "FAILED");
+		printf("%s%s: %s\n", cases[i].name, kernel ? " (iommufd)" : "",
+		       failures == before ? "ok" : "FAILED");
+		fflush(stdout);
 		if (failures != before || getenv("NESTD_KEEP_LOGS"))
 			dump_logs();
 		cleanup_dir();

@@ -147,7 +147,12 @@ static void print_stats(const struct iommu_nest_stats *st, bool json)
 	struct json_object *o;
 
 	if (!json) {
-#define X(f) printf("  %-18s %" PRIu64 "\n", #f, st->f);
+		/* A counter at UINT64_MAX saturated: pages_flushed does once a flush-all ran. */
+#define X(f)                                                              \
+	if (st->f == UINT64_MAX)                                          \
+		printf("  %-18s all (a flush-all was submitted)\n", #f); \
+	else                                                              \
+		printf("  %-18s %" PRIu64 "\n", #f, st->f);
 		STATS_FIELDS(X)
 #undef X
 		return;

@@ -17,6 +17,7 @@
 #include "coalesce.h"
 #include "inv_validate.h"
 #include "iommufd_uapi.h"
+#include "iv_model.h"
 
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;
 typedef struct iommu_hwpt_invalidate_selftest st_t;
@@ -461,18 +462,6 @@ static uint64_t rnd_below(uint64_t n)
 	return n ? rnd() % n : 0;
 }
 
-struct iv {
-	uint64_t s, e;
-	int strong;
-};
-
-static int cmp_iv(const void *a, const void *b)
-{
-	const struct iv *x = a, *y = b;
-
-	return x->s < y->s ? -1 : x->s > y->s;
-}
-
 /* The test's own model: pages an entry asks for; false = everything. */
 static int model_range(const vtd_t *e, uint64_t *s, uint64_t *end)
 {
@@ -501,39 +490,6 @@ static uint64_t model_block(const vtd_t *e, uint32_t mm)
 			return m > mm ? ALLP : 1ULL << m;
 	}
 	return ALLP;
-}
-
-/* Merges sorted intervals in place; returns the count. */
-static size_t merge_ivs(struct iv *v, size_t n)
-{
-	size_t w = 0;
-
-	qsort(v, n, sizeof(*v), cmp_iv);
-	for (size_t i = 0; i < n; i++) {
-		if (w && v[i].s <= v[w - 1].e) {
-			if (v[i].e > v[w - 1].e)
-				v[w - 1].e = v[i].e;
-		} else {
-			v[w++] = v[i];
-		}
-	}
-	return w;
-}
-
-/* Is [s, e) inside one of the merged intervals? */
-static int covered(const struct iv *v, size_t n, uint64_t s, uint64_t e)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (v[mid].s <= s)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo > 0 && v[lo - 1].s <= s && v[lo - 1].e >= e;
 }
 
 struct prop_stats {
@@ -635,7 +591,7 @@ static int check_plan(const vtd_t *in, uint32_t n, const struct coalesce_params 
 				v.s = 0, v.e = 1ULL << 52;
 			iv_run[nr++] = v;
 		}
-		nr = merge_ivs(iv_run, nr);
+		nr = iv_merge(iv_run, nr);
 		cur = s;
 		for (size_t k = 0; k < nr && cur < e; k++)
 			if (iv_run[k].s <= cur && iv_run[k].e > cur)
@@ -665,8 +621,8 @@ static int check_plan(const vtd_t *in, uint32_t n, const struct coalesce_params 
 		if (v.strong)
 			iv_strong[ns++] = v;
 	}
-	na = merge_ivs(iv_all, na);
-	ns = merge_ivs(iv_strong, ns);
+	na = iv_merge(iv_all, na);
+	ns = iv_merge(iv_strong, ns);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t s, e;
 
@@ -674,7 +630,7 @@ static int check_plan(const vtd_t *in, uint32_t n, const struct coalesce_params 
 			s = 0, e = 1ULL << 52;
 		if (s == e)
 			continue;
-		if (!covered((in[i].flags & LEAF) ? iv_all : iv_strong,
+		if (!iv_covered((in[i].flags & LEAF) ? iv_all : iv_strong,
 			     (in[i].flags & LEAF) ? na : ns, s, e))
 			bad |= 16;
 		pin[i] = in[i];
@@ -697,7 +653,7 @@ static int check_plan(const vtd_t *in, uint32_t n, const struct coalesce_params 
 		else if (v.s != v.e)
 			iv_run[nq++] = v;
 	}
-	nq = merge_ivs(iv_run, nq);
+	nq = iv_merge(iv_run, nq);
 	for (size_t k = 0; k < nq; k++)
 		asked += iv_run[k].e - iv_run[k].s;
 	st->batches++;

@@ -25,6 +25,7 @@
 #include "inv_request.h"
 #include "inv_validate.h"
 #include "iommufd_uapi.h"
+#include "iv_model.h"
 
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;
 typedef struct iommu_hwpt_invalidate_selftest st_t;
@@ -43,11 +44,6 @@ struct fault {
 	uint64_t page; /* VT-d: an entry covering it; selftest: slot */
 	int err;       /* 0: report hw only and keep walking */
 	uint32_t hw;
-};
-
-struct iv {
-	uint64_t s, e;
-	int strong;
 };
 
 struct fake {
@@ -339,46 +335,6 @@ static void oracle(const struct treq *t, bool hwpt_gone, struct expect *x, int *
 	}
 }
 
-static int cmp_iv(const void *a, const void *b)
-{
-	const struct iv *x = a, *y = b;
-
-	return x->s < y->s ? -1 : x->s > y->s;
-}
-
-static size_t merge_ivs(struct iv *v, size_t n)
-{
-	size_t w = 0;
-
-	qsort(v, n, sizeof(*v), cmp_iv);
-	for (size_t i = 0; i < n; i++) {
-		if (w && v[i].s <= v[w - 1].e) {
-			if (v[i].e > v[w - 1].e)
-				v[w - 1].e = v[i].e;
-		} else {
-			v[w++] = v[i];
-		}
-	}
-	return w;
-}
-
-static bool covered(const struct iv *v, size_t n, uint64_t s, uint64_t e)
-{
-	size_t lo = 0, hi = n;
-
-	if (s == e)
-		return true;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (v[mid].s <= s)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo > 0 && v[lo - 1].s <= s && v[lo - 1].e >= e;
-}
-
 /*
  * Every DONE entry must be covered by what the backend acknowledged.
  * Returns the number of violations.
@@ -398,8 +354,8 @@ static int check_done_covered(void)
 			if (fk.acked[i].strong)
 				strong[ns++] = fk.acked[i];
 		}
-		na = merge_ivs(all, na);
-		ns = merge_ivs(strong, ns);
+		na = iv_merge(all, na);
+		ns = iv_merge(strong, ns);
 	}
 	for (uint32_t q = 0; q < ntq; q++) {
 		const struct inv_request *r = &tq[q].r;
@@ -423,9 +379,9 @@ static int check_done_covered(void)
 			vtd_entry_normalize(e);
 			fake_range((const vtd_t *)e, &s, &end);
 			if (((const vtd_t *)e)->flags & LEAF)
-				bad += !covered(all, na, s, end);
+				bad += !iv_covered(all, na, s, end);
 			else
-				bad += !covered(strong, ns, s, end);
+				bad += !iv_covered(strong, ns, s, end);
 		}
 	}
 	free(all);

@@ -18,6 +18,7 @@
 #include "inv_validate.h"
 #include "iommufd_uapi.h"
 #include "iv_model.h"
+#include "test_rng.h"
 
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;
 typedef struct iommu_hwpt_invalidate_selftest st_t;
@@ -445,23 +446,6 @@ static void test_selftest_disabled_and_invalid(void)
 
 /* ---- property test ---- */
 
-static uint64_t rng_state;
-
-/* splitmix64: tiny, seedable, good enough for test data */
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd_below(uint64_t n)
-{
-	return n ? rnd() % n : 0;
-}
-
 /* The test's own model: pages an entry asks for; false = everything. */
 static int model_range(const vtd_t *e, uint64_t *s, uint64_t *end)
 {
@@ -694,7 +678,7 @@ static void test_property_vtd(void)
 	iv_run = calloc(8193, sizeof(*iv_run));
 	pin = calloc(4096, sizeof(*pin));
 	CU_ASSERT_FATAL(in && iv_all && iv_strong && iv_run && pin);
-	rng_state = seed;
+	rng_seed(seed);
 	for (uint64_t b = 0; b < batches; b++) {
 		uint32_t n = gen_n();
 		struct coalesce_params p = gen_params();
@@ -739,7 +723,7 @@ static void test_property_selftest(void)
 	uint64_t seed = env_u64("NESTD_SEED", (uint64_t)time(NULL)) ^ 0x5e1f;
 	st_t in[64];
 
-	rng_state = seed;
+	rng_seed(seed);
 	for (int b = 0; b < 20000; b++) {
 		uint32_t n = 1 + rnd_below(64);
 		struct coalesce_params p = params(0, 0, 0);

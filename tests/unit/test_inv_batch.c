@@ -26,6 +26,7 @@
 #include "inv_validate.h"
 #include "iommufd_uapi.h"
 #include "iv_model.h"
+#include "test_rng.h"
 
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;
 typedef struct iommu_hwpt_invalidate_selftest st_t;
@@ -806,22 +807,6 @@ static void test_mixed_batch_rejected(void)
 
 /* ---- property: random batches against the oracle ---- */
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd_below(uint64_t n)
-{
-	return n ? rnd() % n : 0;
-}
-
 static vtd_t gen_vtd(uint64_t base)
 {
 	uint64_t r = rnd_below(1000);
@@ -868,7 +853,7 @@ static void test_property(void)
 	uint64_t runs = 20000, done = 0, entries = 0, failed = 0, calls = 0, sent = 0;
 	uint8_t buf[200 * sizeof(vtd_t)];
 
-	rng_state = seed;
+	rng_seed(seed);
 	for (uint64_t b = 0; b < runs; b++) {
 		uint32_t type = rnd_below(7) ? VTD : ST;
 		uint64_t base = rnd_below(1ULL << 40) << 8;

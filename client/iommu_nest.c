@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "iommu_nest_call.h"
 #include "iommu_nest.pb-c.h"
 
 /* Before the HelloReply tells us the real bound. */
@@ -1362,7 +1363,7 @@ int iommu_nest_inject_fault(struct iommu_nest *h, const struct iommu_nest_fault 
 	return simple_call(h, &req);
 }
 
-static void copy_stats(struct iommu_nest_stats *st, const IommuNest__StatsReply *r)
+void nest_copy_stats(struct iommu_nest_stats *st, const IommuNest__StatsReply *r)
 {
 	st->connections = r->connections;
 	st->sessions_active = r->sessions_active;
@@ -1393,7 +1394,32 @@ int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats)
 		return err;
 	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_STATS);
 	if (!err)
-		copy_stats(stats, reply->stats);
+		nest_copy_stats(stats, reply->stats);
 	release_reply(h);
 	return err;
+}
+
+/* ---- For the library's other files (iommu_nest_call.h) ------------------- */
+
+int nest_call(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply__BodyCase want,
+	      IommuNest__Reply **out)
+{
+	int err = transact(h, req, out);
+
+	if (err)
+		return err;
+	err = reply_status(h, *out, want);
+	if (err)
+		release_reply(h);
+	return err;
+}
+
+void nest_release(struct iommu_nest *h)
+{
+	release_reply(h);
+}
+
+int nest_fail(struct iommu_nest *h, int err, const char *why)
+{
+	return set_error(h, err, "%s", why);
 }

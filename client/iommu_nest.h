@@ -431,7 +431,121 @@ int iommu_nest_sim_query(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr, 
 
 int iommu_nest_inject_fault(struct iommu_nest *h, const struct iommu_nest_fault *fault);
 
+/* Daemon-wide counters; an admin request (see below). */
 int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats);
+
+/* ---- Administration ------------------------------------------------------ */
+/*
+ * Daemon-wide views for operators (iommu-nestctl status/clients/hwpts/
+ * metrics). The daemon serves them, and iommu_nest_stats(), only to root
+ * and to members of its [policy] admin_groups; anyone else gets -EPERM.
+ * An admin may also invalidate any client's HWPT (iommu_nest_invalidate()
+ * with that HWPT's id): over-invalidation only costs time, so a manual
+ * flush of a live guest's HWPT is safe.
+ *
+ * Each call returns one allocation that the caller releases with free().
+ */
+
+#define IOMMU_NEST_NAME_MAX	64 /* device and client names, with the NUL */
+#define IOMMU_NEST_COMM_MAX	16 /* /proc/PID/comm, with the NUL */
+#define IOMMU_NEST_ATTACHED_MAX 8  /* devices listed per HWPT */
+#define IOMMU_NEST_HIST_MAX	32 /* bucket bounds per histogram */
+
+struct iommu_nest_device_status {
+	char name[IOMMU_NEST_NAME_MAX];
+	char kind[16];		/* "vtd" or "selftest" */
+	uint32_t hwpt_id;	/* nested HWPT attached; 0: on its nest parent */
+	uint64_t owner_session; /* session holding the device; 0: free */
+	int32_t owner_pid;
+	uint64_t mapped_bytes; /* guest memory on its stage 2 */
+	uint32_t mappings;
+};
+
+/*
+ * A latency histogram: count[i] samples fell in (bound_ns[i-1],
+ * bound_ns[i]], count[n_bounds] above the last bound (not cumulative).
+ */
+struct iommu_nest_histogram {
+	char name[IOMMU_NEST_NAME_MAX]; /* e.g. "invalidate_latency" */
+	char help[128];
+	uint32_t n_bounds;
+	uint64_t bound_ns[IOMMU_NEST_HIST_MAX];
+	uint64_t count[IOMMU_NEST_HIST_MAX + 1];
+	uint64_t sum_ns;
+	uint64_t samples;
+};
+
+struct iommu_nest_status {
+	char daemon_version[32];
+	char backend[16];
+	char socket[108];
+	int32_t pid;
+	uint64_t uptime_ms;
+	uint32_t clients;
+	uint32_t hwpts;
+	uint32_t orphans; /* HWPTs of a previous instance awaiting Reclaim */
+	struct iommu_nest_stats totals;
+	/*
+	 * totals.pages_flushed saturates at the first flush-all; these do
+	 * not: domain-wide flushes submitted, and the pages of the others.
+	 */
+	uint64_t flush_alls;
+	uint64_t pages_flushed_ranged;
+	size_t n_devices;
+	struct iommu_nest_device_status *devices; /* inside the same allocation */
+	size_t n_histograms;
+	struct iommu_nest_histogram *histograms; /* inside the same allocation */
+};
+
+struct iommu_nest_client_info {
+	uint64_t session;
+	int32_t pid;
+	uint32_t uid;
+	uint32_t gid;
+	char comm[IOMMU_NEST_COMM_MAX];
+	char name[IOMMU_NEST_NAME_MAX]; /* the client_name it said Hello with */
+	uint32_t hwpts;
+	uint64_t requests;
+	uint64_t errors; /* requests answered with a non-zero status */
+	uint64_t entries; /* invalidation entries received */
+	uint64_t denials;
+	uint32_t in_flight;
+	uint64_t connected_ms;
+	uint64_t mapped_bytes;
+	int admin; /* 1 if it may send admin requests */
+};
+
+struct iommu_nest_hwpt_info {
+	uint32_t id;
+	uint32_t data_type; /* IOMMU_NEST_HWPT_DATA_* */
+	uint32_t parent_id;
+	char device[IOMMU_NEST_NAME_MAX];
+	uint64_t owner_session; /* 0: an orphan awaiting Reclaim */
+	int32_t owner_pid;
+	uint32_t owner_uid;
+	int orphan;
+	uint32_t n_attached; /* may exceed IOMMU_NEST_ATTACHED_MAX; the list stops there */
+	char attached[IOMMU_NEST_ATTACHED_MAX][IOMMU_NEST_NAME_MAX];
+	uint64_t requests;
+	uint64_t entries_received;
+	uint64_t entries_submitted;
+	uint64_t submissions;
+	uint64_t pages_flushed; /* modelled; UINT64_MAX once a flush-all ran */
+	uint64_t escalations;	/* plans widened to a domain flush-all */
+	uint64_t entries_failed;
+	uint64_t flush_alls;	       /* domain-wide flushes submitted */
+	uint64_t pages_flushed_ranged; /* pages of all other submissions */
+};
+
+/* The daemon at a glance: counters, devices, latency histograms. */
+int iommu_nest_status(struct iommu_nest *h, struct iommu_nest_status **status);
+
+/* Every connected client, this one included: *n entries in *clients. */
+int iommu_nest_list_clients(struct iommu_nest *h, struct iommu_nest_client_info **clients,
+			    size_t *n);
+
+/* Every nested HWPT the daemon holds, orphans included, by id. */
+int iommu_nest_list_hwpts(struct iommu_nest *h, struct iommu_nest_hwpt_info **hwpts, size_t *n);
 
 #ifdef __cplusplus
 }

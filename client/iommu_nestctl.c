@@ -25,24 +25,13 @@
 #include <json-c/json.h>
 
 #include "iommu_nest.h"
+#include "nestctl.h"
 
 #define PAGE_SIZE 4096ull
-#define MAX_HWPTS 16
-
-struct ctl {
-	struct iommu_nest *h;
-	bool json;
-	bool cont;
-	uint64_t pgtbl;
-	uint32_t addr_width;
-	uint32_t iotlb;
-	uint32_t hwpts[MAX_HWPTS];
-	int n_hwpts;
-};
 
 /* ---- Formatting ---------------------------------------------------------- */
 
-static const char *errname(int err)
+const char *errname(int err)
 {
 	const char *s;
 
@@ -66,7 +55,7 @@ static const char *state_name(uint32_t state)
 	}
 }
 
-static int fail(struct ctl *c, const char *what, int err)
+int fail(struct ctl *c, const char *what, int err)
 {
 	const char *detail = c->h ? iommu_nest_last_error(c->h) : "";
 
@@ -134,40 +123,44 @@ static void print_results(const char *title, const struct iommu_nest_vtd_inv *e,
 	       rc, rc ? errname(rc) : "OK", s->entries_handled, n, s->entries_submitted, pages);
 }
 
-/* clang-format off */
-#define STATS_FIELDS(X)							\
-	X(connections) X(sessions_active) X(requests) X(request_errors)	\
-	X(entries_received) X(entries_failed) X(entries_submitted)	\
-	X(submissions) X(pages_flushed) X(hwpts_active)			\
-	X(protocol_errors) X(batches) X(denials)
-/* clang-format on */
-
-static void print_stats(const struct iommu_nest_stats *st, bool json)
+static struct json_object *entry_json(const struct iommu_nest_vtd_inv *e,
+				      const struct iommu_nest_entry_result *r)
 {
-	struct json_object *o;
+	struct json_object *o = json_object_new_object();
 
-	if (!json) {
-		/* A counter at UINT64_MAX saturated: pages_flushed does once a flush-all ran. */
-#define X(f)                                                              \
-	if (st->f == UINT64_MAX)                                          \
-		printf("  %-18s all (a flush-all was submitted)\n", #f); \
-	else                                                              \
-		printf("  %-18s %" PRIu64 "\n", #f, st->f);
-		STATS_FIELDS(X)
-#undef X
-		return;
-	}
-	o = json_object_new_object();
-#define X(f) json_object_object_add(o, #f, json_object_new_uint64(st->f));
-	STATS_FIELDS(X)
-#undef X
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	json_object_put(o);
+	json_object_object_add(o, "addr", json_object_new_uint64(e->addr));
+	json_object_object_add(o, "npages", json_object_new_uint64(e->npages));
+	json_object_object_add(o, "leaf",
+			       json_object_new_boolean(e->flags & IOMMU_NEST_VTD_INV_FLAGS_LEAF));
+	json_object_object_add(o, "state", json_object_new_string(state_name(r->state)));
+	json_object_object_add(o, "errno", json_object_new_string(errname(r->error)));
+	json_object_object_add(o, "error", json_object_new_int(r->error));
+	json_object_object_add(o, "hw_error", json_object_new_uint64(r->hw_error));
+	return o;
+}
+
+/* The invalidate result as one JSON object: one element per entry, unfolded. */
+static void print_results_json(const struct iommu_nest_vtd_inv *e, size_t n,
+			       const struct iommu_nest_entry_result *r,
+			       const struct iommu_nest_inv_summary *s, int rc)
+{
+	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, entry_json(&e[i], &r[i]));
+	json_object_object_add(o, "status", json_object_new_int(rc));
+	json_object_object_add(o, "errno", json_object_new_string(errname(rc)));
+	json_object_object_add(o, "entries_handled", json_object_new_uint64(s->entries_handled));
+	json_object_object_add(o, "entries_submitted",
+			       json_object_new_uint64(s->entries_submitted));
+	json_object_object_add(o, "pages_flushed", json_object_new_uint64(s->pages_flushed));
+	json_object_object_add(o, "entries", a);
+	print_json(o, true);
 }
 
 /* ---- Argument parsing ---------------------------------------------------- */
 
-static int parse_u64(const char *s, uint64_t *v)
+int parse_u64(const char *s, uint64_t *v)
 {
 	char *end;
 
@@ -184,7 +177,7 @@ static int parse_u64(const char *s, uint64_t *v)
 	return 0;
 }
 
-static int parse_u32(const char *s, uint32_t *v)
+int parse_u32(const char *s, uint32_t *v)
 {
 	uint64_t x;
 
@@ -195,6 +188,22 @@ static int parse_u32(const char *s, uint32_t *v)
 		return -ERANGE;
 	}
 	*v = (uint32_t)x;
+	return 0;
+}
+
+/* Seconds, fractions allowed, into milliseconds (at most an hour). */
+static int parse_interval(const char *s, uint32_t *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0.001 && v <= 3600)) {
+		fprintf(stderr, "iommu-nestctl: bad interval '%s' (seconds, 0.001-3600)\n", s);
+		return -EINVAL;
+	}
+	*ms = (uint32_t)(v * 1000 + 0.5);
 	return 0;
 }
 
@@ -217,12 +226,23 @@ static int parse_id(struct ctl *c, const char *s, uint32_t *id)
 
 static void remember(struct ctl *c, uint32_t id)
 {
+	struct json_object *o;
+	char ref[16];
+
 	if (c->n_hwpts < MAX_HWPTS)
 		c->hwpts[c->n_hwpts++] = id;
-	printf("hwpt %u (@%d)\n", id, c->n_hwpts);
+	snprintf(ref, sizeof(ref), "@%d", c->n_hwpts);
+	if (!c->json) {
+		printf("hwpt %u (%s)\n", id, ref);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "hwpt", json_object_new_uint64(id));
+	json_object_object_add(o, "ref", json_object_new_string(ref));
+	print_json(o, true);
 }
 
-static int need_args(int argc, int want, const char *usage)
+int need_args(int argc, int want, const char *usage)
 {
 	if (argc == want)
 		return 0;
@@ -232,12 +252,48 @@ static int need_args(int argc, int want, const char *usage)
 
 /* ---- Commands ------------------------------------------------------------ */
 
+static struct json_object *u32_array(const uint32_t *v, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_uint64(v[i]));
+	return a;
+}
+
+static void hello_json(struct iommu_nest *h)
+{
+	struct json_object *o = json_object_new_object(), *devs = json_object_new_array();
+	const uint32_t *t;
+	size_t n;
+
+	json_object_object_add(o, "protocol", json_object_new_uint64(iommu_nest_server_version(h)));
+	json_object_object_add(o, "backend", json_object_new_string(iommu_nest_backend(h)));
+	json_object_object_add(o, "max_entries", json_object_new_uint64(iommu_nest_max_entries(h)));
+	json_object_object_add(o, "max_message",
+			       json_object_new_uint64(iommu_nest_max_message_size(h)));
+	json_object_object_add(o, "capabilities",
+			       json_object_new_uint64(iommu_nest_capabilities(h)));
+	t = iommu_nest_hwpt_data_types(h, &n);
+	json_object_object_add(o, "hwpt_types", u32_array(t, n));
+	t = iommu_nest_inv_data_types(h, &n);
+	json_object_object_add(o, "inv_types", u32_array(t, n));
+	for (size_t i = 0; i < iommu_nest_device_count(h); i++)
+		json_object_array_add(devs, json_object_new_string(iommu_nest_device(h, i)));
+	json_object_object_add(o, "devices", devs);
+	print_json(o, true);
+}
+
 static int cmd_hello(struct ctl *c, int argc, char **argv)
 {
 	struct iommu_nest *h = c->h;
 	const uint32_t *t;
 	size_t i, n;
 
+	if (c->json) {
+		hello_json(h);
+		return 0;
+	}
 	printf("protocol      %u\n", iommu_nest_server_version(h));
 	printf("backend       %s\n", iommu_nest_backend(h));
 	printf("max_entries   %u\n", iommu_nest_max_entries(h));
@@ -257,18 +313,6 @@ static int cmd_hello(struct ctl *c, int argc, char **argv)
 	for (i = 0; i < iommu_nest_device_count(h); i++)
 		printf(" %s", iommu_nest_device(h, i));
 	printf("\n");
-	return 0;
-}
-
-static int cmd_stats(struct ctl *c, int argc, char **argv)
-{
-	struct iommu_nest_stats st;
-	int err;
-
-	err = iommu_nest_stats(c->h, &st);
-	if (err)
-		return fail(c, "stats", err);
-	print_stats(&st, c->json);
 	return 0;
 }
 
@@ -332,18 +376,36 @@ static int cmd_detach(struct ctl *c, int argc, char **argv)
 	return err ? fail(c, "detach", err) : 0;
 }
 
+/* A HWPT id is a number or @N; anything else names a device. */
+static bool looks_like_id(const char *s)
+{
+	return s[0] == '@' || (s[0] >= '0' && s[0] <= '9');
+}
+
 static int cmd_probe(struct ctl *c, int argc, char **argv)
 {
 	uint32_t id, type = IOMMU_NEST_INV_DATA_VTD_S1;
 	int err;
 
+	if (argc == 3 && !looks_like_id(argv[1]))
+		return cmd_probe_device(c, argv[1], argv[2]);
 	if ((argc != 2 && argc != 3) || parse_id(c, argv[1], &id) ||
 	    (argc == 3 && parse_u32(argv[2], &type))) {
-		fprintf(stderr, "usage: iommu-nestctl probe ID [INV_DATA_TYPE]\n");
+		fprintf(stderr, "usage: iommu-nestctl probe DEVICE TYPE | probe ID [INV_DATA_TYPE]\n");
 		return 2;
 	}
 	err = iommu_nest_probe(c->h, id, type);
-	printf("hwpt %u data type %#x: %s\n", id, type, err ? errname(err) : "supported");
+	if (c->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "hwpt", json_object_new_uint64(id));
+		json_object_object_add(o, "inv_data_type", json_object_new_uint64(type));
+		json_object_object_add(o, "supported", json_object_new_boolean(!err));
+		json_object_object_add(o, "errno", json_object_new_string(errname(err)));
+		print_json(o, true);
+	} else {
+		printf("hwpt %u data type %#x: %s\n", id, type, err ? errname(err) : "supported");
+	}
 	return err ? 1 : 0;
 }
 
@@ -359,7 +421,7 @@ static int cmd_invalidate(struct ctl *c, int argc, char **argv)
 
 	if (!e || !r || argc < 4 || parse_id(c, argv[1], &id)) {
 		fprintf(stderr, "usage: iommu-nestctl invalidate ID ADDR NPAGES [leaf]... "
-				"[--continue]\n");
+				"[--leaf] [--continue]\n");
 		rc = 2;
 		goto out;
 	}
@@ -371,6 +433,8 @@ static int cmd_invalidate(struct ctl *c, int argc, char **argv)
 			goto out;
 		}
 		i += 2;
+		if (c->leaf)
+			e[n].flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF;
 		if (i < argc && !strcmp(argv[i], "leaf")) {
 			e[n].flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF;
 			i++;
@@ -382,7 +446,10 @@ static int cmd_invalidate(struct ctl *c, int argc, char **argv)
 		rc = fail(c, "invalidate", rc);
 		goto out;
 	}
-	print_results("invalidate", e, n, r, &s, rc);
+	if (c->json)
+		print_results_json(e, n, r, &s, rc);
+	else
+		print_results("invalidate", e, n, r, &s, rc);
 	rc = rc ? 1 : 0;
 out:
 	free(e);
@@ -416,6 +483,14 @@ static int cmd_query(struct ctl *c, int argc, char **argv)
 	err = iommu_nest_sim_query(c->h, id, addr, npages, &iotlb, &psc);
 	if (err)
 		return fail(c, "query", err);
+	if (c->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "iotlb_pages", json_object_new_uint64(iotlb));
+		json_object_object_add(o, "psc_pages", json_object_new_uint64(psc));
+		print_json(o, true);
+		return 0;
+	}
 	printf("iotlb_pages %" PRIu64 " psc_pages %" PRIu64 "\n", iotlb, psc);
 	return 0;
 }
@@ -696,11 +771,25 @@ static int cmd_demo(struct ctl *c, int argc, char **argv)
 	else
 		printf("unmapped the guest RAM from %s\n", dev);
 	err = iommu_nest_stats(c->h, &st);
+	if (err == -EPERM) {
+		printf("\n(daemon counters: admin only, see [policy] admin_groups)\n");
+		return rc;
+	}
 	if (err)
 		return fail(c, "stats", err);
 	printf("\n== daemon counters ==\n");
 	print_stats(&st, false);
 	return rc;
+}
+
+static int cmd_sleep(struct ctl *c, int argc, char **argv)
+{
+	uint32_t ms;
+
+	if (need_args(argc, 2, "sleep SECONDS") || parse_interval(argv[1], &ms))
+		return 2;
+	usleep(ms * 1000u);
+	return 0;
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -711,19 +800,29 @@ static const struct command {
 	const char *help;
 } commands[] = {
     {"hello", cmd_hello, "hello                      print the daemon's capabilities"},
-    {"stats", cmd_stats, "stats [--json]             print the daemon's counters"},
+    {"status", cmd_status, "status                     the daemon: devices, clients, latency (admin)"},
+    {"clients", cmd_clients, "clients                    every connected client (admin)"},
+    {"hwpts", cmd_hwpts, "hwpts                      every nested HWPT and its counters (admin)"},
+    {"stats", cmd_stats,
+     "stats [--watch [--interval S] [--count N]]  the daemon's counters (admin)"},
+    {"metrics", cmd_metrics,
+     "metrics [--format prometheus]  OpenMetrics (or Prometheus) text (admin)"},
     {"alloc-vtd", cmd_alloc_vtd, "alloc-vtd DEVICE           allocate a nested VT-d HWPT"},
     {"alloc-selftest", cmd_alloc_selftest,
      "alloc-selftest DEVICE      allocate a selftest mock HWPT"},
     {"destroy", cmd_destroy, "destroy ID"},
     {"attach", cmd_attach, "attach DEVICE ID"},
     {"detach", cmd_detach, "detach DEVICE"},
-    {"probe", cmd_probe, "probe ID [INV_DATA_TYPE]   the kernel's empty-array probe"},
+    {"probe", cmd_probe,
+     "probe DEVICE TYPE          can a nested HWPT of TYPE (vtd-s1|selftest) work on DEVICE\n"
+     "  probe ID [INV_DATA_TYPE]   the kernel's empty-array probe on an own HWPT"},
     {"invalidate", cmd_invalidate,
-     "invalidate ID ADDR NPAGES [leaf]...  [--continue]  (NPAGES 'all' = U64_MAX)"},
+     "invalidate ID ADDR NPAGES [leaf]... [--leaf] [--continue]  (NPAGES 'all' = U64_MAX;\n"
+     "                             an admin may name any client's HWPT)"},
     {"populate", cmd_populate, "populate ID ADDR NPAGES iotlb|psc   (simulator)"},
     {"query", cmd_query, "query ID ADDR NPAGES       count cached pages (simulator)"},
     {"demo", cmd_demo, "demo DEVICE                the batched-invalidation tour"},
+    {"sleep", cmd_sleep, "sleep SECONDS              keep the connection (and its HWPTs) a while"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -733,7 +832,10 @@ static void usage(FILE *f)
 
 	fprintf(f, "usage: iommu-nestctl [--socket PATH] COMMAND [ARGS] [+ COMMAND [ARGS]]...\n"
 		   "options: --socket PATH (default " IOMMU_NEST_DEFAULT_SOCKET "), --json,\n"
-		   "         --continue, --pgtbl GPA, --addr-width N, --iotlb VALUE\n"
+		   "         --continue, --leaf, --pgtbl GPA, --addr-width N, --iotlb VALUE,\n"
+		   "         --watch, --interval SECONDS, --count N,\n"
+		   "         --format openmetrics|prometheus (metrics)\n"
+		   "admin commands need root or a member of the daemon's [policy] admin_groups.\n"
 		   "HWPTs die with the connection: chain commands with '+'; @N is the N-th\n"
 		   "HWPT allocated so far in this invocation.\ncommands:\n");
 	for (i = 0; i < N_COMMANDS; i++)
@@ -780,6 +882,11 @@ static int parse_options(struct ctl *c, int argc, char **argv, const char **path
 					     {"pgtbl", required_argument, NULL, 'p'},
 					     {"addr-width", required_argument, NULL, 'w'},
 					     {"iotlb", required_argument, NULL, 'i'},
+					     {"leaf", no_argument, NULL, 'l'},
+					     {"watch", no_argument, NULL, 'W'},
+					     {"interval", required_argument, NULL, 'I'},
+					     {"count", required_argument, NULL, 'n'},
+					     {"format", required_argument, NULL, 'F'},
 					     {"help", no_argument, NULL, 'h'},
 					     {}};
 	int o;
@@ -807,6 +914,27 @@ static int parse_options(struct ctl *c, int argc, char **argv, const char **path
 			if (parse_u32(optarg, &c->iotlb))
 				return 2;
 			break;
+		case 'l':
+			c->leaf = true;
+			break;
+		case 'W':
+			c->watch = true;
+			break;
+		case 'I':
+			if (parse_interval(optarg, &c->interval_ms))
+				return 2;
+			break;
+		case 'n':
+			if (parse_u32(optarg, &c->count))
+				return 2;
+			break;
+		case 'F':
+			if (strcmp(optarg, "openmetrics") && strcmp(optarg, "prometheus")) {
+				fprintf(stderr, "iommu-nestctl: --format openmetrics|prometheus\n");
+				return 2;
+			}
+			c->prometheus = !strcmp(optarg, "prometheus");
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -828,10 +956,13 @@ int main(int argc, char **argv)
 	    .pgtbl = 0x10000000,
 	    .addr_width = 48,
 	    .iotlb = IOMMU_NEST_TEST_IOTLB_DEFAULT,
+	    .interval_ms = 1000,
 	};
 	const char *path = IOMMU_NEST_DEFAULT_SOCKET;
 	int rc, err;
 
+	/* Lines out as they come, also into a pipe or file (scripts wait for them). */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	rc = parse_options(&c, argc, argv, &path);
 	if (rc)
 		return rc;

@@ -36,6 +36,8 @@ void config_defaults(struct config *cfg)
 	cfg->test_requests = false;
 	snprintf(cfg->state_file, sizeof(cfg->state_file), "%s", DEFAULT_STATE_FILE);
 	cfg->reclaim_grace_ms = 30000;
+	cfg->log_rate_burst = 20;
+	cfg->log_rate_interval_ms = 10000;
 	cfg->quota.max_clients = 1024;
 	cfg->quota.max_hwpts = 64;
 	cfg->quota.max_inflight = 256;
@@ -155,6 +157,10 @@ static int set_daemon(struct config *cfg, const char *k, const char *v)
 		return copy_str(cfg->state_file, sizeof(cfg->state_file), v);
 	if (!strcmp(k, "reclaim_grace_ms"))
 		return parse_u32(v, &cfg->reclaim_grace_ms);
+	if (!strcmp(k, "log_rate_burst"))
+		return parse_u32(v, &cfg->log_rate_burst);
+	if (!strcmp(k, "log_rate_interval_ms"))
+		return parse_u32(v, &cfg->log_rate_interval_ms);
 	return -ENOENT;
 }
 
@@ -239,6 +245,8 @@ static int set_policy(struct config *cfg, const char *k, const char *v)
 		return policy_parse_uids(&cfg->allow, v);
 	if (!strcmp(k, "allow_groups"))
 		return policy_parse_gids(&cfg->allow, v);
+	if (!strcmp(k, "admin_groups"))
+		return policy_parse_gids(&cfg->admin, v);
 	if (!strcmp(k, "max_clients"))
 		return parse_u32(v, &q->max_clients);
 	if (!strcmp(k, "max_hwpts"))

@@ -57,8 +57,18 @@ struct config {
 	char state_file[CONFIG_PATH_MAX];
 	uint32_t reclaim_grace_ms;
 
+	/*
+	 * Rate limit of the event log: at most log_rate_burst lines of one
+	 * event kind per log_rate_interval_ms (0: unlimited); the rest are
+	 * counted and summarised once the interval ends.
+	 */
+	uint32_t log_rate_burst;
+	uint32_t log_rate_interval_ms;
+
 	/* Who may connect at all, and per-client quotas. */
 	struct policy_ids allow;
+	/* Groups whose members (besides root) may send admin requests. */
+	struct policy_ids admin;
 	struct policy_quota quota;
 	/* Guest memory a client may have mapped, over all its devices (bytes). */
 	uint64_t max_mapped_bytes;

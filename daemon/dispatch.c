@@ -25,6 +25,9 @@ static const request_handler handlers[] = {
 	[IOMMU_NEST__REQUEST__BODY_RECLAIM] = handle_reclaim,
 	[IOMMU_NEST__REQUEST__BODY_MAP_MEMORY] = handle_map_memory,
 	[IOMMU_NEST__REQUEST__BODY_UNMAP_MEMORY] = handle_unmap_memory,
+	[IOMMU_NEST__REQUEST__BODY_STATUS] = handle_status,
+	[IOMMU_NEST__REQUEST__BODY_LIST_CLIENTS] = handle_list_clients,
+	[IOMMU_NEST__REQUEST__BODY_LIST_HWPTS] = handle_list_hwpts,
 };
 
 /*
@@ -56,6 +59,7 @@ static void route(struct session *s, const IommuNest__Request *req)
 
 	rep.id = req->id;
 	srv->stats.requests++;
+	s->n_requests++;
 	if (kind >= sizeof(handlers) / sizeof(handlers[0]) || !handlers[kind]) {
 		/* An unknown oneof member decodes as BODY__NOT_SET. */
 		reply_error(&rep, -EOPNOTSUPP, "unknown or empty request");

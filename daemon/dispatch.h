@@ -49,13 +49,19 @@ void handle_stats(struct session *s, const IommuNest__Request *req, IommuNest__R
 void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_map_memory(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_unmap_memory(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_status(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_list_clients(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_list_hwpts(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 
 struct config;
 /* Entries one Invalidate may carry: max_entries, or fewer if replies would not fit. */
 uint32_t invalidate_max_entries(const struct config *cfg);
 
-/* Answers an Invalidate request whose batch has run (or that failed early). */
-void invalidate_send_reply(struct session *s, struct inv_request *req);
+/*
+ * Answers an Invalidate request whose batch has run (or that failed early);
+ * returns the number of its entries that failed.
+ */
+uint32_t invalidate_send_reply(struct session *s, struct inv_request *req);
 /* Frees the reply encoder's reusable buffers (at shutdown). */
 void invalidate_encoder_free(void);
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Hello and Stats: the handshake and the counters. */
+/* Hello: the handshake. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -67,28 +67,5 @@ void handle_hello(struct session *s, const IommuNest__Request *req, IommuNest__R
 		s->hello_done = true;
 		snprintf(s->name, sizeof(s->name), "%s", h->client_name ? h->client_name : "");
 	}
-	session_send_reply(s, rep);
-}
-
-void handle_stats(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
-{
-	const struct daemon_stats *st = &s->srv->stats;
-	IommuNest__StatsReply sr = IOMMU_NEST__STATS_REPLY__INIT;
-
-	sr.connections = st->connections;
-	sr.sessions_active = st->sessions_active;
-	sr.requests = st->requests;
-	sr.request_errors = st->request_errors;
-	sr.entries_received = st->entries_received;
-	sr.entries_failed = st->entries_failed;
-	sr.entries_submitted = st->entries_submitted;
-	sr.submissions = st->submissions;
-	sr.pages_flushed = st->pages_flushed;
-	sr.hwpts_active = st->hwpts_active;
-	sr.protocol_errors = st->protocol_errors;
-	sr.batches = st->batches;
-	sr.denials = st->denials;
-	rep->body_case = IOMMU_NEST__REPLY__BODY_STATS;
-	rep->stats = &sr;
 	session_send_reply(s, rep);
 }

@@ -147,9 +147,11 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 		reply_error(rep, rc, "cannot track hwpt: %s", strerror(-rc));
 		return finish(s, rep);
 	}
-	log_info("session %llu (pid %d uid %u): hwpt %u on %s (parent %u)",
-		 (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid, id, a->device,
-		 parent);
+	log_event(LOG_INFO, LOG_EV_HWPT_ALLOC,
+		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", id),
+			     LF_STR("device", a->device), LF_UINT("parent", parent),
+			     LF_UINT("data_type", a->data_type)),
+		  "hwpt allocated");
 	restart_save(srv);
 	ar.hwpt_id = id;
 	ar.parent_id = parent;
@@ -177,11 +179,18 @@ void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest_
 	int rc;
 
 	if (e) {
+		/* An admin's invalidation may wait in its batch: run it first. */
+		if (e->pending_head)
+			server_flush(srv);
 		rc = srv->be->ops->destroy(srv->be, e->id);
 		if (rc) {
 			reply_error(rep, rc, "hwpt %u: %s", e->id,
 				    rc == -EBUSY ? "a device is attached" : strerror(-rc));
 		} else {
+			log_event(LOG_INFO, LOG_EV_HWPT_DESTROY,
+				  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred),
+					     LF_UINT("hwpt", e->id), LF_STR("device", e->device)),
+				  "hwpt destroyed");
 			unlink_owned(s, e);
 			hwpt_registry_remove(&srv->reg, e);
 			srv->stats.hwpts_active--;
@@ -312,9 +321,10 @@ void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest_
 	}
 	e = hwpt_registry_find(&srv->reg, r->hwpt_id);
 	restart_save(srv);
-	log_notice("session %llu (pid %d uid %u): reclaimed hwpt %u on %s",
-		   (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid, e->id,
-		   e->device);
+	log_event(LOG_NOTICE, LOG_EV_HWPT_RECLAIM,
+		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", e->id),
+			     LF_STR("device", e->device), LF_UINT("parent", e->parent_id)),
+		  "hwpt reclaimed from the previous instance");
 	rr.hwpt_id = e->id;
 	rr.parent_id = e->parent_id;
 	rr.device = e->device;

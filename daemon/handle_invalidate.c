@@ -138,6 +138,23 @@ uint32_t invalidate_max_entries(const struct config *cfg)
 	return fit < cfg->max_entries ? (uint32_t)fit : cfg->max_entries;
 }
 
+/*
+ * The HWPT s may invalidate: its own, or, for an admin, any live session's
+ * (a manual flush can only over-invalidate, which is safe). Orphans have
+ * nobody to answer to and stay out of reach. The admin check looks up
+ * groups, so it runs only when the id is not the client's own.
+ */
+static struct hwpt_entry *invalidate_target(struct session *s, uint32_t id)
+{
+	const struct hwpt_registry *reg = &s->srv->reg;
+	struct hwpt_entry *e = hwpt_registry_lookup_owned(reg, id, s);
+
+	if (e)
+		return e;
+	e = hwpt_registry_find(reg, id);
+	return e && e->owner && session_is_admin(s) ? e : NULL;
+}
+
 void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
 {
 	const IommuNest__Invalidate *m = req->invalidate;
@@ -173,12 +190,14 @@ void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNe
 		goto early;
 	}
 	r->id = req->id;
+	r->recv_ns = srv->rx_ns;
 	srv->stats.entries_received += r->n;
+	s->n_entries += r->n;
 	/* The kernel's order: array bounds, then the object, then its type. */
 	rc = inv_validate_header(r);
 	if (rc)
 		return fail_request(s, r, rc, "request rejected by the kernel's rules");
-	hwpt = hwpt_registry_lookup_owned(&srv->reg, r->hwpt_id, s);
+	hwpt = invalidate_target(s, r->hwpt_id);
 	if (!hwpt)
 		return fail_request(s, r, -ENOENT, "no such HWPT");
 	rc = inv_validate_request(r, hwpt->inv_type);
@@ -218,7 +237,7 @@ static int enc_reserve(uint32_t n)
 	return enc.cap ? 0 : -ENOMEM;
 }
 
-void invalidate_send_reply(struct session *s, struct inv_request *r)
+uint32_t invalidate_send_reply(struct session *s, struct inv_request *r)
 {
 	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
 	IommuNest__InvalidateReply ir = IOMMU_NEST__INVALIDATE_REPLY__INIT;
@@ -229,7 +248,7 @@ void invalidate_send_reply(struct session *s, struct inv_request *r)
 	if (enc_reserve(r->n)) {
 		reply_error(&rep, -ENOMEM, "out of memory encoding the reply");
 		session_send_reply(s, &rep);
-		return;
+		return 0;
 	}
 	for (uint32_t i = 0; i < r->n; i++) {
 		enc.state[i] = r->res[i].state;
@@ -253,6 +272,7 @@ void invalidate_send_reply(struct session *s, struct inv_request *r)
 	}
 	srv->stats.entries_failed += failed;
 	session_send_reply(s, &rep);
+	return failed;
 }
 
 void invalidate_encoder_free(void)

@@ -301,9 +301,11 @@ void handle_unmap_memory(struct session *s, const IommuNest__Request *req,
 	rc = srv->be->ops->unmap_memory(srv->be, u->device, u->iova, u->length);
 	if (rc) {
 		/* Records and kernel disagree: keep the records, say what happened. */
-		log_err("session %llu: IOMMU_IOAS_UNMAP [%#llx, +%#llx) on %s: %s",
-			(unsigned long long)s->id, (unsigned long long)u->iova,
-			(unsigned long long)u->length, u->device, strerror(-rc));
+		log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
+			  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "unmap"),
+				     LF_STR("device", u->device), LF_HEX("iova", u->iova),
+				     LF_HEX("length", u->length), LF_INT("error", rc)),
+			  "IOMMU_IOAS_UNMAP: %s", strerror(-rc));
 		reply_error(rep, rc, "IOMMU_IOAS_UNMAP on %s: %s", u->device, strerror(-rc));
 		return finish(s, rep);
 	}

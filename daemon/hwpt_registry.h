@@ -19,6 +19,19 @@
 struct session;
 struct inv_request;
 
+/* What one HWPT's invalidations cost, for operators (ListHwpts, metrics). */
+struct hwpt_counters {
+	uint64_t requests;	    /* Invalidate requests that reached its batch */
+	uint64_t entries_received;
+	uint64_t entries_submitted;
+	uint64_t submissions;
+	uint64_t pages_flushed; /* saturates at UINT64_MAX (a flush-all) */
+	uint64_t escalations;
+	uint64_t entries_failed;
+	uint64_t flush_alls;
+	uint64_t ranged_pages;
+};
+
 struct hwpt_entry {
 	uint32_t id;
 	uint32_t parent_id;
@@ -39,6 +52,8 @@ struct hwpt_entry {
 	gid_t owner_gid;
 	pid_t owner_pid;
 	uint8_t token[HWPT_TOKEN_LEN];
+
+	struct hwpt_counters counters; /* since this instance took it */
 
 	/* Invalidate requests waiting for this pass's batch (server.c). */
 	struct inv_request *pending_head;

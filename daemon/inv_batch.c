@@ -181,6 +181,15 @@ static uint64_t entry_pages(const struct batch *b, const uint8_t *e)
 	return vtd_block_pages(v.addr, v.npages, b->ctx->params.vtd_max_mask);
 }
 
+static void count_flushed(struct inv_batch_stats *st, uint64_t pages)
+{
+	st->pages_flushed = sat_add(st->pages_flushed, pages);
+	if (pages == VTD_PAGES_ALL)
+		st->flush_alls++;
+	else
+		st->ranged_pages = sat_add(st->ranged_pages, pages);
+}
+
 /*
  * One backend call over cnt entries. Returns the position of the first
  * entry that did not succeed cleanly (cnt when all did) with its errno and
@@ -227,8 +236,7 @@ static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt, in
 	*hw = f < cnt ? b->hw[f] : 0;
 	*seen = f < cnt ? f + 1 : cnt;
 	for (k = 0; k < *seen; k++)
-		b->stats->pages_flushed =
-		    sat_add(b->stats->pages_flushed, entry_pages(b, entries + (size_t)k * b->esz));
+		count_flushed(b->stats, entry_pages(b, entries + (size_t)k * b->esz));
 	return f;
 }
 
@@ -312,6 +320,24 @@ static int coalesce(struct batch *b, uint32_t ns)
 }
 
 /*
+ * Whether the plan is one domain-wide flush although none of the ns
+ * coalescer inputs in tmp asked for one: the coalescer escalated (too many
+ * pages or an unbounded range). Only scanned when the plan is a flush-all.
+ */
+static bool plan_escalated(const struct batch *b, uint32_t ns)
+{
+	const struct coalesce_plan *plan = &b->ctx->plan;
+
+	if (b->data_type != IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 || plan->n_sub != 1 ||
+	    entry_pages(b, plan->sub) != VTD_PAGES_ALL)
+		return false;
+	for (uint32_t p = 0; p < ns; p++)
+		if (entry_pages(b, b->tmp + (size_t)p * b->esz) == VTD_PAGES_ALL)
+			return false;
+	return true;
+}
+
+/*
  * One coalesced round over sel. Returns the number of items left for the
  * next round (compacted at the front of sel), or a negative errno if the
  * plan could not be built (nothing was submitted then).
@@ -331,6 +357,7 @@ static int planned_round(struct batch *b, uint32_t ns)
 	/* An empty plan would make everything "done" unsubmitted. */
 	if (!plan->n_sub)
 		return -EINVAL;
+	b->stats->escalations += plan_escalated(b, ns);
 
 	j = plan->n_sub;
 	for (base = 0; base < plan->n_sub; base += cnt) {

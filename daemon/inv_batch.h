@@ -17,6 +17,14 @@ struct inv_batch_stats {
 	uint64_t submissions;       /* backend invalidate calls */
 	uint64_t entries_submitted; /* backend entries in those calls */
 	uint64_t pages_flushed;     /* modelled */
+	/* Plans the coalescer widened to a domain-wide flush no entry asked for. */
+	uint64_t escalations;
+	/*
+	 * pages_flushed split for metrics, where a counter that saturates is
+	 * useless: domain-wide flushes counted, and the pages of the others.
+	 */
+	uint64_t flush_alls;
+	uint64_t ranged_pages;
 };
 
 /* Reused working memory; one per daemon (the loop is single-threaded). */

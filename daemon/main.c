@@ -127,7 +127,9 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon_ctx *d = arg;
 
-	log_notice("%s, shutting down", strsignal((int)sig));
+	log_event(LOG_NOTICE, LOG_EV_STOP,
+		  LOG_FIELDS(LF_INT("signal", sig), LF_UINT("clients", d->srv->stats.sessions_active)),
+		  "%s, shutting down", strsignal((int)sig));
 	sd_notify(0, "STOPPING=1");
 	d->clean_stop = true;
 	event_base_loopexit(d->base, NULL);
@@ -169,8 +171,15 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	d->cfg->test_requests = next.test_requests;
 	d->cfg->log_level = next.log_level;
 	log_set_level(next.log_level);
+	d->cfg->log_rate_burst = next.log_rate_burst;
+	d->cfg->log_rate_interval_ms = next.log_rate_interval_ms;
+	log_configure(next.log_rate_burst, next.log_rate_interval_ms);
 	server_apply_config(d->srv);
-	log_notice("configuration reloaded");
+	log_event(LOG_NOTICE, LOG_EV_RELOAD,
+		  LOG_FIELDS(LF_STR("config", d->opts->config_path),
+			     LF_UINT("log_rate_burst", next.log_rate_burst),
+			     LF_UINT("log_rate_interval_ms", next.log_rate_interval_ms)),
+		  "configuration reloaded");
 	sd_notify(0, "READY=1");
 }
 
@@ -316,14 +325,19 @@ static int run(struct config *cfg, const struct options *o)
 		rc = -ENOMEM;
 		goto out;
 	}
-	log_notice("serving on %s with the %s backend (%u devices)",
-		   srv.listen_fd_owned ? cfg->socket_path : "the activated socket", be->ops->name,
-		   be->ops->n_devices(be));
+	log_event(LOG_NOTICE, LOG_EV_START,
+		  LOG_FIELDS(LF_STR("socket", srv.listen_fd_owned ? cfg->socket_path : "activated"),
+			     LF_STR("backend", be->ops->name),
+			     LF_UINT("devices", be->ops->n_devices(be))),
+		  "serving on %s with the %s backend (%u devices)",
+		  srv.listen_fd_owned ? cfg->socket_path : "the activated socket", be->ops->name,
+		  be->ops->n_devices(be));
 	sd_notify(0, "READY=1");
 	notify_status(&srv);
 	rc = event_base_dispatch(d.base) < 0 ? -EIO : 0;
 out:
 	shut_down(&d, &rs, be);
+	log_flush_suppressed(); /* the last word on what the rate limit held back */
 	for (int i = 0; i < 3; i++)
 		if (ev_sig[i])
 			event_free(ev_sig[i]);
@@ -344,6 +358,7 @@ int main(int argc, char **argv)
 	if (parse_options(argc, argv, &o) || apply_options(&cfg, &o))
 		return 2;
 	log_set_level(cfg.log_level);
+	log_configure(cfg.log_rate_burst, cfg.log_rate_interval_ms);
 	if (o.check_config) {
 		printf("configuration OK: backend %s, socket %s, %u devices\n", cfg.backend,
 		       cfg.socket_path, cfg.n_devices);

@@ -106,6 +106,15 @@ bool policy_allows(const struct policy_ids *ids, const struct ucred *cred)
 	return in_supplementary_group(ids, cred->uid, cred->gid);
 }
 
+bool policy_is_admin(const struct policy_ids *admin, const struct ucred *cred)
+{
+	if (cred->uid == 0)
+		return true;
+	if (!admin->n_gids)
+		return false;
+	return policy_allows(admin, cred);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;

@@ -38,6 +38,13 @@ int policy_parse_gids(struct policy_ids *ids, const char *list);
  */
 bool policy_allows(const struct policy_ids *ids, const struct ucred *cred);
 
+/*
+ * Whether cred may send admin requests (daemon-wide views, invalidating
+ * any client's HWPT): root always, else a member of a group in admin.
+ * An empty admin set means root only, unlike policy_allows().
+ */
+bool policy_is_admin(const struct policy_ids *admin, const struct ucred *cred);
+
 /* A token bucket of max_requests_per_sec, refilled from CLOCK_MONOTONIC. */
 struct rate_limiter {
 	uint64_t last_ns;

@@ -316,7 +316,9 @@ static void load_state(struct restart *rs)
 		return;
 	}
 	rs->state = o;
-	log_notice("found state of a previous instance in %s", rs->cfg->state_file);
+	log_event(LOG_NOTICE, LOG_EV_RECOVERY,
+		  LOG_FIELDS(LF_STR("phase", "found_state"), LF_STR("state_file", rs->cfg->state_file)),
+		  "found state of a previous instance in %s", rs->cfg->state_file);
 }
 
 int restart_init(struct restart *rs, const struct config *cfg)
@@ -764,9 +766,12 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 
 	if (!rs->srv->reg.n_orphans && !orphan_memory(rs->srv))
 		return;
-	log_notice("reclaim grace period over: destroying %u unclaimed HWPTs and the guest "
-		   "memory of %u devices",
-		   rs->srv->reg.n_orphans, orphan_memory(rs->srv));
+	log_event(LOG_NOTICE, LOG_EV_RECOVERY,
+		  LOG_FIELDS(LF_STR("phase", "grace_over"), LF_UINT("hwpts", rs->srv->reg.n_orphans),
+			     LF_UINT("devices", orphan_memory(rs->srv))),
+		  "reclaim grace period over: destroying %u unclaimed HWPTs and the guest "
+		  "memory of %u devices",
+		  rs->srv->reg.n_orphans, orphan_memory(rs->srv));
 	restart_reap_orphans(rs->srv);
 	restart_save(rs->srv);
 }
@@ -779,9 +784,12 @@ static int arm_grace(struct restart *rs, struct server *srv)
 	rs->ev_grace = evtimer_new(srv->base, on_grace, rs);
 	if (!rs->ev_grace || evtimer_add(rs->ev_grace, &tv))
 		return -ENOMEM;
-	log_notice("%u HWPTs (and guest memory on %u devices) of the previous instance wait %u ms "
-		   "for Reclaim",
-		   srv->reg.n_orphans, orphan_memory(srv), ms);
+	log_event(LOG_NOTICE, LOG_EV_RECOVERY,
+		  LOG_FIELDS(LF_STR("phase", "waiting"), LF_UINT("hwpts", srv->reg.n_orphans),
+			     LF_UINT("devices", orphan_memory(srv)), LF_UINT("grace_ms", ms)),
+		  "%u HWPTs (and guest memory on %u devices) of the previous instance wait %u ms "
+		  "for Reclaim",
+		  srv->reg.n_orphans, orphan_memory(srv), ms);
 	return 0;
 }
 

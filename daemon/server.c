@@ -57,6 +57,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->cfg = cfg;
 	srv->be = be;
 	srv->listen_fd = -1;
+	srv->start_ns = monotonic_ns();
 	TAILQ_INIT(&srv->sessions);
 	be->ops->get_caps(be, &srv->caps);
 	rc = hwpt_registry_init(&srv->reg, cfg);
@@ -126,12 +127,14 @@ static void reject_frame(struct session *s, int err, uint64_t limit, const char 
 	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
 
 	s->srv->stats.protocol_errors++;
-	log_notice("session %llu (pid %d uid %u): %s, closing", (unsigned long long)s->id,
-		   (int)s->cred.pid, (unsigned)s->cred.uid, why);
+	log_event(LOG_NOTICE, LOG_EV_PROTOCOL_ERROR,
+		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_INT("error", err)),
+		  "%s, closing", why);
 	reply_error(&rep, err, "%s", why);
 	rep.limit = limit;
 	session_send_reply(s, &rep);
 	s->closing = true;
+	s->close_reason = "protocol error";
 }
 
 /* At most this many descriptors are taken from one packet; more is MSG_CTRUNC. */
@@ -260,6 +263,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			s->closing = true; /* ECONNRESET and the like */
 			break;
 		}
+		srv->rx_ns = monotonic_ns();
 		while (i < n && handle_packet(s, &pk[i]))
 			i++;
 		/* Packets after one that ended the session are dropped. */
@@ -298,11 +302,14 @@ static void refuse_peer(struct server *srv, int fd, const struct ucred *cred, in
 {
 	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
 	uint8_t buf[256];
+	char comm[16];
 	size_t len;
 
 	srv->stats.denials++;
-	log_notice("refused connection from pid %d uid %u gid %u: %s", (int)cred->pid,
-		   (unsigned)cred->uid, (unsigned)cred->gid, why);
+	log_read_comm(cred->pid, comm, sizeof(comm));
+	log_event(LOG_NOTICE, LOG_EV_REFUSED,
+		  LOG_FIELDS(LF_CRED(*cred), LF_STR("comm", comm), LF_INT("error", err)),
+		  "refused connection: %s", why);
 	rep.status = err;
 	rep.error = (char *)why;
 	rep.limit = limit;
@@ -383,8 +390,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		TAILQ_INSERT_TAIL(&srv->sessions, s, link);
 		srv->stats.connections++;
 		srv->stats.sessions_active++;
-		log_debug("session %llu: pid %d uid %u gid %u connected", (unsigned long long)s->id,
-			  (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
+		log_event(LOG_INFO, LOG_EV_CONNECT,
+			  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(cred), LF_STR("comm", s->comm)),
+			  "client connected");
 	}
 }
 
@@ -448,22 +456,42 @@ void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct
 	}
 }
 
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static void count_hwpt_batch(struct hwpt_counters *c, const struct inv_batch_stats *st)
+{
+	c->submissions += st->submissions;
+	c->entries_submitted += st->entries_submitted;
+	c->pages_flushed = sat_add(c->pages_flushed, st->pages_flushed);
+	c->escalations += st->escalations;
+	c->flush_alls += st->flush_alls;
+	c->ranged_pages = sat_add(c->ranged_pages, st->ranged_pages);
+}
+
 /* Runs one HWPT's batch and answers each of its requests. */
 static void run_hwpt_batch(struct server *srv, struct hwpt_entry *hwpt)
 {
 	struct inv_request *reqs = hwpt->pending_head, *r, *next;
 	struct inv_batch_stats st = { 0 };
+	uint64_t t0, t1;
 
 	hwpt->pending_head = NULL;
 	hwpt->pending_tail = &hwpt->pending_head;
+	t0 = monotonic_ns();
 	inv_batch_run(&srv->batch, srv->be, reqs, &st);
+	t1 = monotonic_ns();
+	latency_hist_record(&srv->batch_duration, t1 - t0);
+	count_hwpt_batch(&hwpt->counters, &st);
 	srv->stats.batches++;
 	srv->stats.submissions += st.submissions;
 	srv->stats.entries_submitted += st.entries_submitted;
 	/* A flush-all counts as UINT64_MAX pages: the counter saturates there. */
-	srv->stats.pages_flushed = st.pages_flushed > UINT64_MAX - srv->stats.pages_flushed
-					   ? UINT64_MAX
-					   : srv->stats.pages_flushed + st.pages_flushed;
+	srv->stats.pages_flushed = sat_add(srv->stats.pages_flushed, st.pages_flushed);
+	srv->stats.flush_alls += st.flush_alls;
+	srv->stats.ranged_pages = sat_add(srv->stats.ranged_pages, st.ranged_pages);
 	/* The sim's model IOTLB is state too: on disk before anyone hears of it. */
 	restart_save_if_changed(srv);
 	for (r = reqs; r; r = next) {
@@ -471,7 +499,12 @@ static void run_hwpt_batch(struct server *srv, struct hwpt_entry *hwpt)
 
 		next = r->next;
 		s->n_pending--;
-		invalidate_send_reply(s, r);
+		hwpt->counters.requests++;
+		hwpt->counters.entries_received += r->n;
+		hwpt->counters.entries_failed += invalidate_send_reply(s, r);
+		/* A request read before a batch that ran without a read is 0: skip. */
+		if (r->recv_ns && r->recv_ns <= t1)
+			latency_hist_record(&srv->inv_latency, t1 - r->recv_ns);
 		free(r);
 	}
 }

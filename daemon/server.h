@@ -16,6 +16,7 @@
 #include "decode_arena.h"
 #include "hwpt_registry.h"
 #include "inv_batch.h"
+#include "latency_hist.h"
 #include "stats.h"
 
 struct event_base;
@@ -30,6 +31,10 @@ struct server {
 	struct backend_caps caps;
 	struct hwpt_registry reg;
 	struct daemon_stats stats;
+	uint64_t start_ns; /* CLOCK_MONOTONIC at init, for uptime */
+	uint64_t rx_ns;    /* when the packets being handled were read */
+	struct latency_hist inv_latency;    /* Invalidate: packet read -> reply */
+	struct latency_hist batch_duration; /* one HWPT's batch: coalesce + submit */
 	struct restart *rs; /* restart support; NULL: none (tests, fuzzers) */
 
 	int listen_fd;

@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "hwpt_registry.h"
+#include "latency_hist.h"
 #include "log.h"
 #include "restart.h"
 #include "server.h"
-
 
 static void on_writable(evutil_socket_t fd, short what, void *arg);
 
@@ -27,6 +27,11 @@ struct session *session_new(struct server *srv, int fd, const struct ucred *cred
 	s->fd = fd;
 	s->cred = *cred;
 	s->id = ++srv->next_session_id;
+	s->connected_ns = monotonic_ns();
+	/* Read once at accept, as the pid may be reused later; "?" if gone. */
+	log_read_comm(cred->pid, s->comm, sizeof(s->comm));
+	if (!s->comm[0])
+		snprintf(s->comm, sizeof(s->comm), "?");
 	STAILQ_INIT(&s->outq);
 	s->ev_write = event_new(srv->base, fd, EV_WRITE, on_writable, s);
 	if (!s->ev_write) {
@@ -58,9 +63,13 @@ static bool session_unmap_memory(struct session *s)
 							    m->last - m->iova + 1);
 
 			if (rc)
-				log_err("session %llu: unmap [%#llx, %#llx] on %s: %s",
-					(unsigned long long)s->id, (unsigned long long)m->iova,
-					(unsigned long long)m->last, b->dev->name, strerror(-rc));
+				log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
+					  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "unmap"),
+						     LF_STR("device", b->dev->name),
+						     LF_HEX("iova", m->iova),
+						     LF_HEX("length", m->last - m->iova + 1),
+						     LF_INT("error", rc)),
+					  "unmap at disconnect: %s", strerror(-rc));
 		}
 		binding_map_remove(b, 0, b->n_maps);
 	}
@@ -94,8 +103,11 @@ static void session_release_objects(struct session *s)
 		changed = true;
 		rc = srv->be->ops->detach(srv->be, b->dev->name);
 		if (rc)
-			log_warn("session %llu: detach %s: %s", (unsigned long long)s->id,
-				 b->dev->name, strerror(-rc));
+			log_event(LOG_WARNING, LOG_EV_BACKEND_ERROR,
+				  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "detach"),
+					     LF_STR("device", b->dev->name),
+					     LF_UINT("hwpt", b->hwpt_id), LF_INT("error", rc)),
+				  "detach at disconnect: %s", strerror(-rc));
 		b->owner = NULL;
 		b->hwpt_id = 0;
 	}
@@ -105,8 +117,15 @@ static void session_release_objects(struct session *s)
 		next = e->next_owned;
 		rc = srv->be->ops->destroy(srv->be, e->id);
 		if (rc)
-			log_err("session %llu: destroy hwpt %u: %s", (unsigned long long)s->id,
-				e->id, strerror(-rc));
+			log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
+				  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "destroy"),
+					     LF_UINT("hwpt", e->id), LF_INT("error", rc)),
+				  "destroy at disconnect: %s", strerror(-rc));
+		else
+			log_event(LOG_INFO, LOG_EV_HWPT_DESTROY,
+				  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred),
+					     LF_UINT("hwpt", e->id), LF_STR("device", e->device)),
+				  "hwpt destroyed at disconnect");
 		hwpt_registry_remove(&srv->reg, e);
 		srv->stats.hwpts_active--;
 	}
@@ -131,12 +150,30 @@ static void drain_input(struct session *s)
 			break;
 }
 
+/* After the teardown, so backend errors of it come first, with the session id. */
+static void log_disconnect(const struct session *s, uint32_t hwpts)
+{
+	uint64_t ms = (monotonic_ns() - s->connected_ns) / 1000000u;
+
+	log_event(s->close_reason ? LOG_WARNING : LOG_INFO, LOG_EV_DISCONNECT,
+		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_STR("comm", s->comm),
+			     LF_STR("client", s->name), LF_UINT("hwpts", hwpts),
+			     LF_UINT("requests", s->n_requests), LF_UINT("denied", s->n_denied),
+			     LF_UINT("duration_ms", ms)),
+		  "client disconnected%s%s", s->close_reason ? ": " : "",
+		  s->close_reason ? s->close_reason : "");
+}
+
 void session_free(struct session *s)
 {
+	uint32_t hwpts = s->n_owned;
 	struct out_packet *p;
 
-	/* Queued invalidations are submitted before the HWPTs go away. */
-	if (s->n_pending)
+	/*
+	 * Queued invalidations are submitted before the HWPTs go away: its
+	 * own, and an admin's queued on one of its HWPTs.
+	 */
+	if (s->n_pending || s->srv->pending)
 		server_flush(s->srv);
 	session_release_objects(s);
 	if (s->ev_read)
@@ -150,7 +187,7 @@ void session_free(struct session *s)
 	close(s->fd);
 	TAILQ_REMOVE(&s->srv->sessions, s, link);
 	s->srv->stats.sessions_active--;
-	log_debug("session %llu closed", (unsigned long long)s->id);
+	log_disconnect(s, hwpts);
 	free(s);
 }
 
@@ -212,6 +249,7 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 		return;
 	}
 	iommu_nest__reply__pack(rep, srv->tx_buf);
+	s->n_errors += rep->status != 0;
 	if (STAILQ_EMPTY(&s->outq)) {
 		n = send(s->fd, srv->tx_buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n >= 0)
@@ -223,11 +261,16 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 	}
 	rc = queue_packet(s, srv->tx_buf, len);
 	if (rc) {
-		log_warn("session %llu (pid %d uid %u): %s, disconnecting",
-			 (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid,
-			 rc == -ENOBUFS ? "client is not reading its replies" : strerror(-rc));
+		/* Said once, by the disconnect event. */
+		s->close_reason = rc == -ENOBUFS ? "client is not reading its replies"
+						 : "out of memory for its queued replies";
 		s->closing = true;
 	}
+}
+
+bool session_is_admin(const struct session *s)
+{
+	return policy_is_admin(&s->srv->cfg->admin, &s->cred);
 }
 
 void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)
@@ -260,7 +303,9 @@ void session_deny(struct session *s, IommuNest__Reply *rep, int err, uint64_t li
 	s->n_denied++;
 	if (s->n_denied & (s->n_denied - 1))
 		return;
-	log_notice("session %llu (pid %d uid %u): denied (%llu so far): %s",
-		   (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid,
-		   (unsigned long long)s->n_denied, reason);
+	log_event(LOG_NOTICE, LOG_EV_DENIED,
+		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_STR("comm", s->comm),
+			     LF_INT("error", err), LF_UINT("limit", limit),
+			     LF_UINT("denied", s->n_denied)),
+		  "denied: %s", reason);
 }

@@ -32,6 +32,9 @@ struct session {
 	bool hello_done;
 	bool closing;
 	char name[64]; /* client_name from Hello, for logs */
+	const char *close_reason; /* why the daemon closed it (static string), for the log */
+	char comm[16]; /* /proc/PID/comm at accept, for operators ("?" if gone) */
+	uint64_t connected_ns; /* CLOCK_MONOTONIC at accept */
 
 	struct event *ev_read;
 	struct event *ev_write;
@@ -43,6 +46,11 @@ struct session {
 	struct hwpt_entry *owned;
 	struct rate_limiter rate;
 	uint64_t n_denied;
+
+	/* For operators (ListClients). */
+	uint64_t n_requests;
+	uint64_t n_errors; /* replies with a non-zero status */
+	uint64_t n_entries; /* invalidation entries received */
 };
 
 struct session *session_new(struct server *srv, int fd, const struct ucred *cred);
@@ -51,6 +59,9 @@ void session_free(struct session *s);
 
 /* Encodes rep and sends it (or queues it); on a fatal error closes s. */
 void session_send_reply(struct session *s, const IommuNest__Reply *rep);
+
+/* Root or a member of [policy] admin_groups (looked up now: reloads apply). */
+bool session_is_admin(const struct session *s);
 
 /* Fills a reply with an error: status and a human-readable reason. */
 void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)

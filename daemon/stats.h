@@ -19,6 +19,8 @@ struct daemon_stats {
 	uint64_t protocol_errors;
 	uint64_t batches;
 	uint64_t denials;
+	uint64_t flush_alls;   /* domain-wide flushes submitted */
+	uint64_t ranged_pages; /* pages_flushed by all other submissions */
 };
 
 #endif

@@ -12,11 +12,41 @@ cmake --build "$build" -j"$(nproc)" --target iommu-nestd iommu-nestctl
 run=$(mktemp -d)
 trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$run"' EXIT
 sock="$run/iommu-nestd.sock"
-"$build/daemon/iommu-nestd" --config "$top/scripts/demo.conf" --socket "$sock" &
+# Admin requests (status, clients, ...) are root's, or an admin group's:
+# a non-root user running the demo makes their own group the admin group.
+conf="$run/demo.conf"
+cp "$top/scripts/demo.conf" "$conf"
+[ "$(id -u)" -eq 0 ] || printf '\n[policy]\nadmin_groups = %s\n' "$(id -gn)" >>"$conf"
+"$build/daemon/iommu-nestd" --config "$conf" --socket "$sock" 2>"$run/daemon.log" &
 daemon=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+ctl() { "$build/client/iommu-nestctl" --socket "$sock" "$@"; }
+title() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
 
-"$build/client/iommu-nestctl" --socket "$sock" demo vf0
+title "A VMM's batched invalidations, with a result per entry"
+ctl demo vf0
+
+title "The operator's view while a guest runs (a client holding a HWPT on vf0)"
+ctl alloc-vtd vf0 + attach vf0 @1 + invalidate @1 0x200000 64 + sleep 3 >"$run/guest.out" &
+guest=$!
+for _ in $(seq 100); do grep -q '^hwpt' "$run/guest.out" 2>/dev/null && break; sleep 0.02; done
+sleep 0.2
+hwpt=$(sed -n 's/^hwpt \([0-9]*\) .*/\1/p' "$run/guest.out")
+title "iommu-nestctl status"
+ctl status
+title "iommu-nestctl clients"
+ctl clients
+title "iommu-nestctl hwpts"
+ctl hwpts
+title "iommu-nestctl probe mock0 selftest"
+ctl probe mock0 selftest
+title "iommu-nestctl invalidate $hwpt 0x200000 16 --leaf   (the operator flushes the guest's HWPT)"
+ctl invalidate "$hwpt" 0x200000 16 --leaf
+title "iommu-nestctl metrics   (per-HWPT and latency lines)"
+ctl metrics | grep -E '^iommu_nestd_(hwpt_(requests|entries)|invalidate_latency_seconds_(count|sum))'
+wait "$guest"
+title "The daemon's event log"
+cat "$run/daemon.log"
 kill -TERM "$daemon"
 wait "$daemon"
 daemon=

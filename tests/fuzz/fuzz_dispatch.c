@@ -231,6 +231,12 @@ static void client_open(struct client *c)
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0,
 	      "socketpair: %s", strerror(errno));
 	CHECK(getsockopt(sv[0], SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0, "SO_PEERCRED");
+	/*
+	 * A is root, an admin; B a plain tenant (uid 1000, not in the empty
+	 * admin_groups), so both sides of every admin rule get exercised.
+	 */
+	if (c != &H.cl[0])
+		cred.uid = cred.gid = 1000;
 	c->s = session_new(&H.srv, sv[0], &cred);
 	CHECK(c->s, "session_new");
 	/* What server.c on_accept does with a new session. */
@@ -399,7 +405,26 @@ static bool names_foreign(const struct client *c, const IommuNest__Request *req)
 	default:
 		return false;
 	}
+	if (req->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE && session_is_admin(c->s)) {
+		/* An admin may invalidate any live client's HWPT; never an orphan or nothing. */
+		const struct hwpt_entry *e = hwpt_registry_find(reg, id);
+
+		return !e || !e->owner;
+	}
 	return !hwpt_registry_lookup_owned(reg, id, c->s);
+}
+
+static bool is_admin_request(const IommuNest__Request *req)
+{
+	switch (req->body_case) {
+	case IOMMU_NEST__REQUEST__BODY_STATS:
+	case IOMMU_NEST__REQUEST__BODY_STATUS:
+	case IOMMU_NEST__REQUEST__BODY_LIST_CLIENTS:
+	case IOMMU_NEST__REQUEST__BODY_LIST_HWPTS:
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* Checks one reply to a request dispatched just now (not a queued one). */
@@ -412,6 +437,10 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 		CHECK(rep->status != 0,
 		      "request kind %d naming another tenant's (or no) HWPT/device succeeded",
 		      req->body_case);
+	if (is_admin_request(req) && c->s->hello_done && !session_is_admin(c->s))
+		CHECK(rep->status == -EPERM || rep->status == -EAGAIN,
+		      "admin request kind %d by a non-admin answered %d", req->body_case,
+		      rep->status);
 	switch (req->body_case) {
 	case IOMMU_NEST__REQUEST__BODY_INVALIDATE:
 		check_invalidate_reply(req, rep, false, false);
@@ -435,6 +464,18 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 	case IOMMU_NEST__REQUEST__BODY_SIM_QUERY:
 		CHECK(rep->status || rep->body_case == IOMMU_NEST__REPLY__BODY_SIM_QUERY,
 		      "SimQuery without SimQueryReply");
+		break;
+	case IOMMU_NEST__REQUEST__BODY_STATUS:
+		CHECK(rep->status || rep->body_case == IOMMU_NEST__REPLY__BODY_DAEMON_STATUS,
+		      "Status without StatusReply");
+		break;
+	case IOMMU_NEST__REQUEST__BODY_LIST_CLIENTS:
+		CHECK(rep->status || rep->body_case == IOMMU_NEST__REPLY__BODY_CLIENTS,
+		      "ListClients without ClientsReply");
+		break;
+	case IOMMU_NEST__REQUEST__BODY_LIST_HWPTS:
+		CHECK(rep->status || rep->body_case == IOMMU_NEST__REPLY__BODY_HWPTS,
+		      "ListHwpts without HwptsReply");
 		break;
 	default:
 		break;

@@ -187,6 +187,27 @@ static void stats(int s)
 	packet(s, &r);
 }
 
+/* The admin views: Status, then a page of clients and of HWPTs from start. */
+static void admin_views(int s, uint64_t start)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Status st = IOMMU_NEST__STATUS__INIT;
+	IommuNest__ListClients lc = IOMMU_NEST__LIST_CLIENTS__INIT;
+	IommuNest__ListHwpts lh = IOMMU_NEST__LIST_HWPTS__INIT;
+
+	r.body_case = IOMMU_NEST__REQUEST__BODY_STATUS;
+	r.status = &st;
+	packet(s, &r);
+	lc.start = start;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_LIST_CLIENTS;
+	r.list_clients = &lc;
+	packet(s, &r);
+	lh.start = (uint32_t)start;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_LIST_HWPTS;
+	r.list_hwpts = &lh;
+	packet(s, &r);
+}
+
 static void populate(int s, uint32_t hwpt, uint64_t page, uint64_t npages, uint32_t kind)
 {
 	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
@@ -306,6 +327,14 @@ static void dispatch_seeds(void)
 	stats(0); /* before Hello: -EPROTO */
 	hello(0);
 	emit("dispatch", "no-hello");
+
+	begin(0, 18, sf, 0);
+	hello(0);
+	alloc_vtd(0, "vtd0", 48);
+	attach(0, "vtd0", 4);
+	admin_views(0, 0);
+	admin_views(0, 4);
+	emit("dispatch", "admin-views");
 
 	{
 		uint64_t pg[] = { 0, 16, 8, 0x1000, 0x2000 };

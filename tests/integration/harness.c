@@ -414,6 +414,28 @@ struct iommu_nest *it_connect(struct nestd *d, const char *name)
 	return h;
 }
 
+struct iommu_nest *it_connect_as(struct nestd *d, const char *name, uid_t uid, gid_t gid)
+{
+	struct iommu_nest *h = NULL;
+	int rc;
+
+	/* The socket's directory and the socket itself must let that user in. */
+	CU_ASSERT_EQUAL_FATAL(chmod(d->dir, 0711), 0);
+	CU_ASSERT_EQUAL_FATAL(chmod(d->sock, 0666), 0);
+	/* SO_PEERCRED records the effective ids at connect(): switch, connect, switch back. */
+	CU_ASSERT_EQUAL_FATAL(setegid(gid), 0);
+	CU_ASSERT_EQUAL_FATAL(seteuid(uid), 0);
+	rc = iommu_nest_connect(d->sock, name, &h);
+	CU_ASSERT_EQUAL_FATAL(seteuid(0), 0);
+	CU_ASSERT_EQUAL_FATAL(setegid(0), 0);
+	if (rc)
+		fprintf(stderr, "iommu_nest_connect(%s) as uid %u: %s\n", d->sock, (unsigned)uid,
+			strerror(-rc));
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	track_handle(h, true);
+	return h;
+}
+
 void it_close(struct iommu_nest *h)
 {
 	track_handle(h, false);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "iommu_nest.h"
 #include "iommu_nest.pb-c.h"
@@ -76,6 +77,19 @@ int it_timeout_ms(void);
 /* ---- Client-library connections (closed by the per-test teardown) -------- */
 
 struct iommu_nest *it_connect(struct nestd *d, const char *name);
+/*
+ * As it_connect(), as another user: the test must run as root; the socket
+ * and its directory are opened up to that user. A plain tenant (no admin
+ * rights) for tests of isolation, as root is always an admin.
+ */
+struct iommu_nest *it_connect_as(struct nestd *d, const char *name, uid_t uid, gid_t gid);
+#define IT_NOBODY 65534
+#define IT_REQUIRE_ROOT()                                                    \
+	do {                                                                 \
+		if (geteuid() != 0)                                          \
+			IT_SKIP("needs root (to connect as another user)"); \
+	} while (0)
+
 /* Closes a handle opened by it_connect() before the teardown would. */
 void it_close(struct iommu_nest *h);
 

@@ -491,6 +491,38 @@ static void test_all_done_one_submission(void)
 	CU_ASSERT_EQUAL(stats.pages_flushed, 8);
 }
 
+/* Pages beyond flush_all_pages: the plan becomes one flush-all, counted. */
+static void test_escalation_counted(void)
+{
+	vtd_t e[2] = {V(0, 64, 0), V(0x10000, 64, 0)};
+	struct coalesce_params p = on(0);
+
+	p.flush_all_pages = 100;
+	fake_reset(VTD);
+	reqs_reset();
+	add_req(VTD, e, 2, false);
+	CU_ASSERT_EQUAL(run_batch(&p, 0), 0);
+	check_all(false);
+	CU_ASSERT_EQUAL(fk.entries, 1);
+	CU_ASSERT_EQUAL(stats.pages_flushed, UINT64_MAX);
+	CU_ASSERT_EQUAL(stats.escalations, 1);
+}
+
+/* A flush-all the client asked for is not an escalation. */
+static void test_requested_flush_all_not_escalation(void)
+{
+	vtd_t e[2] = {V(0, 4, 0), {.addr = 0, .npages = UINT64_MAX}};
+	struct coalesce_params p = on(0);
+
+	fake_reset(VTD);
+	reqs_reset();
+	add_req(VTD, e, 2, false);
+	CU_ASSERT_EQUAL(run_batch(&p, 0), 0);
+	check_all(false);
+	CU_ASSERT_EQUAL(stats.pages_flushed, UINT64_MAX);
+	CU_ASSERT_EQUAL(stats.escalations, 0);
+}
+
 static void test_fault_without_cont(void)
 {
 	vtd_t e[4] = {V(0, 2, 0), V(2, 2, 0), V(4, 2, 0), V(6, 2, 0)};
@@ -923,6 +955,8 @@ int main(void)
 		CU_TestFunc fn;
 	} tests[] = {
 	    {"all done, one submission", test_all_done_one_submission},
+	    {"escalation counted", test_escalation_counted},
+	    {"requested flush-all is no escalation", test_requested_flush_all_not_escalation},
 	    {"fault without cont", test_fault_without_cont},
 	    {"fault with cont", test_fault_with_cont},
 	    {"cross-request batch", test_cross_request},

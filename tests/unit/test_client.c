@@ -18,6 +18,7 @@
 #include "iommu_nest.h"
 #include "iommu_nest.pb-c.h"
 #include "iommufd_uapi.h"
+#include "unit_run.h"
 
 /* The public header mirrors the kernel's values without including it. */
 _Static_assert(IOMMU_NEST_HWPT_DATA_VTD_S1 == IOMMU_HWPT_DATA_VTD_S1, "mirror");
@@ -728,10 +729,7 @@ static void test_async_resubmit_from_callback(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_case tests[] = {
 	    {"hello caps", test_hello_caps},
 	    {"hello bad version", test_hello_bad_version},
 	    {"hello refused", test_hello_refused},
@@ -756,18 +754,8 @@ int main(void)
 	    {"async connection drop", test_async_connection_drop},
 	    {"async resubmit from callback", test_async_resubmit_from_callback},
 	};
-	CU_pSuite s;
-	unsigned int fails;
-	size_t i;
+	int rc;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("client", NULL, NULL);
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	rc = unit_run("client", UNIT_CASES(tests));
+	return rc;
 }

@@ -19,6 +19,7 @@
 #include "iommufd_uapi.h"
 #include "iv_model.h"
 #include "test_rng.h"
+#include "unit_run.h"
 
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;
 typedef struct iommu_hwpt_invalidate_selftest st_t;
@@ -767,10 +768,7 @@ static void test_property_selftest(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_case tests[] = {
 	    {"block pages", test_block_pages},
 	    {"normalize", test_normalize},
 	    {"identity when disabled", test_identity_when_disabled},
@@ -799,22 +797,10 @@ int main(void)
 	    {"property: vtd", test_property_vtd},
 	    {"property: selftest", test_property_selftest},
 	};
-	CU_pSuite suite;
-	unsigned int failed;
+	int rc;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("coalesce", NULL, NULL);
-	if (!suite)
-		return 2;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			return 2;
 	coalesce_plan_init(&plan);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	rc = unit_run("coalesce", UNIT_CASES(tests));
 	coalesce_plan_free(&plan);
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return rc;
 }

@@ -27,6 +27,7 @@
 #include "iommufd_uapi.h"
 #include "iv_model.h"
 #include "test_rng.h"
+#include "unit_run.h"
 
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;
 typedef struct iommu_hwpt_invalidate_selftest st_t;
@@ -950,10 +951,7 @@ static void test_property(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_case tests[] = {
 	    {"all done, one submission", test_all_done_one_submission},
 	    {"escalation counted", test_escalation_counted},
 	    {"requested flush-all is no escalation", test_requested_flush_all_not_escalation},
@@ -974,24 +972,12 @@ int main(void)
 	    {"mixed batch rejected", test_mixed_batch_rejected},
 	    {"property: one-by-one oracle", test_property},
 	};
-	CU_pSuite suite;
-	unsigned int failed;
+	int rc;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("inv_batch", NULL, NULL);
-	if (!suite)
-		return 2;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			return 2;
 	inv_batch_ctx_init(&ctx, NULL);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	rc = unit_run("inv_batch", UNIT_CASES(tests));
 	inv_batch_ctx_free(&ctx);
 	reqs_reset();
 	free(fk.acked);
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return rc;
 }

@@ -16,6 +16,7 @@
 #include <CUnit/Basic.h>
 
 #include "log.h"
+#include "unit_run.h"
 
 /* ---- Helpers ----------------------------------------------------------------- */
 
@@ -380,10 +381,7 @@ static void test_event_names(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_case tests[] = {
 	    {"format: plain line", test_format_plain},
 	    {"format: numbers", test_format_numbers},
 	    {"format: quoting", test_format_quoting},
@@ -402,21 +400,9 @@ int main(void)
 	    {"read_comm", test_read_comm},
 	    {"event names", test_event_names},
 	};
-	CU_pSuite suite;
-	unsigned int failed;
+	int rc;
 
 	unsetenv("JOURNAL_STREAM");
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("log", NULL, NULL);
-	if (!suite)
-		return 2;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			return 2;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	rc = unit_run("log", UNIT_CASES(tests));
+	return rc;
 }

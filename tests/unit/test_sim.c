@@ -16,6 +16,7 @@
 #include "config.h"
 #include "iommufd_uapi.h"
 #include "sim_iset.h"
+#include "unit_run.h"
 
 #define PG 4096ull
 #define LAST_PAGE (~0ull - PG + 1) /* 0xfffffffffffff000 */
@@ -921,10 +922,7 @@ static void test_fault_latency(void)
 
 /* --- main ---------------------------------------------------------------- */
 
-static const struct {
-	const char *name;
-	CU_TestFunc fn;
-} tests[] = {
+static const struct unit_case tests[] = {
 	{ "iset basic", test_iset_basic },
 	{ "iset random vs bitmap", test_iset_random },
 	{ "open: devices and caps", test_open_devices_caps },
@@ -954,25 +952,5 @@ static const struct {
 
 int main(void)
 {
-	CU_pSuite suite;
-	unsigned int fails;
-	size_t i;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("sim", NULL, NULL);
-	if (!suite)
-		goto err;
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto err;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto err;
-	fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-err:
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("sim", UNIT_CASES(tests));
 }

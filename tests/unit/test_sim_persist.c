@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "config.h"
 #include "iommufd_uapi.h"
+#include "unit_run.h"
 
 #define PAGE 4096ULL
 
@@ -164,22 +165,12 @@ static void test_refuse_type(void) { refuse(bad_type); }
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_case tests[] = {
+	    {"round_trip", test_round_trip},	   {"refuse_parent", test_refuse_parent},
+	    {"refuse_iset", test_refuse_iset},	   {"refuse_device", test_refuse_device},
+	    {"refuse_attach", test_refuse_attach}, {"refuse_type", test_refuse_type},
+	};
 
 	cfg_setup();
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("sim_persist", NULL, NULL);
-	CU_add_test(s, "round_trip", test_round_trip);
-	CU_add_test(s, "refuse_parent", test_refuse_parent);
-	CU_add_test(s, "refuse_iset", test_refuse_iset);
-	CU_add_test(s, "refuse_device", test_refuse_device);
-	CU_add_test(s, "refuse_attach", test_refuse_attach);
-	CU_add_test(s, "refuse_type", test_refuse_type);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return unit_run("sim_persist", UNIT_CASES(tests));
 }

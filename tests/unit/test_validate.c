@@ -10,6 +10,7 @@
 #include "inv_request.h"
 #include "inv_validate.h"
 #include "iommufd_uapi.h"
+#include "unit_run.h"
 
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;
 typedef struct iommu_hwpt_invalidate_selftest st_t;
@@ -264,10 +265,7 @@ static void test_entries_all_good_and_first_bad(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct unit_case tests[] = {
 	    {"entry size", test_entry_size},
 	    {"request: reserved -> EOPNOTSUPP", test_request_reserved},
 	    {"request: probe", test_request_probe},
@@ -287,20 +285,8 @@ int main(void)
 	    {"entries: cont", test_entries_cont},
 	    {"entries: all good / first bad", test_entries_all_good_and_first_bad},
 	};
-	CU_pSuite suite;
-	unsigned int failed;
+	int rc;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("validate", NULL, NULL);
-	if (!suite)
-		return 2;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			return 2;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	rc = unit_run("validate", UNIT_CASES(tests));
+	return rc;
 }

@@ -632,7 +632,13 @@ static int ifd_attach(struct backend *be, const char *device, uint32_t hwpt_id)
 
 	if (!d)
 		return -ENOENT;
-	if (!find_nested(b, hwpt_id))
+	/*
+	 * A nested HWPT of ours on any device (the kernel decides whether the
+	 * domains fit; the daemon keeps tenants apart), or the device's own
+	 * nest parent. Another device's parent would move the device onto
+	 * that device's IOAS: not an object a client can reach through us.
+	 */
+	if (!find_nested(b, hwpt_id) && hwpt_id != d->parent_id)
 		return -ENOENT;
 	return dev_attach(b, d, hwpt_id);
 }

@@ -33,6 +33,19 @@ static struct hwpt_entry *owned_or_fail(struct session *s, uint32_t id, IommuNes
 	return e;
 }
 
+/*
+ * The nested HWPT of s that sits on nest parent id, if any: the client
+ * learned id from its AllocReply, so it may name it (Attach to it,
+ * Destroy it) and gets the kernel's answer.
+ */
+static struct hwpt_entry *child_of_parent(struct session *s, uint32_t id)
+{
+	for (struct hwpt_entry *e = s->owned; e; e = e->next_owned)
+		if (e->parent_id == id)
+			return e;
+	return NULL;
+}
+
 void handle_probe(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
 {
 	struct server *srv = s->srv;
@@ -109,6 +122,7 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 	struct server *srv = s->srv;
 	IommuNest__AllocReply ar = IOMMU_NEST__ALLOC_REPLY__INIT;
 	const struct config_device *dev;
+	struct device_binding *b;
 	struct iommu_hwpt_vtd_s1 vtd;
 	struct iommu_hwpt_selftest st;
 	struct backend_alloc ba;
@@ -126,9 +140,24 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 			     (unsigned)s->cred.uid, a->device);
 		return finish(s, rep);
 	}
+	/*
+	 * Like Attach and MapMemory: a device another client holds is busy.
+	 * A HWPT on it would sit on that client's stage 2 (its guest memory).
+	 */
+	b = hwpt_registry_binding(&srv->reg, a->device);
+	if (b && hwpt_registry_held_by_other(b, s)) {
+		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", a->device);
+		return finish(s, rep);
+	}
 	if (s->n_owned >= srv->cfg->quota.max_hwpts) {
 		session_deny(s, rep, -EDQUOT, srv->cfg->quota.max_hwpts,
 			     "HWPT quota of %u reached", srv->cfg->quota.max_hwpts);
+		return finish(s, rep);
+	}
+	/* hw_pagetable.c iommufd_hwpt_alloc(): type NONE with data is -EINVAL. */
+	if (a->data_type == IOMMU_HWPT_DATA_NONE &&
+	    a->data_case != IOMMU_NEST__ALLOC__DATA__NOT_SET) {
+		reply_error(rep, -EINVAL, "data type NONE takes no data");
 		return finish(s, rep);
 	}
 	if (a->data_type == IOMMU_HWPT_DATA_NONE) {
@@ -175,10 +204,24 @@ static void unlink_owned(struct session *s, struct hwpt_entry *e)
 void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
 {
 	struct server *srv = s->srv;
-	struct hwpt_entry *e = owned_or_fail(s, req->destroy->hwpt_id, rep);
+	uint32_t id = req->destroy->hwpt_id;
+	struct hwpt_entry *e = hwpt_registry_lookup_owned(&srv->reg, id, s);
 	int rc;
 
-	if (e) {
+	/*
+	 * The nest parent under one of the client's HWPTs: the kernel refuses
+	 * to destroy it while children (or its device) hold it, -EBUSY, and so
+	 * does the backend, which never destroys a parent.
+	 */
+	if (!e && child_of_parent(s, id)) {
+		rc = srv->be->ops->destroy(srv->be, id);
+		if (rc)
+			reply_error(rep, rc, "hwpt %u: nest parent of nested HWPTs", id);
+		return finish(s, rep);
+	}
+	if (!e)
+		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", id);
+	else {
 		/* An admin's invalidation may wait in its batch: run it first. */
 		if (e->pending_head)
 			server_flush(srv);
@@ -224,19 +267,80 @@ static struct device_binding *binding_for(struct session *s, const char *device,
 	return b;
 }
 
+/* Moves the binding to hwpt id (0: the device's nest parent). */
+static void binding_move(struct server *srv, struct device_binding *b, struct session *s,
+			 uint32_t id)
+{
+	struct hwpt_entry *old = b->hwpt_id ? hwpt_registry_find(&srv->reg, b->hwpt_id) : NULL;
+	struct hwpt_entry *e = id ? hwpt_registry_find(&srv->reg, id) : NULL;
+
+	if (old)
+		old->n_attached--;
+	if (e)
+		e->n_attached++;
+	b->hwpt_id = id;
+	b->owner = id ? s : NULL;
+	restart_save(srv);
+}
+
+static void attach_parent(struct session *s, struct device_binding *b, const char *device,
+			  uint32_t id, IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	int rc;
+
+	/*
+	 * A device attached to its own nest parent is what Detach does to a
+	 * selftest device, and the kernel answers 0 (a no-op replace when it
+	 * is there already). Nothing changes for a device still on it.
+	 */
+	if (!b->hwpt_id)
+		return finish(s, rep);
+	rc = srv->be->ops->attach(srv->be, device, id);
+	if (rc) {
+		reply_error(rep, rc, "attach %s to its nest parent %u: %s", device, id,
+			    strerror(-rc));
+		return finish(s, rep);
+	}
+	binding_move(srv, b, s, 0);
+	finish(s, rep);
+}
+
 void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
 {
 	const IommuNest__Attach *a = req->attach;
 	struct server *srv = s->srv;
 	struct device_binding *b = binding_for(s, a->device, rep);
-	struct hwpt_entry *e, *old;
+	struct hwpt_entry *e, *child;
 	int rc;
 
-	if (!b || !(e = owned_or_fail(s, a->hwpt_id, rep)))
+	if (!b)
 		return finish(s, rep);
 	/* Its stage 2 holds another client's guest memory (handle_memory.c). */
 	if (hwpt_registry_held_by_other(b, s)) {
 		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", a->device);
+		return finish(s, rep);
+	}
+	e = hwpt_registry_lookup_owned(&srv->reg, a->hwpt_id, s);
+	if (!e && (child = child_of_parent(s, a->hwpt_id)) && !strcmp(child->device, a->device))
+		return attach_parent(s, b, a->device, a->hwpt_id, rep);
+	/*
+	 * A HWPT translates through the stage 2 it was allocated on: the
+	 * nest parent on its device's own IOAS, holding its owner's guest
+	 * memory. The kernel lets any device with a compatible domain attach
+	 * to it (device.c iommufd_hw_pagetable_attach() only checks the
+	 * domain, not whose IOAS it is), so another device would reach that
+	 * memory. Refused with the kernel's answer for a domain that does
+	 * not fit the device, -EINVAL (iommu.c and intel/nested.c report
+	 * incompatible domains so); another device's nest parent likewise.
+	 */
+	if ((e && strcmp(e->device, a->device)) || (!e && child_of_parent(s, a->hwpt_id))) {
+		reply_error(rep, -EINVAL, "hwpt %u does not sit on the stage 2 of %s", a->hwpt_id,
+			    a->device);
+		return finish(s, rep);
+	}
+	if (!e) {
+		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", a->hwpt_id);
 		return finish(s, rep);
 	}
 	rc = srv->be->ops->attach(srv->be, a->device, e->id);
@@ -245,13 +349,7 @@ void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__
 		return finish(s, rep);
 	}
 	/* Attaching replaces the previous nested domain, as in the kernel. */
-	old = b->hwpt_id ? hwpt_registry_find(&srv->reg, b->hwpt_id) : NULL;
-	if (old)
-		old->n_attached--;
-	e->n_attached++;
-	b->hwpt_id = e->id;
-	b->owner = s;
-	restart_save(srv);
+	binding_move(srv, b, s, e->id);
 	finish(s, rep);
 }
 
@@ -259,26 +357,28 @@ void handle_detach(struct session *s, const IommuNest__Request *req, IommuNest__
 {
 	struct server *srv = s->srv;
 	struct device_binding *b = binding_for(s, req->detach->device, rep);
-	struct hwpt_entry *old;
 	int rc;
 
 	if (!b)
 		return finish(s, rep);
-	if (b->owner != s) {
-		reply_error(rep, -ENOENT, "device \"%s\" is not attached", req->detach->device);
+	if (hwpt_registry_held_by_other(b, s)) {
+		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client",
+			    req->detach->device);
 		return finish(s, rep);
 	}
+	/*
+	 * Already on its nest parent: the kernel's detach (a replace with the
+	 * parent, or VFIO_DEVICE_DETACH_IOMMUFD_PT) answers 0 and changes
+	 * nothing, so the backend is not called.
+	 */
+	if (!b->hwpt_id)
+		return finish(s, rep);
 	rc = srv->be->ops->detach(srv->be, req->detach->device);
 	if (rc) {
 		reply_error(rep, rc, "detach %s: %s", req->detach->device, strerror(-rc));
 		return finish(s, rep);
 	}
-	old = hwpt_registry_find(&srv->reg, b->hwpt_id);
-	if (old)
-		old->n_attached--;
-	b->hwpt_id = 0;
-	b->owner = NULL;
-	restart_save(srv);
+	binding_move(srv, b, s, 0);
 	finish(s, rep);
 }
 

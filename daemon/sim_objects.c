@@ -325,12 +325,17 @@ int sim_attach(struct sim_state *st, const char *device, uint32_t id)
 	if (id == d->attached_id)
 		return 0;
 	/*
-	 * Only the device's own parent or a nested HWPT on it: any other
-	 * domain is incompatible, which the core and drivers report as
-	 * -EINVAL (iommu.c: domain->owner mismatch, intel/nested.c: s2
-	 * domain not compatible).
+	 * The core refuses a domain of another driver (iommu.c:
+	 * domain->owner mismatch, -EINVAL). Within a driver the sim's devices
+	 * sit behind one modelled IOMMU, so any domain of the device's kind
+	 * fits: like the kernel (device.c iommufd_hw_pagetable_attach() and
+	 * iommufd_device_do_replace() follow the HWPT to its IOAS), a device
+	 * may go onto another device's nest parent or a nested HWPT on it,
+	 * and then translates through that device's stage 2. Keeping
+	 * tenants apart is the daemon's rule (handle_hwpt.c), not the
+	 * kernel's.
 	 */
-	if (o->type == SIM_OBJ_PARENT ? id != d->parent_id : o->parent_id != d->parent_id)
+	if (o->kind != d->kind)
 		return -EINVAL;
 	if (o->type == SIM_OBJ_NESTED && o->kind == DEVICE_KIND_VTD) {
 		rc = vtd_attach_check(o);
@@ -339,6 +344,19 @@ int sim_attach(struct sim_state *st, const char *device, uint32_t id)
 	}
 	dev_move(st, d, id);
 	return 0;
+}
+
+int sim_dev_stage2(struct sim_state *st, const char *device)
+{
+	int dev = sim_dev_find(st, device);
+	struct sim_obj *o;
+
+	if (dev < 0)
+		return dev;
+	o = sim_obj_find(st, st->devs[dev].attached_id);
+	if (o && o->type == SIM_OBJ_NESTED)
+		o = sim_obj_find(st, o->parent_id);
+	return (int)o->dev;
 }
 
 int sim_detach(struct sim_state *st, const char *device)

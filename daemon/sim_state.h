@@ -6,9 +6,9 @@
  *
  * Objects model iommufd HWPT objects: every configured device owns one
  * kernel-managed nest parent (a paging HWPT) and user-managed nested HWPTs
- * are allocated on top of it. Ids are allocated like iommufd's (u32 from 1)
- * but never reused, so a stale id answers -ENOENT instead of silently
- * naming a newer object.
+ * are allocated on top of it. Ids are allocated like iommufd's: the lowest
+ * free u32 from 1 (xa_alloc on an XA_FLAGS_ALLOC1 xarray), so a destroyed
+ * id is reused by the next object, and a stale id may name a newer one.
  *
  * Not thread safe: the daemon drives the backend from its event loop.
  */
@@ -97,6 +97,12 @@ int sim_alloc_nested(struct sim_state *st, const char *device,
 int sim_destroy(struct sim_state *st, uint32_t id);
 int sim_attach(struct sim_state *st, const char *device, uint32_t id);
 int sim_detach(struct sim_state *st, const char *device);
+/*
+ * Whose stage 2 the device translates through now: the index of the
+ * device whose IOAS holds the nest parent under its domain (itself unless
+ * it was attached across devices), or -ENODEV.
+ */
+int sim_dev_stage2(struct sim_state *st, const char *device);
 
 /* sim_mem.c: IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP on a device's IOAS. */
 int sim_map_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length,

@@ -334,6 +334,31 @@ struct nestd *it_start(const char *body)
 	return d;
 }
 
+void it_crash(struct nestd *d)
+{
+	CU_ASSERT_FATAL(d->running);
+	kill(d->pid, SIGKILL);
+	d->exit_code = wait_exit(d->pid, it_timeout_ms());
+	d->running = false;
+	CU_ASSERT_EQUAL(d->exit_code, 128 + SIGKILL);
+}
+
+void it_restart(struct nestd *d)
+{
+	CU_ASSERT_FATAL(!d->running);
+	fflush(NULL);
+	d->pid = fork();
+	CU_ASSERT_FATAL(d->pid >= 0);
+	if (d->pid == 0)
+		exec_daemon(d);
+	d->running = true;
+	if (!wait_socket(d)) {
+		fprintf(stderr, "daemon did not come up again on %s\n", d->sock);
+		dump_file(d->log_path, "daemon log");
+		CU_FAIL_FATAL("daemon did not restart");
+	}
+}
+
 int it_stop(struct nestd *d)
 {
 	int code;
@@ -486,6 +511,21 @@ struct iommu_nest_stats it_stats(struct iommu_nest *h)
 	memset(&st, 0, sizeof(st));
 	CU_ASSERT_EQUAL_FATAL(iommu_nest_stats(h, &st), 0);
 	return st;
+}
+
+uint32_t it_parent_of(struct iommu_nest *h, uint32_t id)
+{
+	struct iommu_nest_hwpt_info *list;
+	uint32_t parent = 0;
+	size_t n;
+
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_list_hwpts(h, &list, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (list[i].id == id)
+			parent = list[i].parent_id;
+	free(list);
+	CU_ASSERT_FATAL(parent != 0);
+	return parent;
 }
 
 static void query(struct iommu_nest *h, uint32_t hwpt, uint64_t addr, uint64_t npages,

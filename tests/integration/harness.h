@@ -67,6 +67,14 @@ int it_stop(struct nestd *d);
 /* it_stop() with CU_ASSERT_EQUAL(exit code, 0). */
 void it_stop_ok(struct nestd *d);
 
+/*
+ * A crash: SIGKILL, waited for (the socket, config and log stay). Then
+ * it_restart() starts the daemon again in the same place with the same
+ * config, as systemd would, and waits until its socket accepts.
+ */
+void it_crash(struct nestd *d);
+void it_restart(struct nestd *d);
+
 /* Freezes / resumes the daemon process (deterministic batching tests). */
 void it_freeze(struct nestd *d);
 void it_thaw(struct nestd *d);
@@ -99,6 +107,11 @@ bool it_has_device(struct iommu_nest *h, const char *dev);
 uint32_t it_alloc_vtd(struct iommu_nest *h, const char *dev);
 uint32_t it_alloc_st(struct iommu_nest *h, const char *dev, uint32_t iotlb);
 struct iommu_nest_stats it_stats(struct iommu_nest *h);
+/*
+ * The nest parent of HWPT id, as AllocReply.parent_id gave it to its owner
+ * (read back from ListHwpts: h must be an admin, as root is). Fatal if none.
+ */
+uint32_t it_parent_of(struct iommu_nest *h, uint32_t id);
 
 /* Model IOTLB / PSC page counts of [addr, addr + npages pages). */
 uint64_t it_iotlb_pages(struct iommu_nest *h, uint32_t hwpt, uint64_t addr, uint64_t npages);

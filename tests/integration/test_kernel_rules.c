@@ -5,6 +5,7 @@
  * empty-array probe, the mock IOTLB, and destroy of an attached HWPT.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -588,6 +589,70 @@ static void test_destroy_attached(void)
 	it_stop_ok(f.d);
 }
 
+/* ---- the nest parent -------------------------------------------------------- */
+
+/*
+ * The client knows st0's nest parent from AllocReply. Destroying it while
+ * a nested HWPT sits on it is the kernel's -EBUSY (main.c
+ * iommufd_object_remove()), not "no such HWPT"; for a client with no
+ * HWPT on it the id stays unknown (-ENOENT, the daemon's rule).
+ */
+static void test_destroy_parent_busy(void)
+{
+	struct fx f = fx_open();
+	struct iommu_nest *other = it_connect(f.d, "kernel-rules-other");
+	uint32_t parent = it_parent_of(f.h, f.st);
+
+	CU_ASSERT(parent != f.st);
+	CU_ASSERT_EQUAL(iommu_nest_destroy(f.h, parent), -EBUSY);
+	CU_ASSERT_EQUAL(iommu_nest_attach(f.h, IT_ST0, f.st), 0);
+	CU_ASSERT_EQUAL(iommu_nest_destroy(f.h, parent), -EBUSY);
+	CU_ASSERT_EQUAL(iommu_nest_destroy(other, parent), -ENOENT);
+	/* Both are still there and in use. */
+	CU_ASSERT_EQUAL(iommu_nest_probe(f.h, f.st, IOMMU_NEST_INV_DATA_SELFTEST), 0);
+	CU_ASSERT_EQUAL(iommu_nest_destroy(f.h, f.st), -EBUSY);
+	CU_ASSERT_EQUAL(iommu_nest_detach(f.h, IT_ST0), 0);
+	CU_ASSERT_EQUAL(iommu_nest_destroy(f.h, f.st), 0);
+	it_stop_ok(f.d);
+}
+
+/* The device the daemon's status view shows on hwpt (0: its nest parent). */
+static uint32_t status_hwpt(struct fx *f, const char *dev)
+{
+	struct iommu_nest_status *st;
+	uint32_t id = UINT32_MAX;
+
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_status(f->h, &st), 0);
+	for (size_t i = 0; i < st->n_devices; i++)
+		if (!strcmp(st->devices[i].name, dev))
+			id = st->devices[i].hwpt_id;
+	free(st);
+	return id;
+}
+
+/*
+ * A device on its nest parent: Detach is the kernel's no-op replace (0),
+ * and so is Attach to the parent's id; Attach to the parent from a nested
+ * HWPT moves the device back, like Detach (the nested HWPT is free again).
+ */
+static void test_parent_attach_detach(void)
+{
+	struct fx f = fx_open();
+	uint32_t parent = it_parent_of(f.h, f.st);
+
+	CU_ASSERT_EQUAL(iommu_nest_detach(f.h, IT_ST0), 0);
+	CU_ASSERT_EQUAL(iommu_nest_attach(f.h, IT_ST0, parent), 0);
+	CU_ASSERT_EQUAL(status_hwpt(&f, IT_ST0), 0);
+	CU_ASSERT_EQUAL(iommu_nest_attach(f.h, IT_ST0, f.st), 0);
+	CU_ASSERT_EQUAL(status_hwpt(&f, IT_ST0), f.st);
+	CU_ASSERT_EQUAL(iommu_nest_attach(f.h, IT_ST0, parent), 0);
+	CU_ASSERT_EQUAL(status_hwpt(&f, IT_ST0), 0);
+	/* Off the nested HWPT in the backend too: it can be destroyed. */
+	CU_ASSERT_EQUAL(iommu_nest_destroy(f.h, f.st), 0);
+	CU_ASSERT_EQUAL(iommu_nest_detach(f.h, IT_ST0), 0);
+	it_stop_ok(f.d);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct it_case cases[] = {
@@ -609,6 +674,8 @@ int main(int argc, char **argv)
 		{ "selftest_iotlb_id", test_selftest_iotlb_id },
 		{ "selftest_flag_all", test_selftest_flag_all },
 		{ "destroy_attached", test_destroy_attached },
+		{ "destroy_parent_busy", test_destroy_parent_busy },
+		{ "parent_attach_detach", test_parent_attach_detach },
 		{ NULL, NULL },
 	};
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -209,6 +210,31 @@ static void test_quota(void)
 	it_stop_ok(d);
 }
 
+/*
+ * The VT-d driver maps nothing read-only into a nest parent (erratum
+ * 772415_SPR17, intel/iommu.c __domain_mapping(): -EINVAL); the mock
+ * domain takes it (map_unmap above). VT-d devices exist on the sim only.
+ */
+static void test_vtd_read_only(void)
+{
+	struct nestd *d = it_start(NULL);
+	struct iommu_nest *h = it_connect(d, "mem-vtd");
+	int fd = memfd_of(MIB);
+
+	if (!it_has_device(h, IT_VTD0)) {
+		close(fd);
+		it_stop_ok(d);
+		IT_SKIP("no VT-d device");
+	}
+	CU_ASSERT_EQUAL(map(h, IT_VTD0, MEM_IOVA, MIB, fd, 0, IOMMU_NEST_MAP_READABLE), -EINVAL);
+	/* Nothing was mapped: the same range read-write is free. */
+	CU_ASSERT_EQUAL(map(h, IT_VTD0, MEM_IOVA, MIB, fd, 0, RW), 0);
+	CU_ASSERT_EQUAL(map(h, IT_VTD0, MEM_IOVA + MIB, MIB, fd, 0, IOMMU_NEST_MAP_WRITEABLE), 0);
+	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA, MIB, fd, 0, IOMMU_NEST_MAP_READABLE), 0);
+	close(fd);
+	it_stop_ok(d);
+}
+
 /* ---- one client per device --------------------------------------------------------- */
 
 static void test_other_clients_device(void)
@@ -239,6 +265,89 @@ static void test_other_clients_device(void)
 	/* A device the policy does not give us. */
 	CU_ASSERT_EQUAL(map(a, IT_ST1, MEM_IOVA, MIB, fd, 0, RW), -EPERM);
 	CU_ASSERT_EQUAL(iommu_nest_unmap_memory(a, IT_ST1, MEM_IOVA, MIB), -EPERM);
+	close(fd);
+	it_stop_ok(d);
+}
+
+/* What the daemon's status view says is attached to dev, and for whom. */
+static uint32_t status_hwpt(struct iommu_nest *h, const char *dev, uint64_t *owner)
+{
+	struct iommu_nest_status *st;
+	uint32_t id = UINT32_MAX;
+
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_status(h, &st), 0);
+	for (size_t i = 0; i < st->n_devices; i++)
+		if (!strcmp(st->devices[i].name, dev)) {
+			id = st->devices[i].hwpt_id;
+			*owner = st->devices[i].owner_session;
+		}
+	free(st);
+	CU_ASSERT_FATAL(id != UINT32_MAX);
+	return id;
+}
+
+/*
+ * Tenant A's guest memory sits on st0's stage 2, under A's nested HWPT.
+ * Tenant B holds st1 (its own memory and HWPT) and tries to reach A's
+ * memory through st1: a HWPT on st0 (allocated while st0 was free, or
+ * now), attaching st1 to it, or attaching st1 to st0's nest parent. The
+ * kernel would take the cross attach (compatible mock domains), so every
+ * refusal is the daemon's: Alloc -EBUSY, Attach -EINVAL. Afterwards
+ * nothing but B's own HWPT is on st1 in the daemon's view and in the
+ * backend's (B's stray HWPT on st0 has no device: Destroy is 0, not
+ * -EBUSY), and A's invalidations still hit exactly what they name.
+ */
+static void test_cross_tenant_stage2(void)
+{
+	struct nestd *d = it_start(NULL);
+	struct iommu_nest *a = it_connect(d, "tenant-a");
+	struct iommu_nest *b = it_connect(d, "tenant-b");
+	struct iommu_nest_selftest_inv e = {0, 2};
+	struct iommu_nest_entry_result res;
+	struct iommu_nest_inv_summary sum;
+	int fd = memfd_of(2 * MIB);
+	uint32_t stray, ha, hb, id = 0;
+	uint64_t owner_a, owner_b;
+
+	/* B's HWPT on st0 from before A took it (st0 was free then). */
+	stray = it_alloc_st(b, IT_ST0, 9);
+	CU_ASSERT_EQUAL(map(a, IT_ST0, MEM_IOVA, 2 * MIB, fd, 0, RW), 0);
+	ha = it_alloc_st(a, IT_ST0, 0xa);
+	CU_ASSERT_EQUAL(iommu_nest_attach(a, IT_ST0, ha), 0);
+	CU_ASSERT_EQUAL(map(b, IT_ST1, MEM_IOVA, MIB, fd, 0, RW), 0);
+	hb = it_alloc_st(b, IT_ST1, 0xb);
+	CU_ASSERT_EQUAL(iommu_nest_attach(b, IT_ST1, hb), 0);
+
+	/* A HWPT on A's stage 2 for B: busy, like Attach and MapMemory. */
+	CU_ASSERT_EQUAL(iommu_nest_alloc_selftest(b, IT_ST0, 5, &id), -EBUSY);
+	CU_ASSERT_EQUAL(id, 0);
+	/* st1 onto B's own HWPT on st0, i.e. onto A's IOAS: not its stage 2. */
+	CU_ASSERT_EQUAL(iommu_nest_attach(b, IT_ST1, stray), -EINVAL);
+	/* st1 onto st0's nest parent (B knows its id from the stray's Alloc). */
+	CU_ASSERT_EQUAL(iommu_nest_attach(b, IT_ST1, it_parent_of(b, stray)), -EINVAL);
+	CU_ASSERT_EQUAL(iommu_nest_attach(b, IT_ST0, stray), -EBUSY);
+
+	/* The daemon's view: each device on its own tenant's HWPT. */
+	CU_ASSERT_EQUAL(status_hwpt(a, IT_ST0, &owner_a), ha);
+	CU_ASSERT_EQUAL(status_hwpt(a, IT_ST1, &owner_b), hb);
+	CU_ASSERT(owner_a != 0 && owner_b != 0 && owner_a != owner_b);
+	/* The backend's: st1 never went onto the stray, so no device holds it. */
+	CU_ASSERT_EQUAL(iommu_nest_destroy(b, stray), 0);
+	/* B's own HWPT is still what st1 is on: destroying it is -EBUSY. */
+	CU_ASSERT_EQUAL(iommu_nest_destroy(b, hb), -EBUSY);
+
+	/* A's invalidation: exactly slot 2 of A's HWPT, B's slots untouched. */
+	CU_ASSERT_EQUAL(
+	    iommu_nest_invalidate(a, ha, IOMMU_NEST_INV_DATA_SELFTEST, &e, 1, 0, &res, &sum), 0);
+	CU_ASSERT_EQUAL(sum.entries_handled, 1);
+	CU_ASSERT_EQUAL(res.state, IOMMU_NEST_ENTRY_DONE);
+	if (it_has_cap(a, IOMMU_NEST_CAP_CHECK_IOTLB)) {
+		for (uint32_t slot = 0; slot < 4; slot++) {
+			CU_ASSERT_EQUAL(iommu_nest_check_iotlb(a, ha, slot, slot == 2 ? 0 : 0xa),
+					0);
+			CU_ASSERT_EQUAL(iommu_nest_check_iotlb(b, hb, slot, 0xb), 0);
+		}
+	}
 	close(fd);
 	it_stop_ok(d);
 }
@@ -395,6 +504,8 @@ static const struct it_case cases[] = {
 	{ "overlap", test_overlap },
 	{ "quota", test_quota },
 	{ "other_clients_device", test_other_clients_device },
+	{ "vtd_read_only", test_vtd_read_only },
+	{ "cross_tenant_stage2", test_cross_tenant_stage2 },
 	{ "disconnect_unmaps", test_disconnect_unmaps },
 	{ "fd_framing", test_fd_framing },
 	{ NULL, NULL },

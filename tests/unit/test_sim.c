@@ -16,6 +16,7 @@
 #include "config.h"
 #include "iommufd_uapi.h"
 #include "sim_iset.h"
+#include "sim_state.h"
 #include "unit_run.h"
 
 #define PG 4096ull
@@ -384,10 +385,10 @@ static void test_attach_rules(void)
 	m0 = alloc_mock("mock0", 0);
 	CU_ASSERT_EQUAL(be->ops->attach(be, "nope", v0), -ENODEV);
 	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", 999), -ENOENT);
-	/* Incompatible domains: another device's parent or its children. */
-	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", v1), -EINVAL);
+	/* Incompatible domains: another driver's, nested (m0) or parent (mock0's, 2). */
 	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", m0), -EINVAL);
-	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", 3), -EINVAL);
+	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", 2), -EINVAL);
+	CU_ASSERT_EQUAL(be->ops->attach(be, "mock0", v1), -EINVAL);
 	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", 1), 0); /* own parent */
 	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", v0), 0);
 	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", v0), 0); /* same: no-op */
@@ -405,6 +406,42 @@ static void test_attach_rules(void)
 	CU_ASSERT_EQUAL(be->ops->detach(be, "vtd1"), 0);
 	CU_ASSERT_EQUAL(be->ops->detach(be, "nope"), -ENODEV);
 	sim_down();
+}
+
+/*
+ * The kernel lets a device attach to a compatible domain that sits on
+ * another device's IOAS (device.c follows the HWPT to its IOAS), and so
+ * does the model: keeping tenants apart is the daemon's rule. The device
+ * then translates through the other device's stage 2.
+ */
+static void test_attach_cross_device(void)
+{
+	const struct backend_alloc mock = {
+	    .data_type = IOMMU_HWPT_DATA_SELFTEST,
+	    .data = &(struct iommu_hwpt_selftest){.iotlb = 1},
+	    .data_len = sizeof(struct iommu_hwpt_selftest),
+	};
+	const char *err = NULL;
+	struct sim_state st;
+	uint32_t n1, p1;
+
+	cfg_default(&cfg);
+	CU_ASSERT_FATAL(sim_state_init(&st, &cfg, &err) == 0);
+	CU_ASSERT_EQUAL(sim_dev_stage2(&st, "mock0"), 1);
+	CU_ASSERT_EQUAL(sim_alloc_nested(&st, "mock1", &mock, &n1, &p1), 0);
+	/* mock0 onto a nested HWPT of mock1's parent: mock1's stage 2. */
+	CU_ASSERT_EQUAL(sim_attach(&st, "mock0", n1), 0);
+	CU_ASSERT_EQUAL(sim_dev_stage2(&st, "mock0"), 3);
+	CU_ASSERT_EQUAL(sim_destroy(&st, n1), -EBUSY);
+	/* And onto mock1's parent itself. */
+	CU_ASSERT_EQUAL(sim_attach(&st, "mock0", p1), 0);
+	CU_ASSERT_EQUAL(sim_dev_stage2(&st, "mock0"), 3);
+	CU_ASSERT_EQUAL(sim_destroy(&st, n1), 0);
+	/* Detach goes back to its own parent, its own stage 2. */
+	CU_ASSERT_EQUAL(sim_detach(&st, "mock0"), 0);
+	CU_ASSERT_EQUAL(sim_dev_stage2(&st, "mock0"), 1);
+	CU_ASSERT_EQUAL(sim_dev_stage2(&st, "nope"), -ENODEV);
+	sim_state_free(&st);
 }
 
 /* --- IOMMU_HWPT_INVALIDATE: core checks ---------------------------------- */
@@ -754,7 +791,8 @@ static void three_entries(vtd_inv_t *e)
 
 static void test_fault_index(void)
 {
-	uint32_t hw[3] = { 99, 99, 99 };
+	/* Zero on the call; 77 past the stop shows the sim never reads that far. */
+	uint32_t hw[3] = {0, 0, 77};
 	vtd_inv_t e[3];
 	uint32_t v, num;
 
@@ -771,9 +809,11 @@ static void test_fault_index(void)
 	CU_ASSERT_EQUAL(num, 1);
 	CU_ASSERT_EQUAL(hw[0], 0);
 	CU_ASSERT_EQUAL(hw[1], 5);
+	CU_ASSERT_EQUAL(hw[2], 77);
 	CU_ASSERT_EQUAL(q_iotlb(v, 0x4000, 2), 2); /* faulted: still cached */
 	CU_ASSERT_EQUAL(q_iotlb(v, 0x8000, 2), 2); /* not attempted */
 	/* count 1: spent. */
+	memset(hw, 0, sizeof(hw));
 	num = 3;
 	CU_ASSERT_EQUAL(inv_vtd(v, e, &num, hw), 0);
 	CU_ASSERT_EQUAL(num, 3);
@@ -833,7 +873,7 @@ static void test_fault_addr(void)
 
 static void test_fault_hw_error_only(void)
 {
-	uint32_t hw[3] = { 99, 99, 99 };
+	uint32_t hw[3] = {0, 0, 0};
 	mock_inv_t me = { .iotlb_id = 2 };
 	vtd_inv_t e[3];
 	uint32_t v, m, num;
@@ -931,6 +971,7 @@ static const struct unit_case tests[] = {
 	{ "alloc: ids", test_alloc_ids },
 	{ "destroy: EBUSY", test_destroy_busy },
 	{ "attach/detach rules", test_attach_rules },
+	{ "attach across devices (kernel parity)", test_attach_cross_device },
 	{ "invalidate: core checks", test_inv_core_checks },
 	{ "invalidate: 2^19 entries", test_inv_max_entries },
 	{ "invalidate: probe and data type", test_inv_probe_and_type },

@@ -41,8 +41,10 @@ struct backend_alloc {
  * entry_len bytes each; on return entry_num holds the number of entries
  * handled (the kernel stops at the first failing one) and the return value
  * is 0 or the failing entry's negative errno. hw_error, when not NULL, has
- * room for entry_num values; backends that know a per-entry hardware error
- * (the simulator) write it there, others leave it untouched.
+ * room for entry_num values, all zero on the call; backends that know a
+ * per-entry hardware error (the simulator) write it for the entries they
+ * walk (up to and including the one they stop at) and touch nothing else,
+ * so a call costs what the backend walked, not entry_num.
  */
 struct backend_inv {
 	uint32_t hwpt_id;

@@ -10,10 +10,14 @@
  * are done. The ones served by j are resubmitted one for one, in client
  * order, which tells exactly which of them fail and how - the same answer
  * a one-by-one submission of the request would have given, because
- * invalidations are idempotent and commute. The ones served only after j
+ * invalidations are idempotent and commute. If none of them fails again,
+ * the failure was transient: the first of them is reported with j's errno
+ * and hw_error all the same (never masked as done), though the retry did
+ * flush every page. The ones served only after j
  * are coalesced again and submitted. After INV_BATCH_MAX_REPLANS failing
  * rounds the rest goes out one for one, so a backend that fails every
- * entry costs O(n) entries submitted, never O(n^2) planning.
+ * entry costs O(n) planning and O(n) entries submitted (a call is charged
+ * for the entries the backend walked, up to the one it stopped at).
  *
  * A backend hardware error on an entry that the backend otherwise walked
  * past (rc 0, hw_error[k] != 0: the v8 design) means the hardware did not
@@ -135,6 +139,8 @@ static int batch_layout(struct batch *b, uint32_t nr, uint32_t m)
 	b->aux = b->sel + m;
 	b->hw = b->aux + m;
 	b->mark = b->hw + n_hw;
+	/* Kept all zero between backend calls (submit, hw_clear). */
+	memset(b->hw, 0, n_hw * sizeof(*b->hw));
 	return 0;
 }
 
@@ -191,13 +197,21 @@ static void count_flushed(struct inv_batch_stats *st, uint64_t pages)
 }
 
 /*
- * One backend call over cnt entries. Returns the position of the first
- * entry that did not succeed cleanly (cnt when all did) with its errno and
- * hw_error; *seen gets the number of entries up to and including that one,
- * the ones this call accounts for.
+ * One backend call over cnt entries. Returns h, the number of entries the
+ * backend walked past (some may carry a hardware error in b->hw), with
+ * *err its errno for entry h (0 when it walked past all cnt); *seen gets
+ * the number of entries the call accounts for: the h walked past and the
+ * one it stopped at. Work and counters are O(*seen), not O(cnt): after a
+ * failure the caller resubmits the rest, so charging cnt would make a
+ * backend that fails every entry cost O(n^2).
+ *
+ * b->hw is all zero before the call; the backend writes only entries it
+ * walked (up to the one it stopped at), and this clears what it may have
+ * written once the caller has read it (hw_clear), so no call pays for the
+ * whole array.
  */
 static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt, int *err,
-		       uint32_t *hw, uint32_t *seen)
+		       uint32_t *seen)
 {
 	struct backend_inv inv = {
 	    .hwpt_id = b->hwpt_id,
@@ -207,13 +221,10 @@ static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt, in
 	    .entries = entries,
 	    .hw_error = b->hw,
 	};
-	uint32_t h, k, f;
+	uint32_t h, k;
 	int rc;
 
-	memset(b->hw, 0, cnt * sizeof(*b->hw));
 	rc = b->be->ops->invalidate(b->be, &inv);
-	b->stats->submissions++;
-	b->stats->entries_submitted += cnt;
 
 	/* Hold the backend to the ioctl's contract; doubt means failure. */
 	h = inv.entry_num < cnt ? inv.entry_num : cnt;
@@ -224,26 +235,48 @@ static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt, in
 	if (rc && h == cnt)
 		h = cnt - 1;
 
-	f = rc ? h : cnt;
 	*err = rc;
-	for (k = 0; k < h; k++) {
-		if (b->hw[k]) {
-			f = k;
-			*err = -EIO;
-			break;
-		}
-	}
-	*hw = f < cnt ? b->hw[f] : 0;
-	*seen = f < cnt ? f + 1 : cnt;
+	*seen = rc ? h + 1 : cnt;
+	b->stats->submissions++;
+	b->stats->entries_submitted += *seen;
 	for (k = 0; k < *seen; k++)
 		count_flushed(b->stats, entry_pages(b, entries + (size_t)k * b->esz));
-	return f;
+	return h;
+}
+
+/* Clears what a call that accounted for seen entries may have left in b->hw. */
+static void hw_clear(struct batch *b, uint32_t seen)
+{
+	memset(b->hw, 0, (size_t)seen * sizeof(*b->hw));
+}
+
+/*
+ * The first entry of a call that did not succeed cleanly (cnt when all
+ * did), with the errno and hw_error it gets: a hardware error on an entry
+ * the backend walked past is -EIO with that hw_error.
+ */
+static uint32_t first_bad(const struct batch *b, uint32_t h, uint32_t cnt, int rc, int *err,
+			  uint32_t *hw)
+{
+	for (uint32_t k = 0; k < h; k++) {
+		if (b->hw[k]) {
+			*err = -EIO;
+			*hw = b->hw[k];
+			return k;
+		}
+	}
+	*err = rc;
+	*hw = rc ? b->hw[h] : 0;
+	return rc ? h : cnt;
 }
 
 /*
  * Submits the items of list one for one, in order, skipping entries that
  * a failure made dead. Chunks are copied once; after a failure the walk
- * resumes inside the same chunk, so the cost stays linear.
+ * resumes inside the same chunk, after the entry the backend stopped at,
+ * so the cost stays linear. Entries the backend walked past with a
+ * hardware error fail (-EIO, that hw_error) without a resubmission: the
+ * one-by-one answer, as the backend walked them one by one.
  */
 static void walk(struct batch *b, uint32_t *list, uint32_t nl)
 {
@@ -262,10 +295,10 @@ static void walk(struct batch *b, uint32_t *list, uint32_t nl)
 			cnt++;
 		}
 		while (off < cnt) {
-			uint32_t f, seen, hw, k;
+			uint32_t h, seen, k;
 			int err;
 
-			f = submit(b, b->tmp + (size_t)off * b->esz, cnt - off, &err, &hw, &seen);
+			h = submit(b, b->tmp + (size_t)off * b->esz, cnt - off, &err, &seen);
 			for (k = 0; k < seen; k++) {
 				uint32_t it = list[cs + off + k];
 				struct breq *r = &b->reqs[b->items[it].req];
@@ -273,13 +306,17 @@ static void walk(struct batch *b, uint32_t *list, uint32_t nl)
 				r->subs++;
 				r->pages =
 				    sat_add(r->pages, entry_pages(b, b->ent + (size_t)it * b->esz));
-				if (k < f)
+				if (k == h)
+					item_fail(b, it, err, b->hw[k]);
+				else if (b->hw[k])
+					item_fail(b, it, -EIO, b->hw[k]);
+				else
 					item_done(b, it);
 			}
-			if (f == cnt - off)
+			hw_clear(b, seen);
+			if (!err)
 				break;
-			item_fail(b, list[cs + off + f], err, hw);
-			off += f + 1;
+			off += seen;
 			/* A request without cont stops here: skip its tail. */
 			while (off < cnt && item_dead(b, list[cs + off]))
 				off++;
@@ -345,9 +382,9 @@ static bool plan_escalated(const struct batch *b, uint32_t ns)
 static int planned_round(struct batch *b, uint32_t ns)
 {
 	const struct coalesce_plan *plan = &b->ctx->plan;
-	uint32_t j, base, cnt, proc_end = 0, na = 0, nn = 0;
+	uint32_t j, base, cnt, hw = 0, proc_end = 0, na = 0, nn = 0;
 	uint32_t *sel = b->sel;
-	int rc;
+	int rc, err = 0;
 
 	for (uint32_t p = 0; p < ns; p++)
 		memcpy(b->tmp + (size_t)p * b->esz, b->ent + (size_t)sel[p] * b->esz, b->esz);
@@ -361,11 +398,12 @@ static int planned_round(struct batch *b, uint32_t ns)
 
 	j = plan->n_sub;
 	for (base = 0; base < plan->n_sub; base += cnt) {
-		uint32_t f, seen, hw;
-		int err;
+		uint32_t f, h, seen;
 
 		cnt = plan->n_sub - base < b->chunk ? plan->n_sub - base : b->chunk;
-		f = submit(b, (uint8_t *)plan->sub + (size_t)base * b->esz, cnt, &err, &hw, &seen);
+		h = submit(b, (uint8_t *)plan->sub + (size_t)base * b->esz, cnt, &err, &seen);
+		f = first_bad(b, h, cnt, err, &err, &hw);
+		hw_clear(b, seen);
 		proc_end = base + seen;
 		if (f < cnt) {
 			j = base + f;
@@ -382,8 +420,33 @@ static int planned_round(struct batch *b, uint32_t ns)
 		else
 			sel[nn++] = sel[p];
 	}
-	if (na)
-		walk(b, b->aux, na);
+	if (!na)
+		return (int)nn;
+	walk(b, b->aux, na);
+	/*
+	 * Submitted entry j failed but its client entries, resubmitted one
+	 * by one, all went through. Either j failed on a page that only the
+	 * coalescer added (none of theirs: one by one, none would fail), or
+	 * the failure was transient (or a hardware error did not recur).
+	 * Submitting j once more tells which. If it passes now, the failure
+	 * was transient and the answer must not hide it: a one-by-one
+	 * submission would have met it on the first of them, in client
+	 * order, so that entry gets j's errno and hw_error. The retry has
+	 * flushed every page all the same.
+	 */
+	for (uint32_t p = 0; p < na; p++)
+		if (item_res(b, b->aux[p])->state == INV_FAILED)
+			return (int)nn;
+	if (j < plan->n_sub) {
+		uint32_t again, h, seen, hw2;
+		int err2;
+
+		h = submit(b, (uint8_t *)plan->sub + (size_t)j * b->esz, 1, &err2, &seen);
+		again = first_bad(b, h, 1, err2, &err2, &hw2);
+		hw_clear(b, seen);
+		if (again == 1)
+			item_fail(b, b->aux[0], err, hw);
+	}
 	return (int)nn;
 }
 

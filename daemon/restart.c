@@ -916,8 +916,11 @@ static void detach_orphans(struct server *srv)
 			continue;
 		rc = srv->be->ops->detach(srv->be, b->dev->name);
 		if (rc)
-			log_warn("detach %s from orphan hwpt %u: %s", b->dev->name, b->hwpt_id,
-				 strerror(-rc));
+			log_event(LOG_WARNING, LOG_EV_BACKEND_ERROR,
+				  LOG_FIELDS(LF_STR("op", "detach"), LF_STR("device", b->dev->name),
+					     LF_UINT("hwpt", b->hwpt_id), LF_INT("error", rc)),
+				  "detach %s from orphan hwpt %u: %s", b->dev->name, b->hwpt_id,
+				  strerror(-rc));
 		e = hwpt_registry_find(&srv->reg, b->hwpt_id);
 		if (e)
 			e->n_attached--;
@@ -939,7 +942,10 @@ static void destroy_orphans(struct server *srv, struct orphan_list *l)
 				continue;
 			rc = srv->be->ops->destroy(srv->be, e->id);
 			if (rc)
-				log_err("destroy orphan hwpt %u: %s", e->id, strerror(-rc));
+				log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
+					  LOG_FIELDS(LF_STR("op", "destroy"),
+						     LF_UINT("hwpt", e->id), LF_INT("error", rc)),
+					  "destroy orphan hwpt %u: %s", e->id, strerror(-rc));
 			else
 				log_info("destroyed unclaimed hwpt %u (uid %u)", e->id,
 					 (unsigned)e->owner_uid);
@@ -964,10 +970,17 @@ static void unmap_orphan_memory(struct server *srv)
 							    b->maps[k].last - b->maps[k].iova + 1);
 
 			if (rc)
-				log_err("unmap orphaned [%#llx, %#llx] on %s: %s",
-					(unsigned long long)b->maps[k].iova,
-					(unsigned long long)b->maps[k].last, b->dev->name,
-					strerror(-rc));
+				log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
+					  LOG_FIELDS(LF_STR("op", "unmap"),
+						     LF_STR("device", b->dev->name),
+						     LF_HEX("iova", b->maps[k].iova),
+						     LF_HEX("length",
+							    b->maps[k].last - b->maps[k].iova + 1),
+						     LF_INT("error", rc)),
+					  "unmap orphaned [%#llx, %#llx] on %s: %s",
+					  (unsigned long long)b->maps[k].iova,
+					  (unsigned long long)b->maps[k].last, b->dev->name,
+					  strerror(-rc));
 		}
 		log_info("unmapped unclaimed guest memory on %s (uid %u)", b->dev->name,
 			 (unsigned)b->mem_uid);

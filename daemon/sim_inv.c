@@ -208,8 +208,6 @@ int sim_invalidate(struct sim_state *st, struct backend_inv *inv)
 	o = sim_obj_find(st, inv->hwpt_id);
 	if (!o || o->type != SIM_OBJ_NESTED)
 		return -ENOENT;
-	if (inv->hw_error && n)
-		memset(inv->hw_error, 0, (size_t)n * sizeof(inv->hw_error[0]));
 	if (o->kind == DEVICE_KIND_VTD)
 		return vtd_invalidate(st, o, inv, n);
 	return mock_invalidate(st, o, inv, n);

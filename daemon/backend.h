@@ -8,6 +8,7 @@
 #ifndef IOMMU_NESTD_BACKEND_H
 #define IOMMU_NESTD_BACKEND_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -18,6 +19,16 @@ struct json_object;
 /* Largest number of data types a backend reports in its capabilities. */
 #define BACKEND_MAX_TYPES 4
 
+/*
+ * Where Linux versions answer the same call differently, which rules a
+ * backend follows: the sim by its [daemon] sim_kernel knob, iommufd by
+ * what the running kernel answered a probe at open.
+ */
+enum kernel_rules {
+	KERNEL_RULES_6_12 = 0, /* the default: Linux 6.12 */
+	KERNEL_RULES_7 = 1,    /* Linux 7.x (invalidation ids are any object) */
+};
+
 struct backend_caps {
 	uint32_t hwpt_types[BACKEND_MAX_TYPES]; /* IOMMU_HWPT_DATA_* */
 	uint32_t n_hwpt_types;
@@ -26,7 +37,19 @@ struct backend_caps {
 	bool check_iotlb;  /* check_iotlb is implemented */
 	bool sim_model;    /* sim_populate / sim_query are implemented */
 	bool fault_inject; /* inject_fault is implemented */
+	enum kernel_rules rules; /* whose rules the backend's answers follow */
 };
+
+/*
+ * What IOMMU_HWPT_INVALIDATE answers for an id naming a live object that
+ * cannot be invalidated (a paging HWPT such as a nest parent, an IOAS):
+ * 6.12 looks the id up as a nested HWPT only (-ENOENT); 7.x looks it up as
+ * any object and refuses the wrong kind (-EINVAL, hw_pagetable.c:549).
+ */
+static inline int kernel_rules_inv_wrong_object(enum kernel_rules r)
+{
+	return r == KERNEL_RULES_7 ? -EINVAL : -ENOENT;
+}
 
 /* IOMMU_HWPT_ALLOC of a nested HWPT on a device's nest parent. */
 struct backend_alloc {

@@ -360,11 +360,36 @@ static void add_type(uint32_t *arr, uint32_t *n, uint32_t type)
 		arr[(*n)++] = type;
 }
 
+/*
+ * Which kernel's invalidation rules the running kernel follows, asked of
+ * the kernel itself rather than read off uname (distribution kernels
+ * backport): the empty invalidation of an IOAS is -ENOENT where only nested
+ * HWPTs are looked up (6.12), -EINVAL where any object is and the wrong
+ * kind is refused (7.x). Anything else (no such ioctl, no memory) keeps
+ * the 6.12 rules the daemon has always followed.
+ */
+static enum kernel_rules probe_kernel_rules(int fd)
+{
+	struct iommu_hwpt_invalidate cmd = {
+	    .size = sizeof(cmd),
+	    .data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+	};
+	enum kernel_rules r = KERNEL_RULES_6_12;
+
+	if (ifd_ioas_alloc(fd, &cmd.hwpt_id))
+		return r;
+	if (ioctl_err(fd, IOMMU_HWPT_INVALIDATE, &cmd) == -EINVAL)
+		r = KERNEL_RULES_7;
+	ifd_destroy_id(fd, cmd.hwpt_id);
+	return r;
+}
+
 static void compute_caps(struct ifd_backend *b)
 {
 	struct backend_caps *c = &b->caps;
 
 	memset(c, 0, sizeof(*c));
+	c->rules = probe_kernel_rules(b->fd);
 	for (uint32_t i = 0; i < b->n_devs; i++) {
 		const struct ifd_device *d = &b->devs[i];
 		/* Trust the kernel's hw_info; fall back to the configured kind. */

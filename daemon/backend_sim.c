@@ -79,6 +79,7 @@ static void sim_get_caps(struct backend *be, struct backend_caps *caps)
 		.check_iotlb = true,
 		.sim_model = true,
 		.fault_inject = true,
+		.rules = st->rules,
 	};
 	/* Only what the configured devices' drivers support, in config order. */
 	for (i = 0; i < st->n_devs; i++) {
@@ -267,6 +268,8 @@ static int sim_restore(struct backend *be, struct json_object *obj, backend_take
 	}
 	sim_state_free(&sb->st);
 	sb->st = fresh;
+	/* Configuration, not state: the file does not carry it. */
+	sb->st.rules = sb->cfg->sim_kernel;
 	if (fd >= 0) {
 		/* Adopt it: it is already in the store, nothing to add. */
 		close(sb->anchor_fd);

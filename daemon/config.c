@@ -161,6 +161,15 @@ static int set_daemon(struct config *cfg, const char *k, const char *v)
 		return parse_u32(v, &cfg->log_rate_burst);
 	if (!strcmp(k, "log_rate_interval_ms"))
 		return parse_u32(v, &cfg->log_rate_interval_ms);
+	if (!strcmp(k, "sim_kernel")) {
+		if (!strcmp(v, "6.12"))
+			cfg->sim_kernel = KERNEL_RULES_6_12;
+		else if (!strcmp(v, "7.0"))
+			cfg->sim_kernel = KERNEL_RULES_7;
+		else
+			return -EINVAL;
+		return 0;
+	}
 	return -ENOENT;
 }
 

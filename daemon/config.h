@@ -78,6 +78,8 @@ struct config {
 
 	/* Fault injected into the sim backend at start (testing). */
 	struct backend_fault sim_fault;
+	/* Whose rules the sim models where kernels differ ([daemon] sim_kernel). */
+	enum kernel_rules sim_kernel;
 };
 
 void config_defaults(struct config *cfg);

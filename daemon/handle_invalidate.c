@@ -155,6 +155,37 @@ static struct hwpt_entry *invalidate_target(struct session *s, uint32_t id)
 	return e && e->owner && session_is_admin(s) ? e : NULL;
 }
 
+struct parent_search {
+	uint32_t id;
+	bool found;
+};
+
+static void match_live_parent(struct hwpt_entry *e, void *arg)
+{
+	struct parent_search *ps = arg;
+
+	ps->found |= e->owner && e->parent_id == ps->id;
+}
+
+/*
+ * The errno for an id that names none of the nested HWPTs s may invalidate.
+ * The nest parent of a HWPT s may invalidate (its own: the Alloc reply
+ * told s the id; for an admin, any live session's, as ListHwpts shows) is
+ * a live paging HWPT, which the running kernel answers by its own rule
+ * (6.12 -ENOENT, 7.x -EINVAL). Every other id, unknown or some other
+ * tenant's object, is -ENOENT: nobody learns what exists beyond their reach.
+ */
+static int no_target_err(struct session *s, uint32_t id)
+{
+	struct parent_search ps = {.id = id};
+
+	for (const struct hwpt_entry *e = s->owned; e && !ps.found; e = e->next_owned)
+		ps.found = e->parent_id == id;
+	if (!ps.found && session_is_admin(s))
+		hwpt_registry_for_each(&s->srv->reg, match_live_parent, &ps);
+	return ps.found ? kernel_rules_inv_wrong_object(s->srv->caps.rules) : -ENOENT;
+}
+
 void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
 {
 	const IommuNest__Invalidate *m = req->invalidate;
@@ -198,8 +229,11 @@ void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNe
 	if (rc)
 		return fail_request(s, r, rc, "request rejected by the kernel's rules");
 	hwpt = invalidate_target(s, r->hwpt_id);
-	if (!hwpt)
-		return fail_request(s, r, -ENOENT, "no such HWPT");
+	if (!hwpt) {
+		rc = no_target_err(s, r->hwpt_id);
+		fail_request(s, r, rc, rc == -ENOENT ? "no such HWPT" : "not a nested HWPT");
+		return;
+	}
 	rc = inv_validate_request(r, hwpt->inv_type);
 	if (rc)
 		return fail_request(s, r, rc, "request rejected by the kernel's rules");

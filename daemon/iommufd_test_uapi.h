@@ -4,7 +4,10 @@
  * built with CONFIG_IOMMUFD_TEST. The kernel keeps it in
  * drivers/iommu/iommufd/iommufd_test.h, which is not exported to userspace,
  * so the layout is written out here and pinned by static asserts against
- * the Linux 6.12 values. The mock-driver data types shared with the rest of
+ * the Linux 6.12 values, which Linux 7.x keeps: 7.x only appends ops after
+ * TRIGGER_IOPF (DEV_CHECK_CACHE = 16 ... DMABUF_REVOKE = 23) and union
+ * members no larger than `dirty`, so one header serves both (checked
+ * against 7.2's iommufd_test.h). The mock-driver data types shared with the rest of
  * the daemon (IOMMU_HWPT_DATA_SELFTEST, struct iommu_hwpt_selftest, ...)
  * are in iommufd_uapi.h.
  *

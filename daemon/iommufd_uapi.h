@@ -176,6 +176,11 @@ struct iommu_hwpt_invalidate {
 #define MOCK_NESTED_DOMAIN_IOTLB_ID_MAX 3
 #define MOCK_NESTED_DOMAIN_IOTLB_NUM 4
 
+/*
+ * 6.12's layout. 7.x appends __u32 pagetable_type (for paging domains);
+ * both copy nested data with iotlb as the last required member, so these
+ * 4 bytes are accepted by each (zero-extended on 7.x).
+ */
 struct iommu_hwpt_selftest {
 	__u32 iotlb;
 };

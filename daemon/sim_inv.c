@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * IOMMU_HWPT_INVALIDATE as Linux 6.12 does it: the core checks of
+ * IOMMU_HWPT_INVALIDATE as Linux 6.12 does it (and 7.x where the two
+ * differ, with st->rules: [daemon] sim_kernel): the core checks of
  * iommufd_hwpt_invalidate() (iommufd/hw_pagetable.c:413), then the
  * driver's cache_invalidate_user() (intel/nested.c:90 for VT-d,
  * iommufd/selftest.c mock_domain_cache_invalidate_user() for the mock),
@@ -204,10 +205,15 @@ int sim_invalidate(struct sim_state *st, struct backend_inv *inv)
 	if (n && (!inv->entries || !inv->entry_len || inv->entry_len > IOMMUFD_PAGE_SIZE ||
 		  n > IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX))
 		return -EINVAL;
-	/* iommufd_get_hwpt_nested(): unknown or paging HWPT is -ENOENT. */
+	/*
+	 * 6.12's iommufd_get_hwpt_nested(): unknown or paging HWPT is -ENOENT;
+	 * 7.x looks up any object and answers the wrong kind -EINVAL.
+	 */
 	o = sim_obj_find(st, inv->hwpt_id);
-	if (!o || o->type != SIM_OBJ_NESTED)
+	if (!o)
 		return -ENOENT;
+	if (o->type != SIM_OBJ_NESTED)
+		return kernel_rules_inv_wrong_object(st->rules);
 	if (o->kind == DEVICE_KIND_VTD)
 		return vtd_invalidate(st, o, inv, n);
 	return mock_invalidate(st, o, inv, n);

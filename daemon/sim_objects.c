@@ -162,6 +162,7 @@ int sim_state_init(struct sim_state *st, const struct config *cfg, const char **
 
 	memset(st, 0, sizeof(*st));
 	st->next_id = 1;
+	st->rules = cfg->sim_kernel;
 	if (cfg->n_devices > CONFIG_MAX_DEVICES) {
 		*errmsg = "sim: too many devices";
 		return -EINVAL;

@@ -85,6 +85,9 @@ struct sim_state {
 	struct backend_fault fault;
 	uint32_t fault_fires_left; /* 0 with fault.count == 0: unlimited */
 	uint32_t latency_us;
+
+	/* Which kernel version's rules to model ([daemon] sim_kernel). */
+	enum kernel_rules rules;
 };
 
 /* sim_objects.c: lifecycle. */

@@ -11,7 +11,8 @@ pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
 for arg in "$@"; do
 	case "$arg" in
 	--kernel) pkgs+=(linux-source-6.12 qemu-system-x86 busybox-static flex bison bc
-			 libelf-dev libssl-dev cpio xz-utils kmod) ;;
+			 libelf-dev libssl-dev cpio xz-utils kmod
+			 debian-archive-keyring gpgv) ;; # the last two: fetch-linux-source.sh
 	--fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 	*) echo "unknown option $arg" >&2; exit 2 ;;
 	esac

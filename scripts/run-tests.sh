@@ -3,7 +3,8 @@
 # the whole suite (unit, integration, kernel tier in QEMU) with warnings as
 # errors, then the same unit and integration suites under ASan+UBSan and the
 # integration suite with the daemon under valgrind.
-#   NESTD_SKIP_KERNEL=1   leave out the QEMU kernel tier
+#   NESTD_SKIP_KERNEL=1   leave out the QEMU kernel tiers (6.12 and 7.x)
+#   NESTD_SKIP_KERNEL7=1  leave out only the Linux 7.x tier
 #   NESTD_SKIP_SANITIZE=1 leave out the ASan/UBSan and valgrind passes
 #   NESTD_SKIP_FUZZ=1     leave out the libFuzzer runs
 #   NESTD_FUZZ_SECONDS=N  run each fuzzer for N seconds (default 60)
@@ -20,7 +21,8 @@ section() { printf '\n==== %s ====\n' "$*"; }
 
 section "build (-Werror)"
 cmake -S "$top" -B "$out/main" -DNESTD_WERROR=ON \
-	-DNESTD_KERNEL_TESTS="$([ "${NESTD_SKIP_KERNEL:-0}" = 1 ] && echo OFF || echo ON)" >/dev/null
+	-DNESTD_KERNEL_TESTS="$([ "${NESTD_SKIP_KERNEL:-0}" = 1 ] && echo OFF || echo ON)" \
+	-DNESTD_KERNEL7_TESTS="$([ "${NESTD_SKIP_KERNEL7:-0}" = 1 ] && echo OFF || echo ON)" >/dev/null
 cmake --build "$out/main" -j"$jobs"
 
 section "unit + integration + kernel tests"

@@ -11,6 +11,7 @@
  *   NESTD_CONFIG_EXTRA    appended to every config ("\n" escapes allowed)
  *   NESTD_DEVICES         device sections replacing the default ones
  *   NESTD_KEEP_LOGS       print the daemon log of every test, not only failures
+ *   NESTD_KTEST_KERNEL    the kernel tier's kernel, "6.12" or "7.x" (run-qemu.sh)
  */
 #ifndef IOMMU_NESTD_IT_HARNESS_H
 #define IOMMU_NESTD_IT_HARNESS_H
@@ -81,6 +82,14 @@ void it_thaw(struct nestd *d);
 
 /* Bounded reply timeout in ms, longer under a wrapper. */
 int it_timeout_ms(void);
+
+/*
+ * The errno an invalidation naming a live object that is not a nested HWPT
+ * (a nest parent) must get: the kernel's rule, -ENOENT on 6.12, -EINVAL on
+ * 7.x. On the kernel tier the booted kernel's (NESTD_KTEST_KERNEL); on the
+ * sim the sim_kernel the test configured ("6.12", "7.0"; NULL: default).
+ */
+int it_wrong_object_errno(const char *sim_kernel);
 
 /* ---- Client-library connections (closed by the per-test teardown) -------- */
 

@@ -233,19 +233,69 @@ static void test_unknown_hwpt(void)
 	it_stop_ok(f.d);
 }
 
-/* A nest parent is a paging HWPT: not a target of invalidation (raw, for parent_id). */
-static void test_parent_hwpt_enoent(void)
+/* A raw selftest Invalidate of hwpt (entries iotlb_id 0; n 0 is the probe). */
+static IommuNest__Reply *raw_inv_st(int fd, uint32_t hwpt, size_t n, uint64_t id)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
+	uint32_t ids[1] = {0};
+
+	inv.hwpt_id = hwpt;
+	inv.data_type = IOMMU_NEST_INV_DATA_SELFTEST;
+	inv.n_iotlb_id = n;
+	inv.iotlb_id = ids;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	req.invalidate = &inv;
+	return it_raw_call(fd, &req, id);
+}
+
+/* A request-level refusal with err: n entries, none handled or attempted. */
+static void raw_check_refused(IommuNest__Reply *rep, size_t n, int err)
+{
+	CU_ASSERT_EQUAL(rep->status, err);
+	if (rep->body_case == IOMMU_NEST__REPLY__BODY_INVALIDATE) {
+		CU_ASSERT_EQUAL(rep->invalidate->entries_handled, 0);
+		CU_ASSERT_EQUAL(rep->invalidate->entries_submitted, 0);
+		CU_ASSERT_EQUAL(rep->invalidate->n_state, n);
+		for (size_t i = 0; i < rep->invalidate->n_state && i < n; i++)
+			CU_ASSERT_EQUAL(rep->invalidate->state[i], NA);
+	}
+	iommu_nest__reply__free_unpacked(rep, NULL);
+}
+
+/*
+ * A nest parent is a paging HWPT: not a target of invalidation, and the
+ * kernels say so differently (DESIGN.md section 2): 6.12 -ENOENT (only a
+ * nested HWPT is looked up), 7.x -EINVAL (any object is, the wrong kind is
+ * refused). The daemon answers from its own bookkeeping what the running
+ * kernel (sim: [daemon] sim_kernel) answers, for the parent of the client's
+ * own HWPT (the Alloc reply gave it the id; raw, to read parent_id), and
+ * for an admin (root), who may flush any client's HWPT. A tenant naming
+ * another's parent or HWPT gets -ENOENT on every kernel: it must not learn
+ * that someone else's object exists.
+ */
+static void parent_hwpt_case(const char *sim_kernel)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__Alloc alloc = IOMMU_NEST__ALLOC__INIT;
 	IommuNest__SelftestData data = IOMMU_NEST__SELFTEST_DATA__INIT;
-	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
 	IommuNest__Reply *rep;
-	uint32_t ids[1] = { 0 }, parent, child;
-	struct nestd *d = it_start(NULL);
-	int fd = it_raw_connect(d);
+	char body[64];
+	uint32_t parent, child;
+	const int want = it_wrong_object_errno(sim_kernel);
+	const struct iommu_nest_selftest_inv e = {0, 0};
+	struct iommu_nest_entry_result res;
+	struct iommu_nest_inv_summary sum;
+	struct fx tf = {0};
+	struct nestd *d;
+	int fd, other, rc;
 
+	snprintf(body, sizeof(body), "sim_kernel = %s", sim_kernel);
+	d = it_start(body);
+	fd = it_raw_connect(d);
+	other = it_raw_connect(d);
 	it_raw_hello(fd);
+	it_raw_hello(other);
 	alloc.device = IT_ST0;
 	alloc.data_type = IOMMU_NEST_HWPT_DATA_SELFTEST;
 	alloc.data_case = IOMMU_NEST__ALLOC__DATA_SELFTEST;
@@ -261,25 +311,29 @@ static void test_parent_hwpt_enoent(void)
 	iommu_nest__reply__free_unpacked(rep, NULL);
 	CU_ASSERT(parent != 0 && parent != child);
 
-	inv.hwpt_id = parent;
-	inv.data_type = IOMMU_NEST_INV_DATA_SELFTEST;
-	inv.n_iotlb_id = 1;
-	inv.iotlb_id = ids;
-	req.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
-	req.invalidate = &inv;
-	rep = it_raw_call(fd, &req, 3);
-	CU_ASSERT_EQUAL(rep->status, -ENOENT);
-	if (rep->body_case == IOMMU_NEST__REPLY__BODY_INVALIDATE) {
-		CU_ASSERT_EQUAL(rep->invalidate->entries_handled, 0);
-		CU_ASSERT_EQUAL(rep->invalidate->n_state, 1);
-		if (rep->invalidate->n_state == 1)
-			CU_ASSERT_EQUAL(rep->invalidate->state[0], NA);
+	raw_check_refused(raw_inv_st(fd, parent, 1, 3), 1, want);
+	/* The empty-array probe looks the object up first, too. */
+	raw_check_refused(raw_inv_st(fd, parent, 0, 4), 0, want);
+	if (geteuid() == 0) {
+		/* Another root connection is an admin: it reaches both. */
+		raw_check_refused(raw_inv_st(other, parent, 1, 5), 1, want);
+		rep = raw_inv_st(other, child, 1, 6);
+		CU_ASSERT_EQUAL(rep->status, 0);
+		iommu_nest__reply__free_unpacked(rep, NULL);
+		tf.h = it_connect_as(d, "tenant", IT_NOBODY, IT_NOBODY);
+	} else {
+		tf.h = it_connect(d, "tenant");
 	}
-	iommu_nest__reply__free_unpacked(rep, NULL);
+	/* A plain tenant reaches neither the child nor its parent. */
+	for (int i = 0; i < 2; i++) {
+		memset(&res, 0xa5, sizeof(res));
+		rc = inv_st(&tf, i ? child : parent, IOMMU_NEST_INV_DATA_SELFTEST, 0, 0, &e, 1,
+			    &res, &sum);
+		check_request_failed(rc, &sum, &res, 1, -ENOENT);
+	}
 
 	/* The child is fine, by the same raw path. */
-	inv.hwpt_id = child;
-	rep = it_raw_call(fd, &req, 4);
+	rep = raw_inv_st(fd, child, 1, 7);
 	CU_ASSERT_EQUAL(rep->status, 0);
 	CU_ASSERT_EQUAL_FATAL(rep->body_case, IOMMU_NEST__REPLY__BODY_INVALIDATE);
 	CU_ASSERT_EQUAL(rep->invalidate->entries_handled, 1);
@@ -287,6 +341,13 @@ static void test_parent_hwpt_enoent(void)
 	CU_ASSERT_EQUAL(rep->invalidate->state[0], DONE);
 	iommu_nest__reply__free_unpacked(rep, NULL);
 	it_stop_ok(d);
+}
+
+/* Both sim_kernel values (on the kernel tier both follow the booted kernel). */
+static void test_parent_hwpt_per_kernel(void)
+{
+	parent_hwpt_case("6.12");
+	parent_hwpt_case("7.0");
 }
 
 static void test_wrong_data_type(void)
@@ -662,7 +723,7 @@ int main(int argc, char **argv)
 		{ "entry_len_range_selftest", test_entry_len_range_selftest },
 		{ "probe_ignores_entry_len", test_probe_ignores_entry_len },
 		{ "unknown_hwpt", test_unknown_hwpt },
-		{ "parent_hwpt_enoent", test_parent_hwpt_enoent },
+		{ "parent_hwpt_per_kernel", test_parent_hwpt_per_kernel },
 		{ "wrong_data_type", test_wrong_data_type },
 		{ "vtd_flags", test_vtd_flags },
 		{ "vtd_entry_reserved", test_vtd_entry_reserved },

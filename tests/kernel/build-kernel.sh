@@ -1,25 +1,32 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# Builds the Linux 6.12 kernel the kernel test tier boots: Debian's
-# linux-source-6.12, `make tinyconfig` plus exactly the options iommufd's
-# selftest mock and a busybox initramfs running our daemon need.
+# Builds a kernel the kernel test tiers boot, from one of two sources:
+#   6.12  Debian's linux-source-6.12 (installed from the machine's suite)
+#   7.x   the newest linux-source-7.* of Debian unstable, fetched without
+#         installing it by scripts/fetch-linux-source.sh
+# `make tinyconfig` plus exactly the options iommufd's selftest mock and a
+# busybox initramfs running our daemon need.
 #
 # The bzImage is cached outside the work tree, keyed by the sha256 of the
-# config fragment, the source package version and this recipe's version:
+# config fragment, the source package and its version and this recipe's
+# version:
 #   ${NESTD_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/iommu-nestd/kernel}/<key>/bzImage
 # A present bzImage is reused; nothing is rebuilt.
 #
-# Usage: build-kernel.sh [--print-path] [--force] [--no-install]
+# Usage: build-kernel.sh [--source 6.12|7.x] [--print-path] [--force] [--no-install]
+#   --source      which kernel (default $NESTD_KERNEL_SOURCE, else 6.12)
 #   --print-path  print only the bzImage path on stdout (logs go to stderr)
 #   --force       rebuild even if the cache has a bzImage
 #   --no-install  never call apt-get; fail (77) if something is missing
+#                 (7.x: use only a tarball fetched before)
 #
 # Environment:
+#   NESTD_KERNEL_SOURCE 6.12 or 7.x, as --source
 #   NESTD_KERNEL_CACHE  cache root (default above)
-#   NESTD_KSRC          an already unpacked linux-source-6.12 tree to build
-#                       from (read only; the build is out of tree)
-#   NESTD_KSRC_TARBALL  default /usr/src/linux-source-6.12.tar.xz
+#   NESTD_KSRC          an already unpacked kernel tree of the selected
+#                       source to build from (read only; out-of-tree build)
+#   NESTD_KSRC_TARBALL  6.12 only: default /usr/src/linux-source-6.12.tar.xz
 #
 # Exit status: 0 built or reused, 77 the kernel source or the toolchain is
 # genuinely unavailable (and could not be installed), anything else failure.
@@ -28,27 +35,42 @@ set -euo pipefail
 # Bump when the recipe below changes in a way the fragment does not show
 # (make targets, tinyconfig base, build flags): it is part of the cache key.
 readonly RECIPE_VERSION=1
-readonly SRC_PKG=linux-source-6.12
 readonly SKIP=77
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+source_sel=${NESTD_KERNEL_SOURCE:-6.12}
 print_path=0
 force=0
 no_install=0
-for arg in "$@"; do
-	case "$arg" in
-	--print-path) print_path=1 ;;
-	--force) force=1 ;;
-	--no-install) no_install=1 ;;
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--source)
+		[ $# -ge 2 ] || { echo "build-kernel.sh: --source needs 6.12 or 7.x" >&2; exit 2; }
+		source_sel=$2
+		shift 2
+		;;
+	--source=*) source_sel=${1#--source=}; shift ;;
+	--print-path) print_path=1; shift ;;
+	--force) force=1; shift ;;
+	--no-install) no_install=1; shift ;;
 	-h | --help)
-		sed -n '3,27p' "$0"
+		sed -n '3,32p' "$0"
 		exit 0
 		;;
 	*)
-		echo "build-kernel.sh: unknown argument '$arg'" >&2
+		echo "build-kernel.sh: unknown argument '$1'" >&2
 		exit 2
 		;;
 	esac
 done
+case "$source_sel" in
+6.12) SRC_PKG=linux-source-6.12 ;;
+7.x | 7) source_sel=7.x SRC_PKG= ;; # the fetched package names it
+*)
+	echo "build-kernel.sh: --source must be 6.12 or 7.x, not '$source_sel'" >&2
+	exit 2
+	;;
+esac
 
 log() { echo "build-kernel: $*" >&2; }
 die() {
@@ -105,6 +127,19 @@ CONFIG_FHANDLE=y
 CONFIG_INOTIFY_USER=y
 CONFIG_PROC_SYSCTL=y
 '
+# Linux 7.x: the selftest mock builds its paging domains on the generic
+# page table (IOMMUFD_TEST depends on IOMMU_PT_AMDV1), which is only
+# user-selectable with COMPILE_TEST. Without these olddefconfig silently
+# drops IOMMUFD_TEST; the check below turns that into a build failure.
+# (Appended only for 7.x, so the 6.12 key and its cached image stay.)
+FRAGMENT_7X='
+# Linux 7.x: the selftest mock page table (generic PT, AMD v1 format)
+CONFIG_COMPILE_TEST=y
+CONFIG_GENERIC_PT=y
+CONFIG_IOMMU_PT=y
+CONFIG_IOMMU_PT_AMDV1=y
+'
+[ "$source_sel" = 6.12 ] || FRAGMENT="$FRAGMENT$FRAGMENT_7X"
 
 fragment_options() {
 	# "CONFIG_X=y" lines of the fragment, comments and blanks dropped.
@@ -156,6 +191,10 @@ ensure_tools() {
 
 src_version() {
 	local v
+	if [ -n "${FETCHED_VERSION:-}" ]; then
+		echo "$FETCHED_VERSION"
+		return
+	fi
 	v=$(dpkg-query -W -f='${Version}' "$SRC_PKG" 2>/dev/null || true)
 	if [ -z "$v" ]; then
 		# Not installed through dpkg (e.g. NESTD_KSRC on another distro).
@@ -164,21 +203,51 @@ src_version() {
 	echo "$v"
 }
 
+# 7.x: sets SRC_PKG, FETCHED_VERSION and FETCHED_TARBALL from
+# fetch-linux-source.sh (which skips, 77, only when apt says no).
+fetch_7x() {
+	local fargs=(--series 7) out rc=0
+	[ "$no_install" = 0 ] || fargs+=(--offline)
+	out=$("$here/../../scripts/fetch-linux-source.sh" "${fargs[@]}") || rc=$?
+	[ "$rc" != "$SKIP" ] || skip "Debian unstable's linux-source-7.* cannot be fetched (see above)"
+	[ "$rc" = 0 ] || die "fetch-linux-source.sh failed ($rc)"
+	SRC_PKG=$(echo "$out" | sed -n 1p)
+	FETCHED_VERSION=$(echo "$out" | sed -n 2p)
+	FETCHED_TARBALL=$(echo "$out" | sed -n 3p)
+	case "$SRC_PKG" in
+	linux-source-7.*) ;;
+	*) die "fetch-linux-source.sh returned '$SRC_PKG', not a linux-source-7.* package" ;;
+	esac
+}
+
 # Sets KSRC to an unpacked source tree, installing/unpacking as needed.
 ensure_source() {
 	if [ -n "${NESTD_KSRC:-}" ]; then
 		[ -f "$NESTD_KSRC/Makefile" ] || die "NESTD_KSRC=$NESTD_KSRC is not a kernel tree"
 		KSRC=$NESTD_KSRC
+		if [ "$source_sel" = 7.x ]; then
+			SRC_PKG=linux-source-$(make -s -C "$KSRC" kernelversion | cut -d. -f1,2)
+			case "$SRC_PKG" in
+			linux-source-7.*) ;;
+			*) die "NESTD_KSRC=$KSRC is $SRC_PKG, not a 7.x tree" ;;
+			esac
+		fi
 		return
 	fi
-	local tarball=${NESTD_KSRC_TARBALL:-/usr/src/$SRC_PKG.tar.xz}
-	if [ ! -f "$tarball" ]; then
-		apt_install "$SRC_PKG" || true
-		[ -f "$tarball" ] ||
-			skip "$tarball not present and package $SRC_PKG cannot be installed"
+	local tarball ver
+	if [ "$source_sel" = 7.x ]; then
+		fetch_7x
+		tarball=$FETCHED_TARBALL
+		ver=$FETCHED_VERSION
+	else
+		tarball=${NESTD_KSRC_TARBALL:-/usr/src/$SRC_PKG.tar.xz}
+		if [ ! -f "$tarball" ]; then
+			apt_install "$SRC_PKG" || true
+			[ -f "$tarball" ] ||
+				skip "$tarball not present and package $SRC_PKG cannot be installed"
+		fi
+		ver=$(dpkg-query -W -f='${Version}' "$SRC_PKG" 2>/dev/null || stat -c %Y "$tarball")
 	fi
-	local ver
-	ver=$(dpkg-query -W -f='${Version}' "$SRC_PKG" 2>/dev/null || stat -c %Y "$tarball")
 	local dest="$CACHE_ROOT/src/$SRC_PKG-$ver"
 	KSRC="$dest/$SRC_PKG"
 	if [ -f "$dest/.unpacked" ]; then
@@ -259,6 +328,8 @@ while IFS= read -r line; do
 	fi
 done < <(fragment_options)
 [ "$bad" = 0 ] || die "the resulting .config lacks required options (see above)"
+# Said once more by name: without it the whole tier tests nothing.
+grep -qx 'CONFIG_IOMMUFD_TEST=y' "$OBJ/.config" || die "CONFIG_IOMMUFD_TEST=y is not in .config"
 log "all $(fragment_options | wc -l) required options verified in .config"
 
 log "building bzImage with -j$(nproc)"

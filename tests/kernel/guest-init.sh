@@ -52,12 +52,17 @@ ls -l /dev/iommu 2>&1
 if [ -n "$NESTD_DAEMON" ] && [ -n "$NESTD_CONFIG" ]; then
 	t0=$(now)
 	sock=/run/nestd-ktest.sock
-	"$NESTD_DAEMON" --socket "$sock" --config "$NESTD_CONFIG" &
+	dlog=/tmp/nestd-ktest-daemon.log
+	"$NESTD_DAEMON" --socket "$sock" --config "$NESTD_CONFIG" >"$dlog" 2>&1 &
 	dpid=$!
 	rc=1
 	i=0
-	while [ $i -lt 100 ]; do
-		if [ -S "$sock" ]; then
+	# Up means serving: the socket exists before the daemon has its
+	# signal handlers, and a SIGTERM in between would kill it outright.
+	# It logs "serving on" only once it has them. Bounded (60 s) for a
+	# daemon that never gets there, generous for a slow TCG guest.
+	while [ $i -lt 600 ]; do
+		if [ -S "$sock" ] && grep -q 'serving on' "$dlog"; then
 			rc=0
 			break
 		fi
@@ -71,10 +76,11 @@ if [ -n "$NESTD_DAEMON" ] && [ -n "$NESTD_CONFIG" ]; then
 		rc=$?
 		echo "nestd-ktest: daemon exited with $rc after SIGTERM"
 	else
-		echo "nestd-ktest: daemon did not create $sock"
+		echo "nestd-ktest: daemon did not start serving on $sock"
 		kill -KILL $dpid 2>/dev/null
 		wait $dpid
 	fi
+	sed 's/^/nestd-ktest: daemon| /' "$dlog"
 	result daemon-start $rc $(($(now) - t0))
 fi
 

@@ -7,6 +7,10 @@
 # an exit status.
 #
 # Usage: run-qemu.sh [options] [--] TEST...
+#   --source 6.12|7.x  which kernel tier (default 6.12): the kernel
+#                      build-kernel.sh builds, NESTD_KTEST_KERNEL in the
+#                      tests' environment (the rules they expect), and the
+#                      version the guest must report
 #   --kernel BZIMAGE   boot this kernel (default: build-kernel.sh's, built
 #                      or taken from its cache)
 #   --daemon PATH      the iommu-nestd binary (guest: $NESTD_DAEMON)
@@ -29,6 +33,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SKIP=77
 
 kernel=
+source_sel=6.12
 daemon=
 config=
 timeout_s=300
@@ -42,6 +47,7 @@ tests=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
+	--source) source_sel=$2; shift 2 ;;
 	--daemon) daemon=$2; shift 2 ;;
 	--config) config=$2; shift 2 ;;
 	--env) envs+=(-e "$2"); shift 2 ;;
@@ -51,12 +57,21 @@ while [ $# -gt 0 ]; do
 	--log) log=$2; shift 2 ;;
 	--memory) memory=$2; shift 2 ;;
 	--no-install) no_install=1; shift ;;
-	-h | --help) sed -n '3,25p' "$0"; exit 0 ;;
+	-h | --help) sed -n '3,29p' "$0"; exit 0 ;;
 	--) shift; tests+=("$@"); break ;;
 	-*) echo "run-qemu.sh: unknown option $1" >&2; exit 2 ;;
 	*) tests+=("$1"); shift ;;
 	esac
 done
+
+case "$source_sel" in
+6.12) guest_release='6.12.*' ;;
+7.x) guest_release='7.*' ;;
+*) echo "run-qemu.sh: --source must be 6.12 or 7.x" >&2; exit 2 ;;
+esac
+# Tests that expect per-kernel answers read this (never uname: the tier
+# says which kernel it meant to boot, and the verdict checks it did).
+envs+=(-e "NESTD_KTEST_KERNEL=$source_sel")
 
 log_msg() { echo "run-qemu: $*" >&2; }
 skip() {
@@ -96,11 +111,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ -z "$kernel" ]; then
-	kargs=(--print-path)
+	kargs=(--print-path --source "$source_sel")
 	[ "$no_install" = 0 ] || kargs+=(--no-install)
 	rc=0
 	kernel=$("$here/build-kernel.sh" "${kargs[@]}") || rc=$?
-	[ "$rc" != "$SKIP" ] || skip "no kernel: build-kernel.sh could not get the kernel source"
+	[ "$rc" != "$SKIP" ] || skip "no $source_sel kernel: build-kernel.sh could not get its source"
 	[ "$rc" = 0 ] || { log_msg "build-kernel.sh failed ($rc)"; exit 1; }
 fi
 [ -s "$kernel" ] || { log_msg "kernel $kernel not found"; exit 1; }
@@ -153,6 +168,16 @@ elif [ "$qrc" != 0 ]; then
 	log_msg "FAIL: qemu exited with status $qrc"
 	ok=0
 fi
+# The kernel the guest ran must be the tier's: a 7.x tier that booted a
+# 6.12 image (a cache mix-up) would test nothing new.
+release=$(sed -n 's/.*nestd-ktest: kernel \([^ ,]*\),.*/\1/p' "$serial" | tail -n 1)
+case "$release" in
+$guest_release) log_msg "guest kernel $release (tier $source_sel)" ;;
+*)
+	log_msg "FAIL: the guest ran kernel '${release:-?}', not the $source_sel tier's"
+	ok=0
+	;;
+esac
 for name in "${expect[@]}"; do
 	line=$(grep -E "NESTD-KTEST $name (PASS|FAIL|SKIP) " "$serial" | tail -n 1 || true)
 	case "$line" in

@@ -6,6 +6,7 @@
  * injection. Self-contained: needs only nestd_sim (and what it links).
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -481,6 +482,66 @@ static void test_inv_core_checks(void)
 	num = 0;
 	CU_ASSERT_EQUAL(inv_raw(m, ST, NULL, 0, &num, NULL), 0);
 	sim_down();
+}
+
+/*
+ * [daemon] sim_kernel: a live object that cannot be invalidated (here the
+ * nest parent, a paging HWPT) is -ENOENT on 6.12 (iommufd_get_hwpt_nested)
+ * and -EINVAL on 7.x (any object is looked up, the wrong kind refused);
+ * an unknown id is -ENOENT on both.
+ */
+static void check_wrong_object(enum kernel_rules rules, uint32_t id, uint32_t parent)
+{
+	const uint32_t ST = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST;
+	const int want = rules == KERNEL_RULES_7 ? -EINVAL : -ENOENT;
+	struct backend_caps caps;
+	mock_inv_t e = {0};
+	uint32_t num;
+
+	be->ops->get_caps(be, &caps);
+	CU_ASSERT_EQUAL(caps.rules, rules);
+	num = 1;
+	CU_ASSERT_EQUAL(inv_raw(parent, ST, &e, sizeof(e), &num, NULL), want);
+	CU_ASSERT_EQUAL(num, 0);
+	num = 0; /* the probe too: the lookup comes before the type check */
+	CU_ASSERT_EQUAL(inv_raw(parent, ST, NULL, 0, &num, NULL), want);
+	num = 1;
+	CU_ASSERT_EQUAL(inv_raw(999, ST, &e, sizeof(e), &num, NULL), -ENOENT);
+	num = 1;
+	CU_ASSERT_EQUAL(inv_raw(id, ST, &e, sizeof(e), &num, NULL), 0);
+	CU_ASSERT_EQUAL(num, 1);
+}
+
+/*
+ * Both knob values, each also after a restore into a daemon configured
+ * with the other one: the rules are configuration, not saved state.
+ */
+static void test_inv_wrong_object_per_kernel(void)
+{
+	const enum kernel_rules all[2] = {KERNEL_RULES_6_12, KERNEL_RULES_7};
+	struct iommu_hwpt_selftest data = {.iotlb = 1};
+	struct backend_alloc req = {
+	    .data_type = IOMMU_HWPT_DATA_SELFTEST, .data = &data, .data_len = sizeof(data)};
+	const char *err = NULL;
+
+	for (int i = 0; i < 2; i++) {
+		struct json_object *saved = json_object_new_object();
+		uint32_t id = 0, parent = 0;
+
+		cfg_default(&cfg);
+		cfg.sim_kernel = all[i];
+		CU_ASSERT_FATAL(backend_sim_open(&cfg, &be, &err) == 0);
+		CU_ASSERT_EQUAL_FATAL(be->ops->alloc_nested(be, "mock0", &req, &id, &parent), 0);
+		check_wrong_object(all[i], id, parent);
+		CU_ASSERT_EQUAL_FATAL(be->ops->save(be, saved), 0);
+		sim_down();
+		cfg.sim_kernel = all[1 - i];
+		CU_ASSERT_FATAL(backend_sim_open(&cfg, &be, &err) == 0);
+		CU_ASSERT_EQUAL_FATAL(be->ops->restore(be, saved, NULL, NULL, &err), 0);
+		check_wrong_object(all[1 - i], id, parent);
+		json_object_put(saved);
+		sim_down();
+	}
 }
 
 static void test_inv_max_entries(void)
@@ -973,6 +1034,7 @@ static const struct unit_case tests[] = {
 	{ "attach/detach rules", test_attach_rules },
 	{ "attach across devices (kernel parity)", test_attach_cross_device },
 	{ "invalidate: core checks", test_inv_core_checks },
+	{ "invalidate: paging HWPT per sim_kernel", test_inv_wrong_object_per_kernel },
 	{ "invalidate: 2^19 entries", test_inv_max_entries },
 	{ "invalidate: probe and data type", test_inv_probe_and_type },
 	{ "invalidate: entry_len", test_inv_entry_len },

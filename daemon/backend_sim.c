@@ -26,9 +26,10 @@
  * the state file carries them across a restart. To make the restart path
  * the same as iommufd's (whose objects live as long as its fd is open in
  * systemd's fd store), the sim keeps an anchor: a memfd holding a random
- * instance id, stored in the fd store as "sim". A restored instance that
- * gets an anchor back accepts the state file only if the ids match; with
- * no fd store (plain start) the state file alone is enough.
+ * instance id, stored in the fd store as "sim". A restored instance
+ * accepts the state file only with the anchor back and only if the ids
+ * match: without it (no fd store, or a store systemd emptied on stop while
+ * the state file stayed) iommufd's objects would be gone, so the sim's are.
  */
 struct sim_backend {
 	struct backend be;
@@ -240,8 +241,9 @@ static int anchor_check(struct sim_backend *sb, struct json_object *obj, int fd,
 		return -EINVAL;
 	}
 	if (fd < 0) {
-		/* No fd store: keep the fresh anchor, the state file is enough. */
-		return 0;
+		/* iommufd's rule: no stored fd, no objects (restart.c, open_iommufd). */
+		*errmsg = "sim: the anchor is not in the fd store (objects are gone)";
+		return -ENOENT;
 	}
 	if (anchor_read(fd, got) || memcmp(saved, got, SIM_ANCHOR_LEN)) {
 		*errmsg = "sim: the stored anchor does not match the state file";

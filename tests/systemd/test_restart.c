@@ -12,8 +12,11 @@
  *           mock IOTLB slots are as they were; wrong tokens, wrong ids and
  *           stealing a live session's HWPT answer -ENOENT; a clean SIGTERM
  *           removes the fd store entry and the state file.
- *   grace   without any fd store: an orphan nobody reclaims is destroyed
- *           when the grace period ends (Stats, Reclaim, device freed).
+ *   grace   an orphan nobody reclaims is destroyed when the grace period
+ *           ends (Stats, Reclaim, device freed).
+ *   store-lost  (both backends) SIGKILL, then the fd store is lost while
+ *           the state file stays: the next start drops the state, Reclaim
+ *           answers -ENOENT and the device is free.
  *
  * With NESTD_BACKEND=iommufd (the kernel test tier: a VM with
  * CONFIG_IOMMUFD_TEST) both cases run against the real kernel instead,
@@ -138,15 +141,6 @@ static pid_t spawn(char **argv)
 		_exit(127);
 	}
 	return pid;
-}
-
-static pid_t start_daemon_plain(void)
-{
-	char cfg[128];
-	char *argv[] = { (char *)daemon_path, "--config", cfg, NULL };
-
-	path_of(cfg, sizeof(cfg), "nestd.conf");
-	return spawn(argv);
 }
 
 static pid_t start_fake_systemd_n(const char *max_starts)
@@ -446,28 +440,33 @@ out_fail:
 	wait_exit(fake);
 }
 
-/* ---- grace period, no fd store ------------------------------------------------ */
+/* ---- grace period ------------------------------------------------------------ */
 
+static uint32_t alloc_st(struct iommu_nest *h, const char *dev, uint32_t val, uint8_t *token);
+static bool crash_and_restart(int nth);
+static void clean_stop(pid_t fake);
+
+/* Under fake_systemd: the sim's objects survive only with their anchor. */
 static void test_grace(void)
 {
 	struct iommu_nest *a, *a2;
 	uint8_t tok1[16], tok2[16];
 	uint32_t id1, id2, id3;
-	pid_t pid;
+	pid_t fake;
 
 	write_config(1500);
-	pid = start_daemon_plain();
+	fake = start_fake_systemd();
 	a = connect_retry("A");
 	if (!a)
 		goto out_fail;
 	id1 = alloc_vtd(a, "vtd1", tok1);
 	id2 = alloc_vtd(a, "vtd0", tok2);
 	CHECK_EQ(iommu_nest_attach(a, "vtd0", id2), 0);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	CHECK(wait_for("fake.log", "STORE sim"), "the sim anchor never reached the fd store");
+	if (!crash_and_restart(2))
+		goto out_fail;
 	iommu_nest_close(a);
 
-	pid = start_daemon_plain();
 	a2 = connect_retry("A2");
 	if (!a2)
 		goto out_fail;
@@ -484,15 +483,67 @@ static void test_grace(void)
 	CHECK_EQ(iommu_nest_attach(a2, "vtd0", id3), 0);
 	CHECK(file_has("log", "destroying 1 unclaimed HWPTs"), "no grace expiry logged");
 	iommu_nest_close(a2);
-
-	kill(pid, SIGTERM);
-	CHECK_EQ(wait_exit(pid), 0);
-	CHECK(!state_exists(), "a clean stop left the state file");
+	clean_stop(fake);
 	return;
 out_fail:
 	failures++;
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	kill(fake, SIGTERM);
+	wait_exit(fake);
+}
+
+/*
+ * kill -9, then the fd store is lost before the next start (systemctl
+ * stop within RestartSec: systemd drops the store, RuntimeDirectoryPreserve
+ * keeps the state file). iommufd's objects died with the store's fd, so
+ * the next start must drop the state file: Reclaim answers -ENOENT and the
+ * device is free. The sim must do the same as the kernel.
+ */
+static void test_store_lost(void)
+{
+	const char *dev = kernel ? "mock0" : "st0";
+	struct iommu_nest *a, *a2;
+	uint8_t tok[16];
+	uint32_t id, x;
+	pid_t fake, old;
+
+	write_config(60000);
+	fake = start_fake_systemd_n("1"); /* no restart: the store goes with it */
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	id = alloc_st(a, dev, 0x42, tok);
+	CHECK_EQ(iommu_nest_attach(a, dev, id), 0);
+	CHECK(wait_for("fake.log", kernel ? "STORE iommufd" : "STORE sim"),
+	      "the backend's fd never reached the fd store");
+	old = read_pidfile();
+	CHECK(old > 0, "no daemon pid");
+	if (old <= 0)
+		goto out_fail;
+	kill(old, SIGKILL);
+	CHECK_EQ(wait_exit(fake), 128 + SIGKILL);
+	CHECK(!file_has("fake.log", "LEFT 0"), "the store was empty before it was lost");
+	CHECK(state_exists(), "the state file went away with the store");
+	iommu_nest_close(a);
+
+	fake = start_fake_systemd();
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK_EQ(hwpts_active(a2), 0);
+	CHECK_EQ(iommu_nest_reclaim(a2, id, tok), -ENOENT);
+	CHECK(file_has("log", "cannot recover the previous instance's objects"),
+	      "the dropped state was not logged");
+	x = alloc_st(a2, dev, 0x43, NULL);
+	CHECK_EQ(iommu_nest_attach(a2, dev, x), 0); /* nothing holds the device */
+	CHECK_EQ(iommu_nest_detach(a2, dev), 0);
+	CHECK_EQ(iommu_nest_destroy(a2, x), 0);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	return;
+out_fail:
+	failures++;
+	kill(fake, SIGTERM);
+	wait_exit(fake);
 }
 
 /* ---- the real kernel: iommufd backend, selftest mock devices ------------------ */
@@ -573,7 +624,8 @@ static void clean_stop(pid_t fake)
 {
 	kill(fake, SIGTERM);
 	CHECK_EQ(wait_exit(fake), 0);
-	CHECK(file_has("fake.log", "REMOVE iommufd"), "a clean stop left the fd store entry");
+	CHECK(file_has("fake.log", kernel ? "REMOVE iommufd" : "REMOVE sim"),
+	      "a clean stop left the fd store entry");
 	CHECK(file_has("fake.log", "LEFT 0"), "the fd store is not empty after a clean stop");
 	CHECK(!state_exists(), "a clean stop left the state file");
 }
@@ -1017,7 +1069,7 @@ int main(int argc, char **argv)
 	const struct {
 		const char *name;
 		void (*fn)(void);
-	} cases[] = { { "crash", run_crash }, { "grace", run_grace } };
+	} cases[] = {{"crash", run_crash}, {"grace", run_grace}, {"store-lost", test_store_lost}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Verifies the built units: systemd-analyze verify (syntax, references) and
-# the offline security exposure, which must stay at or below 2.0.
+# the offline security exposure, which must stay at or below 1.0.
 # Usage: verify-units.sh BUILD_SYSTEMD_DIR DAEMON_BINARY
 set -euo pipefail
 units=$1
@@ -16,5 +16,5 @@ systemd-analyze verify --man=no "$work/iommu-nestd.socket" "$work/iommu-nestd.se
 
 out=$(systemd-analyze security --offline=true --no-pager "$work/iommu-nestd.service")
 level=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for iommu-nestd.service: \([0-9.]*\).*/\1/p')
-echo "exposure: $level (limit 2.0)"
-[ -n "$level" ] && awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }'
+echo "exposure: $level (limit 1.0)"
+[ -n "$level" ] && awk -v l="$level" 'BEGIN { exit !(l <= 1.0) }'

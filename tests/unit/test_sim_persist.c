@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 
@@ -70,6 +71,34 @@ static struct json_object *saved(struct backend *be)
 	return o;
 }
 
+/* backend_take_fd_fn: hands out ctx's descriptor once, as the fd store would. */
+static int take_once(void *ctx, const char *name)
+{
+	int *fd = ctx, got = *fd;
+
+	CU_ASSERT_STRING_EQUAL(name, "sim");
+	*fd = -1;
+	return got;
+}
+
+/*
+ * Restores o into b with a's anchor, as a restart gets it back from the fd
+ * store (a copy: restore adopts or closes what it takes).
+ */
+static int restore_anchored(struct backend *b, struct backend *a, struct json_object *o,
+			    const char **err)
+{
+	struct backend_fd f;
+	int fd, rc;
+
+	CU_ASSERT_FATAL(a->ops->stored_fds(a, &f, 1) == 1);
+	fd = dup(f.fd);
+	CU_ASSERT_FATAL(fd >= 0);
+	rc = b->ops->restore(b, o, take_once, &fd, err);
+	CU_ASSERT_EQUAL(fd, -1); /* it asked for the anchor */
+	return rc;
+}
+
 static void test_round_trip(void)
 {
 	uint32_t vtd, st;
@@ -78,7 +107,7 @@ static void test_round_trip(void)
 	uint64_t io = 0, psc = 0;
 	const char *err = "";
 
-	CU_ASSERT_EQUAL(b->ops->restore(b, o, NULL, NULL, &err), 0);
+	CU_ASSERT_EQUAL(restore_anchored(b, a, o, &err), 0);
 	CU_ASSERT_TRUE(b->ops->has_hwpt(b, vtd));
 	CU_ASSERT_TRUE(b->ops->has_hwpt(b, st));
 	CU_ASSERT_EQUAL(b->ops->sim_query(b, vtd, 0, 64, &io, &psc), 0);
@@ -104,11 +133,34 @@ static void refuse(void (*corrupt)(struct json_object *o))
 	const char *err = "";
 
 	corrupt(o);
-	CU_ASSERT_NOT_EQUAL(b->ops->restore(b, o, NULL, NULL, &err), 0);
+	CU_ASSERT_NOT_EQUAL(restore_anchored(b, a, o, &err), 0);
 	CU_ASSERT_FALSE(b->ops->has_hwpt(b, vtd));
 	json_object_put(o);
 	a->ops->close(a);
 	b->ops->close(b);
+}
+
+/*
+ * Without its anchor a state file describes objects that, on iommufd,
+ * died with the fd store entry: the sim refuses it the same way.
+ */
+static void test_refuse_unanchored(void)
+{
+	uint32_t vtd, st;
+	struct backend *a = populated(&vtd, &st), *b = open_sim(), *c = open_sim();
+	struct json_object *o = saved(a);
+	const char *err = "";
+
+	CU_ASSERT_EQUAL(b->ops->restore(b, o, NULL, NULL, &err), -ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "anchor"));
+	CU_ASSERT_FALSE(b->ops->has_hwpt(b, vtd));
+	/* Another instance's anchor is no better. */
+	CU_ASSERT_EQUAL(restore_anchored(b, c, o, &err), -ESTALE);
+	CU_ASSERT_FALSE(b->ops->has_hwpt(b, vtd));
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+	c->ops->close(c);
 }
 
 static struct json_object *object_at(struct json_object *o, size_t i)
@@ -166,9 +218,13 @@ static void test_refuse_type(void) { refuse(bad_type); }
 int main(void)
 {
 	static const struct unit_case tests[] = {
-	    {"round_trip", test_round_trip},	   {"refuse_parent", test_refuse_parent},
-	    {"refuse_iset", test_refuse_iset},	   {"refuse_device", test_refuse_device},
-	    {"refuse_attach", test_refuse_attach}, {"refuse_type", test_refuse_type},
+	    {"round_trip", test_round_trip},
+	    {"refuse_parent", test_refuse_parent},
+	    {"refuse_iset", test_refuse_iset},
+	    {"refuse_device", test_refuse_device},
+	    {"refuse_attach", test_refuse_attach},
+	    {"refuse_type", test_refuse_type},
+	    {"refuse_unanchored", test_refuse_unanchored},
 	};
 
 	cfg_setup();

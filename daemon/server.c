@@ -109,14 +109,18 @@ void server_fini(struct server *srv)
 	srv->listen_fd = -1;
 }
 
-/* Frees sessions that a handler or a failed send marked for closing. */
+/*
+ * Frees sessions that a handler or a failed send marked for closing, and
+ * half-closed ones that have been answered in full (on_writable frees
+ * those whose last replies had to wait for the socket).
+ */
 static void reap_closing(struct server *srv)
 {
 	struct session *s, *next;
 
 	for (s = TAILQ_FIRST(&srv->sessions); s; s = next) {
 		next = TAILQ_NEXT(s, link);
-		if (s->closing)
+		if (s->closing || session_answered(s))
 			session_free(s);
 	}
 }
@@ -231,7 +235,9 @@ static bool handle_packet(struct session *s, struct rx_packet *p)
 	struct server *srv = s->srv;
 
 	if (p->len == 0) {
-		s->closing = true;
+		/* Not closing yet: queued invalidations still owe their replies. */
+		s->eof = true;
+		event_del(s->ev_read);
 		return false;
 	}
 	if (p->len == -EMSGSIZE) {
@@ -254,7 +260,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	struct server *srv = s->srv;
 	struct rx_packet pk[RX_SLOTS];
 
-	for (int got = 0; got < READ_BURST && !s->closing;) {
+	for (int got = 0; got < READ_BURST && !s->closing && !s->eof;) {
 		int n = read_packets(s, pk), i = 0;
 
 		if (n == -EAGAIN)

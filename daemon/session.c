@@ -230,6 +230,13 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		s->outq_bytes -= p->len;
 		free(p);
 	}
+	if (session_answered(s))
+		session_free(s);
+}
+
+bool session_answered(const struct session *s)
+{
+	return s->eof && !s->n_pending && STAILQ_EMPTY(&s->outq);
 }
 
 void session_send_reply(struct session *s, const IommuNest__Reply *rep)

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One tenant must not starve, lock out or blind the others (issue 13). Each
+ * case attacks the real daemon from a hostile unprivileged tenant (uid
+ * nobody, raw SOCK_SEQPACKET or the library) while a well-behaved bystander
+ * of another uid (root) is checked and timed during the attack: its results
+ * must stay exact, its p99 round trip is printed (a figure, not a bound),
+ * and the daemon's RSS and descriptor count are printed before and after.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* What the daemon looks like from outside, around an attack. */
+struct footprint {
+	long rss_kib;
+	int fds;
+};
+
+static struct footprint footprint(const struct nestd *d)
+{
+	return (struct footprint){ it_daemon_rss_kib(d), it_daemon_fds(d) };
+}
+
+static void print_footprint(const char *what, struct footprint before, struct footprint after)
+{
+	fprintf(stderr, "    %s: daemon RSS %ld -> %ld KiB, fds %d -> %d\n", what, before.rss_kib,
+		after.rss_kib, before.fds, after.fds);
+}
+
+/* Polls the daemon's counters until sessions_active drops to want. */
+static bool wait_sessions(struct iommu_nest *h, uint64_t want)
+{
+	for (int i = 0; i < it_timeout_ms() / 10; i++) {
+		if (it_stats(h).sessions_active == want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* Waits until the daemon's descriptor count is back to want (a closed session's fd goes last). */
+static bool wait_fds(const struct nestd *d, int want)
+{
+	for (int i = 0; i < it_timeout_ms() / 10; i++) {
+		if (it_daemon_fds(d) == want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+static void raw_hello_as(int fd, const char *name)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Hello hello = IOMMU_NEST__HELLO__INIT;
+	IommuNest__Reply *rep;
+
+	hello.version = IOMMU_NEST_PROTOCOL_VERSION;
+	hello.client_name = (char *)name;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	rep = it_raw_call(fd, &req, 1);
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	iommu_nest__reply__free_unpacked(rep, NULL);
+}
+
+/* A hostile tenant's raw connection, handshake done. */
+static int tenant_connect(struct nestd *d)
+{
+	int fd = it_raw_connect_as(d, IT_NOBODY, IT_NOBODY);
+
+	raw_hello_as(fd, "tenant");
+	return fd;
+}
+
+/* A selftest Invalidate of n entries {flags 0, iotlb_id i % 4}, packed. */
+static size_t pack_st_invalidate(uint8_t *buf, uint64_t id, uint32_t hwpt, uint32_t *iotlb,
+				 size_t n)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
+
+	for (size_t i = 0; i < n; i++)
+		iotlb[i] = (uint32_t)(i % 4);
+	inv.hwpt_id = hwpt;
+	inv.data_type = IOMMU_NEST_INV_DATA_SELFTEST;
+	inv.n_iotlb_id = n;
+	inv.iotlb_id = iotlb;
+	inv.n_entry_flags = n;
+	inv.entry_flags = calloc(n ? n : 1, sizeof(uint32_t));
+	req.id = id;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	req.invalidate = &inv;
+	size_t len = iommu_nest__request__pack(&req, buf);
+
+	free(inv.entry_flags);
+	return len;
+}
+
+/* ---- item 5: half-close ------------------------------------------------------- */
+
+/*
+ * Five Invalidates and then shutdown(SHUT_WR): every one of them is
+ * answered, in order and done, before the daemon closes the connection.
+ * Fifty times, so that an EOF read in the same pass as the requests and
+ * one read in a later pass both occur.
+ */
+static void test_half_close(void)
+{
+	IT_REQUIRE_ROOT();
+	struct nestd *d = it_start(NULL);
+	struct it_bystander *b = it_bystander_new(d);
+	struct footprint before = footprint(d), after;
+	uint32_t iotlb[4];
+	uint8_t buf[256];
+	int short_runs = 0;
+
+	for (int round = 0; round < 50; round++) {
+		int fd = tenant_connect(d), got = 0, err = 0;
+		uint32_t st = it_raw_alloc_st(fd, IT_ST0, 2);
+		IommuNest__Reply *rep;
+
+		for (uint64_t i = 0; i < 5; i++) {
+			size_t len = pack_st_invalidate(buf, 10 + i, st, iotlb, 4);
+
+			CU_ASSERT_EQUAL_FATAL(it_raw_send(fd, buf, len), 0);
+		}
+		CU_ASSERT_EQUAL_FATAL(shutdown(fd, SHUT_WR), 0);
+		while ((rep = it_raw_recv(fd, &err))) {
+			CU_ASSERT_EQUAL(rep->id, 10 + (uint64_t)got);
+			CU_ASSERT_EQUAL(rep->status, 0);
+			CU_ASSERT_EQUAL(rep->body_case, IOMMU_NEST__REPLY__BODY_INVALIDATE);
+			if (rep->body_case == IOMMU_NEST__REPLY__BODY_INVALIDATE)
+				CU_ASSERT_EQUAL(rep->invalidate->entries_handled, 4);
+			iommu_nest__reply__free_unpacked(rep, NULL);
+			got++;
+		}
+		CU_ASSERT_EQUAL(err, 0); /* EOF, not a timeout or a reset */
+		short_runs += got != 5;
+		CU_ASSERT_EQUAL(got, 5);
+		it_raw_close(fd);
+		it_bystander_check(b);
+	}
+	fprintf(stderr, "    half-close: %d of 50 rounds lost replies\n", short_runs);
+	it_bystander_report(b, "half-close");
+	CU_ASSERT(wait_sessions(b->h, 1));
+	CU_ASSERT_EQUAL(it_stats(b->h).hwpts_active, 1);
+	CU_ASSERT(wait_fds(d, before.fds));
+	after = footprint(d);
+	print_footprint("half-close", before, after);
+	CU_ASSERT_EQUAL(after.fds, before.fds);
+	it_stop_ok(d);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct it_case cases[] = {
+		{ "half_close", test_half_close },
+		{ NULL, NULL },
+	};
+
+	return it_main(argc, argv, "tenants", cases);
+}

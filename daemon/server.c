@@ -46,6 +46,30 @@ void server_apply_config(struct server *srv)
 	srv->batch.params = coalesce_params_of(srv->cfg);
 }
 
+/*
+ * Replies must fit the accepted sockets' send buffers: sized the way
+ * session_new() will size them, on a socket pair, and where the buffer
+ * cannot be raised to max_message_size (no CAP_NET_ADMIN and a low
+ * net.core.wmem_max), replies (pages, Invalidate entries) get smaller.
+ */
+static void fit_replies_to_sockets(struct server *srv)
+{
+	int sv[2];
+	size_t fit;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	fit = session_size_sndbuf(sv[0], srv->tx_cap);
+	close(sv[0]);
+	close(sv[1]);
+	if (fit && fit < srv->tx_cap) {
+		log_notice("replies are limited to %zu bytes by the socket send buffer "
+			   "(net.core.wmem_max; SO_SNDBUFFORCE needs CAP_NET_ADMIN)",
+			   fit);
+		srv->tx_cap = fit;
+	}
+}
+
 int server_init(struct server *srv, struct event_base *base, const struct config *cfg,
 		struct backend *be)
 {
@@ -68,6 +92,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->rx_cap = cfg->max_message_size + 1;
 	srv->tx_cap = cfg->max_message_size;
 	/* Untouched slots cost address space, not memory: only what arrives is paged in. */
+	fit_replies_to_sockets(srv);
 	srv->rx_buf = malloc(srv->rx_cap * RX_SLOTS);
 	srv->tx_buf = malloc(srv->tx_cap);
 	srv->ev_flush = event_new(base, -1, 0, on_flush, srv);

@@ -43,6 +43,7 @@ struct session {
 
 	struct event *ev_read;
 	struct event *ev_write;
+	size_t tx_max; /* the largest packet its socket's send buffer takes */
 	STAILQ_HEAD(, out_packet) outq; /* replies the socket could not take yet */
 	size_t outq_bytes;
 
@@ -57,6 +58,13 @@ struct session {
 	uint64_t n_errors; /* replies with a non-zero status */
 	uint64_t n_entries; /* invalidation entries received */
 };
+
+/*
+ * Raises fd's send buffer so that a packet of want bytes fits (it never
+ * lowers it) and returns the largest packet the socket takes now, 0 if
+ * that cannot be read.
+ */
+size_t session_size_sndbuf(int fd, size_t want);
 
 struct session *session_new(struct server *srv, int fd, const struct ucred *cred);
 /* Detaches and destroys the session's HWPTs, closes the socket, frees it. */

@@ -163,10 +163,114 @@ static void test_half_close(void)
 	it_stop_ok(d);
 }
 
+/* ---- item 4: replies bigger than the default socket buffer ------------------ */
+
+#define BIG_ENTRIES 524224 /* what max_message_size = 4 MiB lets one request carry */
+
+/*
+ * An Invalidate of 524,224 entries with max_message_size = 4 MiB: its
+ * reply (about 1.5 MiB) is far over the default send buffer. The tenant
+ * gets every entry's result and keeps its session and its HWPT.
+ */
+static void test_big_invalidate_reply(void)
+{
+	IT_REQUIRE_ROOT();
+	struct nestd *d = it_start("[limits]\nmax_entries = 524224\nmax_message_size = 4194304\n");
+	struct it_bystander *b = it_bystander_new(d);
+	struct footprint before = footprint(d), after;
+	uint32_t *iotlb = calloc(BIG_ENTRIES, sizeof(*iotlb));
+	uint8_t *buf = malloc(4u << 20);
+	int fd = tenant_connect(d), v = 4 << 20, err = 0;
+	uint32_t st = it_raw_alloc_st(fd, IT_ST0, 2);
+	IommuNest__Reply *rep;
+	size_t len;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(iotlb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	/* Our own request is 1 MiB: our socket must take it too. */
+	CU_ASSERT_EQUAL_FATAL(setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)), 0);
+	len = pack_st_invalidate(buf, 3, st, iotlb, BIG_ENTRIES);
+	CU_ASSERT_FATAL(len <= (4u << 20));
+	for (int round = 0; round < 3; round++) {
+		CU_ASSERT_EQUAL_FATAL(it_raw_send(fd, buf, len), 0);
+		it_bystander_check(b);
+		rep = it_raw_recv(fd, &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+		CU_ASSERT_EQUAL(rep->id, 3);
+		CU_ASSERT_EQUAL(rep->status, 0);
+		CU_ASSERT_EQUAL_FATAL(rep->body_case, IOMMU_NEST__REPLY__BODY_INVALIDATE);
+		CU_ASSERT_EQUAL(rep->invalidate->entries_handled, BIG_ENTRIES);
+		CU_ASSERT_EQUAL(rep->invalidate->n_state, BIG_ENTRIES);
+		iommu_nest__reply__free_unpacked(rep, NULL);
+		it_bystander_check(b);
+	}
+	/* The session and its HWPT are still there: a small Invalidate of it works. */
+	len = pack_st_invalidate(buf, 4, st, iotlb, 4);
+	CU_ASSERT_EQUAL_FATAL(it_raw_send(fd, buf, len), 0);
+	rep = it_raw_recv(fd, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+	CU_ASSERT_EQUAL(rep->status, 0);
+	iommu_nest__reply__free_unpacked(rep, NULL);
+	CU_ASSERT_EQUAL(it_stats(b->h).hwpts_active, 2);
+	it_bystander_report(b, "1.5 MiB replies");
+	it_raw_close(fd);
+	CU_ASSERT(wait_sessions(b->h, 1));
+	CU_ASSERT(wait_fds(d, before.fds));
+	after = footprint(d);
+	print_footprint("1.5 MiB replies", before, after);
+	free(iotlb);
+	free(buf);
+	it_stop_ok(d);
+}
+
+#define MANY_HWPTS 11520
+
+/*
+ * Root's ListHwpts of 11,520 HWPTs at the default max_message_size: its
+ * pages are as big as max_message_size allows, over the default send
+ * buffer. Every HWPT is listed, and the operator's session survives.
+ */
+static void test_list_many_hwpts(void)
+{
+	IT_REQUIRE_ROOT();
+	struct nestd *d = it_start("[policy]\nmax_hwpts = 12000\n");
+	struct it_bystander *b = it_bystander_new(d);
+	struct iommu_nest *t = it_connect_as(d, "hoarder", IT_NOBODY, IT_NOBODY);
+	struct iommu_nest *op = it_connect(d, "operator");
+	struct iommu_nest_hwpt_info *list = NULL;
+	struct footprint before = footprint(d), after;
+	size_t n = 0, mine = 0;
+
+	for (int i = 0; i < MANY_HWPTS; i++) {
+		it_alloc_st(t, IT_ST0, 1);
+		if (i % 1000 == 0)
+			it_bystander_check(b);
+	}
+	for (int round = 0; round < 3; round++) {
+		CU_ASSERT_EQUAL_FATAL(iommu_nest_list_hwpts(op, &list, &n), 0);
+		CU_ASSERT_EQUAL(n, MANY_HWPTS + 1);
+		mine = 0;
+		for (size_t i = 0; i < n; i++)
+			mine += list[i].owner_uid == IT_NOBODY;
+		CU_ASSERT_EQUAL(mine, MANY_HWPTS);
+		free(list);
+		list = NULL;
+		it_bystander_check(b);
+	}
+	CU_ASSERT_EQUAL(it_stats(op).hwpts_active, MANY_HWPTS + 1);
+	it_bystander_report(b, "ListHwpts of 11,520");
+	after = footprint(d);
+	print_footprint("ListHwpts of 11,520", before, after);
+	CU_ASSERT_EQUAL(after.fds, before.fds);
+	it_stop_ok(d);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct it_case cases[] = {
 		{ "half_close", test_half_close },
+		{ "big_invalidate_reply", test_big_invalidate_reply },
+		{ "list_many_hwpts", test_list_many_hwpts },
 		{ NULL, NULL },
 	};
 

@@ -265,12 +265,53 @@ static void test_list_many_hwpts(void)
 	it_stop_ok(d);
 }
 
+/* ---- item 8d: InjectFault reaches only the caller's HWPTs -------------------- */
+
+/*
+ * A tenant's fault on "any HWPT" (hwpt_id 0) would fire on the bystander's
+ * next invalidation, and its latency would slow everyone: both are for
+ * admins. A fault on its own HWPT works and stays there.
+ */
+static void test_inject_fault_scope(void)
+{
+	IT_REQUIRE_ROOT();
+	struct nestd *d = it_start(NULL);
+	struct it_bystander *b = it_bystander_new(d);
+	struct iommu_nest *t = it_connect_as(d, "faulter", IT_NOBODY, IT_NOBODY);
+	struct iommu_nest_fault any = { .hwpt_id = 0, .mode = IOMMU_NEST_FAULT_AT_INDEX,
+					.error = -EIO };
+	struct iommu_nest_fault slow = { .mode = IOMMU_NEST_FAULT_CLEAR, .latency_us = 100000 };
+	struct iommu_nest_selftest_inv e = { 0, 0 };
+	struct iommu_nest_entry_result res;
+	struct iommu_nest_inv_summary sum;
+	uint32_t mine;
+
+	IT_REQUIRE_CAP(t, IOMMU_NEST_CAP_FAULT_INJECT);
+	mine = it_alloc_st(t, IT_ST0, 1);
+	CU_ASSERT_EQUAL(iommu_nest_inject_fault(t, &any), -EPERM);
+	it_bystander_check(b); /* exact results: no fault fired on its HWPT */
+	slow.hwpt_id = mine;
+	CU_ASSERT_EQUAL(iommu_nest_inject_fault(t, &slow), -EPERM);
+	it_bystander_check(b);
+	any.hwpt_id = mine;
+	CU_ASSERT_EQUAL(iommu_nest_inject_fault(t, &any), 0);
+	it_bystander_check(b);
+	CU_ASSERT_EQUAL(iommu_nest_invalidate(t, mine, IOMMU_NEST_INV_DATA_SELFTEST, &e, 1, 0,
+					      &res, &sum),
+			-EIO);
+	CU_ASSERT_EQUAL(res.state, IOMMU_NEST_ENTRY_FAILED);
+	it_bystander_check(b);
+	it_bystander_report(b, "tenant fault injection");
+	it_stop_ok(d);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct it_case cases[] = {
 		{ "half_close", test_half_close },
 		{ "big_invalidate_reply", test_big_invalidate_reply },
 		{ "list_many_hwpts", test_list_many_hwpts },
+		{ "inject_fault_scope", test_inject_fault_scope },
 		{ NULL, NULL },
 	};
 

@@ -78,8 +78,10 @@ static void raw_hello_as(int fd, const char *name)
 /* A hostile tenant's raw connection, handshake done. */
 static int tenant_connect(struct nestd *d)
 {
-	int fd = it_raw_connect_as(d, IT_NOBODY, IT_NOBODY);
+	int fd = it_raw_connect_as(d, IT_NOBODY, IT_NOBODY), v = 4 << 20;
 
+	/* Requests up to 4 MiB: our own send buffer must take them (we are root). */
+	CU_ASSERT_EQUAL_FATAL(setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)), 0);
 	raw_hello_as(fd, "tenant");
 	return fd;
 }
@@ -180,15 +182,13 @@ static void test_big_invalidate_reply(void)
 	struct footprint before = footprint(d), after;
 	uint32_t *iotlb = calloc(BIG_ENTRIES, sizeof(*iotlb));
 	uint8_t *buf = malloc(4u << 20);
-	int fd = tenant_connect(d), v = 4 << 20, err = 0;
+	int fd = tenant_connect(d), err = 0;
 	uint32_t st = it_raw_alloc_st(fd, IT_ST0, 2);
 	IommuNest__Reply *rep;
 	size_t len;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(iotlb);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
-	/* Our own request is 1 MiB: our socket must take it too. */
-	CU_ASSERT_EQUAL_FATAL(setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)), 0);
 	len = pack_st_invalidate(buf, 3, st, iotlb, BIG_ENTRIES);
 	CU_ASSERT_FATAL(len <= (4u << 20));
 	for (int round = 0; round < 3; round++) {
@@ -265,6 +265,109 @@ static void test_list_many_hwpts(void)
 	it_stop_ok(d);
 }
 
+/* ---- item 8b: unpacked arrays too big for the decode arena ------------------- */
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return n;
+}
+
+/*
+ * The Invalidate of pack_st_invalidate() with n entries, but its arrays
+ * in the unpacked encoding (one tag per element), which protobuf-c must
+ * accept as well: 4 bytes per entry on the wire.
+ */
+static size_t pack_unpacked_invalidate(uint8_t *buf, uint64_t id, uint32_t hwpt, size_t n)
+{
+	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
+	uint8_t *inner = malloc(4 * n + 64);
+	size_t in = 0, len = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(inner);
+	inv.hwpt_id = hwpt;
+	inv.data_type = IOMMU_NEST_INV_DATA_SELFTEST;
+	in = iommu_nest__invalidate__pack(&inv, inner);
+	for (size_t i = 0; i < n; i++) {
+		inner[in++] = 8 << 3; /* entry_flags, varint */
+		inner[in++] = 0;
+		inner[in++] = 10 << 3; /* iotlb_id, varint */
+		inner[in++] = (uint8_t)(i % 4);
+	}
+	buf[len++] = 1 << 3; /* Request.id */
+	len += put_varint(buf + len, id);
+	len += put_varint(buf + len, 16 << 3 | 2); /* Request.invalidate */
+	len += put_varint(buf + len, in);
+	memcpy(buf + len, inner, in);
+	free(inner);
+	return len + in;
+}
+
+/*
+ * 60,000 entries fit a 256 KiB packet either way; the packed request is
+ * refused by the handler (-E2BIG, limit max_entries), and the unpacked one,
+ * whose decode needs more than the arena, gets the same answer instead of
+ * being taken for a broken frame. The session stays open after both.
+ */
+static void test_unpacked_too_big(void)
+{
+	IT_REQUIRE_ROOT();
+	struct nestd *d = it_start(NULL);
+	struct it_bystander *b = it_bystander_new(d);
+	struct footprint before = footprint(d), after;
+	int fd = tenant_connect(d), err = 0;
+	uint32_t st = it_raw_alloc_st(fd, IT_ST0, 2);
+	uint32_t *iotlb = calloc(60000, sizeof(*iotlb));
+	uint8_t *buf = malloc(256 * 1024);
+	IommuNest__Reply *rep;
+	int32_t status[2];
+	uint64_t limit[2];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(iotlb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	for (int round = 0; round < 20; round++) {
+		for (int enc = 0; enc < 2; enc++) {
+			size_t len = enc ? pack_unpacked_invalidate(buf, 100 + enc, st, 60000)
+					 : pack_st_invalidate(buf, 100 + enc, st, iotlb, 60000);
+
+			CU_ASSERT_FATAL(len <= 256 * 1024);
+			CU_ASSERT_EQUAL_FATAL(it_raw_send(fd, buf, len), 0);
+			rep = it_raw_recv(fd, &err);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+			CU_ASSERT_EQUAL(rep->id, 100 + (uint64_t)enc);
+			status[enc] = rep->status;
+			limit[enc] = rep->limit;
+			iommu_nest__reply__free_unpacked(rep, NULL);
+			it_bystander_check(b);
+		}
+		CU_ASSERT_EQUAL(status[0], -E2BIG);
+		CU_ASSERT_EQUAL(status[1], -E2BIG);
+		CU_ASSERT_EQUAL(limit[0], 4096);
+		CU_ASSERT_EQUAL(limit[1], limit[0]);
+	}
+	/* Still open: a small Invalidate of its HWPT works. */
+	CU_ASSERT_EQUAL_FATAL(it_raw_send(fd, buf, pack_unpacked_invalidate(buf, 7, st, 4)), 0);
+	rep = it_raw_recv(fd, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+	CU_ASSERT_EQUAL(rep->status, 0);
+	CU_ASSERT_EQUAL(rep->body_case, IOMMU_NEST__REPLY__BODY_INVALIDATE);
+	iommu_nest__reply__free_unpacked(rep, NULL);
+	CU_ASSERT_EQUAL(it_stats(b->h).protocol_errors, 0);
+	it_bystander_report(b, "unpacked arrays");
+	it_raw_close(fd);
+	CU_ASSERT(wait_fds(d, before.fds));
+	after = footprint(d);
+	print_footprint("unpacked arrays", before, after);
+	free(iotlb);
+	free(buf);
+	it_stop_ok(d);
+}
+
 /* ---- item 8d: InjectFault reaches only the caller's HWPTs -------------------- */
 
 /*
@@ -312,6 +415,7 @@ int main(int argc, char **argv)
 		{ "big_invalidate_reply", test_big_invalidate_reply },
 		{ "list_many_hwpts", test_list_many_hwpts },
 		{ "inject_fault_scope", test_inject_fault_scope },
+		{ "unpacked_too_big", test_unpacked_too_big },
 		{ NULL, NULL },
 	};
 

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "restart.h"
 #include "server.h"
 #include "session.h"
 
@@ -80,12 +79,8 @@ static void route(struct session *s, const IommuNest__Request *req)
 	 */
 	if (s->n_pending && kind != IOMMU_NEST__REQUEST__BODY_INVALIDATE)
 		server_flush(srv);
+	/* Whatever it changed is on disk before its reply leaves (session_send_reply). */
 	handlers[kind](s, req, &rep);
-	/*
-	 * Handlers of lifecycle requests save before they reply; this catches
-	 * backend state changed by the rest (SimPopulate, InjectFault).
-	 */
-	restart_save_if_changed(srv);
 	return;
 fail:
 	srv->stats.request_errors++;

@@ -303,6 +303,13 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 
 	if (s->closing)
 		return;
+	/*
+	 * Persist, then acknowledge: handlers of lifecycle requests save
+	 * what they changed in the registry before they reply; backend state
+	 * any request changed (SimPopulate, InjectFault, a partial unmap) is
+	 * saved here, before any reply can tell a client that it happened.
+	 */
+	restart_save_if_changed(srv);
 	if (len > s->tx_max) {
 		/* A size calculation that missed, or a socket that shrank. */
 		reply_too_big(s, rep->id, len);

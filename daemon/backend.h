@@ -170,6 +170,12 @@ struct backend_ops {
 	 * generation: a counter that changes whenever state that save()
 	 *   writes changes, so that the caller persists only when needed (the
 	 *   sim's model IOTLB changes on every invalidation, iommufd's never).
+	 * save_delta: appends to records (a JSON array) journal records
+	 *   (state_journal.h) of what changed since the last save or
+	 *   save_delta, relative to the "backend_state" section that save()
+	 *   fills; what it reports is then clean. -ENOMEM (or any error)
+	 *   means the caller must write a full save() instead. NULL: only
+	 *   full saves.
 	 * has_hwpt: whether a nested HWPT id is alive in the backend.
 	 * abandon: frees the backend without destroying the objects it
 	 *   created (they outlive us in the fd store); NULL: close.
@@ -179,6 +185,7 @@ struct backend_ops {
 		       void *ctx, const char **errmsg);
 	uint32_t (*stored_fds)(struct backend *be, struct backend_fd *out, uint32_t max);
 	uint64_t (*generation)(struct backend *be);
+	int (*save_delta)(struct backend *be, struct json_object *records);
 	bool (*has_hwpt)(struct backend *be, uint32_t hwpt_id);
 	void (*abandon)(struct backend *be);
 };

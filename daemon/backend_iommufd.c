@@ -46,6 +46,7 @@
 #include "iommufd_test_uapi.h"
 #include "iommufd_uapi.h"
 #include "json_util.h"
+#include "state_journal.h"
 #include "vfio_uapi.h"
 
 #define DEFAULT_IOMMUFD_PATH "/dev/iommu"
@@ -79,6 +80,7 @@ struct ifd_backend {
 	uint32_t n_devs;
 	struct ifd_nested *nested; /* nested HWPTs alive, unordered */
 	uint32_t n_nested, cap_nested;
+	struct dirty_ids nested_dirty; /* nested ids added or gone since the last save */
 	struct backend_caps caps;
 	/* What backend_iommufd_restore() had to put right in the kernel. */
 	uint32_t restore_moved, restore_swept;
@@ -528,6 +530,7 @@ static int add_nested(struct ifd_backend *b, uint32_t id, uint32_t dev)
 		b->cap_nested = cap;
 	}
 	b->nested[b->n_nested++] = (struct ifd_nested){.id = id, .dev = dev};
+	dirty_ids_add(&b->nested_dirty, id);
 	return 0;
 }
 
@@ -579,6 +582,7 @@ static void teardown(struct ifd_backend *b)
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->nested);
+	dirty_ids_free(&b->nested_dirty);
 	free(b->devs);
 	free(b);
 }
@@ -645,8 +649,10 @@ static int ifd_destroy(struct backend *be, uint32_t hwpt_id)
 		 */
 		return is_parent(b, hwpt_id) ? -EBUSY : -ENOENT;
 	rc = ifd_destroy_id(b->fd, hwpt_id);
-	if (rc == 0 || rc == -ENOENT)
+	if (rc == 0 || rc == -ENOENT) {
 		*n = b->nested[--b->n_nested];
+		dirty_ids_add(&b->nested_dirty, hwpt_id);
+	}
 	return rc;
 }
 
@@ -853,7 +859,59 @@ static int ifd_save(struct backend *be, struct json_object *o)
 	for (uint32_t i = 0; i < b->n_nested; i++)
 		if (js_push(nested, nested_to_json(&b->nested[i])))
 			return -ENOMEM;
+	dirty_ids_clear(&b->nested_dirty);
 	return 0;
+}
+
+/* [elem], or [] for NULL; NULL if out of memory (elem is taken over). */
+static struct json_object *array_of(struct json_object *elem)
+{
+	struct json_object *a = json_object_new_array();
+
+	if (!a) {
+		json_object_put(elem);
+		return NULL;
+	}
+	if (elem && js_push(a, elem)) {
+		json_object_put(a);
+		return NULL;
+	}
+	return a;
+}
+
+/*
+ * Journal records: the nested HWPTs that came or went, and the devices
+ * (a few, and attach/detach changes them).
+ */
+static int ifd_save_delta(struct backend *be, struct json_object *records)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct dirty_ids *d = &b->nested_dirty;
+	int rc = 0;
+
+	if (d->lost)
+		return -ENOMEM;
+	dirty_ids_unique(d);
+	for (uint32_t i = 0; !rc && i < d->n; i++) {
+		struct ifd_nested *n = find_nested(b, d->id[i]);
+		struct json_object *elem = n ? nested_to_json(n) : NULL;
+
+		if (n && !elem)
+			return -ENOMEM;
+		rc = journal_rec_replace(records, "backend_state.nested", "id",
+					 json_object_new_int64(d->id[i]), array_of(elem));
+	}
+	for (uint32_t i = 0; !rc && i < b->n_devs; i++) {
+		struct json_object *elem = device_to_json(&b->devs[i]);
+
+		if (!elem)
+			return -ENOMEM;
+		rc = journal_rec_replace(records, "backend_state.devices", "name",
+					 json_object_new_string(b->devs[i].name), array_of(elem));
+	}
+	if (!rc)
+		dirty_ids_clear(d);
+	return rc;
 }
 
 static uint32_t ifd_stored_fds(struct backend *be, struct backend_fd *out, uint32_t max)
@@ -892,6 +950,7 @@ static void ifd_abandon(struct backend *be)
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->nested);
+	dirty_ids_free(&b->nested_dirty);
 	free(b->devs);
 	free(b);
 }
@@ -1177,6 +1236,7 @@ static const struct backend_ops ifd_ops = {
     .restore = NULL, /* restoring is construction: backend_iommufd_restore() */
     .stored_fds = ifd_stored_fds,
     .generation = NULL, /* invalidations change nothing save() writes */
+    .save_delta = ifd_save_delta,
     .has_hwpt = ifd_has_hwpt,
     .abandon = ifd_abandon,
 };

@@ -17,6 +17,7 @@
 #include "json_util.h"
 #include "sim_persist.h"
 #include "sim_state.h"
+#include "state_journal.h"
 
 #define SIM_ANCHOR_LEN 16
 #define SIM_FD_NAME "sim"
@@ -36,6 +37,9 @@ struct sim_backend {
 	struct sim_state st;
 	const struct config *cfg; /* the devices a restored state must match */
 	uint64_t gen; /* bumped by every change save() would write */
+	/* What changed since the last save (for save_delta's journal records). */
+	struct dirty_ids dirty_objs;
+	uint64_t dirty_devs; /* bit i: devs[i] */
 	int anchor_fd;
 	uint8_t anchor[SIM_ANCHOR_LEN];
 };
@@ -55,6 +59,7 @@ static void sim_close(struct backend *be)
 	if (!be)
 		return;
 	sim_state_free(to_st(be));
+	dirty_ids_free(&to_sb(be)->dirty_objs);
 	if (to_sb(be)->anchor_fd >= 0)
 		close(to_sb(be)->anchor_fd);
 	free(be);
@@ -106,13 +111,30 @@ static const char *sim_device_name(struct backend *be, uint32_t i)
 	return i < st->n_devs ? st->devs[i].name : NULL;
 }
 
+/* Object id changed: its journal record is due (and so is a save). */
+static void obj_changed(struct sim_backend *sb, uint32_t id)
+{
+	dirty_ids_add(&sb->dirty_objs, id);
+	sb->gen++;
+}
+
+static void dev_changed(struct sim_backend *sb, const char *device)
+{
+	int i = sim_dev_find(&sb->st, device);
+
+	if (i >= 0)
+		sb->dirty_devs |= UINT64_C(1) << i;
+	sb->gen++;
+}
+
 static int sim_op_alloc_nested(struct backend *be, const char *device,
 			       const struct backend_alloc *req, uint32_t *out_hwpt_id,
 			       uint32_t *out_parent_id)
 {
 	int rc = sim_alloc_nested(to_st(be), device, req, out_hwpt_id, out_parent_id);
 
-	to_sb(be)->gen += !rc;
+	if (!rc)
+		obj_changed(to_sb(be), *out_hwpt_id);
 	return rc;
 }
 
@@ -120,15 +142,18 @@ static int sim_op_destroy(struct backend *be, uint32_t hwpt_id)
 {
 	int rc = sim_destroy(to_st(be), hwpt_id);
 
-	to_sb(be)->gen += !rc;
+	if (!rc)
+		obj_changed(to_sb(be), hwpt_id);
 	return rc;
 }
 
+/* Users counts are not saved (the loader recomputes them): only the device. */
 static int sim_op_attach(struct backend *be, const char *device, uint32_t hwpt_id)
 {
 	int rc = sim_attach(to_st(be), device, hwpt_id);
 
-	to_sb(be)->gen += !rc;
+	if (!rc)
+		dev_changed(to_sb(be), device);
 	return rc;
 }
 
@@ -136,15 +161,54 @@ static int sim_op_detach(struct backend *be, const char *device)
 {
 	int rc = sim_detach(to_st(be), device);
 
-	to_sb(be)->gen += !rc;
+	if (!rc)
+		dev_changed(to_sb(be), device);
 	return rc;
+}
+
+/*
+ * What an invalidation can change of the saved state: the HWPT's caches
+ * and mock slots, and the fault's remaining fires. Compared before and
+ * after, so that the common case, an invalidation of pages nothing
+ * cached, changes nothing and costs no write at all.
+ */
+struct inv_print {
+	uint32_t n_iotlb, n_psc;
+	uint64_t iotlb_pages, psc_pages;
+	uint32_t slots[MOCK_NESTED_DOMAIN_IOTLB_NUM];
+	struct backend_fault fault;
+	uint32_t fires_left;
+};
+
+static void inv_print_of(struct sim_state *st, uint32_t id, struct inv_print *p)
+{
+	const struct sim_obj *o = sim_obj_find(st, id);
+
+	memset(p, 0, sizeof(*p));
+	if (o) {
+		p->n_iotlb = o->iotlb_set.n;
+		p->n_psc = o->psc_set.n;
+		p->iotlb_pages = sim_iset_total(&o->iotlb_set);
+		p->psc_pages = sim_iset_total(&o->psc_set);
+		memcpy(p->slots, o->iotlb, sizeof(p->slots));
+	}
+	p->fault = st->fault;
+	p->fires_left = st->fault_fires_left;
 }
 
 static int sim_op_invalidate(struct backend *be, struct backend_inv *inv)
 {
+	struct sim_backend *sb = to_sb(be);
+	struct inv_print before, after;
+	int rc;
+
+	inv_print_of(&sb->st, inv->hwpt_id, &before);
 	/* Even a failing submission applied the entries before the failure. */
-	to_sb(be)->gen++;
-	return sim_invalidate(to_st(be), inv);
+	rc = sim_invalidate(&sb->st, inv);
+	inv_print_of(&sb->st, inv->hwpt_id, &after);
+	if (memcmp(&before, &after, sizeof(before)))
+		obj_changed(sb, inv->hwpt_id);
+	return rc;
 }
 
 static int sim_op_map_memory(struct backend *be, const char *device, uint64_t iova,
@@ -159,7 +223,8 @@ static int sim_op_map_memory(struct backend *be, const char *device, uint64_t io
 
 	(void)fd;
 	(void)offset;
-	to_sb(be)->gen += !rc;
+	if (!rc)
+		dev_changed(to_sb(be), device);
 	return rc;
 }
 
@@ -167,7 +232,7 @@ static int sim_op_unmap_memory(struct backend *be, const char *device, uint64_t 
 			       uint64_t length)
 {
 	/* A failing unmap may have removed areas before the one that stopped it. */
-	to_sb(be)->gen++;
+	dev_changed(to_sb(be), device);
 	return sim_unmap_memory(to_st(be), device, iova, length);
 }
 
@@ -182,7 +247,8 @@ static int sim_op_populate(struct backend *be, uint32_t hwpt_id, uint64_t addr,
 {
 	int rc = sim_populate(to_st(be), hwpt_id, addr, npages, kind);
 
-	to_sb(be)->gen += !rc;
+	if (!rc)
+		obj_changed(to_sb(be), hwpt_id);
 	return rc;
 }
 
@@ -202,6 +268,12 @@ static int sim_op_inject_fault(struct backend *be, const struct backend_fault *f
 
 /* ---- restart support ------------------------------------------------- */
 
+static void mark_clean(struct sim_backend *sb)
+{
+	dirty_ids_clear(&sb->dirty_objs);
+	sb->dirty_devs = 0;
+}
+
 static int sim_save(struct backend *be, struct json_object *obj)
 {
 	char hex[2 * SIM_ANCHOR_LEN + 1];
@@ -209,7 +281,24 @@ static int sim_save(struct backend *be, struct json_object *obj)
 	js_hex(hex, to_sb(be)->anchor, SIM_ANCHOR_LEN);
 	if (js_add_str(obj, "anchor", hex))
 		return -ENOMEM;
+	mark_clean(to_sb(be));
 	return sim_state_save(to_st(be), obj);
+}
+
+/* The fault and next_id are a few bytes: written with every delta. */
+static int sim_save_delta(struct backend *be, struct json_object *records)
+{
+	struct sim_backend *sb = to_sb(be);
+	int rc;
+
+	if (sb->dirty_objs.lost)
+		return -ENOMEM;
+	dirty_ids_unique(&sb->dirty_objs);
+	rc = sim_state_save_delta(&sb->st, sb->dirty_objs.id, sb->dirty_objs.n, sb->dirty_devs,
+				  records);
+	if (!rc)
+		mark_clean(sb);
+	return rc;
 }
 
 /* Reads an inherited anchor's id; -EINVAL if it is not one of ours. */
@@ -324,6 +413,7 @@ static const struct backend_ops sim_ops = {
 	.restore = sim_restore,
 	.stored_fds = sim_stored_fds,
 	.generation = sim_generation,
+	.save_delta = sim_save_delta,
 	.has_hwpt = sim_has_hwpt,
 	.abandon = sim_close,
 };

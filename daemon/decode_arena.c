@@ -12,8 +12,10 @@ static void *arena_alloc(void *data, size_t size)
 	struct decode_arena *a = data;
 	size_t start = (a->used + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 
-	if (start > a->cap || size > a->cap - start)
+	if (start > a->cap || size > a->cap - start) {
+		a->exhausted = true;
 		return NULL;
+	}
 	a->used = start + size;
 	if (a->used > a->high_water)
 		a->high_water = a->used;
@@ -47,4 +49,5 @@ void decode_arena_fini(struct decode_arena *a)
 void decode_arena_reset(struct decode_arena *a)
 {
 	a->used = 0;
+	a->exhausted = false;
 }

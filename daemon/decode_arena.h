@@ -12,6 +12,7 @@
 #define IOMMU_NESTD_DECODE_ARENA_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ struct decode_arena {
 	size_t cap;
 	size_t used;
 	size_t high_water;
+	bool exhausted; /* an allocation failed since the last reset */
 };
 
 int decode_arena_init(struct decode_arena *a, size_t cap);

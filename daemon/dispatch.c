@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "restart.h"
 #include "server.h"
 #include "session.h"
 
@@ -80,16 +79,89 @@ static void route(struct session *s, const IommuNest__Request *req)
 	 */
 	if (s->n_pending && kind != IOMMU_NEST__REQUEST__BODY_INVALIDATE)
 		server_flush(srv);
+	/* Whatever it changed is on disk before its reply leaves (session_send_reply). */
 	handlers[kind](s, req, &rep);
-	/*
-	 * Handlers of lifecycle requests save before they reply; this catches
-	 * backend state changed by the rest (SimPopulate, InjectFault).
-	 */
-	restart_save_if_changed(srv);
 	return;
 fail:
 	srv->stats.request_errors++;
 	session_send_reply(s, &rep);
+}
+
+static bool read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned shift = 0; shift < 64 && *pos < len; shift += 7) {
+		uint8_t b = buf[(*pos)++];
+
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The id of a Request whose decode ran out of arena: a walk over its
+ * top-level fields (wire format only). False if even that is broken.
+ */
+static bool scan_request_id(const uint8_t *buf, size_t len, uint64_t *id)
+{
+	size_t pos = 0;
+	uint64_t tag, v;
+
+	*id = 0;
+	while (pos < len) {
+		if (!read_varint(buf, len, &pos, &tag))
+			return false;
+		switch (tag & 7) {
+		case 0:
+			if (!read_varint(buf, len, &pos, &v))
+				return false;
+			if (tag >> 3 == 1)
+				*id = v;
+			break;
+		case 1:
+		case 5:
+			v = (tag & 7) == 1 ? 8 : 4;
+			if (len - pos < v)
+				return false;
+			pos += v;
+			break;
+		case 2:
+			if (!read_varint(buf, len, &pos, &v) || v > len - pos)
+				return false;
+			pos += v;
+			break;
+		default:
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * A well-formed request that decodes to more than the arena holds: the
+ * unpacked encoding of a long array (protobuf-c keeps a record per field
+ * occurrence). Its packed twin is refused by the handler with -E2BIG, so
+ * this one is too, and the session stays: the frame was not broken.
+ */
+static int refuse_oversized_decode(struct session *s, const uint8_t *buf, size_t len)
+{
+	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
+	struct server *srv = s->srv;
+
+	if (!scan_request_id(buf, len, &rep.id))
+		return -EPROTO;
+	srv->stats.requests++;
+	srv->stats.request_errors++;
+	s->n_requests++;
+	reply_error(&rep, -E2BIG,
+		    "the request decodes to more than %zu bytes (use packed arrays; at most "
+		    "%u entries per request)",
+		    srv->arena.cap, invalidate_max_entries(srv));
+	rep.limit = invalidate_max_entries(srv);
+	session_send_reply(s, &rep);
+	return 0;
 }
 
 int dispatch_packet_fds(struct session *s, const uint8_t *buf, size_t len, int *fds, int nfds)
@@ -101,7 +173,7 @@ int dispatch_packet_fds(struct session *s, const uint8_t *buf, size_t len, int *
 	req = iommu_nest__request__unpack(&arena->allocator, len, buf);
 	if (!req) {
 		close_fds(fds, nfds);
-		return -EPROTO;
+		return arena->exhausted ? refuse_oversized_decode(s, buf, len) : -EPROTO;
 	}
 	/*
 	 * Only MapMemory takes a descriptor, and exactly one: its handler

@@ -53,9 +53,9 @@ void handle_status(struct session *s, const IommuNest__Request *req, IommuNest__
 void handle_list_clients(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_list_hwpts(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 
-struct config;
+struct server;
 /* Entries one Invalidate may carry: max_entries, or fewer if replies would not fit. */
-uint32_t invalidate_max_entries(const struct config *cfg);
+uint32_t invalidate_max_entries(const struct server *srv);
 
 /*
  * Answers an Invalidate request whose batch has run (or that failed early);

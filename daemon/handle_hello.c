@@ -43,7 +43,7 @@ void handle_hello(struct session *s, const IommuNest__Request *req, IommuNest__R
 	hr.hwpt_data_types = hwpt_types;
 	hr.n_inv_data_types = srv->caps.n_inv_types;
 	hr.inv_data_types = inv_types;
-	hr.max_entries = invalidate_max_entries(srv->cfg);
+	hr.max_entries = invalidate_max_entries(srv);
 	hr.max_message_size = srv->cfg->max_message_size;
 	hr.capabilities = capability_bits(srv);
 	/* Only the devices this peer may use. */

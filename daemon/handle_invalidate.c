@@ -129,13 +129,14 @@ static void fail_request(struct session *s, struct inv_request *r, int err, cons
 #define REPLY_BYTES_PER_ENTRY 8
 #define REPLY_FIXED_BYTES 512
 
-uint32_t invalidate_max_entries(const struct config *cfg)
+uint32_t invalidate_max_entries(const struct server *srv)
 {
-	uint64_t fit = cfg->max_message_size > REPLY_FIXED_BYTES
-			       ? (cfg->max_message_size - REPLY_FIXED_BYTES) / REPLY_BYTES_PER_ENTRY
+	/* tx_cap: max_message_size, or less if the socket buffers take less. */
+	uint64_t fit = srv->tx_cap > REPLY_FIXED_BYTES
+			       ? (srv->tx_cap - REPLY_FIXED_BYTES) / REPLY_BYTES_PER_ENTRY
 			       : 0;
 
-	return fit < cfg->max_entries ? (uint32_t)fit : cfg->max_entries;
+	return fit < srv->cfg->max_entries ? (uint32_t)fit : srv->cfg->max_entries;
 }
 
 /*
@@ -193,7 +194,7 @@ void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNe
 	struct hwpt_entry *hwpt;
 	struct inv_request *r;
 	int64_t n = entry_count(m);
-	uint32_t max = invalidate_max_entries(srv->cfg);
+	uint32_t max = invalidate_max_entries(srv);
 	int rc;
 
 	if (n < 0) {

@@ -113,8 +113,12 @@ static int fd_check(int fd, const IommuNest__MapMemory *m, IommuNest__Reply *rep
 	int mode = fcntl(fd, F_GETFL), seals;
 	struct stat st;
 
-	if (mode < 0 || fstat(fd, &st) < 0) {
-		reply_error(rep, -EBADF, "the passed descriptor is unusable");
+	/*
+	 * O_PATH: fcntl and fstat work, but the file may not be read or
+	 * mapped; mmap (iommufd backend) says EBADF, so the sim must too.
+	 */
+	if (mode < 0 || (mode & O_PATH) || fstat(fd, &st) < 0) {
+		reply_error(rep, -EBADF, "the passed descriptor is unusable (closed or O_PATH)");
 		return -EBADF;
 	}
 	if (!S_ISREG(st.st_mode)) {

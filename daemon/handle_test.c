@@ -104,6 +104,14 @@ void handle_inject_fault(struct session *s, const IommuNest__Request *req, Iommu
 		rc = -EINVAL;
 	else if (f->hwpt_id && !owned(s, f->hwpt_id, rep))
 		return finish(s, rep, 0, "");
+	else if ((!f->hwpt_id || f->latency_us) && !session_is_admin(s))
+		/*
+		 * hwpt_id 0 fires on whichever HWPT submits first, and the
+		 * latency slows every submission: both reach other tenants.
+		 */
+		session_deny(s, rep, -EPERM, 0,
+			     "a fault on any HWPT (hwpt_id 0) or with latency_us needs an admin; "
+			     "name one of your HWPTs");
 	else
 		rc = be->ops->inject_fault(be, &bf);
 	finish(s, rep, rc, "inject fault");

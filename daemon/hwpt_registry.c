@@ -41,6 +41,7 @@ void hwpt_registry_fini(struct hwpt_registry *reg)
 	free(reg->buckets);
 	for (uint32_t i = 0; i < reg->n_bindings; i++)
 		free(reg->bindings[i].maps);
+	dirty_ids_free(&reg->dirty);
 	memset(reg, 0, sizeof(*reg));
 }
 
@@ -87,6 +88,7 @@ struct hwpt_entry *hwpt_registry_add(struct hwpt_registry *reg, const struct hwp
 	n->hash_next = reg->buckets[h];
 	reg->buckets[h] = n;
 	reg->count++;
+	dirty_ids_add(&reg->dirty, n->id);
 	return n;
 }
 
@@ -98,6 +100,7 @@ void hwpt_registry_remove(struct hwpt_registry *reg, struct hwpt_entry *e)
 		if (*pp == e) {
 			*pp = e->hash_next;
 			reg->count--;
+			dirty_ids_add(&reg->dirty, e->id);
 			free(e);
 			return;
 		}

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "state_journal.h"
 
 /* Size of the random resume token an Alloc reply carries. */
 #define HWPT_TOKEN_LEN 16
@@ -101,6 +102,8 @@ struct hwpt_registry {
 	struct device_binding bindings[CONFIG_MAX_DEVICES];
 	uint32_t n_bindings;
 	uint32_t n_orphans;
+	/* Ids added or removed since the state was last saved (restart.c). */
+	struct dirty_ids dirty;
 };
 
 int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -22,9 +23,11 @@
 #include "backend_iommufd.h"
 #include "hwpt_registry.h"
 #include "json_util.h"
+#include "latency_hist.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "state_journal.h"
 
 /* ---- inherited descriptors ----------------------------------------------- */
 
@@ -295,6 +298,75 @@ static bool state_matches(const struct restart *rs, struct json_object *o)
 	return true;
 }
 
+static void journal_path(const struct restart *rs, char *buf, size_t len, const char *suffix)
+{
+	snprintf(buf, len, "%s.journal%s", rs->cfg->state_file, suffix);
+}
+
+/* The whole of a (regular) file, NUL-terminated; NULL with errno. */
+static char *read_whole(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 0)
+		goto out;
+	buf = malloc((size_t)st.st_size + 1);
+	while (buf && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (buf)
+		buf[got] = '\0';
+	*len = got;
+out:
+	close(fd);
+	return buf;
+}
+
+/*
+ * Brings the snapshot o up to date with the journal that continues it.
+ * A snapshot without an epoch predates the journal (an older daemon's
+ * file): it is the whole state as it is.
+ */
+static int replay_journal(struct restart *rs, struct json_object *o)
+{
+	char path[CONFIG_PATH_MAX + 24];
+	const char *why = NULL;
+	uint64_t epoch;
+	size_t len = 0;
+	char *text;
+	long n;
+
+	if (js_u64(o, JOURNAL_EPOCH_KEY, UINT64_MAX, &epoch))
+		return 0;
+	journal_path(rs, path, sizeof(path), "");
+	text = read_whole(path, &len);
+	if (!text) {
+		if (errno != ENOENT)
+			log_warn("%s: %s; using the snapshot alone", path, strerror(errno));
+		return 0;
+	}
+	n = journal_replay(o, text, len, epoch, &why);
+	free(text);
+	if (n < 0) {
+		log_warn("%s: %s", path, why ? why : strerror((int)-n));
+		return (int)n;
+	}
+	log_info("replayed %ld journal records of %s%s%s", n, path, why ? ": " : "",
+		 why ? why : "");
+	return 0;
+}
+
 static void load_state(struct restart *rs)
 {
 	struct json_object *o;
@@ -311,7 +383,7 @@ static void load_state(struct restart *rs)
 			 json_util_get_last_err());
 		return;
 	}
-	if (!state_matches(rs, o)) {
+	if (!state_matches(rs, o) || replay_journal(rs, o)) {
 		json_object_put(o);
 		return;
 	}
@@ -326,6 +398,7 @@ int restart_init(struct restart *rs, const struct config *cfg)
 	memset(rs, 0, sizeof(*rs));
 	rs->cfg = cfg;
 	rs->lock_fd = -1;
+	rs->journal_fd = -1; /* the first save writes a snapshot */
 	if (collect_inherited(rs))
 		return -ENOMEM;
 	setup_persistence(rs);
@@ -433,7 +506,8 @@ static struct json_object *state_to_json(const struct server *srv)
 	if (!root || js_add_str(root, "format", STATE_FORMAT) ||
 	    js_add_u64(root, "version", STATE_VERSION) || js_add_str(root, "backend", cfg->backend) ||
 	    js_add_str(root, "socket", cfg->socket_path) || js_add_i64(root, "pid", getpid()) ||
-	    js_add_i64(root, "saved_at", now.tv_sec) || registry_to_json(srv, root))
+	    js_add_i64(root, "saved_at", now.tv_sec) ||
+	    js_add_u64(root, JOURNAL_EPOCH_KEY, srv->rs->epoch) || registry_to_json(srv, root))
 		goto nomem;
 	bs = js_add_new(root, "backend_state", false);
 	if (!bs || (srv->be->ops->save && srv->be->ops->save(srv->be, bs)))
@@ -486,19 +560,254 @@ static int write_atomically(const char *path, const char *text)
 	return rc;
 }
 
-void restart_save(struct server *srv)
+/* A snapshot is due once the journal is this many times its size, and at least MIN. */
+#define JOURNAL_FACTOR 4
+#define JOURNAL_MIN_BYTES (1u << 20)
+
+/*
+ * A fresh journal for the snapshot about to be written (epoch): a
+ * temporary file renamed over the old journal after the snapshot is in
+ * place (commit_journal), so that at any moment the pair on disk is an
+ * old or a new one; the old journal names another epoch and is ignored
+ * next to the new snapshot.
+ */
+static int new_journal(struct restart *rs, int *fd)
+{
+	char tmp[CONFIG_PATH_MAX + 24], hdr[64];
+	size_t len = journal_header(hdr, sizeof(hdr), rs->epoch);
+	int rc;
+
+	journal_path(rs, tmp, sizeof(tmp), ".tmp");
+	*fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return -errno;
+	rc = write_all(*fd, hdr, len);
+	if (rc) {
+		close(*fd);
+		*fd = -1;
+		unlink(tmp);
+	}
+	return rc;
+}
+
+static int commit_journal(struct restart *rs, int fd)
+{
+	char tmp[CONFIG_PATH_MAX + 24], path[CONFIG_PATH_MAX + 24];
+
+	journal_path(rs, tmp, sizeof(tmp), ".tmp");
+	journal_path(rs, path, sizeof(path), "");
+	if (rename(tmp, path) < 0) {
+		int rc = -errno;
+
+		close(fd);
+		unlink(tmp);
+		return rc;
+	}
+	if (rs->journal_fd >= 0)
+		close(rs->journal_fd);
+	rs->journal_fd = fd;
+	rs->journal_bytes = 0;
+	return 0;
+}
+
+static void snap_binding(struct restart *rs, uint32_t i, const struct device_binding *b)
+{
+	struct binding_snap *sn = &rs->snap[i];
+	struct mem_map *maps = NULL;
+
+	if (b->n_maps) {
+		maps = malloc(b->n_maps * sizeof(*maps));
+		if (!maps) {
+			/* Unknown is "changed": the next delta writes this device again. */
+			sn->n_maps = UINT32_MAX;
+			return;
+		}
+		memcpy(maps, b->maps, b->n_maps * sizeof(*maps));
+	}
+	free(sn->maps);
+	sn->maps = maps;
+	sn->n_maps = b->n_maps;
+	sn->mem_uid = b->mem_uid;
+	sn->hwpt_id = b->hwpt_id;
+}
+
+/* What the file now says: nothing is dirty any more. */
+static void mark_saved(struct server *srv)
+{
+	dirty_ids_clear(&srv->reg.dirty);
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
+		snap_binding(srv->rs, i, &srv->reg.bindings[i]);
+}
+
+static int save_snapshot(struct server *srv)
 {
 	struct restart *rs = srv->rs;
 	struct json_object *root;
+	const char *text;
+	int rc, jfd = -1;
+
+	if (getrandom(&rs->epoch, sizeof(rs->epoch), GRND_NONBLOCK) != sizeof(rs->epoch))
+		rs->epoch = monotonic_ns() ^ ((uint64_t)getpid() << 32);
+	root = state_to_json(srv);
+	if (!root)
+		return -ENOMEM;
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+	rc = new_journal(rs, &jfd);
+	if (!rc)
+		rc = write_atomically(rs->cfg->state_file, text);
+	if (!rc) {
+		rs->snapshot_bytes = strlen(text);
+		rc = commit_journal(rs, jfd);
+		jfd = -1;
+	}
+	json_object_put(root);
+	if (jfd >= 0) {
+		char tmp[CONFIG_PATH_MAX + 24];
+
+		close(jfd);
+		journal_path(rs, tmp, sizeof(tmp), ".tmp");
+		unlink(tmp);
+	}
+	if (rc) {
+		/* Without a journal that continues the file, only snapshots are right. */
+		if (rs->journal_fd >= 0)
+			close(rs->journal_fd);
+		rs->journal_fd = -1;
+		return rc;
+	}
+	rs->n_snapshots++;
+	mark_saved(srv);
+	return 0;
+}
+
+static struct json_object *one_elem(struct json_object *e)
+{
+	struct json_object *a = json_object_new_array();
+
+	if (!a || js_push(a, e)) {
+		json_object_put(a);
+		return NULL;
+	}
+	return a;
+}
+
+static bool binding_changed_maps(const struct binding_snap *sn, const struct device_binding *b)
+{
+	return sn->n_maps != b->n_maps || sn->mem_uid != b->mem_uid ||
+	       (b->n_maps && memcmp(sn->maps, b->maps, b->n_maps * sizeof(*b->maps)));
+}
+
+/* Records for the registry: HWPTs that came, went or changed hands; devices. */
+static int registry_delta(struct server *srv, struct json_object *recs)
+{
+	struct restart *rs = srv->rs;
+	struct dirty_ids *d = &srv->reg.dirty;
+	int rc = 0;
+
+	dirty_ids_unique(d);
+	for (uint32_t i = 0; !rc && i < d->n; i++) {
+		struct hwpt_entry *e = hwpt_registry_find(&srv->reg, d->id[i]);
+		struct json_object *v = e ? one_elem(hwpt_to_json(e)) : json_object_new_array();
+
+		rc = journal_rec_replace(recs, "hwpts", "id", json_object_new_int64(d->id[i]), v);
+	}
+	for (uint32_t i = 0; !rc && i < srv->reg.n_bindings; i++) {
+		const struct device_binding *b = &srv->reg.bindings[i];
+		const struct binding_snap *sn = &rs->snap[i];
+		struct json_object *v;
+
+		if (sn->hwpt_id != b->hwpt_id) {
+			v = b->hwpt_id ? one_elem(attachment_to_json(b)) : json_object_new_array();
+			rc = journal_rec_replace(recs, "attachments", "device",
+						 json_object_new_string(b->dev->name), v);
+		}
+		if (!rc && binding_changed_maps(sn, b)) {
+			v = json_object_new_array();
+			for (uint32_t k = 0; v && k < b->n_maps; k++)
+				if (js_push(v, mapping_to_json(b, &b->maps[k]))) {
+					json_object_put(v);
+					v = NULL;
+				}
+			rc = journal_rec_replace(recs, "mappings", "device",
+						 json_object_new_string(b->dev->name), v);
+		}
+	}
+	return rc;
+}
+
+/*
+ * Appends what changed since the last save to the journal: one write of
+ * the records, one per line. A write that fails part way is cut off again
+ * (the loader would stop at the torn record and miss everything after).
+ */
+static int append_delta(struct server *srv)
+{
+	struct restart *rs = srv->rs;
+	struct json_object *recs = json_object_new_array();
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	int rc = recs ? 0 : -ENOMEM;
+
+	if (!rc && srv->reg.dirty.lost)
+		rc = -ENOMEM;
+	if (!rc)
+		rc = registry_delta(srv, recs);
+	if (!rc && srv->be->ops->save_delta && (!srv->be->ops->generation ||
+						srv->be->ops->generation(srv->be) != rs->saved_gen))
+		rc = srv->be->ops->save_delta(srv->be, recs);
+	n = recs ? json_object_array_length(recs) : 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		const char *line = json_object_to_json_string_ext(json_object_array_get_idx(recs, i),
+								   JSON_C_TO_STRING_PLAIN);
+		size_t l = strlen(line);
+
+		if (len + l + 1 > cap) {
+			char *nb = realloc(buf, cap = 2 * (len + l + 1));
+
+			if (!nb) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+		}
+		memcpy(buf + len, line, l);
+		buf[len + l] = '\n';
+		len += l + 1;
+	}
+	json_object_put(recs);
+	if (!rc && len) {
+		off_t end = lseek(rs->journal_fd, 0, SEEK_END);
+
+		rc = write_all(rs->journal_fd, buf, len);
+		if (rc && end >= 0)
+			(void)!ftruncate(rs->journal_fd, end);
+	}
+	free(buf);
+	if (rc)
+		return rc;
+	if (len) {
+		rs->journal_bytes += len;
+		rs->n_appends++;
+	}
+	mark_saved(srv);
+	return 0;
+}
+
+void restart_save(struct server *srv)
+{
+	struct restart *rs = srv->rs;
+	uint64_t limit;
 	int rc;
 
 	if (!rs || !rs->enabled || rs->stopping)
 		return;
-	root = state_to_json(srv);
-	rc = root ? write_atomically(rs->cfg->state_file,
-				     json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN))
-		  : -ENOMEM;
-	json_object_put(root);
+	limit = rs->snapshot_bytes * JOURNAL_FACTOR;
+	if (limit < JOURNAL_MIN_BYTES)
+		limit = JOURNAL_MIN_BYTES;
+	rc = rs->journal_fd >= 0 ? append_delta(srv) : -EAGAIN;
+	/* Compaction: O(state) now and then, O(change) every time. */
+	if (rc || rs->journal_bytes > limit)
+		rc = save_snapshot(srv);
 	if (srv->be->ops->generation)
 		rs->saved_gen = srv->be->ops->generation(srv->be);
 	if (rc) {
@@ -861,6 +1170,7 @@ int restart_reclaim(struct server *srv, struct session *s, uint32_t id, const ui
 	e->owner = s;
 	e->owner_pid = s->cred.pid;
 	e->owner_gid = s->cred.gid;
+	dirty_ids_add(&srv->reg.dirty, id); /* its record names the new pid and gid */
 	e->next_owned = s->owned;
 	s->owned = e;
 	s->n_owned++;
@@ -1021,6 +1331,14 @@ void restart_clean_stop(struct restart *rs)
 	/* Nothing to recover after a clean stop: say so to the next instance. */
 	if (unlink(rs->cfg->state_file) < 0 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", rs->cfg->state_file, strerror(errno));
+	else {
+		char path[CONFIG_PATH_MAX + 24];
+
+		/* After the snapshot: a journal alone is never read. */
+		journal_path(rs, path, sizeof(path), "");
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("cannot remove %s: %s", path, strerror(errno));
+	}
 	for (uint32_t i = 0; i < rs->n_stored; i++)
 		store_remove(rs->stored[i]);
 	rs->n_stored = 0;
@@ -1043,4 +1361,11 @@ void restart_fini(struct restart *rs)
 	if (rs->lock_fd >= 0)
 		close(rs->lock_fd);
 	rs->lock_fd = -1;
+	if (rs->journal_fd >= 0)
+		close(rs->journal_fd);
+	rs->journal_fd = -1;
+	for (uint32_t i = 0; i < CONFIG_MAX_DEVICES; i++) {
+		free(rs->snap[i].maps);
+		rs->snap[i].maps = NULL;
+	}
 }

@@ -8,9 +8,13 @@
  * HWPTs as orphans until their owners Reclaim them with the resume token
  * their Alloc reply carried, or the grace period runs out.
  *
- * State file (JSON, see docs/iommu-nestd.8): written atomically (temporary
- * file, fsync, rename) after every change of the registry or the backend
- * state, before the reply that reports the change leaves.
+ * State file (JSON, see docs/iommu-nestd.8): a snapshot, written
+ * atomically (temporary file, fsync, rename), and a journal next to it
+ * (STATE.journal, state_journal.h) to which every change of the registry
+ * or the backend state appends records of what changed, before the reply
+ * that reports the change leaves. A change costs a write proportional to
+ * the change; when the journal outgrows JOURNAL_FACTOR times the snapshot
+ * (and at start), a fresh snapshot replaces both.
  *
  * Lifecycle:
  *   start      restart_init, restart_open_backend, (server_init),
@@ -35,6 +39,7 @@
 
 struct server;
 struct session;
+struct mem_map;
 struct event;
 struct json_object;
 
@@ -61,6 +66,24 @@ struct restart {
 	uint64_t saved_gen;        /* backend generation at the last save */
 	bool stopping;             /* clean stop in progress: no more saves */
 	uint32_t save_failures;
+
+	/*
+	 * The journal continuing the snapshot of epoch (a random number per
+	 * snapshot, so that a journal left by another snapshot never
+	 * matches); -1 when the next save must write a snapshot.
+	 */
+	int journal_fd;
+	uint64_t epoch;
+	uint64_t journal_bytes;  /* records appended since the snapshot */
+	uint64_t snapshot_bytes; /* size of the last snapshot */
+	uint64_t n_snapshots, n_appends; /* since start, for the log and tests */
+	/* Each device's attachment and memory as the file has them now. */
+	struct binding_snap {
+		uint32_t hwpt_id;
+		uint32_t mem_uid;
+		uint32_t n_maps;
+		struct mem_map *maps;
+	} snap[CONFIG_MAX_DEVICES];
 
 	/* Names this instance keeps in the fd store (removed at a clean stop). */
 	char stored[BACKEND_MAX_FDS][BACKEND_FD_NAME_MAX];

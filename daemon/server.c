@@ -46,6 +46,30 @@ void server_apply_config(struct server *srv)
 	srv->batch.params = coalesce_params_of(srv->cfg);
 }
 
+/*
+ * Replies must fit the accepted sockets' send buffers: sized the way
+ * session_new() will size them, on a socket pair, and where the buffer
+ * cannot be raised to max_message_size (no CAP_NET_ADMIN and a low
+ * net.core.wmem_max), replies (pages, Invalidate entries) get smaller.
+ */
+static void fit_replies_to_sockets(struct server *srv)
+{
+	int sv[2];
+	size_t fit;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	fit = session_size_sndbuf(sv[0], srv->tx_cap);
+	close(sv[0]);
+	close(sv[1]);
+	if (fit && fit < srv->tx_cap) {
+		log_notice("replies are limited to %zu bytes by the socket send buffer "
+			   "(net.core.wmem_max; SO_SNDBUFFORCE needs CAP_NET_ADMIN)",
+			   fit);
+		srv->tx_cap = fit;
+	}
+}
+
 int server_init(struct server *srv, struct event_base *base, const struct config *cfg,
 		struct backend *be)
 {
@@ -68,6 +92,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->rx_cap = cfg->max_message_size + 1;
 	srv->tx_cap = cfg->max_message_size;
 	/* Untouched slots cost address space, not memory: only what arrives is paged in. */
+	fit_replies_to_sockets(srv);
 	srv->rx_buf = malloc(srv->rx_cap * RX_SLOTS);
 	srv->tx_buf = malloc(srv->tx_cap);
 	srv->ev_flush = event_new(base, -1, 0, on_flush, srv);
@@ -109,14 +134,18 @@ void server_fini(struct server *srv)
 	srv->listen_fd = -1;
 }
 
-/* Frees sessions that a handler or a failed send marked for closing. */
+/*
+ * Frees sessions that a handler or a failed send marked for closing, and
+ * half-closed ones that have been answered in full (on_writable frees
+ * those whose last replies had to wait for the socket).
+ */
 static void reap_closing(struct server *srv)
 {
 	struct session *s, *next;
 
 	for (s = TAILQ_FIRST(&srv->sessions); s; s = next) {
 		next = TAILQ_NEXT(s, link);
-		if (s->closing)
+		if (s->closing || session_answered(s))
 			session_free(s);
 	}
 }
@@ -231,7 +260,9 @@ static bool handle_packet(struct session *s, struct rx_packet *p)
 	struct server *srv = s->srv;
 
 	if (p->len == 0) {
-		s->closing = true;
+		/* Not closing yet: queued invalidations still owe their replies. */
+		s->eof = true;
+		event_del(s->ev_read);
 		return false;
 	}
 	if (p->len == -EMSGSIZE) {
@@ -254,7 +285,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	struct server *srv = s->srv;
 	struct rx_packet pk[RX_SLOTS];
 
-	for (int got = 0; got < READ_BURST && !s->closing;) {
+	for (int got = 0; got < READ_BURST && !s->closing && !s->eof;) {
 		int n = read_packets(s, pk), i = 0;
 
 		if (n == -EAGAIN)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "hwpt_registry.h"
@@ -16,6 +17,39 @@
 #include "server.h"
 
 static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+/* unix_dgram_sendmsg() refuses a packet over sk_sndbuf - 32 with EMSGSIZE. */
+#define SNDBUF_RESERVE 32
+
+static size_t sndbuf_fit(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &len) < 0 || v <= SNDBUF_RESERVE)
+		return 0;
+	return (size_t)v - SNDBUF_RESERVE;
+}
+
+/*
+ * A SOCK_SEQPACKET reply must fit the socket's send buffer whole, and the
+ * default one (net.core.wmem_default, 212,992 bytes) is smaller than
+ * max_message_size may be. SO_SNDBUFFORCE (CAP_NET_ADMIN) sets any size;
+ * without it SO_SNDBUF is capped at net.core.wmem_max. The kernel doubles
+ * the value asked for, so half of what is needed is asked: a tenant that
+ * never reads can make the kernel hold one maximal reply, not two.
+ */
+size_t session_size_sndbuf(int fd, size_t want)
+{
+	size_t need = want + SNDBUF_RESERVE, fit = sndbuf_fit(fd);
+	int v = need / 2 + 1 > INT32_MAX ? INT32_MAX : (int)(need / 2 + 1);
+
+	if (fit >= want)
+		return fit;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	return sndbuf_fit(fd);
+}
 
 struct session *session_new(struct server *srv, int fd, const struct ucred *cred)
 {
@@ -28,6 +62,9 @@ struct session *session_new(struct server *srv, int fd, const struct ucred *cred
 	s->cred = *cred;
 	s->id = ++srv->next_session_id;
 	s->connected_ns = monotonic_ns();
+	s->tx_max = session_size_sndbuf(fd, srv->tx_cap);
+	if (!s->tx_max || s->tx_max > srv->tx_cap)
+		s->tx_max = srv->tx_cap;
 	/* Read once at accept, as the pid may be reused later; "?" if gone. */
 	log_read_comm(cred->pid, s->comm, sizeof(s->comm));
 	if (!s->comm[0])
@@ -230,6 +267,31 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		s->outq_bytes -= p->len;
 		free(p);
 	}
+	if (session_answered(s))
+		session_free(s);
+}
+
+bool session_answered(const struct session *s)
+{
+	return s->eof && !s->n_pending && STAILQ_EMPTY(&s->outq);
+}
+
+/*
+ * A reply the daemon made too big for the socket is the daemon's fault,
+ * not the client's: the client gets -EMSGSIZE for that request (with the
+ * size the socket takes as the limit) and keeps its session and objects.
+ */
+static void reply_too_big(struct session *s, uint64_t id, size_t len)
+{
+	IommuNest__Reply err = IOMMU_NEST__REPLY__INIT;
+
+	log_err("session %llu: reply of %zu bytes does not fit its socket (%zu bytes)",
+		(unsigned long long)s->id, len, s->tx_max);
+	err.id = id;
+	reply_error(&err, -EMSGSIZE, "the reply (%zu bytes) does not fit the socket (%zu bytes)",
+		    len, s->tx_max);
+	err.limit = s->tx_max;
+	session_send_reply(s, &err);
 }
 
 void session_send_reply(struct session *s, const IommuNest__Reply *rep)
@@ -241,11 +303,16 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 
 	if (s->closing)
 		return;
-	if (len > srv->tx_cap) {
-		/* Can only happen with a broken size calculation; never send it. */
-		log_err("session %llu: reply of %zu bytes over the limit", (unsigned long long)s->id,
-			len);
-		s->closing = true;
+	/*
+	 * Persist, then acknowledge: handlers of lifecycle requests save
+	 * what they changed in the registry before they reply; backend state
+	 * any request changed (SimPopulate, InjectFault, a partial unmap) is
+	 * saved here, before any reply can tell a client that it happened.
+	 */
+	restart_save_if_changed(srv);
+	if (len > s->tx_max) {
+		/* A size calculation that missed, or a socket that shrank. */
+		reply_too_big(s, rep->id, len);
 		return;
 	}
 	iommu_nest__reply__pack(rep, srv->tx_buf);
@@ -254,6 +321,10 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 		n = send(s->fd, srv->tx_buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n >= 0)
 			return;
+		if (errno == EMSGSIZE) {
+			reply_too_big(s, rep->id, len);
+			return;
+		}
 		if (errno != EAGAIN && errno != EWOULDBLOCK) {
 			s->closing = true;
 			return;

@@ -31,6 +31,11 @@ struct session {
 	struct ucred cred; /* SO_PEERCRED at accept */
 	bool hello_done;
 	bool closing;
+	/*
+	 * The peer shut down its sending side: nothing more to read, but what
+	 * was read is still answered; the session closes once that is done.
+	 */
+	bool eof;
 	char name[64]; /* client_name from Hello, for logs */
 	const char *close_reason; /* why the daemon closed it (static string), for the log */
 	char comm[16]; /* /proc/PID/comm at accept, for operators ("?" if gone) */
@@ -38,6 +43,7 @@ struct session {
 
 	struct event *ev_read;
 	struct event *ev_write;
+	size_t tx_max; /* the largest packet its socket's send buffer takes */
 	STAILQ_HEAD(, out_packet) outq; /* replies the socket could not take yet */
 	size_t outq_bytes;
 
@@ -53,9 +59,19 @@ struct session {
 	uint64_t n_entries; /* invalidation entries received */
 };
 
+/*
+ * Raises fd's send buffer so that a packet of want bytes fits (it never
+ * lowers it) and returns the largest packet the socket takes now, 0 if
+ * that cannot be read.
+ */
+size_t session_size_sndbuf(int fd, size_t want);
+
 struct session *session_new(struct server *srv, int fd, const struct ucred *cred);
 /* Detaches and destroys the session's HWPTs, closes the socket, frees it. */
 void session_free(struct session *s);
+
+/* Half-closed by the peer and every request read has been answered and sent. */
+bool session_answered(const struct session *s);
 
 /* Encodes rep and sends it (or queues it); on a fatal error closes s. */
 void session_send_reply(struct session *s, const IommuNest__Reply *rep);

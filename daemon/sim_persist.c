@@ -17,6 +17,7 @@
 
 #include "json_util.h"
 #include "sim_persist.h"
+#include "state_journal.h"
 
 #define SIM_ID_MAX INT32_MAX
 
@@ -138,6 +139,53 @@ int sim_state_save(const struct sim_state *st, struct json_object *o)
 		if (js_push(objs, obj_to_json(&st->objs[i])))
 			return -ENOMEM;
 	return fault_to_json(o, st);
+}
+
+static struct json_object *one_or_none(struct json_object *elem, bool present, int *rc)
+{
+	struct json_object *a = json_object_new_array();
+
+	if (!a || (present && js_push(a, elem))) {
+		json_object_put(a);
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	return a;
+}
+
+int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32_t n,
+			 uint64_t devs, struct json_object *records)
+{
+	struct json_object *m;
+	int rc = 0;
+
+	for (uint32_t i = 0; !rc && i < n; i++) {
+		/* sim_obj_find() does not change the state; it just is not const. */
+		const struct sim_obj *o = sim_obj_find((struct sim_state *)st, ids[i]);
+		struct json_object *v = one_or_none(o ? obj_to_json(o) : NULL, o, &rc);
+
+		if (!rc)
+			rc = journal_rec_replace(records, "backend_state.objects", "id",
+						 json_object_new_int64(ids[i]), v);
+	}
+	for (uint32_t i = 0; !rc && i < st->n_devs; i++) {
+		struct json_object *v;
+
+		if (!(devs & (UINT64_C(1) << i)))
+			continue;
+		v = one_or_none(dev_to_json(&st->devs[i]), true, &rc);
+		if (!rc)
+			rc = journal_rec_replace(records, "backend_state.devices", "name",
+						 json_object_new_string(st->devs[i].name), v);
+	}
+	if (rc)
+		return rc;
+	m = json_object_new_object();
+	if (!m || js_add_u64(m, "next_id", st->next_id) || fault_to_json(m, st)) {
+		json_object_put(m);
+		return -ENOMEM;
+	}
+	return journal_rec_merge(records, "backend_state", m);
 }
 
 /* ---- load -------------------------------------------------------------- */

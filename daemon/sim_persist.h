@@ -11,6 +11,14 @@ struct json_object;
 int sim_state_save(const struct sim_state *st, struct json_object *o);
 
 /*
+ * Journal records (state_journal.h) for the objects ids[0..n) (deleted
+ * if gone), the devices whose bit is set in devs, and the scalars (next
+ * id, fault), under "backend_state". 0 or -ENOMEM.
+ */
+int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32_t n,
+			 uint64_t devs, struct json_object *records);
+
+/*
  * Builds st (uninitialised on entry) from o, checked against the configured
  * devices. 0, or -EINVAL (*errmsg says why) / -ENOMEM with st empty.
  */

@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <CUnit/Basic.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -35,6 +36,7 @@
 static struct nestd *live_daemons[IT_MAX_DAEMONS];
 static struct iommu_nest *live_handles[IT_MAX_HANDLES];
 static int live_raw[IT_MAX_RAW];
+static struct it_bystander *live_bystanders[IT_MAX_DAEMONS];
 static unsigned n_skipped;
 static unsigned n_harness_failures;
 
@@ -583,6 +585,57 @@ struct it_bystander it_bystander_open(struct nestd *d)
 	return b;
 }
 
+struct it_bystander *it_bystander_new(struct nestd *d)
+{
+	struct it_bystander *b = calloc(1, sizeof(*b));
+	int slot = -1;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	for (int i = 0; i < IT_MAX_DAEMONS && slot < 0; i++)
+		if (!live_bystanders[i])
+			slot = i;
+	if (slot < 0)
+		free(b);
+	CU_ASSERT_FATAL(slot >= 0);
+	live_bystanders[slot] = b;
+	*b = it_bystander_open(d);
+	return b;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+uint64_t it_bystander_report(struct it_bystander *b, const char *what)
+{
+	uint32_t n = b->n_lat < IT_BYSTANDER_SAMPLES ? b->n_lat : IT_BYSTANDER_SAMPLES;
+	uint64_t p50, p99, max;
+
+	if (!n) {
+		fprintf(stderr, "    %s: no bystander round trips\n", what);
+		return 0;
+	}
+	qsort(b->lat_ns, n, sizeof(b->lat_ns[0]), cmp_u64);
+	p50 = b->lat_ns[(n - 1) / 2];
+	p99 = b->lat_ns[(uint64_t)(n - 1) * 99 / 100];
+	max = b->lat_ns[n - 1];
+	fprintf(stderr, "    %s: bystander round trip p50 %.1f us, p99 %.1f us, max %.1f us (%u)\n",
+		what, p50 / 1e3, p99 / 1e3, max / 1e3, n);
+	b->n_lat = 0;
+	return p99;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* One invalidation with an exactly known outcome, checked in full. */
 void it_bystander_check(struct it_bystander *b)
 {
@@ -596,13 +649,66 @@ void it_bystander_check(struct it_bystander *b)
 	};
 	int rc;
 
+	uint64_t t0 = mono_ns();
+
 	rc = iommu_nest_invalidate(b->h, b->st, IOMMU_NEST_INV_DATA_SELFTEST, e, 3, 0, res, &sum);
+	if (b->n_lat < IT_BYSTANDER_SAMPLES)
+		b->lat_ns[b->n_lat] = mono_ns() - t0;
+	b->n_lat++;
 	CU_ASSERT_EQUAL(rc, -EOPNOTSUPP);
 	CU_ASSERT_EQUAL(sum.entries_handled, 1);
 	it_check_results(res, want, 3);
 	if (it_has_cap(b->h, IOMMU_NEST_CAP_CHECK_IOTLB))
 		CU_ASSERT_EQUAL(iommu_nest_check_iotlb(b->h, b->st, b->round % 4, 0), 0);
 	b->round++;
+}
+
+/* ---- the daemon seen from outside ---- */
+
+long it_daemon_rss_kib(const struct nestd *d)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+int it_daemon_fds(const struct nestd *d)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)d->pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((de = readdir(dir)))
+		n += de->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* Sanitizers and valgrind keep freed memory on purpose: RSS means nothing there. */
+bool it_rss_meaningful(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return false;
+#else
+	const char *w = getenv("NESTD_DAEMON_WRAPPER");
+
+	return !(w && *w);
+#endif
 }
 
 /* ---- raw packets -------------------------------------------------------------- */
@@ -622,6 +728,22 @@ int it_raw_connect(struct nestd *d)
 {
 	int fd = try_connect(d->sock);
 
+	CU_ASSERT_FATAL(fd >= 0);
+	track_raw(fd, true);
+	return fd;
+}
+
+int it_raw_connect_as(struct nestd *d, uid_t uid, gid_t gid)
+{
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(chmod(d->dir, 0711), 0);
+	CU_ASSERT_EQUAL_FATAL(chmod(d->sock, 0666), 0);
+	CU_ASSERT_EQUAL_FATAL(setegid(gid), 0);
+	CU_ASSERT_EQUAL_FATAL(seteuid(uid), 0);
+	fd = try_connect(d->sock);
+	CU_ASSERT_EQUAL_FATAL(seteuid(0), 0);
+	CU_ASSERT_EQUAL_FATAL(setegid(0), 0);
 	CU_ASSERT_FATAL(fd >= 0);
 	track_raw(fd, true);
 	return fd;
@@ -746,6 +868,28 @@ void it_raw_hello(int fd)
 	iommu_nest__reply__free_unpacked(rep, NULL);
 }
 
+uint32_t it_raw_alloc_st(int fd, const char *dev, uint64_t id)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Alloc alloc = IOMMU_NEST__ALLOC__INIT;
+	IommuNest__SelftestData data = IOMMU_NEST__SELFTEST_DATA__INIT;
+	IommuNest__Reply *rep;
+	uint32_t hwpt;
+
+	alloc.device = (char *)dev;
+	alloc.data_type = IOMMU_NEST_HWPT_DATA_SELFTEST;
+	alloc.data_case = IOMMU_NEST__ALLOC__DATA_SELFTEST;
+	alloc.selftest = &data;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC;
+	req.alloc = &alloc;
+	rep = it_raw_call(fd, &req, id);
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	CU_ASSERT_EQUAL_FATAL(rep->body_case, IOMMU_NEST__REPLY__BODY_ALLOC);
+	hwpt = rep->alloc->hwpt_id;
+	iommu_nest__reply__free_unpacked(rep, NULL);
+	return hwpt;
+}
+
 bool it_raw_eof(int fd)
 {
 	IommuNest__Reply *rep;
@@ -831,6 +975,11 @@ static void teardown(void)
 			close(live_raw[i]);
 			live_raw[i] = -1;
 		}
+	}
+	/* Their handles were closed above, with the other tracked ones. */
+	for (int i = 0; i < IT_MAX_DAEMONS; i++) {
+		free(live_bystanders[i]);
+		live_bystanders[i] = NULL;
 	}
 	for (int i = 0; i < IT_MAX_DAEMONS; i++) {
 		if (live_daemons[i]) {

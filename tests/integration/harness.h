@@ -147,6 +147,8 @@ IommuNest__Reply *it_raw_recv(int fd, int *err);
 void it_raw_hello(int fd);
 /* Sends req with the given id, returns the reply (fatal if none). */
 IommuNest__Reply *it_raw_call(int fd, IommuNest__Request *req, uint64_t id);
+/* Allocates a selftest HWPT on dev over a raw connection (fatal on failure). */
+uint32_t it_raw_alloc_st(int fd, const char *dev, uint64_t id);
 /* True iff the peer closed the connection (after draining nothing else). */
 bool it_raw_eof(int fd);
 
@@ -177,13 +179,36 @@ void it_check_all_not_attempted_at(const struct iommu_nest_entry_result *got, si
  * that abuse tests run alongside, checking one exactly known invalidation
  * each round (works on the sim and on the kernel's mock alike).
  */
+#define IT_BYSTANDER_SAMPLES 8192
 struct it_bystander {
 	struct iommu_nest *h;
 	uint32_t st;
 	uint32_t round;
+	/* Round trips of the checks since the last report (ns; the first SAMPLES). */
+	uint64_t lat_ns[IT_BYSTANDER_SAMPLES];
+	uint32_t n_lat;
 };
+/* Heap-allocated (it holds its samples); freed by the teardown with its handle. */
+struct it_bystander *it_bystander_new(struct nestd *d);
 struct it_bystander it_bystander_open(struct nestd *d);
 void it_bystander_check(struct it_bystander *b);
+/*
+ * Prints "what: bystander p50/p99/max over N round trips" and starts a
+ * new sample set; returns the p99 in ns (printed, for figures: tests do
+ * not compare it with a wall-clock bound).
+ */
+uint64_t it_bystander_report(struct it_bystander *b, const char *what);
+
+/* ---- The daemon seen from outside ------------------------------------------ */
+
+/* VmRSS of the daemon (KiB), -1 if unreadable. */
+long it_daemon_rss_kib(const struct nestd *d);
+/* Open descriptors of the daemon, -1 if unreadable. */
+int it_daemon_fds(const struct nestd *d);
+/* Whether RSS figures mean anything (not under ASan or a wrapper like valgrind). */
+bool it_rss_meaningful(void);
+/* A raw connection (tracked like it_raw_connect) made as another user (root only). */
+int it_raw_connect_as(struct nestd *d, uid_t uid, gid_t gid);
 
 struct it_case {
 	const char *name;

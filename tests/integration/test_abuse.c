@@ -20,37 +20,6 @@
 
 #define N_CONNS 1000
 
-/* Sanitizers and valgrind keep freed memory on purpose: RSS means nothing there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define RSS_MEANINGFUL 0
-#else
-#define RSS_MEANINGFUL 1
-#endif
-
-static bool rss_meaningful(void)
-{
-	const char *w = getenv("NESTD_DAEMON_WRAPPER");
-
-	return RSS_MEANINGFUL && !(w && *w);
-}
-
-static long daemon_rss_kib(const struct nestd *d)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -151,12 +120,12 @@ static void test_thousand_connections(void)
 		close_crowd(fds, N_CONNS);
 		CU_ASSERT(wait_sessions(b.h, 1));
 		it_bystander_check(&b);
-		rss[round] = daemon_rss_kib(d);
+		rss[round] = it_daemon_rss_kib(d);
 	}
 	fprintf(stderr, "    daemon RSS after rounds: %ld, %ld, %ld KiB\n", rss[0], rss[1],
 		rss[2]);
 	/* Round one warms the allocator; later rounds must not add to it. */
-	if (rss_meaningful())
+	if (it_rss_meaningful())
 		CU_ASSERT(rss[2] <= rss[1] + 512);
 	it_stop_ok(d);
 }

@@ -69,28 +69,6 @@ static void raw_stats_ok(int fd, uint64_t id)
 	iommu_nest__reply__free_unpacked(rep, NULL);
 }
 
-static uint32_t raw_alloc_st(int fd)
-{
-	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
-	IommuNest__Alloc alloc = IOMMU_NEST__ALLOC__INIT;
-	IommuNest__SelftestData data = IOMMU_NEST__SELFTEST_DATA__INIT;
-	IommuNest__Reply *rep;
-	uint32_t id;
-
-	alloc.device = IT_ST0;
-	alloc.data_type = IOMMU_NEST_HWPT_DATA_SELFTEST;
-	alloc.data_case = IOMMU_NEST__ALLOC__DATA_SELFTEST;
-	alloc.selftest = &data;
-	req.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC;
-	req.alloc = &alloc;
-	rep = it_raw_call(fd, &req, 2);
-	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
-	CU_ASSERT_EQUAL_FATAL(rep->body_case, IOMMU_NEST__REPLY__BODY_ALLOC);
-	id = rep->alloc->hwpt_id;
-	iommu_nest__reply__free_unpacked(rep, NULL);
-	return id;
-}
-
 /* ---- framing ---------------------------------------------------------------------- */
 
 static void test_oversized_packet(void)
@@ -316,7 +294,7 @@ static void test_mismatched_arrays(void)
 	struct it_bystander b = it_bystander_open(d);
 	int x = raw_session(d);
 	IommuNest__Invalidate inv = IOMMU_NEST__INVALIDATE__INIT;
-	uint32_t st = raw_alloc_st(x);
+	uint32_t st = it_raw_alloc_st(x, IT_ST0, 2);
 
 	inv.hwpt_id = st;
 	inv.data_type = IOMMU_NEST_INV_DATA_VTD_S1;
@@ -363,7 +341,7 @@ static void test_too_many_entries(void)
 		ids[i] = i % 4;
 		e[i] = (struct iommu_nest_selftest_inv){ 0, i % 4 };
 	}
-	inv.hwpt_id = raw_alloc_st(x);
+	inv.hwpt_id = it_raw_alloc_st(x, IT_ST0, 2);
 	inv.data_type = IOMMU_NEST_INV_DATA_SELFTEST;
 	inv.n_iotlb_id = 17, inv.iotlb_id = ids;
 	raw_inv_status(x, &inv, -E2BIG);
@@ -392,7 +370,7 @@ static void test_reply_larger_than_request(void)
 	IommuNest__Reply *rep;
 	int rc;
 
-	inv.hwpt_id = raw_alloc_st(x);
+	inv.hwpt_id = it_raw_alloc_st(x, IT_ST0, 2);
 	inv.data_type = IOMMU_NEST_INV_DATA_SELFTEST;
 	inv.n_iotlb_id = NE, inv.iotlb_id = ids;
 	req.id = 50;
@@ -555,7 +533,7 @@ static void test_pipelined_flood(void)
 	uint32_t ids[2] = { 1, 2 };
 	uint32_t bad = 0;
 
-	inv.hwpt_id = raw_alloc_st(x);
+	inv.hwpt_id = it_raw_alloc_st(x, IT_ST0, 2);
 	inv.data_type = IOMMU_NEST_INV_DATA_SELFTEST;
 	inv.n_iotlb_id = 2, inv.iotlb_id = ids;
 	for (uint64_t i = 0; i < FLOOD; i++) {

@@ -140,6 +140,15 @@ static void test_map_invalid(void)
 	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA, IT_PAGE, ro, 0, IOMMU_NEST_MAP_READABLE), 0);
 	close(ro);
 	CU_ASSERT_EQUAL(iommu_nest_unmap_memory(h, IT_ST0, MEM_IOVA, IT_PAGE), 0);
+	/*
+	 * An O_PATH descriptor names the file but gives no access to it:
+	 * mmap (iommufd backend) fails with EBADF, and so must the sim.
+	 */
+	ro = open(path, O_PATH | O_CLOEXEC);
+	CU_ASSERT_FATAL(ro >= 0);
+	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA, IT_PAGE, ro, 0, IOMMU_NEST_MAP_READABLE), -EBADF);
+	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA, IT_PAGE, ro, 0, RW), -EBADF);
+	close(ro);
 	ro = memfd_of(MIB);
 	CU_ASSERT_EQUAL_FATAL(fcntl(ro, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
 	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA, IT_PAGE, ro, 0, RW), -EPERM);

@@ -87,9 +87,9 @@ static int do_hold(const char *sock, const char *dev, const char *file, int n)
 		return 1;
 	}
 	for (int i = 0; i < n; i++) {
-		struct iommu_nest_vtd_inv e = { .addr = 0, .npages = 16,
-						.flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF };
-		struct iommu_nest_entry_result r = { 0 };
+		struct iommu_nest_vtd_inv e = {
+		    .addr = 0, .npages = 16, .flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF};
+		struct iommu_nest_entry_result r = {0};
 		uint8_t tok[16];
 		char line[64];
 		uint32_t id;
@@ -169,8 +169,8 @@ static int do_ping(const char *sock)
 
 static int do_flood(const char *sock, int n, const char *file)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct rlimit rl = { (rlim_t)n + 64, (rlim_t)n + 64 };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct rlimit rl = {(rlim_t)n + 64, (rlim_t)n + 64};
 	char text[32];
 	int ok = 0;
 

@@ -79,7 +79,7 @@ stage=$root/var/lib/nestd-pid1
 mkdir -p "$stage"
 cp "$debs"/iommu-nestd_*.deb "$debs"/libiommu-nest0_*.deb "$stage/"
 cp "$client" "$stage/pid1_client"
-cp "$(dirname "$0")/pid1-checks.sh" "$stage/"
+cp "$(dirname "$0")/pid1-checks.sh" "$(dirname "$0")/pid1-lib.sh" "$stage/"
 cat >"$root/etc/systemd/system/nestd-test.target" <<'EOF'
 [Unit]
 Description=iommu-nestd real-systemd test tier
@@ -118,6 +118,11 @@ for _ in $(seq 600); do
 	sleep 0.1
 done
 [ -n "$leader" ] || { echo "FAIL: no container init found"; exit 1; }
+# If this script is killed (a CTest timeout), nspawn's death alone would
+# leave the container's init running: a detached watcher ends it (and exits
+# within a second of this script).
+setsid bash -c "while kill -0 $$ 2>/dev/null; do sleep 1; done; kill -KILL $leader 2>/dev/null" \
+	</dev/null >/dev/null 2>&1 &
 
 # Runs a command in the container (all its namespaces, a clean environment).
 in_ct() {
@@ -126,16 +131,7 @@ in_ct() {
 		"$@"
 }
 
-# Waits (at most $1 tenths of a second) until "$@" succeeds.
-wait_until() {
-	local n=$1
-	shift
-	for _ in $(seq "$n"); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
-}
+. "$(dirname "$0")/pid1-lib.sh"
 
 booted() {
 	local s

@@ -7,7 +7,8 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
       libevent-dev libsystemd-dev libcunit1-dev libinih-dev libjson-c-dev
-      valgrind systemd python3-prometheus-client)
+      valgrind systemd python3-prometheus-client
+      debhelper dpkg-dev lintian systemd-container)
 for arg in "$@"; do
 	case "$arg" in
 	--kernel) pkgs+=(linux-source-6.12 qemu-system-x86 busybox-static flex bison bc

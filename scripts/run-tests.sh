@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Every test on a fresh machine: install what is missing, then build and run
-# the whole suite (unit, integration, kernel tier in QEMU) with warnings as
-# errors, then the same unit and integration suites under ASan+UBSan and the
-# integration suite with the daemon under valgrind.
+# Every test on a fresh machine: install what is missing, build the Debian
+# packages (lintian-checked), then build and run the whole suite (unit,
+# integration, the real-systemd tier booting those packages under systemd as
+# PID 1 in a container, kernel tier in QEMU) with warnings as errors, then
+# the same unit and integration suites under ASan+UBSan and the integration
+# suite with the daemon under valgrind.
 #   NESTD_SKIP_KERNEL=1   leave out the QEMU kernel tiers (6.12 and 7.x)
 #   NESTD_SKIP_KERNEL7=1  leave out only the Linux 7.x tier
 #   NESTD_SKIP_SANITIZE=1 leave out the ASan/UBSan and valgrind passes
@@ -19,8 +21,11 @@ deps=()
 
 section() { printf '\n==== %s ====\n' "$*"; }
 
+section "Debian packages (dpkg-buildpackage -us -uc -b, lintian)"
+"$top/scripts/build-deb.sh" "$out/deb"
+
 section "build (-Werror)"
-cmake -S "$top" -B "$out/main" -DNESTD_WERROR=ON \
+cmake -S "$top" -B "$out/main" -DNESTD_WERROR=ON -DNESTD_DEB_DIR="$out/deb" \
 	-DNESTD_KERNEL_TESTS="$([ "${NESTD_SKIP_KERNEL:-0}" = 1 ] && echo OFF || echo ON)" \
 	-DNESTD_KERNEL7_TESTS="$([ "${NESTD_SKIP_KERNEL7:-0}" = 1 ] && echo OFF || echo ON)" >/dev/null
 cmake --build "$out/main" -j"$jobs"
@@ -34,7 +39,7 @@ if [ "${NESTD_SKIP_SANITIZE:-0}" != 1 ]; then
 		-DNESTD_KERNEL_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build "$out/asan" -j"$jobs"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		ctest --test-dir "$out/asan" --output-on-failure -j"$jobs" -LE "kernel|bench"
+		ctest --test-dir "$out/asan" --output-on-failure -j"$jobs" -LE "kernel|bench|systemd-pid1"
 
 	section "integration tests with the daemon under valgrind"
 	NESTD_DAEMON_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \

@@ -446,6 +446,14 @@ static uint32_t alloc_st(struct iommu_nest *h, const char *dev, uint32_t val, ui
 static bool crash_and_restart(int nth);
 static void clean_stop(pid_t fake);
 
+/* A case that cannot go on: counted, and fake_systemd (and the daemon) stopped. */
+static void give_up(pid_t fake)
+{
+	failures++;
+	kill(fake, SIGTERM);
+	wait_exit(fake);
+}
+
 /* Under fake_systemd: the sim's objects survive only with their anchor. */
 static void test_grace(void)
 {
@@ -486,9 +494,7 @@ static void test_grace(void)
 	clean_stop(fake);
 	return;
 out_fail:
-	failures++;
-	kill(fake, SIGTERM);
-	wait_exit(fake);
+	give_up(fake);
 }
 
 /*
@@ -541,9 +547,7 @@ static void test_store_lost(void)
 	clean_stop(fake);
 	return;
 out_fail:
-	failures++;
-	kill(fake, SIGTERM);
-	wait_exit(fake);
+	give_up(fake);
 }
 
 /* ---- the real kernel: iommufd backend, selftest mock devices ------------------ */

@@ -1,0 +1,343 @@
+#!/bin/bash
+# The checks of the real-systemd tier, run by test-pid1.sh inside the
+# container (systemd as PID 1) as root. Usage: pid1-checks.sh STAGE_DIR
+# (the packages, pid1_client and this script). Every wait is for an event
+# (a unit state, a journal line, a file), bounded generously; nothing
+# asserts on elapsed time. Exit 0 when every check passed.
+set -u
+st=$1
+client=$st/pid1_client
+sock=/run/iommu-nestd/iommu-nestd.sock
+unit=iommu-nestd.service
+dropin=/etc/systemd/system/$unit.d
+conf=/etc/iommu-nestd/iommu-nestd.conf
+pass=0 fail=0
+bg=()
+
+ok() { echo "PASS: $*"; pass=$((pass + 1)); }
+bad() {
+	echo "FAIL: $*"
+	fail=$((fail + 1))
+	echo "--- the daemon's last journal entries"
+	journalctl -q --no-pager -n 8 -o export SYSLOG_IDENTIFIER=iommu-nestd |
+		grep -E '^(MESSAGE|NESTD_EVENT|_SYSTEMD_UNIT)='
+}
+skipped() { echo "SKIP: $*"; }
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+. "$st/pid1-lib.sh"
+prop() { systemctl show -P "$2" "$1"; }
+main_pid() { prop $unit MainPID; }
+substate_is() { [ "$(prop $unit SubState)" = "$1" ]; }
+# A structured event (NESTD_EVENT=) of the daemon after a journal position.
+event_since() { log_since "$1" | grep -q "\"NESTD_EVENT\":\"$2\""; }
+is_active() { [ "$(systemctl is-active "$1")" = active ]; }
+# A journal position, and the daemon's entries after it (one JSON object
+# each: its own, systemd's about the unit). No journalctl matches together
+# with --after-cursor: systemd 252 then skips the first matching entry when
+# the cursor's own entry does not match.
+cursor() { journalctl -q -n1 -o export | sed -n 's/^__CURSOR=//p'; }
+log_since() {
+	journalctl -q --no-pager -o json --after-cursor="$1" |
+		grep -E '"(_SYSTEMD_UNIT|UNIT)":"iommu-nestd.service"|"SYSLOG_IDENTIFIER":"iommu-nestd"'
+}
+log_has() { log_since "$1" | grep -q -- "$2"; }
+wait_log() { wait_until "${3:-300}" log_has "$1" "$2"; }
+# The new instance's line for an adopted anchor, as it reads in JSON.
+took_anchor='took \\"sim\\" (fd'
+pid_changed() { local p; p=$(main_pid); [ "$p" != 0 ] && [ "$p" != "$1" ] && is_active $unit; }
+# WatchdogTimestampMonotonic moves on every WATCHDOG=1 systemd accepts.
+wd_stamp() { prop $unit WatchdogTimestampMonotonic; }
+wd_moved() { [ "$(wd_stamp)" != "$1" ]; }
+# Two watchdog pets in a row, and the same process all along.
+petted_twice() {
+	local pid s
+	pid=$(main_pid)
+	s=$(wd_stamp)
+	wait_until 200 wd_moved "$s" || return 1
+	s=$(wd_stamp)
+	wait_until 200 wd_moved "$s" || return 1
+	[ "$(main_pid)" = "$pid" ]
+}
+store_count() {
+	systemd-analyze dump 2>/dev/null |
+		awk -v u="-> Unit $unit:" '$0 == u { on = 1; next } /^-> Unit / { on = 0 }
+			on && /File Descriptor Store Current:/ { print $NF; exit }'
+}
+store_is() { [ "$(store_count)" = "$1" ]; }
+held() { [ -s "$1" ]; }
+reclaim() { "$client" reclaim $sock "$@"; }
+cleanup_bg() {
+	for p in "${bg[@]}"; do kill "$p" 2>/dev/null; done
+	bg=()
+}
+trap cleanup_bg EXIT
+
+write_config() {
+	mkdir -p /etc/iommu-nestd
+	cat >$conf <<EOF
+# The real-systemd tier: the sim backend (no IOMMU in the container).
+[daemon]
+backend = sim
+log_level = info
+test_requests = true
+reclaim_grace_ms = ${grace_ms:-8000}
+
+[limits]
+max_entries = ${max_entries:-4096}
+
+[policy]
+max_clients = 2000
+
+[device vf0]
+kind = vtd
+
+[device vf1]
+kind = vtd
+EOF
+}
+
+# ---- devices for the DeviceAllow= checks --------------------------------
+# Majors no driver registered: an allowed open fails with ENXIO, one the
+# unit's device policy refuses with EPERM.
+mknod -m 0600 /dev/iommu c 60 0
+mknod -m 0600 /dev/nestd-denied c 61 0
+probes="/dev/iommu /dev/nestd-denied"
+vfio_major=$(awk '$2 == "vfio-dev" { print $1 }' /proc/devices)
+if [ -n "$vfio_major" ]; then
+	mkdir -p /dev/vfio/devices
+	mknod -m 0600 /dev/vfio/devices/vfio0 c "$vfio_major" 0
+	probes="$probes /dev/vfio/devices/vfio0"
+fi
+cat >$st/devprobe <<'EOF'
+#!/bin/sh
+# Opens each node from inside the unit's sandbox; one line per node.
+for d in "$@"; do
+	if err=$(dd if="$d" of=/dev/null bs=1 count=0 2>&1); then
+		echo "DEVPROBE $d: opened"
+	else
+		echo "DEVPROBE $d: ${err##*: }"
+	fi
+done
+EOF
+chmod 0755 $st/devprobe
+
+# ---- install the package as an operator would ---------------------------
+# No kvm group: the package's sysusers.d entry must create it.
+getent group kvm >/dev/null && groupdel kvm
+# The whole run: a filtered system call kills (no EPERM fallback), a short
+# watchdog, a low fd limit; the device probe runs inside the real unit.
+mkdir -p $dropin
+cat >$dropin/pid1-test.conf <<EOF
+[Service]
+SystemCallErrorNumber=
+WatchdogSec=3s
+LimitNOFILE=1024
+ExecStartPre=$st/devprobe $probes
+EOF
+start_cur=$(cursor)
+if apt-get install -y -q "$st"/iommu-nestd_*.deb "$st"/libiommu-nest0_*.deb \
+	>$st/apt.log 2>&1; then
+	ok "apt install ./iommu-nestd_*.deb (no network in the container)"
+else
+	bad "apt install ./iommu-nestd_*.deb"
+	cat $st/apt.log
+fi
+has_kvm() { getent group kvm >/dev/null; }
+check "the package's sysusers.d entry created the kvm group" has_kvm
+grace_ms=15000 write_config
+systemctl enable --now iommu-nestd.socket >/dev/null 2>&1
+check "iommu-nestd.socket active after install without a kvm group before" \
+	is_active iommu-nestd.socket
+check "socket is root:kvm 0660" \
+	test "$(stat -c %U:%G:%a $sock 2>/dev/null)" = root:kvm:660
+check "the service waits for its first connection" \
+	test "$(systemctl is-active $unit)" = inactive
+check "iommu-nestctl runs right after install (ldconfig trigger)" \
+	sh -c 'iommu-nestctl --help >/dev/null'
+
+# ---- socket activation, READY, STATUS -----------------------------------
+cur=$(cursor)
+check "first connect activates the service (iommu-nestctl hello)" iommu-nestctl hello >/dev/null
+check "Type=notify: active (running) after READY=1" wait_until 300 substate_is running
+"$client" hold $sock vf0 $st/hold0 1 >$st/hold0.log 2>&1 &
+bg+=($!)
+wait_until 300 held $st/hold0
+status_has_hwpt() { prop $unit StatusText | grep -q "1 clients, 1 HWPTs"; }
+check "STATUS= shows the client and its HWPT" wait_until 300 status_has_hwpt
+cleanup_bg
+
+# ---- DeviceAllow= through the real unit ---------------------------------
+probe_said() { log_since "$start_cur" | grep -q "DEVPROBE $1: $2"; }
+check "DeviceAllow=/dev/iommu: the node opens inside the unit (ENXIO: no driver)" \
+	wait_until 100 probe_said /dev/iommu "No such device or address"
+check "DevicePolicy=closed: another node is refused inside the unit (EPERM)" \
+	wait_until 100 probe_said /dev/nestd-denied "Operation not permitted"
+outside=$(dd if=/dev/nestd-denied of=/dev/null bs=1 count=0 2>&1)
+check "... while outside the unit it is not refused (the unit's policy did it)" \
+	test "${outside##*: }" = "No such device or address"
+if [ -n "$vfio_major" ]; then
+	vfio_ok() { log_since "$start_cur" | grep "DEVPROBE /dev/vfio/devices/vfio0:" |
+		grep -vq "Operation not permitted"; }
+	check "DeviceAllow=char-vfio-dev: a vfio-dev node (major $vfio_major) is not refused" \
+		wait_until 100 vfio_ok
+else
+	skipped "DeviceAllow=char-vfio-dev: this kernel has no vfio-dev major in /proc/devices"
+fi
+
+# ---- journal fields, exposure ---------------------------------------------
+has_field() {
+	journalctl -q --no-pager -u $unit NESTD_EVENT=client_connect -o json |
+		grep -q '"NESTD_PID"'
+}
+check "journal fields: journalctl -u iommu-nestd NESTD_EVENT=client_connect" wait_until 100 has_field
+exposure=$(systemd-analyze security --no-pager $unit 2>/dev/null |
+	sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+check "systemd-analyze security exposure ${exposure:-?} <= 1.0" \
+	awk -v l="${exposure:-9}" 'BEGIN { exit !(l <= 1.0) }'
+
+# ---- who may connect -------------------------------------------------------
+useradd -M -N -G kvm nestd-vmm 2>/dev/null
+useradd -M -N nestd-other 2>/dev/null
+check "a non-root member of kvm is served" runuser -u nestd-vmm -- "$client" ping $sock
+other=$(runuser -u nestd-other -- "$client" ping $sock)
+check "a non-member is refused (${other:-no answer})" test "$other" = "ping -13"
+
+# ---- the watchdog ---------------------------------------------------------
+check "WatchdogSec=3s from the drop-in" test "$(prop $unit WatchdogUSec)" = 3s
+check "the watchdog is petted (two pets, same process)" petted_twice
+
+# ---- reload -----------------------------------------------------------------
+pid=$(main_pid)
+cur=$(cursor)
+max_entries=2048 write_config
+check "systemctl reload succeeds" systemctl reload $unit
+check "... and the daemon applied it (config_reload event)" \
+	wait_until 300 event_since "$cur" config_reload
+hello_max() { iommu-nestctl hello 2>/dev/null | grep -q "^max_entries *2048$"; }
+check "... the new max_entries is what Hello reports" wait_until 100 hello_max
+check "... same process" test "$(main_pid)" = "$pid"
+if iommu-nestctl --help 2>&1 | grep -q '^ *reload'; then
+	cp $conf $st/good.conf
+	sed -i 's/^\[limits\]$/[limits]\nmax_entries = not-a-number/' $conf
+	if systemctl reload $unit 2>$st/reload.err; then
+		bad "systemctl reload of a bad config fails visibly"
+	else
+		ok "systemctl reload of a bad config fails visibly"
+	fi
+	check "... the old config stays (max_entries 2048), same process" \
+		sh -c "iommu-nestctl hello | grep -q '^max_entries *2048$' &&
+		test \"\$(systemctl show -P MainPID $unit)\" = $pid"
+	cp $st/good.conf $conf
+else
+	skipped "reload of a bad config fails visibly: needs 'iommu-nestctl reload' (helper limits)"
+fi
+
+# ---- kill -9 with clients holding HWPTs: fd store, Reclaim, grace ------------
+cur=$(cursor)
+rm -f $st/hold1
+"$client" hold $sock vf1 $st/hold1 2 >$st/hold1.log 2>&1 &
+bg+=($!)
+check "a client holds two HWPTs" wait_until 300 held $st/hold1
+check "the sim anchor is in systemd's fd store" wait_until 100 store_is 1
+pid=$(main_pid)
+restarts=$(prop $unit NRestarts)
+kill -KILL "$pid"
+check "kill -9: Restart=on-failure starts a new process" wait_until 600 pid_changed "$pid"
+check "... counted in NRestarts" test "$(prop $unit NRestarts)" = $((restarts + 1))
+check "... which took the anchor back from the fd store" wait_log "$cur" "$took_anchor"
+read -r id1 tok1 < <(sed -n 1p $st/hold1)
+read -r id2 tok2 < <(sed -n 2p $st/hold1)
+check "Reclaim of HWPT $id1 with its token: the model is as before the crash" \
+	reclaim "$id1" "$tok1"
+check "the unclaimed one is reaped when the grace period ends" \
+	wait_log "$cur" "destroying 1 unclaimed HWPTs" 900
+reclaim "$id2" "$tok2" >/dev/null
+check "... and its Reclaim answers -ENOENT" test $? = 3
+cleanup_bg
+
+# ---- a stopped daemon is restarted by the watchdog ----------------------------
+cur=$(cursor)
+pid=$(main_pid)
+kill -STOP "$pid"
+check "SIGSTOP: the watchdog kills and restarts the daemon" wait_until 600 pid_changed "$pid"
+check "... journal says why" wait_log "$cur" "Watchdog timeout"
+
+# ---- systemctl restart / stop empty the store -----------------------------
+rm -f $st/hold2
+"$client" hold $sock vf0 $st/hold2 1 >$st/hold2.log 2>&1 &
+bg+=($!)
+wait_until 300 held $st/hold2
+read -r id tok <$st/hold2
+cur=$(cursor)
+systemctl restart $unit
+check "systemctl restart: the old instance stopped cleanly (daemon_stop)" \
+	wait_until 300 event_since "$cur" daemon_stop
+adopted_nothing() { ! log_has "$cur" "$took_anchor"; }
+check "... the new instance adopted nothing" adopted_nothing
+reclaim "$id" "$tok" >/dev/null
+check "... and the old HWPT is gone (Reclaim -ENOENT)" test $? = 3
+cleanup_bg
+systemctl stop $unit
+check "systemctl stop: the fd store is empty" store_is 0
+check "... and the state file is gone" test ! -e /run/iommu-nestd/state
+
+# ---- kill -9, then stop within RestartSec: store lost, state file kept --------
+mkdir -p /run/systemd/system/$unit.d
+printf '[Service]\nRestartSec=60s\n' >/run/systemd/system/$unit.d/slow-restart.conf
+systemctl daemon-reload
+rm -f $st/hold3
+"$client" hold $sock vf0 $st/hold3 1 >$st/hold3.log 2>&1 &
+bg+=($!)
+wait_until 300 held $st/hold3
+read -r id tok <$st/hold3
+kill -KILL "$(main_pid)"
+check "kill -9 with RestartSec=60s: waiting to restart" wait_until 300 substate_is auto-restart
+systemctl stop $unit
+cleanup_bg
+check "... systemctl stop then: the state file stays" test -e /run/iommu-nestd/state
+check "... the fd store is empty" store_is 0
+rm -rf /run/systemd/system/$unit.d
+systemctl daemon-reload
+cur=$(cursor)
+reclaim "$id" "$tok" >/dev/null
+check "the next start drops the state: Reclaim -ENOENT" test $? = 3
+check "... and says so" wait_log "$cur" "cannot recover the previous instance's objects"
+
+# ---- systemctl start directly --------------------------------------------------
+systemctl stop $unit iommu-nestd.socket
+check "systemctl start iommu-nestd (socket stopped): both come up" \
+	sh -c "systemctl start $unit && systemctl is-active -q $unit iommu-nestd.socket"
+check "... and serve" iommu-nestctl hello >/dev/null
+
+# ---- 1,100 clients at LimitNOFILE=1024 -------------------------------------------
+cur=$(cursor)
+pid=$(main_pid)
+rm -f $st/flood
+"$client" flood $sock 1100 $st/flood >$st/flood.log 2>&1 &
+bg+=($!)
+wait_until 600 held $st/flood
+flooded() {
+	check "1,100 clients at LimitNOFILE=1024 ($(cat $st/flood 2>/dev/null) connected): no watchdog kill" \
+		petted_twice
+	check "... no restart" test "$(main_pid)" = "$pid"
+}
+if iommu-nestctl --help 2>&1 | grep -q '^ *reload'; then
+	flooded
+else
+	if petted_twice && [ "$(main_pid)" = "$pid" ]; then r=survived; else r="killed"; fi
+	skipped "1,100 clients at LimitNOFILE=1024 (daemon $r): needs the EMFILE fixes (helper limits)"
+fi
+cleanup_bg
+wait_until 600 is_active $unit
+
+# ---- no SIGSYS anywhere in the run ------------------------------------------------
+sigsys() { log_since "$start_cur" | grep -c 'status=31/SYS'; }
+check "no system call was filtered (no status=31/SYS with SystemCallErrorNumber= unset)" \
+	test "$(sigsys)" = 0
+
+echo "pid1 checks: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -315,6 +315,28 @@ static void remove_files(struct nestd *d)
 	rmdir(d->dir);
 }
 
+/*
+ * Forks the daemon on d's config (tracked for the teardown if track) and
+ * waits (bounded, fatal) until its socket accepts.
+ */
+static void spawn(struct nestd *d, bool track)
+{
+	fflush(NULL);
+	d->pid = fork();
+	CU_ASSERT_FATAL(d->pid >= 0);
+	if (d->pid == 0)
+		exec_daemon(d);
+	d->running = true;
+	if (track)
+		track_daemon(d, true);
+	if (!wait_socket(d)) {
+		fprintf(stderr, "daemon did not come up on %s\n", d->sock);
+		dump_file(d->cfg_path, "config");
+		dump_file(d->log_path, "daemon log");
+		CU_FAIL_FATAL("daemon did not start");
+	}
+}
+
 struct nestd *it_start(const char *body)
 {
 	struct nestd *d = calloc(1, sizeof(*d));
@@ -330,18 +352,7 @@ struct nestd *it_start(const char *body)
 	CU_ASSERT_EQUAL_FATAL(it_write_file(d->cfg_path, cfg), 0);
 	free(cfg);
 
-	fflush(NULL);
-	d->pid = fork();
-	CU_ASSERT_FATAL(d->pid >= 0);
-	if (d->pid == 0)
-		exec_daemon(d);
-	d->running = true;
-	track_daemon(d, true);
-	if (!wait_socket(d)) {
-		fprintf(stderr, "daemon did not come up on %s\n", d->sock);
-		dump_file(d->cfg_path, "config");
-		CU_FAIL_FATAL("daemon did not start");
-	}
+	spawn(d, true);
 	return d;
 }
 
@@ -357,17 +368,7 @@ void it_crash(struct nestd *d)
 void it_restart(struct nestd *d)
 {
 	CU_ASSERT_FATAL(!d->running);
-	fflush(NULL);
-	d->pid = fork();
-	CU_ASSERT_FATAL(d->pid >= 0);
-	if (d->pid == 0)
-		exec_daemon(d);
-	d->running = true;
-	if (!wait_socket(d)) {
-		fprintf(stderr, "daemon did not come up again on %s\n", d->sock);
-		dump_file(d->log_path, "daemon log");
-		CU_FAIL_FATAL("daemon did not restart");
-	}
+	spawn(d, false); /* still tracked since it_start() */
 }
 
 int it_stop(struct nestd *d)

@@ -369,10 +369,10 @@ static void crash_check_model(struct iommu_nest *a2, struct iommu_nest *b2,
 	CHECK_EQ(iotlb(a2, w->a, 384, 128), 128);
 	CHECK_EQ(iotlb(a2, w->a, 0, 1024), 1024 - 256 - 64 - 128);
 
-	/* vtd0 is still attached to A's HWPT: busy for B, detachable by A. */
-	x = alloc_vtd(b2, "vtd0", NULL);
-	CHECK_EQ(iommu_nest_attach(b2, "vtd0", x), -EBUSY);
+	/* vtd0 is still attached to A's HWPT: busy for B (even to Alloc), detachable by A. */
+	CHECK_EQ(iommu_nest_alloc_vtd_s1(b2, "vtd0", 0, 0x100000, AW, &x), -EBUSY);
 	CHECK_EQ(iommu_nest_detach(a2, "vtd0"), 0);
+	x = alloc_vtd(b2, "vtd0", NULL);
 	CHECK_EQ(iommu_nest_attach(b2, "vtd0", x), 0);
 
 	/* The mock IOTLB: slot 1 invalidated before the crash, the rest kept. */
@@ -481,13 +481,13 @@ static void test_grace(void)
 	CHECK_EQ(hwpts_active(a2), 2);
 	CHECK_EQ(iommu_nest_reclaim(a2, id1, tok1), 0);
 	/* vtd0 stays on the unclaimed orphan until the grace period ends. */
-	id3 = alloc_vtd(a2, "vtd0", NULL);
-	CHECK_EQ(iommu_nest_attach(a2, "vtd0", id3), -EBUSY);
+	CHECK_EQ(iommu_nest_alloc_vtd_s1(a2, "vtd0", 0, 0x100000, AW, &id3), -EBUSY);
 	CHECK(file_has("state", "\"resume_token\""), "state file without tokens");
 
 	sleep_ms(2500);
-	CHECK_EQ(hwpts_active(a2), 2); /* id1 (reclaimed) and id3 */
+	CHECK_EQ(hwpts_active(a2), 1); /* id1 (reclaimed) */
 	CHECK_EQ(iommu_nest_reclaim(a2, id2, tok2), -ENOENT);
+	id3 = alloc_vtd(a2, "vtd0", NULL);
 	CHECK_EQ(iommu_nest_attach(a2, "vtd0", id3), 0);
 	CHECK(file_has("log", "destroying 1 unclaimed HWPTs"), "no grace expiry logged");
 	iommu_nest_close(a2);
@@ -676,10 +676,10 @@ static void kcrash_check_reclaim_rules(struct iommu_nest *a2, struct iommu_nest 
 	CHECK_EQ(iommu_nest_reclaim(a2, w->a0, w->tok_b1), -ENOENT);
 	/* Orphans are nobody's: not even their token holder's before Reclaim. */
 	CHECK_EQ(iommu_nest_check_iotlb(a2, w->a0, 0, 0x1234), -ENOENT);
-	/* The orphan holds mock0 (attached, and A's memory on it). */
-	x = alloc_st(b2, "mock0", 1, NULL);
-	CHECK_EQ(iommu_nest_attach(b2, "mock0", x), -EBUSY);
-	CHECK_EQ(iommu_nest_destroy(b2, x), 0);
+	/* The orphan holds mock0 (attached, and A's memory on it): busy even to Alloc. */
+	x = 0;
+	CHECK_EQ(iommu_nest_alloc_selftest(b2, "mock0", 1, &x), -EBUSY);
+	CHECK_EQ(x, 0);
 	CHECK_EQ(iommu_nest_reclaim(a2, w->a0, w->tok_a0), 0);
 	/* Now a live session owns it: the token no longer works for anyone. */
 	CHECK_EQ(iommu_nest_reclaim(b2, w->a0, w->tok_a0), -ENOENT);
@@ -708,16 +708,16 @@ static void kcrash_check_state(struct iommu_nest *a2, struct iommu_nest *b2, int
 	check_slots(a2, w->a0, 0x1234, 1u << 0 | 1u << 1 | 1u << 3, "a0 after b1's");
 
 	/* mock0 is still A's: attached to a0 and holding A's memory. */
-	x = alloc_st(b2, "mock0", 2, NULL);
-	CHECK_EQ(iommu_nest_attach(b2, "mock0", x), -EBUSY);
+	CHECK_EQ(iommu_nest_alloc_selftest(b2, "mock0", 2, &x), -EBUSY);
 	CHECK_EQ(iommu_nest_map_memory(b2, "mock0", MOCK_IOVA + MEM_LEN, MEM_LEN, memfd, 0,
 					 MAP_RW),
 		 -EBUSY);
 	/* The kernel kept the mapping: unmapping it succeeds once, then ENOENT. */
 	CHECK_EQ(iommu_nest_unmap_memory(a2, "mock0", MOCK_IOVA, MEM_LEN), 0);
 	CHECK_EQ(iommu_nest_unmap_memory(a2, "mock0", MOCK_IOVA, MEM_LEN), -ENOENT);
-	CHECK_EQ(iommu_nest_attach(b2, "mock0", x), -EBUSY);
+	CHECK_EQ(iommu_nest_alloc_selftest(b2, "mock0", 2, &x), -EBUSY);
 	CHECK_EQ(iommu_nest_detach(a2, "mock0"), 0);
+	x = alloc_st(b2, "mock0", 2, NULL);
 	CHECK_EQ(iommu_nest_attach(b2, "mock0", x), 0);
 	CHECK_EQ(iommu_nest_destroy(a2, w->a0), 0);
 	CHECK_EQ(hwpts_active(a2), 3); /* a1, b1, x */
@@ -967,8 +967,7 @@ static void test_grace_kernel(void)
 	/* Swept at the restart (checked before anything reuses its id). */
 	CHECK_EQ(k_nested_alive(kfd, leak), -ENOENT);
 	/* mock0 stays on the unclaimed orphan until the grace period ends. */
-	id3 = alloc_st(a2, "mock0", 0x33, NULL);
-	CHECK_EQ(iommu_nest_attach(a2, "mock0", id3), -EBUSY);
+	CHECK_EQ(iommu_nest_alloc_selftest(a2, "mock0", 0x33, &id3), -EBUSY);
 	CHECK_EQ(k_nested_alive(kfd, id2), 0);
 	CHECK_EQ(k_nested_alive(kfd, id4), 0);
 	/* mock2 is free: its HWPT is gone, and the file's attachment with it. */
@@ -979,7 +978,7 @@ static void test_grace_kernel(void)
 	CHECK_EQ(iommu_nest_destroy(a2, x), 0);
 
 	sleep_ms(2500);
-	CHECK_EQ(hwpts_active(a2), 2); /* id1 (reclaimed) and id3 */
+	CHECK_EQ(hwpts_active(a2), 1); /* id1 (reclaimed) */
 	CHECK_EQ(iommu_nest_reclaim(a2, id2, tok2), -ENOENT);
 	CHECK_EQ(iommu_nest_reclaim(a2, id4, tok4), -ENOENT);
 	CHECK(file_has("log", "destroying 2 unclaimed HWPTs"), "no grace expiry logged");
@@ -991,6 +990,7 @@ static void test_grace_kernel(void)
 	CHECK_EQ(k_nested_alive(kfd, id2), -ENOENT);
 	CHECK_EQ(k_nested_alive(kfd, id4), -ENOENT);
 	CHECK_EQ(iommu_nest_map_memory(a2, "mock0", MOCK_IOVA, MEM_LEN, memfd, 0, MAP_RW), 0);
+	id3 = alloc_st(a2, "mock0", 0x33, NULL);
 	CHECK_EQ(iommu_nest_attach(a2, "mock0", id3), 0);
 	check_slots(a2, id3, 0x33, 0, "id3");
 	close(kfd);

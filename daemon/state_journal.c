@@ -40,6 +40,8 @@ void dirty_ids_unique(struct dirty_ids *d)
 {
 	uint32_t k = 0;
 
+	if (d->n < 2)
+		return;
 	qsort(d->id, d->n, sizeof(*d->id), cmp_u32);
 	for (uint32_t i = 0; i < d->n; i++)
 		if (!k || d->id[k - 1] != d->id[i])

@@ -243,10 +243,9 @@ static struct session *biggest_holder(struct server *srv)
 	struct session *s, *big = NULL;
 
 	TAILQ_FOREACH(s, &srv->sessions, link)
-		if (!s->closing && s->outq_bytes + s->pending_bytes &&
-		    (!big || s->outq_bytes + s->pending_bytes >
-				     big->outq_bytes + big->pending_bytes))
-			big = s;
+	if (!s->closing && s->outq_bytes + s->pending_bytes &&
+	    (!big || s->outq_bytes + s->pending_bytes > big->outq_bytes + big->pending_bytes))
+		big = s;
 	return big;
 }
 

@@ -88,15 +88,15 @@ struct daemon_proc {
 int daemon_start(struct daemon_proc *d, const char *daemon_bin, const char *dir,
 		 bool coalesce, const char *tag);
 /* As daemon_start, with extra appended to the config (more sections or keys). */
-int daemon_start_ext(struct daemon_proc *d, const char *daemon_bin, const char *dir,
-		     bool coalesce, const char *tag, const char *extra);
+int daemon_start_ext(struct daemon_proc *d, const char *daemon_bin, const char *dir, bool coalesce,
+		     const char *tag, const char *extra);
 
 /* Tenant churn against a bystander (bench_churn.c). */
 struct churn_result {
-	double fill_s;       /* allocating the held HWPTs */
+	double fill_s;			     /* allocating the held HWPTs */
 	uint64_t idle_p50_ns, idle_p99_ns;   /* bystander, HWPTs held, no churn */
 	uint64_t churn_p50_ns, churn_p99_ns; /* bystander during Alloc/Destroy churn */
-	double pairs_per_s;  /* the churner's Alloc/Destroy pairs meanwhile */
+	double pairs_per_s;		     /* the churner's Alloc/Destroy pairs meanwhile */
 	long rss_kib;
 };
 int bench_churn(const char *daemon_bin, const char *dir, uint32_t held, struct churn_result *out);

@@ -32,14 +32,15 @@ static int cmp_u64(const void *a, const void *b)
 static uint64_t bystander_p99(struct iommu_nest *h, uint32_t hwpt, uint64_t *p50)
 {
 	static uint64_t ns[SAMPLES];
-	struct iommu_nest_vtd_inv e = { .addr = 0x100000, .npages = 1 };
+	struct iommu_nest_vtd_inv e = {.addr = 0x100000, .npages = 1};
 	struct iommu_nest_entry_result res;
 	struct iommu_nest_inv_summary sum;
 
 	for (int i = 0; i < SAMPLES; i++) {
 		uint64_t t0 = bench_now_ns();
 
-		if (iommu_nest_invalidate(h, hwpt, IOMMU_NEST_INV_DATA_VTD_S1, &e, 1, 0, &res, &sum))
+		if (iommu_nest_invalidate(h, hwpt, IOMMU_NEST_INV_DATA_VTD_S1, &e, 1, 0, &res,
+					  &sum))
 			return 0;
 		ns[i] = bench_now_ns() - t0;
 	}
@@ -86,11 +87,13 @@ int bench_churn(const char *daemon_bin, const char *dir, uint32_t held, struct c
 	char c;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(extra, sizeof(extra), "[daemon]\nstate_file = %s/churn.state\n[policy]\nmax_hwpts = %u\n",
-		 dir, held + 16);
+	snprintf(extra, sizeof(extra),
+		 "[daemon]\nstate_file = %s/churn.state\n[policy]\nmax_hwpts = %u\n", dir,
+		 held + 16);
 	if (daemon_start_ext(&d, daemon_bin, dir, true, "churn", extra))
 		return -EIO;
-	pairs = mmap(NULL, sizeof(*pairs), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pairs =
+	    mmap(NULL, sizeof(*pairs), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (pairs == MAP_FAILED || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		daemon_stop(&d);
 		return -errno;

@@ -78,8 +78,8 @@ int daemon_start(struct daemon_proc *d, const char *daemon_bin, const char *dir,
 	return daemon_start_ext(d, daemon_bin, dir, coalesce, tag, NULL);
 }
 
-int daemon_start_ext(struct daemon_proc *d, const char *daemon_bin, const char *dir,
-		     bool coalesce, const char *tag, const char *extra)
+int daemon_start_ext(struct daemon_proc *d, const char *daemon_bin, const char *dir, bool coalesce,
+		     const char *tag, const char *extra)
 {
 	FILE *f;
 	pid_t pid;

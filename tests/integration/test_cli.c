@@ -1792,7 +1792,7 @@ static void test_clients_hostile_strings(void)
 	static const char evil_name[] = "vm\x1b[2J\x1b]0;pwned\x07\nforged 1 2 3\r\xff\xfe end";
 	static const char evil_comm[] = "x\x1b[31m\n\xff";
 	struct nestd *d = it_start(NULL);
-	char saved[17] = { 0 };
+	char saved[17] = {0};
 	struct json_tokener *tok;
 	json_object *o, *t;
 	struct run r;
@@ -1829,8 +1829,8 @@ static void test_clients_hostile_strings(void)
 	t = find_num(o, "uid", IT_NOBODY);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 	/* The text survives; only the bytes that are not UTF-8 became U+FFFD. */
-	CU_ASSERT_STRING_EQUAL(js(t, "name"),
-			       "vm\x1b[2J\x1b]0;pwned\x07\nforged 1 2 3\r\xef\xbf\xbd\xef\xbf\xbd end");
+	CU_ASSERT_STRING_EQUAL(
+	    js(t, "name"), "vm\x1b[2J\x1b]0;pwned\x07\nforged 1 2 3\r\xef\xbf\xbd\xef\xbf\xbd end");
 	CU_ASSERT_STRING_EQUAL(js(t, "comm"), "x\x1b[31m\n\xef\xbf\xbd");
 	json_object_put(o);
 	run_free(&r);

@@ -171,16 +171,18 @@ static int sim_op_detach(struct backend *be, const char *device)
  * cached, changes nothing and costs no write at all.
  */
 struct inv_print {
+	/* Scalars only, no padding: compared with memcmp. */
+	uint64_t iotlb_pages, psc_pages, f_addr;
 	uint32_t n_iotlb, n_psc;
-	uint64_t iotlb_pages, psc_pages;
 	uint32_t slots[MOCK_NESTED_DOMAIN_IOTLB_NUM];
-	struct backend_fault fault;
-	uint32_t fires_left;
+	uint32_t f_hwpt, f_mode, f_index, f_hw_error, f_latency, f_count, fires_left;
+	int32_t f_error;
 };
 
 static void inv_print_of(struct sim_state *st, uint32_t id, struct inv_print *p)
 {
 	const struct sim_obj *o = sim_obj_find(st, id);
+	const struct backend_fault *f = &st->fault;
 
 	memset(p, 0, sizeof(*p));
 	if (o) {
@@ -190,7 +192,14 @@ static void inv_print_of(struct sim_state *st, uint32_t id, struct inv_print *p)
 		p->psc_pages = sim_iset_total(&o->psc_set);
 		memcpy(p->slots, o->iotlb, sizeof(p->slots));
 	}
-	p->fault = st->fault;
+	p->f_addr = f->addr;
+	p->f_hwpt = f->hwpt_id;
+	p->f_mode = f->mode;
+	p->f_index = f->index;
+	p->f_hw_error = f->hw_error;
+	p->f_latency = f->latency_us;
+	p->f_count = f->count;
+	p->f_error = f->error;
 	p->fires_left = st->fault_fires_left;
 }
 

@@ -31,6 +31,84 @@
 
 /* ---- Formatting ---------------------------------------------------------- */
 
+const char *ctl_escape(const char *s, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 1 < len; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
+			buf[o++] = (char)*p;
+			continue;
+		}
+		/* Whole escapes only: a cut one could end in a dangling backslash. */
+		if (o + 4 >= len)
+			break;
+		buf[o++] = '\\';
+		if (*p == '\\') {
+			buf[o++] = '\\';
+			continue;
+		}
+		buf[o++] = 'x';
+		buf[o++] = hex[*p >> 4];
+		buf[o++] = hex[*p & 15];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, surrogates), 0 if none. */
+static size_t utf8_seq(const unsigned char *p)
+{
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+struct json_object *ctl_json_string(const char *s)
+{
+	size_t len = strlen(s), o = 0;
+	char *buf = malloc(3 * len + 1);
+	struct json_object *j;
+
+	if (!buf)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = utf8_seq(p);
+
+		if (n) {
+			memcpy(buf + o, p, n);
+			o += n;
+			p += n;
+		} else {
+			memcpy(buf + o, "\xef\xbf\xbd", 3); /* U+FFFD */
+			o += 3;
+			p++;
+		}
+	}
+	buf[o] = '\0';
+	/* json-c escapes the control characters itself. */
+	j = json_object_new_string_len(buf, (int)o);
+	free(buf);
+	return j;
+}
+
 const char *errname(int err)
 {
 	const char *s;

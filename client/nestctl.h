@@ -7,6 +7,7 @@
 #define NESTCTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "iommu_nest.h"
@@ -39,7 +40,18 @@ int parse_u32(const char *s, uint32_t *v);
 /* 0 if argc == want, else prints the usage line and returns -EINVAL. */
 int need_args(int argc, int want, const char *usage);
 
+/*
+ * A tenant-controlled string (client_name, comm) made safe for a table on
+ * the operator's terminal: printable ASCII but backslash as it is, every
+ * other byte (ESC, newline, any byte >= 0x80) as \xNN, a backslash as
+ * \\. Written to buf (always terminated, cut to fit); returns buf.
+ */
+const char *ctl_escape(const char *s, char *buf, size_t len);
+
 struct json_object;
+/* A JSON string of s, valid UTF-8 whatever s holds (bad bytes: U+FFFD). */
+struct json_object *ctl_json_string(const char *s);
+
 /* Prints one JSON document (pretty or on one line) and frees it. */
 void print_json(struct json_object *o, bool pretty);
 

@@ -353,8 +353,9 @@ static struct json_object *client_json(const struct iommu_nest_client_info *t)
 	JSET(o, "pid", JI64(t->pid));
 	JSET(o, "uid", JU64(t->uid));
 	JSET(o, "gid", JU64(t->gid));
-	JSET(o, "comm", JSTR(t->comm));
-	JSET(o, "name", JSTR(t->name));
+	/* Chosen by the tenant: any bytes at all. */
+	JSET(o, "comm", ctl_json_string(t->comm));
+	JSET(o, "name", ctl_json_string(t->name));
 	JSET(o, "hwpts", JU64(t->hwpts));
 	JSET(o, "requests", JU64(t->requests));
 	JSET(o, "errors", JU64(t->errors));
@@ -369,7 +370,7 @@ static struct json_object *client_json(const struct iommu_nest_client_info *t)
 
 static void print_clients(const struct iommu_nest_client_info *v, size_t n)
 {
-	char conn[32];
+	char conn[32], comm[4 * sizeof(v->comm)], name[4 * sizeof(v->name)];
 
 	printf("%-8s %-8s %-6s %-16s %-20s %5s %10s %7s %12s %8s %9s %5s\n", "session", "pid",
 	       "uid", "comm", "name", "hwpts", "requests", "errors", "entries", "in_flight",
@@ -380,7 +381,8 @@ static void print_clients(const struct iommu_nest_client_info *v, size_t n)
 		fmt_duration(conn, sizeof(conn), t->connected_ms);
 		printf("%-8" PRIu64 " %-8d %-6u %-16s %-20s %5u %10" PRIu64 " %7" PRIu64
 		       " %12" PRIu64 " %8u %9s %5s\n",
-		       t->session, t->pid, t->uid, t->comm, t->name[0] ? t->name : "-", t->hwpts,
+		       t->session, t->pid, t->uid, ctl_escape(t->comm, comm, sizeof(comm)),
+		       t->name[0] ? ctl_escape(t->name, name, sizeof(name)) : "-", t->hwpts,
 		       t->requests, t->errors, t->entries, t->in_flight, conn,
 		       t->admin ? "yes" : "no");
 	}

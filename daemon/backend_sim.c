@@ -173,16 +173,18 @@ static int sim_op_detach(struct backend *be, const char *device)
  * cached, changes nothing and costs no write at all.
  */
 struct inv_print {
+	/* Scalars only, no padding: compared with memcmp. */
+	uint64_t iotlb_pages, psc_pages, f_addr;
 	uint32_t n_iotlb, n_psc;
-	uint64_t iotlb_pages, psc_pages;
 	uint32_t slots[MOCK_NESTED_DOMAIN_IOTLB_NUM];
-	struct backend_fault fault;
-	uint32_t fires_left;
+	uint32_t f_hwpt, f_mode, f_index, f_hw_error, f_latency, f_count, fires_left;
+	int32_t f_error;
 };
 
 static void inv_print_of(struct sim_state *st, uint32_t id, struct inv_print *p)
 {
 	const struct sim_obj *o = sim_obj_find(st, id);
+	const struct backend_fault *f = &st->fault;
 
 	memset(p, 0, sizeof(*p));
 	if (o) {
@@ -192,7 +194,14 @@ static void inv_print_of(struct sim_state *st, uint32_t id, struct inv_print *p)
 		p->psc_pages = sim_iset_total(&o->psc_set);
 		memcpy(p->slots, o->iotlb, sizeof(p->slots));
 	}
-	p->fault = st->fault;
+	p->f_addr = f->addr;
+	p->f_hwpt = f->hwpt_id;
+	p->f_mode = f->mode;
+	p->f_index = f->index;
+	p->f_hw_error = f->hw_error;
+	p->f_latency = f->latency_us;
+	p->f_count = f->count;
+	p->f_error = f->error;
 	p->fires_left = st->fault_fires_left;
 }
 
@@ -393,29 +402,29 @@ static bool sim_has_hwpt(struct backend *be, uint32_t hwpt_id)
 }
 
 static const struct backend_ops sim_ops = {
-	.name = "sim",
-	.close = sim_close,
-	.get_caps = sim_get_caps,
-	.n_devices = sim_n_devices,
-	.device_name = sim_device_name,
-	.alloc_nested = sim_op_alloc_nested,
-	.destroy = sim_op_destroy,
-	.attach = sim_op_attach,
-	.detach = sim_op_detach,
-	.invalidate = sim_op_invalidate,
-	.map_memory = sim_op_map_memory,
-	.unmap_memory = sim_op_unmap_memory,
-	.check_iotlb = sim_op_check_iotlb,
-	.sim_populate = sim_op_populate,
-	.sim_query = sim_op_query,
-	.inject_fault = sim_op_inject_fault,
-	.save = sim_save,
-	.restore = sim_restore,
-	.stored_fds = sim_stored_fds,
-	.generation = sim_generation,
-	.save_delta = sim_save_delta,
-	.has_hwpt = sim_has_hwpt,
-	.abandon = sim_close,
+    .name = "sim",
+    .close = sim_close,
+    .get_caps = sim_get_caps,
+    .n_devices = sim_n_devices,
+    .device_name = sim_device_name,
+    .alloc_nested = sim_op_alloc_nested,
+    .destroy = sim_op_destroy,
+    .attach = sim_op_attach,
+    .detach = sim_op_detach,
+    .invalidate = sim_op_invalidate,
+    .map_memory = sim_op_map_memory,
+    .unmap_memory = sim_op_unmap_memory,
+    .check_iotlb = sim_op_check_iotlb,
+    .sim_populate = sim_op_populate,
+    .sim_query = sim_op_query,
+    .inject_fault = sim_op_inject_fault,
+    .save = sim_save,
+    .restore = sim_restore,
+    .stored_fds = sim_stored_fds,
+    .generation = sim_generation,
+    .save_delta = sim_save_delta,
+    .has_hwpt = sim_has_hwpt,
+    .abandon = sim_close,
 };
 
 /* A memfd with a fresh random id; -1 if memfd or getrandom fail (no anchor). */

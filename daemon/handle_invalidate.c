@@ -133,8 +133,8 @@ uint32_t invalidate_max_entries(const struct server *srv)
 {
 	/* tx_cap: max_message_size, or less if the socket buffers take less. */
 	uint64_t fit = srv->tx_cap > REPLY_FIXED_BYTES
-			       ? (srv->tx_cap - REPLY_FIXED_BYTES) / REPLY_BYTES_PER_ENTRY
-			       : 0;
+			   ? (srv->tx_cap - REPLY_FIXED_BYTES) / REPLY_BYTES_PER_ENTRY
+			   : 0;
 
 	return fit < srv->cfg->max_entries ? (uint32_t)fit : srv->cfg->max_entries;
 }

@@ -26,6 +26,8 @@ struct policy_quota {
 	uint32_t max_inflight;     /* invalidate requests per client awaiting a reply */
 	uint32_t max_outq_bytes;   /* replies buffered for a client that does not read */
 	uint32_t max_requests_per_sec; /* per client; 0 = unlimited */
+	/* Replies and queued requests of all clients together; 0 = unlimited. */
+	uint64_t max_total_buffered_bytes;
 };
 
 /* Parses "0 1000 root" (uids) or "kvm 27" (groups) into ids. */

@@ -504,7 +504,8 @@ static struct json_object *state_to_json(const struct server *srv)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (!root || js_add_str(root, "format", STATE_FORMAT) ||
-	    js_add_u64(root, "version", STATE_VERSION) || js_add_str(root, "backend", cfg->backend) ||
+	    js_add_u64(root, "version", STATE_VERSION) ||
+	    js_add_str(root, "backend", cfg->backend) ||
 	    js_add_str(root, "socket", cfg->socket_path) || js_add_i64(root, "pid", getpid()) ||
 	    js_add_i64(root, "saved_at", now.tv_sec) ||
 	    js_add_u64(root, JOURNAL_EPOCH_KEY, srv->rs->epoch) || registry_to_json(srv, root))
@@ -561,7 +562,7 @@ static int write_atomically(const char *path, const char *text)
 }
 
 /* A snapshot is due once the journal is this many times its size, and at least MIN. */
-#define JOURNAL_FACTOR 4
+#define JOURNAL_FACTOR	  4
 #define JOURNAL_MIN_BYTES (1u << 20)
 
 /*
@@ -752,13 +753,13 @@ static int append_delta(struct server *srv)
 		rc = -ENOMEM;
 	if (!rc)
 		rc = registry_delta(srv, recs);
-	if (!rc && srv->be->ops->save_delta && (!srv->be->ops->generation ||
-						srv->be->ops->generation(srv->be) != rs->saved_gen))
+	if (!rc && srv->be->ops->save_delta &&
+	    (!srv->be->ops->generation || srv->be->ops->generation(srv->be) != rs->saved_gen))
 		rc = srv->be->ops->save_delta(srv->be, recs);
 	n = recs ? json_object_array_length(recs) : 0;
 	for (size_t i = 0; !rc && i < n; i++) {
-		const char *line = json_object_to_json_string_ext(json_object_array_get_idx(recs, i),
-								   JSON_C_TO_STRING_PLAIN);
+		const char *line = json_object_to_json_string_ext(
+		    json_object_array_get_idx(recs, i), JSON_C_TO_STRING_PLAIN);
 		size_t l = strlen(line);
 
 		if (len + l + 1 > cap) {

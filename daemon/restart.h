@@ -74,8 +74,8 @@ struct restart {
 	 */
 	int journal_fd;
 	uint64_t epoch;
-	uint64_t journal_bytes;  /* records appended since the snapshot */
-	uint64_t snapshot_bytes; /* size of the last snapshot */
+	uint64_t journal_bytes;		 /* records appended since the snapshot */
+	uint64_t snapshot_bytes;	 /* size of the last snapshot */
 	uint64_t n_snapshots, n_appends; /* since start, for the log and tests */
 	/* Each device's attachment and memory as the file has them now. */
 	struct binding_snap {

@@ -463,9 +463,21 @@ int server_listen_path(struct server *srv, const char *path, unsigned mode)
 	return server_listen_fd(srv, fd);
 }
 
+/* What a queued request holds: itself, its entries and their results. */
+static size_t request_bytes(const struct inv_request *r)
+{
+	return sizeof(*r) + (size_t)r->n * (inv_entry_size(r->data_type) + sizeof(*r->res));
+}
+
 void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct inv_request *req)
 {
 	struct session *s = req->owner;
+	size_t bytes = request_bytes(req);
+
+	/* Queued all the same if s is dropped: what it asked for is still flushed. */
+	session_make_room(s, bytes);
+	s->pending_bytes += bytes;
+	srv->buffered_bytes += bytes;
 
 	if (!hwpt->pending_head) {
 		hwpt->next_pending = srv->pending;
@@ -530,6 +542,8 @@ static void run_hwpt_batch(struct server *srv, struct hwpt_entry *hwpt)
 
 		next = r->next;
 		s->n_pending--;
+		s->pending_bytes -= request_bytes(r);
+		srv->buffered_bytes -= request_bytes(r);
 		hwpt->counters.requests++;
 		hwpt->counters.entries_received += r->n;
 		hwpt->counters.entries_failed += invalidate_send_reply(s, r);

@@ -43,6 +43,8 @@ struct server {
 	struct event *ev_flush;
 	TAILQ_HEAD(, session) sessions;
 	uint64_t next_session_id;
+	/* Replies queued and invalidate requests pending, all sessions (bytes). */
+	uint64_t buffered_bytes;
 
 	/* Invalidation batch of the current event-loop pass. */
 	struct hwpt_entry *pending;

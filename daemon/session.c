@@ -17,6 +17,7 @@
 #include "server.h"
 
 static void on_writable(evutil_socket_t fd, short what, void *arg);
+static void free_outq(struct session *s);
 
 /* unix_dgram_sendmsg() refuses a packet over sk_sndbuf - 32 with EMSGSIZE. */
 #define SNDBUF_RESERVE 32
@@ -204,7 +205,6 @@ static void log_disconnect(const struct session *s, uint32_t hwpts)
 void session_free(struct session *s)
 {
 	uint32_t hwpts = s->n_owned;
-	struct out_packet *p;
 
 	/*
 	 * Queued invalidations are submitted before the HWPTs go away: its
@@ -216,10 +216,7 @@ void session_free(struct session *s)
 	if (s->ev_read)
 		event_free(s->ev_read);
 	event_free(s->ev_write);
-	while ((p = STAILQ_FIRST(&s->outq))) {
-		STAILQ_REMOVE_HEAD(&s->outq, link);
-		free(p);
-	}
+	free_outq(s);
 	drain_input(s);
 	close(s->fd);
 	TAILQ_REMOVE(&s->srv->sessions, s, link);
@@ -228,11 +225,66 @@ void session_free(struct session *s)
 	free(s);
 }
 
+static void free_outq(struct session *s)
+{
+	struct out_packet *p;
+
+	while ((p = STAILQ_FIRST(&s->outq))) {
+		STAILQ_REMOVE_HEAD(&s->outq, link);
+		free(p);
+	}
+	s->srv->buffered_bytes -= s->outq_bytes;
+	s->outq_bytes = 0;
+}
+
+/* The live session holding the most buffered bytes (ties: the oldest). */
+static struct session *biggest_holder(struct server *srv)
+{
+	struct session *s, *big = NULL;
+
+	TAILQ_FOREACH(s, &srv->sessions, link)
+	if (!s->closing && s->outq_bytes + s->pending_bytes &&
+	    (!big || s->outq_bytes + s->pending_bytes > big->outq_bytes + big->pending_bytes))
+		big = s;
+	return big;
+}
+
+bool session_make_room(struct session *s, size_t len)
+{
+	struct server *srv = s->srv;
+	uint64_t max = srv->cfg->quota.max_total_buffered_bytes;
+	struct session *big;
+
+	/*
+	 * Fair shedding: the others' memory is not the newcomer's fault, and
+	 * dropping the biggest holder frees the most with one victim. Its
+	 * pending requests still run (their HWPTs must be flushed); only its
+	 * queued replies, which it was not reading, are thrown away.
+	 */
+	while (max && srv->buffered_bytes + len > max && (big = biggest_holder(srv))) {
+		srv->stats.denials++;
+		log_event(LOG_WARNING, LOG_EV_DENIED,
+			  LOG_FIELDS(LF_UINT("session", big->id), LF_CRED(big->cred),
+				     LF_STR("comm", big->comm), LF_INT("error", -ENOBUFS),
+				     LF_UINT("limit", max),
+				     LF_UINT("buffered", big->outq_bytes + big->pending_bytes)),
+			  "dropped: the largest share of max_total_buffered_bytes");
+		big->close_reason = "dropped: it held the most of max_total_buffered_bytes";
+		big->closing = true;
+		free_outq(big);
+		if (big == s)
+			return false;
+	}
+	return true;
+}
+
 static int queue_packet(struct session *s, const uint8_t *buf, size_t len)
 {
 	struct out_packet *p;
 
 	if (s->outq_bytes + len > s->srv->cfg->quota.max_outq_bytes)
+		return -ENOBUFS;
+	if (!session_make_room(s, len))
 		return -ENOBUFS;
 	p = malloc(sizeof(*p) + len);
 	if (!p)
@@ -241,6 +293,7 @@ static int queue_packet(struct session *s, const uint8_t *buf, size_t len)
 	memcpy(p->data, buf, len);
 	STAILQ_INSERT_TAIL(&s->outq, p, link);
 	s->outq_bytes += len;
+	s->srv->buffered_bytes += len;
 	if (!event_pending(s->ev_write, EV_WRITE, NULL))
 		event_add(s->ev_write, NULL);
 	return 0;
@@ -265,6 +318,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		}
 		STAILQ_REMOVE_HEAD(&s->outq, link);
 		s->outq_bytes -= p->len;
+		s->srv->buffered_bytes -= p->len;
 		free(p);
 	}
 	if (session_answered(s))
@@ -331,7 +385,7 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 		}
 	}
 	rc = queue_packet(s, srv->tx_buf, len);
-	if (rc) {
+	if (rc && !s->closing) {
 		/* Said once, by the disconnect event. */
 		s->close_reason = rc == -ENOBUFS ? "client is not reading its replies"
 						 : "out of memory for its queued replies";

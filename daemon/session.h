@@ -43,9 +43,10 @@ struct session {
 
 	struct event *ev_read;
 	struct event *ev_write;
-	size_t tx_max; /* the largest packet its socket's send buffer takes */
+	size_t tx_max;			/* the largest packet its socket's send buffer takes */
 	STAILQ_HEAD(, out_packet) outq; /* replies the socket could not take yet */
 	size_t outq_bytes;
+	size_t pending_bytes; /* its invalidate requests waiting in the batch */
 
 	uint32_t n_pending; /* invalidate requests waiting in the batch */
 	uint32_t n_owned;   /* HWPTs in owned */
@@ -72,6 +73,13 @@ void session_free(struct session *s);
 
 /* Half-closed by the peer and every request read has been answered and sent. */
 bool session_answered(const struct session *s);
+
+/*
+ * Makes room for len more bytes of s under [policy] max_total_buffered_bytes:
+ * while all sessions together would hold more, the one holding the most
+ * is dropped (its queued replies freed now). False if that was s.
+ */
+bool session_make_room(struct session *s, size_t len);
 
 /* Encodes rep and sends it (or queues it); on a fatal error closes s. */
 void session_send_reply(struct session *s, const IommuNest__Reply *rep);

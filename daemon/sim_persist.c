@@ -153,8 +153,8 @@ static struct json_object *one_or_none(struct json_object *elem, bool present, i
 	return a;
 }
 
-int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32_t n,
-			 uint64_t devs, struct json_object *records)
+int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32_t n, uint64_t devs,
+			 struct json_object *records)
 {
 	struct json_object *m;
 	int rc = 0;

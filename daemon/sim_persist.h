@@ -15,8 +15,8 @@ int sim_state_save(const struct sim_state *st, struct json_object *o);
  * if gone), the devices whose bit is set in devs, and the scalars (next
  * id, fault), under "backend_state". 0 or -ENOMEM.
  */
-int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32_t n,
-			 uint64_t devs, struct json_object *records);
+int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32_t n, uint64_t devs,
+			 struct json_object *records);
 
 /*
  * Builds st (uninitialised on entry) from o, checked against the configured

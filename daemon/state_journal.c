@@ -40,6 +40,8 @@ void dirty_ids_unique(struct dirty_ids *d)
 {
 	uint32_t k = 0;
 
+	if (d->n < 2)
+		return;
 	qsort(d->id, d->n, sizeof(*d->id), cmp_u32);
 	for (uint32_t i = 0; i < d->n; i++)
 		if (!k || d->id[k - 1] != d->id[i])
@@ -87,8 +89,7 @@ int journal_rec_replace(struct json_object *records, const char *section, const 
 	return js_push(records, r);
 }
 
-int journal_rec_merge(struct json_object *records, const char *section,
-		      struct json_object *fields)
+int journal_rec_merge(struct json_object *records, const char *section, struct json_object *fields)
 {
 	struct json_object *r = json_object_new_object();
 
@@ -125,7 +126,7 @@ struct section {
 	char name[64];
 	char field[32];
 	struct json_object *parent; /* the object that holds the array */
-	const char *arr_key;        /* its key in parent (points into name) */
+	const char *arr_key;	    /* its key in parent (points into name) */
 	struct json_object *index;
 	bool int_keys;
 };
@@ -319,14 +320,15 @@ static int write_back(struct section *s)
 			}
 			g = ng;
 		}
-		g[n++] = (struct group){ .key = s->int_keys ? strtoll(key, NULL, 10) : 0,
-					 .elems = elems };
+		g[n++] =
+		    (struct group){.key = s->int_keys ? strtoll(key, NULL, 10) : 0, .elems = elems};
 	}
 	if (!rc && s->int_keys)
 		qsort(g, n, sizeof(*g), cmp_group);
 	for (size_t i = 0; !rc && i < n; i++)
 		for (size_t k = 0; !rc && k < json_object_array_length(g[i].elems); k++)
-			rc = js_push(arr, json_object_get(json_object_array_get_idx(g[i].elems, k)));
+			rc =
+			    js_push(arr, json_object_get(json_object_array_get_idx(g[i].elems, k)));
 	free(g);
 	if (!rc && json_object_object_add(s->parent, s->arr_key, arr))
 		rc = -ENOMEM;
@@ -354,7 +356,7 @@ static struct json_object *parse_line(struct json_tokener *tok, const char *line
 long journal_replay(struct json_object *root, const char *text, size_t len, uint64_t epoch,
 		    const char **why)
 {
-	struct replay r = { .root = root, .why = why };
+	struct replay r = {.root = root, .why = why};
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *hdr = NULL;
 	const char *p = text, *end = text + len, *nl;

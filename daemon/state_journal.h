@@ -50,8 +50,7 @@ void dirty_ids_free(struct dirty_ids *d);
 int journal_rec_replace(struct json_object *records, const char *section, const char *field,
 			struct json_object *key, struct json_object *elems);
 /* Appends a merge record; fields (an object) is taken over. 0 or -ENOMEM. */
-int journal_rec_merge(struct json_object *records, const char *section,
-		      struct json_object *fields);
+int journal_rec_merge(struct json_object *records, const char *section, struct json_object *fields);
 
 /* The journal's first line: which snapshot (its "journal_epoch") it continues. */
 #define JOURNAL_EPOCH_KEY "journal_epoch"

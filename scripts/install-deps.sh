@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages iommu-nestd needs to build, test and run,
+# Installs the Debian 12 packages iommu-nestd needs to build, test and run
+# (strace: tenants/persist_before_ack delays the daemon's writes with it),
 # skipping those already present. Usage: scripts/install-deps.sh [--kernel] [--fuzz]
 #   --kernel  also what the QEMU kernel test tier needs
 #   --fuzz    also clang's libFuzzer runtime
@@ -7,7 +8,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
       libevent-dev libsystemd-dev libcunit1-dev libinih-dev libjson-c-dev
-      valgrind systemd python3-prometheus-client
+      valgrind systemd python3-prometheus-client strace
       debhelper dpkg-dev lintian systemd-container)
 for arg in "$@"; do
 	case "$arg" in

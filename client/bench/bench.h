@@ -87,6 +87,20 @@ struct daemon_proc {
 /* Writes a config and starts the daemon; waits until it accepts. */
 int daemon_start(struct daemon_proc *d, const char *daemon_bin, const char *dir,
 		 bool coalesce, const char *tag);
+/* As daemon_start, with extra appended to the config (more sections or keys). */
+int daemon_start_ext(struct daemon_proc *d, const char *daemon_bin, const char *dir, bool coalesce,
+		     const char *tag, const char *extra);
+
+/* Tenant churn against a bystander (bench_churn.c). */
+struct churn_result {
+	double fill_s;			     /* allocating the held HWPTs */
+	uint64_t idle_p50_ns, idle_p99_ns;   /* bystander, HWPTs held, no churn */
+	uint64_t churn_p50_ns, churn_p99_ns; /* bystander during Alloc/Destroy churn */
+	double pairs_per_s;		     /* the churner's Alloc/Destroy pairs meanwhile */
+	long rss_kib;
+};
+int bench_churn(const char *daemon_bin, const char *dir, uint32_t held, struct churn_result *out);
+
 /* SIGTERM, then SIGKILL after a grace period. */
 void daemon_stop(struct daemon_proc *d);
 /* The pid on the other end of a connected unix socket (SO_PEERCRED). */

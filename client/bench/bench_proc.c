@@ -75,6 +75,12 @@ static int try_connect(const char *path)
 int daemon_start(struct daemon_proc *d, const char *daemon_bin, const char *dir,
 		 bool coalesce, const char *tag)
 {
+	return daemon_start_ext(d, daemon_bin, dir, coalesce, tag, NULL);
+}
+
+int daemon_start_ext(struct daemon_proc *d, const char *daemon_bin, const char *dir, bool coalesce,
+		     const char *tag, const char *extra)
+{
 	FILE *f;
 	pid_t pid;
 
@@ -92,6 +98,8 @@ int daemon_start(struct daemon_proc *d, const char *daemon_bin, const char *dir,
 		"[coalesce]\nenabled = %s\n\n"
 		"[device vf0]\nkind = vtd\n",
 		coalesce ? "true" : "false");
+	if (extra)
+		fputs(extra, f);
 	fclose(f);
 
 	pid = fork();

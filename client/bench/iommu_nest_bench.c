@@ -51,6 +51,7 @@ struct opts {
 	bool sync, async;
 	bool floors, idle, nocoalesce;
 	uint32_t idle_conns;
+	uint32_t churn_hwpts; /* HWPTs the churning tenant holds; 0: no churn run */
 	unsigned time_limit;
 	int pin; /* server CPU, -1: let the scheduler place everything */
 };
@@ -80,6 +81,8 @@ static bool inproc_have[MAX_LIST];
 static struct run_result pp_same; /* 1 client, sync, one CPU */
 static bool pp_same_have;
 static double idle_kib_per_conn = -1;
+static struct churn_result churn;
+static bool have_churn;
 static long idle_rss0, idle_rss1;
 
 /* Daemons we started, for the watchdog. */
@@ -866,57 +869,92 @@ static void usage(FILE *f)
 		BENCH_DEFAULT_DAEMON);
 	for (size_t i = 0; i < bench_n_workloads; i++)
 		fprintf(f, " %s", bench_workloads[i].name);
-	fprintf(f, "\n"
-		   "  --modes LIST         sync,async (default both)\n"
-		   "  --no-floors --no-idle --no-nocoalesce --no-sweep   skip a section\n"
-		   "  --idle-conns N       idle connections for the RSS figure (default 1000)\n"
-		   "  --csv FILE           also write every figure as CSV\n"
-		   "  --tmpdir DIR         for configs, sockets, daemon logs (default /tmp)\n"
-		   "  --time-limit S       hard stop (default 290)\n"
-		   "  --quick              short smoke run (0.2 s, clients 1,4)\n"
-		   "  --pin CPU|none       server side (daemon, echo peer, in-process floor) on CPU,\n"
-		   "                       clients on the other CPUs (default 0; none: unpinned)\n\n"
-		   "Workloads:\n");
+	fprintf(f,
+		"\n"
+		"  --modes LIST         sync,async (default both)\n"
+		"  --no-floors --no-idle --no-nocoalesce --no-sweep   skip a section\n"
+		"  --idle-conns N       idle connections for the RSS figure (default 1000)\n"
+		"  --churn-hwpts N      HWPTs a churning tenant holds (default 10000, --quick\n"
+		"                       1000; 0: skip the bystander-under-churn figure)\n"
+		"  --csv FILE           also write every figure as CSV\n"
+		"  --tmpdir DIR         for configs, sockets, daemon logs (default /tmp)\n"
+		"  --time-limit S       hard stop (default 290)\n"
+		"  --quick              short smoke run (0.2 s, clients 1,4)\n"
+		"  --pin CPU|none       server side (daemon, echo peer, in-process floor) on CPU,\n"
+		"                       clients on the other CPUs (default 0; none: unpinned)\n\n"
+		"Workloads:\n");
 	for (size_t i = 0; i < bench_n_workloads; i++)
 		fprintf(f, "  %-10s %s\n", bench_workloads[i].name, bench_workloads[i].descr);
 }
 
 static int parse_options(int argc, char **argv)
 {
-	enum { O_DAEMON = 256, O_SOCKET, O_DURATION, O_WARMUP, O_WINDOW, O_CLIENTS, O_NC,
-	       O_SWEEP, O_WL, O_MODES, O_NOFLOORS, O_NOIDLE, O_NONC, O_NOSWEEP, O_IDLEN, O_CSV,
-	       O_TMP, O_LIMIT, O_QUICK, O_PIN, O_HELP };
+	enum {
+		O_DAEMON = 256,
+		O_SOCKET,
+		O_DURATION,
+		O_WARMUP,
+		O_WINDOW,
+		O_CLIENTS,
+		O_NC,
+		O_SWEEP,
+		O_WL,
+		O_MODES,
+		O_NOFLOORS,
+		O_NOIDLE,
+		O_NONC,
+		O_NOSWEEP,
+		O_IDLEN,
+		O_CSV,
+		O_TMP,
+		O_LIMIT,
+		O_QUICK,
+		O_PIN,
+		O_CHURN,
+		O_HELP
+	};
 	static const struct option lo[] = {
-		{ "daemon", required_argument, NULL, O_DAEMON },
-		{ "socket", required_argument, NULL, O_SOCKET },
-		{ "duration", required_argument, NULL, O_DURATION },
-		{ "warmup", required_argument, NULL, O_WARMUP },
-		{ "window", required_argument, NULL, O_WINDOW },
-		{ "clients", required_argument, NULL, O_CLIENTS },
-		{ "nc-clients", required_argument, NULL, O_NC },
-		{ "sweep", required_argument, NULL, O_SWEEP },
-		{ "workloads", required_argument, NULL, O_WL },
-		{ "modes", required_argument, NULL, O_MODES },
-		{ "no-floors", no_argument, NULL, O_NOFLOORS },
-		{ "no-idle", no_argument, NULL, O_NOIDLE },
-		{ "no-nocoalesce", no_argument, NULL, O_NONC },
-		{ "no-sweep", no_argument, NULL, O_NOSWEEP },
-		{ "idle-conns", required_argument, NULL, O_IDLEN },
-		{ "csv", required_argument, NULL, O_CSV },
-		{ "tmpdir", required_argument, NULL, O_TMP },
-		{ "time-limit", required_argument, NULL, O_LIMIT },
-		{ "quick", no_argument, NULL, O_QUICK },
-		{ "pin", required_argument, NULL, O_PIN },
-		{ "help", no_argument, NULL, O_HELP },
-		{ NULL, 0, NULL, 0 },
+	    {"daemon", required_argument, NULL, O_DAEMON},
+	    {"socket", required_argument, NULL, O_SOCKET},
+	    {"duration", required_argument, NULL, O_DURATION},
+	    {"warmup", required_argument, NULL, O_WARMUP},
+	    {"window", required_argument, NULL, O_WINDOW},
+	    {"clients", required_argument, NULL, O_CLIENTS},
+	    {"nc-clients", required_argument, NULL, O_NC},
+	    {"sweep", required_argument, NULL, O_SWEEP},
+	    {"workloads", required_argument, NULL, O_WL},
+	    {"modes", required_argument, NULL, O_MODES},
+	    {"no-floors", no_argument, NULL, O_NOFLOORS},
+	    {"no-idle", no_argument, NULL, O_NOIDLE},
+	    {"no-nocoalesce", no_argument, NULL, O_NONC},
+	    {"no-sweep", no_argument, NULL, O_NOSWEEP},
+	    {"idle-conns", required_argument, NULL, O_IDLEN},
+	    {"csv", required_argument, NULL, O_CSV},
+	    {"tmpdir", required_argument, NULL, O_TMP},
+	    {"time-limit", required_argument, NULL, O_LIMIT},
+	    {"quick", no_argument, NULL, O_QUICK},
+	    {"pin", required_argument, NULL, O_PIN},
+	    {"churn-hwpts", required_argument, NULL, O_CHURN},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0},
 	};
 	bool sweep = true;
 	int c;
 
-	o = (struct opts){ .daemon = BENCH_DEFAULT_DAEMON, .tmpdir = "/tmp", .duration = 0.5,
-			   .warmup = 0.15, .window = 16, .sync = true, .async = true,
-			   .floors = true, .idle = true, .nocoalesce = true, .idle_conns = 1000,
-			   .time_limit = 290, .pin = 0 };
+	o = (struct opts){.daemon = BENCH_DEFAULT_DAEMON,
+			  .tmpdir = "/tmp",
+			  .duration = 0.5,
+			  .warmup = 0.15,
+			  .window = 16,
+			  .sync = true,
+			  .async = true,
+			  .floors = true,
+			  .idle = true,
+			  .nocoalesce = true,
+			  .idle_conns = 1000,
+			  .churn_hwpts = 10000,
+			  .time_limit = 290,
+			  .pin = 0};
 	parse_list("1,4,16,64", o.clients, &o.n_clients);
 	parse_list("1,16", o.nc_clients, &o.n_nc_clients);
 	parse_list("1,4,16,64,256,1024,4096", o.sweep, &o.n_sweep);
@@ -965,8 +1003,12 @@ static int parse_options(int argc, char **argv)
 			parse_list("1", o.nc_clients, &o.n_nc_clients);
 			parse_list("1,256", o.sweep, &o.n_sweep);
 			o.idle_conns = 200;
+			o.churn_hwpts = 1000;
 			break;
 		case O_PIN: o.pin = strcmp(optarg, "none") ? atoi(optarg) : -1; break;
+		case O_CHURN:
+			o.churn_hwpts = (uint32_t)atoi(optarg);
+			break;
 		case 'h':
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -984,6 +1026,7 @@ static int parse_options(int argc, char **argv)
 	if (o.socket) {
 		o.nocoalesce = false;
 		o.idle = false;
+		o.churn_hwpts = 0;
 	}
 	return 0;
 }
@@ -1026,6 +1069,12 @@ int main(int argc, char **argv)
 		run_floors();
 	if (o.idle)
 		run_idle(o.daemon);
+	if (o.churn_hwpts) {
+		fprintf(stderr,
+			"churn: a tenant with %u HWPTs (state_file on) against a bystander\n",
+			o.churn_hwpts);
+		have_churn = !bench_churn(o.daemon, o.tmpdir, o.churn_hwpts, &churn);
+	}
 
 	fprintf(stderr, "daemon runs (%.2f s each after %.2f s warmup)\n", o.duration, o.warmup);
 	if (o.socket) {
@@ -1090,6 +1139,18 @@ int main(int argc, char **argv)
 		for (uint32_t i = 0; i < n_rows; i++)
 			if (!strcmp(rows[i].section, "sweep"))
 				print_row(&rows[i]);
+	}
+	if (have_churn) {
+		printf("\nBystander while another tenant churns Alloc/Destroy (state_file on)\n");
+		printf(
+		    "  tenant holds %u HWPTs (allocated in %.2f s); bystander 1-entry Invalidate,"
+		    " 4000 round trips each:\n"
+		    "    no churn       p50 %8.1f us  p99 %8.1f us\n"
+		    "    during churn   p50 %8.1f us  p99 %8.1f us   (%.0f Alloc/Destroy pairs/s,"
+		    " daemon RSS %ld KiB)\n",
+		    o.churn_hwpts, churn.fill_s, us(churn.idle_p50_ns), us(churn.idle_p99_ns),
+		    us(churn.churn_p50_ns), us(churn.churn_p99_ns), churn.pairs_per_s,
+		    churn.rss_kib);
 	}
 	for (uint32_t i = 0; i < n_rows; i++)
 		csv_row(&rows[i]);

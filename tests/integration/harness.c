@@ -666,6 +666,16 @@ void it_bystander_check(struct it_bystander *b)
 
 /* ---- the daemon seen from outside ---- */
 
+bool it_wait_sessions(struct iommu_nest *h, uint64_t want)
+{
+	for (int i = 0; i < it_timeout_ms() / 10; i++) {
+		if (it_stats(h).sessions_active == want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
 long it_daemon_rss_kib(const struct nestd *d)
 {
 	char path[64], line[256];

@@ -89,17 +89,6 @@ static void close_crowd(int *fds, int n)
 		close(fds[i]);
 }
 
-/* Polls the daemon's counters until sessions_active drops to want. */
-static bool wait_sessions(struct iommu_nest *h, uint64_t want)
-{
-	for (int i = 0; i < it_timeout_ms() / 10; i++) {
-		if (it_stats(h).sessions_active == want)
-			return true;
-		usleep(10000);
-	}
-	return false;
-}
-
 /*
  * 1,000 concurrent connections: all are served, the bystander keeps
  * getting exact results while they are open, and after they close the
@@ -118,7 +107,7 @@ static void test_thousand_connections(void)
 		it_bystander_check(&b);
 		CU_ASSERT_EQUAL(it_stats(b.h).sessions_active, N_CONNS + 1);
 		close_crowd(fds, N_CONNS);
-		CU_ASSERT(wait_sessions(b.h, 1));
+		CU_ASSERT(it_wait_sessions(b.h, 1));
 		it_bystander_check(&b);
 		rss[round] = it_daemon_rss_kib(d);
 	}
@@ -192,7 +181,7 @@ static void test_client_never_reads(void)
 	}
 	fprintf(stderr, "    stuck client dropped after %d requests\n", sent);
 	CU_ASSERT(dropped);
-	CU_ASSERT(wait_sessions(b.h, 1));
+	CU_ASSERT(it_wait_sessions(b.h, 1));
 	it_bystander_check(&b);
 	close(fd);
 	it_stop_ok(d);
@@ -227,7 +216,7 @@ static void test_vanishing_clients(void)
 		if (round % 10 == 0)
 			it_bystander_check(&b);
 	}
-	CU_ASSERT(wait_sessions(b.h, 1));
+	CU_ASSERT(it_wait_sessions(b.h, 1));
 	CU_ASSERT_EQUAL(it_stats(b.h).hwpts_active, 1);
 	it_bystander_check(&b);
 	it_stop_ok(d);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1793,6 +1794,63 @@ static void test_paging_hwpts(void)
 	it_stop_ok(d);
 }
 
+/*
+ * A tenant whose client_name and process comm carry terminal controls,
+ * newlines and bytes that are not UTF-8: the table shows them escaped
+ * (no control byte, no byte >= 0x80 reaches the operator's terminal, no
+ * forged row), and --json stays valid UTF-8 JSON that keeps the text.
+ */
+static void test_clients_hostile_strings(void)
+{
+	IT_REQUIRE_ROOT();
+	static const char evil_name[] = "vm\x1b[2J\x1b]0;pwned\x07\nforged 1 2 3\r\xff\xfe end";
+	static const char evil_comm[] = "x\x1b[31m\n\xff";
+	struct nestd *d = it_start(NULL);
+	char saved[17] = {0};
+	struct json_tokener *tok;
+	json_object *o, *t;
+	struct run r;
+
+	CU_ASSERT_EQUAL_FATAL(prctl(PR_GET_NAME, saved), 0);
+	CU_ASSERT_EQUAL_FATAL(prctl(PR_SET_NAME, evil_comm), 0);
+	it_connect_as(d, evil_name, IT_NOBODY, IT_NOBODY);
+	prctl(PR_SET_NAME, saved);
+
+	r = CTL(d, "clients");
+	RUN_ASSERT(r, r.code == 0);
+	for (const unsigned char *p = (const unsigned char *)r.out; *p; p++)
+		if ((*p < 0x20 && *p != '\n') || *p >= 0x7f) {
+			CU_FAIL("a raw control or non-ASCII byte in the table");
+			dump_run(&r, "clients table", __LINE__);
+			break;
+		}
+	/* A header and two rows (the tenant, the CLI): nothing forged. */
+	RUN_ASSERT(r, count_lines(r.out, "") == 3);
+	RUN_ASSERT(r, count_lines(r.out, "forged") == 0);
+	RUN_ASSERT(r, strstr(r.out, "vm\\x1b[2J\\x1b]0;pwned\\x07\\x0aforged") != NULL);
+	RUN_ASSERT(r, strstr(r.out, "x\\x1b[31m\\x0a\\xff") != NULL);
+	run_free(&r);
+
+	r = CTL(d, "--json", "clients");
+	RUN_ASSERT(r, r.code == 0);
+	tok = json_tokener_new();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, r.out, (int)strlen(r.out));
+	if (!o)
+		dump_run(&r, "clients --json (strict, UTF-8)", __LINE__);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	json_tokener_free(tok);
+	t = find_num(o, "uid", IT_NOBODY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	/* The text survives; only the bytes that are not UTF-8 became U+FFFD. */
+	CU_ASSERT_STRING_EQUAL(
+	    js(t, "name"), "vm\x1b[2J\x1b]0;pwned\x07\nforged 1 2 3\r\xef\xbf\xbd\xef\xbf\xbd end");
+	CU_ASSERT_STRING_EQUAL(js(t, "comm"), "x\x1b[31m\n\xef\xbf\xbd");
+	json_object_put(o);
+	run_free(&r);
+	it_stop_ok(d);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct it_case cases[] = {
@@ -1802,6 +1860,7 @@ int main(int argc, char **argv)
 	    {"status_table", test_status_table},
 	    {"clients_json", test_clients_json},
 	    {"clients_table", test_clients_table},
+	    {"clients_hostile_strings", test_clients_hostile_strings},
 	    {"hwpts_json", test_hwpts_json},
 	    {"hwpts_table", test_hwpts_table},
 	    {"stats_json", test_stats_json},

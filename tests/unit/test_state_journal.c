@@ -45,7 +45,7 @@ static char *journal_text(uint64_t epoch, struct json_object *records, size_t *l
 	n = journal_header(buf, cap, epoch);
 	for (size_t i = 0; i < json_object_array_length(records); i++) {
 		const char *line = json_object_to_json_string_ext(
-			json_object_array_get_idx(records, i), JSON_C_TO_STRING_PLAIN);
+		    json_object_array_get_idx(records, i), JSON_C_TO_STRING_PLAIN);
 		size_t l = strlen(line);
 
 		if (n + l + 2 > cap) {
@@ -85,10 +85,10 @@ static void assert_json(struct json_object *got, const char *want)
 /* Replace, delete, add (numeric keys come back sorted), merge. */
 static void test_records(void)
 {
-	struct json_object *root = parse(
-		"{\"hwpts\":[{\"id\":3,\"x\":1},{\"id\":5,\"x\":2}],"
-		"\"devs\":[{\"name\":\"b\",\"a\":0},{\"name\":\"a\",\"a\":0}],"
-		"\"backend_state\":{\"objects\":[{\"id\":1}],\"next_id\":2}}");
+	struct json_object *root =
+	    parse("{\"hwpts\":[{\"id\":3,\"x\":1},{\"id\":5,\"x\":2}],"
+		  "\"devs\":[{\"name\":\"b\",\"a\":0},{\"name\":\"a\",\"a\":0}],"
+		  "\"backend_state\":{\"objects\":[{\"id\":1}],\"next_id\":2}}");
 	struct json_object *recs = json_object_new_array(), *m = json_object_new_object();
 	const char *why;
 	size_t len;
@@ -110,24 +110,27 @@ static void test_records(void)
 					    json_object_new_int64(4), parse("[{\"id\":4}]")),
 			0);
 	/* A section the snapshot does not have yet (older files had no "mappings"). */
-	CU_ASSERT_EQUAL(journal_rec_replace(recs, "mappings", "device", json_object_new_string("a"),
-					    parse("[{\"device\":\"a\",\"iova\":1},{\"device\":\"a\",\"iova\":2}]")),
+	CU_ASSERT_EQUAL(journal_rec_replace(
+			    recs, "mappings", "device", json_object_new_string("a"),
+			    parse("[{\"device\":\"a\",\"iova\":1},{\"device\":\"a\",\"iova\":2}]")),
 			0);
 	json_object_object_add(m, "next_id", json_object_new_int64(5));
 	CU_ASSERT_EQUAL(journal_rec_merge(recs, "backend_state", m), 0);
 	text = journal_text(42, recs, &len);
 	CU_ASSERT_EQUAL(journal_replay(root, text, len, 42, &why), 7);
 	CU_ASSERT_PTR_NULL(why);
-	assert_json(root, "{\"hwpts\":[{\"id\":1,\"x\":7},{\"id\":5,\"x\":9}],"
-			  "\"devs\":[{\"name\":\"b\",\"a\":0},{\"name\":\"a\",\"a\":4}],"
-			  "\"backend_state\":{\"objects\":[{\"id\":1},{\"id\":4}],\"next_id\":5},"
-			  "\"mappings\":[{\"device\":\"a\",\"iova\":1},{\"device\":\"a\",\"iova\":2}]}");
+	assert_json(root,
+		    "{\"hwpts\":[{\"id\":1,\"x\":7},{\"id\":5,\"x\":9}],"
+		    "\"devs\":[{\"name\":\"b\",\"a\":0},{\"name\":\"a\",\"a\":4}],"
+		    "\"backend_state\":{\"objects\":[{\"id\":1},{\"id\":4}],\"next_id\":5},"
+		    "\"mappings\":[{\"device\":\"a\",\"iova\":1},{\"device\":\"a\",\"iova\":2}]}");
 	/* Idempotent: the same journal on the state it produced changes nothing. */
 	CU_ASSERT_EQUAL(journal_replay(root, text, len, 42, &why), 7);
-	assert_json(root, "{\"hwpts\":[{\"id\":1,\"x\":7},{\"id\":5,\"x\":9}],"
-			  "\"devs\":[{\"name\":\"b\",\"a\":0},{\"name\":\"a\",\"a\":4}],"
-			  "\"backend_state\":{\"objects\":[{\"id\":1},{\"id\":4}],\"next_id\":5},"
-			  "\"mappings\":[{\"device\":\"a\",\"iova\":1},{\"device\":\"a\",\"iova\":2}]}");
+	assert_json(root,
+		    "{\"hwpts\":[{\"id\":1,\"x\":7},{\"id\":5,\"x\":9}],"
+		    "\"devs\":[{\"name\":\"b\",\"a\":0},{\"name\":\"a\",\"a\":4}],"
+		    "\"backend_state\":{\"objects\":[{\"id\":1},{\"id\":4}],\"next_id\":5},"
+		    "\"mappings\":[{\"device\":\"a\",\"iova\":1},{\"device\":\"a\",\"iova\":2}]}");
 	free(text);
 	json_object_put(recs);
 	json_object_put(root);
@@ -174,26 +177,29 @@ static struct json_object *full_save(struct backend *be)
 /* One random operation on the sim; failures are part of the game. */
 static void random_op(struct backend *be, uint32_t *ids, uint32_t *n)
 {
-	static const char *const devs[] = { "vtd0", "st0", "vtd1" };
+	static const char *const devs[] = {"vtd0", "st0", "vtd1"};
 	const char *dev = devs[rnd_below(3)];
-	struct iommu_hwpt_vtd_s1 v = { .addr_width = 48, .pgtbl_addr = 0x1000 };
-	struct iommu_hwpt_selftest s = { .iotlb = 0x77 };
-	struct backend_alloc a = { .data_type = IOMMU_HWPT_DATA_VTD_S1, .data = &v,
-				   .data_len = sizeof(v) };
+	struct iommu_hwpt_vtd_s1 v = {.addr_width = 48, .pgtbl_addr = 0x1000};
+	struct iommu_hwpt_selftest s = {.iotlb = 0x77};
+	struct backend_alloc a = {
+	    .data_type = IOMMU_HWPT_DATA_VTD_S1, .data = &v, .data_len = sizeof(v)};
 	uint32_t id = *n ? ids[rnd_below(*n)] : 1, out;
-	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = rnd_below(64) * PAGE,
-						  .npages = 1 + rnd_below(32) };
-	struct backend_inv inv = { .hwpt_id = id, .data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
-				   .entry_len = sizeof(e), .entry_num = 1, .entries = &e };
-	struct backend_fault f = { .hwpt_id = id, .mode = FAULT_AT_INDEX, .error = -EIO,
-				   .count = 1 };
+	struct iommu_hwpt_vtd_s1_invalidate e = {.addr = rnd_below(64) * PAGE,
+						 .npages = 1 + rnd_below(32)};
+	struct backend_inv inv = {.hwpt_id = id,
+				  .data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+				  .entry_len = sizeof(e),
+				  .entry_num = 1,
+				  .entries = &e};
+	struct backend_fault f = {.hwpt_id = id, .mode = FAULT_AT_INDEX, .error = -EIO, .count = 1};
 
 	switch (rnd_below(9)) {
 	case 0:
 	case 1:
 		if (!strcmp(dev, "st0"))
-			a = (struct backend_alloc){ .data_type = IOMMU_HWPT_DATA_SELFTEST,
-						    .data = &s, .data_len = sizeof(s) };
+			a = (struct backend_alloc){.data_type = IOMMU_HWPT_DATA_SELFTEST,
+						   .data = &s,
+						   .data_len = sizeof(s)};
 		if (!be->ops->alloc_nested(be, dev, &a, &out, NULL) && *n < 256)
 			ids[(*n)++] = out;
 		break;
@@ -261,7 +267,8 @@ static void test_sim_deltas_match_full_save(void)
 		bs = json_object_new_array();
 		CU_ASSERT_FATAL(be->ops->save_delta(be, bs) == 0);
 		for (size_t k = 0; k < json_object_array_length(bs); k++)
-			json_object_array_add(recs, json_object_get(json_object_array_get_idx(bs, k)));
+			json_object_array_add(recs,
+					      json_object_get(json_object_array_get_idx(bs, k)));
 		json_object_put(bs);
 		text = journal_text(seed, recs, &len);
 		applied = journal_replay(root, text, len, seed, &err);
@@ -269,7 +276,8 @@ static void test_sim_deltas_match_full_save(void)
 		want = full_save(be);
 		/* The anchor is written by full saves only, and is the same. */
 		if (!json_object_equal(root, want))
-			fprintf(stderr, "\nseed %llu:\n got  %s\n want %s\n", (unsigned long long)seed,
+			fprintf(stderr, "\nseed %llu:\n got  %s\n want %s\n",
+				(unsigned long long)seed,
 				json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN),
 				json_object_to_json_string_ext(want, JSON_C_TO_STRING_PLAIN));
 		CU_ASSERT(json_object_equal(root, want));
@@ -284,9 +292,9 @@ static void test_sim_deltas_match_full_save(void)
 int main(void)
 {
 	static const struct unit_case tests[] = {
-		{ "records", test_records },
-		{ "torn_and_foreign", test_torn_and_foreign },
-		{ "sim_deltas_match_full_save", test_sim_deltas_match_full_save },
+	    {"records", test_records},
+	    {"torn_and_foreign", test_torn_and_foreign},
+	    {"sim_deltas_match_full_save", test_sim_deltas_match_full_save},
 	};
 
 	cfg_setup();

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 
@@ -490,6 +491,15 @@ static void test_inv_core_checks(void)
  * and -EINVAL on 7.x (any object is looked up, the wrong kind refused);
  * an unknown id is -ENOENT on both.
  */
+/* backend_take_fd_fn: hands the sim's anchor back once, as the fd store would. */
+static int take_anchor(void *ctx, const char *name)
+{
+	int *fd = ctx, got = *fd;
+
+	*fd = -1;
+	return strcmp(name, "sim") ? -1 : got;
+}
+
 static void check_wrong_object(enum kernel_rules rules, uint32_t id, uint32_t parent)
 {
 	const uint32_t ST = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST;
@@ -527,6 +537,8 @@ static void test_inv_wrong_object_per_kernel(void)
 	for (int i = 0; i < 2; i++) {
 		struct json_object *saved = json_object_new_object();
 		uint32_t id = 0, parent = 0;
+		struct backend_fd anchor;
+		int anchor_fd;
 
 		cfg_default(&cfg);
 		cfg.sim_kernel = all[i];
@@ -534,10 +546,15 @@ static void test_inv_wrong_object_per_kernel(void)
 		CU_ASSERT_EQUAL_FATAL(be->ops->alloc_nested(be, "mock0", &req, &id, &parent), 0);
 		check_wrong_object(all[i], id, parent);
 		CU_ASSERT_EQUAL_FATAL(be->ops->save(be, saved), 0);
+		/* A restart gets the anchor back from the fd store with the state. */
+		CU_ASSERT_FATAL(be->ops->stored_fds(be, &anchor, 1) == 1);
+		anchor_fd = dup(anchor.fd);
+		CU_ASSERT_FATAL(anchor_fd >= 0);
 		sim_down();
 		cfg.sim_kernel = all[1 - i];
 		CU_ASSERT_FATAL(backend_sim_open(&cfg, &be, &err) == 0);
-		CU_ASSERT_EQUAL_FATAL(be->ops->restore(be, saved, NULL, NULL, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(be->ops->restore(be, saved, take_anchor, &anchor_fd, &err), 0);
+		CU_ASSERT_EQUAL(anchor_fd, -1);
 		check_wrong_object(all[1 - i], id, parent);
 		json_object_put(saved);
 		sim_down();

@@ -175,8 +175,11 @@ static int unmap_range(struct sim_dev *d, uint64_t iova, uint64_t last)
 		unmapped += d->maps[j].last - d->maps[j].iova + 1;
 		j++;
 	}
-	memmove(&d->maps[i], &d->maps[j], (size_t)(d->n_maps - j) * sizeof(*d->maps));
-	d->n_maps -= j - i;
+	/* Nothing met: maps may be NULL (no area yet), which memmove may not take. */
+	if (j > i) {
+		memmove(&d->maps[i], &d->maps[j], (size_t)(d->n_maps - j) * sizeof(*d->maps));
+		d->n_maps -= j - i;
+	}
 	if (rc)
 		return rc;
 	return unmapped ? 0 : -ENOENT;

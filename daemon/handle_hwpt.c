@@ -126,7 +126,7 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 			     (unsigned)s->cred.uid, a->device);
 		return finish(s, rep);
 	}
-	if (s->n_owned >= srv->cfg->quota.max_hwpts) {
+	if (quota_reached(s->n_owned, srv->cfg->quota.max_hwpts)) {
 		session_deny(s, rep, -EDQUOT, srv->cfg->quota.max_hwpts,
 			     "HWPT quota of %u reached", srv->cfg->quota.max_hwpts);
 		return finish(s, rep);

@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <CUnit/Basic.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -52,6 +53,54 @@ int it_timeout_ms(void)
 	return wrapped() ? 120000 : 15000;
 }
 
+uint64_t it_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+long it_daemon_rss_kib(const struct nestd *d)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+long it_daemon_fd_count(const struct nestd *d)
+{
+	char path[64];
+	struct dirent *e;
+	long n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)d->pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+uint64_t it_bucket_max_granted(uint32_t rate, uint64_t elapsed_ns)
+{
+	/* The daemon refills rate/1000 requests per whole millisecond. */
+	return rate + elapsed_ns / 1000000 * rate / 1000;
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -72,6 +121,81 @@ int it_write_file(const char *path, const char *text)
 	if (fclose(f) && !rc)
 		rc = -errno;
 	return rc;
+}
+
+char *it_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t len = 0, cap = 0, n;
+	char *buf = NULL, *nb;
+
+	if (!f)
+		return NULL;
+	do {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+void it_edit_config(struct nestd *d, const char *from, const char *to)
+{
+	char *cfg = it_read_file(d->cfg_path), *at, *out;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	at = strstr(cfg, from);
+	if (!at)
+		fprintf(stderr, "config has no \"%s\":\n%s\n", from, cfg);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	out = malloc(strlen(cfg) - strlen(from) + strlen(to) + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	sprintf(out, "%.*s%s%s", (int)(at - cfg), cfg, to, at + strlen(from));
+	CU_ASSERT_EQUAL_FATAL(it_write_file(d->cfg_path, out), 0);
+	free(out);
+	free(cfg);
+}
+
+/* Lines of the daemon's log that contain every one of the needles. */
+static unsigned count_log_lines(const struct nestd *d, const char *a, const char *b)
+{
+	char *log = it_read_file(d->log_path), *line, *save = NULL;
+	unsigned n = 0;
+
+	if (!log)
+		return 0;
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		n += strstr(line, a) && (!b || strstr(line, b));
+	free(log);
+	return n;
+}
+
+bool it_sighup_reload(struct nestd *d)
+{
+	unsigned ok0 = count_log_lines(d, "event=config_reload", "configuration reloaded");
+	unsigned bad0 = count_log_lines(d, "event=config_reload", "reload refused");
+
+	CU_ASSERT_EQUAL_FATAL(kill(d->pid, SIGHUP), 0);
+	for (int waited = 0; waited < it_timeout_ms(); waited += 10) {
+		if (count_log_lines(d, "event=config_reload", "configuration reloaded") > ok0)
+			return true;
+		if (count_log_lines(d, "event=config_reload", "reload refused") > bad0)
+			return false;
+		poll(NULL, 0, 10);
+	}
+	CU_FAIL("the daemon logged no outcome of the reload");
+	return false;
 }
 
 /* Appends s to the growing string *buf, turning the two characters \n into newlines. */
@@ -452,6 +576,16 @@ bool it_has_device(struct iommu_nest *h, const char *dev)
 	for (size_t i = 0; i < iommu_nest_device_count(h); i++)
 		if (!strcmp(iommu_nest_device(h, i), dev))
 			return true;
+	return false;
+}
+
+bool it_wait_sessions(struct iommu_nest *h, uint64_t want)
+{
+	for (int i = 0; i < it_timeout_ms() / 10; i++) {
+		if (it_stats(h).sessions_active == want)
+			return true;
+		usleep(10000);
+	}
 	return false;
 }
 

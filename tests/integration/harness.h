@@ -57,6 +57,18 @@ int it_write_file(const char *path, const char *text);
  */
 struct nestd *it_start(const char *body);
 
+/* The whole file (NUL-terminated, malloc'd), or NULL. */
+char *it_read_file(const char *path);
+
+/* Replaces the first `from` in the daemon's config file by `to` (fatal if absent). */
+void it_edit_config(struct nestd *d, const char *from, const char *to);
+
+/*
+ * SIGHUP, then waits (bounded) for the daemon to log the outcome: true if
+ * it applied the file, false if it refused it (or never answered).
+ */
+bool it_sighup_reload(struct nestd *d);
+
 /*
  * SIGTERM, waits for exit and returns the exit code (0: clean shutdown),
  * 128 + signal if killed by a signal, -1 on a wait failure. Prints the log
@@ -73,6 +85,21 @@ void it_thaw(struct nestd *d);
 
 /* Bounded reply timeout in ms, longer under a wrapper. */
 int it_timeout_ms(void);
+
+/* CLOCK_MONOTONIC in ns, the clock the daemon's timers and rate limits use. */
+uint64_t it_now_ns(void);
+
+/* The daemon's resident set (KiB) and open descriptors, from /proc; -1 if gone. */
+long it_daemon_rss_kib(const struct nestd *d);
+long it_daemon_fd_count(const struct nestd *d);
+
+/*
+ * The most requests a token bucket of rate per second (and a burst of one
+ * second's worth) can grant over elapsed_ns: the burst plus what can have
+ * refilled in the time a test actually measured, so that a rate-limit test
+ * holds however slow the machine is.
+ */
+uint64_t it_bucket_max_granted(uint32_t rate, uint64_t elapsed_ns);
 
 /* ---- Client-library connections (closed by the per-test teardown) -------- */
 
@@ -95,6 +122,9 @@ void it_close(struct iommu_nest *h);
 
 bool it_has_cap(struct iommu_nest *h, uint32_t cap);
 bool it_has_device(struct iommu_nest *h, const char *dev);
+
+/* Polls the daemon's counters (bounded) until sessions_active is want. */
+bool it_wait_sessions(struct iommu_nest *h, uint64_t want);
 
 uint32_t it_alloc_vtd(struct iommu_nest *h, const char *dev);
 uint32_t it_alloc_st(struct iommu_nest *h, const char *dev, uint32_t iotlb);

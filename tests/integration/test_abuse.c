@@ -34,23 +34,6 @@ static bool rss_meaningful(void)
 	return RSS_MEANINGFUL && !(w && *w);
 }
 
-static long daemon_rss_kib(const struct nestd *d)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -120,17 +103,6 @@ static void close_crowd(int *fds, int n)
 		close(fds[i]);
 }
 
-/* Polls the daemon's counters until sessions_active drops to want. */
-static bool wait_sessions(struct iommu_nest *h, uint64_t want)
-{
-	for (int i = 0; i < it_timeout_ms() / 10; i++) {
-		if (it_stats(h).sessions_active == want)
-			return true;
-		usleep(10000);
-	}
-	return false;
-}
-
 /*
  * 1,000 concurrent connections: all are served, the bystander keeps
  * getting exact results while they are open, and after they close the
@@ -149,9 +121,9 @@ static void test_thousand_connections(void)
 		it_bystander_check(&b);
 		CU_ASSERT_EQUAL(it_stats(b.h).sessions_active, N_CONNS + 1);
 		close_crowd(fds, N_CONNS);
-		CU_ASSERT(wait_sessions(b.h, 1));
+		CU_ASSERT(it_wait_sessions(b.h, 1));
 		it_bystander_check(&b);
-		rss[round] = daemon_rss_kib(d);
+		rss[round] = it_daemon_rss_kib(d);
 	}
 	fprintf(stderr, "    daemon RSS after rounds: %ld, %ld, %ld KiB\n", rss[0], rss[1],
 		rss[2]);
@@ -223,7 +195,7 @@ static void test_client_never_reads(void)
 	}
 	fprintf(stderr, "    stuck client dropped after %d requests\n", sent);
 	CU_ASSERT(dropped);
-	CU_ASSERT(wait_sessions(b.h, 1));
+	CU_ASSERT(it_wait_sessions(b.h, 1));
 	it_bystander_check(&b);
 	close(fd);
 	it_stop_ok(d);
@@ -258,7 +230,7 @@ static void test_vanishing_clients(void)
 		if (round % 10 == 0)
 			it_bystander_check(&b);
 	}
-	CU_ASSERT(wait_sessions(b.h, 1));
+	CU_ASSERT(it_wait_sessions(b.h, 1));
 	CU_ASSERT_EQUAL(it_stats(b.h).hwpts_active, 1);
 	it_bystander_check(&b);
 	it_stop_ok(d);

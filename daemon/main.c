@@ -126,7 +126,7 @@ struct daemon_ctx {
 	struct event *ev_watchdog;
 	struct event *ev_status;
 	uint64_t watchdog_usec;
-	unsigned base_fds; /* descriptors in use before any client (clamp_clients) */
+	unsigned base_fds;     /* descriptors in use before any client (clamp_clients) */
 	char last_status[256]; /* the STATUS= text systemd has */
 	bool clean_stop; /* SIGTERM/SIGINT: tear everything down (restart.h) */
 };
@@ -286,7 +286,7 @@ static void on_status_tick(evutil_socket_t fd, short what, void *arg)
 
 static int start_status_tick(struct daemon_ctx *d)
 {
-	struct timeval tv = { .tv_sec = 1, .tv_usec = 0 };
+	struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
 
 	if (!notify_enabled())
 		return 0;

@@ -20,7 +20,8 @@ static bool notify_fallback;
 
 static int notify_connect(void)
 {
-	return connect(notify_fd, (struct sockaddr *)&notify_addr, notify_addr_len) < 0 ? -errno : 0;
+	return connect(notify_fd, (struct sockaddr *)&notify_addr, notify_addr_len) < 0 ? -errno
+											: 0;
 }
 
 int notify_open(void)

@@ -25,7 +25,7 @@ struct policy_quota {
 	uint32_t max_clients;      /* connections in all */
 	uint32_t max_clients_per_uid; /* connections of one tenant uid */
 	uint32_t max_clients_per_pid; /* connections of one peer process */
-	uint32_t hello_timeout_ms; /* a connection must have said Hello by then */
+	uint32_t hello_timeout_ms;    /* a connection must have said Hello by then */
 	uint32_t max_hwpts;        /* nested HWPTs per client */
 	uint32_t max_inflight;     /* invalidate requests per client awaiting a reply */
 	uint32_t max_outq_bytes;   /* replies buffered for a client that does not read */

@@ -379,7 +379,7 @@ static void pause_accepting(struct server *srv, int err)
  */
 static bool refuse_with_spare(struct server *srv, int lfd)
 {
-	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	struct ucred cred = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
 	int fd;
 
 	if (srv->spare_fd < 0)
@@ -417,7 +417,8 @@ static int check_conn_limits(struct server *srv, const struct ucred *cred, uint6
 {
 	const struct policy_quota *q = &srv->cfg->quota;
 	uint64_t active = srv->stats.sessions_active, n_uid = 0, n_pid = 0;
-	uint64_t tenant_cap = q->max_clients ? q->max_clients - server_admin_reserve(q->max_clients) : 0;
+	uint64_t tenant_cap =
+	    q->max_clients ? q->max_clients - server_admin_reserve(q->max_clients) : 0;
 	const struct session *s;
 
 	if (quota_reached(active, q->max_clients)) {
@@ -426,7 +427,8 @@ static int check_conn_limits(struct server *srv, const struct ucred *cred, uint6
 		return -EUSERS;
 	}
 	if (q->max_clients_per_uid || q->max_clients_per_pid)
-		TAILQ_FOREACH (s, &srv->sessions, link) {
+		TAILQ_FOREACH(s, &srv->sessions, link)
+		{
 			n_uid += s->cred.uid == cred->uid;
 			n_pid += s->cred.pid == cred->pid;
 		}
@@ -462,7 +464,7 @@ static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
 static int arm_hello_deadline(struct session *s)
 {
 	uint32_t ms = s->srv->cfg->quota.hello_timeout_ms;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
 	if (!ms)
 		return 0;

@@ -38,7 +38,7 @@ struct session {
 
 	struct event *ev_read;
 	struct event *ev_write;
-	struct event *ev_hello; /* [policy] hello_timeout_ms deadline; NULL: none */
+	struct event *ev_hello;		/* [policy] hello_timeout_ms deadline; NULL: none */
 	STAILQ_HEAD(, out_packet) outq; /* replies the socket could not take yet */
 	size_t outq_bytes;
 

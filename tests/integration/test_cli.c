@@ -1568,7 +1568,8 @@ static bool nobody_ready(struct nestd *d, const char **why)
 
 static void test_nobody_admin_refused(void)
 {
-	static const char *const cmds[] = {"status", "clients", "hwpts", "stats", "metrics", "reload"};
+	static const char *const cmds[] = {"status", "clients", "hwpts",
+					   "stats",  "metrics", "reload"};
 	struct nestd *d = it_start(OPEN_SOCKET);
 	const char *why;
 	json_object *o;

@@ -32,9 +32,9 @@
 
 #include "harness.h"
 
-#define TENANT_UID 65534 /* nobody / nogroup: the attacker */
+#define TENANT_UID    65534 /* nobody / nogroup: the attacker */
 #define BYSTANDER_UID 4242
-#define OPEN_SOCKET "socket_mode = 0666\n"
+#define OPEN_SOCKET   "socket_mode = 0666\n"
 
 /* ---- Helpers --------------------------------------------------------------------------- */
 
@@ -48,7 +48,7 @@ static void open_up(struct nestd *d)
 /* A plain SOCK_SEQPACKET connection, not tracked by the harness; -errno on failure. */
 static int plain_connect(const char *sock, bool nonblock)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 
 	if (fd < 0)
@@ -177,9 +177,9 @@ struct attack_report {
 	int refused_status; /* the refusal that ended the grab phase */
 	uint64_t refused_limit;
 	char refused_why[128];
-	int hammered;	/* connects tried while holding */
-	int hammer_odd; /* of them, not refused with -EUSERS */
-	int odd_what;	/* the last such: the status, or the receive error */
+	int hammered;	     /* connects tried while holding */
+	int hammer_odd;	     /* of them, not refused with -EUSERS */
+	int odd_what;	     /* the last such: the status, or the receive error */
 	int deadline_closes; /* no_hello: connections the daemon closed with -ETIMEDOUT */
 };
 
@@ -197,7 +197,7 @@ struct attacker {
 static int recv_reply(int fd, int timeout_ms, int *status, uint64_t *limit, char *why, size_t len,
 		      uint64_t *id)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	static uint8_t buf[65536];
 	IommuNest__Reply *rep;
 	ssize_t n;
@@ -229,7 +229,7 @@ static int recv_reply(int fd, int timeout_ms, int *status, uint64_t *limit, char
 
 static bool stop_requested(int stop_fd)
 {
-	struct pollfd p = { .fd = stop_fd, .events = POLLIN };
+	struct pollfd p = {.fd = stop_fd, .events = POLLIN};
 
 	return poll(&p, 1, 0) == 1;
 }
@@ -240,11 +240,11 @@ static bool stop_requested(int stop_fd)
  * max_hold silent connections, reports, and keeps them topped up as the
  * deadline closes them.
  */
-static void attacker_main(const char *sock, bool no_hello, int max_hold, int report_fd,
-			  int stop_fd, int tick_fd)
+static void attacker_main(const char *sock, bool no_hello, int max_hold, int report_fd, int stop_fd,
+			  int tick_fd)
 {
 	static int fds[1024];
-	struct attack_report r = { 0 };
+	struct attack_report r = {0};
 	int tmo = it_timeout_ms(), status = 0;
 
 	if (setgroups(0, NULL) || setgid(TENANT_UID) || setuid(TENANT_UID))
@@ -255,7 +255,8 @@ static void attacker_main(const char *sock, bool no_hello, int max_hold, int rep
 		if (fd < 0)
 			_exit(4);
 		if (!no_hello) {
-			/* A refused peer may be closed before Hello goes out: its reply still reads. */
+			/* A refused peer may be closed before Hello goes out: its reply still
+			 * reads. */
 			(void)send_hello(fd, 1);
 			if (recv_reply(fd, tmo, &status, &r.refused_limit, r.refused_why,
 				       sizeof(r.refused_why), NULL))
@@ -279,7 +280,7 @@ static void attacker_main(const char *sock, bool no_hello, int max_hold, int rep
 		if (no_hello) {
 			/* Replace every connection the deadline closed: the attack goes on. */
 			for (int i = 0; i < r.held; i++) {
-				struct pollfd p = { .fd = fds[i], .events = POLLIN };
+				struct pollfd p = {.fd = fds[i], .events = POLLIN};
 
 				if (poll(&p, 1, 0) != 1)
 					continue;
@@ -341,7 +342,7 @@ static struct attacker attacker_start(struct nestd *d, bool no_hello, int max_ho
 /* Blocks (bounded) for the next report of a. */
 static bool attacker_report(struct attacker *a, struct attack_report *r)
 {
-	struct pollfd p = { .fd = a->report_fd, .events = POLLIN };
+	struct pollfd p = {.fd = a->report_fd, .events = POLLIN};
 	int status = 0;
 
 	if (poll(&p, 1, it_timeout_ms()) == 1 && read(a->report_fd, r, sizeof(*r)) == sizeof(*r))
@@ -357,7 +358,7 @@ static bool attacker_ticks(struct attacker *a, int n)
 	char c;
 
 	for (int i = 0; i < n; i++) {
-		struct pollfd p = { .fd = a->tick_fd, .events = POLLIN };
+		struct pollfd p = {.fd = a->tick_fd, .events = POLLIN};
 
 		if (poll(&p, 1, it_timeout_ms()) != 1 || read(a->tick_fd, &c, 1) != 1)
 			return false;
@@ -451,8 +452,8 @@ static void test_reload_max_hwpts(void)
 }
 
 static void count_eagain(struct iommu_nest *h, uint64_t token,
-			 const struct iommu_nest_inv_summary *sum, struct iommu_nest_entry_result *res,
-			 size_t n, void *opaque)
+			 const struct iommu_nest_inv_summary *sum,
+			 struct iommu_nest_entry_result *res, size_t n, void *opaque)
 {
 	*(int *)opaque += sum->status == -EAGAIN;
 }
@@ -461,16 +462,16 @@ static void count_eagain(struct iommu_nest *h, uint64_t token,
 static int inflight_burst(struct nestd *d, struct iommu_nest *h, uint32_t st, int n)
 {
 	static struct iommu_nest_entry_result res[512];
-	struct iommu_nest_selftest_inv e = { 0, 1 };
+	struct iommu_nest_selftest_inv e = {0, 1};
 	uint64_t token;
 	int eagain = 0;
 
 	CU_ASSERT_FATAL(n <= 512);
 	it_freeze(d);
 	for (int i = 0; i < n; i++)
-		CU_ASSERT_EQUAL(iommu_nest_invalidate_submit(h, st, IOMMU_NEST_INV_DATA_SELFTEST, &e,
-							     1, 0, &res[i], count_eagain, &eagain,
-							     &token),
+		CU_ASSERT_EQUAL(iommu_nest_invalidate_submit(h, st, IOMMU_NEST_INV_DATA_SELFTEST,
+							     &e, 1, 0, &res[i], count_eagain,
+							     &eagain, &token),
 				0);
 	it_thaw(d);
 	while (iommu_nest_in_flight(h) || iommu_nest_pending(h))
@@ -532,7 +533,7 @@ static int sends_until_dropped(struct nestd *d)
 	req.body_case = IOMMU_NEST__REQUEST__BODY_STATS;
 	req.stats = &stats;
 	for (int i = 0; i < 200000; i++) {
-		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
 		size_t len;
 
 		req.id = (uint64_t)i + 2;
@@ -663,12 +664,12 @@ static void test_reload_runtime_only(void)
 	static const struct {
 		const char *from, *to, *why;
 	} cases[] = {
-		{ "[policy]\n", "[limits]\nmax_message_size = 8192\n[policy]\n",
-		  "[limits] max_message_size changes only on restart" },
-		{ "[policy]\n", "[device extra]\nkind = selftest\n[policy]\n",
-		  "[device] sections changes only on restart" },
-		{ "[policy]\n", "[daemon]\nreclaim_grace_ms = 1\n[policy]\n",
-		  "[daemon] reclaim_grace_ms changes only on restart" },
+	    {"[policy]\n", "[limits]\nmax_message_size = 8192\n[policy]\n",
+	     "[limits] max_message_size changes only on restart"},
+	    {"[policy]\n", "[device extra]\nkind = selftest\n[policy]\n",
+	     "[device] sections changes only on restart"},
+	    {"[policy]\n", "[daemon]\nreclaim_grace_ms = 1\n[policy]\n",
+	     "[daemon] reclaim_grace_ms changes only on restart"},
 	};
 	struct nestd *d = it_start("[policy]\nmax_hwpts = 1\n");
 	struct iommu_nest *h = it_connect(d, "runtime");
@@ -716,7 +717,8 @@ static void test_zero_unlimited(void)
 	it_stop_ok(d);
 }
 
-/* ---- Lock-out ---------------------------------------------------------------------------------- */
+/* ---- Lock-out ----------------------------------------------------------------------------------
+ */
 
 /*
  * One uid grabs connections from three processes until refused: the
@@ -783,8 +785,9 @@ static void test_lockout_per_uid(void)
 	CU_ASSERT(it_wait_sessions(h0, 1));
 	fd1 = it_daemon_fd_count(d);
 	rss1 = it_daemon_rss_kib(d);
-	fprintf(stderr, "    bystander p99 %.1f us during the attack; daemon fds %ld -> %ld, "
-			"RSS %ld -> %ld KiB\n",
+	fprintf(stderr,
+		"    bystander p99 %.1f us during the attack; daemon fds %ld -> %ld, "
+		"RSS %ld -> %ld KiB\n",
 		p99, fd0, fd1, rss0, rss1);
 	CU_ASSERT_EQUAL(fd1, fd0);
 	it_stop_ok(d);
@@ -888,7 +891,7 @@ static void test_hello_deadline_attack(void)
 /* A fake $NOTIFY_SOCKET: an abstract datagram socket this process reads. */
 static int notify_listen(char *name, size_t len)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	socklen_t sl;
 
@@ -906,7 +909,7 @@ static bool notify_wait(int fd, const char *want, char *buf, size_t len)
 	uint64_t deadline = it_now_ns() + (uint64_t)it_timeout_ms() * 1000000;
 
 	while (it_now_ns() < deadline) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ssize_t n;
 
 		if (poll(&p, 1, 100) != 1)
@@ -981,7 +984,7 @@ static void test_fd_limit_watchdog(void)
 	static int fds[FD_CROWD];
 	char name[64], buf[512], *log, *at;
 	int nfd = notify_listen(name, sizeof(name)), ok = 0, refused = 0, cap = 0;
-	struct rlimit rl = { 0 }, low;
+	struct rlimit rl = {0}, low;
 	struct it_bystander b;
 	struct nestd *d;
 
@@ -1017,7 +1020,7 @@ static void test_fd_limit_watchdog(void)
 
 		/* A refused one may have been closed before its Hello was read. */
 		CU_ASSERT_EQUAL_FATAL(
-			recv_reply(fds[i], it_timeout_ms(), &status, &limit, NULL, 0, &id), 0);
+		    recv_reply(fds[i], it_timeout_ms(), &status, &limit, NULL, 0, &id), 0);
 		if (status == 0 && id == (uint64_t)i + 1) {
 			ok++;
 		} else {
@@ -1103,7 +1106,8 @@ static void test_status_on_change(void)
 		buf[r] = '\0';
 		n_status += strstr(buf, "STATUS=") != NULL;
 	}
-	fprintf(stderr, "    %d STATUS= over 3000 requests in %.2f s\n", n_status, (double)el / 1e9);
+	fprintf(stderr, "    %d STATUS= over 3000 requests in %.2f s\n", n_status,
+		(double)el / 1e9);
 	CU_ASSERT((uint64_t)n_status <= el / 1000000000u + 2);
 	it_stop_ok(d);
 	close(nfd);
@@ -1112,25 +1116,25 @@ static void test_status_on_change(void)
 int main(int argc, char **argv)
 {
 	static const struct it_case cases[] = {
-		{ "reload_admin_groups", test_reload_admin_groups },
-		{ "reload_allow", test_reload_allow },
-		{ "reload_max_hwpts", test_reload_max_hwpts },
-		{ "reload_max_inflight", test_reload_max_inflight },
-		{ "reload_rate", test_reload_rate },
-		{ "reload_buffered", test_reload_buffered },
-		{ "reload_max_clients", test_reload_max_clients },
-		{ "reload_mapped_bytes", test_reload_mapped_bytes },
-		{ "reload_conn_limits", test_reload_conn_limits },
-		{ "reload_bad_file_kept", test_reload_bad_file_kept },
-		{ "reload_runtime_only", test_reload_runtime_only },
-		{ "zero_unlimited", test_zero_unlimited },
-		{ "lockout_per_uid", test_lockout_per_uid },
-		{ "admin_reserve", test_admin_reserve },
-		{ "hello_deadline", test_hello_deadline },
-		{ "hello_deadline_attack", test_hello_deadline_attack },
-		{ "fd_limit_watchdog", test_fd_limit_watchdog },
-		{ "status_on_change", test_status_on_change },
-		{ NULL, NULL },
+	    {"reload_admin_groups", test_reload_admin_groups},
+	    {"reload_allow", test_reload_allow},
+	    {"reload_max_hwpts", test_reload_max_hwpts},
+	    {"reload_max_inflight", test_reload_max_inflight},
+	    {"reload_rate", test_reload_rate},
+	    {"reload_buffered", test_reload_buffered},
+	    {"reload_max_clients", test_reload_max_clients},
+	    {"reload_mapped_bytes", test_reload_mapped_bytes},
+	    {"reload_conn_limits", test_reload_conn_limits},
+	    {"reload_bad_file_kept", test_reload_bad_file_kept},
+	    {"reload_runtime_only", test_reload_runtime_only},
+	    {"zero_unlimited", test_zero_unlimited},
+	    {"lockout_per_uid", test_lockout_per_uid},
+	    {"admin_reserve", test_admin_reserve},
+	    {"hello_deadline", test_hello_deadline},
+	    {"hello_deadline_attack", test_hello_deadline_attack},
+	    {"fd_limit_watchdog", test_fd_limit_watchdog},
+	    {"status_on_change", test_status_on_change},
+	    {NULL, NULL},
 	};
 
 	return it_main(argc, argv, "limits", cases);

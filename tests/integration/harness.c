@@ -354,10 +354,10 @@ static int wait_exit(pid_t pid, int timeout_ms)
 	return 128 + WTERMSIG(status);
 }
 
-static int try_connect(const char *path)
+int it_plain_connect(const char *path, bool nonblock)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 
 	if (fd < 0)
 		return -errno;
@@ -379,7 +379,7 @@ static bool wait_socket(struct nestd *d)
 	bool ok = false;
 
 	while (now_ms() < deadline) {
-		int fd = try_connect(d->sock);
+		int fd = it_plain_connect(d->sock, false);
 
 		if (fd >= 0) {
 			close(fd);
@@ -705,11 +705,24 @@ static void track_raw(int fd, bool add)
 
 int it_raw_connect(struct nestd *d)
 {
-	int fd = try_connect(d->sock);
+	int fd = it_plain_connect(d->sock, false);
 
 	CU_ASSERT_FATAL(fd >= 0);
 	track_raw(fd, true);
 	return fd;
+}
+
+int it_send_hello(int fd, uint64_t id, const char *name)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Hello hello = IOMMU_NEST__HELLO__INIT;
+
+	hello.version = IOMMU_NEST_PROTOCOL_VERSION;
+	hello.client_name = (char *)name;
+	req.id = id;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	return it_raw_send_req(fd, &req);
 }
 
 void it_raw_close(int fd)

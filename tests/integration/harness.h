@@ -138,6 +138,14 @@ void it_populate(struct iommu_nest *h, uint32_t hwpt, uint64_t addr, uint64_t np
 
 /* ---- Raw packets ---------------------------------------------------------- */
 
+/*
+ * A plain SOCK_SEQPACKET connection to path, not tracked (the caller
+ * closes it): for crowds and forked children. The fd or -errno.
+ */
+int it_plain_connect(const char *path, bool nonblock);
+/* Sends Hello (this protocol version, client_name name) with id; 0 or -errno. */
+int it_send_hello(int fd, uint64_t id, const char *name);
+
 /* A plain SOCK_SEQPACKET connection (closed by the teardown). */
 int it_raw_connect(struct nestd *d);
 void it_raw_close(int fd);

@@ -45,46 +45,15 @@ static void open_up(struct nestd *d)
 	CU_ASSERT_EQUAL_FATAL(chmod(d->sock, 0666), 0);
 }
 
-/* A plain SOCK_SEQPACKET connection, not tracked by the harness; -errno on failure. */
-static int plain_connect(const char *sock, bool nonblock)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
-
-	if (fd < 0)
-		return -errno;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 /* A non-blocking connect that waits (bounded) while the listen backlog is full. */
 static int backlog_connect(const char *sock)
 {
 	uint64_t deadline = it_now_ns() + (uint64_t)it_timeout_ms() * 1000000;
 	int fd;
 
-	while ((fd = plain_connect(sock, true)) == -EAGAIN && it_now_ns() < deadline)
+	while ((fd = it_plain_connect(sock, true)) == -EAGAIN && it_now_ns() < deadline)
 		poll(NULL, 0, 1);
 	return fd;
-}
-
-static int send_hello(int fd, uint64_t id)
-{
-	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
-	IommuNest__Hello hello = IOMMU_NEST__HELLO__INIT;
-
-	hello.version = IOMMU_NEST_PROTOCOL_VERSION;
-	hello.client_name = "limits";
-	req.id = id;
-	req.body_case = IOMMU_NEST__REQUEST__BODY_HELLO;
-	req.hello = &hello;
-	return it_raw_send_req(fd, &req);
 }
 
 /* Connects with the effective ids of uid/gid (SO_PEERCRED takes them at connect). */
@@ -94,7 +63,7 @@ static int raw_connect_as(struct nestd *d, uid_t uid, gid_t gid)
 
 	CU_ASSERT_EQUAL_FATAL(setegid(gid), 0);
 	CU_ASSERT_EQUAL_FATAL(seteuid(uid), 0);
-	fd = plain_connect(d->sock, false);
+	fd = it_plain_connect(d->sock, false);
 	CU_ASSERT_EQUAL_FATAL(seteuid(0), 0);
 	CU_ASSERT_EQUAL_FATAL(setegid(0), 0);
 	CU_ASSERT_FATAL(fd >= 0);
@@ -134,7 +103,7 @@ static int connect_served(struct nestd *d, uid_t uid, gid_t gid)
 	int fd = raw_connect_as(d, uid, gid), err = 0;
 	IommuNest__Reply *rep;
 
-	CU_ASSERT_EQUAL_FATAL(send_hello(fd, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(it_send_hello(fd, 1, "limits"), 0);
 	rep = it_raw_recv(fd, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
 	if (rep->status)
@@ -250,14 +219,14 @@ static void attacker_main(const char *sock, bool no_hello, int max_hold, int rep
 	if (setgroups(0, NULL) || setgid(TENANT_UID) || setuid(TENANT_UID))
 		_exit(3);
 	while (r.held < max_hold) {
-		int fd = plain_connect(sock, false);
+		int fd = it_plain_connect(sock, false);
 
 		if (fd < 0)
 			_exit(4);
 		if (!no_hello) {
 			/* A refused peer may be closed before Hello goes out: its reply still
 			 * reads. */
-			(void)send_hello(fd, 1);
+			(void)it_send_hello(fd, 1, "limits");
 			if (recv_reply(fd, tmo, &status, &r.refused_limit, r.refused_why,
 				       sizeof(r.refused_why), NULL))
 				_exit(5);
@@ -290,14 +259,14 @@ static void attacker_main(const char *sock, bool no_hello, int max_hold, int rep
 					(void)!write(tick_fd, "t", 1);
 				}
 				close(fds[i]);
-				fds[i] = plain_connect(sock, false);
+				fds[i] = it_plain_connect(sock, false);
 				if (fds[i] < 0)
 					_exit(7);
 			}
 			poll(NULL, 0, 5);
 			continue;
 		}
-		fd = plain_connect(sock, false);
+		fd = it_plain_connect(sock, false);
 		if (fd < 0)
 			_exit(8);
 		r.hammered++;
@@ -525,11 +494,11 @@ static int sends_until_dropped(struct nestd *d)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__Stats stats = IOMMU_NEST__STATS__INIT;
-	int fd = plain_connect(d->sock, false), sent = 0;
+	int fd = it_plain_connect(d->sock, false), sent = 0;
 	uint8_t buf[64];
 
 	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_EQUAL(send_hello(fd, 1), 0);
+	CU_ASSERT_EQUAL(it_send_hello(fd, 1, "limits"), 0);
 	req.body_case = IOMMU_NEST__REQUEST__BODY_STATS;
 	req.stats = &stats;
 	for (int i = 0; i < 200000; i++) {
@@ -1012,7 +981,7 @@ static void test_fd_limit_watchdog(void)
 		fds[i] = backlog_connect(d->sock);
 		CU_ASSERT_FATAL(fds[i] >= 0);
 		/* Fails (EPIPE) only for one already refused and closed: its reply reads below. */
-		(void)send_hello(fds[i], (uint64_t)i + 1);
+		(void)it_send_hello(fds[i], (uint64_t)i + 1, "limits");
 	}
 	for (int i = 0; i < FD_CROWD; i++) {
 		uint64_t id = 0, limit = 0;

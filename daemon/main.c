@@ -411,14 +411,19 @@ static int run(struct config *cfg, const struct options *o)
 			event_base_free(d.base);
 		return -ENOMEM;
 	}
+	/*
+	 * Before the socket is served, so that no client sees the unclamped
+	 * limit: what is open now, the listening socket to come (one too many
+	 * when activated, where it is open already), and no client sockets
+	 * (restored sessions have none until their owner reconnects).
+	 */
+	d.base_fds = count_open_fds() + 1;
+	clamp_clients(cfg, d.base_fds);
 	rc = start_listening(&srv, cfg, &rs);
 	if (!rc)
 		rc = restart_restore(&rs, &srv);
 	if (rc)
 		goto out;
-	/* Sessions restored from a previous instance hold no socket yet. */
-	d.base_fds = count_open_fds();
-	clamp_clients(cfg, d.base_fds);
 	srv.reload = reload_config;
 	srv.reload_ctx = &d;
 	if (add_signal(d.base, SIGTERM, on_terminate, &d, &ev_sig[0]) ||

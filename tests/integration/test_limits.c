@@ -862,10 +862,12 @@ static int notify_listen(char *name, size_t len)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	static int serial;
 	socklen_t sl;
 
 	CU_ASSERT_FATAL(fd >= 0);
-	snprintf(name, len, "@nestd-it-notify-%d", (int)getpid());
+	/* Unique per call: a case that failed fatally leaves its socket bound. */
+	snprintf(name, len, "@nestd-it-notify-%d-%d", (int)getpid(), ++serial);
 	snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "%s", name + 1);
 	sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name));
 	CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&sa, sl), 0);

@@ -547,6 +547,16 @@ int iommu_nest_list_clients(struct iommu_nest *h, struct iommu_nest_client_info 
 /* Every nested HWPT the daemon holds, orphans included, by id. */
 int iommu_nest_list_hwpts(struct iommu_nest *h, struct iommu_nest_hwpt_info **hwpts, size_t *n);
 
+/*
+ * Makes the daemon re-read its configuration file now, as SIGHUP does,
+ * and waits for the outcome: 0 once the new configuration is in force, or
+ * the negative errno (-EINVAL: the file does not parse, or changes a key
+ * that only a restart applies) with the daemon's reason in
+ * iommu_nest_last_error(); the running configuration is then kept.
+ * An admin request (-EPERM otherwise). Since LIBIOMMU_NEST_0.4.
+ */
+int iommu_nest_reload(struct iommu_nest *h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Administration requests: Status, ListClients, ListHwpts. Each result is
+ * Administration requests: Status, ListClients, ListHwpts, Reload. Each result is
  * one allocation the caller frees; lists are fetched page by page until
  * the daemon says there is no next page.
  */
@@ -100,6 +100,21 @@ int iommu_nest_status(struct iommu_nest *h, struct iommu_nest_status **status)
 	if (!*status)
 		return nest_fail(h, -EPROTO, "malformed status reply (or out of memory)");
 	return 0;
+}
+
+int iommu_nest_reload(struct iommu_nest *h)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Reload r = IOMMU_NEST__RELOAD__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	req.body_case = IOMMU_NEST__REQUEST__BODY_RELOAD;
+	req.reload = &r;
+	err = nest_call(h, &req, IOMMU_NEST__REPLY__BODY__NOT_SET, &reply);
+	if (!err)
+		nest_release(h);
+	return err;
 }
 
 /* ---- Paged lists -------------------------------------------------------------- */

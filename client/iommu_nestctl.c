@@ -885,6 +885,8 @@ static const struct command {
      "stats [--watch [--interval S] [--count N]]  the daemon's counters (admin)"},
     {"metrics", cmd_metrics,
      "metrics [--format prometheus]  OpenMetrics (or Prometheus) text (admin)"},
+    {"reload", cmd_reload,
+     "reload                     re-read the daemon's config; fails with its reason (admin)"},
     {"alloc-vtd", cmd_alloc_vtd, "alloc-vtd DEVICE           allocate a nested VT-d HWPT"},
     {"alloc-selftest", cmd_alloc_selftest,
      "alloc-selftest DEVICE      allocate a selftest mock HWPT"},

@@ -67,5 +67,6 @@ int cmd_clients(struct ctl *c, int argc, char **argv);
 int cmd_hwpts(struct ctl *c, int argc, char **argv);
 int cmd_stats(struct ctl *c, int argc, char **argv);
 int cmd_metrics(struct ctl *c, int argc, char **argv);
+int cmd_reload(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -520,3 +520,29 @@ int cmd_metrics(struct ctl *c, int argc, char **argv)
 	free(v);
 	return 0;
 }
+
+/* ---- reload ------------------------------------------------------------------------------- */
+
+/*
+ * Exits 0 only once the daemon applied the file: ExecReload= runs this, so
+ * that `systemctl reload` fails, with the daemon's reason, on a bad config.
+ */
+int cmd_reload(struct ctl *c, int argc, char **argv)
+{
+	int err;
+
+	if (need_args(argc, 1, "reload"))
+		return 2;
+	err = iommu_nest_reload(c->h);
+	if (err)
+		return fail(c, "reload", err);
+	if (c->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "reloaded", json_object_new_boolean(1));
+		print_json(o, true);
+	} else {
+		printf("configuration reloaded\n");
+	}
+	return 0;
+}

@@ -39,6 +39,10 @@ void config_defaults(struct config *cfg)
 	cfg->log_rate_burst = 20;
 	cfg->log_rate_interval_ms = 10000;
 	cfg->quota.max_clients = 1024;
+	/* One tenant gets an eighth of the slots, one process half of that. */
+	cfg->quota.max_clients_per_uid = 128;
+	cfg->quota.max_clients_per_pid = 64;
+	cfg->quota.hello_timeout_ms = 10000;
 	cfg->quota.max_hwpts = 64;
 	cfg->quota.max_inflight = 256;
 	cfg->quota.max_outq_bytes = 4u << 20;
@@ -259,12 +263,22 @@ static int set_policy(struct config *cfg, const char *k, const char *v)
 		return policy_parse_gids(&cfg->admin, v);
 	if (!strcmp(k, "max_clients"))
 		return parse_u32(v, &q->max_clients);
+	if (!strcmp(k, "max_clients_per_uid"))
+		return parse_u32(v, &q->max_clients_per_uid);
+	if (!strcmp(k, "max_clients_per_pid"))
+		return parse_u32(v, &q->max_clients_per_pid);
+	if (!strcmp(k, "hello_timeout_ms"))
+		return parse_u32(v, &q->hello_timeout_ms);
 	if (!strcmp(k, "max_hwpts"))
 		return parse_u32(v, &q->max_hwpts);
 	if (!strcmp(k, "max_inflight"))
 		return parse_u32(v, &q->max_inflight);
-	if (!strcmp(k, "max_buffered_bytes"))
-		return parse_u32(v, &q->max_outq_bytes);
+	if (!strcmp(k, "max_buffered_bytes")) {
+		int rc = parse_u32(v, &q->max_outq_bytes);
+
+		/* No "unlimited" here: a client that never reads would grow without bound. */
+		return !rc && !q->max_outq_bytes ? -ERANGE : rc;
+	}
 	if (!strcmp(k, "max_total_buffered_bytes"))
 		return parse_u64(v, &q->max_total_buffered_bytes);
 	if (!strcmp(k, "max_requests_per_sec"))
@@ -363,6 +377,42 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	if (rc > 0 && !err[0])
 		snprintf(err, errlen, "syntax error");
 	return rc;
+}
+
+/* The reason, or NULL when every device is declared alike (allow lists aside). */
+static const char *devices_differ(const struct config *a, const struct config *b)
+{
+	if (a->n_devices != b->n_devices)
+		return "the set of [device] sections";
+	for (uint32_t i = 0; i < a->n_devices; i++) {
+		const struct config_device *x = &a->devices[i], *y = &b->devices[i];
+
+		if (strcmp(x->name, y->name) || x->kind != y->kind || strcmp(x->path, y->path))
+			return "a [device] section's name, kind or path";
+	}
+	return NULL;
+}
+
+const char *config_reload_conflict(const struct config *cur, const struct config *next)
+{
+	if (strcmp(cur->socket_path, next->socket_path))
+		return "[daemon] socket";
+	if (strcmp(cur->backend, next->backend))
+		return "[daemon] backend";
+	if (strcmp(cur->iommufd_path, next->iommufd_path))
+		return "[daemon] iommufd";
+	if (cur->socket_mode != next->socket_mode)
+		return "[daemon] socket_mode";
+	if (strcmp(cur->state_file, next->state_file))
+		return "[daemon] state_file";
+	if (cur->reclaim_grace_ms != next->reclaim_grace_ms)
+		return "[daemon] reclaim_grace_ms";
+	/* The receive and send buffers and the decode arena are sized for it. */
+	if (cur->max_message_size != next->max_message_size)
+		return "[limits] max_message_size";
+	if (memcmp(&cur->sim_fault, &next->sim_fault, sizeof(cur->sim_fault)))
+		return "[sim.fault]";
+	return devices_differ(cur, next);
 }
 
 const struct config_device *config_find_device(const struct config *cfg, const char *name)

@@ -90,6 +90,13 @@ void config_defaults(struct config *cfg);
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
+/*
+ * What a reload may not change under live clients (the socket, the backend
+ * and its devices, buffer sizes, recovery): the name of the first such key
+ * that differs between cur and next, or NULL if next can replace cur.
+ */
+const char *config_reload_conflict(const struct config *cur, const struct config *next);
+
 /* Looks up a device by name; NULL if the config does not declare it. */
 const struct config_device *config_find_device(const struct config *cfg,
 					       const char *name);

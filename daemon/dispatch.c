@@ -27,6 +27,7 @@ static const request_handler handlers[] = {
 	[IOMMU_NEST__REQUEST__BODY_STATUS] = handle_status,
 	[IOMMU_NEST__REQUEST__BODY_LIST_CLIENTS] = handle_list_clients,
 	[IOMMU_NEST__REQUEST__BODY_LIST_HWPTS] = handle_list_hwpts,
+	[IOMMU_NEST__REQUEST__BODY_RELOAD] = handle_reload,
 };
 
 /*

@@ -52,6 +52,7 @@ void handle_unmap_memory(struct session *s, const IommuNest__Request *req, Iommu
 void handle_status(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_list_clients(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 void handle_list_hwpts(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
+void handle_reload(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
 
 struct server;
 /* Entries one Invalidate may carry: max_entries, or fewer if replies would not fit. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Admin requests: Stats, Status, ListClients, ListHwpts. Daemon-wide views
+ * Admin requests: Stats, Status, ListClients, ListHwpts, Reload. Daemon-wide views
  * show every tenant's activity, so they are served to root and to the
  * [policy] admin_groups only; anyone else gets -EPERM (counted as a denial).
  *
@@ -358,4 +358,24 @@ send:
 	free(ptrs);
 	free(names);
 	free(pick.v);
+}
+
+/*
+ * Reload: the SIGHUP reload, run now, so that `iommu-nestctl reload` (and
+ * systemctl reload through ExecReload=) can say whether it was applied.
+ */
+void handle_reload(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	char why[512] = "";
+	int rc;
+
+	if (!admin_or_deny(s, rep))
+		return;
+	rc = srv->reload ? srv->reload(srv->reload_ctx, why, sizeof(why)) : -EOPNOTSUPP;
+	if (rc) {
+		reply_error(rep, rc, "%s", why[0] ? why : "this daemon cannot reload");
+		srv->stats.request_errors++;
+	}
+	session_send_reply(s, rep);
 }

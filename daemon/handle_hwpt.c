@@ -149,7 +149,7 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", a->device);
 		return finish(s, rep);
 	}
-	if (s->n_owned >= srv->cfg->quota.max_hwpts) {
+	if (quota_reached(s->n_owned, srv->cfg->quota.max_hwpts)) {
 		session_deny(s, rep, -EDQUOT, srv->cfg->quota.max_hwpts,
 			     "HWPT quota of %u reached", srv->cfg->quota.max_hwpts);
 		return finish(s, rep);

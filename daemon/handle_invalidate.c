@@ -211,7 +211,7 @@ void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNe
 		reply_error(rep, -EOPNOTSUPP, "unknown invalidate flags %#x", m->flags);
 		goto early;
 	}
-	if (s->n_pending >= srv->cfg->quota.max_inflight) {
+	if (quota_reached(s->n_pending, srv->cfg->quota.max_inflight)) {
 		session_deny(s, rep, -EAGAIN, srv->cfg->quota.max_inflight,
 			     "%u invalidate requests already in flight", s->n_pending);
 		goto early;

@@ -3,6 +3,7 @@
  * iommu-nestd: owns iommufd nested HWPTs and serves batched IOTLB
  * invalidations to unprivileged VMMs over a SOCK_SEQPACKET socket.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include "backend.h"
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "restart.h"
 #include "server.h"
 
@@ -75,8 +77,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* Command-line options win over the file. */
-static int apply_options(struct config *cfg, const struct options *o)
+/*
+ * The file over cfg (defaults), then the command-line options, which win
+ * over the file. 0, or -EINVAL with the reason in why.
+ */
+static int apply_options(struct config *cfg, const struct options *o, char *why, size_t len)
 {
 	char err[512];
 	int rc;
@@ -85,9 +90,9 @@ static int apply_options(struct config *cfg, const struct options *o)
 		rc = config_load(cfg, o->config_path, err, sizeof(err));
 		if (rc) {
 			if (rc > 0)
-				log_err("%s:%d: %s", o->config_path, rc, err);
+				snprintf(why, len, "%s:%d: %s", o->config_path, rc, err);
 			else
-				log_err("%s", err);
+				snprintf(why, len, "%s", err);
 			return -EINVAL;
 		}
 	}
@@ -95,7 +100,7 @@ static int apply_options(struct config *cfg, const struct options *o)
 		snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s", o->socket_path);
 	if (o->backend) {
 		if (strcmp(o->backend, "sim") && strcmp(o->backend, "iommufd")) {
-			log_err("unknown backend \"%s\"", o->backend);
+			snprintf(why, len, "unknown backend \"%s\"", o->backend);
 			return -EINVAL;
 		}
 		snprintf(cfg->backend, sizeof(cfg->backend), "%s", o->backend);
@@ -103,7 +108,7 @@ static int apply_options(struct config *cfg, const struct options *o)
 	if (o->log_level) {
 		rc = log_level_from_name(o->log_level);
 		if (rc < 0) {
-			log_err("unknown log level \"%s\"", o->log_level);
+			snprintf(why, len, "unknown log level \"%s\"", o->log_level);
 			return -EINVAL;
 		}
 		cfg->log_level = rc;
@@ -119,7 +124,10 @@ struct daemon_ctx {
 	struct config *cfg;
 	const struct options *opts;
 	struct event *ev_watchdog;
+	struct event *ev_status;
 	uint64_t watchdog_usec;
+	unsigned base_fds;     /* descriptors in use before any client (clamp_clients) */
+	char last_status[256]; /* the STATUS= text systemd has */
 	bool clean_stop; /* SIGTERM/SIGINT: tear everything down (restart.h) */
 };
 
@@ -130,7 +138,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	log_event(LOG_NOTICE, LOG_EV_STOP,
 		  LOG_FIELDS(LF_INT("signal", sig), LF_UINT("clients", d->srv->stats.sessions_active)),
 		  "%s, shutting down", strsignal((int)sig));
-	sd_notify(0, "STOPPING=1");
+	notify_send("STOPPING=1");
 	d->clean_stop = true;
 	event_base_loopexit(d->base, NULL);
 }
@@ -143,65 +151,153 @@ static uint64_t monotonic_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Every descriptor costs one client less; these are kept for everything else. */
+#define FD_HEADROOM 32
+/* recvmmsg can install MAX_PASSED_FDS (16) for each of RX_SLOTS (8) packets at once. */
+#define FD_PASSED_MAX (16 * 8)
+
+static unsigned count_open_fds(void)
+{
+	unsigned n = 0;
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!dir)
+		return 64; /* a guess that errs on the safe side */
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n > 0 ? n - 1 : 0; /* not the directory's own descriptor */
+}
+
 /*
- * SIGHUP: re-read the file and apply what can change under live clients
- * (limits, coalescing, logging, test requests). Devices, backend and
- * socket need a restart; a changed value there is reported, not applied.
+ * Clamps max_clients (0: unlimited) to what RLIMIT_NOFILE leaves after the
+ * descriptors the daemon holds anyway, those passed descriptors can take
+ * transiently, and some headroom: past it accept would fail with EMFILE
+ * instead of refusing clients with -EUSERS. Logged when it bites.
  */
-static void on_reload(evutil_socket_t sig, short what, void *arg)
+static void clamp_clients(struct config *cfg, unsigned base_fds)
+{
+	uint32_t want = cfg->quota.max_clients;
+	uint64_t reserve = (uint64_t)base_fds + FD_HEADROOM + FD_PASSED_MAX, fit;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	fit = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 1;
+	if (fit > UINT32_MAX)
+		fit = UINT32_MAX;
+	if (want && want <= fit)
+		return;
+	cfg->quota.max_clients = (uint32_t)fit;
+	log_warn("max_clients %u%s is more than RLIMIT_NOFILE %llu allows (%u descriptors in use, "
+		 "%u kept back): serving at most %u clients",
+		 want, want ? "" : " (unlimited)", (unsigned long long)rl.rlim_cur, base_fds,
+		 FD_HEADROOM + FD_PASSED_MAX, cfg->quota.max_clients);
+}
+
+/*
+ * The reload of SIGHUP and of the Reload request: parse the whole file
+ * into a new config, check it, and swap it in at once, so that every key
+ * the man page calls reloadable (policy, quotas, limits, coalescing,
+ * logging) takes effect and nothing is half-applied. A file that does not
+ * parse, or that changes what only a restart can (config_reload_conflict),
+ * is refused with the reason logged, and the running config stays.
+ */
+static int reload_config(void *arg, char *why, size_t len)
 {
 	struct daemon_ctx *d = arg;
-	struct config next;
+	struct config *next = malloc(sizeof(*next));
+	const char *conflict;
+	int rc = 0;
 
-	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)monotonic_usec());
-	config_defaults(&next);
-	if (apply_options(&next, d->opts)) {
-		log_err("reload failed; keeping the running configuration");
-		sd_notify(0, "READY=1");
-		return;
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)monotonic_usec());
+	if (!next) {
+		snprintf(why, len, "out of memory");
+		rc = -ENOMEM;
+		goto out;
 	}
-	if (next.max_message_size != d->cfg->max_message_size)
-		log_notice("max_message_size changes only on restart");
-	d->cfg->max_entries = next.max_entries;
-	d->cfg->coalesce = next.coalesce;
-	d->cfg->coalesce_slack_pages = next.coalesce_slack_pages;
-	d->cfg->flush_all_pages = next.flush_all_pages;
-	d->cfg->vtd_max_mask = next.vtd_max_mask;
-	d->cfg->batch_delay_us = next.batch_delay_us;
-	d->cfg->test_requests = next.test_requests;
-	d->cfg->log_level = next.log_level;
-	log_set_level(next.log_level);
-	d->cfg->log_rate_burst = next.log_rate_burst;
-	d->cfg->log_rate_interval_ms = next.log_rate_interval_ms;
-	log_configure(next.log_rate_burst, next.log_rate_interval_ms);
+	config_defaults(next);
+	rc = apply_options(next, d->opts, why, len);
+	if (!rc && (conflict = config_reload_conflict(d->cfg, next))) {
+		snprintf(why, len, "%s changes only on restart", conflict);
+		rc = -EINVAL;
+	}
+	if (rc)
+		goto out;
+	clamp_clients(next, d->base_fds);
+	*d->cfg = *next;
+	log_set_level(d->cfg->log_level);
+	log_configure(d->cfg->log_rate_burst, d->cfg->log_rate_interval_ms);
 	server_apply_config(d->srv);
 	log_event(LOG_NOTICE, LOG_EV_RELOAD,
 		  LOG_FIELDS(LF_STR("config", d->opts->config_path),
-			     LF_UINT("log_rate_burst", next.log_rate_burst),
-			     LF_UINT("log_rate_interval_ms", next.log_rate_interval_ms)),
+			     LF_UINT("log_rate_burst", d->cfg->log_rate_burst),
+			     LF_UINT("log_rate_interval_ms", d->cfg->log_rate_interval_ms),
+			     LF_UINT("max_clients", d->cfg->quota.max_clients)),
 		  "configuration reloaded");
-	sd_notify(0, "READY=1");
+out:
+	if (rc)
+		log_event(LOG_ERR, LOG_EV_RELOAD,
+			  LOG_FIELDS(LF_STR("config", d->opts->config_path), LF_INT("error", rc),
+				     LF_STR("reason", why)),
+			  "reload refused, keeping the running configuration: %s", why);
+	free(next);
+	notify_send("READY=1");
+	return rc;
 }
 
-static void notify_status(const struct server *srv)
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	char why[512];
+
+	(void)reload_config(arg, why, sizeof(why));
+}
+
+static void format_status(const struct server *srv, char *buf, size_t len)
 {
 	const struct daemon_stats *st = &srv->stats;
 
-	sd_notifyf(0,
-		   "STATUS=%llu clients, %llu HWPTs, %llu requests, %llu entries in, "
-		   "%llu submitted in %llu calls",
-		   (unsigned long long)st->sessions_active, (unsigned long long)st->hwpts_active,
-		   (unsigned long long)st->requests, (unsigned long long)st->entries_received,
-		   (unsigned long long)st->entries_submitted, (unsigned long long)st->submissions);
+	snprintf(buf, len,
+		 "%llu clients, %llu HWPTs, %llu requests, %llu entries in, "
+		 "%llu submitted in %llu calls",
+		 (unsigned long long)st->sessions_active, (unsigned long long)st->hwpts_active,
+		 (unsigned long long)st->requests, (unsigned long long)st->entries_received,
+		 (unsigned long long)st->entries_submitted, (unsigned long long)st->submissions);
+}
+
+/* STATUS= when the counters changed since it was last sent; never per request. */
+static void notify_status(struct daemon_ctx *d)
+{
+	char buf[sizeof(d->last_status)];
+
+	format_status(d->srv, buf, sizeof(buf));
+	if (!strcmp(buf, d->last_status))
+		return;
+	memcpy(d->last_status, buf, sizeof(buf));
+	notify_send("STATUS=%s", buf);
+}
+
+/* At most one STATUS= a second, so `systemctl status` lags by a second, not a watchdog period. */
+static void on_status_tick(evutil_socket_t fd, short what, void *arg)
+{
+	notify_status(arg);
+}
+
+static int start_status_tick(struct daemon_ctx *d)
+{
+	struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+
+	if (!notify_enabled())
+		return 0;
+	d->ev_status = event_new(d->base, -1, EV_PERSIST, on_status_tick, d);
+	return d->ev_status && !event_add(d->ev_status, &tv) ? 0 : -ENOMEM;
 }
 
 /* Pets systemd's watchdog from the loop itself: a wedged loop stops petting. */
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
-	struct daemon_ctx *d = arg;
-
-	sd_notify(0, "WATCHDOG=1");
-	notify_status(d->srv);
+	notify_send("WATCHDOG=1");
 }
 
 static int start_watchdog(struct daemon_ctx *d)
@@ -209,9 +305,9 @@ static int start_watchdog(struct daemon_ctx *d)
 	struct timeval tv;
 	uint64_t usec = 0;
 
-	/* Without a watchdog, still refresh STATUS= every few seconds. */
+	/* STATUS= has its own tick (start_status_tick): no watchdog, no timer. */
 	if (sd_watchdog_enabled(0, &usec) <= 0 || !usec)
-		usec = 10 * 1000000u;
+		return 0;
 	d->watchdog_usec = usec / 2;
 	tv.tv_sec = d->watchdog_usec / 1000000u;
 	tv.tv_usec = d->watchdog_usec % 1000000u;
@@ -242,9 +338,10 @@ static int start_listening(struct server *srv, const struct config *cfg, struct 
 
 /*
  * Each client costs one descriptor; the default soft limit of 1024 would
- * cap clients well below max_clients, so take what the hard limit allows.
+ * cap clients well below max_clients, so take what the hard limit allows
+ * (clamp_clients then fits max_clients to it).
  */
-static void raise_fd_limit(const struct config *cfg)
+static void raise_fd_limit(void)
 {
 	struct rlimit rl;
 
@@ -254,9 +351,6 @@ static void raise_fd_limit(const struct config *cfg)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (rl.rlim_cur < (rlim_t)cfg->quota.max_clients + 64)
-		log_warn("descriptor limit %llu is below max_clients %u",
-			 (unsigned long long)rl.rlim_cur, cfg->quota.max_clients);
 }
 
 static int add_signal(struct event_base *base, int sig, event_callback_fn fn, void *arg,
@@ -293,7 +387,10 @@ static int run(struct config *cfg, const struct options *o)
 	struct server srv;
 	int rc;
 
-	raise_fd_limit(cfg);
+	raise_fd_limit();
+	/* Before anything can use up the descriptors: the notify path needs none later. */
+	if (notify_open())
+		log_warn("cannot pre-open $NOTIFY_SOCKET; notifying through libsystemd");
 	if (restart_init(&rs, cfg)) {
 		log_err("out of memory");
 		return -ENOMEM;
@@ -314,14 +411,25 @@ static int run(struct config *cfg, const struct options *o)
 			event_base_free(d.base);
 		return -ENOMEM;
 	}
+	/*
+	 * Before the socket is served, so that no client sees the unclamped
+	 * limit: what is open now, the listening socket to come (one too many
+	 * when activated, where it is open already), and no client sockets
+	 * (restored sessions have none until their owner reconnects).
+	 */
+	d.base_fds = count_open_fds() + 1;
+	clamp_clients(cfg, d.base_fds);
 	rc = start_listening(&srv, cfg, &rs);
 	if (!rc)
 		rc = restart_restore(&rs, &srv);
 	if (rc)
 		goto out;
+	srv.reload = reload_config;
+	srv.reload_ctx = &d;
 	if (add_signal(d.base, SIGTERM, on_terminate, &d, &ev_sig[0]) ||
 	    add_signal(d.base, SIGINT, on_terminate, &d, &ev_sig[1]) ||
-	    add_signal(d.base, SIGHUP, on_reload, &d, &ev_sig[2]) || start_watchdog(&d)) {
+	    add_signal(d.base, SIGHUP, on_reload, &d, &ev_sig[2]) || start_watchdog(&d) ||
+	    start_status_tick(&d)) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -332,8 +440,8 @@ static int run(struct config *cfg, const struct options *o)
 		  "serving on %s with the %s backend (%u devices)",
 		  srv.listen_fd_owned ? cfg->socket_path : "the activated socket", be->ops->name,
 		  be->ops->n_devices(be));
-	sd_notify(0, "READY=1");
-	notify_status(&srv);
+	notify_send("READY=1");
+	notify_status(&d);
 	rc = event_base_dispatch(d.base) < 0 ? -EIO : 0;
 out:
 	shut_down(&d, &rs, be);
@@ -343,7 +451,10 @@ out:
 			event_free(ev_sig[i]);
 	if (d.ev_watchdog)
 		event_free(d.ev_watchdog);
+	if (d.ev_status)
+		event_free(d.ev_status);
 	event_base_free(d.base);
+	notify_close();
 	return rc;
 }
 
@@ -351,12 +462,17 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct config cfg;
+	char why[512];
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
 	config_defaults(&cfg);
-	if (parse_options(argc, argv, &o) || apply_options(&cfg, &o))
+	if (parse_options(argc, argv, &o))
 		return 2;
+	if (apply_options(&cfg, &o, why, sizeof(why))) {
+		log_err("%s", why);
+		return 2;
+	}
 	log_set_level(cfg.log_level);
 	log_configure(cfg.log_rate_burst, cfg.log_rate_interval_ms);
 	if (o.check_config) {

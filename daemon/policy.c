@@ -125,13 +125,17 @@ static uint64_t now_ns(void)
 
 bool rate_limiter_take(struct rate_limiter *rl, uint32_t rate)
 {
-	uint64_t now, cap;
+	return !rate || rate_limiter_take_at(rl, rate, now_ns());
+}
+
+bool rate_limiter_take_at(struct rate_limiter *rl, uint32_t rate, uint64_t now)
+{
+	uint64_t cap;
 
 	if (!rate)
 		return true;
 	/* A bucket of one second's worth of requests allows short bursts. */
 	cap = (uint64_t)rate * 1000;
-	now = now_ns();
 	if (!rl->last_ns) {
 		rl->tokens_milli = cap;
 		rl->last_ns = now;

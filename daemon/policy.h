@@ -20,8 +20,12 @@ struct policy_ids {
 	uint32_t n_gids;
 };
 
+/* Counts limits: 0 means unlimited for all but max_outq_bytes (see quota_reached). */
 struct policy_quota {
 	uint32_t max_clients;      /* connections in all */
+	uint32_t max_clients_per_uid; /* connections of one tenant uid */
+	uint32_t max_clients_per_pid; /* connections of one peer process */
+	uint32_t hello_timeout_ms;    /* a connection must have said Hello by then */
 	uint32_t max_hwpts;        /* nested HWPTs per client */
 	uint32_t max_inflight;     /* invalidate requests per client awaiting a reply */
 	uint32_t max_outq_bytes;   /* replies buffered for a client that does not read */
@@ -29,6 +33,12 @@ struct policy_quota {
 	/* Replies and queued requests of all clients together; 0 = unlimited. */
 	uint64_t max_total_buffered_bytes;
 };
+
+/* True when used has reached a limit; a limit of 0 is unlimited (the man page's promise). */
+static inline bool quota_reached(uint64_t used, uint64_t limit)
+{
+	return limit && used >= limit;
+}
 
 /* Parses "0 1000 root" (uids) or "kvm 27" (groups) into ids. */
 int policy_parse_uids(struct policy_ids *ids, const char *list);
@@ -55,5 +65,10 @@ struct rate_limiter {
 
 /* True if one more request fits in the rate; rate 0 always fits. */
 bool rate_limiter_take(struct rate_limiter *rl, uint32_t rate);
+/*
+ * The same at a given time (CLOCK_MONOTONIC ns, non-decreasing, not 0):
+ * the bucket's arithmetic without a clock, so that tests can drive it.
+ */
+bool rate_limiter_take_at(struct rate_limiter *rl, uint32_t rate, uint64_t now_ns);
 
 #endif

@@ -1165,7 +1165,7 @@ int restart_reclaim(struct server *srv, struct session *s, uint32_t id, const ui
 	dev = config_find_device(srv->cfg, e->device);
 	if (dev && !policy_allows(&dev->allow, &s->cred))
 		return -EPERM;
-	if (s->n_owned >= srv->cfg->quota.max_hwpts)
+	if (quota_reached(s->n_owned, srv->cfg->quota.max_hwpts))
 		return -EDQUOT;
 	e->orphan = false;
 	e->owner = s;

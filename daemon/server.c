@@ -26,6 +26,8 @@
 
 /* Packets handled per readable callback before yielding to other clients. */
 #define READ_BURST 64
+/* Connections accepted (or refused) per readable listener before serving others. */
+#define ACCEPT_BURST 32
 /* Packets per receive call (recvmmsg); each slot can hold a maximal packet. */
 #define RX_SLOTS 8
 
@@ -81,6 +83,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->cfg = cfg;
 	srv->be = be;
 	srv->listen_fd = -1;
+	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	srv->start_ns = monotonic_ns();
 	TAILQ_INIT(&srv->sessions);
 	be->ops->get_caps(be, &srv->caps);
@@ -118,6 +121,9 @@ void server_fini(struct server *srv)
 		event_free(srv->ev_accept);
 	if (srv->ev_flush)
 		event_free(srv->ev_flush);
+	if (srv->spare_fd >= 0)
+		close(srv->spare_fd);
+	srv->spare_fd = -1;
 	if (srv->listen_fd >= 0) {
 		close(srv->listen_fd);
 		if (srv->listen_fd_owned)
@@ -134,6 +140,8 @@ void server_fini(struct server *srv)
 	srv->listen_fd = -1;
 }
 
+static void resume_accepting(struct server *srv);
+
 /*
  * Frees sessions that a handler or a failed send marked for closing, and
  * half-closed ones that have been answered in full (on_writable frees
@@ -142,12 +150,18 @@ void server_fini(struct server *srv)
 static void reap_closing(struct server *srv)
 {
 	struct session *s, *next;
+	bool freed = false;
 
 	for (s = TAILQ_FIRST(&srv->sessions); s; s = next) {
 		next = TAILQ_NEXT(s, link);
-		if (s->closing || session_answered(s))
+		if (s->closing || session_answered(s)) {
 			session_free(s);
+			freed = true;
+		}
 	}
+	/* A closed connection gave a descriptor back: accept again at once. */
+	if (freed)
+		resume_accepting(srv);
 }
 
 /* Best-effort error to a client whose frame we reject, then close. */
@@ -352,42 +366,167 @@ static void refuse_peer(struct server *srv, int fd, const struct ucred *cred, in
 	close(fd);
 }
 
+static void resume_accepting(struct server *srv)
+{
+	if (!srv->accept_paused)
+		return;
+	srv->accept_paused = false;
+	event_add(srv->ev_accept, NULL);
+	if (srv->spare_fd < 0)
+		srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
-	struct server *srv = arg;
+	resume_accepting(arg);
+}
 
-	event_add(srv->ev_accept, NULL);
+/* One "pausing" warning per interval however hard clients hammer the socket. */
+#define PAUSE_LOG_INTERVAL_MS 10000
+
+/*
+ * Out of memory, or of descriptors with no spare left: the listener stays
+ * readable, so stop accepting instead of spinning, until a session closes
+ * (reap_closing) or 100 ms pass; clients wait in the backlog meanwhile.
+ */
+static void pause_accepting(struct server *srv, int err)
+{
+	static struct log_ratelimit rl;
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
+	uint64_t dropped = 0;
+
+	if (log_ratelimit_take(&rl, 1, PAUSE_LOG_INTERVAL_MS, monotonic_ns() / 1000000, &dropped))
+		log_warn("accept: %s; pausing until a connection closes (at most 100 ms)%s",
+			 strerror(err), dropped ? " (repeated; warnings rate-limited)" : "");
+	srv->accept_paused = true;
+	event_del(srv->ev_accept);
+	event_base_once(srv->base, -1, EV_TIMEOUT, on_accept_resume, srv, &tv);
 }
 
 /*
- * Out of descriptors: the listener stays readable, so stop accepting for a
- * moment instead of spinning; clients wait in the backlog meanwhile.
+ * EMFILE: give up the spare descriptor for one accept, refuse that peer
+ * (so that it learns why instead of hanging in the backlog), take the spare
+ * back. False when there is no spare to use: the caller pauses.
  */
-static void pause_accepting(struct server *srv)
+static bool refuse_with_spare(struct server *srv, int lfd)
 {
-	struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
+	struct ucred cred = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+	int fd;
 
-	log_warn("accept: %s; pausing for 100 ms", strerror(errno));
-	event_del(srv->ev_accept);
-	event_base_once(srv->base, -1, EV_TIMEOUT, on_accept_resume, srv, &tv);
+	if (srv->spare_fd < 0)
+		return false;
+	close(srv->spare_fd);
+	srv->spare_fd = -1;
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0) {
+		(void)get_peer_cred(fd, &cred);
+		refuse_peer(srv, fd, &cred, -EUSERS, srv->cfg->quota.max_clients,
+			    "daemon is out of file descriptors (RLIMIT_NOFILE)");
+	}
+	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd >= 0 && srv->spare_fd >= 0;
+}
+
+uint32_t server_admin_reserve(uint32_t max_clients)
+{
+	uint32_t r = max_clients / 16;
+
+	if (max_clients < 2)
+		return 0;
+	return r < 1 ? 1 : r > 16 ? 16 : r;
+}
+
+/*
+ * Connection limits for a new peer: 0, or the -errno to refuse it with and
+ * *limit / *why filled. Tenants are held to the per-uid and per-pid limits
+ * and kept out of the slots reserved for root and admins (who may take any
+ * slot up to max_clients). Membership of admin_groups is only looked up
+ * when a tenant limit would refuse the peer.
+ */
+static int check_conn_limits(struct server *srv, const struct ucred *cred, uint64_t *limit,
+			     const char **why)
+{
+	const struct policy_quota *q = &srv->cfg->quota;
+	uint64_t active = srv->stats.sessions_active, n_uid = 0, n_pid = 0;
+	uint64_t tenant_cap =
+	    q->max_clients ? q->max_clients - server_admin_reserve(q->max_clients) : 0;
+	const struct session *s;
+
+	if (quota_reached(active, q->max_clients)) {
+		*limit = q->max_clients;
+		*why = "too many clients";
+		return -EUSERS;
+	}
+	if (q->max_clients_per_uid || q->max_clients_per_pid)
+		TAILQ_FOREACH(s, &srv->sessions, link)
+		{
+			n_uid += s->cred.uid == cred->uid;
+			n_pid += s->cred.pid == cred->pid;
+		}
+	if (quota_reached(n_uid, q->max_clients_per_uid)) {
+		*limit = q->max_clients_per_uid;
+		*why = "too many connections from this uid (max_clients_per_uid)";
+	} else if (quota_reached(n_pid, q->max_clients_per_pid)) {
+		*limit = q->max_clients_per_pid;
+		*why = "too many connections from this process (max_clients_per_pid)";
+	} else if (quota_reached(active, tenant_cap)) {
+		*limit = tenant_cap;
+		*why = "too many clients (the remaining slots are kept for administrators)";
+	} else {
+		return 0;
+	}
+	return policy_is_admin(&srv->cfg->admin, cred) ? 0 : -EUSERS;
+}
+
+/* [policy] hello_timeout_ms: a connection that never said Hello gives its slot back. */
+static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct server *srv = s->srv;
+
+	if (s->hello_done || s->closing)
+		return;
+	reject_frame(s, -ETIMEDOUT, srv->cfg->quota.hello_timeout_ms,
+		     "no Hello within hello_timeout_ms");
+	s->close_reason = "hello timeout";
+	reap_closing(srv);
+}
+
+static int arm_hello_deadline(struct session *s)
+{
+	uint32_t ms = s->srv->cfg->quota.hello_timeout_ms;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	if (!ms)
+		return 0;
+	s->ev_hello = evtimer_new(s->srv->base, on_hello_timeout, s);
+	return s->ev_hello && !evtimer_add(s->ev_hello, &tv) ? 0 : -ENOMEM;
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct server *srv = arg;
-	const struct policy_quota *q = &srv->cfg->quota;
 	struct session *s;
 	struct ucred cred;
-	int fd;
+	const char *why;
+	uint64_t limit;
+	int fd, err;
 
-	for (;;) {
+	/*
+	 * Bounded like reads: clients hammering connect would otherwise keep
+	 * this loop from ever seeing EAGAIN and starve every served session.
+	 */
+	for (int n = 0; n < ACCEPT_BURST; n++) {
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-				pause_accepting(srv);
-			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-				 errno != ECONNABORTED)
-				log_warn("accept: %s", strerror(errno));
+			err = errno;
+			if ((err == EMFILE || err == ENFILE) && refuse_with_spare(srv, lfd))
+				continue;
+			if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+				pause_accepting(srv, err);
+			else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR &&
+				 err != ECONNABORTED)
+				log_warn("accept: %s", strerror(err));
 			return;
 		}
 		if (get_peer_cred(fd, &cred)) {
@@ -400,18 +539,21 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 				    "this uid/gid is not allowed to connect (see [policy] allow_users, allow_groups)");
 			continue;
 		}
-		if (srv->stats.sessions_active >= q->max_clients) {
-			refuse_peer(srv, fd, &cred, -EUSERS, q->max_clients, "too many clients");
+		err = check_conn_limits(srv, &cred, &limit, &why);
+		if (err) {
+			refuse_peer(srv, fd, &cred, err, limit, why);
 			continue;
 		}
 		s = session_new(srv, fd, &cred);
 		if (s)
 			s->ev_read = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_readable, s);
-		if (!s || !s->ev_read || event_add(s->ev_read, NULL)) {
+		if (!s || !s->ev_read || event_add(s->ev_read, NULL) || arm_hello_deadline(s)) {
 			log_err("out of memory for a new connection");
 			if (s) {
 				if (s->ev_read)
 					event_free(s->ev_read);
+				if (s->ev_hello)
+					event_free(s->ev_hello);
 				event_free(s->ev_write);
 				free(s);
 			}

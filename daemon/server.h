@@ -40,6 +40,19 @@ struct server {
 	int listen_fd;
 	bool listen_fd_owned; /* we created (and must unlink) the socket */
 	struct event *ev_accept;
+	/*
+	 * A descriptor held in reserve (/dev/null): at EMFILE it is closed so
+	 * that accept can take one more connection, refuse it and close it,
+	 * instead of leaving it in the backlog and the listener readable.
+	 */
+	int spare_fd;
+	bool accept_paused; /* out of memory or descriptors: ev_accept is off */
+	/*
+	 * SIGHUP and the Reload request: parses, validates and swaps in the
+	 * whole config file (main.c). 0, or -errno with the reason in why.
+	 */
+	int (*reload)(void *ctx, char *why, size_t len);
+	void *reload_ctx;
 	struct event *ev_flush;
 	TAILQ_HEAD(, session) sessions;
 	uint64_t next_session_id;
@@ -65,6 +78,13 @@ void server_fini(struct server *srv);
 
 /* Applies reloadable settings of srv->cfg (coalescing parameters). */
 void server_apply_config(struct server *srv);
+
+/*
+ * Connection slots that only root and [policy] admin_groups members may
+ * take: tenants are refused once max_clients minus these are in use, so
+ * that an operator can always connect (1/16 of max_clients, 1 to 16).
+ */
+uint32_t server_admin_reserve(uint32_t max_clients);
 
 /* Binds and listens on cfg->socket_path (SOCK_SEQPACKET). */
 int server_listen_path(struct server *srv, const char *path, unsigned mode);

@@ -215,6 +215,8 @@ void session_free(struct session *s)
 	session_release_objects(s);
 	if (s->ev_read)
 		event_free(s->ev_read);
+	if (s->ev_hello)
+		event_free(s->ev_hello);
 	event_free(s->ev_write);
 	free_outq(s);
 	drain_input(s);

@@ -44,6 +44,7 @@ struct session {
 	struct event *ev_read;
 	struct event *ev_write;
 	size_t tx_max;			/* the largest packet its socket's send buffer takes */
+	struct event *ev_hello;		/* [policy] hello_timeout_ms deadline; NULL: none */
 	STAILQ_HEAD(, out_packet) outq; /* replies the socket could not take yet */
 	size_t outq_bytes;
 	size_t pending_bytes; /* its invalidate requests waiting in the batch */

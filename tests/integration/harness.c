@@ -54,6 +54,20 @@ int it_timeout_ms(void)
 	return wrapped() ? 120000 : 15000;
 }
 
+uint64_t it_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t it_bucket_max_granted(uint32_t rate, uint64_t elapsed_ns)
+{
+	/* The daemon refills rate/1000 requests per whole millisecond. */
+	return rate + elapsed_ns / 1000000 * rate / 1000;
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -74,6 +88,81 @@ int it_write_file(const char *path, const char *text)
 	if (fclose(f) && !rc)
 		rc = -errno;
 	return rc;
+}
+
+char *it_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t len = 0, cap = 0, n;
+	char *buf = NULL, *nb;
+
+	if (!f)
+		return NULL;
+	do {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+void it_edit_config(struct nestd *d, const char *from, const char *to)
+{
+	char *cfg = it_read_file(d->cfg_path), *at, *out;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	at = strstr(cfg, from);
+	if (!at)
+		fprintf(stderr, "config has no \"%s\":\n%s\n", from, cfg);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	out = malloc(strlen(cfg) - strlen(from) + strlen(to) + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	sprintf(out, "%.*s%s%s", (int)(at - cfg), cfg, to, at + strlen(from));
+	CU_ASSERT_EQUAL_FATAL(it_write_file(d->cfg_path, out), 0);
+	free(out);
+	free(cfg);
+}
+
+/* Lines of the daemon's log that contain every one of the needles. */
+static unsigned count_log_lines(const struct nestd *d, const char *a, const char *b)
+{
+	char *log = it_read_file(d->log_path), *line, *save = NULL;
+	unsigned n = 0;
+
+	if (!log)
+		return 0;
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		n += strstr(line, a) && (!b || strstr(line, b));
+	free(log);
+	return n;
+}
+
+bool it_sighup_reload(struct nestd *d)
+{
+	unsigned ok0 = count_log_lines(d, "event=config_reload", "configuration reloaded");
+	unsigned bad0 = count_log_lines(d, "event=config_reload", "reload refused");
+
+	CU_ASSERT_EQUAL_FATAL(kill(d->pid, SIGHUP), 0);
+	for (int waited = 0; waited < it_timeout_ms(); waited += 10) {
+		if (count_log_lines(d, "event=config_reload", "configuration reloaded") > ok0)
+			return true;
+		if (count_log_lines(d, "event=config_reload", "reload refused") > bad0)
+			return false;
+		poll(NULL, 0, 10);
+	}
+	CU_FAIL("the daemon logged no outcome of the reload");
+	return false;
 }
 
 /* Appends s to the growing string *buf, turning the two characters \n into newlines. */
@@ -241,10 +330,10 @@ static int wait_exit(pid_t pid, int timeout_ms)
 	return 128 + WTERMSIG(status);
 }
 
-static int try_connect(const char *path)
+int it_plain_connect(const char *path, bool nonblock)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 
 	if (fd < 0)
 		return -errno;
@@ -266,7 +355,7 @@ static bool wait_socket(struct nestd *d)
 	bool ok = false;
 
 	while (now_ms() < deadline) {
-		int fd = try_connect(d->sock);
+		int fd = it_plain_connect(d->sock, false);
 
 		if (fd >= 0) {
 			close(fd);
@@ -489,6 +578,16 @@ bool it_has_device(struct iommu_nest *h, const char *dev)
 	for (size_t i = 0; i < iommu_nest_device_count(h); i++)
 		if (!strcmp(iommu_nest_device(h, i), dev))
 			return true;
+	return false;
+}
+
+bool it_wait_sessions(struct iommu_nest *h, uint64_t want)
+{
+	for (int i = 0; i < it_timeout_ms() / 10; i++) {
+		if (it_stats(h).sessions_active == want)
+			return true;
+		usleep(10000);
+	}
 	return false;
 }
 
@@ -737,7 +836,7 @@ static void track_raw(int fd, bool add)
 
 int it_raw_connect(struct nestd *d)
 {
-	int fd = try_connect(d->sock);
+	int fd = it_plain_connect(d->sock, false);
 
 	CU_ASSERT_FATAL(fd >= 0);
 	track_raw(fd, true);
@@ -758,6 +857,19 @@ int it_raw_connect_as(struct nestd *d, uid_t uid, gid_t gid)
 	CU_ASSERT_FATAL(fd >= 0);
 	track_raw(fd, true);
 	return fd;
+}
+
+int it_send_hello(int fd, uint64_t id, const char *name)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Hello hello = IOMMU_NEST__HELLO__INIT;
+
+	hello.version = IOMMU_NEST_PROTOCOL_VERSION;
+	hello.client_name = (char *)name;
+	req.id = id;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	return it_raw_send_req(fd, &req);
 }
 
 void it_raw_close(int fd)

@@ -58,6 +58,18 @@ int it_write_file(const char *path, const char *text);
  */
 struct nestd *it_start(const char *body);
 
+/* The whole file (NUL-terminated, malloc'd), or NULL. */
+char *it_read_file(const char *path);
+
+/* Replaces the first `from` in the daemon's config file by `to` (fatal if absent). */
+void it_edit_config(struct nestd *d, const char *from, const char *to);
+
+/*
+ * SIGHUP, then waits (bounded) for the daemon to log the outcome: true if
+ * it applied the file, false if it refused it (or never answered).
+ */
+bool it_sighup_reload(struct nestd *d);
+
 /*
  * SIGTERM, waits for exit and returns the exit code (0: clean shutdown),
  * 128 + signal if killed by a signal, -1 on a wait failure. Prints the log
@@ -90,6 +102,16 @@ int it_timeout_ms(void);
  * sim the sim_kernel the test configured ("6.12", "7.0"; NULL: default).
  */
 int it_wrong_object_errno(const char *sim_kernel);
+/* CLOCK_MONOTONIC in ns, the clock the daemon's timers and rate limits use. */
+uint64_t it_now_ns(void);
+
+/*
+ * The most requests a token bucket of rate per second (and a burst of one
+ * second's worth) can grant over elapsed_ns: the burst plus what can have
+ * refilled in the time a test actually measured, so that a rate-limit test
+ * holds however slow the machine is.
+ */
+uint64_t it_bucket_max_granted(uint32_t rate, uint64_t elapsed_ns);
 
 /* ---- Client-library connections (closed by the per-test teardown) -------- */
 
@@ -113,6 +135,9 @@ void it_close(struct iommu_nest *h);
 bool it_has_cap(struct iommu_nest *h, uint32_t cap);
 bool it_has_device(struct iommu_nest *h, const char *dev);
 
+/* Polls the daemon's counters (bounded) until sessions_active is want. */
+bool it_wait_sessions(struct iommu_nest *h, uint64_t want);
+
 uint32_t it_alloc_vtd(struct iommu_nest *h, const char *dev);
 uint32_t it_alloc_st(struct iommu_nest *h, const char *dev, uint32_t iotlb);
 struct iommu_nest_stats it_stats(struct iommu_nest *h);
@@ -129,6 +154,14 @@ void it_populate(struct iommu_nest *h, uint32_t hwpt, uint64_t addr, uint64_t np
 		 uint32_t kind);
 
 /* ---- Raw packets ---------------------------------------------------------- */
+
+/*
+ * A plain SOCK_SEQPACKET connection to path, not tracked (the caller
+ * closes it): for crowds and forked children. The fd or -errno.
+ */
+int it_plain_connect(const char *path, bool nonblock);
+/* Sends Hello (this protocol version, client_name name) with id; 0 or -errno. */
+int it_send_hello(int fd, uint64_t id, const char *name);
 
 /* A plain SOCK_SEQPACKET connection (closed by the teardown). */
 int it_raw_connect(struct nestd *d);

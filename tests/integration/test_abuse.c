@@ -30,46 +30,15 @@ static void raise_nofile(void)
 	}
 }
 
-/* A plain connection, not tracked by the harness (there are a thousand). */
-static int plain_connect(const struct nestd *d)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->sock);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-static int send_hello(int fd, uint64_t id)
-{
-	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
-	IommuNest__Hello hello = IOMMU_NEST__HELLO__INIT;
-
-	hello.version = IOMMU_NEST_PROTOCOL_VERSION;
-	hello.client_name = "crowd";
-	req.id = id;
-	req.body_case = IOMMU_NEST__REQUEST__BODY_HELLO;
-	req.hello = &hello;
-	return it_raw_send_req(fd, &req);
-}
-
 /* Opens n connections that each completed the handshake. */
 static int open_crowd(struct nestd *d, int *fds, int n)
 {
 	int ok = 0;
 
 	for (int i = 0; i < n; i++) {
-		fds[i] = plain_connect(d);
+		fds[i] = it_plain_connect(d->sock, false);
 		CU_ASSERT_FATAL(fds[i] >= 0);
-		CU_ASSERT_EQUAL(send_hello(fds[i], (uint64_t)i + 1), 0);
+		CU_ASSERT_EQUAL(it_send_hello(fds[i], (uint64_t)i + 1, "crowd"), 0);
 	}
 	for (int i = 0; i < n; i++) {
 		int err = 0;
@@ -128,7 +97,7 @@ static void test_client_limit(void)
 	IommuNest__Reply *rep;
 
 	CU_ASSERT_EQUAL(open_crowd(d, fds, 3), 3);
-	extra = plain_connect(d);
+	extra = it_plain_connect(d->sock, false);
 	CU_ASSERT_FATAL(extra >= 0);
 	rep = it_raw_recv(extra, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
@@ -156,11 +125,11 @@ static void test_client_never_reads(void)
 	IommuNest__Stats stats = IOMMU_NEST__STATS__INIT;
 	uint8_t buf[64];
 	size_t len;
-	int fd = plain_connect(d), sent = 0;
+	int fd = it_plain_connect(d->sock, false), sent = 0;
 	bool dropped = false;
 
 	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_EQUAL(send_hello(fd, 1), 0);
+	CU_ASSERT_EQUAL(it_send_hello(fd, 1, "crowd"), 0);
 	req.body_case = IOMMU_NEST__REQUEST__BODY_STATS;
 	req.stats = &stats;
 	for (int i = 0; i < 200000 && !dropped; i++) {

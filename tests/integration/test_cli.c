@@ -1583,7 +1583,8 @@ static bool nobody_ready(struct nestd *d, const char **why)
 
 static void test_nobody_admin_refused(void)
 {
-	static const char *const cmds[] = {"status", "clients", "hwpts", "stats", "metrics"};
+	static const char *const cmds[] = {"status", "clients", "hwpts",
+					   "stats",  "metrics", "reload"};
 	struct nestd *d = it_start(OPEN_SOCKET);
 	const char *why;
 	json_object *o;
@@ -1601,7 +1602,7 @@ static void test_nobody_admin_refused(void)
 	/* Each refusal counted as a denial. */
 	r = CTL(d, "--json", "stats");
 	o = PARSE_JSON(r);
-	CU_ASSERT_EQUAL(ju(o, "denials"), 5);
+	CU_ASSERT_EQUAL(ju(o, "denials"), 6);
 	json_object_put(o);
 	run_free(&r);
 	it_stop_ok(d);
@@ -1851,6 +1852,39 @@ static void test_clients_hostile_strings(void)
 	it_stop_ok(d);
 }
 
+/*
+ * reload: exit 0 once the daemon applied the file (and the change is live
+ * at once); exit 1 with the daemon's reason on a file it refuses, the
+ * running configuration kept. (A tenant's EPERM: nobody_admin_refused.)
+ */
+static void test_reload(void)
+{
+	struct nestd *d = it_start("[policy]\nmax_hwpts = 1\n");
+	struct iommu_nest *h = it_connect(d, "reload");
+	uint32_t id = 0;
+	struct run r;
+
+	it_alloc_st(h, IT_ST0, 1);
+	CU_ASSERT_EQUAL(iommu_nest_alloc_selftest(h, IT_ST0, 1, &id), -EDQUOT);
+	it_edit_config(d, "max_hwpts = 1\n", "max_hwpts = 2\n");
+	r = CTL(d, "reload");
+	RUN_ASSERT(r, r.code == 0);
+	RUN_ASSERT(r, !strcmp(r.out, "configuration reloaded\n"));
+	run_free(&r);
+	CU_ASSERT_EQUAL(iommu_nest_alloc_selftest(h, IT_ST0, 1, &id), 0);
+
+	it_edit_config(d, "max_hwpts = 2\n", "max_hwpts = 9\nmax_hwtps = 3\n");
+	r = CTL(d, "reload");
+	RUN_ASSERT(r, r.code == 1);
+	RUN_ASSERT(r, strstr(r.err, "reload: Invalid argument (EINVAL)") != NULL);
+	RUN_ASSERT(r, strstr(r.err, "[policy] max_hwtps = 3: unknown key") != NULL);
+	run_free(&r);
+	/* Nothing of the refused file applies, not even its valid max_hwpts = 9. */
+	CU_ASSERT_EQUAL(iommu_nest_alloc_selftest(h, IT_ST0, 1, &id), -EDQUOT);
+	CU_ASSERT_EQUAL(iommu_nest_last_limit(h), 2);
+	it_stop_ok(d);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct it_case cases[] = {
@@ -1883,6 +1917,7 @@ int main(int argc, char **argv)
 	    {"nobody_admin_group", test_nobody_admin_group},
 	    {"paging_clients", test_paging_clients},
 	    {"paging_hwpts", test_paging_hwpts},
+	    {"reload", test_reload},
 	    {NULL, NULL},
 	};
 	int rc = it_main(argc, argv, "cli", cases);

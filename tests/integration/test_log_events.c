@@ -101,12 +101,16 @@ static const char *my_cred(void)
 	return buf;
 }
 
-/* A denial: an allocation over a quota of 0 HWPTs, on a connection of its own. */
+/*
+ * A denial: a second allocation over a quota of 1 HWPT (0 is unlimited), on
+ * a connection of its own.
+ */
 static void deny_once(struct nestd *d)
 {
 	struct iommu_nest *h = it_connect(d, "denied");
 	uint32_t id = 0;
 
+	it_alloc_st(h, IT_ST0, 1);
 	CU_ASSERT_EQUAL(iommu_nest_alloc_selftest(h, IT_ST0, 1, &id), -EDQUOT);
 	it_close(h);
 }
@@ -202,7 +206,7 @@ static void test_hostile_client_name(void)
 static void test_rate_limit_burst(void)
 {
 	struct nestd *d = it_start("log_rate_burst = 3\nlog_rate_interval_ms = 3600000\n"
-				   "[policy]\nmax_hwpts = 0\n");
+				   "[policy]\nmax_hwpts = 1\n");
 	int fd = open(d->log_path, O_RDONLY | O_CLOEXEC);
 	char *log;
 
@@ -210,7 +214,7 @@ static void test_rate_limit_burst(void)
 	for (int i = 0; i < 10; i++)
 		deny_once(d); /* logged before the reply left */
 	log = read_log(d);
-	CU_ASSERT_EQUAL(COUNT(log, "<5>event=denied session=", "error=-122 ", "limit=0 "), 3);
+	CU_ASSERT_EQUAL(COUNT(log, "<5>event=denied session=", "error=-122 ", "limit=1 "), 3);
 	CU_ASSERT_EQUAL(COUNT(log, "event=log_suppressed"), 0);
 	free(log);
 	it_stop_ok(d);
@@ -226,7 +230,7 @@ static void test_rate_limit_burst(void)
 static void test_rate_limit_window(void)
 {
 	struct nestd *d = it_start("log_rate_burst = 1\nlog_rate_interval_ms = 1000\n"
-				   "[policy]\nmax_hwpts = 0\n");
+				   "[policy]\nmax_hwpts = 1\n");
 	char *log;
 
 	deny_once(d);
@@ -249,7 +253,7 @@ static void test_rate_limit_window(void)
 static void test_rate_limit_reload(void)
 {
 	struct nestd *d = it_start("log_rate_burst = 1\nlog_rate_interval_ms = 3600000\n"
-				   "[policy]\nmax_hwpts = 0\n");
+				   "[policy]\nmax_hwpts = 1\n");
 	char *cfg, *log, *at;
 	int fd;
 

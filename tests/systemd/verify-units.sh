@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Verifies the built units: systemd-analyze verify (syntax, references) and
 # the offline security exposure, which must stay at or below 1.0.
-# Usage: verify-units.sh BUILD_SYSTEMD_DIR DAEMON_BINARY
+# Usage: verify-units.sh BUILD_SYSTEMD_DIR DAEMON_BINARY [CTL_BINARY]
 set -euo pipefail
 units=$1
 daemon=$2
+ctl=${3:-}
 command -v systemd-analyze >/dev/null || { echo "systemd-analyze missing"; exit 77; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # verify insists that ExecStart= names an existing binary: point it at the build.
-sed -e "s|^ExecStart=[^ ]*|ExecStart=$daemon|" "$units/iommu-nestd.service" >"$work/iommu-nestd.service"
+# ExecReload= (iommu-nestctl reload) likewise.
+sed -e "s|^ExecStart=[^ ]*|ExecStart=$daemon|" \
+	${ctl:+-e "s|^ExecReload=[^ ]*|ExecReload=$ctl|"} \
+	"$units/iommu-nestd.service" >"$work/iommu-nestd.service"
 cp "$units/iommu-nestd.socket" "$work/"
 systemd-analyze verify --man=no "$work/iommu-nestd.socket" "$work/iommu-nestd.service"
 

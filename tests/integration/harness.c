@@ -765,16 +765,6 @@ void it_bystander_check(struct it_bystander *b)
 
 /* ---- the daemon seen from outside ---- */
 
-bool it_wait_sessions(struct iommu_nest *h, uint64_t want)
-{
-	for (int i = 0; i < it_timeout_ms() / 10; i++) {
-		if (it_stats(h).sessions_active == want)
-			return true;
-		usleep(10000);
-	}
-	return false;
-}
-
 long it_daemon_rss_kib(const struct nestd *d)
 {
 	char path[64], line[256];
@@ -851,7 +841,7 @@ int it_raw_connect_as(struct nestd *d, uid_t uid, gid_t gid)
 	CU_ASSERT_EQUAL_FATAL(chmod(d->sock, 0666), 0);
 	CU_ASSERT_EQUAL_FATAL(setegid(gid), 0);
 	CU_ASSERT_EQUAL_FATAL(seteuid(uid), 0);
-	fd = try_connect(d->sock);
+	fd = it_plain_connect(d->sock, false);
 	CU_ASSERT_EQUAL_FATAL(seteuid(0), 0);
 	CU_ASSERT_EQUAL_FATAL(setegid(0), 0);
 	CU_ASSERT_FATAL(fd >= 0);

@@ -234,8 +234,6 @@ uint64_t it_bystander_report(struct it_bystander *b, const char *what);
 
 /* ---- The daemon seen from outside ------------------------------------------ */
 
-/* Polls h's Stats until sessions_active is want; false on timeout. */
-bool it_wait_sessions(struct iommu_nest *h, uint64_t want);
 /* VmRSS of the daemon (KiB), -1 if unreadable. */
 long it_daemon_rss_kib(const struct nestd *d);
 /* Open descriptors of the daemon, -1 if unreadable. */

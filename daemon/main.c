@@ -419,17 +419,23 @@ static int run(struct config *cfg, const struct options *o)
 	 */
 	d.base_fds = count_open_fds() + 1;
 	clamp_clients(cfg, d.base_fds);
-	rc = start_listening(&srv, cfg, &rs);
-	if (!rc)
-		rc = restart_restore(&rs, &srv);
-	if (rc)
-		goto out;
+	/*
+	 * Signals before the socket: whoever sees the socket appear may send
+	 * SIGTERM at once, and it must be a clean stop, not the default action.
+	 */
 	srv.reload = reload_config;
 	srv.reload_ctx = &d;
 	if (add_signal(d.base, SIGTERM, on_terminate, &d, &ev_sig[0]) ||
 	    add_signal(d.base, SIGINT, on_terminate, &d, &ev_sig[1]) ||
-	    add_signal(d.base, SIGHUP, on_reload, &d, &ev_sig[2]) || start_watchdog(&d) ||
-	    start_status_tick(&d)) {
+	    add_signal(d.base, SIGHUP, on_reload, &d, &ev_sig[2]))
+		rc = -ENOMEM;
+	else
+		rc = start_listening(&srv, cfg, &rs);
+	if (!rc)
+		rc = restart_restore(&rs, &srv);
+	if (rc)
+		goto out;
+	if (start_watchdog(&d) || start_status_tick(&d)) {
 		rc = -ENOMEM;
 		goto out;
 	}

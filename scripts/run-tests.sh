@@ -44,6 +44,9 @@ if [ "${NESTD_SKIP_SANITIZE:-0}" != 1 ]; then
 	section "integration tests with the daemon under valgrind"
 	NESTD_DAEMON_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
 		ctest --test-dir "$out/main" --output-on-failure -j"$jobs" -L integration
+	NESTD_DAEMON_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
+		NESTD_RESTART_CASE=orphan-errors \
+		ctest --test-dir "$out/main" --output-on-failure -R '^systemd/restart$'
 fi
 if [ "${NESTD_SKIP_FUZZ:-0}" != 1 ]; then
 	section "fuzzing: each harness for ${NESTD_FUZZ_SECONDS:-60} s (clang, libFuzzer + ASan/UBSan)"

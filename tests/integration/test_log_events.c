@@ -5,6 +5,8 @@
  * lifetime is logged, a hostile client name cannot forge a line, and the
  * per-kind rate limit (log_rate_burst / log_rate_interval_ms, also after a
  * SIGHUP reload) lets exactly the burst through and summarises the rest.
+ * The reaper's backend_error events need a restart with the fd store:
+ * tests/systemd/test_restart.c, case orphan-errors.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,10 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
-
-#include <json-c/json.h>
 
 #include "harness.h"
 
@@ -283,73 +282,6 @@ static void test_rate_limit_reload(void)
 	it_stop_ok(d);
 }
 
-/* ---- Orphans the reaper cannot release ------------------------------------------- */
-
-/*
- * Rewrites the state file so that the next instance's registry and the
- * sim's model disagree: the registry forgets the device's attachment (so
- * the reaper's destroy meets a device still on the HWPT: -EBUSY) and the
- * model forgets the guest memory (so the reaper's unmap finds none:
- * -ENOENT). Those are the failures the reaper must report as events.
- */
-static void break_state(const char *path)
-{
-	struct json_object *root = json_object_from_file(path), *bs, *devs;
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-	CU_ASSERT_FATAL(json_object_object_get_ex(root, "backend_state", &bs));
-	CU_ASSERT_FATAL(json_object_object_get_ex(bs, "devices", &devs));
-	for (size_t i = 0; i < json_object_array_length(devs); i++)
-		json_object_object_add(json_object_array_get_idx(devs, i), "maps",
-				       json_object_new_array());
-	json_object_object_add(root, "attachments", json_object_new_array());
-	CU_ASSERT_EQUAL_FATAL(json_object_to_file(path, root), 0);
-	json_object_put(root);
-}
-
-static void test_orphan_backend_errors(void)
-{
-	char dir[] = "/tmp/nestd-orphan-XXXXXX", body[256], state[128], *log;
-	struct nestd *d;
-	struct iommu_nest *h;
-	int fd;
-	uint32_t id;
-
-	if (strcmp(getenv("NESTD_BACKEND") ? getenv("NESTD_BACKEND") : "sim", "sim"))
-		IT_SKIP("the sim's model is rewritten in its state file");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-	snprintf(state, sizeof(state), "%s/state", dir);
-	snprintf(body, sizeof(body), "state_file = %s\nreclaim_grace_ms = 1", state);
-	d = it_start(body);
-	h = it_connect(d, "orphan-owner");
-	fd = memfd_create("it-orphan", MFD_CLOEXEC);
-	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
-	CU_ASSERT_EQUAL(iommu_nest_map_memory(h, IT_ST0, 16 << 20, 1 << 20, fd, 0,
-					      IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE),
-			0);
-	close(fd);
-	id = it_alloc_st(h, IT_ST0, 1);
-	CU_ASSERT_EQUAL(iommu_nest_attach(h, IT_ST0, id), 0);
-	/* A crash: the objects stay (in the state file, for the sim). */
-	it_crash(d);
-	it_close(h);
-	break_state(state);
-	it_restart(d);
-	log = WAIT_LINE(d, "event=backend_error", "op=destroy");
-	CU_ASSERT_EQUAL(COUNT(log, "<3>event=backend_error ", "op=destroy ", "error=-16 "), 1);
-	free(log);
-	log = WAIT_LINE(d, "event=backend_error", "op=unmap");
-	CU_ASSERT_EQUAL(COUNT(log, "<3>event=backend_error ", "op=unmap ", "device=" IT_ST0 " ",
-			      "iova=0x1000000 ", "length=0x100000 ", "error=-2 "),
-			1);
-	free(log);
-	it_stop_ok(d);
-	unlink(state);
-	snprintf(state, sizeof(state), "%s/state.lock", dir);
-	unlink(state);
-	rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct it_case cases[] = {
@@ -359,7 +291,6 @@ int main(int argc, char **argv)
 	    {"rate_limit_burst", test_rate_limit_burst},
 	    {"rate_limit_window", test_rate_limit_window},
 	    {"rate_limit_reload", test_rate_limit_reload},
-	    {"orphan_backend_errors", test_orphan_backend_errors},
 	    {NULL, NULL},
 	};
 

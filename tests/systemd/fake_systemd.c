@@ -13,21 +13,26 @@
  *     (LISTEN_PID is set in the child after fork, before exec, as
  *     systemd does);
  *   - Restart=on-failure: a service killed by a signal or exiting non-zero
- *     is started again (at most --max-starts times in all).
+ *     is started again (at most --max-starts times in all);
+ *   - with --hold-restart F, a restart waits until the file F exists and
+ *     removes it (one file, one restart), like RestartSec= long enough for
+ *     a test to change what the next start finds; the fd store is kept
+ *     and SIGTERM still ends the wait.
  *
  * SIGTERM is forwarded to the service; once it exited cleanly, this exits
  * with its status. Every event goes to --log, one line each:
  *   START <n> <pid> <names,...>   READY <pid>   STORE <name>   REMOVE <name>
- *   EXIT <pid> code <c> | EXIT <pid> signal <s>   LEFT <count>
+ *   EXIT <pid> code <c> | EXIT <pid> signal <s>   HOLD <file>   LEFT <count>
  * and the service's pid to --pidfile (replaced atomically).
  *
  * Usage: fake_systemd --socket P --notify P --log F --pidfile F
- *                     [--max-starts N] -- COMMAND ARGS...
+ *                     [--max-starts N] [--hold-restart F] -- COMMAND ARGS...
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,9 +239,24 @@ static void drain_notify(int nfd)
 		handle_notify(nfd);
 }
 
+/* Waits for the file hold (consumed); false if SIGTERM came first. */
+static bool hold_restart(int nfd, const char *hold)
+{
+	note("HOLD %s", hold);
+	while (!got_term) {
+		struct pollfd p = {.fd = nfd, .events = POLLIN};
+
+		if (!unlink(hold))
+			return true;
+		if (poll(&p, 1, 50) > 0)
+			handle_notify(nfd);
+	}
+	return false;
+}
+
 int main(int argc, char **argv)
 {
-	const char *sock = NULL, *notify = NULL, *logpath = NULL, *pidfile = NULL;
+	const char *sock = NULL, *notify = NULL, *logpath = NULL, *pidfile = NULL, *hold = NULL;
 	int max_starts = 3, starts = 0, status, lfd, nfd, i;
 	pid_t child;
 
@@ -253,12 +273,14 @@ int main(int argc, char **argv)
 			pidfile = argv[i + 1];
 		else if (!strcmp(argv[i], "--max-starts"))
 			max_starts = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--hold-restart"))
+			hold = argv[i + 1];
 		else
 			return 2;
 	}
 	if (!sock || !notify || !logpath || !pidfile || i + 1 >= argc) {
 		fprintf(stderr, "usage: fake_systemd --socket P --notify P --log F --pidfile F "
-				"[--max-starts N] -- COMMAND ARGS...\n");
+				"[--max-starts N] [--hold-restart F] -- COMMAND ARGS...\n");
 		return 2;
 	}
 	eventlog = fopen(logpath, "ae");
@@ -289,7 +311,8 @@ int main(int argc, char **argv)
 			note("EXIT %d signal %d", (int)child, WTERMSIG(status));
 		else
 			note("EXIT %d code %d", (int)child, WEXITSTATUS(status));
-		if ((WIFSIGNALED(status) || WEXITSTATUS(status)) && starts < max_starts) {
+		if ((WIFSIGNALED(status) || WEXITSTATUS(status)) && starts < max_starts &&
+		    (!hold || hold_restart(nfd, hold))) {
 			child = start_service(lfd, notify, argv + i + 1, ++starts, pidfile);
 			continue;
 		}

@@ -12,10 +12,6 @@
 # Exit 0 all checks passed, 1 a check failed, 77 this machine cannot run a
 # container at all (not root, no overlayfs, no unified cgroup hierarchy).
 # NESTD_PID1_KEEP=1 leaves the work directory (console log, journal).
-#
-# Checks that need helper "limits" (issue 18 item 2 and item 7: reload that
-# fails visibly, the notify path at EMFILE) run only when the packaged
-# iommu-nestctl has the "reload" command; before that they print SKIP.
 set -euo pipefail
 
 skip() { echo "SKIP: $*"; exit 77; }

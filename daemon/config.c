@@ -412,6 +412,9 @@ const char *config_reload_conflict(const struct config *cur, const struct config
 		return "[limits] max_message_size";
 	if (memcmp(&cur->sim_fault, &next->sim_fault, sizeof(cur->sim_fault)))
 		return "[sim.fault]";
+	/* The sim's rules and the daemon's copy of them are set at open. */
+	if (cur->sim_kernel != next->sim_kernel)
+		return "[daemon] sim_kernel";
 	return devices_differ(cur, next);
 }
 

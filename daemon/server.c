@@ -585,19 +585,25 @@ int server_listen_fd(struct server *srv, int fd)
 int server_listen_path(struct server *srv, const char *path, unsigned mode)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	/*
+	 * Bound and listening under a temporary name, then renamed into place:
+	 * whoever waits for the socket to appear can connect at once (a bound
+	 * socket that does not listen yet refuses with ECONNREFUSED).
+	 */
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.new", path);
 	int fd, rc;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	/* A stale socket from a crashed instance would make bind fail. */
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, mode) < 0 ||
-	    listen(fd, 128) < 0) {
+	unlink(sa.sun_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(sa.sun_path, mode) < 0 ||
+	    listen(fd, 128) < 0 || rename(sa.sun_path, path) < 0) {
 		rc = -errno;
+		unlink(sa.sun_path);
 		close(fd);
 		return rc;
 	}

@@ -639,6 +639,8 @@ static void test_reload_runtime_only(void)
 	     "[device] sections changes only on restart"},
 	    {"[policy]\n", "[daemon]\nreclaim_grace_ms = 1\n[policy]\n",
 	     "[daemon] reclaim_grace_ms changes only on restart"},
+	    {"[policy]\n", "[daemon]\nsim_kernel = 7.0\n[policy]\n",
+	     "[daemon] sim_kernel changes only on restart"},
 	};
 	struct nestd *d = it_start("[policy]\nmax_hwpts = 1\n");
 	struct iommu_nest *h = it_connect(d, "runtime");

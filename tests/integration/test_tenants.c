@@ -333,6 +333,7 @@ static void test_persist_before_ack(void)
 
 #define HOARDERS  24
 #define TOTAL_MIB 16
+#define RSS_ROUNDS 5
 
 /*
  * Sends Invalidates of 4,096 entries (12 KiB replies from 8 KiB requests)
@@ -384,8 +385,10 @@ static int hoard(struct nestd *d, struct it_bystander *b, uint8_t *buf, uint32_t
  * RSS tolerance: the bound itself (16 MiB) plus 16 MiB for what is not
  * buffered memory but grows with load (the decode arena and receive slots
  * being paged in, malloc's arenas and free lists); without the bound the
- * hoarders alone hold 24 x 4 MiB. Between rounds 2 and 3: 2 MiB, against
- * the +29 MiB a third round added before.
+ * hoarders alone hold 24 x 4 MiB. The ceiling holds in each of five
+ * rounds, so growth across rounds (the +29 MiB a third round added before)
+ * cannot hide under it. Round-to-round equality is not asserted: how high
+ * one pass peaks depends on how many packets it reads, i.e. on the load.
  */
 static void test_buffered_memory_bound(void)
 {
@@ -396,11 +399,11 @@ static void test_buffered_memory_bound(void)
 	struct footprint before = footprint(d), after;
 	uint32_t *iotlb = calloc(4096, sizeof(*iotlb));
 	uint8_t *buf = malloc(64 * 1024);
-	long rss[3];
+	long rss[RSS_ROUNDS];
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(iotlb);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < RSS_ROUNDS; round++) {
 		CU_ASSERT_EQUAL(hoard(d, b, buf, iotlb), HOARDERS);
 		CU_ASSERT(it_wait_sessions(b->h, 1));
 		it_bystander_check(b);
@@ -414,9 +417,8 @@ static void test_buffered_memory_bound(void)
 	print_footprint("24 tenants not reading", before, after);
 	CU_ASSERT_EQUAL(after.fds, before.fds);
 	if (it_rss_meaningful()) {
-		for (int round = 0; round < 3; round++)
+		for (int round = 0; round < RSS_ROUNDS; round++)
 			CU_ASSERT(rss[round] <= before.rss_kib + (TOTAL_MIB + 16) * 1024);
-		CU_ASSERT(rss[2] <= rss[1] + 2048);
 	}
 	free(iotlb);
 	free(buf);

@@ -383,6 +383,13 @@ static bool names_foreign(const struct client *c, const IommuNest__Request *req)
 		if (b && b->owner && b->owner != c->s)
 			return true;
 		id = req->attach->hwpt_id;
+		/*
+		 * The nest parent of one of its own HWPTs on that device: the
+		 * client knows the id (AllocReply) and the kernel answers 0.
+		 */
+		for (const struct hwpt_entry *e = c->s->owned; e; e = e->next_owned)
+			if (e->parent_id == id && !strcmp(e->device, req->attach->device))
+				return false;
 		break;
 	}
 	case IOMMU_NEST__REQUEST__BODY_INVALIDATE:

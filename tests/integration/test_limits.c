@@ -279,6 +279,19 @@ static void attacker_main(const char *sock, bool no_hello, int max_hold, int rep
 	}
 	if (write(report_fd, &r, sizeof(r)) != sizeof(r))
 		_exit(9);
+	/*
+	 * Hold the connections until released: exiting now would free slots
+	 * that another attacker's in-flight hammer connect could take, as a
+	 * session that sends no Hello (the deadline would then answer it).
+	 */
+	for (int got = 0; got < 2;) {
+		struct pollfd p = {.fd = stop_fd, .events = POLLIN};
+		char c;
+
+		if (poll(&p, 1, tmo) != 1 || read(stop_fd, &c, 1) != 1)
+			_exit(10);
+		got++;
+	}
 	_exit(0);
 }
 
@@ -336,22 +349,25 @@ static bool attacker_ticks(struct attacker *a, int n)
 }
 
 /*
- * Tells a to stop: a byte, not just EOF, as later attackers inherited this
- * pipe's write end. Stop every attacker before reaping any: one that exits
- * frees slots that the others' hammering would then take.
+ * Tells a to stop hammering and reads its final report; it keeps holding
+ * its connections until attacker_release(). A byte, not just EOF, as later
+ * attackers inherited this pipe's write end. Halt every attacker before
+ * releasing any: one that exits frees slots that the others' hammering
+ * would then take.
  */
-static void attacker_halt(struct attacker *a)
+static void attacker_halt(struct attacker *a, struct attack_report *final)
 {
 	CU_ASSERT_EQUAL(write(a->stop_fd, "s", 1), 1);
-	close(a->stop_fd);
+	CU_ASSERT(attacker_report(a, final));
 }
 
-/* Reads the final report of a halted attacker and reaps it; its exit code must be 0. */
-static void attacker_stop(struct attacker *a, struct attack_report *final)
+/* Lets a halted attacker exit and reaps it; its exit code must be 0. */
+static void attacker_release(struct attacker *a)
 {
 	int status = 0;
 
-	CU_ASSERT(attacker_report(a, final));
+	CU_ASSERT_EQUAL(write(a->stop_fd, "r", 1), 1);
+	close(a->stop_fd);
 	CU_ASSERT_EQUAL(waitpid(a->pid, &status, 0), a->pid);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
 		fprintf(stderr, "attacker %d exited with status %#x\n", (int)a->pid, status);
@@ -741,10 +757,8 @@ static void test_lockout_per_uid(void)
 	p99 = bystander_rounds(&b, 300);
 	it_close(it_connect(d, "root-during-attack"));
 	CU_ASSERT_EQUAL(it_stats(h0).sessions_active, 1 + 12 + 1);
-	for (int i = 0; i < 3; i++)
-		attacker_halt(&a[i]);
 	for (int i = 0; i < 3; i++) {
-		attacker_stop(&a[i], &fin);
+		attacker_halt(&a[i], &fin);
 		CU_ASSERT_EQUAL(fin.hammer_odd, 0);
 		fprintf(stderr, "    attacker %d: held %d, %d connects refused while holding\n", i,
 			fin.held, fin.hammered);
@@ -752,6 +766,8 @@ static void test_lockout_per_uid(void)
 			fprintf(stderr, "    ... %d of them answered otherwise (last: %d)\n",
 				fin.hammer_odd, fin.odd_what);
 	}
+	for (int i = 0; i < 3; i++)
+		attacker_release(&a[i]);
 	it_close(b.h);
 	CU_ASSERT(it_wait_sessions(h0, 1));
 	fd1 = it_daemon_fds(d);
@@ -793,8 +809,8 @@ static void test_admin_reserve(void)
 	/* ...root takes the reserved slot, and past max_clients nobody gets in. */
 	it_connect(d, "operator-2");
 	expect_connect_refused(d, 0, 0, -EUSERS, 17, "too many clients");
-	attacker_halt(&a);
-	attacker_stop(&a, &fin);
+	attacker_halt(&a, &fin);
+	attacker_release(&a);
 	CU_ASSERT_EQUAL(fin.hammer_odd, 0);
 	it_stop_ok(d);
 }
@@ -849,8 +865,8 @@ static void test_hello_deadline_attack(void)
 	p99 = bystander_rounds(&b, 200);
 	/* ...and still going after the bystander's rounds. */
 	CU_ASSERT(attacker_ticks(&a, 3));
-	attacker_halt(&a);
-	attacker_stop(&a, &fin);
+	attacker_halt(&a, &fin);
+	attacker_release(&a);
 	fprintf(stderr, "    bystander p99 %.1f us; %d silent connections closed at the deadline\n",
 		p99, fin.deadline_closes);
 	CU_ASSERT(fin.deadline_closes >= 6);

@@ -622,8 +622,14 @@ void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct
 	struct session *s = req->owner;
 	size_t bytes = request_bytes(req);
 
-	/* Queued all the same if s is dropped: what it asked for is still flushed. */
-	session_make_room(s, bytes);
+	/*
+	 * s itself dropped: it gets no answer, so nothing is promised and the
+	 * request goes with its other queued ones (server_drop_pending).
+	 */
+	if (!session_make_room(s, bytes)) {
+		free(req);
+		return;
+	}
 	s->pending_bytes += bytes;
 	srv->buffered_bytes += bytes;
 
@@ -644,6 +650,38 @@ void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct
 		evtimer_add(srv->ev_flush, &tv);
 	} else {
 		event_active(srv->ev_flush, EV_TIMEOUT, 0);
+	}
+}
+
+void server_drop_pending(struct server *srv, struct session *s)
+{
+	struct hwpt_entry **hp = &srv->pending;
+
+	while (*hp) {
+		struct hwpt_entry *hwpt = *hp;
+		struct inv_request **rp = &hwpt->pending_head;
+
+		hwpt->pending_tail = &hwpt->pending_head;
+		while (*rp) {
+			struct inv_request *r = *rp;
+
+			if (r->owner != s) {
+				hwpt->pending_tail = &r->next;
+				rp = &r->next;
+				continue;
+			}
+			*rp = r->next;
+			s->n_pending--;
+			s->pending_bytes -= request_bytes(r);
+			srv->buffered_bytes -= request_bytes(r);
+			free(r);
+		}
+		if (hwpt->pending_head) {
+			hp = &hwpt->next_pending;
+			continue;
+		}
+		*hp = hwpt->next_pending;
+		hwpt->next_pending = NULL;
 	}
 }
 

@@ -91,6 +91,8 @@ int server_listen_path(struct server *srv, const char *path, unsigned mode);
 /* Serves an already listening socket (systemd activation). */
 int server_listen_fd(struct server *srv, int fd);
 
+/* Frees every queued request of s (dropped: it will get no reply). */
+void server_drop_pending(struct server *srv, struct session *s);
 /* Queues an invalidate request of session s in the current pass's batch. */
 void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct inv_request *req);
 /* Runs every queued batch now and answers its requests. */

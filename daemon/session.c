@@ -259,9 +259,11 @@ bool session_make_room(struct session *s, size_t len)
 
 	/*
 	 * Fair shedding: the others' memory is not the newcomer's fault, and
-	 * dropping the biggest holder frees the most with one victim. Its
-	 * pending requests still run (their HWPTs must be flushed); only its
-	 * queued replies, which it was not reading, are thrown away.
+	 * dropping the biggest holder frees the most with one victim. All it
+	 * holds goes at once: its queued replies, which it was not reading, and
+	 * its queued requests, which nobody will hear of (nothing acknowledged
+	 * is lost). Bytes left counted until the end of the pass would make the
+	 * next biggest, innocent, holder look guilty too.
 	 */
 	while (max && srv->buffered_bytes + len > max && (big = biggest_holder(srv))) {
 		srv->stats.denials++;
@@ -274,6 +276,7 @@ bool session_make_room(struct session *s, size_t len)
 		big->close_reason = "dropped: it held the most of max_total_buffered_bytes";
 		big->closing = true;
 		free_outq(big);
+		server_drop_pending(srv, big);
 		if (big == s)
 			return false;
 	}

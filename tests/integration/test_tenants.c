@@ -425,6 +425,93 @@ static void test_buffered_memory_bound(void)
 	it_stop_ok(d);
 }
 
+/* Invalidate requests queued in the daemon, over all clients (waits for reads). */
+static uint32_t queued_requests(struct iommu_nest *admin)
+{
+	struct iommu_nest_client_info *c;
+	uint32_t sum = 0;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_list_clients(admin, &c, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		sum += c[i].in_flight;
+	free(c);
+	return sum;
+}
+
+static bool wait_queued(struct iommu_nest *admin, uint32_t want)
+{
+	for (int waited = 0; waited < it_timeout_ms(); waited += 2) {
+		if (queued_requests(admin) == want)
+			return true;
+		poll(NULL, 0, 2);
+	}
+	return false;
+}
+
+/*
+ * Shedding drops one holder, not a cascade. With the pass held open (a
+ * 600 s batch delay: only a flush ends it), B queues 10,000 entries, A
+ * 11,000, then C 10,000. The daemon counts a queued request as its
+ * struct plus 20 bytes an entry (8 of selftest entry, 12 of result), so
+ * B + A fit under 520,000 bytes and B + A + C do not: A, the biggest, is
+ * dropped. Dropping A frees what it held, so B + C fit and nobody else
+ * goes. (Before, A's queued bytes stayed counted until the end of the
+ * pass, and B and then C were dropped as well.) B and C are answered in
+ * full; one denial. (No bystander doing invalidations here: the batch
+ * delay would hold its requests as well.)
+ */
+static void test_shedding_one_victim(void)
+{
+	IT_REQUIRE_ROOT();
+	struct nestd *d = it_start("[coalesce]\nbatch_delay_us = 600000000\n"
+				   "[limits]\nmax_entries = 20000\nmax_message_size = 1048576\n"
+				   "[policy]\nmax_total_buffered_bytes = 520000\n");
+	struct iommu_nest *op = it_connect(d, "operator");
+	static const size_t n[3] = {10000, 11000, 10000}; /* B, A, C in send order */
+	uint32_t *iotlb = calloc(20000, sizeof(*iotlb));
+	uint8_t *buf = malloc(1 << 20);
+	uint64_t denials0 = it_stats(op).denials;
+	int fd[3], err = 0;
+	uint32_t st[3];
+	IommuNest__Reply *rep;
+	char c;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(iotlb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	for (int i = 0; i < 3; i++) {
+		fd[i] = tenant_connect(d);
+		st[i] = it_raw_alloc_st(fd[i], IT_ST0, 2);
+	}
+	for (int i = 0; i < 3; i++) {
+		size_t len = pack_st_invalidate(buf, 50 + (uint64_t)i, st[i], iotlb, n[i]);
+
+		CU_ASSERT_EQUAL_FATAL(it_raw_send(fd[i], buf, len), 0);
+		/* Read and queued before the next one is sent; C's read ends the pass. */
+		if (i < 2)
+			CU_ASSERT_FATAL(wait_queued(op, (uint32_t)i + 1));
+	}
+	/* A was dropped, unanswered: EOF. */
+	CU_ASSERT_EQUAL(recv(fd[1], &c, 1, 0), 0);
+	for (int i = 0; i < 3; i += 2) {
+		rep = it_raw_recv(fd[i], &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+		CU_ASSERT_EQUAL(rep->id, 50 + (uint64_t)i);
+		CU_ASSERT_EQUAL(rep->status, 0);
+		CU_ASSERT_EQUAL_FATAL(rep->body_case, IOMMU_NEST__REPLY__BODY_INVALIDATE);
+		CU_ASSERT_EQUAL(rep->invalidate->entries_handled, n[i]);
+		iommu_nest__reply__free_unpacked(rep, NULL);
+	}
+	CU_ASSERT_EQUAL(it_stats(op).denials, denials0 + 1);
+	CU_ASSERT_EQUAL(it_stats(op).sessions_active, 3);
+	for (int i = 0; i < 3; i++)
+		it_raw_close(fd[i]);
+	it_close(op);
+	free(iotlb);
+	free(buf);
+	it_stop_ok(d);
+}
+
 /* ---- item 4: replies bigger than the default socket buffer ------------------ */
 
 #define BIG_ENTRIES 524224 /* what max_message_size = 4 MiB lets one request carry */
@@ -673,6 +760,7 @@ int main(int argc, char **argv)
 	static const struct it_case cases[] = {
 	    {"half_close", test_half_close},
 	    {"buffered_memory_bound", test_buffered_memory_bound},
+	    {"shedding_one_victim", test_shedding_one_victim},
 	    {"persistence_churn", test_persistence_churn},
 	    {"persist_before_ack", test_persist_before_ack},
 	    {"big_invalidate_reply", test_big_invalidate_reply},

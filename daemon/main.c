@@ -15,12 +15,13 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
-#include "backend.h"
-#include "config.h"
-#include "log.h"
-#include "notify.h"
-#include "restart.h"
-#include "server.h"
+#include "backend/backend.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/notify.h"
+#include "persist/restart.h"
+#include "net/server.h"
+#include "util/common.h"
 
 struct options {
 	const char *config_path;
@@ -143,14 +144,6 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(d->base, NULL);
 }
 
-static uint64_t monotonic_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Every descriptor costs one client less; these are kept for everything else. */
 #define FD_HEADROOM 32
 /* recvmmsg can install MAX_PASSED_FDS (16) for each of RX_SLOTS (8) packets at once. */
@@ -211,7 +204,7 @@ static int reload_config(void *arg, char *why, size_t len)
 	const char *conflict;
 	int rc = 0;
 
-	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)monotonic_usec());
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)monotonic_ns() / 1000u);
 	if (!next) {
 		snprintf(why, len, "out of memory");
 		rc = -ENOMEM;
@@ -317,7 +310,7 @@ static int start_watchdog(struct daemon_ctx *d)
 
 /*
  * A socket from systemd activation, else the configured path. $LISTEN_FDS
- * may also carry the fd store's descriptors (restart.c tells them apart by
+ * may also carry the fd store's descriptors (persist/restart.c tells them apart by
  * name), so the socket is the one that is neither theirs nor taken.
  */
 static int start_listening(struct server *srv, const struct config *cfg, struct restart *rs)

@@ -20,11 +20,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 #include "bench.h"
-#include "config.h"
+#include "util/config.h"
 #include "iommu_nest.pb-c.h"
-#include "iommufd_uapi.h"
+#include "backend/iommufd_uapi.h"
 
 #define PP_BUF 4096
 

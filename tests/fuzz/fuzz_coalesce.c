@@ -14,13 +14,13 @@
  * Plus what the batch executor relies on: every submitted entry passes
  * the kernel's rules and its byte range addr + npages * 4 KiB - 1 does not
  * wrap past 2^64; first[i] <= last[i] < n_sub; n_sub <= 2n + 1 (the size
- * inv_batch.c lays out for a plan); the identity plan when coalescing is
+ * inv/batch.c lays out for a plan); the identity plan when coalescing is
  * off; the same plan from a fresh and from a reused (dirty) plan buffer;
  * pages_flushed equal to the cost model over the submitted entries.
  *
  * Input layout:
  *   byte 0  bit 0: selftest entries (else VT-d); bit 1: coalescing off;
- *           bit 2: normalise VT-d entries first (as inv_batch.c gather does)
+ *           bit 2: normalise VT-d entries first (as inv/batch.c gather does)
  *   byte 1  slack_pages selector        byte 2  flush_all_pages selector
  *   byte 3  vtd_max_mask (raw; > 52 and 0 mean "no limit")
  *   then entries, see next_vtd() / next_selftest().
@@ -33,9 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coalesce.h"
-#include "inv_validate.h"
-#include "iommufd_uapi.h"
+#include "inv/coalesce.h"
+#include "inv/validate.h"
+#include "backend/iommufd_uapi.h"
 
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;
 typedef struct iommu_hwpt_invalidate_selftest st_t;

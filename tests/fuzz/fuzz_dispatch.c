@@ -51,15 +51,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "config.h"
-#include "dispatch.h"
-#include "hwpt_registry.h"
+#include "backend/backend.h"
+#include "util/config.h"
+#include "req/dispatch.h"
+#include "state/registry.h"
 #include "iommu_nest.pb-c.h"
-#include "iommufd_uapi.h"
-#include "log.h"
-#include "server.h"
-#include "session.h"
+#include "backend/iommufd_uapi.h"
+#include "util/log.h"
+#include "net/server.h"
+#include "net/session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -239,7 +239,7 @@ static void client_open(struct client *c)
 		cred.uid = cred.gid = 1000;
 	c->s = session_new(&H.srv, sv[0], &cred);
 	CHECK(c->s, "session_new");
-	/* What server.c on_accept does with a new session. */
+	/* What net/server.c on_accept does with a new session. */
 	TAILQ_INSERT_TAIL(&H.srv.sessions, c->s, link);
 	H.srv.stats.connections++;
 	H.srv.stats.sessions_active++;
@@ -671,7 +671,7 @@ static void step(struct client *c, const uint8_t *pkt, size_t len)
 	      "dispatch_packet returned %d on a packet the harness %s decode", rc,
 	      req ? "could" : "could not");
 	if (rc < 0) {
-		/* server.c reject_frame: an error reply, then the session closes. */
+		/* net/server.c reject_frame: an error reply, then the session closes. */
 		c->s->closing = true;
 		c->closing_expected = true;
 	}

@@ -18,10 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "config.h"
+#include "backend/backend.h"
+#include "util/config.h"
 #include "iommu_nest.h"
-#include "iommufd_uapi.h"
+#include "backend/iommufd_uapi.h"
 
 #define ROUNDS 2000
 

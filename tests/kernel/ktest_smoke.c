@@ -25,11 +25,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "backend_iommufd.h"
-#include "config.h"
-#include "iommufd_test_uapi.h"
-#include "iommufd_uapi.h"
+#include "backend/backend.h"
+#include "backend/iommufd/iommufd.h"
+#include "util/config.h"
+#include "backend/iommufd_test_uapi.h"
+#include "backend/iommufd_uapi.h"
 
 static int n_checks;
 static int n_failed;

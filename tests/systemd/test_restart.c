@@ -67,9 +67,9 @@
 
 #include "iommu_nest.h"
 /* The daemon's own journal records and replay, to rewrite its state as it would. */
-#include "../../daemon/state_journal.h"
+#include "util/journal.h"
 /* The raw kernel uAPI, for the crash-window cases on the daemon's iommufd. */
-#include "../../daemon/iommufd_test_uapi.h"
+#include "backend/iommufd_test_uapi.h"
 
 #define PAGE 4096ULL
 #define AW 48

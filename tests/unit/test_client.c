@@ -17,7 +17,7 @@
 
 #include "iommu_nest.h"
 #include "iommu_nest.pb-c.h"
-#include "iommufd_uapi.h"
+#include "backend/iommufd_uapi.h"
 #include "unit_run.h"
 
 /* The public header mirrors the kernel's values without including it. */

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "coalesce.h"
-#include "inv_validate.h"
-#include "iommufd_uapi.h"
+#include "inv/coalesce.h"
+#include "inv/validate.h"
+#include "backend/iommufd_uapi.h"
 #include "iv_model.h"
 #include "test_rng.h"
 #include "unit_run.h"

@@ -19,12 +19,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend.h"
-#include "coalesce.h"
-#include "inv_batch.h"
-#include "inv_request.h"
-#include "inv_validate.h"
-#include "iommufd_uapi.h"
+#include "backend/backend.h"
+#include "inv/coalesce.h"
+#include "inv/batch.h"
+#include "inv/request.h"
+#include "inv/validate.h"
+#include "backend/iommufd_uapi.h"
 #include "iv_model.h"
 #include "test_rng.h"
 #include "unit_run.h"

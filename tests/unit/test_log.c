@@ -15,7 +15,7 @@
 
 #include <CUnit/Basic.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "unit_run.h"
 
 /* ---- Helpers ----------------------------------------------------------------- */

@@ -12,8 +12,8 @@
 
 #include <CUnit/Basic.h>
 
-#include "config.h"
-#include "policy.h"
+#include "util/config.h"
+#include "util/policy.h"
 #include "unit_run.h"
 
 #define MS 1000000ull

@@ -14,11 +14,11 @@
 
 #include <CUnit/Basic.h>
 
-#include "backend.h"
-#include "config.h"
-#include "iommufd_uapi.h"
-#include "sim_iset.h"
-#include "sim_state.h"
+#include "backend/backend.h"
+#include "util/config.h"
+#include "backend/iommufd_uapi.h"
+#include "backend/sim/iset.h"
+#include "backend/sim/state.h"
 #include "unit_run.h"
 
 #define PG 4096ull

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The sim backend's save/restore (sim_persist.c): a round trip keeps the
+ * The sim backend's save/restore (backend/sim/persist.c): a round trip keeps the
  * whole model, and a state that lies (broken references, unordered
  * interval sets, other devices) is refused with the backend unchanged.
  */
@@ -11,9 +11,9 @@
 
 #include <CUnit/Basic.h>
 
-#include "backend.h"
-#include "config.h"
-#include "iommufd_uapi.h"
+#include "backend/backend.h"
+#include "util/config.h"
+#include "backend/iommufd_uapi.h"
 #include "unit_run.h"
 
 #define PAGE 4096ULL

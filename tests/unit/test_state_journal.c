@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The state file's journal (state_journal.c): replaying records onto a
+ * The state file's journal (util/journal.c): replaying records onto a
  * snapshot gives what a full save would have written, whatever happened in
  * between; a torn last line, a foreign epoch and a snapshot from before the
  * journal existed are all handled as the loader needs them.
@@ -12,10 +12,10 @@
 
 #include <CUnit/Basic.h>
 
-#include "backend.h"
-#include "config.h"
-#include "iommufd_uapi.h"
-#include "state_journal.h"
+#include "backend/backend.h"
+#include "util/config.h"
+#include "backend/iommufd_uapi.h"
+#include "util/journal.h"
 #include "test_rng.h"
 #include "unit_run.h"
 

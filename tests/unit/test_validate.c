@@ -7,9 +7,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "inv_request.h"
-#include "inv_validate.h"
-#include "iommufd_uapi.h"
+#include "inv/request.h"
+#include "inv/validate.h"
+#include "backend/iommufd_uapi.h"
 #include "unit_run.h"
 
 typedef struct iommu_hwpt_vtd_s1_invalidate vtd_t;

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The backend interface: what the daemon needs from whatever owns the real
+ * (or simulated) iommufd objects. Every call returns 0 or a negative errno,
+ * with exactly the kernel's meaning. Backends: "sim" (in process model,
+ * backend/sim/sim.c) and "iommufd" (real ioctls, backend/iommufd/iommufd.c).
+ */
+#ifndef IOMMU_NESTD_BACKEND_H
+#define IOMMU_NESTD_BACKEND_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/iommufd_uapi.h"
+
+/* The access bits of IOMMU_IOAS_MAP: one of them at least, nothing else. */
+#define IOAS_MAP_ACCESS (IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE)
+
+struct backend;
+struct config;
+struct json_object;
+
+/* Largest number of data types a backend reports in its capabilities. */
+#define BACKEND_MAX_TYPES 4
+
+/*
+ * Where Linux versions answer the same call differently, which rules a
+ * backend follows: the sim by its [daemon] sim_kernel knob, iommufd by
+ * what the running kernel answered a probe at open.
+ */
+enum kernel_rules {
+	KERNEL_RULES_6_12 = 0, /* the default: Linux 6.12 */
+	KERNEL_RULES_7 = 1,    /* Linux 7.x (invalidation ids are any object) */
+};
+
+struct backend_caps {
+	uint32_t hwpt_types[BACKEND_MAX_TYPES]; /* IOMMU_HWPT_DATA_* */
+	uint32_t n_hwpt_types;
+	uint32_t inv_types[BACKEND_MAX_TYPES]; /* IOMMU_HWPT_INVALIDATE_DATA_* */
+	uint32_t n_inv_types;
+	bool check_iotlb;  /* check_iotlb is implemented */
+	bool sim_model;    /* sim_populate / sim_query are implemented */
+	bool fault_inject; /* inject_fault is implemented */
+	enum kernel_rules rules; /* whose rules the backend's answers follow */
+};
+
+/*
+ * What IOMMU_HWPT_INVALIDATE answers for an id naming a live object that
+ * cannot be invalidated (a paging HWPT such as a nest parent, an IOAS):
+ * 6.12 looks the id up as a nested HWPT only (-ENOENT); 7.x looks it up as
+ * any object and refuses the wrong kind (-EINVAL, hw_pagetable.c:549).
+ */
+static inline int kernel_rules_inv_wrong_object(enum kernel_rules r)
+{
+	return r == KERNEL_RULES_7 ? -EINVAL : -ENOENT;
+}
+
+/* IOMMU_HWPT_ALLOC of a nested HWPT on a device's nest parent. */
+struct backend_alloc {
+	uint32_t data_type; /* IOMMU_HWPT_DATA_VTD_S1 / _SELFTEST */
+	uint32_t flags;     /* IOMMU_HWPT_ALLOC_* as given by the client */
+	const void *data;   /* struct iommu_hwpt_vtd_s1 / iommu_hwpt_selftest */
+	uint32_t data_len;
+};
+
+/*
+ * IOMMU_HWPT_INVALIDATE, with the ioctl's exact semantics: entries of
+ * entry_len bytes each; on return entry_num holds the number of entries
+ * handled (the kernel stops at the first failing one) and the return value
+ * is 0 or the failing entry's negative errno. hw_error, when not NULL, has
+ * room for entry_num values, all zero on the call; backends that know a
+ * per-entry hardware error (the simulator) write it for the entries they
+ * walk (up to and including the one they stop at) and touch nothing else,
+ * so a call costs what the backend walked, not entry_num.
+ */
+struct backend_inv {
+	uint32_t hwpt_id;
+	uint32_t data_type;
+	uint32_t reserved; /* the ioctl's __reserved word */
+	uint32_t entry_len;
+	uint32_t entry_num; /* in: entries; out: handled */
+	const void *entries;
+	uint32_t *hw_error;
+};
+
+/* Test-only fault injection (sim); mirrors the InjectFault message. */
+enum fault_mode {
+	FAULT_CLEAR = 0,
+	FAULT_AT_INDEX = 1, /* entry `index` of every submission */
+	FAULT_AT_ADDR = 2,  /* any VT-d entry whose range covers `addr` */
+};
+
+struct backend_fault {
+	uint32_t hwpt_id; /* 0: any */
+	uint32_t mode;    /* enum fault_mode */
+	uint32_t index;
+	uint64_t addr;
+	int32_t error;      /* negative errno, or 0 with hw_error only */
+	uint32_t hw_error;  /* reported on the faulting entry */
+	uint32_t latency_us; /* added to every submission */
+	uint32_t count;     /* fires this many times; 0 = until cleared */
+};
+
+/* Kinds for sim_populate / sim_query (match SimCacheKind on the wire). */
+enum sim_cache_kind {
+	SIM_KIND_IOTLB = 1, /* leaf translation */
+	SIM_KIND_PSC = 2,   /* paging-structure cache entry */
+};
+
+/*
+ * A descriptor the backend's objects live in (persist/restart.c keeps it in
+ * systemd's fd store under name, so that they survive a crash).
+ */
+#define BACKEND_FD_NAME_MAX 80 /* "vfio." + a device name */
+#define BACKEND_MAX_FDS (1 + 64) /* iommufd + one per device */
+
+struct backend_fd {
+	char name[BACKEND_FD_NAME_MAX];
+	int fd;
+};
+
+/*
+ * Hands over the inherited descriptor called name (the caller owns it from
+ * then on), or returns -1 if there is none.
+ */
+typedef int (*backend_take_fd_fn)(void *ctx, const char *name);
+
+struct backend_ops {
+	const char *name;
+	void (*close)(struct backend *be);
+	void (*get_caps)(struct backend *be, struct backend_caps *caps);
+	/* Names of the devices the backend knows, in config order. */
+	uint32_t (*n_devices)(struct backend *be);
+	const char *(*device_name)(struct backend *be, uint32_t i);
+	int (*alloc_nested)(struct backend *be, const char *device,
+			    const struct backend_alloc *req, uint32_t *out_hwpt_id,
+			    uint32_t *out_parent_id);
+	int (*destroy)(struct backend *be, uint32_t hwpt_id);
+	int (*attach)(struct backend *be, const char *device, uint32_t hwpt_id);
+	int (*detach)(struct backend *be, const char *device);
+	int (*invalidate)(struct backend *be, struct backend_inv *inv);
+	/*
+	 * Guest memory in the device's stage 2 (its own IOAS), with the
+	 * semantics of IOMMU_IOAS_MAP (FIXED_IOVA implied) and
+	 * IOMMU_IOAS_UNMAP. map_memory maps [offset, offset + length) of fd
+	 * at iova; flags are IOMMU_IOAS_MAP_READABLE / _WRITEABLE. fd stays
+	 * the caller's: the backend keeps no reference to it (the kernel
+	 * holds the pinned pages). unmap_memory removes every mapping inside
+	 * [iova, iova + length) (iova 0, length UINT64_MAX: all of them).
+	 */
+	int (*map_memory)(struct backend *be, const char *device, uint64_t iova, uint64_t length,
+			  int fd, uint64_t offset, uint32_t flags);
+	int (*unmap_memory)(struct backend *be, const char *device, uint64_t iova,
+			    uint64_t length);
+	/* Optional (NULL when the backend cannot): test-only operations. */
+	int (*check_iotlb)(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
+			   uint32_t expected);
+	int (*sim_populate)(struct backend *be, uint32_t hwpt_id, uint64_t addr,
+			    uint64_t npages, uint32_t kind);
+	int (*sim_query)(struct backend *be, uint32_t hwpt_id, uint64_t addr,
+			 uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
+	int (*inject_fault)(struct backend *be, const struct backend_fault *f);
+
+	/*
+	 * Restart support (persist/restart.c). All optional.
+	 *
+	 * save: adds what the backend needs to find its objects again to obj
+	 *   (a JSON object owned by the caller).
+	 * restore: replaces a freshly opened backend's state with a saved one
+	 *   (sim: the whole model); take_fd hands over inherited descriptors.
+	 *   0, or a negative errno with the backend unchanged.
+	 * stored_fds: the descriptors to keep in the fd store; returns how many
+	 *   (at most max). They stay owned by the backend.
+	 * generation: a counter that changes whenever state that save()
+	 *   writes changes, so that the caller persists only when needed (the
+	 *   sim's model IOTLB changes on every invalidation, iommufd's never).
+	 * save_delta: appends to records (a JSON array) journal records
+	 *   (state_journal.h) of what changed since the last save or
+	 *   save_delta, relative to the "backend_state" section that save()
+	 *   fills; what it reports is then clean. -ENOMEM (or any error)
+	 *   means the caller must write a full save() instead. NULL: only
+	 *   full saves.
+	 * has_hwpt: whether a nested HWPT id is alive in the backend.
+	 * abandon: frees the backend without destroying the objects it
+	 *   created (they outlive us in the fd store); NULL: close.
+	 */
+	int (*save)(struct backend *be, struct json_object *obj);
+	int (*restore)(struct backend *be, struct json_object *obj, backend_take_fd_fn take_fd,
+		       void *ctx, const char **errmsg);
+	uint32_t (*stored_fds)(struct backend *be, struct backend_fd *out, uint32_t max);
+	uint64_t (*generation)(struct backend *be);
+	int (*save_delta)(struct backend *be, struct json_object *records);
+	bool (*has_hwpt)(struct backend *be, uint32_t hwpt_id);
+	void (*abandon)(struct backend *be);
+};
+
+/* Every backend object starts with this. */
+struct backend {
+	const struct backend_ops *ops;
+};
+
+/*
+ * Opens the backend named in cfg->backend ("sim", "iommufd"). Returns 0 or a
+ * negative errno; on failure *errmsg (static or cfg-owned) says why.
+ */
+int backend_open(const struct config *cfg, struct backend **out, const char **errmsg);
+
+/* Constructors, one per backend. */
+int backend_sim_open(const struct config *cfg, struct backend **out, const char **errmsg);
+int backend_iommufd_open(const struct config *cfg, struct backend **out,
+			 const char **errmsg);
+
+#endif

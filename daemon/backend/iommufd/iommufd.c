@@ -1,0 +1,1271 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The real backend: iommufd ioctls on /dev/iommu.
+ *
+ * Object graph it builds at open, one IOAS per device:
+ *
+ *   IOAS (per device) ── nest parent HWPT ── nested HWPTs (per client)
+ *
+ * The IOAS is the device's stage 2, where a client's guest memory is
+ * mapped (map_memory). It is not shared: memory one client maps for its
+ * device must never become reachable through a device another client
+ * uses, and every HWPT_PAGING domain of an IOAS maps all of its areas.
+ *
+ * Devices come from the config:
+ *   selftest  a mock device of the kernel's iommufd selftest
+ *             (CONFIG_IOMMUFD_TEST), created with IOMMU_TEST_OP_MOCK_DOMAIN
+ *             and moved between page tables with MOCK_DOMAIN_REPLACE;
+ *   vtd       a VFIO device cdev (/dev/vfio/devices/vfioN) bound to the
+ *             iommufd with VFIO_DEVICE_BIND_IOMMUFD and attached with
+ *             VFIO_DEVICE_ATTACH_IOMMUFD_PT.
+ *
+ * Every device is attached to its own nest parent (IOMMU_HWPT_ALLOC with
+ * IOMMU_HWPT_ALLOC_NEST_PARENT on the IOAS) until a client attaches it to a
+ * nested HWPT. Every operation returns the kernel's errno unchanged; the
+ * backend adds only one rule of its own: it acts only on nested HWPTs it
+ * allocated, so a client can never reach the IOAS, a parent or a device
+ * object through it (those ids answer ENOENT, or EBUSY for a parent, which
+ * is what the kernel would say while a device holds it).
+ *
+ * Single threaded, like the event loop that calls it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "backend/iommufd/iommufd.h"
+#include "util/config.h"
+#include "backend/iommufd_test_uapi.h"
+#include "backend/iommufd_uapi.h"
+#include "util/json_util.h"
+#include "util/journal.h"
+#include "backend/vfio_uapi.h"
+
+#define DEFAULT_IOMMUFD_PATH "/dev/iommu"
+
+/* Names in systemd's fd store (persist/restart.c): the context and each VFIO cdev. */
+#define IFD_FD_NAME "iommufd"
+#define IFD_VFIO_FD_PREFIX "vfio."
+
+struct ifd_device {
+	char name[CONFIG_NAME_MAX];
+	char path[CONFIG_PATH_MAX];
+	enum device_kind kind;
+	int vfio_fd;	       /* vtd: the device cdev; -1 otherwise */
+	uint32_t ioas_id;      /* its own IOAS: the stage 2 guest memory goes in */
+	uint32_t dev_id;       /* the iommufd device object (HWPT_ALLOC dev_id) */
+	uint32_t stdev_id;     /* selftest: the mock device object */
+	uint32_t parent_id;    /* the nest parent HWPT */
+	uint32_t attached_id;  /* what the device is attached to now; 0: none */
+	uint32_t hw_info_type; /* IOMMU_HW_INFO_TYPE_*, from IOMMU_GET_HW_INFO */
+};
+
+struct ifd_nested {
+	uint32_t id;
+	uint32_t dev; /* index of the device whose parent it sits on */
+};
+
+struct ifd_backend {
+	struct backend base;
+	int fd;
+	struct ifd_device *devs;
+	uint32_t n_devs;
+	struct ifd_nested *nested; /* nested HWPTs alive, unordered */
+	uint32_t n_nested, cap_nested;
+	struct dirty_ids nested_dirty; /* nested ids added or gone since the last save */
+	struct backend_caps caps;
+	/* What backend_iommufd_restore() had to put right in the kernel. */
+	uint32_t restore_moved, restore_swept;
+};
+
+/*
+ * Messages for backend_open's *errmsg: the caller treats them as static, so
+ * they live here until the next failing open. Opening happens once, at
+ * start, from one thread.
+ */
+static char errbuf[512];
+
+static const char *seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *seterr(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	va_end(ap);
+	return errbuf;
+}
+
+static struct ifd_backend *to_ifd(struct backend *be)
+{
+	return (struct ifd_backend *)be;
+}
+
+static int ioctl_err(int fd, unsigned long req, void *arg)
+{
+	if (ioctl(fd, req, arg) == 0)
+		return 0;
+	return -errno;
+}
+
+/* --- raw iommufd operations --------------------------------------------- */
+
+static int ifd_destroy_id(int fd, uint32_t id)
+{
+	struct iommu_destroy cmd = {.size = sizeof(cmd), .id = id};
+
+	return ioctl_err(fd, IOMMU_DESTROY, &cmd);
+}
+
+static int ifd_ioas_alloc(int fd, uint32_t *out)
+{
+	struct iommu_ioas_alloc cmd = {.size = sizeof(cmd)};
+	int rc = ioctl_err(fd, IOMMU_IOAS_ALLOC, &cmd);
+
+	if (rc == 0)
+		*out = cmd.out_ioas_id;
+	return rc;
+}
+
+static int ifd_hwpt_alloc(int fd, uint32_t dev_id, uint32_t pt_id, uint32_t flags,
+			  uint32_t data_type, const void *data, uint32_t data_len, uint32_t *out)
+{
+	struct iommu_hwpt_alloc cmd = {
+	    .size = sizeof(cmd),
+	    .flags = flags,
+	    .dev_id = dev_id,
+	    .pt_id = pt_id,
+	    .data_type = data_type,
+	    .data_len = data_len,
+	    .data_uptr = (uintptr_t)data,
+	};
+	int rc = ioctl_err(fd, IOMMU_HWPT_ALLOC, &cmd);
+
+	if (rc == 0)
+		*out = cmd.out_hwpt_id;
+	return rc;
+}
+
+static int ifd_mock_domain(int fd, uint32_t ioas_id, uint32_t *stdev_id, uint32_t *dev_id)
+{
+	struct iommu_test_cmd cmd = {
+	    .size = sizeof(cmd),
+	    .op = IOMMU_TEST_OP_MOCK_DOMAIN,
+	    .id = ioas_id,
+	};
+	int rc = ioctl_err(fd, IOMMU_TEST_CMD, &cmd);
+
+	if (rc == 0) {
+		*stdev_id = cmd.mock_domain.out_stdev_id;
+		*dev_id = cmd.mock_domain.out_idev_id;
+	}
+	return rc;
+}
+
+static int ifd_mock_replace(int fd, uint32_t stdev_id, uint32_t pt_id)
+{
+	struct iommu_test_cmd cmd = {
+	    .size = sizeof(cmd),
+	    .op = IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE,
+	    .id = stdev_id,
+	    .mock_domain_replace.pt_id = pt_id,
+	};
+
+	return ioctl_err(fd, IOMMU_TEST_CMD, &cmd);
+}
+
+static int vfio_attach(int vfio_fd, uint32_t pt_id)
+{
+	struct vfio_device_attach_iommufd_pt cmd = {.argsz = sizeof(cmd), .pt_id = pt_id};
+
+	return ioctl_err(vfio_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &cmd);
+}
+
+static int vfio_detach(int vfio_fd)
+{
+	struct vfio_device_detach_iommufd_pt cmd = {.argsz = sizeof(cmd)};
+
+	return ioctl_err(vfio_fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &cmd);
+}
+
+/* IOMMU_GET_HW_INFO's out_data_type; 0 (NONE) when the kernel cannot say. */
+static uint32_t ifd_hw_info_type(int fd, uint32_t dev_id)
+{
+	/* Large enough for every 6.12 type (VT-d: 24 bytes, ARM SMMUv3: 76). */
+	uint64_t data[16];
+	struct iommu_hw_info cmd = {
+	    .size = sizeof(cmd),
+	    .dev_id = dev_id,
+	    .data_len = sizeof(data),
+	    .data_uptr = (uintptr_t)data,
+	};
+
+	if (ioctl_err(fd, IOMMU_GET_HW_INFO, &cmd) != 0)
+		return IOMMU_HW_INFO_TYPE_NONE;
+	return cmd.out_data_type;
+}
+
+/* Device → page table, whichever way the device kind needs. */
+static int dev_attach(struct ifd_backend *b, struct ifd_device *d, uint32_t pt_id)
+{
+	int rc;
+
+	if (d->kind == DEVICE_KIND_SELFTEST)
+		rc = ifd_mock_replace(b->fd, d->stdev_id, pt_id);
+	else
+		rc = vfio_attach(d->vfio_fd, pt_id);
+	if (rc == 0)
+		d->attached_id = pt_id;
+	return rc;
+}
+
+/* --- open ----------------------------------------------------------------- */
+
+static const char *open_hint(int err)
+{
+	switch (err) {
+	case EACCES:
+		return "permission denied: the daemon needs read and write access to the "
+		       "device node (file mode/owner/group or ACL; run as root or grant "
+		       "its user rw on it)";
+	case EPERM:
+		return "operation not permitted: a device-access policy refused it (device "
+		       "cgroup / systemd DeviceAllow=, or an LSM such as SELinux or "
+		       "AppArmor); no capability is checked on open";
+	case ENOENT:
+		return "no such device node";
+	case ENXIO:
+	case ENODEV:
+		return "no driver behind the device node";
+	case EBUSY:
+		return "device busy (already opened by another user)";
+	default:
+		return strerror(err);
+	}
+}
+
+static const char *iommufd_open_msg(const char *path, int err)
+{
+	if (err == ENOENT || err == ENXIO || err == ENODEV)
+		return seterr("cannot open %s: %s (%s): the kernel lacks CONFIG_IOMMUFD or "
+			      "the iommufd module is not loaded (modprobe iommufd)",
+			      path, strerror(err), open_hint(err));
+	return seterr("cannot open %s: %s", path, open_hint(err));
+}
+
+static int setup_selftest(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
+{
+	int rc = ifd_mock_domain(b->fd, d->ioas_id, &d->stdev_id, &d->dev_id);
+
+	if (rc == -ENOTTY) {
+		*errmsg = seterr("device %s (selftest): IOMMU_TEST_CMD is not supported: the "
+				 "kernel lacks CONFIG_IOMMUFD_TEST",
+				 d->name);
+	} else if (rc) {
+		*errmsg = seterr("device %s (selftest): IOMMU_TEST_OP_MOCK_DOMAIN: %s", d->name,
+				 strerror(-rc));
+	}
+	if (rc == 0)
+		d->attached_id = d->ioas_id; /* (its auto domain on the IOAS) */
+	return rc;
+}
+
+static int setup_vfio(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
+{
+	struct vfio_device_bind_iommufd bind = {.argsz = sizeof(bind), .iommufd = b->fd};
+	int rc;
+
+	if (!d->path[0]) {
+		*errmsg = seterr("device %s (vtd): no VFIO cdev path configured", d->name);
+		return -EINVAL;
+	}
+	d->vfio_fd = open(d->path, O_RDWR | O_CLOEXEC);
+	if (d->vfio_fd < 0) {
+		rc = -errno;
+		if (rc == -ENOENT)
+			*errmsg = seterr("device %s: cannot open %s: no such VFIO device cdev "
+					 "(bind the device to vfio-pci; the kernel needs "
+					 "CONFIG_VFIO_DEVICE_CDEV)",
+					 d->name, d->path);
+		else
+			*errmsg = seterr("device %s: cannot open %s: %s", d->name, d->path,
+					 open_hint(-rc));
+		return rc;
+	}
+	rc = ioctl_err(d->vfio_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
+	if (rc) {
+		*errmsg =
+		    seterr("device %s: VFIO_DEVICE_BIND_IOMMUFD on %s: %s%s", d->name, d->path,
+			   strerror(-rc),
+			   rc == -ENOTTY ? " (kernel older than 6.6 or not a VFIO cdev)" : "");
+		return rc;
+	}
+	d->dev_id = bind.out_devid;
+	rc = dev_attach(b, d, d->ioas_id);
+	if (rc)
+		*errmsg = seterr("device %s: VFIO_DEVICE_ATTACH_IOMMUFD_PT (IOAS %u): %s", d->name,
+				 d->ioas_id, strerror(-rc));
+	return rc;
+}
+
+static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
+{
+	int rc;
+
+	rc = ifd_ioas_alloc(b->fd, &d->ioas_id);
+	if (rc) {
+		*errmsg = seterr("device %s: IOMMU_IOAS_ALLOC: %s", d->name, strerror(-rc));
+		return rc;
+	}
+	if (d->kind == DEVICE_KIND_SELFTEST)
+		rc = setup_selftest(b, d, errmsg);
+	else if (d->kind == DEVICE_KIND_VTD)
+		rc = setup_vfio(b, d, errmsg);
+	else {
+		*errmsg = seterr("device %s: unknown device kind %d", d->name, (int)d->kind);
+		return -EINVAL;
+	}
+	if (rc)
+		return rc;
+
+	d->hw_info_type = ifd_hw_info_type(b->fd, d->dev_id);
+
+	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->ioas_id, IOMMU_HWPT_ALLOC_NEST_PARENT,
+			    IOMMU_HWPT_DATA_NONE, NULL, 0, &d->parent_id);
+	if (rc) {
+		*errmsg =
+		    seterr("device %s: IOMMU_HWPT_ALLOC(NEST_PARENT): %s%s", d->name, strerror(-rc),
+			   rc == -EOPNOTSUPP ? " (the device's IOMMU cannot nest)" : "");
+		return rc;
+	}
+	rc = dev_attach(b, d, d->parent_id);
+	if (rc)
+		*errmsg = seterr("device %s: attaching to its nest parent %u: %s", d->name,
+				 d->parent_id, strerror(-rc));
+	return rc;
+}
+
+static void add_type(uint32_t *arr, uint32_t *n, uint32_t type)
+{
+	for (uint32_t i = 0; i < *n; i++)
+		if (arr[i] == type)
+			return;
+	if (*n < BACKEND_MAX_TYPES)
+		arr[(*n)++] = type;
+}
+
+/*
+ * Which kernel's invalidation rules the running kernel follows, asked of
+ * the kernel itself rather than read off uname (distribution kernels
+ * backport): the empty invalidation of an IOAS is -ENOENT where only nested
+ * HWPTs are looked up (6.12), -EINVAL where any object is and the wrong
+ * kind is refused (7.x). Anything else (no such ioctl, no memory) keeps
+ * the 6.12 rules the daemon has always followed.
+ */
+static enum kernel_rules probe_kernel_rules(int fd)
+{
+	struct iommu_hwpt_invalidate cmd = {
+	    .size = sizeof(cmd),
+	    .data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+	};
+	enum kernel_rules r = KERNEL_RULES_6_12;
+
+	if (ifd_ioas_alloc(fd, &cmd.hwpt_id))
+		return r;
+	if (ioctl_err(fd, IOMMU_HWPT_INVALIDATE, &cmd) == -EINVAL)
+		r = KERNEL_RULES_7;
+	ifd_destroy_id(fd, cmd.hwpt_id);
+	return r;
+}
+
+static void compute_caps(struct ifd_backend *b)
+{
+	struct backend_caps *c = &b->caps;
+
+	memset(c, 0, sizeof(*c));
+	c->rules = probe_kernel_rules(b->fd);
+	for (uint32_t i = 0; i < b->n_devs; i++) {
+		const struct ifd_device *d = &b->devs[i];
+		/* Trust the kernel's hw_info; fall back to the configured kind. */
+		uint32_t t = d->hw_info_type;
+
+		if (t == IOMMU_HW_INFO_TYPE_NONE)
+			t = d->kind == DEVICE_KIND_SELFTEST ? IOMMU_HW_INFO_TYPE_SELFTEST
+							    : IOMMU_HW_INFO_TYPE_INTEL_VTD;
+		if (t == IOMMU_HW_INFO_TYPE_SELFTEST) {
+			add_type(c->hwpt_types, &c->n_hwpt_types, IOMMU_HWPT_DATA_SELFTEST);
+			add_type(c->inv_types, &c->n_inv_types,
+				 IOMMU_HWPT_INVALIDATE_DATA_SELFTEST);
+			c->check_iotlb = true;
+		} else if (t == IOMMU_HW_INFO_TYPE_INTEL_VTD) {
+			add_type(c->hwpt_types, &c->n_hwpt_types, IOMMU_HWPT_DATA_VTD_S1);
+			add_type(c->inv_types, &c->n_inv_types, IOMMU_HWPT_INVALIDATE_DATA_VTD_S1);
+		}
+	}
+}
+
+static void teardown(struct ifd_backend *b);
+
+static const struct backend_ops ifd_ops;
+
+/* An IOAS allocated and destroyed again: only an iommufd answers both. */
+static int probe_iommufd(int fd, const char **errmsg)
+{
+	uint32_t id;
+	int rc = ifd_ioas_alloc(fd, &id);
+
+	if (rc == 0)
+		return ifd_destroy_id(fd, id);
+	*errmsg = rc == -ENOTTY ? seterr("fd %d is not an iommufd (IOMMU_IOAS_ALLOC: %s)", fd,
+					 strerror(-rc))
+				: seterr("IOMMU_IOAS_ALLOC: %s", strerror(-rc));
+	return rc;
+}
+
+static int ifd_create(int fd, const struct config *cfg, struct backend **out, const char **errmsg)
+{
+	struct ifd_backend *b;
+	int rc;
+
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		close(fd);
+		*errmsg = "out of memory";
+		return -ENOMEM;
+	}
+	b->base.ops = &ifd_ops;
+	b->fd = fd;
+	if (cfg->n_devices) {
+		b->devs = calloc(cfg->n_devices, sizeof(*b->devs));
+		if (!b->devs) {
+			teardown(b);
+			*errmsg = "out of memory";
+			return -ENOMEM;
+		}
+	}
+	rc = probe_iommufd(fd, errmsg);
+	if (rc) {
+		teardown(b);
+		return rc;
+	}
+	for (uint32_t i = 0; i < cfg->n_devices; i++) {
+		struct ifd_device *d = &b->devs[i];
+
+		snprintf(d->name, sizeof(d->name), "%s", cfg->devices[i].name);
+		snprintf(d->path, sizeof(d->path), "%s", cfg->devices[i].path);
+		d->kind = cfg->devices[i].kind;
+		d->vfio_fd = -1;
+		b->n_devs = i + 1;
+		rc = setup_device(b, d, errmsg);
+		if (rc) {
+			teardown(b);
+			return rc;
+		}
+	}
+	compute_caps(b);
+	*out = &b->base;
+	return 0;
+}
+
+int backend_iommufd_open(const struct config *cfg, struct backend **out, const char **errmsg)
+{
+	const char *path = cfg->iommufd_path[0] ? cfg->iommufd_path : DEFAULT_IOMMUFD_PATH;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		int err = errno;
+
+		*errmsg = iommufd_open_msg(path, err);
+		return -err;
+	}
+	return ifd_create(fd, cfg, out, errmsg);
+}
+
+int backend_iommufd_adopt(int fd, const struct config *cfg, struct backend **out,
+			  const char **errmsg)
+{
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		*errmsg =
+		    seterr("cannot adopt iommufd fd %d: %s", fd, strerror(fd < 0 ? EBADF : errno));
+		return fd < 0 ? -EBADF : -errno;
+	}
+	if (!S_ISCHR(st.st_mode)) {
+		*errmsg = seterr("cannot adopt fd %d: not a character device", fd);
+		close(fd);
+		return -ENOTTY;
+	}
+	/* ifd_create's probe (IOMMU_IOAS_ALLOC) tells an iommufd from any other chardev. */
+	return ifd_create(fd, cfg, out, errmsg);
+}
+
+/* --- nested HWPT bookkeeping ------------------------------------------- */
+
+static struct ifd_nested *find_nested(struct ifd_backend *b, uint32_t id)
+{
+	for (uint32_t i = 0; i < b->n_nested; i++)
+		if (b->nested[i].id == id)
+			return &b->nested[i];
+	return NULL;
+}
+
+static int add_nested(struct ifd_backend *b, uint32_t id, uint32_t dev)
+{
+	if (b->n_nested == b->cap_nested) {
+		uint32_t cap = b->cap_nested ? 2 * b->cap_nested : 16;
+		struct ifd_nested *n = realloc(b->nested, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		b->nested = n;
+		b->cap_nested = cap;
+	}
+	b->nested[b->n_nested++] = (struct ifd_nested){.id = id, .dev = dev};
+	dirty_ids_add(&b->nested_dirty, id);
+	return 0;
+}
+
+static bool is_parent(struct ifd_backend *b, uint32_t id)
+{
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].parent_id == id)
+			return true;
+	return false;
+}
+
+static struct ifd_device *find_device(struct ifd_backend *b, const char *name)
+{
+	if (!name)
+		return NULL;
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (strcmp(b->devs[i].name, name) == 0)
+			return &b->devs[i];
+	return NULL;
+}
+
+/* --- backend_ops ---------------------------------------------------------- */
+
+static void teardown(struct ifd_backend *b)
+{
+	/*
+	 * Closing the iommufd frees every object in dependency order; the
+	 * explicit destroys only matter when someone else still holds the fd
+	 * (an adopted fd kept in systemd's fd store). Device cdevs go first:
+	 * closing one unbinds the device and drops its attachment.
+	 */
+	for (uint32_t i = 0; i < b->n_devs; i++) {
+		struct ifd_device *d = &b->devs[i];
+
+		if (d->vfio_fd >= 0)
+			close(d->vfio_fd);
+		else if (d->stdev_id)
+			ifd_destroy_id(b->fd, d->stdev_id);
+	}
+	for (uint32_t i = 0; i < b->n_nested; i++)
+		ifd_destroy_id(b->fd, b->nested[i].id);
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].parent_id)
+			ifd_destroy_id(b->fd, b->devs[i].parent_id);
+	/* Destroying an IOAS unmaps (and unpins) whatever is still mapped. */
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].ioas_id)
+			ifd_destroy_id(b->fd, b->devs[i].ioas_id);
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->nested);
+	dirty_ids_free(&b->nested_dirty);
+	free(b->devs);
+	free(b);
+}
+
+static void ifd_close(struct backend *be)
+{
+	if (be)
+		teardown(to_ifd(be));
+}
+
+static void ifd_get_caps(struct backend *be, struct backend_caps *caps)
+{
+	*caps = to_ifd(be)->caps;
+}
+
+static uint32_t ifd_n_devices(struct backend *be)
+{
+	return to_ifd(be)->n_devs;
+}
+
+static const char *ifd_device_name(struct backend *be, uint32_t i)
+{
+	struct ifd_backend *b = to_ifd(be);
+
+	return i < b->n_devs ? b->devs[i].name : NULL;
+}
+
+static int ifd_alloc_nested(struct backend *be, const char *device, const struct backend_alloc *req,
+			    uint32_t *out_hwpt_id, uint32_t *out_parent_id)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	uint32_t id;
+	int rc;
+
+	if (!d)
+		return -ENOENT;
+	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->parent_id, req->flags, req->data_type, req->data,
+			    req->data_len, &id);
+	if (rc)
+		return rc;
+	rc = add_nested(b, id, (uint32_t)(d - b->devs));
+	if (rc) {
+		ifd_destroy_id(b->fd, id);
+		return rc;
+	}
+	*out_hwpt_id = id;
+	if (out_parent_id)
+		*out_parent_id = d->parent_id;
+	return 0;
+}
+
+static int ifd_destroy(struct backend *be, uint32_t hwpt_id)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_nested *n = find_nested(b, hwpt_id);
+	int rc;
+
+	if (!n)
+		/*
+		 * A parent is always held by its device (directly or through a
+		 * nested child), so the kernel would refuse with EBUSY; anything
+		 * else is not a HWPT of ours.
+		 */
+		return is_parent(b, hwpt_id) ? -EBUSY : -ENOENT;
+	rc = ifd_destroy_id(b->fd, hwpt_id);
+	if (rc == 0 || rc == -ENOENT) {
+		*n = b->nested[--b->n_nested];
+		dirty_ids_add(&b->nested_dirty, hwpt_id);
+	}
+	return rc;
+}
+
+static int ifd_attach(struct backend *be, const char *device, uint32_t hwpt_id)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+
+	if (!d)
+		return -ENOENT;
+	/*
+	 * A nested HWPT of ours on any device (the kernel decides whether the
+	 * domains fit; the daemon keeps tenants apart), or the device's own
+	 * nest parent. Another device's parent would move the device onto
+	 * that device's IOAS: not an object a client can reach through us.
+	 */
+	if (!find_nested(b, hwpt_id) && hwpt_id != d->parent_id)
+		return -ENOENT;
+	return dev_attach(b, d, hwpt_id);
+}
+
+static int ifd_detach(struct backend *be, const char *device)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	int rc;
+
+	if (!d)
+		return -ENOENT;
+	if (d->kind == DEVICE_KIND_SELFTEST)
+		return dev_attach(b, d, d->parent_id);
+	rc = vfio_detach(d->vfio_fd);
+	if (rc == 0)
+		d->attached_id = 0;
+	return rc;
+}
+
+static int ifd_invalidate(struct backend *be, struct backend_inv *inv)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct iommu_hwpt_invalidate cmd = {
+	    .size = sizeof(cmd),
+	    .hwpt_id = inv->hwpt_id,
+	    .data_uptr = (uintptr_t)inv->entries,
+	    .data_type = inv->data_type,
+	    .entry_len = inv->entry_len,
+	    .entry_num = inv->entry_num,
+	    .__reserved = inv->reserved,
+	};
+	uint32_t in = inv->entry_num;
+	int rc = ioctl_err(b->fd, IOMMU_HWPT_INVALIDATE, &cmd);
+
+	inv->entry_num = cmd.entry_num;
+	/*
+	 * The kernel writes entry_num back on every path of its handler, and a
+	 * failure always leaves it below the input. If it did not (the ioctl
+	 * failed before the handler ran, e.g. ENOTTY on a pre-6.8 kernel, or
+	 * the write-back faulted), claim nothing was handled: reporting a
+	 * failed entry as done would be an under-invalidation, while a
+	 * resubmission is harmless.
+	 */
+	if (rc && inv->entry_num >= in)
+		inv->entry_num = 0;
+	if (inv->entry_num > in)
+		inv->entry_num = in;
+	return rc;
+}
+
+/*
+ * An IOAS that two devices share (left by a daemon that predates one IOAS
+ * per device, re-adopted after a restart) would put one client's memory
+ * behind another client's device: no guest memory goes into one.
+ */
+static bool ioas_shared(const struct ifd_backend *b, const struct ifd_device *d)
+{
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (&b->devs[i] != d && b->devs[i].ioas_id == d->ioas_id)
+			return true;
+	return false;
+}
+
+/*
+ * IOMMU_IOAS_MAP takes a user VA, so the file range goes through our
+ * address space: mmap (shared, with only the access asked for, so the
+ * client's descriptor mode and memfd seals apply), map, munmap. The
+ * munmap right away is safe: IOMMU_IOAS_MAP pins the pages into the
+ * nest parent's domain, and iommufd only goes back to the source VA
+ * (pages->source_mm) for pages that neither a domain nor an access holds
+ * (pages.c:927-932). The device's parent always is a domain on its IOAS
+ * (hw_pagetable.c:192), so the VA is never needed again; keeping it would
+ * only cost address space, and would not survive a restart anyway.
+ */
+static int ifd_map_memory(struct backend *be, const char *device, uint64_t iova,
+			  uint64_t length, int fd, uint64_t offset, uint32_t flags)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	int prot = (flags & IOMMU_IOAS_MAP_READABLE ? PROT_READ : 0) |
+		   (flags & IOMMU_IOAS_MAP_WRITEABLE ? PROT_WRITE : 0);
+	struct iommu_ioas_map cmd = {
+	    .size = sizeof(cmd),
+	    .flags = flags | IOMMU_IOAS_MAP_FIXED_IOVA,
+	    .iova = iova,
+	    .length = length,
+	};
+	void *va;
+	int rc;
+
+	if (!d)
+		return -ENOENT;
+	if (ioas_shared(b, d))
+		return -EBUSY;
+	if (length > SIZE_MAX || offset > (uint64_t)INT64_MAX)
+		return -EOVERFLOW;
+	va = mmap(NULL, (size_t)length, prot ? prot : PROT_READ, MAP_SHARED, fd, (off_t)offset);
+	if (va == MAP_FAILED)
+		return -errno;
+	cmd.ioas_id = d->ioas_id;
+	cmd.user_va = (uintptr_t)va;
+	rc = ioctl_err(b->fd, IOMMU_IOAS_MAP, &cmd);
+	munmap(va, (size_t)length);
+	return rc;
+}
+
+static int ifd_unmap_memory(struct backend *be, const char *device, uint64_t iova,
+			    uint64_t length)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	struct iommu_ioas_unmap cmd = {
+	    .size = sizeof(cmd),
+	    .iova = iova,
+	    .length = length,
+	};
+
+	if (!d)
+		return -ENOENT;
+	cmd.ioas_id = d->ioas_id;
+	return ioctl_err(b->fd, IOMMU_IOAS_UNMAP, &cmd);
+}
+
+static int ifd_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
+			   uint32_t expected)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct iommu_test_cmd cmd = {
+	    .size = sizeof(cmd),
+	    .op = IOMMU_TEST_OP_MD_CHECK_IOTLB,
+	    .id = hwpt_id,
+	    .check_iotlb = {.id = iotlb_id, .iotlb = expected},
+	};
+
+	if (!b->caps.check_iotlb)
+		return -EOPNOTSUPP;
+	return ioctl_err(b->fd, IOMMU_TEST_CMD, &cmd);
+}
+
+/* --- restart support --------------------------------------------------- */
+
+static struct json_object *device_to_json(const struct ifd_device *d)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
+		  js_add_u64(o, "dev_id", d->dev_id) || js_add_u64(o, "stdev_id", d->stdev_id) ||
+		  js_add_u64(o, "ioas_id", d->ioas_id) ||
+		  js_add_u64(o, "parent_id", d->parent_id) ||
+		  js_add_u64(o, "attached_id", d->attached_id) ||
+		  js_add_u64(o, "hw_info_type", d->hw_info_type))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct json_object *nested_to_json(const struct ifd_nested *n)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (js_add_u64(o, "id", n->id) || js_add_u64(o, "dev", n->dev))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * The object ids are all a restarted daemon needs: the objects themselves
+ * stay alive in the kernel as long as systemd's fd store holds the iommufd
+ * (and, for VFIO devices, the device cdevs: closing one unbinds it).
+ */
+static int ifd_save(struct backend *be, struct json_object *o)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct json_object *devs, *nested;
+
+	devs = js_add_new(o, "devices", true);
+	nested = js_add_new(o, "nested", true);
+	if (!devs || !nested)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (js_push(devs, device_to_json(&b->devs[i])))
+			return -ENOMEM;
+	for (uint32_t i = 0; i < b->n_nested; i++)
+		if (js_push(nested, nested_to_json(&b->nested[i])))
+			return -ENOMEM;
+	dirty_ids_clear(&b->nested_dirty);
+	return 0;
+}
+
+/* [elem], or [] for NULL; NULL if out of memory (elem is taken over). */
+static struct json_object *array_of(struct json_object *elem)
+{
+	struct json_object *a = json_object_new_array();
+
+	if (!a) {
+		json_object_put(elem);
+		return NULL;
+	}
+	if (elem && js_push(a, elem)) {
+		json_object_put(a);
+		return NULL;
+	}
+	return a;
+}
+
+/*
+ * Journal records: the nested HWPTs that came or went, and the devices
+ * (a few, and attach/detach changes them).
+ */
+static int ifd_save_delta(struct backend *be, struct json_object *records)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct dirty_ids *d = &b->nested_dirty;
+	int rc = 0;
+
+	if (d->lost)
+		return -ENOMEM;
+	dirty_ids_unique(d);
+	for (uint32_t i = 0; !rc && i < d->n; i++) {
+		struct ifd_nested *n = find_nested(b, d->id[i]);
+		struct json_object *elem = n ? nested_to_json(n) : NULL;
+
+		if (n && !elem)
+			return -ENOMEM;
+		rc = journal_rec_replace(records, "backend_state.nested", "id",
+					 json_object_new_int64(d->id[i]), array_of(elem));
+	}
+	for (uint32_t i = 0; !rc && i < b->n_devs; i++) {
+		struct json_object *elem = device_to_json(&b->devs[i]);
+
+		if (!elem)
+			return -ENOMEM;
+		rc = journal_rec_replace(records, "backend_state.devices", "name",
+					 json_object_new_string(b->devs[i].name), array_of(elem));
+	}
+	if (!rc)
+		dirty_ids_clear(d);
+	return rc;
+}
+
+static uint32_t ifd_stored_fds(struct backend *be, struct backend_fd *out, uint32_t max)
+{
+	struct ifd_backend *b = to_ifd(be);
+	uint32_t n = 0;
+
+	if (n < max) {
+		snprintf(out[n].name, sizeof(out[n].name), "%s", IFD_FD_NAME);
+		out[n++].fd = b->fd;
+	}
+	for (uint32_t i = 0; i < b->n_devs && n < max; i++) {
+		if (b->devs[i].vfio_fd < 0)
+			continue;
+		snprintf(out[n].name, sizeof(out[n].name), IFD_VFIO_FD_PREFIX "%s", b->devs[i].name);
+		out[n++].fd = b->devs[i].vfio_fd;
+	}
+	return n;
+}
+
+static bool ifd_has_hwpt(struct backend *be, uint32_t hwpt_id)
+{
+	return find_nested(to_ifd(be), hwpt_id) != NULL;
+}
+
+/* Frees our copies only: the kernel objects live on in the fd store. */
+static void ifd_abandon(struct backend *be)
+{
+	struct ifd_backend *b = to_ifd(be);
+
+	if (!b)
+		return;
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].vfio_fd >= 0)
+			close(b->devs[i].vfio_fd);
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->nested);
+	dirty_ids_free(&b->nested_dirty);
+	free(b->devs);
+	free(b);
+}
+
+/* IOMMU_GET_HW_INFO answers for a live device object only. */
+static int ifd_dev_alive(int fd, uint32_t dev_id)
+{
+	uint64_t data[16];
+	struct iommu_hw_info cmd = {
+	    .size = sizeof(cmd),
+	    .dev_id = dev_id,
+	    .data_len = sizeof(data),
+	    .data_uptr = (uintptr_t)data,
+	};
+
+	return ioctl_err(fd, IOMMU_GET_HW_INFO, &cmd);
+}
+
+/* The kernel's empty-array probe: 0 iff id is a nested HWPT taking type. */
+static int ifd_nested_alive(int fd, uint32_t id, enum device_kind kind)
+{
+	struct iommu_hwpt_invalidate cmd = {
+	    .size = sizeof(cmd),
+	    .hwpt_id = id,
+	    .data_type = kind == DEVICE_KIND_SELFTEST ? IOMMU_HWPT_INVALIDATE_DATA_SELFTEST
+						      : IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+	};
+
+	return ioctl_err(fd, IOMMU_HWPT_INVALIDATE, &cmd);
+}
+
+/*
+ * Each device's own IOAS; a file of a daemon that predates that has one
+ * shared "ioas_id" at the top (shared_ioas, 0 if none).
+ */
+static int restore_ioas(struct json_object *j, uint32_t shared_ioas, struct ifd_device *d)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(j, "ioas_id", &v)) {
+		d->ioas_id = shared_ioas;
+		return shared_ioas ? 0 : -EINVAL;
+	}
+	return js_u32(j, "ioas_id", &d->ioas_id);
+}
+
+static int restore_device(struct ifd_backend *b, const struct config_device *cd,
+			  struct json_object *j, uint32_t shared_ioas, struct ifd_device *d,
+			  backend_take_fd_fn take_fd, void *ctx, const char **errmsg)
+{
+	char fdname[BACKEND_FD_NAME_MAX];
+	uint32_t kind;
+	int rc;
+
+	d->vfio_fd = -1;
+	if (js_str(j, "name", d->name, sizeof(d->name)) || js_u32(j, "kind", &kind) ||
+	    js_u32(j, "dev_id", &d->dev_id) || js_u32(j, "stdev_id", &d->stdev_id) ||
+	    js_u32(j, "parent_id", &d->parent_id) || js_u32(j, "attached_id", &d->attached_id) ||
+	    js_u32(j, "hw_info_type", &d->hw_info_type) || restore_ioas(j, shared_ioas, d)) {
+		*errmsg = "iommufd: malformed saved device";
+		return -EINVAL;
+	}
+	if (strcmp(d->name, cd->name) || kind != cd->kind) {
+		*errmsg = seterr("iommufd: saved device %s is not the configured %s", d->name,
+				 cd->name);
+		return -EINVAL;
+	}
+	d->kind = cd->kind;
+	snprintf(d->path, sizeof(d->path), "%s", cd->path);
+	if (d->kind == DEVICE_KIND_VTD) {
+		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
+		d->vfio_fd = take_fd ? take_fd(ctx, fdname) : -1;
+		if (d->vfio_fd < 0) {
+			*errmsg = seterr("device %s: its VFIO cdev fd is not in the fd store",
+					 d->name);
+			return -ESTALE;
+		}
+	}
+	rc = ifd_dev_alive(b->fd, d->dev_id);
+	if (rc)
+		*errmsg = seterr("device %s: device object %u is gone: %s", d->name, d->dev_id,
+				 strerror(-rc));
+	return rc;
+}
+
+static int restore_nested(struct ifd_backend *b, struct json_object *arr, const char **errmsg)
+{
+	size_t n = arr ? json_object_array_length(arr) : 0;
+
+	if (!arr) {
+		*errmsg = "iommufd: malformed nested list";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *j = json_object_array_get_idx(arr, i);
+		uint32_t id, dev;
+
+		if (js_u32(j, "id", &id) || js_u32(j, "dev", &dev) || dev >= b->n_devs) {
+			*errmsg = "iommufd: malformed nested HWPT";
+			return -EINVAL;
+		}
+		/*
+		 * One that does not answer the probe is not ours any more;
+		 * leaving it out makes the registry drop it too.
+		 */
+		if (ifd_nested_alive(b->fd, id, b->devs[dev].kind))
+			continue;
+		if (add_nested(b, id, dev)) {
+			*errmsg = "out of memory";
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The state file records a change after the ioctl that made it (the reply
+ * waits for both), so a daemon that died in between left the kernel one
+ * step ahead of the file; requests run one at a time, so it is one step at
+ * most. The registry is restored from the file, so the kernel is brought
+ * back to the file: a device goes where the file says it is attached (its
+ * parent if that HWPT is gone), and a nested HWPT the file does not name
+ * is destroyed. Left alone, a device could stay attached to a HWPT the
+ * file does not record as its attachment: destroying that HWPT, an orphan
+ * nobody reclaims, would be EBUSY, and until the device's next attach it
+ * would keep translating through the previous owner's stage 1.
+ */
+static bool attach_target_ok(const struct ifd_backend *b, const struct ifd_device *d)
+{
+	const struct ifd_nested *n;
+
+	if (d->attached_id == d->parent_id)
+		return true;
+	if (!d->attached_id)
+		return d->kind == DEVICE_KIND_VTD; /* a detached VFIO device */
+	n = find_nested((struct ifd_backend *)b, d->attached_id);
+	return n && &b->devs[n->dev] == d;
+}
+
+static int reconcile_attachment(struct ifd_backend *b, struct ifd_device *d,
+				const char **errmsg)
+{
+	uint32_t want;
+	int rc;
+
+	if (!attach_target_ok(b, d)) {
+		d->attached_id = d->parent_id;
+		b->restore_moved++;
+	}
+	want = d->attached_id;
+	/* Both ways replace whatever the kernel has now; the same is a no-op. */
+	if (want)
+		rc = dev_attach(b, d, want);
+	else
+		rc = vfio_detach(d->vfio_fd);
+	if (rc && want != d->parent_id) {
+		b->restore_moved++;
+		want = d->parent_id;
+		rc = dev_attach(b, d, want);
+	}
+	if (rc)
+		*errmsg = seterr("device %s: cannot put it back on hwpt %u: %s", d->name, want,
+				 strerror(-rc));
+	return rc;
+}
+
+/* Beyond the highest id the file names, where an unrecorded object can be. */
+#define SWEEP_SLACK 64
+
+static uint32_t max_u32(uint32_t a, uint32_t b)
+{
+	return a > b ? a : b;
+}
+
+/*
+ * iommufd gives an object the lowest free id, which is at most one more
+ * than the number of live objects: those the file names (ids up to the
+ * highest it names), the few it does not (an auto domain per device at
+ * most) and the lost one itself. So the lost HWPT lies within a few ids
+ * above the highest the file names; SWEEP_SLACK is generous. Only a nested
+ * HWPT answers the empty invalidation, and this iommufd is the daemon's
+ * alone, so what answers and is not in the file is ours and lost. Runs
+ * after the devices are back on recorded HWPTs: none is attached to it.
+ */
+static void sweep_unknown_nested(struct ifd_backend *b)
+{
+	bool kinds[2] = {false, false}; /* selftest, vtd */
+	uint32_t top = 0;
+
+	for (uint32_t i = 0; i < b->n_devs; i++) {
+		const struct ifd_device *d = &b->devs[i];
+
+		top = max_u32(top, max_u32(max_u32(d->dev_id, d->stdev_id),
+					   max_u32(d->ioas_id, d->parent_id)));
+		kinds[d->kind == DEVICE_KIND_SELFTEST ? 0 : 1] = true;
+	}
+	for (uint32_t i = 0; i < b->n_nested; i++)
+		top = max_u32(top, b->nested[i].id);
+	for (uint32_t id = 1; id <= top + SWEEP_SLACK; id++) {
+		if (find_nested(b, id) || is_parent(b, id))
+			continue;
+		for (int k = 0; k < 2; k++) {
+			if (!kinds[k] ||
+			    ifd_nested_alive(b->fd, id, k ? DEVICE_KIND_VTD : DEVICE_KIND_SELFTEST))
+				continue;
+			if (!ifd_destroy_id(b->fd, id))
+				b->restore_swept++;
+			break;
+		}
+	}
+}
+
+int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object *o,
+			    backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+			    const char **errmsg)
+{
+	struct json_object *devs = js_get(o, "devices", json_type_array);
+	struct ifd_backend *b = calloc(1, sizeof(*b));
+	uint32_t shared_ioas = 0;
+	int rc = -EINVAL;
+
+	if (!b || (cfg->n_devices && !(b->devs = calloc(cfg->n_devices, sizeof(*b->devs))))) {
+		free(b);
+		close(fd);
+		*errmsg = "out of memory";
+		return -ENOMEM;
+	}
+	b->base.ops = &ifd_ops;
+	b->fd = fd;
+	/* The top "ioas_id" is absent from files written since each device has its own. */
+	if ((json_object_object_get_ex(o, "ioas_id", NULL) &&
+	     js_u32(o, "ioas_id", &shared_ioas)) ||
+	    !devs || json_object_array_length(devs) != cfg->n_devices) {
+		*errmsg = "iommufd: the saved devices are not the configured ones";
+		goto fail;
+	}
+	for (uint32_t i = 0; i < cfg->n_devices; i++) {
+		b->n_devs = i + 1;
+		rc = restore_device(b, &cfg->devices[i], json_object_array_get_idx(devs, i),
+				    shared_ioas, &b->devs[i], take_fd, ctx, errmsg);
+		if (rc)
+			goto fail;
+	}
+	rc = restore_nested(b, js_get(o, "nested", json_type_array), errmsg);
+	if (rc)
+		goto fail;
+	for (uint32_t i = 0; i < b->n_devs; i++) {
+		rc = reconcile_attachment(b, &b->devs[i], errmsg);
+		if (rc)
+			goto fail;
+	}
+	sweep_unknown_nested(b);
+	compute_caps(b);
+	*out = &b->base;
+	return 0;
+fail:
+	/*
+	 * Closing our copies destroys nothing while systemd still holds the
+	 * fds; the caller drops them from the store and starts afresh.
+	 */
+	ifd_abandon(&b->base);
+	return rc;
+}
+
+static const struct backend_ops ifd_ops = {
+    .name = "iommufd",
+    .close = ifd_close,
+    .get_caps = ifd_get_caps,
+    .n_devices = ifd_n_devices,
+    .device_name = ifd_device_name,
+    .alloc_nested = ifd_alloc_nested,
+    .destroy = ifd_destroy,
+    .attach = ifd_attach,
+    .detach = ifd_detach,
+    .invalidate = ifd_invalidate,
+    .map_memory = ifd_map_memory,
+    .unmap_memory = ifd_unmap_memory,
+    .check_iotlb = ifd_check_iotlb,
+    .sim_populate = NULL,
+    .sim_query = NULL,
+    .inject_fault = NULL,
+    .save = ifd_save,
+    .restore = NULL, /* restoring is construction: backend_iommufd_restore() */
+    .stored_fds = ifd_stored_fds,
+    .generation = NULL, /* invalidations change nothing save() writes */
+    .save_delta = ifd_save_delta,
+    .has_hwpt = ifd_has_hwpt,
+    .abandon = ifd_abandon,
+};
+
+/* --- introspection for tests ---------------------------------------------- */
+
+int backend_iommufd_fd(struct backend *be)
+{
+	return to_ifd(be)->fd;
+}
+
+void backend_iommufd_restore_report(struct backend *be, uint32_t *moved, uint32_t *swept)
+{
+	*moved = to_ifd(be)->restore_moved;
+	*swept = to_ifd(be)->restore_swept;
+}
+
+int backend_iommufd_device_ids(struct backend *be, const char *device, uint32_t *dev_id,
+			       uint32_t *parent_id, uint32_t *attached_id)
+{
+	struct ifd_device *d = find_device(to_ifd(be), device);
+
+	if (!d)
+		return -ENOENT;
+	if (dev_id)
+		*dev_id = d->dev_id;
+	if (parent_id)
+		*parent_id = d->parent_id;
+	if (attached_id)
+		*attached_id = d->attached_id;
+	return 0;
+}

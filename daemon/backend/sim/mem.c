@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Simulator model of a device's stage 2: the areas of its own IOAS, as
+ * IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP leave them. The checks, their order and
+ * their errnos follow Linux 6.12: iommufd_ioas_map() / iommufd_ioas_unmap()
+ * in drivers/iommu/iommufd/ioas.c, iopt_alloc_pages() in pages.c and
+ * iopt_alloc_area_pages() / iopt_check_iova() / iopt_unmap_iova_range() in
+ * io_pagetable.c. Areas are kept sorted and disjoint, so every lookup is a
+ * binary search.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/sim/state.h"
+
+#define SIM_PAGE_SIZE 4096ULL
+
+/* selftest.c: the mock domain's IO page size is half a CPU page. */
+#define MOCK_IO_PAGE_SIZE (SIM_PAGE_SIZE / 2)
+/* iommufd_test.h:29: the mock domain's aperture. */
+#define MOCK_APERTURE_START (1ULL << 24)
+#define MOCK_APERTURE_LAST ((1ULL << 31) - 1)
+/* intel/iommu.c:46: the IOAPIC window every VT-d device reports reserved. */
+#define VTD_IOAPIC_START 0xfee00000ULL
+#define VTD_IOAPIC_LAST 0xfeefffffULL
+/* The modelled VT-d nest parent is a 4-level (48-bit) second stage. */
+#define VTD_APERTURE_LAST ((1ULL << 48) - 1)
+
+/*
+ * iopt->iova_alignment: the smallest IO page size of the domains on the
+ * IOAS (io_pagetable.c:1066), here the device's nest parent alone.
+ */
+static uint64_t iova_alignment(enum device_kind kind)
+{
+	return kind == DEVICE_KIND_SELFTEST ? MOCK_IO_PAGE_SIZE : SIM_PAGE_SIZE;
+}
+
+/*
+ * iopt_table_add_domain() reserves everything outside the domain's
+ * aperture (io_pagetable.c:1080) and the device's reserved regions are
+ * reserved too; a mapping that touches a reserved range is -EINVAL
+ * (iopt_check_iova, io_pagetable.c:196).
+ */
+int sim_map_range_ok(enum device_kind kind, uint64_t iova, uint64_t last)
+{
+	if (kind == DEVICE_KIND_SELFTEST)
+		return iova >= MOCK_APERTURE_START && last <= MOCK_APERTURE_LAST ? 0 : -EINVAL;
+	if (last > VTD_APERTURE_LAST)
+		return -EINVAL;
+	if (iova <= VTD_IOAPIC_LAST && last >= VTD_IOAPIC_START)
+		return -EINVAL;
+	return 0;
+}
+
+/* Index of the first area that ends at or after iova. */
+static uint32_t first_from(const struct sim_dev *d, uint64_t iova)
+{
+	uint32_t lo = 0, hi = d->n_maps;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (d->maps[mid].last < iova)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int insert_at(struct sim_dev *d, uint32_t i, uint64_t iova, uint64_t last,
+		     uint32_t flags)
+{
+	if (d->n_maps == d->cap_maps) {
+		uint32_t cap = d->cap_maps ? 2 * d->cap_maps : 8;
+		struct sim_map *m = realloc(d->maps, (size_t)cap * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		d->maps = m;
+		d->cap_maps = cap;
+	}
+	memmove(&d->maps[i + 1], &d->maps[i], (size_t)(d->n_maps - i) * sizeof(*d->maps));
+	d->maps[i] = (struct sim_map){ .iova = iova, .last = last, .flags = flags };
+	d->n_maps++;
+	return 0;
+}
+
+int sim_map_append(struct sim_dev *d, uint64_t iova, uint64_t last, uint32_t flags)
+{
+	return insert_at(d, d->n_maps, iova, last, flags);
+}
+
+void sim_dev_maps_free(struct sim_dev *d)
+{
+	free(d->maps);
+	d->maps = NULL;
+	d->n_maps = 0;
+	d->cap_maps = 0;
+}
+
+/* The ioctl's own checks, before it looks at the IOAS (ioas.c:208-218). */
+static int map_args_check(uint64_t iova, uint64_t length, uint32_t flags)
+{
+	if (flags & ~(IOMMU_IOAS_MAP_FIXED_IOVA | IOAS_MAP_ACCESS))
+		return -EOPNOTSUPP;
+	if (iova >= UINT64_MAX || length >= UINT64_MAX)
+		return -EOVERFLOW;
+	if (!(flags & IOAS_MAP_ACCESS))
+		return -EINVAL;
+	/* iopt_alloc_pages(), pages.c:1152. */
+	if (!length || length > UINT64_MAX - SIM_PAGE_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+int sim_map_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length,
+		   uint32_t flags)
+{
+	int dev = sim_dev_find(st, device);
+	struct sim_dev *d;
+	uint64_t align, last;
+	uint32_t i;
+	int rc;
+
+	if (dev < 0)
+		return dev;
+	d = &st->devs[dev];
+	rc = map_args_check(iova, length, flags);
+	if (rc)
+		return rc;
+	/* iopt_alloc_area_pages() (io_pagetable.c:270), then iopt_check_iova(). */
+	align = iova_alignment(d->kind);
+	if ((length & (align - 1)) || (iova & (align - 1)))
+		return -EINVAL;
+	if (__builtin_add_overflow(iova, length - 1, &last))
+		return -EOVERFLOW;
+	rc = sim_map_range_ok(d->kind, iova, last);
+	if (rc)
+		return rc;
+	i = first_from(d, iova);
+	if (i < d->n_maps && d->maps[i].iova <= last)
+		return -EEXIST;
+	/*
+	 * Then the area is mapped into the IOAS's domains, here the nest
+	 * parent. The VT-d driver refuses a mapping without write access on
+	 * a nest parent (intel/iommu.c __domain_mapping(), erratum
+	 * 772415_SPR17, which hw_info reports); the mock domain takes it.
+	 */
+	if (d->kind == DEVICE_KIND_VTD && !(flags & IOMMU_IOAS_MAP_WRITEABLE))
+		return -EINVAL;
+	return insert_at(d, i, iova, last, flags & IOAS_MAP_ACCESS);
+}
+
+/*
+ * iopt_unmap_iova_range(): walks the areas meeting [iova, last] in IOVA
+ * order and unmaps each one that lies inside; the first area that sticks
+ * out stops the walk with -ENOENT, and the ones before it stay unmapped
+ * (the kernel does not roll back). Nothing unmapped at all is -ENOENT too
+ * (ioas.c:320).
+ */
+static int unmap_range(struct sim_dev *d, uint64_t iova, uint64_t last)
+{
+	uint32_t i = first_from(d, iova), j = i;
+	uint64_t unmapped = 0;
+	int rc = 0;
+
+	while (j < d->n_maps && d->maps[j].iova <= last) {
+		if (d->maps[j].iova < iova || d->maps[j].last > last) {
+			rc = -ENOENT;
+			break;
+		}
+		unmapped += d->maps[j].last - d->maps[j].iova + 1;
+		j++;
+	}
+	/* Nothing met: maps may be NULL (no area yet), which memmove may not take. */
+	if (j > i) {
+		memmove(&d->maps[i], &d->maps[j], (size_t)(d->n_maps - j) * sizeof(*d->maps));
+		d->n_maps -= j - i;
+	}
+	if (rc)
+		return rc;
+	return unmapped ? 0 : -ENOENT;
+}
+
+int sim_unmap_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length)
+{
+	int dev = sim_dev_find(st, device);
+	uint64_t last;
+
+	if (dev < 0)
+		return dev;
+	/* ioas.c:307: iopt_unmap_all(), which succeeds on an empty IOAS. */
+	if (iova == 0 && length == UINT64_MAX) {
+		st->devs[dev].n_maps = 0;
+		return 0;
+	}
+	if (iova >= UINT64_MAX || length >= UINT64_MAX)
+		return -EOVERFLOW;
+	/* iopt_unmap_iova(), io_pagetable.c:761. */
+	if (!length)
+		return -EINVAL;
+	if (__builtin_add_overflow(iova, length - 1, &last))
+		return -EOVERFLOW;
+	return unmap_range(&st->devs[dev], iova, last);
+}

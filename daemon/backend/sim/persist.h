@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* The simulator's state to and from the state file (backend/sim/persist.c). */
+#ifndef IOMMU_NESTD_SIM_PERSIST_H
+#define IOMMU_NESTD_SIM_PERSIST_H
+
+#include "backend/sim/state.h"
+
+struct json_object;
+
+/* Adds st's whole state to the JSON object o. 0 or -ENOMEM. */
+int sim_state_save(const struct sim_state *st, struct json_object *o);
+
+/*
+ * Journal records (state_journal.h) for the objects ids[0..n) (deleted
+ * if gone), the devices whose bit is set in devs, and the scalars (next
+ * id, fault), under "backend_state". 0 or -ENOMEM.
+ */
+int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32_t n, uint64_t devs,
+			 struct json_object *records);
+
+/*
+ * Builds st (uninitialised on entry) from o, checked against the configured
+ * devices. 0, or -EINVAL (*errmsg says why) / -ENOMEM with st empty.
+ */
+int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_object *o,
+		   const char **errmsg);
+
+#endif

@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The "sim" backend: the daemon's default, an in-process model of iommufd
+ * nested HWPTs with the kernel's exact errnos and entry_num semantics, so
+ * that the socket-level tests written against it hold unchanged against a
+ * real kernel. The model lives in sim_state.h; this file is the vtable.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "util/config.h"
+#include "util/json_util.h"
+#include "backend/sim/persist.h"
+#include "backend/sim/state.h"
+#include "util/journal.h"
+
+#define SIM_ANCHOR_LEN 16
+#define SIM_FD_NAME "sim"
+
+/*
+ * The sim's objects live in this process, so nothing needs to outlive it;
+ * the state file carries them across a restart. To make the restart path
+ * the same as iommufd's (whose objects live as long as its fd is open in
+ * systemd's fd store), the sim keeps an anchor: a memfd holding a random
+ * instance id, stored in the fd store as "sim". A restored instance
+ * accepts the state file only with the anchor back and only if the ids
+ * match: without it (no fd store, or a store systemd emptied on stop while
+ * the state file stayed) iommufd's objects would be gone, so the sim's are.
+ */
+struct sim_backend {
+	struct backend be;
+	struct sim_state st;
+	const struct config *cfg; /* the devices a restored state must match */
+	uint64_t gen; /* bumped by every change save() would write */
+	/* What changed since the last save (for save_delta's journal records). */
+	struct dirty_ids dirty_objs;
+	uint64_t dirty_devs; /* bit i: devs[i] */
+	int anchor_fd;
+	uint8_t anchor[SIM_ANCHOR_LEN];
+};
+
+static struct sim_backend *to_sb(struct backend *be)
+{
+	return (struct sim_backend *)be;
+}
+
+static struct sim_state *to_st(struct backend *be)
+{
+	return &((struct sim_backend *)be)->st;
+}
+
+static void sim_close(struct backend *be)
+{
+	if (!be)
+		return;
+	sim_state_free(to_st(be));
+	dirty_ids_free(&to_sb(be)->dirty_objs);
+	if (to_sb(be)->anchor_fd >= 0)
+		close(to_sb(be)->anchor_fd);
+	free(be);
+}
+
+static void caps_add(uint32_t *types, uint32_t *n, uint32_t type)
+{
+	uint32_t i;
+
+	for (i = 0; i < *n; i++)
+		if (types[i] == type)
+			return;
+	if (*n < BACKEND_MAX_TYPES)
+		types[(*n)++] = type;
+}
+
+static void sim_get_caps(struct backend *be, struct backend_caps *caps)
+{
+	struct sim_state *st = to_st(be);
+	uint32_t i;
+
+	*caps = (struct backend_caps){
+		.check_iotlb = true,
+		.sim_model = true,
+		.fault_inject = true,
+		.rules = st->rules,
+	};
+	/* Only what the configured devices' drivers support, in config order. */
+	for (i = 0; i < st->n_devs; i++) {
+		bool vtd = st->devs[i].kind == DEVICE_KIND_VTD;
+
+		caps_add(caps->hwpt_types, &caps->n_hwpt_types,
+			 vtd ? IOMMU_HWPT_DATA_VTD_S1 : IOMMU_HWPT_DATA_SELFTEST);
+		caps_add(caps->inv_types, &caps->n_inv_types,
+			 vtd ? IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 :
+			       IOMMU_HWPT_INVALIDATE_DATA_SELFTEST);
+	}
+}
+
+static uint32_t sim_n_devices(struct backend *be)
+{
+	return to_st(be)->n_devs;
+}
+
+static const char *sim_device_name(struct backend *be, uint32_t i)
+{
+	struct sim_state *st = to_st(be);
+
+	return i < st->n_devs ? st->devs[i].name : NULL;
+}
+
+/* Object id changed: its journal record is due (and so is a save). */
+static void obj_changed(struct sim_backend *sb, uint32_t id)
+{
+	dirty_ids_add(&sb->dirty_objs, id);
+	sb->gen++;
+}
+
+static void dev_changed(struct sim_backend *sb, const char *device)
+{
+	int i = sim_dev_find(&sb->st, device);
+
+	if (i >= 0)
+		sb->dirty_devs |= UINT64_C(1) << i;
+	sb->gen++;
+}
+
+static int sim_op_alloc_nested(struct backend *be, const char *device,
+			       const struct backend_alloc *req, uint32_t *out_hwpt_id,
+			       uint32_t *out_parent_id)
+{
+	int rc = sim_alloc_nested(to_st(be), device, req, out_hwpt_id, out_parent_id);
+
+	if (!rc)
+		obj_changed(to_sb(be), *out_hwpt_id);
+	return rc;
+}
+
+static int sim_op_destroy(struct backend *be, uint32_t hwpt_id)
+{
+	int rc = sim_destroy(to_st(be), hwpt_id);
+
+	if (!rc)
+		obj_changed(to_sb(be), hwpt_id);
+	return rc;
+}
+
+/* Users counts are not saved (the loader recomputes them): only the device. */
+static int sim_op_attach(struct backend *be, const char *device, uint32_t hwpt_id)
+{
+	int rc = sim_attach(to_st(be), device, hwpt_id);
+
+	if (!rc)
+		dev_changed(to_sb(be), device);
+	return rc;
+}
+
+static int sim_op_detach(struct backend *be, const char *device)
+{
+	int rc = sim_detach(to_st(be), device);
+
+	if (!rc)
+		dev_changed(to_sb(be), device);
+	return rc;
+}
+
+/*
+ * What an invalidation can change of the saved state: the HWPT's caches
+ * and mock slots, and the fault's remaining fires. Compared before and
+ * after, so that the common case, an invalidation of pages nothing
+ * cached, changes nothing and costs no write at all.
+ */
+struct inv_print {
+	/* Scalars only, no padding: compared with memcmp. */
+	uint64_t iotlb_pages, psc_pages, f_addr;
+	uint32_t n_iotlb, n_psc;
+	uint32_t slots[MOCK_NESTED_DOMAIN_IOTLB_NUM];
+	uint32_t f_hwpt, f_mode, f_index, f_hw_error, f_latency, f_count, fires_left;
+	int32_t f_error;
+};
+
+static void inv_print_of(struct sim_state *st, uint32_t id, struct inv_print *p)
+{
+	const struct sim_obj *o = sim_obj_find(st, id);
+	const struct backend_fault *f = &st->fault;
+
+	memset(p, 0, sizeof(*p));
+	if (o) {
+		p->n_iotlb = o->iotlb_set.n;
+		p->n_psc = o->psc_set.n;
+		p->iotlb_pages = sim_iset_total(&o->iotlb_set);
+		p->psc_pages = sim_iset_total(&o->psc_set);
+		memcpy(p->slots, o->iotlb, sizeof(p->slots));
+	}
+	p->f_addr = f->addr;
+	p->f_hwpt = f->hwpt_id;
+	p->f_mode = f->mode;
+	p->f_index = f->index;
+	p->f_hw_error = f->hw_error;
+	p->f_latency = f->latency_us;
+	p->f_count = f->count;
+	p->f_error = f->error;
+	p->fires_left = st->fault_fires_left;
+}
+
+static int sim_op_invalidate(struct backend *be, struct backend_inv *inv)
+{
+	struct sim_backend *sb = to_sb(be);
+	struct inv_print before, after;
+	int rc;
+
+	inv_print_of(&sb->st, inv->hwpt_id, &before);
+	/* Even a failing submission applied the entries before the failure. */
+	rc = sim_invalidate(&sb->st, inv);
+	inv_print_of(&sb->st, inv->hwpt_id, &after);
+	if (memcmp(&before, &after, sizeof(before)))
+		obj_changed(sb, inv->hwpt_id);
+	return rc;
+}
+
+static int sim_op_map_memory(struct backend *be, const char *device, uint64_t iova,
+			     uint64_t length, int fd, uint64_t offset, uint32_t flags)
+{
+	/*
+	 * The model keeps ranges, not memory: the descriptor was checked by
+	 * the daemon (type, size, access) and is not needed here.
+	 */
+	int rc = sim_map_memory(to_st(be), device, iova, length,
+				flags | IOMMU_IOAS_MAP_FIXED_IOVA);
+
+	(void)fd;
+	(void)offset;
+	if (!rc)
+		dev_changed(to_sb(be), device);
+	return rc;
+}
+
+static int sim_op_unmap_memory(struct backend *be, const char *device, uint64_t iova,
+			       uint64_t length)
+{
+	/* A failing unmap may have removed areas before the one that stopped it. */
+	dev_changed(to_sb(be), device);
+	return sim_unmap_memory(to_st(be), device, iova, length);
+}
+
+static int sim_op_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
+			      uint32_t expected)
+{
+	return sim_check_iotlb(to_st(be), hwpt_id, iotlb_id, expected);
+}
+
+static int sim_op_populate(struct backend *be, uint32_t hwpt_id, uint64_t addr,
+			   uint64_t npages, uint32_t kind)
+{
+	int rc = sim_populate(to_st(be), hwpt_id, addr, npages, kind);
+
+	if (!rc)
+		obj_changed(to_sb(be), hwpt_id);
+	return rc;
+}
+
+static int sim_op_query(struct backend *be, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
+			uint64_t *iotlb_pages, uint64_t *psc_pages)
+{
+	return sim_query(to_st(be), hwpt_id, addr, npages, iotlb_pages, psc_pages);
+}
+
+static int sim_op_inject_fault(struct backend *be, const struct backend_fault *f)
+{
+	int rc = sim_inject_fault(to_st(be), f);
+
+	to_sb(be)->gen += !rc;
+	return rc;
+}
+
+/* ---- restart support ------------------------------------------------- */
+
+static void mark_clean(struct sim_backend *sb)
+{
+	dirty_ids_clear(&sb->dirty_objs);
+	sb->dirty_devs = 0;
+}
+
+static int sim_save(struct backend *be, struct json_object *obj)
+{
+	char hex[2 * SIM_ANCHOR_LEN + 1];
+
+	js_hex(hex, to_sb(be)->anchor, SIM_ANCHOR_LEN);
+	if (js_add_str(obj, "anchor", hex))
+		return -ENOMEM;
+	mark_clean(to_sb(be));
+	return sim_state_save(to_st(be), obj);
+}
+
+/* The fault and next_id are a few bytes: written with every delta. */
+static int sim_save_delta(struct backend *be, struct json_object *records)
+{
+	struct sim_backend *sb = to_sb(be);
+	int rc;
+
+	if (sb->dirty_objs.lost)
+		return -ENOMEM;
+	dirty_ids_unique(&sb->dirty_objs);
+	rc = sim_state_save_delta(&sb->st, sb->dirty_objs.id, sb->dirty_objs.n, sb->dirty_devs,
+				  records);
+	if (!rc)
+		mark_clean(sb);
+	return rc;
+}
+
+/* Reads an inherited anchor's id; -EINVAL if it is not one of ours. */
+static int anchor_read(int fd, uint8_t *id)
+{
+	char buf[2 * SIM_ANCHOR_LEN + 1];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+
+	if (n != 2 * SIM_ANCHOR_LEN)
+		return -EINVAL;
+	buf[n] = '\0';
+	return js_unhex(buf, id, SIM_ANCHOR_LEN);
+}
+
+/*
+ * With an anchor from the fd store, the state file must be the one its
+ * instance wrote: another id means the file is stale (left by an instance
+ * whose fd store entry is gone), and restoring it would resurrect objects
+ * that no longer exist anywhere else.
+ */
+static int anchor_check(struct sim_backend *sb, struct json_object *obj, int fd,
+			const char **errmsg)
+{
+	uint8_t saved[SIM_ANCHOR_LEN], got[SIM_ANCHOR_LEN];
+	char hex[2 * SIM_ANCHOR_LEN + 1];
+
+	if (js_str(obj, "anchor", hex, sizeof(hex)) || js_unhex(hex, saved, SIM_ANCHOR_LEN)) {
+		*errmsg = "sim: malformed anchor";
+		return -EINVAL;
+	}
+	if (fd < 0) {
+		/* iommufd's rule: no stored fd, no objects (persist/restart.c, open_iommufd). */
+		*errmsg = "sim: the anchor is not in the fd store (objects are gone)";
+		return -ENOENT;
+	}
+	if (anchor_read(fd, got) || memcmp(saved, got, SIM_ANCHOR_LEN)) {
+		*errmsg = "sim: the stored anchor does not match the state file";
+		return -ESTALE;
+	}
+	return 0;
+}
+
+static int sim_restore(struct backend *be, struct json_object *obj, backend_take_fd_fn take_fd,
+		       void *ctx, const char **errmsg)
+{
+	struct sim_backend *sb = to_sb(be);
+	int fd = take_fd ? take_fd(ctx, SIM_FD_NAME) : -1;
+	struct sim_state fresh;
+	int rc;
+
+	rc = anchor_check(sb, obj, fd, errmsg);
+	if (!rc)
+		rc = sim_state_load(&fresh, sb->cfg, obj, errmsg);
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	sim_state_free(&sb->st);
+	sb->st = fresh;
+	/* Configuration, not state: the file does not carry it. */
+	sb->st.rules = sb->cfg->sim_kernel;
+	if (fd >= 0) {
+		/* Adopt it: it is already in the store, nothing to add. */
+		close(sb->anchor_fd);
+		sb->anchor_fd = fd;
+		anchor_read(fd, sb->anchor);
+	}
+	sb->gen++;
+	return 0;
+}
+
+static uint32_t sim_stored_fds(struct backend *be, struct backend_fd *out, uint32_t max)
+{
+	if (!max || to_sb(be)->anchor_fd < 0)
+		return 0;
+	snprintf(out[0].name, sizeof(out[0].name), "%s", SIM_FD_NAME);
+	out[0].fd = to_sb(be)->anchor_fd;
+	return 1;
+}
+
+static uint64_t sim_generation(struct backend *be)
+{
+	return to_sb(be)->gen;
+}
+
+static bool sim_has_hwpt(struct backend *be, uint32_t hwpt_id)
+{
+	struct sim_obj *o = sim_obj_find(to_st(be), hwpt_id);
+
+	return o && o->type == SIM_OBJ_NESTED;
+}
+
+static const struct backend_ops sim_ops = {
+    .name = "sim",
+    .close = sim_close,
+    .get_caps = sim_get_caps,
+    .n_devices = sim_n_devices,
+    .device_name = sim_device_name,
+    .alloc_nested = sim_op_alloc_nested,
+    .destroy = sim_op_destroy,
+    .attach = sim_op_attach,
+    .detach = sim_op_detach,
+    .invalidate = sim_op_invalidate,
+    .map_memory = sim_op_map_memory,
+    .unmap_memory = sim_op_unmap_memory,
+    .check_iotlb = sim_op_check_iotlb,
+    .sim_populate = sim_op_populate,
+    .sim_query = sim_op_query,
+    .inject_fault = sim_op_inject_fault,
+    .save = sim_save,
+    .restore = sim_restore,
+    .stored_fds = sim_stored_fds,
+    .generation = sim_generation,
+    .save_delta = sim_save_delta,
+    .has_hwpt = sim_has_hwpt,
+    .abandon = sim_close,
+};
+
+/* A memfd with a fresh random id; -1 if memfd or getrandom fail (no anchor). */
+static int anchor_new(uint8_t *id)
+{
+	char hex[2 * SIM_ANCHOR_LEN + 1];
+	int fd;
+
+	if (getrandom(id, SIM_ANCHOR_LEN, 0) != SIM_ANCHOR_LEN)
+		return -1;
+	fd = memfd_create("iommu-nestd-sim-anchor", MFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	js_hex(hex, id, SIM_ANCHOR_LEN);
+	if (write(fd, hex, 2 * SIM_ANCHOR_LEN) != 2 * SIM_ANCHOR_LEN) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int backend_sim_open(const struct config *cfg, struct backend **out, const char **errmsg)
+{
+	struct sim_backend *sb;
+	const char *dummy;
+	int rc;
+
+	if (!errmsg)
+		errmsg = &dummy;
+	sb = calloc(1, sizeof(*sb));
+	if (!sb) {
+		*errmsg = "sim: out of memory";
+		return -ENOMEM;
+	}
+	sb->be.ops = &sim_ops;
+	rc = sim_state_init(&sb->st, cfg, errmsg);
+	if (rc) {
+		free(sb);
+		return rc;
+	}
+	sb->cfg = cfg;
+	sb->anchor_fd = anchor_new(sb->anchor);
+	*out = &sb->be;
+	return 0;
+}

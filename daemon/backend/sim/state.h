@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The simulator's whole state, in one self-contained struct (everything is
+ * reachable from it, nothing lives in globals), so that it can later be
+ * serialised across daemon restarts.
+ *
+ * Objects model iommufd HWPT objects: every configured device owns one
+ * kernel-managed nest parent (a paging HWPT) and user-managed nested HWPTs
+ * are allocated on top of it. Ids are allocated like iommufd's: the lowest
+ * free u32 from 1 (xa_alloc on an XA_FLAGS_ALLOC1 xarray), so a destroyed
+ * id is reused by the next object, and a stale id may name a newer one.
+ *
+ * Not thread safe: the daemon drives the backend from its event loop.
+ */
+#ifndef IOMMU_NESTD_SIM_STATE_H
+#define IOMMU_NESTD_SIM_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "util/config.h"
+#include "backend/iommufd_uapi.h"
+#include "backend/sim/iset.h"
+
+/* Object ids are positive ints, as the kernel's xarray hands them out. */
+#define SIM_ID_MAX INT32_MAX
+
+enum sim_obj_type {
+	SIM_OBJ_PARENT = 1, /* IOMMUFD_OBJ_HWPT_PAGING, nest parent */
+	SIM_OBJ_NESTED = 2, /* IOMMUFD_OBJ_HWPT_NESTED */
+};
+
+struct sim_obj {
+	uint32_t id;
+	enum sim_obj_type type;
+	enum device_kind kind; /* the driver that owns the domain */
+	uint32_t dev;          /* index of the device it was allocated for */
+	uint32_t parent_id;    /* nested: its nest parent */
+	/*
+	 * Like iommufd_object.users beyond the table's own reference:
+	 * attached devices plus (for a parent) nested children. Destroy
+	 * needs it to be zero.
+	 */
+	uint32_t users;
+	/* Nested VT-d: what IOMMU_HWPT_ALLOC stored (checked at attach). */
+	struct iommu_hwpt_vtd_s1 vtd;
+	/* Nested selftest: the mock IOTLB slots. */
+	uint32_t iotlb[MOCK_NESTED_DOMAIN_IOTLB_NUM];
+	/* Nested VT-d: cached pages, leaf translations and paging structures. */
+	struct sim_iset iotlb_set;
+	struct sim_iset psc_set;
+};
+
+/* One IOMMU_IOAS_MAP area: [iova, last], inclusive like iopt_area. */
+struct sim_map {
+	uint64_t iova;
+	uint64_t last;
+	uint32_t flags; /* IOMMU_IOAS_MAP_READABLE / _WRITEABLE */
+};
+
+struct sim_dev {
+	char name[CONFIG_NAME_MAX];
+	enum device_kind kind;
+	uint32_t parent_id;   /* its nest parent, allocated at open */
+	uint32_t attached_id; /* the HWPT it is attached to: parent or nested */
+	/*
+	 * The areas of the device's own IOAS (the nest parent's stage 2),
+	 * sorted by iova and disjoint (backend/sim/mem.c). Only ranges and access
+	 * are modelled: the memory itself stays with the client.
+	 */
+	struct sim_map *maps;
+	uint32_t n_maps;
+	uint32_t cap_maps;
+};
+
+struct sim_state {
+	struct sim_dev devs[CONFIG_MAX_DEVICES];
+	uint32_t n_devs;
+
+	/* Sorted by id; new objects take the lowest free id (backend/sim/objects.c). */
+	struct sim_obj *objs;
+	uint32_t n_objs;
+	uint32_t cap_objs;
+	uint32_t next_id; /* one past the highest id ever live */
+
+	/* Fault injection; fault.mode == FAULT_CLEAR means none. */
+	struct backend_fault fault;
+	uint32_t fault_fires_left; /* 0 with fault.count == 0: unlimited */
+	uint32_t latency_us;
+
+	/* Which kernel version's rules to model ([daemon] sim_kernel). */
+	enum kernel_rules rules;
+};
+
+/* backend/sim/objects.c: lifecycle. */
+int sim_state_init(struct sim_state *st, const struct config *cfg, const char **errmsg);
+void sim_state_free(struct sim_state *st);
+struct sim_obj *sim_obj_find(struct sim_state *st, uint32_t id);
+int sim_dev_find(const struct sim_state *st, const char *name);
+int sim_alloc_nested(struct sim_state *st, const char *device,
+		     const struct backend_alloc *req, uint32_t *out_id, uint32_t *out_parent);
+int sim_destroy(struct sim_state *st, uint32_t id);
+int sim_attach(struct sim_state *st, const char *device, uint32_t id);
+int sim_detach(struct sim_state *st, const char *device);
+/*
+ * Whose stage 2 the device translates through now: the index of the
+ * device whose IOAS holds the nest parent under its domain (itself unless
+ * it was attached across devices), or -ENODEV.
+ */
+int sim_dev_stage2(struct sim_state *st, const char *device);
+
+/* backend/sim/mem.c: IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP on a device's IOAS. */
+int sim_map_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length,
+		   uint32_t flags);
+int sim_unmap_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length);
+/* 0 if [iova, last] may be mapped on a device of kind (aperture, reserved). */
+int sim_map_range_ok(enum device_kind kind, uint64_t iova, uint64_t last);
+/* Appends an area above every existing one (state file loading). */
+int sim_map_append(struct sim_dev *d, uint64_t iova, uint64_t last, uint32_t flags);
+void sim_dev_maps_free(struct sim_dev *d);
+
+/* backend/sim/cache.c: model caches, read back and seeded by tests. */
+int sim_check_iotlb(struct sim_state *st, uint32_t id, uint32_t iotlb_id, uint32_t expected);
+int sim_populate(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages,
+		 uint32_t kind);
+int sim_query(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages,
+	      uint64_t *iotlb_pages, uint64_t *psc_pages);
+/* The pfn range [*start, *end) an (addr, npages) request covers, clamped. */
+void sim_range_of(uint64_t addr, uint64_t npages, uint64_t *start, uint64_t *end);
+
+/* backend/sim/inv.c: IOMMU_HWPT_INVALIDATE and fault injection. */
+int sim_invalidate(struct sim_state *st, struct backend_inv *inv);
+int sim_inject_fault(struct sim_state *st, const struct backend_fault *f);
+
+#endif

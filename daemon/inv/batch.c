@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Batch execution: every pending entry of a list of requests on one HWPT
+ * is gathered (client order, request by request), coalesced, submitted in
+ * chunks with the kernel's entry_num semantics, and every backend outcome
+ * is mapped back to the client entries it served.
+ *
+ * Exactness. When the backend stops at submitted entry j (or flags j with
+ * a hardware error), the client entries served only by entries before j
+ * are done. The ones served by j are resubmitted one for one, in client
+ * order, which tells exactly which of them fail and how - the same answer
+ * a one-by-one submission of the request would have given, because
+ * invalidations are idempotent and commute. If none of them fails again,
+ * the failure was transient: the first of them is reported with j's errno
+ * and hw_error all the same (never masked as done), though the retry did
+ * flush every page. The ones served only after j
+ * are coalesced again and submitted. After INV_BATCH_MAX_REPLANS failing
+ * rounds the rest goes out one for one, so a backend that fails every
+ * entry costs O(n) planning and O(n) entries submitted (a call is charged
+ * for the entries the backend walked, up to the one it stopped at).
+ *
+ * A backend hardware error on an entry that the backend otherwise walked
+ * past (rc 0, hw_error[k] != 0: the v8 design) means the hardware did not
+ * confirm it: the client entry is FAILED with -EIO and that hw_error.
+ *
+ * Requests without cont get the kernel's shape at the end: the leading
+ * done run, the first failure, everything after it not attempted - even
+ * entries that a coalesced submission did flush (over-reporting is safe;
+ * DONE is only ever reported for something acknowledged).
+ */
+#include "inv/batch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/iommufd_uapi.h"
+#include "util/common.h"
+
+#define INV_BATCH_MAX_REPLANS 4
+
+/* A gathered client entry. */
+struct bitem {
+	uint32_t req; /* ordinal in the request list */
+	uint32_t idx; /* entry index in that request */
+};
+
+/* Per-request working state. */
+struct breq {
+	struct inv_request *req;
+	uint32_t fail_idx; /* first entry the backend failed; UINT32_MAX: none */
+	uint32_t subs;	   /* backend entries that served it */
+	uint64_t pages;
+};
+
+struct batch {
+	struct inv_batch_ctx *ctx;
+	struct backend *be;
+	struct inv_batch_stats *stats;
+	uint32_t hwpt_id;
+	uint32_t data_type;
+	uint32_t esz;
+	uint32_t chunk;
+
+	struct breq *reqs;
+	struct bitem *items; /* m gathered entries, client order */
+	uint8_t *ent;	     /* their (normalised) entries */
+	uint8_t *tmp;	     /* m entries: coalescer input, one-for-one chunks */
+	uint32_t *sel;	     /* m: the items still to submit */
+	uint32_t *aux;	     /* m: the items served by a failing entry */
+	uint32_t *hw;	     /* hw_error of one backend call */
+	uint32_t *mark;	     /* per plan entry: request last counted */
+};
+
+void inv_batch_ctx_init(struct inv_batch_ctx *ctx, const struct coalesce_params *p)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	if (p)
+		ctx->params = *p;
+	coalesce_plan_init(&ctx->plan);
+}
+
+void inv_batch_ctx_free(struct inv_batch_ctx *ctx)
+{
+	coalesce_plan_free(&ctx->plan);
+	free(ctx->scratch);
+	ctx->scratch = NULL;
+	ctx->cap_scratch = 0;
+}
+
+static int ctx_reserve(struct inv_batch_ctx *ctx, size_t need)
+{
+	size_t cap;
+	void *p;
+
+	if (need <= ctx->cap_scratch)
+		return 0;
+	cap = ctx->cap_scratch ? ctx->cap_scratch : 4096;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(ctx->scratch, cap);
+	if (!p)
+		return -ENOMEM;
+	ctx->scratch = p;
+	ctx->cap_scratch = cap;
+	return 0;
+}
+
+/* Carves the working arrays for nr requests and m entries out of scratch. */
+static int batch_layout(struct batch *b, uint32_t nr, uint32_t m)
+{
+	size_t n_plan = 2 * (size_t)m + 1;
+	size_t n_hw = n_plan < b->chunk ? n_plan : b->chunk;
+	size_t sz_reqs = nr * sizeof(struct breq);
+	size_t sz_items = m * sizeof(struct bitem);
+	size_t sz_ent = (size_t)m * b->esz;
+	uint8_t *p;
+	int rc;
+
+	/* Each piece is a multiple of 8 bytes; the uint32 arrays go last. */
+	rc = ctx_reserve(b->ctx, sz_reqs + sz_items + 2 * sz_ent +
+				     (2 * (size_t)m + n_hw + n_plan) * sizeof(uint32_t));
+	if (rc)
+		return rc;
+	p = b->ctx->scratch;
+	b->reqs = (struct breq *)p;
+	p += sz_reqs;
+	b->items = (struct bitem *)p;
+	p += sz_items;
+	b->ent = p;
+	p += sz_ent;
+	b->tmp = p;
+	p += sz_ent;
+	b->sel = (uint32_t *)p;
+	b->aux = b->sel + m;
+	b->hw = b->aux + m;
+	b->mark = b->hw + n_hw;
+	/* Kept all zero between backend calls (submit, hw_clear). */
+	memset(b->hw, 0, n_hw * sizeof(*b->hw));
+	return 0;
+}
+
+static struct inv_entry_result *item_res(struct batch *b, uint32_t it)
+{
+	const struct bitem *x = &b->items[it];
+
+	return &b->reqs[x->req].req->res[x->idx];
+}
+
+/* An entry after a request's first failure, which the kernel never sees. */
+static bool item_dead(struct batch *b, uint32_t it)
+{
+	const struct bitem *x = &b->items[it];
+	const struct breq *r = &b->reqs[x->req];
+
+	return !r->req->cont && r->fail_idx < x->idx;
+}
+
+static void item_done(struct batch *b, uint32_t it)
+{
+	item_res(b, it)->state = INV_DONE;
+}
+
+static void item_fail(struct batch *b, uint32_t it, int err, uint32_t hw)
+{
+	struct inv_entry_result *res = item_res(b, it);
+	struct breq *r = &b->reqs[b->items[it].req];
+
+	res->state = INV_FAILED;
+	res->error = err;
+	res->hw_error = hw;
+	if (b->items[it].idx < r->fail_idx)
+		r->fail_idx = b->items[it].idx;
+}
+
+static uint64_t entry_pages(const struct batch *b, const uint8_t *e)
+{
+	struct iommu_hwpt_vtd_s1_invalidate v;
+
+	if (b->data_type != IOMMU_HWPT_INVALIDATE_DATA_VTD_S1)
+		return 0; /* no page model for the mock */
+	memcpy(&v, e, sizeof(v));
+	return vtd_block_pages(v.addr, v.npages, b->ctx->params.vtd_max_mask);
+}
+
+static void count_flushed(struct inv_batch_stats *st, uint64_t pages)
+{
+	st->pages_flushed = sat_add(st->pages_flushed, pages);
+	if (pages == VTD_PAGES_ALL)
+		st->flush_alls++;
+	else
+		st->ranged_pages = sat_add(st->ranged_pages, pages);
+}
+
+/*
+ * One backend call over cnt entries. Returns h, the number of entries the
+ * backend walked past (some may carry a hardware error in b->hw), with
+ * *err its errno for entry h (0 when it walked past all cnt); *seen gets
+ * the number of entries the call accounts for: the h walked past and the
+ * one it stopped at. Work and counters are O(*seen), not O(cnt): after a
+ * failure the caller resubmits the rest, so charging cnt would make a
+ * backend that fails every entry cost O(n^2).
+ *
+ * b->hw is all zero before the call; the backend writes only entries it
+ * walked (up to the one it stopped at), and this clears what it may have
+ * written once the caller has read it (hw_clear), so no call pays for the
+ * whole array.
+ */
+static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt, int *err,
+		       uint32_t *seen)
+{
+	struct backend_inv inv = {
+	    .hwpt_id = b->hwpt_id,
+	    .data_type = b->data_type,
+	    .entry_len = b->esz,
+	    .entry_num = cnt,
+	    .entries = entries,
+	    .hw_error = b->hw,
+	};
+	uint32_t h, k;
+	int rc;
+
+	rc = b->be->ops->invalidate(b->be, &inv);
+
+	/* Hold the backend to the ioctl's contract; doubt means failure. */
+	h = inv.entry_num < cnt ? inv.entry_num : cnt;
+	if (rc > 0)
+		rc = -EIO;
+	if (!rc && h < cnt)
+		rc = -EIO;
+	if (rc && h == cnt)
+		h = cnt - 1;
+
+	*err = rc;
+	*seen = rc ? h + 1 : cnt;
+	b->stats->submissions++;
+	b->stats->entries_submitted += *seen;
+	for (k = 0; k < *seen; k++)
+		count_flushed(b->stats, entry_pages(b, entries + (size_t)k * b->esz));
+	return h;
+}
+
+/* Clears what a call that accounted for seen entries may have left in b->hw. */
+static void hw_clear(struct batch *b, uint32_t seen)
+{
+	memset(b->hw, 0, (size_t)seen * sizeof(*b->hw));
+}
+
+/*
+ * The first entry of a call that did not succeed cleanly (cnt when all
+ * did), with the errno and hw_error it gets: a hardware error on an entry
+ * the backend walked past is -EIO with that hw_error.
+ */
+static uint32_t first_bad(const struct batch *b, uint32_t h, uint32_t cnt, int rc, int *err,
+			  uint32_t *hw)
+{
+	for (uint32_t k = 0; k < h; k++) {
+		if (b->hw[k]) {
+			*err = -EIO;
+			*hw = b->hw[k];
+			return k;
+		}
+	}
+	*err = rc;
+	*hw = rc ? b->hw[h] : 0;
+	return rc ? h : cnt;
+}
+
+/*
+ * Submits the items of list one for one, in order, skipping entries that
+ * a failure made dead. Chunks are copied once; after a failure the walk
+ * resumes inside the same chunk, after the entry the backend stopped at,
+ * so the cost stays linear. Entries the backend walked past with a
+ * hardware error fail (-EIO, that hw_error) without a resubmission: the
+ * one-by-one answer, as the backend walked them one by one.
+ */
+static void walk(struct batch *b, uint32_t *list, uint32_t nl)
+{
+	uint32_t c = 0, w = 0;
+
+	while (c < nl) {
+		uint32_t cs = w, cnt = 0, off = 0;
+
+		while (c < nl && cnt < b->chunk) {
+			uint32_t it = list[c++];
+
+			if (item_dead(b, it))
+				continue;
+			list[w++] = it;
+			memcpy(b->tmp + (size_t)cnt * b->esz, b->ent + (size_t)it * b->esz, b->esz);
+			cnt++;
+		}
+		while (off < cnt) {
+			uint32_t h, seen, k;
+			int err;
+
+			h = submit(b, b->tmp + (size_t)off * b->esz, cnt - off, &err, &seen);
+			for (k = 0; k < seen; k++) {
+				uint32_t it = list[cs + off + k];
+				struct breq *r = &b->reqs[b->items[it].req];
+
+				r->subs++;
+				r->pages =
+				    sat_add(r->pages, entry_pages(b, b->ent + (size_t)it * b->esz));
+				if (k == h)
+					item_fail(b, it, err, b->hw[k]);
+				else if (b->hw[k])
+					item_fail(b, it, -EIO, b->hw[k]);
+				else
+					item_done(b, it);
+			}
+			hw_clear(b, seen);
+			if (!err)
+				break;
+			off += seen;
+			/* A request without cont stops here: skip its tail. */
+			while (off < cnt && item_dead(b, list[cs + off]))
+				off++;
+		}
+	}
+}
+
+/* Counts, per request, the processed plan entries that served it. */
+static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint32_t proc_end)
+{
+	const struct coalesce_plan *plan = &b->ctx->plan;
+
+	for (uint32_t k = 0; k < proc_end; k++)
+		b->mark[k] = UINT32_MAX;
+	/* sel is grouped by request, so one marker per entry suffices. */
+	for (uint32_t p = 0; p < ns; p++) {
+		uint32_t rq = b->items[sel[p]].req;
+		struct breq *r = &b->reqs[rq];
+
+		for (uint32_t k = plan->first[p]; k <= plan->last[p] && k < proc_end; k++) {
+			if (b->mark[k] == rq)
+				continue;
+			b->mark[k] = rq;
+			r->subs++;
+			r->pages = sat_add(
+			    r->pages, entry_pages(b, (uint8_t *)plan->sub + (size_t)k * b->esz));
+		}
+	}
+}
+
+static int coalesce(struct batch *b, uint32_t ns)
+{
+	struct inv_batch_ctx *ctx = b->ctx;
+
+	if (b->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1)
+		return coalesce_vtd(b->tmp, ns, &ctx->params, &ctx->plan);
+	return coalesce_selftest(b->tmp, ns, &ctx->params, &ctx->plan);
+}
+
+/*
+ * Whether the plan is one domain-wide flush although none of the ns
+ * coalescer inputs in tmp asked for one: the coalescer escalated (too many
+ * pages or an unbounded range). Only scanned when the plan is a flush-all.
+ */
+static bool plan_escalated(const struct batch *b, uint32_t ns)
+{
+	const struct coalesce_plan *plan = &b->ctx->plan;
+
+	if (b->data_type != IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 || plan->n_sub != 1 ||
+	    entry_pages(b, plan->sub) != VTD_PAGES_ALL)
+		return false;
+	for (uint32_t p = 0; p < ns; p++)
+		if (entry_pages(b, b->tmp + (size_t)p * b->esz) == VTD_PAGES_ALL)
+			return false;
+	return true;
+}
+
+/*
+ * One coalesced round over sel. Returns the number of items left for the
+ * next round (compacted at the front of sel), or a negative errno if the
+ * plan could not be built (nothing was submitted then).
+ */
+static int planned_round(struct batch *b, uint32_t ns)
+{
+	const struct coalesce_plan *plan = &b->ctx->plan;
+	uint32_t j, base, cnt, hw = 0, proc_end = 0, na = 0, nn = 0;
+	uint32_t *sel = b->sel;
+	int rc, err = 0;
+
+	for (uint32_t p = 0; p < ns; p++)
+		memcpy(b->tmp + (size_t)p * b->esz, b->ent + (size_t)sel[p] * b->esz, b->esz);
+	rc = coalesce(b, ns);
+	if (rc)
+		return rc;
+	/* An empty plan would make everything "done" unsubmitted. */
+	if (!plan->n_sub)
+		return -EINVAL;
+	b->stats->escalations += plan_escalated(b, ns);
+
+	j = plan->n_sub;
+	for (base = 0; base < plan->n_sub; base += cnt) {
+		uint32_t f, h, seen;
+
+		cnt = plan->n_sub - base < b->chunk ? plan->n_sub - base : b->chunk;
+		h = submit(b, (uint8_t *)plan->sub + (size_t)base * b->esz, cnt, &err, &seen);
+		f = first_bad(b, h, cnt, err, &err, &hw);
+		hw_clear(b, seen);
+		proc_end = base + seen;
+		if (f < cnt) {
+			j = base + f;
+			break;
+		}
+	}
+	account_plan(b, sel, ns, proc_end);
+
+	for (uint32_t p = 0; p < ns; p++) {
+		if (plan->last[p] < j)
+			item_done(b, sel[p]);
+		else if (plan->first[p] <= j)
+			b->aux[na++] = sel[p];
+		else
+			sel[nn++] = sel[p];
+	}
+	if (!na)
+		return (int)nn;
+	walk(b, b->aux, na);
+	/*
+	 * Submitted entry j failed but its client entries, resubmitted one
+	 * by one, all went through. Either j failed on a page that only the
+	 * coalescer added (none of theirs: one by one, none would fail), or
+	 * the failure was transient (or a hardware error did not recur).
+	 * Submitting j once more tells which. If it passes now, the failure
+	 * was transient and the answer must not hide it: a one-by-one
+	 * submission would have met it on the first of them, in client
+	 * order, so that entry gets j's errno and hw_error. The retry has
+	 * flushed every page all the same.
+	 */
+	for (uint32_t p = 0; p < na; p++)
+		if (item_res(b, b->aux[p])->state == INV_FAILED)
+			return (int)nn;
+	if (j < plan->n_sub) {
+		uint32_t again, h, seen, hw2;
+		int err2;
+
+		h = submit(b, (uint8_t *)plan->sub + (size_t)j * b->esz, 1, &err2, &seen);
+		again = first_bad(b, h, 1, err2, &err2, &hw2);
+		hw_clear(b, seen);
+		if (again == 1)
+			item_fail(b, b->aux[0], err, hw);
+	}
+	return (int)nn;
+}
+
+static uint32_t drop_dead(struct batch *b, uint32_t ns)
+{
+	uint32_t w = 0;
+
+	for (uint32_t p = 0; p < ns; p++)
+		if (!item_dead(b, b->sel[p]))
+			b->sel[w++] = b->sel[p];
+	return w;
+}
+
+static void run(struct batch *b, uint32_t m)
+{
+	uint32_t ns = m;
+	int round = 0;
+
+	for (uint32_t p = 0; p < m; p++)
+		b->sel[p] = p;
+	while ((ns = drop_dead(b, ns))) {
+		if (b->ctx->params.enabled && round < INV_BATCH_MAX_REPLANS) {
+			int left = planned_round(b, ns);
+
+			/* No memory for a plan: one for one needs none. */
+			if (left >= 0) {
+				ns = (uint32_t)left;
+				round++;
+				continue;
+			}
+		}
+		walk(b, b->sel, ns);
+		break;
+	}
+}
+
+/* Kernel-shaped outcome of one request from its per-entry states. */
+static void finish_request(struct inv_request *req, const struct breq *r)
+{
+	bool failed = false;
+
+	req->status = 0;
+	req->entries_handled = 0;
+	for (uint32_t i = 0; i < req->n; i++) {
+		struct inv_entry_result *res = &req->res[i];
+
+		if (res->state == INV_PENDING || (failed && !req->cont)) {
+			res->state = INV_NOT_ATTEMPTED;
+			res->error = 0;
+			res->hw_error = 0;
+		}
+		if (res->state == INV_FAILED && !failed) {
+			failed = true;
+			req->status = res->error;
+		}
+		if (!failed && res->state == INV_DONE && req->entries_handled == i)
+			req->entries_handled = i + 1;
+	}
+	req->entries_submitted = r ? r->subs : 0;
+	req->pages_flushed = r ? r->pages : 0;
+}
+
+/* The batch cannot run: nothing pending is attempted, status says why. */
+static int fail_batch(struct inv_request *reqs, int err)
+{
+	for (struct inv_request *q = reqs; q; q = q->next) {
+		bool pending = false;
+
+		for (uint32_t i = 0; i < q->n; i++)
+			pending |= q->res[i].state == INV_PENDING;
+		finish_request(q, NULL);
+		if (pending)
+			q->status = err;
+	}
+	return err;
+}
+
+static uint32_t count_pending(const struct inv_request *q)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < q->n; i++)
+		n += q->res[i].state == INV_PENDING;
+	return n;
+}
+
+/* Copies every pending entry into the batch arrays, in client order. */
+static void gather(struct batch *b, struct inv_request *reqs)
+{
+	uint32_t r = 0, m = 0;
+
+	for (struct inv_request *q = reqs; q; q = q->next, r++) {
+		const uint8_t *src = q->entries;
+
+		b->reqs[r] = (struct breq){.req = q, .fail_idx = UINT32_MAX};
+		for (uint32_t i = 0; i < q->n; i++) {
+			uint8_t *dst = b->ent + (size_t)m * b->esz;
+
+			if (q->res[i].state != INV_PENDING)
+				continue;
+			b->items[m] = (struct bitem){.req = r, .idx = i};
+			memcpy(dst, src + (size_t)i * b->esz, b->esz);
+			/* Never let addr + npages wrap into a smaller flush. */
+			if (b->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1)
+				vtd_entry_normalize(dst);
+			m++;
+		}
+	}
+}
+
+int inv_batch_run(struct inv_batch_ctx *ctx, struct backend *be, struct inv_request *reqs,
+		  struct inv_batch_stats *stats)
+{
+	struct inv_batch_stats dummy = {0};
+	struct batch b = {
+	    .ctx = ctx,
+	    .be = be,
+	    .stats = stats ? stats : &dummy,
+	};
+	uint32_t nr = 0, m = 0, r = 0;
+	int rc;
+
+	if (!reqs)
+		return 0;
+	b.hwpt_id = reqs->hwpt_id;
+	b.data_type = reqs->data_type;
+	b.esz = inv_entry_size(b.data_type);
+	b.chunk = ctx->max_chunk && ctx->max_chunk < IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX
+		      ? ctx->max_chunk
+		      : IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX;
+	for (struct inv_request *q = reqs; q; q = q->next) {
+		uint32_t pend = count_pending(q);
+
+		/* One HWPT, one type per batch: anything else is a caller bug. */
+		if (q->hwpt_id != b.hwpt_id || q->data_type != b.data_type || (pend && !b.esz))
+			return fail_batch(reqs, -EINVAL);
+		if ((uint64_t)m + pend > UINT32_MAX / 4)
+			return fail_batch(reqs, -E2BIG);
+		m += pend;
+		nr++;
+	}
+	rc = batch_layout(&b, nr, m);
+	if (rc)
+		return fail_batch(reqs, rc);
+	gather(&b, reqs);
+	if (m)
+		run(&b, m);
+	for (struct inv_request *q = reqs; q; q = q->next, r++)
+		finish_request(q, &b.reqs[r]);
+	return 0;
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop side of the daemon: listening socket, connections
+ * (sessions), packet framing, and the per-pass invalidation batch.
+ */
+#ifndef IOMMU_NESTD_SERVER_H
+#define IOMMU_NESTD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "backend/backend.h"
+#include "util/config.h"
+#include "net/decode_arena.h"
+#include "state/registry.h"
+#include "inv/batch.h"
+#include "util/latency_hist.h"
+#include "net/stats.h"
+
+struct event_base;
+struct event;
+struct session;
+struct restart;
+
+struct server {
+	struct event_base *base;
+	const struct config *cfg;
+	struct backend *be;
+	struct backend_caps caps;
+	struct hwpt_registry reg;
+	struct daemon_stats stats;
+	uint64_t start_ns; /* CLOCK_MONOTONIC at init, for uptime */
+	uint64_t rx_ns;    /* when the packets being handled were read */
+	struct latency_hist inv_latency;    /* Invalidate: packet read -> reply */
+	struct latency_hist batch_duration; /* one HWPT's batch: coalesce + submit */
+	struct restart *rs; /* restart support; NULL: none (tests, fuzzers) */
+
+	int listen_fd;
+	bool listen_fd_owned; /* we created (and must unlink) the socket */
+	struct event *ev_accept;
+	/*
+	 * A descriptor held in reserve (/dev/null): at EMFILE it is closed so
+	 * that accept can take one more connection, refuse it and close it,
+	 * instead of leaving it in the backlog and the listener readable.
+	 */
+	int spare_fd;
+	bool accept_paused; /* out of memory or descriptors: ev_accept is off */
+	/*
+	 * SIGHUP and the Reload request: parses, validates and swaps in the
+	 * whole config file (main.c). 0, or -errno with the reason in why.
+	 */
+	int (*reload)(void *ctx, char *why, size_t len);
+	void *reload_ctx;
+	struct event *ev_flush;
+	TAILQ_HEAD(, session) sessions;
+	uint64_t next_session_id;
+	/* Replies queued and invalidate requests pending, all sessions (bytes). */
+	uint64_t buffered_bytes;
+
+	/* Invalidation batch of the current event-loop pass. */
+	struct hwpt_entry *pending;
+	bool flush_armed;
+	struct inv_batch_ctx batch;
+
+	/* One receive and one send buffer for the whole (single-threaded) loop. */
+	uint8_t *rx_buf;
+	size_t rx_cap;
+	uint8_t *tx_buf;
+	size_t tx_cap;
+	struct decode_arena arena;
+};
+
+int server_init(struct server *srv, struct event_base *base, const struct config *cfg,
+		struct backend *be);
+void server_fini(struct server *srv);
+
+/* Applies reloadable settings of srv->cfg (coalescing parameters). */
+void server_apply_config(struct server *srv);
+
+/*
+ * Connection slots that only root and [policy] admin_groups members may
+ * take: tenants are refused once max_clients minus these are in use, so
+ * that an operator can always connect (1/16 of max_clients, 1 to 16).
+ */
+uint32_t server_admin_reserve(uint32_t max_clients);
+
+/* Binds and listens on cfg->socket_path (SOCK_SEQPACKET). */
+int server_listen_path(struct server *srv, const char *path, unsigned mode);
+/* Serves an already listening socket (systemd activation). */
+int server_listen_fd(struct server *srv, int fd);
+
+/* Frees every queued request of s (dropped: it will get no reply). */
+void server_drop_pending(struct server *srv, struct session *s);
+/* Queues an invalidate request of session s in the current pass's batch. */
+void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct inv_request *req);
+/* Runs every queued batch now and answers its requests. */
+void server_flush(struct server *srv);
+
+#endif

@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+#include "net/session.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "state/registry.h"
+#include "util/latency_hist.h"
+#include "util/log.h"
+#include "persist/restart.h"
+#include "net/server.h"
+
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+static void free_outq(struct session *s);
+
+/* unix_dgram_sendmsg() refuses a packet over sk_sndbuf - 32 with EMSGSIZE. */
+#define SNDBUF_RESERVE 32
+
+static size_t sndbuf_fit(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &len) < 0 || v <= SNDBUF_RESERVE)
+		return 0;
+	return (size_t)v - SNDBUF_RESERVE;
+}
+
+/*
+ * A SOCK_SEQPACKET reply must fit the socket's send buffer whole, and the
+ * default one (net.core.wmem_default, 212,992 bytes) is smaller than
+ * max_message_size may be. SO_SNDBUFFORCE (CAP_NET_ADMIN) sets any size;
+ * without it SO_SNDBUF is capped at net.core.wmem_max. The kernel doubles
+ * the value asked for, so half of what is needed is asked: a tenant that
+ * never reads can make the kernel hold one maximal reply, not two.
+ */
+size_t session_size_sndbuf(int fd, size_t want)
+{
+	size_t need = want + SNDBUF_RESERVE, fit = sndbuf_fit(fd);
+	int v = need / 2 + 1 > INT32_MAX ? INT32_MAX : (int)(need / 2 + 1);
+
+	if (fit >= want)
+		return fit;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	return sndbuf_fit(fd);
+}
+
+struct session *session_new(struct server *srv, int fd, const struct ucred *cred)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->srv = srv;
+	s->fd = fd;
+	s->cred = *cred;
+	s->id = ++srv->next_session_id;
+	s->connected_ns = monotonic_ns();
+	s->tx_max = session_size_sndbuf(fd, srv->tx_cap);
+	if (!s->tx_max || s->tx_max > srv->tx_cap)
+		s->tx_max = srv->tx_cap;
+	/* Read once at accept, as the pid may be reused later; "?" if gone. */
+	log_read_comm(cred->pid, s->comm, sizeof(s->comm));
+	if (!s->comm[0])
+		snprintf(s->comm, sizeof(s->comm), "?");
+	STAILQ_INIT(&s->outq);
+	s->ev_write = event_new(srv->base, fd, EV_WRITE, on_writable, s);
+	if (!s->ev_write) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/*
+ * Unmaps the guest memory s mapped, device by device, area by area. An
+ * area the backend refuses to unmap is forgotten all the same (and
+ * logged): keeping it would keep the device busy for everyone, forever.
+ */
+static bool session_unmap_memory(struct session *s)
+{
+	struct server *srv = s->srv;
+	bool changed = false;
+
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
+		struct device_binding *b = &srv->reg.bindings[i];
+
+		if (!b->n_maps || b->mem_owner != s)
+			continue;
+		changed = true;
+		for (uint32_t k = 0; k < b->n_maps; k++) {
+			const struct mem_map *m = &b->maps[k];
+			int rc = srv->be->ops->unmap_memory(srv->be, b->dev->name, m->iova,
+							    m->last - m->iova + 1);
+
+			if (rc)
+				log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
+					  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "unmap"),
+						     LF_STR("device", b->dev->name),
+						     LF_HEX("iova", m->iova),
+						     LF_HEX("length", m->last - m->iova + 1),
+						     LF_INT("error", rc)),
+					  "unmap at disconnect: %s", strerror(-rc));
+		}
+		binding_map_remove(b, 0, b->n_maps);
+	}
+	return changed;
+}
+
+/*
+ * Tears down what the session owns: first devices attached to its HWPTs go
+ * back to their nest parents, then its guest memory is unmapped, then its
+ * HWPTs are destroyed newest first (children before parents), so that
+ * nothing stays behind in the backend.
+ *
+ * Detaching first means no device walks the client's stage-1 tables any
+ * more while its memory goes; unmapping before the HWPTs go means the
+ * memory is released even if a destroy fails. Both complete before the
+ * event loop runs again, so no other client can take a device while any
+ * of this client's memory is still mapped behind it.
+ */
+static void session_release_objects(struct session *s)
+{
+	struct server *srv = s->srv;
+	struct hwpt_entry *e, *next;
+	bool changed = s->owned != NULL;
+	int rc;
+
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
+		struct device_binding *b = &srv->reg.bindings[i];
+
+		if (b->owner != s)
+			continue;
+		changed = true;
+		rc = srv->be->ops->detach(srv->be, b->dev->name);
+		if (rc)
+			log_event(LOG_WARNING, LOG_EV_BACKEND_ERROR,
+				  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "detach"),
+					     LF_STR("device", b->dev->name),
+					     LF_UINT("hwpt", b->hwpt_id), LF_INT("error", rc)),
+				  "detach at disconnect: %s", strerror(-rc));
+		b->owner = NULL;
+		b->hwpt_id = 0;
+	}
+	if (session_unmap_memory(s))
+		changed = true;
+	for (e = s->owned; e; e = next) {
+		next = e->next_owned;
+		rc = srv->be->ops->destroy(srv->be, e->id);
+		if (rc)
+			log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
+				  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "destroy"),
+					     LF_UINT("hwpt", e->id), LF_INT("error", rc)),
+				  "destroy at disconnect: %s", strerror(-rc));
+		else
+			log_event(LOG_INFO, LOG_EV_HWPT_DESTROY,
+				  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred),
+					     LF_UINT("hwpt", e->id), LF_STR("device", e->device)),
+				  "hwpt destroyed at disconnect");
+		hwpt_registry_remove(&srv->reg, e);
+		srv->stats.hwpts_active--;
+	}
+	s->owned = NULL;
+	s->n_owned = 0;
+	if (changed)
+		restart_save(srv);
+}
+
+/*
+ * Closing a unix socket with unread packets makes the peer's next read fail
+ * with ECONNRESET before it sees replies we already queued (such as the
+ * error that explains the close). Reading what is left first avoids that.
+ */
+static void drain_input(struct session *s)
+{
+	char sink[256];
+
+	shutdown(s->fd, SHUT_WR);
+	for (int i = 0; i < 4096; i++)
+		if (recv(s->fd, sink, sizeof(sink), MSG_DONTWAIT | MSG_TRUNC) <= 0)
+			break;
+}
+
+/* After the teardown, so backend errors of it come first, with the session id. */
+static void log_disconnect(const struct session *s, uint32_t hwpts)
+{
+	uint64_t ms = (monotonic_ns() - s->connected_ns) / 1000000u;
+
+	log_event(s->close_reason ? LOG_WARNING : LOG_INFO, LOG_EV_DISCONNECT,
+		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_STR("comm", s->comm),
+			     LF_STR("client", s->name), LF_UINT("hwpts", hwpts),
+			     LF_UINT("requests", s->n_requests), LF_UINT("denied", s->n_denied),
+			     LF_UINT("duration_ms", ms)),
+		  "client disconnected%s%s", s->close_reason ? ": " : "",
+		  s->close_reason ? s->close_reason : "");
+}
+
+void session_free(struct session *s)
+{
+	uint32_t hwpts = s->n_owned;
+
+	/*
+	 * Queued invalidations are submitted before the HWPTs go away: its
+	 * own, and an admin's queued on one of its HWPTs.
+	 */
+	if (s->n_pending || s->srv->pending)
+		server_flush(s->srv);
+	session_release_objects(s);
+	if (s->ev_read)
+		event_free(s->ev_read);
+	if (s->ev_hello)
+		event_free(s->ev_hello);
+	event_free(s->ev_write);
+	free_outq(s);
+	drain_input(s);
+	close(s->fd);
+	TAILQ_REMOVE(&s->srv->sessions, s, link);
+	s->srv->stats.sessions_active--;
+	log_disconnect(s, hwpts);
+	free(s);
+}
+
+static void free_outq(struct session *s)
+{
+	struct out_packet *p;
+
+	while ((p = STAILQ_FIRST(&s->outq))) {
+		STAILQ_REMOVE_HEAD(&s->outq, link);
+		free(p);
+	}
+	s->srv->buffered_bytes -= s->outq_bytes;
+	s->outq_bytes = 0;
+}
+
+/* The live session holding the most buffered bytes (ties: the oldest). */
+static struct session *biggest_holder(struct server *srv)
+{
+	struct session *s, *big = NULL;
+
+	TAILQ_FOREACH(s, &srv->sessions, link)
+	if (!s->closing && s->outq_bytes + s->pending_bytes &&
+	    (!big || s->outq_bytes + s->pending_bytes > big->outq_bytes + big->pending_bytes))
+		big = s;
+	return big;
+}
+
+bool session_make_room(struct session *s, size_t len)
+{
+	struct server *srv = s->srv;
+	uint64_t max = srv->cfg->quota.max_total_buffered_bytes;
+	struct session *big;
+
+	/*
+	 * Fair shedding: the others' memory is not the newcomer's fault, and
+	 * dropping the biggest holder frees the most with one victim. All it
+	 * holds goes at once: its queued replies, which it was not reading, and
+	 * its queued requests, which nobody will hear of (nothing acknowledged
+	 * is lost). Bytes left counted until the end of the pass would make the
+	 * next biggest, innocent, holder look guilty too.
+	 */
+	while (max && srv->buffered_bytes + len > max && (big = biggest_holder(srv))) {
+		srv->stats.denials++;
+		log_event(LOG_WARNING, LOG_EV_DENIED,
+			  LOG_FIELDS(LF_UINT("session", big->id), LF_CRED(big->cred),
+				     LF_STR("comm", big->comm), LF_INT("error", -ENOBUFS),
+				     LF_UINT("limit", max),
+				     LF_UINT("buffered", big->outq_bytes + big->pending_bytes)),
+			  "dropped: the largest share of max_total_buffered_bytes");
+		big->close_reason = "dropped: it held the most of max_total_buffered_bytes";
+		big->closing = true;
+		free_outq(big);
+		server_drop_pending(srv, big);
+		if (big == s)
+			return false;
+	}
+	return true;
+}
+
+static int queue_packet(struct session *s, const uint8_t *buf, size_t len)
+{
+	struct out_packet *p;
+
+	if (s->outq_bytes + len > s->srv->cfg->quota.max_outq_bytes)
+		return -ENOBUFS;
+	if (!session_make_room(s, len))
+		return -ENOBUFS;
+	p = malloc(sizeof(*p) + len);
+	if (!p)
+		return -ENOMEM;
+	p->len = len;
+	memcpy(p->data, buf, len);
+	STAILQ_INSERT_TAIL(&s->outq, p, link);
+	s->outq_bytes += len;
+	s->srv->buffered_bytes += len;
+	if (!event_pending(s->ev_write, EV_WRITE, NULL))
+		event_add(s->ev_write, NULL);
+	return 0;
+}
+
+/* Sends queued replies in order until the socket is full again. */
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct out_packet *p;
+
+	while ((p = STAILQ_FIRST(&s->outq))) {
+		ssize_t n = send(s->fd, p->data, p->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			event_add(s->ev_write, NULL);
+			return;
+		}
+		if (n < 0) {
+			session_free(s);
+			return;
+		}
+		STAILQ_REMOVE_HEAD(&s->outq, link);
+		s->outq_bytes -= p->len;
+		s->srv->buffered_bytes -= p->len;
+		free(p);
+	}
+	if (session_answered(s))
+		session_free(s);
+}
+
+bool session_answered(const struct session *s)
+{
+	return s->eof && !s->n_pending && STAILQ_EMPTY(&s->outq);
+}
+
+/*
+ * A reply the daemon made too big for the socket is the daemon's fault,
+ * not the client's: the client gets -EMSGSIZE for that request (with the
+ * size the socket takes as the limit) and keeps its session and objects.
+ */
+static void reply_too_big(struct session *s, uint64_t id, size_t len)
+{
+	IommuNest__Reply err = IOMMU_NEST__REPLY__INIT;
+
+	log_err("session %llu: reply of %zu bytes does not fit its socket (%zu bytes)",
+		(unsigned long long)s->id, len, s->tx_max);
+	err.id = id;
+	reply_error(&err, -EMSGSIZE, "the reply (%zu bytes) does not fit the socket (%zu bytes)",
+		    len, s->tx_max);
+	err.limit = s->tx_max;
+	session_send_reply(s, &err);
+}
+
+void session_send_reply(struct session *s, const IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	size_t len = iommu_nest__reply__get_packed_size(rep);
+	ssize_t n;
+	int rc;
+
+	if (s->closing)
+		return;
+	/*
+	 * Persist, then acknowledge: handlers of lifecycle requests save
+	 * what they changed in the registry before they reply; backend state
+	 * any request changed (SimPopulate, InjectFault, a partial unmap) is
+	 * saved here, before any reply can tell a client that it happened.
+	 */
+	restart_save_if_changed(srv);
+	if (len > s->tx_max) {
+		/* A size calculation that missed, or a socket that shrank. */
+		reply_too_big(s, rep->id, len);
+		return;
+	}
+	iommu_nest__reply__pack(rep, srv->tx_buf);
+	s->n_errors += rep->status != 0;
+	if (STAILQ_EMPTY(&s->outq)) {
+		n = send(s->fd, srv->tx_buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0)
+			return;
+		if (errno == EMSGSIZE) {
+			reply_too_big(s, rep->id, len);
+			return;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			s->closing = true;
+			return;
+		}
+	}
+	rc = queue_packet(s, srv->tx_buf, len);
+	if (rc && !s->closing) {
+		/* Said once, by the disconnect event. */
+		s->close_reason = rc == -ENOBUFS ? "client is not reading its replies"
+						 : "out of memory for its queued replies";
+		s->closing = true;
+	}
+}
+
+bool session_is_admin(const struct session *s)
+{
+	return policy_is_admin(&s->srv->cfg->admin, &s->cred);
+}
+
+void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)
+{
+	/* The loop is single-threaded and a reply is encoded before the next. */
+	static char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	rep->status = err;
+	rep->error = reason;
+}
+
+void session_deny(struct session *s, IommuNest__Reply *rep, int err, uint64_t limit,
+		  const char *fmt, ...)
+{
+	static char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	rep->status = err;
+	rep->error = reason;
+	rep->limit = limit;
+	s->srv->stats.denials++;
+	/* A client hammering a limit must not flood the journal: 1st, 2nd, 4th, ... */
+	s->n_denied++;
+	if (s->n_denied & (s->n_denied - 1))
+		return;
+	log_event(LOG_NOTICE, LOG_EV_DENIED,
+		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_STR("comm", s->comm),
+			     LF_INT("error", err), LF_UINT("limit", limit),
+			     LF_UINT("denied", s->n_denied)),
+		  "denied: %s", reason);
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Restart without loss. The kernel objects the daemon owns live as long as
+ * the iommufd (and the VFIO device cdevs) stay open; systemd's fd store
+ * keeps them open across a crash, and the state file says what they are
+ * and whose: on start, the daemon takes the stored descriptors back from
+ * $LISTEN_FDS (by name), re-adopts the objects, and holds the clients'
+ * HWPTs as orphans until their owners Reclaim them with the resume token
+ * their Alloc reply carried, or the grace period runs out.
+ *
+ * State file (JSON, see docs/iommu-nestd.8): a snapshot, written
+ * atomically (temporary file, fsync, rename), and a journal next to it
+ * (STATE.journal, state_journal.h) to which every change of the registry
+ * or the backend state appends records of what changed, before the reply
+ * that reports the change leaves. A change costs a write proportional to
+ * the change; when the journal outgrows JOURNAL_FACTOR times the snapshot
+ * (and at start), a fresh snapshot replaces both.
+ *
+ * Lifecycle:
+ *   start      restart_init, restart_open_backend, (server_init),
+ *              restart_take_socket, restart_restore
+ *   running    restart_save / restart_save_if_changed, Reclaim, grace timer
+ *   SIGTERM    restart_clean_stop: orphans destroyed, state file and stored
+ *              fds removed (clients' own HWPTs go with their sessions)
+ *   crash      nothing: the next instance recovers
+ */
+#ifndef IOMMU_NESTD_RESTART_H
+#define IOMMU_NESTD_RESTART_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend/backend.h"
+#include "util/config.h"
+
+#define STATE_FORMAT "iommu-nestd-state"
+#define STATE_VERSION 1
+
+struct server;
+struct session;
+struct mem_map;
+struct event;
+struct json_object;
+
+/* A descriptor from $LISTEN_FDS with its $LISTEN_FDNAMES name. */
+struct inherited_fd {
+	int fd;
+	char name[256];
+	bool taken;   /* handed over (socket, backend) or closed */
+	bool removed; /* FDSTOREREMOVE sent for its name */
+};
+
+struct restart {
+	const struct config *cfg;
+
+	/* $LISTEN_FDS: the listening socket and the fd store's descriptors. */
+	struct inherited_fd *in;
+	uint32_t n_in;
+
+	/* Persistence: on when state_file is set, its directory exists and locks. */
+	bool enabled;
+	int lock_fd;
+	struct json_object *state; /* the file found at start, until restored */
+	bool restored;             /* the backend re-adopted the saved objects */
+	uint64_t saved_gen;        /* backend generation at the last save */
+	bool stopping;             /* clean stop in progress: no more saves */
+	uint32_t save_failures;
+
+	/*
+	 * The journal continuing the snapshot of epoch (a random number per
+	 * snapshot, so that a journal left by another snapshot never
+	 * matches); -1 when the next save must write a snapshot.
+	 */
+	int journal_fd;
+	uint64_t epoch;
+	uint64_t journal_bytes;		 /* records appended since the snapshot */
+	uint64_t snapshot_bytes;	 /* size of the last snapshot */
+	uint64_t n_snapshots, n_appends; /* since start, for the log and tests */
+	/* Each device's attachment and memory as the file has them now. */
+	struct binding_snap {
+		uint32_t hwpt_id;
+		uint32_t mem_uid;
+		uint32_t n_maps;
+		struct mem_map *maps;
+	} snap[CONFIG_MAX_DEVICES];
+
+	/* Names this instance keeps in the fd store (removed at a clean stop). */
+	char stored[BACKEND_MAX_FDS][BACKEND_FD_NAME_MAX];
+	uint32_t n_stored;
+
+	struct server *srv;
+	struct event *ev_grace;
+};
+
+/*
+ * Takes $LISTEN_FDS/$LISTEN_FDNAMES, sets up persistence (lock, load the
+ * state file if one matches this configuration). Failures to persist are
+ * logged and turn persistence off; only -ENOMEM is returned.
+ */
+int restart_init(struct restart *rs, const struct config *cfg);
+
+/*
+ * Opens the configured backend: re-adopting the stored objects where the
+ * state file and the fd store allow it, else fresh. Then puts the
+ * backend's descriptors in the fd store and drops stale ones from it.
+ */
+int restart_open_backend(struct restart *rs, struct backend **out, const char **why);
+
+/*
+ * The listening socket systemd passed (by type, among the descriptors that
+ * are not the fd store's): 0 with *fd, -ENOENT if none, -EINVAL (logged)
+ * if what was passed is unusable.
+ */
+int restart_take_socket(struct restart *rs, int *fd);
+
+/*
+ * Restores the saved HWPTs into srv's registry as orphans, with their
+ * device attachments, arms the grace timer, writes the state file afresh,
+ * and closes inherited descriptors nobody took.
+ */
+int restart_restore(struct restart *rs, struct server *srv);
+
+/* Writes the state file now (no-op when persistence is off). */
+void restart_save(struct server *srv);
+/* Writes it if the backend's own state changed since the last write. */
+void restart_save_if_changed(struct server *srv);
+
+/* Reclaim: gives orphan id to session s if token (len bytes) is its. */
+int restart_reclaim(struct server *srv, struct session *s, uint32_t id, const uint8_t *token,
+		    size_t len);
+
+/* Destroys every orphan (detaching its devices first). */
+void restart_reap_orphans(struct server *srv);
+
+/* SIGTERM: orphans destroyed, state file and fd store entries removed. */
+void restart_clean_stop(struct restart *rs);
+
+/* Frees rs; stored descriptors and the state file stay as they are. */
+void restart_fini(struct restart *rs);
+
+/* Constant-time comparison of two resume tokens. */
+bool restart_token_equal(const uint8_t *a, const uint8_t *b);
+
+#endif

@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HWPT lifetime: Probe, Alloc, Destroy, Attach, Detach, Reclaim. Every
+ * change is written to the state file (persist/restart.c) before its reply leaves,
+ * so a client never holds a resume token the next instance does not know.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "req/dispatch.h"
+#include "backend/iommufd_uapi.h"
+#include "util/log.h"
+#include "persist/restart.h"
+#include "net/server.h"
+#include "net/session.h"
+
+/* Sends rep, counting it as an error when its status says so. */
+static void finish(struct session *s, IommuNest__Reply *rep)
+{
+	if (rep->status)
+		s->srv->stats.request_errors++;
+	session_send_reply(s, rep);
+}
+
+static struct hwpt_entry *owned_or_fail(struct session *s, uint32_t id, IommuNest__Reply *rep)
+{
+	struct hwpt_entry *e = hwpt_registry_lookup_owned(&s->srv->reg, id, s);
+
+	if (!e)
+		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", id);
+	return e;
+}
+
+/*
+ * The nested HWPT of s that sits on nest parent id, if any: the client
+ * learned id from its AllocReply, so it may name it (Attach to it,
+ * Destroy it) and gets the kernel's answer.
+ */
+static struct hwpt_entry *child_of_parent(struct session *s, uint32_t id)
+{
+	for (struct hwpt_entry *e = s->owned; e; e = e->next_owned)
+		if (e->parent_id == id)
+			return e;
+	return NULL;
+}
+
+void handle_probe(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	struct backend_inv inv = { .hwpt_id = req->probe->hwpt_id,
+				   .data_type = req->probe->data_type };
+	int rc;
+
+	if (owned_or_fail(s, inv.hwpt_id, rep)) {
+		/* The kernel's own probe: an empty array of the asked type. */
+		rc = srv->be->ops->invalidate(srv->be, &inv);
+		if (rc)
+			reply_error(rep, rc, "hwpt %u does not take invalidation data type %#x",
+				    inv.hwpt_id, inv.data_type);
+	}
+	finish(s, rep);
+}
+
+/* Turns the Alloc oneof into the kernel's type-specific data. */
+static void alloc_data(const IommuNest__Alloc *a, struct backend_alloc *ba,
+		       struct iommu_hwpt_vtd_s1 *vtd, struct iommu_hwpt_selftest *st)
+{
+	ba->data_type = a->data_type;
+	ba->flags = a->flags;
+	switch (a->data_case) {
+	case IOMMU_NEST__ALLOC__DATA_VTD_S1:
+		memset(vtd, 0, sizeof(*vtd));
+		vtd->flags = a->vtd_s1->flags;
+		vtd->pgtbl_addr = a->vtd_s1->pgtbl_addr;
+		vtd->addr_width = a->vtd_s1->addr_width;
+		vtd->__reserved = a->vtd_s1->reserved;
+		ba->data = vtd;
+		ba->data_len = sizeof(*vtd);
+		break;
+	case IOMMU_NEST__ALLOC__DATA_SELFTEST:
+		st->iotlb = a->selftest->iotlb;
+		ba->data = st;
+		ba->data_len = sizeof(*st);
+		break;
+	default:
+		ba->data = NULL;
+		ba->data_len = 0;
+	}
+}
+
+static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id,
+		       uint32_t parent_id, struct hwpt_entry **out)
+{
+	struct server *srv = s->srv;
+	struct hwpt_entry e = { .id = id, .parent_id = parent_id, .data_type = a->data_type,
+				.owner = s, .owner_uid = s->cred.uid, .owner_gid = s->cred.gid,
+				.owner_pid = s->cred.pid };
+	struct hwpt_entry *stored;
+
+	if (hwpt_inv_type_for(a->data_type, &e.inv_type))
+		return -EOPNOTSUPP;
+	/* The resume token is a capability: from the kernel's CSPRNG only. */
+	if (getrandom(e.token, sizeof(e.token), 0) != (ssize_t)sizeof(e.token))
+		return errno ? -errno : -EIO;
+	snprintf(e.device, sizeof(e.device), "%s", a->device);
+	stored = hwpt_registry_add(&srv->reg, &e);
+	if (!stored)
+		return -ENOMEM;
+	stored->next_owned = s->owned;
+	s->owned = stored;
+	s->n_owned++;
+	srv->stats.hwpts_active++;
+	*out = stored;
+	return 0;
+}
+
+void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	const IommuNest__Alloc *a = req->alloc;
+	struct server *srv = s->srv;
+	IommuNest__AllocReply ar = IOMMU_NEST__ALLOC_REPLY__INIT;
+	const struct config_device *dev;
+	struct device_binding *b;
+	struct iommu_hwpt_vtd_s1 vtd;
+	struct iommu_hwpt_selftest st;
+	struct backend_alloc ba;
+	struct hwpt_entry *e;
+	uint32_t id = 0, parent = 0;
+	int rc;
+
+	dev = config_find_device(srv->cfg, a->device);
+	if (!dev) {
+		reply_error(rep, -ENODEV, "device \"%s\" is not configured", a->device);
+		return finish(s, rep);
+	}
+	if (!policy_allows(&dev->allow, &s->cred)) {
+		session_deny(s, rep, -EPERM, 0, "uid %u may not use device %s",
+			     (unsigned)s->cred.uid, a->device);
+		return finish(s, rep);
+	}
+	/*
+	 * Like Attach and MapMemory: a device another client holds is busy.
+	 * A HWPT on it would sit on that client's stage 2 (its guest memory).
+	 */
+	b = hwpt_registry_binding(&srv->reg, a->device);
+	if (b && hwpt_registry_held_by_other(b, s)) {
+		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", a->device);
+		return finish(s, rep);
+	}
+	if (quota_reached(s->n_owned, srv->cfg->quota.max_hwpts)) {
+		session_deny(s, rep, -EDQUOT, srv->cfg->quota.max_hwpts,
+			     "HWPT quota of %u reached", srv->cfg->quota.max_hwpts);
+		return finish(s, rep);
+	}
+	/* hw_pagetable.c iommufd_hwpt_alloc(): type NONE with data is -EINVAL. */
+	if (a->data_type == IOMMU_HWPT_DATA_NONE &&
+	    a->data_case != IOMMU_NEST__ALLOC__DATA__NOT_SET) {
+		reply_error(rep, -EINVAL, "data type NONE takes no data");
+		return finish(s, rep);
+	}
+	if (a->data_type == IOMMU_HWPT_DATA_NONE) {
+		reply_error(rep, -EOPNOTSUPP, "only nested HWPTs are brokered (data type NONE)");
+		return finish(s, rep);
+	}
+	alloc_data(a, &ba, &vtd, &st);
+	rc = srv->be->ops->alloc_nested(srv->be, a->device, &ba, &id, &parent);
+	if (rc) {
+		reply_error(rep, rc, "IOMMU_HWPT_ALLOC on %s: %s", a->device, strerror(-rc));
+		return finish(s, rep);
+	}
+	rc = record_hwpt(s, a, id, parent, &e);
+	if (rc) {
+		srv->be->ops->destroy(srv->be, id);
+		reply_error(rep, rc, "cannot track hwpt: %s", strerror(-rc));
+		return finish(s, rep);
+	}
+	log_event(LOG_INFO, LOG_EV_HWPT_ALLOC,
+		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", id),
+			     LF_STR("device", a->device), LF_UINT("parent", parent),
+			     LF_UINT("data_type", a->data_type)),
+		  "hwpt allocated");
+	restart_save(srv);
+	ar.hwpt_id = id;
+	ar.parent_id = parent;
+	ar.resume_token.data = e->token;
+	ar.resume_token.len = sizeof(e->token);
+	rep->body_case = IOMMU_NEST__REPLY__BODY_ALLOC;
+	rep->alloc = &ar;
+	finish(s, rep);
+}
+
+static void unlink_owned(struct session *s, struct hwpt_entry *e)
+{
+	for (struct hwpt_entry **pp = &s->owned; *pp; pp = &(*pp)->next_owned)
+		if (*pp == e) {
+			*pp = e->next_owned;
+			s->n_owned--;
+			return;
+		}
+}
+
+void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	uint32_t id = req->destroy->hwpt_id;
+	struct hwpt_entry *e = hwpt_registry_lookup_owned(&srv->reg, id, s);
+	int rc;
+
+	/*
+	 * The nest parent under one of the client's HWPTs: the kernel refuses
+	 * to destroy it while children (or its device) hold it, -EBUSY, and so
+	 * does the backend, which never destroys a parent.
+	 */
+	if (!e && child_of_parent(s, id)) {
+		rc = srv->be->ops->destroy(srv->be, id);
+		if (rc)
+			reply_error(rep, rc, "hwpt %u: nest parent of nested HWPTs", id);
+		return finish(s, rep);
+	}
+	if (!e)
+		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", id);
+	else {
+		/* An admin's invalidation may wait in its batch: run it first. */
+		if (e->pending_head)
+			server_flush(srv);
+		rc = srv->be->ops->destroy(srv->be, e->id);
+		if (rc) {
+			reply_error(rep, rc, "hwpt %u: %s", e->id,
+				    rc == -EBUSY ? "a device is attached" : strerror(-rc));
+		} else {
+			log_event(LOG_INFO, LOG_EV_HWPT_DESTROY,
+				  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred),
+					     LF_UINT("hwpt", e->id), LF_STR("device", e->device)),
+				  "hwpt destroyed");
+			unlink_owned(s, e);
+			hwpt_registry_remove(&srv->reg, e);
+			srv->stats.hwpts_active--;
+			restart_save(srv);
+		}
+	}
+	finish(s, rep);
+}
+
+/*
+ * A device may be attached to a nested HWPT of only one session at a time;
+ * to anyone else it is busy until that session detaches or goes away. A
+ * device on an orphan (owner NULL) is busy for everyone until the orphan
+ * is reclaimed or reaped.
+ */
+static struct device_binding *binding_for(struct session *s, const char *device,
+					  IommuNest__Reply *rep)
+{
+	struct device_binding *b = hwpt_registry_binding(&s->srv->reg, device);
+
+	if (!b)
+		reply_error(rep, -ENODEV, "device \"%s\" is not configured", device);
+	else if (!policy_allows(&b->dev->allow, &s->cred)) {
+		session_deny(s, rep, -EPERM, 0, "uid %u may not use device %s",
+			     (unsigned)s->cred.uid, device);
+		b = NULL;
+	} else if (b->hwpt_id && b->owner != s) {
+		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", device);
+		b = NULL;
+	}
+	return b;
+}
+
+/* Moves the binding to hwpt id (0: the device's nest parent). */
+static void binding_move(struct server *srv, struct device_binding *b, struct session *s,
+			 uint32_t id)
+{
+	struct hwpt_entry *old = b->hwpt_id ? hwpt_registry_find(&srv->reg, b->hwpt_id) : NULL;
+	struct hwpt_entry *e = id ? hwpt_registry_find(&srv->reg, id) : NULL;
+
+	if (old)
+		old->n_attached--;
+	if (e)
+		e->n_attached++;
+	b->hwpt_id = id;
+	b->owner = id ? s : NULL;
+	restart_save(srv);
+}
+
+static void attach_parent(struct session *s, struct device_binding *b, const char *device,
+			  uint32_t id, IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	int rc;
+
+	/*
+	 * A device attached to its own nest parent is what Detach does to a
+	 * selftest device, and the kernel answers 0 (a no-op replace when it
+	 * is there already). Nothing changes for a device still on it.
+	 */
+	if (!b->hwpt_id)
+		return finish(s, rep);
+	rc = srv->be->ops->attach(srv->be, device, id);
+	if (rc) {
+		reply_error(rep, rc, "attach %s to its nest parent %u: %s", device, id,
+			    strerror(-rc));
+		return finish(s, rep);
+	}
+	binding_move(srv, b, s, 0);
+	finish(s, rep);
+}
+
+void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	const IommuNest__Attach *a = req->attach;
+	struct server *srv = s->srv;
+	struct device_binding *b = binding_for(s, a->device, rep);
+	struct hwpt_entry *e, *child;
+	int rc;
+
+	if (!b)
+		return finish(s, rep);
+	/* Its stage 2 holds another client's guest memory (req/memory.c). */
+	if (hwpt_registry_held_by_other(b, s)) {
+		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", a->device);
+		return finish(s, rep);
+	}
+	e = hwpt_registry_lookup_owned(&srv->reg, a->hwpt_id, s);
+	if (!e && (child = child_of_parent(s, a->hwpt_id)) && !strcmp(child->device, a->device))
+		return attach_parent(s, b, a->device, a->hwpt_id, rep);
+	/*
+	 * A HWPT translates through the stage 2 it was allocated on: the
+	 * nest parent on its device's own IOAS, holding its owner's guest
+	 * memory. The kernel lets any device with a compatible domain attach
+	 * to it (device.c iommufd_hw_pagetable_attach() only checks the
+	 * domain, not whose IOAS it is), so another device would reach that
+	 * memory. Refused with the kernel's answer for a domain that does
+	 * not fit the device, -EINVAL (iommu.c and intel/nested.c report
+	 * incompatible domains so); another device's nest parent likewise.
+	 */
+	if ((e && strcmp(e->device, a->device)) || (!e && child_of_parent(s, a->hwpt_id))) {
+		reply_error(rep, -EINVAL, "hwpt %u does not sit on the stage 2 of %s", a->hwpt_id,
+			    a->device);
+		return finish(s, rep);
+	}
+	if (!e) {
+		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", a->hwpt_id);
+		return finish(s, rep);
+	}
+	rc = srv->be->ops->attach(srv->be, a->device, e->id);
+	if (rc) {
+		reply_error(rep, rc, "attach %s to hwpt %u: %s", a->device, e->id, strerror(-rc));
+		return finish(s, rep);
+	}
+	/* Attaching replaces the previous nested domain, as in the kernel. */
+	binding_move(srv, b, s, e->id);
+	finish(s, rep);
+}
+
+void handle_detach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	struct server *srv = s->srv;
+	struct device_binding *b = binding_for(s, req->detach->device, rep);
+	int rc;
+
+	if (!b)
+		return finish(s, rep);
+	if (hwpt_registry_held_by_other(b, s)) {
+		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client",
+			    req->detach->device);
+		return finish(s, rep);
+	}
+	/*
+	 * Already on its nest parent: the kernel's detach (a replace with the
+	 * parent, or VFIO_DEVICE_DETACH_IOMMUFD_PT) answers 0 and changes
+	 * nothing, so the backend is not called.
+	 */
+	if (!b->hwpt_id)
+		return finish(s, rep);
+	rc = srv->be->ops->detach(srv->be, req->detach->device);
+	if (rc) {
+		reply_error(rep, rc, "detach %s: %s", req->detach->device, strerror(-rc));
+		return finish(s, rep);
+	}
+	binding_move(srv, b, s, 0);
+	finish(s, rep);
+}
+
+/* The devices attached to hwpt id, for ReclaimReply.attached. */
+static size_t attached_devices(struct server *srv, uint32_t id, char **names)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
+		if (srv->reg.bindings[i].hwpt_id == id)
+			names[n++] = (char *)srv->reg.bindings[i].dev->name;
+	return n;
+}
+
+void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+{
+	const IommuNest__Reclaim *r = req->reclaim;
+	IommuNest__ReclaimReply rr = IOMMU_NEST__RECLAIM_REPLY__INIT;
+	char *names[CONFIG_MAX_DEVICES];
+	struct server *srv = s->srv;
+	struct hwpt_entry *e;
+	int rc;
+
+	rc = restart_reclaim(srv, s, r->hwpt_id, r->resume_token.data, r->resume_token.len);
+	if (rc == -EDQUOT) {
+		session_deny(s, rep, rc, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
+			     srv->cfg->quota.max_hwpts);
+		return finish(s, rep);
+	}
+	if (rc == -EPERM) {
+		session_deny(s, rep, rc, 0, "uid %u may no longer use the device of hwpt %u",
+			     (unsigned)s->cred.uid, r->hwpt_id);
+		return finish(s, rep);
+	}
+	if (rc) {
+		/* One answer for a wrong id, a wrong token and a live owner. */
+		reply_error(rep, -ENOENT, "hwpt %u: no orphaned HWPT with this token",
+			    r->hwpt_id);
+		return finish(s, rep);
+	}
+	e = hwpt_registry_find(&srv->reg, r->hwpt_id);
+	restart_save(srv);
+	log_event(LOG_NOTICE, LOG_EV_HWPT_RECLAIM,
+		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", e->id),
+			     LF_STR("device", e->device), LF_UINT("parent", e->parent_id)),
+		  "hwpt reclaimed from the previous instance");
+	rr.hwpt_id = e->id;
+	rr.parent_id = e->parent_id;
+	rr.device = e->device;
+	rr.data_type = e->data_type;
+	rr.attached = names;
+	rr.n_attached = attached_devices(srv, e->id, names);
+	rep->body_case = IOMMU_NEST__REPLY__BODY_RECLAIM;
+	rep->reclaim = &rr;
+	finish(s, rep);
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's view of the nested HWPTs it allocated for clients: id ->
+ * owner session, device, data types, attachments. The backend holds the
+ * objects; the registry decides who may name them.
+ */
+#ifndef IOMMU_NESTD_HWPT_REGISTRY_H
+#define IOMMU_NESTD_HWPT_REGISTRY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/config.h"
+#include "util/journal.h"
+
+/* Size of the random resume token an Alloc reply carries. */
+#define HWPT_TOKEN_LEN 16
+
+struct session;
+struct inv_request;
+
+/* What one HWPT's invalidations cost, for operators (ListHwpts, metrics). */
+struct hwpt_counters {
+	uint64_t requests;	    /* Invalidate requests that reached its batch */
+	uint64_t entries_received;
+	uint64_t entries_submitted;
+	uint64_t submissions;
+	uint64_t pages_flushed; /* saturates at UINT64_MAX (a flush-all) */
+	uint64_t escalations;
+	uint64_t entries_failed;
+	uint64_t flush_alls;
+	uint64_t ranged_pages;
+};
+
+struct hwpt_entry {
+	uint32_t id;
+	uint32_t parent_id;
+	uint32_t data_type; /* IOMMU_HWPT_DATA_* it was allocated with */
+	uint32_t inv_type;  /* IOMMU_HWPT_INVALIDATE_DATA_* it accepts */
+	uint32_t n_attached;
+	char device[CONFIG_NAME_MAX];
+	/*
+	 * NULL for an orphan: a HWPT a previous daemon instance allocated,
+	 * restored from the state file and waiting for Reclaim. Nobody can
+	 * name an orphan but Reclaim (lookup_owned never matches NULL).
+	 */
+	struct session *owner;
+	bool orphan;
+
+	/* Who allocated it (persisted: Reclaim checks the uid) and its token. */
+	uid_t owner_uid;
+	gid_t owner_gid;
+	pid_t owner_pid;
+	uint8_t token[HWPT_TOKEN_LEN];
+
+	struct hwpt_counters counters; /* since this instance took it */
+
+	/* Invalidate requests waiting for this pass's batch (net/server.c). */
+	struct inv_request *pending_head;
+	struct inv_request **pending_tail;
+	struct hwpt_entry *next_pending;
+
+	struct hwpt_entry *next_owned; /* owner's list, newest first */
+	struct hwpt_entry *hash_next;
+};
+
+/* One MapMemory area on a device's stage 2: [iova, last], inclusive. */
+struct mem_map {
+	uint64_t iova;
+	uint64_t last;
+};
+
+/*
+ * Which nested HWPT each configured device is attached to, and by whom.
+ * hwpt_id != 0 with owner NULL: attached to an orphan, busy for everyone.
+ *
+ * And the guest memory mapped into the device's stage 2 (its own IOAS),
+ * sorted by iova and disjoint. All of it is mem_owner's: a device serves
+ * one client at a time, whose memory and whose stage-1 tables it walks.
+ * n_maps != 0 with mem_owner NULL: restored after a restart, waiting for
+ * the Reclaim of the HWPT attached to the device (by a client of
+ * mem_uid) or for the reaper; busy for everyone meanwhile.
+ */
+struct device_binding {
+	const struct config_device *dev;
+	uint32_t hwpt_id; /* 0: on its nest parent */
+	struct session *owner;
+
+	struct session *mem_owner;
+	uid_t mem_uid;
+	struct mem_map *maps;
+	uint32_t n_maps;
+	uint32_t cap_maps;
+	uint64_t mapped_bytes;
+};
+
+struct hwpt_registry {
+	struct hwpt_entry **buckets;
+	uint32_t n_buckets; /* power of two */
+	uint32_t count;
+	struct device_binding bindings[CONFIG_MAX_DEVICES];
+	uint32_t n_bindings;
+	uint32_t n_orphans;
+	/* Ids added or removed since the state was last saved (persist/restart.c). */
+	struct dirty_ids dirty;
+};
+
+int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg);
+void hwpt_registry_fini(struct hwpt_registry *reg);
+
+/* Adds an entry (copied); returns the stored entry or NULL on -ENOMEM. */
+struct hwpt_entry *hwpt_registry_add(struct hwpt_registry *reg, const struct hwpt_entry *e);
+void hwpt_registry_remove(struct hwpt_registry *reg, struct hwpt_entry *e);
+struct hwpt_entry *hwpt_registry_find(const struct hwpt_registry *reg, uint32_t id);
+
+/*
+ * The entry for id if session s may name it. Anyone else's id, or an id that
+ * does not exist, gives NULL: callers answer -ENOENT for both, so a client
+ * cannot learn that another tenant's HWPT exists.
+ */
+struct hwpt_entry *hwpt_registry_lookup_owned(const struct hwpt_registry *reg, uint32_t id,
+					      const struct session *s);
+
+struct device_binding *hwpt_registry_binding(struct hwpt_registry *reg, const char *device);
+
+/*
+ * Whether the device is held by anyone but s: attached to another
+ * session's (or an orphan's) HWPT, or carrying another session's (or
+ * orphaned) memory. Such a device takes neither s's memory nor s's HWPTs.
+ */
+bool hwpt_registry_held_by_other(const struct device_binding *b, const struct session *s);
+
+/* Bytes of guest memory s has mapped, over all devices. */
+uint64_t hwpt_registry_mapped_bytes(const struct hwpt_registry *reg, const struct session *s);
+
+/* Whether an area of b meets [iova, last]. */
+bool binding_map_overlaps(const struct device_binding *b, uint64_t iova, uint64_t last);
+/* Records [iova, last] (no overlap allowed): 0, -EEXIST or -ENOMEM. */
+int binding_map_add(struct device_binding *b, uint64_t iova, uint64_t last);
+/*
+ * The areas an IOMMU_IOAS_UNMAP of [iova, last] removes: *first and *count,
+ * or -ENOENT if one of the areas meeting the range sticks out of it or no
+ * area meets it at all.
+ */
+int binding_map_span(const struct device_binding *b, uint64_t iova, uint64_t last,
+		     uint32_t *first, uint32_t *count);
+/* Forgets count areas from first; the last one gone releases the device. */
+void binding_map_remove(struct device_binding *b, uint32_t first, uint32_t count);
+
+/* Calls fn on every entry; fn may not add or remove entries. */
+void hwpt_registry_for_each(const struct hwpt_registry *reg,
+			    void (*fn)(struct hwpt_entry *e, void *arg), void *arg);
+
+/* Inverse of the wire's data type pairing: IOMMU_HWPT_DATA_* -> INVALIDATE_DATA_*. */
+int hwpt_inv_type_for(uint32_t hwpt_data_type, uint32_t *inv_type);
+
+#endif

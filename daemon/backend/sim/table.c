@@ -10,25 +10,16 @@
 #include <string.h>
 
 #include "backend/sim/state.h"
+#include "util/search.h"
 
-static uint32_t obj_index(const struct sim_state *st, uint32_t id)
+static bool id_ge(const void *arr, uint32_t i, uint64_t id)
 {
-	uint32_t lo = 0, hi = st->n_objs;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (st->objs[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ((const struct sim_obj *)arr)[i].id >= id;
 }
 
 struct sim_obj *sim_obj_find(struct sim_state *st, uint32_t id)
 {
-	uint32_t i = obj_index(st, id);
+	uint32_t i = search_first_past(st->objs, st->n_objs, id, id_ge);
 
 	if (i < st->n_objs && st->objs[i].id == id)
 		return &st->objs[i];
@@ -53,19 +44,14 @@ int sim_dev_find(const struct sim_state *st, const char *name)
  * objs is sorted by id and objs[i].id >= i + 1; the first index where that
  * is strict is the first gap, and the lowest free id is that index + 1.
  */
+static bool id_past_gap(const void *arr, uint32_t i, uint64_t unused)
+{
+	return ((const struct sim_obj *)arr)[i].id > i + 1;
+}
+
 static uint32_t lowest_free_index(const struct sim_state *st)
 {
-	uint32_t lo = 0, hi = st->n_objs;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (st->objs[mid].id > mid + 1)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	return search_first_past(st->objs, st->n_objs, 0, id_past_gap);
 }
 
 /* Keeps objs sorted (see state.h). */

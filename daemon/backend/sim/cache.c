@@ -11,20 +11,6 @@
 
 #define SIM_PAGE_MASK ((UINT64_C(1) << SIM_PFN_SHIFT) - 1)
 
-void sim_range_of(uint64_t addr, uint64_t npages, uint64_t *start, uint64_t *end)
-{
-	*start = addr >> SIM_PFN_SHIFT;
-	/*
-	 * Clamp at the top of the 64-bit space instead of wrapping: the
-	 * kernel's npages << 12 would wrap, but no caller can mean that, and
-	 * flush-all (addr 0, npages U64_MAX) lands on the whole space.
-	 */
-	if (npages > SIM_PFN_LIMIT - *start)
-		*end = SIM_PFN_LIMIT;
-	else
-		*end = *start + npages;
-}
-
 int sim_check_iotlb(struct sim_state *st, uint32_t id, uint32_t iotlb_id, uint32_t expected)
 {
 	struct sim_obj *o = sim_obj_find(st, id);
@@ -56,8 +42,7 @@ static int vtd_nested(struct sim_state *st, uint32_t id, struct sim_obj **out)
 	return 0;
 }
 
-int sim_populate(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages,
-		 uint32_t kind)
+int sim_populate(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages, uint32_t kind)
 {
 	struct sim_obj *o;
 	uint64_t start;

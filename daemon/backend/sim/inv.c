@@ -27,8 +27,8 @@ struct sim_entry_range {
 static void sim_sleep_us(uint32_t us)
 {
 	struct timespec ts = {
-		.tv_sec = us / 1000000,
-		.tv_nsec = (long)(us % 1000000) * 1000,
+	    .tv_sec = us / 1000000,
+	    .tv_nsec = (long)(us % 1000000) * 1000,
 	};
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
@@ -84,13 +84,35 @@ static bool fault_fire(struct sim_state *st, const struct sim_obj *o, struct bac
 	return true;
 }
 
+/*
+ * One driver's cache_invalidate_user(), entry by entry: the walk is the
+ * same for every driver (walk_entries()), only the entry type, its checks
+ * and its effect differ.
+ */
+struct inv_driver {
+	uint32_t data_type; /* the IOMMU_HWPT_INVALIDATE_DATA_* it takes */
+	size_t entry_size, min_len;
+	/* The driver's per-entry checks; on success *r is the entry's range. */
+	int (*check)(const void *e, struct sim_entry_range *r);
+	int (*apply)(struct sim_obj *o, const void *e, const struct sim_entry_range *r);
+};
+
+union inv_entry {
+	struct iommu_hwpt_vtd_s1_invalidate vtd;
+	struct iommu_hwpt_invalidate_selftest mock;
+};
+
 /* intel/nested.c:110-120, the per-entry rules. */
-static int vtd_check_entry(const struct iommu_hwpt_vtd_s1_invalidate *e)
+static int vtd_check_entry(const void *entry, struct sim_entry_range *r)
 {
+	const struct iommu_hwpt_vtd_s1_invalidate *e = entry;
+
 	if ((e->flags & ~(uint32_t)IOMMU_VTD_INV_FLAGS_LEAF) || e->__reserved)
 		return -EOPNOTSUPP;
 	if ((e->addr & (IOMMUFD_PAGE_SIZE - 1)) || (e->npages == UINT64_MAX && e->addr))
 		return -EINVAL;
+	r->valid = true;
+	sim_range_of(e->addr, e->npages, &r->start, &r->end);
 	return 0;
 }
 
@@ -99,9 +121,9 @@ static int vtd_check_entry(const struct iommu_hwpt_vtd_s1_invalidate *e)
  * would flush: the sim must expose a coalescer that under-invalidates.
  * Non-leaf also drops paging-structure caches.
  */
-static int vtd_apply(struct sim_obj *o, const struct iommu_hwpt_vtd_s1_invalidate *e,
-		     const struct sim_entry_range *r)
+static int vtd_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r)
 {
+	const struct iommu_hwpt_vtd_s1_invalidate *e = entry;
 	int rc;
 
 	rc = sim_iset_remove(&o->iotlb_set, r->start, r->end);
@@ -110,78 +132,74 @@ static int vtd_apply(struct sim_obj *o, const struct iommu_hwpt_vtd_s1_invalidat
 	return sim_iset_remove(&o->psc_set, r->start, r->end);
 }
 
-static int vtd_invalidate(struct sim_state *st, struct sim_obj *o, struct backend_inv *inv,
-			  uint32_t n)
+static int mock_check_entry(const void *entry, struct sim_entry_range *r)
 {
-	struct iommu_hwpt_vtd_s1_invalidate e;
-	struct sim_entry_range r = { .valid = true };
-	uint32_t i, processed = 0;
-	int rc = 0;
+	const struct iommu_hwpt_invalidate_selftest *e = entry;
 
-	if (inv->data_type != IOMMU_HWPT_INVALIDATE_DATA_VTD_S1) {
-		rc = -EINVAL;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		rc = copy_entry(&e, sizeof(e), VTD_S1_INV_MIN_LEN, inv, i);
-		if (!rc)
-			rc = vtd_check_entry(&e);
-		if (rc)
-			break;
-		sim_range_of(e.addr, e.npages, &r.start, &r.end);
-		if (!fault_fire(st, o, inv, i, &r, &rc))
-			rc = vtd_apply(o, &e, &r);
-		if (rc)
-			break;
-		processed++;
-	}
-out:
-	inv->entry_num = processed;
-	return rc;
-}
-
-static int mock_check_entry(const struct iommu_hwpt_invalidate_selftest *e)
-{
 	if (e->flags & ~(uint32_t)IOMMU_TEST_INVALIDATE_FLAG_ALL)
 		return -EOPNOTSUPP;
 	if (e->iotlb_id > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX)
 		return -EINVAL;
+	r->valid = false; /* mock entries name slots, not addresses */
 	return 0;
 }
 
-static void mock_apply(struct sim_obj *o, const struct iommu_hwpt_invalidate_selftest *e)
+static int mock_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r)
 {
+	const struct iommu_hwpt_invalidate_selftest *e = entry;
 	int j;
 
 	if (!(e->flags & IOMMU_TEST_INVALIDATE_FLAG_ALL)) {
 		o->iotlb[e->iotlb_id] = 0;
-		return;
+		return 0;
 	}
 	/* FLAG_ALL ignores iotlb_id (but it was still range checked). */
 	for (j = 0; j < MOCK_NESTED_DOMAIN_IOTLB_NUM; j++)
 		o->iotlb[j] = 0;
+	return 0;
 }
 
-static int mock_invalidate(struct sim_state *st, struct sim_obj *o, struct backend_inv *inv,
-			   uint32_t n)
+static const struct inv_driver vtd_driver = {
+    .data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+    .entry_size = sizeof(struct iommu_hwpt_vtd_s1_invalidate),
+    .min_len = VTD_S1_INV_MIN_LEN,
+    .check = vtd_check_entry,
+    .apply = vtd_apply,
+};
+
+static const struct inv_driver mock_driver = {
+    .data_type = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+    .entry_size = sizeof(struct iommu_hwpt_invalidate_selftest),
+    .min_len = SELFTEST_INV_MIN_LEN,
+    .check = mock_check_entry,
+    .apply = mock_apply,
+};
+
+/*
+ * Walks the n entries in order and stops at the first failing one; a fault
+ * that fires replaces the entry's effect. inv->entry_num gets the number
+ * handled before the failure.
+ */
+static int walk_entries(struct sim_state *st, struct sim_obj *o, struct backend_inv *inv,
+			uint32_t n, const struct inv_driver *drv)
 {
-	struct iommu_hwpt_invalidate_selftest e;
-	const struct sim_entry_range none = { .valid = false };
+	union inv_entry e;
+	struct sim_entry_range r = { .valid = false };
 	uint32_t i, processed = 0;
 	int rc = 0;
 
-	if (inv->data_type != IOMMU_HWPT_INVALIDATE_DATA_SELFTEST) {
+	if (inv->data_type != drv->data_type) {
 		rc = -EINVAL;
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		rc = copy_entry(&e, sizeof(e), SELFTEST_INV_MIN_LEN, inv, i);
+		rc = copy_entry(&e, drv->entry_size, drv->min_len, inv, i);
 		if (!rc)
-			rc = mock_check_entry(&e);
+			rc = drv->check(&e, &r);
 		if (rc)
 			break;
-		if (!fault_fire(st, o, inv, i, &none, &rc))
-			mock_apply(o, &e);
+		if (!fault_fire(st, o, inv, i, &r, &rc))
+			rc = drv->apply(o, &e, &r);
 		if (rc)
 			break;
 		processed++;
@@ -214,9 +232,7 @@ int sim_invalidate(struct sim_state *st, struct backend_inv *inv)
 		return -ENOENT;
 	if (o->type != SIM_OBJ_NESTED)
 		return kernel_rules_inv_wrong_object(st->rules);
-	if (o->kind == DEVICE_KIND_VTD)
-		return vtd_invalidate(st, o, inv, n);
-	return mock_invalidate(st, o, inv, n);
+	return walk_entries(st, o, inv, n, o->kind == DEVICE_KIND_VTD ? &vtd_driver : &mock_driver);
 }
 
 int sim_inject_fault(struct sim_state *st, const struct backend_fault *f)

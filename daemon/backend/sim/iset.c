@@ -1,12 +1,28 @@
 // SPDX-License-Identifier: MIT
 /*
- * Sorted disjoint interval set of page frame numbers (see sim_iset.h).
+ * Sorted disjoint interval set of page frame numbers (see iset.h), and the
+ * pfn range a page request covers.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/sim/iset.h"
+#include "util/search.h"
+
+void sim_range_of(uint64_t addr, uint64_t npages, uint64_t *start, uint64_t *end)
+{
+	*start = addr >> SIM_PFN_SHIFT;
+	/*
+	 * Clamp at the top of the 64-bit space instead of wrapping: the
+	 * kernel's npages << 12 would wrap, but no caller can mean that, and
+	 * flush-all (addr 0, npages U64_MAX) lands on the whole space.
+	 */
+	if (npages > SIM_PFN_LIMIT - *start)
+		*end = SIM_PFN_LIMIT;
+	else
+		*end = *start + npages;
+}
 
 void sim_iset_init(struct sim_iset *s)
 {
@@ -42,36 +58,26 @@ static int iset_reserve(struct sim_iset *s, uint32_t more)
 	return 0;
 }
 
+static bool end_ge(const void *arr, uint32_t i, uint64_t pfn)
+{
+	return ((const struct sim_range *)arr)[i].end >= pfn;
+}
+
+static bool start_gt(const void *arr, uint32_t i, uint64_t pfn)
+{
+	return ((const struct sim_range *)arr)[i].start > pfn;
+}
+
 /* First index whose interval ends at or after pfn (n if none). */
 static uint32_t first_end_ge(const struct sim_iset *s, uint64_t pfn)
 {
-	uint32_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (s->r[mid].end >= pfn)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	return search_first_past(s->r, s->n, pfn, end_ge);
 }
 
 /* First index whose interval starts after pfn (n if none). */
 static uint32_t first_start_gt(const struct sim_iset *s, uint64_t pfn)
 {
-	uint32_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (s->r[mid].start > pfn)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	return search_first_past(s->r, s->n, pfn, start_gt);
 }
 
 /* Drops intervals [i, j) by shifting the tail down. */

@@ -21,7 +21,7 @@
 
 struct sim_range {
 	uint64_t start; /* first pfn */
-	uint64_t end;   /* one past the last pfn */
+	uint64_t end;	/* one past the last pfn */
 };
 
 struct sim_iset {
@@ -29,6 +29,12 @@ struct sim_iset {
 	uint32_t n;
 	uint32_t cap;
 };
+
+/*
+ * The pfn range [*start, *end) an (addr, npages) request covers, clamped at
+ * SIM_PFN_LIMIT. Both populate/query and invalidate speak it.
+ */
+void sim_range_of(uint64_t addr, uint64_t npages, uint64_t *start, uint64_t *end);
 
 void sim_iset_init(struct sim_iset *s);
 void sim_iset_free(struct sim_iset *s);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend/sim/state.h"
+#include "util/search.h"
 
 #define SIM_PAGE_SIZE 4096ULL
 
@@ -20,10 +21,10 @@
 #define MOCK_IO_PAGE_SIZE (SIM_PAGE_SIZE / 2)
 /* iommufd_test.h:29: the mock domain's aperture. */
 #define MOCK_APERTURE_START (1ULL << 24)
-#define MOCK_APERTURE_LAST ((1ULL << 31) - 1)
+#define MOCK_APERTURE_LAST  ((1ULL << 31) - 1)
 /* intel/iommu.c:46: the IOAPIC window every VT-d device reports reserved. */
 #define VTD_IOAPIC_START 0xfee00000ULL
-#define VTD_IOAPIC_LAST 0xfeefffffULL
+#define VTD_IOAPIC_LAST	 0xfeefffffULL
 /* The modelled VT-d nest parent is a 4-level (48-bit) second stage. */
 #define VTD_APERTURE_LAST ((1ULL << 48) - 1)
 
@@ -53,24 +54,18 @@ int sim_map_range_ok(enum device_kind kind, uint64_t iova, uint64_t last)
 	return 0;
 }
 
+static bool last_ge(const void *arr, uint32_t i, uint64_t iova)
+{
+	return ((const struct sim_map *)arr)[i].last >= iova;
+}
+
 /* Index of the first area that ends at or after iova. */
 static uint32_t first_from(const struct sim_dev *d, uint64_t iova)
 {
-	uint32_t lo = 0, hi = d->n_maps;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (d->maps[mid].last < iova)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return search_first_past(d->maps, d->n_maps, iova, last_ge);
 }
 
-static int insert_at(struct sim_dev *d, uint32_t i, uint64_t iova, uint64_t last,
-		     uint32_t flags)
+static int insert_at(struct sim_dev *d, uint32_t i, uint64_t iova, uint64_t last, uint32_t flags)
 {
 	if (d->n_maps == d->cap_maps) {
 		uint32_t cap = d->cap_maps ? 2 * d->cap_maps : 8;
@@ -82,7 +77,7 @@ static int insert_at(struct sim_dev *d, uint32_t i, uint64_t iova, uint64_t last
 		d->cap_maps = cap;
 	}
 	memmove(&d->maps[i + 1], &d->maps[i], (size_t)(d->n_maps - i) * sizeof(*d->maps));
-	d->maps[i] = (struct sim_map){ .iova = iova, .last = last, .flags = flags };
+	d->maps[i] = (struct sim_map){.iova = iova, .last = last, .flags = flags};
 	d->n_maps++;
 	return 0;
 }

@@ -35,7 +35,7 @@ struct sim_obj {
 	uint32_t id;
 	enum sim_obj_type type;
 	enum device_kind kind; /* the driver that owns the domain */
-	uint32_t dev;          /* index of the device it was allocated for */
+	uint32_t dev;	       /* index of the device it was allocated for */
 	uint32_t parent_id;    /* nested: its nest parent */
 	/*
 	 * Like iommufd_object.users beyond the table's own reference:
@@ -78,7 +78,7 @@ struct sim_state {
 	struct sim_dev devs[CONFIG_MAX_DEVICES];
 	uint32_t n_devs;
 
-	/* Sorted by id; new objects take the lowest free id (backend/sim/objects.c). */
+	/* Sorted by id; new objects take the lowest free id (backend/sim/table.c). */
 	struct sim_obj *objs;
 	uint32_t n_objs;
 	uint32_t cap_objs;
@@ -93,13 +93,30 @@ struct sim_state {
 	enum kernel_rules rules;
 };
 
-/* backend/sim/objects.c: lifecycle. */
-int sim_state_init(struct sim_state *st, const struct config *cfg, const char **errmsg);
-void sim_state_free(struct sim_state *st);
+/*
+ * Who calls whom (calls only go down this line; backend/sim/README.md):
+ * sim.c -> persist.c -> state.c -> {objects,mem,cache,inv}.c -> table.c -> iset.c
+ */
+
+/* backend/sim/table.c: the object table and device lookup, under everything. */
 struct sim_obj *sim_obj_find(struct sim_state *st, uint32_t id);
 int sim_dev_find(const struct sim_state *st, const char *name);
-int sim_alloc_nested(struct sim_state *st, const char *device,
-		     const struct backend_alloc *req, uint32_t *out_id, uint32_t *out_parent);
+/*
+ * Inserts an object of type for device dev with the lowest free id. The
+ * pointer is valid until the next insertion or removal. 0, -EBUSY (ids
+ * exhausted) or -ENOMEM.
+ */
+int sim_obj_new(struct sim_state *st, enum sim_obj_type type, uint32_t dev, struct sim_obj **out);
+/* Removes o and frees what it owns; the caller keeps the users counts. */
+void sim_obj_remove(struct sim_state *st, struct sim_obj *o);
+
+/* backend/sim/state.c: the state from the configuration, and freeing it. */
+int sim_state_init(struct sim_state *st, const struct config *cfg, const char **errmsg);
+void sim_state_free(struct sim_state *st);
+
+/* backend/sim/objects.c: IOMMU_HWPT_ALLOC, IOMMU_DESTROY, attach and detach. */
+int sim_alloc_nested(struct sim_state *st, const char *device, const struct backend_alloc *req,
+		     uint32_t *out_id, uint32_t *out_parent);
 int sim_destroy(struct sim_state *st, uint32_t id);
 int sim_attach(struct sim_state *st, const char *device, uint32_t id);
 int sim_detach(struct sim_state *st, const char *device);
@@ -122,12 +139,9 @@ void sim_dev_maps_free(struct sim_dev *d);
 
 /* backend/sim/cache.c: model caches, read back and seeded by tests. */
 int sim_check_iotlb(struct sim_state *st, uint32_t id, uint32_t iotlb_id, uint32_t expected);
-int sim_populate(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages,
-		 uint32_t kind);
+int sim_populate(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages, uint32_t kind);
 int sim_query(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages,
 	      uint64_t *iotlb_pages, uint64_t *psc_pages);
-/* The pfn range [*start, *end) an (addr, npages) request covers, clamped. */
-void sim_range_of(uint64_t addr, uint64_t npages, uint64_t *start, uint64_t *end);
 
 /* backend/sim/inv.c: IOMMU_HWPT_INVALIDATE and fault injection. */
 int sim_invalidate(struct sim_state *st, struct backend_inv *inv);

@@ -584,7 +584,7 @@ static int parse_options(struct ctl *c, int argc, char **argv, const char **path
 					     {"count", required_argument, NULL, 'n'},
 					     {"format", required_argument, NULL, 'F'},
 					     {"help", no_argument, NULL, 'h'},
-					     {}};
+					     {NULL, 0, NULL, 0}};
 	int o;
 
 	while ((o = getopt_long(argc, argv, "s:jch", opts, NULL)) != -1) {

@@ -14,20 +14,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "iommu_nest.h"
 #include "nestctl.h"
-
-#define PAGE_SIZE 4096ull
 
 /* ---- Formatting ---------------------------------------------------------- */
 
@@ -109,30 +105,6 @@ struct json_object *ctl_json_string(const char *s)
 	return j;
 }
 
-const char *errname(int err)
-{
-	const char *s;
-
-	if (!err)
-		return "-";
-	s = strerrorname_np(err < 0 ? -err : err);
-	return s ? s : "E?";
-}
-
-static const char *state_name(uint32_t state)
-{
-	switch (state) {
-	case IOMMU_NEST_ENTRY_DONE:
-		return "done";
-	case IOMMU_NEST_ENTRY_FAILED:
-		return "failed";
-	case IOMMU_NEST_ENTRY_NOT_ATTEMPTED:
-		return "not_attempted";
-	default:
-		return "?";
-	}
-}
-
 int fail(struct ctl *c, const char *what, int err)
 {
 	const char *detail = c->h ? iommu_nest_last_error(c->h) : "";
@@ -140,65 +112,6 @@ int fail(struct ctl *c, const char *what, int err)
 	fprintf(stderr, "iommu-nestctl: %s: %s (%s)%s%s\n", what, strerror(-err), errname(err),
 		detail[0] ? ": " : "", detail);
 	return 1;
-}
-
-/* U64_MAX pages is the flush-everything encoding: say so. */
-static void fmt_pages(char *buf, size_t len, uint64_t n)
-{
-	if (n == UINT64_MAX)
-		snprintf(buf, len, "all");
-	else
-		snprintf(buf, len, "%" PRIu64, n);
-}
-
-static bool same_row(const struct iommu_nest_vtd_inv *e, const struct iommu_nest_entry_result *r,
-		     size_t i)
-{
-	return e[i].flags == e[i - 1].flags && e[i].npages == e[i - 1].npages &&
-	       e[i].addr == e[i - 1].addr + e[i - 1].npages * PAGE_SIZE &&
-	       r[i].state == r[i - 1].state && r[i].error == r[i - 1].error &&
-	       r[i].hw_error == r[i - 1].hw_error;
-}
-
-static void print_row(const struct iommu_nest_vtd_inv *e, const struct iommu_nest_entry_result *r,
-		      size_t first, size_t last)
-{
-	char idx[48], addr[48], npages[24];
-
-	if (first == last) {
-		snprintf(idx, sizeof(idx), "%zu", first);
-		snprintf(addr, sizeof(addr), "%#" PRIx64, e[first].addr);
-	} else {
-		snprintf(idx, sizeof(idx), "%zu-%zu", first, last);
-		snprintf(addr, sizeof(addr), "%#" PRIx64 "..%#" PRIx64, e[first].addr,
-			 e[last].addr);
-	}
-	fmt_pages(npages, sizeof(npages), e[first].npages);
-	printf("  %-8s %-24s %8s  %-8s %-14s %-11s %#x\n", idx, addr, npages,
-	       e[first].flags & IOMMU_NEST_VTD_INV_FLAGS_LEAF ? "leaf" : "non-leaf",
-	       state_name(r[first].state), errname(r[first].error), r[first].hw_error);
-}
-
-/* One row per entry, runs of contiguous identical entries folded into one. */
-static void print_results(const char *title, const struct iommu_nest_vtd_inv *e, size_t n,
-			  const struct iommu_nest_entry_result *r,
-			  const struct iommu_nest_inv_summary *s, int rc)
-{
-	char pages[24];
-	size_t i, first = 0;
-
-	printf("\n== %s (%zu %s) ==\n", title, n, n == 1 ? "entry" : "entries");
-	printf("  %-8s %-24s %8s  %-8s %-14s %-11s %s\n", "entry", "addr", "npages", "kind",
-	       "state", "errno", "hw_error");
-	for (i = 1; i <= n; i++) {
-		if (i < n && same_row(e, r, i))
-			continue;
-		print_row(e, r, first, i - 1);
-		first = i;
-	}
-	fmt_pages(pages, sizeof(pages), s->pages_flushed);
-	printf("  status %d (%s)  entries_handled %u/%zu  entries_submitted %u  pages_flushed %s\n",
-	       rc, rc ? errname(rc) : "OK", s->entries_handled, n, s->entries_submitted, pages);
 }
 
 static struct json_object *entry_json(const struct iommu_nest_vtd_inv *e,
@@ -210,7 +123,7 @@ static struct json_object *entry_json(const struct iommu_nest_vtd_inv *e,
 	json_object_object_add(o, "npages", json_object_new_uint64(e->npages));
 	json_object_object_add(o, "leaf",
 			       json_object_new_boolean(e->flags & IOMMU_NEST_VTD_INV_FLAGS_LEAF));
-	json_object_object_add(o, "state", json_object_new_string(state_name(r->state)));
+	json_object_object_add(o, "state", json_object_new_string(entry_state_name(r->state)));
 	json_object_object_add(o, "errno", json_object_new_string(errname(r->error)));
 	json_object_object_add(o, "error", json_object_new_int(r->error));
 	json_object_object_add(o, "hw_error", json_object_new_uint64(r->hw_error));
@@ -469,7 +382,8 @@ static int cmd_probe(struct ctl *c, int argc, char **argv)
 		return cmd_probe_device(c, argv[1], argv[2]);
 	if ((argc != 2 && argc != 3) || parse_id(c, argv[1], &id) ||
 	    (argc == 3 && parse_u32(argv[2], &type))) {
-		fprintf(stderr, "usage: iommu-nestctl probe DEVICE TYPE | probe ID [INV_DATA_TYPE]\n");
+		fprintf(stderr,
+			"usage: iommu-nestctl probe DEVICE TYPE | probe ID [INV_DATA_TYPE]\n");
 		return 2;
 	}
 	err = iommu_nest_probe(c->h, id, type);
@@ -573,303 +487,6 @@ static int cmd_query(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
-/* ---- demo ---------------------------------------------------------------- */
-
-struct region {
-	const char *name;
-	uint64_t addr;
-	uint64_t npages;
-	uint64_t iotlb, psc; /* before */
-};
-
-static struct region regions[] = {
-    {.name = "storm", .addr = 0x100000, .npages = 64},
-    {.name = "mixed", .addr = 0x400000, .npages = 512},
-    {.name = "errors", .addr = 0x800000, .npages = 16},
-    {.name = "pipelined", .addr = 0xc00000, .npages = 64},
-};
-#define N_REGIONS (sizeof(regions) / sizeof(regions[0]))
-
-static int demo_populate(struct ctl *c, uint32_t id)
-{
-	size_t i;
-	int err;
-
-	for (i = 0; i < N_REGIONS; i++) {
-		err = iommu_nest_sim_populate(c->h, id, regions[i].addr, regions[i].npages,
-					      IOMMU_NEST_SIM_IOTLB);
-		if (err)
-			return fail(c, "sim_populate", err);
-	}
-	/* The mixed region also has its paging-structure caches warm. */
-	err = iommu_nest_sim_populate(c->h, id, 0x400000, 512, IOMMU_NEST_SIM_PSC);
-	if (err)
-		return fail(c, "sim_populate", err);
-	for (i = 0; i < N_REGIONS; i++) {
-		err = iommu_nest_sim_query(c->h, id, regions[i].addr, regions[i].npages,
-					   &regions[i].iotlb, &regions[i].psc);
-		if (err)
-			return fail(c, "sim_query", err);
-	}
-	printf("model IOTLB populated: leaf translations in 4 regions, paging-structure "
-	       "entries over %#x +512 pages\n",
-	       0x400000);
-	return 0;
-}
-
-static int demo_batch(struct ctl *c, uint32_t id, const char *title,
-		      const struct iommu_nest_vtd_inv *e, size_t n, uint32_t flags)
-{
-	struct iommu_nest_entry_result *r = calloc(n, sizeof(*r));
-	struct iommu_nest_inv_summary s;
-	int rc;
-
-	if (!r)
-		return fail(c, title, -ENOMEM);
-	rc = iommu_nest_invalidate(c->h, id, IOMMU_NEST_INV_DATA_VTD_S1, e, n, flags, r, &s);
-	if (rc == -EPROTO || rc == -ECONNRESET || rc == -EPIPE || rc == -EMSGSIZE) {
-		free(r);
-		return fail(c, title, rc);
-	}
-	print_results(title, e, n, r, &s, rc);
-	free(r);
-	return 0;
-}
-
-static int demo_storm(struct ctl *c, uint32_t id)
-{
-	struct iommu_nest_vtd_inv e[64];
-	size_t i;
-
-	for (i = 0; i < 64; i++)
-		e[i] = (struct iommu_nest_vtd_inv){.addr = 0x100000 + i * PAGE_SIZE,
-						   .npages = 1,
-						   .flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF};
-	return demo_batch(c, id, "sequential 4 KiB unmap storm", e, 64, 0);
-}
-
-static int demo_mixed(struct ctl *c, uint32_t id)
-{
-	static const struct iommu_nest_vtd_inv e[] = {
-	    {0x400000, 8, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
-	    {0x402000, 8, 0, 0}, /* overlaps the first, non-leaf */
-	    {0x40a000, 4, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
-	    {0x420000, 32, 0, 0},
-	    {0x500000, 2, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
-	};
-
-	return demo_batch(c, id, "mixed leaf / non-leaf batch", e, 5, 0);
-}
-
-static int demo_errors(struct ctl *c, uint32_t id)
-{
-	static const struct iommu_nest_vtd_inv e[] = {
-	    {0x800000, 1, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
-	    {0x801800, 1, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0}, /* unaligned: EINVAL */
-	    {0x802000, 2, IOMMU_NEST_VTD_INV_FLAGS_LEAF, 0},
-	    {0x804000, 1, 0x80, 0}, /* unknown flag: EOPNOTSUPP */
-	    {0x805000, 3, 0, 0},
-	};
-	int rc;
-
-	rc = demo_batch(c, id, "batch with invalid entries, stop at first error", e, 5, 0);
-	if (rc)
-		return rc;
-	if (!(iommu_nest_capabilities(c->h) & IOMMU_NEST_CAP_CONTINUE)) {
-		printf("\n(daemon does not offer CAP_CONTINUE: skipping the continue batch)\n");
-		return 0;
-	}
-	return demo_batch(c, id, "same batch with IOMMU_NEST_INV_CONTINUE", e, 5,
-			  IOMMU_NEST_INV_CONTINUE);
-}
-
-static int demo_completions;
-
-static void demo_done(struct iommu_nest *h, uint64_t token, const struct iommu_nest_inv_summary *s,
-		      struct iommu_nest_entry_result *r, size_t n, void *opaque)
-{
-	demo_completions++;
-	printf("  token %-4" PRIu64
-	       " status %-6s handled %u/%zu  submitted %u  pages_flushed %" PRIu64 "\n",
-	       token, s->status ? errname(s->status) : "OK", s->entries_handled, n,
-	       s->entries_submitted, s->pages_flushed);
-}
-
-/* Four requests in flight at once, completed from a poll() loop. */
-static int demo_pipelined(struct ctl *c, uint32_t id)
-{
-	static struct iommu_nest_entry_result r[4][16];
-	struct iommu_nest_vtd_inv e[16];
-	struct pollfd pfd = {.fd = iommu_nest_fd(c->h), .events = POLLIN};
-	int b, i, rc;
-
-	printf("\n== pipelined: 4 async requests of 16 pages each ==\n");
-	demo_completions = 0;
-	for (b = 0; b < 4; b++) {
-		for (i = 0; i < 16; i++)
-			e[i] = (struct iommu_nest_vtd_inv){
-			    .addr = 0xc00000 + (uint64_t)(b * 16 + i) * PAGE_SIZE,
-			    .npages = 1,
-			    .flags = IOMMU_NEST_VTD_INV_FLAGS_LEAF};
-		rc = iommu_nest_invalidate_submit(c->h, id, IOMMU_NEST_INV_DATA_VTD_S1, e, 16, 0,
-						  r[b], demo_done, NULL, NULL);
-		if (rc)
-			return fail(c, "invalidate_submit", rc);
-	}
-	printf("  %zu requests in flight\n", iommu_nest_in_flight(c->h));
-	while (iommu_nest_in_flight(c->h)) {
-		if (!iommu_nest_pending(c->h) && poll(&pfd, 1, 5000) <= 0)
-			return fail(c, "pipelined", -ETIMEDOUT);
-		rc = iommu_nest_process(c->h);
-		if (rc < 0)
-			return fail(c, "process", rc);
-	}
-	return 0;
-}
-
-static int demo_flush_all(struct ctl *c, uint32_t id)
-{
-	static const struct iommu_nest_vtd_inv e[] = {{0, UINT64_MAX, 0, 0}};
-
-	return demo_batch(c, id, "invalidate everything (addr 0, npages U64_MAX)", e, 1, 0);
-}
-
-static int demo_report_model(struct ctl *c, uint32_t id, const char *when)
-{
-	uint64_t iotlb, psc;
-	size_t i;
-	int err;
-
-	printf("\n== model IOTLB %s ==\n", when);
-	printf("  %-10s %-20s %-18s %s\n", "region", "range", "leaf pages", "paging-structure");
-	for (i = 0; i < N_REGIONS; i++) {
-		struct region *g = &regions[i];
-
-		err = iommu_nest_sim_query(c->h, id, g->addr, g->npages, &iotlb, &psc);
-		if (err)
-			return fail(c, "sim_query", err);
-		printf("  %-10s %#-9" PRIx64 "+%-8" PRIu64 " %4" PRIu64 " -> %-8" PRIu64
-		       " %4" PRIu64 " -> %" PRIu64 "\n",
-		       g->name, g->addr, g->npages, g->iotlb, iotlb, g->psc, psc);
-	}
-	return 0;
-}
-
-static int demo_steps(struct ctl *c, uint32_t id, bool sim)
-{
-	int rc;
-
-	if (sim && (rc = demo_populate(c, id)))
-		return rc;
-	if ((rc = demo_storm(c, id)) || (rc = demo_mixed(c, id)) || (rc = demo_errors(c, id)) ||
-	    (rc = demo_pipelined(c, id)))
-		return rc;
-	if (sim && (rc = demo_report_model(c, id, "after the batches (before -> after)")))
-		return rc;
-	if ((rc = demo_flush_all(c, id)))
-		return rc;
-	if (sim && (rc = demo_report_model(c, id, "after invalidate-everything")))
-		return rc;
-	return 0;
-}
-
-/* The demo guest's RAM: 64 MiB at guest-physical (= IOVA) 0. */
-#define DEMO_RAM_SIZE (64ull << 20)
-#define DEMO_RAM_IOVA 0ull
-
-/*
- * Hands the guest RAM to the daemon for the device's stage 2, as a VMM
- * does before the guest runs: a memfd, sized, mapped at its IOVA. The
- * descriptor is closed right away: the daemon got its own, and the kernel
- * keeps the pages pinned while they are mapped.
- */
-static int demo_map_ram(struct ctl *c, const char *dev)
-{
-	int fd = memfd_create("iommu-nestctl-guest-ram", MFD_CLOEXEC);
-	int err;
-
-	if (fd < 0)
-		return fail(c, "memfd_create", -errno);
-	if (ftruncate(fd, (off_t)DEMO_RAM_SIZE) < 0) {
-		err = -errno;
-		close(fd);
-		return fail(c, "ftruncate", err);
-	}
-	err = iommu_nest_map_memory(c->h, dev, DEMO_RAM_IOVA, DEMO_RAM_SIZE, fd, 0,
-				    IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE);
-	close(fd);
-	if (err)
-		return fail(c, "map guest RAM", err);
-	printf("mapped %llu MiB of guest RAM (memfd) at IOVA %#llx on %s (stage 2)\n",
-	       DEMO_RAM_SIZE >> 20, DEMO_RAM_IOVA, dev);
-	return 0;
-}
-
-static int cmd_demo(struct ctl *c, int argc, char **argv)
-{
-	const char *dev;
-	bool sim = iommu_nest_capabilities(c->h) & IOMMU_NEST_CAP_SIM_MODEL;
-	struct iommu_nest_stats st;
-	uint32_t id;
-	int rc, err;
-
-	if (need_args(argc, 2, "demo DEVICE"))
-		return 2;
-	dev = argv[1];
-	printf("connected to iommu-nestd: backend %s, max %u entries/request\n",
-	       iommu_nest_backend(c->h), iommu_nest_max_entries(c->h));
-	rc = demo_map_ram(c, dev);
-	if (rc)
-		return rc;
-	err = iommu_nest_alloc_vtd_s1(c->h, dev, 0, c->pgtbl, c->addr_width, &id);
-	if (err)
-		return fail(c, "alloc nested VT-d HWPT", err);
-	printf("allocated nested VT-d stage-1 HWPT %u on %s (pgtbl %#" PRIx64 ", %u-bit)\n", id,
-	       dev, c->pgtbl, c->addr_width);
-	err = iommu_nest_attach(c->h, dev, id);
-	if (err)
-		return fail(c, "attach", err);
-	printf("attached %s\n", dev);
-	if (!sim)
-		printf("(backend has no model IOTLB: skipping populate/query)\n");
-
-	rc = demo_steps(c, id, sim);
-
-	err = iommu_nest_detach(c->h, dev);
-	if (err)
-		rc = fail(c, "detach", err);
-	err = iommu_nest_destroy(c->h, id);
-	if (err)
-		rc = fail(c, "destroy", err);
-	else
-		printf("\ndetached %s, destroyed HWPT %u\n", dev, id);
-	err = iommu_nest_unmap_memory(c->h, dev, DEMO_RAM_IOVA, DEMO_RAM_SIZE);
-	if (err)
-		rc = fail(c, "unmap guest RAM", err);
-	else
-		printf("unmapped the guest RAM from %s\n", dev);
-	err = iommu_nest_stats(c->h, &st);
-	if (err == -EPERM) {
-		printf("\n(daemon counters: admin only, see [policy] admin_groups)\n");
-		return rc;
-	}
-	if (err)
-		return fail(c, "stats", err);
-	printf("\n== daemon counters ==\n");
-	print_stats(&st, false);
-	return rc;
-}
-
-static int cmd_sleep(struct ctl *c, int argc, char **argv)
-{
-	uint32_t ms;
-
-	if (need_args(argc, 2, "sleep SECONDS") || parse_interval(argv[1], &ms))
-		return 2;
-	usleep(ms * 1000u);
-	return 0;
-}
-
 /* ---- main ---------------------------------------------------------------- */
 
 static const struct command {
@@ -878,7 +495,8 @@ static const struct command {
 	const char *help;
 } commands[] = {
     {"hello", cmd_hello, "hello                      print the daemon's capabilities"},
-    {"status", cmd_status, "status                     the daemon: devices, clients, latency (admin)"},
+    {"status", cmd_status,
+     "status                     the daemon: devices, clients, latency (admin)"},
     {"clients", cmd_clients, "clients                    every connected client (admin)"},
     {"hwpts", cmd_hwpts, "hwpts                      every nested HWPT and its counters (admin)"},
     {"stats", cmd_stats,
@@ -901,8 +519,6 @@ static const struct command {
      "                             an admin may name any client's HWPT)"},
     {"populate", cmd_populate, "populate ID ADDR NPAGES iotlb|psc   (simulator)"},
     {"query", cmd_query, "query ID ADDR NPAGES       count cached pages (simulator)"},
-    {"demo", cmd_demo, "demo DEVICE                the batched-invalidation tour"},
-    {"sleep", cmd_sleep, "sleep SECONDS              keep the connection (and its HWPTs) a while"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -968,7 +584,7 @@ static int parse_options(struct ctl *c, int argc, char **argv, const char **path
 					     {"count", required_argument, NULL, 'n'},
 					     {"format", required_argument, NULL, 'F'},
 					     {"help", no_argument, NULL, 'h'},
-					     {}};
+					     {NULL, 0, NULL, 0}};
 	int o;
 
 	while ((o = getopt_long(argc, argv, "s:jch", opts, NULL)) != -1) {

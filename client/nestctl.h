@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "iommu_nest.h"
+#include "tables.h"
 
 #define MAX_HWPTS 16
 
@@ -30,8 +31,6 @@ struct ctl {
 	int n_hwpts;
 };
 
-/* "EINVAL" for -EINVAL, "-" for 0. */
-const char *errname(int err);
 /* Reports a failed request on stderr (with the daemon's reason); returns 1. */
 int fail(struct ctl *c, const char *what, int err);
 /* Numbers: decimal, 0x hex, or "all" (UINT64_MAX); complain on stderr. */

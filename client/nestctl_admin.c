@@ -52,15 +52,6 @@ static void fmt_bytes(char *buf, size_t len, uint64_t b)
 		snprintf(buf, len, "%" PRIu64 " B", b);
 }
 
-/* A pages counter at UINT64_MAX saturated: a flush-all was submitted. */
-static void fmt_count(char *buf, size_t len, uint64_t n)
-{
-	if (n == UINT64_MAX)
-		snprintf(buf, len, "all");
-	else
-		snprintf(buf, len, "%" PRIu64, n);
-}
-
 static const char *hwpt_type_name(uint32_t t)
 {
 	switch (t) {
@@ -87,14 +78,6 @@ void print_json(struct json_object *o, bool pretty)
 
 /* ---- stats --------------------------------------------------------------------- */
 
-/* clang-format off */
-#define STATS_FIELDS(X)							\
-	X(connections) X(sessions_active) X(requests) X(request_errors)	\
-	X(entries_received) X(entries_failed) X(entries_submitted)	\
-	X(submissions) X(pages_flushed) X(hwpts_active)			\
-	X(protocol_errors) X(batches) X(denials)
-/* clang-format on */
-
 static struct json_object *stats_json(const struct iommu_nest_stats *st)
 {
 	struct json_object *o = json_object_new_object();
@@ -107,17 +90,10 @@ static struct json_object *stats_json(const struct iommu_nest_stats *st)
 
 void print_stats(const struct iommu_nest_stats *st, bool json)
 {
-	char v[24];
-
-	if (json) {
+	if (json)
 		print_json(stats_json(st), true);
-		return;
-	}
-#define X(f)                                                                                       \
-	fmt_count(v, sizeof(v), st->f);                                                            \
-	printf("  %-18s %s%s\n", #f, v, st->f == UINT64_MAX ? " (a flush-all was submitted)" : "");
-	STATS_FIELDS(X)
-#undef X
+	else
+		print_stats_table(st);
 }
 
 /* Per-second change of a counter; a saturated or reset one has no rate. */

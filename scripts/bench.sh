@@ -16,7 +16,7 @@ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/de
 cmake --build "$BUILD" -j"$(nproc)" --target iommu-nestd iommu-nest-bench >/dev/null
 mkdir -p "$OUT"
 
-"$BUILD/client/bench/iommu-nest-bench" --csv "$OUT/bench.csv" "$@" | tee "$OUT/bench.txt"
+"$BUILD/bench/iommu-nest-bench" --csv "$OUT/bench.csv" "$@" | tee "$OUT/bench.txt"
 
 if ! command -v gnuplot >/dev/null 2>&1; then
 	echo "bench.sh: gnuplot not found (apt-get install gnuplot-nox); no plots" >&2

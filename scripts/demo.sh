@@ -7,7 +7,7 @@ build=${BUILD_DIR:-$top/build}
 
 "$top/scripts/install-deps.sh"
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$(nproc)" --target iommu-nestd iommu-nestctl
+cmake --build "$build" -j"$(nproc)" --target iommu-nestd iommu-nestctl iommu-nest-demo
 
 run=$(mktemp -d)
 trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$run"' EXIT
@@ -21,13 +21,15 @@ cp "$top/scripts/demo.conf" "$conf"
 daemon=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 ctl() { "$build/client/iommu-nestctl" --socket "$sock" "$@"; }
+demo() { "$build/client/iommu-nest-demo" --socket "$sock" "$@"; }
 title() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
 
 title "A VMM's batched invalidations, with a result per entry"
-ctl demo vf0
+demo vf0
 
 title "The operator's view while a guest runs (a client holding a HWPT on vf0)"
-ctl alloc-vtd vf0 + attach vf0 @1 + invalidate @1 0x200000 64 + sleep 3 >"$run/guest.out" &
+# The demo program plays the guest: a HWPT attached, one invalidation, held 3 s.
+demo --guest 3 vf0 >"$run/guest.out" &
 guest=$!
 for _ in $(seq 100); do grep -q '^hwpt' "$run/guest.out" 2>/dev/null && break; sleep 0.02; done
 sleep 0.2

@@ -22,6 +22,7 @@
 
 #include "backend/iommufd/iommufd.h"
 #include "state/registry.h"
+#include "state/teardown.h"
 #include "util/json_util.h"
 #include "util/latency_hist.h"
 #include "util/log.h"
@@ -265,8 +266,7 @@ static void setup_persistence(struct restart *rs)
 	}
 	rc = lock_state(rs);
 	if (rc) {
-		log_warn("cannot lock %s.lock: %s; restart recovery is off",
-			 rs->cfg->state_file,
+		log_warn("cannot lock %s.lock: %s; restart recovery is off", rs->cfg->state_file,
 			 rc == -EWOULDBLOCK ? "another instance uses it" : strerror(-rc));
 		return;
 	}
@@ -388,9 +388,10 @@ static void load_state(struct restart *rs)
 		return;
 	}
 	rs->state = o;
-	log_event(LOG_NOTICE, LOG_EV_RECOVERY,
-		  LOG_FIELDS(LF_STR("phase", "found_state"), LF_STR("state_file", rs->cfg->state_file)),
-		  "found state of a previous instance in %s", rs->cfg->state_file);
+	log_event(
+	    LOG_NOTICE, LOG_EV_RECOVERY,
+	    LOG_FIELDS(LF_STR("phase", "found_state"), LF_STR("state_file", rs->cfg->state_file)),
+	    "found state of a previous instance in %s", rs->cfg->state_file);
 }
 
 int restart_init(struct restart *rs, const struct config *cfg)
@@ -449,14 +450,13 @@ static struct json_object *attachment_to_json(const struct device_binding *b)
 	return o;
 }
 
-static struct json_object *mapping_to_json(const struct device_binding *b,
-					   const struct mem_map *m)
+static struct json_object *mapping_to_json(const struct device_binding *b, const struct mem_map *m)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (o && (js_add_str(o, "device", b->dev->name) || js_add_u64(o, "iova", m->iova) ||
-		  js_add_u64(o, "length", m->last - m->iova + 1) ||
-		  js_add_u64(o, "uid", b->mem_uid))) {
+	if (o &&
+	    (js_add_str(o, "device", b->dev->name) || js_add_u64(o, "iova", m->iova) ||
+	     js_add_u64(o, "length", m->last - m->iova + 1) || js_add_u64(o, "uid", b->mem_uid))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -484,7 +484,7 @@ static int mappings_to_json(const struct server *srv, struct json_object *root)
 
 static int registry_to_json(const struct server *srv, struct json_object *root)
 {
-	struct save_ctx c = { .arr = js_add_new(root, "hwpts", true) };
+	struct save_ctx c = {.arr = js_add_new(root, "hwpts", true)};
 	struct json_object *att = js_add_new(root, "attachments", true);
 
 	if (!c.arr || !att)
@@ -917,17 +917,18 @@ int restart_open_backend(struct restart *rs, struct backend **out, const char **
 
 static int restore_hwpt(struct server *srv, struct json_object *j)
 {
-	struct hwpt_entry e = { .orphan = true };
+	struct hwpt_entry e = {.orphan = true};
 	struct hwpt_entry *stored;
 	char hex[2 * HWPT_TOKEN_LEN + 1];
 	uint32_t uid, gid;
 	int64_t pid;
 
 	if (js_u32(j, "id", &e.id) || js_u32(j, "parent_id", &e.parent_id) ||
-	    js_u32(j, "data_type", &e.data_type) || js_str(j, "device", e.device, sizeof(e.device)) ||
-	    js_u32(j, "uid", &uid) || js_u32(j, "gid", &gid) ||
-	    js_i64(j, "pid", 0, INT32_MAX, &pid) || js_str(j, "resume_token", hex, sizeof(hex)) ||
-	    js_unhex(hex, e.token, HWPT_TOKEN_LEN) || hwpt_inv_type_for(e.data_type, &e.inv_type)) {
+	    js_u32(j, "data_type", &e.data_type) ||
+	    js_str(j, "device", e.device, sizeof(e.device)) || js_u32(j, "uid", &uid) ||
+	    js_u32(j, "gid", &gid) || js_i64(j, "pid", 0, INT32_MAX, &pid) ||
+	    js_str(j, "resume_token", hex, sizeof(hex)) || js_unhex(hex, e.token, HWPT_TOKEN_LEN) ||
+	    hwpt_inv_type_for(e.data_type, &e.inv_type)) {
 		log_warn("state file: malformed HWPT entry skipped");
 		return 0;
 	}
@@ -1077,7 +1078,8 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 	if (!rs->srv->reg.n_orphans && !orphan_memory(rs->srv))
 		return;
 	log_event(LOG_NOTICE, LOG_EV_RECOVERY,
-		  LOG_FIELDS(LF_STR("phase", "grace_over"), LF_UINT("hwpts", rs->srv->reg.n_orphans),
+		  LOG_FIELDS(LF_STR("phase", "grace_over"),
+			     LF_UINT("hwpts", rs->srv->reg.n_orphans),
 			     LF_UINT("devices", orphan_memory(rs->srv))),
 		  "reclaim grace period over: destroying %u unclaimed HWPTs and the guest "
 		  "memory of %u devices",
@@ -1089,7 +1091,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 static int arm_grace(struct restart *rs, struct server *srv)
 {
 	uint32_t ms = rs->cfg->reclaim_grace_ms;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
 	rs->ev_grace = evtimer_new(srv->base, on_grace, rs);
 	if (!rs->ev_grace || evtimer_add(rs->ev_grace, &tv))
@@ -1157,8 +1159,7 @@ int restart_reclaim(struct server *srv, struct session *s, uint32_t id, const ui
 	bool match;
 
 	/* Compare even without a candidate: timing says nothing about ids. */
-	match = restart_token_equal(e ? e->token : dummy,
-				    len == HWPT_TOKEN_LEN ? token : dummy);
+	match = restart_token_equal(e ? e->token : dummy, len == HWPT_TOKEN_LEN ? token : dummy);
 	if (!e || !e->orphan || len != HWPT_TOKEN_LEN || !match || e->owner_uid != s->cred.uid)
 		return -ENOENT;
 	/* The token holder may learn that the policy changed under it. */
@@ -1195,129 +1196,11 @@ int restart_reclaim(struct server *srv, struct session *s, uint32_t id, const ui
 	return 0;
 }
 
-struct orphan_list {
-	struct hwpt_entry **e;
-	uint32_t n;
-};
-
-static void collect_orphan(struct hwpt_entry *e, void *arg)
-{
-	struct orphan_list *l = arg;
-
-	if (e->orphan)
-		l->e[l->n++] = e;
-}
-
-static bool has_orphan_child(const struct orphan_list *l, uint32_t id)
-{
-	for (uint32_t i = 0; i < l->n; i++)
-		if (l->e[i] && l->e[i]->parent_id == id)
-			return true;
-	return false;
-}
-
-static void detach_orphans(struct server *srv)
-{
-	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
-		struct device_binding *b = &srv->reg.bindings[i];
-		struct hwpt_entry *e;
-		int rc;
-
-		if (!b->hwpt_id || b->owner)
-			continue;
-		rc = srv->be->ops->detach(srv->be, b->dev->name);
-		if (rc)
-			log_event(LOG_WARNING, LOG_EV_BACKEND_ERROR,
-				  LOG_FIELDS(LF_STR("op", "detach"), LF_STR("device", b->dev->name),
-					     LF_UINT("hwpt", b->hwpt_id), LF_INT("error", rc)),
-				  "detach %s from orphan hwpt %u: %s", b->dev->name, b->hwpt_id,
-				  strerror(-rc));
-		e = hwpt_registry_find(&srv->reg, b->hwpt_id);
-		if (e)
-			e->n_attached--;
-		b->hwpt_id = 0;
-	}
-}
-
-/* Destroys orphans children first: a parent with children is -EBUSY. */
-static void destroy_orphans(struct server *srv, struct orphan_list *l)
-{
-	uint32_t left = l->n;
-
-	for (uint32_t pass = 0; left && pass <= l->n; pass++)
-		for (uint32_t i = 0; i < l->n; i++) {
-			struct hwpt_entry *e = l->e[i];
-			int rc;
-
-			if (!e || has_orphan_child(l, e->id))
-				continue;
-			rc = srv->be->ops->destroy(srv->be, e->id);
-			if (rc)
-				log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
-					  LOG_FIELDS(LF_STR("op", "destroy"),
-						     LF_UINT("hwpt", e->id), LF_INT("error", rc)),
-					  "destroy orphan hwpt %u: %s", e->id, strerror(-rc));
-			else
-				log_info("destroyed unclaimed hwpt %u (uid %u)", e->id,
-					 (unsigned)e->owner_uid);
-			l->e[i] = NULL;
-			left--;
-			hwpt_registry_remove(&srv->reg, e);
-			srv->reg.n_orphans--;
-			srv->stats.hwpts_active--;
-		}
-}
-
-/* Unmaps guest memory nobody reclaimed (after its devices were detached). */
-static void unmap_orphan_memory(struct server *srv)
-{
-	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
-		struct device_binding *b = &srv->reg.bindings[i];
-
-		if (!b->n_maps || b->mem_owner)
-			continue;
-		for (uint32_t k = 0; k < b->n_maps; k++) {
-			int rc = srv->be->ops->unmap_memory(srv->be, b->dev->name, b->maps[k].iova,
-							    b->maps[k].last - b->maps[k].iova + 1);
-
-			if (rc)
-				log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
-					  LOG_FIELDS(LF_STR("op", "unmap"),
-						     LF_STR("device", b->dev->name),
-						     LF_HEX("iova", b->maps[k].iova),
-						     LF_HEX("length",
-							    b->maps[k].last - b->maps[k].iova + 1),
-						     LF_INT("error", rc)),
-					  "unmap orphaned [%#llx, %#llx] on %s: %s",
-					  (unsigned long long)b->maps[k].iova,
-					  (unsigned long long)b->maps[k].last, b->dev->name,
-					  strerror(-rc));
-		}
-		log_info("unmapped unclaimed guest memory on %s (uid %u)", b->dev->name,
-			 (unsigned)b->mem_uid);
-		binding_map_remove(b, 0, b->n_maps);
-	}
-}
-
 void restart_reap_orphans(struct server *srv)
 {
-	struct orphan_list l = { 0 };
+	struct teardown_holder h = {.s = NULL};
 
-	if (srv->reg.n_orphans) {
-		l.e = calloc(srv->reg.n_orphans, sizeof(*l.e));
-		if (!l.e) {
-			log_err("out of memory reaping orphans");
-			return;
-		}
-		hwpt_registry_for_each(&srv->reg, collect_orphan, &l);
-		detach_orphans(srv);
-	}
-	/* Same order as a session's teardown (net/session.c): detach, unmap, destroy. */
-	unmap_orphan_memory(srv);
-	if (l.e) {
-		destroy_orphans(srv, &l);
-		free(l.e);
-	}
+	state_teardown(&srv->reg, srv->be, &h, &srv->stats.hwpts_active);
 }
 
 /* ---- stop ------------------------------------------------------------------------ */

@@ -20,7 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/iommufd/iommufd.h"
 #include "state/registry.h"
 #include "state/teardown.h"
 #include "util/json_util.h"
@@ -846,69 +845,27 @@ static void forget_state(struct restart *rs, const char *why)
 	rs->state = NULL;
 }
 
-static int open_iommufd(struct restart *rs, struct backend **out, const char **why)
-{
-	struct json_object *bs = saved_backend_state(rs);
-	int fd = take_fd(rs, "iommufd");
-	int rc;
-
-	if (fd >= 0 && bs) {
-		rc = backend_iommufd_restore(fd, rs->cfg, bs, take_fd, rs, out, why);
-		if (!rc) {
-			uint32_t moved, swept;
-
-			backend_iommufd_restore_report(*out, &moved, &swept);
-			/* Every device was put back where the file says, regardless. */
-			if (moved || swept)
-				log_warn("the kernel was ahead of the state file (a crash "
-					 "mid-request): %u devices moved to their nest parent, %u "
-					 "unrecorded nested HWPTs destroyed",
-					 moved, swept);
-			rs->restored = true;
-			return 0;
-		}
-		forget_state(rs, *why);
-	} else if (fd >= 0) {
-		/* Objects nobody can name: closing the fd frees them. */
-		log_warn("an iommufd from the fd store but no usable state file: dropping it");
-		close(fd);
-	} else {
-		forget_state(rs, "the iommufd is not in the fd store (objects are gone)");
-	}
-	return backend_open(rs->cfg, out, why);
-}
-
-static int open_sim(struct restart *rs, struct backend **out, const char **why)
-{
-	struct json_object *bs = saved_backend_state(rs);
-	const char *err = "";
-	int rc;
-
-	rc = backend_open(rs->cfg, out, why);
-	if (rc || !rs->state)
-		return rc;
-	if (!bs || !(*out)->ops->restore) {
-		forget_state(rs, "no backend state saved");
-		return 0;
-	}
-	rc = (*out)->ops->restore(*out, bs, take_fd, rs, &err);
-	if (rc)
-		forget_state(rs, err);
-	else
-		rs->restored = true;
-	return 0;
-}
-
+/*
+ * Every backend the same way, through its reopen op: re-adopt what the
+ * state file and the fd store allow, else open afresh.
+ */
 int restart_open_backend(struct restart *rs, struct backend **out, const char **why)
 {
-	int rc;
+	const struct backend_ops *ops = backend_ops_named(rs->cfg->backend);
+	const char *err = "no backend state saved";
+	int rc = -ENOENT;
 
-	if (!strcmp(rs->cfg->backend, "iommufd"))
-		rc = open_iommufd(rs, out, why);
-	else
-		rc = open_sim(rs, out, why);
-	if (rc)
-		return rc;
+	if (ops && ops->reopen)
+		rc = ops->reopen(rs->cfg, saved_backend_state(rs), take_fd, rs, out, &err);
+	if (rc) {
+		if (err)
+			forget_state(rs, err);
+		rc = backend_open(rs->cfg, out, why);
+		if (rc)
+			return rc;
+	} else {
+		rs->restored = true;
+	}
 	sync_store(rs, *out);
 	return 0;
 }

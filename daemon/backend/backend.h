@@ -109,7 +109,7 @@ enum sim_cache_kind {
 };
 
 /*
- * A descriptor the backend's objects live in (persist/restart.c keeps it in
+ * A descriptor the backend's objects live in (persist/fdstore.c keeps it in
  * systemd's fd store under name, so that they survive a crash).
  */
 #define BACKEND_FD_NAME_MAX 80 /* "vfio." + a device name */

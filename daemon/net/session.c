@@ -94,7 +94,7 @@ static void session_release_objects(struct session *s)
 	s->owned = NULL;
 	s->n_owned = 0;
 	if (state_teardown(&srv->reg, srv->be, &h, &srv->stats.hwpts_active))
-		restart_save(srv);
+		restart_save(srv->rs);
 }
 
 /*
@@ -292,7 +292,7 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 	 * any request changed (SimPopulate, InjectFault, a partial unmap) is
 	 * saved here, before any reply can tell a client that it happened.
 	 */
-	restart_save_if_changed(srv);
+	restart_save_if_changed(srv->rs);
 	if (len > s->tx_max) {
 		/* A size calculation that missed, or a socket that shrank. */
 		reply_too_big(s, rep->id, len);

@@ -75,7 +75,7 @@ struct hwpt_registry {
 	struct device_binding bindings[CONFIG_MAX_DEVICES];
 	uint32_t n_bindings;
 	uint32_t n_orphans;
-	/* Ids added or removed since the state was last saved (persist/restart.c). */
+	/* Ids added or removed since the state was last saved (persist/state_save.c). */
 	struct dirty_ids dirty;
 };
 

@@ -52,7 +52,7 @@
 
 #define DEFAULT_IOMMUFD_PATH "/dev/iommu"
 
-/* Names in systemd's fd store (persist/restart.c): the context and each VFIO cdev. */
+/* Names in systemd's fd store (persist/fdstore.c): the context and each VFIO cdev. */
 #define IFD_FD_NAME "iommufd"
 #define IFD_VFIO_FD_PREFIX "vfio."
 

@@ -339,7 +339,7 @@ static int anchor_check(struct sim_backend *sb, struct json_object *obj, int fd,
 		return -EINVAL;
 	}
 	if (fd < 0) {
-		/* iommufd's rule: no stored fd, no objects (persist/restart.c, open_iommufd). */
+		/* iommufd's rule: no stored fd, no objects (backend/iommufd/iommufd.c, ifd_reopen). */
 		*errmsg = "sim: the anchor is not in the fd store (objects are gone)";
 		return -ENOENT;
 	}

@@ -1238,6 +1238,7 @@ static int ifd_reopen(const struct config *cfg, struct json_object *saved,
 		*errmsg = NULL;
 		return -ENOENT;
 	}
+	*errmsg = ""; /* what the caller logs if restoring fails without a reason */
 	rc = backend_iommufd_restore(fd, cfg, saved, take_fd, ctx, out, errmsg);
 	if (rc)
 		return rc;

@@ -391,6 +391,7 @@ static int sim_reopen(const struct config *cfg, struct json_object *saved,
 		*errmsg = "no backend state saved";
 		return -ENOENT;
 	}
+	*errmsg = ""; /* what the caller logs if restoring fails without a reason */
 	rc = backend_sim_open(cfg, out, errmsg);
 	if (rc)
 		return rc;

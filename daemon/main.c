@@ -310,7 +310,7 @@ static int start_watchdog(struct daemon_ctx *d)
 
 /*
  * A socket from systemd activation, else the configured path. $LISTEN_FDS
- * may also carry the fd store's descriptors (persist/restart.c tells them apart by
+ * may also carry the fd store's descriptors (persist/fdstore.c tells them apart by
  * name), so the socket is the one that is neither theirs nor taken.
  */
 static int start_listening(struct server *srv, const struct config *cfg, struct restart *rs)
@@ -424,8 +424,10 @@ static int run(struct config *cfg, const struct options *o)
 		rc = -ENOMEM;
 	else
 		rc = start_listening(&srv, cfg, &rs);
-	if (!rc)
-		rc = restart_restore(&rs, &srv);
+	if (!rc) {
+		srv.rs = &rs;
+		rc = restart_restore(&rs, d.base, &srv.reg, &srv.stats.hwpts_active);
+	}
 	if (rc)
 		goto out;
 	if (start_watchdog(&d) || start_status_tick(&d)) {

@@ -15,3 +15,12 @@ int backend_open(const struct config *cfg, struct backend **out, const char **er
 	*errmsg = "unknown backend (expected \"sim\" or \"iommufd\")";
 	return -EINVAL;
 }
+
+const struct backend_ops *backend_ops_named(const char *name)
+{
+	if (!strcmp(name, "sim"))
+		return &backend_sim_ops;
+	if (!strcmp(name, "iommufd"))
+		return &backend_iommufd_ops;
+	return NULL;
+}

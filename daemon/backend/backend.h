@@ -109,7 +109,7 @@ enum sim_cache_kind {
 };
 
 /*
- * A descriptor the backend's objects live in (persist/restart.c keeps it in
+ * A descriptor the backend's objects live in (persist/fdstore.c keeps it in
  * systemd's fd store under name, so that they survive a crash).
  */
 #define BACKEND_FD_NAME_MAX 80 /* "vfio." + a device name */
@@ -163,13 +163,22 @@ struct backend_ops {
 	int (*inject_fault)(struct backend *be, const struct backend_fault *f);
 
 	/*
-	 * Restart support (persist/restart.c). All optional.
+	 * Restart support (persist/). All optional.
 	 *
 	 * save: adds what the backend needs to find its objects again to obj
 	 *   (a JSON object owned by the caller).
 	 * restore: replaces a freshly opened backend's state with a saved one
 	 *   (sim: the whole model); take_fd hands over inherited descriptors.
 	 *   0, or a negative errno with the backend unchanged.
+	 * reopen: the way back after a restart, and the only one persist/
+	 *   takes, for every backend: makes a backend from what a previous
+	 *   instance left, saved (the "backend_state" save() wrote; NULL: the
+	 *   state file has none) and the descriptors take_fd hands over. A
+	 *   constructor, not a method, because re-adopting can be all of the
+	 *   construction (iommufd: a fresh open would create objects and bind
+	 *   devices the stored fds still hold). 0 with *out; else a negative
+	 *   errno, nothing taken left open, and *errmsg saying why the saved
+	 *   objects cannot be recovered (NULL: there were none to recover).
 	 * stored_fds: the descriptors to keep in the fd store; returns how many
 	 *   (at most max). They stay owned by the backend.
 	 * generation: a counter that changes whenever state that save()
@@ -188,6 +197,8 @@ struct backend_ops {
 	int (*save)(struct backend *be, struct json_object *obj);
 	int (*restore)(struct backend *be, struct json_object *obj, backend_take_fd_fn take_fd,
 		       void *ctx, const char **errmsg);
+	int (*reopen)(const struct config *cfg, struct json_object *saved, backend_take_fd_fn take_fd,
+		      void *ctx, struct backend **out, const char **errmsg);
 	uint32_t (*stored_fds)(struct backend *be, struct backend_fd *out, uint32_t max);
 	uint64_t (*generation)(struct backend *be);
 	int (*save_delta)(struct backend *be, struct json_object *records);
@@ -205,6 +216,11 @@ struct backend {
  * negative errno; on failure *errmsg (static or cfg-owned) says why.
  */
 int backend_open(const struct config *cfg, struct backend **out, const char **errmsg);
+
+/* The operations of the backend called name ("sim", "iommufd"), or NULL. */
+const struct backend_ops *backend_ops_named(const char *name);
+extern const struct backend_ops backend_sim_ops;
+extern const struct backend_ops backend_iommufd_ops;
 
 /* Constructors, one per backend. */
 int backend_sim_open(const struct config *cfg, struct backend **out, const char **errmsg);

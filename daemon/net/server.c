@@ -712,7 +712,7 @@ static void run_hwpt_batch(struct server *srv, struct hwpt_entry *hwpt)
 	srv->stats.flush_alls += st.flush_alls;
 	srv->stats.ranged_pages = sat_add(srv->stats.ranged_pages, st.ranged_pages);
 	/* The sim's model IOTLB is state too: on disk before anyone hears of it. */
-	restart_save_if_changed(srv);
+	restart_save_if_changed(srv->rs);
 	for (r = reqs; r; r = next) {
 		struct session *s = r->owner;
 

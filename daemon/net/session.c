@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "state/registry.h"
+#include "state/teardown.h"
 #include "util/latency_hist.h"
 #include "util/log.h"
 #include "persist/restart.h"
@@ -80,97 +81,20 @@ struct session *session_new(struct server *srv, int fd, const struct ucred *cred
 }
 
 /*
- * Unmaps the guest memory s mapped, device by device, area by area. An
- * area the backend refuses to unmap is forgotten all the same (and
- * logged): keeping it would keep the device busy for everyone, forever.
- */
-static bool session_unmap_memory(struct session *s)
-{
-	struct server *srv = s->srv;
-	bool changed = false;
-
-	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
-		struct device_binding *b = &srv->reg.bindings[i];
-
-		if (!b->n_maps || b->mem_owner != s)
-			continue;
-		changed = true;
-		for (uint32_t k = 0; k < b->n_maps; k++) {
-			const struct mem_map *m = &b->maps[k];
-			int rc = srv->be->ops->unmap_memory(srv->be, b->dev->name, m->iova,
-							    m->last - m->iova + 1);
-
-			if (rc)
-				log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
-					  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "unmap"),
-						     LF_STR("device", b->dev->name),
-						     LF_HEX("iova", m->iova),
-						     LF_HEX("length", m->last - m->iova + 1),
-						     LF_INT("error", rc)),
-					  "unmap at disconnect: %s", strerror(-rc));
-		}
-		binding_map_remove(b, 0, b->n_maps);
-	}
-	return changed;
-}
-
-/*
- * Tears down what the session owns: first devices attached to its HWPTs go
- * back to their nest parents, then its guest memory is unmapped, then its
- * HWPTs are destroyed newest first (children before parents), so that
- * nothing stays behind in the backend.
- *
- * Detaching first means no device walks the client's stage-1 tables any
- * more while its memory goes; unmapping before the HWPTs go means the
- * memory is released even if a destroy fails. Both complete before the
- * event loop runs again, so no other client can take a device while any
- * of this client's memory is still mapped behind it.
+ * Tears down what the session owns through the one teardown path
+ * (state/teardown.h: detach, unmap, destroy), before the event loop runs
+ * again.
  */
 static void session_release_objects(struct session *s)
 {
 	struct server *srv = s->srv;
-	struct hwpt_entry *e, *next;
-	bool changed = s->owned != NULL;
-	int rc;
+	struct teardown_holder h = {
+	    .s = s, .session_id = s->id, .cred = s->cred, .owned = s->owned};
 
-	for (uint32_t i = 0; i < srv->reg.n_bindings; i++) {
-		struct device_binding *b = &srv->reg.bindings[i];
-
-		if (b->owner != s)
-			continue;
-		changed = true;
-		rc = srv->be->ops->detach(srv->be, b->dev->name);
-		if (rc)
-			log_event(LOG_WARNING, LOG_EV_BACKEND_ERROR,
-				  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "detach"),
-					     LF_STR("device", b->dev->name),
-					     LF_UINT("hwpt", b->hwpt_id), LF_INT("error", rc)),
-				  "detach at disconnect: %s", strerror(-rc));
-		b->owner = NULL;
-		b->hwpt_id = 0;
-	}
-	if (session_unmap_memory(s))
-		changed = true;
-	for (e = s->owned; e; e = next) {
-		next = e->next_owned;
-		rc = srv->be->ops->destroy(srv->be, e->id);
-		if (rc)
-			log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
-				  LOG_FIELDS(LF_UINT("session", s->id), LF_STR("op", "destroy"),
-					     LF_UINT("hwpt", e->id), LF_INT("error", rc)),
-				  "destroy at disconnect: %s", strerror(-rc));
-		else
-			log_event(LOG_INFO, LOG_EV_HWPT_DESTROY,
-				  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred),
-					     LF_UINT("hwpt", e->id), LF_STR("device", e->device)),
-				  "hwpt destroyed at disconnect");
-		hwpt_registry_remove(&srv->reg, e);
-		srv->stats.hwpts_active--;
-	}
 	s->owned = NULL;
 	s->n_owned = 0;
-	if (changed)
-		restart_save(srv);
+	if (state_teardown(&srv->reg, srv->be, &h, &srv->stats.hwpts_active))
+		restart_save(srv->rs);
 }
 
 /*
@@ -368,7 +292,7 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 	 * any request changed (SimPopulate, InjectFault, a partial unmap) is
 	 * saved here, before any reply can tell a client that it happened.
 	 */
-	restart_save_if_changed(srv);
+	restart_save_if_changed(srv->rs);
 	if (len > s->tx_max) {
 		/* A size calculation that missed, or a socket that shrank. */
 		reply_too_big(s, rep->id, len);

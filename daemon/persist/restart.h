@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Restart without loss. The kernel objects the daemon owns live as long as
- * the iommufd (and the VFIO device cdevs) stay open; systemd's fd store
- * keeps them open across a crash, and the state file says what they are
- * and whose: on start, the daemon takes the stored descriptors back from
- * $LISTEN_FDS (by name), re-adopts the objects, and holds the clients'
- * HWPTs as orphans until their owners Reclaim them with the resume token
- * their Alloc reply carried, or the grace period runs out.
+ * persist/'s face to the rest of the daemon (main, req, net). Restart without loss. The kernel
+ * objects the daemon owns live as long as the iommufd (and the VFIO device cdevs) stay open;
+ * systemd's fd store keeps them open across a crash, and the state file says what they are and
+ * whose: on start, the daemon takes the stored descriptors back from $LISTEN_FDS (by name),
+ * re-adopts the objects, and holds the clients' HWPTs as orphans until their owners Reclaim them
+ * with the resume token their Alloc reply carried, or the grace period runs out.
  *
  * State file (JSON, see docs/iommu-nestd.8): a snapshot, written
  * atomically (temporary file, fsync, rename), and a journal next to it
@@ -16,13 +15,21 @@
  * the change; when the journal outgrows JOURNAL_FACTOR times the snapshot
  * (and at start), a fresh snapshot replaces both.
  *
- * Lifecycle:
- *   start      restart_init, restart_open_backend, (server_init),
- *              restart_take_socket, restart_restore
- *   running    restart_save / restart_save_if_changed, Reclaim, grace timer
- *   SIGTERM    restart_clean_stop: orphans destroyed, state file and stored
- *              fds removed (clients' own HWPTs go with their sessions)
+ * Lifecycle, and which file does it:
+ *   start      restart_init (restart.c: fdstore.c takes $LISTEN_FDS,
+ *              state_file.c locks and loads the file),
+ *              restart_open_backend (backend_open.c), (server_init),
+ *              restart_take_socket (fdstore.c), restart_restore (recovery.c)
+ *   running    restart_save / restart_save_if_changed (state_save.c),
+ *              Reclaim and the grace timer (recovery.c)
+ *   SIGTERM    restart_clean_stop (restart.c): orphans destroyed, state file
+ *              and stored fds removed (clients' own HWPTs go with their
+ *              sessions)
  *   crash      nothing: the next instance recovers
+ *
+ * persist sits below net and req: it is given what it works on (the
+ * registry, the backend, the HWPT counter, the event base), never the
+ * server.
  */
 #ifndef IOMMU_NESTD_RESTART_H
 #define IOMMU_NESTD_RESTART_H
@@ -34,13 +41,14 @@
 #include "backend/backend.h"
 #include "util/config.h"
 
-#define STATE_FORMAT "iommu-nestd-state"
+#define STATE_FORMAT  "iommu-nestd-state"
 #define STATE_VERSION 1
 
-struct server;
 struct session;
 struct mem_map;
 struct event;
+struct event_base;
+struct hwpt_registry;
 struct json_object;
 
 /* A descriptor from $LISTEN_FDS with its $LISTEN_FDNAMES name. */
@@ -62,9 +70,9 @@ struct restart {
 	bool enabled;
 	int lock_fd;
 	struct json_object *state; /* the file found at start, until restored */
-	bool restored;             /* the backend re-adopted the saved objects */
-	uint64_t saved_gen;        /* backend generation at the last save */
-	bool stopping;             /* clean stop in progress: no more saves */
+	bool restored;		   /* the backend re-adopted the saved objects */
+	uint64_t saved_gen;	   /* backend generation at the last save */
+	bool stopping;		   /* clean stop in progress: no more saves */
 	uint32_t save_failures;
 
 	/*
@@ -89,7 +97,11 @@ struct restart {
 	char stored[BACKEND_MAX_FDS][BACKEND_FD_NAME_MAX];
 	uint32_t n_stored;
 
-	struct server *srv;
+	/* What recovery and saving work on: given at restart_open_backend and restart_restore. */
+	struct backend *be;
+	struct hwpt_registry *reg;
+	uint64_t *hwpts_active; /* the daemon's count of live HWPTs */
+	struct event_base *base;
 	struct event *ev_grace;
 };
 
@@ -115,23 +127,25 @@ int restart_open_backend(struct restart *rs, struct backend **out, const char **
 int restart_take_socket(struct restart *rs, int *fd);
 
 /*
- * Restores the saved HWPTs into srv's registry as orphans, with their
- * device attachments, arms the grace timer, writes the state file afresh,
- * and closes inherited descriptors nobody took.
+ * Restores the saved HWPTs into reg as orphans (counted in *hwpts_active),
+ * with their device attachments, arms the grace timer on base, writes the
+ * state file afresh, and closes inherited descriptors nobody took. From
+ * here on rs works on reg (the caller keeps it and rs alive together).
  */
-int restart_restore(struct restart *rs, struct server *srv);
+int restart_restore(struct restart *rs, struct event_base *base, struct hwpt_registry *reg,
+		    uint64_t *hwpts_active);
 
-/* Writes the state file now (no-op when persistence is off). */
-void restart_save(struct server *srv);
+/* Writes the state file now (no-op when rs is NULL or persistence is off). */
+void restart_save(struct restart *rs);
 /* Writes it if the backend's own state changed since the last write. */
-void restart_save_if_changed(struct server *srv);
+void restart_save_if_changed(struct restart *rs);
 
-/* Reclaim: gives orphan id to session s if token (len bytes) is its. */
-int restart_reclaim(struct server *srv, struct session *s, uint32_t id, const uint8_t *token,
+/* Reclaim: gives orphan id to session s if token (len bytes) is its (rs NULL: -ENOENT). */
+int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const uint8_t *token,
 		    size_t len);
 
-/* Destroys every orphan (detaching its devices first). */
-void restart_reap_orphans(struct server *srv);
+/* Destroys every orphan through the one teardown path (state/teardown.h). */
+void restart_reap_orphans(struct restart *rs);
 
 /* SIGTERM: orphans destroyed, state file and fd store entries removed. */
 void restart_clean_stop(struct restart *rs);

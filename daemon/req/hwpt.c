@@ -181,7 +181,7 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 			     LF_STR("device", a->device), LF_UINT("parent", parent),
 			     LF_UINT("data_type", a->data_type)),
 		  "hwpt allocated");
-	restart_save(srv);
+	restart_save(srv->rs);
 	ar.hwpt_id = id;
 	ar.parent_id = parent;
 	ar.resume_token.data = e->token;
@@ -237,7 +237,7 @@ void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest_
 			unlink_owned(s, e);
 			hwpt_registry_remove(&srv->reg, e);
 			srv->stats.hwpts_active--;
-			restart_save(srv);
+			restart_save(srv->rs);
 		}
 	}
 	finish(s, rep);
@@ -280,7 +280,7 @@ static void binding_move(struct server *srv, struct device_binding *b, struct se
 		e->n_attached++;
 	b->hwpt_id = id;
 	b->owner = id ? s : NULL;
-	restart_save(srv);
+	restart_save(srv->rs);
 }
 
 static void attach_parent(struct session *s, struct device_binding *b, const char *device,
@@ -402,7 +402,7 @@ void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest_
 	struct hwpt_entry *e;
 	int rc;
 
-	rc = restart_reclaim(srv, s, r->hwpt_id, r->resume_token.data, r->resume_token.len);
+	rc = restart_reclaim(srv->rs, s, r->hwpt_id, r->resume_token.data, r->resume_token.len);
 	if (rc == -EDQUOT) {
 		session_deny(s, rep, rc, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
 			     srv->cfg->quota.max_hwpts);
@@ -420,7 +420,7 @@ void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest_
 		return finish(s, rep);
 	}
 	e = hwpt_registry_find(&srv->reg, r->hwpt_id);
-	restart_save(srv);
+	restart_save(srv->rs);
 	log_event(LOG_NOTICE, LOG_EV_HWPT_RECLAIM,
 		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", e->id),
 			     LF_STR("device", e->device), LF_UINT("parent", e->parent_id)),

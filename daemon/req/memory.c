@@ -232,7 +232,7 @@ void handle_map_memory(struct session *s, const IommuNest__Request *req, IommuNe
 	log_info("session %llu (pid %d uid %u): mapped [%#llx, +%#llx) on %s",
 		 (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid,
 		 (unsigned long long)m->iova, (unsigned long long)m->length, m->device);
-	restart_save(srv);
+	restart_save(srv->rs);
 	finish(s, rep);
 }
 
@@ -313,6 +313,6 @@ void handle_unmap_memory(struct session *s, const IommuNest__Request *req,
 		return finish(s, rep);
 	}
 	binding_map_remove(b, first, count);
-	restart_save(srv);
+	restart_save(srv->rs);
 	finish(s, rep);
 }

@@ -2,7 +2,9 @@
 /*
  * The daemon's view of the nested HWPTs it allocated for clients: id ->
  * owner session, device, data types, attachments. The backend holds the
- * objects; the registry decides who may name them.
+ * objects; the registry decides who may name them. The devices (bindings,
+ * guest memory) are state/devices.h's; the registry only carries their
+ * table, so that one pointer names everything a client holds.
  */
 #ifndef IOMMU_NESTD_HWPT_REGISTRY_H
 #define IOMMU_NESTD_HWPT_REGISTRY_H
@@ -13,6 +15,7 @@
 
 #include "util/config.h"
 #include "util/journal.h"
+#include "state/devices.h"
 
 /* Size of the random resume token an Alloc reply carries. */
 #define HWPT_TOKEN_LEN 16
@@ -22,7 +25,7 @@ struct inv_request;
 
 /* What one HWPT's invalidations cost, for operators (ListHwpts, metrics). */
 struct hwpt_counters {
-	uint64_t requests;	    /* Invalidate requests that reached its batch */
+	uint64_t requests; /* Invalidate requests that reached its batch */
 	uint64_t entries_received;
 	uint64_t entries_submitted;
 	uint64_t submissions;
@@ -65,36 +68,6 @@ struct hwpt_entry {
 	struct hwpt_entry *hash_next;
 };
 
-/* One MapMemory area on a device's stage 2: [iova, last], inclusive. */
-struct mem_map {
-	uint64_t iova;
-	uint64_t last;
-};
-
-/*
- * Which nested HWPT each configured device is attached to, and by whom.
- * hwpt_id != 0 with owner NULL: attached to an orphan, busy for everyone.
- *
- * And the guest memory mapped into the device's stage 2 (its own IOAS),
- * sorted by iova and disjoint. All of it is mem_owner's: a device serves
- * one client at a time, whose memory and whose stage-1 tables it walks.
- * n_maps != 0 with mem_owner NULL: restored after a restart, waiting for
- * the Reclaim of the HWPT attached to the device (by a client of
- * mem_uid) or for the reaper; busy for everyone meanwhile.
- */
-struct device_binding {
-	const struct config_device *dev;
-	uint32_t hwpt_id; /* 0: on its nest parent */
-	struct session *owner;
-
-	struct session *mem_owner;
-	uid_t mem_uid;
-	struct mem_map *maps;
-	uint32_t n_maps;
-	uint32_t cap_maps;
-	uint64_t mapped_bytes;
-};
-
 struct hwpt_registry {
 	struct hwpt_entry **buckets;
 	uint32_t n_buckets; /* power of two */
@@ -102,7 +75,7 @@ struct hwpt_registry {
 	struct device_binding bindings[CONFIG_MAX_DEVICES];
 	uint32_t n_bindings;
 	uint32_t n_orphans;
-	/* Ids added or removed since the state was last saved (persist/restart.c). */
+	/* Ids added or removed since the state was last saved (persist/state_save.c). */
 	struct dirty_ids dirty;
 };
 
@@ -121,32 +94,6 @@ struct hwpt_entry *hwpt_registry_find(const struct hwpt_registry *reg, uint32_t 
  */
 struct hwpt_entry *hwpt_registry_lookup_owned(const struct hwpt_registry *reg, uint32_t id,
 					      const struct session *s);
-
-struct device_binding *hwpt_registry_binding(struct hwpt_registry *reg, const char *device);
-
-/*
- * Whether the device is held by anyone but s: attached to another
- * session's (or an orphan's) HWPT, or carrying another session's (or
- * orphaned) memory. Such a device takes neither s's memory nor s's HWPTs.
- */
-bool hwpt_registry_held_by_other(const struct device_binding *b, const struct session *s);
-
-/* Bytes of guest memory s has mapped, over all devices. */
-uint64_t hwpt_registry_mapped_bytes(const struct hwpt_registry *reg, const struct session *s);
-
-/* Whether an area of b meets [iova, last]. */
-bool binding_map_overlaps(const struct device_binding *b, uint64_t iova, uint64_t last);
-/* Records [iova, last] (no overlap allowed): 0, -EEXIST or -ENOMEM. */
-int binding_map_add(struct device_binding *b, uint64_t iova, uint64_t last);
-/*
- * The areas an IOMMU_IOAS_UNMAP of [iova, last] removes: *first and *count,
- * or -ENOENT if one of the areas meeting the range sticks out of it or no
- * area meets it at all.
- */
-int binding_map_span(const struct device_binding *b, uint64_t iova, uint64_t last,
-		     uint32_t *first, uint32_t *count);
-/* Forgets count areas from first; the last one gone releases the device. */
-void binding_map_remove(struct device_binding *b, uint32_t first, uint32_t count);
 
 /* Calls fn on every entry; fn may not add or remove entries. */
 void hwpt_registry_for_each(const struct hwpt_registry *reg,

@@ -47,11 +47,12 @@
 #include "backend/iommufd_uapi.h"
 #include "util/json_util.h"
 #include "util/journal.h"
+#include "util/log.h"
 #include "backend/vfio_uapi.h"
 
 #define DEFAULT_IOMMUFD_PATH "/dev/iommu"
 
-/* Names in systemd's fd store (persist/restart.c): the context and each VFIO cdev. */
+/* Names in systemd's fd store (persist/fdstore.c): the context and each VFIO cdev. */
 #define IFD_FD_NAME "iommufd"
 #define IFD_VFIO_FD_PREFIX "vfio."
 
@@ -414,7 +415,6 @@ static void compute_caps(struct ifd_backend *b)
 
 static void teardown(struct ifd_backend *b);
 
-static const struct backend_ops ifd_ops;
 
 /* An IOAS allocated and destroyed again: only an iommufd answers both. */
 static int probe_iommufd(int fd, const char **errmsg)
@@ -441,7 +441,7 @@ static int ifd_create(int fd, const struct config *cfg, struct backend **out, co
 		*errmsg = "out of memory";
 		return -ENOMEM;
 	}
-	b->base.ops = &ifd_ops;
+	b->base.ops = &backend_iommufd_ops;
 	b->fd = fd;
 	if (cfg->n_devices) {
 		b->devs = calloc(cfg->n_devices, sizeof(*b->devs));
@@ -1178,7 +1178,7 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 		*errmsg = "out of memory";
 		return -ENOMEM;
 	}
-	b->base.ops = &ifd_ops;
+	b->base.ops = &backend_iommufd_ops;
 	b->fd = fd;
 	/* The top "ioas_id" is absent from files written since each device has its own. */
 	if ((json_object_object_get_ex(o, "ioas_id", NULL) &&
@@ -1215,7 +1215,43 @@ fail:
 	return rc;
 }
 
-static const struct backend_ops ifd_ops = {
+/*
+ * The objects live as long as the iommufd in the fd store: without it
+ * they are gone, and without a saved state nobody can name them (closing
+ * the fd frees them).
+ */
+static int ifd_reopen(const struct config *cfg, struct json_object *saved,
+		      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+		      const char **errmsg)
+{
+	int fd = take_fd(ctx, "iommufd");
+	uint32_t moved, swept;
+	int rc;
+
+	if (fd < 0) {
+		*errmsg = "the iommufd is not in the fd store (objects are gone)";
+		return -ENOENT;
+	}
+	if (!saved) {
+		log_warn("an iommufd from the fd store but no usable state file: dropping it");
+		close(fd);
+		*errmsg = NULL;
+		return -ENOENT;
+	}
+	*errmsg = ""; /* what the caller logs if restoring fails without a reason */
+	rc = backend_iommufd_restore(fd, cfg, saved, take_fd, ctx, out, errmsg);
+	if (rc)
+		return rc;
+	backend_iommufd_restore_report(*out, &moved, &swept);
+	/* Every device was put back where the file says, regardless. */
+	if (moved || swept)
+		log_warn("the kernel was ahead of the state file (a crash mid-request): %u "
+			 "devices moved to their nest parent, %u unrecorded nested HWPTs destroyed",
+			 moved, swept);
+	return 0;
+}
+
+const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
     .get_caps = ifd_get_caps,
@@ -1233,7 +1269,8 @@ static const struct backend_ops ifd_ops = {
     .sim_query = NULL,
     .inject_fault = NULL,
     .save = ifd_save,
-    .restore = NULL, /* restoring is construction: backend_iommufd_restore() */
+    .restore = NULL, /* restoring is construction: reopen */
+    .reopen = ifd_reopen,
     .stored_fds = ifd_stored_fds,
     .generation = NULL, /* invalidations change nothing save() writes */
     .save_delta = ifd_save_delta,

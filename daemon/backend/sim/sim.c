@@ -339,7 +339,7 @@ static int anchor_check(struct sim_backend *sb, struct json_object *obj, int fd,
 		return -EINVAL;
 	}
 	if (fd < 0) {
-		/* iommufd's rule: no stored fd, no objects (persist/restart.c, open_iommufd). */
+		/* iommufd's rule: no stored fd, no objects (backend/iommufd/iommufd.c, ifd_reopen). */
 		*errmsg = "sim: the anchor is not in the fd store (objects are gone)";
 		return -ENOENT;
 	}
@@ -380,6 +380,29 @@ static int sim_restore(struct backend *be, struct json_object *obj, backend_take
 	return 0;
 }
 
+/* Restoring the sim is a fresh model whose state is then the saved one. */
+static int sim_reopen(const struct config *cfg, struct json_object *saved,
+		      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+		      const char **errmsg)
+{
+	int rc;
+
+	if (!saved) {
+		*errmsg = "no backend state saved";
+		return -ENOENT;
+	}
+	*errmsg = ""; /* what the caller logs if restoring fails without a reason */
+	rc = backend_sim_open(cfg, out, errmsg);
+	if (rc)
+		return rc;
+	rc = sim_restore(*out, saved, take_fd, ctx, errmsg);
+	if (rc) {
+		sim_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 static uint32_t sim_stored_fds(struct backend *be, struct backend_fd *out, uint32_t max)
 {
 	if (!max || to_sb(be)->anchor_fd < 0)
@@ -401,7 +424,7 @@ static bool sim_has_hwpt(struct backend *be, uint32_t hwpt_id)
 	return o && o->type == SIM_OBJ_NESTED;
 }
 
-static const struct backend_ops sim_ops = {
+const struct backend_ops backend_sim_ops = {
     .name = "sim",
     .close = sim_close,
     .get_caps = sim_get_caps,
@@ -420,6 +443,7 @@ static const struct backend_ops sim_ops = {
     .inject_fault = sim_op_inject_fault,
     .save = sim_save,
     .restore = sim_restore,
+    .reopen = sim_reopen,
     .stored_fds = sim_stored_fds,
     .generation = sim_generation,
     .save_delta = sim_save_delta,
@@ -459,7 +483,7 @@ int backend_sim_open(const struct config *cfg, struct backend **out, const char 
 		*errmsg = "sim: out of memory";
 		return -ENOMEM;
 	}
-	sb->be.ops = &sim_ops;
+	sb->be.ops = &backend_sim_ops;
 	rc = sim_state_init(&sb->st, cfg, errmsg);
 	if (rc) {
 		free(sb);

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * systemd's side of a restart: the descriptors $LISTEN_FDS passes (by
+ * $LISTEN_FDNAMES name: the listening socket and the fd store's entries),
+ * and the fd store itself (FDSTORE=1 / FDSTOREREMOVE=1). Its own file
+ * because it is all sd_notify protocol and knows nothing of the state
+ * file or the registry.
+ */
+#include "persist/fdstore.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+/*
+ * Names the daemon gives its fd store entries (FDNAME=): the backends'.
+ * Anything else systemd passes is a socket unit's (FileDescriptorName=,
+ * by default the unit's name).
+ */
+static bool is_store_name(const char *name)
+{
+	return !strcmp(name, "iommufd") || !strcmp(name, "sim") || !strncmp(name, "vfio.", 5);
+}
+
+/* systemd's fdname_is_valid(): printable ASCII but ':', at most 255. */
+static bool fdname_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || n > 255)
+		return false;
+	for (const char *c = name; *c; c++)
+		if (*c <= ' ' || *c >= 0x7f || *c == ':')
+			return false;
+	return true;
+}
+
+int fdstore_collect(struct restart *rs)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
+
+	if (n <= 0) {
+		free(names);
+		return 0;
+	}
+	rs->in = calloc((size_t)n, sizeof(*rs->in));
+	for (int i = 0; i < n; i++) {
+		if (rs->in) {
+			rs->in[i].fd = SD_LISTEN_FDS_START + i;
+			snprintf(rs->in[i].name, sizeof(rs->in[i].name), "%s",
+				 names && names[i] ? names[i] : "unknown");
+		}
+		if (names)
+			free(names[i]);
+	}
+	free(names);
+	if (!rs->in)
+		return -ENOMEM;
+	rs->n_in = (uint32_t)n;
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		log_debug("inherited fd %d \"%s\"", rs->in[i].fd, rs->in[i].name);
+	return 0;
+}
+
+int fdstore_take(void *ctx, const char *name)
+{
+	struct restart *rs = ctx;
+
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (!rs->in[i].taken && !strcmp(rs->in[i].name, name)) {
+			rs->in[i].taken = true;
+			log_info("took \"%s\" (fd %d) from the fd store", name, rs->in[i].fd);
+			return rs->in[i].fd;
+		}
+	return -1;
+}
+
+int restart_take_socket(struct restart *rs, int *fd)
+{
+	int found = -1, count = 0;
+
+	for (uint32_t i = 0; i < rs->n_in; i++) {
+		if (rs->in[i].taken || is_store_name(rs->in[i].name))
+			continue;
+		count++;
+		found = (int)i;
+	}
+	if (!count)
+		return -ENOENT;
+	if (count > 1) {
+		log_err("expected one socket from systemd, got %d", count);
+		return -EINVAL;
+	}
+	if (sd_is_socket(rs->in[found].fd, AF_UNIX, SOCK_SEQPACKET, 1) <= 0) {
+		log_err("the socket from systemd is not a listening SOCK_SEQPACKET socket");
+		return -EINVAL;
+	}
+	rs->in[found].taken = true;
+	*fd = rs->in[found].fd;
+	return 0;
+}
+
+static void store_remove(const char *name)
+{
+	sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", name);
+}
+
+static void remember_stored(struct restart *rs, const struct backend_fd *f)
+{
+	for (uint32_t i = 0; i < rs->n_stored; i++)
+		if (!strcmp(rs->stored[i], f->name))
+			return;
+	if (rs->n_stored < BACKEND_MAX_FDS)
+		memcpy(rs->stored[rs->n_stored++], f->name, sizeof(f->name));
+}
+
+/*
+ * Inherited store entries the backend did not adopt are stale: closed here
+ * and dropped from the store. FDSTOREREMOVE drops every entry of a name,
+ * so namesakes of a stale one are marked removed too.
+ */
+static void drop_stale(struct restart *rs, const char *name)
+{
+	bool dropped = false;
+
+	for (uint32_t i = 0; i < rs->n_in; i++) {
+		struct inherited_fd *in = &rs->in[i];
+
+		if (strcmp(in->name, name) || in->removed)
+			continue;
+		if (!in->taken) {
+			close(in->fd);
+			in->taken = true;
+			dropped = true;
+		} else if (!rs->restored) {
+			dropped = true; /* the backend closed it: not restored */
+		}
+	}
+	if (!dropped)
+		return;
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (!strcmp(rs->in[i].name, name))
+			rs->in[i].removed = true;
+	store_remove(name);
+}
+
+/* Whether the backend's descriptor called name is the store's own. */
+static bool adopted(const struct restart *rs, const char *name)
+{
+	if (!rs->restored)
+		return false;
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (!strcmp(rs->in[i].name, name) && rs->in[i].taken && !rs->in[i].removed)
+			return true;
+	return false;
+}
+
+static void store_add(const struct backend_fd *f)
+{
+	char msg[sizeof(f->name) + 300];
+	int fd = f->fd, rc;
+
+	/* FDPOLL=0: a chardev or memfd never signals an error worth dropping it. */
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0", f->name);
+	rc = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	if (rc < 0)
+		log_warn("cannot put \"%s\" in the fd store: %s", f->name, strerror(-rc));
+	else if (rc > 0)
+		log_info("put \"%s\" (fd %d) in the fd store", f->name, fd);
+}
+
+void fdstore_sync(struct restart *rs, struct backend *be)
+{
+	struct backend_fd fds[BACKEND_MAX_FDS];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (is_store_name(rs->in[i].name))
+			drop_stale(rs, rs->in[i].name);
+	/* Without a state file a stored fd could not be used again. */
+	if (!rs->enabled || !be->ops->stored_fds)
+		return;
+	n = be->ops->stored_fds(be, fds, BACKEND_MAX_FDS);
+	for (uint32_t i = 0; i < n; i++) {
+		if (!fdname_ok(fds[i].name)) {
+			log_warn("cannot keep \"%s\" in the fd store: not a valid FDNAME",
+				 fds[i].name);
+			continue;
+		}
+		remember_stored(rs, &fds[i]);
+		if (!adopted(rs, fds[i].name))
+			store_add(&fds[i]);
+	}
+}
+
+void fdstore_close_leftovers(struct restart *rs)
+{
+	for (uint32_t i = 0; i < rs->n_in; i++) {
+		if (rs->in[i].taken)
+			continue;
+		log_warn("closing unused inherited fd %d \"%s\"", rs->in[i].fd, rs->in[i].name);
+		close(rs->in[i].fd);
+		rs->in[i].taken = true;
+	}
+}
+
+void fdstore_forget_ours(struct restart *rs)
+{
+	for (uint32_t i = 0; i < rs->n_stored; i++)
+		store_remove(rs->stored[i]);
+	rs->n_stored = 0;
+}
+
+void fdstore_fini(struct restart *rs)
+{
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (!rs->in[i].taken)
+			close(rs->in[i].fd);
+	free(rs->in);
+	rs->in = NULL;
+	rs->n_in = 0;
+}

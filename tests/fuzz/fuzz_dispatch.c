@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer harness for the daemon's request path: dispatch_packet() ->
+ * libFuzzer harness for the daemon's request path: server_handle_packet() ->
  * handle_*() -> validation -> batch (coalesce, submit to the sim backend,
  * map results back) -> encode, on real AF_UNIX SOCK_SEQPACKET sessions.
  *
@@ -23,7 +23,7 @@
  *   length; then that many bytes (fewer at the end of the input).
  *
  * The run aborts (a crash for libFuzzer) when an invariant breaks:
- *   - the harness's decode of a packet and dispatch_packet() disagree;
+ *   - the harness's decode of a packet and server_handle_packet() disagree;
  *   - a decodable request does not get exactly one decodable reply of at
  *     most max_message_size bytes (Invalidate: now, or after the batch ran);
  *     a session is closed by anything but a broken frame;
@@ -412,7 +412,7 @@ static bool names_foreign(const struct client *c, const IommuNest__Request *req)
 	default:
 		return false;
 	}
-	if (req->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE && session_is_admin(c->s)) {
+	if (req->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE && req_is_admin(c->s)) {
 		/* An admin may invalidate any live client's HWPT; never an orphan or nothing. */
 		const struct hwpt_entry *e = hwpt_registry_find(reg, id);
 
@@ -444,7 +444,7 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 		CHECK(rep->status != 0,
 		      "request kind %d naming another tenant's (or no) HWPT/device succeeded",
 		      req->body_case);
-	if (is_admin_request(req) && c->s->hello_done && !session_is_admin(c->s))
+	if (is_admin_request(req) && c->s->hello_done && !req_is_admin(c->s))
 		CHECK(rep->status == -EPERM || rep->status == -EAGAIN,
 		      "admin request kind %d by a non-admin answered %d", req->body_case,
 		      rep->status);
@@ -666,9 +666,9 @@ static void step(struct client *c, const uint8_t *pkt, size_t len)
 			req ? (unsigned long long)req->id : 0ULL, req ? (int)req->body_case : -1,
 			foreign ? " (foreign)" : "");
 	pending_before = c->s->n_pending;
-	rc = dispatch_packet(c->s, pkt, len);
+	rc = server_handle_packet(c->s, pkt, len, NULL, 0);
 	CHECK((rc == 0) == (req != NULL),
-	      "dispatch_packet returned %d on a packet the harness %s decode", rc,
+	      "server_handle_packet returned %d on a packet the harness %s decode", rc,
 	      req ? "could" : "could not");
 	if (rc < 0) {
 		/* net/server.c reject_frame: an error reply, then the session closes. */

@@ -676,7 +676,9 @@ int server_handle_packet(struct session *s, const uint8_t *buf, size_t len, int 
 		return rc;
 	iommu_nest__reply__init(&out.rep);
 	memset(out.heap, 0, sizeof(out.heap));
-	finish_request(s, &in, &out, req_dispatch(s, &in, &out));
+	while ((rc = req_dispatch(s, &in, &out)) == REQ_RUN_BATCH)
+		server_flush(s->srv);
+	finish_request(s, &in, &out, rc);
 	wire_release(&in);
 	return 0;
 }

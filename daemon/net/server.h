@@ -71,9 +71,8 @@ struct server {
 	struct inv_batch_ctx batch;
 	struct wire_enc inv_enc; /* InvalidateReply arrays, reused */
 	/*
-	 * Runs the queued batch now (server_flush): for the layers below the
-	 * loop that must see it done first (a session's later request, a
-	 * Destroy, a session's teardown) without calling up into it.
+	 * Runs the queued batch now (server_flush), for session.c, which sits
+	 * below flush.c: a session's teardown submits what is queued first.
 	 */
 	void (*run_batch)(struct server *srv);
 

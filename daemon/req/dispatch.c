@@ -230,28 +230,44 @@ static int resolve(struct req_ctx *c, const struct req_op *op)
 	return rc;
 }
 
+/*
+ * Requests of one session take effect in order: anything but another
+ * invalidation waits until the session's queued invalidations ran, and a
+ * Destroy until those of an admin queued on the HWPT ran.
+ */
+static bool needs_batch_first(const struct session *s, const IommuNest__Request *m)
+{
+	const struct hwpt_entry *e;
+
+	if (m->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE)
+		return false;
+	if (s->n_pending)
+		return true;
+	if (m->body_case != IOMMU_NEST__REQUEST__BODY_DESTROY)
+		return false;
+	e = hwpt_registry_lookup_owned(&s->srv->reg, m->destroy->hwpt_id, s);
+	return e && e->pending_head;
+}
+
 int req_dispatch(struct session *s, struct req_in *in, struct req_reply *out)
 {
 	unsigned kind = in->msg->body_case;
 	const struct req_op *op = kind < sizeof(ops) / sizeof(ops[0]) ? &ops[kind] : NULL;
 	struct req_ctx c = {
 	    .s = s, .srv = s->srv, .in = in, .msg = in->msg, .out = out, .rep = &out->rep};
-	int rc;
+	int rc = 0;
 
-	out->rep.id = in->msg->id;
-	c.srv->stats.requests++;
-	s->n_requests++;
-	rc = admit(&c, op);
-	if (!rc) {
-		/*
-		 * Requests of one session take effect in order: anything but
-		 * another invalidation waits until the session's queued
-		 * invalidations ran. The loop owns the batch: its callback.
-		 */
-		if (s->n_pending && kind != IOMMU_NEST__REQUEST__BODY_INVALIDATE)
-			c.srv->run_batch(c.srv);
-		rc = resolve(&c, op);
+	if (!in->admitted) {
+		out->rep.id = in->msg->id;
+		c.srv->stats.requests++;
+		s->n_requests++;
+		rc = admit(&c, op);
+		in->admitted = !rc;
+		if (!rc && needs_batch_first(s, in->msg))
+			return REQ_RUN_BATCH;
 	}
+	if (!rc)
+		rc = resolve(&c, op);
 	if (!rc)
 		rc = op->run(&c);
 	/* An Invalidate's reply is counted when its results are encoded (net/flush.c). */

@@ -6,9 +6,9 @@
  * reply and return; they never send. req_dispatch() is the one place that
  * counts request errors, and the reply goes back to net/ to be sent.
  *
- * Calls: persist, inv, state, backend, util (never net/: the one thing a
- * request needs from the loop, running the queued batch first, is the
- * server's run_batch callback).
+ * Calls: persist, inv, state, backend, util; never net/. The one thing a
+ * request may need from the loop, the queued batch run first, it asks for
+ * by returning REQ_RUN_BATCH.
  */
 #ifndef IOMMU_NESTD_REQ_DISPATCH_H
 #define IOMMU_NESTD_REQ_DISPATCH_H
@@ -29,6 +29,8 @@ enum {
 	REQ_DEFERRED = 1,
 	/* in->inv failed before any submission: answer with its (not attempted) results now. */
 	REQ_INV_DONE = 2,
+	/* Admitted, but the queued batch must run first: run it, call req_dispatch() again. */
+	REQ_RUN_BATCH = 3,
 };
 
 /* One decoded request, as net/wire.c made it from a packet. */
@@ -47,6 +49,7 @@ struct req_in {
 	int64_t inv_n;
 	uint32_t inv_max;
 	struct hwpt_entry *inv_hwpt; /* REQ_DEFERRED: the HWPT whose batch takes inv */
+	bool admitted;		     /* passed the session-wide gates (and was counted) */
 };
 
 /*
@@ -97,7 +100,8 @@ struct req_ctx {
 
 /*
  * Routes one request of s: fills out->rep (id, status, body) and returns
- * 0, an errno already in the reply, REQ_DEFERRED or REQ_INV_DONE.
+ * 0, an errno already in the reply, REQ_DEFERRED, REQ_INV_DONE, or
+ * REQ_RUN_BATCH (then nothing is filled yet).
  */
 int req_dispatch(struct session *s, struct req_in *in, struct req_reply *out);
 

@@ -213,9 +213,7 @@ int handle_destroy(struct req_ctx *c)
 	if (!e)
 		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", id);
 	else {
-		/* An admin's invalidation may wait in its batch: run it first. */
-		if (e->pending_head)
-			srv->run_batch(srv);
+		/* An admin's invalidation on it ran first (the table's needs_batch_first). */
 		rc = srv->be->ops->destroy(srv->be, e->id);
 		if (rc) {
 			reply_error(rep, rc, "hwpt %u: %s", e->id,

@@ -770,7 +770,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		flush_and_check();
 	client_end(&H.cl[0]);
 	client_end(&H.cl[1]);
-	CHECK(TAILQ_EMPTY(&H.srv.sessions) && H.srv.reg.count == 0 && !H.srv.pending,
+	CHECK(TAILQ_EMPTY(&H.srv.sessions) && H.srv.reg.count == 0 && inv_queue_empty(&H.srv.queue),
 	      "server state left behind: %u HWPTs registered", H.srv.reg.count);
 	return 0;
 }

@@ -102,23 +102,15 @@ static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id
 	return 0;
 }
 
-int handle_alloc(struct req_ctx *c)
+/* Everything Alloc checks before the backend: device, policy, quota, data type. */
+static int alloc_allowed(struct req_ctx *c, const IommuNest__Alloc *a)
 {
-	const IommuNest__Alloc *a = c->msg->alloc;
 	struct server *srv = c->srv;
 	struct session *s = c->s;
 	IommuNest__Reply *rep = c->rep;
-	IommuNest__AllocReply *ar = &c->out->body.alloc;
-	const struct config_device *dev;
+	const struct config_device *dev = config_find_device(srv->cfg, a->device);
 	struct device_binding *b;
-	struct iommu_hwpt_vtd_s1 vtd;
-	struct iommu_hwpt_selftest st;
-	struct backend_alloc ba;
-	struct hwpt_entry *e;
-	uint32_t id = 0, parent = 0;
-	int rc;
 
-	dev = config_find_device(srv->cfg, a->device);
 	if (!dev) {
 		reply_error(rep, -ENODEV, "device \"%s\" is not configured", a->device);
 		return rep->status;
@@ -152,6 +144,25 @@ int handle_alloc(struct req_ctx *c)
 		reply_error(rep, -EOPNOTSUPP, "only nested HWPTs are brokered (data type NONE)");
 		return rep->status;
 	}
+	return 0;
+}
+
+int handle_alloc(struct req_ctx *c)
+{
+	const IommuNest__Alloc *a = c->msg->alloc;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	IommuNest__Reply *rep = c->rep;
+	IommuNest__AllocReply *ar = &c->out->body.alloc;
+	struct iommu_hwpt_vtd_s1 vtd;
+	struct iommu_hwpt_selftest st;
+	struct backend_alloc ba;
+	struct hwpt_entry *e;
+	uint32_t id = 0, parent = 0;
+	int rc = alloc_allowed(c, a);
+
+	if (rc)
+		return rc;
 	alloc_data(a, &ba, &vtd, &st);
 	rc = srv->be->ops->alloc_nested(srv->be, a->device, &ba, &id, &parent);
 	if (rc) {

@@ -60,10 +60,10 @@ unsigned flush_answer(struct session *s, const struct inv_request *r)
 	struct server *srv = s->srv;
 	uint32_t failed;
 
-	if (!wire_inv_reply(&srv->inv_enc, r, &rep, &ir, &failed)) {
-		req_count_error(srv, r->status);
+	if (!wire_inv_reply(&srv->inv_enc, r, &rep, &ir, &failed))
 		srv->stats.entries_failed += failed;
-	}
+	/* Like every other reply: counted when its status is not 0. */
+	req_count_error(srv, rep.status);
 	session_send_reply(s, &rep);
 	return failed;
 }

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Listening socket, connections and framing. One packet is one message;
- * its size is checked (MSG_TRUNC) before anything decodes it. Invalidate
- * requests read in one event-loop pass are batched per HWPT and submitted
- * together by on_flush, which libevent runs after every callback that was
+ * Listening socket, accept and peer policy, reads and framing. One packet
+ * is one message; its size is checked (MSG_TRUNC) before anything decodes
+ * it (net/wire.c), the request table answers it (req/dispatch.c) and the
+ * reply is sent from here. Invalidate requests read in one event-loop
+ * pass are batched per HWPT and submitted together by on_flush
+ * (net/flush.c), which libevent runs after every callback that was
  * already active in the pass (same priority, queued behind them).
  */
 #include "net/server.h"
@@ -18,12 +20,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "req/dispatch.h"
 #include "inv/request.h"
-#include "util/log.h"
-#include "persist/restart.h"
+#include "net/flush.h"
 #include "net/session.h"
+#include "net/wire.h"
+#include "persist/restart.h"
+#include "req/dispatch.h"
 #include "util/common.h"
+#include "util/log.h"
 
 /* Packets handled per readable callback before yielding to other clients. */
 #define READ_BURST 64
@@ -37,10 +41,10 @@ static void on_flush(evutil_socket_t fd, short what, void *arg);
 static struct coalesce_params coalesce_params_of(const struct config *cfg)
 {
 	return (struct coalesce_params){
-		.enabled = cfg->coalesce,
-		.slack_pages = cfg->coalesce_slack_pages,
-		.flush_all_pages = cfg->flush_all_pages,
-		.vtd_max_mask = cfg->vtd_max_mask,
+	    .enabled = cfg->coalesce,
+	    .slack_pages = cfg->coalesce_slack_pages,
+	    .flush_all_pages = cfg->flush_all_pages,
+	    .vtd_max_mask = cfg->vtd_max_mask,
 	};
 }
 
@@ -86,6 +90,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->listen_fd = -1;
 	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	srv->start_ns = monotonic_ns();
+	srv->run_batch = server_flush;
 	TAILQ_INIT(&srv->sessions);
 	be->ops->get_caps(be, &srv->caps);
 	rc = hwpt_registry_init(&srv->reg, cfg);
@@ -131,7 +136,7 @@ void server_fini(struct server *srv)
 			unlink(srv->cfg->socket_path);
 	}
 	inv_batch_ctx_free(&srv->batch);
-	invalidate_encoder_free();
+	wire_enc_free(&srv->inv_enc);
 	hwpt_registry_fini(&srv->reg);
 	free(srv->rx_buf);
 	free(srv->tx_buf);
@@ -222,9 +227,9 @@ struct rx_packet {
 static int read_packets(struct session *s, struct rx_packet *pk)
 {
 	struct server *srv = s->srv;
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+	/* Aligned for cmsghdr (a union with it has a flexible member: not ISO C). */
+	struct {
+		_Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
 	} control[RX_SLOTS];
 	struct iovec iov[RX_SLOTS];
 	struct mmsghdr mm[RX_SLOTS];
@@ -233,7 +238,7 @@ static int read_packets(struct session *s, struct rx_packet *pk)
 	memset(mm, 0, sizeof(mm));
 	for (int i = 0; i < RX_SLOTS; i++) {
 		pk[i].data = srv->rx_buf + (size_t)i * srv->rx_cap;
-		iov[i] = (struct iovec){ .iov_base = pk[i].data, .iov_len = srv->rx_cap };
+		iov[i] = (struct iovec){.iov_base = pk[i].data, .iov_len = srv->rx_cap};
 		mm[i].msg_hdr.msg_iov = &iov[i];
 		mm[i].msg_hdr.msg_iovlen = 1;
 		mm[i].msg_hdr.msg_control = control[i].buf;
@@ -283,7 +288,7 @@ static bool handle_packet(struct session *s, struct rx_packet *p)
 		reject_frame(s, (int)p->len, 0, "unreadable packet");
 		return false;
 	}
-	if (dispatch_packet_fds(s, p->data, (size_t)p->len, p->fds, p->nfds) < 0)
+	if (server_handle_packet(s, p->data, (size_t)p->len, p->fds, p->nfds) < 0)
 		reject_frame(s, -EPROTO, 0, "packet is not a valid Request");
 	return !s->closing;
 }
@@ -387,7 +392,7 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 static void pause_accepting(struct server *srv, int err)
 {
 	static struct log_ratelimit rl;
-	struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
 	uint64_t dropped = 0;
 
 	if (log_ratelimit_take(&rl, 1, PAUSE_LOG_INTERVAL_MS, monotonic_ns() / 1000000, &dropped))
@@ -531,7 +536,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		}
 		if (!policy_allows(&srv->cfg->allow, &cred)) {
 			refuse_peer(srv, fd, &cred, -EACCES, 0,
-				    "this uid/gid is not allowed to connect (see [policy] allow_users, allow_groups)");
+				    "this uid/gid is not allowed to connect (see [policy] "
+				    "allow_users, allow_groups)");
 			continue;
 		}
 		err = check_conn_limits(srv, &cred, &limit, &why);
@@ -558,9 +564,10 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		TAILQ_INSERT_TAIL(&srv->sessions, s, link);
 		srv->stats.connections++;
 		srv->stats.sessions_active++;
-		log_event(LOG_INFO, LOG_EV_CONNECT,
-			  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(cred), LF_STR("comm", s->comm)),
-			  "client connected");
+		log_event(
+		    LOG_INFO, LOG_EV_CONNECT,
+		    LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(cred), LF_STR("comm", s->comm)),
+		    "client connected");
 	}
 }
 
@@ -579,7 +586,7 @@ int server_listen_fd(struct server *srv, int fd)
 
 int server_listen_path(struct server *srv, const char *path, unsigned mode)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	/*
 	 * Bound and listening under a temporary name, then renamed into place:
 	 * whoever waits for the socket to appear can connect at once (a bound
@@ -606,145 +613,6 @@ int server_listen_path(struct server *srv, const char *path, unsigned mode)
 	return server_listen_fd(srv, fd);
 }
 
-/* What a queued request holds: itself, its entries and their results. */
-static size_t request_bytes(const struct inv_request *r)
-{
-	return sizeof(*r) + (size_t)r->n * (inv_entry_size(r->data_type) + sizeof(*r->res));
-}
-
-void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct inv_request *req)
-{
-	struct session *s = req->owner;
-	size_t bytes = request_bytes(req);
-
-	/*
-	 * s itself dropped: it gets no answer, so nothing is promised and the
-	 * request goes with its other queued ones (server_drop_pending).
-	 */
-	if (!session_make_room(s, bytes)) {
-		free(req);
-		return;
-	}
-	s->pending_bytes += bytes;
-	srv->buffered_bytes += bytes;
-
-	if (!hwpt->pending_head) {
-		hwpt->next_pending = srv->pending;
-		srv->pending = hwpt;
-	}
-	req->next = NULL;
-	*hwpt->pending_tail = req;
-	hwpt->pending_tail = &req->next;
-	s->n_pending++;
-	if (srv->flush_armed)
-		return;
-	srv->flush_armed = true;
-	if (srv->cfg->batch_delay_us) {
-		struct timeval tv = { .tv_sec = srv->cfg->batch_delay_us / 1000000,
-				      .tv_usec = srv->cfg->batch_delay_us % 1000000 };
-		evtimer_add(srv->ev_flush, &tv);
-	} else {
-		event_active(srv->ev_flush, EV_TIMEOUT, 0);
-	}
-}
-
-void server_drop_pending(struct server *srv, struct session *s)
-{
-	struct hwpt_entry **hp = &srv->pending;
-
-	while (*hp) {
-		struct hwpt_entry *hwpt = *hp;
-		struct inv_request **rp = &hwpt->pending_head;
-
-		hwpt->pending_tail = &hwpt->pending_head;
-		while (*rp) {
-			struct inv_request *r = *rp;
-
-			if (r->owner != s) {
-				hwpt->pending_tail = &r->next;
-				rp = &r->next;
-				continue;
-			}
-			*rp = r->next;
-			s->n_pending--;
-			s->pending_bytes -= request_bytes(r);
-			srv->buffered_bytes -= request_bytes(r);
-			free(r);
-		}
-		if (hwpt->pending_head) {
-			hp = &hwpt->next_pending;
-			continue;
-		}
-		*hp = hwpt->next_pending;
-		hwpt->next_pending = NULL;
-	}
-}
-
-static void count_hwpt_batch(struct hwpt_counters *c, const struct inv_batch_stats *st)
-{
-	c->submissions += st->submissions;
-	c->entries_submitted += st->entries_submitted;
-	c->pages_flushed = sat_add(c->pages_flushed, st->pages_flushed);
-	c->escalations += st->escalations;
-	c->flush_alls += st->flush_alls;
-	c->ranged_pages = sat_add(c->ranged_pages, st->ranged_pages);
-}
-
-/* Runs one HWPT's batch and answers each of its requests. */
-static void run_hwpt_batch(struct server *srv, struct hwpt_entry *hwpt)
-{
-	struct inv_request *reqs = hwpt->pending_head, *r, *next;
-	struct inv_batch_stats st = { 0 };
-	uint64_t t0, t1;
-
-	hwpt->pending_head = NULL;
-	hwpt->pending_tail = &hwpt->pending_head;
-	t0 = monotonic_ns();
-	inv_batch_run(&srv->batch, srv->be, reqs, &st);
-	t1 = monotonic_ns();
-	latency_hist_record(&srv->batch_duration, t1 - t0);
-	count_hwpt_batch(&hwpt->counters, &st);
-	srv->stats.batches++;
-	srv->stats.submissions += st.submissions;
-	srv->stats.entries_submitted += st.entries_submitted;
-	/* A flush-all counts as UINT64_MAX pages: the counter saturates there. */
-	srv->stats.pages_flushed = sat_add(srv->stats.pages_flushed, st.pages_flushed);
-	srv->stats.flush_alls += st.flush_alls;
-	srv->stats.ranged_pages = sat_add(srv->stats.ranged_pages, st.ranged_pages);
-	/* The sim's model IOTLB is state too: on disk before anyone hears of it. */
-	restart_save_if_changed(srv->rs);
-	for (r = reqs; r; r = next) {
-		struct session *s = r->owner;
-
-		next = r->next;
-		s->n_pending--;
-		s->pending_bytes -= request_bytes(r);
-		srv->buffered_bytes -= request_bytes(r);
-		hwpt->counters.requests++;
-		hwpt->counters.entries_received += r->n;
-		hwpt->counters.entries_failed += invalidate_send_reply(s, r);
-		/* A request read before a batch that ran without a read is 0: skip. */
-		if (r->recv_ns && r->recv_ns <= t1)
-			latency_hist_record(&srv->inv_latency, t1 - r->recv_ns);
-		free(r);
-	}
-}
-
-void server_flush(struct server *srv)
-{
-	struct hwpt_entry *hwpt;
-
-	if (srv->flush_armed) {
-		srv->flush_armed = false;
-		event_del(srv->ev_flush);
-	}
-	while ((hwpt = srv->pending)) {
-		srv->pending = hwpt->next_pending;
-		hwpt->next_pending = NULL;
-		run_hwpt_batch(srv, hwpt);
-	}
-}
-
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -752,4 +620,65 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	srv->flush_armed = false;
 	server_flush(srv);
 	reap_closing(srv);
+}
+
+/*
+ * A well-formed request that decodes to more than the arena holds: the
+ * unpacked encoding of a long array (protobuf-c keeps a record per field
+ * occurrence). Its packed twin is refused by the handler with -E2BIG, so
+ * this one is too, and the session stays: the frame was not broken.
+ */
+static int refuse_oversized_decode(struct session *s, const uint8_t *buf, size_t len)
+{
+	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
+	struct server *srv = s->srv;
+	uint32_t max = invalidate_max_entries(srv);
+
+	if (!wire_scan_request_id(buf, len, &rep.id))
+		return -EPROTO;
+	srv->stats.requests++;
+	s->n_requests++;
+	reply_error(&rep, -E2BIG,
+		    "the request decodes to more than %zu bytes (use packed arrays; at most "
+		    "%u entries per request)",
+		    srv->arena.cap, max);
+	rep.limit = max;
+	req_count_error(srv, rep.status);
+	session_send_reply(s, &rep);
+	return 0;
+}
+
+/* Sends what the table made of one request, or hands its Invalidate to the batch. */
+static void finish_request(struct session *s, struct req_in *in, struct req_reply *out, int rc)
+{
+	if (rc == REQ_DEFERRED) {
+		flush_enqueue(s->srv, in->inv_hwpt, in->inv);
+		in->inv = NULL;
+	} else if (rc == REQ_INV_DONE) {
+		flush_answer(s, in->inv);
+	} else {
+		session_send_reply(s, &out->rep);
+	}
+	for (size_t i = 0; i < sizeof(out->heap) / sizeof(out->heap[0]); i++)
+		free(out->heap[i]);
+}
+
+int server_handle_packet(struct session *s, const uint8_t *buf, size_t len, int *fds, int nfds)
+{
+	struct req_in in;
+	/* Only the reply and heap[] are set here: a handler inits the body it fills. */
+	struct req_reply out;
+	int rc = wire_decode(s, buf, len, fds, nfds, &in);
+
+	if (rc == -E2BIG)
+		return refuse_oversized_decode(s, buf, len);
+	if (rc)
+		return rc;
+	iommu_nest__reply__init(&out.rep);
+	memset(out.heap, 0, sizeof(out.heap));
+	while ((rc = req_dispatch(s, &in, &out)) == REQ_RUN_BATCH)
+		server_flush(s->srv);
+	finish_request(s, &in, &out, rc);
+	wire_release(&in);
+	return 0;
 }

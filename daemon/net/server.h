@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The event loop side of the daemon: listening socket, connections
- * (sessions), packet framing, and the per-pass invalidation batch.
+ * The event loop side of the daemon: listening socket, peer policy,
+ * connections (net/session.c), packet framing, the wire (net/wire.c) and
+ * the per-pass invalidation batch (net/flush.c).
+ *
+ * Inside net/ calls go server -> flush -> session -> wire; session.c
+ * reaches the batch only through the run_batch callback.
  */
 #ifndef IOMMU_NESTD_SERVER_H
 #define IOMMU_NESTD_SERVER_H
@@ -16,8 +20,10 @@
 #include "net/decode_arena.h"
 #include "state/registry.h"
 #include "inv/batch.h"
+#include "inv/queue.h"
 #include "util/latency_hist.h"
 #include "net/stats.h"
+#include "net/wire.h"
 
 struct event_base;
 struct event;
@@ -31,11 +37,11 @@ struct server {
 	struct backend_caps caps;
 	struct hwpt_registry reg;
 	struct daemon_stats stats;
-	uint64_t start_ns; /* CLOCK_MONOTONIC at init, for uptime */
-	uint64_t rx_ns;    /* when the packets being handled were read */
+	uint64_t start_ns;		    /* CLOCK_MONOTONIC at init, for uptime */
+	uint64_t rx_ns;			    /* when the packets being handled were read */
 	struct latency_hist inv_latency;    /* Invalidate: packet read -> reply */
 	struct latency_hist batch_duration; /* one HWPT's batch: coalesce + submit */
-	struct restart *rs; /* restart support; NULL: none (tests, fuzzers) */
+	struct restart *rs;		    /* restart support; NULL: none (tests, fuzzers) */
 
 	int listen_fd;
 	bool listen_fd_owned; /* we created (and must unlink) the socket */
@@ -60,9 +66,15 @@ struct server {
 	uint64_t buffered_bytes;
 
 	/* Invalidation batch of the current event-loop pass. */
-	struct hwpt_entry *pending;
+	struct inv_queue queue;
 	bool flush_armed;
 	struct inv_batch_ctx batch;
+	struct wire_enc inv_enc; /* InvalidateReply arrays, reused */
+	/*
+	 * Runs the queued batch now (server_flush), for session.c, which sits
+	 * below flush.c: a session's teardown submits what is queued first.
+	 */
+	void (*run_batch)(struct server *srv);
 
 	/* One receive and one send buffer for the whole (single-threaded) loop. */
 	uint8_t *rx_buf;
@@ -91,11 +103,14 @@ int server_listen_path(struct server *srv, const char *path, unsigned mode);
 /* Serves an already listening socket (systemd activation). */
 int server_listen_fd(struct server *srv, int fd);
 
-/* Frees every queued request of s (dropped: it will get no reply). */
-void server_drop_pending(struct server *srv, struct session *s);
-/* Queues an invalidate request of session s in the current pass's batch. */
-void server_queue_invalidate(struct server *srv, struct hwpt_entry *hwpt, struct inv_request *req);
-/* Runs every queued batch now and answers its requests. */
+/*
+ * Handles one packet of s that came with nfds descriptors (SCM_RIGHTS),
+ * which it takes over: decode, the request table, the reply. Returns 0,
+ * or -EPROTO for a broken frame (the caller rejects it).
+ */
+int server_handle_packet(struct session *s, const uint8_t *buf, size_t len, int *fds, int nfds);
+
+/* Runs every queued batch now and answers its requests (net/flush.c). */
 void server_flush(struct server *srv);
 
 #endif

@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * One connection: accept-time setup, teardown, the queue of replies and
+ * the send, and fair shedding under max_total_buffered_bytes. Below
+ * server.c and flush.c: the batch is run through srv->run_batch.
+ */
 #include "net/session.h"
 
 #include <errno.h>
 #include <event2/event.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "inv/queue.h"
+#include "req/dispatch.h"
 #include "state/registry.h"
 #include "state/teardown.h"
 #include "util/latency_hist.h"
@@ -134,8 +140,8 @@ void session_free(struct session *s)
 	 * Queued invalidations are submitted before the HWPTs go away: its
 	 * own, and an admin's queued on one of its HWPTs.
 	 */
-	if (s->n_pending || s->srv->pending)
-		server_flush(s->srv);
+	if (s->n_pending || !inv_queue_empty(&s->srv->queue))
+		s->srv->run_batch(s->srv);
 	session_release_objects(s);
 	if (s->ev_read)
 		event_free(s->ev_read);
@@ -161,6 +167,15 @@ static void free_outq(struct session *s)
 	}
 	s->srv->buffered_bytes -= s->outq_bytes;
 	s->outq_bytes = 0;
+}
+
+/* Frees every queued request of s (dropped: it will get no reply). */
+static void drop_pending(struct session *s)
+{
+	inv_queue_drop_owner(&s->srv->queue, s);
+	s->srv->buffered_bytes -= s->pending_bytes;
+	s->pending_bytes = 0;
+	s->n_pending = 0;
 }
 
 /* The live session holding the most buffered bytes (ties: the oldest). */
@@ -200,7 +215,7 @@ bool session_make_room(struct session *s, size_t len)
 		big->close_reason = "dropped: it held the most of max_total_buffered_bytes";
 		big->closing = true;
 		free_outq(big);
-		server_drop_pending(srv, big);
+		drop_pending(big);
 		if (big == s)
 			return false;
 	}
@@ -320,46 +335,4 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 						 : "out of memory for its queued replies";
 		s->closing = true;
 	}
-}
-
-bool session_is_admin(const struct session *s)
-{
-	return policy_is_admin(&s->srv->cfg->admin, &s->cred);
-}
-
-void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)
-{
-	/* The loop is single-threaded and a reply is encoded before the next. */
-	static char reason[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	rep->status = err;
-	rep->error = reason;
-}
-
-void session_deny(struct session *s, IommuNest__Reply *rep, int err, uint64_t limit,
-		  const char *fmt, ...)
-{
-	static char reason[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	rep->status = err;
-	rep->error = reason;
-	rep->limit = limit;
-	s->srv->stats.denials++;
-	/* A client hammering a limit must not flood the journal: 1st, 2nd, 4th, ... */
-	s->n_denied++;
-	if (s->n_denied & (s->n_denied - 1))
-		return;
-	log_event(LOG_NOTICE, LOG_EV_DENIED,
-		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_STR("comm", s->comm),
-			     LF_INT("error", err), LF_UINT("limit", limit),
-			     LF_UINT("denied", s->n_denied)),
-		  "denied: %s", reason);
 }

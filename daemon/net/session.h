@@ -36,10 +36,10 @@ struct session {
 	 * was read is still answered; the session closes once that is done.
 	 */
 	bool eof;
-	char name[64]; /* client_name from Hello, for logs */
+	char name[64];		  /* client_name from Hello, for logs */
 	const char *close_reason; /* why the daemon closed it (static string), for the log */
-	char comm[16]; /* /proc/PID/comm at accept, for operators ("?" if gone) */
-	uint64_t connected_ns; /* CLOCK_MONOTONIC at accept */
+	char comm[16];		  /* /proc/PID/comm at accept, for operators ("?" if gone) */
+	uint64_t connected_ns;	  /* CLOCK_MONOTONIC at accept */
 
 	struct event *ev_read;
 	struct event *ev_write;
@@ -57,7 +57,7 @@ struct session {
 
 	/* For operators (ListClients). */
 	uint64_t n_requests;
-	uint64_t n_errors; /* replies with a non-zero status */
+	uint64_t n_errors;  /* replies with a non-zero status */
 	uint64_t n_entries; /* invalidation entries received */
 };
 
@@ -84,16 +84,5 @@ bool session_make_room(struct session *s, size_t len);
 
 /* Encodes rep and sends it (or queues it); on a fatal error closes s. */
 void session_send_reply(struct session *s, const IommuNest__Reply *rep);
-
-/* Root or a member of [policy] admin_groups (looked up now: reloads apply). */
-bool session_is_admin(const struct session *s);
-
-/* Fills a reply with an error: status and a human-readable reason. */
-void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* A refusal by policy or quota: logged with the peer's identity and counted. */
-void session_deny(struct session *s, IommuNest__Reply *rep, int err, uint64_t limit,
-		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

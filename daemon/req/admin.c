@@ -2,7 +2,8 @@
 /*
  * Admin requests: Stats, Status, ListClients, ListHwpts, Reload. Daemon-wide views
  * show every tenant's activity, so they are served to root and to the
- * [policy] admin_groups only; anyone else gets -EPERM (counted as a denial).
+ * [policy] admin_groups only (the table's ADMIN need); anyone else gets
+ * -EPERM (counted as a denial).
  *
  * Lists come a page at a time: as many items as fit in one message from
  * the requested start on, and where the next page starts. A small
@@ -13,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "req/dispatch.h"
 #include "net/server.h"
 #include "net/session.h"
+#include "req/handlers.h"
 
 /* Room kept in a reply for its own fields, the status and a reason text. */
 #define REPLY_OVERHEAD 512
@@ -23,17 +24,6 @@
 #define ITEM_OVERHEAD 5
 /* No record encodes in fewer bytes (ids and counters at least one each). */
 #define ITEM_MIN_BYTES 16
-
-static bool admin_or_deny(struct session *s, IommuNest__Reply *rep)
-{
-	if (session_is_admin(s))
-		return true;
-	session_deny(s, rep, -EPERM, 0,
-		     "admin request: needs root or a member of [policy] admin_groups");
-	s->srv->stats.request_errors++;
-	session_send_reply(s, rep);
-	return false;
-}
 
 static size_t page_budget(const struct server *srv)
 {
@@ -67,16 +57,15 @@ static void fill_stats(IommuNest__StatsReply *sr, const struct daemon_stats *st)
 	sr->pages_flushed_ranged = st->ranged_pages;
 }
 
-void handle_stats(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_stats(struct req_ctx *c)
 {
-	IommuNest__StatsReply sr = IOMMU_NEST__STATS_REPLY__INIT;
+	IommuNest__StatsReply *sr = &c->out->body.stats;
 
-	if (!admin_or_deny(s, rep))
-		return;
-	fill_stats(&sr, &s->srv->stats);
-	rep->body_case = IOMMU_NEST__REPLY__BODY_STATS;
-	rep->stats = &sr;
-	session_send_reply(s, rep);
+	iommu_nest__stats_reply__init(sr);
+	fill_stats(sr, &c->srv->stats);
+	c->rep->body_case = IOMMU_NEST__REPLY__BODY_STATS;
+	c->rep->stats = sr;
+	return 0;
 }
 
 /* ---- Status ---------------------------------------------------------------- */
@@ -113,18 +102,18 @@ static void fill_histogram(IommuNest__Histogram *h, const struct latency_hist *l
 	h->samples = lh->samples;
 }
 
-void handle_status(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_status(struct req_ctx *c)
 {
-	struct server *srv = s->srv;
+	struct server *srv = c->srv;
+	__typeof__(c->out->body.status) *b = &c->out->body.status;
 	IommuNest__StatusReply sr = IOMMU_NEST__STATUS_REPLY__INIT;
 	IommuNest__StatsReply totals = IOMMU_NEST__STATS_REPLY__INIT;
-	IommuNest__DeviceStatus devs[CONFIG_MAX_DEVICES];
-	IommuNest__DeviceStatus *devp[CONFIG_MAX_DEVICES];
-	IommuNest__Histogram hist[2], *histp[2] = {&hist[0], &hist[1]};
+	IommuNest__DeviceStatus *devs = b->devs, **devp = b->devp;
+	IommuNest__Histogram *hist = b->hist, **histp = b->histp;
 	size_t used;
 
-	if (!admin_or_deny(s, rep))
-		return;
+	histp[0] = &hist[0];
+	histp[1] = &hist[1];
 	sr.daemon_version = NESTD_VERSION;
 	sr.backend = (char *)srv->cfg->backend;
 	sr.socket = (char *)srv->cfg->socket_path;
@@ -134,7 +123,8 @@ void handle_status(struct session *s, const IommuNest__Request *req, IommuNest__
 	sr.hwpts = srv->reg.count;
 	sr.orphans = srv->reg.n_orphans;
 	fill_stats(&totals, &srv->stats);
-	sr.totals = &totals;
+	b->totals = totals;
+	sr.totals = &b->totals;
 	for (int i = 0; i < 2; i++)
 		iommu_nest__histogram__init(&hist[i]);
 	fill_histogram(&hist[0], &srv->inv_latency, "invalidate_latency",
@@ -153,9 +143,10 @@ void handle_status(struct session *s, const IommuNest__Request *req, IommuNest__
 		devp[sr.n_devices++] = &devs[i];
 	}
 	sr.devices = devp;
-	rep->body_case = IOMMU_NEST__REPLY__BODY_DAEMON_STATUS;
-	rep->daemon_status = &sr;
-	session_send_reply(s, rep);
+	b->sr = sr;
+	c->rep->body_case = IOMMU_NEST__REPLY__BODY_DAEMON_STATUS;
+	c->rep->daemon_status = &b->sr;
+	return 0;
 }
 
 /* ---- ListClients ------------------------------------------------------------ */
@@ -178,57 +169,54 @@ static void fill_client(IommuNest__ClientInfo *c, const struct session *t, uint6
 	c->in_flight = t->n_pending;
 	c->connected_ms = (now - t->connected_ns) / 1000000;
 	c->mapped_bytes = hwpt_registry_mapped_bytes(&srv->reg, t);
-	c->admin = session_is_admin(t);
+	c->admin = req_is_admin(t);
 }
 
-void handle_list_clients(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_list_clients(struct req_ctx *c)
 {
-	struct server *srv = s->srv;
-	IommuNest__ClientsReply cr = IOMMU_NEST__CLIENTS_REPLY__INIT;
-	IommuNest__ClientInfo *items = NULL, **ptrs = NULL;
+	struct server *srv = c->srv;
+	IommuNest__ClientsReply *cr = &c->out->body.clients;
+	IommuNest__ClientInfo *items, **ptrs;
 	size_t n = 0, used = 0, cap = page_items(srv, srv->stats.sessions_active);
 	uint64_t now = monotonic_ns();
 	struct session *t;
 
-	if (!admin_or_deny(s, rep))
-		return;
-	items = calloc(cap, sizeof(*items));
-	ptrs = calloc(cap, sizeof(*ptrs));
+	iommu_nest__clients_reply__init(cr);
+	/* Freed by net/ once the reply is encoded. */
+	items = c->out->heap[0] = calloc(cap, sizeof(*items));
+	ptrs = c->out->heap[1] = calloc(cap, sizeof(*ptrs));
 	if (!items || !ptrs) {
-		reply_error(rep, -ENOMEM, "out of memory");
-		goto send;
+		reply_error(c->rep, -ENOMEM, "out of memory");
+		return -ENOMEM;
 	}
 	TAILQ_FOREACH(t, &srv->sessions, link)
 	{
-		if (t->id < req->list_clients->start || t->closing)
+		if (t->id < c->msg->list_clients->start || t->closing)
 			continue;
 		if (n == cap) {
-			cr.next = t->id;
+			cr->next = t->id;
 			break;
 		}
 		iommu_nest__client_info__init(&items[n]);
 		fill_client(&items[n], t, now);
 		used += iommu_nest__client_info__get_packed_size(&items[n]) + ITEM_OVERHEAD;
 		if (used > page_budget(srv)) {
-			cr.next = t->id;
+			cr->next = t->id;
 			break;
 		}
 		ptrs[n] = &items[n];
 		n++;
 	}
 	/* Not even one fits: a reply over the limit would close the session. */
-	if (!n && cr.next) {
-		reply_error(rep, -EMSGSIZE, "one client's record does not fit in a message");
-		goto send;
+	if (!n && cr->next) {
+		reply_error(c->rep, -EMSGSIZE, "one client's record does not fit in a message");
+		return -EMSGSIZE;
 	}
-	cr.n_clients = n;
-	cr.clients = ptrs;
-	rep->body_case = IOMMU_NEST__REPLY__BODY_CLIENTS;
-	rep->clients = &cr;
-send:
-	session_send_reply(s, rep);
-	free(items);
-	free(ptrs);
+	cr->n_clients = n;
+	cr->clients = ptrs;
+	c->rep->body_case = IOMMU_NEST__REPLY__BODY_CLIENTS;
+	c->rep->clients = cr;
+	return 0;
 }
 
 /* ---- ListHwpts ---------------------------------------------------------------- */
@@ -323,59 +311,50 @@ static size_t fill_hwpt_page(const struct server *srv, const struct hwpt_pick *p
 	return n;
 }
 
-void handle_list_hwpts(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_list_hwpts(struct req_ctx *c)
 {
-	struct server *srv = s->srv;
-	IommuNest__HwptsReply hr = IOMMU_NEST__HWPTS_REPLY__INIT;
+	struct server *srv = c->srv;
+	IommuNest__HwptsReply *hr = &c->out->body.hwpts;
 	size_t cap = page_items(srv, srv->reg.count);
-	struct hwpt_pick pick = {.start = req->list_hwpts->start};
-	IommuNest__HwptInfo *items = NULL, **ptrs = NULL;
-	char **names = NULL;
+	struct hwpt_pick pick = {.start = c->msg->list_hwpts->start};
+	IommuNest__HwptInfo *items, **ptrs;
+	char **names;
 
-	if (!admin_or_deny(s, rep))
-		return;
-	items = calloc(cap, sizeof(*items));
-	ptrs = calloc(cap, sizeof(*ptrs));
-	names = calloc(CONFIG_MAX_DEVICES, sizeof(*names));
-	pick.v = calloc(srv->reg.count ? srv->reg.count : 1, sizeof(*pick.v));
+	iommu_nest__hwpts_reply__init(hr);
+	/* Freed by net/ once the reply is encoded. */
+	items = c->out->heap[0] = calloc(cap, sizeof(*items));
+	ptrs = c->out->heap[1] = calloc(cap, sizeof(*ptrs));
+	names = c->out->heap[2] = calloc(CONFIG_MAX_DEVICES, sizeof(*names));
+	pick.v = c->out->heap[3] = calloc(srv->reg.count ? srv->reg.count : 1, sizeof(*pick.v));
 	if (!items || !ptrs || !names || !pick.v) {
-		reply_error(rep, -ENOMEM, "out of memory");
-		goto send;
+		reply_error(c->rep, -ENOMEM, "out of memory");
+		return -ENOMEM;
 	}
 	hwpt_registry_for_each(&srv->reg, pick_hwpt, &pick);
 	qsort(pick.v, pick.n, sizeof(*pick.v), by_id);
-	hr.n_hwpts = fill_hwpt_page(srv, &pick, items, ptrs, names, &hr.next);
-	if (!hr.n_hwpts && hr.next) {
-		reply_error(rep, -EMSGSIZE, "one HWPT's record does not fit in a message");
-		goto send;
+	hr->n_hwpts = fill_hwpt_page(srv, &pick, items, ptrs, names, &hr->next);
+	if (!hr->n_hwpts && hr->next) {
+		reply_error(c->rep, -EMSGSIZE, "one HWPT's record does not fit in a message");
+		return -EMSGSIZE;
 	}
-	hr.hwpts = ptrs;
-	rep->body_case = IOMMU_NEST__REPLY__BODY_HWPTS;
-	rep->hwpts = &hr;
-send:
-	session_send_reply(s, rep);
-	free(items);
-	free(ptrs);
-	free(names);
-	free(pick.v);
+	hr->hwpts = ptrs;
+	c->rep->body_case = IOMMU_NEST__REPLY__BODY_HWPTS;
+	c->rep->hwpts = hr;
+	return 0;
 }
 
 /*
  * Reload: the SIGHUP reload, run now, so that `iommu-nestctl reload` (and
  * systemctl reload through ExecReload=) can say whether it was applied.
  */
-void handle_reload(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_reload(struct req_ctx *c)
 {
-	struct server *srv = s->srv;
+	struct server *srv = c->srv;
 	char why[512] = "";
 	int rc;
 
-	if (!admin_or_deny(s, rep))
-		return;
 	rc = srv->reload ? srv->reload(srv->reload_ctx, why, sizeof(why)) : -EOPNOTSUPP;
-	if (rc) {
-		reply_error(rep, rc, "%s", why[0] ? why : "this daemon cannot reload");
-		srv->stats.request_errors++;
-	}
-	session_send_reply(s, rep);
+	if (rc)
+		reply_error(c->rep, rc, "%s", why[0] ? why : "this daemon cannot reload");
+	return rc;
 }

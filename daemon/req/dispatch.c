@@ -1,196 +1,290 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The request table. An entry names the handler and what it needs; the
+ * needs are resolved here, in a fixed order (the order the handlers
+ * checked them in before, so every refusal keeps its errno and text),
+ * and a handler runs only once they all hold. Failed gates and handlers
+ * alike leave their answer in the reply; req_dispatch() counts it.
+ */
 #include "req/dispatch.h"
 
 #include <errno.h>
-#include <unistd.h>
 
-#include "util/log.h"
 #include "net/server.h"
 #include "net/session.h"
-#include "util/common.h"
+#include "req/handlers.h"
+#include "state/registry.h"
 
-static const request_handler handlers[] = {
-	[IOMMU_NEST__REQUEST__BODY_HELLO] = handle_hello,
-	[IOMMU_NEST__REQUEST__BODY_PROBE] = handle_probe,
-	[IOMMU_NEST__REQUEST__BODY_ALLOC] = handle_alloc,
-	[IOMMU_NEST__REQUEST__BODY_DESTROY] = handle_destroy,
-	[IOMMU_NEST__REQUEST__BODY_ATTACH] = handle_attach,
-	[IOMMU_NEST__REQUEST__BODY_DETACH] = handle_detach,
-	[IOMMU_NEST__REQUEST__BODY_INVALIDATE] = handle_invalidate,
-	[IOMMU_NEST__REQUEST__BODY_CHECK_IOTLB] = handle_check_iotlb,
-	[IOMMU_NEST__REQUEST__BODY_SIM_POPULATE] = handle_sim_populate,
-	[IOMMU_NEST__REQUEST__BODY_SIM_QUERY] = handle_sim_query,
-	[IOMMU_NEST__REQUEST__BODY_INJECT_FAULT] = handle_inject_fault,
-	[IOMMU_NEST__REQUEST__BODY_STATS] = handle_stats,
-	[IOMMU_NEST__REQUEST__BODY_RECLAIM] = handle_reclaim,
-	[IOMMU_NEST__REQUEST__BODY_MAP_MEMORY] = handle_map_memory,
-	[IOMMU_NEST__REQUEST__BODY_UNMAP_MEMORY] = handle_unmap_memory,
-	[IOMMU_NEST__REQUEST__BODY_STATUS] = handle_status,
-	[IOMMU_NEST__REQUEST__BODY_LIST_CLIENTS] = handle_list_clients,
-	[IOMMU_NEST__REQUEST__BODY_LIST_HWPTS] = handle_list_hwpts,
-	[IOMMU_NEST__REQUEST__BODY_RELOAD] = handle_reload,
+enum {
+	REQ_NEED_HELLO = 1 << 0,    /* a Hello was accepted on this session */
+	REQ_NEED_ADMIN = 1 << 1,    /* root or [policy] admin_groups */
+	REQ_NEED_TEST = 1 << 2,	    /* test_requests on, and the backend has the op */
+	REQ_NEED_FD = 1 << 3,	    /* exactly one descriptor came with the packet */
+	REQ_NEED_DEVICE = 1 << 4,   /* configured, and this peer may use it */
+	REQ_NEED_FREE_DEV = 1 << 5, /* ... and no other client holds it */
+	REQ_NEED_OWN_HWPT = 1 << 6, /* a HWPT of this session */
 };
 
-/*
- * The descriptor that came with the request being routed, for
- * dispatch_take_fd(); -1 when there is none. The loop is single threaded
- * and routes one request at a time, so one slot is enough.
- */
-static int passed_fd = -1;
+struct req_op {
+	int (*run)(struct req_ctx *c);
+	unsigned needs;
+	bool (*backend_has)(const struct backend_ops *ops);    /* REQ_NEED_TEST */
+	uint32_t (*hwpt_of)(const IommuNest__Request *m);      /* REQ_NEED_OWN_HWPT */
+	const char *(*device_of)(const IommuNest__Request *m); /* REQ_NEED_DEVICE */
+};
 
-int dispatch_take_fd(void)
+static uint32_t probe_hwpt(const IommuNest__Request *m)
 {
-	int fd = passed_fd;
-
-	passed_fd = -1;
-	return fd;
+	return m->probe->hwpt_id;
 }
 
-static void route(struct session *s, const IommuNest__Request *req)
+static uint32_t check_iotlb_hwpt(const IommuNest__Request *m)
 {
-	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
-	unsigned kind = req->body_case;
-	struct server *srv = s->srv;
+	return m->check_iotlb->hwpt_id;
+}
 
-	rep.id = req->id;
-	srv->stats.requests++;
-	s->n_requests++;
-	if (kind >= sizeof(handlers) / sizeof(handlers[0]) || !handlers[kind]) {
+static uint32_t sim_populate_hwpt(const IommuNest__Request *m)
+{
+	return m->sim_populate->hwpt_id;
+}
+
+static uint32_t sim_query_hwpt(const IommuNest__Request *m)
+{
+	return m->sim_query->hwpt_id;
+}
+
+static const char *attach_device(const IommuNest__Request *m)
+{
+	return m->attach->device;
+}
+
+static const char *detach_device(const IommuNest__Request *m)
+{
+	return m->detach->device;
+}
+
+static const char *map_device(const IommuNest__Request *m)
+{
+	return m->map_memory->device;
+}
+
+static const char *unmap_device(const IommuNest__Request *m)
+{
+	return m->unmap_memory->device;
+}
+
+#define H   REQ_NEED_HELLO
+#define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
+
+static const struct req_op ops[] = {
+    [IOMMU_NEST__REQUEST__BODY_HELLO] = {.run = handle_hello},
+    [IOMMU_NEST__REQUEST__BODY_PROBE] = {.run = handle_probe,
+					 .needs = H | REQ_NEED_OWN_HWPT,
+					 .hwpt_of = probe_hwpt},
+    [IOMMU_NEST__REQUEST__BODY_ALLOC] = {.run = handle_alloc, .needs = H},
+    [IOMMU_NEST__REQUEST__BODY_DESTROY] = {.run = handle_destroy, .needs = H},
+    [IOMMU_NEST__REQUEST__BODY_ATTACH] = {.run = handle_attach,
+					  .needs = H | DEV,
+					  .device_of = attach_device},
+    [IOMMU_NEST__REQUEST__BODY_DETACH] = {.run = handle_detach,
+					  .needs = H | DEV,
+					  .device_of = detach_device},
+    [IOMMU_NEST__REQUEST__BODY_INVALIDATE] = {.run = handle_invalidate, .needs = H},
+    [IOMMU_NEST__REQUEST__BODY_CHECK_IOTLB] = {.run = handle_check_iotlb,
+					       .needs = H | REQ_NEED_TEST | REQ_NEED_OWN_HWPT,
+					       .backend_has = has_check_iotlb,
+					       .hwpt_of = check_iotlb_hwpt},
+    [IOMMU_NEST__REQUEST__BODY_SIM_POPULATE] = {.run = handle_sim_populate,
+						.needs = H | REQ_NEED_TEST | REQ_NEED_OWN_HWPT,
+						.backend_has = has_sim_populate,
+						.hwpt_of = sim_populate_hwpt},
+    [IOMMU_NEST__REQUEST__BODY_SIM_QUERY] = {.run = handle_sim_query,
+					     .needs = H | REQ_NEED_TEST | REQ_NEED_OWN_HWPT,
+					     .backend_has = has_sim_query,
+					     .hwpt_of = sim_query_hwpt},
+    /* Its HWPT is optional and checked after its arguments: the handler looks. */
+    [IOMMU_NEST__REQUEST__BODY_INJECT_FAULT] = {.run = handle_inject_fault,
+						.needs = H | REQ_NEED_TEST,
+						.backend_has = has_inject_fault},
+    [IOMMU_NEST__REQUEST__BODY_STATS] = {.run = handle_stats, .needs = H | REQ_NEED_ADMIN},
+    [IOMMU_NEST__REQUEST__BODY_RECLAIM] = {.run = handle_reclaim, .needs = H},
+    [IOMMU_NEST__REQUEST__BODY_MAP_MEMORY] = {.run = handle_map_memory,
+					      .needs = H | REQ_NEED_FD | DEV,
+					      .device_of = map_device},
+    [IOMMU_NEST__REQUEST__BODY_UNMAP_MEMORY] = {.run = handle_unmap_memory,
+						.needs = H | REQ_NEED_DEVICE,
+						.device_of = unmap_device},
+    [IOMMU_NEST__REQUEST__BODY_STATUS] = {.run = handle_status, .needs = H | REQ_NEED_ADMIN},
+    [IOMMU_NEST__REQUEST__BODY_LIST_CLIENTS] = {.run = handle_list_clients,
+						.needs = H | REQ_NEED_ADMIN},
+    [IOMMU_NEST__REQUEST__BODY_LIST_HWPTS] = {.run = handle_list_hwpts,
+					      .needs = H | REQ_NEED_ADMIN},
+    [IOMMU_NEST__REQUEST__BODY_RELOAD] = {.run = handle_reload, .needs = H | REQ_NEED_ADMIN},
+};
+
+#undef H
+#undef DEV
+
+void req_count_error(struct server *srv, int status)
+{
+	if (status)
+		srv->stats.request_errors++;
+}
+
+/* The session-wide gates: a known kind, the rate limit, Hello first. */
+static int admit(struct req_ctx *c, const struct req_op *op)
+{
+	struct session *s = c->s;
+	uint32_t rate = c->srv->cfg->quota.max_requests_per_sec;
+
+	if (!op || !op->run) {
 		/* An unknown oneof member decodes as BODY__NOT_SET. */
-		reply_error(&rep, -EOPNOTSUPP, "unknown or empty request");
-		goto fail;
+		reply_error(c->rep, -EOPNOTSUPP, "unknown or empty request");
+		return -EOPNOTSUPP;
 	}
-	if (!rate_limiter_take(&s->rate, srv->cfg->quota.max_requests_per_sec)) {
-		session_deny(s, &rep, -EAGAIN, srv->cfg->quota.max_requests_per_sec,
-			     "over %u requests per second", srv->cfg->quota.max_requests_per_sec);
-		goto fail;
+	if (!rate_limiter_take(&s->rate, rate)) {
+		req_deny(s, c->rep, -EAGAIN, rate, "over %u requests per second", rate);
+		return -EAGAIN;
 	}
-	if (!s->hello_done && kind != IOMMU_NEST__REQUEST__BODY_HELLO) {
-		reply_error(&rep, -EPROTO, "the first request must be Hello");
-		goto fail;
-	}
-	/*
-	 * Requests of one session take effect in order: anything but another
-	 * invalidation waits until the session's queued invalidations ran.
-	 */
-	if (s->n_pending && kind != IOMMU_NEST__REQUEST__BODY_INVALIDATE)
-		server_flush(srv);
-	/* Whatever it changed is on disk before its reply leaves (session_send_reply). */
-	handlers[kind](s, req, &rep);
-	return;
-fail:
-	srv->stats.request_errors++;
-	session_send_reply(s, &rep);
-}
-
-static bool read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
-{
-	*v = 0;
-	for (unsigned shift = 0; shift < 64 && *pos < len; shift += 7) {
-		uint8_t b = buf[(*pos)++];
-
-		*v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			return true;
-	}
-	return false;
-}
-
-/*
- * The id of a Request whose decode ran out of arena: a walk over its
- * top-level fields (wire format only). False if even that is broken.
- */
-static bool scan_request_id(const uint8_t *buf, size_t len, uint64_t *id)
-{
-	size_t pos = 0;
-	uint64_t tag, v;
-
-	*id = 0;
-	while (pos < len) {
-		if (!read_varint(buf, len, &pos, &tag))
-			return false;
-		switch (tag & 7) {
-		case 0:
-			if (!read_varint(buf, len, &pos, &v))
-				return false;
-			if (tag >> 3 == 1)
-				*id = v;
-			break;
-		case 1:
-		case 5:
-			v = (tag & 7) == 1 ? 8 : 4;
-			if (len - pos < v)
-				return false;
-			pos += v;
-			break;
-		case 2:
-			if (!read_varint(buf, len, &pos, &v) || v > len - pos)
-				return false;
-			pos += v;
-			break;
-		default:
-			return false;
-		}
-	}
-	return true;
-}
-
-/*
- * A well-formed request that decodes to more than the arena holds: the
- * unpacked encoding of a long array (protobuf-c keeps a record per field
- * occurrence). Its packed twin is refused by the handler with -E2BIG, so
- * this one is too, and the session stays: the frame was not broken.
- */
-static int refuse_oversized_decode(struct session *s, const uint8_t *buf, size_t len)
-{
-	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
-	struct server *srv = s->srv;
-
-	if (!scan_request_id(buf, len, &rep.id))
+	if ((op->needs & REQ_NEED_HELLO) && !s->hello_done) {
+		reply_error(c->rep, -EPROTO, "the first request must be Hello");
 		return -EPROTO;
-	srv->stats.requests++;
-	srv->stats.request_errors++;
-	s->n_requests++;
-	reply_error(&rep, -E2BIG,
-		    "the request decodes to more than %zu bytes (use packed arrays; at most "
-		    "%u entries per request)",
-		    srv->arena.cap, invalidate_max_entries(srv));
-	rep.limit = invalidate_max_entries(srv);
-	session_send_reply(s, &rep);
+	}
 	return 0;
 }
 
-int dispatch_packet_fds(struct session *s, const uint8_t *buf, size_t len, int *fds, int nfds)
+static int need_admin(struct req_ctx *c)
 {
-	struct decode_arena *arena = &s->srv->arena;
-	IommuNest__Request *req;
+	if (req_is_admin(c->s))
+		return 0;
+	req_deny(c->s, c->rep, -EPERM, 0,
+		 "admin request: needs root or a member of [policy] admin_groups");
+	return -EPERM;
+}
 
-	decode_arena_reset(arena);
-	req = iommu_nest__request__unpack(&arena->allocator, len, buf);
-	if (!req) {
-		close_fds(fds, nfds);
-		return arena->exhausted ? refuse_oversized_decode(s, buf, len) : -EPROTO;
+static int need_test(struct req_ctx *c, const struct req_op *op)
+{
+	const struct backend *be = c->srv->be;
+
+	if (!c->srv->cfg->test_requests) {
+		reply_error(c->rep, -EOPNOTSUPP, "test requests are disabled in the configuration");
+		return -EOPNOTSUPP;
 	}
-	/*
-	 * Only MapMemory takes a descriptor, and exactly one: its handler
-	 * refuses the request when it finds none. Anything else passed along
-	 * is closed unseen, as before any request took descriptors.
-	 */
-	if (req->body_case == IOMMU_NEST__REQUEST__BODY_MAP_MEMORY && nfds == 1)
-		passed_fd = fds[0];
-	else
-		close_fds(fds, nfds);
-	route(s, req);
-	/* Not taken: refused before its handler ran (Hello first, rate limit). */
-	if (passed_fd >= 0) {
-		close(passed_fd);
-		passed_fd = -1;
+	if (!op->backend_has(be->ops)) {
+		reply_error(c->rep, -EOPNOTSUPP, "the %s backend does not support this request",
+			    be->ops->name);
+		return -EOPNOTSUPP;
 	}
-	/* Nothing to free one by one: the next decode reuses the arena. */
 	return 0;
 }
 
-int dispatch_packet(struct session *s, const uint8_t *buf, size_t len)
+static int need_fd(struct req_ctx *c)
 {
-	return dispatch_packet_fds(s, buf, len, NULL, 0);
+	if (c->in->fd >= 0)
+		return 0;
+	reply_error(c->rep, -EINVAL, "MapMemory needs exactly one descriptor (SCM_RIGHTS)");
+	return -EINVAL;
+}
+
+/*
+ * A device may be attached to a nested HWPT of only one session at a
+ * time, and its stage 2 serves one client's memory: to anyone else it is
+ * busy until that session lets go or goes away (an orphan's, until it is
+ * reclaimed or reaped).
+ */
+static int need_device(struct req_ctx *c, const struct req_op *op)
+{
+	const char *device = op->device_of(c->msg);
+	struct device_binding *b = hwpt_registry_binding(&c->srv->reg, device);
+
+	if (!b) {
+		reply_error(c->rep, -ENODEV, "device \"%s\" is not configured", device);
+		return -ENODEV;
+	}
+	if (!policy_allows(&b->dev->allow, &c->s->cred)) {
+		req_deny(c->s, c->rep, -EPERM, 0, "uid %u may not use device %s",
+			 (unsigned)c->s->cred.uid, device);
+		return -EPERM;
+	}
+	if ((op->needs & REQ_NEED_FREE_DEV) && hwpt_registry_held_by_other(b, c->s)) {
+		reply_error(c->rep, -EBUSY, "device \"%s\" is in use by another client", device);
+		return -EBUSY;
+	}
+	c->dev = b;
+	return 0;
+}
+
+static int need_own_hwpt(struct req_ctx *c, const struct req_op *op)
+{
+	uint32_t id = op->hwpt_of(c->msg);
+
+	c->hwpt = hwpt_registry_lookup_owned(&c->srv->reg, id, c->s);
+	if (c->hwpt)
+		return 0;
+	reply_error(c->rep, -ENOENT, "hwpt %u: no such HWPT", id);
+	return -ENOENT;
+}
+
+/* What the handler needs, in the order the handlers used to check it. */
+static int resolve(struct req_ctx *c, const struct req_op *op)
+{
+	int rc = 0;
+
+	if (op->needs & REQ_NEED_ADMIN)
+		rc = need_admin(c);
+	if (!rc && (op->needs & REQ_NEED_TEST))
+		rc = need_test(c, op);
+	if (!rc && (op->needs & REQ_NEED_FD))
+		rc = need_fd(c);
+	if (!rc && (op->needs & REQ_NEED_DEVICE))
+		rc = need_device(c, op);
+	if (!rc && (op->needs & REQ_NEED_OWN_HWPT))
+		rc = need_own_hwpt(c, op);
+	return rc;
+}
+
+/*
+ * Requests of one session take effect in order: anything but another
+ * invalidation waits until the session's queued invalidations ran, and a
+ * Destroy until those of an admin queued on the HWPT ran.
+ */
+static bool needs_batch_first(const struct session *s, const IommuNest__Request *m)
+{
+	const struct hwpt_entry *e;
+
+	if (m->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE)
+		return false;
+	if (s->n_pending)
+		return true;
+	if (m->body_case != IOMMU_NEST__REQUEST__BODY_DESTROY)
+		return false;
+	e = hwpt_registry_lookup_owned(&s->srv->reg, m->destroy->hwpt_id, s);
+	return e && e->pending_head;
+}
+
+int req_dispatch(struct session *s, struct req_in *in, struct req_reply *out)
+{
+	unsigned kind = in->msg->body_case;
+	const struct req_op *op = kind < sizeof(ops) / sizeof(ops[0]) ? &ops[kind] : NULL;
+	struct req_ctx c = {
+	    .s = s, .srv = s->srv, .in = in, .msg = in->msg, .out = out, .rep = &out->rep};
+	int rc = 0;
+
+	if (!in->admitted) {
+		out->rep.id = in->msg->id;
+		c.srv->stats.requests++;
+		s->n_requests++;
+		rc = admit(&c, op);
+		in->admitted = !rc;
+		if (!rc && needs_batch_first(s, in->msg))
+			return REQ_RUN_BATCH;
+	}
+	if (!rc)
+		rc = resolve(&c, op);
+	if (!rc)
+		rc = op->run(&c);
+	/* An Invalidate's reply is counted when its results are encoded (net/flush.c). */
+	if (rc != REQ_DEFERRED && rc != REQ_INV_DONE)
+		req_count_error(c.srv, out->rep.status);
+	return rc;
 }

@@ -1,69 +1,125 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Request routing: one handler per request kind. A handler fills the reply
- * and sends it itself (so reply bodies may live on its stack), or, for
- * Invalidate, queues the request in the batch, which answers it later.
+ * The request table: net/ hands over one decoded request, the table
+ * checks what its kind needs (Hello done, admin, test mode, a descriptor,
+ * a usable device, an owned HWPT) and runs the handler. Handlers fill the
+ * reply and return; they never send. req_dispatch() is the one place that
+ * counts request errors, and the reply goes back to net/ to be sent.
+ *
+ * Calls: persist, inv, state, backend, util; never net/. The one thing a
+ * request may need from the loop, the queued batch run first, it asks for
+ * by returning REQ_RUN_BATCH.
  */
-#ifndef IOMMU_NESTD_DISPATCH_H
-#define IOMMU_NESTD_DISPATCH_H
+#ifndef IOMMU_NESTD_REQ_DISPATCH_H
+#define IOMMU_NESTD_REQ_DISPATCH_H
 
 #include "iommu_nest.pb-c.h"
+#include "backend/backend.h"
+#include "util/config.h"
 
 struct session;
-struct inv_request;
-
-/* Decodes one packet and handles it. Returns 0, or -EPROTO for a broken frame. */
-int dispatch_packet(struct session *s, const uint8_t *buf, size_t len);
-
-/*
- * As dispatch_packet(), for a packet that came with nfds descriptors
- * (SCM_RIGHTS), which it takes over: whatever happens, each one is closed
- * by the time it returns, or handed to the one handler that takes a
- * descriptor (MapMemory, exactly one), which closes it itself.
- */
-int dispatch_packet_fds(struct session *s, const uint8_t *buf, size_t len, int *fds,
-			int nfds);
-
-/*
- * For the handler of a request that carries a descriptor: takes the one
- * passed with the packet (the caller owns it from then on), or returns
- * -1 when the packet did not carry exactly one.
- */
-int dispatch_take_fd(void);
-
-typedef void (*request_handler)(struct session *s, const IommuNest__Request *req,
-				IommuNest__Reply *rep);
-
-void handle_hello(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_probe(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_detach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_invalidate(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_check_iotlb(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_sim_populate(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_sim_query(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_inject_fault(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_stats(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_map_memory(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_unmap_memory(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_status(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_list_clients(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_list_hwpts(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-void handle_reload(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep);
-
 struct server;
+struct inv_request;
+struct hwpt_entry;
+struct device_binding;
+
+/* Returned by the Invalidate handler instead of an errno. */
+enum {
+	/* Accepted: in->inv goes to this pass's batch on ctx->hwpt, answered by the flush. */
+	REQ_DEFERRED = 1,
+	/* in->inv failed before any submission: answer with its (not attempted) results now. */
+	REQ_INV_DONE = 2,
+	/* Admitted, but the queued batch must run first: run it, call req_dispatch() again. */
+	REQ_RUN_BATCH = 3,
+};
+
+/* One decoded request, as net/wire.c made it from a packet. */
+struct req_in {
+	const IommuNest__Request *msg; /* in the decode arena */
+	/* The descriptor passed with it (MapMemory only), or -1; whoever closes it sets -1. */
+	int fd;
+	/*
+	 * Invalidate: the entries in the kernel's layout (one allocation;
+	 * whoever keeps it sets NULL), or NULL with inv_err saying why:
+	 * -EINVAL arrays that do not describe entries, -E2BIG over inv_max
+	 * (inv_n entries), -ENOMEM.
+	 */
+	struct inv_request *inv;
+	int inv_err;
+	int64_t inv_n;
+	uint32_t inv_max;
+	struct hwpt_entry *inv_hwpt; /* REQ_DEFERRED: the HWPT whose batch takes inv */
+	bool admitted;		     /* passed the session-wide gates (and was counted) */
+};
+
+/*
+ * The reply and the storage of its body: it is sent after the handler
+ * returned, so nothing it points to may live on the handler's stack.
+ * heap[]: allocations net frees once the reply is encoded.
+ */
+struct req_reply {
+	IommuNest__Reply rep;
+	union {
+		struct {
+			IommuNest__HelloReply hr;
+			uint32_t hwpt_types[BACKEND_MAX_TYPES], inv_types[BACKEND_MAX_TYPES];
+			char *devices[CONFIG_MAX_DEVICES];
+		} hello;
+		IommuNest__AllocReply alloc;
+		IommuNest__SimQueryReply sim_query;
+		struct {
+			IommuNest__ReclaimReply rr;
+			char *names[CONFIG_MAX_DEVICES];
+		} reclaim;
+		IommuNest__StatsReply stats;
+		struct {
+			IommuNest__StatusReply sr;
+			IommuNest__StatsReply totals;
+			IommuNest__DeviceStatus devs[CONFIG_MAX_DEVICES];
+			IommuNest__DeviceStatus *devp[CONFIG_MAX_DEVICES];
+			IommuNest__Histogram hist[2];
+			IommuNest__Histogram *histp[2];
+		} status;
+		IommuNest__ClientsReply clients;
+		IommuNest__HwptsReply hwpts;
+	} body;
+	void *heap[4];
+};
+
+/* What a handler gets: the request, its reply, and what the table resolved. */
+struct req_ctx {
+	struct session *s;
+	struct server *srv;
+	struct req_in *in;
+	const IommuNest__Request *msg;
+	struct req_reply *out;
+	IommuNest__Reply *rep;
+	struct hwpt_entry *hwpt;    /* REQ_NEED_OWN_HWPT; Invalidate: its target */
+	struct device_binding *dev; /* REQ_NEED_DEVICE */
+};
+
+/*
+ * Routes one request of s: fills out->rep (id, status, body) and returns
+ * 0, an errno already in the reply, REQ_DEFERRED, REQ_INV_DONE, or
+ * REQ_RUN_BATCH (then nothing is filled yet).
+ */
+int req_dispatch(struct session *s, struct req_in *in, struct req_reply *out);
+
+/* The one counter of failed requests (replies with a non-zero status). */
+void req_count_error(struct server *srv, int status);
+
 /* Entries one Invalidate may carry: max_entries, or fewer if replies would not fit. */
 uint32_t invalidate_max_entries(const struct server *srv);
 
-/*
- * Answers an Invalidate request whose batch has run (or that failed early);
- * returns the number of its entries that failed.
- */
-uint32_t invalidate_send_reply(struct session *s, struct inv_request *req);
-/* Frees the reply encoder's reusable buffers (at shutdown). */
-void invalidate_encoder_free(void);
+/* Root or a member of [policy] admin_groups (looked up now: reloads apply). */
+bool req_is_admin(const struct session *s);
+
+/* Fills a reply with an error: status and a human-readable reason. */
+void reply_error(IommuNest__Reply *rep, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A refusal by policy or quota: logged with the peer's identity and counted. */
+void req_deny(struct session *s, IommuNest__Reply *rep, int err, uint64_t limit, const char *fmt,
+	      ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -3,9 +3,9 @@
 #include <errno.h>
 #include <stdio.h>
 
-#include "req/dispatch.h"
 #include "net/server.h"
 #include "net/session.h"
+#include "req/handlers.h"
 
 #define PROTOCOL_VERSION 1
 
@@ -24,48 +24,58 @@ static uint32_t capability_bits(const struct server *srv)
 	return caps;
 }
 
-void handle_hello(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+/* Only the devices this peer may use. */
+static size_t allowed_devices(const struct session *s, char **devices)
 {
-	const IommuNest__Hello *h = req->hello;
-	struct server *srv = s->srv;
-	IommuNest__HelloReply hr = IOMMU_NEST__HELLO_REPLY__INIT;
-	uint32_t hwpt_types[BACKEND_MAX_TYPES], inv_types[BACKEND_MAX_TYPES];
-	char *devices[CONFIG_MAX_DEVICES];
+	const struct server *srv = s->srv;
 	uint32_t n_dev = srv->be->ops->n_devices(srv->be);
+	size_t n = 0;
 
-	hr.version = PROTOCOL_VERSION;
-	hr.backend = (char *)srv->be->ops->name;
-	for (uint32_t i = 0; i < srv->caps.n_hwpt_types; i++)
-		hwpt_types[i] = srv->caps.hwpt_types[i];
-	for (uint32_t i = 0; i < srv->caps.n_inv_types; i++)
-		inv_types[i] = srv->caps.inv_types[i];
-	hr.n_hwpt_data_types = srv->caps.n_hwpt_types;
-	hr.hwpt_data_types = hwpt_types;
-	hr.n_inv_data_types = srv->caps.n_inv_types;
-	hr.inv_data_types = inv_types;
-	hr.max_entries = invalidate_max_entries(srv);
-	hr.max_message_size = srv->cfg->max_message_size;
-	hr.capabilities = capability_bits(srv);
-	/* Only the devices this peer may use. */
-	for (uint32_t i = 0; i < n_dev && hr.n_devices < CONFIG_MAX_DEVICES; i++) {
+	for (uint32_t i = 0; i < n_dev && n < CONFIG_MAX_DEVICES; i++) {
 		const char *name = srv->be->ops->device_name(srv->be, i);
 		const struct config_device *d = config_find_device(srv->cfg, name);
 
 		if (d && policy_allows(&d->allow, &s->cred))
-			devices[hr.n_devices++] = (char *)name;
+			devices[n++] = (char *)name;
 	}
-	hr.devices = devices;
-	rep->body_case = IOMMU_NEST__REPLY__BODY_HELLO;
-	rep->hello = &hr;
+	return n;
+}
+
+int handle_hello(struct req_ctx *c)
+{
+	const IommuNest__Hello *h = c->msg->hello;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	__typeof__(c->out->body.hello) *b = &c->out->body.hello;
+	IommuNest__HelloReply *hr = &b->hr;
+
+	iommu_nest__hello_reply__init(hr);
+	hr->version = PROTOCOL_VERSION;
+	hr->backend = (char *)srv->be->ops->name;
+	for (uint32_t i = 0; i < srv->caps.n_hwpt_types; i++)
+		b->hwpt_types[i] = srv->caps.hwpt_types[i];
+	for (uint32_t i = 0; i < srv->caps.n_inv_types; i++)
+		b->inv_types[i] = srv->caps.inv_types[i];
+	hr->n_hwpt_data_types = srv->caps.n_hwpt_types;
+	hr->hwpt_data_types = b->hwpt_types;
+	hr->n_inv_data_types = srv->caps.n_inv_types;
+	hr->inv_data_types = b->inv_types;
+	hr->max_entries = invalidate_max_entries(srv);
+	hr->max_message_size = srv->cfg->max_message_size;
+	hr->capabilities = capability_bits(srv);
+	hr->n_devices = allowed_devices(s, b->devices);
+	hr->devices = b->devices;
+	c->rep->body_case = IOMMU_NEST__REPLY__BODY_HELLO;
+	c->rep->hello = hr;
 
 	if (h->version != PROTOCOL_VERSION) {
 		/* The reply still says which version we speak. */
-		reply_error(rep, -EPROTONOSUPPORT, "protocol version %u not supported (daemon speaks %u)",
-			    h->version, PROTOCOL_VERSION);
-		srv->stats.request_errors++;
-	} else {
-		s->hello_done = true;
-		snprintf(s->name, sizeof(s->name), "%s", h->client_name ? h->client_name : "");
+		reply_error(c->rep, -EPROTONOSUPPORT,
+			    "protocol version %u not supported (daemon speaks %u)", h->version,
+			    PROTOCOL_VERSION);
+		return -EPROTONOSUPPORT;
 	}
-	session_send_reply(s, rep);
+	s->hello_done = true;
+	snprintf(s->name, sizeof(s->name), "%s", h->client_name ? h->client_name : "");
+	return 0;
 }

@@ -1,37 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * HWPT lifetime: Probe, Alloc, Destroy, Attach, Detach, Reclaim. Every
- * change is written to the state file (persist/restart.c) before its reply leaves,
- * so a client never holds a resume token the next instance does not know.
+ * change is written to the state file (persist/restart.c) before its reply
+ * leaves, so a client never holds a resume token the next instance does
+ * not know. The table resolved the owned HWPT (Probe) and the device
+ * (Attach, Detach) already.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
-#include "req/dispatch.h"
 #include "backend/iommufd_uapi.h"
 #include "util/log.h"
 #include "persist/restart.h"
 #include "net/server.h"
 #include "net/session.h"
-
-/* Sends rep, counting it as an error when its status says so. */
-static void finish(struct session *s, IommuNest__Reply *rep)
-{
-	if (rep->status)
-		s->srv->stats.request_errors++;
-	session_send_reply(s, rep);
-}
-
-static struct hwpt_entry *owned_or_fail(struct session *s, uint32_t id, IommuNest__Reply *rep)
-{
-	struct hwpt_entry *e = hwpt_registry_lookup_owned(&s->srv->reg, id, s);
-
-	if (!e)
-		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", id);
-	return e;
-}
+#include "req/handlers.h"
 
 /*
  * The nested HWPT of s that sits on nest parent id, if any: the client
@@ -46,21 +31,18 @@ static struct hwpt_entry *child_of_parent(struct session *s, uint32_t id)
 	return NULL;
 }
 
-void handle_probe(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_probe(struct req_ctx *c)
 {
-	struct server *srv = s->srv;
-	struct backend_inv inv = { .hwpt_id = req->probe->hwpt_id,
-				   .data_type = req->probe->data_type };
+	struct server *srv = c->srv;
+	struct backend_inv inv = {.hwpt_id = c->hwpt->id, .data_type = c->msg->probe->data_type};
 	int rc;
 
-	if (owned_or_fail(s, inv.hwpt_id, rep)) {
-		/* The kernel's own probe: an empty array of the asked type. */
-		rc = srv->be->ops->invalidate(srv->be, &inv);
-		if (rc)
-			reply_error(rep, rc, "hwpt %u does not take invalidation data type %#x",
-				    inv.hwpt_id, inv.data_type);
-	}
-	finish(s, rep);
+	/* The kernel's own probe: an empty array of the asked type. */
+	rc = srv->be->ops->invalidate(srv->be, &inv);
+	if (rc)
+		reply_error(c->rep, rc, "hwpt %u does not take invalidation data type %#x",
+			    inv.hwpt_id, inv.data_type);
+	return rc;
 }
 
 /* Turns the Alloc oneof into the kernel's type-specific data. */
@@ -94,9 +76,13 @@ static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id
 		       uint32_t parent_id, struct hwpt_entry **out)
 {
 	struct server *srv = s->srv;
-	struct hwpt_entry e = { .id = id, .parent_id = parent_id, .data_type = a->data_type,
-				.owner = s, .owner_uid = s->cred.uid, .owner_gid = s->cred.gid,
-				.owner_pid = s->cred.pid };
+	struct hwpt_entry e = {.id = id,
+			       .parent_id = parent_id,
+			       .data_type = a->data_type,
+			       .owner = s,
+			       .owner_uid = s->cred.uid,
+			       .owner_gid = s->cred.gid,
+			       .owner_pid = s->cred.pid};
 	struct hwpt_entry *stored;
 
 	if (hwpt_inv_type_for(a->data_type, &e.inv_type))
@@ -116,29 +102,23 @@ static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id
 	return 0;
 }
 
-void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+/* Everything Alloc checks before the backend: device, policy, quota, data type. */
+static int alloc_allowed(struct req_ctx *c, const IommuNest__Alloc *a)
 {
-	const IommuNest__Alloc *a = req->alloc;
-	struct server *srv = s->srv;
-	IommuNest__AllocReply ar = IOMMU_NEST__ALLOC_REPLY__INIT;
-	const struct config_device *dev;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	IommuNest__Reply *rep = c->rep;
+	const struct config_device *dev = config_find_device(srv->cfg, a->device);
 	struct device_binding *b;
-	struct iommu_hwpt_vtd_s1 vtd;
-	struct iommu_hwpt_selftest st;
-	struct backend_alloc ba;
-	struct hwpt_entry *e;
-	uint32_t id = 0, parent = 0;
-	int rc;
 
-	dev = config_find_device(srv->cfg, a->device);
 	if (!dev) {
 		reply_error(rep, -ENODEV, "device \"%s\" is not configured", a->device);
-		return finish(s, rep);
+		return rep->status;
 	}
 	if (!policy_allows(&dev->allow, &s->cred)) {
-		session_deny(s, rep, -EPERM, 0, "uid %u may not use device %s",
-			     (unsigned)s->cred.uid, a->device);
-		return finish(s, rep);
+		req_deny(s, rep, -EPERM, 0, "uid %u may not use device %s", (unsigned)s->cred.uid,
+			 a->device);
+		return rep->status;
 	}
 	/*
 	 * Like Attach and MapMemory: a device another client holds is busy.
@@ -147,34 +127,53 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 	b = hwpt_registry_binding(&srv->reg, a->device);
 	if (b && hwpt_registry_held_by_other(b, s)) {
 		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", a->device);
-		return finish(s, rep);
+		return rep->status;
 	}
 	if (quota_reached(s->n_owned, srv->cfg->quota.max_hwpts)) {
-		session_deny(s, rep, -EDQUOT, srv->cfg->quota.max_hwpts,
-			     "HWPT quota of %u reached", srv->cfg->quota.max_hwpts);
-		return finish(s, rep);
+		req_deny(s, rep, -EDQUOT, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
+			 srv->cfg->quota.max_hwpts);
+		return rep->status;
 	}
 	/* hw_pagetable.c iommufd_hwpt_alloc(): type NONE with data is -EINVAL. */
 	if (a->data_type == IOMMU_HWPT_DATA_NONE &&
 	    a->data_case != IOMMU_NEST__ALLOC__DATA__NOT_SET) {
 		reply_error(rep, -EINVAL, "data type NONE takes no data");
-		return finish(s, rep);
+		return rep->status;
 	}
 	if (a->data_type == IOMMU_HWPT_DATA_NONE) {
 		reply_error(rep, -EOPNOTSUPP, "only nested HWPTs are brokered (data type NONE)");
-		return finish(s, rep);
+		return rep->status;
 	}
+	return 0;
+}
+
+int handle_alloc(struct req_ctx *c)
+{
+	const IommuNest__Alloc *a = c->msg->alloc;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	IommuNest__Reply *rep = c->rep;
+	IommuNest__AllocReply *ar = &c->out->body.alloc;
+	struct iommu_hwpt_vtd_s1 vtd;
+	struct iommu_hwpt_selftest st;
+	struct backend_alloc ba;
+	struct hwpt_entry *e;
+	uint32_t id = 0, parent = 0;
+	int rc = alloc_allowed(c, a);
+
+	if (rc)
+		return rc;
 	alloc_data(a, &ba, &vtd, &st);
 	rc = srv->be->ops->alloc_nested(srv->be, a->device, &ba, &id, &parent);
 	if (rc) {
 		reply_error(rep, rc, "IOMMU_HWPT_ALLOC on %s: %s", a->device, strerror(-rc));
-		return finish(s, rep);
+		return rep->status;
 	}
 	rc = record_hwpt(s, a, id, parent, &e);
 	if (rc) {
 		srv->be->ops->destroy(srv->be, id);
 		reply_error(rep, rc, "cannot track hwpt: %s", strerror(-rc));
-		return finish(s, rep);
+		return rep->status;
 	}
 	log_event(LOG_INFO, LOG_EV_HWPT_ALLOC,
 		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", id),
@@ -182,13 +181,14 @@ void handle_alloc(struct session *s, const IommuNest__Request *req, IommuNest__R
 			     LF_UINT("data_type", a->data_type)),
 		  "hwpt allocated");
 	restart_save(srv->rs);
-	ar.hwpt_id = id;
-	ar.parent_id = parent;
-	ar.resume_token.data = e->token;
-	ar.resume_token.len = sizeof(e->token);
+	iommu_nest__alloc_reply__init(ar);
+	ar->hwpt_id = id;
+	ar->parent_id = parent;
+	ar->resume_token.data = e->token;
+	ar->resume_token.len = sizeof(e->token);
 	rep->body_case = IOMMU_NEST__REPLY__BODY_ALLOC;
-	rep->alloc = &ar;
-	finish(s, rep);
+	rep->alloc = ar;
+	return 0;
 }
 
 static void unlink_owned(struct session *s, struct hwpt_entry *e)
@@ -201,10 +201,12 @@ static void unlink_owned(struct session *s, struct hwpt_entry *e)
 		}
 }
 
-void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_destroy(struct req_ctx *c)
 {
-	struct server *srv = s->srv;
-	uint32_t id = req->destroy->hwpt_id;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	IommuNest__Reply *rep = c->rep;
+	uint32_t id = c->msg->destroy->hwpt_id;
 	struct hwpt_entry *e = hwpt_registry_lookup_owned(&srv->reg, id, s);
 	int rc;
 
@@ -217,14 +219,12 @@ void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest_
 		rc = srv->be->ops->destroy(srv->be, id);
 		if (rc)
 			reply_error(rep, rc, "hwpt %u: nest parent of nested HWPTs", id);
-		return finish(s, rep);
+		return rep->status;
 	}
 	if (!e)
 		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", id);
 	else {
-		/* An admin's invalidation may wait in its batch: run it first. */
-		if (e->pending_head)
-			server_flush(srv);
+		/* An admin's invalidation on it ran first (the table's needs_batch_first). */
 		rc = srv->be->ops->destroy(srv->be, e->id);
 		if (rc) {
 			reply_error(rep, rc, "hwpt %u: %s", e->id,
@@ -240,31 +240,7 @@ void handle_destroy(struct session *s, const IommuNest__Request *req, IommuNest_
 			restart_save(srv->rs);
 		}
 	}
-	finish(s, rep);
-}
-
-/*
- * A device may be attached to a nested HWPT of only one session at a time;
- * to anyone else it is busy until that session detaches or goes away. A
- * device on an orphan (owner NULL) is busy for everyone until the orphan
- * is reclaimed or reaped.
- */
-static struct device_binding *binding_for(struct session *s, const char *device,
-					  IommuNest__Reply *rep)
-{
-	struct device_binding *b = hwpt_registry_binding(&s->srv->reg, device);
-
-	if (!b)
-		reply_error(rep, -ENODEV, "device \"%s\" is not configured", device);
-	else if (!policy_allows(&b->dev->allow, &s->cred)) {
-		session_deny(s, rep, -EPERM, 0, "uid %u may not use device %s",
-			     (unsigned)s->cred.uid, device);
-		b = NULL;
-	} else if (b->hwpt_id && b->owner != s) {
-		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", device);
-		b = NULL;
-	}
-	return b;
+	return rep->status;
 }
 
 /* Moves the binding to hwpt id (0: the device's nest parent). */
@@ -283,8 +259,8 @@ static void binding_move(struct server *srv, struct device_binding *b, struct se
 	restart_save(srv->rs);
 }
 
-static void attach_parent(struct session *s, struct device_binding *b, const char *device,
-			  uint32_t id, IommuNest__Reply *rep)
+static int attach_parent(struct session *s, struct device_binding *b, const char *device,
+			 uint32_t id, IommuNest__Reply *rep)
 {
 	struct server *srv = s->srv;
 	int rc;
@@ -295,32 +271,27 @@ static void attach_parent(struct session *s, struct device_binding *b, const cha
 	 * is there already). Nothing changes for a device still on it.
 	 */
 	if (!b->hwpt_id)
-		return finish(s, rep);
+		return rep->status;
 	rc = srv->be->ops->attach(srv->be, device, id);
 	if (rc) {
 		reply_error(rep, rc, "attach %s to its nest parent %u: %s", device, id,
 			    strerror(-rc));
-		return finish(s, rep);
+		return rep->status;
 	}
 	binding_move(srv, b, s, 0);
-	finish(s, rep);
+	return rep->status;
 }
 
-void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_attach(struct req_ctx *c)
 {
-	const IommuNest__Attach *a = req->attach;
-	struct server *srv = s->srv;
-	struct device_binding *b = binding_for(s, a->device, rep);
+	const IommuNest__Attach *a = c->msg->attach;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	IommuNest__Reply *rep = c->rep;
+	struct device_binding *b = c->dev;
 	struct hwpt_entry *e, *child;
 	int rc;
 
-	if (!b)
-		return finish(s, rep);
-	/* Its stage 2 holds another client's guest memory (req/memory.c). */
-	if (hwpt_registry_held_by_other(b, s)) {
-		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", a->device);
-		return finish(s, rep);
-	}
 	e = hwpt_registry_lookup_owned(&srv->reg, a->hwpt_id, s);
 	if (!e && (child = child_of_parent(s, a->hwpt_id)) && !strcmp(child->device, a->device))
 		return attach_parent(s, b, a->device, a->hwpt_id, rep);
@@ -337,49 +308,45 @@ void handle_attach(struct session *s, const IommuNest__Request *req, IommuNest__
 	if ((e && strcmp(e->device, a->device)) || (!e && child_of_parent(s, a->hwpt_id))) {
 		reply_error(rep, -EINVAL, "hwpt %u does not sit on the stage 2 of %s", a->hwpt_id,
 			    a->device);
-		return finish(s, rep);
+		return rep->status;
 	}
 	if (!e) {
 		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", a->hwpt_id);
-		return finish(s, rep);
+		return rep->status;
 	}
 	rc = srv->be->ops->attach(srv->be, a->device, e->id);
 	if (rc) {
 		reply_error(rep, rc, "attach %s to hwpt %u: %s", a->device, e->id, strerror(-rc));
-		return finish(s, rep);
+		return rep->status;
 	}
 	/* Attaching replaces the previous nested domain, as in the kernel. */
 	binding_move(srv, b, s, e->id);
-	finish(s, rep);
+	return rep->status;
 }
 
-void handle_detach(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_detach(struct req_ctx *c)
 {
-	struct server *srv = s->srv;
-	struct device_binding *b = binding_for(s, req->detach->device, rep);
+	const IommuNest__Detach *req = c->msg->detach;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	IommuNest__Reply *rep = c->rep;
+	struct device_binding *b = c->dev;
 	int rc;
 
-	if (!b)
-		return finish(s, rep);
-	if (hwpt_registry_held_by_other(b, s)) {
-		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client",
-			    req->detach->device);
-		return finish(s, rep);
-	}
 	/*
 	 * Already on its nest parent: the kernel's detach (a replace with the
 	 * parent, or VFIO_DEVICE_DETACH_IOMMUFD_PT) answers 0 and changes
 	 * nothing, so the backend is not called.
 	 */
 	if (!b->hwpt_id)
-		return finish(s, rep);
-	rc = srv->be->ops->detach(srv->be, req->detach->device);
+		return rep->status;
+	rc = srv->be->ops->detach(srv->be, req->device);
 	if (rc) {
-		reply_error(rep, rc, "detach %s: %s", req->detach->device, strerror(-rc));
-		return finish(s, rep);
+		reply_error(rep, rc, "detach %s: %s", req->device, strerror(-rc));
+		return rep->status;
 	}
 	binding_move(srv, b, s, 0);
-	finish(s, rep);
+	return rep->status;
 }
 
 /* The devices attached to hwpt id, for ReclaimReply.attached. */
@@ -393,31 +360,32 @@ static size_t attached_devices(struct server *srv, uint32_t id, char **names)
 	return n;
 }
 
-void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_reclaim(struct req_ctx *c)
 {
-	const IommuNest__Reclaim *r = req->reclaim;
-	IommuNest__ReclaimReply rr = IOMMU_NEST__RECLAIM_REPLY__INIT;
-	char *names[CONFIG_MAX_DEVICES];
-	struct server *srv = s->srv;
+	const IommuNest__Reclaim *r = c->msg->reclaim;
+	IommuNest__ReclaimReply *rr = &c->out->body.reclaim.rr;
+	char **names = c->out->body.reclaim.names;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	IommuNest__Reply *rep = c->rep;
 	struct hwpt_entry *e;
 	int rc;
 
 	rc = restart_reclaim(srv->rs, s, r->hwpt_id, r->resume_token.data, r->resume_token.len);
 	if (rc == -EDQUOT) {
-		session_deny(s, rep, rc, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
-			     srv->cfg->quota.max_hwpts);
-		return finish(s, rep);
+		req_deny(s, rep, rc, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
+			 srv->cfg->quota.max_hwpts);
+		return rep->status;
 	}
 	if (rc == -EPERM) {
-		session_deny(s, rep, rc, 0, "uid %u may no longer use the device of hwpt %u",
-			     (unsigned)s->cred.uid, r->hwpt_id);
-		return finish(s, rep);
+		req_deny(s, rep, rc, 0, "uid %u may no longer use the device of hwpt %u",
+			 (unsigned)s->cred.uid, r->hwpt_id);
+		return rep->status;
 	}
 	if (rc) {
 		/* One answer for a wrong id, a wrong token and a live owner. */
-		reply_error(rep, -ENOENT, "hwpt %u: no orphaned HWPT with this token",
-			    r->hwpt_id);
-		return finish(s, rep);
+		reply_error(rep, -ENOENT, "hwpt %u: no orphaned HWPT with this token", r->hwpt_id);
+		return rep->status;
 	}
 	e = hwpt_registry_find(&srv->reg, r->hwpt_id);
 	restart_save(srv->rs);
@@ -425,13 +393,14 @@ void handle_reclaim(struct session *s, const IommuNest__Request *req, IommuNest_
 		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", e->id),
 			     LF_STR("device", e->device), LF_UINT("parent", e->parent_id)),
 		  "hwpt reclaimed from the previous instance");
-	rr.hwpt_id = e->id;
-	rr.parent_id = e->parent_id;
-	rr.device = e->device;
-	rr.data_type = e->data_type;
-	rr.attached = names;
-	rr.n_attached = attached_devices(srv, e->id, names);
+	iommu_nest__reclaim_reply__init(rr);
+	rr->hwpt_id = e->id;
+	rr->parent_id = e->parent_id;
+	rr->device = e->device;
+	rr->data_type = e->data_type;
+	rr->attached = names;
+	rr->n_attached = attached_devices(srv, e->id, names);
 	rep->body_case = IOMMU_NEST__REPLY__BODY_RECLAIM;
-	rep->reclaim = &rr;
-	finish(s, rep);
+	rep->reclaim = rr;
+	return 0;
 }

@@ -16,6 +16,8 @@
  * The daemon mirrors the kernel's areas per device (struct device_binding)
  * so that it can refuse what would fail before anything is pinned, count
  * the quota, undo a session's mappings and persist them for a restart.
+ * The table resolved the device (and, for MapMemory, that exactly one
+ * descriptor came with the packet: in->fd) already.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +25,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "req/dispatch.h"
 #include "backend/iommufd_uapi.h"
 #include "util/log.h"
 #include "persist/restart.h"
 #include "net/server.h"
 #include "net/session.h"
+#include "req/handlers.h"
 
 #define MEM_PAGE_SIZE 4096ULL
 /*
@@ -48,31 +50,6 @@
 #define F_SEAL_FUTURE_WRITE 0x0010
 #endif
 
-static void finish(struct session *s, IommuNest__Reply *rep)
-{
-	if (rep->status)
-		s->srv->stats.request_errors++;
-	session_send_reply(s, rep);
-}
-
-/* The device, if configured, allowed to s, and not held by anyone else. */
-static struct device_binding *usable_device(struct session *s, const char *device,
-					    IommuNest__Reply *rep)
-{
-	struct device_binding *b = hwpt_registry_binding(&s->srv->reg, device);
-
-	if (!b) {
-		reply_error(rep, -ENODEV, "device \"%s\" is not configured", device);
-		return NULL;
-	}
-	if (!policy_allows(&b->dev->allow, &s->cred)) {
-		session_deny(s, rep, -EPERM, 0, "uid %u may not use device %s",
-			     (unsigned)s->cred.uid, device);
-		return NULL;
-	}
-	return b;
-}
-
 /* The request's own rules, in the kernel's order where it has them (ioas.c:208). */
 static int map_args_check(const IommuNest__MapMemory *m, IommuNest__Reply *rep)
 {
@@ -88,7 +65,8 @@ static int map_args_check(const IommuNest__MapMemory *m, IommuNest__Reply *rep)
 		return -EINVAL;
 	}
 	if (!m->length || ((m->iova | m->length | m->offset) & (MEM_PAGE_SIZE - 1))) {
-		reply_error(rep, -EINVAL, "iova, length and offset must be page aligned, length > 0");
+		reply_error(rep, -EINVAL,
+			    "iova, length and offset must be page aligned, length > 0");
 		return -EINVAL;
 	}
 	if (__builtin_add_overflow(m->iova, m->length - 1, &last) ||
@@ -151,15 +129,14 @@ static int map_limits(struct session *s, struct device_binding *b, uint64_t leng
 	uint64_t used = hwpt_registry_mapped_bytes(&s->srv->reg, s);
 
 	if (length > max || used > max - length) {
-		session_deny(s, rep, -EDQUOT, max,
-			     "mapped guest memory quota of %llu bytes reached (%llu mapped)",
-			     (unsigned long long)max, (unsigned long long)used);
+		req_deny(s, rep, -EDQUOT, max,
+			 "mapped guest memory quota of %llu bytes reached (%llu mapped)",
+			 (unsigned long long)max, (unsigned long long)used);
 		return -EDQUOT;
 	}
 	if (b->n_maps >= MEM_MAX_MAPS_PER_DEVICE) {
-		session_deny(s, rep, -ENOSPC, MEM_MAX_MAPS_PER_DEVICE,
-			     "%u mappings on device %s already", MEM_MAX_MAPS_PER_DEVICE,
-			     b->dev->name);
+		req_deny(s, rep, -ENOSPC, MEM_MAX_MAPS_PER_DEVICE,
+			 "%u mappings on device %s already", MEM_MAX_MAPS_PER_DEVICE, b->dev->name);
 		return -ENOSPC;
 	}
 	return 0;
@@ -167,22 +144,10 @@ static int map_limits(struct session *s, struct device_binding *b, uint64_t leng
 
 /* Everything but the backend call; 0 when the mapping may go ahead. */
 static int map_check(struct session *s, const IommuNest__MapMemory *m, int fd,
-		     struct device_binding **out, IommuNest__Reply *rep)
+		     struct device_binding *b, IommuNest__Reply *rep)
 {
-	struct device_binding *b;
 	int rc;
 
-	if (fd < 0) {
-		reply_error(rep, -EINVAL, "MapMemory needs exactly one descriptor (SCM_RIGHTS)");
-		return -EINVAL;
-	}
-	b = usable_device(s, m->device, rep);
-	if (!b)
-		return rep->status;
-	if (hwpt_registry_held_by_other(b, s)) {
-		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", m->device);
-		return -EBUSY;
-	}
 	rc = map_args_check(m, rep);
 	if (!rc)
 		rc = fd_check(fd, m, rep);
@@ -193,39 +158,39 @@ static int map_check(struct session *s, const IommuNest__MapMemory *m, int fd,
 			    (unsigned long long)m->iova, (unsigned long long)m->length, m->device);
 		return -EEXIST;
 	}
-	rc = map_limits(s, b, m->length, rep);
-	*out = b;
-	return rc;
+	return map_limits(s, b, m->length, rep);
 }
 
-void handle_map_memory(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_map_memory(struct req_ctx *c)
 {
-	const IommuNest__MapMemory *m = req->map_memory;
-	struct server *srv = s->srv;
-	struct device_binding *b = NULL;
-	int fd = dispatch_take_fd();
+	const IommuNest__MapMemory *m = c->msg->map_memory;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	IommuNest__Reply *rep = c->rep;
+	struct device_binding *b = c->dev;
+	int fd = c->in->fd;
 	int rc;
 
-	rc = map_check(s, m, fd, &b, rep);
+	c->in->fd = -1; /* this handler closes it */
+	rc = map_check(s, m, fd, b, rep);
 	if (!rc) {
-		rc = srv->be->ops->map_memory ?
-			     srv->be->ops->map_memory(srv->be, m->device, m->iova, m->length, fd,
-						      m->offset, m->flags) :
-			     -EOPNOTSUPP;
+		rc = srv->be->ops->map_memory
+			 ? srv->be->ops->map_memory(srv->be, m->device, m->iova, m->length, fd,
+						    m->offset, m->flags)
+			 : -EOPNOTSUPP;
 		if (rc)
 			reply_error(rep, rc, "IOMMU_IOAS_MAP on %s: %s", m->device, strerror(-rc));
 	}
 	/* The kernel holds the pages now; the descriptor has done its job. */
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	if (rc)
-		return finish(s, rep);
+		return rep->status;
 	rc = binding_map_add(b, m->iova, m->iova + m->length - 1);
 	if (rc) {
 		/* Untracked memory must not stay mapped: nobody could unmap it. */
 		srv->be->ops->unmap_memory(srv->be, m->device, m->iova, m->length);
 		reply_error(rep, rc, "cannot track the mapping: %s", strerror(-rc));
-		return finish(s, rep);
+		return rep->status;
 	}
 	b->mem_owner = s;
 	b->mem_uid = s->cred.uid;
@@ -233,7 +198,7 @@ void handle_map_memory(struct session *s, const IommuNest__Request *req, IommuNe
 		 (unsigned long long)s->id, (int)s->cred.pid, (unsigned)s->cred.uid,
 		 (unsigned long long)m->iova, (unsigned long long)m->length, m->device);
 	restart_save(srv->rs);
-	finish(s, rep);
+	return rep->status;
 }
 
 /*
@@ -275,32 +240,31 @@ static int unmap_span(struct session *s, struct device_binding *b, uint64_t iova
 	return binding_map_span(b, iova, last, first, count);
 }
 
-void handle_unmap_memory(struct session *s, const IommuNest__Request *req,
-			 IommuNest__Reply *rep)
+int handle_unmap_memory(struct req_ctx *c)
 {
-	const IommuNest__UnmapMemory *u = req->unmap_memory;
-	struct server *srv = s->srv;
-	struct device_binding *b = usable_device(s, u->device, rep);
+	const IommuNest__UnmapMemory *u = c->msg->unmap_memory;
+	struct server *srv = c->srv;
+	struct session *s = c->s;
+	IommuNest__Reply *rep = c->rep;
+	struct device_binding *b = c->dev;
 	uint32_t first, count;
 	uint64_t last;
 	int rc;
 
-	if (!b)
-		return finish(s, rep);
 	rc = unmap_args_check(u->iova, u->length, &last);
 	if (rc) {
 		reply_error(rep, rc, "bad range [%#llx, +%#llx)", (unsigned long long)u->iova,
 			    (unsigned long long)u->length);
-		return finish(s, rep);
+		return rep->status;
 	}
 	rc = unmap_span(s, b, u->iova, last, &first, &count);
 	if (rc) {
 		reply_error(rep, rc, "[%#llx, +%#llx) on %s: no mapping of yours lies inside",
 			    (unsigned long long)u->iova, (unsigned long long)u->length, u->device);
-		return finish(s, rep);
+		return rep->status;
 	}
 	if (!count)
-		return finish(s, rep);
+		return rep->status;
 	rc = srv->be->ops->unmap_memory(srv->be, u->device, u->iova, u->length);
 	if (rc) {
 		/* Records and kernel disagree: keep the records, say what happened. */
@@ -310,9 +274,9 @@ void handle_unmap_memory(struct session *s, const IommuNest__Request *req,
 				     LF_HEX("length", u->length), LF_INT("error", rc)),
 			  "IOMMU_IOAS_UNMAP: %s", strerror(-rc));
 		reply_error(rep, rc, "IOMMU_IOAS_UNMAP on %s: %s", u->device, strerror(-rc));
-		return finish(s, rep);
+		return rep->status;
 	}
 	binding_map_remove(b, first, count);
 	restart_save(srv->rs);
-	finish(s, rep);
+	return rep->status;
 }

@@ -1,118 +1,109 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Test-only requests: CheckIotlb, SimPopulate, SimQuery, InjectFault. They
- * are served only when the config enables them (test_requests = true) and
- * the backend implements them; otherwise -EOPNOTSUPP.
+ * Test-only requests: CheckIotlb, SimPopulate, SimQuery, InjectFault. The
+ * table serves them only when the config enables them (test_requests =
+ * true) and the backend implements them (has_*); otherwise -EOPNOTSUPP.
  */
 #include <errno.h>
 #include <string.h>
 
-#include "req/dispatch.h"
 #include "net/server.h"
 #include "net/session.h"
+#include "req/handlers.h"
 
-static bool test_allowed(struct session *s, const void *op, IommuNest__Reply *rep)
+bool has_check_iotlb(const struct backend_ops *ops)
 {
-	if (!s->srv->cfg->test_requests) {
-		reply_error(rep, -EOPNOTSUPP, "test requests are disabled in the configuration");
-		return false;
-	}
-	if (!op) {
-		reply_error(rep, -EOPNOTSUPP, "the %s backend does not support this request",
-			    s->srv->be->ops->name);
-		return false;
-	}
-	return true;
+	return ops->check_iotlb != NULL;
 }
 
-static bool owned(struct session *s, uint32_t id, IommuNest__Reply *rep)
+bool has_sim_populate(const struct backend_ops *ops)
 {
-	if (hwpt_registry_lookup_owned(&s->srv->reg, id, s))
-		return true;
-	reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", id);
-	return false;
+	return ops->sim_populate != NULL;
 }
 
-static void finish(struct session *s, IommuNest__Reply *rep, int rc, const char *what)
+bool has_sim_query(const struct backend_ops *ops)
 {
-	if (rc && !rep->status)
+	return ops->sim_query != NULL;
+}
+
+bool has_inject_fault(const struct backend_ops *ops)
+{
+	return ops->inject_fault != NULL;
+}
+
+/* The backend's answer, with what was asked for in the reason. */
+static int backend_result(IommuNest__Reply *rep, int rc, const char *what)
+{
+	if (rc)
 		reply_error(rep, rc, "%s: %s", what, strerror(-rc));
-	if (rep->status)
-		s->srv->stats.request_errors++;
-	session_send_reply(s, rep);
+	return rc;
 }
 
-void handle_check_iotlb(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_check_iotlb(struct req_ctx *c)
 {
-	const IommuNest__CheckIotlb *c = req->check_iotlb;
-	struct backend *be = s->srv->be;
-	int rc = 0;
+	const IommuNest__CheckIotlb *m = c->msg->check_iotlb;
+	struct backend *be = c->srv->be;
 
-	if (test_allowed(s, be->ops->check_iotlb, rep) && owned(s, c->hwpt_id, rep))
-		rc = be->ops->check_iotlb(be, c->hwpt_id, c->iotlb_id, c->expected);
-	finish(s, rep, rc, "check iotlb");
+	return backend_result(
+	    c->rep, be->ops->check_iotlb(be, m->hwpt_id, m->iotlb_id, m->expected), "check iotlb");
 }
 
-void handle_sim_populate(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_sim_populate(struct req_ctx *c)
 {
-	const IommuNest__SimPopulate *p = req->sim_populate;
-	struct backend *be = s->srv->be;
-	int rc = 0;
+	const IommuNest__SimPopulate *p = c->msg->sim_populate;
+	struct backend *be = c->srv->be;
 
-	if (test_allowed(s, be->ops->sim_populate, rep) && owned(s, p->hwpt_id, rep))
-		rc = be->ops->sim_populate(be, p->hwpt_id, p->addr, p->npages, p->kind);
-	finish(s, rep, rc, "populate");
+	return backend_result(
+	    c->rep, be->ops->sim_populate(be, p->hwpt_id, p->addr, p->npages, p->kind), "populate");
 }
 
-void handle_sim_query(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_sim_query(struct req_ctx *c)
 {
-	const IommuNest__SimQuery *q = req->sim_query;
-	IommuNest__SimQueryReply qr = IOMMU_NEST__SIM_QUERY_REPLY__INIT;
-	struct backend *be = s->srv->be;
-	int rc = 0;
+	const IommuNest__SimQuery *q = c->msg->sim_query;
+	IommuNest__SimQueryReply *qr = &c->out->body.sim_query;
+	struct backend *be = c->srv->be;
+	int rc;
 
-	if (test_allowed(s, be->ops->sim_query, rep) && owned(s, q->hwpt_id, rep)) {
-		rc = be->ops->sim_query(be, q->hwpt_id, q->addr, q->npages, &qr.iotlb_pages,
-					&qr.psc_pages);
-		if (!rc) {
-			rep->body_case = IOMMU_NEST__REPLY__BODY_SIM_QUERY;
-			rep->sim_query = &qr;
-		}
+	iommu_nest__sim_query_reply__init(qr);
+	rc = be->ops->sim_query(be, q->hwpt_id, q->addr, q->npages, &qr->iotlb_pages,
+				&qr->psc_pages);
+	if (!rc) {
+		c->rep->body_case = IOMMU_NEST__REPLY__BODY_SIM_QUERY;
+		c->rep->sim_query = qr;
 	}
-	finish(s, rep, rc, "query");
+	return backend_result(c->rep, rc, "query");
 }
 
-void handle_inject_fault(struct session *s, const IommuNest__Request *req, IommuNest__Reply *rep)
+int handle_inject_fault(struct req_ctx *c)
 {
-	const IommuNest__InjectFault *f = req->inject_fault;
-	struct backend *be = s->srv->be;
+	const IommuNest__InjectFault *f = c->msg->inject_fault;
+	struct backend *be = c->srv->be;
 	struct backend_fault bf = {
-		.hwpt_id = f->hwpt_id,
-		.mode = f->mode,
-		.index = f->index,
-		.addr = f->addr,
-		.error = f->error,
-		.hw_error = f->hw_error,
-		.latency_us = f->latency_us,
-		.count = f->count,
+	    .hwpt_id = f->hwpt_id,
+	    .mode = f->mode,
+	    .index = f->index,
+	    .addr = f->addr,
+	    .error = f->error,
+	    .hw_error = f->hw_error,
+	    .latency_us = f->latency_us,
+	    .count = f->count,
 	};
-	int rc = 0;
 
-	if (!test_allowed(s, be->ops->inject_fault, rep))
-		return finish(s, rep, 0, "");
 	if (f->mode > FAULT_AT_ADDR || f->error > 0 || f->error < -4095)
-		rc = -EINVAL;
-	else if (f->hwpt_id && !owned(s, f->hwpt_id, rep))
-		return finish(s, rep, 0, "");
-	else if ((!f->hwpt_id || f->latency_us) && !session_is_admin(s))
+		return backend_result(c->rep, -EINVAL, "inject fault");
+	if (f->hwpt_id && !hwpt_registry_lookup_owned(&c->srv->reg, f->hwpt_id, c->s)) {
+		reply_error(c->rep, -ENOENT, "hwpt %u: no such HWPT", f->hwpt_id);
+		return -ENOENT;
+	}
+	if ((!f->hwpt_id || f->latency_us) && !req_is_admin(c->s)) {
 		/*
 		 * hwpt_id 0 fires on whichever HWPT submits first, and the
 		 * latency slows every submission: both reach other tenants.
 		 */
-		session_deny(s, rep, -EPERM, 0,
-			     "a fault on any HWPT (hwpt_id 0) or with latency_us needs an admin; "
-			     "name one of your HWPTs");
-	else
-		rc = be->ops->inject_fault(be, &bf);
-	finish(s, rep, rc, "inject fault");
+		req_deny(c->s, c->rep, -EPERM, 0,
+			 "a fault on any HWPT (hwpt_id 0) or with latency_us needs an admin; "
+			 "name one of your HWPTs");
+		return -EPERM;
+	}
+	return backend_result(c->rep, be->ops->inject_fault(be, &bf), "inject fault");
 }

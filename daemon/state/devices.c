@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "state/registry.h"
+#include "util/search.h"
 
 void device_bindings_init(struct hwpt_registry *reg, const struct config *cfg)
 {
@@ -49,20 +50,15 @@ uint64_t hwpt_registry_mapped_bytes(const struct hwpt_registry *reg, const struc
 	return sum;
 }
 
+static bool map_last_ge(const void *arr, uint32_t i, uint64_t iova)
+{
+	return ((const struct mem_map *)arr)[i].last >= iova;
+}
+
 /* Index of the first area that ends at or after iova. */
 static uint32_t map_first_from(const struct device_binding *b, uint64_t iova)
 {
-	uint32_t lo = 0, hi = b->n_maps;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (b->maps[mid].last < iova)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return search_first_past(b->maps, b->n_maps, iova, map_last_ge);
 }
 
 bool binding_map_overlaps(const struct device_binding *b, uint64_t iova, uint64_t last)

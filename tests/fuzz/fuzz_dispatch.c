@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer harness for the daemon's request path: dispatch_packet() ->
+ * libFuzzer harness for the daemon's request path: server_handle_packet() ->
  * handle_*() -> validation -> batch (coalesce, submit to the sim backend,
  * map results back) -> encode, on real AF_UNIX SOCK_SEQPACKET sessions.
  *
@@ -23,7 +23,7 @@
  *   length; then that many bytes (fewer at the end of the input).
  *
  * The run aborts (a crash for libFuzzer) when an invariant breaks:
- *   - the harness's decode of a packet and dispatch_packet() disagree;
+ *   - the harness's decode of a packet and server_handle_packet() disagree;
  *   - a decodable request does not get exactly one decodable reply of at
  *     most max_message_size bytes (Invalidate: now, or after the batch ran);
  *     a session is closed by anything but a broken frame;
@@ -64,19 +64,19 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_PACKETS 128
-#define MAX_QUEUED 256
+#define MAX_QUEUED  256
 /* InjectFault latency the harness lets through: the sim really sleeps. */
 #define MAX_LATENCY_US 100
-#define HELLO_ID 0x4e455354ULL
+#define HELLO_ID       0x4e455354ULL
 
-#define CHECK(cond, ...)                                                               \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "fuzz_dispatch: invariant broken: %s\n  ", #cond); \
-			fprintf(stderr, __VA_ARGS__);                                  \
-			fprintf(stderr, "\n");                                         \
-			abort();                                                       \
-		}                                                                      \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_dispatch: invariant broken: %s\n  ", #cond);         \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 /* One client: the daemon's session and our end of its socket. */
@@ -200,7 +200,7 @@ static void setup(void)
 
 	H.base = event_base_new();
 	CHECK(H.base, "event_base_new");
-	rc = backend_open(&H.cfg, &H.be, &(const char *){ NULL });
+	rc = backend_open(&H.cfg, &H.be, &(const char *){NULL});
 	CHECK(rc == 0, "backend_open: %d", rc);
 	rc = server_init(&H.srv, H.base, &H.cfg, H.be);
 	CHECK(rc == 0, "server_init: %d", rc);
@@ -269,9 +269,11 @@ static void check_done_in_sim(const IommuNest__Invalidate *m, uint32_t i)
 	if (!e || e->inv_type != m->data_type)
 		return;
 	/* A DONE entry always comes from arrays of its own type. */
-	CHECK(m->data_type != IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 || (m->n_addr > i && !m->n_iotlb_id),
+	CHECK(m->data_type != IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 ||
+		  (m->n_addr > i && !m->n_iotlb_id),
 	      "hwpt %u entry %u DONE without VT-d arrays describing it", m->hwpt_id, i);
-	CHECK(m->data_type != IOMMU_HWPT_INVALIDATE_DATA_SELFTEST || (m->n_iotlb_id > i && !m->n_addr),
+	CHECK(m->data_type != IOMMU_HWPT_INVALIDATE_DATA_SELFTEST ||
+		  (m->n_iotlb_id > i && !m->n_addr),
 	      "hwpt %u entry %u DONE without selftest arrays describing it", m->hwpt_id, i);
 	if (m->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 && m->n_addr) {
 		uint64_t iotlb = 0, psc = 0;
@@ -291,7 +293,8 @@ static void check_done_in_sim(const IommuNest__Invalidate *m, uint32_t i)
 			if (!all && k != m->iotlb_id[i])
 				continue;
 			rc = be->ops->check_iotlb(be, m->hwpt_id, k, 0);
-			CHECK(rc == 0, "hwpt %u entry %u (slot %u%s) DONE but mock slot %u not clear",
+			CHECK(rc == 0,
+			      "hwpt %u entry %u (slot %u%s) DONE but mock slot %u not clear",
 			      m->hwpt_id, i, m->iotlb_id[i], all ? ", ALL" : "", k);
 		}
 	}
@@ -323,15 +326,16 @@ static void check_invalidate_reply(const IommuNest__Request *req, const IommuNes
 	      (unsigned long long)rep->id, n, ir->n_state, ir->n_error, ir->n_hw_error);
 	while (handled < n && is_done(ir->state[handled]))
 		handled++;
-	CHECK(ir->entries_handled == handled, "invalidate %llu: entries_handled %u, leading DONE %u",
-	      (unsigned long long)rep->id, ir->entries_handled, handled);
+	CHECK(ir->entries_handled == handled,
+	      "invalidate %llu: entries_handled %u, leading DONE %u", (unsigned long long)rep->id,
+	      ir->entries_handled, handled);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t st = ir->state[i];
 
 		CHECK(st <= IOMMU_NEST__ENTRY_STATE__ENTRY_FAILED, "entry %zu: state %u", i, st);
 		if (st == IOMMU_NEST__ENTRY_STATE__ENTRY_FAILED) {
-			CHECK(ir->error[i] < 0 && ir->error[i] >= -4095, "entry %zu FAILED, error %d",
-			      i, ir->error[i]);
+			CHECK(ir->error[i] < 0 && ir->error[i] >= -4095,
+			      "entry %zu FAILED, error %d", i, ir->error[i]);
 			if (!nfailed++)
 				first_err = ir->error[i];
 		} else {
@@ -344,10 +348,12 @@ static void check_invalidate_reply(const IommuNest__Request *req, const IommuNes
 		if (!cont)
 			CHECK(!is_done(st) || !seen_not_done,
 			      "invalidate %llu without INV_CONTINUE: entry %zu DONE after a "
-			      "non-DONE entry", (unsigned long long)rep->id, i);
+			      "non-DONE entry",
+			      (unsigned long long)rep->id, i);
 		seen_not_done |= !is_done(st);
 		if (is_done(st)) {
-			CHECK(submitted, "invalidate %llu answered before submission, entry %zu DONE",
+			CHECK(submitted,
+			      "invalidate %llu answered before submission, entry %zu DONE",
 			      (unsigned long long)rep->id, i);
 			if (sim)
 				check_done_in_sim(m, (uint32_t)i);
@@ -412,7 +418,7 @@ static bool names_foreign(const struct client *c, const IommuNest__Request *req)
 	default:
 		return false;
 	}
-	if (req->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE && session_is_admin(c->s)) {
+	if (req->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE && req_is_admin(c->s)) {
 		/* An admin may invalidate any live client's HWPT; never an orphan or nothing. */
 		const struct hwpt_entry *e = hwpt_registry_find(reg, id);
 
@@ -444,7 +450,7 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 		CHECK(rep->status != 0,
 		      "request kind %d naming another tenant's (or no) HWPT/device succeeded",
 		      req->body_case);
-	if (is_admin_request(req) && c->s->hello_done && !session_is_admin(c->s))
+	if (is_admin_request(req) && c->s->hello_done && !req_is_admin(c->s))
 		CHECK(rep->status == -EPERM || rep->status == -EAGAIN,
 		      "admin request kind %d by a non-admin answered %d", req->body_case,
 		      rep->status);
@@ -457,7 +463,8 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 		break;
 	case IOMMU_NEST__REQUEST__BODY_ALLOC:
 		if (!rep->status) {
-			CHECK(rep->body_case == IOMMU_NEST__REPLY__BODY_ALLOC && rep->alloc->hwpt_id,
+			CHECK(rep->body_case == IOMMU_NEST__REPLY__BODY_ALLOC &&
+				  rep->alloc->hwpt_id,
 			      "Alloc succeeded without a HWPT id");
 			CHECK(hwpt_registry_lookup_owned(&H.srv.reg, rep->alloc->hwpt_id, c->s),
 			      "allocated hwpt %u is not registered to its session",
@@ -545,7 +552,8 @@ static void match_queued(struct client *c, IommuNest__Reply *rep, bool sim)
 			continue;
 		check_invalidate_reply(q, rep, true, sim);
 		iommu_nest__request__free_unpacked(q, NULL);
-		memmove(&c->queued[i], &c->queued[i + 1], (c->n_queued - i - 1) * sizeof(c->queued[0]));
+		memmove(&c->queued[i], &c->queued[i + 1],
+			(c->n_queued - i - 1) * sizeof(c->queued[0]));
 		c->n_queued--;
 		return;
 	}
@@ -604,7 +612,8 @@ static void flush_and_check(void)
 
 		drain_queued(c);
 		if (c->s && !c->s->closing) {
-			CHECK(c->n_queued == 0, "%u invalidate requests never answered", c->n_queued);
+			CHECK(c->n_queued == 0, "%u invalidate requests never answered",
+			      c->n_queued);
 			CHECK(c->s->n_pending == 0, "n_pending %u after a flush", c->s->n_pending);
 		}
 	}
@@ -662,13 +671,13 @@ static void step(struct client *c, const uint8_t *pkt, size_t len)
 		foreign = names_foreign(c, req);
 	}
 	if (H.trace)
-		fprintf(stderr, "%c -> %zu bytes: id %llu kind %d%s\n", c == &H.cl[0] ? 'A' : 'B', len,
-			req ? (unsigned long long)req->id : 0ULL, req ? (int)req->body_case : -1,
-			foreign ? " (foreign)" : "");
+		fprintf(stderr, "%c -> %zu bytes: id %llu kind %d%s\n", c == &H.cl[0] ? 'A' : 'B',
+			len, req ? (unsigned long long)req->id : 0ULL,
+			req ? (int)req->body_case : -1, foreign ? " (foreign)" : "");
 	pending_before = c->s->n_pending;
-	rc = dispatch_packet(c->s, pkt, len);
+	rc = server_handle_packet(c->s, pkt, len, NULL, 0);
 	CHECK((rc == 0) == (req != NULL),
-	      "dispatch_packet returned %d on a packet the harness %s decode", rc,
+	      "server_handle_packet returned %d on a packet the harness %s decode", rc,
 	      req ? "could" : "could not");
 	if (rc < 0) {
 		/* net/server.c reject_frame: an error reply, then the session closes. */
@@ -713,15 +722,15 @@ static void step(struct client *c, const uint8_t *pkt, size_t len)
 
 static uint64_t slack_of(unsigned b)
 {
-	static const uint64_t t[8] = { 0, 1, 2, 16, 64, 4096, 1ULL << 40, UINT64_MAX };
+	static const uint64_t t[8] = {0, 1, 2, 16, 64, 4096, 1ULL << 40, UINT64_MAX};
 
 	return t[b & 7];
 }
 
 static uint64_t flush_all_of(unsigned b)
 {
-	static const uint64_t t[8] = { 0, 1, 64, 1u << 18, 1ULL << 30, 1ULL << 51, UINT64_MAX - 1,
-				       UINT64_MAX };
+	static const uint64_t t[8] = {
+	    0, 1, 64, 1u << 18, 1ULL << 30, 1ULL << 51, UINT64_MAX - 1, UINT64_MAX};
 
 	return t[b & 7];
 }
@@ -770,7 +779,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		flush_and_check();
 	client_end(&H.cl[0]);
 	client_end(&H.cl[1]);
-	CHECK(TAILQ_EMPTY(&H.srv.sessions) && H.srv.reg.count == 0 && !H.srv.pending,
+	CHECK(TAILQ_EMPTY(&H.srv.sessions) && H.srv.reg.count == 0 && inv_queue_empty(&H.srv.queue),
 	      "server state left behind: %u HWPTs registered", H.srv.reg.count);
 	return 0;
 }

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* The handlers of the request table (req/dispatch.c), one file per family. */
+#ifndef IOMMU_NESTD_REQ_HANDLERS_H
+#define IOMMU_NESTD_REQ_HANDLERS_H
+
+#include "req/dispatch.h"
+
+int handle_hello(struct req_ctx *c);
+int handle_probe(struct req_ctx *c);
+int handle_alloc(struct req_ctx *c);
+int handle_destroy(struct req_ctx *c);
+int handle_attach(struct req_ctx *c);
+int handle_detach(struct req_ctx *c);
+int handle_reclaim(struct req_ctx *c);
+int handle_invalidate(struct req_ctx *c);
+int handle_check_iotlb(struct req_ctx *c);
+int handle_sim_populate(struct req_ctx *c);
+int handle_sim_query(struct req_ctx *c);
+int handle_inject_fault(struct req_ctx *c);
+int handle_map_memory(struct req_ctx *c);
+int handle_unmap_memory(struct req_ctx *c);
+int handle_stats(struct req_ctx *c);
+int handle_status(struct req_ctx *c);
+int handle_list_clients(struct req_ctx *c);
+int handle_list_hwpts(struct req_ctx *c);
+int handle_reload(struct req_ctx *c);
+
+/* The test backend ops the table checks for (req/test.c). */
+bool has_check_iotlb(const struct backend_ops *ops);
+bool has_sim_populate(const struct backend_ops *ops);
+bool has_sim_query(const struct backend_ops *ops);
+bool has_inject_fault(const struct backend_ops *ops);
+
+#endif

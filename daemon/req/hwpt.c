@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * HWPT lifetime: Probe, Alloc, Destroy, Attach, Detach, Reclaim. Every
- * change is written to the state file (persist/restart.c) before its reply
+ * change is written to the state file (persist/state_save.c) before its reply
  * leaves, so a client never holds a resume token the next instance does
  * not know. The table resolved the owned HWPT (Probe) and the device
  * (Attach, Detach) already.

@@ -50,7 +50,7 @@ struct config {
 	bool test_requests; /* serve CheckIotlb / SimPopulate / SimQuery / InjectFault */
 
 	/*
-	 * Restart without loss (persist/restart.c): where the registry is persisted
+	 * Restart without loss (persist/): where the registry is persisted
 	 * ("": nowhere) and how long HWPTs of a previous instance wait for
 	 * their owner's Reclaim before they are destroyed.
 	 */

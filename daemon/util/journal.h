@@ -2,7 +2,7 @@
 /*
  * The state file's journal: what changed since the last full snapshot, as
  * one JSON record per line, so that a change costs a write proportional
- * to the change instead of a rewrite of everything (persist/restart.c).
+ * to the change instead of a rewrite of everything (persist/state_save.c).
  *
  * The snapshot keeps the format of every earlier version: arrays of
  * elements ("hwpts", "attachments", "mappings", "backend_state.objects",

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small strict accessors over json-c for the state file (persist/restart.c,
+ * Small strict accessors over json-c for the state file (persist/state_file.c,
  * backend/sim/persist.c, backend/iommufd/iommufd.c). The state file is written by the
  * daemon itself, but it is read back after a crash, so every field is
  * checked for presence, type and range instead of trusted: a missing or

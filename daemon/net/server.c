@@ -77,6 +77,8 @@ static void fit_replies_to_sockets(struct server *srv)
 	}
 }
 
+static void resume_accepting(struct server *srv);
+
 int server_init(struct server *srv, struct event_base *base, const struct config *cfg,
 		struct backend *be)
 {
@@ -91,6 +93,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	srv->start_ns = monotonic_ns();
 	srv->run_batch = server_flush;
+	srv->fd_returned = resume_accepting;
 	TAILQ_INIT(&srv->sessions);
 	be->ops->get_caps(be, &srv->caps);
 	rc = hwpt_registry_init(&srv->reg, cfg);
@@ -146,8 +149,6 @@ void server_fini(struct server *srv)
 	srv->listen_fd = -1;
 }
 
-static void resume_accepting(struct server *srv);
-
 /*
  * Frees sessions that a handler or a failed send marked for closing, and
  * half-closed ones that have been answered in full (on_writable frees
@@ -156,18 +157,13 @@ static void resume_accepting(struct server *srv);
 static void reap_closing(struct server *srv)
 {
 	struct session *s, *next;
-	bool freed = false;
 
+	/* Each freed session gives a descriptor back (srv->fd_returned). */
 	for (s = TAILQ_FIRST(&srv->sessions); s; s = next) {
 		next = TAILQ_NEXT(s, link);
-		if (s->closing || session_answered(s)) {
+		if (s->closing || session_answered(s))
 			session_free(s);
-			freed = true;
-		}
 	}
-	/* A closed connection gave a descriptor back: accept again at once. */
-	if (freed)
-		resume_accepting(srv);
 }
 
 /* Best-effort error to a client whose frame we reject, then close. */

@@ -75,6 +75,11 @@ struct server {
 	 * below flush.c: a session's teardown submits what is queued first.
 	 */
 	void (*run_batch)(struct server *srv);
+	/*
+	 * A session closed its descriptor: accept again at once if accepting
+	 * was paused for want of one (whichever path freed the session).
+	 */
+	void (*fd_returned)(struct server *srv);
 
 	/* One receive and one send buffer for the whole (single-threaded) loop. */
 	uint8_t *rx_buf;

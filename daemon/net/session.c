@@ -154,6 +154,7 @@ void session_free(struct session *s)
 	TAILQ_REMOVE(&s->srv->sessions, s, link);
 	s->srv->stats.sessions_active--;
 	log_disconnect(s, hwpts);
+	s->srv->fd_returned(s->srv);
 	free(s);
 }
 

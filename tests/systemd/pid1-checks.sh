@@ -31,6 +31,8 @@ check() {
 	if "$@"; then ok "$what"; else bad "$what"; fi
 }
 . "$st/pid1-lib.sh"
+# A command's output only: check's own must not go to /dev/null with it.
+quiet() { "$@" >/dev/null; }
 prop() { systemctl show -P "$2" "$1"; }
 main_pid() { prop $unit MainPID; }
 substate_is() { [ "$(prop $unit SubState)" = "$1" ]; }
@@ -79,7 +81,7 @@ cleanup_bg() {
 trap cleanup_bg EXIT
 
 write_config() {
-	mkdir -p /etc/iommu-nestd
+	mkdir -p "$(dirname "$conf")"
 	cat >$conf <<EOF
 # The real-systemd tier: the sim backend (no IOMMU in the container).
 [daemon]
@@ -168,12 +170,27 @@ if [ -n "$ld_so" ]; then
 	check "... which it needs: with the cache ignored the library is not found" \
 		not_found_uncached
 fi
+# A real command against the daemon it installed: the units under the
+# prefix, the config read from the prefix's sysconfdir.
+systemctl daemon-reload
+check "the installed socket unit is the one under the prefix" \
+	test "$(prop iommu-nestd.socket FragmentPath)" = /usr/local/lib/systemd/system/iommu-nestd.socket
+conf=/usr/local/etc/iommu-nestd/iommu-nestd.conf max_entries=1234 write_config
+systemctl start iommu-nestd.socket
+hello_local() {
+	/usr/local/bin/iommu-nestctl hello 2>/dev/null | grep -q "^max_entries *1234$"
+}
+check "iommu-nestctl hello: served by /usr/local/sbin/iommu-nestd with /usr/local/etc's config" \
+	hello_local
+check "... the installed daemon" \
+	test "$(readlink "/proc/$(main_pid)/exe")" = /usr/local/sbin/iommu-nestd
+systemctl stop $unit iommu-nestd.socket
 # Undone again, so the package is checked on a system without it (units in
 # /usr/local/lib/systemd/system would shadow the package's; the install's
 # systemd-sysusers created the kvm group the package must create).
 xargs -d '\n' rm -f <"$inst/install_manifest.txt"
 ldconfig
-rm -rf /run/iommu-nestd
+rm -rf /run/iommu-nestd /usr/local/etc/iommu-nestd
 systemctl daemon-reload
 
 # ---- install the package as an operator would ---------------------------
@@ -216,8 +233,6 @@ check "... and the package's ldconfig trigger put libiommu-nest.so.0 in the ld.s
 
 # ---- socket activation, READY, STATUS -----------------------------------
 cur=$(cursor)
-# (check's own output must not go to /dev/null with the command's.)
-quiet() { "$@" >/dev/null; }
 check "first connect activates the service (iommu-nestctl hello)" quiet iommu-nestctl hello
 check "Type=notify: active (running) after READY=1" wait_until 300 substate_is running
 "$client" hold $sock vf0 $st/hold0 1 >$st/hold0.log 2>&1 &

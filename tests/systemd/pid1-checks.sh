@@ -119,7 +119,7 @@ vfio_how="the kernel's vfio-dev"
 # /proc/devices naming an unused major "vfio-dev" (bound over the real one,
 # in this container only, before the unit first starts) tests that lookup
 # end to end; it cannot test that the kernel names its major so
-# (drivers/vfio/device_cdev.c does, since 6.6).
+# (drivers/vfio/device_cdev.c does).
 if [ -z "$vfio_major" ] && ! awk '$1 == 62' /proc/devices | grep -q . &&
 	awk '{ print } /^Character devices:/ { print " 62 vfio-dev" }' /proc/devices \
 		>$st/proc-devices && mount --bind $st/proc-devices /proc/devices; then

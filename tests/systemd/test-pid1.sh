@@ -2,7 +2,9 @@
 # The real-systemd tier: boots systemd (252, PID 1) in a systemd-nspawn
 # container on a throw-away overlay of this machine's own root, installs the
 # built Debian packages there and checks what an operator relies on, with
-# systemctl, journalctl and systemd-analyze.
+# systemctl, journalctl and systemd-analyze. Before the packages it checks
+# the `cmake --install` route in the same container, from a build of this
+# tree made here for it (default prefix /usr/local, no tests).
 #
 # Usage: test-pid1.sh DEB_DIR PID1_CLIENT
 #   DEB_DIR      the .deb files from scripts/build-deb.sh (built there
@@ -34,6 +36,7 @@ if [ "${1:-}" != --inside ]; then
 fi
 debs=$2
 client=$3
+top=$(cd "$(dirname "$0")/../.." && pwd)
 
 work=$(mktemp -d /tmp/nestd-pid1.XXXXXX)
 root=$work/root
@@ -63,6 +66,19 @@ if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
 	mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null ||
 		skip "cannot mount a unified cgroup hierarchy (cgroup2)"
 fi
+# The cmake --install route: a build dir made for it, with the default
+# prefix (none given, and none from the environment), built here because the
+# container boots from the same root and has the same compiler; installed
+# inside (pid1-checks.sh), where `cmake --install` runs as on a live system.
+inst=$work/inst
+if ! { env -u CMAKE_INSTALL_PREFIX cmake -S "$top" -B "$inst" -DBUILD_TESTING=OFF &&
+	cmake --build "$inst" -j"$(nproc)"; } >"$work/inst.log" 2>&1; then
+	tail -n 30 "$work/inst.log"
+	echo "FAIL: building $top for cmake --install (log above)"
+	exit 1
+fi
+grep -qx 'CMAKE_INSTALL_PREFIX:PATH=/usr/local' "$inst/CMakeCache.txt" ||
+	{ echo "FAIL: the default prefix is not /usr/local in $inst"; exit 1; }
 mkdir -p "$work/t" "$root"
 mount -t tmpfs -o mode=0755 tmpfs "$work/t"
 mkdir -p "$work/t/upper" "$work/t/work"
@@ -89,7 +105,11 @@ rm -rf "$root/etc/systemd/system/iommu-nestd.service.d" "$root/etc/iommu-nestd"
 # CAP_IPC_LOCK for the unit's bounding set; CAP_BPF and bpf() for the
 # device-policy programs (--private-network also grants CAP_NET_ADMIN,
 # which attaching cgroup programs needs); no registration with a machined.
+# The install build and the source tree it installs from keep their paths
+# (cmake_install.cmake names them absolutely), bound in whatever mounts they
+# live on.
 systemd-nspawn --quiet --register=no --keep-unit --boot --directory="$root" \
+	--bind="$inst" --bind-ro="$top" \
 	--machine=nestd-pid1 --private-network --console=read-only \
 	--capability=CAP_IPC_LOCK,CAP_BPF --system-call-filter=bpf \
 	systemd.unit=nestd-test.target </dev/null >"$work/console.log" 2>&1 &
@@ -138,4 +158,4 @@ wait_until 1200 booted || { echo "FAIL: the container did not finish booting"; e
 echo "container up: systemd $(in_ct systemctl --version | sed -n '1s/systemd \([0-9]*\).*/\1/p') as PID 1, cgroup $(in_ct stat -fc %T /sys/fs/cgroup)"
 
 # The rest runs inside, as one script: see pid1-checks.sh.
-in_ct /bin/bash /var/lib/nestd-pid1/pid1-checks.sh /var/lib/nestd-pid1
+in_ct /bin/bash /var/lib/nestd-pid1/pid1-checks.sh /var/lib/nestd-pid1 "$inst"

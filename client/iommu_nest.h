@@ -340,6 +340,7 @@ int iommu_nest_unmap_memory(struct iommu_nest *h, const char *device, uint64_t i
 #define IOMMU_NEST_HW_CAP_DIRTY_TRACKING (1ull << 0)
 #define IOMMU_NEST_HW_CAP_PCI_PASID_EXEC (1ull << 1)
 #define IOMMU_NEST_HW_CAP_PCI_PASID_PRIV (1ull << 2)
+#define IOMMU_NEST_HW_CAP_PCI_ATS_NOT_SUPPORTED (1ull << 3) /* reported by Linux 7.x */
 
 #define IOMMU_NEST_HW_INFO_DATA_MAX 128
 

@@ -10,7 +10,8 @@
  *
  * Runs on the sim and, in the kernel tier, on the iommufd backend with the
  * kernel's selftest mock devices: the selftest cases must get the same
- * answer from the kernel as from the sim. VT-d devices exist on the sim only.
+ * answer from the kernel as from the sim (6.12 and 7.x: 7.x adds the core's
+ * "ATS not supported" bit). VT-d devices exist on the sim only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,13 @@ static unsigned other_uid(void)
 	return getuid() == 4242 ? 4243 : 4242;
 }
 
+/* Dirty tracking, and from 7.x on the core's "no ATS" bit (neither device kind has ATS). */
+static uint64_t want_caps(const char *sim_kernel)
+{
+	return IOMMU_NEST_HW_CAP_DIRTY_TRACKING |
+	       (it_kernel7_rules(sim_kernel) ? IOMMU_NEST_HW_CAP_PCI_ATS_NOT_SUPPORTED : 0);
+}
+
 static void test_vtd(void)
 {
 	struct nestd *d = it_start(NULL);
@@ -66,6 +74,8 @@ static void test_vtd(void)
 	CU_ASSERT_EQUAL(memcmp(info.data + 8, &info.vtd.cap_reg, 8), 0);
 	CU_ASSERT_EQUAL(memcmp(info.data + 16, &info.vtd.ecap_reg, 8), 0);
 	CU_ASSERT(info.vtd.flags & IOMMU_NEST_HW_INFO_VTD_ERRATA_772415_SPR17);
+	CU_ASSERT_EQUAL(info.capabilities, want_caps(NULL));
+	CU_ASSERT_EQUAL(info.max_pasid_log2, 0);
 	CU_ASSERT_EQUAL(info.selftest.regval, 0);
 
 	/* The erratum flag and MapMemory agree: read-only is refused where it is set. */
@@ -95,8 +105,8 @@ static void test_selftest(void)
 	CU_ASSERT_EQUAL(info.selftest.regval, 0xdeadbeef);
 	CU_ASSERT_EQUAL(info.selftest.flags, 0);
 	CU_ASSERT_EQUAL(memcmp(info.data + 4, &regval, 4), 0);
-	/* mock_domain_capable(): dirty tracking; the mock device has no PASID. */
-	CU_ASSERT_EQUAL(info.capabilities, IOMMU_NEST_HW_CAP_DIRTY_TRACKING);
+	/* mock_domain_capable(): dirty tracking; the mock device has no PASID (nor ATS). */
+	CU_ASSERT_EQUAL(info.capabilities, want_caps(NULL));
 	CU_ASSERT_EQUAL(info.max_pasid_log2, 0);
 	CU_ASSERT_EQUAL(info.vtd.cap_reg, 0);
 	/* Past what the kernel has, the buffer is zero. */
@@ -108,6 +118,26 @@ static void test_selftest(void)
 	CU_ASSERT_EQUAL(
 	    iommu_nest_map_memory(h, IT_ST0, MEM_IOVA, MIB, fd, 0, IOMMU_NEST_MAP_READABLE), 0);
 	close(fd);
+	it_stop_ok(d);
+}
+
+/* The sim under 7.x rules answers as a 7.x kernel: the same, plus "no ATS". */
+static void test_sim_kernel7(void)
+{
+	struct nestd *d = it_start("[daemon]\nsim_kernel = 7.0\n");
+	struct iommu_nest *h = it_connect(d, "hwinfo-7");
+	struct iommu_nest_hw_info info;
+
+	if (strcmp(iommu_nest_backend(h), "sim")) {
+		it_stop_ok(d);
+		IT_SKIP("sim_kernel is the sim's");
+	}
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_get_hw_info(h, IT_ST0, &info), 0);
+	CU_ASSERT_EQUAL(info.selftest.regval, 0xdeadbeef);
+	CU_ASSERT_EQUAL(info.capabilities, want_caps("7.0"));
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_get_hw_info(h, IT_VTD0, &info), 0);
+	CU_ASSERT(info.vtd.flags & IOMMU_NEST_HW_INFO_VTD_ERRATA_772415_SPR17);
+	CU_ASSERT_EQUAL(info.capabilities, want_caps("7.0"));
 	it_stop_ok(d);
 }
 
@@ -178,6 +208,7 @@ static void test_before_hello(void)
 static const struct it_case cases[] = {
     {"vtd", test_vtd},
     {"selftest", test_selftest},
+    {"sim_kernel7", test_sim_kernel7},
     {"unknown_device", test_unknown_device},
     {"not_allowed", test_not_allowed},
     {"held_by_other", test_held_by_other},

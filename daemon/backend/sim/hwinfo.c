@@ -11,6 +11,9 @@
  * (mem.c's aperture), second-stage dirty bits; and the read-only-mapping
  * erratum that mem.c enforces. Selftest devices answer as the kernel's
  * mock does (selftest.c mock_domain_hw_info(), mock_domain_capable()).
+ * Neither kind of modelled device has PCI PASID or ATS capabilities: no
+ * PASID width, and under 7.x rules the core's "ATS not supported" bit
+ * (device.c: !device_iommu_capable(IOMMU_CAP_PCI_ATS_SUPPORTED)).
  */
 #include <errno.h>
 #include <string.h>
@@ -85,10 +88,6 @@ static void vtd_hw_info(struct backend_hw_info *out)
 	memcpy(out->data, &vtd, sizeof(vtd));
 	if ((vtd.ecap_reg & ssads) == ssads)
 		out->capabilities |= IOMMU_HW_CAP_DIRTY_TRACKING;
-	/*
-	 * The modelled devices have no PCI PASID capability (they are used
-	 * on their RID only), so the core reports no PASID width.
-	 */
 	out->max_pasid_log2 = 0;
 }
 
@@ -115,5 +114,7 @@ int sim_hw_info(const struct sim_state *st, const char *device, struct backend_h
 		vtd_hw_info(out);
 	else
 		selftest_hw_info(out);
+	if (st->rules == KERNEL_RULES_7)
+		out->capabilities |= IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED;
 	return 0;
 }

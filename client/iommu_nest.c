@@ -996,6 +996,56 @@ int iommu_nest_unmap_memory(struct iommu_nest *h, const char *device, uint64_t i
 	return simple_call(h, &req);
 }
 
+/* ---- Hardware info -------------------------------------------------------- */
+
+/* The decoded views, from the kernel's layouts (struct iommu_hw_info_vtd, iommu_test_hw_info). */
+static void decode_hw_info(struct iommu_nest_hw_info *info)
+{
+	const uint8_t *p = info->data;
+
+	if (info->data_type == IOMMU_NEST_HW_INFO_TYPE_INTEL_VTD && info->data_len >= 24) {
+		memcpy(&info->vtd.flags, p, 4);
+		memcpy(&info->vtd.cap_reg, p + 8, 8);
+		memcpy(&info->vtd.ecap_reg, p + 16, 8);
+	} else if (info->data_type == IOMMU_NEST_HW_INFO_TYPE_SELFTEST && info->data_len >= 8) {
+		memcpy(&info->selftest.flags, p, 4);
+		memcpy(&info->selftest.regval, p + 4, 4);
+	}
+}
+
+int iommu_nest_get_hw_info(struct iommu_nest *h, const char *device,
+			   struct iommu_nest_hw_info *info)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__GetHwInfo g = IOMMU_NEST__GET_HW_INFO__INIT;
+	IommuNest__Reply *reply;
+	const IommuNest__HwInfoReply *r;
+	int err;
+
+	if (!device || !info)
+		return set_error(h, -EINVAL, "no device or no result");
+	g.device = (char *)device;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_GET_HW_INFO;
+	req.get_hw_info = &g;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_HW_INFO);
+	if (!err) {
+		r = reply->hw_info;
+		memset(info, 0, sizeof(*info));
+		info->data_type = r->out_data_type;
+		info->data_len = r->data_len;
+		memcpy(info->data, r->data.data,
+		       r->data.len < sizeof(info->data) ? r->data.len : sizeof(info->data));
+		info->capabilities = r->out_capabilities;
+		info->max_pasid_log2 = r->out_max_pasid_log2;
+		decode_hw_info(info);
+	}
+	release_reply(h);
+	return err;
+}
+
 /* ---- Invalidation encoding ----------------------------------------------- */
 
 static int grow_array(void **p, size_t cap, size_t size)

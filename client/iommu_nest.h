@@ -326,6 +326,62 @@ int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iov
 int iommu_nest_unmap_memory(struct iommu_nest *h, const char *device, uint64_t iova,
 			    uint64_t length);
 
+/* ---- Hardware info (IOMMU_GET_HW_INFO) ----------------------------------- */
+
+/* iommu_nest_hw_info.data_type (enum iommu_hw_info_type + selftest). */
+#define IOMMU_NEST_HW_INFO_TYPE_NONE	  0u
+#define IOMMU_NEST_HW_INFO_TYPE_INTEL_VTD 1u
+#define IOMMU_NEST_HW_INFO_TYPE_SELFTEST  0xfeedbeefu
+
+/* iommu_nest_hw_info.vtd.flags (enum iommu_hw_info_vtd_flags). */
+#define IOMMU_NEST_HW_INFO_VTD_ERRATA_772415_SPR17 (1u << 0)
+
+/* iommu_nest_hw_info.capabilities (enum iommufd_hw_capabilities). */
+#define IOMMU_NEST_HW_CAP_DIRTY_TRACKING (1ull << 0)
+#define IOMMU_NEST_HW_CAP_PCI_PASID_EXEC (1ull << 1)
+#define IOMMU_NEST_HW_CAP_PCI_PASID_PRIV (1ull << 2)
+#define IOMMU_NEST_HW_CAP_PCI_ATS_NOT_SUPPORTED (1ull << 3) /* reported by Linux 7.x */
+
+#define IOMMU_NEST_HW_INFO_DATA_MAX 128
+
+/*
+ * What the kernel's IOMMU_GET_HW_INFO says of the IOMMU behind a device:
+ * the raw type-specific structure, and a decoded view of the types the
+ * library knows (all zero for any other type).
+ */
+struct iommu_nest_hw_info {
+	uint32_t data_type; /* IOMMU_NEST_HW_INFO_TYPE_* */
+	/* The bytes the kernel has for the type: data holds the first
+	 * min(data_len, IOMMU_NEST_HW_INFO_DATA_MAX) of them, the rest zero. */
+	uint32_t data_len;
+	uint8_t data[IOMMU_NEST_HW_INFO_DATA_MAX]; /* the kernel's struct, host byte order */
+	uint64_t capabilities;			   /* IOMMU_NEST_HW_CAP_* */
+	uint32_t max_pasid_log2;		   /* PASID width; 0: no PASID support */
+	/* data_type IOMMU_NEST_HW_INFO_TYPE_INTEL_VTD (struct iommu_hw_info_vtd). */
+	struct {
+		uint32_t flags;	   /* IOMMU_NEST_HW_INFO_VTD_* */
+		uint64_t cap_reg;  /* VT-d spec 11.4.2, Capability Register */
+		uint64_t ecap_reg; /* VT-d spec 11.4.3, Extended Capability Register */
+	} vtd;
+	/* data_type IOMMU_NEST_HW_INFO_TYPE_SELFTEST (struct iommu_test_hw_info). */
+	struct {
+		uint32_t flags;
+		uint32_t regval; /* 0xdeadbeef from the kernel's mock */
+	} selftest;
+};
+
+/*
+ * IOMMU_GET_HW_INFO of device, as the kernel answers it, for a VMM that
+ * builds a vIOMMU compatible with the host's (cap/ecap registers, the
+ * read-only-mapping erratum: with IOMMU_NEST_HW_INFO_VTD_ERRATA_772415_SPR17
+ * the daemon refuses a map without IOMMU_NEST_MAP_WRITEABLE on the device,
+ * -EINVAL, as the driver does). The device must be configured (-ENODEV) and
+ * allowed to this client (-EPERM); it need not be free. Since
+ * LIBIOMMU_NEST_0.5.
+ */
+int iommu_nest_get_hw_info(struct iommu_nest *h, const char *device,
+			   struct iommu_nest_hw_info *info);
+
 /* ---- Invalidation (synchronous) ------------------------------------------ */
 
 /*

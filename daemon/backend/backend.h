@@ -84,6 +84,22 @@ struct backend_inv {
 	uint32_t *hw_error;
 };
 
+/*
+ * IOMMU_GET_HW_INFO of a device, as the kernel answers it. data holds the
+ * first min(data_len, BACKEND_HW_INFO_DATA_MAX) bytes of the type's
+ * structure (struct iommu_hw_info_vtd, struct iommu_test_hw_info), the
+ * rest zero; data_len is the length the kernel has for the type.
+ */
+#define BACKEND_HW_INFO_DATA_MAX 128
+
+struct backend_hw_info {
+	uint32_t data_type; /* IOMMU_HW_INFO_TYPE_* (NONE: the driver reports nothing) */
+	uint32_t data_len;
+	uint8_t data[BACKEND_HW_INFO_DATA_MAX];
+	uint64_t capabilities;	/* IOMMU_HW_CAP_* */
+	uint8_t max_pasid_log2; /* 0: no PASID support */
+};
+
 /* Test-only fault injection (sim); mirrors the InjectFault message. */
 enum fault_mode {
 	FAULT_CLEAR = 0,
@@ -153,6 +169,8 @@ struct backend_ops {
 			  int fd, uint64_t offset, uint32_t flags);
 	int (*unmap_memory)(struct backend *be, const char *device, uint64_t iova,
 			    uint64_t length);
+	/* IOMMU_GET_HW_INFO on the device's iommufd device object. */
+	int (*hw_info)(struct backend *be, const char *device, struct backend_hw_info *out);
 	/* Optional (NULL when the backend cannot): test-only operations. */
 	int (*check_iotlb)(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
 			   uint32_t expected);

@@ -120,9 +120,28 @@ struct iommu_hwpt_alloc {
 };
 #define IOMMU_HWPT_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_ALLOC)
 
+/* The read-only-mapping erratum: no read-only mapping on a nest parent. */
+enum iommu_hw_info_vtd_flags {
+	IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 = 1 << 0,
+};
+
+struct iommu_hw_info_vtd {
+	__u32 flags;
+	__u32 __reserved;
+	__aligned_u64 cap_reg;
+	__aligned_u64 ecap_reg;
+};
+
 enum iommu_hw_info_type {
 	IOMMU_HW_INFO_TYPE_NONE = 0,
 	IOMMU_HW_INFO_TYPE_INTEL_VTD = 1,
+};
+
+enum iommufd_hw_capabilities {
+	IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0,
+	IOMMU_HW_CAP_PCI_PASID_EXEC = 1 << 1,
+	IOMMU_HW_CAP_PCI_PASID_PRIV = 1 << 2,
+	IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED = 1 << 3, /* Linux 7.x */
 };
 
 struct iommu_hw_info {
@@ -132,7 +151,8 @@ struct iommu_hw_info {
 	__u32 data_len;
 	__aligned_u64 data_uptr;
 	__u32 out_data_type;
-	__u32 __reserved;
+	__u8 out_max_pasid_log2; /* 0: no PASID support */
+	__u8 __reserved[3];
 	__aligned_u64 out_capabilities;
 };
 #define IOMMU_GET_HW_INFO _IO(IOMMUFD_TYPE, IOMMUFD_CMD_GET_HW_INFO)
@@ -219,6 +239,10 @@ _Static_assert(offsetof(struct iommu_hwpt_alloc, data_uptr) == 32, "data_uptr of
 _Static_assert(offsetof(struct iommu_hwpt_alloc, fault_id) == 40, "fault_id offset");
 _Static_assert(sizeof(struct iommu_ioas_map) == 40, "iommu_ioas_map size");
 _Static_assert(sizeof(struct iommu_hwpt_invalidate_selftest) == 8, "selftest inv size");
+_Static_assert(sizeof(struct iommu_hw_info) == 40, "iommu_hw_info size");
+_Static_assert(offsetof(struct iommu_hw_info, out_max_pasid_log2) == 28, "max_pasid offset");
+_Static_assert(offsetof(struct iommu_hw_info, out_capabilities) == 32, "capabilities offset");
+_Static_assert(sizeof(struct iommu_hw_info_vtd) == 24, "iommu_hw_info_vtd size");
 _Static_assert(IOMMU_HWPT_INVALIDATE == 0x3b8d, "IOMMU_HWPT_INVALIDATE number");
 _Static_assert(IOMMU_HWPT_ALLOC == 0x3b89, "IOMMU_HWPT_ALLOC number");
 _Static_assert(VTD_S1_INV_MIN_LEN == 24, "vtd min entry_len");

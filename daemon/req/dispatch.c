@@ -73,6 +73,11 @@ static const char *unmap_device(const IommuNest__Request *m)
 	return m->unmap_memory->device;
 }
 
+static const char *hw_info_device(const IommuNest__Request *m)
+{
+	return m->get_hw_info->device;
+}
+
 #define H   REQ_NEED_HELLO
 #define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
 
@@ -120,6 +125,10 @@ static const struct req_op ops[] = {
     [IOMMU_NEST__REQUEST__BODY_LIST_HWPTS] = {.run = handle_list_hwpts,
 					      .needs = H | REQ_NEED_ADMIN},
     [IOMMU_NEST__REQUEST__BODY_RELOAD] = {.run = handle_reload, .needs = H | REQ_NEED_ADMIN},
+    /* Allowed, not free: the host's hardware is the same whoever holds the device. */
+    [IOMMU_NEST__REQUEST__BODY_GET_HW_INFO] = {.run = handle_get_hw_info,
+					       .needs = H | REQ_NEED_DEVICE,
+					       .device_of = hw_info_device},
 };
 
 #undef H

@@ -82,6 +82,10 @@ struct req_reply {
 		} status;
 		IommuNest__ClientsReply clients;
 		IommuNest__HwptsReply hwpts;
+		struct {
+			IommuNest__HwInfoReply hr;
+			struct backend_hw_info info; /* hr.data points into it */
+		} hw_info;
 	} body;
 	void *heap[4];
 };

@@ -491,6 +491,11 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 		CHECK(rep->status || rep->body_case == IOMMU_NEST__REPLY__BODY_HWPTS,
 		      "ListHwpts without HwptsReply");
 		break;
+	case IOMMU_NEST__REQUEST__BODY_GET_HW_INFO:
+		CHECK(rep->status || (rep->body_case == IOMMU_NEST__REPLY__BODY_HW_INFO &&
+				      rep->hw_info->data.len <= rep->hw_info->data_len),
+		      "GetHwInfo without HwInfoReply, or more data than the kernel has");
+		break;
 	default:
 		break;
 	}

@@ -143,6 +143,17 @@ static void attach(int s, const char *dev, uint32_t hwpt)
 	packet(s, &r);
 }
 
+static void get_hw_info(int s, const char *dev)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__GetHwInfo g = IOMMU_NEST__GET_HW_INFO__INIT;
+
+	g.device = (char *)dev;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_GET_HW_INFO;
+	r.get_hw_info = &g;
+	packet(s, &r);
+}
+
 static void detach(int s, const char *dev)
 {
 	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
@@ -428,6 +439,15 @@ static void dispatch_seeds(void)
 		inv_vtd(0, 4, 0, N(pg), pg, np, NULL);
 		emit("dispatch", "two-tenants");
 	}
+	/* GetHwInfo: both device kinds, an unknown one, and a device the other tenant holds. */
+	begin(1, 18, sf, 0);
+	get_hw_info(0, "vtd0");
+	get_hw_info(0, "mock0");
+	get_hw_info(0, "nodev");
+	alloc_vtd(0, "vtd0", 48);
+	attach(0, "vtd0", 4);
+	get_hw_info(1, "vtd0");
+	emit("dispatch", "hw-info");
 	{
 		/* Batching: several requests on two HWPTs in one pass. */
 		uint64_t pg1[] = { 0, 64 }, np1[] = { 32, 32 };

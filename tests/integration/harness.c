@@ -206,13 +206,18 @@ static void dump_file(const char *path, const char *what)
 	fclose(f);
 }
 
-int it_wrong_object_errno(const char *sim_kernel)
+bool it_kernel7_rules(const char *sim_kernel)
 {
 	const char *k = strcmp(env_or("NESTD_BACKEND", "sim"), "sim")
 			    ? env_or("NESTD_KTEST_KERNEL", "6.12")
 			    : (sim_kernel ? sim_kernel : "6.12");
 
-	return !strcmp(k, "7.0") || !strcmp(k, "7.x") ? -EINVAL : -ENOENT;
+	return !strcmp(k, "7.0") || !strcmp(k, "7.x");
+}
+
+int it_wrong_object_errno(const char *sim_kernel)
+{
+	return it_kernel7_rules(sim_kernel) ? -EINVAL : -ENOENT;
 }
 
 /* ---- configuration --------------------------------------------------------- */

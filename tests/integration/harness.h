@@ -102,6 +102,8 @@ int it_timeout_ms(void);
  * sim the sim_kernel the test configured ("6.12", "7.0"; NULL: default).
  */
 int it_wrong_object_errno(const char *sim_kernel);
+/* Whether the answers follow Linux 7.x (same choice of kernel as above). */
+bool it_kernel7_rules(const char *sim_kernel);
 /* CLOCK_MONOTONIC in ns, the clock the daemon's timers and rate limits use. */
 uint64_t it_now_ns(void);
 

@@ -794,6 +794,34 @@ static int ifd_unmap_memory(struct backend *be, const char *device, uint64_t iov
 	return ioctl_err(b->fd, IOMMU_IOAS_UNMAP, &cmd);
 }
 
+/*
+ * IOMMU_GET_HW_INFO on the device object the device is bound as (VFIO:
+ * the bind's devid; selftest: the mock's idev), with room for every type's
+ * structure; what the kernel has beyond the buffer is reported by data_len.
+ */
+static int ifd_hw_info(struct backend *be, const char *device, struct backend_hw_info *out)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	struct iommu_hw_info cmd = {.size = sizeof(cmd)};
+	int rc;
+
+	if (!d)
+		return -ENODEV;
+	memset(out, 0, sizeof(*out));
+	cmd.dev_id = d->dev_id;
+	cmd.data_len = sizeof(out->data);
+	cmd.data_uptr = (uintptr_t)out->data;
+	rc = ioctl_err(b->fd, IOMMU_GET_HW_INFO, &cmd);
+	if (rc)
+		return rc;
+	out->data_type = cmd.out_data_type;
+	out->data_len = cmd.data_len;
+	out->capabilities = cmd.out_capabilities;
+	out->max_pasid_log2 = cmd.out_max_pasid_log2;
+	return 0;
+}
+
 static int ifd_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
 			   uint32_t expected)
 {
@@ -1264,6 +1292,7 @@ const struct backend_ops backend_iommufd_ops = {
     .invalidate = ifd_invalidate,
     .map_memory = ifd_map_memory,
     .unmap_memory = ifd_unmap_memory,
+    .hw_info = ifd_hw_info,
     .check_iotlb = ifd_check_iotlb,
     .sim_populate = NULL,
     .sim_query = NULL,

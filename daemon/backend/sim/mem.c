@@ -141,9 +141,9 @@ int sim_map_memory(struct sim_state *st, const char *device, uint64_t iova, uint
 	 * Then the area is mapped into the IOAS's domains, here the nest
 	 * parent. The VT-d driver refuses a mapping without write access on
 	 * a nest parent (intel/iommu.c __domain_mapping(), erratum
-	 * 772415_SPR17, which hw_info reports); the mock domain takes it.
+	 * 772415_SPR17, which hwinfo.c reports); the mock domain takes it.
 	 */
-	if (d->kind == DEVICE_KIND_VTD && !(flags & IOMMU_IOAS_MAP_WRITEABLE))
+	if (sim_kind_no_ro_nest_parent(d->kind) && !(flags & IOMMU_IOAS_MAP_WRITEABLE))
 		return -EINVAL;
 	return insert_at(d, i, iova, last, flags & IOAS_MAP_ACCESS);
 }

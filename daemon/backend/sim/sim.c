@@ -245,6 +245,11 @@ static int sim_op_unmap_memory(struct backend *be, const char *device, uint64_t 
 	return sim_unmap_memory(to_st(be), device, iova, length);
 }
 
+static int sim_op_hw_info(struct backend *be, const char *device, struct backend_hw_info *out)
+{
+	return sim_hw_info(to_st(be), device, out);
+}
+
 static int sim_op_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
 			      uint32_t expected)
 {
@@ -437,6 +442,7 @@ const struct backend_ops backend_sim_ops = {
     .invalidate = sim_op_invalidate,
     .map_memory = sim_op_map_memory,
     .unmap_memory = sim_op_unmap_memory,
+    .hw_info = sim_op_hw_info,
     .check_iotlb = sim_op_check_iotlb,
     .sim_populate = sim_op_populate,
     .sim_query = sim_op_query,

@@ -95,7 +95,7 @@ struct sim_state {
 
 /*
  * Who calls whom (calls only go down this line; backend/sim/README.md):
- * sim.c -> persist.c -> state.c -> {objects,mem,cache,inv}.c -> table.c -> iset.c
+ * sim.c -> persist.c -> state.c -> {objects,mem,cache,inv,hwinfo}.c -> table.c -> iset.c
  */
 
 /* backend/sim/table.c: the object table and device lookup, under everything. */
@@ -136,6 +136,19 @@ int sim_map_range_ok(enum device_kind kind, uint64_t iova, uint64_t last);
 /* Appends an area above every existing one (state file loading). */
 int sim_map_append(struct sim_dev *d, uint64_t iova, uint64_t last, uint32_t flags);
 void sim_dev_maps_free(struct sim_dev *d);
+
+/*
+ * The VT-d driver maps nothing read-only into a nest parent (intel/iommu.c
+ * __domain_mapping(), erratum 772415_SPR17) and says so in hw_info: mem.c
+ * refuses such a map and hwinfo.c reports the erratum, from this one rule.
+ */
+static inline bool sim_kind_no_ro_nest_parent(enum device_kind kind)
+{
+	return kind == DEVICE_KIND_VTD;
+}
+
+/* backend/sim/hwinfo.c: IOMMU_GET_HW_INFO of a device. */
+int sim_hw_info(const struct sim_state *st, const char *device, struct backend_hw_info *out);
 
 /* backend/sim/cache.c: model caches, read back and seeded by tests. */
 int sim_check_iotlb(struct sim_state *st, uint32_t id, uint32_t iotlb_id, uint32_t expected);

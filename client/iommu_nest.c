@@ -1046,6 +1046,61 @@ int iommu_nest_get_hw_info(struct iommu_nest *h, const char *device,
 	return err;
 }
 
+/* ---- Dirty tracking ------------------------------------------------------- */
+
+int iommu_nest_set_dirty_tracking(struct iommu_nest *h, const char *device, int enable)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__SetDirtyTracking t = IOMMU_NEST__SET_DIRTY_TRACKING__INIT;
+
+	if (!device)
+		return set_error(h, -EINVAL, "no device");
+	t.device = (char *)device;
+	t.enable = enable != 0;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_SET_DIRTY_TRACKING;
+	req.set_dirty_tracking = &t;
+	return simple_call(h, &req);
+}
+
+int iommu_nest_get_dirty_bitmap(struct iommu_nest *h, const char *device, uint64_t iova,
+				uint64_t length, uint64_t page_size, uint32_t flags, int memfd)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__GetDirtyBitmap g = IOMMU_NEST__GET_DIRTY_BITMAP__INIT;
+
+	if (!device)
+		return set_error(h, -EINVAL, "no device");
+	if (memfd < 0)
+		return set_error(h, -EBADF, "no memfd for the bitmap");
+	g.device = (char *)device;
+	g.iova = iova;
+	g.length = length;
+	g.page_size = page_size;
+	g.flags = flags;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_GET_DIRTY_BITMAP;
+	req.get_dirty_bitmap = &g;
+	return simple_call_fd(h, &req, memfd);
+}
+
+int iommu_nest_mark_dirty(struct iommu_nest *h, const char *device, uint64_t iova, uint64_t length,
+			  uint64_t page_size, const uint64_t *bitmap, size_t bitmap_bytes)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__SetDirty d = IOMMU_NEST__SET_DIRTY__INIT;
+
+	if (!device || (!bitmap && bitmap_bytes))
+		return set_error(h, -EINVAL, "no device or no bitmap");
+	d.device = (char *)device;
+	d.iova = iova;
+	d.length = length;
+	d.page_size = page_size;
+	d.bitmap.data = (uint8_t *)bitmap;
+	d.bitmap.len = bitmap_bytes;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_SET_DIRTY;
+	req.set_dirty = &d;
+	return simple_call(h, &req);
+}
+
 /* ---- Invalidation encoding ----------------------------------------------- */
 
 static int grow_array(void **p, size_t cap, size_t size)

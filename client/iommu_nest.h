@@ -382,6 +382,52 @@ struct iommu_nest_hw_info {
 int iommu_nest_get_hw_info(struct iommu_nest *h, const char *device,
 			   struct iommu_nest_hw_info *info);
 
+/* ---- Dirty tracking (live migration) ------------------------------------- */
+
+/*
+ * IOMMU_HWPT_SET_DIRTY_TRACKING on the device's nest parent (its stage 2),
+ * which the daemon allocated with dirty tracking when the device reports
+ * IOMMU_NEST_HW_CAP_DIRTY_TRACKING; otherwise -EOPNOTSUPP, as the kernel
+ * says. Enabling clears the dirty bits. The device must be configured
+ * (-ENODEV), allowed (-EPERM) and not held by another client (-EBUSY).
+ * Since LIBIOMMU_NEST_0.6.
+ */
+int iommu_nest_set_dirty_tracking(struct iommu_nest *h, const char *device, int enable);
+
+/* iommu_nest_get_dirty_bitmap() flags (IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR). */
+#define IOMMU_NEST_DIRTY_NO_CLEAR (1u << 0)
+
+/* The bitmap's size in bytes for length at page_size (a power of two): whole u64 words. */
+#define IOMMU_NEST_DIRTY_BITMAP_BYTES(length, page_size)                                           \
+	((((uint64_t)(length) + (page_size)-1) / (page_size) + 63) / 64 * 8)
+
+/*
+ * IOMMU_HWPT_GET_DIRTY_BITMAP of [iova, iova + length) of the device's
+ * nest parent, a bit per page_size: bit i of u64 word i / 64 of memfd
+ * (from offset 0) says page iova + i * page_size was written, and (without
+ * IOMMU_NEST_DIRTY_NO_CLEAR) is cleared by the read. The daemon zeroes the
+ * bitmap first. memfd: read-write, sealed with F_SEAL_SHRINK (so that the
+ * daemon's mapping of it cannot fault) and at least
+ * IOMMU_NEST_DIRTY_BITMAP_BYTES(length, page_size) long, else -EINVAL.
+ * page_size must be a power of two; the kernel's errnos otherwise (-EINVAL
+ * for length or page_size 0 or a range not page_size aligned,
+ * -EOPNOTSUPP for unknown flags or a parent without dirty tracking); with
+ * tracking off the kernel answers 0 and reports nothing. At most 256 MiB
+ * of bitmap per call (-E2BIG). Since LIBIOMMU_NEST_0.6.
+ */
+int iommu_nest_get_dirty_bitmap(struct iommu_nest *h, const char *device, uint64_t iova,
+				uint64_t length, uint64_t page_size, uint32_t flags, int memfd);
+
+/*
+ * Test-only (test_requests = true): marks the pages whose bits are set in
+ * bitmap (the layout above, bitmap_bytes long; missing bits are clear)
+ * dirty, as a device's writes would: the sim's model, or
+ * IOMMU_TEST_OP_DIRTY on a selftest device. Only mapped pages get dirty;
+ * tracking off is -EINVAL (the kernel's). Since LIBIOMMU_NEST_0.6.
+ */
+int iommu_nest_mark_dirty(struct iommu_nest *h, const char *device, uint64_t iova, uint64_t length,
+			  uint64_t page_size, const uint64_t *bitmap, size_t bitmap_bytes);
+
 /* ---- Invalidation (synchronous) ------------------------------------------ */
 
 /*

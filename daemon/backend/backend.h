@@ -100,6 +100,21 @@ struct backend_hw_info {
 	uint8_t max_pasid_log2; /* 0: no PASID support */
 };
 
+/*
+ * A dirty bitmap of a device's nest parent, in the kernel's layout
+ * (struct iommu_hwpt_get_dirty_bitmap): bit i of data[i / 64] is the page
+ * [iova + i * page_size, + page_size). data holds
+ * DIV_ROUND_UP(length / page_size, 64) words; get_dirty_bitmap only sets
+ * bits (the caller zeroes it), set_dirty reads it.
+ */
+struct backend_dirty {
+	uint64_t iova;
+	uint64_t length;
+	uint64_t page_size;
+	uint32_t flags; /* IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR */
+	uint64_t *data;
+};
+
 /* Test-only fault injection (sim); mirrors the InjectFault message. */
 enum fault_mode {
 	FAULT_CLEAR = 0,
@@ -171,7 +186,16 @@ struct backend_ops {
 			    uint64_t length);
 	/* IOMMU_GET_HW_INFO on the device's iommufd device object. */
 	int (*hw_info)(struct backend *be, const char *device, struct backend_hw_info *out);
+	/*
+	 * Dirty tracking on the device's nest parent, with the semantics of
+	 * IOMMU_HWPT_SET_DIRTY_TRACKING and IOMMU_HWPT_GET_DIRTY_BITMAP.
+	 */
+	int (*set_dirty_tracking)(struct backend *be, const char *device, bool enable);
+	int (*get_dirty_bitmap)(struct backend *be, const char *device,
+				const struct backend_dirty *bm);
 	/* Optional (NULL when the backend cannot): test-only operations. */
+	/* Marks the bitmap's pages of the nest parent dirty (IOMMU_TEST_OP_DIRTY). */
+	int (*set_dirty)(struct backend *be, const char *device, const struct backend_dirty *bm);
 	int (*check_iotlb)(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
 			   uint32_t expected);
 	int (*sim_populate)(struct backend *be, uint32_t hwpt_id, uint64_t addr,

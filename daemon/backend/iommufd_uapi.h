@@ -157,6 +157,34 @@ struct iommu_hw_info {
 };
 #define IOMMU_GET_HW_INFO _IO(IOMMUFD_TYPE, IOMMUFD_CMD_GET_HW_INFO)
 
+enum iommufd_hwpt_set_dirty_tracking_flags {
+	IOMMU_HWPT_DIRTY_TRACKING_ENABLE = 1,
+};
+
+struct iommu_hwpt_set_dirty_tracking {
+	__u32 size;
+	__u32 flags;
+	__u32 hwpt_id;
+	__u32 __reserved;
+};
+#define IOMMU_HWPT_SET_DIRTY_TRACKING _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING)
+
+enum iommufd_hwpt_get_dirty_bitmap_flags {
+	IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1,
+};
+
+struct iommu_hwpt_get_dirty_bitmap {
+	__u32 size;
+	__u32 hwpt_id;
+	__u32 flags;
+	__u32 __reserved;
+	__aligned_u64 iova;
+	__aligned_u64 length;
+	__aligned_u64 page_size;
+	__aligned_u64 data;
+};
+#define IOMMU_HWPT_GET_DIRTY_BITMAP _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP)
+
 enum iommu_hwpt_invalidate_data_type {
 	IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 = 0,
 };
@@ -243,6 +271,9 @@ _Static_assert(sizeof(struct iommu_hw_info) == 40, "iommu_hw_info size");
 _Static_assert(offsetof(struct iommu_hw_info, out_max_pasid_log2) == 28, "max_pasid offset");
 _Static_assert(offsetof(struct iommu_hw_info, out_capabilities) == 32, "capabilities offset");
 _Static_assert(sizeof(struct iommu_hw_info_vtd) == 24, "iommu_hw_info_vtd size");
+_Static_assert(sizeof(struct iommu_hwpt_get_dirty_bitmap) == 48, "get_dirty_bitmap size");
+_Static_assert(IOMMU_HWPT_SET_DIRTY_TRACKING == 0x3b8b, "SET_DIRTY_TRACKING number");
+_Static_assert(IOMMU_HWPT_GET_DIRTY_BITMAP == 0x3b8c, "GET_DIRTY_BITMAP number");
 _Static_assert(IOMMU_HWPT_INVALIDATE == 0x3b8d, "IOMMU_HWPT_INVALIDATE number");
 _Static_assert(IOMMU_HWPT_ALLOC == 0x3b89, "IOMMU_HWPT_ALLOC number");
 _Static_assert(VTD_S1_INV_MIN_LEN == 24, "vtd min entry_len");

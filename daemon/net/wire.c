@@ -149,11 +149,14 @@ int wire_decode(struct session *s, const uint8_t *buf, size_t len, int *fds, int
 	}
 	in->msg = msg;
 	/*
-	 * Only MapMemory takes a descriptor, and exactly one: the table
-	 * refuses the request when it finds none. Anything else passed along
-	 * is closed unseen, as before any request took descriptors.
+	 * Only MapMemory and GetDirtyBitmap (its bitmap's memfd) take a
+	 * descriptor, and exactly one: they refuse the request when they find
+	 * none. Anything else passed along is closed unseen, as before any
+	 * request took descriptors.
 	 */
-	if (msg->body_case == IOMMU_NEST__REQUEST__BODY_MAP_MEMORY && nfds == 1)
+	if ((msg->body_case == IOMMU_NEST__REQUEST__BODY_MAP_MEMORY ||
+	     msg->body_case == IOMMU_NEST__REQUEST__BODY_GET_DIRTY_BITMAP) &&
+	    nfds == 1)
 		in->fd = fds[0];
 	else
 		close_fds(fds, nfds);

@@ -78,6 +78,21 @@ static const char *hw_info_device(const IommuNest__Request *m)
 	return m->get_hw_info->device;
 }
 
+static const char *set_dirty_tracking_device(const IommuNest__Request *m)
+{
+	return m->set_dirty_tracking->device;
+}
+
+static const char *get_dirty_bitmap_device(const IommuNest__Request *m)
+{
+	return m->get_dirty_bitmap->device;
+}
+
+static const char *set_dirty_device(const IommuNest__Request *m)
+{
+	return m->set_dirty->device;
+}
+
 #define H   REQ_NEED_HELLO
 #define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
 
@@ -129,6 +144,18 @@ static const struct req_op ops[] = {
     [IOMMU_NEST__REQUEST__BODY_GET_HW_INFO] = {.run = handle_get_hw_info,
 					       .needs = H | REQ_NEED_DEVICE,
 					       .device_of = hw_info_device},
+    /* Held or free, as MapMemory: the bits are the holder's guest memory. */
+    [IOMMU_NEST__REQUEST__BODY_SET_DIRTY_TRACKING] = {.run = handle_set_dirty_tracking,
+						      .needs = H | DEV,
+						      .device_of = set_dirty_tracking_device},
+    /* Its descriptor (the bitmap's memfd) is checked by the handler. */
+    [IOMMU_NEST__REQUEST__BODY_GET_DIRTY_BITMAP] = {.run = handle_get_dirty_bitmap,
+						    .needs = H | DEV,
+						    .device_of = get_dirty_bitmap_device},
+    [IOMMU_NEST__REQUEST__BODY_SET_DIRTY] = {.run = handle_set_dirty,
+					     .needs = H | REQ_NEED_TEST | DEV,
+					     .backend_has = has_set_dirty,
+					     .device_of = set_dirty_device},
 };
 
 #undef H

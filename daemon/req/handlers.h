@@ -25,9 +25,13 @@ int handle_list_clients(struct req_ctx *c);
 int handle_list_hwpts(struct req_ctx *c);
 int handle_reload(struct req_ctx *c);
 int handle_get_hw_info(struct req_ctx *c);
+int handle_set_dirty_tracking(struct req_ctx *c);
+int handle_get_dirty_bitmap(struct req_ctx *c);
+int handle_set_dirty(struct req_ctx *c);
 
 /* The test backend ops the table checks for (req/test.c). */
 bool has_check_iotlb(const struct backend_ops *ops);
+bool has_set_dirty(const struct backend_ops *ops);
 bool has_sim_populate(const struct backend_ops *ops);
 bool has_sim_query(const struct backend_ops *ops);
 bool has_inject_fault(const struct backend_ops *ops);

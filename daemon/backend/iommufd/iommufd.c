@@ -197,8 +197,11 @@ static int vfio_detach(int vfio_fd)
 	return ioctl_err(vfio_fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &cmd);
 }
 
-/* IOMMU_GET_HW_INFO's out_data_type; 0 (NONE) when the kernel cannot say. */
-static uint32_t ifd_hw_info_type(int fd, uint32_t dev_id)
+/*
+ * IOMMU_GET_HW_INFO's out_data_type; 0 (NONE) when the kernel cannot say.
+ * *caps: its out_capabilities (0 then).
+ */
+static uint32_t ifd_hw_info_type(int fd, uint32_t dev_id, uint64_t *caps)
 {
 	/* Large enough for every 6.12 type (VT-d: 24 bytes, ARM SMMUv3: 76). */
 	uint64_t data[16];
@@ -209,8 +212,10 @@ static uint32_t ifd_hw_info_type(int fd, uint32_t dev_id)
 	    .data_uptr = (uintptr_t)data,
 	};
 
+	*caps = 0;
 	if (ioctl_err(fd, IOMMU_GET_HW_INFO, &cmd) != 0)
 		return IOMMU_HW_INFO_TYPE_NONE;
+	*caps = cmd.out_capabilities;
 	return cmd.out_data_type;
 }
 
@@ -319,6 +324,8 @@ static int setup_vfio(struct ifd_backend *b, struct ifd_device *d, const char **
 
 static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
 {
+	uint32_t flags = IOMMU_HWPT_ALLOC_NEST_PARENT;
+	uint64_t caps;
 	int rc;
 
 	rc = ifd_ioas_alloc(b->fd, &d->ioas_id);
@@ -337,10 +344,13 @@ static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char 
 	if (rc)
 		return rc;
 
-	d->hw_info_type = ifd_hw_info_type(b->fd, d->dev_id);
+	d->hw_info_type = ifd_hw_info_type(b->fd, d->dev_id, &caps);
 
-	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->ioas_id, IOMMU_HWPT_ALLOC_NEST_PARENT,
-			    IOMMU_HWPT_DATA_NONE, NULL, 0, &d->parent_id);
+	/* Dirty tracking for live migration wherever the IOMMU can (hw_pagetable.c:123). */
+	if (caps & IOMMU_HW_CAP_DIRTY_TRACKING)
+		flags |= IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->ioas_id, flags, IOMMU_HWPT_DATA_NONE, NULL, 0,
+			    &d->parent_id);
 	if (rc) {
 		*errmsg =
 		    seterr("device %s: IOMMU_HWPT_ALLOC(NEST_PARENT): %s%s", d->name, strerror(-rc),
@@ -822,6 +832,88 @@ static int ifd_hw_info(struct backend *be, const char *device, struct backend_hw
 	return 0;
 }
 
+static int ifd_set_dirty_tracking(struct backend *be, const char *device, bool enable)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	struct iommu_hwpt_set_dirty_tracking cmd = {
+	    .size = sizeof(cmd),
+	    .flags = enable ? IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0,
+	};
+
+	if (!d)
+		return -ENODEV;
+	cmd.hwpt_id = d->parent_id;
+	return ioctl_err(b->fd, IOMMU_HWPT_SET_DIRTY_TRACKING, &cmd);
+}
+
+static int ifd_get_dirty_bitmap(struct backend *be, const char *device,
+				const struct backend_dirty *bm)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	struct iommu_hwpt_get_dirty_bitmap cmd = {
+	    .size = sizeof(cmd),
+	    .flags = bm->flags,
+	    .iova = bm->iova,
+	    .length = bm->length,
+	    .page_size = bm->page_size,
+	    .data = (uintptr_t)bm->data,
+	};
+
+	if (!d)
+		return -ENODEV;
+	cmd.hwpt_id = d->parent_id;
+	return ioctl_err(b->fd, IOMMU_HWPT_GET_DIRTY_BITMAP, &cmd);
+}
+
+/*
+ * IOMMU_TEST_OP_DIRTY on a selftest device's nest parent. 6.12's mock
+ * looks its IO pages up by iova / page_size while it stores them by
+ * iova / MOCK_IO_PAGE_SIZE (PAGE_SIZE / 2), so only that page size marks
+ * the right pages: the request's pages are spread to bits of that size
+ * (7.x's mock marks the PTE at each bit's iova, right for any size).
+ */
+static int ifd_set_dirty(struct backend *be, const char *device, const struct backend_dirty *bm)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	uint64_t unit = (uint64_t)sysconf(_SC_PAGESIZE) / 2;
+	struct iommu_test_cmd cmd = {.size = sizeof(cmd), .op = IOMMU_TEST_OP_DIRTY};
+	uint64_t per, n, *bits;
+	int rc;
+
+	if (!d)
+		return -ENODEV;
+	if (d->kind != DEVICE_KIND_SELFTEST)
+		return -EOPNOTSUPP;
+	/* The op's own first check, on the request's pages before the spreading. */
+	if (!bm->page_size || !bm->length || bm->iova % bm->page_size ||
+	    bm->length % bm->page_size || bm->page_size % unit)
+		return -EINVAL;
+	per = bm->page_size / unit;
+	n = bm->length / unit;
+	if (n > (uint64_t)16 * 1024 * 1024 * 8)
+		return -EOVERFLOW; /* the op's limit (SZ_16M * BITS_PER_BYTE bits) */
+	bits = calloc((n + 63) / 64, sizeof(*bits));
+	if (!bits)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < bm->length / bm->page_size; i++) {
+		if (!(bm->data[i / 64] & (1ULL << (i % 64))))
+			continue;
+		for (uint64_t j = i * per; j < (i + 1) * per; j++)
+			bits[j / 64] |= 1ULL << (j % 64);
+	}
+	cmd.id = d->parent_id;
+	cmd.dirty.iova = bm->iova;
+	cmd.dirty.length = bm->length;
+	cmd.dirty.page_size = unit;
+	cmd.dirty.uptr = (uintptr_t)bits;
+	rc = ioctl_err(b->fd, IOMMU_TEST_CMD, &cmd);
+	free(bits);
+	return rc;
+}
+
 static int ifd_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
 			   uint32_t expected)
 {
@@ -1293,6 +1385,9 @@ const struct backend_ops backend_iommufd_ops = {
     .map_memory = ifd_map_memory,
     .unmap_memory = ifd_unmap_memory,
     .hw_info = ifd_hw_info,
+    .set_dirty_tracking = ifd_set_dirty_tracking,
+    .get_dirty_bitmap = ifd_get_dirty_bitmap,
+    .set_dirty = ifd_set_dirty,
     .check_iotlb = ifd_check_iotlb,
     .sim_populate = NULL,
     .sim_query = NULL,

@@ -242,7 +242,28 @@ static int sim_op_unmap_memory(struct backend *be, const char *device, uint64_t 
 {
 	/* A failing unmap may have removed areas before the one that stopped it. */
 	dev_changed(to_sb(be), device);
-	return sim_unmap_memory(to_st(be), device, iova, length);
+	int rc = sim_unmap_memory(to_st(be), device, iova, length);
+
+	/* The unmapped pages' PTEs, and their dirty bits, are gone. */
+	if (!rc)
+		sim_dirty_forget(to_st(be), device, iova, length);
+	return rc;
+}
+
+static int sim_op_set_dirty_tracking(struct backend *be, const char *device, bool enable)
+{
+	return sim_set_dirty_tracking(to_st(be), device, enable);
+}
+
+static int sim_op_get_dirty_bitmap(struct backend *be, const char *device,
+				   const struct backend_dirty *bm)
+{
+	return sim_get_dirty_bitmap(to_st(be), device, bm);
+}
+
+static int sim_op_set_dirty(struct backend *be, const char *device, const struct backend_dirty *bm)
+{
+	return sim_set_dirty(to_st(be), device, bm);
 }
 
 static int sim_op_hw_info(struct backend *be, const char *device, struct backend_hw_info *out)
@@ -443,6 +464,9 @@ const struct backend_ops backend_sim_ops = {
     .map_memory = sim_op_map_memory,
     .unmap_memory = sim_op_unmap_memory,
     .hw_info = sim_op_hw_info,
+    .set_dirty_tracking = sim_op_set_dirty_tracking,
+    .get_dirty_bitmap = sim_op_get_dirty_bitmap,
+    .set_dirty = sim_op_set_dirty,
     .check_iotlb = sim_op_check_iotlb,
     .sim_populate = sim_op_populate,
     .sim_query = sim_op_query,

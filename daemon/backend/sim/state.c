@@ -82,8 +82,10 @@ void sim_state_free(struct sim_state *st)
 		sim_iset_free(&st->objs[i].iotlb_set);
 		sim_iset_free(&st->objs[i].psc_set);
 	}
-	for (i = 0; i < st->n_devs; i++)
+	for (i = 0; i < st->n_devs; i++) {
 		sim_dev_maps_free(&st->devs[i]);
+		sim_iset_free(&st->devs[i].dirty);
+	}
 	free(st->objs);
 	st->objs = NULL;
 	st->n_objs = 0;

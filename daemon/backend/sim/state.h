@@ -72,6 +72,14 @@ struct sim_dev {
 	struct sim_map *maps;
 	uint32_t n_maps;
 	uint32_t cap_maps;
+	/*
+	 * Dirty tracking of the nest parent (backend/sim/dirty.c): on or
+	 * off, and the dirty 4 KiB pages, always mapped ones (an unmap
+	 * drops its pages, as the kernel's page table loses them). Not
+	 * saved across a restart: a migration does not survive one.
+	 */
+	bool dirty_tracking;
+	struct sim_iset dirty;
 };
 
 struct sim_state {
@@ -95,7 +103,7 @@ struct sim_state {
 
 /*
  * Who calls whom (calls only go down this line; backend/sim/README.md):
- * sim.c -> persist.c -> state.c -> {objects,mem,cache,inv,hwinfo}.c -> table.c -> iset.c
+ * sim.c -> persist.c -> state.c -> {objects,mem,cache,inv,dirty->hwinfo}.c -> table.c -> iset.c
  */
 
 /* backend/sim/table.c: the object table and device lookup, under everything. */
@@ -149,6 +157,16 @@ static inline bool sim_kind_no_ro_nest_parent(enum device_kind kind)
 
 /* backend/sim/hwinfo.c: IOMMU_GET_HW_INFO of a device. */
 int sim_hw_info(const struct sim_state *st, const char *device, struct backend_hw_info *out);
+
+/*
+ * backend/sim/dirty.c: IOMMU_HWPT_SET_DIRTY_TRACKING, IOMMU_HWPT_GET_DIRTY_BITMAP
+ * and IOMMU_TEST_OP_DIRTY on a device's nest parent; sim_dirty_forget()
+ * drops the dirty pages of an unmapped range (all: iova 0, length UINT64_MAX).
+ */
+int sim_set_dirty_tracking(struct sim_state *st, const char *device, bool enable);
+int sim_get_dirty_bitmap(struct sim_state *st, const char *device, const struct backend_dirty *bm);
+int sim_set_dirty(struct sim_state *st, const char *device, const struct backend_dirty *bm);
+void sim_dirty_forget(struct sim_state *st, const char *device, uint64_t iova, uint64_t length);
 
 /* backend/sim/cache.c: model caches, read back and seeded by tests. */
 int sim_check_iotlb(struct sim_state *st, uint32_t id, uint32_t iotlb_id, uint32_t expected);

@@ -496,6 +496,13 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 				      rep->hw_info->data.len <= rep->hw_info->data_len),
 		      "GetHwInfo without HwInfoReply, or more data than the kernel has");
 		break;
+	case IOMMU_NEST__REQUEST__BODY_SET_DIRTY_TRACKING:
+	case IOMMU_NEST__REQUEST__BODY_GET_DIRTY_BITMAP:
+	case IOMMU_NEST__REQUEST__BODY_SET_DIRTY:
+		/* The bits go into the client's memfd: no reply body, ever. */
+		CHECK(rep->body_case == IOMMU_NEST__REPLY__BODY__NOT_SET,
+		      "a dirty-tracking request answered with a body");
+		break;
 	default:
 		break;
 	}

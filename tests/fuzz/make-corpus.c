@@ -10,6 +10,7 @@
  * 1-3) hands out: 4, 5, ... Coalesce seeds follow fuzz_coalesce.c's layout.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,52 @@ static void get_hw_info(int s, const char *dev)
 	g.device = (char *)dev;
 	r.body_case = IOMMU_NEST__REQUEST__BODY_GET_HW_INFO;
 	r.get_hw_info = &g;
+	packet(s, &r);
+}
+
+static void set_dirty_tracking(int s, const char *dev, bool on)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__SetDirtyTracking t = IOMMU_NEST__SET_DIRTY_TRACKING__INIT;
+
+	t.device = (char *)dev;
+	t.enable = on;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_SET_DIRTY_TRACKING;
+	r.set_dirty_tracking = &t;
+	packet(s, &r);
+}
+
+/* No descriptor can come with a corpus packet: the daemon's refusal is the path. */
+static void get_dirty_bitmap(int s, const char *dev, uint64_t iova, uint64_t len, uint64_t pgsz,
+			     uint32_t flags)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__GetDirtyBitmap g = IOMMU_NEST__GET_DIRTY_BITMAP__INIT;
+
+	g.device = (char *)dev;
+	g.iova = iova;
+	g.length = len;
+	g.page_size = pgsz;
+	g.flags = flags;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_GET_DIRTY_BITMAP;
+	r.get_dirty_bitmap = &g;
+	packet(s, &r);
+}
+
+static void set_dirty(int s, const char *dev, uint64_t iova, uint64_t len, uint64_t pgsz,
+		      uint8_t *bits, size_t nbits)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__SetDirty d = IOMMU_NEST__SET_DIRTY__INIT;
+
+	d.device = (char *)dev;
+	d.iova = iova;
+	d.length = len;
+	d.page_size = pgsz;
+	d.bitmap.data = bits;
+	d.bitmap.len = nbits;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_SET_DIRTY;
+	r.set_dirty = &d;
 	packet(s, &r);
 }
 
@@ -448,6 +495,24 @@ static void dispatch_seeds(void)
 	attach(0, "vtd0", 4);
 	get_hw_info(1, "vtd0");
 	emit("dispatch", "hw-info");
+	{
+		/* Dirty tracking: on, marks, reads (no memfd), bad ranges, the other tenant. */
+		uint8_t bits[] = { 0x09, 0x00, 0x80 };
+
+		begin(1, 18, sf, 0);
+		set_dirty_tracking(0, "mock0", true);
+		set_dirty(0, "mock0", 16 << 20, 24 * 4096, 4096, bits, sizeof(bits));
+		set_dirty(0, "mock0", 16 << 20, 4096, 0, bits, sizeof(bits));
+		get_dirty_bitmap(0, "mock0", 16 << 20, 1 << 20, 4096, 1);
+		get_dirty_bitmap(0, "mock0", 16 << 20, 1 << 20, 3 * 4096, 0);
+		get_dirty_bitmap(0, "mock0", UINT64_MAX - 4095, 8192, 4096, 2);
+		alloc_vtd(0, "vtd0", 48);
+		attach(0, "vtd0", 4);
+		set_dirty_tracking(1, "vtd0", false);
+		get_dirty_bitmap(1, "vtd0", 0, 4096, 4096, 0);
+		set_dirty_tracking(0, "nodev", true);
+		emit("dispatch", "dirty");
+	}
 	{
 		/* Batching: several requests on two HWPTs in one pass. */
 		uint64_t pg1[] = { 0, 64 }, np1[] = { 32, 32 };

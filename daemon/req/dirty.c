@@ -132,6 +132,15 @@ int handle_get_dirty_bitmap(struct req_ctx *c)
 		goto out;
 	}
 	/*
+	 * 6.12's errno for an empty range; 7.x has no such check and would
+	 * walk a bitmap of length - 1 bits: the daemon keeps the old rule.
+	 */
+	if (!m->length) {
+		rc = -EINVAL;
+		reply_error(c->rep, rc, "length 0");
+		goto out;
+	}
+	/*
 	 * The kernel takes any page_size and counts by its lowest bit; the
 	 * daemon wants a power of two, whose bits mean what they say.
 	 */

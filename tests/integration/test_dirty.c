@@ -65,6 +65,23 @@ static int read_bits(struct iommu_nest *h, const char *dev, uint64_t page_size, 
 	return rc;
 }
 
+/*
+ * The bits read back are the marked ones. Under 7.x the dirty bit lives in
+ * the IOPTE the kernel chose for the mapping (generic_pt: a contiguous
+ * run of physically contiguous pages is one larger entry), so a read may
+ * also report the marked pages' neighbours in that entry: there, at least
+ * the marked ones. The sim models 6.12's mock, one bit per page.
+ */
+static void check_bits(const uint64_t *got, const uint64_t *want, size_t words)
+{
+	if (!it_kernel7_rules(NULL)) {
+		CU_ASSERT_EQUAL(memcmp(got, want, words * 8), 0);
+		return;
+	}
+	for (size_t i = 0; i < words; i++)
+		CU_ASSERT_EQUAL(got[i] & want[i], want[i]);
+}
+
 static void set_bit(uint64_t *bm, uint64_t i)
 {
 	bm[i / 64] |= 1ULL << (i % 64);
@@ -87,7 +104,7 @@ static void test_roundtrip(void)
 {
 	struct nestd *d = it_start(NULL);
 	struct iommu_nest *h = it_connect(d, "dirty-rt");
-	uint64_t want[NPAGES / 64], got[NPAGES / 64], zero[NPAGES / 64] = {0};
+	uint64_t want[NPAGES / 64], got[NPAGES / 64], first[NPAGES / 64], zero[NPAGES / 64] = {0};
 	uint64_t want2[NPAGES / 128] = {0}, got2[NPAGES / 128];
 
 	map_guest(h, IT_ST0);
@@ -98,19 +115,19 @@ static void test_roundtrip(void)
 
 	mark(h, IT_ST0, want);
 	/* NO_CLEAR reads them, twice. */
+	CU_ASSERT_EQUAL(read_bits(h, IT_ST0, PG, IOMMU_NEST_DIRTY_NO_CLEAR, first, NPAGES / 64), 0);
+	check_bits(first, want, NPAGES / 64);
 	CU_ASSERT_EQUAL(read_bits(h, IT_ST0, PG, IOMMU_NEST_DIRTY_NO_CLEAR, got, NPAGES / 64), 0);
-	CU_ASSERT_EQUAL(memcmp(got, want, sizeof(got)), 0);
-	CU_ASSERT_EQUAL(read_bits(h, IT_ST0, PG, IOMMU_NEST_DIRTY_NO_CLEAR, got, NPAGES / 64), 0);
-	CU_ASSERT_EQUAL(memcmp(got, want, sizeof(got)), 0);
+	CU_ASSERT_EQUAL(memcmp(got, first, sizeof(got)), 0);
 	/* At 8 KiB a bit: the pair a page is in. */
 	for (size_t i = 0; i < sizeof(marked) / sizeof(marked[0]); i++)
 		set_bit(want2, marked[i] / 2);
 	CU_ASSERT_EQUAL(read_bits(h, IT_ST0, 2 * PG, IOMMU_NEST_DIRTY_NO_CLEAR, got2, NPAGES / 128),
 			0);
-	CU_ASSERT_EQUAL(memcmp(got2, want2, sizeof(got2)), 0);
-	/* A read that clears: the bits once more, then none. */
+	check_bits(got2, want2, NPAGES / 128);
+	/* A read that clears: the same bits once more, then none. */
 	CU_ASSERT_EQUAL(read_bits(h, IT_ST0, PG, 0, got, NPAGES / 64), 0);
-	CU_ASSERT_EQUAL(memcmp(got, want, sizeof(got)), 0);
+	CU_ASSERT_EQUAL(memcmp(got, first, sizeof(got)), 0);
 	CU_ASSERT_EQUAL(read_bits(h, IT_ST0, PG, 0, got, NPAGES / 64), 0);
 	CU_ASSERT_EQUAL(memcmp(got, zero, sizeof(got)), 0);
 
@@ -146,7 +163,7 @@ static void test_bad_args(void)
 
 	map_guest(h, IT_ST0);
 	CU_ASSERT_EQUAL_FATAL(iommu_nest_set_dirty_tracking(h, IT_ST0, 1), 0);
-	/* iommufd_check_iova_range(): page_size 0, length 0, ranges off page_size. */
+	/* iommufd_check_iova_range(): page_size 0, ranges off page_size; length 0 (6.12's). */
 	CU_ASSERT_EQUAL(iommu_nest_get_dirty_bitmap(h, IT_ST0, MEM_IOVA, MIB, 0, 0, fd), -EINVAL);
 	CU_ASSERT_EQUAL(iommu_nest_get_dirty_bitmap(h, IT_ST0, MEM_IOVA, 0, PG, 0, fd), -EINVAL);
 	CU_ASSERT_EQUAL(iommu_nest_get_dirty_bitmap(h, IT_ST0, MEM_IOVA + PG, MIB, 2 * PG, 0, fd),

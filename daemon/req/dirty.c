@@ -194,8 +194,10 @@ int handle_set_dirty(struct req_ctx *c)
 				    (unsigned long long)pages);
 			return -ENOMEM;
 		}
-		memcpy(bits, m->bitmap.data,
-		       m->bitmap.len < (pages + 7) / 8 ? m->bitmap.len : (pages + 7) / 8);
+		/* An empty bytes field decodes with no data at all. */
+		if (m->bitmap.len)
+			memcpy(bits, m->bitmap.data,
+			       m->bitmap.len < (pages + 7) / 8 ? m->bitmap.len : (pages + 7) / 8);
 	}
 	bm.data = bits;
 	rc = be->ops->set_dirty(be, m->device, &bm);

@@ -37,6 +37,15 @@
 
 /* nestq_header.sq_flags, written by the daemon. */
 #define NESTQ_SQ_NEED_KICK (1u << 0) /* not polling: kick after publishing */
+/*
+ * Stopped taking submissions: the completion ring is full or the client has
+ * max_inflight requests in flight. It resumes by itself when a completion
+ * is written; a client that frees completion slots while it sees this flag
+ * kicks.
+ */
+#define NESTQ_SQ_STALLED (1u << 1)
+/* The client broke the ring's rules: the daemon closed the queue (and signalled the call). */
+#define NESTQ_SQ_BROKEN (1u << 2)
 
 /* nestq_header.cq_flags, written by the client. */
 #define NESTQ_CQ_NEED_CALL (1u << 0) /* sleeping on the call eventfd: signal it */

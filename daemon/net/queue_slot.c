@@ -64,6 +64,7 @@ static struct inv_request *request_new(const struct nestq_sqe *sqe, uint32_t esz
 	r->entry_len = sqe->entry_len;
 	r->cont = sqe->flags & NESTQ_SQE_CONTINUE;
 	r->n = sqe->n;
+	r->result_off = sqe->result_off;
 	r->entries = (uint8_t *)(r + 1);
 	r->res = (struct inv_entry_result *)((uint8_t *)r->entries + ent_bytes);
 	return r;
@@ -79,7 +80,9 @@ int queue_slot_take(const struct queue_area *a, uint32_t head, uint32_t max_entr
 
 	*out = NULL;
 	copy_out(sqe, slot, sizeof(*sqe));
-	if ((sqe->flags & ~NESTQ_SQE_CONTINUE) || !pad_zero(sqe))
+	if (sqe->flags & ~NESTQ_SQE_CONTINUE)
+		return -EOPNOTSUPP;
+	if (!pad_zero(sqe))
 		return -EINVAL;
 	if (sqe->n > max_entries)
 		return -E2BIG;
@@ -96,31 +99,39 @@ int queue_slot_take(const struct queue_area *a, uint32_t head, uint32_t max_entr
 	return 0;
 }
 
-void queue_slot_complete(const struct queue_area *a, uint32_t tail, const struct nestq_sqe *sqe,
-			 const struct inv_request *r, int status)
+static void put_cqe(const struct queue_area *a, uint32_t tail, const struct nestq_cqe *cqe)
 {
-	struct nestq_cqe cqe = {.user_data = sqe->user_data, .status = status};
-	uint8_t *cslot = a->base + a->l.cq_off +
-			 (uint64_t)(tail & (a->l.cq_entries - 1)) * sizeof(struct nestq_cqe);
+	uint8_t *slot = a->base + a->l.cq_off +
+			(uint64_t)(tail & (a->l.cq_entries - 1)) * sizeof(struct nestq_cqe);
 
-	if (r) {
-		/* sqe is the daemon's copy, checked by queue_slot_take(): the range holds. */
-		struct nestq_result *res =
-		    (struct nestq_result *)(a->base + a->l.data_off + sqe->result_off);
+	memcpy(slot, cqe, sizeof(*cqe));
+}
 
-		for (uint32_t i = 0; i < r->n; i++) {
-			struct nestq_result one = {.state = r->res[i].state,
-						   .error = r->res[i].error,
-						   .hw_error = r->res[i].hw_error};
-			memcpy(&res[i], &one, sizeof(one));
-		}
-		cqe.status = r->status;
-		cqe.entries_handled = r->entries_handled;
-		cqe.entries_submitted = r->entries_submitted;
-		cqe.n = r->n;
-		cqe.pages_flushed = r->pages_flushed;
+void queue_slot_complete(const struct queue_area *a, uint32_t tail, const struct inv_request *r)
+{
+	struct nestq_cqe cqe = {.user_data = r->id,
+				.status = r->status,
+				.entries_handled = r->entries_handled,
+				.entries_submitted = r->entries_submitted,
+				.n = r->n,
+				.pages_flushed = r->pages_flushed};
+	uint8_t *res = a->base + a->l.data_off + r->result_off;
+
+	for (uint32_t i = 0; i < r->n; i++) {
+		struct nestq_result one = {.state = r->res[i].state,
+					   .error = r->res[i].error,
+					   .hw_error = r->res[i].hw_error};
+
+		memcpy(res + (size_t)i * sizeof(one), &one, sizeof(one));
 	}
-	memcpy(cslot, &cqe, sizeof(cqe));
+	put_cqe(a, tail, &cqe);
+}
+
+void queue_slot_refuse(const struct queue_area *a, uint32_t tail, uint64_t user_data, int status)
+{
+	struct nestq_cqe cqe = {.user_data = user_data, .status = status};
+
+	put_cqe(a, tail, &cqe);
 }
 
 void queue_cq_publish(const struct queue_area *a, uint32_t tail)

@@ -44,20 +44,24 @@ uint32_t queue_cq_room(const struct queue_area *a, uint32_t tail);
 /*
  * Copies submission slot head out of the ring into *sqe, once, and builds
  * the request from that copy (entries copied from the entry area). Returns
- * 0 and the request in *out (owner, recv_ns unset; id = user_data), or a
- * negative errno the submission is answered with (no results written):
- * -EINVAL bad flags, pad or ranges, -E2BIG more than max_entries, -ENOMEM.
+ * 0 and the request in *out (id = user_data, result_off set; owner, queue
+ * and recv_ns unset), or a negative errno the submission is answered with
+ * (queue_slot_refuse()): -EOPNOTSUPP unknown flags (as on the socket),
+ * -EINVAL non-zero pad or a range outside the entry area, -E2BIG more
+ * than max_entries, -ENOMEM.
  */
 int queue_slot_take(const struct queue_area *a, uint32_t head, uint32_t max_entries,
 		    struct nestq_sqe *sqe, struct inv_request **out);
 
 /*
- * Writes the completion of sqe at cq index tail: r's per-entry results at
- * sqe->result_off (r may be NULL: status only, no results) and the cqe.
- * The caller checked queue_cq_room() and publishes tail + 1 itself.
+ * Writes the completion of the finished request r at cq index tail: its
+ * per-entry results at r->result_off (checked by queue_slot_take()) and
+ * the cqe. The caller checked queue_cq_room() and publishes tail + 1.
  */
-void queue_slot_complete(const struct queue_area *a, uint32_t tail, const struct nestq_sqe *sqe,
-			 const struct inv_request *r, int status);
+void queue_slot_complete(const struct queue_area *a, uint32_t tail, const struct inv_request *r);
+
+/* The same for a submission refused before it was a request: status only, no results. */
+void queue_slot_refuse(const struct queue_area *a, uint32_t tail, uint64_t user_data, int status);
 
 /* Publishes the completions up to tail (release). */
 void queue_cq_publish(const struct queue_area *a, uint32_t tail);

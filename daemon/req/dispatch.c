@@ -129,6 +129,7 @@ static const struct req_op ops[] = {
     [IOMMU_NEST__REQUEST__BODY_GET_HW_INFO] = {.run = handle_get_hw_info,
 					       .needs = H | REQ_NEED_DEVICE,
 					       .device_of = hw_info_device},
+    [IOMMU_NEST__REQUEST__BODY_QUEUE_SETUP] = {.run = handle_queue_setup, .needs = H},
 };
 
 #undef H

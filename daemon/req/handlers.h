@@ -25,6 +25,7 @@ int handle_list_clients(struct req_ctx *c);
 int handle_list_hwpts(struct req_ctx *c);
 int handle_reload(struct req_ctx *c);
 int handle_get_hw_info(struct req_ctx *c);
+int handle_queue_setup(struct req_ctx *c);
 
 /* The test backend ops the table checks for (req/test.c). */
 bool has_check_iotlb(const struct backend_ops *ops);

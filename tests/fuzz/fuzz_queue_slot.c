@@ -74,6 +74,7 @@ static void check_taken(const struct queue_area *a, const struct nestq_sqe *sqe,
 	CHECK(r->n == sqe->n && r->n <= MAX_ENTRIES);
 	CHECK(r->id == sqe->user_data && r->hwpt_id == sqe->hwpt_id);
 	CHECK(r->data_type == sqe->data_type && r->entry_len == sqe->entry_len);
+	CHECK(r->result_off == sqe->result_off);
 	CHECK(sqe->entry_off + (uint64_t)r->n * esz <= a->l.data_bytes);
 	CHECK(sqe->result_off + (uint64_t)r->n * sizeof(struct nestq_result) <= a->l.data_bytes);
 	/* Nothing wrote the area since the take: the copy is what is there. */
@@ -101,7 +102,10 @@ static int consume(const struct queue_area *a, uint32_t *head, uint32_t *ctail)
 			r->res[i] = (struct inv_entry_result){.state = INV_DONE};
 		r->entries_handled = r->n;
 	}
-	queue_slot_complete(a, *ctail, &sqe, r, rc);
+	if (r)
+		queue_slot_complete(a, *ctail, r);
+	else
+		queue_slot_refuse(a, *ctail, sqe.user_data, rc);
 	free(r);
 	*ctail += 1;
 	*head += 1;

@@ -34,13 +34,14 @@ static void take_one(struct nest_queue *q)
 	srv->stats.requests++;
 	s->n_requests++;
 	q->inflight++;
+	q->last_take_ns = monotonic_ns();
 	if (rc) {
 		queue_refuse(q, sqe.user_data, rc);
 		return;
 	}
 	r->owner = s;
 	r->queue = q;
-	r->recv_ns = monotonic_ns();
+	r->recv_ns = q->last_take_ns;
 	if (req_invalidate_accept(s, r, &hwpt) == REQ_DEFERRED) {
 		flush_enqueue(srv, hwpt, r);
 		return;
@@ -69,7 +70,40 @@ static void stall(struct nest_queue *q)
 				 memory_order_seq_cst);
 }
 
-static void consume(struct nest_queue *q)
+/* Looks again on the next turn of the loop (not a kick: nothing to read). */
+static void again(struct nest_queue *q)
+{
+	event_active(q->ev_kick, EV_TIMEOUT, 0);
+}
+
+/*
+ * Nothing to take. Within the poll window after the last submission the
+ * client need not kick: the loop looks again each turn. After it, ask for
+ * kicks; the full fence pairs with the client's between its publish and
+ * its read of the flag, so a submission that raced with it is seen here.
+ */
+static void idle(struct nest_queue *q)
+{
+	uint64_t window = (uint64_t)q->s->srv->cfg->queue_poll_us * 1000u;
+	_Atomic uint32_t *flags = &queue_hdr(&q->a)->sq_flags;
+
+	if (window && monotonic_ns() - q->last_take_ns < window) {
+		if (!q->polling) {
+			q->polling = true;
+			atomic_fetch_and_explicit(flags, ~NESTQ_SQ_NEED_KICK, memory_order_seq_cst);
+		}
+		again(q);
+		return;
+	}
+	if (q->polling) {
+		q->polling = false;
+		atomic_fetch_or_explicit(flags, NESTQ_SQ_NEED_KICK, memory_order_seq_cst);
+		if (queue_sq_ready(&q->a, q->sq_head))
+			again(q);
+	}
+}
+
+static void consume_some(struct nest_queue *q)
 {
 	for (unsigned budget = QUEUE_PASS_BUDGET; budget; budget--) {
 		int ready;
@@ -81,8 +115,10 @@ static void consume(struct nest_queue *q)
 			queue_break(q, "submission ring index out of range");
 			return;
 		}
-		if (!ready)
+		if (!ready) {
+			idle(q);
 			return;
+		}
 		if (!can_take(q)) {
 			stall(q);
 			return;
@@ -91,7 +127,27 @@ static void consume(struct nest_queue *q)
 	}
 	/* Budget spent: the other queues and the sockets have their turn first. */
 	if (!q->broken)
-		event_active(q->ev_kick, EV_READ, 0);
+		again(q);
+}
+
+/*
+ * Any answer written while taking may find the client's indices broken
+ * and break the queue: it stays allocated until the loop above is out.
+ */
+static void consume(struct nest_queue *q)
+{
+	struct session *s = q->s;
+
+	q->busy = true;
+	consume_some(q);
+	q->busy = false;
+	queue_release_if_done(q);
+	/*
+	 * Dropped while we took (max_total_buffered_bytes): the end of a pass
+	 * closes it, and nothing else of it may come to run one soon.
+	 */
+	if (s->closing)
+		event_active(s->srv->ev_flush, EV_TIMEOUT, 0);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -99,9 +155,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 	struct nest_queue *q = arg;
 	uint64_t n;
 
-	(void)what;
-	/* Drains the counter; an activation of our own finds it empty (EAGAIN). */
-	if (read(fd, &n, sizeof(n)) == 0) {
+	/* A kick: drain the counter. */
+	if ((what & EV_READ) && read(fd, &n, sizeof(n)) == 0) {
 		queue_break(q, "kick descriptor at end of file");
 		return;
 	}
@@ -135,7 +190,7 @@ int queue_attach(struct session *s, const struct queue_area *a, int kick_fd, int
 	atomic_store_explicit(&h->sq_flags, NESTQ_SQ_NEED_KICK, memory_order_seq_cst);
 	s->queue = q;
 	/* Submissions published before the setup was answered: take them now. */
-	event_active(q->ev_kick, EV_READ, 0);
+	again(q);
 	return 0;
 fail:
 	free(q);

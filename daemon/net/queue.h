@@ -34,10 +34,15 @@ struct nest_queue {
 	uint32_t sq_head, cq_tail;
 	/* Submissions taken, not completed yet: each holds a completion slot. */
 	uint32_t inflight;
+	/* Polling (queue_poll_us): NEED_KICK is clear, the loop looks again each turn. */
+	bool polling;
+	uint64_t last_take_ns; /* the last submission taken, for the poll window */
 	/* Stopped for a full completion ring or max_inflight: resume on a completion. */
 	bool stalled;
 	/* The client broke the ring's rules: no more submissions; freed once none is in flight. */
 	bool broken;
+	/* Taking submissions now: a broken queue is freed by the consumer, after it. */
+	bool busy;
 };
 
 /* srv->queue_attach (see net/server.h). */
@@ -49,6 +54,12 @@ int queue_attach(struct session *s, const struct queue_area *a, int kick_fd, int
  */
 unsigned queue_answer(struct inv_request *r);
 
+/*
+ * A request of q's session was answered (either transport): a queue that
+ * stopped for max_inflight or a full completion ring looks again.
+ */
+void queue_resume(struct nest_queue *q);
+
 /* Answers a submission refused before it was a request (status only). */
 void queue_refuse(struct nest_queue *q, uint64_t user_data, int status);
 
@@ -57,6 +68,9 @@ void queue_refuse(struct nest_queue *q, uint64_t user_data, int status);
  * the queue once nothing of it is in the batch.
  */
 void queue_break(struct nest_queue *q, const char *why);
+
+/* Frees a broken queue once nothing of it is in flight and the consumer is out. */
+void queue_release_if_done(struct nest_queue *q);
 
 /* Unmaps and closes s's queue now (srv->queue_detach; session teardown). */
 void queue_close(struct session *s);

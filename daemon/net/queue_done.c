@@ -50,21 +50,25 @@ static void free_queue(struct nest_queue *q)
 	free(q);
 }
 
+void queue_resume(struct nest_queue *q)
+{
+	if (!q->stalled || q->broken)
+		return;
+	q->stalled = false;
+	atomic_fetch_and_explicit(&queue_hdr(&q->a)->sq_flags, ~NESTQ_SQ_STALLED,
+				  memory_order_relaxed);
+	/* Not a kick: nothing to read from the eventfd. */
+	event_active(q->ev_kick, EV_TIMEOUT, 0);
+}
+
 /* One completion slot is gone: resume what it held up, or finish a broken queue. */
 static void slot_done(struct nest_queue *q)
 {
 	q->inflight--;
-	if (q->broken) {
-		if (!q->inflight)
-			free_queue(q);
-		return;
-	}
-	if (q->stalled) {
-		q->stalled = false;
-		atomic_fetch_and_explicit(&queue_hdr(&q->a)->sq_flags, ~NESTQ_SQ_STALLED,
-					  memory_order_relaxed);
-		event_active(q->ev_kick, EV_READ, 0);
-	}
+	if (q->broken)
+		queue_release_if_done(q);
+	else
+		queue_resume(q);
 }
 
 /*
@@ -121,7 +125,12 @@ void queue_break(struct nest_queue *q, const char *why)
 				 memory_order_seq_cst);
 	signal_call(q);
 	/* What is in the batch still finds it; the last answer frees it. */
-	if (!q->inflight)
+	queue_release_if_done(q);
+}
+
+void queue_release_if_done(struct nest_queue *q)
+{
+	if (q->broken && !q->inflight && !q->busy)
 		free_queue(q);
 }
 

@@ -18,14 +18,24 @@
  * the area; ready counts never exceed the ring; completions are written
  * only when there is room.
  *
+ * With bit 7 of byte 0 set, a second thread also rewrites the area (bytes
+ * and indices, seeded from the input) for as long as the script runs: the
+ * real race, which the copy-once rule must survive. The check that the
+ * entries taken are the area's bytes is then skipped (they may have
+ * changed since); every bound is still checked, and AddressSanitizer
+ * watches every access.
+ *
  * Input layout:
- *   byte 0  sq_entries = 1 << (b % 5)   byte 1  cq_entries = 1 << (b % 5)
+ *   byte 0  sq_entries = 1 << ((b & 0x7f) % 5); bit 7: the racing writer
+ *   byte 1  cq_entries = 1 << (b % 5)
  *   byte 2  data_bytes = 8 * b
  *   then ops, first byte's low 2 bits:
  *     0 write: offset (2 bytes, mod size), length (1 byte), the bytes
  *     1 consume one submission (and complete it if the ring has room)
  *     2 sq_tail = next 2 bytes     3 cq_head = next 2 bytes
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +76,8 @@ static unsigned next_u16(struct script *s)
 	return lo | next_byte(s) << 8;
 }
 
+static bool racing; /* a writer thread rewrites the area meanwhile */
+
 static void check_taken(const struct queue_area *a, const struct nestq_sqe *sqe,
 			const struct inv_request *r)
 {
@@ -78,7 +90,8 @@ static void check_taken(const struct queue_area *a, const struct nestq_sqe *sqe,
 	CHECK(sqe->entry_off + (uint64_t)r->n * esz <= a->l.data_bytes);
 	CHECK(sqe->result_off + (uint64_t)r->n * sizeof(struct nestq_result) <= a->l.data_bytes);
 	/* Nothing wrote the area since the take: the copy is what is there. */
-	CHECK(!memcmp(r->entries, a->base + a->l.data_off + sqe->entry_off, (size_t)r->n * esz));
+	CHECK(racing ||
+	      !memcmp(r->entries, a->base + a->l.data_off + sqe->entry_off, (size_t)r->n * esz));
 }
 
 /* The daemon's step: one submission, answered if the completion ring has room. */
@@ -114,17 +127,52 @@ static int consume(const struct queue_area *a, uint32_t *head, uint32_t *ctail)
 	return 0;
 }
 
+struct writer {
+	const struct queue_area *a;
+	uint64_t seed;
+	atomic_bool stop;
+};
+
+/* The hostile client on another CPU: any byte, any index, any time. */
+static void *scribble(void *arg)
+{
+	struct writer *w = arg;
+	uint64_t x = w->seed | 1;
+
+	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		if (x & 1)
+			atomic_store_explicit(&queue_hdr(w->a)->sq_tail, (uint32_t)(x >> 8),
+					      memory_order_relaxed);
+		else
+			((volatile uint8_t *)
+			     w->a->base)[NESTQ_HDR_BYTES +
+					 (x >> 16) % (w->a->l.total - NESTQ_HDR_BYTES)] =
+			    (uint8_t)(x >> 40);
+	}
+	return NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct script s = {data, size};
 	struct queue_area a;
+	struct writer w = {.a = &a};
+	pthread_t tid;
 	uint32_t head = 0, ctail = 0;
-	unsigned sq = 1u << (next_byte(&s) % 5), cq = 1u << (next_byte(&s) % 5);
+	unsigned sq = 1u << ((next_byte(&s) & 0x7f) % 5), cq = 1u << (next_byte(&s) % 5);
 
 	CHECK(nestq_layout(&a.l, sq, cq, 8 * (uint64_t)next_byte(&s)));
 	a.base = calloc(1, a.l.total);
 	if (!a.base)
 		return 0;
+	racing = size && (data[0] & 0x80);
+	if (racing) {
+		for (size_t i = 0; i < size && i < 8; i++)
+			w.seed = w.seed << 8 | data[size - 1 - i];
+		if (pthread_create(&tid, NULL, scribble, &w))
+			racing = false;
+	}
 	while (s.left) {
 		unsigned op = next_byte(&s) & 3;
 
@@ -146,6 +194,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else {
 			atomic_store(&queue_hdr(&a)->cq_head, next_u16(&s));
 		}
+	}
+	if (racing) {
+		atomic_store(&w.stop, true);
+		pthread_join(tid, NULL);
 	}
 	free(a.base);
 	return 0;

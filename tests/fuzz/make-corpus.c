@@ -628,9 +628,10 @@ static void qs_op(uint8_t op, uint16_t v)
 	put(o, op == 1 ? 1 : sizeof(o));
 }
 
-static void queue_slot_seed(const char *name, uint32_t n, uint32_t entry_off, uint32_t tail)
+static void queue_slot_seed(const char *name, uint32_t n, uint32_t entry_off, uint32_t tail,
+			    uint8_t mode)
 {
-	static const uint8_t geometry[] = {2, 2, 8};
+	const uint8_t geometry[] = {(uint8_t)(2 | mode), 2, 8};
 	/* Two selftest entries: iotlb_id 1 and 2, no flags. */
 	static const uint32_t entries[] = {1, 0, 2, 0};
 	struct nestq_layout l;
@@ -662,8 +663,10 @@ int main(int argc, char **argv)
 	out_dir = argv[1];
 	dispatch_seeds();
 	coalesce_seeds();
-	queue_slot_seed("selftest-two", 2, 0, 1);
-	queue_slot_seed("entry-past-end", 2, 56, 1);
-	queue_slot_seed("tail-past-ring", 2, 0, 9);
+	queue_slot_seed("selftest-two", 2, 0, 1, 0);
+	queue_slot_seed("entry-past-end", 2, 56, 1, 0);
+	queue_slot_seed("tail-past-ring", 2, 0, 9, 0);
+	/* 0x80: with the racing writer thread. */
+	queue_slot_seed("selftest-two-racing", 2, 0, 1, 0x80);
 	return 0;
 }

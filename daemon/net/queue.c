@@ -27,6 +27,7 @@ static void take_one(struct nest_queue *q)
 	struct nestq_sqe sqe;
 	struct inv_request *r;
 	struct hwpt_entry *hwpt;
+	uint32_t rate = srv->cfg->quota.max_requests_per_sec;
 	int rc;
 
 	rc = queue_slot_take(&q->a, q->sq_head, invalidate_max_entries(srv), &sqe, &r);
@@ -35,6 +36,14 @@ static void take_one(struct nest_queue *q)
 	s->n_requests++;
 	q->inflight++;
 	q->last_take_ns = monotonic_ns();
+	/* The socket's first gate, before anything about the request itself. */
+	if (!rate_limiter_take(&s->rate, rate)) {
+		IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
+
+		req_deny(s, &rep, -EAGAIN, rate, "over %u requests per second", rate);
+		free(r);
+		rc = -EAGAIN;
+	}
 	if (rc) {
 		queue_refuse(q, sqe.user_data, rc);
 		return;

@@ -466,6 +466,36 @@ static void test_poll_window(void)
 	rawq_free(&q);
 }
 
+/* max_requests_per_sec holds for the queue as for the socket: the excess is EAGAIN. */
+static void test_rate_limit(void)
+{
+	struct nestd *d = it_start("[policy]\nmax_requests_per_sec = 5\n");
+	int sock = it_raw_connect(d);
+	struct rawq q;
+	int fds[3], again = 0;
+	uint32_t st, tail = 0;
+
+	it_raw_hello(sock);
+	st = it_raw_alloc_st(sock, IT_ST0, 2);
+	rawq_make(&q, 4, 4, 64, true);
+	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 3), 0);
+	for (int i = 0; i < 40; i++) {
+		*sq_slot(&q, tail) = (struct nestq_sqe){
+		    .user_data = tail, .hwpt_id = st, .data_type = ST, .n = 1, .result_off = 8};
+		atomic_store(&rq_hdr(&q)->sq_tail, ++tail);
+		kick(&q);
+		CU_ASSERT_FATAL(wait_cq(&q, tail));
+		CU_ASSERT(cq_slot(&q, tail - 1)->status == 0 ||
+			  cq_slot(&q, tail - 1)->status == -EAGAIN);
+		again += cq_slot(&q, tail - 1)->status == -EAGAIN;
+		atomic_store(&rq_hdr(&q)->cq_head, tail);
+	}
+	/* A burst of 5 and 5 a second: most of 40 quick ones are refused. */
+	CU_ASSERT(again >= 20);
+	rawq_free(&q);
+}
+
 /* A library client with a queue that goes away: nothing of it stays in the daemon. */
 static void test_teardown_on_disconnect(void)
 {
@@ -501,6 +531,7 @@ int main(int argc, char **argv)
 	    {"scribbler", test_scribbler},
 	    {"teardown_on_disconnect", test_teardown_on_disconnect},
 	    {"poll_window", test_poll_window},
+	    {"rate_limit", test_rate_limit},
 	    {NULL, NULL},
 	};
 

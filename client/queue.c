@@ -143,6 +143,9 @@ static int sleep_for_completion(struct nestq_client *q, int sock)
 	int err = 0;
 
 	atomic_fetch_or_explicit(&hdr(q)->cq_flags, NESTQ_CQ_NEED_CALL, memory_order_seq_cst);
+	/* The flag before the look at cq_tail: the daemon fences between its publish and its look.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
 	while (!completed(q) && !broken(q)) {
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)

@@ -107,6 +107,7 @@ static void idle(struct nest_queue *q)
 	if (q->polling) {
 		q->polling = false;
 		atomic_fetch_or_explicit(flags, NESTQ_SQ_NEED_KICK, memory_order_seq_cst);
+		atomic_thread_fence(memory_order_seq_cst);
 		if (queue_sq_ready(&q->a, q->sq_head))
 			again(q);
 	}

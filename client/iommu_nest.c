@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "queue.h"
 #include "iommu_nest_call.h"
 #include "iommu_nest.pb-c.h"
 
@@ -115,6 +116,9 @@ struct iommu_nest {
 
 	char errbuf[256];
 	uint64_t last_limit; /* Reply.limit of the last failed reply */
+
+	/* The shared-memory queue, when open (queue.c). */
+	struct nestq_client *q;
 
 	/* The resume token of the last successful allocation. */
 	uint8_t last_token[IOMMU_NEST_RESUME_TOKEN_LEN];
@@ -219,25 +223,26 @@ static int kill_handle(struct iommu_nest *h, int err)
 /* ---- Framing ------------------------------------------------------------- */
 
 /* Sends one packet, with fd attached (SCM_RIGHTS) unless it is negative. */
-static ssize_t send_packet(int sock, const void *buf, size_t len, int flags, int fd)
+static ssize_t send_packet(int sock, const void *buf, size_t len, int flags, const int *fds,
+			   int nfds)
 {
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * 3)];
 	} control;
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	struct cmsghdr *c;
 
-	if (fd >= 0) {
+	if (nfds > 0) {
 		memset(&control, 0, sizeof(control));
 		mh.msg_control = control.buf;
-		mh.msg_controllen = sizeof(control.buf);
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
 		c = CMSG_FIRSTHDR(&mh);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
 	}
 	return sendmsg(sock, &mh, flags);
 }
@@ -248,7 +253,8 @@ static ssize_t send_packet(int sock, const void *buf, size_t len, int flags, int
  * id. Oversized messages are refused before anything is written, so the
  * handle stays usable. The caller keeps fd: the daemon gets its own copy.
  */
-static int send_request_fd(struct iommu_nest *h, IommuNest__Request *req, bool nonblock, int fd)
+static int send_request_fds(struct iommu_nest *h, IommuNest__Request *req, bool nonblock,
+			    const int *fds, int nfds)
 {
 	int flags = MSG_NOSIGNAL | (nonblock ? MSG_DONTWAIT : 0);
 	size_t len;
@@ -263,7 +269,7 @@ static int send_request_fd(struct iommu_nest *h, IommuNest__Request *req, bool n
 				 len, h->max_msg);
 	iommu_nest__request__pack(req, h->sbuf);
 	do {
-		r = send_packet(h->fd, h->sbuf, len, flags, fd);
+		r = send_packet(h->fd, h->sbuf, len, flags, fds, nfds);
 	} while (r < 0 && errno == EINTR);
 	if (r < 0) {
 		int err = -errno;
@@ -274,8 +280,8 @@ static int send_request_fd(struct iommu_nest *h, IommuNest__Request *req, bool n
 		if (err == -EMSGSIZE || err == -ENOBUFS || err == -ENOMEM)
 			return set_error(h, err, "send: %s", strerror(-err));
 		/* A descriptor the kernel will not pass (closed, ETOOMANYREFS). */
-		if (fd >= 0 && (err == -EBADF || err == -ETOOMANYREFS))
-			return set_error(h, err, "passing fd %d: %s", fd, strerror(-err));
+		if (nfds && (err == -EBADF || err == -ETOOMANYREFS))
+			return set_error(h, err, "passing fd %d: %s", fds[0], strerror(-err));
 		set_error(h, err, "send: %s", strerror(-err));
 		return kill_handle(h, err);
 	}
@@ -285,6 +291,11 @@ static int send_request_fd(struct iommu_nest *h, IommuNest__Request *req, bool n
 	}
 	h->next_id++;
 	return 0;
+}
+
+static int send_request_fd(struct iommu_nest *h, IommuNest__Request *req, bool nonblock, int fd)
+{
+	return send_request_fds(h, req, nonblock, &fd, fd >= 0);
 }
 
 static int send_request(struct iommu_nest *h, IommuNest__Request *req, bool nonblock)
@@ -442,14 +453,14 @@ static int dispatch_other(struct iommu_nest *h, const IommuNest__Reply *reply)
  * Sends req and waits for the reply with its id, parking async completions
  * met on the way. On success *out must be released with release_reply().
  */
-static int transact_fd(struct iommu_nest *h, IommuNest__Request *req, int fd,
-		       IommuNest__Reply **out)
+static int transact_fds(struct iommu_nest *h, IommuNest__Request *req, const int *fds, int nfds,
+			IommuNest__Reply **out)
 {
 	IommuNest__Reply *reply;
 	uint64_t id;
 	int err;
 
-	err = send_request_fd(h, req, false, fd);
+	err = send_request_fds(h, req, false, fds, nfds);
 	if (err)
 		return err;
 	id = req->id;
@@ -466,6 +477,12 @@ static int transact_fd(struct iommu_nest *h, IommuNest__Request *req, int fd,
 		if (err)
 			return err;
 	}
+}
+
+static int transact_fd(struct iommu_nest *h, IommuNest__Request *req, int fd,
+		       IommuNest__Reply **out)
+{
+	return transact_fds(h, req, &fd, fd >= 0, out);
 }
 
 static int transact(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply **out)
@@ -700,6 +717,10 @@ void iommu_nest_close(struct iommu_nest *h)
 
 	if (!h)
 		return;
+	if (h->q) {
+		nestq_client_destroy(h->q);
+		free(h->q);
+	}
 	if (h->fd >= 0)
 		close(h->fd);
 	for (i = 0; i < h->n_devices; i++)
@@ -1242,6 +1263,121 @@ static int make_raw(struct iommu_nest_inv_raw *r, uint32_t hwpt_id, uint32_t dat
 	return layout_of(data_type, n, &r->layout);
 }
 
+/* ---- Shared-memory queue ------------------------------------------------- */
+
+/* Entries one request may carry through the queue; larger ones take the socket. */
+#define QUEUE_MAX_REQUEST_ENTRIES 4096
+
+static int send_queue_setup(struct iommu_nest *h, const struct nestq_client *q)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__QueueSetup qs = IOMMU_NEST__QUEUE_SETUP__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	req.body_case = IOMMU_NEST__REQUEST__BODY_QUEUE_SETUP;
+	req.queue_setup = &qs;
+	if (q) {
+		const int fds[3] = {q->memfd, q->kick_fd, q->call_fd};
+
+		qs.sq_entries = q->l.sq_entries;
+		qs.cq_entries = q->l.cq_entries;
+		qs.data_bytes = q->l.data_bytes;
+		err = transact_fds(h, &req, fds, 3, &reply);
+	} else {
+		err = transact(h, &req, &reply);
+	}
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY__NOT_SET);
+	release_reply(h);
+	return err;
+}
+
+int iommu_nest_queue_open(struct iommu_nest *h, uint32_t entries, uint32_t spin_us)
+{
+	size_t max = h->max_entries < QUEUE_MAX_REQUEST_ENTRIES ? h->max_entries
+								 : QUEUE_MAX_REQUEST_ENTRIES;
+	struct nestq_client *q;
+	int err;
+
+	if (h->dead)
+		return h->dead;
+	if (h->q)
+		return set_error(h, -EBUSY, "a queue is open already");
+	q = malloc(sizeof(*q));
+	if (!q)
+		return set_error(h, -ENOMEM, "out of memory");
+	err = nestq_client_create(q, entries, max, spin_us);
+	if (err) {
+		free(q);
+		return set_error(h, err, "cannot create the queue: %s", strerror(-err));
+	}
+	err = send_queue_setup(h, q);
+	if (err) {
+		nestq_client_destroy(q);
+		free(q);
+		return err;
+	}
+	/* The daemon holds its own mapping: our descriptor of the area is not needed. */
+	close(q->memfd);
+	q->memfd = -1;
+	h->q = q;
+	return 0;
+}
+
+int iommu_nest_queue_close(struct iommu_nest *h)
+{
+	int err;
+
+	if (!h->q)
+		return set_error(h, -ENOENT, "no queue is open");
+	err = h->dead ? 0 : send_queue_setup(h, NULL);
+	/* A queue the daemon closed already (it broke) is gone all the same. */
+	if (err == -ENOENT)
+		err = 0;
+	nestq_client_destroy(h->q);
+	free(h->q);
+	h->q = NULL;
+	return err;
+}
+
+int iommu_nest_queue_fd(const struct iommu_nest *h)
+{
+	return h->q ? h->q->call_fd : -1;
+}
+
+/*
+ * The queue's answer in the socket's terms. A transport failure of the
+ * queue (the daemon closed it, or wrote nonsense) closes it on our side
+ * too and the next request takes the socket; a closed socket kills h.
+ */
+static int queue_invalidate(struct iommu_nest *h, const struct iommu_nest_inv_raw *r,
+			    struct iommu_nest_entry_result *results,
+			    struct iommu_nest_inv_summary *summary)
+{
+	struct iommu_nest_inv_summary sum;
+	int err = nestq_client_invalidate(h->q, h->fd, r, results, &sum);
+
+	if (err == -ECONNRESET) {
+		set_error(h, err, "the daemon closed the connection");
+		return kill_handle(h, err);
+	}
+	if (err) {
+		results_not_attempted(results, r->n);
+		nestq_client_destroy(h->q);
+		free(h->q);
+		h->q = NULL;
+		return set_error(h, err, "the shared queue failed: closed");
+	}
+	h->last_limit = 0;
+	if (sum.status)
+		set_error(h, sum.status, "%s", strerror(-sum.status));
+	if (summary)
+		*summary = sum;
+	return sum.status;
+}
+
 /* ---- Invalidation (synchronous) ------------------------------------------ */
 
 int iommu_nest_invalidate_raw(struct iommu_nest *h, const struct iommu_nest_inv_raw *r,
@@ -1256,6 +1392,8 @@ int iommu_nest_invalidate_raw(struct iommu_nest *h, const struct iommu_nest_inv_
 
 	if (h->dead)
 		return h->dead;
+	if (h->q && nestq_client_fits(h->q, r, h->max_entries))
+		return queue_invalidate(h, r, results, summary);
 	err = encode_invalidate(h, r, &inv);
 	if (err)
 		return err;

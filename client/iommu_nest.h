@@ -536,6 +536,35 @@ int iommu_nest_inject_fault(struct iommu_nest *h, const struct iommu_nest_fault 
 /* Daemon-wide counters; an admin request (see below). */
 int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats);
 
+/* ---- Shared-memory queue (optional) --------------------------------------- */
+/*
+ * A second way to the daemon for invalidations: a memfd with a submission
+ * and a completion ring shared with the daemon, and two eventfds (kick,
+ * call), so that a synchronous invalidation costs no socket round trip.
+ * While a queue is open, iommu_nest_invalidate() and _raw() go through it
+ * transparently, with the same results (per-entry state, errno, hw_error,
+ * summary); a request over 4096 entries or iommu_nest_max_entries(), or
+ * of an unknown entry layout, still takes the socket, as do the
+ * asynchronous calls. The daemon refuses a queue over its [policy]
+ * max_queue_bytes (-EDQUOT); one queue per connection (-EBUSY).
+ *
+ * entries: ring slots (a power of two, 1 to 4096). spin_us: how long a
+ * call spins waiting for its completion before it sleeps on the call
+ * eventfd. If the queue fails (the daemon closed it), the call that saw it
+ * returns -EPROTO, the queue is closed and later calls take the socket.
+ */
+int iommu_nest_queue_open(struct iommu_nest *h, uint32_t entries, uint32_t spin_us);
+
+/* Closes the queue (the daemon unmaps it). -ENOENT when none is open. */
+int iommu_nest_queue_close(struct iommu_nest *h);
+
+/*
+ * The queue's completion eventfd (readable when the daemon signalled a
+ * completion to a sleeping caller), or -1 without a queue. Owned by the
+ * handle: do not read, write or close it.
+ */
+int iommu_nest_queue_fd(const struct iommu_nest *h);
+
 /* ---- Administration ------------------------------------------------------ */
 /*
  * Daemon-wide views for operators (iommu-nestctl status/clients/hwpts/

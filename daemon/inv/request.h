@@ -47,6 +47,9 @@ struct inv_request {
 	uint64_t pages_flushed;     /* modelled pages flushed on its behalf */
 
 	void *owner; /* the pending reply this request belongs to (dispatch) */
+	/* The shared queue it came from (net/queue.h), NULL: the socket; and where its results go. */
+	void *queue;
+	uint32_t result_off;
 	struct inv_request *next; /* batch list link */
 };
 

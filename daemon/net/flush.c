@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "inv/queue.h"
+#include "net/queue.h"
 #include "net/server.h"
 #include "net/session.h"
 #include "net/wire.h"
@@ -123,7 +124,14 @@ static void answer_batch(struct server *srv, struct hwpt_entry *hwpt, struct inv
 		srv->buffered_bytes -= inv_request_bytes(r);
 		hwpt->counters.requests++;
 		hwpt->counters.entries_received += r->n;
-		hwpt->counters.entries_failed += flush_answer(s, r);
+		if (r->queue) {
+			hwpt->counters.entries_failed += queue_answer(r);
+		} else {
+			hwpt->counters.entries_failed += flush_answer(s, r);
+			/* Its ring may have stopped at max_inflight for this one. */
+			if (s->queue)
+				queue_resume(s->queue);
+		}
 		/* A request read before a batch that ran without a read is 0: skip. */
 		if (r->recv_ns && r->recv_ns <= t1)
 			latency_hist_record(&srv->inv_latency, t1 - r->recv_ns);

@@ -22,6 +22,7 @@
 
 #include "inv/request.h"
 #include "net/flush.h"
+#include "net/queue.h"
 #include "net/session.h"
 #include "net/wire.h"
 #include "persist/restart.h"
@@ -94,6 +95,8 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->start_ns = monotonic_ns();
 	srv->run_batch = server_flush;
 	srv->fd_returned = resume_accepting;
+	srv->queue_attach = queue_attach;
+	srv->queue_detach = queue_close;
 	TAILQ_INIT(&srv->sessions);
 	be->ops->get_caps(be, &srv->caps);
 	rc = hwpt_registry_init(&srv->reg, cfg);

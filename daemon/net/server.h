@@ -29,6 +29,7 @@ struct event_base;
 struct event;
 struct session;
 struct restart;
+struct queue_area;
 
 struct server {
 	struct event_base *base;
@@ -80,6 +81,14 @@ struct server {
 	 * was paused for want of one (whichever path freed the session).
 	 */
 	void (*fd_returned)(struct server *srv);
+	/*
+	 * A session's shared-memory queue (net/queue.c), for the QueueSetup
+	 * handler below net/: attach takes the mapped area and both eventfds
+	 * over and returns 0, or -errno leaving them to the caller; detach
+	 * closes the session's queue (nothing of it may be in the batch).
+	 */
+	int (*queue_attach)(struct session *s, const struct queue_area *a, int kick_fd, int call_fd);
+	void (*queue_detach)(struct session *s);
 
 	/* One receive and one send buffer for the whole (single-threaded) loop. */
 	uint8_t *rx_buf;

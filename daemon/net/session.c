@@ -21,6 +21,7 @@
 #include "util/latency_hist.h"
 #include "util/log.h"
 #include "persist/restart.h"
+#include "net/queue.h"
 #include "net/server.h"
 
 static void on_writable(evutil_socket_t fd, short what, void *arg);
@@ -143,6 +144,7 @@ void session_free(struct session *s)
 	if (s->n_pending || !inv_queue_empty(&s->srv->queue))
 		s->srv->run_batch(s->srv);
 	session_release_objects(s);
+	queue_close(s);
 	if (s->ev_read)
 		event_free(s->ev_read);
 	if (s->ev_hello)

@@ -16,6 +16,7 @@
 
 struct server;
 struct hwpt_entry;
+struct nest_queue;
 
 struct out_packet {
 	STAILQ_ENTRY(out_packet) link;
@@ -52,6 +53,7 @@ struct session {
 	uint32_t n_pending; /* invalidate requests waiting in the batch */
 	uint32_t n_owned;   /* HWPTs in owned */
 	struct hwpt_entry *owned;
+	struct nest_queue *queue; /* its shared-memory queue (net/queue.h), or NULL */
 	struct rate_limiter rate;
 	uint64_t n_denied;
 

@@ -141,6 +141,7 @@ int wire_decode(struct session *s, const uint8_t *buf, size_t len, int *fds, int
 
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
+	in->queue_fds[0] = in->queue_fds[1] = in->queue_fds[2] = -1;
 	decode_arena_reset(arena);
 	msg = iommu_nest__request__unpack(&arena->allocator, len, buf);
 	if (!msg) {
@@ -150,14 +151,17 @@ int wire_decode(struct session *s, const uint8_t *buf, size_t len, int *fds, int
 	in->msg = msg;
 	/*
 	 * Only MapMemory and GetDirtyBitmap (its bitmap's memfd) take a
-	 * descriptor, and exactly one: they refuse the request when they find
-	 * none. Anything else passed along is closed unseen, as before any
-	 * request took descriptors.
+	 * descriptor, and exactly one, and QueueSetup exactly three: the
+	 * handlers refuse the request when they find none. Anything else
+	 * passed along is closed unseen, as before any request took
+	 * descriptors.
 	 */
 	if ((msg->body_case == IOMMU_NEST__REQUEST__BODY_MAP_MEMORY ||
 	     msg->body_case == IOMMU_NEST__REQUEST__BODY_GET_DIRTY_BITMAP) &&
 	    nfds == 1)
 		in->fd = fds[0];
+	else if (msg->body_case == IOMMU_NEST__REQUEST__BODY_QUEUE_SETUP && nfds == 3)
+		memcpy(in->queue_fds, fds, sizeof(in->queue_fds));
 	else
 		close_fds(fds, nfds);
 	if (msg->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE)
@@ -172,6 +176,11 @@ void wire_release(struct req_in *in)
 	if (in->fd >= 0)
 		close(in->fd);
 	in->fd = -1;
+	for (int i = 0; i < 3; i++) {
+		if (in->queue_fds[i] >= 0)
+			close(in->queue_fds[i]);
+		in->queue_fds[i] = -1;
+	}
 	free(in->inv);
 	in->inv = NULL;
 }

@@ -156,6 +156,7 @@ static const struct req_op ops[] = {
 					     .needs = H | REQ_NEED_TEST | DEV,
 					     .backend_has = has_set_dirty,
 					     .device_of = set_dirty_device},
+    [IOMMU_NEST__REQUEST__BODY_QUEUE_SETUP] = {.run = handle_queue_setup, .needs = H},
 };
 
 #undef H

@@ -49,6 +49,8 @@ struct req_in {
 	int64_t inv_n;
 	uint32_t inv_max;
 	struct hwpt_entry *inv_hwpt; /* REQ_DEFERRED: the HWPT whose batch takes inv */
+	/* QueueSetup: the memfd, kick and call eventfds passed with it, or -1 (taken: -1). */
+	int queue_fds[3];
 	bool admitted;		     /* passed the session-wide gates (and was counted) */
 };
 
@@ -114,6 +116,14 @@ void req_count_error(struct server *srv, int status);
 
 /* Entries one Invalidate may carry: max_entries, or fewer if replies would not fit. */
 uint32_t invalidate_max_entries(const struct server *srv);
+
+/*
+ * An Invalidate request of s decoded from either transport, through the
+ * kernel's rules: REQ_DEFERRED with the HWPT whose batch takes it in
+ * *hwpt, or REQ_INV_DONE with every entry not attempted and the reason
+ * in r->status. Counts its entries as received.
+ */
+int req_invalidate_accept(struct session *s, struct inv_request *r, struct hwpt_entry **hwpt);
 
 /* Root or a member of [policy] admin_groups (looked up now: reloads apply). */
 bool req_is_admin(const struct session *s);

@@ -117,8 +117,6 @@ int handle_invalidate(struct req_ctx *c)
 	struct server *srv = c->srv;
 	struct session *s = c->s;
 	struct inv_request *r = c->in->inv;
-	struct hwpt_entry *hwpt;
-	int rc;
 
 	if (c->in->inv_err && c->in->inv_err != -ENOMEM)
 		return decode_error(c);
@@ -135,7 +133,15 @@ int handle_invalidate(struct req_ctx *c)
 		reply_error(c->rep, -ENOMEM, "out of memory");
 		return -ENOMEM;
 	}
-	srv->stats.entries_received += r->n;
+	return req_invalidate_accept(s, r, &c->in->inv_hwpt);
+}
+
+int req_invalidate_accept(struct session *s, struct inv_request *r, struct hwpt_entry **out)
+{
+	struct hwpt_entry *hwpt;
+	int rc;
+
+	s->srv->stats.entries_received += r->n;
 	s->n_entries += r->n;
 	/* The kernel's order: array bounds, then the object, then its type. */
 	rc = inv_validate_header(r);
@@ -150,6 +156,6 @@ int handle_invalidate(struct req_ctx *c)
 	if (rc)
 		return fail_request(s, r, rc, "request rejected by the kernel's rules");
 	inv_validate_entries(r);
-	c->in->inv_hwpt = hwpt;
+	*out = hwpt;
 	return REQ_DEFERRED;
 }

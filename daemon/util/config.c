@@ -33,6 +33,8 @@ void config_defaults(struct config *cfg)
 	cfg->flush_all_pages = 1u << 18; /* 1 GiB of 4 KiB pages */
 	cfg->vtd_max_mask = 18;
 	cfg->batch_delay_us = 0;
+	/* A few round trips' worth: on 2 CPUs a longer spin steals the client's. */
+	cfg->queue_poll_us = 50;
 	cfg->test_requests = false;
 	snprintf(cfg->state_file, sizeof(cfg->state_file), "%s", DEFAULT_STATE_FILE);
 	cfg->reclaim_grace_ms = 30000;
@@ -48,6 +50,7 @@ void config_defaults(struct config *cfg)
 	cfg->quota.max_outq_bytes = 4u << 20;
 	cfg->quota.max_total_buffered_bytes = 64u << 20;
 	cfg->quota.max_requests_per_sec = 0;
+	cfg->quota.max_queue_bytes = 1u << 20;
 	cfg->max_mapped_bytes = 16ULL << 30;
 }
 
@@ -216,6 +219,12 @@ static int set_coalesce(struct config *cfg, const char *k, const char *v)
 	}
 	if (!strcmp(k, "batch_delay_us"))
 		return parse_u32(v, &cfg->batch_delay_us);
+	if (!strcmp(k, "queue_poll_us")) {
+		int rc = parse_u32(v, &cfg->queue_poll_us);
+
+		/* A poll is a CPU spun: bounded to a second. */
+		return !rc && cfg->queue_poll_us > 1000000 ? -ERANGE : rc;
+	}
 	return -ENOENT;
 }
 
@@ -283,6 +292,8 @@ static int set_policy(struct config *cfg, const char *k, const char *v)
 		return parse_u64(v, &q->max_total_buffered_bytes);
 	if (!strcmp(k, "max_requests_per_sec"))
 		return parse_u32(v, &q->max_requests_per_sec);
+	if (!strcmp(k, "max_queue_bytes"))
+		return parse_u64(v, &q->max_queue_bytes);
 	if (!strcmp(k, "max_mapped_bytes"))
 		return parse_u64(v, &cfg->max_mapped_bytes);
 	return -ENOENT;

@@ -32,6 +32,8 @@ struct policy_quota {
 	uint32_t max_requests_per_sec; /* per client; 0 = unlimited */
 	/* Replies and queued requests of all clients together; 0 = unlimited. */
 	uint64_t max_total_buffered_bytes;
+	/* A client's shared-memory queue (memfd) at most; 0 = unlimited. */
+	uint64_t max_queue_bytes;
 };
 
 /* True when used has reached a limit; a limit of 0 is unlimited (the man page's promise). */

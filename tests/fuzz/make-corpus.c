@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Writes the fuzz seed corpus: make-corpus OUT_DIR creates
- * OUT_DIR/dispatch/NAME and OUT_DIR/coalesce/NAME (directories must exist).
+ * OUT_DIR/dispatch/NAME, OUT_DIR/coalesce/NAME and OUT_DIR/queue_slot/NAME
+ * (directories must exist).
  *
  * Dispatch seeds are valid request sequences in the fuzz_dispatch.c input
  * layout (4 header bytes, then packets of u16 length + one Request each),
  * encoded with the generated protobuf-c code. HWPT ids are what a fresh sim
  * backend with fuzz_dispatch's devices (vtd0, mock0, vtd1: nest parents
- * 1-3) hands out: 4, 5, ... Coalesce seeds follow fuzz_coalesce.c's layout.
+ * 1-3) hands out: 4, 5, ... Coalesce and queue_slot seeds follow
+ * fuzz_coalesce.c's and fuzz_queue_slot.c's layouts.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "iommu_nest.pb-c.h"
+#include "iommu_nest_queue.h"
 
 #define VTD_DATA 1           /* IOMMU_HWPT_DATA_VTD_S1 */
 #define ST_DATA 0xdead       /* IOMMU_HWPT_DATA_SELFTEST */
@@ -674,14 +677,61 @@ static void coalesce_seeds(void)
 	}
 }
 
+/* Queue slot seeds (fuzz_queue_slot.c layout): a 4/4-slot area, 64 data bytes. */
+static void qs_write(uint32_t off, const void *p, uint8_t len)
+{
+	const uint8_t op[] = {0, (uint8_t)off, (uint8_t)(off >> 8), len};
+
+	put(op, sizeof(op));
+	put(p, len);
+}
+
+static void qs_op(uint8_t op, uint16_t v)
+{
+	const uint8_t o[] = {op, (uint8_t)v, (uint8_t)(v >> 8)};
+
+	put(o, op == 1 ? 1 : sizeof(o));
+}
+
+static void queue_slot_seed(const char *name, uint32_t n, uint32_t entry_off, uint32_t tail,
+			    uint8_t mode)
+{
+	const uint8_t geometry[] = {(uint8_t)(2 | mode), 2, 8};
+	/* Two selftest entries: iotlb_id 1 and 2, no flags. */
+	static const uint32_t entries[] = {1, 0, 2, 0};
+	struct nestq_layout l;
+	struct nestq_sqe sqe = {.user_data = 7,
+				.hwpt_id = 4,
+				.data_type = 0xdeadbeef, /* IOMMU_HWPT_INVALIDATE_DATA_SELFTEST */
+				.n = n,
+				.entry_off = entry_off,
+				.result_off = 16};
+
+	nestq_layout(&l, 4, 4, 64);
+	b.n = 0;
+	put(geometry, sizeof(geometry));
+	qs_write((uint32_t)l.data_off, entries, sizeof(entries));
+	qs_write((uint32_t)l.sq_off, &sqe, sizeof(sqe));
+	qs_op(2, (uint16_t)tail);
+	qs_op(1, 0);
+	qs_op(3, 1);
+	qs_op(1, 0);
+	emit("queue_slot", name);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
-		fprintf(stderr, "usage: make-corpus OUT_DIR (with OUT_DIR/dispatch and OUT_DIR/coalesce)\n");
+		fprintf(stderr, "usage: make-corpus OUT_DIR (with OUT_DIR/{dispatch,coalesce,queue_slot})\n");
 		return 2;
 	}
 	out_dir = argv[1];
 	dispatch_seeds();
 	coalesce_seeds();
+	queue_slot_seed("selftest-two", 2, 0, 1, 0);
+	queue_slot_seed("entry-past-end", 2, 56, 1, 0);
+	queue_slot_seed("tail-past-ring", 2, 0, 9, 0);
+	/* 0x80: with the racing writer thread. */
+	queue_slot_seed("selftest-two-racing", 2, 0, 1, 0x80);
 	return 0;
 }

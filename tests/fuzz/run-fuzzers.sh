@@ -30,10 +30,10 @@ fi
 
 CC=clang cmake -S "$src" -B "$build" -DNESTD_FUZZ=ON -DNESTD_FUZZ_SECONDS="$secs" \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build "$build" --target fuzz_dispatch fuzz_coalesce make-corpus -j "$(nproc)"
+cmake --build "$build" --target fuzz_dispatch fuzz_coalesce fuzz_queue_slot make-corpus -j "$(nproc)"
 cd "$build"
 rc=0
 ctest -L fuzz --output-on-failure -j 2 || rc=$?
 # One summary line per harness: execs, coverage, features, exec/s.
-grep -h -E '^fuzz_[a-z]+: .* execs, cov ' Testing/Temporary/LastTest*.log 2>/dev/null || true
+grep -h -E '^fuzz_[a-z_]+: .* execs, cov ' Testing/Temporary/LastTest*.log 2>/dev/null || true
 exit $rc

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The second transport: a session's shared-memory queue
+ * (proto/iommu_nest_queue.h). Its submissions are Invalidates like the
+ * socket's: through the same rules (req_invalidate_accept) into the same
+ * per-pass batch (net/flush.c), so ring and socket requests of one HWPT
+ * in one pass batch together; their results go to the completion ring.
+ *
+ * Inside net/: server -> queue -> flush -> queue_done; session ->
+ * queue_done. queue.c takes submissions (on a kick); queue_done.c writes
+ * completions, signals the client and closes a queue.
+ */
+#ifndef IOMMU_NESTD_NET_QUEUE_H
+#define IOMMU_NESTD_NET_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "net/queue_slot.h"
+
+struct event;
+struct session;
+struct inv_request;
+
+/* Submissions one queue may have taken per turn of the loop: the others' share. */
+#define QUEUE_PASS_BUDGET 64
+
+struct nest_queue {
+	struct session *s;
+	struct queue_area a; /* the mapping and the daemon's copy of its geometry */
+	int kick_fd, call_fd;
+	struct event *ev_kick;
+	/* The daemon's own indices: the area's copies are for the client to read. */
+	uint32_t sq_head, cq_tail;
+	/* Submissions taken, not completed yet: each holds a completion slot. */
+	uint32_t inflight;
+	/* Polling (queue_poll_us): NEED_KICK is clear, the loop looks again each turn. */
+	bool polling;
+	uint64_t last_take_ns; /* the last submission taken, for the poll window */
+	/* Stopped for a full completion ring or max_inflight: resume on a completion. */
+	bool stalled;
+	/* The client broke the ring's rules: no more submissions; freed once none is in flight. */
+	bool broken;
+	/* Taking submissions now: a broken queue is freed by the consumer, after it. */
+	bool busy;
+};
+
+/* srv->queue_attach (see net/server.h). */
+int queue_attach(struct session *s, const struct queue_area *a, int kick_fd, int call_fd);
+
+/*
+ * Answers a finished request of the queue: its completion, counted like
+ * a socket reply. Returns its failed entries. r stays the caller's.
+ */
+unsigned queue_answer(struct inv_request *r);
+
+/*
+ * A request of q's session was answered (either transport): a queue that
+ * stopped for max_inflight or a full completion ring looks again.
+ */
+void queue_resume(struct nest_queue *q);
+
+/* Answers a submission refused before it was a request (status only). */
+void queue_refuse(struct nest_queue *q, uint64_t user_data, int status);
+
+/*
+ * The client broke the ring (an index beyond it): stop taking, and close
+ * the queue once nothing of it is in the batch.
+ */
+void queue_break(struct nest_queue *q, const char *why);
+
+/* Frees a broken queue once nothing of it is in flight and the consumer is out. */
+void queue_release_if_done(struct nest_queue *q);
+
+/* Unmaps and closes s's queue now (srv->queue_detach; session teardown). */
+void queue_close(struct session *s);
+
+#endif

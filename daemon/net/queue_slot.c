@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* Submission and completion slots of a shared queue (see net/queue_slot.h). */
+#include "net/queue_slot.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inv/request.h"
+
+/*
+ * The copy must be the only read: without the barrier the compiler may
+ * assume the area does not change and read a field again from it later.
+ */
+static void copy_out(void *dst, const void *src, size_t len)
+{
+	memcpy(dst, src, len);
+	__asm__ __volatile__("" ::: "memory");
+}
+
+/* [off, off + len) inside the entry area, off 8-byte aligned. */
+static bool range_ok(const struct queue_area *a, uint64_t off, uint64_t len)
+{
+	return !(off & 7) && off <= a->l.data_bytes && len <= a->l.data_bytes - off;
+}
+
+int queue_sq_ready(const struct queue_area *a, uint32_t head)
+{
+	uint32_t tail = atomic_load_explicit(&queue_hdr(a)->sq_tail, memory_order_acquire);
+	uint32_t n = tail - head;
+
+	return n <= a->l.sq_entries ? (int)n : -EPROTO;
+}
+
+uint32_t queue_cq_room(const struct queue_area *a, uint32_t tail)
+{
+	uint32_t chead = atomic_load_explicit(&queue_hdr(a)->cq_head, memory_order_acquire);
+	uint32_t used = tail - chead;
+
+	return used <= a->l.cq_entries ? a->l.cq_entries - used : 0;
+}
+
+static bool pad_zero(const struct nestq_sqe *sqe)
+{
+	for (size_t i = 0; i < sizeof(sqe->pad) / sizeof(sqe->pad[0]); i++)
+		if (sqe->pad[i])
+			return false;
+	return true;
+}
+
+/* The layout net/wire.c gives a socket request: one allocation, entries, results. */
+static struct inv_request *request_new(const struct nestq_sqe *sqe, uint32_t esz)
+{
+	size_t ent_bytes = ((size_t)sqe->n * (esz ? esz : 1) + 7) & ~(size_t)7;
+	struct inv_request *r;
+
+	r = calloc(1, sizeof(*r) + ent_bytes + (size_t)sqe->n * sizeof(struct inv_entry_result));
+	if (!r)
+		return NULL;
+	r->id = sqe->user_data;
+	r->hwpt_id = sqe->hwpt_id;
+	r->data_type = sqe->data_type;
+	r->reserved = sqe->reserved;
+	r->entry_len = sqe->entry_len;
+	r->cont = sqe->flags & NESTQ_SQE_CONTINUE;
+	r->n = sqe->n;
+	r->result_off = sqe->result_off;
+	r->entries = (uint8_t *)(r + 1);
+	r->res = (struct inv_entry_result *)((uint8_t *)r->entries + ent_bytes);
+	return r;
+}
+
+int queue_slot_take(const struct queue_area *a, uint32_t head, uint32_t max_entries,
+		    struct nestq_sqe *sqe, struct inv_request **out)
+{
+	const uint8_t *slot = a->base + a->l.sq_off +
+			      (uint64_t)(head & (a->l.sq_entries - 1)) * sizeof(struct nestq_sqe);
+	uint32_t esz;
+	struct inv_request *r;
+
+	*out = NULL;
+	copy_out(sqe, slot, sizeof(*sqe));
+	if (sqe->flags & ~NESTQ_SQE_CONTINUE)
+		return -EOPNOTSUPP;
+	if (!pad_zero(sqe))
+		return -EINVAL;
+	if (sqe->n > max_entries)
+		return -E2BIG;
+	/* An unknown type carries no entry bytes: the kernel's rules refuse it later. */
+	esz = inv_entry_size(sqe->data_type);
+	if (!range_ok(a, sqe->entry_off, (uint64_t)sqe->n * esz) ||
+	    !range_ok(a, sqe->result_off, (uint64_t)sqe->n * sizeof(struct nestq_result)))
+		return -EINVAL;
+	r = request_new(sqe, esz);
+	if (!r)
+		return -ENOMEM;
+	copy_out(r->entries, a->base + a->l.data_off + sqe->entry_off, (size_t)sqe->n * esz);
+	*out = r;
+	return 0;
+}
+
+static void put_cqe(const struct queue_area *a, uint32_t tail, const struct nestq_cqe *cqe)
+{
+	uint8_t *slot = a->base + a->l.cq_off +
+			(uint64_t)(tail & (a->l.cq_entries - 1)) * sizeof(struct nestq_cqe);
+
+	memcpy(slot, cqe, sizeof(*cqe));
+}
+
+void queue_slot_complete(const struct queue_area *a, uint32_t tail, const struct inv_request *r)
+{
+	struct nestq_cqe cqe = {.user_data = r->id,
+				.status = r->status,
+				.entries_handled = r->entries_handled,
+				.entries_submitted = r->entries_submitted,
+				.n = r->n,
+				.pages_flushed = r->pages_flushed};
+	uint8_t *res = a->base + a->l.data_off + r->result_off;
+
+	for (uint32_t i = 0; i < r->n; i++) {
+		struct nestq_result one = {.state = r->res[i].state,
+					   .error = r->res[i].error,
+					   .hw_error = r->res[i].hw_error};
+
+		memcpy(res + (size_t)i * sizeof(one), &one, sizeof(one));
+	}
+	put_cqe(a, tail, &cqe);
+}
+
+void queue_slot_refuse(const struct queue_area *a, uint32_t tail, uint64_t user_data, int status)
+{
+	struct nestq_cqe cqe = {.user_data = user_data, .status = status};
+
+	put_cqe(a, tail, &cqe);
+}
+
+void queue_cq_publish(const struct queue_area *a, uint32_t tail)
+{
+	atomic_store_explicit(&queue_hdr(a)->cq_tail, tail, memory_order_release);
+}
+
+void queue_sq_consumed(const struct queue_area *a, uint32_t head)
+{
+	atomic_store_explicit(&queue_hdr(a)->sq_head, head, memory_order_release);
+}

@@ -126,6 +126,20 @@ CONFIG_RSEQ=y
 CONFIG_FHANDLE=y
 CONFIG_INOTIFY_USER=y
 CONFIG_PROC_SYSCTL=y
+# a real device behind an IOMMU (the edu tier: the intel-iommu and edu of QEMU,
+# bound to vfio-pci and reached through its cdev) and the I/O page fault
+# path the fault tests drive (INTEL_IOMMU_SVM is what selects IOMMU_IOPF;
+# no real IOMMU driver, no iommu_report_device_fault)
+CONFIG_PCI=y
+CONFIG_PCI_MSI=y
+CONFIG_ACPI=y
+CONFIG_IRQ_REMAP=y
+CONFIG_INTEL_IOMMU=y
+CONFIG_INTEL_IOMMU_SVM=y
+CONFIG_IOMMU_IOPF=y
+CONFIG_VFIO=y
+CONFIG_VFIO_DEVICE_CDEV=y
+CONFIG_VFIO_PCI=y
 '
 # Linux 7.x: the selftest mock builds its paging domains on the generic
 # page table (IOMMUFD_TEST depends on IOMMU_PT_AMDV1), which is only

@@ -65,6 +65,20 @@ static int srec_cmp(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/*
+ * Guests mostly flush in address order (an unmap walks its range), and
+ * then the records arrive sorted: check before paying for a sort.
+ */
+static void sort_recs(struct srec *recs, uint32_t nr)
+{
+	for (uint32_t i = 1; i < nr; i++) {
+		if (srec_cmp(&recs[i - 1], &recs[i]) > 0) {
+			qsort(recs, nr, sizeof(*recs), srec_cmp);
+			return;
+		}
+	}
+}
+
 struct out {
 	const struct smmuv3_cmd *in;
 	struct coalesce_plan *plan;
@@ -216,7 +230,7 @@ static void tlb_run(struct out *o, uint32_t a, uint32_t b, const struct smmuv3_c
 		}
 		tlb_rec(&o->in[i], p, r);
 	}
-	qsort(recs, nr, sizeof(*recs), srec_cmp);
+	sort_recs(recs, nr);
 	for (uint32_t i = 0; i < nr; i = g0) {
 		struct srec g = recs[i];
 		uint32_t k;
@@ -260,7 +274,7 @@ static void cd_run(struct out *o, uint32_t a, uint32_t b, struct srec *recs)
 		r->start = all ? 0 : 1 + SMMUV3_W0(c, SMMUV3_SSID);
 		r->leaf = all ? 0 : (uint8_t)SMMUV3_W1(c, SMMUV3_LEAF);
 	}
-	qsort(recs, nr, sizeof(*recs), srec_cmp);
+	sort_recs(recs, nr);
 	for (uint32_t i = 0; i < nr; i = g0) {
 		struct srec g = recs[i];
 		struct smmuv3_cmd c = {{0, 0}};
@@ -322,7 +336,7 @@ static void atc_run(struct out *o, uint32_t a, uint32_t b, struct srec *recs)
 		r->last = lg >= ATC_SIZE_ALL ? UINT64_MAX : r->start + (1ULL << lg) - 1;
 		r->asked = lg >= ATC_SIZE_ALL ? UINT64_MAX : 1ULL << lg;
 	}
-	qsort(recs, nr, sizeof(*recs), srec_cmp);
+	sort_recs(recs, nr);
 	for (uint32_t i = 0; i < nr; i = g0) {
 		struct srec g = recs[i];
 		struct smmuv3_cmd c;

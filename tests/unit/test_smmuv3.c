@@ -194,6 +194,29 @@ static void test_validate_cmd(void)
 	}
 }
 
+static void test_vsid_table(void)
+{
+	static struct smmuv3_vsid t[1000];
+	struct smmuv3_vsid_map m = {t, 1000};
+	uint32_t psid;
+
+	/* vDEVICEs arrive in any order; virt_ids are sparse. */
+	for (uint32_t i = 0; i < 1000; i++)
+		t[i] = (struct smmuv3_vsid){.vsid = (i * 7919u) % 1000 * 3 + 1, .psid = i};
+	smmuv3_vsid_sort(t, 1000);
+	for (uint32_t i = 0; i < 1000; i++) {
+		uint32_t v = (i * 7919u) % 1000 * 3 + 1;
+
+		CU_ASSERT_TRUE(smmuv3_vsid_lookup(&m, v, &psid));
+		CU_ASSERT_EQUAL(psid, i);
+		CU_ASSERT_FALSE(smmuv3_vsid_lookup(&m, v + 1, NULL));
+	}
+	CU_ASSERT_FALSE(smmuv3_vsid_lookup(&m, 0, NULL));
+	CU_ASSERT_FALSE(smmuv3_vsid_lookup(&m, UINT32_MAX, NULL));
+	m.n = 0;
+	CU_ASSERT_FALSE(smmuv3_vsid_lookup(&m, 1, NULL));
+}
+
 static void test_validate_entries(void)
 {
 	cmd_t c[4] = {asid_cmd(1), cfgi_cd(9, 0, true), op_cmd(0x46), page(1, 1, true)};
@@ -677,6 +700,7 @@ int main(void)
 	static const struct unit_case tests[] = {
 	    {"validate request", test_validate_request},
 	    {"validate command", test_validate_cmd},
+	    {"vSID table", test_vsid_table},
 	    {"validate entries", test_validate_entries},
 	    {"truncated entries", test_truncate},
 	    {"sim conversion", test_sim_convert},

@@ -625,6 +625,35 @@ static uint32_t missed(const struct smmuv3_model *a, const struct smmuv3_model *
 	return bad;
 }
 
+/*
+ * Class runs keep their order and class: every output serving run j lies
+ * before every output serving run j + 1, and has the run's class.
+ */
+static bool runs_in_order(const cmd_t *in, uint32_t n)
+{
+	uint32_t prev_max = 0;
+	bool have_prev = false;
+
+	for (uint32_t a = 0, b; a < n; a = b) {
+		enum smmuv3_class cl = smmuv3_cmd_class(&in[a]);
+		uint32_t lo = UINT32_MAX, hi = 0;
+
+		for (b = a; b < n && smmuv3_cmd_class(&in[b]) == cl; b++) {
+			uint32_t k = plan.first[b];
+
+			if (smmuv3_cmd_class(sub(k)) != cl)
+				return false;
+			lo = k < lo ? k : lo;
+			hi = k > hi ? k : hi;
+		}
+		if (have_prev && lo <= prev_max)
+			return false;
+		prev_max = hi;
+		have_prev = true;
+	}
+	return true;
+}
+
 static uint64_t env_u64(const char *name, uint64_t def)
 {
 	const char *s = getenv(name);
@@ -662,6 +691,7 @@ static void test_property(void)
 		out_total += plan.n_sub;
 		for (uint32_t k = 0; k < plan.n_sub; k++)
 			CU_ASSERT_EQUAL(smmuv3_validate_cmd(sub(k), &vmap), 0);
+		CU_ASSERT_TRUE(runs_in_order(in, n));
 
 		CU_ASSERT_EQUAL_FATAL(smmuv3_model_copy(&a, &base), 0);
 		CU_ASSERT_EQUAL_FATAL(smmuv3_model_copy(&o, &base), 0);

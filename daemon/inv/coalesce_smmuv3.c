@@ -30,6 +30,7 @@
  *    CFGI_CD; CFGI_CD de-duplicates per (vSID, SSID), leaf only if all were.
  *  ATC: ATC_INV spans merge per (vSID, SSV, SSID, Global) into one
  *    naturally aligned span when it is at most twice the pages asked for.
+ * A range that runs past 2^64 goes out unchanged and merges with nothing.
  * Output fields the kernel rewrites (VMID, SID translation) are left as
  * the guest wrote them (VMID 0 for commands made here).
  */
@@ -141,6 +142,14 @@ static void tlb_rec(const struct smmuv3_cmd *c, const struct smmuv3_coalesce_par
 		r->gshift = (uint8_t)gs;
 		r->start = va & ~((1ULL << gs) - 1);
 		r->last = sat_add64(r->start, (n << gs) - 1);
+		/*
+		 * A range past the top of the address space: whether the
+		 * hardware wraps is not ours to guess, so it goes out as sent.
+		 */
+		if (r->start > UINT64_MAX - ((n << gs) - 1)) {
+			r->raw = 1;
+			r->gshift = 0;
+		}
 	} else if (p->range && p->va_tg) {
 		unsigned gs = smmuv3_tg_shift(p->va_tg);
 

@@ -415,6 +415,16 @@ static void test_storm(void)
 	run_plan(in, 64, prm(true, 1, 1));
 	CU_ASSERT_EQUAL(plan.n_sub, 1);
 
+	/* A range that runs past 2^64 goes out as sent, merged with nothing. */
+	in[0] = va(5, UINT64_MAX & ~0xfffULL, true, 1, 31, 0, 0);
+	in[1] = page(5, (UINT64_MAX >> 12), true);
+	in[2] = in[0];
+	run_plan(in, 3, prm(true, 1, 0));
+	CU_ASSERT_EQUAL_FATAL(plan.n_sub, 3);
+	CU_ASSERT_EQUAL(memcmp(sub(plan.first[0]), &in[0], sizeof(cmd_t)), 0);
+	CU_ASSERT_EQUAL(memcmp(sub(plan.first[2]), &in[0], sizeof(cmd_t)), 0);
+	CU_ASSERT_NOT_EQUAL(plan.first[0], plan.first[2]);
+
 	/* Disabled: identity. */
 	run_plan(in, 64, (struct smmuv3_coalesce_params){0});
 	CU_ASSERT_EQUAL(plan.n_sub, 64);

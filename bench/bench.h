@@ -7,6 +7,8 @@
  *   bench_proc.c      daemon start/stop, /proc readers, limits
  *   bench_floor.c     the floors: raw SOCK_SEQPACKET ping-pong and the sim
  *                     backend driven in-process one entry per call
+ *   bench_smmuv3.c    SMMUv3 command streams through the validator and
+ *                     coalescer in-process
  *   iommu_nest_bench.c  options, client processes, table, acceptance
  */
 #ifndef IOMMU_NEST_BENCH_H
@@ -15,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -192,6 +195,9 @@ typedef void (*mark_fn)(void *ctx, int which);
  */
 int harness_run(uint32_t n, client_fn fn, void *arg, double warmup, double seconds,
 		mark_fn mark, void *ctx, struct run_result *out);
+
+/* SMMUv3 command stream rows (printed; csv rows when csv). */
+int bench_smmuv3(double seconds, FILE *csv);
 
 /* ---- floors -------------------------------------------------------------- */
 

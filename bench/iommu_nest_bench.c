@@ -1152,6 +1152,7 @@ int main(int argc, char **argv)
 		    us(churn.churn_p50_ns), us(churn.churn_p99_ns), churn.pairs_per_s,
 		    churn.rss_kib);
 	}
+	bench_smmuv3(o.duration, csv);
 	for (uint32_t i = 0; i < n_rows; i++)
 		csv_row(&rows[i]);
 	fails = acceptance();

@@ -6,11 +6,11 @@
 set -eu
 gen=$1 seeds=$2 work=$3
 rm -rf "$work"
-mkdir -p "$work/dispatch" "$work/coalesce" "$work/queue_slot"
+mkdir -p "$work/dispatch" "$work/coalesce" "$work/queue_slot" "$work/smmuv3"
 "$gen" "$work"
 if ! diff -r "$seeds" "$work" >/dev/null; then
 	diff -r "$seeds" "$work" || true
 	echo "check-corpus: $seeds is not what make-corpus writes; run: $gen $seeds" >&2
 	exit 1
 fi
-echo "check-corpus: $(ls "$work/dispatch" | wc -l) dispatch, $(ls "$work/coalesce" | wc -l) coalesce and $(ls "$work/queue_slot" | wc -l) queue_slot seeds up to date"
+echo "check-corpus: $(ls "$work/dispatch" | wc -l) dispatch, $(ls "$work/coalesce" | wc -l) coalesce, $(ls "$work/queue_slot" | wc -l) queue_slot and $(ls "$work/smmuv3" | wc -l) smmuv3 seeds up to date"

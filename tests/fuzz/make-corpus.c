@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Writes the fuzz seed corpus: make-corpus OUT_DIR creates
- * OUT_DIR/dispatch/NAME, OUT_DIR/coalesce/NAME and OUT_DIR/queue_slot/NAME
+ * OUT_DIR/dispatch/NAME, OUT_DIR/coalesce/NAME, OUT_DIR/queue_slot/NAME and
+ * OUT_DIR/smmuv3/NAME
  * (directories must exist).
  *
  * Dispatch seeds are valid request sequences in the fuzz_dispatch.c input
  * layout (4 header bytes, then packets of u16 length + one Request each),
  * encoded with the generated protobuf-c code. HWPT ids are what a fresh sim
  * backend with fuzz_dispatch's devices (vtd0, mock0, vtd1: nest parents
- * 1-3) hands out: 4, 5, ... Coalesce and queue_slot seeds follow
- * fuzz_coalesce.c's and fuzz_queue_slot.c's layouts.
+ * 1-3) hands out: 4, 5, ... Coalesce, queue_slot and smmuv3 seeds follow
+ * fuzz_coalesce.c's, fuzz_queue_slot.c's and fuzz_smmuv3.c's layouts.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -677,6 +678,60 @@ static void coalesce_seeds(void)
 	}
 }
 
+/* SMMUv3 seeds (fuzz_smmuv3.c layout): a params byte, then 16-byte commands. */
+static void smmuv3_cmd(uint8_t sel, uint64_t w0, uint64_t w1)
+{
+	uint8_t c[16];
+
+	w0 = (w0 & ~0xffULL) | sel;
+	for (int i = 0; i < 8; i++) {
+		c[i] = (uint8_t)(w0 >> (8 * i));
+		c[8 + i] = (uint8_t)(w1 >> (8 * i));
+	}
+	put(c, sizeof(c));
+}
+
+static void smmuv3_seeds(void)
+{
+	const uint8_t range_4k = 0x03, no_range = 0x00, slack2 = 0x23, off = 0x0b;
+
+	/* Unmap storm: NH_VA leaf per page, ASID 1 (selector 1). */
+	b.n = 0;
+	put(&range_4k, 1);
+	for (uint64_t i = 0; i < 64; i++)
+		smmuv3_cmd(1, 1ULL << 48, ((0x100 + i) << 12) | 1);
+	emit("smmuv3", "storm");
+	/* ASID switches, with and without range support, and gaps. */
+	for (int v = 0; v < 2; v++) {
+		b.n = 0;
+		put(v ? &no_range : &slack2, 1);
+		for (uint64_t i = 0; i < 48; i++)
+			smmuv3_cmd(1, (i / 8 % 3) << 48, ((i * 2) << 12) | (i & 1));
+		smmuv3_cmd(4, 2ULL << 48, 0);
+		smmuv3_cmd(2, 0, (5ULL << 12) | (1 << 10) | (3 << 8));
+		emit("smmuv3", v ? "asid-switch-no-range" : "asid-switch-slack");
+	}
+	/* CFGI_CD burst, a CD_ALL, an unknown vSID, then ATC_INVs and a NH_ALL. */
+	b.n = 0;
+	put(&range_4k, 1);
+	for (uint64_t i = 0; i < 24; i++)
+		smmuv3_cmd(6, (1ULL << 32) | ((i % 6) << 12), i != 5);
+	smmuv3_cmd(7, 2ULL << 32, 0);
+	smmuv3_cmd(6, 4ULL << 32, 1);
+	for (uint64_t i = 0; i < 8; i++)
+		smmuv3_cmd(5, (3ULL << 32) | (1 << 11) | (2 << 12), (0x40 + i) << 12);
+	smmuv3_cmd(5, 1ULL << 32, 52);
+	smmuv3_cmd(3, 0, 0);
+	emit("smmuv3", "cfgi-atc");
+	/* Ranges near the top of the space, coalescing off, a raw CMD_SYNC. */
+	b.n = 0;
+	put(&off, 1);
+	smmuv3_cmd(1, (31ULL << 12) | (31ULL << 20), ~0ULL << 12 | (3 << 10));
+	smmuv3_cmd(2, 0, 0xfffffffffffff000ULL);
+	smmuv3_cmd(8, 0x4600, 0);
+	emit("smmuv3", "top-raw");
+}
+
 /* Queue slot seeds (fuzz_queue_slot.c layout): a 4/4-slot area, 64 data bytes. */
 static void qs_write(uint32_t off, const void *p, uint8_t len)
 {
@@ -722,12 +777,13 @@ static void queue_slot_seed(const char *name, uint32_t n, uint32_t entry_off, ui
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
-		fprintf(stderr, "usage: make-corpus OUT_DIR (with OUT_DIR/{dispatch,coalesce,queue_slot})\n");
+		fprintf(stderr, "usage: make-corpus OUT_DIR (with OUT_DIR/{dispatch,coalesce,queue_slot,smmuv3})\n");
 		return 2;
 	}
 	out_dir = argv[1];
 	dispatch_seeds();
 	coalesce_seeds();
+	smmuv3_seeds();
 	queue_slot_seed("selftest-two", 2, 0, 1, 0);
 	queue_slot_seed("entry-past-end", 2, 56, 1, 0);
 	queue_slot_seed("tail-past-ring", 2, 0, 9, 0);

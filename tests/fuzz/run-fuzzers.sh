@@ -30,7 +30,7 @@ fi
 
 CC=clang cmake -S "$src" -B "$build" -DNESTD_FUZZ=ON -DNESTD_FUZZ_SECONDS="$secs" \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build "$build" --target fuzz_dispatch fuzz_coalesce fuzz_queue_slot make-corpus -j "$(nproc)"
+cmake --build "$build" --target fuzz_dispatch fuzz_coalesce fuzz_queue_slot fuzz_smmuv3 make-corpus -j "$(nproc)"
 cd "$build"
 rc=0
 ctest -L fuzz --output-on-failure -j 2 || rc=$?

@@ -115,6 +115,21 @@ struct backend_dirty {
 	uint64_t *data;
 };
 
+/*
+ * A configured device as a VMM sees it once the daemon hands it over
+ * (OpenDevice / AdoptDevice): the bound VFIO cdev (borrowed: the backend
+ * keeps owning it; the caller dups what it passes on) and the kernel
+ * objects behind it. parent_id 0: the host IOMMU cannot nest (nest_err
+ * says what IOMMU_HWPT_ALLOC_NEST_PARENT answered) and the device sits on
+ * a plain paging HWPT of its IOAS, so guest memory and DMA still work.
+ */
+struct backend_device {
+	int fd; /* the VFIO cdev, bound to the backend's iommufd */
+	uint32_t dev_id, parent_id, ioas_id, attached_id;
+	uint32_t vfio_flags; /* VFIO_DEVICE_GET_INFO */
+	uint32_t num_regions, num_irqs;
+};
+
 /* Test-only fault injection (sim); mirrors the InjectFault message. */
 enum fault_mode {
 	FAULT_CLEAR = 0,
@@ -193,6 +208,28 @@ struct backend_ops {
 	int (*set_dirty_tracking)(struct backend *be, const char *device, bool enable);
 	int (*get_dirty_bitmap)(struct backend *be, const char *device,
 				const struct backend_dirty *bm);
+	/*
+	 * Device hand-off, optional (NULL: the backend has no device fds; the
+	 * sim models no VFIO device, a memfd standing for one would not be one).
+	 * device_get: the bound cdev and ids; -EOPNOTSUPP for a device with no
+	 *   cdev (selftest mock), with *why saying so.
+	 * device_adopt: replaces the backend's own cdev of the device by fd
+	 *   (the backend dups it), bound and attached where the old one was:
+	 *   -ENOTTY not a VFIO cdev, -EXDEV another device's, *why saying so.
+	 * device_reclaim: puts the device back on the page table the backend
+	 *   has it on (a VMM holding the fd may have attached it elsewhere):
+	 *   0 in place, 1 it had drifted and is back, or a negative errno.
+	 * device_reset: VFIO_DEVICE_RESET when GET_INFO has FLAGS_RESET;
+	 *   -ENOTTY when the device has no reset.
+	 * nest_err: 0, or the errno IOMMU_HWPT_ALLOC_NEST_PARENT answered for
+	 *   the device (it has no nest parent then: nested HWPTs cannot be).
+	 */
+	int (*device_get)(struct backend *be, const char *device, struct backend_device *out,
+			  const char **why);
+	int (*device_adopt)(struct backend *be, const char *device, int fd, const char **why);
+	int (*device_reclaim)(struct backend *be, const char *device);
+	int (*device_reset)(struct backend *be, const char *device);
+	int (*nest_err)(struct backend *be, const char *device);
 	/* Optional (NULL when the backend cannot): test-only operations. */
 	/* Marks the bitmap's pages of the nest parent dirty (IOMMU_TEST_OP_DIRTY). */
 	int (*set_dirty)(struct backend *be, const char *device, const struct backend_dirty *bm);

@@ -41,6 +41,8 @@ struct device_binding {
 	const struct config_device *dev;
 	uint32_t hwpt_id; /* 0: on its nest parent */
 	struct session *owner;
+	/* The session that holds the device's fd (OpenDevice / AdoptDevice); NULL: none. */
+	struct session *opener;
 
 	struct session *mem_owner;
 	uid_t mem_uid;

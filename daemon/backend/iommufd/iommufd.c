@@ -49,6 +49,8 @@
 #include "util/journal.h"
 #include "util/log.h"
 #include "backend/vfio_uapi.h"
+#include "backend/iommufd/device_fd.h"
+#include "backend/iommufd/parent.h"
 
 #define DEFAULT_IOMMUFD_PATH "/dev/iommu"
 
@@ -67,6 +69,7 @@ struct ifd_device {
 	uint32_t parent_id;    /* the nest parent HWPT */
 	uint32_t attached_id;  /* what the device is attached to now; 0: none */
 	uint32_t hw_info_type; /* IOMMU_HW_INFO_TYPE_*, from IOMMU_GET_HW_INFO */
+	int nest_err;	       /* parent.c: the IOMMU cannot nest (parent_id is plain paging) */
 };
 
 struct ifd_nested {
@@ -349,8 +352,8 @@ static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char 
 	/* Dirty tracking for live migration wherever the IOMMU can (hw_pagetable.c:123). */
 	if (caps & IOMMU_HW_CAP_DIRTY_TRACKING)
 		flags |= IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
-	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->ioas_id, flags, IOMMU_HWPT_DATA_NONE, NULL, 0,
-			    &d->parent_id);
+	flags &= ~IOMMU_HWPT_ALLOC_NEST_PARENT; /* parent.c adds it, and falls back */
+	rc = ifd_parent_alloc(b->fd, d->dev_id, d->ioas_id, flags, &d->parent_id, &d->nest_err);
 	if (rc) {
 		*errmsg =
 		    seterr("device %s: IOMMU_HWPT_ALLOC(NEST_PARENT): %s%s", d->name, strerror(-rc),
@@ -630,6 +633,8 @@ static int ifd_alloc_nested(struct backend *be, const char *device, const struct
 
 	if (!d)
 		return -ENOENT;
+	if (d->nest_err)
+		return d->nest_err; /* no nest parent to sit on (parent.c) */
 	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->parent_id, req->flags, req->data_type, req->data,
 			    req->data_len, &id);
 	if (rc)
@@ -941,7 +946,8 @@ static struct json_object *device_to_json(const struct ifd_device *d)
 		  js_add_u64(o, "ioas_id", d->ioas_id) ||
 		  js_add_u64(o, "parent_id", d->parent_id) ||
 		  js_add_u64(o, "attached_id", d->attached_id) ||
-		  js_add_u64(o, "hw_info_type", d->hw_info_type))) {
+		  js_add_u64(o, "hw_info_type", d->hw_info_type) ||
+		  js_add_u64(o, "nest_errno", (uint64_t)-d->nest_err))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -1139,6 +1145,8 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 		return -EINVAL;
 	}
 	d->kind = cd->kind;
+	if (json_object_object_get_ex(j, "nest_errno", NULL) && js_u32(j, "nest_errno", &kind) == 0)
+		d->nest_err = -(int)kind;
 	snprintf(d->path, sizeof(d->path), "%s", cd->path);
 	if (d->kind == DEVICE_KIND_VTD) {
 		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
@@ -1371,6 +1379,69 @@ static int ifd_reopen(const struct config *cfg, struct json_object *saved,
 	return 0;
 }
 
+/* --- device hand-off (the VFIO work is device_fd.c's) ------------------ */
+
+static int dev_slots(struct backend *be, const char *device, struct ifd_device_slots *out)
+{
+	struct ifd_device *d = find_device(to_ifd(be), device);
+
+	if (!d)
+		return -ENOENT;
+	*out = (struct ifd_device_slots){.iommufd = to_ifd(be)->fd,
+					 .vfio_fd = &d->vfio_fd,
+					 .dev_id = &d->dev_id,
+					 .parent_id = &d->parent_id,
+					 .ioas_id = &d->ioas_id,
+					 .attached_id = &d->attached_id,
+					 .nest_err = d->nest_err,
+					 .kind = d->kind,
+					 .name = d->name,
+					 .path = d->path};
+	return 0;
+}
+
+static int ifd_device_get(struct backend *be, const char *device, struct backend_device *out,
+			  const char **why)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	*why = "no such device";
+	return rc ? rc : vfio_dev_get(&sl, out, why);
+}
+
+static int ifd_device_adopt(struct backend *be, const char *device, int fd, const char **why)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	*why = "no such device";
+	return rc ? rc : vfio_dev_adopt(&sl, fd, why);
+}
+
+static int ifd_device_reclaim(struct backend *be, const char *device)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	return rc ? rc : vfio_dev_reclaim(&sl);
+}
+
+static int ifd_device_reset(struct backend *be, const char *device)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	return rc ? rc : vfio_dev_reset(&sl);
+}
+
+static int ifd_nest_err(struct backend *be, const char *device)
+{
+	struct ifd_device *d = find_device(to_ifd(be), device);
+
+	return d ? d->nest_err : 0;
+}
+
 const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -1389,6 +1460,11 @@ const struct backend_ops backend_iommufd_ops = {
     .get_dirty_bitmap = ifd_get_dirty_bitmap,
     .set_dirty = ifd_set_dirty,
     .check_iotlb = ifd_check_iotlb,
+    .device_get = ifd_device_get,
+    .device_adopt = ifd_device_adopt,
+    .device_reclaim = ifd_device_reclaim,
+    .device_reset = ifd_device_reset,
+    .nest_err = ifd_nest_err,
     .sim_populate = NULL,
     .sim_query = NULL,
     .inject_fault = NULL,

@@ -211,11 +211,13 @@ struct backend_ops {
 	/*
 	 * Device hand-off, optional (NULL: the backend has no device fds; the
 	 * sim models no VFIO device, a memfd standing for one would not be one).
-	 * device_get: the bound cdev and ids; -EOPNOTSUPP for a device with no
-	 *   cdev (selftest mock), with *why saying so.
+	 * device_get: the bound cdev and ids, for the caller to hand out (from
+	 *   then on device_adopt refuses: -EBUSY); -EOPNOTSUPP for a device
+	 *   with no cdev (selftest mock), with *why saying so.
 	 * device_adopt: replaces the backend's own cdev of the device by fd
 	 *   (the backend dups it), bound and attached where the old one was:
-	 *   -ENOTTY not a VFIO cdev, -EXDEV another device's, *why saying so.
+	 *   -ENOTTY not a VFIO cdev, -EXDEV another device's, -EBUSY bound
+	 *   already or the backend's own handed out, *why saying so.
 	 * device_reclaim: puts the device back on the page table the backend
 	 *   has it on (a VMM holding the fd may have attached it elsewhere):
 	 *   0 in place, 1 it had drifted and is back, or a negative errno.

@@ -19,7 +19,14 @@
  *   4. UnmapMemory; the same device-to-RAM DMA no longer reaches memory
  *      (the destination keeps its marker);
  *   5. MapMemory again, CloseDevice: the fd the VMM still holds can no
- *      longer DMA into that memory either.
+ *      longer DMA into that memory either (the kernel logs the DMAR
+ *      faults of 4 and 5), and AdoptDevice is refused: the binding was
+ *      handed out;
+ *   6. on a fresh daemon, AdoptDevice (libvirt's way): a memfd and another
+ *      character device are refused, a freshly opened cdev is bound in
+ *      place of the daemon's and does DMA through the daemon's page table;
+ *   7. that VMM dies without CloseDevice: another client may open the
+ *      device, and the dead VMM's fd cannot DMA into its memory.
  *
  * edu's engine (QEMU hw/misc/edu.c): 0x80 source, 0x88 destination, 0x90
  * count, 0x98 command (bit 0 start, bit 1 direction: 0 RAM to the device's
@@ -372,14 +379,14 @@ static void check_no_nesting(struct iommu_nest *h, const struct iommu_nest_devic
 	       "... with the reason (%s)", iommu_nest_last_error(h));
 }
 
-static void run(struct iommu_nest *h)
+static void run(struct iommu_nest *h, const char *cdev)
 {
 	struct iommu_nest_device_info info;
 	struct vfio_device_info vi = {.argsz = sizeof(vi)};
 	struct region r0;
 	struct bar bar = {.fd = -1};
 	uint8_t *ram;
-	int fd = -1, memfd, kfd = -1;
+	int fd = -1, memfd, kfd = -1, adopt_fd;
 	void *map;
 
 	check(iommu_nest_open_device(h, EDU_DEV, &fd, &info) == 0, "OpenDevice edu0");
@@ -440,6 +447,14 @@ static void run(struct iommu_nest *h)
 	check(all_bytes(ram + DST_OFF, XFER, 0x5a),
 	      "after CloseDevice the held fd cannot DMA to RAM");
 	check(iommu_nest_close_device(h, EDU_DEV) == -ENOENT, "CloseDevice twice: -ENOENT");
+	/* The binding went to this VMM, which still holds it: nothing to adopt in its place. */
+	adopt_fd = open(cdev, O_RDWR | O_CLOEXEC);
+	check(adopt_fd >= 0 && iommu_nest_adopt_device(h, EDU_DEV, adopt_fd, NULL) == -EBUSY,
+	      "AdoptDevice after the binding was handed out: -EBUSY");
+	checkf(strstr(iommu_nest_last_error(h), "handed") != NULL, "... with the reason (%s)",
+	       iommu_nest_last_error(h));
+	if (adopt_fd >= 0)
+		close(adopt_fd);
 
 	munmap(ram, MEM_SIZE);
 	close(memfd);
@@ -448,12 +463,88 @@ static void run(struct iommu_nest *h)
 		close(kfd);
 }
 
+/*
+ * The libvirt way, on a fresh daemon whose binding nobody holds: the VMM's
+ * side opens the cdev and passes it in; the daemon binds it in place of
+ * its own, and the caller's fd does DMA through the daemon's page table.
+ * Then the VMM dies without CloseDevice: the daemon's teardown unmaps its
+ * memory and releases the device, so the fd left behind cannot DMA into
+ * it, and another client may take the device.
+ */
+static void run_adopt(struct iommu_nest *h, const char *sock_cdev)
+{
+	struct iommu_nest_device_info info;
+	struct iommu_nest *h2 = NULL;
+	struct region r0;
+	struct bar bar;
+	uint8_t *ram;
+	int fd, memfd, other, fd2 = -1, rc = -1;
+
+	memfd = memfd_create("not-a-cdev", MFD_CLOEXEC);
+	check(iommu_nest_adopt_device(h, EDU_DEV, memfd, NULL) == -ENOTTY,
+	      "AdoptDevice of a memfd: -ENOTTY");
+	other = open("/dev/null", O_RDWR | O_CLOEXEC);
+	check(iommu_nest_adopt_device(h, EDU_DEV, other, NULL) == -EXDEV,
+	      "AdoptDevice of another character device: -EXDEV");
+	close(other);
+	fd = open(sock_cdev, O_RDWR | O_CLOEXEC);
+	check(fd >= 0 && iommu_nest_adopt_device(h, EDU_DEV, fd, &info) == 0,
+	      "AdoptDevice of a freshly opened cdev");
+	if (fd < 0 || ftruncate(memfd, MEM_SIZE) != 0)
+		return;
+	ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (ram == MAP_FAILED)
+		return;
+	fill_pattern(ram + SRC_OFF, XFER);
+	memset(ram + DST_OFF, 0, XFER);
+	check(map_ram(h, memfd) == 0, "MapMemory on the adopted device");
+	check(enable_bus_master(fd) && region_info(fd, VFIO_PCI_BAR0_REGION_INDEX, &r0),
+	      "the adopted fd drives the device");
+	bar = (struct bar){.fd = fd, .offset = r0.offset, .map = NULL};
+	check(edu_dma(&bar, MEM_IOVA + SRC_OFF, EDU_BUF, XFER, false) &&
+		  edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  is_pattern(ram + DST_OFF, XFER),
+	      "DMA through the adopted binding: the pattern arrived");
+
+	/* The VMM's death: its connection ends, nothing closed. */
+	iommu_nest_close(h);
+	memset(ram + DST_OFF, 0x5a, XFER);
+	check(iommu_nest_connect(SOCK, "ktest-edu-next", &h2) == 0, "another client connects");
+	/*
+	 * The daemon sees the dead connection's end in its loop, maybe after
+	 * this one's first request: busy until then, bounded by attempts.
+	 */
+	for (int i = 0; h2 && i < 1000; i++) {
+		rc = iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL);
+		if (rc != -EBUSY)
+			break;
+		usleep(1000);
+	}
+	check(h2 && rc == 0, "after the VMM's death another client may open the device");
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  all_bytes(ram + DST_OFF, XFER, 0x5a),
+	      "the dead VMM's fd cannot DMA into its memory any more");
+	if (fd2 >= 0)
+		close(fd2);
+	iommu_nest_close(h2);
+	munmap(ram, MEM_SIZE);
+	close(memfd);
+	close(fd);
+}
+
+static bool stop_daemon(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGTERM);
+	return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 int main(void)
 {
 	char bdf[NAME_MAX + 1], cdev[NAME_MAX + 32];
 	struct iommu_nest *h;
 	pid_t pid;
-	int st;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!find_edu(bdf, sizeof(bdf))) {
@@ -470,14 +561,20 @@ int main(void)
 	h = pid > 0 ? connect_daemon(pid) : NULL;
 	check(h != NULL, "connected to the daemon (iommufd backend, edu0 configured)");
 	if (h) {
-		run(h);
+		run(h, cdev);
 		iommu_nest_close(h);
 	}
-	if (pid > 0) {
-		kill(pid, SIGTERM);
-		waitpid(pid, &st, 0);
-		check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "daemon exited cleanly");
-	}
+	if (pid > 0)
+		check(stop_daemon(pid), "daemon exited cleanly");
+
+	/* A fresh daemon, whose binding nobody else holds: adopting. */
+	pid = start_daemon(cdev);
+	h = pid > 0 ? connect_daemon(pid) : NULL;
+	check(h != NULL, "a fresh daemon serves edu0");
+	if (h)
+		run_adopt(h, cdev); /* ends h */
+	if (pid > 0)
+		check(stop_daemon(pid), "the fresh daemon exited cleanly");
 	printf("# %d checks, %d failed\n", n_checks, n_failed);
 	return n_failed ? 1 : 0;
 }

@@ -66,6 +66,7 @@ int vfio_dev_get(const struct ifd_device_slots *sl, struct backend_device *out, 
 		*why = "VFIO_DEVICE_GET_INFO on the bound cdev failed";
 		return rc;
 	}
+	*sl->handed = true; /* the caller passes it on */
 	*out = (struct backend_device){.fd = *sl->vfio_fd,
 				       .dev_id = *sl->dev_id,
 				       .parent_id = sl->nest_err ? 0 : *sl->parent_id,
@@ -138,6 +139,17 @@ int vfio_dev_adopt(struct ifd_device_slots *sl, int fd, const char **why)
 
 	if (rc)
 		return rc;
+	/*
+	 * A device's binding ends only when the last descriptor of its file
+	 * closes. Once the daemon's went to a VMM, closing the daemon's own
+	 * copy would not unbind it, the adopted cdev could not bind, and the
+	 * daemon would have lost its handle on a device still bound.
+	 */
+	if (*sl->handed) {
+		*why = "the daemon's binding of the device was handed to a VMM (OpenDevice), "
+		       "which may still hold it: a cdev can be adopted only before that";
+		return -EBUSY;
+	}
 	rc = check_adoptable(sl, fd, why);
 	if (rc)
 		return rc;

@@ -6,6 +6,7 @@
 #ifndef IOMMU_NESTD_BACKEND_IOMMUFD_DEVICE_FD_H
 #define IOMMU_NESTD_BACKEND_IOMMUFD_DEVICE_FD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "backend/backend.h"
@@ -17,6 +18,7 @@ struct ifd_device_slots {
 	int *vfio_fd; /* -1: no cdev (selftest mock) */
 	uint32_t *dev_id, *parent_id, *ioas_id, *attached_id;
 	int nest_err;
+	bool *handed; /* *vfio_fd was handed out: another holder may keep its binding alive */
 	enum device_kind kind;
 	const char *name;
 	const char *path; /* the configured VFIO cdev */

@@ -70,6 +70,7 @@ struct ifd_device {
 	uint32_t attached_id;  /* what the device is attached to now; 0: none */
 	uint32_t hw_info_type; /* IOMMU_HW_INFO_TYPE_*, from IOMMU_GET_HW_INFO */
 	int nest_err;	       /* parent.c: the IOMMU cannot nest (parent_id is plain paging) */
+	bool handed;	       /* device_fd.c: vfio_fd was handed out (a VMM may hold it) */
 };
 
 struct ifd_nested {
@@ -947,7 +948,8 @@ static struct json_object *device_to_json(const struct ifd_device *d)
 		  js_add_u64(o, "parent_id", d->parent_id) ||
 		  js_add_u64(o, "attached_id", d->attached_id) ||
 		  js_add_u64(o, "hw_info_type", d->hw_info_type) ||
-		  js_add_u64(o, "nest_errno", (uint64_t)-d->nest_err))) {
+		  js_add_u64(o, "nest_errno", (uint64_t)-d->nest_err) ||
+		  js_add_u64(o, "handed", d->handed))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -1147,6 +1149,8 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 	d->kind = cd->kind;
 	if (json_object_object_get_ex(j, "nest_errno", NULL) && js_u32(j, "nest_errno", &kind) == 0)
 		d->nest_err = -(int)kind;
+	if (json_object_object_get_ex(j, "handed", NULL) && js_u32(j, "handed", &kind) == 0)
+		d->handed = kind != 0;
 	snprintf(d->path, sizeof(d->path), "%s", cd->path);
 	if (d->kind == DEVICE_KIND_VTD) {
 		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
@@ -1394,6 +1398,7 @@ static int dev_slots(struct backend *be, const char *device, struct ifd_device_s
 					 .ioas_id = &d->ioas_id,
 					 .attached_id = &d->attached_id,
 					 .nest_err = d->nest_err,
+					 .handed = &d->handed,
 					 .kind = d->kind,
 					 .name = d->name,
 					 .path = d->path};

@@ -223,6 +223,12 @@ struct backend_ops {
 	 *   0 in place, 1 it had drifted and is back, or a negative errno.
 	 * device_reset: VFIO_DEVICE_RESET when GET_INFO has FLAGS_RESET;
 	 *   -ENOTTY when the device has no reset.
+	 * device_release: at the end of a claim, takes the device back for
+	 *   the daemon alone: the backend's handed-out cdev is closed and a
+	 *   fresh one bound, so a descriptor the former holder kept reaches
+	 *   nothing. -EBUSY while that holder still keeps the old one open
+	 *   (its binding lives as long as any descriptor of it): the device
+	 *   must then serve nobody; calling again retries.
 	 * nest_err: 0, or the errno IOMMU_HWPT_ALLOC_NEST_PARENT answered for
 	 *   the device (it has no nest parent then: nested HWPTs cannot be).
 	 */
@@ -231,6 +237,7 @@ struct backend_ops {
 	int (*device_adopt)(struct backend *be, const char *device, int fd, const char **why);
 	int (*device_reclaim)(struct backend *be, const char *device);
 	int (*device_reset)(struct backend *be, const char *device);
+	int (*device_release)(struct backend *be, const char *device);
 	int (*nest_err)(struct backend *be, const char *device);
 	/* Optional (NULL when the backend cannot): test-only operations. */
 	/* Marks the bitmap's pages of the nest parent dirty (IOMMU_TEST_OP_DIRTY). */

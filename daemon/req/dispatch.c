@@ -270,6 +270,17 @@ static int need_device(struct req_ctx *c, const struct req_op *op)
 			 (unsigned)c->s->cred.uid, device);
 		return -EPERM;
 	}
+	/* A device a former client still drives: retried here, busy while it lasts. */
+	if (b->stale && c->srv->be->ops->device_release &&
+	    c->srv->be->ops->device_release(c->srv->be, device) == 0)
+		b->stale = false;
+	if (b->stale) {
+		reply_error(c->rep, -EBUSY,
+			    "device \"%s\": a former client still keeps its VFIO fd open; it "
+			    "serves nobody until that fd is closed",
+			    device);
+		return -EBUSY;
+	}
 	if ((op->needs & REQ_NEED_FREE_DEV) && hwpt_registry_held_by_other(b, c->s)) {
 		reply_error(c->rep, -EBUSY, "device \"%s\" is in use by another client", device);
 		return -EBUSY;

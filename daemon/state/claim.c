@@ -4,8 +4,11 @@
  * session: detach first, so that nothing walks the session's stage-1
  * tables while its memory goes, then unmap, then the device itself: back
  * on the daemon's page table, then reset, which stops whatever DMA the
- * VMM left programmed. Failures are logged and the claim ends anyway:
- * keeping it would keep the device busy for everyone.
+ * VMM left programmed, then the daemon takes the device back for itself
+ * alone: a fresh binding, so that the fd the VMM may have kept reaches
+ * nothing. Where it cannot (the VMM still holds that fd) the device is
+ * stale: busy for everyone, retried at every request naming it. Other
+ * failures are logged and the claim ends anyway.
  */
 #include "state/claim.h"
 
@@ -77,6 +80,16 @@ bool device_claim_end(struct hwpt_registry *reg, struct backend *be, struct devi
 			log_err("device %s: VFIO_DEVICE_RESET: %s", b->dev->name, strerror(-rc));
 		else
 			log_info("device %s: reset at the end of its claim", b->dev->name);
+	}
+	if (be->ops->device_release) {
+		rc = be->ops->device_release(be, b->dev->name);
+		b->stale = rc != 0;
+		if (rc == -EBUSY)
+			log_warn("device %s: its former client keeps the device fd open: out "
+				 "of service until it closes it",
+				 b->dev->name);
+		else if (rc)
+			log_err("device %s: taking it back: %s", b->dev->name, strerror(-rc));
 	}
 	b->opener = NULL;
 	return changed;

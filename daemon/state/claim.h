@@ -18,7 +18,8 @@ struct session;
  * guest memory on it unmapped (the VMM keeps its copy of the fd, and that
  * copy must reach none of its memory once the claim is over), the device
  * is put back on the daemon's own page table (the VMM may have attached it
- * elsewhere with the fd) and reset where it supports reset. Returns whether
+ * elsewhere with the fd), reset where it supports reset and taken back by
+ * the backend alone (b->stale while it cannot be). Returns whether
  * the registry changed (then the state file must be written).
  */
 bool device_claim_end(struct hwpt_registry *reg, struct backend *be, struct device_binding *b,

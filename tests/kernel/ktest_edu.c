@@ -20,13 +20,17 @@
  *      (the destination keeps its marker);
  *   5. MapMemory again, CloseDevice: the fd the VMM still holds can no
  *      longer DMA into that memory either (the kernel logs the DMAR
- *      faults of 4 and 5), and AdoptDevice is refused: the binding was
- *      handed out;
+ *      faults of 4 and 5); while it keeps the fd the device serves nobody,
+ *      once it closes it the daemon binds afresh and OpenDevice works
+ *      again; AdoptDevice is refused while the binding is handed out;
  *   6. on a fresh daemon, AdoptDevice (libvirt's way): a memfd and another
  *      character device are refused, a freshly opened cdev is bound in
  *      place of the daemon's and does DMA through the daemon's page table;
- *   7. that VMM dies without CloseDevice: another client may open the
- *      device, and the dead VMM's fd cannot DMA into its memory.
+ *   7. that VMM dies without CloseDevice: its memory is unmapped, the fd
+ *      it left behind cannot DMA into it, and while that fd stays open the
+ *      device serves nobody (it would DMA wherever its holder programs
+ *      it); once it is closed, the daemon binds afresh and another client
+ *      may open the device.
  *
  * edu's engine (QEMU hw/misc/edu.c): 0x80 source, 0x88 destination, 0x90
  * count, 0x98 command (bit 0 start, bit 1 direction: 0 RAM to the device's
@@ -386,7 +390,7 @@ static void run(struct iommu_nest *h, const char *cdev)
 	struct region r0;
 	struct bar bar = {.fd = -1};
 	uint8_t *ram;
-	int fd = -1, memfd, kfd = -1, adopt_fd;
+	int fd = -1, fd2 = -1, memfd, kfd = -1, adopt_fd;
 	void *map;
 
 	check(iommu_nest_open_device(h, EDU_DEV, &fd, &info) == 0, "OpenDevice edu0");
@@ -446,19 +450,32 @@ static void run(struct iommu_nest *h, const char *cdev)
 	check(dmar_fault_logged(kfd, MEM_IOVA + DST_OFF), "... and the kernel logged its fault");
 	check(all_bytes(ram + DST_OFF, XFER, 0x5a),
 	      "after CloseDevice the held fd cannot DMA to RAM");
-	check(iommu_nest_close_device(h, EDU_DEV) == -ENOENT, "CloseDevice twice: -ENOENT");
-	/* The binding went to this VMM, which still holds it: nothing to adopt in its place. */
+	/* The VMM kept its fd: the device serves nobody, not even a new claim. */
+	check(iommu_nest_open_device(h, EDU_DEV, &fd2, NULL) == -EBUSY,
+	      "OpenDevice while a former holder keeps the fd: -EBUSY");
+	checkf(strstr(iommu_nest_last_error(h), "still keeps its VFIO fd open") != NULL,
+	       "... with the reason (%s)", iommu_nest_last_error(h));
+	close(fd);
+	fd = -1;
+	check(iommu_nest_open_device(h, EDU_DEV, &fd2, NULL) == 0,
+	      "once that fd is closed the daemon takes the device back: OpenDevice again");
+	check(fd2 >= 0 && ioctl(fd2, VFIO_DEVICE_GET_INFO, &vi) == 0,
+	      "the new fd is a fresh bound VFIO device");
+	/* The binding is handed out again: nothing to adopt in its place. */
 	adopt_fd = open(cdev, O_RDWR | O_CLOEXEC);
 	check(adopt_fd >= 0 && iommu_nest_adopt_device(h, EDU_DEV, adopt_fd, NULL) == -EBUSY,
-	      "AdoptDevice after the binding was handed out: -EBUSY");
+	      "AdoptDevice while the binding is handed out: -EBUSY");
 	checkf(strstr(iommu_nest_last_error(h), "handed") != NULL, "... with the reason (%s)",
 	       iommu_nest_last_error(h));
 	if (adopt_fd >= 0)
 		close(adopt_fd);
+	if (fd2 >= 0)
+		close(fd2);
+	check(iommu_nest_close_device(h, EDU_DEV) == 0, "CloseDevice of the fd closed first");
+	check(iommu_nest_close_device(h, EDU_DEV) == -ENOENT, "CloseDevice twice: -ENOENT");
 
 	munmap(ram, MEM_SIZE);
 	close(memfd);
-	close(fd);
 	if (kfd >= 0)
 		close(kfd);
 }
@@ -512,24 +529,29 @@ static void run_adopt(struct iommu_nest *h, const char *sock_cdev)
 	check(iommu_nest_connect(SOCK, "ktest-edu-next", &h2) == 0, "another client connects");
 	/*
 	 * The daemon sees the dead connection's end in its loop, maybe after
-	 * this one's first request: busy until then, bounded by attempts.
+	 * this one's first request: "in use by another client" until then,
+	 * bounded by attempts. Then the teardown has run, and the fd the dead
+	 * VMM left behind (this process keeps it: a VMM that leaked it to a
+	 * child) keeps the device out of service.
 	 */
 	for (int i = 0; h2 && i < 1000; i++) {
 		rc = iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL);
-		if (rc != -EBUSY)
+		if (rc != -EBUSY || strstr(iommu_nest_last_error(h2), "still keeps"))
 			break;
 		usleep(1000);
 	}
-	check(h2 && rc == 0, "after the VMM's death another client may open the device");
+	check(h2 && rc == -EBUSY, "after the VMM's death its leftover fd keeps the device busy");
 	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
 		  all_bytes(ram + DST_OFF, XFER, 0x5a),
 	      "the dead VMM's fd cannot DMA into its memory any more");
+	close(fd);
+	check(h2 && iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == 0,
+	      "once it is closed another client may open the device");
 	if (fd2 >= 0)
 		close(fd2);
 	iommu_nest_close(h2);
 	munmap(ram, MEM_SIZE);
 	close(memfd);
-	close(fd);
 }
 
 static bool stop_daemon(pid_t pid)

@@ -43,6 +43,11 @@ static int vfio_info(int fd, struct vfio_device_info *info)
 
 static int has_fd(const struct ifd_device_slots *sl, const char **why)
 {
+	if (sl->kind == DEVICE_KIND_VTD && *sl->vfio_fd < 0) {
+		*why = "a former client still keeps the device's VFIO fd open: the daemon "
+		       "cannot take the device back until that fd is closed";
+		return -EBUSY;
+	}
 	if (sl->kind != DEVICE_KIND_VTD || *sl->vfio_fd < 0) {
 		snprintf(whybuf, sizeof(whybuf),
 			 "device %s is a selftest mock device: the kernel gives it no VFIO device "
@@ -54,11 +59,35 @@ static int has_fd(const struct ifd_device_slots *sl, const char **why)
 	return 0;
 }
 
+/*
+ * A bound cdev can attach its device to any page table of the iommufd it
+ * is bound to (VFIO_DEVICE_ATTACH_IOMMUFD_PT takes an object id, and ids
+ * are small integers). While one iommufd holds several devices' IOASes
+ * and HWPTs, a VMM with the fd could put its device on another tenant's
+ * stage 2 and DMA into that tenant's memory: the fd may leave the daemon
+ * only where it reaches the VM's own objects alone.
+ */
+static int sole_device(const struct ifd_device_slots *sl, const char **why)
+{
+	if (sl->n_devices <= 1)
+		return 0;
+	snprintf(whybuf, sizeof(whybuf),
+		 "the daemon's iommufd holds the page tables of %u devices: a VMM holding "
+		 "this device's fd could attach it to another device's "
+		 "(VFIO_DEVICE_ATTACH_IOMMUFD_PT), so the fd is handed out only where the "
+		 "device is alone in its iommufd",
+		 sl->n_devices);
+	*why = whybuf;
+	return -EPERM;
+}
+
 int vfio_dev_get(const struct ifd_device_slots *sl, struct backend_device *out, const char **why)
 {
 	struct vfio_device_info info;
 	int rc = has_fd(sl, why);
 
+	if (!rc)
+		rc = sole_device(sl, why);
 	if (rc)
 		return rc;
 	rc = vfio_info(*sl->vfio_fd, &info);
@@ -137,6 +166,8 @@ int vfio_dev_adopt(struct ifd_device_slots *sl, int fd, const char **why)
 	int rc = has_fd(sl, why);
 	int mine, old;
 
+	if (!rc)
+		rc = sole_device(sl, why);
 	if (rc)
 		return rc;
 	/*
@@ -211,4 +242,33 @@ int vfio_dev_reset(const struct ifd_device_slots *sl)
 	if (!(info.flags & VFIO_DEVICE_FLAGS_RESET))
 		return -ENOTTY;
 	return ioctl_err(*sl->vfio_fd, VFIO_DEVICE_RESET, NULL);
+}
+
+int vfio_dev_release(struct ifd_device_slots *sl)
+{
+	int fd, rc;
+
+	if (sl->kind != DEVICE_KIND_VTD)
+		return 0; /* a mock: nothing was handed out */
+	if (*sl->vfio_fd >= 0 && !*sl->handed)
+		return 0; /* nobody else ever held it */
+	/*
+	 * Ours closed, the binding ends unless the former holder keeps its
+	 * copy; then the fresh cdev cannot bind (one binding per device:
+	 * vfio_df_open) and the device stays out of service until it can.
+	 */
+	if (*sl->vfio_fd >= 0)
+		close(*sl->vfio_fd);
+	*sl->vfio_fd = -1;
+	fd = open(sl->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = bind_and_attach(sl, fd);
+	if (rc) {
+		close(fd);
+		return rc == -EINVAL ? -EBUSY : rc;
+	}
+	*sl->vfio_fd = fd;
+	*sl->handed = false;
+	return 0;
 }

@@ -21,7 +21,8 @@ struct ifd_device_slots {
 	bool *handed; /* *vfio_fd was handed out: another holder may keep its binding alive */
 	enum device_kind kind;
 	const char *name;
-	const char *path; /* the configured VFIO cdev */
+	const char *path;   /* the configured VFIO cdev */
+	uint32_t n_devices; /* devices with objects in the same iommufd, this one included */
 };
 
 /* The backend ops of the same names (backend.h), on one device's slots. */
@@ -29,5 +30,6 @@ int vfio_dev_get(const struct ifd_device_slots *sl, struct backend_device *out, 
 int vfio_dev_adopt(struct ifd_device_slots *sl, int fd, const char **why);
 int vfio_dev_reclaim(const struct ifd_device_slots *sl);
 int vfio_dev_reset(const struct ifd_device_slots *sl);
+int vfio_dev_release(struct ifd_device_slots *sl);
 
 #endif

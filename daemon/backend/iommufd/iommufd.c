@@ -1401,7 +1401,8 @@ static int dev_slots(struct backend *be, const char *device, struct ifd_device_s
 					 .handed = &d->handed,
 					 .kind = d->kind,
 					 .name = d->name,
-					 .path = d->path};
+					 .path = d->path,
+					 .n_devices = to_ifd(be)->n_devs};
 	return 0;
 }
 
@@ -1440,6 +1441,14 @@ static int ifd_device_reset(struct backend *be, const char *device)
 	return rc ? rc : vfio_dev_reset(&sl);
 }
 
+static int ifd_device_release(struct backend *be, const char *device)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	return rc ? rc : vfio_dev_release(&sl);
+}
+
 static int ifd_nest_err(struct backend *be, const char *device)
 {
 	struct ifd_device *d = find_device(to_ifd(be), device);
@@ -1469,6 +1478,7 @@ const struct backend_ops backend_iommufd_ops = {
     .device_adopt = ifd_device_adopt,
     .device_reclaim = ifd_device_reclaim,
     .device_reset = ifd_device_reset,
+    .device_release = ifd_device_release,
     .nest_err = ifd_nest_err,
     .sim_populate = NULL,
     .sim_query = NULL,

@@ -69,6 +69,31 @@ static void put_back(struct req_ctx *c, const char *device)
 		log_err("device %s: putting it back on its page table: %s", device, strerror(-rc));
 }
 
+/*
+ * A new claim starts on a binding nobody else holds. It has one already
+ * unless a previous instance of the daemon handed it out (the claim did
+ * not survive the restart; the kept fd may have): then the backend binds
+ * afresh, and while that old fd is open the device serves nobody.
+ */
+static int take_back(struct req_ctx *c, const char *device)
+{
+	struct backend *be = c->srv->be;
+	int rc;
+
+	if (c->dev->opener == c->s || !be->ops->device_release)
+		return 0;
+	rc = be->ops->device_release(be, device);
+	if (rc == 0)
+		return 0;
+	c->dev->stale = rc == -EBUSY;
+	reply_error(c->rep, rc,
+		    "device %s: its VFIO binding was handed out before and cannot be taken "
+		    "back: %s",
+		    device,
+		    rc == -EBUSY ? "a former client still keeps the fd open" : strerror(-rc));
+	return rc;
+}
+
 int handle_open_device(struct req_ctx *c)
 {
 	const char *device = c->msg->open_device->device;
@@ -79,6 +104,9 @@ int handle_open_device(struct req_ctx *c)
 
 	if (!be->ops->device_get)
 		return no_device_fds(c);
+	rc = take_back(c, device);
+	if (rc)
+		return rc;
 	rc = be->ops->device_get(be, device, &d, &why);
 	if (rc) {
 		reply_error(c->rep, rc, "device %s: %s", device, why);
@@ -96,6 +124,7 @@ int handle_open_device(struct req_ctx *c)
 	log_info("session %llu opened device %s (dev_id %u)", (unsigned long long)c->s->id, device,
 		 d.dev_id);
 	fill_reply(c, &d);
+	restart_save(c->srv->rs); /* the backend has the binding as handed out now */
 	return 0;
 }
 
@@ -120,6 +149,7 @@ int handle_adopt_device(struct req_ctx *c)
 	log_info("session %llu adopted a cdev of device %s (dev_id %u)",
 		 (unsigned long long)c->s->id, device, d.dev_id);
 	fill_reply(c, &d);
+	restart_save(c->srv->rs); /* the backend has the binding as handed out now */
 	return 0;
 }
 
@@ -131,8 +161,8 @@ int handle_close_device(struct req_ctx *c)
 		reply_error(c->rep, -ENOENT, "device %s is not open by this client", device);
 		return -ENOENT;
 	}
-	if (device_claim_end(&c->srv->reg, c->srv->be, c->dev, c->s))
-		restart_save(c->srv->rs);
+	device_claim_end(&c->srv->reg, c->srv->be, c->dev, c->s);
+	restart_save(c->srv->rs);
 	log_info("session %llu closed device %s", (unsigned long long)c->s->id, device);
 	return 0;
 }

@@ -92,5 +92,6 @@ bool device_claim_end(struct hwpt_registry *reg, struct backend *be, struct devi
 			log_err("device %s: taking it back: %s", b->dev->name, strerror(-rc));
 	}
 	b->opener = NULL;
-	return changed;
+	/* The backend's binding changed (taken back afresh) even where nothing else did. */
+	return changed || be->ops->device_release != NULL;
 }

@@ -19,8 +19,9 @@ struct session;
  * copy must reach none of its memory once the claim is over), the device
  * is put back on the daemon's own page table (the VMM may have attached it
  * elsewhere with the fd), reset where it supports reset and taken back by
- * the backend alone (b->stale while it cannot be). Returns whether
- * the registry changed (then the state file must be written).
+ * the backend alone (b->stale while it cannot be). Returns whether the
+ * registry or the backend's binding changed (then the state file must be
+ * written).
  */
 bool device_claim_end(struct hwpt_registry *reg, struct backend *be, struct device_binding *b,
 		      const struct session *s);

@@ -71,6 +71,7 @@ struct ifd_device {
 	uint32_t hw_info_type; /* IOMMU_HW_INFO_TYPE_*, from IOMMU_GET_HW_INFO */
 	int nest_err;	       /* parent.c: the IOMMU cannot nest (parent_id is plain paging) */
 	bool handed;	       /* device_fd.c: vfio_fd was handed out (a VMM may hold it) */
+	bool handed_saved;     /* handed as the last full save() wrote it */
 };
 
 struct ifd_nested {
@@ -988,6 +989,8 @@ static int ifd_save(struct backend *be, struct json_object *o)
 		if (js_push(nested, nested_to_json(&b->nested[i])))
 			return -ENOMEM;
 	dirty_ids_clear(&b->nested_dirty);
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		b->devs[i].handed_saved = b->devs[i].handed;
 	return 0;
 }
 
@@ -1019,6 +1022,10 @@ static int ifd_save_delta(struct backend *be, struct json_object *records)
 
 	if (d->lost)
 		return -ENOMEM;
+	/* The journal has records for nested HWPTs only: a device change takes a snapshot. */
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].handed != b->devs[i].handed_saved)
+			return -EAGAIN;
 	dirty_ids_unique(d);
 	for (uint32_t i = 0; !rc && i < d->n; i++) {
 		struct ifd_nested *n = find_nested(b, d->id[i]);
@@ -1150,7 +1157,7 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 	if (json_object_object_get_ex(j, "nest_errno", NULL) && js_u32(j, "nest_errno", &kind) == 0)
 		d->nest_err = -(int)kind;
 	if (json_object_object_get_ex(j, "handed", NULL) && js_u32(j, "handed", &kind) == 0)
-		d->handed = kind != 0;
+		d->handed = d->handed_saved = kind != 0;
 	snprintf(d->path, sizeof(d->path), "%s", cd->path);
 	if (d->kind == DEVICE_KIND_VTD) {
 		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);

@@ -219,8 +219,9 @@ struct backend_ops {
 	 *   -ENOTTY not a VFIO cdev, -EXDEV another device's, -EBUSY bound
 	 *   already or the backend's own handed out, *why saying so.
 	 * device_reclaim: puts the device back on the page table the backend
-	 *   has it on (a VMM holding the fd may have attached it elsewhere):
-	 *   0 in place, 1 it had drifted and is back, or a negative errno.
+	 *   has it on (a VMM holding the fd may have attached it elsewhere;
+	 *   the kernel cannot be asked where it is, so a move is undone, not
+	 *   detected): 0 or a negative errno.
 	 * device_reset: VFIO_DEVICE_RESET when GET_INFO has FLAGS_RESET;
 	 *   -ENOTTY when the device has no reset.
 	 * device_release: at the end of a claim, takes the device back for

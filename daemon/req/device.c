@@ -112,8 +112,7 @@ int handle_open_device(struct req_ctx *c)
 		reply_error(c->rep, rc, "device %s: %s", device, why);
 		return rc;
 	}
-	if (c->dev->opener != c->s)
-		put_back(c, device);
+	put_back(c, device); /* also the repair for a VMM that moved its device itself */
 	c->out->fd = fcntl(d.fd, F_DUPFD_CLOEXEC, 3);
 	if (c->out->fd < 0) {
 		rc = -errno;

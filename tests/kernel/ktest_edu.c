@@ -16,6 +16,8 @@
  *      plain paging HWPT of its IOAS;
  *   3. MapMemory of a memfd; edu's DMA engine copies a pattern from one
  *      IOVA into the device and back to another IOVA: the bytes arrive;
+ *   3b. drift: the VMM detaches the device with the fd (which it must
+ *      not): its DMA reaches nothing until OpenDevice puts it back;
  *   4. UnmapMemory; the same device-to-RAM DMA no longer reaches memory
  *      (the destination keeps its marker);
  *   5. MapMemory again, CloseDevice: the fd the VMM still holds can no
@@ -62,6 +64,11 @@
 #include <linux/vfio.h>
 
 #include "iommu_nest.h"
+
+/* Linux 6.6+ (Debian 12's headers predate it): what a VMM must not do with the fd. */
+#ifndef VFIO_DEVICE_DETACH_IOMMUFD_PT
+#define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
+#endif
 
 #define SKIP	77
 #define EDU_DEV "edu0"
@@ -391,6 +398,9 @@ static void run(struct iommu_nest *h, const char *cdev)
 	struct bar bar = {.fd = -1};
 	uint8_t *ram;
 	int fd = -1, fd2 = -1, memfd, kfd = -1, adopt_fd;
+	struct vfio_detach_pt {
+		uint32_t argsz, flags;
+	} detach;
 	void *map;
 
 	check(iommu_nest_open_device(h, EDU_DEV, &fd, &info) == 0, "OpenDevice edu0");
@@ -429,6 +439,23 @@ static void run(struct iommu_nest *h, const char *cdev)
 	check(edu_dma(&bar, MEM_IOVA + SRC_OFF, EDU_BUF, XFER, false), "DMA RAM -> edu done");
 	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true), "DMA edu -> RAM done");
 	check(is_pattern(ram + DST_OFF, XFER), "the pattern arrived at the other IOVA");
+
+	/* Drift: the VMM moves its device itself, which it must not; the daemon undoes it. */
+	detach = (struct vfio_detach_pt){.argsz = sizeof(detach)};
+	check(ioctl(fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach) == 0,
+	      "the VMM detaches its device with the fd (it must not)");
+	memset(ram + DST_OFF, 0, XFER);
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  all_bytes(ram + DST_OFF, XFER, 0),
+	      "detached, its DMA reaches nothing");
+	check(iommu_nest_open_device(h, EDU_DEV, &fd2, NULL) == 0,
+	      "OpenDevice again: the daemon puts the device back");
+	if (fd2 >= 0)
+		close(fd2);
+	fd2 = -1;
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  is_pattern(ram + DST_OFF, XFER),
+	      "back on the daemon's page table, the DMA arrives again");
 
 	/* 4: unmapped, the same DMA does not reach memory. */
 	check(iommu_nest_unmap_memory(h, EDU_DEV, MEM_IOVA, MEM_SIZE) == 0, "UnmapMemory");

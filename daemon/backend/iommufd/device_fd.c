@@ -213,19 +213,25 @@ int vfio_dev_adopt(struct ifd_device_slots *sl, int fd, const char **why)
 	return rc;
 }
 
-int vfio_dev_reclaim(const struct ifd_device_slots *sl)
+int vfio_dev_reclaim(struct ifd_device_slots *sl)
 {
 	const char *why;
+	uint32_t pt;
+	int rc;
 
 	if (has_fd(sl, &why))
-		return 0; /* a mock has no fd anyone else holds */
+		return 0; /* a mock has no fd anyone holds; a stale device none of ours */
 	/*
-	 * The kernel has no query of what a device is attached to, and a
-	 * replace with the page table it is on already is a no-op
-	 * (iommufd_device_change_pt), so attaching is both the check and
-	 * the repair: the VMM cannot have left it elsewhere after this.
+	 * The kernel has no query of what a device is attached to, so a move
+	 * the VMM made cannot be seen, only undone: a replace with the page
+	 * table the device is on already is a no-op (iommufd_device_change_pt),
+	 * any other puts it back. A detached device goes to its parent.
 	 */
-	return attach_pt(*sl->vfio_fd, *sl->attached_id ? *sl->attached_id : *sl->parent_id);
+	pt = *sl->attached_id ? *sl->attached_id : *sl->parent_id;
+	rc = attach_pt(*sl->vfio_fd, pt);
+	if (rc == 0)
+		*sl->attached_id = pt;
+	return rc;
 }
 
 int vfio_dev_reset(const struct ifd_device_slots *sl)

@@ -28,7 +28,7 @@ struct ifd_device_slots {
 /* The backend ops of the same names (backend.h), on one device's slots. */
 int vfio_dev_get(const struct ifd_device_slots *sl, struct backend_device *out, const char **why);
 int vfio_dev_adopt(struct ifd_device_slots *sl, int fd, const char **why);
-int vfio_dev_reclaim(const struct ifd_device_slots *sl);
+int vfio_dev_reclaim(struct ifd_device_slots *sl);
 int vfio_dev_reset(const struct ifd_device_slots *sl);
 int vfio_dev_release(struct ifd_device_slots *sl);
 

@@ -943,14 +943,14 @@ static struct json_object *device_to_json(const struct ifd_device *d)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
-		  js_add_u64(o, "dev_id", d->dev_id) || js_add_u64(o, "stdev_id", d->stdev_id) ||
-		  js_add_u64(o, "ioas_id", d->ioas_id) ||
-		  js_add_u64(o, "parent_id", d->parent_id) ||
-		  js_add_u64(o, "attached_id", d->attached_id) ||
-		  js_add_u64(o, "hw_info_type", d->hw_info_type) ||
-		  js_add_u64(o, "nest_errno", (uint64_t)-d->nest_err) ||
-		  js_add_u64(o, "handed", d->handed))) {
+	if (o &&
+	    (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
+	     js_add_u64(o, "dev_id", d->dev_id) || js_add_u64(o, "stdev_id", d->stdev_id) ||
+	     js_add_u64(o, "ioas_id", d->ioas_id) || js_add_u64(o, "parent_id", d->parent_id) ||
+	     js_add_u64(o, "attached_id", d->attached_id) ||
+	     js_add_u64(o, "hw_info_type", d->hw_info_type) ||
+	     js_add_u64(o, "nest_errno", (uint64_t)-d->nest_err) ||
+	     js_add_u64(o, "handed", d->handed))) {
 		json_object_put(o);
 		return NULL;
 	}

@@ -115,6 +115,8 @@ struct iommu_nest {
 	size_t done_head, done_tail;
 
 	char errbuf[256];
+	/* A descriptor that came with the reply being read (OpenDevice), or -1. */
+	int rx_fd;
 	uint64_t last_limit; /* Reply.limit of the last failed reply */
 
 	/* The shared-memory queue, when open (queue.c). */
@@ -304,14 +306,45 @@ static int send_request(struct iommu_nest *h, IommuNest__Request *req, bool nonb
 }
 
 /*
+ * Keeps the first descriptor passed with a reply in h->rx_fd and closes
+ * any other: only OpenDevice's reply carries one, and only one.
+ */
+static void take_rx_fds(struct iommu_nest *h, struct msghdr *msg)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		size_t n;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (h->rx_fd < 0)
+				h->rx_fd = fd;
+			else
+				close(fd);
+		}
+	}
+}
+
+/*
  * Receives one packet into the receive buffer and decodes it into the
  * arena. Any failure here desynchronises request/reply matching, so it is
  * fatal for the handle, except -EAGAIN in non-blocking mode.
  */
 static int recv_reply(struct iommu_nest *h, bool nonblock, IommuNest__Reply **out)
 {
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+	} control;
 	struct iovec iov = {.iov_base = h->rbuf, .iov_len = h->buf_size};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf)};
 	int flags = MSG_CMSG_CLOEXEC | (nonblock ? MSG_DONTWAIT : 0);
 	IommuNest__Reply *reply;
 	ssize_t r;
@@ -334,6 +367,10 @@ static int recv_reply(struct iommu_nest *h, bool nonblock, IommuNest__Reply **ou
 		set_error(h, -ECONNRESET, "daemon closed the connection");
 		return kill_handle(h, -ECONNRESET);
 	}
+	if (h->rx_fd >= 0)
+		close(h->rx_fd);
+	h->rx_fd = -1;
+	take_rx_fds(h, &msg);
 	if (msg.msg_flags & MSG_TRUNC) {
 		set_error(h, -EPROTO, "reply larger than max_message_size %zu", h->buf_size);
 		return kill_handle(h, -EPROTO);
@@ -352,6 +389,10 @@ static int recv_reply(struct iommu_nest *h, bool nonblock, IommuNest__Reply **ou
 static void release_reply(struct iommu_nest *h)
 {
 	arena_reset(&h->arena);
+	/* A descriptor nobody took (a reply that did not expect one) is not leaked. */
+	if (h->rx_fd >= 0)
+		close(h->rx_fd);
+	h->rx_fd = -1;
 }
 
 /* ---- Invalidation replies ------------------------------------------------ */
@@ -669,6 +710,7 @@ int iommu_nest_connect_fd(int fd, const char *client_name, struct iommu_nest **h
 		return -ENOMEM;
 	}
 	h->fd = fd;
+	h->rx_fd = -1;
 	h->next_id = 1;
 	h->max_msg = NEST_BOOTSTRAP_MSG_SIZE;
 	h->done_head = h->done_tail = NO_SLOT;
@@ -723,6 +765,8 @@ void iommu_nest_close(struct iommu_nest *h)
 	}
 	if (h->fd >= 0)
 		close(h->fd);
+	if (h->rx_fd >= 0)
+		close(h->rx_fd);
 	for (i = 0; i < h->n_devices; i++)
 		free(h->devices[i]);
 	free(h->devices);
@@ -1065,6 +1109,89 @@ int iommu_nest_get_hw_info(struct iommu_nest *h, const char *device,
 	}
 	release_reply(h);
 	return err;
+}
+
+/* ---- Device hand-off ------------------------------------------------------ */
+
+static void decode_device_info(const IommuNest__OpenDeviceReply *r,
+			       struct iommu_nest_device_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->dev_id = r->dev_id;
+	info->parent_id = r->parent_id;
+	info->ioas_id = r->ioas_id;
+	info->attached_id = r->attached_id;
+	info->vfio_flags = r->vfio_flags;
+	info->num_regions = r->num_regions;
+	info->num_irqs = r->num_irqs;
+}
+
+/* OpenDevice or AdoptDevice (adopt_fd >= 0); *fd gets the passed descriptor when not NULL. */
+static int device_call(struct iommu_nest *h, IommuNest__Request *req, int adopt_fd, int *fd,
+		       struct iommu_nest_device_info *info)
+{
+	IommuNest__Reply *reply;
+	int err = transact_fd(h, req, adopt_fd, &reply);
+
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_OPEN_DEVICE);
+	if (!err && fd && h->rx_fd < 0)
+		err = set_error(h, -EPROTO, "OpenDevice reply without the device fd");
+	if (!err) {
+		if (info)
+			decode_device_info(reply->open_device, info);
+		if (fd) {
+			*fd = h->rx_fd;
+			h->rx_fd = -1;
+		}
+	}
+	release_reply(h);
+	return err;
+}
+
+int iommu_nest_open_device(struct iommu_nest *h, const char *device, int *fd,
+			   struct iommu_nest_device_info *info)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__OpenDevice o = IOMMU_NEST__OPEN_DEVICE__INIT;
+
+	if (!device || !fd)
+		return set_error(h, -EINVAL, "no device or no place for the fd");
+	*fd = -1;
+	o.device = (char *)device;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_OPEN_DEVICE;
+	req.open_device = &o;
+	return device_call(h, &req, -1, fd, info);
+}
+
+int iommu_nest_adopt_device(struct iommu_nest *h, const char *device, int fd,
+			    struct iommu_nest_device_info *info)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__AdoptDevice a = IOMMU_NEST__ADOPT_DEVICE__INIT;
+
+	if (!device)
+		return set_error(h, -EINVAL, "no device");
+	if (fd < 0)
+		return set_error(h, -EBADF, "no VFIO cdev descriptor to adopt");
+	a.device = (char *)device;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_ADOPT_DEVICE;
+	req.adopt_device = &a;
+	return device_call(h, &req, fd, NULL, info);
+}
+
+int iommu_nest_close_device(struct iommu_nest *h, const char *device)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__CloseDevice cl = IOMMU_NEST__CLOSE_DEVICE__INIT;
+
+	if (!device)
+		return set_error(h, -EINVAL, "no device");
+	cl.device = (char *)device;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_CLOSE_DEVICE;
+	req.close_device = &cl;
+	return simple_call(h, &req);
 }
 
 /* ---- Dirty tracking ------------------------------------------------------- */

@@ -382,6 +382,69 @@ struct iommu_nest_hw_info {
 int iommu_nest_get_hw_info(struct iommu_nest *h, const char *device,
 			   struct iommu_nest_hw_info *info);
 
+/* ---- Device hand-off ------------------------------------------------------ */
+
+/* What iommu_nest_open_device() and iommu_nest_adopt_device() report. */
+struct iommu_nest_device_info {
+	uint32_t dev_id;      /* the iommufd device object the cdev is bound as */
+	uint32_t parent_id;   /* the nest parent; 0: the host IOMMU cannot nest */
+	uint32_t ioas_id;     /* the IOAS guest memory (iommu_nest_map_memory) goes into */
+	uint32_t attached_id; /* the page table the device is on now */
+	uint32_t vfio_flags;  /* VFIO_DEVICE_GET_INFO flags (VFIO_DEVICE_FLAGS_RESET, _PCI) */
+	uint32_t num_regions; /* VFIO_DEVICE_GET_INFO */
+	uint32_t num_irqs;
+};
+
+/*
+ * Claims device for this client and returns, in *fd, a descriptor of its
+ * VFIO device cdev, bound by the daemon to the daemon's iommufd (a dup of
+ * the daemon's own, passed with SCM_RIGHTS; the caller closes it). info
+ * (may be NULL) gets the kernel objects behind it.
+ *
+ * The VMM may use the fd for everything a VMM does with a VFIO device:
+ * VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_REGION_INFO, region read/write and
+ * BAR mmap (config space, MMIO), VFIO_DEVICE_GET_IRQ_INFO /
+ * VFIO_DEVICE_SET_IRQS (eventfds), VFIO_DEVICE_RESET. It must not attach
+ * or detach page tables with it (VFIO_DEVICE_ATTACH_IOMMUFD_PT /
+ * _DETACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD): page tables are the
+ * daemon's (iommu_nest_attach()); the daemon puts the device back on its
+ * own page table when it takes the device back. The device's DMA goes
+ * through the daemon's page tables: guest memory with
+ * iommu_nest_map_memory(), a nested HWPT with iommu_nest_attach().
+ *
+ * The claim lasts until iommu_nest_close_device() or the end of the
+ * connection; meanwhile the device is busy for every other client
+ * (-EBUSY), as for an attachment. The device must be configured (-ENODEV)
+ * and allowed (-EPERM). -EOPNOTSUPP: the backend or the device has no VFIO
+ * device fd (the sim backend, a selftest mock device), with the reason in
+ * iommu_nest_last_error(). Since LIBIOMMU_NEST_0.8.
+ */
+int iommu_nest_open_device(struct iommu_nest *h, const char *device, int *fd,
+			   struct iommu_nest_device_info *info);
+
+/*
+ * Ends the claim of iommu_nest_open_device() (or _adopt_device()): this
+ * client's nested HWPT is detached from the device, its guest memory on
+ * the device unmapped, the device put back on the daemon's page table and
+ * reset where it supports reset (VFIO_DEVICE_FLAGS_RESET). The fd the VMM
+ * still holds then reaches none of its memory. -ENOENT: not open by this
+ * client. Since LIBIOMMU_NEST_0.8.
+ */
+int iommu_nest_close_device(struct iommu_nest *h, const char *device);
+
+/*
+ * The reverse of iommu_nest_open_device(), the way libvirt works: fd is a
+ * VFIO cdev of device that the caller opened and did not bind; the daemon
+ * checks it is the configured device's cdev (-ENOTTY not a character
+ * device, -EXDEV another device's, -EBUSY already bound), binds it to its
+ * iommufd in place of its own binding and claims the device as
+ * iommu_nest_open_device() does. The caller keeps fd (the daemon holds its
+ * own copy) and may hand it to the VMM, with the same rules.
+ * Since LIBIOMMU_NEST_0.8.
+ */
+int iommu_nest_adopt_device(struct iommu_nest *h, const char *device, int fd,
+			    struct iommu_nest_device_info *info);
+
 /* ---- Dirty tracking (live migration) ------------------------------------- */
 
 /*

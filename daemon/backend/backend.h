@@ -115,6 +115,21 @@ struct backend_dirty {
 	uint64_t *data;
 };
 
+/*
+ * A configured device as a VMM sees it once the daemon hands it over
+ * (OpenDevice / AdoptDevice): the bound VFIO cdev (borrowed: the backend
+ * keeps owning it; the caller dups what it passes on) and the kernel
+ * objects behind it. parent_id 0: the host IOMMU cannot nest (nest_err
+ * says what IOMMU_HWPT_ALLOC_NEST_PARENT answered) and the device sits on
+ * a plain paging HWPT of its IOAS, so guest memory and DMA still work.
+ */
+struct backend_device {
+	int fd; /* the VFIO cdev, bound to the backend's iommufd */
+	uint32_t dev_id, parent_id, ioas_id, attached_id;
+	uint32_t vfio_flags; /* VFIO_DEVICE_GET_INFO */
+	uint32_t num_regions, num_irqs;
+};
+
 /* Test-only fault injection (sim); mirrors the InjectFault message. */
 enum fault_mode {
 	FAULT_CLEAR = 0,
@@ -193,6 +208,38 @@ struct backend_ops {
 	int (*set_dirty_tracking)(struct backend *be, const char *device, bool enable);
 	int (*get_dirty_bitmap)(struct backend *be, const char *device,
 				const struct backend_dirty *bm);
+	/*
+	 * Device hand-off, optional (NULL: the backend has no device fds; the
+	 * sim models no VFIO device, a memfd standing for one would not be one).
+	 * device_get: the bound cdev and ids, for the caller to hand out (from
+	 *   then on device_adopt refuses: -EBUSY); -EOPNOTSUPP for a device
+	 *   with no cdev (selftest mock), with *why saying so.
+	 * device_adopt: replaces the backend's own cdev of the device by fd
+	 *   (the backend dups it), bound and attached where the old one was:
+	 *   -ENOTTY not a VFIO cdev, -EXDEV another device's, -EBUSY bound
+	 *   already or the backend's own handed out, *why saying so.
+	 * device_reclaim: puts the device back on the page table the backend
+	 *   has it on (a VMM holding the fd may have attached it elsewhere;
+	 *   the kernel cannot be asked where it is, so a move is undone, not
+	 *   detected): 0 or a negative errno.
+	 * device_reset: VFIO_DEVICE_RESET when GET_INFO has FLAGS_RESET;
+	 *   -ENOTTY when the device has no reset.
+	 * device_release: at the end of a claim, takes the device back for
+	 *   the daemon alone: the backend's handed-out cdev is closed and a
+	 *   fresh one bound, so a descriptor the former holder kept reaches
+	 *   nothing. -EBUSY while that holder still keeps the old one open
+	 *   (its binding lives as long as any descriptor of it): the device
+	 *   must then serve nobody; calling again retries.
+	 * nest_err: 0, or the errno IOMMU_HWPT_ALLOC_NEST_PARENT answered for
+	 *   the device (it has no nest parent then: nested HWPTs cannot be).
+	 */
+	int (*device_get)(struct backend *be, const char *device, struct backend_device *out,
+			  const char **why);
+	int (*device_adopt)(struct backend *be, const char *device, int fd, const char **why);
+	int (*device_reclaim)(struct backend *be, const char *device);
+	int (*device_reset)(struct backend *be, const char *device);
+	int (*device_release)(struct backend *be, const char *device);
+	int (*nest_err)(struct backend *be, const char *device);
 	/* Optional (NULL when the backend cannot): test-only operations. */
 	/* Marks the bitmap's pages of the nest parent dirty (IOMMU_TEST_OP_DIRTY). */
 	int (*set_dirty)(struct backend *be, const char *device, const struct backend_dirty *bm);

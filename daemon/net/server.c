@@ -656,8 +656,11 @@ static void finish_request(struct session *s, struct req_in *in, struct req_repl
 	} else if (rc == REQ_INV_DONE) {
 		flush_answer(s, in->inv);
 	} else {
-		session_send_reply(s, &out->rep);
+		session_send_reply_fd(s, &out->rep, out->fd);
 	}
+	if (out->fd >= 0)
+		close(out->fd);
+	out->fd = -1;
 	for (size_t i = 0; i < sizeof(out->heap) / sizeof(out->heap[0]); i++)
 		free(out->heap[i]);
 }
@@ -675,6 +678,7 @@ int server_handle_packet(struct session *s, const uint8_t *buf, size_t len, int 
 		return rc;
 	iommu_nest__reply__init(&out.rep);
 	memset(out.heap, 0, sizeof(out.heap));
+	out.fd = -1;
 	while ((rc = req_dispatch(s, &in, &out)) == REQ_RUN_BATCH)
 		server_flush(s->srv);
 	finish_request(s, &in, &out, rc);

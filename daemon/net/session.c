@@ -7,6 +7,7 @@
 #include "net/session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,8 @@ static void free_outq(struct session *s)
 
 	while ((p = STAILQ_FIRST(&s->outq))) {
 		STAILQ_REMOVE_HEAD(&s->outq, link);
+		if (p->fd >= 0)
+			close(p->fd);
 		free(p);
 	}
 	s->srv->buffered_bytes -= s->outq_bytes;
@@ -225,7 +228,31 @@ bool session_make_room(struct session *s, size_t len)
 	return true;
 }
 
-static int queue_packet(struct session *s, const uint8_t *buf, size_t len)
+/* One reply packet, with fd attached unless it is negative. */
+static ssize_t send_fd(int sock, const void *buf, size_t len, int fd)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+
+	if (fd >= 0) {
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = sizeof(control.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static int queue_packet(struct session *s, const uint8_t *buf, size_t len, int fd)
 {
 	struct out_packet *p;
 
@@ -237,6 +264,11 @@ static int queue_packet(struct session *s, const uint8_t *buf, size_t len)
 	if (!p)
 		return -ENOMEM;
 	p->len = len;
+	p->fd = -1;
+	if (fd >= 0 && (p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		free(p);
+		return -ENOMEM;
+	}
 	memcpy(p->data, buf, len);
 	STAILQ_INSERT_TAIL(&s->outq, p, link);
 	s->outq_bytes += len;
@@ -253,7 +285,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 	struct out_packet *p;
 
 	while ((p = STAILQ_FIRST(&s->outq))) {
-		ssize_t n = send(s->fd, p->data, p->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = send_fd(s->fd, p->data, p->len, p->fd);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			event_add(s->ev_write, NULL);
@@ -266,6 +298,8 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		STAILQ_REMOVE_HEAD(&s->outq, link);
 		s->outq_bytes -= p->len;
 		s->srv->buffered_bytes -= p->len;
+		if (p->fd >= 0)
+			close(p->fd);
 		free(p);
 	}
 	if (session_answered(s))
@@ -297,6 +331,11 @@ static void reply_too_big(struct session *s, uint64_t id, size_t len)
 
 void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 {
+	session_send_reply_fd(s, rep, -1);
+}
+
+void session_send_reply_fd(struct session *s, const IommuNest__Reply *rep, int fd)
+{
 	struct server *srv = s->srv;
 	size_t len = iommu_nest__reply__get_packed_size(rep);
 	ssize_t n;
@@ -319,7 +358,7 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 	iommu_nest__reply__pack(rep, srv->tx_buf);
 	s->n_errors += rep->status != 0;
 	if (STAILQ_EMPTY(&s->outq)) {
-		n = send(s->fd, srv->tx_buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = send_fd(s->fd, srv->tx_buf, len, fd);
 		if (n >= 0)
 			return;
 		if (errno == EMSGSIZE) {
@@ -331,7 +370,7 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep)
 			return;
 		}
 	}
-	rc = queue_packet(s, srv->tx_buf, len);
+	rc = queue_packet(s, srv->tx_buf, len, fd);
 	if (rc && !s->closing) {
 		/* Said once, by the disconnect event. */
 		s->close_reason = rc == -ENOBUFS ? "client is not reading its replies"

@@ -21,6 +21,7 @@ struct nest_queue;
 struct out_packet {
 	STAILQ_ENTRY(out_packet) link;
 	size_t len;
+	int fd; /* passed with it (SCM_RIGHTS, OpenDevice's device fd), or -1; owned */
 	uint8_t data[];
 };
 
@@ -86,5 +87,10 @@ bool session_make_room(struct session *s, size_t len);
 
 /* Encodes rep and sends it (or queues it); on a fatal error closes s. */
 void session_send_reply(struct session *s, const IommuNest__Reply *rep);
+/*
+ * The same with fd passed along (SCM_RIGHTS) unless it is negative. fd
+ * stays the caller's: a queued reply keeps a dup of it.
+ */
+void session_send_reply_fd(struct session *s, const IommuNest__Reply *rep, int fd);
 
 #endif

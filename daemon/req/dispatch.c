@@ -93,6 +93,21 @@ static const char *set_dirty_device(const IommuNest__Request *m)
 	return m->set_dirty->device;
 }
 
+static const char *open_device_device(const IommuNest__Request *m)
+{
+	return m->open_device->device;
+}
+
+static const char *close_device_device(const IommuNest__Request *m)
+{
+	return m->close_device->device;
+}
+
+static const char *adopt_device_device(const IommuNest__Request *m)
+{
+	return m->adopt_device->device;
+}
+
 #define H   REQ_NEED_HELLO
 #define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
 
@@ -157,6 +172,16 @@ static const struct req_op ops[] = {
 					     .backend_has = has_set_dirty,
 					     .device_of = set_dirty_device},
     [IOMMU_NEST__REQUEST__BODY_QUEUE_SETUP] = {.run = handle_queue_setup, .needs = H},
+    /* Device hand-off (req/device.c): a claim, free as for Attach. */
+    [IOMMU_NEST__REQUEST__BODY_OPEN_DEVICE] = {.run = handle_open_device,
+					       .needs = H | DEV,
+					       .device_of = open_device_device},
+    [IOMMU_NEST__REQUEST__BODY_CLOSE_DEVICE] = {.run = handle_close_device,
+						.needs = H | REQ_NEED_DEVICE,
+						.device_of = close_device_device},
+    [IOMMU_NEST__REQUEST__BODY_ADOPT_DEVICE] = {.run = handle_adopt_device,
+						.needs = H | REQ_NEED_FD | DEV,
+						.device_of = adopt_device_device},
 };
 
 #undef H
@@ -219,7 +244,9 @@ static int need_fd(struct req_ctx *c)
 {
 	if (c->in->fd >= 0)
 		return 0;
-	reply_error(c->rep, -EINVAL, "MapMemory needs exactly one descriptor (SCM_RIGHTS)");
+	reply_error(c->rep, -EINVAL, "%s needs exactly one descriptor (SCM_RIGHTS)",
+		    c->msg->body_case == IOMMU_NEST__REQUEST__BODY_ADOPT_DEVICE ? "AdoptDevice"
+										: "MapMemory");
 	return -EINVAL;
 }
 
@@ -242,6 +269,17 @@ static int need_device(struct req_ctx *c, const struct req_op *op)
 		req_deny(c->s, c->rep, -EPERM, 0, "uid %u may not use device %s",
 			 (unsigned)c->s->cred.uid, device);
 		return -EPERM;
+	}
+	/* A device a former client still drives: retried here, busy while it lasts. */
+	if (b->stale && c->srv->be->ops->device_release &&
+	    c->srv->be->ops->device_release(c->srv->be, device) == 0)
+		b->stale = false;
+	if (b->stale) {
+		reply_error(c->rep, -EBUSY,
+			    "device \"%s\": a former client still keeps its VFIO fd open; it "
+			    "serves nobody until that fd is closed",
+			    device);
+		return -EBUSY;
 	}
 	if ((op->needs & REQ_NEED_FREE_DEV) && hwpt_registry_held_by_other(b, c->s)) {
 		reply_error(c->rep, -EBUSY, "device \"%s\" is in use by another client", device);

@@ -88,8 +88,11 @@ struct req_reply {
 			IommuNest__HwInfoReply hr;
 			struct backend_hw_info info; /* hr.data points into it */
 		} hw_info;
+		IommuNest__OpenDeviceReply open_device;
 	} body;
 	void *heap[4];
+	/* Passed with the reply (SCM_RIGHTS) and then closed by net/, or -1. */
+	int fd;
 };
 
 /* What a handler gets: the request, its reply, and what the table resolved. */

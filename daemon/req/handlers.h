@@ -29,6 +29,9 @@ int handle_set_dirty_tracking(struct req_ctx *c);
 int handle_get_dirty_bitmap(struct req_ctx *c);
 int handle_set_dirty(struct req_ctx *c);
 int handle_queue_setup(struct req_ctx *c);
+int handle_open_device(struct req_ctx *c);
+int handle_close_device(struct req_ctx *c);
+int handle_adopt_device(struct req_ctx *c);
 
 /* The test backend ops the table checks for (req/test.c). */
 bool has_check_iotlb(const struct backend_ops *ops);

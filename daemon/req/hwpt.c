@@ -163,6 +163,15 @@ int handle_alloc(struct req_ctx *c)
 
 	if (rc)
 		return rc;
+	/* A device on a plain paging HWPT: the kernel's answer, with its reason. */
+	rc = srv->be->ops->nest_err ? srv->be->ops->nest_err(srv->be, a->device) : 0;
+	if (rc) {
+		reply_error(rep, rc,
+			    "IOMMU_HWPT_ALLOC on %s: the host IOMMU cannot nest: "
+			    "IOMMU_HWPT_ALLOC_NEST_PARENT answered %s",
+			    a->device, rc == -EOPNOTSUPP ? "EOPNOTSUPP" : strerror(-rc));
+		return rep->status;
+	}
 	alloc_data(a, &ba, &vtd, &st);
 	rc = srv->be->ops->alloc_nested(srv->be, a->device, &ba, &id, &parent);
 	if (rc) {

@@ -41,6 +41,14 @@ struct device_binding {
 	const struct config_device *dev;
 	uint32_t hwpt_id; /* 0: on its nest parent */
 	struct session *owner;
+	/* The session that holds the device's fd (OpenDevice / AdoptDevice); NULL: none. */
+	struct session *opener;
+	/*
+	 * A former holder kept the device's fd after its claim ended: the
+	 * device serves nobody (it would DMA wherever that fd's owner
+	 * programs it) until the backend takes it back (device_release).
+	 */
+	bool stale;
 
 	struct session *mem_owner;
 	uid_t mem_uid;

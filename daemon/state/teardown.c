@@ -5,6 +5,7 @@
  * the steps do not.
  */
 #include "state/teardown.h"
+#include "state/claim.h"
 
 #include <string.h>
 
@@ -191,6 +192,11 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 		changed = true;
 	if (unmap_memory(reg, be, h))
 		changed = true;
+	/* The devices it held the fds of: back on the daemon's page table, reset, free. */
+	if (h->s)
+		for (uint32_t i = 0; i < reg->n_bindings; i++)
+			if (reg->bindings[i].opener == h->s)
+				device_claim_end(reg, be, &reg->bindings[i], h->s);
 	destroy_hwpts(reg, be, h, list, hwpts_active);
 	h->owned = NULL;
 	return changed;

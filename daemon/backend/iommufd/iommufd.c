@@ -49,6 +49,8 @@
 #include "util/journal.h"
 #include "util/log.h"
 #include "backend/vfio_uapi.h"
+#include "backend/iommufd/device_fd.h"
+#include "backend/iommufd/parent.h"
 
 #define DEFAULT_IOMMUFD_PATH "/dev/iommu"
 
@@ -67,6 +69,9 @@ struct ifd_device {
 	uint32_t parent_id;    /* the nest parent HWPT */
 	uint32_t attached_id;  /* what the device is attached to now; 0: none */
 	uint32_t hw_info_type; /* IOMMU_HW_INFO_TYPE_*, from IOMMU_GET_HW_INFO */
+	int nest_err;	       /* parent.c: the IOMMU cannot nest (parent_id is plain paging) */
+	bool handed;	       /* device_fd.c: vfio_fd was handed out (a VMM may hold it) */
+	bool handed_saved;     /* handed as the last full save() wrote it */
 };
 
 struct ifd_nested {
@@ -349,8 +354,8 @@ static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char 
 	/* Dirty tracking for live migration wherever the IOMMU can (hw_pagetable.c:123). */
 	if (caps & IOMMU_HW_CAP_DIRTY_TRACKING)
 		flags |= IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
-	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->ioas_id, flags, IOMMU_HWPT_DATA_NONE, NULL, 0,
-			    &d->parent_id);
+	flags &= ~IOMMU_HWPT_ALLOC_NEST_PARENT; /* parent.c adds it, and falls back */
+	rc = ifd_parent_alloc(b->fd, d->dev_id, d->ioas_id, flags, &d->parent_id, &d->nest_err);
 	if (rc) {
 		*errmsg =
 		    seterr("device %s: IOMMU_HWPT_ALLOC(NEST_PARENT): %s%s", d->name, strerror(-rc),
@@ -630,6 +635,8 @@ static int ifd_alloc_nested(struct backend *be, const char *device, const struct
 
 	if (!d)
 		return -ENOENT;
+	if (d->nest_err)
+		return d->nest_err; /* no nest parent to sit on (parent.c) */
 	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->parent_id, req->flags, req->data_type, req->data,
 			    req->data_len, &id);
 	if (rc)
@@ -936,12 +943,14 @@ static struct json_object *device_to_json(const struct ifd_device *d)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
-		  js_add_u64(o, "dev_id", d->dev_id) || js_add_u64(o, "stdev_id", d->stdev_id) ||
-		  js_add_u64(o, "ioas_id", d->ioas_id) ||
-		  js_add_u64(o, "parent_id", d->parent_id) ||
-		  js_add_u64(o, "attached_id", d->attached_id) ||
-		  js_add_u64(o, "hw_info_type", d->hw_info_type))) {
+	if (o &&
+	    (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
+	     js_add_u64(o, "dev_id", d->dev_id) || js_add_u64(o, "stdev_id", d->stdev_id) ||
+	     js_add_u64(o, "ioas_id", d->ioas_id) || js_add_u64(o, "parent_id", d->parent_id) ||
+	     js_add_u64(o, "attached_id", d->attached_id) ||
+	     js_add_u64(o, "hw_info_type", d->hw_info_type) ||
+	     js_add_u64(o, "nest_errno", (uint64_t)-d->nest_err) ||
+	     js_add_u64(o, "handed", d->handed))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -980,6 +989,8 @@ static int ifd_save(struct backend *be, struct json_object *o)
 		if (js_push(nested, nested_to_json(&b->nested[i])))
 			return -ENOMEM;
 	dirty_ids_clear(&b->nested_dirty);
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		b->devs[i].handed_saved = b->devs[i].handed;
 	return 0;
 }
 
@@ -1011,6 +1022,10 @@ static int ifd_save_delta(struct backend *be, struct json_object *records)
 
 	if (d->lost)
 		return -ENOMEM;
+	/* The journal has records for nested HWPTs only: a device change takes a snapshot. */
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].handed != b->devs[i].handed_saved)
+			return -EAGAIN;
 	dirty_ids_unique(d);
 	for (uint32_t i = 0; !rc && i < d->n; i++) {
 		struct ifd_nested *n = find_nested(b, d->id[i]);
@@ -1139,6 +1154,10 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 		return -EINVAL;
 	}
 	d->kind = cd->kind;
+	if (json_object_object_get_ex(j, "nest_errno", NULL) && js_u32(j, "nest_errno", &kind) == 0)
+		d->nest_err = -(int)kind;
+	if (json_object_object_get_ex(j, "handed", NULL) && js_u32(j, "handed", &kind) == 0)
+		d->handed = d->handed_saved = kind != 0;
 	snprintf(d->path, sizeof(d->path), "%s", cd->path);
 	if (d->kind == DEVICE_KIND_VTD) {
 		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
@@ -1371,6 +1390,79 @@ static int ifd_reopen(const struct config *cfg, struct json_object *saved,
 	return 0;
 }
 
+/* --- device hand-off (the VFIO work is device_fd.c's) ------------------ */
+
+static int dev_slots(struct backend *be, const char *device, struct ifd_device_slots *out)
+{
+	struct ifd_device *d = find_device(to_ifd(be), device);
+
+	if (!d)
+		return -ENOENT;
+	*out = (struct ifd_device_slots){.iommufd = to_ifd(be)->fd,
+					 .vfio_fd = &d->vfio_fd,
+					 .dev_id = &d->dev_id,
+					 .parent_id = &d->parent_id,
+					 .ioas_id = &d->ioas_id,
+					 .attached_id = &d->attached_id,
+					 .nest_err = d->nest_err,
+					 .handed = &d->handed,
+					 .kind = d->kind,
+					 .name = d->name,
+					 .path = d->path,
+					 .n_devices = to_ifd(be)->n_devs};
+	return 0;
+}
+
+static int ifd_device_get(struct backend *be, const char *device, struct backend_device *out,
+			  const char **why)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	*why = "no such device";
+	return rc ? rc : vfio_dev_get(&sl, out, why);
+}
+
+static int ifd_device_adopt(struct backend *be, const char *device, int fd, const char **why)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	*why = "no such device";
+	return rc ? rc : vfio_dev_adopt(&sl, fd, why);
+}
+
+static int ifd_device_reclaim(struct backend *be, const char *device)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	return rc ? rc : vfio_dev_reclaim(&sl);
+}
+
+static int ifd_device_reset(struct backend *be, const char *device)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	return rc ? rc : vfio_dev_reset(&sl);
+}
+
+static int ifd_device_release(struct backend *be, const char *device)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	return rc ? rc : vfio_dev_release(&sl);
+}
+
+static int ifd_nest_err(struct backend *be, const char *device)
+{
+	struct ifd_device *d = find_device(to_ifd(be), device);
+
+	return d ? d->nest_err : 0;
+}
+
 const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -1389,6 +1481,12 @@ const struct backend_ops backend_iommufd_ops = {
     .get_dirty_bitmap = ifd_get_dirty_bitmap,
     .set_dirty = ifd_set_dirty,
     .check_iotlb = ifd_check_iotlb,
+    .device_get = ifd_device_get,
+    .device_adopt = ifd_device_adopt,
+    .device_reclaim = ifd_device_reclaim,
+    .device_reset = ifd_device_reset,
+    .device_release = ifd_device_release,
+    .nest_err = ifd_nest_err,
     .sim_populate = NULL,
     .sim_query = NULL,
     .inject_fault = NULL,

@@ -1,0 +1,629 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The edu tier: a real VFIO device doing real DMA through the daemon.
+ *
+ * Runs inside the test VM booted with an emulated VT-d and QEMU's edu
+ * device (run-qemu.sh --machine edu). It plays a VMM that has no access
+ * to /dev/iommu: it binds edu (1234:11e8) to vfio-pci, starts the daemon
+ * (iommufd backend) with edu's VFIO cdev as a configured device, and then
+ * does everything else through libiommu-nest and the device fd the daemon
+ * hands over:
+ *
+ *   1. OpenDevice: the fd is a bound VFIO cdev (GET_INFO, config space,
+ *      BAR0 mmap);
+ *   2. the emulated VT-d cannot nest: Alloc of a nested HWPT answers the
+ *      kernel's EOPNOTSUPP with the reason, and the device still runs on a
+ *      plain paging HWPT of its IOAS;
+ *   3. MapMemory of a memfd; edu's DMA engine copies a pattern from one
+ *      IOVA into the device and back to another IOVA: the bytes arrive;
+ *   3b. drift: the VMM detaches the device with the fd (which it must
+ *      not): its DMA reaches nothing until OpenDevice puts it back;
+ *   4. UnmapMemory; the same device-to-RAM DMA no longer reaches memory
+ *      (the destination keeps its marker);
+ *   5. MapMemory again, CloseDevice: the fd the VMM still holds can no
+ *      longer DMA into that memory either (the kernel logs the DMAR
+ *      faults of 4 and 5); while it keeps the fd the device serves nobody,
+ *      once it closes it the daemon binds afresh and OpenDevice works
+ *      again; AdoptDevice is refused while the binding is handed out;
+ *   6. on a fresh daemon, AdoptDevice (libvirt's way): a memfd and another
+ *      character device are refused, a freshly opened cdev is bound in
+ *      place of the daemon's and does DMA through the daemon's page table;
+ *   7. that VMM dies without CloseDevice: its memory is unmapped, the fd
+ *      it left behind cannot DMA into it, and while that fd stays open the
+ *      device serves nobody (it would DMA wherever its holder programs
+ *      it); once it is closed, the daemon binds afresh and another client
+ *      may open the device.
+ *
+ * edu's engine (QEMU hw/misc/edu.c): 0x80 source, 0x88 destination, 0x90
+ * count, 0x98 command (bit 0 start, bit 1 direction: 0 RAM to the device's
+ * buffer at 0x40000, 1 the buffer to RAM); it masks addresses with a
+ * 28-bit DMA mask, so IOVAs stay below 256 MiB. The daemon gets a config
+ * of its own, written once the cdev exists. The engine finishes on a
+ * timer: completion is polled on the command's start bit, bounded by
+ * attempts, never by wall-clock time.
+ *
+ * Output is TAP-like; exit 0 when every check passed, 77 when the VM has
+ * no edu device (QEMU without it), 1 otherwise.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/vfio.h>
+
+#include "iommu_nest.h"
+
+/* Linux 6.6+ (Debian 12's headers predate it): what a VMM must not do with the fd. */
+#ifndef VFIO_DEVICE_DETACH_IOMMUFD_PT
+#define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
+#endif
+
+#define SKIP	77
+#define EDU_DEV "edu0"
+#define SOCK	"/run/nestd-edu.sock"
+#define CONF	"/tmp/nestd-edu.conf"
+
+#define PAGE	 4096u
+#define MEM_IOVA 0x100000ull /* below edu's 28-bit DMA mask */
+#define MEM_SIZE (2u << 20)
+#define SRC_OFF	 0u
+#define DST_OFF	 (64u * PAGE)
+/*
+ * Less than edu's whole 4 KiB buffer: QEMU 7.2's range check wants the
+ * transfer's end strictly inside the buffer and stops the VM otherwise.
+ */
+#define XFER 1024u
+
+#define EDU_ID	       0x00
+#define EDU_DMA_SRC    0x80
+#define EDU_DMA_DST    0x88
+#define EDU_DMA_CNT    0x90
+#define EDU_DMA_CMD    0x98
+#define EDU_CMD_START  0x1
+#define EDU_CMD_TO_RAM 0x2
+#define EDU_BUF	       0x40000
+/* Each poll sleeps 1 ms of guest time; edu's timer fires after 100 ms of virtual time. */
+#define DMA_POLLS 20000
+
+static int n_checks, n_failed;
+
+static void check(bool ok, const char *what)
+{
+	n_checks++;
+	if (!ok)
+		n_failed++;
+	printf("%s %d - %s\n", ok ? "ok" : "not ok", n_checks, what);
+	fflush(stdout);
+}
+
+static void checkf(bool ok, const char *fmt, const char *arg)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), fmt, arg);
+	check(ok, buf);
+}
+
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -errno;
+}
+
+static bool read_hex(const char *dir, const char *name, unsigned *out)
+{
+	char path[512], buf[32];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	ok = fgets(buf, sizeof(buf), f) && sscanf(buf, "%x", out) == 1;
+	fclose(f);
+	return ok;
+}
+
+/* The PCI address of the edu device, or false when the VM has none. */
+static bool find_edu(char *bdf, size_t len)
+{
+	DIR *d = opendir("/sys/bus/pci/devices");
+	struct dirent *e;
+	bool found = false;
+
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d))) {
+		char dir[512];
+		unsigned vendor, device;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s", e->d_name);
+		if (read_hex(dir, "vendor", &vendor) && read_hex(dir, "device", &device) &&
+		    vendor == 0x1234 && device == 0x11e8) {
+			snprintf(bdf, len, "%s", e->d_name);
+			found = true;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* driver_override + drivers_probe, the way an operator hands a device to VFIO. */
+static bool bind_vfio_pci(const char *bdf, char *cdev, size_t len)
+{
+	char path[512];
+	DIR *d;
+	struct dirent *e;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", bdf);
+	if (write_file(path, "vfio-pci"))
+		return false;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver/unbind", bdf);
+	(void)write_file(path, bdf); /* bound to nothing yet: fine */
+	(void)write_file("/sys/bus/pci/drivers_probe", bdf);
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d)))
+		if (!strncmp(e->d_name, "vfio", 4)) {
+			snprintf(cdev, len, "/dev/vfio/devices/%s", e->d_name);
+			found = true;
+		}
+	closedir(d);
+	return found && access(cdev, R_OK | W_OK) == 0;
+}
+
+static pid_t start_daemon(const char *cdev)
+{
+	const char *daemon = getenv("NESTD_DAEMON");
+	FILE *f = fopen(CONF, "we");
+	pid_t pid;
+
+	if (!f)
+		return -1;
+	fprintf(f,
+		"[daemon]\nbackend = iommufd\niommufd = /dev/iommu\nlog_level = info\n\n"
+		"[device " EDU_DEV "]\nkind = vtd\npath = %s\n",
+		cdev);
+	fclose(f);
+	unlink(SOCK);
+	pid = fork();
+	if (pid == 0) {
+		execl(daemon ? daemon : "/usr/sbin/iommu-nestd", "iommu-nestd", "--socket", SOCK,
+		      "--config", CONF, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Connects once the daemon serves; bounded by attempts and by the daemon staying alive. */
+static struct iommu_nest *connect_daemon(pid_t pid)
+{
+	struct iommu_nest *h = NULL;
+
+	for (int i = 0; i < 6000; i++) {
+		int st;
+
+		if (iommu_nest_connect(SOCK, "ktest-edu", &h) == 0)
+			return h;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return NULL;
+		usleep(10000);
+	}
+	return NULL;
+}
+
+struct region {
+	uint64_t offset, size;
+	uint32_t flags;
+};
+
+static bool region_info(int fd, uint32_t index, struct region *r)
+{
+	struct vfio_region_info ri = {.argsz = sizeof(ri), .index = index};
+
+	if (ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
+		return false;
+	r->offset = ri.offset;
+	r->size = ri.size;
+	r->flags = ri.flags;
+	return true;
+}
+
+/* Memory decoding and bus mastering in the command register, through the config region. */
+static bool enable_bus_master(int fd)
+{
+	struct region cfg;
+	uint16_t cmd;
+
+	if (!region_info(fd, VFIO_PCI_CONFIG_REGION_INDEX, &cfg))
+		return false;
+	if (pread(fd, &cmd, 2, (off_t)(cfg.offset + 4)) != 2)
+		return false;
+	cmd |= 0x6; /* PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER */
+	return pwrite(fd, &cmd, 2, (off_t)(cfg.offset + 4)) == 2;
+}
+
+/*
+ * BAR0 access: through the mmap while the VMM's claim lasts, through
+ * region reads and writes afterwards (a reset may zap the mapping).
+ */
+struct bar {
+	int fd;
+	uint64_t offset;
+	volatile uint32_t *map;
+};
+
+static uint32_t rd(const struct bar *b, uint32_t reg)
+{
+	uint32_t v = 0xffffffffu;
+
+	if (b->map)
+		return b->map[reg / 4];
+	if (pread(b->fd, &v, 4, (off_t)(b->offset + reg)) != 4)
+		return 0xffffffffu;
+	return v;
+}
+
+static void wr(const struct bar *b, uint32_t reg, uint32_t v)
+{
+	if (b->map)
+		b->map[reg / 4] = v;
+	else if (pwrite(b->fd, &v, 4, (off_t)(b->offset + reg)) != 4)
+		perror("edu register write");
+}
+
+/* One DMA transfer; true when the engine reported it done within DMA_POLLS. */
+static bool edu_dma(const struct bar *b, uint32_t src, uint32_t dst, uint32_t cnt, bool to_ram)
+{
+	wr(b, EDU_DMA_SRC, src);
+	wr(b, EDU_DMA_DST, dst);
+	wr(b, EDU_DMA_CNT, cnt);
+	wr(b, EDU_DMA_CMD, EDU_CMD_START | (to_ram ? EDU_CMD_TO_RAM : 0));
+	for (int i = 0; i < DMA_POLLS; i++) {
+		if (!(rd(b, EDU_DMA_CMD) & EDU_CMD_START))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static bool all_bytes(const uint8_t *p, size_t n, uint8_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+static void fill_pattern(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 7 + 3);
+}
+
+static bool is_pattern(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (uint8_t)(i * 7 + 3))
+			return false;
+	return true;
+}
+
+/* /dev/kmsg from now on: the DMAR faults the blocked DMA makes the kernel log. */
+static int kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/*
+ * Whether the kernel logged a DMAR fault at iova since kmsg_open(). The
+ * fault is reported by an interrupt after the DMA: bounded by attempts.
+ */
+static bool dmar_fault_logged(int kfd, uint64_t iova)
+{
+	char rec[1024], want[64];
+
+	snprintf(want, sizeof(want), "fault addr 0x%llx", (unsigned long long)iova);
+	for (int i = 0; kfd >= 0 && i < 2000; i++) {
+		ssize_t n = read(kfd, rec, sizeof(rec) - 1);
+
+		if (n > 0) {
+			rec[n] = 0;
+			if (strstr(rec, "DMAR") && strstr(rec, want))
+				return true;
+		} else if (n < 0 && errno == EAGAIN) {
+			usleep(1000);
+		}
+	}
+	return false;
+}
+
+static int map_ram(struct iommu_nest *h, int memfd)
+{
+	return iommu_nest_map_memory(h, EDU_DEV, MEM_IOVA, MEM_SIZE, memfd, 0,
+				     IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE);
+}
+
+/* 2: nesting refused clearly, the device served anyway. */
+static void check_no_nesting(struct iommu_nest *h, const struct iommu_nest_device_info *info)
+{
+	uint32_t hwpt = 0;
+	int rc;
+
+	if (info->parent_id) {
+		check(true, "# SKIP the host IOMMU nests: no refusal to check");
+		return;
+	}
+	check(info->attached_id != 0, "without nesting the device is on a paging HWPT");
+	rc = iommu_nest_alloc_vtd_s1(h, EDU_DEV, 0, 0x1000, 48, &hwpt);
+	check(rc == -EOPNOTSUPP, "nested HWPT alloc on the emulated VT-d: -EOPNOTSUPP");
+	checkf(strstr(iommu_nest_last_error(h), "cannot nest") &&
+		   strstr(iommu_nest_last_error(h), "IOMMU_HWPT_ALLOC_NEST_PARENT"),
+	       "... with the reason (%s)", iommu_nest_last_error(h));
+}
+
+static void run(struct iommu_nest *h, const char *cdev)
+{
+	struct iommu_nest_device_info info;
+	struct vfio_device_info vi = {.argsz = sizeof(vi)};
+	struct region r0;
+	struct bar bar = {.fd = -1};
+	uint8_t *ram;
+	int fd = -1, fd2 = -1, memfd, kfd = -1, adopt_fd;
+	struct vfio_detach_pt {
+		uint32_t argsz, flags;
+	} detach;
+	void *map;
+
+	check(iommu_nest_open_device(h, EDU_DEV, &fd, &info) == 0, "OpenDevice edu0");
+	if (fd < 0) {
+		printf("# %s\n", iommu_nest_last_error(h));
+		return;
+	}
+	check(ioctl(fd, VFIO_DEVICE_GET_INFO, &vi) == 0 && (vi.flags & VFIO_DEVICE_FLAGS_PCI),
+	      "the handed fd is a bound VFIO PCI device (VFIO_DEVICE_GET_INFO)");
+	check(vi.num_regions == info.num_regions && vi.flags == info.vfio_flags,
+	      "the reply's GET_INFO matches the fd's");
+	check_no_nesting(h, &info);
+
+	check(enable_bus_master(fd), "bus mastering on through the config region");
+	check(region_info(fd, VFIO_PCI_BAR0_REGION_INDEX, &r0) &&
+		  (r0.flags & VFIO_REGION_INFO_FLAG_MMAP) && r0.size >= 0x100,
+	      "BAR0 is mmappable");
+	map = mmap(NULL, r0.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)r0.offset);
+	check(map != MAP_FAILED, "mmap BAR0 from the handed fd");
+	if (map == MAP_FAILED)
+		return;
+	bar = (struct bar){.fd = fd, .offset = r0.offset, .map = map};
+	check((rd(&bar, EDU_ID) & 0xff) == 0xed, "edu's identification register through BAR0");
+
+	memfd = memfd_create("edu-guest-ram", MFD_CLOEXEC);
+	if (memfd < 0 || ftruncate(memfd, MEM_SIZE) != 0)
+		return;
+	ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (ram == MAP_FAILED)
+		return;
+	fill_pattern(ram + SRC_OFF, XFER);
+	memset(ram + DST_OFF, 0, XFER);
+	check(map_ram(h, memfd) == 0, "MapMemory of the memfd at IOVA 1 MiB");
+
+	/* 3: RAM -> device -> RAM through the IOMMU. */
+	check(edu_dma(&bar, MEM_IOVA + SRC_OFF, EDU_BUF, XFER, false), "DMA RAM -> edu done");
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true), "DMA edu -> RAM done");
+	check(is_pattern(ram + DST_OFF, XFER), "the pattern arrived at the other IOVA");
+
+	/* Drift: the VMM moves its device itself, which it must not; the daemon undoes it. */
+	detach = (struct vfio_detach_pt){.argsz = sizeof(detach)};
+	check(ioctl(fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach) == 0,
+	      "the VMM detaches its device with the fd (it must not)");
+	memset(ram + DST_OFF, 0, XFER);
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  all_bytes(ram + DST_OFF, XFER, 0),
+	      "detached, its DMA reaches nothing");
+	check(iommu_nest_open_device(h, EDU_DEV, &fd2, NULL) == 0,
+	      "OpenDevice again: the daemon puts the device back");
+	if (fd2 >= 0)
+		close(fd2);
+	fd2 = -1;
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  is_pattern(ram + DST_OFF, XFER),
+	      "back on the daemon's page table, the DMA arrives again");
+
+	/* 4: unmapped, the same DMA does not reach memory. */
+	check(iommu_nest_unmap_memory(h, EDU_DEV, MEM_IOVA, MEM_SIZE) == 0, "UnmapMemory");
+	memset(ram + DST_OFF, 0x5a, XFER);
+	kfd = kmsg_open();
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true),
+	      "DMA edu -> unmapped IOVA finished (faulted)");
+	check(dmar_fault_logged(kfd, MEM_IOVA + DST_OFF), "the kernel logged the DMAR fault");
+	check(all_bytes(ram + DST_OFF, XFER, 0x5a), "after UnmapMemory the DMA did not reach RAM");
+
+	/* 5: CloseDevice ends the claim; the fd the VMM keeps reaches nothing of its memory. */
+	check(map_ram(h, memfd) == 0, "MapMemory again");
+	check(iommu_nest_close_device(h, EDU_DEV) == 0, "CloseDevice");
+	munmap(map, r0.size);
+	bar.map = NULL; /* a reset zaps BAR mappings: region writes from here on */
+	check(enable_bus_master(fd), "the held fd still drives the device");
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true),
+	      "DMA edu -> RAM from the held fd finished (faulted)");
+	check(dmar_fault_logged(kfd, MEM_IOVA + DST_OFF), "... and the kernel logged its fault");
+	check(all_bytes(ram + DST_OFF, XFER, 0x5a),
+	      "after CloseDevice the held fd cannot DMA to RAM");
+	/* The VMM kept its fd: the device serves nobody, not even a new claim. */
+	check(iommu_nest_open_device(h, EDU_DEV, &fd2, NULL) == -EBUSY,
+	      "OpenDevice while a former holder keeps the fd: -EBUSY");
+	checkf(strstr(iommu_nest_last_error(h), "still keeps its VFIO fd open") != NULL,
+	       "... with the reason (%s)", iommu_nest_last_error(h));
+	close(fd);
+	fd = -1;
+	check(iommu_nest_open_device(h, EDU_DEV, &fd2, NULL) == 0,
+	      "once that fd is closed the daemon takes the device back: OpenDevice again");
+	check(fd2 >= 0 && ioctl(fd2, VFIO_DEVICE_GET_INFO, &vi) == 0,
+	      "the new fd is a fresh bound VFIO device");
+	/* The binding is handed out again: nothing to adopt in its place. */
+	adopt_fd = open(cdev, O_RDWR | O_CLOEXEC);
+	check(adopt_fd >= 0 && iommu_nest_adopt_device(h, EDU_DEV, adopt_fd, NULL) == -EBUSY,
+	      "AdoptDevice while the binding is handed out: -EBUSY");
+	checkf(strstr(iommu_nest_last_error(h), "handed") != NULL, "... with the reason (%s)",
+	       iommu_nest_last_error(h));
+	if (adopt_fd >= 0)
+		close(adopt_fd);
+	if (fd2 >= 0)
+		close(fd2);
+	check(iommu_nest_close_device(h, EDU_DEV) == 0, "CloseDevice of the fd closed first");
+	check(iommu_nest_close_device(h, EDU_DEV) == -ENOENT, "CloseDevice twice: -ENOENT");
+
+	munmap(ram, MEM_SIZE);
+	close(memfd);
+	if (kfd >= 0)
+		close(kfd);
+}
+
+/*
+ * The libvirt way, on a fresh daemon whose binding nobody holds: the VMM's
+ * side opens the cdev and passes it in; the daemon binds it in place of
+ * its own, and the caller's fd does DMA through the daemon's page table.
+ * Then the VMM dies without CloseDevice: the daemon's teardown unmaps its
+ * memory and releases the device, so the fd left behind cannot DMA into
+ * it, and another client may take the device.
+ */
+static void run_adopt(struct iommu_nest *h, const char *sock_cdev)
+{
+	struct iommu_nest_device_info info;
+	struct iommu_nest *h2 = NULL;
+	struct region r0;
+	struct bar bar;
+	uint8_t *ram;
+	int fd, memfd, other, fd2 = -1, rc = -1;
+
+	memfd = memfd_create("not-a-cdev", MFD_CLOEXEC);
+	check(iommu_nest_adopt_device(h, EDU_DEV, memfd, NULL) == -ENOTTY,
+	      "AdoptDevice of a memfd: -ENOTTY");
+	other = open("/dev/null", O_RDWR | O_CLOEXEC);
+	check(iommu_nest_adopt_device(h, EDU_DEV, other, NULL) == -EXDEV,
+	      "AdoptDevice of another character device: -EXDEV");
+	close(other);
+	fd = open(sock_cdev, O_RDWR | O_CLOEXEC);
+	check(fd >= 0 && iommu_nest_adopt_device(h, EDU_DEV, fd, &info) == 0,
+	      "AdoptDevice of a freshly opened cdev");
+	if (fd < 0 || ftruncate(memfd, MEM_SIZE) != 0)
+		return;
+	ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (ram == MAP_FAILED)
+		return;
+	fill_pattern(ram + SRC_OFF, XFER);
+	memset(ram + DST_OFF, 0, XFER);
+	check(map_ram(h, memfd) == 0, "MapMemory on the adopted device");
+	check(enable_bus_master(fd) && region_info(fd, VFIO_PCI_BAR0_REGION_INDEX, &r0),
+	      "the adopted fd drives the device");
+	bar = (struct bar){.fd = fd, .offset = r0.offset, .map = NULL};
+	check(edu_dma(&bar, MEM_IOVA + SRC_OFF, EDU_BUF, XFER, false) &&
+		  edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  is_pattern(ram + DST_OFF, XFER),
+	      "DMA through the adopted binding: the pattern arrived");
+
+	/* The VMM's death: its connection ends, nothing closed. */
+	iommu_nest_close(h);
+	memset(ram + DST_OFF, 0x5a, XFER);
+	check(iommu_nest_connect(SOCK, "ktest-edu-next", &h2) == 0, "another client connects");
+	/*
+	 * The daemon sees the dead connection's end in its loop, maybe after
+	 * this one's first request: "in use by another client" until then,
+	 * bounded by attempts. Then the teardown has run, and the fd the dead
+	 * VMM left behind (this process keeps it: a VMM that leaked it to a
+	 * child) keeps the device out of service.
+	 */
+	for (int i = 0; h2 && i < 1000; i++) {
+		rc = iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL);
+		if (rc != -EBUSY || strstr(iommu_nest_last_error(h2), "still keeps"))
+			break;
+		usleep(1000);
+	}
+	check(h2 && rc == -EBUSY, "after the VMM's death its leftover fd keeps the device busy");
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  all_bytes(ram + DST_OFF, XFER, 0x5a),
+	      "the dead VMM's fd cannot DMA into its memory any more");
+	close(fd);
+	check(h2 && iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == 0,
+	      "once it is closed another client may open the device");
+	if (fd2 >= 0)
+		close(fd2);
+	iommu_nest_close(h2);
+	munmap(ram, MEM_SIZE);
+	close(memfd);
+}
+
+static bool stop_daemon(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGTERM);
+	return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+int main(void)
+{
+	char bdf[NAME_MAX + 1], cdev[NAME_MAX + 32];
+	struct iommu_nest *h;
+	pid_t pid;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!find_edu(bdf, sizeof(bdf))) {
+		printf("# SKIP no edu PCI device (1234:11e8) in this VM\n");
+		return SKIP;
+	}
+	printf("# edu at %s\n", bdf);
+	check(bind_vfio_pci(bdf, cdev, sizeof(cdev)), "edu bound to vfio-pci, cdev present");
+	if (n_failed)
+		return 1;
+	printf("# VFIO cdev %s\n", cdev);
+	pid = start_daemon(cdev);
+	check(pid > 0, "daemon started");
+	h = pid > 0 ? connect_daemon(pid) : NULL;
+	check(h != NULL, "connected to the daemon (iommufd backend, edu0 configured)");
+	if (h) {
+		run(h, cdev);
+		iommu_nest_close(h);
+	}
+	if (pid > 0)
+		check(stop_daemon(pid), "daemon exited cleanly");
+
+	/* A fresh daemon, whose binding nobody else holds: adopting. */
+	pid = start_daemon(cdev);
+	h = pid > 0 ? connect_daemon(pid) : NULL;
+	check(h != NULL, "a fresh daemon serves edu0");
+	if (h)
+		run_adopt(h, cdev); /* ends h */
+	if (pid > 0)
+		check(stop_daemon(pid), "the fresh daemon exited cleanly");
+	printf("# %d checks, %d failed\n", n_checks, n_failed);
+	return n_failed ? 1 : 0;
+}

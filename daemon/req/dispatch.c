@@ -93,6 +93,11 @@ static const char *set_dirty_device(const IommuNest__Request *m)
 	return m->set_dirty->device;
 }
 
+static const char *trigger_iopf_device(const IommuNest__Request *m)
+{
+	return m->trigger_iopf->device;
+}
+
 #define H   REQ_NEED_HELLO
 #define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
 
@@ -157,6 +162,12 @@ static const struct req_op ops[] = {
 					     .backend_has = has_set_dirty,
 					     .device_of = set_dirty_device},
     [IOMMU_NEST__REQUEST__BODY_QUEUE_SETUP] = {.run = handle_queue_setup, .needs = H},
+    /* Its HWPT or device is optional (one of them): the handler looks. */
+    [IOMMU_NEST__REQUEST__BODY_PAGE_RESPONSE] = {.run = handle_page_response, .needs = H},
+    [IOMMU_NEST__REQUEST__BODY_TRIGGER_IOPF] = {.run = handle_trigger_iopf,
+						.needs = H | REQ_NEED_TEST | DEV,
+						.backend_has = has_trigger_iopf,
+						.device_of = trigger_iopf_device},
 };
 
 #undef H
@@ -174,6 +185,11 @@ static int admit(struct req_ctx *c, const struct req_op *op)
 	struct session *s = c->s;
 	uint32_t rate = c->srv->cfg->quota.max_requests_per_sec;
 
+	/* Id 0 is the event channel's (net/events.c): a reply to it would read as one. */
+	if (!c->msg->id) {
+		reply_error(c->rep, -EINVAL, "request id 0 is reserved for events");
+		return -EINVAL;
+	}
 	if (!op || !op->run) {
 		/* An unknown oneof member decodes as BODY__NOT_SET. */
 		reply_error(c->rep, -EOPNOTSUPP, "unknown or empty request");

@@ -29,6 +29,8 @@ int handle_set_dirty_tracking(struct req_ctx *c);
 int handle_get_dirty_bitmap(struct req_ctx *c);
 int handle_set_dirty(struct req_ctx *c);
 int handle_queue_setup(struct req_ctx *c);
+int handle_page_response(struct req_ctx *c);
+int handle_trigger_iopf(struct req_ctx *c);
 
 /* The test backend ops the table checks for (req/test.c). */
 bool has_check_iotlb(const struct backend_ops *ops);
@@ -36,5 +38,6 @@ bool has_set_dirty(const struct backend_ops *ops);
 bool has_sim_populate(const struct backend_ops *ops);
 bool has_sim_query(const struct backend_ops *ops);
 bool has_inject_fault(const struct backend_ops *ops);
+bool has_trigger_iopf(const struct backend_ops *ops); /* req/fault.c */
 
 #endif

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/iommufd/fault.h"
 #include "backend/iommufd/iommufd.h"
 #include "util/config.h"
 #include "backend/iommufd_test_uapi.h"
@@ -137,11 +138,13 @@ static int ifd_ioas_alloc(int fd, uint32_t *out)
 }
 
 static int ifd_hwpt_alloc(int fd, uint32_t dev_id, uint32_t pt_id, uint32_t flags,
-			  uint32_t data_type, const void *data, uint32_t data_len, uint32_t *out)
+			  uint32_t data_type, const void *data, uint32_t data_len,
+			  uint32_t fault_id, uint32_t *out)
 {
 	struct iommu_hwpt_alloc cmd = {
 	    .size = sizeof(cmd),
 	    .flags = flags,
+	    .fault_id = fault_id,
 	    .dev_id = dev_id,
 	    .pt_id = pt_id,
 	    .data_type = data_type,
@@ -349,7 +352,7 @@ static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char 
 	/* Dirty tracking for live migration wherever the IOMMU can (hw_pagetable.c:123). */
 	if (caps & IOMMU_HW_CAP_DIRTY_TRACKING)
 		flags |= IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
-	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->ioas_id, flags, IOMMU_HWPT_DATA_NONE, NULL, 0,
+	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->ioas_id, flags, IOMMU_HWPT_DATA_NONE, NULL, 0, 0,
 			    &d->parent_id);
 	if (rc) {
 		*errmsg =
@@ -631,7 +634,7 @@ static int ifd_alloc_nested(struct backend *be, const char *device, const struct
 	if (!d)
 		return -ENOENT;
 	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->parent_id, req->flags, req->data_type, req->data,
-			    req->data_len, &id);
+			    req->data_len, req->fault_id, &id);
 	if (rc)
 		return rc;
 	rc = add_nested(b, id, (uint32_t)(d - b->devs));
@@ -1371,6 +1374,53 @@ static int ifd_reopen(const struct config *cfg, struct json_object *saved,
 	return 0;
 }
 
+/* --- fault delivery (backend/iommufd/fault.c) ----------------------------- */
+
+static int ifd_op_fault_alloc(struct backend *be, struct backend_fault_queue *out)
+{
+	return ifd_fault_alloc(to_ifd(be)->fd, out);
+}
+
+static int ifd_op_fault_read(struct backend *be, const struct backend_fault_queue *q,
+			     struct iommu_hwpt_pgfault *recs, uint32_t max)
+{
+	(void)be;
+	return ifd_fault_read(q, recs, max);
+}
+
+static int ifd_op_fault_respond(struct backend *be, const struct backend_fault_queue *q,
+				const struct iommu_hwpt_page_response *resp)
+{
+	(void)be;
+	return ifd_fault_respond(q, resp);
+}
+
+static int ifd_op_fault_free(struct backend *be, const struct backend_fault_queue *q)
+{
+	return ifd_fault_free(to_ifd(be)->fd, q);
+}
+
+static const char *ifd_dev_id_name(struct backend *be, uint32_t dev_id)
+{
+	struct ifd_backend *b = to_ifd(be);
+
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].dev_id == dev_id)
+			return b->devs[i].name;
+	return NULL;
+}
+
+/* Only the selftest's mock devices take it (selftest.c: -EINVAL for others). */
+static int ifd_trigger(struct backend *be, const char *device, const struct backend_iopf *t)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+
+	if (!d)
+		return -ENOENT;
+	return ifd_trigger_iopf(b->fd, d->dev_id, t);
+}
+
 const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -1389,6 +1439,12 @@ const struct backend_ops backend_iommufd_ops = {
     .get_dirty_bitmap = ifd_get_dirty_bitmap,
     .set_dirty = ifd_set_dirty,
     .check_iotlb = ifd_check_iotlb,
+    .fault_alloc = ifd_op_fault_alloc,
+    .fault_read = ifd_op_fault_read,
+    .fault_respond = ifd_op_fault_respond,
+    .fault_free = ifd_op_fault_free,
+    .dev_id_name = ifd_dev_id_name,
+    .trigger_iopf = ifd_trigger,
     .sim_populate = NULL,
     .sim_query = NULL,
     .inject_fault = NULL,

@@ -451,6 +451,12 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 {
 	CHECK(rep->id == req->id, "reply id %llu to request %llu", (unsigned long long)rep->id,
 	      (unsigned long long)req->id);
+	/* Id 0 is the event channel's: any request with it is refused, whatever it asks. */
+	if (!req->id) {
+		CHECK(rep->status == -EINVAL && rep->body_case == IOMMU_NEST__REPLY__BODY__NOT_SET,
+		      "request id 0 (kind %d) answered %d", req->body_case, rep->status);
+		return;
+	}
 	if (foreign)
 		CHECK(rep->status != 0,
 		      "request kind %d naming another tenant's (or no) HWPT/device succeeded",

@@ -316,11 +316,56 @@ static void test_lost(void)
 	it_stop_ok(d);
 }
 
+/*
+ * Leaving the HWPT answers the device's pending groups (the kernel's
+ * auto response): the delivered cookie is unknown to the kernel from then
+ * on, which the daemon passes through, once; and the device's next fault
+ * on a HWPT without a fault queue reaches nobody.
+ */
+static void test_detach_answers(void)
+{
+	struct nestd *d = it_start(NULL);
+	struct iommu_nest *h = it_connect(d, "iopf-detach");
+	struct iommu_nest_page_fault f;
+	struct seen s;
+	uint32_t hwpt;
+
+	IT_REQUIRE_DEVICE(h, IT_ST0);
+	seen_init(&s);
+	iommu_nest_set_event_handler(h, on_event, &s);
+	hwpt = alloc_fault_hwpt(h, IT_ST0);
+	CU_ASSERT_EQUAL_FATAL(trigger(h, IT_ST0, 4, 1), 0);
+	CU_ASSERT_FATAL(wait_events(h, &s, 1));
+	f = s.last.fault;
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_detach(h, IT_ST0), 0);
+	CU_ASSERT_EQUAL(respond(h, hwpt, NULL, &f, IOMMU_NEST_PAGE_RESP_SUCCESS), -EINVAL);
+	CU_ASSERT_EQUAL(respond(h, hwpt, NULL, &f, IOMMU_NEST_PAGE_RESP_SUCCESS), -ENOENT);
+	CU_ASSERT_EQUAL(trigger(h, IT_ST0, 5, 1), 0);
+	/* Back on it: delivery resumes, with the freed cookie. */
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_attach(h, IT_ST0, hwpt), 0);
+	CU_ASSERT_EQUAL_FATAL(trigger(h, IT_ST0, 6, 1), 0);
+	CU_ASSERT_FATAL(wait_events(h, &s, 2));
+	CU_ASSERT_EQUAL(s.n, 2);
+	CU_ASSERT_EQUAL(s.last.seq, 2);
+	CU_ASSERT_EQUAL(s.last.fault.grpid, 6);
+	CU_ASSERT_EQUAL(s.last.fault.cookie, f.cookie);
+	CU_ASSERT_EQUAL(respond(h, 0, IT_ST0, &s.last.fault, IOMMU_NEST_PAGE_RESP_SUCCESS), 0);
+	/* Destroying a fault-capable HWPT with a pending fault is fine: the kernel answers. */
+	CU_ASSERT_EQUAL_FATAL(trigger(h, IT_ST0, 7, 1), 0);
+	CU_ASSERT_FATAL(wait_events(h, &s, 3));
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_detach(h, IT_ST0), 0);
+	CU_ASSERT_EQUAL(iommu_nest_destroy(h, hwpt), 0);
+	CU_ASSERT_EQUAL(respond(h, 0, IT_ST0, &s.last.fault, IOMMU_NEST_PAGE_RESP_SUCCESS),
+			-EINVAL);
+	it_stop_ok(d);
+}
+
 static const struct it_case cases[] = {
     {"deliver_and_respond", test_deliver_and_respond},
     {"no_fault_hwpt", test_no_fault_hwpt},
     {"bystander", test_bystander},
     {"malformed", test_malformed},
+    {"detach_answers", test_detach_answers},
     {"lost", test_lost},
     {NULL, NULL},
 };

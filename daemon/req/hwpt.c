@@ -248,6 +248,9 @@ int handle_destroy(struct req_ctx *c)
 				  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred),
 					     LF_UINT("hwpt", e->id), LF_STR("device", e->device)),
 				  "hwpt destroyed");
+			/* Its unanswered faults went with it (the kernel answers them). */
+			if (s->faults)
+				client_faults_forget_hwpt(s->faults, e->id);
 			unlink_owned(s, e);
 			hwpt_registry_remove(&srv->reg, e);
 			srv->stats.hwpts_active--;

@@ -43,6 +43,8 @@ int client_faults_add(struct client_faults *cf, const struct fault_pending *p)
 		*old = *p;
 		return 0;
 	}
+	if (cf->n_pending >= CLIENT_FAULTS_MAX)
+		return -ENOBUFS;
 	if (cf->n_pending == cf->cap_pending) {
 		uint32_t cap = cf->cap_pending ? cf->cap_pending * 2 : 16;
 		struct fault_pending *n = realloc(cf->pending, (size_t)cap * sizeof(*n));
@@ -59,6 +61,16 @@ int client_faults_add(struct client_faults *cf, const struct fault_pending *p)
 void client_faults_remove(struct client_faults *cf, struct fault_pending *p)
 {
 	*p = cf->pending[--cf->n_pending];
+}
+
+void client_faults_forget_hwpt(struct client_faults *cf, uint32_t hwpt_id)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < cf->n_pending; i++)
+		if (cf->pending[i].hwpt_id != hwpt_id)
+			cf->pending[k++] = cf->pending[i];
+	cf->n_pending = k;
 }
 
 void client_faults_close(struct backend *be, struct client_faults *cf)

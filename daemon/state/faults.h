@@ -13,6 +13,13 @@
 #include "backend/backend.h"
 #include "util/config.h"
 
+/*
+ * Groups a client may hold unanswered at most: past it a new one is
+ * answered INVALID by the daemon and counted lost (the book stays
+ * bounded whatever the client does).
+ */
+#define CLIENT_FAULTS_MAX 65536
+
 struct fault_pending {
 	uint32_t cookie;
 	uint32_t grpid;
@@ -31,9 +38,12 @@ int client_faults_open(struct backend *be, struct client_faults **out);
 /*
  * Remembers a delivered group. A cookie the book has already is one the
  * kernel gave out again (it answered the old group itself, e.g. when the
- * device left the HWPT): the new group replaces it. 0 or -ENOMEM.
+ * device left the HWPT): the new group replaces it. 0, -ENOBUFS (the
+ * book holds CLIENT_FAULTS_MAX) or -ENOMEM.
  */
 int client_faults_add(struct client_faults *cf, const struct fault_pending *p);
+/* Forgets the groups of a destroyed HWPT (the kernel answered them). */
+void client_faults_forget_hwpt(struct client_faults *cf, uint32_t hwpt_id);
 struct fault_pending *client_faults_find(struct client_faults *cf, uint32_t cookie);
 void client_faults_remove(struct client_faults *cf, struct fault_pending *p);
 /* Frees the fault object (its HWPTs must be gone) and the book; logs a failure. */

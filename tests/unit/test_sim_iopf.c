@@ -94,6 +94,29 @@ static void test_alloc_rules(void)
 	be->ops->close(be);
 }
 
+/* The modelled VT-d devices have no PRI: a fault-capable HWPT does not take them. */
+static void test_vtd_no_pri(void)
+{
+	struct iommu_hwpt_vtd_s1 v = {.pgtbl_addr = 0x100000, .addr_width = 48};
+	struct backend_alloc req = {.data_type = IOMMU_HWPT_DATA_VTD_S1,
+				    .flags = IOMMU_HWPT_FAULT_ID_VALID,
+				    .data = &v,
+				    .data_len = sizeof(v)};
+	struct backend_fault_queue q;
+	uint32_t id;
+
+	sim_up();
+	CU_ASSERT_EQUAL_FATAL(be->ops->fault_alloc(be, &q), 0);
+	req.fault_id = q.id;
+	CU_ASSERT_EQUAL_FATAL(be->ops->alloc_nested(be, "vtd0", &req, &id, NULL), 0);
+	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", id), -ENODEV);
+	/* Before the stage-1 checks: a bad address width changes nothing. */
+	v.addr_width = 39;
+	CU_ASSERT_EQUAL_FATAL(be->ops->alloc_nested(be, "vtd0", &req, &id, NULL), 0);
+	CU_ASSERT_EQUAL(be->ops->attach(be, "vtd0", id), -ENODEV);
+	be->ops->close(be);
+}
+
 static void test_delivery_and_cookies(void)
 {
 	struct backend_fault_queue q;
@@ -146,6 +169,7 @@ static void test_delivery_and_cookies(void)
 
 static const struct unit_case tests[] = {
     {"fault object: alloc, references", test_alloc_rules},
+    {"fault object: VT-d without PRI", test_vtd_no_pri},
     {"fault object: delivery, cookies, responses", test_delivery_and_cookies},
 };
 

@@ -167,6 +167,14 @@ int sim_attach(struct sim_state *st, const char *device, uint32_t id)
 	/* device.c: a pt_id that is neither a HWPT nor an IOAS is -EINVAL. */
 	if (o->type == SIM_OBJ_FAULT || o->kind != d->kind)
 		return -EINVAL;
+	/*
+	 * A HWPT with a fault object needs the device's IOPF on (6.12
+	 * iommufd_fault_domain_attach_dev(), 7.x intel/nested.c
+	 * iopf_for_domain_set()); the VT-d driver has it only with PRI, which
+	 * the modelled devices lack: -ENODEV, before the stage-1 checks.
+	 */
+	if (o->type == SIM_OBJ_NESTED && o->fault_id && o->kind == DEVICE_KIND_VTD)
+		return -ENODEV;
 	if (o->type == SIM_OBJ_NESTED && o->kind == DEVICE_KIND_VTD) {
 		rc = vtd_attach_check(o);
 		if (rc)

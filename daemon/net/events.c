@@ -85,7 +85,10 @@ static void deliver_fault(struct session *s, const struct iommu_hwpt_pgfault *f)
 		s->srv->stats.events_sent++;
 		return;
 	}
-	s->ev_lost++;
+	/* Said once per run of losses: the next delivered event reports the count. */
+	if (!s->ev_lost++)
+		log_warn("session %llu (%s): event queue full (max_events %u), dropping events",
+			 (unsigned long long)s->id, s->name, s->srv->cfg->quota.max_events);
 	s->srv->stats.events_lost++;
 	if (last) {
 		struct fault_pending *q = client_faults_find(s->faults, f->cookie);

@@ -8,8 +8,10 @@
  * polls readable exactly while records wait.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 
@@ -167,10 +169,62 @@ static void test_delivery_and_cookies(void)
 	be->ops->close(be);
 }
 
+static int take_once(void *ctx, const char *name)
+{
+	int *fd = ctx, got = *fd;
+
+	CU_ASSERT_STRING_EQUAL(name, "sim");
+	*fd = -1;
+	return got;
+}
+
+/*
+ * Fault objects are not saved: a restart keeps the HWPT (attached as it
+ * was) without fault delivery, no id collides, and a new queue works.
+ */
+static void test_restart(void)
+{
+	struct json_object *o = json_object_new_object();
+	struct backend_fault_queue q, q2;
+	struct backend *a, *b;
+	struct backend_fd f;
+	const char *err = NULL;
+	uint32_t id, id2;
+	int fd;
+
+	sim_up();
+	a = be;
+	CU_ASSERT_EQUAL_FATAL(a->ops->fault_alloc(a, &q), 0);
+	CU_ASSERT_EQUAL_FATAL(alloc_mock("mock0", IOMMU_HWPT_FAULT_ID_VALID, q.id, &id), 0);
+	CU_ASSERT_EQUAL_FATAL(a->ops->attach(a, "mock0", id), 0);
+	CU_ASSERT_EQUAL(trigger("mock0", 1), 0);
+	CU_ASSERT_EQUAL_FATAL(a->ops->save(a, o), 0);
+	CU_ASSERT_FATAL(a->ops->stored_fds(a, &f, 1) == 1);
+	fd = dup(f.fd);
+	sim_up();
+	b = be;
+	CU_ASSERT_EQUAL_FATAL(b->ops->restore(b, o, take_once, &fd, &err), 0);
+	CU_ASSERT(b->ops->has_hwpt(b, id));
+	CU_ASSERT_EQUAL(b->ops->destroy(b, q.id), -ENOENT);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, id), -EBUSY); /* still attached */
+	be = b;
+	CU_ASSERT_EQUAL(trigger("mock0", 2), 0); /* reaches nobody */
+	CU_ASSERT_EQUAL_FATAL(b->ops->fault_alloc(b, &q2), 0);
+	CU_ASSERT_NOT_EQUAL(q2.id, id);
+	CU_ASSERT_EQUAL(b->ops->fault_read(b, &q2, NULL, 0), 0);
+	CU_ASSERT_EQUAL(alloc_mock("mock1", IOMMU_HWPT_FAULT_ID_VALID, q2.id, &id2), 0);
+	CU_ASSERT_EQUAL(b->ops->detach(b, "mock0"), 0);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, id), 0);
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+}
+
 static const struct unit_case tests[] = {
     {"fault object: alloc, references", test_alloc_rules},
     {"fault object: VT-d without PRI", test_vtd_no_pri},
     {"fault object: delivery, cookies, responses", test_delivery_and_cookies},
+    {"fault object: not kept across a restart", test_restart},
 };
 
 int main(void)

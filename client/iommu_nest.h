@@ -688,7 +688,7 @@ int iommu_nest_list_hwpts(struct iommu_nest *h, struct iommu_nest_hwpt_info **hw
  */
 int iommu_nest_reload(struct iommu_nest *h);
 
-/* ---- Events: page faults (IOPF) --------------------------------------- */
+/* ---- Events: page faults (IOPF); since LIBIOMMU_NEST_0.9 ----------------- */
 
 /*
  * Alloc flag (the kernel's IOMMU_HWPT_FAULT_ID_VALID): deliver the HWPT's

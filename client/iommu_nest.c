@@ -25,6 +25,7 @@
 
 #include "arena.h"
 #include "queue.h"
+#include "events.h"
 #include "iommu_nest_call.h"
 #include "iommu_nest.pb-c.h"
 
@@ -118,6 +119,8 @@ struct iommu_nest {
 	/* A descriptor that came with the reply being read (OpenDevice), or -1. */
 	int rx_fd;
 	uint64_t last_limit; /* Reply.limit of the last failed reply */
+
+	struct nest_events events; /* asynchronous events (events.c) */
 
 	/* The shared-memory queue, when open (queue.c). */
 	struct nestq_client *q;
@@ -385,7 +388,10 @@ static int recv_reply(struct iommu_nest *h, bool nonblock, IommuNest__Reply **ou
 	return 0;
 }
 
-/* Everything a decoded reply pointed to dies here. */
+/*
+ * Everything a decoded reply pointed to dies here; with nothing decoded
+ * alive, events read meanwhile may go to their handler.
+ */
 static void release_reply(struct iommu_nest *h)
 {
 	arena_reset(&h->arena);
@@ -393,6 +399,7 @@ static void release_reply(struct iommu_nest *h)
 	if (h->rx_fd >= 0)
 		close(h->rx_fd);
 	h->rx_fd = -1;
+	nest_events_deliver(h, &h->events);
 }
 
 /* ---- Invalidation replies ------------------------------------------------ */
@@ -471,6 +478,14 @@ static int dispatch_other(struct iommu_nest *h, const IommuNest__Reply *reply)
 	size_t i;
 	int err;
 
+	if (reply->id == 0 && reply->body_case == IOMMU_NEST__REPLY__BODY_EVENT) {
+		err = nest_events_push(&h->events, reply->event);
+		if (err) {
+			set_error(h, err, "malformed event (kind %u)", reply->event->kind);
+			return kill_handle(h, err);
+		}
+		return 0;
+	}
 	if (reply->id == 0) {
 		h->last_limit = reply->limit;
 		err = valid_status(reply->status) && reply->status ? reply->status : -EPROTO;
@@ -505,18 +520,23 @@ static int transact_fds(struct iommu_nest *h, IommuNest__Request *req, const int
 	if (err)
 		return err;
 	id = req->id;
+	/* Events met while waiting wait too: until this call's reply is released. */
+	h->events.waiting = true;
 	for (;;) {
 		err = recv_reply(h, false, &reply);
-		if (err)
-			return err;
-		if (reply->id == id) {
+		if (!err && reply->id == id) {
+			h->events.waiting = false;
 			*out = reply;
 			return 0;
 		}
-		err = dispatch_other(h, reply);
-		release_reply(h);
-		if (err)
+		if (!err) {
+			err = dispatch_other(h, reply);
+			release_reply(h);
+		}
+		if (err) {
+			h->events.waiting = false;
 			return err;
+		}
 	}
 }
 
@@ -773,6 +793,7 @@ void iommu_nest_close(struct iommu_nest *h)
 	free(h->backend);
 	free(h->hwpt_types);
 	free(h->inv_types);
+	nest_events_free(&h->events);
 	free(h->sbuf);
 	free(h->rbuf);
 	free(h->soa.addr);
@@ -1650,6 +1671,7 @@ int iommu_nest_process(struct iommu_nest *h)
 
 	if (!h->dead)
 		read_available(h);
+	nest_events_deliver(h, &h->events);
 	while (h->done_head != NO_SLOT) {
 		deliver_one(h);
 		n++;
@@ -1782,6 +1804,11 @@ int nest_call(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply__B
 	if (err)
 		release_reply(h);
 	return err;
+}
+
+struct nest_events *nest_events_of(struct iommu_nest *h)
+{
+	return &h->events;
 }
 
 void nest_release(struct iommu_nest *h)

@@ -751,6 +751,95 @@ int iommu_nest_list_hwpts(struct iommu_nest *h, struct iommu_nest_hwpt_info **hw
  */
 int iommu_nest_reload(struct iommu_nest *h);
 
+/* ---- Events: page faults (IOPF); since LIBIOMMU_NEST_0.9 ----------------- */
+
+/*
+ * Alloc flag (the kernel's IOMMU_HWPT_FAULT_ID_VALID): deliver the HWPT's
+ * page faults to this client. The daemon makes the client's fault queue
+ * and names it; the client never gives a fault id.
+ */
+#define IOMMU_NEST_ALLOC_FAULT (1u << 2)
+
+/* Event kinds. */
+#define IOMMU_NEST_EVENT_FAULT	1 /* a page fault (ev->fault) */
+#define IOMMU_NEST_EVENT_VEVENT 2 /* reserved: vEVENTQ records */
+
+/* struct iommu_hwpt_pgfault's flags and perm bits. */
+#define IOMMU_NEST_PGFAULT_FLAGS_PASID_VALID (1u << 0)
+#define IOMMU_NEST_PGFAULT_FLAGS_LAST_PAGE   (1u << 1)
+#define IOMMU_NEST_PGFAULT_PERM_READ	     (1u << 0)
+#define IOMMU_NEST_PGFAULT_PERM_WRITE	     (1u << 1)
+#define IOMMU_NEST_PGFAULT_PERM_EXEC	     (1u << 2)
+#define IOMMU_NEST_PGFAULT_PERM_PRIV	     (1u << 3)
+
+/* Page response codes (enum iommufd_page_response_code). */
+#define IOMMU_NEST_PAGE_RESP_SUCCESS 0
+#define IOMMU_NEST_PAGE_RESP_INVALID 1
+
+/* One fault record (struct iommu_hwpt_pgfault) and where it happened. */
+struct iommu_nest_page_fault {
+	uint32_t flags;	 /* IOMMU_NEST_PGFAULT_FLAGS_* */
+	uint32_t dev_id; /* the kernel's device object id */
+	uint32_t pasid;
+	uint32_t grpid;
+	uint32_t perm; /* IOMMU_NEST_PGFAULT_PERM_* */
+	uint32_t length;
+	uint64_t addr;
+	uint32_t cookie;  /* echo it in iommu_nest_page_response() */
+	uint32_t hwpt_id; /* the HWPT the device was attached to (0: unknown) */
+	char device[64];  /* the configured device name */
+};
+
+struct iommu_nest_event {
+	uint32_t kind; /* IOMMU_NEST_EVENT_* */
+	uint64_t seq;  /* 1, 2, ... counting dropped events too */
+	/*
+	 * Events dropped since the previous one delivered: the daemon's queue
+	 * for this client was full ([policy] max_events) because it did not
+	 * read. A dropped fault was answered INVALID by the daemon.
+	 */
+	uint64_t lost;
+	struct iommu_nest_page_fault fault; /* kind FAULT */
+};
+
+typedef void (*iommu_nest_event_cb)(struct iommu_nest *h, const struct iommu_nest_event *ev,
+				    void *arg);
+
+/*
+ * Sets the handler of asynchronous events (NULL: drop them). It runs from
+ * iommu_nest_process(), and at the end of any call that met events while
+ * waiting for its reply (an event never satisfies a reply). It may call
+ * the library (e.g. iommu_nest_page_response()), except iommu_nest_close().
+ * Watch iommu_nest_fd() for POLLIN to learn of events between calls.
+ */
+int iommu_nest_set_event_handler(struct iommu_nest *h, iommu_nest_event_cb cb, void *arg);
+
+struct iommu_nest_page_response {
+	uint32_t grpid;	 /* the fault's grpid */
+	uint32_t cookie; /* the fault's cookie */
+	uint32_t code;	 /* IOMMU_NEST_PAGE_RESP_* */
+};
+
+/*
+ * Answers a fault group this client was delivered, on its HWPT hwpt_id or
+ * device (either may be 0/NULL, not both: -EINVAL). -ENOENT unless the
+ * cookie and grpid are an unanswered fault delivered to this client there;
+ * else the kernel's answer (-EINVAL: a code it does not take, or a cookie
+ * it answered itself because the device left the HWPT).
+ */
+int iommu_nest_page_response(struct iommu_nest *h, uint32_t hwpt_id, const char *device,
+			     const struct iommu_nest_page_response *r);
+
+/* Test-only (test_requests): IOMMU_TEST_OP_TRIGGER_IOPF, count times (0: once). */
+struct iommu_nest_iopf {
+	uint32_t pasid; /* 0: none (no PASID_VALID flag) */
+	uint32_t grpid;
+	uint32_t perm;
+	uint64_t addr;
+};
+int iommu_nest_trigger_iopf(struct iommu_nest *h, const char *device,
+			    const struct iommu_nest_iopf *t, uint32_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,9 @@ void nest_release(struct iommu_nest *h);
 /* StatsReply -> the public struct. */
 void nest_copy_stats(struct iommu_nest_stats *st, const IommuNest__StatsReply *r);
 
+/* The handle's event queue (events.c). */
+struct nest_events *nest_events_of(struct iommu_nest *h);
+
 /* Sets iommu_nest_last_error()'s text and returns err. */
 int nest_fail(struct iommu_nest *h, int err, const char *why);
 

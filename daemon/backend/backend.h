@@ -62,6 +62,25 @@ struct backend_alloc {
 	uint32_t flags;     /* IOMMU_HWPT_ALLOC_* as given by the client */
 	const void *data;   /* struct iommu_hwpt_vtd_s1 / iommu_hwpt_selftest */
 	uint32_t data_len;
+	uint32_t fault_id; /* with IOMMU_HWPT_FAULT_ID_VALID: the fault object */
+};
+
+/*
+ * A fault object (IOMMU_FAULT_QUEUE_ALLOC): its id and a descriptor that
+ * polls readable while records wait (iommufd: the kernel's fault fd; sim:
+ * an eventfd the model keeps in step). The backend owns both.
+ */
+struct backend_fault_queue {
+	uint32_t id;
+	int fd;
+};
+
+/* IOMMU_TEST_OP_TRIGGER_IOPF: one page request from the device. */
+struct backend_iopf {
+	uint32_t pasid;
+	uint32_t grpid;
+	uint32_t perm; /* IOMMU_PGFAULT_PERM_* */
+	uint64_t addr;
 };
 
 /*
@@ -240,7 +259,25 @@ struct backend_ops {
 	int (*device_reset)(struct backend *be, const char *device);
 	int (*device_release)(struct backend *be, const char *device);
 	int (*nest_err)(struct backend *be, const char *device);
+	/*
+	 * Fault delivery, with the semantics of the fault fd: fault_read
+	 * reads whole groups of records (each read assigns the group its
+	 * cookie, the lowest free from 1) and returns how many records, 0 if
+	 * none wait, or a negative errno; fault_respond writes one
+	 * response (-EINVAL: unknown cookie or code). fault_free closes the
+	 * descriptor and destroys the object (-EBUSY while a HWPT uses it).
+	 * dev_id_name: the configured device behind an iommufd device id
+	 * (a record's dev_id), or NULL.
+	 */
+	int (*fault_alloc)(struct backend *be, struct backend_fault_queue *out);
+	int (*fault_read)(struct backend *be, const struct backend_fault_queue *q,
+			  struct iommu_hwpt_pgfault *recs, uint32_t max);
+	int (*fault_respond)(struct backend *be, const struct backend_fault_queue *q,
+			     const struct iommu_hwpt_page_response *resp);
+	int (*fault_free)(struct backend *be, const struct backend_fault_queue *q);
+	const char *(*dev_id_name)(struct backend *be, uint32_t dev_id);
 	/* Optional (NULL when the backend cannot): test-only operations. */
+	int (*trigger_iopf)(struct backend *be, const char *device, const struct backend_iopf *t);
 	/* Marks the bitmap's pages of the nest parent dirty (IOMMU_TEST_OP_DIRTY). */
 	int (*set_dirty)(struct backend *be, const char *device, const struct backend_dirty *bm);
 	int (*check_iotlb)(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,

@@ -67,6 +67,13 @@ struct iommu_test_cmd {
 			uint64_t uptr;
 			uint64_t out_nr_dirty;
 		} dirty;
+		struct {
+			uint32_t dev_id; /* the iommufd device object */
+			uint32_t pasid;
+			uint32_t grpid;
+			uint32_t perm;
+			uint64_t addr;
+		} trigger_iopf;
 		/* The largest member (dirty): u32 flags, then five u64s. */
 		uint64_t __pad[6];
 	};
@@ -91,6 +98,8 @@ _Static_assert(offsetof(struct iommu_test_cmd, mock_domain.out_idev_id) == 24,
 _Static_assert(offsetof(struct iommu_test_cmd, check_iotlb.iotlb) == 20, "iotlb offset");
 _Static_assert(offsetof(struct iommu_test_cmd, last) == 64, "last offset");
 _Static_assert(offsetof(struct iommu_test_cmd, dirty.uptr) == 48, "dirty.uptr offset");
+_Static_assert(offsetof(struct iommu_test_cmd, trigger_iopf.addr) == 32,
+	       "trigger_iopf.addr offset");
 _Static_assert(IOMMU_TEST_CMD == 0x3ba0, "IOMMU_TEST_CMD number");
 _Static_assert(sizeof(struct iommu_test_hw_info) == 8, "iommu_test_hw_info size");
 

@@ -213,6 +213,58 @@ struct iommu_hwpt_invalidate {
 #endif /* !NESTD_HAVE_SYSTEM_IOMMUFD */
 
 /*
+ * Fault delivery (IOPF), Linux 6.11+; 6.12 and 7.x share these layouts
+ * (include/uapi/linux/iommufd.h). Keyed on the ioctl's macro: a system
+ * header new enough has them, an older one (6.8-6.10) does not.
+ */
+#ifndef IOMMU_FAULT_QUEUE_ALLOC
+#ifdef NESTD_HAVE_SYSTEM_IOMMUFD
+#define IOMMUFD_CMD_FAULT_QUEUE_ALLOC 0x8e
+#endif
+enum iommu_hwpt_pgfault_flags {
+	IOMMU_PGFAULT_FLAGS_PASID_VALID = (1 << 0),
+	IOMMU_PGFAULT_FLAGS_LAST_PAGE = (1 << 1),
+};
+
+enum iommu_hwpt_pgfault_perm {
+	IOMMU_PGFAULT_PERM_READ = (1 << 0),
+	IOMMU_PGFAULT_PERM_WRITE = (1 << 1),
+	IOMMU_PGFAULT_PERM_EXEC = (1 << 2),
+	IOMMU_PGFAULT_PERM_PRIV = (1 << 3),
+};
+
+struct iommu_hwpt_pgfault {
+	__u32 flags;
+	__u32 dev_id;
+	__u32 pasid;
+	__u32 grpid;
+	__u32 perm;
+	__u32 __reserved;
+	__aligned_u64 addr;
+	__u32 length;
+	__u32 cookie;
+};
+
+enum iommufd_page_response_code {
+	IOMMUFD_PAGE_RESP_SUCCESS = 0,
+	IOMMUFD_PAGE_RESP_INVALID = 1,
+};
+
+struct iommu_hwpt_page_response {
+	__u32 cookie;
+	__u32 code;
+};
+
+struct iommu_fault_alloc {
+	__u32 size;
+	__u32 flags;
+	__u32 out_fault_id;
+	__u32 out_fault_fd;
+};
+#define IOMMU_FAULT_QUEUE_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_FAULT_QUEUE_ALLOC)
+#endif
+
+/*
  * The selftest mock driver's types (drivers/iommu/iommufd/iommufd_test.h is
  * not exported to userspace, so these are always ours).
  */
@@ -276,6 +328,12 @@ _Static_assert(IOMMU_HWPT_SET_DIRTY_TRACKING == 0x3b8b, "SET_DIRTY_TRACKING numb
 _Static_assert(IOMMU_HWPT_GET_DIRTY_BITMAP == 0x3b8c, "GET_DIRTY_BITMAP number");
 _Static_assert(IOMMU_HWPT_INVALIDATE == 0x3b8d, "IOMMU_HWPT_INVALIDATE number");
 _Static_assert(IOMMU_HWPT_ALLOC == 0x3b89, "IOMMU_HWPT_ALLOC number");
+_Static_assert(sizeof(struct iommu_hwpt_pgfault) == 40, "iommu_hwpt_pgfault size");
+_Static_assert(offsetof(struct iommu_hwpt_pgfault, addr) == 24, "pgfault addr offset");
+_Static_assert(offsetof(struct iommu_hwpt_pgfault, cookie) == 36, "pgfault cookie offset");
+_Static_assert(sizeof(struct iommu_hwpt_page_response) == 8, "page_response size");
+_Static_assert(sizeof(struct iommu_fault_alloc) == 16, "iommu_fault_alloc size");
+_Static_assert(IOMMU_FAULT_QUEUE_ALLOC == 0x3b8e, "IOMMU_FAULT_QUEUE_ALLOC number");
 _Static_assert(VTD_S1_INV_MIN_LEN == 24, "vtd min entry_len");
 _Static_assert(SELFTEST_INV_MIN_LEN == 8, "selftest min entry_len");
 

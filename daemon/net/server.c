@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "inv/request.h"
+#include "net/events.h"
 #include "net/flush.h"
 #include "net/queue.h"
 #include "net/session.h"
@@ -97,6 +98,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->fd_returned = resume_accepting;
 	srv->queue_attach = queue_attach;
 	srv->queue_detach = queue_close;
+	srv->events_open = events_open;
 	TAILQ_INIT(&srv->sessions);
 	be->ops->get_caps(be, &srv->caps);
 	rc = hwpt_registry_init(&srv->reg, cfg);

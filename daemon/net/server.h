@@ -89,6 +89,8 @@ struct server {
 	 */
 	int (*queue_attach)(struct session *s, const struct queue_area *a, int kick_fd, int call_fd);
 	void (*queue_detach)(struct session *s);
+	/* Gives a session its fault queue, for Alloc (net/events.c events_open()). */
+	int (*events_open)(struct session *s);
 
 	/* One receive and one send buffer for the whole (single-threaded) loop. */
 	uint8_t *rx_buf;

@@ -17,6 +17,7 @@
 
 #include "inv/queue.h"
 #include "req/dispatch.h"
+#include "state/faults.h"
 #include "state/registry.h"
 #include "state/teardown.h"
 #include "util/latency_hist.h"
@@ -145,6 +146,10 @@ void session_free(struct session *s)
 	if (s->n_pending || !inv_queue_empty(&s->srv->queue))
 		s->srv->run_batch(s->srv);
 	session_release_objects(s);
+	/* After the HWPTs: the kernel refuses to destroy a fault object they use. */
+	if (s->ev_fault)
+		event_free(s->ev_fault);
+	client_faults_close(s->srv->be, s->faults);
 	queue_close(s);
 	if (s->ev_read)
 		event_free(s->ev_read);
@@ -173,6 +178,7 @@ static void free_outq(struct session *s)
 	}
 	s->srv->buffered_bytes -= s->outq_bytes;
 	s->outq_bytes = 0;
+	s->ev_queued = 0;
 }
 
 /* Frees every queued request of s (dropped: it will get no reply). */
@@ -263,6 +269,7 @@ static int queue_packet(struct session *s, const uint8_t *buf, size_t len, int f
 	p = malloc(sizeof(*p) + len);
 	if (!p)
 		return -ENOMEM;
+	p->event = false;
 	p->len = len;
 	p->fd = -1;
 	if (fd >= 0 && (p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
@@ -300,6 +307,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		s->srv->buffered_bytes -= p->len;
 		if (p->fd >= 0)
 			close(p->fd);
+		s->ev_queued -= p->event;
 		free(p);
 	}
 	if (session_answered(s))
@@ -377,4 +385,50 @@ void session_send_reply_fd(struct session *s, const IommuNest__Reply *rep, int f
 						 : "out of memory for its queued replies";
 		s->closing = true;
 	}
+}
+
+int session_send_event(struct session *s, const IommuNest__Reply *rep, uint32_t max_queued)
+{
+	struct server *srv = s->srv;
+	size_t len = iommu_nest__reply__get_packed_size(rep);
+	uint64_t total = srv->cfg->quota.max_total_buffered_bytes;
+	struct out_packet *p;
+	ssize_t n;
+
+	if (s->closing)
+		return -EPIPE;
+	if (len > s->tx_max)
+		return -ENOBUFS;
+	iommu_nest__reply__pack(rep, srv->tx_buf);
+	if (STAILQ_EMPTY(&s->outq)) {
+		n = send(s->fd, srv->tx_buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0)
+			return 0;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			s->closing = true;
+			return -EPIPE;
+		}
+	}
+	/*
+	 * Queued, within three bounds, and never at another session's cost:
+	 * unlike a reply, an event that does not fit is dropped (counted),
+	 * nobody is disconnected for it.
+	 */
+	if (s->ev_queued >= max_queued || s->outq_bytes + len > srv->cfg->quota.max_outq_bytes ||
+	    (total && srv->buffered_bytes + len > total))
+		return -ENOBUFS;
+	p = malloc(sizeof(*p) + len);
+	if (!p)
+		return -ENOBUFS;
+	p->event = true;
+	p->fd = -1; /* events carry no descriptor */
+	p->len = len;
+	memcpy(p->data, srv->tx_buf, len);
+	STAILQ_INSERT_TAIL(&s->outq, p, link);
+	s->outq_bytes += len;
+	srv->buffered_bytes += len;
+	s->ev_queued++;
+	if (!event_pending(s->ev_write, EV_WRITE, NULL))
+		event_add(s->ev_write, NULL);
+	return 0;
 }

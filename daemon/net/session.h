@@ -17,9 +17,11 @@
 struct server;
 struct hwpt_entry;
 struct nest_queue;
+struct client_faults;
 
 struct out_packet {
 	STAILQ_ENTRY(out_packet) link;
+	bool event; /* an asynchronous event (counted in ev_queued) */
 	size_t len;
 	int fd; /* passed with it (SCM_RIGHTS, OpenDevice's device fd), or -1; owned */
 	uint8_t data[];
@@ -55,6 +57,13 @@ struct session {
 	uint32_t n_owned;   /* HWPTs in owned */
 	struct hwpt_entry *owned;
 	struct nest_queue *queue; /* its shared-memory queue (net/queue.h), or NULL */
+
+	/* The event channel (net/events.h). */
+	struct client_faults *faults; /* its fault queue, or NULL */
+	struct event *ev_fault;	      /* reads faults->q.fd */
+	uint64_t ev_seq;	      /* events meant for it, dropped ones included */
+	uint64_t ev_lost;	      /* dropped since the last one it was sent */
+	uint32_t ev_queued;	      /* events in outq */
 	struct rate_limiter rate;
 	uint64_t n_denied;
 
@@ -92,5 +101,11 @@ void session_send_reply(struct session *s, const IommuNest__Reply *rep);
  * stays the caller's: a queued reply keeps a dup of it.
  */
 void session_send_reply_fd(struct session *s, const IommuNest__Reply *rep, int fd);
+/*
+ * Sends an event, which may be dropped but never costs the
+ * session: -ENOBUFS when max_queued events wait already or the buffers
+ * are full, 0 when sent or queued (-EPIPE: the session is closing).
+ */
+int session_send_event(struct session *s, const IommuNest__Reply *rep, uint32_t max_queued);
 
 #endif

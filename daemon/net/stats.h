@@ -21,6 +21,8 @@ struct daemon_stats {
 	uint64_t denials;
 	uint64_t flush_alls;   /* domain-wide flushes submitted */
 	uint64_t ranged_pages; /* pages_flushed by all other submissions */
+	uint64_t events_sent;  /* asynchronous events sent or queued (net/events.c) */
+	uint64_t events_lost;  /* dropped: the client's event queue was full */
 };
 
 #endif

@@ -108,6 +108,11 @@ static const char *adopt_device_device(const IommuNest__Request *m)
 	return m->adopt_device->device;
 }
 
+static const char *trigger_iopf_device(const IommuNest__Request *m)
+{
+	return m->trigger_iopf->device;
+}
+
 #define H   REQ_NEED_HELLO
 #define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
 
@@ -182,6 +187,12 @@ static const struct req_op ops[] = {
     [IOMMU_NEST__REQUEST__BODY_ADOPT_DEVICE] = {.run = handle_adopt_device,
 						.needs = H | REQ_NEED_FD | DEV,
 						.device_of = adopt_device_device},
+    /* Its HWPT or device is optional (one of them): the handler looks. */
+    [IOMMU_NEST__REQUEST__BODY_PAGE_RESPONSE] = {.run = handle_page_response, .needs = H},
+    [IOMMU_NEST__REQUEST__BODY_TRIGGER_IOPF] = {.run = handle_trigger_iopf,
+						.needs = H | REQ_NEED_TEST | DEV,
+						.backend_has = has_trigger_iopf,
+						.device_of = trigger_iopf_device},
 };
 
 #undef H
@@ -199,6 +210,11 @@ static int admit(struct req_ctx *c, const struct req_op *op)
 	struct session *s = c->s;
 	uint32_t rate = c->srv->cfg->quota.max_requests_per_sec;
 
+	/* Id 0 is the event channel's (net/events.c): a reply to it would read as one. */
+	if (!c->msg->id) {
+		reply_error(c->rep, -EINVAL, "request id 0 is reserved for events");
+		return -EINVAL;
+	}
 	if (!op || !op->run) {
 		/* An unknown oneof member decodes as BODY__NOT_SET. */
 		reply_error(c->rep, -EOPNOTSUPP, "unknown or empty request");

@@ -32,6 +32,8 @@ int handle_queue_setup(struct req_ctx *c);
 int handle_open_device(struct req_ctx *c);
 int handle_close_device(struct req_ctx *c);
 int handle_adopt_device(struct req_ctx *c);
+int handle_page_response(struct req_ctx *c);
+int handle_trigger_iopf(struct req_ctx *c);
 
 /* The test backend ops the table checks for (req/test.c). */
 bool has_check_iotlb(const struct backend_ops *ops);
@@ -39,5 +41,6 @@ bool has_set_dirty(const struct backend_ops *ops);
 bool has_sim_populate(const struct backend_ops *ops);
 bool has_sim_query(const struct backend_ops *ops);
 bool has_inject_fault(const struct backend_ops *ops);
+bool has_trigger_iopf(const struct backend_ops *ops); /* req/fault.c */
 
 #endif

@@ -17,6 +17,7 @@
 #include "net/server.h"
 #include "net/session.h"
 #include "req/handlers.h"
+#include "state/faults.h"
 
 /*
  * The nested HWPT of s that sits on nest parent id, if any: the client
@@ -51,6 +52,7 @@ static void alloc_data(const IommuNest__Alloc *a, struct backend_alloc *ba,
 {
 	ba->data_type = a->data_type;
 	ba->flags = a->flags;
+	ba->fault_id = 0;
 	switch (a->data_case) {
 	case IOMMU_NEST__ALLOC__DATA_VTD_S1:
 		memset(vtd, 0, sizeof(*vtd));
@@ -173,6 +175,18 @@ int handle_alloc(struct req_ctx *c)
 		return rep->status;
 	}
 	alloc_data(a, &ba, &vtd, &st);
+	/*
+	 * Fault delivery: the client asks with the kernel's flag, the daemon
+	 * names the fault object (its own per client, made on first use).
+	 */
+	if (a->flags & IOMMU_HWPT_FAULT_ID_VALID) {
+		rc = srv->events_open(s);
+		if (rc) {
+			reply_error(rep, rc, "IOMMU_FAULT_QUEUE_ALLOC: %s", strerror(-rc));
+			return rep->status;
+		}
+		ba.fault_id = s->faults->q.id;
+	}
 	rc = srv->be->ops->alloc_nested(srv->be, a->device, &ba, &id, &parent);
 	if (rc) {
 		reply_error(rep, rc, "IOMMU_HWPT_ALLOC on %s: %s", a->device, strerror(-rc));
@@ -243,6 +257,9 @@ int handle_destroy(struct req_ctx *c)
 				  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred),
 					     LF_UINT("hwpt", e->id), LF_STR("device", e->device)),
 				  "hwpt destroyed");
+			/* Its unanswered faults went with it (the kernel answers them). */
+			if (s->faults)
+				client_faults_forget_hwpt(s->faults, e->id);
 			unlink_owned(s, e);
 			hwpt_registry_remove(&srv->reg, e);
 			srv->stats.hwpts_active--;

@@ -48,6 +48,7 @@ void config_defaults(struct config *cfg)
 	cfg->quota.max_hwpts = 64;
 	cfg->quota.max_inflight = 256;
 	cfg->quota.max_outq_bytes = 4u << 20;
+	cfg->quota.max_events = 256;
 	cfg->quota.max_total_buffered_bytes = 64u << 20;
 	cfg->quota.max_requests_per_sec = 0;
 	cfg->quota.max_queue_bytes = 1u << 20;
@@ -294,6 +295,12 @@ static int set_policy(struct config *cfg, const char *k, const char *v)
 		return parse_u32(v, &q->max_requests_per_sec);
 	if (!strcmp(k, "max_queue_bytes"))
 		return parse_u64(v, &q->max_queue_bytes);
+	if (!strcmp(k, "max_events")) {
+		int rc = parse_u32(v, &q->max_events);
+
+		/* 0 would drop every event: a configuration mistake, not a policy. */
+		return !rc && !q->max_events ? -ERANGE : rc;
+	}
 	if (!strcmp(k, "max_mapped_bytes"))
 		return parse_u64(v, &cfg->max_mapped_bytes);
 	return -ENOENT;

@@ -34,6 +34,7 @@ struct policy_quota {
 	uint64_t max_total_buffered_bytes;
 	/* A client's shared-memory queue (memfd) at most; 0 = unlimited. */
 	uint64_t max_queue_bytes;
+	uint32_t max_events; /* events queued for a client that is not reading; more: lost */
 };
 
 /* True when used has reached a limit; a limit of 0 is unlimited (the man page's promise). */

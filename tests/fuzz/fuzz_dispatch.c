@@ -415,6 +415,11 @@ static bool names_foreign(const struct client *c, const IommuNest__Request *req)
 		if (!id)
 			return false;
 		break;
+	case IOMMU_NEST__REQUEST__BODY_PAGE_RESPONSE:
+		id = req->page_response->hwpt_id;
+		if (!id)
+			return false;
+		break;
 	default:
 		return false;
 	}
@@ -446,6 +451,12 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 {
 	CHECK(rep->id == req->id, "reply id %llu to request %llu", (unsigned long long)rep->id,
 	      (unsigned long long)req->id);
+	/* Id 0 is the event channel's: any request with it is refused, whatever it asks. */
+	if (!req->id) {
+		CHECK(rep->status == -EINVAL && rep->body_case == IOMMU_NEST__REPLY__BODY__NOT_SET,
+		      "request id 0 (kind %d) answered %d", req->body_case, rep->status);
+		return;
+	}
 	if (foreign)
 		CHECK(rep->status != 0,
 		      "request kind %d naming another tenant's (or no) HWPT/device succeeded",
@@ -529,6 +540,16 @@ static IommuNest__Reply *recv_reply(struct client *c, bool zero_is_reply)
 	CHECK((size_t)n <= H.cfg.max_message_size, "reply of %zd bytes over the limit", n);
 	rep = iommu_nest__reply__unpack(NULL, (size_t)n, H.rx);
 	CHECK(rep, "the daemon sent an undecodable reply of %zd bytes", n);
+	/* An event (id 0, body Event) answers nothing: only a session with a fault queue gets one.
+	 */
+	if (rep->id == 0 && rep->body_case == IOMMU_NEST__REPLY__BODY_EVENT) {
+		CHECK(c->s && c->s->faults, "an event to a session without a fault queue");
+		CHECK(rep->event->kind == IOMMU_NEST__EVENT_KIND__EVENT_FAULT && rep->event->seq,
+		      "event kind %u seq %llu", rep->event->kind,
+		      (unsigned long long)rep->event->seq);
+		iommu_nest__reply__free_unpacked(rep, NULL);
+		return recv_reply(c, zero_is_reply);
+	}
 	CHECK(rep->status <= 0 && rep->status >= -4095, "reply status %d", rep->status);
 	CHECK(!rep->status || (rep->error && rep->error[0]), "error status %d without a reason",
 	      rep->status);
@@ -552,6 +573,28 @@ static bool pump_output(struct client *c)
 	}
 	event_base_loop(H.base, EVLOOP_NONBLOCK);
 	return true;
+}
+
+/*
+ * Lets the loop read c's fault queue, so that its events (skipped and
+ * checked by recv_reply()) reach the peer; the batch stays queued as in
+ * pump_output(). Nothing else may arrive: every request was answered.
+ */
+static void deliver_events(struct client *c)
+{
+	IommuNest__Reply *rep;
+
+	if (!c->s || c->s->closing || !c->s->faults)
+		return;
+	if (H.srv.flush_armed) {
+		event_del(H.srv.ev_flush);
+		H.srv.flush_armed = false;
+	}
+	event_base_loop(H.base, EVLOOP_NONBLOCK);
+	while ((rep = recv_reply(c, false))) {
+		CHECK(false, "reply %llu to no request", (unsigned long long)rep->id);
+		iommu_nest__reply__free_unpacked(rep, NULL);
+	}
 }
 
 /* Matches a reply against the queued Invalidate requests of c. */
@@ -726,6 +769,7 @@ static void step(struct client *c, const uint8_t *pkt, size_t len)
 		      req->body_case);
 	if (req)
 		iommu_nest__request__free_unpacked(req, NULL);
+	deliver_events(c);
 
 	/* A closed session's next packet opens a new one. */
 	if (c->s->closing)

@@ -136,6 +136,55 @@ static void alloc_mock(int s)
 	packet(s, &r);
 }
 
+static void alloc_mock_fault(int s)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Alloc a = IOMMU_NEST__ALLOC__INIT;
+	IommuNest__SelftestData d = IOMMU_NEST__SELFTEST_DATA__INIT;
+
+	d.iotlb = 0xbadbeef;
+	a.device = "mock0";
+	a.data_type = ST_DATA;
+	a.flags = 4; /* IOMMU_HWPT_FAULT_ID_VALID: the daemon names the fault object */
+	a.data_case = IOMMU_NEST__ALLOC__DATA_SELFTEST;
+	a.selftest = &d;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC;
+	r.alloc = &a;
+	packet(s, &r);
+}
+
+static void trigger_iopf(int s, const char *dev, uint32_t grpid, uint32_t count)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__TriggerIopf t = IOMMU_NEST__TRIGGER_IOPF__INIT;
+
+	t.device = (char *)dev;
+	t.pasid = 1;
+	t.grpid = grpid;
+	t.perm = 3;
+	t.addr = 0xdeadb000;
+	t.count = count;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_TRIGGER_IOPF;
+	r.trigger_iopf = &t;
+	packet(s, &r);
+}
+
+static void page_response(int s, uint32_t hwpt, const char *dev, uint32_t grpid, uint32_t cookie,
+			  uint32_t code)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__PageResponse m = IOMMU_NEST__PAGE_RESPONSE__INIT;
+
+	m.hwpt_id = hwpt;
+	m.device = (char *)dev;
+	m.grpid = grpid;
+	m.cookie = cookie;
+	m.code = code;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_PAGE_RESPONSE;
+	r.page_response = &m;
+	packet(s, &r);
+}
+
 static void attach(int s, const char *dev, uint32_t hwpt)
 {
 	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
@@ -537,6 +586,25 @@ static void dispatch_seeds(void)
 		inv_vtd(0, 5, 0, N(pg1), pg1, np1, NULL);
 		stats(0);
 		emit("dispatch", "batch-two-hwpts");
+	}
+	{
+		/*
+		 * Fault delivery: A's fault queue (id 4) and HWPT (5) on mock0,
+		 * three faults, answered by A (good, bad code, by device), and B
+		 * trying A's HWPT and cookie.
+		 */
+		begin(1, 18, sf, 0);
+		alloc_mock_fault(0);
+		attach(0, "mock0", 5);
+		trigger_iopf(0, "mock0", 2, 3);
+		page_response(0, 5, "", 2, 1, 0);
+		page_response(0, 0, "mock0", 2, 2, 7);
+		page_response(1, 5, "", 2, 2, 0);
+		page_response(1, 0, "mock0", 2, 3, 0);
+		page_response(0, 0, "mock0", 2, 3, 1);
+		page_response(0, 0, "", 2, 2, 0);
+		trigger_iopf(1, "mock0", 2, 1);
+		emit("dispatch", "iopf");
 	}
 	{
 		/* Fault injection: errno at an index, hw_error at an address. */

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/iommufd/fault.h"
 #include "backend/iommufd/iommufd.h"
 #include "util/config.h"
 #include "backend/iommufd_test_uapi.h"
@@ -142,11 +143,13 @@ static int ifd_ioas_alloc(int fd, uint32_t *out)
 }
 
 static int ifd_hwpt_alloc(int fd, uint32_t dev_id, uint32_t pt_id, uint32_t flags,
-			  uint32_t data_type, const void *data, uint32_t data_len, uint32_t *out)
+			  uint32_t data_type, const void *data, uint32_t data_len,
+			  uint32_t fault_id, uint32_t *out)
 {
 	struct iommu_hwpt_alloc cmd = {
 	    .size = sizeof(cmd),
 	    .flags = flags,
+	    .fault_id = fault_id,
 	    .dev_id = dev_id,
 	    .pt_id = pt_id,
 	    .data_type = data_type,
@@ -638,7 +641,7 @@ static int ifd_alloc_nested(struct backend *be, const char *device, const struct
 	if (d->nest_err)
 		return d->nest_err; /* no nest parent to sit on (parent.c) */
 	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->parent_id, req->flags, req->data_type, req->data,
-			    req->data_len, &id);
+			    req->data_len, req->fault_id, &id);
 	if (rc)
 		return rc;
 	rc = add_nested(b, id, (uint32_t)(d - b->devs));
@@ -1463,6 +1466,53 @@ static int ifd_nest_err(struct backend *be, const char *device)
 	return d ? d->nest_err : 0;
 }
 
+/* --- fault delivery (backend/iommufd/fault.c) ----------------------------- */
+
+static int ifd_op_fault_alloc(struct backend *be, struct backend_fault_queue *out)
+{
+	return ifd_fault_alloc(to_ifd(be)->fd, out);
+}
+
+static int ifd_op_fault_read(struct backend *be, const struct backend_fault_queue *q,
+			     struct iommu_hwpt_pgfault *recs, uint32_t max)
+{
+	(void)be;
+	return ifd_fault_read(q, recs, max);
+}
+
+static int ifd_op_fault_respond(struct backend *be, const struct backend_fault_queue *q,
+				const struct iommu_hwpt_page_response *resp)
+{
+	(void)be;
+	return ifd_fault_respond(q, resp);
+}
+
+static int ifd_op_fault_free(struct backend *be, const struct backend_fault_queue *q)
+{
+	return ifd_fault_free(to_ifd(be)->fd, q);
+}
+
+static const char *ifd_dev_id_name(struct backend *be, uint32_t dev_id)
+{
+	struct ifd_backend *b = to_ifd(be);
+
+	for (uint32_t i = 0; i < b->n_devs; i++)
+		if (b->devs[i].dev_id == dev_id)
+			return b->devs[i].name;
+	return NULL;
+}
+
+/* Only the selftest's mock devices take it (selftest.c: -EINVAL for others). */
+static int ifd_trigger(struct backend *be, const char *device, const struct backend_iopf *t)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+
+	if (!d)
+		return -ENOENT;
+	return ifd_trigger_iopf(b->fd, d->dev_id, t);
+}
+
 const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -1487,6 +1537,12 @@ const struct backend_ops backend_iommufd_ops = {
     .device_reset = ifd_device_reset,
     .device_release = ifd_device_release,
     .nest_err = ifd_nest_err,
+    .fault_alloc = ifd_op_fault_alloc,
+    .fault_read = ifd_op_fault_read,
+    .fault_respond = ifd_op_fault_respond,
+    .fault_free = ifd_op_fault_free,
+    .dev_id_name = ifd_dev_id_name,
+    .trigger_iopf = ifd_trigger,
     .sim_populate = NULL,
     .sim_query = NULL,
     .inject_fault = NULL,

@@ -54,17 +54,24 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 	if (rc)
 		return rc;
 	/*
-	 * FAULT_ID_VALID then looks up fault_id (hw_pagetable.c:331). The
-	 * backend request carries no fault object and the sim has none, so
-	 * the lookup fails like an unknown id does.
+	 * FAULT_ID_VALID then looks up fault_id as a fault object
+	 * (hw_pagetable.c:331 iommufd_get_fault(): -ENOENT for anything else).
 	 */
-	if (req->flags & IOMMU_HWPT_FAULT_ID_VALID)
-		return -ENOENT;
+	if (req->flags & IOMMU_HWPT_FAULT_ID_VALID) {
+		struct sim_obj *f = sim_obj_find(st, req->fault_id);
+
+		if (!f || f->type != SIM_OBJ_FAULT)
+			return -ENOENT;
+	}
 
 	rc = sim_obj_new(st, SIM_OBJ_NESTED, (uint32_t)dev, &o);
 	if (rc)
 		return rc;
 	o->parent_id = st->devs[dev].parent_id;
+	if (req->flags & IOMMU_HWPT_FAULT_ID_VALID) {
+		o->fault_id = req->fault_id;
+		sim_obj_find(st, req->fault_id)->users++;
+	}
 	if (o->kind == DEVICE_KIND_VTD) {
 		memcpy(&o->vtd, req->data, sizeof(o->vtd));
 	} else {
@@ -86,7 +93,7 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 int sim_destroy(struct sim_state *st, uint32_t id)
 {
 	struct sim_obj *o = sim_obj_find(st, id);
-	uint32_t parent_id;
+	uint32_t parent_id, fault_id;
 
 	if (!o)
 		return -ENOENT;
@@ -94,9 +101,14 @@ int sim_destroy(struct sim_state *st, uint32_t id)
 	if (o->users)
 		return -EBUSY;
 	parent_id = o->parent_id;
+	fault_id = o->fault_id;
+	if (o->type == SIM_OBJ_FAULT)
+		sim_fault_forget(st, o->id);
 	sim_obj_remove(st, o);
 	if (parent_id)
 		sim_obj_find(st, parent_id)->users--;
+	if (fault_id)
+		sim_obj_find(st, fault_id)->users--;
 	return 0;
 }
 
@@ -115,7 +127,12 @@ static int vtd_attach_check(const struct sim_obj *o)
 
 static void dev_move(struct sim_state *st, struct sim_dev *d, uint32_t id)
 {
-	sim_obj_find(st, d->attached_id)->users--;
+	struct sim_obj *old = sim_obj_find(st, d->attached_id);
+
+	/* Leaving a HWPT with a fault object answers the device's groups there. */
+	if (old->fault_id)
+		sim_fault_detach(st, old->fault_id, (uint32_t)(d - st->devs), old->id);
+	old->users--;
 	sim_obj_find(st, id)->users++;
 	d->attached_id = id;
 }
@@ -147,8 +164,17 @@ int sim_attach(struct sim_state *st, const char *device, uint32_t id)
 	 * tenants apart is the daemon's rule (req/hwpt.c), not the
 	 * kernel's.
 	 */
-	if (o->kind != d->kind)
+	/* device.c: a pt_id that is neither a HWPT nor an IOAS is -EINVAL. */
+	if (o->type == SIM_OBJ_FAULT || o->kind != d->kind)
 		return -EINVAL;
+	/*
+	 * A HWPT with a fault object needs the device's IOPF on (6.12
+	 * iommufd_fault_domain_attach_dev(), 7.x intel/nested.c
+	 * iopf_for_domain_set()); the VT-d driver has it only with PRI, which
+	 * the modelled devices lack: -ENODEV, before the stage-1 checks.
+	 */
+	if (o->type == SIM_OBJ_NESTED && o->fault_id && o->kind == DEVICE_KIND_VTD)
+		return -ENODEV;
 	if (o->type == SIM_OBJ_NESTED && o->kind == DEVICE_KIND_VTD) {
 		rc = vtd_attach_check(o);
 		if (rc)

@@ -135,8 +135,9 @@ int sim_state_save(const struct sim_state *st, struct json_object *o)
 	for (uint32_t i = 0; i < st->n_devs; i++)
 		if (js_push(devs, dev_to_json(&st->devs[i])))
 			return -ENOMEM;
+	/* Fault objects are not saved: their queues die with the process. */
 	for (uint32_t i = 0; i < st->n_objs; i++)
-		if (js_push(objs, obj_to_json(&st->objs[i])))
+		if (st->objs[i].type != SIM_OBJ_FAULT && js_push(objs, obj_to_json(&st->objs[i])))
 			return -ENOMEM;
 	return fault_to_json(o, st);
 }
@@ -162,8 +163,11 @@ int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32
 	for (uint32_t i = 0; !rc && i < n; i++) {
 		/* sim_obj_find() does not change the state; it just is not const. */
 		const struct sim_obj *o = sim_obj_find((struct sim_state *)st, ids[i]);
-		struct json_object *v = one_or_none(o ? obj_to_json(o) : NULL, o, &rc);
+		struct json_object *v;
 
+		if (o && o->type == SIM_OBJ_FAULT)
+			o = NULL; /* not saved (see sim_state_save) */
+		v = one_or_none(o ? obj_to_json(o) : NULL, o, &rc);
 		if (!rc)
 			rc = journal_rec_replace(records, "backend_state.objects", "id",
 						 json_object_new_int64(ids[i]), v);

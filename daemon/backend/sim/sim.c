@@ -450,6 +450,42 @@ static bool sim_has_hwpt(struct backend *be, uint32_t hwpt_id)
 	return o && o->type == SIM_OBJ_NESTED;
 }
 
+/* Fault objects (backend/sim/fault.c): queue state, never saved. */
+static int sim_op_fault_alloc(struct backend *be, struct backend_fault_queue *out)
+{
+	return sim_fault_alloc(to_st(be), out);
+}
+
+static int sim_op_fault_read(struct backend *be, const struct backend_fault_queue *q,
+			     struct iommu_hwpt_pgfault *recs, uint32_t max)
+{
+	return sim_fault_read(to_st(be), q, recs, max);
+}
+
+static int sim_op_fault_respond(struct backend *be, const struct backend_fault_queue *q,
+				const struct iommu_hwpt_page_response *resp)
+{
+	return sim_fault_respond(to_st(be), q, resp);
+}
+
+static int sim_op_fault_free(struct backend *be, const struct backend_fault_queue *q)
+{
+	return sim_fault_free(to_st(be), q);
+}
+
+static const char *sim_dev_id_name(struct backend *be, uint32_t dev_id)
+{
+	struct sim_state *st = to_st(be);
+	uint32_t i = dev_id - SIM_DEV_ID_BASE;
+
+	return dev_id >= SIM_DEV_ID_BASE && i < st->n_devs ? st->devs[i].name : NULL;
+}
+
+static int sim_op_trigger_iopf(struct backend *be, const char *device, const struct backend_iopf *t)
+{
+	return sim_trigger_iopf(to_st(be), device, t);
+}
+
 const struct backend_ops backend_sim_ops = {
     .name = "sim",
     .close = sim_close,
@@ -478,6 +514,12 @@ const struct backend_ops backend_sim_ops = {
     .generation = sim_generation,
     .save_delta = sim_save_delta,
     .has_hwpt = sim_has_hwpt,
+    .fault_alloc = sim_op_fault_alloc,
+    .fault_read = sim_op_fault_read,
+    .fault_respond = sim_op_fault_respond,
+    .fault_free = sim_op_fault_free,
+    .dev_id_name = sim_dev_id_name,
+    .trigger_iopf = sim_op_trigger_iopf,
     .abandon = sim_close,
 };
 

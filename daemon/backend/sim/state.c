@@ -86,6 +86,7 @@ void sim_state_free(struct sim_state *st)
 		sim_dev_maps_free(&st->devs[i]);
 		sim_iset_free(&st->devs[i].dirty);
 	}
+	sim_faults_free(st);
 	free(st->objs);
 	st->objs = NULL;
 	st->n_objs = 0;

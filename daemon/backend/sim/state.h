@@ -29,6 +29,7 @@
 enum sim_obj_type {
 	SIM_OBJ_PARENT = 1, /* IOMMUFD_OBJ_HWPT_PAGING, nest parent */
 	SIM_OBJ_NESTED = 2, /* IOMMUFD_OBJ_HWPT_NESTED */
+	SIM_OBJ_FAULT = 3,  /* IOMMUFD_OBJ_FAULT (its queues: struct sim_fault) */
 };
 
 struct sim_obj {
@@ -37,6 +38,7 @@ struct sim_obj {
 	enum device_kind kind; /* the driver that owns the domain */
 	uint32_t dev;	       /* index of the device it was allocated for */
 	uint32_t parent_id;    /* nested: its nest parent */
+	uint32_t fault_id;     /* nested: its fault object (FAULT_ID_VALID), or 0 */
 	/*
 	 * Like iommufd_object.users beyond the table's own reference:
 	 * attached devices plus (for a parent) nested children. Destroy
@@ -82,6 +84,34 @@ struct sim_dev {
 	struct sim_iset dirty;
 };
 
+/* One fault group (the selftest's: one page request, LAST_PAGE). */
+struct sim_iopf_group {
+	uint32_t dev;	  /* the device that faulted */
+	uint32_t hwpt_id; /* the HWPT it faulted on */
+	uint32_t cookie;  /* 0 until delivered */
+	struct backend_iopf req;
+};
+
+/*
+ * A fault object's queues, as iommufd's struct iommufd_fault: groups to
+ * deliver (FIFO) and delivered ones awaiting a response (the response
+ * xarray, by cookie). efd polls readable while deliver is not empty.
+ */
+struct sim_fault {
+	uint32_t id;
+	int efd; /* -1 once the fd is closed */
+	struct sim_iopf_group *deliver;
+	uint32_t n_deliver, cap_deliver;
+	struct sim_iopf_group *resp;
+	uint32_t n_resp, cap_resp;
+};
+
+/*
+ * The sim has no device objects; the dev_id of its fault records names
+ * device i as SIM_DEV_ID_BASE + i, above every object id it hands out.
+ */
+#define SIM_DEV_ID_BASE 0x80000000u
+
 struct sim_state {
 	struct sim_dev devs[CONFIG_MAX_DEVICES];
 	uint32_t n_devs;
@@ -97,13 +127,18 @@ struct sim_state {
 	uint32_t fault_fires_left; /* 0 with fault.count == 0: unlimited */
 	uint32_t latency_us;
 
+	/* Fault objects' queues (backend/sim/fault.c); not saved across a restart. */
+	struct sim_fault *faults;
+	uint32_t n_faults, cap_faults;
+
 	/* Which kernel version's rules to model ([daemon] sim_kernel). */
 	enum kernel_rules rules;
 };
 
 /*
  * Who calls whom (calls only go down this line; backend/sim/README.md):
- * sim.c -> persist.c -> state.c -> {objects,mem,cache,inv,dirty->hwinfo}.c -> table.c -> iset.c
+ * sim.c -> persist.c -> state.c -> {objects->fault,mem,cache,inv,dirty->hwinfo}.c -> table.c ->
+ * iset.c
  */
 
 /* backend/sim/table.c: the object table and device lookup, under everything. */
@@ -134,6 +169,24 @@ int sim_detach(struct sim_state *st, const char *device);
  * it was attached across devices), or -ENODEV.
  */
 int sim_dev_stage2(struct sim_state *st, const char *device);
+
+/*
+ * backend/sim/fault.c: fault objects (IOMMU_FAULT_QUEUE_ALLOC, the fault
+ * fd's read and write) and IOMMU_TEST_OP_TRIGGER_IOPF. sim_fault_detach()
+ * answers the groups a device had on a HWPT it leaves (the kernel's
+ * iommufd_auto_response_faults()); sim_fault_forget() frees the queues
+ * of a destroyed fault object; sim_faults_free() all of them.
+ */
+int sim_fault_alloc(struct sim_state *st, struct backend_fault_queue *out);
+int sim_fault_read(struct sim_state *st, const struct backend_fault_queue *q,
+		   struct iommu_hwpt_pgfault *recs, uint32_t max);
+int sim_fault_respond(struct sim_state *st, const struct backend_fault_queue *q,
+		      const struct iommu_hwpt_page_response *resp);
+int sim_fault_free(struct sim_state *st, const struct backend_fault_queue *q);
+int sim_trigger_iopf(struct sim_state *st, const char *device, const struct backend_iopf *t);
+void sim_fault_detach(struct sim_state *st, uint32_t fault_id, uint32_t dev, uint32_t hwpt_id);
+void sim_fault_forget(struct sim_state *st, uint32_t fault_id);
+void sim_faults_free(struct sim_state *st);
 
 /* backend/sim/mem.c: IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP on a device's IOAS. */
 int sim_map_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length,

@@ -246,6 +246,27 @@ struct backend_ops {
 	int (*save_delta)(struct backend *be, struct json_object *records);
 	bool (*has_hwpt)(struct backend *be, uint32_t hwpt_id);
 	void (*abandon)(struct backend *be);
+
+	/*
+	 * VM contexts. All optional (NULL: the backend has none).
+	 *
+	 * open_context: a new instance (same ops) for one VM: its own id space
+	 *   (iommufd: its own open of /dev/iommu, so the kernel itself keeps
+	 *   every other tenant's ids out of reach) and ONE IOAS for the VM's
+	 *   guest memory, which map_memory fills whichever of the context's
+	 *   devices it names. It holds no device until add_device; it knows
+	 *   the root's device names. Close a context before its root.
+	 * add_device: binds a device of the configuration into the context,
+	 *   with a nest parent on the context's IOAS, attached to it (VFIO:
+	 *   the root gives up its binding meanwhile, a cdev is bound to one
+	 *   iommufd at a time). -ENODEV: no such device; -EEXIST: already in.
+	 * remove_device: unbinds it (-EBUSY while nested HWPTs sit on its
+	 *   parent; the caller destroys them first). Closing the context
+	 *   removes every device.
+	 */
+	int (*open_context)(struct backend *root, struct backend **out);
+	int (*add_device)(struct backend *ctx, const char *device);
+	int (*remove_device)(struct backend *ctx, const char *device);
 };
 
 /* Every backend object starts with this. */

@@ -60,6 +60,11 @@ struct iommu_test_cmd {
 			uint32_t iotlb;
 		} check_iotlb;
 		struct {
+			uint64_t iova;
+			uint64_t length;
+			uint64_t uptr; /* the pages the domain must map there */
+		} check_map;
+		struct {
 			uint32_t flags;
 			uint64_t iova;
 			uint64_t length;
@@ -90,6 +95,7 @@ _Static_assert(offsetof(struct iommu_test_cmd, mock_domain.out_idev_id) == 24,
 	       "out_idev_id offset");
 _Static_assert(offsetof(struct iommu_test_cmd, check_iotlb.iotlb) == 20, "iotlb offset");
 _Static_assert(offsetof(struct iommu_test_cmd, last) == 64, "last offset");
+_Static_assert(offsetof(struct iommu_test_cmd, check_map.uptr) == 32, "check_map.uptr offset");
 _Static_assert(offsetof(struct iommu_test_cmd, dirty.uptr) == 48, "dirty.uptr offset");
 _Static_assert(IOMMU_TEST_CMD == 0x3ba0, "IOMMU_TEST_CMD number");
 _Static_assert(sizeof(struct iommu_test_hw_info) == 8, "iommu_test_hw_info size");

@@ -261,6 +261,7 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 		if (strcmp(d->name, cfg->devices[i].name) || kind != cfg->devices[i].kind)
 			return bad(l, "sim: the saved devices are not the configured ones");
 		d->kind = (enum device_kind)kind;
+		d->present = true;
 		/* Counted before its areas load: sim_state_free() frees them. */
 		st->n_devs = i + 1;
 		rc = load_maps(l, j, d);

@@ -267,6 +267,15 @@ struct backend_ops {
 	int (*open_context)(struct backend *root, struct backend **out);
 	int (*add_device)(struct backend *ctx, const char *device);
 	int (*remove_device)(struct backend *ctx, const char *device);
+	/*
+	 * A context after a restart, like reopen: from what save() wrote
+	 * for it and the descriptors its stored_fds named (take_fd is asked
+	 * for those names), linked to root again. save, stored_fds and
+	 * abandon work on a context as on any instance.
+	 */
+	int (*reopen_context)(struct backend *root, struct json_object *saved,
+			      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+			      const char **errmsg);
 };
 
 /* Every backend object starts with this. */

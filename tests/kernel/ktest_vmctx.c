@@ -11,13 +11,17 @@
  *   - B cannot attach to A's HWPT or map into a device it does not hold;
  *   - memory mapped once through one device of A is in the nest parents of
  *     both of A's devices (IOMMU_TEST_OP_MD_CHECK_MAP against the memfd's
- *     pages), and not in B's.
+ *     pages), and not in B's;
+ *   - a context survives its daemon: saved, its fds kept (as systemd's fd
+ *     store keeps them), abandoned and re-adopted, with its HWPT, its
+ *     attachment and its memory where they were.
  * TAP-like output; exit 0 when every check passed.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strerrorname_np, memfd_create */
 #endif
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,6 +80,8 @@ static const char *errname(int rc)
 /* Inside the mock domain's aperture (iommufd_test.h: MOCK_APERTURE_START). */
 #define IOVA (1ULL << 24)
 
+static struct backend *b_none;
+
 static int alloc_st(struct backend *be, const char *dev, uint32_t *id)
 {
 	struct iommu_hwpt_selftest data = {.iotlb = IOMMU_TEST_IOTLB_DEFAULT};
@@ -121,6 +127,78 @@ static int check_map(struct backend *be, const char *dev, void *va, size_t len)
 	cmd.check_map.length = len;
 	cmd.check_map.uptr = (uintptr_t)va;
 	return ioctl(backend_iommufd_fd(be), IOMMU_TEST_CMD, &cmd) ? -errno : 0;
+}
+
+/* A stand-in for systemd's fd store: what stored_fds named, dup'ed. */
+struct store {
+	struct backend_fd fds[BACKEND_MAX_FDS];
+	uint32_t n;
+};
+
+static void store_keep(struct store *st, struct backend *be)
+{
+	st->n = be->ops->stored_fds(be, st->fds, BACKEND_MAX_FDS);
+	for (uint32_t i = 0; i < st->n; i++)
+		st->fds[i].fd = dup(st->fds[i].fd);
+}
+
+static int store_take(void *ctx, const char *name)
+{
+	struct store *st = ctx;
+
+	for (uint32_t i = 0; i < st->n; i++) {
+		if (st->fds[i].fd >= 0 && !strcmp(st->fds[i].name, name)) {
+			int fd = st->fds[i].fd;
+
+			st->fds[i].fd = -1;
+			return fd;
+		}
+	}
+	return -1;
+}
+
+static void restart_context(struct backend *root, struct backend **a, void *va, size_t len, int mfd)
+{
+	struct json_object *saved = json_object_new_object();
+	struct store st = {.n = 0};
+	const char *err = NULL;
+	uint32_t id = 0;
+	int rc;
+
+	EXPECT_RC(0, (*a)->ops->add_device(*a, "mock0"), "A adds mock0 again");
+	EXPECT_RC(0, alloc_st(*a, "mock0", &id), "A allocates a HWPT to keep");
+	EXPECT_RC(0, (*a)->ops->attach(*a, "mock0", id), "A attaches mock0 to it");
+	EXPECT_RC(0,
+		  (*a)->ops->map_memory(*a, "mock1", IOVA, len, mfd, 0,
+					IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE),
+		  "A maps its memory again");
+	EXPECT_RC(0, (*a)->ops->save(*a, saved), "save A");
+	store_keep(&st, *a);
+	EXPECT_EQ(1, st.n, "A keeps one fd: its iommufd (mock devices have no cdev)");
+	(*a)->ops->abandon(*a);
+	*a = NULL;
+	rc = root->ops->reopen_context(root, saved, store_take, &st, a, &err);
+	EXPECT_RC(0, rc, "A re-adopted from its saved state and fds");
+	if (rc) {
+		printf("# %s\n", err ? err : "?");
+		json_object_put(saved);
+		return;
+	}
+	EXPECT_RC(0, (*a)->ops->check_iotlb(*a, id, 0, IOMMU_TEST_IOTLB_DEFAULT),
+		  "A's HWPT is alive, its IOTLB as it was");
+	EXPECT_RC(0, check_map(*a, "mock0", va, len), "mock0's parent still maps A's memory");
+	EXPECT_RC(0, check_map(*a, "mock1", va, len), "mock1's too");
+	EXPECT_RC(0, inv_all(*a, id), "A invalidates after the restart");
+	EXPECT_RC(0, (*a)->ops->check_iotlb(*a, id, 0, 0), "and the kernel did");
+	EXPECT_RC(-EBUSY, (*a)->ops->remove_device(*a, "mock0"), "the parent is still busy");
+	EXPECT_RC(0, (*a)->ops->detach(*a, "mock0"), "A detaches");
+	EXPECT_RC(0, (*a)->ops->destroy(*a, id), "A destroys the HWPT");
+	EXPECT_RC(0, (*a)->ops->unmap_memory(*a, "mock0", 0, UINT64_MAX), "A unmaps all");
+	/* Without its iommufd there is nothing to re-adopt. */
+	st.n = 0;
+	EXPECT_RC(-ENOENT, root->ops->reopen_context(root, saved, store_take, &st, &b_none, &err),
+		  "no iommufd in the store: ENOENT");
+	json_object_put(saved);
 }
 
 static void config_two(struct config *cfg)
@@ -221,8 +299,10 @@ int main(void)
 	EXPECT_RC(0, a->ops->unmap_memory(a, "mock1", 0, UINT64_MAX), "A unmaps all");
 	EXPECT_RC(-EINVAL, check_map(a, "mock1", va, len), "gone from mock1's parent");
 
+	restart_context(root, &a, va, len, mfd);
 	b->ops->close(b);
-	a->ops->close(a);
+	if (a)
+		a->ops->close(a);
 	root->ops->close(root);
 	munmap(va, len);
 	close(mfd);

@@ -998,12 +998,13 @@ static struct json_object *device_to_json(const struct ifd_device *d)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
-		  js_add_u64(o, "dev_id", d->dev_id) || js_add_u64(o, "stdev_id", d->stdev_id) ||
-		  js_add_u64(o, "ioas_id", d->ioas_id) ||
-		  js_add_u64(o, "parent_id", d->parent_id) ||
-		  js_add_u64(o, "attached_id", d->attached_id) ||
-		  js_add_u64(o, "hw_info_type", d->hw_info_type))) {
+	if (o &&
+	    (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
+	     js_add_u64(o, "dev_id", d->dev_id) || js_add_u64(o, "stdev_id", d->stdev_id) ||
+	     js_add_u64(o, "ioas_id", d->ioas_id) || js_add_u64(o, "parent_id", d->parent_id) ||
+	     js_add_u64(o, "attached_id", d->attached_id) ||
+	     js_add_u64(o, "hw_info_type", d->hw_info_type) ||
+	     js_add_u64(o, "present", d->present) || js_add_u64(o, "borrowed", d->borrowed))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -1033,7 +1034,7 @@ static int ifd_save(struct backend *be, struct json_object *o)
 
 	devs = js_add_new(o, "devices", true);
 	nested = js_add_new(o, "nested", true);
-	if (!devs || !nested)
+	if (!devs || !nested || (b->root && js_add_u64(o, "ctx_ioas", b->ctx_ioas)))
 		return -ENOMEM;
 	for (uint32_t i = 0; i < b->n_devs; i++)
 		if (js_push(devs, device_to_json(&b->devs[i])))
@@ -1184,7 +1185,7 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 			  backend_take_fd_fn take_fd, void *ctx, const char **errmsg)
 {
 	char fdname[BACKEND_FD_NAME_MAX];
-	uint32_t kind;
+	uint32_t kind, present = 1, borrowed = 0;
 	int rc;
 
 	d->vfio_fd = -1;
@@ -1203,6 +1204,20 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 	}
 	d->kind = cd->kind;
 	snprintf(d->path, sizeof(d->path), "%s", cd->path);
+	/*
+	 * Files from before VM contexts lack both: every device was bound.
+	 * An absent one is a context's device not added, or a root's VFIO
+	 * device lent to a context: no fd, no object to check.
+	 */
+	if ((json_object_object_get_ex(j, "present", NULL) && js_u32(j, "present", &present)) ||
+	    (json_object_object_get_ex(j, "borrowed", NULL) && js_u32(j, "borrowed", &borrowed))) {
+		*errmsg = "iommufd: malformed saved device";
+		return -EINVAL;
+	}
+	d->present = present;
+	d->borrowed = borrowed;
+	if (!d->present)
+		return 0;
 	if (d->kind == DEVICE_KIND_VTD) {
 		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
 		d->vfio_fd = take_fd ? take_fd(ctx, fdname) : -1;
@@ -1379,10 +1394,18 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 		if (rc)
 			goto fail;
 	}
+	/* A VM context's one IOAS (its caller links it to its root). */
+	if (json_object_object_get_ex(o, "ctx_ioas", NULL) && js_u32(o, "ctx_ioas", &b->ctx_ioas)) {
+		*errmsg = "iommufd: malformed context IOAS";
+		rc = -EINVAL;
+		goto fail;
+	}
 	rc = restore_nested(b, js_get(o, "nested", json_type_array), errmsg);
 	if (rc)
 		goto fail;
 	for (uint32_t i = 0; i < b->n_devs; i++) {
+		if (!b->devs[i].present)
+			continue;
 		rc = reconcile_attachment(b, &b->devs[i], errmsg);
 		if (rc)
 			goto fail;
@@ -1587,6 +1610,52 @@ static int ifd_remove_device(struct backend *be, const char *device)
 	return 0;
 }
 
+/*
+ * A VM context back after a restart: its iommufd and its devices' cdevs
+ * from the fd store (take_fd's names are the context's own, as
+ * stored_fds gave them), its objects from saved (what save() wrote for
+ * it), linked to root again, which lent it its VFIO devices.
+ */
+static int ifd_reopen_context(struct backend *be, struct json_object *saved,
+			      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+			      const char **errmsg)
+{
+	struct ifd_backend *root = to_ifd(be);
+	struct config *cfg;
+	int fd, rc;
+
+	*errmsg = "";
+	if (root->root || !saved || !json_object_object_get_ex(saved, "ctx_ioas", NULL)) {
+		*errmsg = "iommufd: not a saved VM context";
+		return -EINVAL;
+	}
+	fd = take_fd(ctx, IFD_FD_NAME);
+	if (fd < 0) {
+		*errmsg = "the context's iommufd is not in the fd store (objects are gone)";
+		return -ENOENT;
+	}
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg) {
+		close(fd);
+		*errmsg = "out of memory";
+		return -ENOMEM;
+	}
+	snprintf(cfg->iommufd_path, sizeof(cfg->iommufd_path), "%s", root->path);
+	for (uint32_t i = 0; i < root->n_devs; i++) {
+		memcpy(cfg->devices[i].name, root->devs[i].name, sizeof(cfg->devices[i].name));
+		memcpy(cfg->devices[i].path, root->devs[i].path, sizeof(cfg->devices[i].path));
+		cfg->devices[i].kind = root->devs[i].kind;
+	}
+	cfg->n_devices = root->n_devs;
+	rc = backend_iommufd_restore(fd, cfg, saved, take_fd, ctx, out, errmsg);
+	free(cfg);
+	if (rc)
+		return rc;
+	to_ifd(*out)->root = root;
+	to_ifd(*out)->caps = root->caps;
+	return 0;
+}
+
 const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -1619,6 +1688,7 @@ const struct backend_ops backend_iommufd_ops = {
     .open_context = ifd_open_context,
     .add_device = ifd_add_device,
     .remove_device = ifd_remove_device,
+    .reopen_context = ifd_reopen_context,
 };
 
 /* --- introspection for tests ---------------------------------------------- */

@@ -8,7 +8,9 @@
  * only once added, and a VTD (VFIO) device bound to one iommufd at a time.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 
@@ -180,10 +182,100 @@ static void test_vfio_one_iommufd(void)
 	down();
 }
 
+/* A stand-in for systemd's fd store: what stored_fds named, dup'ed. */
+struct store {
+	struct backend_fd fds[BACKEND_MAX_FDS];
+	uint32_t n;
+};
+
+static void store_keep(struct store *st, struct backend *be)
+{
+	st->n = be->ops->stored_fds(be, st->fds, BACKEND_MAX_FDS);
+	for (uint32_t i = 0; i < st->n; i++)
+		st->fds[i].fd = dup(st->fds[i].fd);
+}
+
+static int store_take(void *ctx, const char *name)
+{
+	struct store *st = ctx;
+
+	for (uint32_t i = 0; i < st->n; i++) {
+		if (st->fds[i].fd >= 0 && !strcmp(st->fds[i].name, name)) {
+			int fd = st->fds[i].fd;
+
+			st->fds[i].fd = -1;
+			return fd;
+		}
+	}
+	return -1;
+}
+
+static void store_drop(struct store *st)
+{
+	for (uint32_t i = 0; i < st->n; i++)
+		if (st->fds[i].fd >= 0)
+			close(st->fds[i].fd);
+	st->n = 0;
+}
+
+/*
+ * The daemon dies with A holding mock0 and the borrowed vtd0, a nested
+ * HWPT attached, memory in its IOAS: the root and A come back from their
+ * saved states and fds, everything where it was.
+ */
+static void test_restart(void)
+{
+	struct json_object *sr = json_object_new_object(), *sa = json_object_new_object();
+	struct store fr = {.n = 0}, fa = {.n = 0};
+	struct backend_hw_info info;
+	struct backend *gone = NULL;
+	const char *err = NULL;
+	uint32_t id = 0;
+
+	up();
+	CU_ASSERT(a->ops->add_device(a, "mock0") == 0);
+	CU_ASSERT(a->ops->add_device(a, "vtd0") == 0);
+	CU_ASSERT(alloc_st(a, "mock0", &id) == 0);
+	CU_ASSERT(a->ops->attach(a, "mock0", id) == 0);
+	CU_ASSERT(map(a, "mock0", 2 * PG) == 0);
+	CU_ASSERT(inv_all(a, id) == 0);
+	CU_ASSERT(root->ops->save(root, sr) == 0);
+	CU_ASSERT(a->ops->save(a, sa) == 0);
+	store_keep(&fr, root);
+	store_keep(&fa, a);
+	CU_ASSERT(fa.n == 1); /* A's own anchor, as it would be A's own iommufd */
+	b->ops->close(b);
+	a->ops->abandon(a);
+	root->ops->abandon(root);
+
+	CU_ASSERT_FATAL(backend_sim_ops.reopen(&cfg, sr, store_take, &fr, &root, &err) == 0);
+	CU_ASSERT(root->ops->reopen_context(root, sr, store_take, &fa, &a, &err) == -EINVAL);
+	CU_ASSERT_FATAL(root->ops->reopen_context(root, sa, store_take, &fa, &a, &err) == 0);
+	CU_ASSERT(root->ops->hw_info(root, "vtd0", &info) == -ENODEV); /* still A's */
+	CU_ASSERT(a->ops->hw_info(a, "vtd0", &info) == 0);
+	CU_ASSERT(a->ops->has_hwpt(a, id));
+	CU_ASSERT(a->ops->check_iotlb(a, id, 0, 0) == 0);
+	CU_ASSERT(map(a, "vtd0", 2 * PG) == -EEXIST); /* the memory is back in the one IOAS */
+	CU_ASSERT(a->ops->remove_device(a, "mock0") == -EBUSY);
+	CU_ASSERT(root->ops->open_context(root, &b) == 0);
+	CU_ASSERT(b->ops->add_device(b, "vtd0") == -EINVAL);
+	CU_ASSERT(a->ops->remove_device(a, "vtd0") == 0);
+	CU_ASSERT(root->ops->hw_info(root, "vtd0", &info) == 0);
+	CU_ASSERT(b->ops->add_device(b, "vtd0") == 0);
+	/* Without its anchor (the fd store lost it) a context's objects are gone. */
+	fa.n = 0;
+	CU_ASSERT(root->ops->reopen_context(root, sa, store_take, &fa, &gone, &err) == -ENOENT);
+	store_drop(&fr);
+	json_object_put(sr);
+	json_object_put(sa);
+	down();
+}
+
 static const struct unit_case tests[] = {
     {"ids per context", test_ids_per_context},
     {"one IOAS per context", test_shared_ioas},
     {"a VFIO device in one iommufd at a time", test_vfio_one_iommufd},
+    {"restart: root and context re-adopted", test_restart},
 };
 
 int main(void)

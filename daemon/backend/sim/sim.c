@@ -57,6 +57,16 @@ static struct sim_state *to_st(struct backend *be)
 }
 
 static void ctx_give_back(struct sim_backend *sb, uint32_t i);
+static int anchor_new(uint8_t *id);
+
+static void sim_free(struct backend *be)
+{
+	sim_state_free(to_st(be));
+	dirty_ids_free(&to_sb(be)->dirty_objs);
+	if (to_sb(be)->anchor_fd >= 0)
+		close(to_sb(be)->anchor_fd);
+	free(be);
+}
 
 static void sim_close(struct backend *be)
 {
@@ -65,11 +75,14 @@ static void sim_close(struct backend *be)
 	/* A context's devices leave with it; a borrowed VTD device goes back to the root. */
 	for (uint32_t i = 0; to_sb(be)->root && i < to_st(be)->n_devs; i++)
 		ctx_give_back(to_sb(be), i);
-	sim_state_free(to_st(be));
-	dirty_ids_free(&to_sb(be)->dirty_objs);
-	if (to_sb(be)->anchor_fd >= 0)
-		close(to_sb(be)->anchor_fd);
-	free(be);
+	sim_free(be);
+}
+
+/* Like iommufd's: the objects outlive us (here: in the state file), nothing is given back. */
+static void sim_abandon(struct backend *be)
+{
+	if (be)
+		sim_free(be);
 }
 
 static void caps_add(uint32_t *types, uint32_t *n, uint32_t type)
@@ -335,7 +348,8 @@ static int sim_save_delta(struct backend *be, struct json_object *records)
 	struct sim_backend *sb = to_sb(be);
 	int rc;
 
-	if (sb->dirty_objs.lost)
+	/* A context's IOAS is not a device record: its changes take a full save. */
+	if (sb->dirty_objs.lost || sb->st.is_ctx)
 		return -ENOMEM;
 	dirty_ids_unique(&sb->dirty_objs);
 	rc = sim_state_save_delta(&sb->st, sb->dirty_objs.id, sb->dirty_objs.n, sb->dirty_devs,
@@ -484,6 +498,8 @@ static int root_lend(struct sim_backend *sb, uint32_t i)
 	rd->attached_id = 0;
 	rd->present = false;
 	sb->st.devs[i].borrowed = true;
+	sb->root->dirty_devs |= UINT64_C(1) << i;
+	sb->root->gen++;
 	return 0;
 }
 
@@ -502,6 +518,8 @@ static void ctx_give_back(struct sim_backend *sb, uint32_t i)
 		o->users++;
 	rd->attached_id = rd->parent_id;
 	rd->present = true;
+	sb->root->dirty_devs |= UINT64_C(1) << i;
+	sb->root->gen++;
 }
 
 static int sim_open_context(struct backend *be, struct backend **out)
@@ -516,7 +534,8 @@ static int sim_open_context(struct backend *be, struct backend **out)
 	sb->be.ops = &backend_sim_ops;
 	sb->cfg = root->cfg;
 	sb->root = root;
-	sb->anchor_fd = -1;
+	/* Its own anchor, as a context has its own iommufd to keep in the fd store. */
+	sb->anchor_fd = anchor_new(sb->anchor);
 	sim_state_init_ctx(&sb->st, &root->st);
 	*out = &sb->be;
 	return 0;
@@ -559,6 +578,28 @@ static int sim_remove_device(struct backend *be, const char *device)
 	return rc;
 }
 
+static int sim_reopen_context(struct backend *be, struct json_object *saved,
+			      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+			      const char **errmsg)
+{
+	int rc;
+
+	*errmsg = "";
+	if (!saved || !json_object_object_get_ex(saved, "ctx_ioas", NULL)) {
+		*errmsg = "sim: not a saved VM context";
+		return -EINVAL;
+	}
+	rc = sim_open_context(be, out);
+	if (rc)
+		return rc;
+	rc = sim_restore(*out, saved, take_fd, ctx, errmsg);
+	if (rc) {
+		sim_abandon(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 const struct backend_ops backend_sim_ops = {
     .name = "sim",
     .close = sim_close,
@@ -587,10 +628,11 @@ const struct backend_ops backend_sim_ops = {
     .generation = sim_generation,
     .save_delta = sim_save_delta,
     .has_hwpt = sim_has_hwpt,
-    .abandon = sim_close,
+    .abandon = sim_abandon,
     .open_context = sim_open_context,
     .add_device = sim_add_device,
     .remove_device = sim_remove_device,
+    .reopen_context = sim_reopen_context,
 };
 
 /* A memfd with a fresh random id; -1 if memfd or getrandom fail (no anchor). */

@@ -330,6 +330,36 @@ struct backend_ops {
 	int (*save_delta)(struct backend *be, struct json_object *records);
 	bool (*has_hwpt)(struct backend *be, uint32_t hwpt_id);
 	void (*abandon)(struct backend *be);
+
+	/*
+	 * VM contexts. All optional (NULL: the backend has none).
+	 *
+	 * open_context: a new instance (same ops) for one VM: its own id space
+	 *   (iommufd: its own open of /dev/iommu, so the kernel itself keeps
+	 *   every other tenant's ids out of reach) and ONE IOAS for the VM's
+	 *   guest memory, which map_memory fills whichever of the context's
+	 *   devices it names. It holds no device until add_device; it knows
+	 *   the root's device names. Close a context before its root.
+	 * add_device: binds a device of the configuration into the context,
+	 *   with a nest parent on the context's IOAS, attached to it (VFIO:
+	 *   the root gives up its binding meanwhile, a cdev is bound to one
+	 *   iommufd at a time). -ENODEV: no such device; -EEXIST: already in.
+	 * remove_device: unbinds it (-EBUSY while nested HWPTs sit on its
+	 *   parent; the caller destroys them first). Closing the context
+	 *   removes every device.
+	 */
+	int (*open_context)(struct backend *root, struct backend **out);
+	int (*add_device)(struct backend *ctx, const char *device);
+	int (*remove_device)(struct backend *ctx, const char *device);
+	/*
+	 * A context after a restart, like reopen: from what save() wrote
+	 * for it and the descriptors its stored_fds named (take_fd is asked
+	 * for those names), linked to root again. save, stored_fds and
+	 * abandon work on a context as on any instance.
+	 */
+	int (*reopen_context)(struct backend *root, struct json_object *saved,
+			      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+			      const char **errmsg);
 };
 
 /* Every backend object starts with this. */

@@ -60,6 +60,11 @@ struct iommu_test_cmd {
 			uint32_t iotlb;
 		} check_iotlb;
 		struct {
+			uint64_t iova;
+			uint64_t length;
+			uint64_t uptr; /* the pages the domain must map there */
+		} check_map;
+		struct {
 			uint32_t flags;
 			uint64_t iova;
 			uint64_t length;
@@ -97,6 +102,7 @@ _Static_assert(offsetof(struct iommu_test_cmd, mock_domain.out_idev_id) == 24,
 	       "out_idev_id offset");
 _Static_assert(offsetof(struct iommu_test_cmd, check_iotlb.iotlb) == 20, "iotlb offset");
 _Static_assert(offsetof(struct iommu_test_cmd, last) == 64, "last offset");
+_Static_assert(offsetof(struct iommu_test_cmd, check_map.uptr) == 32, "check_map.uptr offset");
 _Static_assert(offsetof(struct iommu_test_cmd, dirty.uptr) == 48, "dirty.uptr offset");
 _Static_assert(offsetof(struct iommu_test_cmd, trigger_iopf.addr) == 32,
 	       "trigger_iopf.addr offset");

@@ -21,11 +21,22 @@
  *
  * Every device is attached to its own nest parent (IOMMU_HWPT_ALLOC with
  * IOMMU_HWPT_ALLOC_NEST_PARENT on the IOAS) until a client attaches it to a
- * nested HWPT. Every operation returns the kernel's errno unchanged; the
- * backend adds only one rule of its own: it acts only on nested HWPTs it
- * allocated, so a client can never reach the IOAS, a parent or a device
- * object through it (those ids answer ENOENT, or EBUSY for a parent, which
- * is what the kernel would say while a device holds it).
+ * nested HWPT.
+ *
+ * VM contexts (open_context) are instances of this backend too, each its
+ * own open of /dev/iommu, so another tenant's ids are unreachable by the
+ * kernel's own lookup, not only by our bookkeeping:
+ *
+ *   context iommufd ── ONE IOAS (the VM's guest RAM, mapped and pinned once)
+ *                        ├── nest parent (device A) ── nested HWPTs
+ *                        └── nest parent (device B) ── nested HWPTs
+ *
+ * A context holds only the devices added to it; a VFIO device's cdev moves
+ * from this root instance to the context and back (one iommufd at a time). Every operation returns
+ * the kernel's errno unchanged; the backend adds only one rule of its own: it acts only on nested
+ * HWPTs it allocated, so a client can never reach the IOAS, a parent or a device object through it
+ * (those ids answer ENOENT, or EBUSY for a parent, which is what the kernel would say while a
+ * device holds it).
  *
  * Single threaded, like the event loop that calls it.
  */
@@ -73,6 +84,14 @@ struct ifd_device {
 	int nest_err;	       /* parent.c: the IOMMU cannot nest (parent_id is plain paging) */
 	bool handed;	       /* device_fd.c: vfio_fd was handed out (a VMM may hold it) */
 	bool handed_saved;     /* handed as the last full save() wrote it */
+	/*
+	 * Whether this iommufd holds the device now. The root binds every
+	 * device at open and gives up a VFIO one while a VM context holds it
+	 * (a cdev is bound to one iommufd at a time); a context holds only
+	 * the devices added to it.
+	 */
+	bool present;
+	bool borrowed; /* a context's VFIO device the root gave up for it */
 };
 
 struct ifd_nested {
@@ -91,6 +110,15 @@ struct ifd_backend {
 	struct backend_caps caps;
 	/* What backend_iommufd_restore() had to put right in the kernel. */
 	uint32_t restore_moved, restore_swept;
+	char path[CONFIG_PATH_MAX]; /* the /dev/iommu a VM context opens */
+	/*
+	 * A VM context (open_context): its own iommufd, so the kernel keeps
+	 * every other tenant's ids out of reach, and ONE IOAS for the VM's
+	 * guest memory, shared by all of its devices. root is the instance
+	 * that lends it VFIO devices; NULL: this is the root.
+	 */
+	struct ifd_backend *root;
+	uint32_t ctx_ioas;
 };
 
 /*
@@ -330,17 +358,16 @@ static int setup_vfio(struct ifd_backend *b, struct ifd_device *d, const char **
 	return rc;
 }
 
-static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
+/*
+ * Binds the device to b's iommufd on the IOAS d->ioas_id, gives it a nest
+ * parent there and attaches it to that parent.
+ */
+static int setup_on_ioas(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
 {
 	uint32_t flags = IOMMU_HWPT_ALLOC_NEST_PARENT;
 	uint64_t caps;
 	int rc;
 
-	rc = ifd_ioas_alloc(b->fd, &d->ioas_id);
-	if (rc) {
-		*errmsg = seterr("device %s: IOMMU_IOAS_ALLOC: %s", d->name, strerror(-rc));
-		return rc;
-	}
 	if (d->kind == DEVICE_KIND_SELFTEST)
 		rc = setup_selftest(b, d, errmsg);
 	else if (d->kind == DEVICE_KIND_VTD)
@@ -369,6 +396,21 @@ static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char 
 	if (rc)
 		*errmsg = seterr("device %s: attaching to its nest parent %u: %s", d->name,
 				 d->parent_id, strerror(-rc));
+	return rc;
+}
+
+/* The root's way: every device on an IOAS of its own (see ioas_shared). */
+static int setup_device(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
+{
+	int rc = ifd_ioas_alloc(b->fd, &d->ioas_id);
+
+	if (rc) {
+		*errmsg = seterr("device %s: IOMMU_IOAS_ALLOC: %s", d->name, strerror(-rc));
+		return rc;
+	}
+	rc = setup_on_ioas(b, d, errmsg);
+	if (rc == 0)
+		d->present = true;
 	return rc;
 }
 
@@ -461,6 +503,8 @@ static int ifd_create(int fd, const struct config *cfg, struct backend **out, co
 	}
 	b->base.ops = &backend_iommufd_ops;
 	b->fd = fd;
+	snprintf(b->path, sizeof(b->path), "%s",
+		 cfg->iommufd_path[0] ? cfg->iommufd_path : DEFAULT_IOMMUFD_PATH);
 	if (cfg->n_devices) {
 		b->devs = calloc(cfg->n_devices, sizeof(*b->devs));
 		if (!b->devs) {
@@ -565,7 +609,7 @@ static struct ifd_device *find_device(struct ifd_backend *b, const char *name)
 	if (!name)
 		return NULL;
 	for (uint32_t i = 0; i < b->n_devs; i++)
-		if (strcmp(b->devs[i].name, name) == 0)
+		if (b->devs[i].present && strcmp(b->devs[i].name, name) == 0)
 			return &b->devs[i];
 	return NULL;
 }
@@ -595,8 +639,10 @@ static void teardown(struct ifd_backend *b)
 			ifd_destroy_id(b->fd, b->devs[i].parent_id);
 	/* Destroying an IOAS unmaps (and unpins) whatever is still mapped. */
 	for (uint32_t i = 0; i < b->n_devs; i++)
-		if (b->devs[i].ioas_id)
+		if (b->devs[i].ioas_id && b->devs[i].ioas_id != b->ctx_ioas)
 			ifd_destroy_id(b->fd, b->devs[i].ioas_id);
+	if (b->ctx_ioas)
+		ifd_destroy_id(b->fd, b->ctx_ioas);
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->nested);
@@ -605,10 +651,25 @@ static void teardown(struct ifd_backend *b)
 	free(b);
 }
 
+static void ctx_give_back(struct ifd_backend *b, struct ifd_device *d);
+
 static void ifd_close(struct backend *be)
 {
-	if (be)
-		teardown(to_ifd(be));
+	struct ifd_backend *b = to_ifd(be);
+
+	if (!b)
+		return;
+	/* A context's VFIO devices go back to the root once their cdevs are closed. */
+	for (uint32_t i = 0; b->root && i < b->n_devs; i++) {
+		struct ifd_device *d = &b->devs[i];
+
+		if (d->vfio_fd >= 0) {
+			close(d->vfio_fd);
+			d->vfio_fd = -1;
+		}
+		ctx_give_back(b, d);
+	}
+	teardown(b);
 }
 
 static void ifd_get_caps(struct backend *be, struct backend_caps *caps)
@@ -783,7 +844,8 @@ static int ifd_map_memory(struct backend *be, const char *device, uint64_t iova,
 
 	if (!d)
 		return -ENOENT;
-	if (ioas_shared(b, d))
+	/* A context's one IOAS is shared on purpose: all of it is one VM's. */
+	if (!b->root && ioas_shared(b, d))
 		return -EBUSY;
 	if (length > SIZE_MAX || offset > (uint64_t)INT64_MAX)
 		return -EOVERFLOW;
@@ -953,7 +1015,8 @@ static struct json_object *device_to_json(const struct ifd_device *d)
 	     js_add_u64(o, "attached_id", d->attached_id) ||
 	     js_add_u64(o, "hw_info_type", d->hw_info_type) ||
 	     js_add_u64(o, "nest_errno", (uint64_t)-d->nest_err) ||
-	     js_add_u64(o, "handed", d->handed))) {
+	     js_add_u64(o, "handed", d->handed) || js_add_u64(o, "present", d->present) ||
+	     js_add_u64(o, "borrowed", d->borrowed))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -983,7 +1046,7 @@ static int ifd_save(struct backend *be, struct json_object *o)
 
 	devs = js_add_new(o, "devices", true);
 	nested = js_add_new(o, "nested", true);
-	if (!devs || !nested)
+	if (!devs || !nested || (b->root && js_add_u64(o, "ctx_ioas", b->ctx_ioas)))
 		return -ENOMEM;
 	for (uint32_t i = 0; i < b->n_devs; i++)
 		if (js_push(devs, device_to_json(&b->devs[i])))
@@ -1140,10 +1203,11 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 			  backend_take_fd_fn take_fd, void *ctx, const char **errmsg)
 {
 	char fdname[BACKEND_FD_NAME_MAX];
-	uint32_t kind;
+	uint32_t kind, present = 1, borrowed = 0;
 	int rc;
 
 	d->vfio_fd = -1;
+	d->present = true;
 	if (js_str(j, "name", d->name, sizeof(d->name)) || js_u32(j, "kind", &kind) ||
 	    js_u32(j, "dev_id", &d->dev_id) || js_u32(j, "stdev_id", &d->stdev_id) ||
 	    js_u32(j, "parent_id", &d->parent_id) || js_u32(j, "attached_id", &d->attached_id) ||
@@ -1162,6 +1226,20 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 	if (json_object_object_get_ex(j, "handed", NULL) && js_u32(j, "handed", &kind) == 0)
 		d->handed = d->handed_saved = kind != 0;
 	snprintf(d->path, sizeof(d->path), "%s", cd->path);
+	/*
+	 * Files from before VM contexts lack both: every device was bound.
+	 * An absent one is a context's device not added, or a root's VFIO
+	 * device lent to a context: no fd, no object to check.
+	 */
+	if ((json_object_object_get_ex(j, "present", NULL) && js_u32(j, "present", &present)) ||
+	    (json_object_object_get_ex(j, "borrowed", NULL) && js_u32(j, "borrowed", &borrowed))) {
+		*errmsg = "iommufd: malformed saved device";
+		return -EINVAL;
+	}
+	d->present = present;
+	d->borrowed = borrowed;
+	if (!d->present)
+		return 0;
 	if (d->kind == DEVICE_KIND_VTD) {
 		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
 		d->vfio_fd = take_fd ? take_fd(ctx, fdname) : -1;
@@ -1322,6 +1400,8 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 	}
 	b->base.ops = &backend_iommufd_ops;
 	b->fd = fd;
+	snprintf(b->path, sizeof(b->path), "%s",
+		 cfg->iommufd_path[0] ? cfg->iommufd_path : DEFAULT_IOMMUFD_PATH);
 	/* The top "ioas_id" is absent from files written since each device has its own. */
 	if ((json_object_object_get_ex(o, "ioas_id", NULL) &&
 	     js_u32(o, "ioas_id", &shared_ioas)) ||
@@ -1336,10 +1416,18 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 		if (rc)
 			goto fail;
 	}
+	/* A VM context's one IOAS (its caller links it to its root). */
+	if (json_object_object_get_ex(o, "ctx_ioas", NULL) && js_u32(o, "ctx_ioas", &b->ctx_ioas)) {
+		*errmsg = "iommufd: malformed context IOAS";
+		rc = -EINVAL;
+		goto fail;
+	}
 	rc = restore_nested(b, js_get(o, "nested", json_type_array), errmsg);
 	if (rc)
 		goto fail;
 	for (uint32_t i = 0; i < b->n_devs; i++) {
+		if (!b->devs[i].present)
+			continue;
 		rc = reconcile_attachment(b, &b->devs[i], errmsg);
 		if (rc)
 			goto fail;
@@ -1513,6 +1601,203 @@ static int ifd_trigger(struct backend *be, const char *device, const struct back
 	return ifd_trigger_iopf(b->fd, d->dev_id, t);
 }
 
+/* --- VM contexts -------------------------------------------------------- */
+
+/*
+ * A VFIO cdev can be bound to one iommufd at a time (vfio_df_open refuses
+ * a second bind), so the root, which binds every device at open for
+ * hw_info and the unclaimed pool, closes its cdev (which unbinds it and
+ * drops its attachment) before a context binds the device, and binds it
+ * again, on its own nest parent, when the context lets it go. Mock
+ * devices are objects of one iommufd: every context makes its own.
+ */
+static void root_lend(struct ifd_backend *root, uint32_t i, struct ifd_device *d)
+{
+	struct ifd_device *rd = &root->devs[i];
+
+	if (d->kind != DEVICE_KIND_VTD || !rd->present || rd->vfio_fd < 0)
+		return;
+	close(rd->vfio_fd);
+	rd->vfio_fd = -1;
+	rd->dev_id = 0;
+	rd->attached_id = 0;
+	rd->present = false;
+	d->borrowed = true;
+}
+
+static void ctx_give_back(struct ifd_backend *b, struct ifd_device *d)
+{
+	struct ifd_device *rd = &b->root->devs[d - b->devs];
+	const char *msg = NULL;
+	int rc;
+
+	if (!d->borrowed)
+		return;
+	d->borrowed = false;
+	rc = setup_vfio(b->root, rd, &msg);
+	if (rc == 0)
+		rc = dev_attach(b->root, rd, rd->parent_id);
+	if (rc) {
+		log_warn("device %s: the daemon's own iommufd cannot bind it again: %s", rd->name,
+			 msg ? msg : strerror(-rc));
+		if (rd->vfio_fd >= 0)
+			close(rd->vfio_fd);
+		rd->vfio_fd = -1;
+		return;
+	}
+	rd->present = true;
+}
+
+/* Undoes what add_device built for d, in the kernel's dependency order. */
+static void ctx_release(struct ifd_backend *b, struct ifd_device *d)
+{
+	if (d->vfio_fd >= 0) {
+		close(d->vfio_fd); /* unbinds: the device leaves its page table */
+		d->vfio_fd = -1;
+	} else if (d->stdev_id) {
+		ifd_destroy_id(b->fd, d->stdev_id);
+	}
+	if (d->parent_id)
+		ifd_destroy_id(b->fd, d->parent_id);
+	d->stdev_id = d->dev_id = d->parent_id = d->attached_id = d->ioas_id = 0;
+	d->present = false;
+	ctx_give_back(b, d);
+}
+
+static int ifd_open_context(struct backend *be, struct backend **out)
+{
+	struct ifd_backend *root = to_ifd(be), *b;
+	int fd, rc;
+
+	if (root->root)
+		return -EINVAL; /* contexts do not nest */
+	fd = open(root->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		close(fd);
+		return -ENOMEM;
+	}
+	b->base.ops = &backend_iommufd_ops;
+	b->fd = fd;
+	b->root = root;
+	b->caps = root->caps;
+	snprintf(b->path, sizeof(b->path), "%s", root->path);
+	if (root->n_devs && !(b->devs = calloc(root->n_devs, sizeof(*b->devs)))) {
+		teardown(b);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < root->n_devs; i++) {
+		struct ifd_device *d = &b->devs[i];
+
+		memcpy(d->name, root->devs[i].name, sizeof(d->name));
+		memcpy(d->path, root->devs[i].path, sizeof(d->path));
+		d->kind = root->devs[i].kind;
+		d->hw_info_type = root->devs[i].hw_info_type;
+		d->vfio_fd = -1;
+	}
+	b->n_devs = root->n_devs;
+	rc = ifd_ioas_alloc(fd, &b->ctx_ioas);
+	if (rc) {
+		teardown(b);
+		return rc;
+	}
+	*out = &b->base;
+	return 0;
+}
+
+static int ifd_add_device(struct backend *be, const char *device)
+{
+	struct ifd_backend *b = to_ifd(be);
+	const char *msg = NULL;
+	struct ifd_device *d = NULL;
+	int rc;
+
+	if (!b->root)
+		return -EINVAL; /* the root holds every device from its open */
+	for (uint32_t i = 0; device && i < b->n_devs; i++)
+		if (strcmp(b->devs[i].name, device) == 0)
+			d = &b->devs[i];
+	if (!d)
+		return -ENODEV;
+	if (d->present)
+		return -EEXIST;
+	root_lend(b->root, (uint32_t)(d - b->devs), d);
+	d->ioas_id = b->ctx_ioas;
+	rc = setup_on_ioas(b, d, &msg);
+	if (rc) {
+		log_warn("VM context: device %s: %s", d->name, msg ? msg : strerror(-rc));
+		ctx_release(b, d);
+		return rc;
+	}
+	d->present = true;
+	return 0;
+}
+
+static int ifd_remove_device(struct backend *be, const char *device)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+
+	if (!b->root)
+		return -EINVAL;
+	if (!d)
+		return -ENOENT;
+	/* Its nest parent cannot go while nested HWPTs sit on it (the kernel's EBUSY). */
+	for (uint32_t i = 0; i < b->n_nested; i++)
+		if (b->nested[i].dev == (uint32_t)(d - b->devs))
+			return -EBUSY;
+	ctx_release(b, d);
+	return 0;
+}
+
+/*
+ * A VM context back after a restart: its iommufd and its devices' cdevs
+ * from the fd store (take_fd's names are the context's own, as
+ * stored_fds gave them), its objects from saved (what save() wrote for
+ * it), linked to root again, which lent it its VFIO devices.
+ */
+static int ifd_reopen_context(struct backend *be, struct json_object *saved,
+			      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+			      const char **errmsg)
+{
+	struct ifd_backend *root = to_ifd(be);
+	struct config *cfg;
+	int fd, rc;
+
+	*errmsg = "";
+	if (root->root || !saved || !json_object_object_get_ex(saved, "ctx_ioas", NULL)) {
+		*errmsg = "iommufd: not a saved VM context";
+		return -EINVAL;
+	}
+	fd = take_fd(ctx, IFD_FD_NAME);
+	if (fd < 0) {
+		*errmsg = "the context's iommufd is not in the fd store (objects are gone)";
+		return -ENOENT;
+	}
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg) {
+		close(fd);
+		*errmsg = "out of memory";
+		return -ENOMEM;
+	}
+	snprintf(cfg->iommufd_path, sizeof(cfg->iommufd_path), "%s", root->path);
+	for (uint32_t i = 0; i < root->n_devs; i++) {
+		memcpy(cfg->devices[i].name, root->devs[i].name, sizeof(cfg->devices[i].name));
+		memcpy(cfg->devices[i].path, root->devs[i].path, sizeof(cfg->devices[i].path));
+		cfg->devices[i].kind = root->devs[i].kind;
+	}
+	cfg->n_devices = root->n_devs;
+	rc = backend_iommufd_restore(fd, cfg, saved, take_fd, ctx, out, errmsg);
+	free(cfg);
+	if (rc)
+		return rc;
+	to_ifd(*out)->root = root;
+	to_ifd(*out)->caps = root->caps;
+	return 0;
+}
+
 const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -1554,6 +1839,10 @@ const struct backend_ops backend_iommufd_ops = {
     .save_delta = ifd_save_delta,
     .has_hwpt = ifd_has_hwpt,
     .abandon = ifd_abandon,
+    .open_context = ifd_open_context,
+    .add_device = ifd_add_device,
+    .remove_device = ifd_remove_device,
+    .reopen_context = ifd_reopen_context,
 };
 
 /* --- introspection for tests ---------------------------------------------- */

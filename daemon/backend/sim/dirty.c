@@ -118,11 +118,11 @@ int sim_get_dirty_bitmap(struct sim_state *st, const char *device, const struct 
 }
 
 /* Marks the mapped part of [iova, last] dirty. */
-static int mark_mapped(struct sim_dev *d, uint64_t iova, uint64_t last)
+static int mark_mapped(const struct sim_dev *io, struct sim_dev *d, uint64_t iova, uint64_t last)
 {
-	for (uint32_t i = 0; i < d->n_maps; i++) {
-		uint64_t lo = d->maps[i].iova > iova ? d->maps[i].iova : iova;
-		uint64_t hi = d->maps[i].last < last ? d->maps[i].last : last;
+	for (uint32_t i = 0; i < io->n_maps; i++) {
+		uint64_t lo = io->maps[i].iova > iova ? io->maps[i].iova : iova;
+		uint64_t hi = io->maps[i].last < last ? io->maps[i].last : last;
 		int rc;
 
 		if (lo > hi)
@@ -157,7 +157,7 @@ int sim_set_dirty(struct sim_state *st, const char *device, const struct backend
 
 		if (!(bm->data[i / 64] & (1ULL << (i % 64))))
 			continue;
-		rc = mark_mapped(d, at, at + bm->page_size - 1);
+		rc = mark_mapped(sim_ioas_of(st, (uint32_t)dev), d, at, at + bm->page_size - 1);
 		if (rc)
 			return rc;
 	}

@@ -110,42 +110,73 @@ static int map_args_check(uint64_t iova, uint64_t length, uint32_t flags)
 	return 0;
 }
 
+/*
+ * Whether a domain of kind on the IOAS takes the mapping, in the order
+ * the kernel meets the checks: *last is computed on the way.
+ */
+static int domain_checks(enum device_kind kind, uint64_t iova, uint64_t length, uint64_t *last)
+{
+	/* iopt_alloc_area_pages() (io_pagetable.c:270), then iopt_check_iova(). */
+	uint64_t align = iova_alignment(kind);
+
+	if ((length & (align - 1)) || (iova & (align - 1)))
+		return -EINVAL;
+	if (__builtin_add_overflow(iova, length - 1, last))
+		return -EOVERFLOW;
+	return sim_map_range_ok(kind, iova, *last);
+}
+
+/*
+ * The VT-d driver refuses a mapping without write access on a nest parent
+ * (intel/iommu.c __domain_mapping(), erratum 772415_SPR17, which hwinfo.c
+ * reports); the mock domain takes it.
+ */
+static int domain_takes(enum device_kind kind, uint32_t flags)
+{
+	if (sim_kind_no_ro_nest_parent(kind) && !(flags & IOMMU_IOAS_MAP_WRITEABLE))
+		return -EINVAL;
+	return 0;
+}
+
 int sim_map_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length,
 		   uint32_t flags)
 {
 	int dev = sim_dev_find(st, device);
-	struct sim_dev *d;
-	uint64_t align, last;
+	struct sim_dev *io;
+	uint64_t last = 0;
 	uint32_t i;
 	int rc;
 
 	if (dev < 0)
 		return dev;
-	d = &st->devs[dev];
+	io = sim_ioas_of(st, (uint32_t)dev);
 	rc = map_args_check(iova, length, flags);
 	if (rc)
 		return rc;
-	/* iopt_alloc_area_pages() (io_pagetable.c:270), then iopt_check_iova(). */
-	align = iova_alignment(d->kind);
-	if ((length & (align - 1)) || (iova & (align - 1)))
-		return -EINVAL;
-	if (__builtin_add_overflow(iova, length - 1, &last))
-		return -EOVERFLOW;
-	rc = sim_map_range_ok(d->kind, iova, last);
-	if (rc)
-		return rc;
-	i = first_from(d, iova);
-	if (i < d->n_maps && d->maps[i].iova <= last)
-		return -EEXIST;
 	/*
-	 * Then the area is mapped into the IOAS's domains, here the nest
-	 * parent. The VT-d driver refuses a mapping without write access on
-	 * a nest parent (intel/iommu.c __domain_mapping(), erratum
-	 * 772415_SPR17, which hwinfo.c reports); the mock domain takes it.
+	 * The IOAS's alignment and reserved ranges are those of every domain
+	 * on it: a context's one IOAS carries every one of its devices' nest
+	 * parents, a root device's IOAS its own parent only.
 	 */
-	if (sim_kind_no_ro_nest_parent(d->kind) && !(flags & IOMMU_IOAS_MAP_WRITEABLE))
-		return -EINVAL;
-	return insert_at(d, i, iova, last, flags & IOAS_MAP_ACCESS);
+	for (uint32_t k = 0; k < st->n_devs; k++) {
+		if (!st->devs[k].present || (!st->is_ctx && k != (uint32_t)dev))
+			continue;
+		rc = domain_checks(st->devs[k].kind, iova, length, &last);
+		if (rc)
+			return rc;
+	}
+	i = first_from(io, iova);
+	if (i < io->n_maps && io->maps[i].iova <= last)
+		return -EEXIST;
+	/* Then the area is mapped into the IOAS's domains, the nest parents. */
+	for (uint32_t k = 0; k < st->n_devs; k++) {
+		if (!st->devs[k].present || (!st->is_ctx && k != (uint32_t)dev))
+			continue;
+		rc = domain_takes(st->devs[k].kind, flags);
+		if (rc)
+			return rc;
+	}
+	return insert_at(io, i, iova, last, flags & IOAS_MAP_ACCESS);
 }
 
 /*
@@ -188,7 +219,7 @@ int sim_unmap_memory(struct sim_state *st, const char *device, uint64_t iova, ui
 		return dev;
 	/* ioas.c:307: iopt_unmap_all(), which succeeds on an empty IOAS. */
 	if (iova == 0 && length == UINT64_MAX) {
-		st->devs[dev].n_maps = 0;
+		sim_ioas_of(st, (uint32_t)dev)->n_maps = 0;
 		return 0;
 	}
 	if (iova >= UINT64_MAX || length >= UINT64_MAX)
@@ -198,5 +229,5 @@ int sim_unmap_memory(struct sim_state *st, const char *device, uint64_t iova, ui
 		return -EINVAL;
 	if (__builtin_add_overflow(iova, length - 1, &last))
 		return -EOVERFLOW;
-	return unmap_range(&st->devs[dev], iova, last);
+	return unmap_range(sim_ioas_of(st, (uint32_t)dev), iova, last);
 }

@@ -212,3 +212,49 @@ int sim_detach(struct sim_state *st, const char *device)
 		dev_move(st, &st->devs[dev], st->devs[dev].parent_id);
 	return 0;
 }
+
+int sim_dev_plug(struct sim_state *st, uint32_t dev)
+{
+	struct sim_dev *d = &st->devs[dev];
+	struct sim_obj *parent;
+	int rc;
+
+	if (d->present)
+		return -EEXIST;
+	rc = sim_obj_new(st, SIM_OBJ_PARENT, dev, &parent);
+	if (rc)
+		return rc;
+	parent->users = 1; /* the device, attached to it */
+	d->parent_id = d->attached_id = parent->id;
+	d->present = true;
+	return 0;
+}
+
+int sim_dev_unplug(struct sim_state *st, uint32_t dev)
+{
+	struct sim_dev *d = &st->devs[dev];
+	struct sim_obj *o;
+
+	if (!d->present)
+		return -ENOENT;
+	for (uint32_t i = 0; i < st->n_objs; i++)
+		if (st->objs[i].type == SIM_OBJ_NESTED && st->objs[i].parent_id == d->parent_id)
+			return -EBUSY;
+	/* Another device on the parent holds it too. */
+	o = sim_obj_find(st, d->parent_id);
+	if (o && o->users > (d->attached_id == d->parent_id ? 1u : 0u))
+		return -EBUSY;
+	/* Unbinding takes the device off whatever it is attached to. */
+	o = sim_obj_find(st, d->attached_id);
+	if (o)
+		o->users--;
+	o = sim_obj_find(st, d->parent_id);
+	if (o)
+		sim_obj_remove(st, o);
+	sim_iset_free(&d->dirty);
+	sim_iset_init(&d->dirty);
+	d->dirty_tracking = false;
+	d->parent_id = d->attached_id = 0;
+	d->present = false;
+	return 0;
+}

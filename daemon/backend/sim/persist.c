@@ -96,7 +96,8 @@ static struct json_object *dev_to_json(const struct sim_dev *d)
 
 	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
 		  js_add_u64(o, "parent_id", d->parent_id) ||
-		  js_add_u64(o, "attached_id", d->attached_id)))
+		  js_add_u64(o, "attached_id", d->attached_id) ||
+		  js_add_u64(o, "present", d->present) || js_add_u64(o, "borrowed", d->borrowed)))
 		goto nomem;
 	maps = o ? maps_to_json(d) : NULL;
 	if (!maps || json_object_object_add(o, "maps", maps))
@@ -139,6 +140,14 @@ int sim_state_save(const struct sim_state *st, struct json_object *o)
 	for (uint32_t i = 0; i < st->n_objs; i++)
 		if (st->objs[i].type != SIM_OBJ_FAULT && js_push(objs, obj_to_json(&st->objs[i])))
 			return -ENOMEM;
+	/* A VM context's one IOAS, as {"maps": [...]} like a device's. */
+	if (st->is_ctx) {
+		struct json_object *ioas = js_add_new(o, "ctx_ioas", false), *maps;
+
+		maps = ioas ? maps_to_json(&st->ioas) : NULL;
+		if (!maps || json_object_object_add(ioas, "maps", maps))
+			return -ENOMEM;
+	}
 	return fault_to_json(o, st);
 }
 
@@ -254,7 +263,7 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 	for (uint32_t i = 0; i < cfg->n_devices; i++) {
 		struct json_object *j = json_object_array_get_idx(arr, i);
 		struct sim_dev *d = &st->devs[i];
-		uint32_t kind;
+		uint32_t kind, present, borrowed;
 		int rc;
 
 		if (js_str(j, "name", d->name, sizeof(d->name)) || js_u32(j, "kind", &kind) ||
@@ -265,6 +274,16 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 		if (strcmp(d->name, cfg->devices[i].name) || kind != cfg->devices[i].kind)
 			return bad(l, "sim: the saved devices are not the configured ones");
 		d->kind = (enum device_kind)kind;
+		/* Files from before VM contexts lack both: every device was held. */
+		present = 1;
+		borrowed = 0;
+		if ((json_object_object_get_ex(j, "present", NULL) &&
+		     js_u32(j, "present", &present)) ||
+		    (json_object_object_get_ex(j, "borrowed", NULL) &&
+		     js_u32(j, "borrowed", &borrowed)))
+			return bad(l, "sim: malformed device");
+		d->present = present;
+		d->borrowed = borrowed;
 		/* Counted before its areas load: sim_state_free() frees them. */
 		st->n_devs = i + 1;
 		rc = load_maps(l, j, d);
@@ -413,6 +432,16 @@ static int link_graph(struct loader *l)
 		struct sim_obj *p = sim_obj_find(st, d->parent_id);
 		struct sim_obj *a = sim_obj_find(st, d->attached_id);
 
+		/*
+		 * Not held: a context's device not added (no parent), or a
+		 * root's VTD device lent to a context (its parent stays).
+		 */
+		if (!d->present) {
+			if (d->attached_id || (d->parent_id && (!p || p->dev != i)) ||
+			    (st->is_ctx && d->parent_id))
+				return bad(l, "sim: a device it does not hold is attached");
+			continue;
+		}
 		if (!p || p->type != SIM_OBJ_PARENT || p->dev != i)
 			return bad(l, "sim: device without its nest parent");
 		if (!a || (a != p && a->parent_id != p->id))
@@ -462,6 +491,19 @@ int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_o
 		return bad(&l, "sim: malformed next_id");
 	st->next_id = (uint32_t)next_id;
 	rc = load_devs(&l, cfg, js_get(o, "devices", json_type_array));
+	/* A VM context: its one IOAS's areas. */
+	st->is_ctx = json_object_object_get_ex(o, "ctx_ioas", NULL);
+	if (!rc && st->is_ctx) {
+		/*
+		 * Its areas fit every domain on it: checked against one held
+		 * device's, or VT-d's (the widest aperture) with none held.
+		 */
+		st->ioas.kind = DEVICE_KIND_VTD;
+		for (uint32_t i = st->n_devs; i-- > 0;)
+			if (st->devs[i].present)
+				st->ioas.kind = st->devs[i].kind;
+		rc = load_maps(&l, js_get(o, "ctx_ioas", json_type_object), &st->ioas);
+	}
 	if (!rc)
 		rc = load_objs(&l, js_get(o, "objects", json_type_array));
 	if (!rc)

@@ -42,6 +42,8 @@ struct sim_backend {
 	uint64_t dirty_devs; /* bit i: devs[i] */
 	int anchor_fd;
 	uint8_t anchor[SIM_ANCHOR_LEN];
+	/* A VM context: the instance that lends it VTD devices; NULL: the root. */
+	struct sim_backend *root;
 };
 
 static struct sim_backend *to_sb(struct backend *be)
@@ -54,15 +56,33 @@ static struct sim_state *to_st(struct backend *be)
 	return &((struct sim_backend *)be)->st;
 }
 
-static void sim_close(struct backend *be)
+static void ctx_give_back(struct sim_backend *sb, uint32_t i);
+static int anchor_new(uint8_t *id);
+
+static void sim_free(struct backend *be)
 {
-	if (!be)
-		return;
 	sim_state_free(to_st(be));
 	dirty_ids_free(&to_sb(be)->dirty_objs);
 	if (to_sb(be)->anchor_fd >= 0)
 		close(to_sb(be)->anchor_fd);
 	free(be);
+}
+
+static void sim_close(struct backend *be)
+{
+	if (!be)
+		return;
+	/* A context's devices leave with it; a borrowed VTD device goes back to the root. */
+	for (uint32_t i = 0; to_sb(be)->root && i < to_st(be)->n_devs; i++)
+		ctx_give_back(to_sb(be), i);
+	sim_free(be);
+}
+
+/* Like iommufd's: the objects outlive us (here: in the state file), nothing is given back. */
+static void sim_abandon(struct backend *be)
+{
+	if (be)
+		sim_free(be);
 }
 
 static void caps_add(uint32_t *types, uint32_t *n, uint32_t type)
@@ -244,8 +264,10 @@ static int sim_op_unmap_memory(struct backend *be, const char *device, uint64_t 
 	dev_changed(to_sb(be), device);
 	int rc = sim_unmap_memory(to_st(be), device, iova, length);
 
-	/* The unmapped pages' PTEs, and their dirty bits, are gone. */
-	if (!rc)
+	/* The unmapped pages' PTEs and their dirty bits are gone, from every parent on the IOAS. */
+	for (uint32_t i = 0; !rc && to_st(be)->is_ctx && i < to_st(be)->n_devs; i++)
+		sim_dirty_forget(to_st(be), to_st(be)->devs[i].name, iova, length);
+	if (!rc && !to_st(be)->is_ctx)
 		sim_dirty_forget(to_st(be), device, iova, length);
 	return rc;
 }
@@ -326,7 +348,8 @@ static int sim_save_delta(struct backend *be, struct json_object *records)
 	struct sim_backend *sb = to_sb(be);
 	int rc;
 
-	if (sb->dirty_objs.lost)
+	/* A context's IOAS is not a device record: its changes take a full save. */
+	if (sb->dirty_objs.lost || sb->st.is_ctx)
 		return -ENOMEM;
 	dirty_ids_unique(&sb->dirty_objs);
 	rc = sim_state_save_delta(&sb->st, sb->dirty_objs.id, sb->dirty_objs.n, sb->dirty_devs,
@@ -486,6 +509,133 @@ static int sim_op_trigger_iopf(struct backend *be, const char *device, const str
 	return sim_trigger_iopf(to_st(be), device, t);
 }
 
+/* --- VM contexts ------------------------------------------------------ */
+
+/*
+ * Like the kernel's: a VFIO cdev binds to one iommufd at a time
+ * (vfio_df_open: a second bind of the cdev path is -EINVAL), so the root
+ * unbinds a VTD device a context takes (off its page table; its nest
+ * parent stays) and binds it again when the context lets it go. Mock
+ * devices are objects of one iommufd: every context makes its own.
+ */
+static int root_lend(struct sim_backend *sb, uint32_t i)
+{
+	struct sim_state *rs = &sb->root->st;
+	struct sim_dev *rd = &rs->devs[i];
+	struct sim_obj *o;
+
+	if (rd->kind != DEVICE_KIND_VTD)
+		return 0;
+	if (!rd->present)
+		return -EINVAL; /* bound to another iommufd */
+	o = sim_obj_find(rs, rd->attached_id);
+	if (o)
+		o->users--;
+	rd->attached_id = 0;
+	rd->present = false;
+	sb->st.devs[i].borrowed = true;
+	sb->root->dirty_devs |= UINT64_C(1) << i;
+	sb->root->gen++;
+	return 0;
+}
+
+static void ctx_give_back(struct sim_backend *sb, uint32_t i)
+{
+	struct sim_dev *d = &sb->st.devs[i];
+	struct sim_state *rs = &sb->root->st;
+	struct sim_dev *rd = &rs->devs[i];
+	struct sim_obj *o;
+
+	if (!d->borrowed)
+		return;
+	d->borrowed = false;
+	o = sim_obj_find(rs, rd->parent_id);
+	if (o)
+		o->users++;
+	rd->attached_id = rd->parent_id;
+	rd->present = true;
+	sb->root->dirty_devs |= UINT64_C(1) << i;
+	sb->root->gen++;
+}
+
+static int sim_open_context(struct backend *be, struct backend **out)
+{
+	struct sim_backend *root = to_sb(be), *sb;
+
+	if (root->root)
+		return -EINVAL; /* contexts do not nest */
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return -ENOMEM;
+	sb->be.ops = &backend_sim_ops;
+	sb->cfg = root->cfg;
+	sb->root = root;
+	/* Its own anchor, as a context has its own iommufd to keep in the fd store. */
+	sb->anchor_fd = anchor_new(sb->anchor);
+	sim_state_init_ctx(&sb->st, &root->st);
+	*out = &sb->be;
+	return 0;
+}
+
+static int sim_add_device(struct backend *be, const char *device)
+{
+	struct sim_backend *sb = to_sb(be);
+	int i = sim_dev_find_any(&sb->st, device);
+	int rc;
+
+	if (!sb->root)
+		return -EINVAL; /* the root holds every device from its open */
+	if (i < 0)
+		return i;
+	if (sb->st.devs[i].present)
+		return -EEXIST;
+	rc = root_lend(sb, (uint32_t)i);
+	if (rc)
+		return rc;
+	rc = sim_dev_plug(&sb->st, (uint32_t)i);
+	if (rc)
+		ctx_give_back(sb, (uint32_t)i);
+	return rc;
+}
+
+static int sim_remove_device(struct backend *be, const char *device)
+{
+	struct sim_backend *sb = to_sb(be);
+	int i = sim_dev_find(&sb->st, device);
+	int rc;
+
+	if (!sb->root)
+		return -EINVAL;
+	if (i < 0)
+		return -ENOENT;
+	rc = sim_dev_unplug(&sb->st, (uint32_t)i);
+	if (rc == 0)
+		ctx_give_back(sb, (uint32_t)i);
+	return rc;
+}
+
+static int sim_reopen_context(struct backend *be, struct json_object *saved,
+			      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+			      const char **errmsg)
+{
+	int rc;
+
+	*errmsg = "";
+	if (!saved || !json_object_object_get_ex(saved, "ctx_ioas", NULL)) {
+		*errmsg = "sim: not a saved VM context";
+		return -EINVAL;
+	}
+	rc = sim_open_context(be, out);
+	if (rc)
+		return rc;
+	rc = sim_restore(*out, saved, take_fd, ctx, errmsg);
+	if (rc) {
+		sim_abandon(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 const struct backend_ops backend_sim_ops = {
     .name = "sim",
     .close = sim_close,
@@ -520,7 +670,11 @@ const struct backend_ops backend_sim_ops = {
     .fault_free = sim_op_fault_free,
     .dev_id_name = sim_dev_id_name,
     .trigger_iopf = sim_op_trigger_iopf,
-    .abandon = sim_close,
+    .abandon = sim_abandon,
+    .open_context = sim_open_context,
+    .add_device = sim_add_device,
+    .remove_device = sim_remove_device,
+    .reopen_context = sim_reopen_context,
 };
 
 /* A memfd with a fresh random id; -1 if memfd or getrandom fail (no anchor). */

@@ -40,6 +40,7 @@ static int dev_add(struct sim_state *st, const struct config_device *cd, const c
 	parent->users = 1;
 	d->parent_id = parent->id;
 	d->attached_id = parent->id;
+	d->present = true;
 	st->n_devs++;
 	return 0;
 }
@@ -74,6 +75,19 @@ err:
 	return rc;
 }
 
+void sim_state_init_ctx(struct sim_state *st, const struct sim_state *root)
+{
+	memset(st, 0, sizeof(*st));
+	st->next_id = 1;
+	st->rules = root->rules;
+	st->is_ctx = true;
+	for (uint32_t i = 0; i < root->n_devs; i++) {
+		memcpy(st->devs[i].name, root->devs[i].name, sizeof(st->devs[i].name));
+		st->devs[i].kind = root->devs[i].kind;
+	}
+	st->n_devs = root->n_devs;
+}
+
 void sim_state_free(struct sim_state *st)
 {
 	uint32_t i;
@@ -87,6 +101,7 @@ void sim_state_free(struct sim_state *st)
 		sim_iset_free(&st->devs[i].dirty);
 	}
 	sim_faults_free(st);
+	sim_dev_maps_free(&st->ioas);
 	free(st->objs);
 	st->objs = NULL;
 	st->n_objs = 0;

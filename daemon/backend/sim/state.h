@@ -82,6 +82,14 @@ struct sim_dev {
 	 */
 	bool dirty_tracking;
 	struct sim_iset dirty;
+	/*
+	 * Whether this iommufd holds the device now: always, in the root
+	 * (the daemon's first instance); in a VM context, once added
+	 * (sim_dev_plug). borrowed: a context's VTD device, whose VFIO
+	 * cdev the root gave up for it (a cdev binds to one iommufd).
+	 */
+	bool present;
+	bool borrowed;
 };
 
 /* One fault group (the selftest's: one page request, LAST_PAGE). */
@@ -133,6 +141,15 @@ struct sim_state {
 
 	/* Which kernel version's rules to model ([daemon] sim_kernel). */
 	enum kernel_rules rules;
+
+	/*
+	 * A VM context (open_context): its own id space, like its own open
+	 * of /dev/iommu, and ONE IOAS that every device of it translates
+	 * through; only ioas's maps are used. The root keeps an IOAS per
+	 * device (each device's own maps).
+	 */
+	bool is_ctx;
+	struct sim_dev ioas;
 };
 
 /*
@@ -144,6 +161,10 @@ struct sim_state {
 /* backend/sim/table.c: the object table and device lookup, under everything. */
 struct sim_obj *sim_obj_find(struct sim_state *st, uint32_t id);
 int sim_dev_find(const struct sim_state *st, const char *name);
+/* The same, present or not (a context's devices before they are added). */
+int sim_dev_find_any(const struct sim_state *st, const char *name);
+/* The IOAS device dev translates through: the context's one, else its own. */
+struct sim_dev *sim_ioas_of(struct sim_state *st, uint32_t dev);
 /*
  * Inserts an object of type for device dev with the lowest free id. The
  * pointer is valid until the next insertion or removal. 0, -EBUSY (ids
@@ -155,6 +176,8 @@ void sim_obj_remove(struct sim_state *st, struct sim_obj *o);
 
 /* backend/sim/state.c: the state from the configuration, and freeing it. */
 int sim_state_init(struct sim_state *st, const struct config *cfg, const char **errmsg);
+/* A VM context knowing root's devices, holding none of them yet. */
+void sim_state_init_ctx(struct sim_state *st, const struct sim_state *root);
 void sim_state_free(struct sim_state *st);
 
 /* backend/sim/objects.c: IOMMU_HWPT_ALLOC, IOMMU_DESTROY, attach and detach. */
@@ -163,6 +186,13 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 int sim_destroy(struct sim_state *st, uint32_t id);
 int sim_attach(struct sim_state *st, const char *device, uint32_t id);
 int sim_detach(struct sim_state *st, const char *device);
+/*
+ * A device joins the iommufd (bind, a nest parent, attached to it) or
+ * leaves it (unbind: off its page table, the parent destroyed; -EBUSY
+ * while nested HWPTs sit on the parent, the kernel's refusal to destroy it).
+ */
+int sim_dev_plug(struct sim_state *st, uint32_t dev);
+int sim_dev_unplug(struct sim_state *st, uint32_t dev);
 /*
  * Whose stage 2 the device translates through now: the index of the
  * device whose IOAS holds the nest parent under its domain (itself unless

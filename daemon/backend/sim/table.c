@@ -33,9 +33,22 @@ int sim_dev_find(const struct sim_state *st, const char *name)
 	if (!name)
 		return -ENODEV;
 	for (i = 0; i < st->n_devs; i++)
+		if (st->devs[i].present && !strcmp(st->devs[i].name, name))
+			return (int)i;
+	return -ENODEV;
+}
+
+int sim_dev_find_any(const struct sim_state *st, const char *name)
+{
+	for (uint32_t i = 0; name && i < st->n_devs; i++)
 		if (!strcmp(st->devs[i].name, name))
 			return (int)i;
 	return -ENODEV;
+}
+
+struct sim_dev *sim_ioas_of(struct sim_state *st, uint32_t dev)
+{
+	return st->is_ctx ? &st->ioas : &st->devs[dev];
 }
 
 /*

@@ -1796,6 +1796,37 @@ int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats)
 	return err;
 }
 
+int iommu_nest_queue_stats(struct iommu_nest *h, struct iommu_nest_queue_stats *qs)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Stats s = IOMMU_NEST__STATS__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	req.body_case = IOMMU_NEST__REQUEST__BODY_STATS;
+	req.stats = &s;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_STATS);
+	if (!err) {
+		const IommuNest__StatsReply *r = reply->stats;
+
+		*qs = (struct iommu_nest_queue_stats){
+		    .submissions = r->queue_submissions,
+		    .completions = r->queue_completions,
+		    .kicks = r->queue_kicks,
+		    .kicks_suppressed = r->queue_kicks_suppressed,
+		    .calls = r->queue_calls,
+		    .calls_suppressed = r->queue_calls_suppressed,
+		    .stalls = r->queue_stalls,
+		    .poll_passes = r->queue_poll_passes,
+		};
+	}
+	release_reply(h);
+	return err;
+}
+
 /* ---- For the library's other files (iommu_nest_call.h) ------------------- */
 
 int nest_call(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply__BodyCase want,

@@ -313,8 +313,8 @@ int iommu_nest_detach(struct iommu_nest *h, const char *device);
  * session; like HWPTs, it survives a daemon restart and comes back with
  * iommu_nest_reclaim() of the HWPT attached to the device.
  */
-int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova,
-			  uint64_t length, int fd, uint64_t offset, uint32_t flags);
+int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova, uint64_t length,
+			  int fd, uint64_t offset, uint32_t flags);
 
 /*
  * Unmaps every mapping of this session on device that lies inside
@@ -337,9 +337,9 @@ int iommu_nest_unmap_memory(struct iommu_nest *h, const char *device, uint64_t i
 #define IOMMU_NEST_HW_INFO_VTD_ERRATA_772415_SPR17 (1u << 0)
 
 /* iommu_nest_hw_info.capabilities (enum iommufd_hw_capabilities). */
-#define IOMMU_NEST_HW_CAP_DIRTY_TRACKING (1ull << 0)
-#define IOMMU_NEST_HW_CAP_PCI_PASID_EXEC (1ull << 1)
-#define IOMMU_NEST_HW_CAP_PCI_PASID_PRIV (1ull << 2)
+#define IOMMU_NEST_HW_CAP_DIRTY_TRACKING	(1ull << 0)
+#define IOMMU_NEST_HW_CAP_PCI_PASID_EXEC	(1ull << 1)
+#define IOMMU_NEST_HW_CAP_PCI_PASID_PRIV	(1ull << 2)
 #define IOMMU_NEST_HW_CAP_PCI_ATS_NOT_SUPPORTED (1ull << 3) /* reported by Linux 7.x */
 
 #define IOMMU_NEST_HW_INFO_DATA_MAX 128
@@ -536,6 +536,23 @@ int iommu_nest_inject_fault(struct iommu_nest *h, const struct iommu_nest_fault 
 /* Daemon-wide counters; an admin request (see below). */
 int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats);
 
+/*
+ * The daemon's shared-queue counters, all queues together; an admin
+ * request like iommu_nest_stats() (LIBIOMMU_NEST_0.10).
+ */
+struct iommu_nest_queue_stats {
+	uint64_t submissions;	   /* slots taken */
+	uint64_t completions;	   /* completions written, refusals included */
+	uint64_t kicks;		   /* kick eventfd writes the daemon read */
+	uint64_t kicks_suppressed; /* slots taken while it polled: no kick needed */
+	uint64_t calls;		   /* call eventfd writes (a client asleep) */
+	uint64_t calls_suppressed; /* completions to a client not asleep: no call */
+	uint64_t stalls;	   /* back-pressure: full completion ring or max_inflight */
+	uint64_t poll_passes;	   /* turns of the daemon's poll loop */
+};
+
+int iommu_nest_queue_stats(struct iommu_nest *h, struct iommu_nest_queue_stats *stats);
+
 /* ---- Shared-memory queue (optional) --------------------------------------- */
 /*
  * A second way to the daemon for invalidations: a memfd with a submission
@@ -563,6 +580,14 @@ int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats);
  * later calls take the socket.
  */
 int iommu_nest_queue_open(struct iommu_nest *h, uint32_t entries, uint32_t spin_us);
+
+/*
+ * A spin_us for a 2-CPU host: a little more than a polled round trip
+ * (the daemon answers a polled queue within a few microseconds), far less
+ * than the sleep and wake-up (tens of microseconds) it saves; a client
+ * whose daemon does not poll (queue_poll_us = 0) should pass 0.
+ */
+#define IOMMU_NEST_QUEUE_SPIN_US 20u
 
 /*
  * Closes the queue (the daemon unmaps it), after waiting for the requests
@@ -651,7 +676,7 @@ struct iommu_nest_client_info {
 	char name[IOMMU_NEST_NAME_MAX]; /* the client_name it said Hello with */
 	uint32_t hwpts;
 	uint64_t requests;
-	uint64_t errors; /* requests answered with a non-zero status */
+	uint64_t errors;  /* requests answered with a non-zero status */
 	uint64_t entries; /* invalidation entries received */
 	uint64_t denials;
 	uint32_t in_flight;

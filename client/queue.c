@@ -351,8 +351,12 @@ int nestq_client_reap(struct nestq_client *q, nestq_results_fn results_of, void 
 	if (rec->async && !--q->n_async)
 		want_call(q, false);
 	free_done(q);
-	/* A stalled daemon waits for this freed slot to be announced. */
-	if (atomic_load_explicit(&hdr(q)->sq_flags, memory_order_acquire) & NESTQ_SQ_STALLED)
+	/*
+	 * A stalled daemon waits for this freed slot to be announced; the
+	 * fence pairs with its own between setting STALLED and its last look.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&hdr(q)->sq_flags, memory_order_relaxed) & NESTQ_SQ_STALLED)
 		kick(q);
 	return 1;
 }

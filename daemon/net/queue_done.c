@@ -33,16 +33,51 @@ static void signal_call(struct nest_queue *q)
 
 static void publish(struct nest_queue *q)
 {
+	struct queue_stats *st = &q->s->srv->stats.queue;
+
 	queue_cq_publish(&q->a, q->cq_tail);
+	st->completions++;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&queue_hdr(&q->a)->cq_flags, memory_order_relaxed) &
-	    NESTQ_CQ_NEED_CALL)
+	    NESTQ_CQ_NEED_CALL) {
+		st->calls++;
 		signal_call(q);
+	} else {
+		st->calls_suppressed++;
+	}
+}
+
+/* The poll loop's list lives here, below queue.c: a completion resumes a stalled queue. */
+void queue_poll_arm(struct server *srv)
+{
+	static const struct timeval now = {0, 0};
+
+	if (!evtimer_pending(srv->ev_poll, NULL))
+		evtimer_add(srv->ev_poll, &now);
+}
+
+void queue_look_again(struct nest_queue *q)
+{
+	struct server *srv = q->s->srv;
+
+	if (!q->in_poll) {
+		q->in_poll = true;
+		TAILQ_INSERT_TAIL(&srv->pollers, q, poll_link);
+	}
+	queue_poll_arm(srv);
+}
+
+void queue_unpoll(struct nest_queue *q)
+{
+	if (q->in_poll)
+		TAILQ_REMOVE(&q->s->srv->pollers, q, poll_link);
+	q->in_poll = false;
 }
 
 static void free_queue(struct nest_queue *q)
 {
 	q->s->queue = NULL;
+	queue_unpoll(q);
 	event_free(q->ev_kick);
 	munmap(q->a.base, q->a.l.total);
 	close(q->kick_fd);
@@ -54,11 +89,11 @@ void queue_resume(struct nest_queue *q)
 {
 	if (!q->stalled || q->broken)
 		return;
-	q->stalled = false;
-	atomic_fetch_and_explicit(&queue_hdr(&q->a)->sq_flags, ~NESTQ_SQ_STALLED,
-				  memory_order_relaxed);
-	/* Not a kick: nothing to read from the eventfd. */
-	event_active(q->ev_kick, EV_TIMEOUT, 0);
+	/*
+	 * Not a kick: nothing to read from the eventfd; the poll loop looks,
+	 * and clears STALLED once it can take again.
+	 */
+	queue_look_again(q);
 }
 
 /* One completion slot is gone: resume what it held up, or finish a broken queue. */
@@ -120,6 +155,7 @@ void queue_break(struct nest_queue *q, const char *why)
 	log_warn("session %llu: shared queue closed: %s", (unsigned long long)q->s->id, why);
 	q->broken = true;
 	event_del(q->ev_kick);
+	queue_unpoll(q);
 	/* A client waiting for a completion learns it will not come. */
 	atomic_fetch_or_explicit(&queue_hdr(&q->a)->sq_flags, NESTQ_SQ_BROKEN,
 				 memory_order_seq_cst);

@@ -21,6 +21,17 @@ struct daemon_stats {
 	uint64_t denials;
 	uint64_t flush_alls;   /* domain-wide flushes submitted */
 	uint64_t ranged_pages; /* pages_flushed by all other submissions */
+	/* The shared-memory queues (net/queue.c). */
+	struct queue_stats {
+		uint64_t submissions;	   /* slots taken */
+		uint64_t completions;	   /* completions written, refusals included */
+		uint64_t kicks;		   /* kick eventfd writes the daemon read */
+		uint64_t kicks_suppressed; /* slots taken while polling: no kick needed */
+		uint64_t calls;		   /* call eventfd writes */
+		uint64_t calls_suppressed; /* completions published to a client not asleep */
+		uint64_t stalls;	   /* back-pressure: completion ring or max_inflight */
+		uint64_t poll_passes;	   /* turns of the poll loop over the polling queues */
+	} queue;
 };
 
 #endif

@@ -704,6 +704,115 @@ static void test_poll_window(void)
 	rawq_free(&q);
 }
 
+/*
+ * While a queue polls (a long window, NEED_KICK clear), the poll loop
+ * yields between turns: socket clients are served all along, and the
+ * queue is still taken unkicked after them.
+ */
+static void test_poll_serves_socket(void)
+{
+	struct nestd *d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
+	struct iommu_nest *other = it_connect(d, "socket");
+	struct iommu_nest_selftest_inv e = {.iotlb_id = 1};
+	struct iommu_nest_entry_result res;
+	int sock = it_raw_connect(d);
+	struct rawq q;
+	int fds[3];
+	uint32_t st, st2, tail = 0;
+
+	IT_REQUIRE_DEVICE(other, IT_ST1);
+	it_raw_hello(sock);
+	st = it_raw_alloc_st(sock, IT_ST0, 2);
+	st2 = it_alloc_st(other, IT_ST1, 3);
+	rawq_make(&q, 4, 4, 64, true);
+	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 3), 0);
+	tail = submit_good(&q, st, tail, true);
+	CU_ASSERT_FALSE(sq_flags(&q) & NESTQ_SQ_NEED_KICK);
+	for (int i = 0; i < 20; i++) {
+		CU_ASSERT_EQUAL(iommu_nest_invalidate(other, st2, ST, &e, 1, 0, &res, NULL), 0);
+		CU_ASSERT_EQUAL(res.state, DONE);
+	}
+	CU_ASSERT_FALSE(sq_flags(&q) & NESTQ_SQ_NEED_KICK);
+	tail = submit_good(&q, st, tail, false);
+	rawq_free(&q);
+}
+
+static struct iommu_nest_queue_stats qstats(struct iommu_nest *h)
+{
+	struct iommu_nest_queue_stats qs;
+
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_stats(h, &qs), 0);
+	return qs;
+}
+
+/*
+ * The ring counters: kicks read and suppressed while polling, a
+ * back-pressure stall (a completion ring of one slot the client does not
+ * empty) that ends when it does, calls only to a client that sleeps.
+ */
+static void test_counters(void)
+{
+	struct nestd *d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
+	struct iommu_nest *admin = it_connect(d, "admin");
+	struct iommu_nest_queue_stats a, b;
+	int sock = it_raw_connect(d);
+	struct rawq q;
+	int fds[3];
+	uint32_t st, tail = 0;
+
+	it_raw_hello(sock);
+	st = it_raw_alloc_st(sock, IT_ST0, 2);
+	rawq_make(&q, 4, 1, 64, true);
+	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 1, 64, fds, 3, 3), 0);
+	a = qstats(admin);
+	tail = submit_good(&q, st, tail, true);
+	tail = submit_good(&q, st, tail, false);
+	b = qstats(admin);
+	CU_ASSERT_EQUAL(b.submissions - a.submissions, 2);
+	CU_ASSERT_EQUAL(b.completions - a.completions, 2);
+	CU_ASSERT_EQUAL(b.kicks - a.kicks, 1);
+	CU_ASSERT_EQUAL(b.kicks_suppressed - a.kicks_suppressed, 1);
+	/* Nobody slept on the call eventfd. */
+	CU_ASSERT_EQUAL(b.calls - a.calls, 0);
+	CU_ASSERT_EQUAL(b.calls_suppressed - a.calls_suppressed, 2);
+	CU_ASSERT(b.poll_passes > a.poll_passes);
+
+	/* Two published, one completion slot not read back: the second waits. */
+	for (int i = 0; i < 2; i++) {
+		*sq_slot(&q, tail) = (struct nestq_sqe){
+		    .user_data = tail, .hwpt_id = st, .data_type = ST, .n = 1, .result_off = 8};
+		atomic_store(&rq_hdr(&q)->sq_tail, ++tail);
+	}
+	CU_ASSERT_FATAL(wait_cq(&q, tail - 1));
+	for (int i = 0; i < it_timeout_ms() && !(sq_flags(&q) & NESTQ_SQ_STALLED); i++)
+		usleep(1000);
+	CU_ASSERT(sq_flags(&q) & NESTQ_SQ_STALLED);
+	CU_ASSERT_EQUAL(qstats(admin).stalls - b.stalls, 1);
+	CU_ASSERT_EQUAL(atomic_load(&rq_hdr(&q)->cq_tail), tail - 1);
+	/* The client frees the slot and, seeing STALLED, kicks: the second completes. */
+	atomic_store(&rq_hdr(&q)->cq_head, tail - 1);
+	kick(&q);
+	CU_ASSERT_FATAL(wait_cq(&q, tail));
+	CU_ASSERT_EQUAL(cq_slot(&q, tail - 1)->status, 0);
+	CU_ASSERT_FALSE(sq_flags(&q) & NESTQ_SQ_STALLED);
+	atomic_store(&rq_hdr(&q)->cq_head, tail);
+
+	/* A client asleep (NEED_CALL) gets a call. */
+	a = qstats(admin);
+	atomic_fetch_or(&rq_hdr(&q)->cq_flags, NESTQ_CQ_NEED_CALL);
+	tail = submit_good(&q, st, tail, false);
+	CU_ASSERT_EQUAL(qstats(admin).calls - a.calls, 1);
+	{
+		uint64_t n = 0;
+
+		CU_ASSERT_EQUAL(read(q.call, &n, sizeof(n)), (ssize_t)sizeof(n));
+		CU_ASSERT(n >= 1);
+	}
+	rawq_free(&q);
+}
+
 /* max_requests_per_sec holds for the queue as for the socket: the excess is EAGAIN. */
 static void test_rate_limit(void)
 {
@@ -772,6 +881,8 @@ int main(int argc, char **argv)
 	    {"scribbler", test_scribbler},
 	    {"teardown_on_disconnect", test_teardown_on_disconnect},
 	    {"poll_window", test_poll_window},
+	    {"poll_serves_socket", test_poll_serves_socket},
+	    {"counters", test_counters},
 	    {"rate_limit", test_rate_limit},
 	    {NULL, NULL},
 	};

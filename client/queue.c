@@ -327,6 +327,8 @@ int nestq_client_reap(struct nestq_client *q, nestq_results_fn results_of, void 
 	const struct nestq_cqe *slot;
 	struct nestq_rec *rec;
 	struct nestq_cqe c;
+	/* Whether the daemon can be stalled for completion slots at all (see below). */
+	bool ring_full = nestq_client_in_flight(q) >= q->l.cq_entries;
 
 	if (!completed(q))
 		return broken(q) ? -EPROTO : 0;
@@ -352,9 +354,17 @@ int nestq_client_reap(struct nestq_client *q, nestq_results_fn results_of, void 
 		want_call(q, false);
 	free_done(q);
 	/*
-	 * A stalled daemon waits for this freed slot to be announced; the
-	 * fence pairs with its own between setting STALLED and its last look.
+	 * A daemon stalled for completion slots waits for this freed one to be
+	 * announced; the fence pairs with its own between setting STALLED and
+	 * its last look. It can only be so stalled when every completion slot
+	 * is spoken for by a submission of ours: the completions not read yet,
+	 * those in flight and the one it wants to take, all counted in our
+	 * in-flight records, which never exceed the ring (sq_entries ==
+	 * cq_entries). Below that, the fence is not paid on every round trip.
+	 * (A stall for max_inflight resumes on the daemon's side.)
 	 */
+	if (!ring_full)
+		return 1;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&hdr(q)->sq_flags, memory_order_relaxed) & NESTQ_SQ_STALLED)
 		kick(q);

@@ -181,6 +181,8 @@ static bool consume(struct nest_queue *q)
 	q->busy = true;
 	took = consume_some(q);
 	q->busy = false;
+	/* Submissions answered while taken (refused, or not batched). */
+	queue_publish_pending(s->srv);
 	queue_release_if_done(q);
 	/*
 	 * Dropped while we took (max_total_buffered_bytes): the end of a pass

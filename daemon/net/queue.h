@@ -33,6 +33,9 @@ struct nest_queue {
 	struct event *ev_kick;
 	/* The daemon's own indices: the area's copies are for the client to read. */
 	uint32_t sq_head, cq_tail;
+	/* Completions written up to cq_tail, not published: in srv->cq_pending. */
+	bool cq_pending;
+	struct nest_queue *cq_next;
 	/* Submissions taken, not completed yet: each holds a completion slot. */
 	uint32_t inflight;
 	/* Polling (queue_poll_us): NEED_KICK is clear, the poll loop looks at it. */
@@ -84,6 +87,13 @@ void queue_resume(struct nest_queue *q);
 
 /* Answers a submission refused before it was a request (status only). */
 void queue_refuse(struct nest_queue *q, uint64_t user_data, int status);
+
+/*
+ * Publishes the completions written since the last call, one index store,
+ * one fence and at most one call per queue: the end of every batch and of
+ * every turn that took submissions.
+ */
+void queue_publish_pending(struct server *srv);
 
 /*
  * The client broke the ring (an index beyond it): stop taking, and close

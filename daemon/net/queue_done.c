@@ -36,7 +36,6 @@ static void publish(struct nest_queue *q)
 	struct queue_stats *st = &q->s->srv->stats.queue;
 
 	queue_cq_publish(&q->a, q->cq_tail);
-	st->completions++;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&queue_hdr(&q->a)->cq_flags, memory_order_relaxed) &
 	    NESTQ_CQ_NEED_CALL) {
@@ -74,10 +73,47 @@ void queue_unpoll(struct nest_queue *q)
 	q->in_poll = false;
 }
 
+/* Written: published with the others of this pass (queue_publish_pending()). */
+static void written(struct nest_queue *q)
+{
+	struct server *srv = q->s->srv;
+
+	srv->stats.queue.completions++;
+	if (q->cq_pending)
+		return;
+	q->cq_pending = true;
+	q->cq_next = srv->cq_pending;
+	srv->cq_pending = q;
+}
+
+void queue_publish_pending(struct server *srv)
+{
+	struct nest_queue *q;
+
+	while ((q = srv->cq_pending)) {
+		srv->cq_pending = q->cq_next;
+		q->cq_pending = false;
+		publish(q);
+	}
+}
+
+static void unpend(struct nest_queue *q)
+{
+	struct nest_queue **pp = &q->s->srv->cq_pending;
+
+	if (!q->cq_pending)
+		return;
+	while (*pp != q)
+		pp = &(*pp)->cq_next;
+	*pp = q->cq_next;
+	q->cq_pending = false;
+}
+
 static void free_queue(struct nest_queue *q)
 {
 	q->s->queue = NULL;
 	queue_unpoll(q);
+	unpend(q);
 	event_free(q->ev_kick);
 	munmap(q->a.base, q->a.l.total);
 	close(q->kick_fd);
@@ -132,7 +168,7 @@ unsigned queue_answer(struct inv_request *r)
 	req_count_error(srv, r->status);
 	if (have_room(q)) {
 		queue_slot_complete(&q->a, q->cq_tail++, r);
-		publish(q);
+		written(q);
 	}
 	slot_done(q);
 	return failed;
@@ -143,7 +179,7 @@ void queue_refuse(struct nest_queue *q, uint64_t user_data, int status)
 	req_count_error(q->s->srv, status);
 	if (have_room(q)) {
 		queue_slot_refuse(&q->a, q->cq_tail++, user_data, status);
-		publish(q);
+		written(q);
 	}
 	slot_done(q);
 }

@@ -112,6 +112,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->tx_buf = malloc(srv->tx_cap);
 	srv->ev_flush = event_new(base, -1, 0, on_flush, srv);
 	TAILQ_INIT(&srv->pollers);
+	srv->cq_pending = NULL;
 	srv->ev_poll = evtimer_new(base, queue_poll_turn, srv);
 	/*
 	 * The worst decode of a packet of L bytes is a packed uint64 array of

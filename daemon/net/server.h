@@ -65,6 +65,8 @@ struct server {
 	/* Shared queues the poll loop looks at (net/queue.c), in round-robin order. */
 	TAILQ_HEAD(, nest_queue) pollers;
 	struct event *ev_poll;
+	/* Queues with completions written and not published yet: one publish per pass. */
+	struct nest_queue *cq_pending;
 	TAILQ_HEAD(, session) sessions;
 	uint64_t next_session_id;
 	/* Replies queued and invalidate requests pending, all sessions (bytes). */

@@ -733,15 +733,16 @@ static void run_queue(void)
 	}
 }
 
-static void print_lat_floor(const char *name, const struct run_result *f)
+/* One floor's line; tag: its CSV section (NULL: already in the CSV). */
+static void print_lat_floor(const char *name, const char *tag, const struct run_result *f)
 {
 	printf("%-34s %10.0f %8.3f %8.3f %8.3f\n", name, per_s(f->requests, f->seconds),
 	       us(hist_quantile(&f->lat, 0.5)), us(hist_quantile(&f->lat, 0.99)),
 	       us(hist_quantile(&f->lat, 0.999)));
-	if (csv)
-		fprintf(csv, "floor-%s,pingpong,sync,1,1,0,%.1f,%.1f,%.1f,1,%.3f,%.3f,%.3f,,,,,,,%.2f,0,"
+	if (csv && tag)
+		fprintf(csv, "%s,pingpong,sync,1,1,0,%.1f,%.1f,%.1f,1,%.3f,%.3f,%.3f,,,,,,,%.2f,0,"
 			     "%llu,%llu\n",
-			name, per_s(f->requests, f->seconds), per_s(f->entries, f->seconds),
+			tag, per_s(f->requests, f->seconds), per_s(f->entries, f->seconds),
 			per_s(f->entries, f->seconds), us(hist_quantile(&f->lat, 0.5)),
 			us(hist_quantile(&f->lat, 0.99)), us(hist_quantile(&f->lat, 0.999)),
 			f->seconds, (unsigned long long)f->entries, (unsigned long long)f->entries);
@@ -752,11 +753,11 @@ static void print_queue(void)
 	printf("\nFloors of the shared-memory queue (1 round trip, two processes, two CPUs)\n");
 	printf("%-34s %10s %8s %8s %8s\n", "floor", "rt/s", "p50us", "p99us", "p999us");
 	if (shm_have)
-		print_lat_floor("shm-spin (one cache line)", &shm_floor);
+		print_lat_floor("shm-spin (one cache line)", "floor-shm", &shm_floor);
 	if (efd_have)
-		print_lat_floor("eventfd (blocking reads)", &efd_floor);
+		print_lat_floor("eventfd (blocking reads)", "floor-efd", &efd_floor);
 	if (pp_have[0] && o.clients[0] == 1)
-		print_lat_floor("socket (raw SEQPACKET ping-pong)", &pp_sync[0]);
+		print_lat_floor("socket (raw SEQPACKET ping-pong)", NULL, &pp_sync[0]);
 	print_header("Daemon over the shared queue, polling (queue_poll_us 50, client spin 20 us)");
 	for (uint32_t i = 0; i < n_rows; i++)
 		if (!strcmp(rows[i].section, "queue-poll"))

@@ -738,6 +738,67 @@ static void test_poll_serves_socket(void)
 	rawq_free(&q);
 }
 
+/*
+ * The scribbler again, but while the daemon polls (a long window, no
+ * kicks): garbage in every slot and index as the poll loop reads them,
+ * then an index past the ring. The queue closes, the daemon and a
+ * bystander live on; then the scribbler disconnects while the daemon
+ * still polls another of its queues, and every descriptor comes back.
+ */
+static void test_scribbler_polling(void)
+{
+	struct nestd *d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
+	struct it_bystander *by = it_bystander_new(d);
+	int base_fds = it_daemon_fds(d);
+	int sock = it_raw_connect(d);
+	struct rawq q, q2;
+	int fds[3];
+	uint32_t st, tail = 0;
+
+	it_raw_hello(sock);
+	st = it_raw_alloc_st(sock, IT_ST0, 2);
+	rawq_make(&q, 8, 8, 256, true);
+	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 8, 8, 256, fds, 3, 3), 0);
+	tail = submit_good(&q, st, tail, true);
+	CU_ASSERT_FALSE_FATAL(sq_flags(&q) & NESTQ_SQ_NEED_KICK);
+	for (unsigned round = 0; round < 2000 && !(sq_flags(&q) & NESTQ_SQ_BROKEN); round++) {
+		for (size_t i = NESTQ_HDR_BYTES; i < q.l.total; i++)
+			q.base[i] = (uint8_t)(rand() & 0xff);
+		atomic_store(&rq_hdr(&q)->cq_head,
+			     atomic_load(&rq_hdr(&q)->cq_tail) + (rand() & 1));
+		/* Within the ring (at most 7 ahead of what the daemon took): not broken by that. */
+		atomic_store(&rq_hdr(&q)->sq_tail,
+			     atomic_load(&rq_hdr(&q)->sq_head) + (rand() & 7));
+		if (round % 500 == 0)
+			it_bystander_check(by);
+	}
+	atomic_store(&rq_hdr(&q)->sq_tail, atomic_load(&rq_hdr(&q)->sq_head) + 1000);
+	/* The garbage may have stalled it (a completion ring it thinks full): kicked, it looks. */
+	kick(&q);
+	for (int i = 0; i < it_timeout_ms() && !(sq_flags(&q) & NESTQ_SQ_BROKEN); i++)
+		usleep(1000);
+	CU_ASSERT(sq_flags(&q) & NESTQ_SQ_BROKEN);
+	it_bystander_check(by);
+
+	/* A new queue, polled; the client goes away in the middle of it. */
+	rawq_make(&q2, 4, 4, 64, true);
+	fds[0] = q2.memfd, fds[1] = q2.kick, fds[2] = q2.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 4), 0);
+	tail = submit_good(&q2, st, 0, true);
+	CU_ASSERT_FALSE(sq_flags(&q2) & NESTQ_SQ_NEED_KICK);
+	*sq_slot(&q2, tail) = (struct nestq_sqe){
+	    .user_data = 9, .hwpt_id = st, .data_type = ST, .n = 1, .result_off = 8};
+	atomic_store(&rq_hdr(&q2)->sq_tail, tail + 1);
+	it_raw_close(sock);
+	rawq_free(&q);
+	rawq_free(&q2);
+	for (int i = 0; i < it_timeout_ms() && it_daemon_fds(d) != base_fds; i++)
+		usleep(1000);
+	CU_ASSERT_EQUAL(it_daemon_fds(d), base_fds);
+	it_bystander_check(by);
+}
+
 static struct iommu_nest_queue_stats qstats(struct iommu_nest *h)
 {
 	struct iommu_nest_queue_stats qs;
@@ -883,6 +944,7 @@ int main(int argc, char **argv)
 	    {"poll_window", test_poll_window},
 	    {"poll_serves_socket", test_poll_serves_socket},
 	    {"counters", test_counters},
+	    {"scribbler_polling", test_scribbler_polling},
 	    {"rate_limit", test_rate_limit},
 	    {NULL, NULL},
 	};

@@ -256,7 +256,7 @@ int nestq_client_wait(struct nestq_client *q, int sock)
 		if (broken(q))
 			return -EPROTO;
 		/* The clock only every few spins: a look at the line is what a spin costs. */
-		if (spins % 64)
+		if (spins % 256)
 			continue;
 		if (!until)
 			until = now_ns() + (uint64_t)q->spin_us * 1000u;

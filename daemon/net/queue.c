@@ -258,7 +258,7 @@ void queue_poll_turn(evutil_socket_t fd, short what, void *arg)
 				server_flush(srv);
 		}
 		/* The clock only every few rounds: a round is a few loads. */
-		if (!(spin % 16) && monotonic_ns() >= end)
+		if (!(spin % 256) && monotonic_ns() >= end)
 			break;
 		cpu_relax();
 	}

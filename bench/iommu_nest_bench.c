@@ -715,8 +715,9 @@ static void run_queue(void)
 				const struct workload *wl = workload_find(wls[w]);
 
 				for (uint32_t c = 0; wl && c < o.n_clients; c++)
-					run_daemon_row(kinds[k].section, d.socket, ctl, d.pid, wl->name,
-						       wl->gen, wl->batch, w == 1, o.clients[c]);
+					run_daemon_row(kinds[k].section, d.socket, ctl, d.pid,
+						       wl->name, wl->gen, wl->batch, w == 1,
+						       o.clients[c]);
 			}
 			cur_queue_spin = -1;
 			iommu_nest_close(ctl);
@@ -740,8 +741,9 @@ static void print_lat_floor(const char *name, const char *tag, const struct run_
 	       us(hist_quantile(&f->lat, 0.5)), us(hist_quantile(&f->lat, 0.99)),
 	       us(hist_quantile(&f->lat, 0.999)));
 	if (csv && tag)
-		fprintf(csv, "%s,pingpong,sync,1,1,0,%.1f,%.1f,%.1f,1,%.3f,%.3f,%.3f,,,,,,,%.2f,0,"
-			     "%llu,%llu\n",
+		fprintf(csv,
+			"%s,pingpong,sync,1,1,0,%.1f,%.1f,%.1f,1,%.3f,%.3f,%.3f,,,,,,,%.2f,0,"
+			"%llu,%llu\n",
 			tag, per_s(f->requests, f->seconds), per_s(f->entries, f->seconds),
 			per_s(f->entries, f->seconds), us(hist_quantile(&f->lat, 0.5)),
 			us(hist_quantile(&f->lat, 0.99)), us(hist_quantile(&f->lat, 0.999)),
@@ -767,8 +769,9 @@ static void print_queue(void)
 		if (!strcmp(rows[i].section, "queue-nopoll"))
 			print_row(&rows[i]);
 	if (queue_idle_cpu_s >= 0)
-		printf("\nDaemon CPU with %d idle queues after the poll window: %.3f s over %.1f s\n",
-		       QUEUE_IDLE_N, queue_idle_cpu_s, QUEUE_IDLE_S);
+		printf(
+		    "\nDaemon CPU with %d idle queues after the poll window: %.3f s over %.1f s\n",
+		    QUEUE_IDLE_N, queue_idle_cpu_s, QUEUE_IDLE_S);
 }
 
 static int miss(bool ok, const char *fmt, ...)

@@ -882,8 +882,7 @@ int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_typ
 		/* A daemon without restart support sends no token. */
 		h->has_token = reply->alloc->resume_token.len == sizeof(h->last_token);
 		if (h->has_token)
-			memcpy(h->last_token, reply->alloc->resume_token.data,
-			       sizeof(h->last_token));
+			memcpy(h->last_token, reply->alloc->resume_token.data, sizeof(h->last_token));
 	}
 	release_reply(h);
 	return err;
@@ -983,8 +982,8 @@ int iommu_nest_detach(struct iommu_nest *h, const char *device)
 
 /* ---- Guest memory ---------------------------------------------------------- */
 
-int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova, uint64_t length,
-			  int fd, uint64_t offset, uint32_t flags)
+int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova,
+			  uint64_t length, int fd, uint64_t offset, uint32_t flags)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__MapMemory m = IOMMU_NEST__MAP_MEMORY__INIT;

@@ -313,8 +313,8 @@ int iommu_nest_detach(struct iommu_nest *h, const char *device);
  * session; like HWPTs, it survives a daemon restart and comes back with
  * iommu_nest_reclaim() of the HWPT attached to the device.
  */
-int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova, uint64_t length,
-			  int fd, uint64_t offset, uint32_t flags);
+int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova,
+			  uint64_t length, int fd, uint64_t offset, uint32_t flags);
 
 /*
  * Unmaps every mapping of this session on device that lies inside
@@ -337,9 +337,9 @@ int iommu_nest_unmap_memory(struct iommu_nest *h, const char *device, uint64_t i
 #define IOMMU_NEST_HW_INFO_VTD_ERRATA_772415_SPR17 (1u << 0)
 
 /* iommu_nest_hw_info.capabilities (enum iommufd_hw_capabilities). */
-#define IOMMU_NEST_HW_CAP_DIRTY_TRACKING	(1ull << 0)
-#define IOMMU_NEST_HW_CAP_PCI_PASID_EXEC	(1ull << 1)
-#define IOMMU_NEST_HW_CAP_PCI_PASID_PRIV	(1ull << 2)
+#define IOMMU_NEST_HW_CAP_DIRTY_TRACKING (1ull << 0)
+#define IOMMU_NEST_HW_CAP_PCI_PASID_EXEC (1ull << 1)
+#define IOMMU_NEST_HW_CAP_PCI_PASID_PRIV (1ull << 2)
 #define IOMMU_NEST_HW_CAP_PCI_ATS_NOT_SUPPORTED (1ull << 3) /* reported by Linux 7.x */
 
 #define IOMMU_NEST_HW_INFO_DATA_MAX 128
@@ -676,7 +676,7 @@ struct iommu_nest_client_info {
 	char name[IOMMU_NEST_NAME_MAX]; /* the client_name it said Hello with */
 	uint32_t hwpts;
 	uint64_t requests;
-	uint64_t errors;  /* requests answered with a non-zero status */
+	uint64_t errors; /* requests answered with a non-zero status */
 	uint64_t entries; /* invalidation entries received */
 	uint64_t denials;
 	uint32_t in_flight;

@@ -1085,7 +1085,7 @@ static void test_fd_limit_watchdog(void)
 
 		req.body_case = IOMMU_NEST__REQUEST__BODY_STATS;
 		req.stats = &stats;
-		/* Served ones: the first ok of the crowd (a client counts its queue's descriptors). */
+		/* The served ones are the first ok (a client counts its queue's descriptors). */
 		rep = it_raw_call(fds[i * (ok / 10)], &req, 9);
 		CU_ASSERT_EQUAL(rep->status, 0);
 		iommu_nest__reply__free_unpacked(rep, NULL);

@@ -340,6 +340,46 @@ static void test_async_same_results(void)
 	CU_ASSERT_EQUAL(iommu_nest_queue_close(t.q), 0);
 }
 
+/* The same on selftest HWPTs (the kernel tier's mock devices): per-entry errnos included. */
+static void test_async_same_results_selftest(void)
+{
+	struct twins t = {.d = it_start(NULL)};
+	static const struct iommu_nest_selftest_inv e[NMAX] = {
+	    {.iotlb_id = 0}, {.iotlb_id = 1}, {.iotlb_id = 99}, {.iotlb_id = 2, .flags = 4},
+	    {.iotlb_id = 3},
+	};
+	enum { K = 8 };
+	struct areq qa[K], sa[K];
+
+	t.q = it_connect(t.d, "queue");
+	t.s = it_connect(t.d, "socket");
+	if (!it_has_device(t.q, IT_ST0) || !it_has_device(t.q, IT_ST1))
+		IT_SKIP("needs st0 and st1");
+	t.hq = it_alloc_st(t.q, IT_ST0, 5);
+	t.hs = it_alloc_st(t.s, IT_ST1, 5);
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(t.q, 4, SPIN), 0);
+	/* Eight in flight on a ring of four: the rest take the socket, with the same answers. */
+	for (int k = 0; k < K; k++) {
+		struct iommu_nest_inv_raw r = {.data_type = ST,
+					       .layout = IOMMU_NEST_LAYOUT_SELFTEST,
+					       .entries = e,
+					       .n = (size_t[]){2, 5, 5, 0, 1, 3, 2, 1}[k],
+					       .flags = k == 2 ? IOMMU_NEST_INV_CONTINUE : 0};
+
+		qa[k].r = sa[k].r = r;
+		qa[k].r.hwpt_id = k == 7 ? 999 : t.hq;
+		sa[k].r.hwpt_id = k == 7 ? 999 : t.hs;
+		asubmit(t.q, &qa[k]);
+		asubmit(t.s, &sa[k]);
+	}
+	adrain(t.q);
+	adrain(t.s);
+	for (int k = 0; k < K; k++)
+		asame(&qa[k], &sa[k], __LINE__ + 1000 * k);
+	CU_ASSERT_EQUAL(qa[1].res[2].state, IOMMU_NEST_ENTRY_FAILED);
+	CU_ASSERT_EQUAL(qa[7].sum.status, -ENOENT);
+}
+
 /*
  * The done queue's order: async submissions queued up while the daemon is
  * stopped, then a sync call. The sync call returns its own answer and
@@ -936,6 +976,7 @@ int main(int argc, char **argv)
 	    {"same_results_selftest", test_same_results_selftest},
 	    {"cross_batch", test_cross_batch},
 	    {"async_same_results", test_async_same_results},
+	    {"async_same_results_selftest", test_async_same_results_selftest},
 	    {"async_order", test_async_order},
 	    {"async_fd_and_overflow", test_async_fd_and_overflow},
 	    {"setup_refusals", test_setup_refusals},

@@ -220,6 +220,15 @@ int floor_inproc(const struct workload *wl, double seconds, struct run_result *o
 /* Sizes of the 1-entry request and reply packets (for the report). */
 void floor_msg_sizes(size_t *req, size_t *rep);
 
+/* ---- the shared-memory queue (bench_queue.c) ------------------------------ */
+
+/* Two processes on two CPUs passing one cache line: the polled round-trip floor. */
+int floor_shm_spin(double seconds, double warmup, struct run_result *out);
+/* Two processes passing a token through two eventfds: the sleep/wake-up floor. */
+int floor_eventfd(double seconds, double warmup, struct run_result *out);
+/* The daemon's CPU seconds over `seconds` with n queues idle after their poll window. */
+int queue_idle_cpu(const char *socket, pid_t pid, uint32_t n, double seconds, double *cpu_s);
+
 /* Opens n idle connections (Hello done) to path; fds in *fds. */
 int open_idle_connections(const char *path, int n, int *fds);
 

@@ -49,7 +49,7 @@ struct opts {
 	const struct workload *wls[MAX_LIST];
 	uint32_t n_wls;
 	bool sync, async;
-	bool floors, idle, nocoalesce;
+	bool floors, idle, nocoalesce, queue;
 	uint32_t idle_conns;
 	uint32_t churn_hwpts; /* HWPTs the churning tenant holds; 0: no churn run */
 	unsigned time_limit;
@@ -84,6 +84,12 @@ static double idle_kib_per_conn = -1;
 static struct churn_result churn;
 static bool have_churn;
 static long idle_rss0, idle_rss1;
+/* The shared-queue section: its floors and idle cost. */
+static struct run_result shm_floor, efd_floor;
+static bool shm_have, efd_have;
+static double queue_idle_cpu_s = -1;
+#define QUEUE_IDLE_N 64
+#define QUEUE_IDLE_S 1.0
 
 /* Daemons we started, for the watchdog. */
 static struct daemon_proc *volatile running_daemon;
@@ -113,7 +119,11 @@ struct dc_arg {
 	void (*gen)(struct wl_state *, struct iommu_nest_vtd_inv *, uint32_t);
 	uint32_t batch;
 	uint32_t window; /* 0: synchronous */
+	int queue_spin;	 /* >= 0: through a shared queue, this spin_us; -1: the socket */
 };
+
+/* The transport of the rows run_daemon_row() measures now (see dc_arg.queue_spin). */
+static int cur_queue_spin = -1;
 
 /* Per-process state of an asynchronous client (one per process). */
 static struct {
@@ -188,7 +198,10 @@ static int run_async(struct iommu_nest *h, uint32_t hwpt, const struct dc_arg *a
 		     struct shared *sh, struct client_slot *cs, struct iommu_nest_vtd_inv *e,
 		     struct iommu_nest_entry_result *res, struct wl_state *st)
 {
-	struct pollfd p = { .fd = iommu_nest_fd(h), .events = POLLIN };
+	/* With a queue, its completions are signalled on the queue's eventfd. */
+	struct pollfd p[2] = {{.fd = iommu_nest_fd(h), .events = POLLIN},
+			      {.fd = iommu_nest_queue_fd(h), .events = POLLIN}};
+	nfds_t np = iommu_nest_queue_fd(h) >= 0 ? 2 : 1;
 	int rc;
 
 	while (!sh_stopping(sh)) {
@@ -202,7 +215,7 @@ static int run_async(struct iommu_nest *h, uint32_t hwpt, const struct dc_arg *a
 							  on_done, (void *)(uintptr_t)slot, NULL);
 			if (rc == -EAGAIN) {
 				ac.free_slots[ac.n_free++] = slot;
-				p.events = POLLIN | POLLOUT;
+				p[0].events = POLLIN | POLLOUT;
 				break;
 			}
 			if (rc) {
@@ -211,8 +224,8 @@ static int run_async(struct iommu_nest *h, uint32_t hwpt, const struct dc_arg *a
 			}
 		}
 		if (!iommu_nest_pending(h))
-			poll(&p, 1, 100);
-		p.events = POLLIN;
+			poll(p, np, 100);
+		p[0].events = POLLIN;
 		rc = iommu_nest_process(h);
 		if (rc < 0) {
 			set_why(cs, "process: %s", iommu_nest_last_error(h));
@@ -222,7 +235,7 @@ static int run_async(struct iommu_nest *h, uint32_t hwpt, const struct dc_arg *a
 	/* Drain: every request in flight gets its reply before we leave. */
 	for (int i = 0; iommu_nest_in_flight(h) && i < 1000; i++) {
 		if (!iommu_nest_pending(h))
-			poll(&p, 1, 10);
+			poll(p, np, 10);
 		rc = iommu_nest_process(h);
 		if (rc < 0)
 			return rc;
@@ -256,6 +269,14 @@ static int daemon_client(uint32_t idx, struct shared *sh, void *argp)
 		set_why(cs, "alloc: %s", iommu_nest_last_error(h));
 		iommu_nest_close(h);
 		return rc;
+	}
+	if (a->queue_spin >= 0) {
+		rc = iommu_nest_queue_open(h, 64, (uint32_t)a->queue_spin);
+		if (rc) {
+			set_why(cs, "queue_open: %s", iommu_nest_last_error(h));
+			iommu_nest_close(h);
+			return rc;
+		}
 	}
 	e = calloc(a->batch, sizeof(*e));
 	res = calloc((size_t)w * a->batch, sizeof(*res));
@@ -312,7 +333,7 @@ static struct row *run_daemon_row(const char *section, const char *socket,
 				  uint32_t batch, bool async, uint32_t clients)
 {
 	struct dc_arg a = { .socket = socket, .gen = gen, .batch = batch,
-			    .window = async ? o.window : 0 };
+			    .window = async ? o.window : 0, .queue_spin = cur_queue_spin };
 	struct mark_ctx m = { .ctl = ctl, .pid = pid };
 	struct row *r;
 
@@ -651,6 +672,184 @@ static void run_idle(const char *daemon_bin)
 	free(fds);
 }
 
+/* ---- the shared-memory queue (issue 17) ---------------------------------- */
+
+static const struct row *find_row(const char *section, const char *wl, bool async,
+				  uint32_t clients);
+
+/*
+ * The same 1-entry sync and 256-entry pipelined rows as the socket's,
+ * through a shared queue: against a daemon that polls (default
+ * queue_poll_us, the client spinning IOMMU_NEST_QUEUE_SPIN_US) and one
+ * that does not (queue_poll_us = 0, the client sleeping at once). Then 64
+ * idle queues on the polling daemon.
+ */
+static void run_queue(void)
+{
+	static const struct {
+		const char *section, *extra;
+		int spin;
+	} kinds[] = {
+	    {"queue-poll", "[policy]\nmax_clients_per_pid = 0\n", IOMMU_NEST_QUEUE_SPIN_US},
+	    {"queue-nopoll", "[policy]\nmax_clients_per_pid = 0\n[coalesce]\nqueue_poll_us = 0\n",
+	     0},
+	};
+	static const char *const wls[] = {"seq-strict", "lazy-fq"};
+
+	if (o.floors) {
+		fprintf(stderr, "floors: shared-memory spin and eventfd ping-pong\n");
+		shm_have = !floor_shm_spin(o.duration, o.warmup, &shm_floor);
+		efd_have = !floor_eventfd(o.duration, o.warmup, &efd_floor);
+	}
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		struct daemon_proc d;
+		struct iommu_nest *ctl;
+
+		if (daemon_start_ext(&d, o.daemon, o.tmpdir, true, kinds[k].section,
+				     kinds[k].extra))
+			continue;
+		running_daemon = &d;
+		if (!iommu_nest_connect(d.socket, "bench-ctl", &ctl)) {
+			cur_queue_spin = kinds[k].spin;
+			for (size_t w = 0; w < 2; w++) {
+				const struct workload *wl = workload_find(wls[w]);
+
+				for (uint32_t c = 0; wl && c < o.n_clients; c++)
+					run_daemon_row(kinds[k].section, d.socket, ctl, d.pid,
+						       wl->name, wl->gen, wl->batch, w == 1,
+						       o.clients[c]);
+			}
+			cur_queue_spin = -1;
+			iommu_nest_close(ctl);
+			if (k == 0) {
+				fprintf(stderr, "  %d idle queues ...", QUEUE_IDLE_N);
+				if (queue_idle_cpu(d.socket, d.pid, QUEUE_IDLE_N, QUEUE_IDLE_S,
+						   &queue_idle_cpu_s))
+					queue_idle_cpu_s = -1;
+				fprintf(stderr, " %s\n", queue_idle_cpu_s < 0 ? "failed" : "ok");
+			}
+		}
+		daemon_stop(&d);
+		running_daemon = NULL;
+	}
+}
+
+/* One floor's line; tag: its CSV section (NULL: already in the CSV). */
+static void print_lat_floor(const char *name, const char *tag, const struct run_result *f)
+{
+	printf("%-34s %10.0f %8.3f %8.3f %8.3f\n", name, per_s(f->requests, f->seconds),
+	       us(hist_quantile(&f->lat, 0.5)), us(hist_quantile(&f->lat, 0.99)),
+	       us(hist_quantile(&f->lat, 0.999)));
+	if (csv && tag)
+		fprintf(csv,
+			"%s,pingpong,sync,1,1,0,%.1f,%.1f,%.1f,1,%.3f,%.3f,%.3f,,,,,,,%.2f,0,"
+			"%llu,%llu\n",
+			tag, per_s(f->requests, f->seconds), per_s(f->entries, f->seconds),
+			per_s(f->entries, f->seconds), us(hist_quantile(&f->lat, 0.5)),
+			us(hist_quantile(&f->lat, 0.99)), us(hist_quantile(&f->lat, 0.999)),
+			f->seconds, (unsigned long long)f->entries, (unsigned long long)f->entries);
+}
+
+static void print_queue(void)
+{
+	printf("\nFloors of the shared-memory queue (1 round trip, two processes, two CPUs)\n");
+	printf("%-34s %10s %8s %8s %8s\n", "floor", "rt/s", "p50us", "p99us", "p999us");
+	if (shm_have)
+		print_lat_floor("shm-spin (one cache line)", "floor-shm", &shm_floor);
+	if (efd_have)
+		print_lat_floor("eventfd (blocking reads)", "floor-efd", &efd_floor);
+	if (pp_have[0] && o.clients[0] == 1)
+		print_lat_floor("socket (raw SEQPACKET ping-pong)", NULL, &pp_sync[0]);
+	print_header("Daemon over the shared queue, polling (queue_poll_us 50, client spin 20 us)");
+	for (uint32_t i = 0; i < n_rows; i++)
+		if (!strcmp(rows[i].section, "queue-poll"))
+			print_row(&rows[i]);
+	print_header("Daemon over the shared queue, not polling (queue_poll_us 0, no spin)");
+	for (uint32_t i = 0; i < n_rows; i++)
+		if (!strcmp(rows[i].section, "queue-nopoll"))
+			print_row(&rows[i]);
+	if (queue_idle_cpu_s >= 0)
+		printf(
+		    "\nDaemon CPU with %d idle queues after the poll window: %.3f s over %.1f s\n",
+		    QUEUE_IDLE_N, queue_idle_cpu_s, QUEUE_IDLE_S);
+}
+
+static int miss(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s  ", ok ? "PASS" : "MISS");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	return ok ? 0 : 1;
+}
+
+/* Issue 17's targets, as ratios to the floors of this run. */
+static int queue_targets(void)
+{
+	const struct row *qp = find_row("queue-poll", "seq-strict", false, 1);
+	const struct row *qn = find_row("queue-nopoll", "seq-strict", false, 1);
+	const struct row *sk = find_row("coalesce", "seq-strict", false, 1);
+	const struct row *qb = find_row("queue-poll", "lazy-fq", true, 1);
+	int fails = 0;
+
+	printf("\nShared-queue targets (issue 17; ratios to this run's floors)\n");
+	if (qp && shm_have) {
+		double p50 = (double)hist_quantile(&qp->r.lat, 0.5),
+		       p99 = (double)hist_quantile(&qp->r.lat, 0.99),
+		       f50 = (double)hist_quantile(&shm_floor.lat, 0.5),
+		       f99 = (double)hist_quantile(&shm_floor.lat, 0.99);
+
+		fails += miss(p50 <= 4 * f50,
+			      "queue, polling: 1-entry sync p50 %.3f us = %.1fx the shm-spin floor "
+			      "p50 %.3f us (target <= 4x)",
+			      p50 / 1e3, p50 / f50, f50 / 1e3);
+		fails += miss(p99 <= 10 * f99,
+			      "queue, polling: 1-entry sync p99 %.3f us = %.1fx the shm-spin floor "
+			      "p99 %.3f us (target <= 10x)",
+			      p99 / 1e3, p99 / f99, f99 / 1e3);
+		if (sk) {
+			double s50 = (double)hist_quantile(&sk->r.lat, 0.5);
+
+			fails += miss(s50 >= 50 * p50,
+				      "queue, polling: %.1fx faster than the socket path (p50 %.1f "
+				      "us; target >= 50x)",
+				      s50 / p50, s50 / 1e3);
+		}
+	} else {
+		printf("n/a   queue, polling, 1-entry sync (needs the floors and seq-strict)\n");
+	}
+	if (qn && sk) {
+		double n50 = (double)hist_quantile(&qn->r.lat, 0.5),
+		       s50 = (double)hist_quantile(&sk->r.lat, 0.5);
+
+		fails += miss(n50 <= s50,
+			      "queue, not polling: 1-entry sync p50 %.1f us vs the socket path's "
+			      "%.1f us (target: no slower)",
+			      n50 / 1e3, s50 / 1e3);
+	}
+	if (qb) {
+		double es = per_s(qb->r.entries, qb->r.seconds);
+
+		fails += miss(es >= 30e6,
+			      "queue, polling: pipelined 256-entry batches (lazy-fq, window %u, 1 "
+			      "client): %.2fM client entries/s (target >= 30M)",
+			      o.window, es / 1e6);
+		fails += miss(ns_per_entry(qb) <= 40,
+			      "queue, polling: pipelined 256-entry batches: daemon CPU %.0f ns per "
+			      "entry (target <= 40)",
+			      ns_per_entry(qb));
+	}
+	if (queue_idle_cpu_s >= 0)
+		fails += miss(queue_idle_cpu_s <= 0.01 * QUEUE_IDLE_S,
+			      "idle: %d queues after the poll window: daemon CPU %.1f ms per s "
+			      "(target ~0: <= 10 ms/s, the tick's resolution)",
+			      QUEUE_IDLE_N, queue_idle_cpu_s * 1e3 / QUEUE_IDLE_S);
+	return fails;
+}
+
 /* ---- acceptance ---------------------------------------------------------- */
 
 static const struct row *find_row(const char *section, const char *wl, bool async,
@@ -872,7 +1071,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"\n"
 		"  --modes LIST         sync,async (default both)\n"
-		"  --no-floors --no-idle --no-nocoalesce --no-sweep   skip a section\n"
+		"  --no-floors --no-idle --no-nocoalesce --no-sweep --no-queue   skip a section\n"
 		"  --idle-conns N       idle connections for the RSS figure (default 1000)\n"
 		"  --churn-hwpts N      HWPTs a churning tenant holds (default 10000, --quick\n"
 		"                       1000; 0: skip the bystander-under-churn figure)\n"
@@ -904,6 +1103,7 @@ static int parse_options(int argc, char **argv)
 		O_NOIDLE,
 		O_NONC,
 		O_NOSWEEP,
+		O_NOQUEUE,
 		O_IDLEN,
 		O_CSV,
 		O_TMP,
@@ -928,6 +1128,7 @@ static int parse_options(int argc, char **argv)
 	    {"no-idle", no_argument, NULL, O_NOIDLE},
 	    {"no-nocoalesce", no_argument, NULL, O_NONC},
 	    {"no-sweep", no_argument, NULL, O_NOSWEEP},
+	    {"no-queue", no_argument, NULL, O_NOQUEUE},
 	    {"idle-conns", required_argument, NULL, O_IDLEN},
 	    {"csv", required_argument, NULL, O_CSV},
 	    {"tmpdir", required_argument, NULL, O_TMP},
@@ -951,6 +1152,7 @@ static int parse_options(int argc, char **argv)
 			  .floors = true,
 			  .idle = true,
 			  .nocoalesce = true,
+			  .queue = true,
 			  .idle_conns = 1000,
 			  .churn_hwpts = 10000,
 			  .time_limit = 290,
@@ -992,6 +1194,7 @@ static int parse_options(int argc, char **argv)
 		case O_NOIDLE: o.idle = false; break;
 		case O_NONC: o.nocoalesce = false; break;
 		case O_NOSWEEP: sweep = false; break;
+		case O_NOQUEUE: o.queue = false; break;
 		case O_IDLEN: o.idle_conns = (uint32_t)atoi(optarg); break;
 		case O_CSV: o.csv = optarg; break;
 		case O_TMP: o.tmpdir = optarg; break;
@@ -1025,6 +1228,7 @@ static int parse_options(int argc, char **argv)
 		o.n_sweep = 0;
 	if (o.socket) {
 		o.nocoalesce = false;
+		o.queue = false;
 		o.idle = false;
 		o.churn_hwpts = 0;
 	}
@@ -1085,6 +1289,8 @@ int main(int argc, char **argv)
 			run_matrix("coalesce", d.socket, d.pid, o.clients, o.n_clients, true);
 			daemon_stop(&d);
 		}
+		if (o.queue)
+			run_queue();
 		if (o.nocoalesce && daemon_start(&d, o.daemon, o.tmpdir, false, "nocoalesce") == 0) {
 			running_daemon = &d;
 			run_matrix("no-coalesce", d.socket, d.pid, o.nc_clients, o.n_nc_clients, false);
@@ -1140,6 +1346,8 @@ int main(int argc, char **argv)
 			if (!strcmp(rows[i].section, "sweep"))
 				print_row(&rows[i]);
 	}
+	if (o.queue)
+		print_queue();
 	if (have_churn) {
 		printf("\nBystander while another tenant churns Alloc/Destroy (state_file on)\n");
 		printf(
@@ -1156,6 +1364,8 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < n_rows; i++)
 		csv_row(&rows[i]);
 	fails = acceptance();
+	if (o.queue)
+		fails += queue_targets();
 	if (csv)
 		fclose(csv);
 	/* Leave the daemon logs for inspection only when something failed. */
@@ -1167,11 +1377,12 @@ int main(int argc, char **argv)
 		if (failed) {
 			fprintf(stderr, "bench: a run failed; daemon logs kept in %s\n", o.tmpdir);
 		} else {
-			static const char *const tags[] = { "idle", "coalesce", "nocoalesce" };
+			static const char *const tags[] = { "idle",	  "coalesce", "nocoalesce",
+							    "queue-poll", "queue-nopoll" };
 			static const char *const exts[] = { "conf", "log", "sock" };
 			char path[512];
 
-			for (size_t t = 0; t < 3; t++)
+			for (size_t t = 0; t < 5; t++)
 				for (size_t e = 0; e < 3; e++) {
 					snprintf(path, sizeof(path), "%s/%s.%s", o.tmpdir, tags[t],
 						 exts[e]);

@@ -67,6 +67,7 @@ struct vtd_s1_data {
 struct inflight {
 	uint64_t id; /* 0: free */
 	bool done;
+	bool on_queue; /* submitted through the shared queue */
 	size_t next_done;
 	iommu_nest_inv_cb cb;
 	void *opaque;
@@ -1413,6 +1414,8 @@ static int make_raw(struct iommu_nest_inv_raw *r, uint32_t hwpt_id, uint32_t dat
 
 /* ---- Shared-memory queue ------------------------------------------------- */
 
+static int queue_drain(struct iommu_nest *h);
+
 /* Entries one request may carry through the queue; larger ones take the socket. */
 #define QUEUE_MAX_REQUEST_ENTRIES 4096
 
@@ -1444,8 +1447,8 @@ static int send_queue_setup(struct iommu_nest *h, const struct nestq_client *q)
 
 int iommu_nest_queue_open(struct iommu_nest *h, uint32_t entries, uint32_t spin_us)
 {
-	size_t max = h->max_entries < QUEUE_MAX_REQUEST_ENTRIES ? h->max_entries
-								 : QUEUE_MAX_REQUEST_ENTRIES;
+	size_t max =
+	    h->max_entries < QUEUE_MAX_REQUEST_ENTRIES ? h->max_entries : QUEUE_MAX_REQUEST_ENTRIES;
 	struct nestq_client *q;
 	int err;
 
@@ -1480,6 +1483,10 @@ int iommu_nest_queue_close(struct iommu_nest *h)
 
 	if (!h->q)
 		return set_error(h, -ENOENT, "no queue is open");
+	/* What is in flight completes first (its callbacks run in process()). */
+	err = h->dead ? 0 : queue_drain(h);
+	if (!h->q)
+		return err;
 	err = h->dead ? 0 : send_queue_setup(h, NULL);
 	/* A queue the daemon closed already (it broke) is gone all the same. */
 	if (err == -ENOENT)
@@ -1496,34 +1503,172 @@ int iommu_nest_queue_fd(const struct iommu_nest *h)
 }
 
 /*
- * The queue's answer in the socket's terms. A transport failure of the
- * queue (the daemon closed it, or wrote nonsense) closes it on our side
- * too and the next request takes the socket; a closed socket kills h.
+ * The queue failed (the daemon closed it, or wrote nonsense): every
+ * request of it still in flight completes with err, and it is closed on
+ * our side too; later requests take the socket. A closed socket kills h.
  */
-static int queue_invalidate(struct iommu_nest *h, const struct iommu_nest_inv_raw *r,
-			    struct iommu_nest_entry_result *results,
-			    struct iommu_nest_inv_summary *summary)
+static int queue_fail(struct iommu_nest *h, int err)
 {
-	struct iommu_nest_inv_summary sum;
-	int err = nestq_client_invalidate(h->q, h->fd, r, results, &sum);
-
 	if (err == -ECONNRESET) {
 		set_error(h, err, "the daemon closed the connection");
 		return kill_handle(h, err);
 	}
-	if (err) {
-		results_not_attempted(results, r->n);
-		nestq_client_destroy(h->q);
-		free(h->q);
-		h->q = NULL;
-		return set_error(h, err, "the shared queue failed: closed");
+	for (size_t i = 0; i < h->n_slots; i++) {
+		struct inflight *s = &h->slots[i];
+
+		if (!s->id || s->done || !s->on_queue)
+			continue;
+		memset(&s->summary, 0, sizeof(s->summary));
+		s->summary.status = err;
+		results_not_attempted(s->results, s->n);
+		queue_done(h, i);
+	}
+	nestq_client_destroy(h->q);
+	free(h->q);
+	h->q = NULL;
+	return set_error(h, err, "the shared queue failed: closed");
+}
+
+/* The synchronous request a reap may meet among the async ones (id 0: none). */
+struct sync_wait {
+	struct iommu_nest *h;
+	uint64_t id;
+	struct iommu_nest_entry_result *results;
+	struct iommu_nest_inv_summary sum;
+	bool got;
+};
+
+static struct iommu_nest_entry_result *results_of(void *opaque, uint64_t id)
+{
+	struct sync_wait *w = opaque;
+	size_t i;
+
+	if (w->id && id == w->id)
+		return w->results;
+	i = find_slot(w->h, id);
+	return i == NO_SLOT ? NULL : w->h->slots[i].results;
+}
+
+/*
+ * Reads every completion there is: the synchronous one into w, the
+ * others into their slots and the done queue, as a synchronous call over
+ * the socket parks the replies it meets. 0 or the queue's failure.
+ */
+static int queue_reap(struct iommu_nest *h, struct sync_wait *w)
+{
+	struct iommu_nest_inv_summary sum;
+	uint64_t id;
+	size_t i;
+	int rc;
+
+	while ((rc = nestq_client_reap(h->q, results_of, w, &id, &sum)) > 0) {
+		if (w->id && id == w->id) {
+			w->sum = sum;
+			w->got = true;
+			continue;
+		}
+		i = find_slot(h, id);
+		/* The queue knew it as in flight: only a slot of ours can be. */
+		if (i == NO_SLOT || !h->slots[i].on_queue)
+			return -EPROTO;
+		h->slots[i].summary = sum;
+		if (sum.status)
+			set_error(h, sum.status, "%s", strerror(-sum.status));
+		queue_done(h, i);
+	}
+	return rc;
+}
+
+/* Waits for a completion and reads what is there; on failure the queue is gone. */
+static int queue_wait_reap(struct iommu_nest *h, struct sync_wait *w)
+{
+	int err = nestq_client_wait(h->q, h->fd);
+
+	if (!err)
+		err = queue_reap(h, w);
+	return err ? queue_fail(h, err) : 0;
+}
+
+/* One synchronous invalidation through the queue, in the socket's terms. */
+static int queue_invalidate(struct iommu_nest *h, const struct iommu_nest_inv_raw *r,
+			    struct iommu_nest_entry_result *results,
+			    struct iommu_nest_inv_summary *summary)
+{
+	struct sync_wait w = {.h = h, .id = h->next_id++, .results = results};
+	int err;
+
+	results_not_attempted(results, r->n);
+	/* The ring full of async requests: make room by reading their completions. */
+	while ((err = nestq_client_submit(h->q, r, w.id, false)) == -EAGAIN) {
+		err = queue_wait_reap(h, &w);
+		if (err)
+			return err;
+	}
+	while (!w.got) {
+		err = queue_wait_reap(h, &w);
+		if (err) {
+			results_not_attempted(results, r->n);
+			return err;
+		}
 	}
 	h->last_limit = 0;
-	if (sum.status)
-		set_error(h, sum.status, "%s", strerror(-sum.status));
+	if (w.sum.status)
+		set_error(h, w.sum.status, "%s", strerror(-w.sum.status));
 	if (summary)
-		*summary = sum;
-	return sum.status;
+		*summary = w.sum;
+	return w.sum.status;
+}
+
+/* Takes every request of the queue in flight to completion (parked for process()). */
+static int queue_drain(struct iommu_nest *h)
+{
+	struct sync_wait w = {.h = h};
+	int err = 0;
+
+	while (!err && h->q && nestq_client_in_flight(h->q))
+		err = queue_wait_reap(h, &w);
+	return err;
+}
+
+/* An async request through the queue; -EAGAIN when it is full (the socket takes it). */
+static int queue_submit(struct iommu_nest *h, const struct iommu_nest_inv_raw *r,
+			struct iommu_nest_entry_result *results, iommu_nest_inv_cb cb, void *opaque,
+			uint64_t *token)
+{
+	struct inflight *s;
+	size_t i;
+	int err;
+
+	err = get_free_slot(h, &i);
+	if (err)
+		return err;
+	err = nestq_client_submit(h->q, r, h->next_id, true);
+	if (err)
+		return err;
+	s = &h->slots[i];
+	*s = (struct inflight){.id = h->next_id++,
+			       .on_queue = true,
+			       .next_done = NO_SLOT,
+			       .cb = cb,
+			       .opaque = opaque,
+			       .results = results,
+			       .n = r->n};
+	results_not_attempted(results, r->n);
+	h->in_flight++;
+	if (token)
+		*token = s->id;
+	return 0;
+}
+
+/* Reads the queue's completions without waiting (iommu_nest_process()). */
+static int queue_poll(struct iommu_nest *h)
+{
+	struct sync_wait w = {.h = h};
+	int err;
+
+	nestq_client_drain_call(h->q);
+	err = queue_reap(h, &w);
+	return err ? queue_fail(h, err) : 0;
 }
 
 /* ---- Invalidation (synchronous) ------------------------------------------ */
@@ -1588,6 +1733,12 @@ int iommu_nest_invalidate_submit_raw(struct iommu_nest *h, const struct iommu_ne
 		return h->dead;
 	if (!cb)
 		return -EINVAL;
+	if (h->q && nestq_client_fits(h->q, r, h->max_entries)) {
+		err = queue_submit(h, r, results, cb, opaque, token);
+		if (err != -EAGAIN)
+			return err;
+		/* The queue is full: the socket carries this one, with the same answer. */
+	}
 	err = encode_invalidate(h, r, &inv);
 	if (err)
 		return err;
@@ -1671,6 +1822,8 @@ int iommu_nest_process(struct iommu_nest *h)
 
 	if (!h->dead)
 		read_available(h);
+	if (!h->dead && h->q)
+		queue_poll(h);
 	nest_events_deliver(h, &h->events);
 	while (h->done_head != NO_SLOT) {
 		deliver_one(h);
@@ -1787,6 +1940,37 @@ int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats)
 	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_STATS);
 	if (!err)
 		nest_copy_stats(stats, reply->stats);
+	release_reply(h);
+	return err;
+}
+
+int iommu_nest_queue_stats(struct iommu_nest *h, struct iommu_nest_queue_stats *qs)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Stats s = IOMMU_NEST__STATS__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	req.body_case = IOMMU_NEST__REQUEST__BODY_STATS;
+	req.stats = &s;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_STATS);
+	if (!err) {
+		const IommuNest__StatsReply *r = reply->stats;
+
+		*qs = (struct iommu_nest_queue_stats){
+		    .submissions = r->queue_submissions,
+		    .completions = r->queue_completions,
+		    .kicks = r->queue_kicks,
+		    .kicks_suppressed = r->queue_kicks_suppressed,
+		    .calls = r->queue_calls,
+		    .calls_suppressed = r->queue_calls_suppressed,
+		    .stalls = r->queue_stalls,
+		    .poll_passes = r->queue_poll_passes,
+		};
+	}
 	release_reply(h);
 	return err;
 }

@@ -599,31 +599,70 @@ int iommu_nest_inject_fault(struct iommu_nest *h, const struct iommu_nest_fault 
 /* Daemon-wide counters; an admin request (see below). */
 int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats);
 
+/*
+ * The daemon's shared-queue counters, all queues together; an admin
+ * request like iommu_nest_stats() (LIBIOMMU_NEST_0.10).
+ */
+struct iommu_nest_queue_stats {
+	uint64_t submissions;	   /* slots taken */
+	uint64_t completions;	   /* completions written, refusals included */
+	uint64_t kicks;		   /* kick eventfd writes the daemon read */
+	uint64_t kicks_suppressed; /* slots taken while it polled: no kick needed */
+	uint64_t calls;		   /* call eventfd writes (a client asleep) */
+	uint64_t calls_suppressed; /* completions to a client not asleep: no call */
+	uint64_t stalls;	   /* back-pressure: full completion ring or max_inflight */
+	uint64_t poll_passes;	   /* turns of the daemon's poll loop */
+};
+
+int iommu_nest_queue_stats(struct iommu_nest *h, struct iommu_nest_queue_stats *stats);
+
 /* ---- Shared-memory queue (optional) --------------------------------------- */
 /*
  * A second way to the daemon for invalidations: a memfd with a submission
  * and a completion ring shared with the daemon, and two eventfds (kick,
  * call), so that a synchronous invalidation costs no socket round trip.
- * While a queue is open, iommu_nest_invalidate() and _raw() go through it
- * transparently, with the same results (per-entry state, errno, hw_error,
- * summary); a request over 4096 entries or iommu_nest_max_entries(), or
- * of an unknown entry layout, still takes the socket, as do the
- * asynchronous calls. The daemon refuses a queue over its [policy]
- * max_queue_bytes (-EDQUOT); one queue per connection (-EBUSY).
+ * While a queue is open, iommu_nest_invalidate(), _raw() and the
+ * asynchronous iommu_nest_invalidate_submit() and _submit_raw() go through
+ * it transparently, with the same results (per-entry state, errno,
+ * hw_error, summary) and the same completion rules: async completions are
+ * delivered by iommu_nest_process() in completion order, and a sync call
+ * that reads async completions while it waits parks them for it. A
+ * request over 4096 entries or iommu_nest_max_entries(), or of an unknown
+ * entry layout, still takes the socket, and so does an async request while
+ * the ring (entries requests in flight) or its entry area is full. The
+ * daemon refuses a queue over its [policy] max_queue_bytes (-EDQUOT); one
+ * queue per connection (-EBUSY).
  *
  * entries: ring slots (a power of two, 1 to 4096). spin_us: how long a
- * call spins waiting for its completion before it sleeps on the call
- * eventfd. If the queue fails (the daemon closed it), the call that saw it
- * returns -EPROTO, the queue is closed and later calls take the socket.
+ * sync call spins waiting for its completion before it sleeps on the call
+ * eventfd. With async requests in flight on the queue, a VMM's event loop
+ * watches iommu_nest_queue_fd() beside iommu_nest_fd() and runs
+ * iommu_nest_process() when either is readable. If the queue fails (the
+ * daemon closed it), the sync call that saw it returns -EPROTO, the async
+ * requests in flight on it complete with -EPROTO, the queue is closed and
+ * later calls take the socket.
  */
 int iommu_nest_queue_open(struct iommu_nest *h, uint32_t entries, uint32_t spin_us);
 
-/* Closes the queue (the daemon unmaps it). -ENOENT when none is open. */
+/*
+ * A spin_us for a 2-CPU host: a little more than a polled round trip
+ * (the daemon answers a polled queue within a few microseconds), far less
+ * than the sleep and wake-up (tens of microseconds) it saves; a client
+ * whose daemon does not poll (queue_poll_us = 0) should pass 0.
+ */
+#define IOMMU_NEST_QUEUE_SPIN_US 20u
+
+/*
+ * Closes the queue (the daemon unmaps it), after waiting for the requests
+ * in flight on it (their callbacks run in the next iommu_nest_process()).
+ * -ENOENT when none is open.
+ */
 int iommu_nest_queue_close(struct iommu_nest *h);
 
 /*
- * The queue's completion eventfd (readable when the daemon signalled a
- * completion to a sleeping caller), or -1 without a queue. Owned by the
+ * The queue's completion eventfd, or -1 without a queue: readable when the
+ * daemon wrote a completion while async requests were in flight on the
+ * queue (or a sync caller slept); iommu_nest_process() empties it. Owned by the
  * handle: do not read, write or close it.
  */
 int iommu_nest_queue_fd(const struct iommu_nest *h);

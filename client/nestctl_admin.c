@@ -96,6 +96,24 @@ void print_stats(const struct iommu_nest_stats *st, bool json)
 		print_stats_table(st);
 }
 
+/* The counters and the shared-queue counters after them, in one object or table. */
+static void print_all_stats(const struct iommu_nest_stats *st,
+			    const struct iommu_nest_queue_stats *qs, bool json)
+{
+	struct json_object *o;
+
+	if (!json) {
+		print_stats_table(st);
+		print_queue_stats_table(qs);
+		return;
+	}
+	o = stats_json(st);
+#define X(f) JSET(o, "queue_" #f, JU64(qs->f));
+	QUEUE_STATS_FIELDS(X)
+#undef X
+	print_json(o, true);
+}
+
 /* Per-second change of a counter; a saturated or reset one has no rate. */
 static double rate(uint64_t now, uint64_t before, double secs)
 {
@@ -169,6 +187,7 @@ static int watch_stats(struct ctl *c)
 int cmd_stats(struct ctl *c, int argc, char **argv)
 {
 	struct iommu_nest_stats st;
+	struct iommu_nest_queue_stats qs;
 	int err;
 
 	if (need_args(argc, 1, "stats [--watch [--interval SECONDS] [--count N]] [--json]"))
@@ -176,9 +195,11 @@ int cmd_stats(struct ctl *c, int argc, char **argv)
 	if (c->watch)
 		return watch_stats(c);
 	err = iommu_nest_stats(c->h, &st);
+	if (!err)
+		err = iommu_nest_queue_stats(c->h, &qs);
 	if (err)
 		return fail(c, "stats", err);
-	print_stats(&st, c->json);
+	print_all_stats(&st, &qs, c->json);
 	return 0;
 }
 
@@ -476,6 +497,7 @@ int cmd_hwpts(struct ctl *c, int argc, char **argv)
 
 int cmd_metrics(struct ctl *c, int argc, char **argv)
 {
+	struct iommu_nest_queue_stats qs;
 	struct iommu_nest_status *st;
 	struct iommu_nest_hwpt_info *v;
 	size_t n;
@@ -486,12 +508,15 @@ int cmd_metrics(struct ctl *c, int argc, char **argv)
 	err = iommu_nest_status(c->h, &st);
 	if (err)
 		return fail(c, "metrics", err);
-	err = iommu_nest_list_hwpts(c->h, &v, &n);
+	err = iommu_nest_queue_stats(c->h, &qs);
+	if (!err)
+		err = iommu_nest_list_hwpts(c->h, &v, &n);
 	if (err) {
 		free(st);
 		return fail(c, "metrics", err);
 	}
-	metrics_write(stdout, c->prometheus ? METRICS_PROMETHEUS : METRICS_OPENMETRICS, st, v, n);
+	metrics_write(stdout, c->prometheus ? METRICS_PROMETHEUS : METRICS_OPENMETRICS, st, &qs, v,
+		      n);
 	free(st);
 	free(v);
 	return 0;

@@ -98,6 +98,27 @@ static void write_flushed(const struct out *o, const struct iommu_nest_status *s
 	fprintf(o->f, PREFIX "flush_alls_total %" PRIu64 "\n", st->flush_alls);
 }
 
+/* clang-format off */
+#define QUEUE_COUNTERS(X)									\
+	X(submissions, "Shared-queue submissions taken")					\
+	X(completions, "Shared-queue completions written")					\
+	X(kicks, "Shared-queue kicks (eventfd writes) the daemon read")				\
+	X(kicks_suppressed, "Shared-queue submissions taken while polling, with no kick")	\
+	X(calls, "Shared-queue calls (eventfd writes) to a sleeping client")			\
+	X(calls_suppressed, "Shared-queue completions to a client not asleep, with no call")	\
+	X(stalls, "Shared-queue back-pressure stalls")						\
+	X(poll_passes, "Turns of the daemon's shared-queue poll loop")
+/* clang-format on */
+
+static void write_queue(const struct out *o, const struct iommu_nest_queue_stats *qs)
+{
+#define X(name, help)                                                                              \
+	family(o, "queue_" #name, "counter", help);                                                \
+	fprintf(o->f, PREFIX "queue_%s_total %" PRIu64 "\n", #name, qs->name);
+	QUEUE_COUNTERS(X)
+#undef X
+}
+
 static void gauge(const struct out *o, const char *name, const char *help, uint64_t v)
 {
 	family(o, name, "gauge", help);
@@ -187,6 +208,7 @@ static void write_hwpts(const struct out *o, const struct iommu_nest_hwpt_info *
 }
 
 void metrics_write(FILE *f, enum metrics_format fmt, const struct iommu_nest_status *st,
+		   const struct iommu_nest_queue_stats *qs,
 		   const struct iommu_nest_hwpt_info *hwpts, size_t n_hwpts)
 {
 	const struct out o = {.f = f, .fmt = fmt};
@@ -194,6 +216,7 @@ void metrics_write(FILE *f, enum metrics_format fmt, const struct iommu_nest_sta
 	write_daemon(&o, st);
 	write_totals(&o, &st->totals);
 	write_flushed(&o, st);
+	write_queue(&o, qs);
 	write_devices(&o, st);
 	for (size_t i = 0; i < st->n_histograms; i++)
 		write_histogram(&o, &st->histograms[i]);

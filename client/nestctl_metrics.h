@@ -24,6 +24,7 @@ enum metrics_format {
  * device. Metric names start iommu_nestd_.
  */
 void metrics_write(FILE *f, enum metrics_format fmt, const struct iommu_nest_status *st,
+		   const struct iommu_nest_queue_stats *qs,
 		   const struct iommu_nest_hwpt_info *hwpts, size_t n_hwpts);
 
 #endif

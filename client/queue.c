@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -55,7 +56,8 @@ int nestq_client_create(struct nestq_client *q, uint32_t entries, size_t max_ent
 	data = (uint64_t)max_entries * (ENTRY_BYTES + RESULT_BYTES);
 	if (!nestq_layout(&q->l, entries, entries, data))
 		return -EINVAL;
-	err = make_area(q);
+	q->rec = calloc(entries, sizeof(*q->rec));
+	err = q->rec ? make_area(q) : -ENOMEM;
 	if (!err) {
 		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		q->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -77,6 +79,7 @@ void nestq_client_destroy(struct nestq_client *q)
 		close(q->kick_fd);
 	if (q->call_fd >= 0)
 		close(q->call_fd);
+	free(q->rec);
 	memset(q, 0, sizeof(*q));
 	q->memfd = q->kick_fd = q->call_fd = -1;
 }
@@ -110,18 +113,90 @@ static void kick(const struct nestq_client *q)
 	}
 }
 
-/* Publishes one submission; kicks when the daemon is not polling. */
-static void submit(struct nestq_client *q, const struct nestq_sqe *sqe)
+static size_t entry_size(const struct iommu_nest_inv_raw *r)
 {
-	struct nestq_sqe *slot =
-	    (struct nestq_sqe *)(q->base + q->l.sq_off) + (q->sq_tail & (q->l.sq_entries - 1));
+	return r->layout == IOMMU_NEST_LAYOUT_VTD ? sizeof(struct iommu_nest_vtd_inv)
+						  : sizeof(struct iommu_nest_selftest_inv);
+}
 
-	memcpy(slot, sqe, sizeof(*sqe));
+/*
+ * len bytes of the entry-area ring, 8-aligned, never wrapping inside a
+ * request (the tail skips to the start instead). false when full.
+ */
+static bool data_alloc(struct nestq_client *q, uint64_t len, uint32_t *off)
+{
+	uint64_t size = q->l.data_bytes, at, tail = q->data_tail;
+
+	len = (len + 7) & ~(uint64_t)7;
+	if (!size) {
+		*off = 0;
+		return !len;
+	}
+	at = q->data_tail % size;
+	if (at + len > size) {
+		tail += size - at;
+		at = 0;
+	}
+	if (tail + len - q->data_head > size)
+		return false;
+	*off = (uint32_t)at;
+	q->data_tail = tail + len;
+	return true;
+}
+
+/* The client's flag: a call is wanted while async requests wait or a caller sleeps. */
+static void want_call(struct nestq_client *q, bool on)
+{
+	_Atomic uint32_t *f = &hdr(q)->cq_flags;
+
+	if (on)
+		atomic_fetch_or_explicit(f, NESTQ_CQ_NEED_CALL, memory_order_seq_cst);
+	else
+		atomic_fetch_and_explicit(f, ~NESTQ_CQ_NEED_CALL, memory_order_relaxed);
+}
+
+int nestq_client_submit(struct nestq_client *q, const struct iommu_nest_inv_raw *r,
+			uint64_t user_data, bool async)
+{
+	size_t esz = entry_size(r);
+	uint64_t mark = q->data_tail;
+	struct nestq_rec *rec;
+	struct nestq_sqe *slot;
+	uint32_t off;
+
+	if (nestq_client_in_flight(q) >= q->l.sq_entries ||
+	    !data_alloc(q, (uint64_t)r->n * (esz + RESULT_BYTES), &off)) {
+		q->data_tail = mark;
+		return -EAGAIN;
+	}
+	rec = &q->rec[q->sq_tail & (q->l.sq_entries - 1)];
+	*rec = (struct nestq_rec){.user_data = user_data,
+				  .end = q->data_tail,
+				  .result_off = off + (uint32_t)(((r->n * esz) + 7) & ~(size_t)7),
+				  .n = (uint32_t)r->n,
+				  .async = async};
+	if (r->n)
+		memcpy(q->base + q->l.data_off + off, r->entries, r->n * esz);
+	/* Before the publish: the daemon's completion follows its read of our tail. */
+	if (async && !q->n_async++)
+		want_call(q, true);
+	slot = (struct nestq_sqe *)(q->base + q->l.sq_off) + (q->sq_tail & (q->l.sq_entries - 1));
+	*slot = (struct nestq_sqe){.user_data = user_data,
+				   .hwpt_id = r->hwpt_id,
+				   .data_type = r->data_type,
+				   /* The same bits; unknown ones get the socket's EOPNOTSUPP. */
+				   .flags = r->flags,
+				   .reserved = r->reserved,
+				   .entry_len = r->entry_len,
+				   .n = (uint32_t)r->n,
+				   .entry_off = off,
+				   .result_off = rec->result_off};
 	atomic_store_explicit(&hdr(q)->sq_tail, ++q->sq_tail, memory_order_release);
 	/* Pairs with the daemon's flag update: either it sees the tail or we see the flag. */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&hdr(q)->sq_flags, memory_order_relaxed) & NESTQ_SQ_NEED_KICK)
 		kick(q);
+	return 0;
 }
 
 static int completed(const struct nestq_client *q)
@@ -134,15 +209,23 @@ static int broken(const struct nestq_client *q)
 	return atomic_load_explicit(&hdr(q)->sq_flags, memory_order_acquire) & NESTQ_SQ_BROKEN;
 }
 
+void nestq_client_drain_call(const struct nestq_client *q)
+{
+	uint64_t n;
+
+	if (read(q->call_fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: nothing signalled since the last look. */
+	}
+}
+
 /* Sleeps until a completion is there: NEED_CALL, then look again, then poll. */
 static int sleep_for_completion(struct nestq_client *q, int sock)
 {
 	struct pollfd p[2] = {{.fd = q->call_fd, .events = POLLIN},
 			      {.fd = sock, .events = POLLRDHUP}};
-	uint64_t n;
 	int err = 0;
 
-	atomic_fetch_or_explicit(&hdr(q)->cq_flags, NESTQ_CQ_NEED_CALL, memory_order_seq_cst);
+	want_call(q, true);
 	/* The flag before the look at cq_tail: the daemon fences between its publish and its look.
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -157,24 +240,27 @@ static int sleep_for_completion(struct nestq_client *q, int sock)
 			err = -ECONNRESET;
 			break;
 		}
-		if (p[0].revents & POLLIN && read(q->call_fd, &n, sizeof(n)) < 0 &&
-		    errno != EAGAIN) {
-			err = -errno;
-			break;
-		}
+		if (p[0].revents & POLLIN)
+			nestq_client_drain_call(q);
 	}
-	atomic_fetch_and_explicit(&hdr(q)->cq_flags, ~NESTQ_CQ_NEED_CALL, memory_order_relaxed);
+	if (!q->n_async)
+		want_call(q, false);
 	return err;
 }
 
-static int wait_completion(struct nestq_client *q, int sock)
+int nestq_client_wait(struct nestq_client *q, int sock)
 {
-	uint64_t until = now_ns() + (uint64_t)q->spin_us * 1000u;
+	uint64_t until = 0;
 
-	while (!completed(q)) {
+	for (unsigned spins = 0; !completed(q); spins++) {
 		if (broken(q))
 			return -EPROTO;
-		if (now_ns() >= until) {
+		/* The clock only every few spins: a look at the line is what a spin costs. */
+		if (spins % 256)
+			continue;
+		if (!until)
+			until = now_ns() + (uint64_t)q->spin_us * 1000u;
+		else if (now_ns() >= until) {
 			int err = sleep_for_completion(q, sock);
 
 			if (err)
@@ -185,13 +271,13 @@ static int wait_completion(struct nestq_client *q, int sock)
 }
 
 /* The completion is the daemon's word, but checked: n and the leading run of DONE. */
-static int read_results(const struct nestq_client *q, const struct nestq_cqe *c, size_t n,
-			const struct nestq_sqe *sqe, struct iommu_nest_entry_result *res)
+static int read_results(const struct nestq_client *q, const struct nestq_cqe *c,
+			const struct nestq_rec *rec, struct iommu_nest_entry_result *res)
 {
-	const uint8_t *src = q->base + q->l.data_off + sqe->result_off;
+	const uint8_t *src = q->base + q->l.data_off + rec->result_off;
 	uint32_t run = 0;
 
-	if (c->n && c->n != n)
+	if (c->n && c->n != rec->n)
 		return -EPROTO;
 	for (size_t i = 0; i < c->n; i++) {
 		struct nestq_result one;
@@ -205,53 +291,82 @@ static int read_results(const struct nestq_client *q, const struct nestq_cqe *c,
 			res[i] = (struct iommu_nest_entry_result){
 			    .state = one.state, .error = one.error, .hw_error = one.hw_error};
 	}
+	if (res && !c->n)
+		memset(res, 0, rec->n * sizeof(*res));
 	return c->entries_handled == run ? 0 : -EPROTO;
 }
 
-int nestq_client_invalidate(struct nestq_client *q, int sock, const struct iommu_nest_inv_raw *r,
-			    struct iommu_nest_entry_result *results,
-			    struct iommu_nest_inv_summary *sum)
+/* The submission a completion answers: one in flight, not answered yet. */
+static struct nestq_rec *find_rec(struct nestq_client *q, uint64_t user_data)
 {
-	size_t esz = r->layout == IOMMU_NEST_LAYOUT_VTD ? sizeof(struct iommu_nest_vtd_inv)
-							: sizeof(struct iommu_nest_selftest_inv);
-	struct nestq_sqe sqe = {.user_data = ++q->next_user_data,
-				.hwpt_id = r->hwpt_id,
-				.data_type = r->data_type,
-				/* The same bits; unknown ones get the socket's EOPNOTSUPP. */
-				.flags = r->flags,
-				.reserved = r->reserved,
-				.entry_len = r->entry_len,
-				.n = (uint32_t)r->n,
-				.entry_off = 0,
-				.result_off = (uint32_t)(q->max_entries * ENTRY_BYTES)};
-	const struct nestq_cqe *slot;
-	struct nestq_cqe c;
-	int err;
+	for (uint32_t i = q->rec_head; i != q->sq_tail; i++) {
+		struct nestq_rec *rec = &q->rec[i & (q->l.sq_entries - 1)];
 
-	if (r->n)
-		memcpy(q->base + q->l.data_off, r->entries, r->n * esz);
-	for (size_t i = 0; results && i < r->n; i++)
-		results[i] =
-		    (struct iommu_nest_entry_result){.state = IOMMU_NEST_ENTRY_NOT_ATTEMPTED};
-	submit(q, &sqe);
-	err = wait_completion(q, sock);
-	if (err)
-		return err;
+		if (!rec->done && rec->user_data == user_data)
+			return rec;
+	}
+	return NULL;
+}
+
+/* Frees the leading run of answered submissions: their slots and entry ranges. */
+static void free_done(struct nestq_client *q)
+{
+	while (q->rec_head != q->sq_tail) {
+		struct nestq_rec *rec = &q->rec[q->rec_head & (q->l.sq_entries - 1)];
+
+		if (!rec->done)
+			break;
+		q->data_head = rec->end;
+		q->rec_head++;
+	}
+}
+
+int nestq_client_reap(struct nestq_client *q, nestq_results_fn results_of, void *opaque,
+		      uint64_t *user_data, struct iommu_nest_inv_summary *sum)
+{
+	const struct nestq_cqe *slot;
+	struct nestq_rec *rec;
+	struct nestq_cqe c;
+	/* Whether the daemon can be stalled for completion slots at all (see below). */
+	bool ring_full = nestq_client_in_flight(q) >= q->l.cq_entries;
+
+	if (!completed(q))
+		return broken(q) ? -EPROTO : 0;
+	/* More completions than submissions in flight: a daemon that lost count. */
+	if (atomic_load_explicit(&hdr(q)->cq_tail, memory_order_relaxed) - q->cq_head >
+	    nestq_client_in_flight(q))
+		return -EPROTO;
 	slot = (const struct nestq_cqe *)(q->base + q->l.cq_off) +
 	       (q->cq_head & (q->l.cq_entries - 1));
 	memcpy(&c, slot, sizeof(c));
 	atomic_store_explicit(&hdr(q)->cq_head, ++q->cq_head, memory_order_release);
-	if (c.user_data != sqe.user_data || c.status > 0 || c.status < -4095)
+	rec = find_rec(q, c.user_data);
+	if (!rec || c.status > 0 || c.status < -4095 ||
+	    read_results(q, &c, rec, results_of(opaque, c.user_data)))
 		return -EPROTO;
-	err = read_results(q, &c, r->n, &sqe, results);
-	if (err)
-		return err;
+	*user_data = c.user_data;
 	*sum = (struct iommu_nest_inv_summary){.status = c.status,
 					       .entries_handled = c.entries_handled,
 					       .entries_submitted = c.entries_submitted,
 					       .pages_flushed = c.pages_flushed};
-	/* A stalled daemon waits for this freed slot to be announced. */
-	if (atomic_load_explicit(&hdr(q)->sq_flags, memory_order_acquire) & NESTQ_SQ_STALLED)
+	rec->done = true;
+	if (rec->async && !--q->n_async)
+		want_call(q, false);
+	free_done(q);
+	/*
+	 * A daemon stalled for completion slots waits for this freed one to be
+	 * announced; the fence pairs with its own between setting STALLED and
+	 * its last look. It can only be so stalled when every completion slot
+	 * is spoken for by a submission of ours: the completions not read yet,
+	 * those in flight and the one it wants to take, all counted in our
+	 * in-flight records, which never exceed the ring (sq_entries ==
+	 * cq_entries). Below that, the fence is not paid on every round trip.
+	 * (A stall for max_inflight resumes on the daemon's side.)
+	 */
+	if (!ring_full)
+		return 1;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&hdr(q)->sq_flags, memory_order_relaxed) & NESTQ_SQ_STALLED)
 		kick(q);
-	return 0;
+	return 1;
 }

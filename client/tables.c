@@ -100,3 +100,10 @@ void print_stats_table(const struct iommu_nest_stats *st)
 	STATS_FIELDS(X)
 #undef X
 }
+
+void print_queue_stats_table(const struct iommu_nest_queue_stats *qs)
+{
+#define X(f) printf("  %-18s %" PRIu64 "\n", "queue_" #f, qs->f);
+	QUEUE_STATS_FIELDS(X)
+#undef X
+}

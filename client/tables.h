@@ -19,6 +19,10 @@
 	X(entries_received) X(entries_failed) X(entries_submitted)	\
 	X(submissions) X(pages_flushed) X(hwpts_active)			\
 	X(protocol_errors) X(batches) X(denials)
+/* The shared-queue counters, listed after them as queue_NAME. */
+#define QUEUE_STATS_FIELDS(X)						\
+	X(submissions) X(completions) X(kicks) X(kicks_suppressed)	\
+	X(calls) X(calls_suppressed) X(stalls) X(poll_passes)
 /* clang-format on */
 
 /* "EINVAL" for -EINVAL, "-" for 0. */
@@ -41,5 +45,6 @@ void print_results(const char *title, const struct iommu_nest_vtd_inv *e, size_t
 
 /* The daemon counters, one "  name value" line each. */
 void print_stats_table(const struct iommu_nest_stats *st);
+void print_queue_stats_table(const struct iommu_nest_queue_stats *qs);
 
 #endif

@@ -167,26 +167,32 @@ static unsigned count_open_fds(void)
  * Clamps max_clients (0: unlimited) to what RLIMIT_NOFILE leaves after the
  * descriptors the daemon holds anyway, those passed descriptors can take
  * transiently, and some headroom: past it accept would fail with EMFILE
- * instead of refusing clients with -EUSERS. Logged when it bites.
+ * instead of refusing clients with -EUSERS. A client costs its socket,
+ * and while shared queues are allowed (max_queue_bytes) the kick and
+ * call eventfds its queue holds (the memfd is closed once mapped).
+ * Logged when it bites.
  */
 static void clamp_clients(struct config *cfg, unsigned base_fds)
 {
 	uint32_t want = cfg->quota.max_clients;
 	uint64_t reserve = (uint64_t)base_fds + FD_HEADROOM + FD_PASSED_MAX, fit;
+	unsigned per_client = cfg->quota.max_queue_bytes ? 3 : 1;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
 		return;
-	fit = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 1;
+	fit = rl.rlim_cur > reserve ? (rl.rlim_cur - reserve) / per_client : 1;
+	if (!fit)
+		fit = 1;
 	if (fit > UINT32_MAX)
 		fit = UINT32_MAX;
 	if (want && want <= fit)
 		return;
 	cfg->quota.max_clients = (uint32_t)fit;
 	log_warn("max_clients %u%s is more than RLIMIT_NOFILE %llu allows (%u descriptors in use, "
-		 "%u kept back): serving at most %u clients",
+		 "%u kept back, %u per client): serving at most %u clients",
 		 want, want ? "" : " (unlimited)", (unsigned long long)rl.rlim_cur, base_fds,
-		 FD_HEADROOM + FD_PASSED_MAX, cfg->quota.max_clients);
+		 FD_HEADROOM + FD_PASSED_MAX, per_client, cfg->quota.max_clients);
 }
 
 /*

@@ -3,7 +3,7 @@
 # benchmark, and writes the results and the plots:
 #   $OUT/bench.txt   the tables and the PASS/FAIL lines, as printed
 #   $OUT/bench.csv   every figure, one row per configuration
-#   docs/bench-latency.png, docs/bench-throughput.png
+#   docs/bench-latency.png, docs/bench-throughput.png, docs/bench-queue.png
 # Usage: scripts/bench.sh [iommu-nest-bench options, e.g. --quick]
 # Environment: BUILD (default build-bench), OUT (default $BUILD/bench-results).
 set -eu
@@ -43,6 +43,18 @@ series tp-seq-sync.dat sweep sweep-seq sync 5 8
 series tp-lazy-async.dat sweep sweep-lazy async 5 8
 series tp-lazy-sync.dat sweep sweep-lazy sync 5 8
 series tp-seq-sub.dat sweep sweep-seq async 5 9
+# The shared queue (issue 17): 1-entry sync round trips, and its floors.
+series q-poll.dat queue-poll seq-strict sync 4 11
+series q-poll99.dat queue-poll seq-strict sync 4 12
+series q-nopoll.dat queue-nopoll seq-strict sync 4 11
+series q-lazy-poll.dat queue-poll lazy-fq async 4 8
+series q-lazy-sock.dat coalesce lazy-fq async 4 8
+floor() { # section column: the 1-client figure of a floor row
+	awk -F, -v s="$1" -v c="$2" '$1 == s && $4 == 1 { print $c; exit }' "$OUT/bench.csv"
+}
+SHM50=$(floor floor-shm 11)
+EFD50=$(floor floor-efd 11)
+PP50=$(awk -F, '$1 == "floor-pp" && $3 == "sync" && $4 == 1 { print $11; exit }' "$OUT/bench.csv")
 
 cd "$OUT"
 gnuplot <<GP
@@ -75,5 +87,27 @@ plot "tp-seq-async.dat" using 1:2 with linespoints lw 2 title "sequential, async
      "tp-lazy-async.dat" using 1:2 with linespoints lw 2 title "scattered (lazy), async", \
      "tp-lazy-sync.dat" using 1:2 with linespoints lw 2 title "scattered (lazy), sync", \
      "tp-seq-sub.dat" using 1:2 with linespoints dt 2 title "sequential async: entries submitted / s"
+
+set output "$ROOT/docs/bench-queue.png"
+set multiplot layout 1,2 title "iommu-nestd over its shared-memory queue vs the socket (sim backend)"
+set title "1-entry sync round trip vs clients"
+set xlabel "client processes"
+set ylabel "round trip (us)"
+set logscale xy
+set xtics (1, 4, 16, 64)
+set key top left
+plot "lat-sync.dat" using 1:2 with linespoints lw 2 title "socket p50", \
+     "q-nopoll.dat" using 1:2 with linespoints lw 2 title "queue, not polling p50", \
+     "q-poll.dat" using 1:2 with linespoints lw 2 title "queue, polling p50", \
+     "q-poll99.dat" using 1:2 with linespoints lw 2 title "queue, polling p99", \
+     ${PP50:-1/0} with lines dt 2 title "floor: socket ping-pong p50", \
+     ${EFD50:-1/0} with lines dt 2 title "floor: eventfd ping-pong p50", \
+     ${SHM50:-1/0} with lines dt 2 title "floor: shared cache line p50"
+set title "256-entry batches, pipelined (window 16)"
+set ylabel "client entries / s"
+set key bottom right
+plot "q-lazy-sock.dat" using 1:2 with linespoints lw 2 title "socket", \
+     "q-lazy-poll.dat" using 1:2 with linespoints lw 2 title "queue, polling"
+unset multiplot
 GP
 echo "bench.sh: results in $OUT, plots in $ROOT/docs"

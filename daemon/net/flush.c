@@ -150,4 +150,6 @@ void server_flush(struct server *srv)
 	}
 	while ((hwpt = inv_queue_pop(&srv->queue, &reqs)))
 		answer_batch(srv, hwpt, reqs, run_hwpt_batch(srv, hwpt, reqs));
+	/* The shared queues' completions of the whole pass, one publish each. */
+	queue_publish_pending(srv);
 }

@@ -33,6 +33,7 @@ static void take_one(struct nest_queue *q)
 	rc = queue_slot_take(&q->a, q->sq_head, invalidate_max_entries(srv), &sqe, &r);
 	queue_sq_consumed(&q->a, ++q->sq_head);
 	srv->stats.requests++;
+	srv->stats.queue.submissions++;
 	s->n_requests++;
 	q->inflight++;
 	q->last_take_ns = monotonic_ns();
@@ -72,85 +73,116 @@ static bool can_take(struct nest_queue *q)
 	       !quota_reached(s->n_pending, s->srv->cfg->quota.max_inflight);
 }
 
-static void stall(struct nest_queue *q)
+/*
+ * No room: say so (STALLED) and look once more. The full fence pairs with
+ * the client's between freeing a completion slot and its read of the
+ * flag: either it sees STALLED and kicks, or we see the slot it freed.
+ * True when the queue stays stalled; one stall is counted once, however
+ * often a completion looks again before room is there.
+ */
+static bool stall(struct nest_queue *q)
 {
-	q->stalled = true;
-	atomic_fetch_or_explicit(&queue_hdr(&q->a)->sq_flags, NESTQ_SQ_STALLED,
-				 memory_order_seq_cst);
+	_Atomic uint32_t *flags = &queue_hdr(&q->a)->sq_flags;
+
+	if (!q->stalled) {
+		q->s->srv->stats.queue.stalls++;
+		q->stalled = true;
+		atomic_fetch_or_explicit(flags, NESTQ_SQ_STALLED, memory_order_seq_cst);
+	}
+	atomic_thread_fence(memory_order_seq_cst);
+	return !can_take(q);
 }
 
-/* Looks again on the next turn of the loop (not a kick: nothing to read). */
-static void again(struct nest_queue *q)
+static void unstall(struct nest_queue *q)
 {
-	event_active(q->ev_kick, EV_TIMEOUT, 0);
+	q->stalled = false;
+	atomic_fetch_and_explicit(&queue_hdr(&q->a)->sq_flags, ~NESTQ_SQ_STALLED,
+				  memory_order_relaxed);
 }
 
 /*
  * Nothing to take. Within the poll window after the last submission the
- * client need not kick: the loop looks again each turn. After it, ask for
+ * client need not kick: the poll loop keeps looking. After it, ask for
  * kicks; the full fence pairs with the client's between its publish and
  * its read of the flag, so a submission that raced with it is seen here.
  */
-static void idle(struct nest_queue *q)
+static void idle(struct nest_queue *q, uint64_t now)
 {
 	uint64_t window = (uint64_t)q->s->srv->cfg->queue_poll_us * 1000u;
 	_Atomic uint32_t *flags = &queue_hdr(&q->a)->sq_flags;
 
-	if (window && monotonic_ns() - q->last_take_ns < window) {
+	if (window && now - q->last_take_ns < window) {
 		if (!q->polling) {
 			q->polling = true;
 			atomic_fetch_and_explicit(flags, ~NESTQ_SQ_NEED_KICK, memory_order_seq_cst);
 		}
-		again(q);
+		queue_look_again(q);
 		return;
 	}
 	if (q->polling) {
 		q->polling = false;
 		atomic_fetch_or_explicit(flags, NESTQ_SQ_NEED_KICK, memory_order_seq_cst);
 		atomic_thread_fence(memory_order_seq_cst);
-		if (queue_sq_ready(&q->a, q->sq_head))
-			again(q);
+		if (queue_sq_ready(&q->a, q->sq_head)) {
+			queue_look_again(q);
+			return;
+		}
 	}
+	queue_unpoll(q);
 }
 
-static void consume_some(struct nest_queue *q)
+/* Takes up to the budget; true when it took anything. */
+static bool consume_some(struct nest_queue *q)
 {
-	for (unsigned budget = QUEUE_PASS_BUDGET; budget; budget--) {
+	const struct config *cfg = q->s->srv->cfg;
+	bool took = false;
+
+	for (uint32_t budget = cfg->queue_budget; budget; budget--) {
 		int ready;
 
 		if (q->broken || q->s->closing)
-			return;
+			return took;
 		ready = queue_sq_ready(&q->a, q->sq_head);
 		if (ready < 0) {
 			queue_break(q, "submission ring index out of range");
-			return;
+			return took;
 		}
 		if (!ready) {
-			idle(q);
-			return;
+			idle(q, took ? q->last_take_ns : monotonic_ns());
+			return took;
 		}
-		if (!can_take(q)) {
-			stall(q);
-			return;
+		if (!can_take(q) && stall(q)) {
+			queue_unpoll(q);
+			return took;
 		}
+		if (q->stalled)
+			unstall(q);
+		if (q->polling)
+			q->s->srv->stats.queue.kicks_suppressed++;
 		take_one(q);
+		took = true;
 	}
 	/* Budget spent: the other queues and the sockets have their turn first. */
 	if (!q->broken)
-		again(q);
+		queue_look_again(q);
+	return took;
 }
 
 /*
  * Any answer written while taking may find the client's indices broken
  * and break the queue: it stays allocated until the loop above is out.
+ * q may be gone when this returns.
  */
-static void consume(struct nest_queue *q)
+static bool consume(struct nest_queue *q)
 {
 	struct session *s = q->s;
+	bool took;
 
 	q->busy = true;
-	consume_some(q);
+	took = consume_some(q);
 	q->busy = false;
+	/* Submissions answered while taken (refused, or not batched). */
+	queue_publish_pending(s->srv);
 	queue_release_if_done(q);
 	/*
 	 * Dropped while we took (max_total_buffered_bytes): the end of a pass
@@ -158,6 +190,87 @@ static void consume(struct nest_queue *q)
 	 */
 	if (s->closing)
 		event_active(s->srv->ev_flush, EV_TIMEOUT, 0);
+	return took;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * One round over the list, each queue moved to the back as it is looked
+ * at (round-robin; a queue freed on the way has left the list). Only an
+ * acquire load per queue when nothing is there.
+ */
+static bool poll_round(struct server *srv)
+{
+	bool took = false;
+	size_t n = 0;
+	struct nest_queue *q;
+
+	TAILQ_FOREACH(q, &srv->pollers, poll_link)
+	n++;
+	while (n-- && (q = TAILQ_FIRST(&srv->pollers))) {
+		TAILQ_REMOVE(&srv->pollers, q, poll_link);
+		TAILQ_INSERT_TAIL(&srv->pollers, q, poll_link);
+		if (!queue_sq_ready(&q->a, q->sq_head) && !q->broken)
+			continue;
+		took |= consume(q);
+	}
+	return took;
+}
+
+/* The end of a turn: every queue with nothing to take decides whether it keeps polling. */
+static void poll_expire(struct server *srv)
+{
+	uint64_t now = monotonic_ns();
+	size_t n = 0;
+	struct nest_queue *q;
+
+	TAILQ_FOREACH(q, &srv->pollers, poll_link)
+	n++;
+	while (n-- && (q = TAILQ_FIRST(&srv->pollers))) {
+		TAILQ_REMOVE(&srv->pollers, q, poll_link);
+		TAILQ_INSERT_TAIL(&srv->pollers, q, poll_link);
+		if (!queue_sq_ready(&q->a, q->sq_head))
+			idle(q, now);
+	}
+}
+
+void queue_poll_turn(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	uint64_t end = monotonic_ns() + (uint64_t)srv->cfg->queue_poll_slice_us * 1000u;
+	bool took = false;
+
+	(void)fd, (void)what;
+	srv->stats.queue.poll_passes++;
+	for (unsigned spin = 0; !TAILQ_EMPTY(&srv->pollers); spin++) {
+		if (poll_round(srv)) {
+			took = true;
+			/* The batch at once, as a socket read does with nothing else to run. */
+			if (srv->flush_armed && !srv->cfg->batch_delay_us)
+				server_flush(srv);
+		}
+		/* The clock only every few rounds: a round is a few loads. */
+		if (!(spin % 256) && monotonic_ns() >= end)
+			break;
+		cpu_relax();
+	}
+	poll_expire(srv);
+	if (!TAILQ_EMPTY(&srv->pollers))
+		queue_poll_arm(srv);
+	/*
+	 * Sessions a reply closed are reaped at the end of a pass (on_flush);
+	 * an armed flush (batch_delay_us) does that when it runs.
+	 */
+	if (took && !srv->flush_armed)
+		event_active(srv->ev_flush, EV_TIMEOUT, 0);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -165,10 +278,16 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 	struct nest_queue *q = arg;
 	uint64_t n;
 
-	/* A kick: drain the counter. */
-	if ((what & EV_READ) && read(fd, &n, sizeof(n)) == 0) {
-		queue_break(q, "kick descriptor at end of file");
-		return;
+	/* A kick: drain the counter (the client's writes since the last read). */
+	if (what & EV_READ) {
+		ssize_t got = read(fd, &n, sizeof(n));
+
+		if (got == 0) {
+			queue_break(q, "kick descriptor at end of file");
+			return;
+		}
+		if (got == (ssize_t)sizeof(n))
+			q->s->srv->stats.queue.kicks += n;
 	}
 	consume(q);
 }
@@ -200,7 +319,7 @@ int queue_attach(struct session *s, const struct queue_area *a, int kick_fd, int
 	atomic_store_explicit(&h->sq_flags, NESTQ_SQ_NEED_KICK, memory_order_seq_cst);
 	s->queue = q;
 	/* Submissions published before the setup was answered: take them now. */
-	again(q);
+	queue_look_again(q);
 	return 0;
 fail:
 	free(q);

@@ -7,23 +7,24 @@
  * in one pass batch together; their results go to the completion ring.
  *
  * Inside net/: server -> queue -> flush -> queue_done; session ->
- * queue_done. queue.c takes submissions (on a kick); queue_done.c writes
- * completions, signals the client and closes a queue.
+ * queue_done. queue.c takes submissions (on a kick and in the poll
+ * loop); queue_done.c writes completions, signals the client, keeps the
+ * poll loop's list and closes a queue.
  */
 #ifndef IOMMU_NESTD_NET_QUEUE_H
 #define IOMMU_NESTD_NET_QUEUE_H
 
+#include <event2/util.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "net/queue_slot.h"
 
 struct event;
+struct server;
 struct session;
 struct inv_request;
-
-/* Submissions one queue may have taken per turn of the loop: the others' share. */
-#define QUEUE_PASS_BUDGET 64
 
 struct nest_queue {
 	struct session *s;
@@ -32,10 +33,16 @@ struct nest_queue {
 	struct event *ev_kick;
 	/* The daemon's own indices: the area's copies are for the client to read. */
 	uint32_t sq_head, cq_tail;
+	/* Completions written up to cq_tail, not published: in srv->cq_pending. */
+	bool cq_pending;
+	struct nest_queue *cq_next;
 	/* Submissions taken, not completed yet: each holds a completion slot. */
 	uint32_t inflight;
-	/* Polling (queue_poll_us): NEED_KICK is clear, the loop looks again each turn. */
+	/* Polling (queue_poll_us): NEED_KICK is clear, the poll loop looks at it. */
 	bool polling;
+	/* In srv->pollers: the poll loop looks at it (polling, or more to take). */
+	bool in_poll;
+	TAILQ_ENTRY(nest_queue) poll_link;
 	uint64_t last_take_ns; /* the last submission taken, for the poll window */
 	/* Stopped for a full completion ring or max_inflight: resume on a completion. */
 	bool stalled;
@@ -44,6 +51,24 @@ struct nest_queue {
 	/* Taking submissions now: a broken queue is freed by the consumer, after it. */
 	bool busy;
 };
+
+/*
+ * The poll loop (srv->ev_poll, a zero timeout so that the sockets are
+ * served between turns): spins over the queues in srv->pollers for up to
+ * [coalesce] queue_poll_slice_us, taking up to queue_budget submissions of
+ * each queue that has some, in round-robin order, and running the batch
+ * at once; drops the queues whose poll window ran out.
+ */
+void queue_poll_turn(evutil_socket_t fd, short what, void *srv);
+
+/* Arms the poll loop for its next turn (after the sockets' events). */
+void queue_poll_arm(struct server *srv);
+
+/* Puts q in the poll loop's list (if not there) and arms the loop. */
+void queue_look_again(struct nest_queue *q);
+
+/* Takes q out of the poll loop's list. */
+void queue_unpoll(struct nest_queue *q);
 
 /* srv->queue_attach (see net/server.h). */
 int queue_attach(struct session *s, const struct queue_area *a, int kick_fd, int call_fd);
@@ -62,6 +87,13 @@ void queue_resume(struct nest_queue *q);
 
 /* Answers a submission refused before it was a request (status only). */
 void queue_refuse(struct nest_queue *q, uint64_t user_data, int status);
+
+/*
+ * Publishes the completions written since the last call, one index store,
+ * one fence and at most one call per queue: the end of every batch and of
+ * every turn that took submissions.
+ */
+void queue_publish_pending(struct server *srv);
 
 /*
  * The client broke the ring (an index beyond it): stop taking, and close

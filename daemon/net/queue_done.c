@@ -33,16 +33,87 @@ static void signal_call(struct nest_queue *q)
 
 static void publish(struct nest_queue *q)
 {
+	struct queue_stats *st = &q->s->srv->stats.queue;
+
 	queue_cq_publish(&q->a, q->cq_tail);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&queue_hdr(&q->a)->cq_flags, memory_order_relaxed) &
-	    NESTQ_CQ_NEED_CALL)
+	    NESTQ_CQ_NEED_CALL) {
+		st->calls++;
 		signal_call(q);
+	} else {
+		st->calls_suppressed++;
+	}
+}
+
+/* The poll loop's list lives here, below queue.c: a completion resumes a stalled queue. */
+void queue_poll_arm(struct server *srv)
+{
+	static const struct timeval now = {0, 0};
+
+	if (!evtimer_pending(srv->ev_poll, NULL))
+		evtimer_add(srv->ev_poll, &now);
+}
+
+void queue_look_again(struct nest_queue *q)
+{
+	struct server *srv = q->s->srv;
+
+	if (!q->in_poll) {
+		q->in_poll = true;
+		TAILQ_INSERT_TAIL(&srv->pollers, q, poll_link);
+	}
+	queue_poll_arm(srv);
+}
+
+void queue_unpoll(struct nest_queue *q)
+{
+	if (q->in_poll)
+		TAILQ_REMOVE(&q->s->srv->pollers, q, poll_link);
+	q->in_poll = false;
+}
+
+/* Written: published with the others of this pass (queue_publish_pending()). */
+static void written(struct nest_queue *q)
+{
+	struct server *srv = q->s->srv;
+
+	srv->stats.queue.completions++;
+	if (q->cq_pending)
+		return;
+	q->cq_pending = true;
+	q->cq_next = srv->cq_pending;
+	srv->cq_pending = q;
+}
+
+void queue_publish_pending(struct server *srv)
+{
+	struct nest_queue *q;
+
+	while ((q = srv->cq_pending)) {
+		srv->cq_pending = q->cq_next;
+		q->cq_pending = false;
+		publish(q);
+	}
+}
+
+static void unpend(struct nest_queue *q)
+{
+	struct nest_queue **pp = &q->s->srv->cq_pending;
+
+	if (!q->cq_pending)
+		return;
+	while (*pp != q)
+		pp = &(*pp)->cq_next;
+	*pp = q->cq_next;
+	q->cq_pending = false;
 }
 
 static void free_queue(struct nest_queue *q)
 {
 	q->s->queue = NULL;
+	queue_unpoll(q);
+	unpend(q);
 	event_free(q->ev_kick);
 	munmap(q->a.base, q->a.l.total);
 	close(q->kick_fd);
@@ -54,11 +125,11 @@ void queue_resume(struct nest_queue *q)
 {
 	if (!q->stalled || q->broken)
 		return;
-	q->stalled = false;
-	atomic_fetch_and_explicit(&queue_hdr(&q->a)->sq_flags, ~NESTQ_SQ_STALLED,
-				  memory_order_relaxed);
-	/* Not a kick: nothing to read from the eventfd. */
-	event_active(q->ev_kick, EV_TIMEOUT, 0);
+	/*
+	 * Not a kick: nothing to read from the eventfd; the poll loop looks,
+	 * and clears STALLED once it can take again.
+	 */
+	queue_look_again(q);
 }
 
 /* One completion slot is gone: resume what it held up, or finish a broken queue. */
@@ -97,7 +168,7 @@ unsigned queue_answer(struct inv_request *r)
 	req_count_error(srv, r->status);
 	if (have_room(q)) {
 		queue_slot_complete(&q->a, q->cq_tail++, r);
-		publish(q);
+		written(q);
 	}
 	slot_done(q);
 	return failed;
@@ -108,7 +179,7 @@ void queue_refuse(struct nest_queue *q, uint64_t user_data, int status)
 	req_count_error(q->s->srv, status);
 	if (have_room(q)) {
 		queue_slot_refuse(&q->a, q->cq_tail++, user_data, status);
-		publish(q);
+		written(q);
 	}
 	slot_done(q);
 }
@@ -120,6 +191,7 @@ void queue_break(struct nest_queue *q, const char *why)
 	log_warn("session %llu: shared queue closed: %s", (unsigned long long)q->s->id, why);
 	q->broken = true;
 	event_del(q->ev_kick);
+	queue_unpoll(q);
 	/* A client waiting for a completion learns it will not come. */
 	atomic_fetch_or_explicit(&queue_hdr(&q->a)->sq_flags, NESTQ_SQ_BROKEN,
 				 memory_order_seq_cst);

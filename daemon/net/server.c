@@ -113,12 +113,15 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->rx_buf = malloc(srv->rx_cap * RX_SLOTS);
 	srv->tx_buf = malloc(srv->tx_cap);
 	srv->ev_flush = event_new(base, -1, 0, on_flush, srv);
+	TAILQ_INIT(&srv->pollers);
+	srv->cq_pending = NULL;
+	srv->ev_poll = evtimer_new(base, queue_poll_turn, srv);
 	/*
 	 * The worst decode of a packet of L bytes is a packed uint64 array of
 	 * L bytes of one-byte varints: 8L bytes, plus the message structs.
 	 */
 	rc = decode_arena_init(&srv->arena, (size_t)cfg->max_message_size * 8 + 65536);
-	if (rc || !srv->rx_buf || !srv->tx_buf || !srv->ev_flush) {
+	if (rc || !srv->rx_buf || !srv->tx_buf || !srv->ev_flush || !srv->ev_poll) {
 		server_fini(srv);
 		return -ENOMEM;
 	}
@@ -135,6 +138,8 @@ void server_fini(struct server *srv)
 		event_free(srv->ev_accept);
 	if (srv->ev_flush)
 		event_free(srv->ev_flush);
+	if (srv->ev_poll)
+		event_free(srv->ev_poll);
 	if (srv->spare_fd >= 0)
 		close(srv->spare_fd);
 	srv->spare_fd = -1;
@@ -150,7 +155,7 @@ void server_fini(struct server *srv)
 	free(srv->tx_buf);
 	decode_arena_fini(&srv->arena);
 	srv->rx_buf = srv->tx_buf = NULL;
-	srv->ev_accept = srv->ev_flush = NULL;
+	srv->ev_accept = srv->ev_flush = srv->ev_poll = NULL;
 	srv->listen_fd = -1;
 }
 

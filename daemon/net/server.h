@@ -30,6 +30,7 @@ struct event;
 struct session;
 struct restart;
 struct queue_area;
+struct nest_queue;
 
 struct server {
 	struct event_base *base;
@@ -61,6 +62,11 @@ struct server {
 	int (*reload)(void *ctx, char *why, size_t len);
 	void *reload_ctx;
 	struct event *ev_flush;
+	/* Shared queues the poll loop looks at (net/queue.c), in round-robin order. */
+	TAILQ_HEAD(, nest_queue) pollers;
+	struct event *ev_poll;
+	/* Queues with completions written and not published yet: one publish per pass. */
+	struct nest_queue *cq_pending;
 	TAILQ_HEAD(, session) sessions;
 	uint64_t next_session_id;
 	/* Replies queued and invalidate requests pending, all sessions (bytes). */

@@ -23,6 +23,17 @@ struct daemon_stats {
 	uint64_t ranged_pages; /* pages_flushed by all other submissions */
 	uint64_t events_sent;  /* asynchronous events sent or queued (net/events.c) */
 	uint64_t events_lost;  /* dropped: the client's event queue was full */
+	/* The shared-memory queues (net/queue.c). */
+	struct queue_stats {
+		uint64_t submissions;	   /* slots taken */
+		uint64_t completions;	   /* completions written, refusals included */
+		uint64_t kicks;		   /* kick eventfd writes the daemon read */
+		uint64_t kicks_suppressed; /* slots taken while polling: no kick needed */
+		uint64_t calls;		   /* call eventfd writes */
+		uint64_t calls_suppressed; /* completions published to a client not asleep */
+		uint64_t stalls;	   /* back-pressure: completion ring or max_inflight */
+		uint64_t poll_passes;	   /* turns of the poll loop over the polling queues */
+	} queue;
 };
 
 #endif

@@ -55,6 +55,14 @@ static void fill_stats(IommuNest__StatsReply *sr, const struct daemon_stats *st)
 	sr->denials = st->denials;
 	sr->flush_alls = st->flush_alls;
 	sr->pages_flushed_ranged = st->ranged_pages;
+	sr->queue_submissions = st->queue.submissions;
+	sr->queue_completions = st->queue.completions;
+	sr->queue_kicks = st->queue.kicks;
+	sr->queue_kicks_suppressed = st->queue.kicks_suppressed;
+	sr->queue_calls = st->queue.calls;
+	sr->queue_calls_suppressed = st->queue.calls_suppressed;
+	sr->queue_stalls = st->queue.stalls;
+	sr->queue_poll_passes = st->queue.poll_passes;
 }
 
 int handle_stats(struct req_ctx *c)

@@ -35,6 +35,10 @@ void config_defaults(struct config *cfg)
 	cfg->batch_delay_us = 0;
 	/* A few round trips' worth: on 2 CPUs a longer spin steals the client's. */
 	cfg->queue_poll_us = 50;
+	/* A socket client waits at most this for a turn of the poll loop to end. */
+	cfg->queue_poll_slice_us = 20;
+	/* One VMM's burst of 32 requests, then the next queue's turn. */
+	cfg->queue_budget = 32;
 	cfg->test_requests = false;
 	snprintf(cfg->state_file, sizeof(cfg->state_file), "%s", DEFAULT_STATE_FILE);
 	cfg->reclaim_grace_ms = 30000;
@@ -225,6 +229,20 @@ static int set_coalesce(struct config *cfg, const char *k, const char *v)
 
 		/* A poll is a CPU spun: bounded to a second. */
 		return !rc && cfg->queue_poll_us > 1000000 ? -ERANGE : rc;
+	}
+	if (!strcmp(k, "queue_poll_slice_us")) {
+		int rc = parse_u32(v, &cfg->queue_poll_slice_us);
+
+		/* A slice is a socket client kept waiting: 1 us to 10 ms. */
+		return !rc && (!cfg->queue_poll_slice_us || cfg->queue_poll_slice_us > 10000)
+			   ? -ERANGE
+			   : rc;
+	}
+	if (!strcmp(k, "queue_budget")) {
+		int rc = parse_u32(v, &cfg->queue_budget);
+
+		/* At most a ring (NESTQ_MAX_ENTRIES): more would never bound a turn. */
+		return !rc && (!cfg->queue_budget || cfg->queue_budget > 4096) ? -ERANGE : rc;
 	}
 	return -ENOENT;
 }

@@ -47,6 +47,8 @@ struct config {
 	uint32_t vtd_max_mask;         /* largest page-selective address mask (2^m pages) */
 	uint32_t batch_delay_us;       /* hold a batch this long for more requests */
 	uint32_t queue_poll_us;	       /* poll a shared queue this long after its last submission */
+	uint32_t queue_poll_slice_us;  /* one turn of the poll loop before sockets are served */
+	uint32_t queue_budget;	       /* submissions one queue may have taken per turn */
 
 	bool test_requests; /* serve CheckIotlb / SimPopulate / SimQuery / InjectFault */
 

@@ -985,6 +985,12 @@ static const char *const counters[] = {
     "protocol_errors", "batches",	    "denials",
 };
 #define N_COUNTERS (sizeof(counters) / sizeof(counters[0]))
+/* Plain `stats` lists the shared-queue counters after them (iommu_nest_queue_stats()). */
+static const char *const queue_counters[] = {
+    "queue_submissions", "queue_completions",	   "queue_kicks",  "queue_kicks_suppressed",
+    "queue_calls",	 "queue_calls_suppressed", "queue_stalls", "queue_poll_passes",
+};
+#define N_QCOUNTERS (sizeof(queue_counters) / sizeof(queue_counters[0]))
 
 static void test_stats_json(void)
 {
@@ -998,17 +1004,21 @@ static void test_stats_json(void)
 	r = CTL(t.d, "--json", "stats");
 	RUN_ASSERT(r, r.code == 0);
 	o = PARSE_JSON(r);
-	CU_ASSERT_EQUAL(json_object_object_length(o), (int)N_COUNTERS);
+	CU_ASSERT_EQUAL(json_object_object_length(o), (int)(N_COUNTERS + N_QCOUNTERS));
 	for (size_t i = 0; i < N_COUNTERS; i++)
 		ju(o, counters[i]);
+	for (size_t i = 0; i < N_QCOUNTERS; i++)
+		ju(o, queue_counters[i]);
 	CU_ASSERT_EQUAL(ju(o, "entries_received"), A_ENTRIES + B_ENTRIES);
 	CU_ASSERT_EQUAL(ju(o, "entries_failed"), 1);
 	CU_ASSERT_EQUAL(ju(o, "sessions_active"), 3);
 	CU_ASSERT_EQUAL(ju(o, "hwpts_active"), 2);
 	CU_ASSERT_EQUAL(ju(o, "batches"), 4);
-	/* The CLI's Hello and Stats came before the library's Stats. */
+	/* The CLI's Hello and Stats came before its queue Stats and the library's Stats. */
 	lib = it_stats(t.a);
-	CU_ASSERT_EQUAL(ju(o, "requests") + 1, lib.requests);
+	CU_ASSERT_EQUAL(ju(o, "requests") + 2, lib.requests);
+	/* No client here opened a queue. */
+	CU_ASSERT_EQUAL(ju(o, "queue_submissions"), 0);
 	CU_ASSERT_EQUAL(ju(o, "entries_submitted"), lib.entries_submitted);
 	CU_ASSERT_EQUAL(ju(o, "pages_flushed"), lib.pages_flushed);
 	json_object_put(o);
@@ -1026,9 +1036,11 @@ static void test_stats_table(void)
 		return;
 	r = CTL(t.d, "stats");
 	RUN_ASSERT(r, r.code == 0);
-	RUN_ASSERT(r, count_lines(r.out, "") == (int)N_COUNTERS);
+	RUN_ASSERT(r, count_lines(r.out, "") == (int)(N_COUNTERS + N_QCOUNTERS));
 	for (size_t i = 0; i < N_COUNTERS; i++)
 		RUN_ASSERT(r, line_value(r.out, counters[i], v, sizeof(v))[0] != '\0');
+	for (size_t i = 0; i < N_QCOUNTERS; i++)
+		RUN_ASSERT(r, line_value(r.out, queue_counters[i], v, sizeof(v))[0] != '\0');
 	RUN_ASSERT(r, !strcmp(line_value(r.out, "entries_received", v, sizeof(v)),
 			      NUM(A_ENTRIES + B_ENTRIES)));
 	RUN_ASSERT(r, !strcmp(line_value(r.out, "sessions_active", v, sizeof(v)), "3"));

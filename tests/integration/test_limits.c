@@ -961,6 +961,44 @@ static int daemon_lowest_free_fd(const struct nestd *d)
 
 #define FD_CROWD 1100
 
+/* The clamp a daemon under LimitNOFILE=1024 logs for max_clients = 2000 with body's [policy]. */
+static int clamped_cap(const char *policy, int *per_client)
+{
+	char name[64], body[256], *log, *at;
+	int nfd = notify_listen(name, sizeof(name)), cap = -1;
+	struct nestd *d;
+
+	snprintf(body, sizeof(body), "[policy]\nmax_clients = 2000\n%s", policy);
+	d = start_notified(name, NULL, "prlimit --nofile=1024:1024", body);
+	log = it_read_file(d->log_path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+	at = strstr(log, "max_clients 2000 is more than RLIMIT_NOFILE ");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	at = strstr(at, "kept back, ");
+	CU_ASSERT_FATAL(at && sscanf(at, "kept back, %d per client): serving at most %d clients",
+				     per_client, &cap) == 2);
+	free(log);
+	it_stop_ok(d);
+	close(nfd);
+	return cap;
+}
+
+/*
+ * A shared queue holds two descriptors of the daemon's (kick and call):
+ * while queues are allowed, a client counts three against RLIMIT_NOFILE.
+ */
+static void test_fd_limit_queues(void)
+{
+	int per_q = 0, per_noq = 0;
+	int with_q = clamped_cap("", &per_q);
+	int without = clamped_cap("max_queue_bytes = 0\n", &per_noq);
+
+	CU_ASSERT_EQUAL(per_q, 3);
+	CU_ASSERT_EQUAL(per_noq, 1);
+	CU_ASSERT(without > 300);
+	CU_ASSERT(with_q >= without / 3 - 1 && with_q <= without / 3 + 1);
+}
+
 /*
  * LimitNOFILE=1024 with max_clients = 2000: the daemon clamps max_clients
  * to what fits and refuses the rest with -EUSERS; then, with its limit
@@ -1047,7 +1085,8 @@ static void test_fd_limit_watchdog(void)
 
 		req.body_case = IOMMU_NEST__REQUEST__BODY_STATS;
 		req.stats = &stats;
-		rep = it_raw_call(fds[i * 50], &req, 9);
+		/* The served ones are the first ok (a client counts its queue's descriptors). */
+		rep = it_raw_call(fds[i * (ok / 10)], &req, 9);
 		CU_ASSERT_EQUAL(rep->status, 0);
 		iommu_nest__reply__free_unpacked(rep, NULL);
 	}
@@ -1122,6 +1161,7 @@ int main(int argc, char **argv)
 	    {"hello_deadline", test_hello_deadline},
 	    {"hello_deadline_attack", test_hello_deadline_attack},
 	    {"fd_limit_watchdog", test_fd_limit_watchdog},
+	    {"fd_limit_queues", test_fd_limit_queues},
 	    {"status_on_change", test_status_on_change},
 	    {NULL, NULL},
 	};

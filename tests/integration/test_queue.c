@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,21 +189,298 @@ static void test_cross_batch(void)
 
 	IT_REQUIRE_DEVICE(h, IT_VTD0);
 	hwpt = it_alloc_vtd(h, IT_VTD0);
-	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(h, 4, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(h, 1, 0), 0);
 	before = it_stats(h);
 	async_done = 0;
+	/* A ring of one: the first takes it, the second (the ring full) the socket. */
 	CU_ASSERT_EQUAL_FATAL(
 	    iommu_nest_invalidate_submit(h, hwpt, VTD, &a, 1, 0, &ra, on_done, NULL, NULL), 0);
-	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, hwpt, VTD, &b, 1, 0, &rb, &sum), 0);
-	CU_ASSERT_EQUAL(rb.state, DONE);
-	while (!async_done)
+	CU_ASSERT_EQUAL_FATAL(
+	    iommu_nest_invalidate_submit(h, hwpt, VTD, &b, 1, 0, &rb, on_done, NULL, NULL), 0);
+	while (async_done < 2)
 		CU_ASSERT_FATAL(iommu_nest_process(h) >= 0);
 	CU_ASSERT_EQUAL(ra.state, DONE);
+	CU_ASSERT_EQUAL(rb.state, DONE);
 	after = it_stats(h);
 	/* Two adjacent pages of two requests: one batch, coalesced into one submission. */
 	CU_ASSERT_EQUAL(after.batches - before.batches, 1);
 	CU_ASSERT_EQUAL(after.entries_submitted - before.entries_submitted, 1);
+	/* And a sync call over the ring after them. */
+	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, hwpt, VTD, &b, 1, 0, &rb, &sum), 0);
+	CU_ASSERT_EQUAL(rb.state, DONE);
 	CU_ASSERT_EQUAL(sum.entries_submitted, 1);
+}
+
+/* ---- The async API over the queue ---------------------------------------- */
+
+/* One async request and what its callback brought. */
+struct areq {
+	struct iommu_nest_inv_raw r;
+	struct iommu_nest_entry_result res[NMAX];
+	struct iommu_nest_inv_summary sum;
+	uint64_t token;
+	int calls, order;
+	bool args_ok;
+};
+
+static int cb_seq;
+
+static void on_areq(struct iommu_nest *h, uint64_t token, const struct iommu_nest_inv_summary *s,
+		    struct iommu_nest_entry_result *res, size_t n, void *opaque)
+{
+	struct areq *a = opaque;
+
+	(void)h;
+	a->calls++;
+	a->order = cb_seq++;
+	a->sum = *s;
+	a->args_ok = token == a->token && res == a->res && n == a->r.n;
+}
+
+static void asubmit(struct iommu_nest *h, struct areq *a)
+{
+	memset(a->res, 0xa5, sizeof(a->res));
+	a->calls = 0;
+	CU_ASSERT_EQUAL_FATAL(
+	    iommu_nest_invalidate_submit_raw(h, &a->r, a->res, on_areq, a, &a->token), 0);
+}
+
+/* Runs completions until nothing is in flight, waiting on both descriptors the VMM would. */
+static void adrain(struct iommu_nest *h)
+{
+	while (iommu_nest_in_flight(h)) {
+		struct pollfd p[2] = {{.fd = iommu_nest_fd(h), .events = POLLIN},
+				      {.fd = iommu_nest_queue_fd(h), .events = POLLIN}};
+
+		if (!iommu_nest_pending(h) && poll(p, 2, it_timeout_ms()) < 1)
+			CU_FAIL_FATAL("no completion within the timeout");
+		CU_ASSERT_FATAL(iommu_nest_process(h) >= 0);
+	}
+}
+
+/*
+ * Per-entry results, status and entries_handled are the request's own;
+ * entries_submitted and pages_flushed are its batch's, and which pipelined
+ * requests share a batch depends on timing: those are not compared.
+ */
+static void asame(const struct areq *a, const struct areq *b, int line)
+{
+	CU_ASSERT_EQUAL(a->calls, 1);
+	CU_ASSERT_EQUAL(b->calls, 1);
+	CU_ASSERT(a->args_ok && b->args_ok);
+	CU_ASSERT_EQUAL(a->sum.status, b->sum.status);
+	CU_ASSERT_EQUAL(a->sum.entries_handled, b->sum.entries_handled);
+	for (size_t i = 0; i < a->r.n; i++) {
+		CU_ASSERT_EQUAL(a->res[i].state, b->res[i].state);
+		CU_ASSERT_EQUAL(a->res[i].error, b->res[i].error);
+		CU_ASSERT_EQUAL(a->res[i].hw_error, b->res[i].hw_error);
+	}
+	if (a->sum.status != b->sum.status || a->sum.entries_handled != b->sum.entries_handled)
+		fprintf(stderr, "line %d: queue status %d handled %u, socket %d %u\n", line,
+			a->sum.status, a->sum.entries_handled, b->sum.status,
+			b->sum.entries_handled);
+}
+
+/*
+ * The same pipelined requests (all in flight at once) through the queue
+ * of one twin and the socket of the other: the same per-entry results;
+ * tokens unique; each callback once, with its own results array.
+ */
+static void test_async_same_results(void)
+{
+	struct twins t = {.d = it_start(NULL)};
+	static const struct iommu_nest_vtd_inv e[NMAX] = {
+	    {.addr = 0x200000, .npages = 1, .flags = LEAF},
+	    {.addr = 0x400000, .npages = 512},
+	    {.addr = 0x201000, .npages = 3},
+	    {.addr = 0x600000, .npages = 2},
+	    {.addr = 0x10000, .npages = 1, .reserved = 1},
+	    {.addr = 0, .npages = UINT64_MAX},
+	};
+	const struct iommu_nest_inv_raw base = {
+	    .data_type = VTD, .layout = IOMMU_NEST_LAYOUT_VTD, .entries = e};
+	enum { K = 9 };
+	struct areq qa[K], sa[K];
+
+	t.q = it_connect(t.d, "queue");
+	t.s = it_connect(t.d, "socket");
+	if (!it_has_device(t.q, IT_VTD0) || !it_has_device(t.q, IT_VTD1))
+		IT_SKIP("needs vtd0 and vtd1");
+	t.hq = it_alloc_vtd(t.q, IT_VTD0);
+	t.hs = it_alloc_vtd(t.s, IT_VTD1);
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(t.q, 16, SPIN), 0);
+	for (int k = 0; k < K; k++) {
+		struct iommu_nest_inv_raw r = base;
+
+		r.n = (size_t[]){2, 6, 6, 1, 1, 3, 0, 1, 1}[k];
+		r.flags = k == 2 ? IOMMU_NEST_INV_CONTINUE : k == 3 ? 1u << 7 : 0;
+		r.reserved = k == 4;
+		r.entry_len = k == 5 ? 8 : 0;
+		if (k == 8) {
+			r.data_type = ST;
+			r.layout = IOMMU_NEST_LAYOUT_SELFTEST;
+		}
+		qa[k].r = sa[k].r = r;
+		qa[k].r.hwpt_id = k == 7 ? 999 : t.hq;
+		sa[k].r.hwpt_id = k == 7 ? 999 : t.hs;
+		asubmit(t.q, &qa[k]);
+		asubmit(t.s, &sa[k]);
+	}
+	CU_ASSERT_EQUAL(iommu_nest_in_flight(t.q), K);
+	adrain(t.q);
+	adrain(t.s);
+	for (int k = 0; k < K; k++) {
+		asame(&qa[k], &sa[k], __LINE__ + 1000 * k);
+		for (int j = 0; j < k; j++)
+			CU_ASSERT_NOT_EQUAL(qa[k].token, qa[j].token);
+	}
+	/* A sync call between them still gets its own answer. */
+	CU_ASSERT_EQUAL(qa[0].sum.status, 0);
+	CU_ASSERT_EQUAL(qa[0].res[0].state, DONE);
+	CU_ASSERT_EQUAL(iommu_nest_queue_close(t.q), 0);
+}
+
+/* The same on selftest HWPTs (the kernel tier's mock devices): per-entry errnos included. */
+static void test_async_same_results_selftest(void)
+{
+	struct twins t = {.d = it_start(NULL)};
+	static const struct iommu_nest_selftest_inv e[NMAX] = {
+	    {.iotlb_id = 0}, {.iotlb_id = 1}, {.iotlb_id = 99}, {.iotlb_id = 2, .flags = 4},
+	    {.iotlb_id = 3},
+	};
+	enum { K = 8 };
+	struct areq qa[K], sa[K];
+
+	t.q = it_connect(t.d, "queue");
+	t.s = it_connect(t.d, "socket");
+	if (!it_has_device(t.q, IT_ST0) || !it_has_device(t.q, IT_ST1))
+		IT_SKIP("needs st0 and st1");
+	t.hq = it_alloc_st(t.q, IT_ST0, 5);
+	t.hs = it_alloc_st(t.s, IT_ST1, 5);
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(t.q, 4, SPIN), 0);
+	/* Eight in flight on a ring of four: the rest take the socket, with the same answers. */
+	for (int k = 0; k < K; k++) {
+		struct iommu_nest_inv_raw r = {.data_type = ST,
+					       .layout = IOMMU_NEST_LAYOUT_SELFTEST,
+					       .entries = e,
+					       .n = (size_t[]){2, 5, 5, 0, 1, 3, 2, 1}[k],
+					       .flags = k == 2 ? IOMMU_NEST_INV_CONTINUE : 0};
+
+		qa[k].r = sa[k].r = r;
+		qa[k].r.hwpt_id = k == 7 ? 999 : t.hq;
+		sa[k].r.hwpt_id = k == 7 ? 999 : t.hs;
+		asubmit(t.q, &qa[k]);
+		asubmit(t.s, &sa[k]);
+	}
+	adrain(t.q);
+	adrain(t.s);
+	for (int k = 0; k < K; k++)
+		asame(&qa[k], &sa[k], __LINE__ + 1000 * k);
+	CU_ASSERT_EQUAL(qa[1].res[2].state, IOMMU_NEST_ENTRY_FAILED);
+	CU_ASSERT_EQUAL(qa[7].sum.status, -ENOENT);
+}
+
+/*
+ * The done queue's order: async submissions queued up while the daemon is
+ * stopped, then a sync call. The sync call returns its own answer and
+ * parks the async completions it read on the way (no callback runs
+ * inside it); iommu_nest_process() then runs them in completion order,
+ * which for one HWPT's batch is submission order.
+ */
+static void test_async_order(void)
+{
+	struct nestd *d = it_start(NULL);
+	struct iommu_nest *h = it_connect(d, "order");
+	struct iommu_nest_selftest_inv e = {.iotlb_id = 1};
+	struct iommu_nest_entry_result res;
+	enum { K = 8 };
+	struct areq a[K];
+	uint32_t st;
+
+	IT_REQUIRE_DEVICE(h, IT_ST0);
+	st = it_alloc_st(h, IT_ST0, 3);
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(h, 16, SPIN), 0);
+	it_freeze(d);
+	cb_seq = 0;
+	for (int k = 0; k < K; k++) {
+		a[k].r = (struct iommu_nest_inv_raw){.hwpt_id = st,
+						     .data_type = ST,
+						     .layout = IOMMU_NEST_LAYOUT_SELFTEST,
+						     .entries = &e,
+						     .n = 1};
+		asubmit(h, &a[k]);
+	}
+	it_thaw(d);
+	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, st, ST, &e, 1, 0, &res, NULL), 0);
+	CU_ASSERT_EQUAL(res.state, DONE);
+	CU_ASSERT_EQUAL(iommu_nest_pending(h), K);
+	CU_ASSERT_EQUAL(iommu_nest_in_flight(h), K);
+	for (int k = 0; k < K; k++)
+		CU_ASSERT_EQUAL(a[k].calls, 0);
+	CU_ASSERT_EQUAL(iommu_nest_process(h), K);
+	for (int k = 0; k < K; k++) {
+		CU_ASSERT_EQUAL(a[k].calls, 1);
+		CU_ASSERT_EQUAL(a[k].order, k);
+		CU_ASSERT(a[k].args_ok);
+		CU_ASSERT_EQUAL(a[k].sum.status, 0);
+		CU_ASSERT_EQUAL(a[k].res[0].state, DONE);
+	}
+	CU_ASSERT_EQUAL(iommu_nest_in_flight(h), 0);
+}
+
+/*
+ * The completion eventfd for the VMM's loop: readable once an async
+ * request completed; a ring smaller than the pipeline sends the excess
+ * over the socket, with the same answers; a sync call on a full ring
+ * makes room by parking completions; closing the queue completes what
+ * is in flight first.
+ */
+static void test_async_fd_and_overflow(void)
+{
+	struct nestd *d = it_start(NULL);
+	struct iommu_nest *h = it_connect(d, "overflow");
+	struct iommu_nest_selftest_inv e[2] = {{.iotlb_id = 1}, {.iotlb_id = 99}};
+	struct iommu_nest_entry_result res[2];
+	struct pollfd p;
+	enum { K = 6 };
+	struct areq a[K];
+	uint32_t st;
+
+	IT_REQUIRE_DEVICE(h, IT_ST0);
+	st = it_alloc_st(h, IT_ST0, 3);
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(h, 2, 0), 0);
+	a[0].r = (struct iommu_nest_inv_raw){.hwpt_id = st,
+					     .data_type = ST,
+					     .layout = IOMMU_NEST_LAYOUT_SELFTEST,
+					     .entries = e,
+					     .n = 2};
+	asubmit(h, &a[0]);
+	p = (struct pollfd){.fd = iommu_nest_queue_fd(h), .events = POLLIN};
+	CU_ASSERT_EQUAL_FATAL(poll(&p, 1, it_timeout_ms()), 1);
+	CU_ASSERT_EQUAL(iommu_nest_process(h), 1);
+	CU_ASSERT_EQUAL(a[0].calls, 1);
+	CU_ASSERT_EQUAL(a[0].res[0].state, DONE);
+	CU_ASSERT_EQUAL(a[0].res[1].state, IOMMU_NEST_ENTRY_FAILED);
+	CU_ASSERT_EQUAL(a[0].res[1].error, -EINVAL);
+	CU_ASSERT_EQUAL(a[0].sum.entries_handled, 1);
+
+	for (int k = 0; k < K; k++) {
+		a[k].r = a[0].r;
+		asubmit(h, &a[k]);
+	}
+	/* Two on the ring, the ring full: this one waits for room. */
+	CU_ASSERT_EQUAL(iommu_nest_invalidate(h, st, ST, e, 1, 0, res, NULL), 0);
+	CU_ASSERT_EQUAL(res[0].state, DONE);
+	CU_ASSERT_EQUAL(iommu_nest_queue_close(h), 0);
+	CU_ASSERT(iommu_nest_pending(h) >= 2);
+	adrain(h);
+	for (int k = 0; k < K; k++) {
+		CU_ASSERT_EQUAL(a[k].calls, 1);
+		CU_ASSERT_EQUAL(a[k].sum.status, -EINVAL);
+		CU_ASSERT_EQUAL(a[k].sum.entries_handled, 1);
+		CU_ASSERT_EQUAL(a[k].res[0].state, DONE);
+		CU_ASSERT_EQUAL(a[k].res[1].error, -EINVAL);
+	}
 }
 
 /* ---- A client of its own making: raw setup, then scribbling ------------- */
@@ -466,6 +744,176 @@ static void test_poll_window(void)
 	rawq_free(&q);
 }
 
+/*
+ * While a queue polls (a long window, NEED_KICK clear), the poll loop
+ * yields between turns: socket clients are served all along, and the
+ * queue is still taken unkicked after them.
+ */
+static void test_poll_serves_socket(void)
+{
+	struct nestd *d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
+	struct iommu_nest *other = it_connect(d, "socket");
+	struct iommu_nest_selftest_inv e = {.iotlb_id = 1};
+	struct iommu_nest_entry_result res;
+	int sock = it_raw_connect(d);
+	struct rawq q;
+	int fds[3];
+	uint32_t st, st2, tail = 0;
+
+	IT_REQUIRE_DEVICE(other, IT_ST1);
+	it_raw_hello(sock);
+	st = it_raw_alloc_st(sock, IT_ST0, 2);
+	st2 = it_alloc_st(other, IT_ST1, 3);
+	rawq_make(&q, 4, 4, 64, true);
+	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 3), 0);
+	tail = submit_good(&q, st, tail, true);
+	CU_ASSERT_FALSE(sq_flags(&q) & NESTQ_SQ_NEED_KICK);
+	for (int i = 0; i < 20; i++) {
+		CU_ASSERT_EQUAL(iommu_nest_invalidate(other, st2, ST, &e, 1, 0, &res, NULL), 0);
+		CU_ASSERT_EQUAL(res.state, DONE);
+	}
+	CU_ASSERT_FALSE(sq_flags(&q) & NESTQ_SQ_NEED_KICK);
+	tail = submit_good(&q, st, tail, false);
+	rawq_free(&q);
+}
+
+/*
+ * The scribbler again, but while the daemon polls (a long window, no
+ * kicks): garbage in every slot and index as the poll loop reads them,
+ * then an index past the ring. The queue closes, the daemon and a
+ * bystander live on; then the scribbler disconnects while the daemon
+ * still polls another of its queues, and every descriptor comes back.
+ */
+static void test_scribbler_polling(void)
+{
+	struct nestd *d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
+	struct it_bystander *by = it_bystander_new(d);
+	int base_fds = it_daemon_fds(d);
+	int sock = it_raw_connect(d);
+	struct rawq q, q2;
+	int fds[3];
+	uint32_t st, tail = 0;
+
+	it_raw_hello(sock);
+	st = it_raw_alloc_st(sock, IT_ST0, 2);
+	rawq_make(&q, 8, 8, 256, true);
+	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 8, 8, 256, fds, 3, 3), 0);
+	tail = submit_good(&q, st, tail, true);
+	CU_ASSERT_FALSE_FATAL(sq_flags(&q) & NESTQ_SQ_NEED_KICK);
+	for (unsigned round = 0; round < 2000 && !(sq_flags(&q) & NESTQ_SQ_BROKEN); round++) {
+		for (size_t i = NESTQ_HDR_BYTES; i < q.l.total; i++)
+			q.base[i] = (uint8_t)(rand() & 0xff);
+		atomic_store(&rq_hdr(&q)->cq_head,
+			     atomic_load(&rq_hdr(&q)->cq_tail) + (rand() & 1));
+		/* Within the ring (at most 7 ahead of what the daemon took): not broken by that. */
+		atomic_store(&rq_hdr(&q)->sq_tail,
+			     atomic_load(&rq_hdr(&q)->sq_head) + (rand() & 7));
+		if (round % 500 == 0)
+			it_bystander_check(by);
+	}
+	atomic_store(&rq_hdr(&q)->sq_tail, atomic_load(&rq_hdr(&q)->sq_head) + 1000);
+	/* The garbage may have stalled it (a completion ring it thinks full): kicked, it looks. */
+	kick(&q);
+	for (int i = 0; i < it_timeout_ms() && !(sq_flags(&q) & NESTQ_SQ_BROKEN); i++)
+		usleep(1000);
+	CU_ASSERT(sq_flags(&q) & NESTQ_SQ_BROKEN);
+	it_bystander_check(by);
+
+	/* A new queue, polled; the client goes away in the middle of it. */
+	rawq_make(&q2, 4, 4, 64, true);
+	fds[0] = q2.memfd, fds[1] = q2.kick, fds[2] = q2.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 4), 0);
+	tail = submit_good(&q2, st, 0, true);
+	CU_ASSERT_FALSE(sq_flags(&q2) & NESTQ_SQ_NEED_KICK);
+	*sq_slot(&q2, tail) = (struct nestq_sqe){
+	    .user_data = 9, .hwpt_id = st, .data_type = ST, .n = 1, .result_off = 8};
+	atomic_store(&rq_hdr(&q2)->sq_tail, tail + 1);
+	it_raw_close(sock);
+	rawq_free(&q);
+	rawq_free(&q2);
+	for (int i = 0; i < it_timeout_ms() && it_daemon_fds(d) != base_fds; i++)
+		usleep(1000);
+	CU_ASSERT_EQUAL(it_daemon_fds(d), base_fds);
+	it_bystander_check(by);
+}
+
+static struct iommu_nest_queue_stats qstats(struct iommu_nest *h)
+{
+	struct iommu_nest_queue_stats qs;
+
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_stats(h, &qs), 0);
+	return qs;
+}
+
+/*
+ * The ring counters: kicks read and suppressed while polling, a
+ * back-pressure stall (a completion ring of one slot the client does not
+ * empty) that ends when it does, calls only to a client that sleeps.
+ */
+static void test_counters(void)
+{
+	struct nestd *d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
+	struct iommu_nest *admin = it_connect(d, "admin");
+	struct iommu_nest_queue_stats a, b;
+	int sock = it_raw_connect(d);
+	struct rawq q;
+	int fds[3];
+	uint32_t st, tail = 0;
+
+	it_raw_hello(sock);
+	st = it_raw_alloc_st(sock, IT_ST0, 2);
+	rawq_make(&q, 4, 1, 64, true);
+	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 1, 64, fds, 3, 3), 0);
+	a = qstats(admin);
+	tail = submit_good(&q, st, tail, true);
+	tail = submit_good(&q, st, tail, false);
+	b = qstats(admin);
+	CU_ASSERT_EQUAL(b.submissions - a.submissions, 2);
+	CU_ASSERT_EQUAL(b.completions - a.completions, 2);
+	CU_ASSERT_EQUAL(b.kicks - a.kicks, 1);
+	CU_ASSERT_EQUAL(b.kicks_suppressed - a.kicks_suppressed, 1);
+	/* Nobody slept on the call eventfd. */
+	CU_ASSERT_EQUAL(b.calls - a.calls, 0);
+	CU_ASSERT_EQUAL(b.calls_suppressed - a.calls_suppressed, 2);
+	CU_ASSERT(b.poll_passes > a.poll_passes);
+
+	/* Two published, one completion slot not read back: the second waits. */
+	for (int i = 0; i < 2; i++) {
+		*sq_slot(&q, tail) = (struct nestq_sqe){
+		    .user_data = tail, .hwpt_id = st, .data_type = ST, .n = 1, .result_off = 8};
+		atomic_store(&rq_hdr(&q)->sq_tail, ++tail);
+	}
+	CU_ASSERT_FATAL(wait_cq(&q, tail - 1));
+	for (int i = 0; i < it_timeout_ms() && !(sq_flags(&q) & NESTQ_SQ_STALLED); i++)
+		usleep(1000);
+	CU_ASSERT(sq_flags(&q) & NESTQ_SQ_STALLED);
+	CU_ASSERT_EQUAL(qstats(admin).stalls - b.stalls, 1);
+	CU_ASSERT_EQUAL(atomic_load(&rq_hdr(&q)->cq_tail), tail - 1);
+	/* The client frees the slot and, seeing STALLED, kicks: the second completes. */
+	atomic_store(&rq_hdr(&q)->cq_head, tail - 1);
+	kick(&q);
+	CU_ASSERT_FATAL(wait_cq(&q, tail));
+	CU_ASSERT_EQUAL(cq_slot(&q, tail - 1)->status, 0);
+	CU_ASSERT_FALSE(sq_flags(&q) & NESTQ_SQ_STALLED);
+	atomic_store(&rq_hdr(&q)->cq_head, tail);
+
+	/* A client asleep (NEED_CALL) gets a call. */
+	a = qstats(admin);
+	atomic_fetch_or(&rq_hdr(&q)->cq_flags, NESTQ_CQ_NEED_CALL);
+	tail = submit_good(&q, st, tail, false);
+	CU_ASSERT_EQUAL(qstats(admin).calls - a.calls, 1);
+	{
+		uint64_t n = 0;
+
+		CU_ASSERT_EQUAL(read(q.call, &n, sizeof(n)), (ssize_t)sizeof(n));
+		CU_ASSERT(n >= 1);
+	}
+	rawq_free(&q);
+}
+
 /* max_requests_per_sec holds for the queue as for the socket: the excess is EAGAIN. */
 static void test_rate_limit(void)
 {
@@ -527,10 +975,17 @@ int main(int argc, char **argv)
 	    {"same_results_vtd", test_same_results_vtd},
 	    {"same_results_selftest", test_same_results_selftest},
 	    {"cross_batch", test_cross_batch},
+	    {"async_same_results", test_async_same_results},
+	    {"async_same_results_selftest", test_async_same_results_selftest},
+	    {"async_order", test_async_order},
+	    {"async_fd_and_overflow", test_async_fd_and_overflow},
 	    {"setup_refusals", test_setup_refusals},
 	    {"scribbler", test_scribbler},
 	    {"teardown_on_disconnect", test_teardown_on_disconnect},
 	    {"poll_window", test_poll_window},
+	    {"poll_serves_socket", test_poll_serves_socket},
+	    {"counters", test_counters},
+	    {"scribbler_polling", test_scribbler_polling},
 	    {"rate_limit", test_rate_limit},
 	    {NULL, NULL},
 	};

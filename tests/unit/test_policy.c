@@ -109,6 +109,38 @@ static void test_new_keys(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "max_buffered_bytes"));
 }
 
+/* The shared queues' knobs: 2-CPU defaults, their ranges, all reloadable. */
+static void test_queue_keys(void)
+{
+	static struct config a, b;
+	char err[256];
+
+	config_defaults(&a);
+	CU_ASSERT_EQUAL(a.queue_poll_us, 50);
+	CU_ASSERT_EQUAL(a.queue_poll_slice_us, 20);
+	CU_ASSERT_EQUAL(a.queue_budget, 32);
+	CU_ASSERT_EQUAL_FATAL(load_text(&a, "[device d0]\nkind = vtd\n", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(
+	    load_text(&b,
+		      "[coalesce]\nqueue_poll_us = 0\nqueue_poll_slice_us = 10000\n"
+		      "queue_budget = 4096\n[device d0]\nkind = vtd\n",
+		      err, sizeof(err)),
+	    0);
+	CU_ASSERT_EQUAL(b.queue_poll_us, 0);
+	CU_ASSERT_EQUAL(b.queue_poll_slice_us, 10000);
+	CU_ASSERT_EQUAL(b.queue_budget, 4096);
+	CU_ASSERT_PTR_NULL(config_reload_conflict(&a, &b));
+	/* Out of range: refused with the line. */
+	CU_ASSERT_EQUAL(load_text(&b, "[coalesce]\nqueue_poll_slice_us = 0\n", err, sizeof(err)),
+			2);
+	CU_ASSERT_EQUAL(
+	    load_text(&b, "[coalesce]\nqueue_poll_slice_us = 10001\n", err, sizeof(err)), 2);
+	CU_ASSERT_EQUAL(load_text(&b, "[coalesce]\nqueue_budget = 0\n", err, sizeof(err)), 2);
+	CU_ASSERT_EQUAL(load_text(&b, "[coalesce]\nqueue_budget = 4097\n", err, sizeof(err)), 2);
+	CU_ASSERT_EQUAL(load_text(&b, "[coalesce]\nqueue_poll_us = 1000001\n", err, sizeof(err)),
+			2);
+}
+
 static void test_reload_conflict(void)
 {
 	static struct config a, b;
@@ -158,6 +190,7 @@ int main(void)
 	    {"bucket: cap", test_bucket_cap},
 	    {"zero is unlimited", test_zero_unlimited},
 	    {"config: new limit keys", test_new_keys},
+	    {"config: shared-queue keys", test_queue_keys},
 	    {"config: reload conflicts", test_reload_conflict},
 	};
 

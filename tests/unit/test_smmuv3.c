@@ -433,7 +433,7 @@ static void test_storm(void)
 
 static void test_asid_switch(void)
 {
-	static cmd_t in[192];
+	static cmd_t in[193]; /* three runs of 64, then one NH_VAA */
 	uint32_t n = 0;
 
 	/* ASID 1 pages 0..63, ASID 2 pages 0..63, ASID 1 pages 64..127. */

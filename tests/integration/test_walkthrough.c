@@ -57,6 +57,7 @@ struct region {
 struct walk {
 	const char *dev;
 	bool vtd;
+	const char *sim_kernel; /* the sim's kernel rules ("7.0"); NULL: its default */
 	struct nestd *d;
 	struct iommu_nest *h;	/* the VMM */
 	struct iommu_nest *adm; /* the operator's view (root: an admin) */
@@ -67,11 +68,12 @@ struct walk {
 	uint64_t session;
 };
 
-static void walk_init(struct walk *w, const char *dev, bool vtd)
+static void walk_init(struct walk *w, const char *dev, bool vtd, const char *sim_kernel)
 {
 	memset(w, 0, sizeof(*w));
 	w->dev = dev;
 	w->vtd = vtd;
+	w->sim_kernel = sim_kernel;
 	w->ram[0] = (struct region){16 * MIB, 8 * MIB, 0};
 	w->ram[1] = (struct region){vtd ? 4096 * MIB : 1024 * MIB, 4 * MIB, 8 * MIB};
 	w->ram_bytes = 12 * MIB;
@@ -155,8 +157,9 @@ static void step_connect(struct walk *w)
 static void step_hw_info(struct walk *w)
 {
 	struct iommu_nest_hw_info *i = &w->info;
-	uint64_t want_caps = IOMMU_NEST_HW_CAP_DIRTY_TRACKING |
-			     (it_kernel7_rules(NULL) ? IOMMU_NEST_HW_CAP_PCI_ATS_NOT_SUPPORTED : 0);
+	uint64_t want_caps =
+	    IOMMU_NEST_HW_CAP_DIRTY_TRACKING |
+	    (it_kernel7_rules(w->sim_kernel) ? IOMMU_NEST_HW_CAP_PCI_ATS_NOT_SUPPORTED : 0);
 
 	CU_ASSERT_EQUAL_FATAL(iommu_nest_get_hw_info(w->h, w->dev, i), 0);
 	/* The nest parent has dirty tracking: the device reports it. */
@@ -592,9 +595,9 @@ static int round_bits(struct walk *w, uint32_t flags, uint64_t *out)
  * one larger entry), so there the read covers at least the marked pages
  * (see test_dirty.c).
  */
-static void check_bits(const uint64_t *got, const uint64_t *want)
+static void check_bits(const struct walk *w, const uint64_t *got, const uint64_t *want)
 {
-	if (!it_kernel7_rules(NULL)) {
+	if (!it_kernel7_rules(w->sim_kernel)) {
 		CU_ASSERT_EQUAL(memcmp(got, want, DIRTY_WORDS * 8), 0);
 		return;
 	}
@@ -629,11 +632,11 @@ static void step_dirty(struct walk *w)
 	/* Pre-copy round 1: what the device wrote, read and cleared. */
 	device_writes(w, first, sizeof(first) / sizeof(first[0]), want);
 	CU_ASSERT_EQUAL(round_bits(w, 0, got), 0);
-	check_bits(got, want);
+	check_bits(w, got, want);
 	/* Round 2: only what it wrote since. */
 	device_writes(w, second, sizeof(second) / sizeof(second[0]), want);
 	CU_ASSERT_EQUAL(round_bits(w, IOMMU_NEST_DIRTY_NO_CLEAR, kept), 0);
-	check_bits(kept, want);
+	check_bits(w, kept, want);
 	/* A NO_CLEAR round keeps them: the same again, then a clearing read, then none. */
 	CU_ASSERT_EQUAL(round_bits(w, IOMMU_NEST_DIRTY_NO_CLEAR, got), 0);
 	CU_ASSERT_EQUAL(memcmp(got, kept, sizeof(got)), 0);
@@ -685,13 +688,16 @@ static void step_release(struct walk *w)
 	CU_ASSERT_EQUAL(s.mapped_bytes, 0);
 }
 
-static void walk(const char *dev, bool vtd)
+static void walk(const char *dev, bool vtd, const char *sim_kernel)
 {
+	char body[64];
 	struct walk w;
 	int memfd;
 
-	walk_init(&w, dev, vtd);
-	w.d = it_start(NULL);
+	walk_init(&w, dev, vtd, sim_kernel);
+	if (sim_kernel)
+		snprintf(body, sizeof(body), "[daemon]\nsim_kernel = %s\n", sim_kernel);
+	w.d = it_start(sim_kernel ? body : NULL);
 	w.adm = it_connect(w.d, "walk-operator");
 	w.h = it_connect(w.d, "walk-vmm");
 	step_connect(&w);
@@ -708,37 +714,66 @@ static void walk(const char *dev, bool vtd)
 	it_stop_ok(w.d);
 }
 
-static void test_vtd(void)
+/* What the daemon offers: a VT-d device with the model IOTLB, a mock device, the sim. */
+struct offer {
+	bool vtd, st, sim;
+};
+
+static struct offer offered(void)
 {
 	struct nestd *d = it_start(NULL);
 	struct iommu_nest *h = it_connect(d, "walk-probe");
-	bool ok = it_has_device(h, IT_VTD0) && it_has_cap(h, IOMMU_NEST_CAP_SIM_MODEL);
+	struct offer o = {
+	    .vtd = it_has_device(h, IT_VTD0) && it_has_cap(h, IOMMU_NEST_CAP_SIM_MODEL),
+	    .st = it_has_device(h, IT_ST0) && it_has_cap(h, IOMMU_NEST_CAP_CHECK_IOTLB),
+	    .sim = !strcmp(iommu_nest_backend(h), "sim"),
+	};
 
 	it_close(h);
 	it_stop_ok(d);
+	return o;
+}
+
+static void test_vtd(void)
+{
 	/* The kernel tier has no VT-d hardware: its walk is the mock's. */
-	if (!ok)
+	if (!offered().vtd)
 		IT_SKIP(
 		    "no VT-d device with the sim's model IOTLB (the kernel tier walks the mock)");
-	walk(IT_VTD0, true);
+	walk(IT_VTD0, true, NULL);
 }
 
 static void test_selftest(void)
 {
-	struct nestd *d = it_start(NULL);
-	struct iommu_nest *h = it_connect(d, "walk-probe");
-	bool ok = it_has_device(h, IT_ST0) && it_has_cap(h, IOMMU_NEST_CAP_CHECK_IOTLB);
-
-	it_close(h);
-	it_stop_ok(d);
-	if (!ok)
+	if (!offered().st)
 		IT_SKIP("no selftest device with CheckIotlb");
-	walk(IT_ST0, false);
+	walk(IT_ST0, false, NULL);
+}
+
+/* The same walks on the sim under Linux 7.x rules (the kernel7 tier runs the real one). */
+static void test_vtd_sim_kernel7(void)
+{
+	struct offer o = offered();
+
+	if (!o.sim || !o.vtd)
+		IT_SKIP("sim_kernel is the sim's (the kernel7 tier walks the real 7.x mock)");
+	walk(IT_VTD0, true, "7.0");
+}
+
+static void test_selftest_sim_kernel7(void)
+{
+	struct offer o = offered();
+
+	if (!o.sim || !o.st)
+		IT_SKIP("sim_kernel is the sim's (the kernel7 tier walks the real 7.x mock)");
+	walk(IT_ST0, false, "7.0");
 }
 
 static const struct it_case cases[] = {
     {"vtd", test_vtd},
     {"selftest", test_selftest},
+    {"vtd_sim_kernel7", test_vtd_sim_kernel7},
+    {"selftest_sim_kernel7", test_selftest_sim_kernel7},
     {NULL, NULL},
 };
 

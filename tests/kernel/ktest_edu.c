@@ -11,6 +11,9 @@
  *
  *   1. OpenDevice: the fd is a bound VFIO cdev (GET_INFO, config space,
  *      BAR0 mmap);
+ *   1b. GetHwInfo (the walkthrough's step, test_walkthrough.c): the
+ *      emulated VT-d's cap/ecap, NEST agreeing with the nest parent, a
+ *      read-only map answered per the erratum rule;
  *   2. the emulated VT-d cannot nest: Alloc of a nested HWPT answers the
  *      kernel's EOPNOTSUPP with the reason, and the device still runs on a
  *      plain paging HWPT of its IOAS;
@@ -390,6 +393,50 @@ static void check_no_nesting(struct iommu_nest *h, const struct iommu_nest_devic
 	       "... with the reason (%s)", iommu_nest_last_error(h));
 }
 
+/*
+ * The walkthrough's hw_info step (tests/integration/test_walkthrough.c):
+ * what QEMU reads of the host IOMMU behind the device before it builds
+ * its vIOMMU, here the emulated VT-d. Its extended capabilities decide
+ * nesting: the driver makes a nest parent only with ecap NEST
+ * (intel/iommu.c nested_supported()), so the daemon's parent exists iff
+ * the bit is set. With the read-only erratum the walk maps read-write
+ * only, which map_ram() does either way.
+ */
+#define VTD_ECAP_NEST (1ull << 26)
+static void check_hw_info(struct iommu_nest *h, const struct iommu_nest_device_info *info)
+{
+	struct iommu_nest_hw_info hw;
+	char what[160];
+	int ro_fd, rc, want;
+
+	check(iommu_nest_get_hw_info(h, EDU_DEV, &hw) == 0, "GetHwInfo edu0");
+	check(hw.data_type == IOMMU_NEST_HW_INFO_TYPE_INTEL_VTD && hw.data_len == 24,
+	      "... the emulated VT-d's struct iommu_hw_info_vtd");
+	snprintf(what, sizeof(what), "... cap 0x%llx ecap 0x%llx flags 0x%x caps 0x%llx",
+		 (unsigned long long)hw.vtd.cap_reg, (unsigned long long)hw.vtd.ecap_reg,
+		 hw.vtd.flags, (unsigned long long)hw.capabilities);
+	check(hw.vtd.cap_reg != 0 && hw.vtd.ecap_reg != 0, what);
+	check(((hw.vtd.ecap_reg & VTD_ECAP_NEST) != 0) == (info->parent_id != 0),
+	      "... ecap NEST agrees with whether the daemon has a nest parent");
+	/*
+	 * The erratum bars read-only mappings on a nest parent only
+	 * (intel_iommu_map()'s is_nested_parent check): on the paging
+	 * HWPT a non-nesting host gives, a read-only map is taken.
+	 */
+	ro_fd = memfd_create("edu-rom", MFD_CLOEXEC);
+	if (ro_fd < 0 || ftruncate(ro_fd, PAGE) != 0)
+		return;
+	want = info->parent_id && (hw.vtd.flags & IOMMU_NEST_HW_INFO_VTD_ERRATA_772415_SPR17)
+		   ? -EINVAL
+		   : 0;
+	rc = iommu_nest_map_memory(h, EDU_DEV, MEM_IOVA, PAGE, ro_fd, 0, IOMMU_NEST_MAP_READABLE);
+	check(rc == want, "... a read-only MapMemory answered as the driver's erratum rule says");
+	if (rc == 0)
+		check(iommu_nest_unmap_memory(h, EDU_DEV, MEM_IOVA, PAGE) == 0,
+		      "... and unmapped again");
+	close(ro_fd);
+}
+
 static void run(struct iommu_nest *h, const char *cdev)
 {
 	struct iommu_nest_device_info info;
@@ -424,6 +471,8 @@ static void run(struct iommu_nest *h, const char *cdev)
 		return;
 	bar = (struct bar){.fd = fd, .offset = r0.offset, .map = map};
 	check((rd(&bar, EDU_ID) & 0xff) == 0xed, "edu's identification register through BAR0");
+	/* The walkthrough's order: hw_info of the device before guest RAM is mapped. */
+	check_hw_info(h, &info);
 
 	memfd = memfd_create("edu-guest-ram", MFD_CLOEXEC);
 	if (memfd < 0 || ftruncate(memfd, MEM_SIZE) != 0)

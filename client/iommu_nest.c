@@ -881,7 +881,8 @@ int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_typ
 		/* A daemon without restart support sends no token. */
 		h->has_token = reply->alloc->resume_token.len == sizeof(h->last_token);
 		if (h->has_token)
-			memcpy(h->last_token, reply->alloc->resume_token.data, sizeof(h->last_token));
+			memcpy(h->last_token, reply->alloc->resume_token.data,
+			       sizeof(h->last_token));
 	}
 	release_reply(h);
 	return err;
@@ -981,8 +982,8 @@ int iommu_nest_detach(struct iommu_nest *h, const char *device)
 
 /* ---- Guest memory ---------------------------------------------------------- */
 
-int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova,
-			  uint64_t length, int fd, uint64_t offset, uint32_t flags)
+int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova, uint64_t length,
+			  int fd, uint64_t offset, uint32_t flags)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__MapMemory m = IOMMU_NEST__MAP_MEMORY__INIT;
@@ -1296,8 +1297,8 @@ static int send_queue_setup(struct iommu_nest *h, const struct nestq_client *q)
 
 int iommu_nest_queue_open(struct iommu_nest *h, uint32_t entries, uint32_t spin_us)
 {
-	size_t max = h->max_entries < QUEUE_MAX_REQUEST_ENTRIES ? h->max_entries
-								 : QUEUE_MAX_REQUEST_ENTRIES;
+	size_t max =
+	    h->max_entries < QUEUE_MAX_REQUEST_ENTRIES ? h->max_entries : QUEUE_MAX_REQUEST_ENTRIES;
 	struct nestq_client *q;
 	int err;
 
@@ -1643,6 +1644,29 @@ int iommu_nest_stats(struct iommu_nest *h, struct iommu_nest_stats *stats)
 }
 
 /* ---- For the library's other files (iommu_nest_call.h) ------------------- */
+
+int nest_invalidate_msg(struct iommu_nest *h, IommuNest__Invalidate *inv, size_t n,
+			struct iommu_nest_entry_result *results,
+			struct iommu_nest_inv_summary *summary)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	struct iommu_nest_inv_summary sum;
+	IommuNest__Reply *reply;
+	int err;
+
+	if (h->dead)
+		return h->dead;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	req.invalidate = inv;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = decode_inv_reply(h, reply, n, results, &sum);
+	release_reply(h);
+	if (summary)
+		*summary = sum;
+	return err;
+}
 
 int nest_call(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply__BodyCase want,
 	      IommuNest__Reply **out)

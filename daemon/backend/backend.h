@@ -246,6 +246,19 @@ struct backend_ops {
 	int (*save_delta)(struct backend *be, struct json_object *records);
 	bool (*has_hwpt)(struct backend *be, uint32_t hwpt_id);
 	void (*abandon)(struct backend *be);
+
+	/*
+	 * vIOMMU objects (Linux 7.x, backend/viommu_uapi.h), with the
+	 * semantics of IOMMU_VIOMMU_ALLOC on the device's nest parent,
+	 * IOMMU_VDEVICE_ALLOC and IOMMU_DESTROY of either (-EBUSY while a
+	 * vIOMMU has vDEVICEs). A 6.12 kernel answers -ENOTTY. Invalidation
+	 * on a vIOMMU id is invalidate() with that id. NULL: -ENOTTY.
+	 */
+	int (*viommu_alloc)(struct backend *be, const char *device, uint32_t type, uint32_t flags,
+			    uint32_t *out_viommu_id, uint32_t *out_parent_id);
+	int (*vdevice_alloc)(struct backend *be, uint32_t viommu_id, const char *device,
+			     uint64_t virt_id, uint32_t *out_vdevice_id);
+	int (*destroy_object)(struct backend *be, uint32_t id);
 };
 
 /* Every backend object starts with this. */

@@ -29,6 +29,12 @@ int handle_set_dirty_tracking(struct req_ctx *c);
 int handle_get_dirty_bitmap(struct req_ctx *c);
 int handle_set_dirty(struct req_ctx *c);
 int handle_queue_setup(struct req_ctx *c);
+int handle_alloc_viommu(struct req_ctx *c);
+int handle_alloc_vdevice(struct req_ctx *c);
+int handle_destroy_object(struct req_ctx *c);
+
+/* Invalidate on a vIOMMU id (req/viommu.c): answered at once, REQ_INV_DONE. */
+int req_viommu_invalidate(struct session *s, struct inv_request *r);
 
 /* The test backend ops the table checks for (req/test.c). */
 bool has_check_iotlb(const struct backend_ops *ops);

@@ -192,6 +192,9 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 	if (unmap_memory(reg, be, h))
 		changed = true;
 	destroy_hwpts(reg, be, h, list, hwpts_active);
+	/* After the HWPTs: a nested HWPT on a vIOMMU holds it. */
+	if (h->s && vobj_teardown(&reg->vobjs, be, h->s, h->session_id))
+		changed = true;
 	h->owned = NULL;
 	return changed;
 }

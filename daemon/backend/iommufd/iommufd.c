@@ -1371,6 +1371,35 @@ static int ifd_reopen(const struct config *cfg, struct json_object *saved,
 	return 0;
 }
 
+/* --- vIOMMU objects (backend/iommufd/viommu.c has the ioctls) ------------- */
+
+static int ifd_op_viommu_alloc(struct backend *be, const char *device, uint32_t type,
+			       uint32_t flags, uint32_t *out_id, uint32_t *out_parent)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+
+	if (!d)
+		return -ENOENT;
+	return ifd_viommu_alloc(b->fd, d->dev_id, d->parent_id, type, flags, out_id, out_parent);
+}
+
+static int ifd_op_vdevice_alloc(struct backend *be, uint32_t viommu_id, const char *device,
+				uint64_t virt_id, uint32_t *out_id)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+
+	if (!d)
+		return -ENOENT;
+	return ifd_vdevice_alloc(b->fd, viommu_id, d->dev_id, virt_id, out_id);
+}
+
+static int ifd_op_destroy_object(struct backend *be, uint32_t id)
+{
+	return ifd_destroy_id(to_ifd(be)->fd, id);
+}
+
 const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -1400,6 +1429,9 @@ const struct backend_ops backend_iommufd_ops = {
     .save_delta = ifd_save_delta,
     .has_hwpt = ifd_has_hwpt,
     .abandon = ifd_abandon,
+    .viommu_alloc = ifd_op_viommu_alloc,
+    .vdevice_alloc = ifd_op_vdevice_alloc,
+    .destroy_object = ifd_op_destroy_object,
 };
 
 /* --- introspection for tests ---------------------------------------------- */

@@ -94,6 +94,9 @@ int sim_destroy(struct sim_state *st, uint32_t id)
 	if (o->users)
 		return -EBUSY;
 	parent_id = o->parent_id;
+	/* viommu.c iommufd_vdevice_abort(): the device may take a vDEVICE again. */
+	if (o->type == SIM_OBJ_VDEVICE)
+		st->devs[o->dev].vdev_id = 0;
 	sim_obj_remove(st, o);
 	if (parent_id)
 		sim_obj_find(st, parent_id)->users--;

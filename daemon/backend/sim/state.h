@@ -22,13 +22,16 @@
 #include "util/config.h"
 #include "backend/iommufd_uapi.h"
 #include "backend/sim/iset.h"
+#include "backend/viommu_uapi.h"
 
 /* Object ids are positive ints, as the kernel's xarray hands them out. */
 #define SIM_ID_MAX INT32_MAX
 
 enum sim_obj_type {
-	SIM_OBJ_PARENT = 1, /* IOMMUFD_OBJ_HWPT_PAGING, nest parent */
-	SIM_OBJ_NESTED = 2, /* IOMMUFD_OBJ_HWPT_NESTED */
+	SIM_OBJ_PARENT = 1,  /* IOMMUFD_OBJ_HWPT_PAGING, nest parent */
+	SIM_OBJ_NESTED = 2,  /* IOMMUFD_OBJ_HWPT_NESTED */
+	SIM_OBJ_VIOMMU = 3,  /* IOMMUFD_OBJ_VIOMMU (7.x): parent_id is its nest parent */
+	SIM_OBJ_VDEVICE = 4, /* IOMMUFD_OBJ_VDEVICE (7.x): parent_id is its vIOMMU */
 };
 
 struct sim_obj {
@@ -50,6 +53,9 @@ struct sim_obj {
 	/* Nested VT-d: cached pages, leaf translations and paging structures. */
 	struct sim_iset iotlb_set;
 	struct sim_iset psc_set;
+	/* vIOMMU: its type; vDEVICE: the guest's id for the device (backend/sim/viommu.c). */
+	uint32_t viommu_type;
+	uint64_t virt_id;
 };
 
 /* One IOMMU_IOAS_MAP area: [iova, last], inclusive like iopt_area. */
@@ -80,6 +86,13 @@ struct sim_dev {
 	 */
 	bool dirty_tracking;
 	struct sim_iset dirty;
+	/*
+	 * 7.x: the device's vDEVICE (idev->vdev, at most one; 0: none) and
+	 * the mock device's cache the selftest vIOMMU invalidates
+	 * (selftest.c mock_dev->cache, set to the default when it is created).
+	 */
+	uint32_t vdev_id;
+	uint32_t cache[NESTD_MOCK_DEV_CACHE_NUM];
 };
 
 struct sim_state {
@@ -173,6 +186,20 @@ int sim_check_iotlb(struct sim_state *st, uint32_t id, uint32_t iotlb_id, uint32
 int sim_populate(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages, uint32_t kind);
 int sim_query(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages,
 	      uint64_t *iotlb_pages, uint64_t *psc_pages);
+
+/*
+ * backend/sim/viommu.c: IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC (7.x; 6.12
+ * answers -ENOTTY), and IOMMU_HWPT_INVALIDATE on a vIOMMU id after the
+ * core's checks (inv.c): the driver's cache_invalidate.
+ */
+int sim_viommu_alloc(struct sim_state *st, const char *device, uint32_t type, uint32_t flags,
+		     uint32_t *out_id, uint32_t *out_parent);
+int sim_vdevice_alloc(struct sim_state *st, uint32_t viommu_id, const char *device,
+		      uint64_t virt_id, uint32_t *out_id);
+int sim_viommu_invalidate(struct sim_state *st, struct sim_obj *viommu, struct backend_inv *inv,
+			  uint32_t n);
+int sim_dev_check_cache(struct sim_state *st, const char *device, uint32_t cache_id,
+			uint32_t expected);
 
 /* backend/sim/inv.c: IOMMU_HWPT_INVALIDATE and fault injection. */
 int sim_invalidate(struct sim_state *st, struct backend_inv *inv);

@@ -829,8 +829,29 @@ int iommu_nest_probe(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_type)
 	return simple_call(h, &req);
 }
 
+static int alloc_on(struct iommu_nest *h, const char *device, uint32_t viommu_id,
+		    uint32_t data_type, uint32_t flags, uint32_t data_layout, const void *data,
+		    size_t len, uint32_t *hwpt_id);
+
 int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_type, uint32_t flags,
 		     uint32_t data_layout, const void *data, size_t len, uint32_t *hwpt_id)
+{
+	return alloc_on(h, device, 0, data_type, flags, data_layout, data, len, hwpt_id);
+}
+
+int iommu_nest_alloc_on_viommu(struct iommu_nest *h, const char *device, uint32_t viommu_id,
+			       uint32_t data_type, uint32_t flags, uint32_t data_layout,
+			       const void *data, size_t len, uint32_t *hwpt_id)
+{
+	if (!viommu_id)
+		return -EINVAL;
+	return alloc_on(h, device, viommu_id, data_type, flags, data_layout, data, len, hwpt_id);
+}
+
+/* Alloc on the device's nest parent (viommu_id 0) or on a vIOMMU of this client. */
+static int alloc_on(struct iommu_nest *h, const char *device, uint32_t viommu_id,
+		    uint32_t data_type, uint32_t flags, uint32_t data_layout, const void *data,
+		    size_t len, uint32_t *hwpt_id)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__Alloc a = IOMMU_NEST__ALLOC__INIT;
@@ -869,6 +890,7 @@ int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_typ
 	a.device = (char *)device;
 	a.data_type = data_type;
 	a.flags = flags;
+	a.viommu_id = viommu_id;
 	req.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC;
 	req.alloc = &a;
 	err = transact(h, &req, &reply);

@@ -719,6 +719,15 @@ int iommu_nest_alloc_vdevice(struct iommu_nest *h, uint32_t viommu_id, const cha
 int iommu_nest_destroy_object(struct iommu_nest *h, uint32_t kind, uint32_t id);
 
 /*
+ * As iommu_nest_alloc(), with a vIOMMU of this client as the parent
+ * (IOMMU_HWPT_ALLOC with the vIOMMU as pt_id): the vIOMMU is -EBUSY to
+ * destroy while the HWPT lives. Since LIBIOMMU_NEST_0.11.
+ */
+int iommu_nest_alloc_on_viommu(struct iommu_nest *h, const char *device, uint32_t viommu_id,
+			       uint32_t data_type, uint32_t flags, uint32_t data_layout,
+			       const void *data, size_t len, uint32_t *hwpt_id);
+
+/*
  * IOMMU_HWPT_INVALIDATE on a vIOMMU id: n entries of entry_len bytes each
  * (0: the type's native size) in the driver's layout, data_type
  * IOMMU_NEST_VIOMMU_INV_DATA_*: struct iommu_nest_viommu_selftest_inv or

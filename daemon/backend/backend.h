@@ -62,6 +62,7 @@ struct backend_alloc {
 	uint32_t flags;     /* IOMMU_HWPT_ALLOC_* as given by the client */
 	const void *data;   /* struct iommu_hwpt_vtd_s1 / iommu_hwpt_selftest */
 	uint32_t data_len;
+	uint32_t viommu_id; /* 7.x: a vIOMMU as pt_id; 0: the device's nest parent */
 };
 
 /*

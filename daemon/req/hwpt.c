@@ -17,6 +17,7 @@
 #include "net/server.h"
 #include "net/session.h"
 #include "req/handlers.h"
+#include "state/viommus.h"
 
 /*
  * The nested HWPT of s that sits on nest parent id, if any: the client
@@ -164,6 +165,12 @@ int handle_alloc(struct req_ctx *c)
 	if (rc)
 		return rc;
 	alloc_data(a, &ba, &vtd, &st);
+	/* A vIOMMU as the parent: the client's own (state/viommus.h), else -ENOENT. */
+	ba.viommu_id = a->viommu_id;
+	if (a->viommu_id && !vobj_lookup_owned(&srv->reg.vobjs, VOBJ_VIOMMU, a->viommu_id, s)) {
+		reply_error(rep, -ENOENT, "viommu %u: no such vIOMMU", a->viommu_id);
+		return rep->status;
+	}
 	rc = srv->be->ops->alloc_nested(srv->be, a->device, &ba, &id, &parent);
 	if (rc) {
 		reply_error(rep, rc, "IOMMU_HWPT_ALLOC on %s: %s", a->device, strerror(-rc));

@@ -312,6 +312,67 @@ static void test_teardown(void)
 	it_stop_ok(f.d);
 }
 
+/*
+ * IOMMU_HWPT_ALLOC with a vIOMMU as pt_id (the mock's alloc_domain_nested):
+ * the HWPT works like one on the nest parent, and holds the vIOMMU.
+ */
+static void test_nested_on_viommu(void)
+{
+	struct iommu_nest_selftest_inv e = {0, 1};
+	struct iommu_nest_entry_result res;
+	struct iommu_nest_inv_summary sum;
+	uint32_t v, vd, hwpt = 0, iotlb = 0x1234, vtd[6] = {0};
+	struct iommu_nest *other;
+	struct fx f;
+
+	if (!fx_open(&f, "viommu-nested"))
+		IT_SKIP("needs 7.x rules and the mock devices st0, st1");
+	v = viommu_on(f.h, IT_ST0);
+	/* The mock's vIOMMU takes its own nested data only. */
+	CU_ASSERT_EQUAL(iommu_nest_alloc_on_viommu(f.h, IT_ST0, v, IOMMU_NEST_HWPT_DATA_VTD_S1, 0,
+						   IOMMU_NEST_HWPT_DATA_VTD_S1, vtd, sizeof(vtd),
+						   &hwpt),
+			-EOPNOTSUPP);
+	CU_ASSERT_EQUAL_FATAL(
+	    iommu_nest_alloc_on_viommu(f.h, IT_ST0, v, IOMMU_NEST_HWPT_DATA_SELFTEST, 0,
+				       IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb, sizeof(iotlb), &hwpt),
+	    0);
+	/* The mock attaches a device to it only through the device's vDEVICE there. */
+	CU_ASSERT_EQUAL(iommu_nest_attach(f.h, IT_ST0, hwpt), -ENOENT);
+	vd = vdev_on(f.h, v, IT_ST0, 0x10);
+	CU_ASSERT_EQUAL(iommu_nest_attach(f.h, IT_ST0, hwpt), 0);
+	CU_ASSERT_EQUAL(
+	    iommu_nest_invalidate(f.h, hwpt, IOMMU_NEST_INV_DATA_SELFTEST, &e, 1, 0, &res, &sum),
+	    0);
+	CU_ASSERT_EQUAL(sum.entries_handled, 1);
+	/* The HWPT holds the vIOMMU; someone else's vIOMMU id is not a parent. */
+	CU_ASSERT_EQUAL(iommu_nest_destroy_object(f.h, IOMMU_NEST_OBJECT_VIOMMU, v), -EBUSY);
+	other = it_connect(f.d, "viommu-nested-other");
+	CU_ASSERT_EQUAL(iommu_nest_alloc_on_viommu(other, IT_ST1, v, IOMMU_NEST_HWPT_DATA_SELFTEST,
+						   0, IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb,
+						   sizeof(iotlb), &hwpt),
+			-ENOENT);
+	it_close(other);
+	CU_ASSERT_EQUAL(iommu_nest_detach(f.h, IT_ST0), 0);
+	CU_ASSERT_EQUAL(iommu_nest_destroy(f.h, hwpt), 0);
+	CU_ASSERT_EQUAL(iommu_nest_destroy_object(f.h, IOMMU_NEST_OBJECT_VIOMMU, v), -EBUSY);
+	CU_ASSERT_EQUAL(iommu_nest_destroy_object(f.h, IOMMU_NEST_OBJECT_VDEVICE, vd), 0);
+	CU_ASSERT_EQUAL(iommu_nest_destroy_object(f.h, IOMMU_NEST_OBJECT_VIOMMU, v), 0);
+	/* And a disconnect with a HWPT on a vIOMMU takes the HWPT first. */
+	v = viommu_on(f.h, IT_ST0);
+	CU_ASSERT_EQUAL(iommu_nest_alloc_on_viommu(f.h, IT_ST0, v, IOMMU_NEST_HWPT_DATA_SELFTEST, 0,
+						   IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb,
+						   sizeof(iotlb), &hwpt),
+			0);
+	vdev_on(f.h, v, IT_ST0, 0x10);
+	CU_ASSERT_EQUAL(iommu_nest_attach(f.h, IT_ST0, hwpt), 0);
+	it_close(f.h);
+	f.h = it_connect(f.d, "viommu-nested-next");
+	CU_ASSERT(it_wait_sessions(f.h, 1));
+	CU_ASSERT_EQUAL(it_stats(f.h).hwpts_active, 0);
+	it_stop_ok(f.d);
+}
+
 static const struct it_case cases[] = {
     {"no_viommu_on_6_12", test_no_viommu_on_6_12},
     {"alloc_rules", test_alloc_rules},
@@ -321,6 +382,7 @@ static const struct it_case cases[] = {
     {"invalidate_request", test_invalidate_request},
     {"ownership", test_ownership},
     {"teardown", test_teardown},
+    {"nested_on_viommu", test_nested_on_viommu},
     {NULL, NULL},
 };
 

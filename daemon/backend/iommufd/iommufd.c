@@ -630,8 +630,9 @@ static int ifd_alloc_nested(struct backend *be, const char *device, const struct
 
 	if (!d)
 		return -ENOENT;
-	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->parent_id, req->flags, req->data_type, req->data,
-			    req->data_len, &id);
+	/* pt_id: a vIOMMU (7.x) or the device's nest parent. */
+	rc = ifd_hwpt_alloc(b->fd, d->dev_id, req->viommu_id ? req->viommu_id : d->parent_id,
+			    req->flags, req->data_type, req->data, req->data_len, &id);
 	if (rc)
 		return rc;
 	rc = add_nested(b, id, (uint32_t)(d - b->devs));

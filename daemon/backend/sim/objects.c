@@ -61,10 +61,16 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 	if (req->flags & IOMMU_HWPT_FAULT_ID_VALID)
 		return -ENOENT;
 
+	if (req->viommu_id) {
+		rc = sim_viommu_nested_check(st, (uint32_t)dev, req);
+		if (rc)
+			return rc;
+	}
 	rc = sim_obj_new(st, SIM_OBJ_NESTED, (uint32_t)dev, &o);
 	if (rc)
 		return rc;
-	o->parent_id = st->devs[dev].parent_id;
+	/* On a vIOMMU the vIOMMU holds it up (EBUSY while it lives), as its parent. */
+	o->parent_id = req->viommu_id ? req->viommu_id : st->devs[dev].parent_id;
 	if (o->kind == DEVICE_KIND_VTD) {
 		memcpy(&o->vtd, req->data, sizeof(o->vtd));
 	} else {
@@ -79,7 +85,7 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 	parent->users++;
 	*out_id = o->id;
 	if (out_parent)
-		*out_parent = o->parent_id;
+		*out_parent = st->devs[dev].parent_id;
 	return 0;
 }
 
@@ -152,6 +158,16 @@ int sim_attach(struct sim_state *st, const char *device, uint32_t id)
 	 */
 	if (o->kind != d->kind)
 		return -EINVAL;
+	/*
+	 * selftest.c mock_domain_nop_attach(): a nested domain on a vIOMMU
+	 * needs the device's vDEVICE on that vIOMMU (iommufd_viommu_get_vdev_id()).
+	 */
+	if (o->type == SIM_OBJ_NESTED && sim_obj_find(st, o->parent_id)->type == SIM_OBJ_VIOMMU) {
+		const struct sim_obj *vd = d->vdev_id ? sim_obj_find(st, d->vdev_id) : NULL;
+
+		if (!vd || vd->parent_id != o->parent_id)
+			return -ENOENT;
+	}
 	if (o->type == SIM_OBJ_NESTED && o->kind == DEVICE_KIND_VTD) {
 		rc = vtd_attach_check(o);
 		if (rc)
@@ -170,6 +186,8 @@ int sim_dev_stage2(struct sim_state *st, const char *device)
 		return dev;
 	o = sim_obj_find(st, st->devs[dev].attached_id);
 	if (o && o->type == SIM_OBJ_NESTED)
+		o = sim_obj_find(st, o->parent_id);
+	if (o && o->type == SIM_OBJ_VIOMMU)
 		o = sim_obj_find(st, o->parent_id);
 	return (int)o->dev;
 }

@@ -51,9 +51,17 @@ static int vtd_to_json(struct json_object *o, const struct iommu_hwpt_vtd_s1 *v)
  * save its table of them either, so after a restart both sides agree they
  * are gone (the loader recomputes the nest parents' users without them).
  */
-static bool obj_persisted(const struct sim_obj *ob)
+static bool obj_persisted(const struct sim_state *st, const struct sim_obj *ob)
 {
-	return ob->type == SIM_OBJ_PARENT || ob->type == SIM_OBJ_NESTED;
+	const struct sim_obj *p;
+
+	if (ob->type == SIM_OBJ_PARENT)
+		return true;
+	if (ob->type != SIM_OBJ_NESTED)
+		return false;
+	/* A nested HWPT on a vIOMMU goes with its vIOMMU. */
+	p = sim_obj_find((struct sim_state *)st, ob->parent_id);
+	return p && p->type == SIM_OBJ_PARENT;
 }
 
 static struct json_object *obj_to_json(const struct sim_obj *ob)
@@ -145,7 +153,7 @@ int sim_state_save(const struct sim_state *st, struct json_object *o)
 		if (js_push(devs, dev_to_json(&st->devs[i])))
 			return -ENOMEM;
 	for (uint32_t i = 0; i < st->n_objs; i++)
-		if (obj_persisted(&st->objs[i]) && js_push(objs, obj_to_json(&st->objs[i])))
+		if (obj_persisted(st, &st->objs[i]) && js_push(objs, obj_to_json(&st->objs[i])))
 			return -ENOMEM;
 	return fault_to_json(o, st);
 }
@@ -173,7 +181,7 @@ int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32
 		const struct sim_obj *o = sim_obj_find((struct sim_state *)st, ids[i]);
 		struct json_object *v;
 
-		if (o && !obj_persisted(o))
+		if (o && !obj_persisted(st, o))
 			o = NULL;
 		v = one_or_none(o ? obj_to_json(o) : NULL, o, &rc);
 		if (!rc)

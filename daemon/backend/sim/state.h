@@ -198,6 +198,11 @@ int sim_vdevice_alloc(struct sim_state *st, uint32_t viommu_id, const char *devi
 		      uint64_t virt_id, uint32_t *out_id);
 int sim_viommu_invalidate(struct sim_state *st, struct sim_obj *viommu, struct backend_inv *inv,
 			  uint32_t n);
+/*
+ * iommufd_viommu_alloc_hwpt_nested() and the mock's alloc_domain_nested:
+ * whether a nested HWPT of req may sit on vIOMMU req->viommu_id for dev.
+ */
+int sim_viommu_nested_check(struct sim_state *st, uint32_t dev, const struct backend_alloc *req);
 int sim_dev_check_cache(struct sim_state *st, const char *device, uint32_t cache_id,
 			uint32_t expected);
 

@@ -173,6 +173,22 @@ int sim_viommu_invalidate(struct sim_state *st, struct sim_obj *v, struct backen
 	return -EOPNOTSUPP; /* a vIOMMU without cache_invalidate */
 }
 
+int sim_viommu_nested_check(struct sim_state *st, uint32_t dev, const struct backend_alloc *req)
+{
+	const struct sim_obj *v = sim_obj_find(st, req->viommu_id);
+
+	if (!v || v->type != SIM_OBJ_VIOMMU)
+		return -ENOENT;
+	/* hw_pagetable.c: the vIOMMU's IOMMU instance must be the device's. */
+	if (st->devs[v->dev].kind != st->devs[dev].kind)
+		return -EINVAL;
+	/* The mock's viommu ops take its own nested data only. */
+	if (v->viommu_type != NESTD_VIOMMU_TYPE_SELFTEST ||
+	    req->data_type != IOMMU_HWPT_DATA_SELFTEST)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
 /* IOMMU_TEST_OP_DEV_CHECK_CACHE: -EINVAL unless the slot holds expected. */
 int sim_dev_check_cache(struct sim_state *st, const char *device, uint32_t cache_id,
 			uint32_t expected)

@@ -207,6 +207,7 @@ static void submit(struct server *srv, struct inv_request *r)
 
 int req_viommu_invalidate(struct session *s, struct inv_request *r)
 {
+	const struct vobj *v;
 	int rc;
 
 	for (uint32_t i = 0; i < r->n; i++)
@@ -215,8 +216,17 @@ int req_viommu_invalidate(struct session *s, struct inv_request *r)
 	r->entries_handled = 0;
 	/* The core's order: the array's bounds, then the object. */
 	rc = inv_validate_header(r);
-	if (!rc && !vobj_lookup_owned(&s->srv->reg.vobjs, VOBJ_VIOMMU, r->hwpt_id, s))
+	v = rc ? NULL : vobj_lookup_owned(&s->srv->reg.vobjs, VOBJ_VIOMMU, r->hwpt_id, s);
+	if (!rc && !v)
 		rc = -ENOENT;
+	/*
+	 * The 7.x SMMUv3 driver counts commands it never issued as handled
+	 * when a later one fails to convert: until inv/validate_smmuv3.c
+	 * screens every command against this vIOMMU's vDEVICEs, none goes to
+	 * the kernel (a done that was not done would under-invalidate).
+	 */
+	if (!rc && v->type == NESTD_VIOMMU_TYPE_ARM_SMMUV3)
+		rc = -EOPNOTSUPP;
 	if (rc) {
 		r->status = rc;
 		return REQ_INV_DONE;

@@ -203,8 +203,6 @@ int sim_viommu_invalidate(struct sim_state *st, struct sim_obj *viommu, struct b
  * whether a nested HWPT of req may sit on vIOMMU req->viommu_id for dev.
  */
 int sim_viommu_nested_check(struct sim_state *st, uint32_t dev, const struct backend_alloc *req);
-int sim_dev_check_cache(struct sim_state *st, const char *device, uint32_t cache_id,
-			uint32_t expected);
 
 /* backend/sim/inv.c: IOMMU_HWPT_INVALIDATE and fault injection. */
 int sim_invalidate(struct sim_state *st, struct backend_inv *inv);

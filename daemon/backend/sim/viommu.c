@@ -188,16 +188,3 @@ int sim_viommu_nested_check(struct sim_state *st, uint32_t dev, const struct bac
 		return -EOPNOTSUPP;
 	return 0;
 }
-
-/* IOMMU_TEST_OP_DEV_CHECK_CACHE: -EINVAL unless the slot holds expected. */
-int sim_dev_check_cache(struct sim_state *st, const char *device, uint32_t cache_id,
-			uint32_t expected)
-{
-	int dev = sim_dev_find(st, device);
-
-	if (dev < 0)
-		return -ENOENT;
-	if (cache_id >= NESTD_MOCK_DEV_CACHE_NUM || st->devs[dev].kind != DEVICE_KIND_SELFTEST)
-		return -EINVAL;
-	return st->devs[dev].cache[cache_id] == expected ? 0 : -EINVAL;
-}

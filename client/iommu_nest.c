@@ -895,8 +895,29 @@ int iommu_nest_probe(struct iommu_nest *h, uint32_t hwpt_id, uint32_t data_type)
 	return simple_call(h, &req);
 }
 
+static int alloc_on(struct iommu_nest *h, const char *device, uint32_t viommu_id,
+		    uint32_t data_type, uint32_t flags, uint32_t data_layout, const void *data,
+		    size_t len, uint32_t *hwpt_id);
+
 int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_type, uint32_t flags,
 		     uint32_t data_layout, const void *data, size_t len, uint32_t *hwpt_id)
+{
+	return alloc_on(h, device, 0, data_type, flags, data_layout, data, len, hwpt_id);
+}
+
+int iommu_nest_alloc_on_viommu(struct iommu_nest *h, const char *device, uint32_t viommu_id,
+			       uint32_t data_type, uint32_t flags, uint32_t data_layout,
+			       const void *data, size_t len, uint32_t *hwpt_id)
+{
+	if (!viommu_id)
+		return -EINVAL;
+	return alloc_on(h, device, viommu_id, data_type, flags, data_layout, data, len, hwpt_id);
+}
+
+/* Alloc on the device's nest parent (viommu_id 0) or on a vIOMMU of this client. */
+static int alloc_on(struct iommu_nest *h, const char *device, uint32_t viommu_id,
+		    uint32_t data_type, uint32_t flags, uint32_t data_layout, const void *data,
+		    size_t len, uint32_t *hwpt_id)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__Alloc a = IOMMU_NEST__ALLOC__INIT;
@@ -935,6 +956,7 @@ int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_typ
 	a.device = (char *)device;
 	a.data_type = data_type;
 	a.flags = flags;
+	a.viommu_id = viommu_id;
 	req.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC;
 	req.alloc = &a;
 	err = transact(h, &req, &reply);
@@ -947,7 +969,8 @@ int iommu_nest_alloc(struct iommu_nest *h, const char *device, uint32_t data_typ
 		/* A daemon without restart support sends no token. */
 		h->has_token = reply->alloc->resume_token.len == sizeof(h->last_token);
 		if (h->has_token)
-			memcpy(h->last_token, reply->alloc->resume_token.data, sizeof(h->last_token));
+			memcpy(h->last_token, reply->alloc->resume_token.data,
+			       sizeof(h->last_token));
 	}
 	release_reply(h);
 	return err;
@@ -1047,8 +1070,8 @@ int iommu_nest_detach(struct iommu_nest *h, const char *device)
 
 /* ---- Guest memory ---------------------------------------------------------- */
 
-int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova,
-			  uint64_t length, int fd, uint64_t offset, uint32_t flags)
+int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova, uint64_t length,
+			  int fd, uint64_t offset, uint32_t flags)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__MapMemory m = IOMMU_NEST__MAP_MEMORY__INIT;
@@ -1976,6 +1999,29 @@ int iommu_nest_queue_stats(struct iommu_nest *h, struct iommu_nest_queue_stats *
 }
 
 /* ---- For the library's other files (iommu_nest_call.h) ------------------- */
+
+int nest_invalidate_msg(struct iommu_nest *h, IommuNest__Invalidate *inv, size_t n,
+			struct iommu_nest_entry_result *results,
+			struct iommu_nest_inv_summary *summary)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	struct iommu_nest_inv_summary sum;
+	IommuNest__Reply *reply;
+	int err;
+
+	if (h->dead)
+		return h->dead;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	req.invalidate = inv;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = decode_inv_reply(h, reply, n, results, &sum);
+	release_reply(h);
+	if (summary)
+		*summary = sum;
+	return err;
+}
 
 int nest_call(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply__BodyCase want,
 	      IommuNest__Reply **out)

@@ -313,8 +313,8 @@ int iommu_nest_detach(struct iommu_nest *h, const char *device);
  * session; like HWPTs, it survives a daemon restart and comes back with
  * iommu_nest_reclaim() of the HWPT attached to the device.
  */
-int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova,
-			  uint64_t length, int fd, uint64_t offset, uint32_t flags);
+int iommu_nest_map_memory(struct iommu_nest *h, const char *device, uint64_t iova, uint64_t length,
+			  int fd, uint64_t offset, uint32_t flags);
 
 /*
  * Unmaps every mapping of this session on device that lies inside
@@ -337,9 +337,9 @@ int iommu_nest_unmap_memory(struct iommu_nest *h, const char *device, uint64_t i
 #define IOMMU_NEST_HW_INFO_VTD_ERRATA_772415_SPR17 (1u << 0)
 
 /* iommu_nest_hw_info.capabilities (enum iommufd_hw_capabilities). */
-#define IOMMU_NEST_HW_CAP_DIRTY_TRACKING (1ull << 0)
-#define IOMMU_NEST_HW_CAP_PCI_PASID_EXEC (1ull << 1)
-#define IOMMU_NEST_HW_CAP_PCI_PASID_PRIV (1ull << 2)
+#define IOMMU_NEST_HW_CAP_DIRTY_TRACKING	(1ull << 0)
+#define IOMMU_NEST_HW_CAP_PCI_PASID_EXEC	(1ull << 1)
+#define IOMMU_NEST_HW_CAP_PCI_PASID_PRIV	(1ull << 2)
 #define IOMMU_NEST_HW_CAP_PCI_ATS_NOT_SUPPORTED (1ull << 3) /* reported by Linux 7.x */
 
 #define IOMMU_NEST_HW_INFO_DATA_MAX 128
@@ -739,7 +739,7 @@ struct iommu_nest_client_info {
 	char name[IOMMU_NEST_NAME_MAX]; /* the client_name it said Hello with */
 	uint32_t hwpts;
 	uint64_t requests;
-	uint64_t errors; /* requests answered with a non-zero status */
+	uint64_t errors;  /* requests answered with a non-zero status */
 	uint64_t entries; /* invalidation entries received */
 	uint64_t denials;
 	uint32_t in_flight;
@@ -878,6 +878,69 @@ struct iommu_nest_iopf {
 };
 int iommu_nest_trigger_iopf(struct iommu_nest *h, const char *device,
 			    const struct iommu_nest_iopf *t, uint32_t count);
+
+/* ---- vIOMMU and vDEVICE objects (Linux 7.x) ------------------------------ */
+
+/*
+ * A vIOMMU (IOMMU_VIOMMU_ALLOC) on the nest parent of device, of type
+ * IOMMU_NEST_VIOMMU_TYPE_*; flags are the ioctl's (none is valid). The
+ * kernel's answers pass through: a 6.12 kernel has no vIOMMU (-ENOTTY), a
+ * driver without the type says -EOPNOTSUPP. Since LIBIOMMU_NEST_0.11.
+ */
+#define IOMMU_NEST_VIOMMU_TYPE_ARM_SMMUV3 1u
+#define IOMMU_NEST_VIOMMU_TYPE_SELFTEST	  0xdeadbeefu
+int iommu_nest_alloc_viommu(struct iommu_nest *h, const char *device, uint32_t type, uint32_t flags,
+			    uint32_t *viommu_id);
+
+/*
+ * A vDEVICE (IOMMU_VDEVICE_ALLOC): device as the guest sees it on
+ * viommu_id, with the guest's id virt_id (an SMMUv3 vSID). -EEXIST when the
+ * device has a vDEVICE or virt_id is taken. Since LIBIOMMU_NEST_0.11.
+ */
+int iommu_nest_alloc_vdevice(struct iommu_nest *h, uint32_t viommu_id, const char *device,
+			     uint64_t virt_id, uint32_t *vdevice_id);
+
+/*
+ * IOMMU_DESTROY of a vIOMMU or vDEVICE of this client (kind
+ * IOMMU_NEST_OBJECT_*): -EBUSY for a vIOMMU with vDEVICEs on it (the
+ * kernel's), -ENOENT for anyone else's id. Since LIBIOMMU_NEST_0.11.
+ */
+#define IOMMU_NEST_OBJECT_VIOMMU  1u
+#define IOMMU_NEST_OBJECT_VDEVICE 2u
+int iommu_nest_destroy_object(struct iommu_nest *h, uint32_t kind, uint32_t id);
+
+/*
+ * As iommu_nest_alloc(), with a vIOMMU of this client as the parent
+ * (IOMMU_HWPT_ALLOC with the vIOMMU as pt_id): the vIOMMU is -EBUSY to
+ * destroy while the HWPT lives. Since LIBIOMMU_NEST_0.11.
+ */
+int iommu_nest_alloc_on_viommu(struct iommu_nest *h, const char *device, uint32_t viommu_id,
+			       uint32_t data_type, uint32_t flags, uint32_t data_layout,
+			       const void *data, size_t len, uint32_t *hwpt_id);
+
+/*
+ * IOMMU_HWPT_INVALIDATE on a vIOMMU id: n entries of entry_len bytes each
+ * (0: the type's native size) in the driver's layout, data_type
+ * IOMMU_NEST_VIOMMU_INV_DATA_*: struct iommu_nest_viommu_selftest_inv or
+ * 16-byte SMMUv3 commands. Results as iommu_nest_invalidate(). Note the
+ * selftest value equals the HWPT selftest type: the object kind, not the
+ * type, says which layout is meant. Since LIBIOMMU_NEST_0.11.
+ */
+#define IOMMU_NEST_VIOMMU_INV_DATA_ARM_SMMUV3 1u
+#define IOMMU_NEST_VIOMMU_INV_DATA_SELFTEST   0xdeadbeefu
+#define IOMMU_NEST_VIOMMU_INV_SELFTEST_ALL    1u /* every cache slot; cache_id ignored */
+
+/* struct iommu_viommu_invalidate_selftest, byte for byte. */
+struct iommu_nest_viommu_selftest_inv {
+	uint32_t flags;
+	uint32_t vdev_id; /* the vDEVICE's virt_id */
+	uint32_t cache_id;
+};
+
+int iommu_nest_invalidate_viommu(struct iommu_nest *h, uint32_t viommu_id, uint32_t data_type,
+				 uint32_t entry_len, const void *entries, size_t n, uint32_t flags,
+				 struct iommu_nest_entry_result *results,
+				 struct iommu_nest_inv_summary *summary);
 
 #ifdef __cplusplus
 }

@@ -27,4 +27,12 @@ struct nest_events *nest_events_of(struct iommu_nest *h);
 /* Sets iommu_nest_last_error()'s text and returns err. */
 int nest_fail(struct iommu_nest *h, int err, const char *why);
 
+/*
+ * Sends an Invalidate built by the caller and decodes its reply for n
+ * entries, as iommu_nest_invalidate_raw() does (socket only).
+ */
+int nest_invalidate_msg(struct iommu_nest *h, IommuNest__Invalidate *inv, size_t n,
+			struct iommu_nest_entry_result *results,
+			struct iommu_nest_inv_summary *summary);
+
 #endif

@@ -62,6 +62,7 @@ struct backend_alloc {
 	uint32_t flags;     /* IOMMU_HWPT_ALLOC_* as given by the client */
 	const void *data;   /* struct iommu_hwpt_vtd_s1 / iommu_hwpt_selftest */
 	uint32_t data_len;
+	uint32_t viommu_id; /* 7.x: a vIOMMU as pt_id; 0: the device's nest parent */
 	uint32_t fault_id; /* with IOMMU_HWPT_FAULT_ID_VALID: the fault object */
 };
 
@@ -360,6 +361,18 @@ struct backend_ops {
 	int (*reopen_context)(struct backend *root, struct json_object *saved,
 			      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
 			      const char **errmsg);
+	/*
+	 * vIOMMU objects (Linux 7.x, backend/viommu_uapi.h), with the
+	 * semantics of IOMMU_VIOMMU_ALLOC on the device's nest parent,
+	 * IOMMU_VDEVICE_ALLOC and IOMMU_DESTROY of either (-EBUSY while a
+	 * vIOMMU has vDEVICEs). A 6.12 kernel answers -ENOTTY. Invalidation
+	 * on a vIOMMU id is invalidate() with that id. NULL: -ENOTTY.
+	 */
+	int (*viommu_alloc)(struct backend *be, const char *device, uint32_t type, uint32_t flags,
+			    uint32_t *out_viommu_id, uint32_t *out_parent_id);
+	int (*vdevice_alloc)(struct backend *be, uint32_t viommu_id, const char *device,
+			     uint64_t virt_id, uint32_t *out_vdevice_id);
+	int (*destroy_object)(struct backend *be, uint32_t id);
 };
 
 /* Every backend object starts with this. */

@@ -31,6 +31,7 @@ struct inv_request {
 	uint32_t reserved;  /* the ioctl's __reserved word */
 	uint32_t entry_len; /* 0 = native size */
 	bool cont;          /* continue past failing entries */
+	bool on_viommu;     /* hwpt_id names a vIOMMU: entries in the driver's raw layout */
 	uint64_t recv_ns;   /* CLOCK_MONOTONIC when its packet was read */
 	uint32_t n;
 	/*

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "backend/iommufd_uapi.h"
+#include "backend/smmuv3_cmd.h"
+#include "backend/viommu_uapi.h"
 #include "inv/request.h"
 #include "net/server.h"
 #include "net/session.h"
@@ -103,6 +105,59 @@ static struct inv_request *inv_request_new(const IommuNest__Invalidate *m, uint3
 	return r;
 }
 
+/* Native entry size of a data type on a vIOMMU; 0 if unknown. */
+static uint32_t viommu_entry_size(uint32_t data_type)
+{
+	switch (data_type) {
+	case NESTD_VIOMMU_INV_DATA_SELFTEST:
+		return sizeof(struct nestd_viommu_inv_selftest);
+	case NESTD_VIOMMU_INV_DATA_ARM_SMMUV3:
+		return SMMUV3_CMD_SIZE;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Invalidate on a vIOMMU: raw_entries holds the entries as the guest laid
+ * them out, entry_len bytes each (0: the type's native size); the typed
+ * arrays must be empty. One allocation: request, entries, results.
+ */
+static int64_t viommu_entry_count(const IommuNest__Invalidate *m, uint32_t *len)
+{
+	*len = m->entry_len ? m->entry_len : viommu_entry_size(m->data_type);
+	if (m->n_addr || m->n_npages || m->n_entry_flags || m->n_entry_reserved || m->n_iotlb_id)
+		return -EINVAL;
+	if (!m->raw_entries.len)
+		return 0;
+	if (!*len || m->raw_entries.len % *len)
+		return -EINVAL;
+	return (int64_t)(m->raw_entries.len / *len);
+}
+
+static struct inv_request *viommu_request_new(const IommuNest__Invalidate *m, uint32_t n,
+					      uint32_t len)
+{
+	size_t ent_bytes = (m->raw_entries.len + 7) & ~(size_t)7;
+	struct inv_request *r =
+	    calloc(1, sizeof(*r) + ent_bytes + (size_t)n * sizeof(struct inv_entry_result));
+
+	if (!r)
+		return NULL;
+	r->hwpt_id = m->hwpt_id;
+	r->data_type = m->data_type;
+	r->reserved = m->reserved;
+	r->entry_len = len;
+	r->cont = m->flags & IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE;
+	r->on_viommu = true;
+	r->n = n;
+	r->entries = (uint8_t *)(r + 1);
+	r->res = (struct inv_entry_result *)((uint8_t *)r->entries + ent_bytes);
+	if (m->raw_entries.len)
+		memcpy(r->entries, m->raw_entries.data, m->raw_entries.len);
+	return r;
+}
+
 /*
  * The arrays into the kernel's layout, or why not (the handler says so,
  * after the checks that come first). The entry limit is checked before
@@ -112,8 +167,10 @@ static void decode_invalidate(struct session *s, struct req_in *in)
 {
 	const IommuNest__Invalidate *m = in->msg->invalidate;
 	struct server *srv = s->srv;
+	bool viommu = m->object_kind == IOMMU_NEST__OBJECT_KIND__OBJECT_VIOMMU;
+	uint32_t len = 0;
 
-	in->inv_n = entry_count(m);
+	in->inv_n = viommu ? viommu_entry_count(m, &len) : entry_count(m);
 	in->inv_max = invalidate_max_entries(srv);
 	if (in->inv_n < 0) {
 		in->inv_err = -EINVAL;
@@ -123,7 +180,13 @@ static void decode_invalidate(struct session *s, struct req_in *in)
 		in->inv_err = -E2BIG;
 		return;
 	}
-	in->inv = inv_request_new(m, (uint32_t)in->inv_n);
+	/* A kind the daemon does not know is refused with the malformed arrays. */
+	if (m->object_kind != IOMMU_NEST__OBJECT_KIND__OBJECT_HWPT && !viommu) {
+		in->inv_err = -EINVAL;
+		return;
+	}
+	in->inv = viommu ? viommu_request_new(m, (uint32_t)in->inv_n, len)
+			 : inv_request_new(m, (uint32_t)in->inv_n);
 	if (!in->inv) {
 		in->inv_err = -ENOMEM;
 		return;

@@ -113,6 +113,16 @@ static const char *trigger_iopf_device(const IommuNest__Request *m)
 	return m->trigger_iopf->device;
 }
 
+static const char *alloc_viommu_device(const IommuNest__Request *m)
+{
+	return m->alloc_viommu->device;
+}
+
+static const char *alloc_vdevice_device(const IommuNest__Request *m)
+{
+	return m->alloc_vdevice->device;
+}
+
 #define H   REQ_NEED_HELLO
 #define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
 
@@ -193,6 +203,14 @@ static const struct req_op ops[] = {
 						.needs = H | REQ_NEED_TEST | DEV,
 						.backend_has = has_trigger_iopf,
 						.device_of = trigger_iopf_device},
+    /* vIOMMU objects (req/viommu.c): on a device this client may use and nobody else holds. */
+    [IOMMU_NEST__REQUEST__BODY_ALLOC_VIOMMU] = {.run = handle_alloc_viommu,
+						.needs = H | DEV,
+						.device_of = alloc_viommu_device},
+    [IOMMU_NEST__REQUEST__BODY_ALLOC_VDEVICE] = {.run = handle_alloc_vdevice,
+						 .needs = H | DEV,
+						 .device_of = alloc_vdevice_device},
+    [IOMMU_NEST__REQUEST__BODY_DESTROY_OBJECT] = {.run = handle_destroy_object, .needs = H},
 };
 
 #undef H
@@ -344,7 +362,9 @@ static bool needs_batch_first(const struct session *s, const IommuNest__Request 
 	const struct hwpt_entry *e;
 
 	if (m->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE)
-		return false;
+		/* One on a vIOMMU is answered at once: what came before goes first. */
+		return s->n_pending &&
+		       m->invalidate->object_kind == IOMMU_NEST__OBJECT_KIND__OBJECT_VIOMMU;
 	if (s->n_pending)
 		return true;
 	if (m->body_case != IOMMU_NEST__REQUEST__BODY_DESTROY)

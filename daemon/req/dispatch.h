@@ -51,7 +51,7 @@ struct req_in {
 	struct hwpt_entry *inv_hwpt; /* REQ_DEFERRED: the HWPT whose batch takes inv */
 	/* QueueSetup: the memfd, kick and call eventfds passed with it, or -1 (taken: -1). */
 	int queue_fds[3];
-	bool admitted;		     /* passed the session-wide gates (and was counted) */
+	bool admitted; /* passed the session-wide gates (and was counted) */
 };
 
 /*
@@ -89,6 +89,9 @@ struct req_reply {
 			struct backend_hw_info info; /* hr.data points into it */
 		} hw_info;
 		IommuNest__OpenDeviceReply open_device;
+		IommuNest__AllocViommuReply alloc_viommu;
+		IommuNest__AllocVdeviceReply alloc_vdevice;
+		IommuNest__DestroyObjectReply destroy_object;
 	} body;
 	void *heap[4];
 	/* Passed with the reply (SCM_RIGHTS) and then closed by net/, or -1. */

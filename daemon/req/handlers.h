@@ -34,6 +34,12 @@ int handle_close_device(struct req_ctx *c);
 int handle_adopt_device(struct req_ctx *c);
 int handle_page_response(struct req_ctx *c);
 int handle_trigger_iopf(struct req_ctx *c);
+int handle_alloc_viommu(struct req_ctx *c);
+int handle_alloc_vdevice(struct req_ctx *c);
+int handle_destroy_object(struct req_ctx *c);
+
+/* Invalidate on a vIOMMU id (req/viommu.c): answered at once, REQ_INV_DONE. */
+int req_viommu_invalidate(struct session *s, struct inv_request *r);
 
 /* The test backend ops the table checks for (req/test.c). */
 bool has_check_iotlb(const struct backend_ops *ops);

@@ -18,6 +18,7 @@
 #include "net/session.h"
 #include "req/handlers.h"
 #include "state/faults.h"
+#include "state/viommus.h"
 
 /*
  * The nested HWPT of s that sits on nest parent id, if any: the client
@@ -175,6 +176,12 @@ int handle_alloc(struct req_ctx *c)
 		return rep->status;
 	}
 	alloc_data(a, &ba, &vtd, &st);
+	/* A vIOMMU as the parent: the client's own (state/viommus.h), else -ENOENT. */
+	ba.viommu_id = a->viommu_id;
+	if (a->viommu_id && !vobj_lookup_owned(&srv->reg.vobjs, VOBJ_VIOMMU, a->viommu_id, s)) {
+		reply_error(rep, -ENOENT, "viommu %u: no such vIOMMU", a->viommu_id);
+		return rep->status;
+	}
 	/*
 	 * Fault delivery: the client asks with the kernel's flag, the daemon
 	 * names the fault object (its own per client, made on first use).

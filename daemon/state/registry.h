@@ -16,6 +16,7 @@
 #include "util/config.h"
 #include "util/journal.h"
 #include "state/devices.h"
+#include "state/viommus.h"
 
 /* Size of the random resume token an Alloc reply carries. */
 #define HWPT_TOKEN_LEN 16
@@ -77,6 +78,8 @@ struct hwpt_registry {
 	uint32_t n_orphans;
 	/* Ids added or removed since the state was last saved (persist/state_save.c). */
 	struct dirty_ids dirty;
+	/* Clients' vIOMMUs and vDEVICEs (state/viommus.h). */
+	struct vobj_table vobjs;
 };
 
 int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg);

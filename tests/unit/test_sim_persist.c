@@ -12,6 +12,7 @@
 #include <CUnit/Basic.h>
 
 #include "backend/backend.h"
+#include "backend/viommu_uapi.h"
 #include "util/config.h"
 #include "backend/iommufd_uapi.h"
 #include "unit_run.h"
@@ -43,13 +44,15 @@ static struct backend *open_sim(void)
 static struct backend *populated(uint32_t *vtd, uint32_t *st)
 {
 	struct backend *be = open_sim();
-	struct iommu_hwpt_vtd_s1 v = { .addr_width = 48, .pgtbl_addr = 0x1000 };
-	struct iommu_hwpt_selftest s = { .iotlb = 0x77 };
-	struct backend_alloc a = { .data_type = IOMMU_HWPT_DATA_VTD_S1, .data = &v,
-				   .data_len = sizeof(v) };
-	struct iommu_hwpt_vtd_s1_invalidate e = { .addr = 16 * PAGE, .npages = 8 };
-	struct backend_inv inv = { .data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
-				   .entry_len = sizeof(e), .entry_num = 1, .entries = &e };
+	struct iommu_hwpt_vtd_s1 v = {.addr_width = 48, .pgtbl_addr = 0x1000};
+	struct iommu_hwpt_selftest s = {.iotlb = 0x77};
+	struct backend_alloc a = {
+	    .data_type = IOMMU_HWPT_DATA_VTD_S1, .data = &v, .data_len = sizeof(v)};
+	struct iommu_hwpt_vtd_s1_invalidate e = {.addr = 16 * PAGE, .npages = 8};
+	struct backend_inv inv = {.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+				  .entry_len = sizeof(e),
+				  .entry_num = 1,
+				  .entries = &e};
 
 	CU_ASSERT_FATAL(be->ops->alloc_nested(be, "vtd0", &a, vtd, NULL) == 0);
 	CU_ASSERT_FATAL(be->ops->attach(be, "vtd0", *vtd) == 0);
@@ -57,8 +60,8 @@ static struct backend *populated(uint32_t *vtd, uint32_t *st)
 	CU_ASSERT_FATAL(be->ops->sim_populate(be, *vtd, 0, 64, SIM_KIND_PSC) == 0);
 	inv.hwpt_id = *vtd;
 	CU_ASSERT_FATAL(be->ops->invalidate(be, &inv) == 0);
-	a = (struct backend_alloc){ .data_type = IOMMU_HWPT_DATA_SELFTEST, .data = &s,
-				    .data_len = sizeof(s) };
+	a = (struct backend_alloc){
+	    .data_type = IOMMU_HWPT_DATA_SELFTEST, .data = &s, .data_len = sizeof(s)};
 	CU_ASSERT_FATAL(be->ops->alloc_nested(be, "st0", &a, st, NULL) == 0);
 	return be;
 }
@@ -122,6 +125,38 @@ static void test_round_trip(void)
 	json_object_put(o);
 	a->ops->close(a);
 	b->ops->close(b);
+}
+
+/*
+ * vIOMMUs and vDEVICEs stay out of the saved state (the daemon's table of
+ * them is not saved either): the state with them restores, without them,
+ * and the device takes a vDEVICE with the same virt_id again.
+ */
+static void test_viommu_not_saved(void)
+{
+	uint32_t vtd, st, v, vd;
+	struct backend *a, *b;
+	struct json_object *o;
+	const char *err = "";
+
+	cfg.sim_kernel = KERNEL_RULES_7;
+	a = populated(&vtd, &st);
+	b = open_sim();
+	CU_ASSERT_FATAL(a->ops->viommu_alloc(a, "st0", NESTD_VIOMMU_TYPE_SELFTEST, 0, &v, NULL) ==
+			0);
+	CU_ASSERT_FATAL(a->ops->vdevice_alloc(a, v, "st0", 0x10, &vd) == 0);
+	CU_ASSERT_EQUAL(a->ops->vdevice_alloc(a, v, "st0", 0x11, &vd), -EEXIST);
+	o = saved(a);
+	CU_ASSERT_EQUAL(restore_anchored(b, a, o, &err), 0);
+	CU_ASSERT_TRUE(b->ops->has_hwpt(b, st));
+	CU_ASSERT_EQUAL(b->ops->vdevice_alloc(b, v, "st0", 0x10, &vd), -ENOENT);
+	CU_ASSERT_FATAL(b->ops->viommu_alloc(b, "st0", NESTD_VIOMMU_TYPE_SELFTEST, 0, &v, NULL) ==
+			0);
+	CU_ASSERT_EQUAL(b->ops->vdevice_alloc(b, v, "st0", 0x10, &vd), 0);
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+	cfg.sim_kernel = KERNEL_RULES_6_12;
 }
 
 /* Applies a corruption to a saved state; restore must refuse it cleanly. */
@@ -209,22 +244,34 @@ static void bad_type(struct json_object *o)
 	json_object_object_add(o, "next_id", json_object_new_string("3"));
 }
 
-static void test_refuse_parent(void) { refuse(bad_parent); }
-static void test_refuse_iset(void) { refuse(bad_iset); }
-static void test_refuse_device(void) { refuse(bad_device); }
-static void test_refuse_attach(void) { refuse(bad_attach); }
-static void test_refuse_type(void) { refuse(bad_type); }
+static void test_refuse_parent(void)
+{
+	refuse(bad_parent);
+}
+static void test_refuse_iset(void)
+{
+	refuse(bad_iset);
+}
+static void test_refuse_device(void)
+{
+	refuse(bad_device);
+}
+static void test_refuse_attach(void)
+{
+	refuse(bad_attach);
+}
+static void test_refuse_type(void)
+{
+	refuse(bad_type);
+}
 
 int main(void)
 {
 	static const struct unit_case tests[] = {
-	    {"round_trip", test_round_trip},
-	    {"refuse_parent", test_refuse_parent},
-	    {"refuse_iset", test_refuse_iset},
-	    {"refuse_device", test_refuse_device},
-	    {"refuse_attach", test_refuse_attach},
-	    {"refuse_type", test_refuse_type},
-	    {"refuse_unanchored", test_refuse_unanchored},
+	    {"round_trip", test_round_trip},	   {"viommu_not_saved", test_viommu_not_saved},
+	    {"refuse_parent", test_refuse_parent}, {"refuse_iset", test_refuse_iset},
+	    {"refuse_device", test_refuse_device}, {"refuse_attach", test_refuse_attach},
+	    {"refuse_type", test_refuse_type},	   {"refuse_unanchored", test_refuse_unanchored},
 	};
 
 	cfg_setup();

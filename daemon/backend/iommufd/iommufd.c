@@ -701,8 +701,9 @@ static int ifd_alloc_nested(struct backend *be, const char *device, const struct
 		return -ENOENT;
 	if (d->nest_err)
 		return d->nest_err; /* no nest parent to sit on (parent.c) */
-	rc = ifd_hwpt_alloc(b->fd, d->dev_id, d->parent_id, req->flags, req->data_type, req->data,
-			    req->data_len, req->fault_id, &id);
+	/* pt_id: a vIOMMU (7.x) or the device's nest parent. */
+	rc = ifd_hwpt_alloc(b->fd, d->dev_id, req->viommu_id ? req->viommu_id : d->parent_id,
+			    req->flags, req->data_type, req->data, req->data_len, req->fault_id, &id);
 	if (rc)
 		return rc;
 	rc = add_nested(b, id, (uint32_t)(d - b->devs));
@@ -1798,6 +1799,35 @@ static int ifd_reopen_context(struct backend *be, struct json_object *saved,
 	return 0;
 }
 
+/* --- vIOMMU objects (backend/iommufd/viommu.c has the ioctls) ------------- */
+
+static int ifd_op_viommu_alloc(struct backend *be, const char *device, uint32_t type,
+			       uint32_t flags, uint32_t *out_id, uint32_t *out_parent)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+
+	if (!d)
+		return -ENOENT;
+	return ifd_viommu_alloc(b->fd, d->dev_id, d->parent_id, type, flags, out_id, out_parent);
+}
+
+static int ifd_op_vdevice_alloc(struct backend *be, uint32_t viommu_id, const char *device,
+				uint64_t virt_id, uint32_t *out_id)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+
+	if (!d)
+		return -ENOENT;
+	return ifd_vdevice_alloc(b->fd, viommu_id, d->dev_id, virt_id, out_id);
+}
+
+static int ifd_op_destroy_object(struct backend *be, uint32_t id)
+{
+	return ifd_destroy_id(to_ifd(be)->fd, id);
+}
+
 const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -1843,6 +1873,9 @@ const struct backend_ops backend_iommufd_ops = {
     .add_device = ifd_add_device,
     .remove_device = ifd_remove_device,
     .reopen_context = ifd_reopen_context,
+    .viommu_alloc = ifd_op_viommu_alloc,
+    .vdevice_alloc = ifd_op_vdevice_alloc,
+    .destroy_object = ifd_op_destroy_object,
 };
 
 /* --- introspection for tests ---------------------------------------------- */

@@ -59,4 +59,13 @@ int backend_iommufd_fd(struct backend *be);
 int backend_iommufd_device_ids(struct backend *be, const char *device, uint32_t *dev_id,
 			       uint32_t *parent_id, uint32_t *attached_id);
 
+/*
+ * backend/iommufd/viommu.c: IOMMU_VIOMMU_ALLOC on nest parent hwpt_id of
+ * device dev_id, IOMMU_VDEVICE_ALLOC; 0 or the kernel's negative errno.
+ */
+int ifd_viommu_alloc(int fd, uint32_t dev_id, uint32_t hwpt_id, uint32_t type, uint32_t flags,
+		     uint32_t *out_id, uint32_t *out_parent);
+int ifd_vdevice_alloc(int fd, uint32_t viommu_id, uint32_t dev_id, uint64_t virt_id,
+		      uint32_t *out_id);
+
 #endif

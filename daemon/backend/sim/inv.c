@@ -184,7 +184,7 @@ static int walk_entries(struct sim_state *st, struct sim_obj *o, struct backend_
 			uint32_t n, const struct inv_driver *drv)
 {
 	union inv_entry e;
-	struct sim_entry_range r = { .valid = false };
+	struct sim_entry_range r = {.valid = false};
 	uint32_t i, processed = 0;
 	int rc = 0;
 
@@ -230,6 +230,9 @@ int sim_invalidate(struct sim_state *st, struct backend_inv *inv)
 	o = sim_obj_find(st, inv->hwpt_id);
 	if (!o)
 		return -ENOENT;
+	/* 7.x hw_pagetable.c: a vIOMMU id goes to its driver's cache_invalidate. */
+	if (o->type == SIM_OBJ_VIOMMU)
+		return sim_viommu_invalidate(st, o, inv, n);
 	if (o->type != SIM_OBJ_NESTED)
 		return kernel_rules_inv_wrong_object(st->rules);
 	return walk_entries(st, o, inv, n, o->kind == DEVICE_KIND_VTD ? &vtd_driver : &mock_driver);

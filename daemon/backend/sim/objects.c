@@ -64,10 +64,16 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 			return -ENOENT;
 	}
 
+	if (req->viommu_id) {
+		rc = sim_viommu_nested_check(st, (uint32_t)dev, req);
+		if (rc)
+			return rc;
+	}
 	rc = sim_obj_new(st, SIM_OBJ_NESTED, (uint32_t)dev, &o);
 	if (rc)
 		return rc;
-	o->parent_id = st->devs[dev].parent_id;
+	/* On a vIOMMU the vIOMMU holds it up (EBUSY while it lives), as its parent. */
+	o->parent_id = req->viommu_id ? req->viommu_id : st->devs[dev].parent_id;
 	if (req->flags & IOMMU_HWPT_FAULT_ID_VALID) {
 		o->fault_id = req->fault_id;
 		sim_obj_find(st, req->fault_id)->users++;
@@ -86,7 +92,7 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 	parent->users++;
 	*out_id = o->id;
 	if (out_parent)
-		*out_parent = o->parent_id;
+		*out_parent = st->devs[dev].parent_id;
 	return 0;
 }
 
@@ -104,6 +110,9 @@ int sim_destroy(struct sim_state *st, uint32_t id)
 	fault_id = o->fault_id;
 	if (o->type == SIM_OBJ_FAULT)
 		sim_fault_forget(st, o->id);
+	/* viommu.c iommufd_vdevice_abort(): the device may take a vDEVICE again. */
+	if (o->type == SIM_OBJ_VDEVICE)
+		st->devs[o->dev].vdev_id = 0;
 	sim_obj_remove(st, o);
 	if (parent_id)
 		sim_obj_find(st, parent_id)->users--;
@@ -175,6 +184,16 @@ int sim_attach(struct sim_state *st, const char *device, uint32_t id)
 	 */
 	if (o->type == SIM_OBJ_NESTED && o->fault_id && o->kind == DEVICE_KIND_VTD)
 		return -ENODEV;
+	/*
+	 * selftest.c mock_domain_nop_attach(): a nested domain on a vIOMMU
+	 * needs the device's vDEVICE on that vIOMMU (iommufd_viommu_get_vdev_id()).
+	 */
+	if (o->type == SIM_OBJ_NESTED && sim_obj_find(st, o->parent_id)->type == SIM_OBJ_VIOMMU) {
+		const struct sim_obj *vd = d->vdev_id ? sim_obj_find(st, d->vdev_id) : NULL;
+
+		if (!vd || vd->parent_id != o->parent_id)
+			return -ENOENT;
+	}
 	if (o->type == SIM_OBJ_NESTED && o->kind == DEVICE_KIND_VTD) {
 		rc = vtd_attach_check(o);
 		if (rc)
@@ -193,6 +212,8 @@ int sim_dev_stage2(struct sim_state *st, const char *device)
 		return dev;
 	o = sim_obj_find(st, st->devs[dev].attached_id);
 	if (o && o->type == SIM_OBJ_NESTED)
+		o = sim_obj_find(st, o->parent_id);
+	if (o && o->type == SIM_OBJ_VIOMMU)
 		o = sim_obj_find(st, o->parent_id);
 	return (int)o->dev;
 }

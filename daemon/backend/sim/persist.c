@@ -20,7 +20,6 @@
 #include "backend/sim/state.h"
 #include "util/journal.h"
 
-
 /* ---- save -------------------------------------------------------------- */
 
 static struct json_object *iset_to_json(const struct sim_iset *s)
@@ -45,6 +44,24 @@ static int vtd_to_json(struct json_object *o, const struct iommu_hwpt_vtd_s1 *v)
 	    js_add_u64(j, "addr_width", v->addr_width) || js_add_u64(j, "reserved", v->__reserved))
 		return -ENOMEM;
 	return 0;
+}
+
+/*
+ * vIOMMUs and vDEVICEs are not in the state file yet: the daemon does not
+ * save its table of them either, so after a restart both sides agree they
+ * are gone (the loader recomputes the nest parents' users without them).
+ */
+static bool obj_persisted(const struct sim_state *st, const struct sim_obj *ob)
+{
+	const struct sim_obj *p;
+
+	if (ob->type == SIM_OBJ_PARENT)
+		return true;
+	if (ob->type != SIM_OBJ_NESTED)
+		return false;
+	/* A nested HWPT on a vIOMMU goes with its vIOMMU. */
+	p = sim_obj_find((struct sim_state *)st, ob->parent_id);
+	return p && p->type == SIM_OBJ_PARENT;
 }
 
 static struct json_object *obj_to_json(const struct sim_obj *ob)
@@ -138,7 +155,7 @@ int sim_state_save(const struct sim_state *st, struct json_object *o)
 			return -ENOMEM;
 	/* Fault objects are not saved: their queues die with the process. */
 	for (uint32_t i = 0; i < st->n_objs; i++)
-		if (st->objs[i].type != SIM_OBJ_FAULT && js_push(objs, obj_to_json(&st->objs[i])))
+		if (obj_persisted(st, &st->objs[i]) && js_push(objs, obj_to_json(&st->objs[i])))
 			return -ENOMEM;
 	/* A VM context's one IOAS, as {"maps": [...]} like a device's. */
 	if (st->is_ctx) {
@@ -174,8 +191,8 @@ int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32
 		const struct sim_obj *o = sim_obj_find((struct sim_state *)st, ids[i]);
 		struct json_object *v;
 
-		if (o && o->type == SIM_OBJ_FAULT)
-			o = NULL; /* not saved (see sim_state_save) */
+		if (o && !obj_persisted(st, o))
+			o = NULL;
 		v = one_or_none(o ? obj_to_json(o) : NULL, o, &rc);
 		if (!rc)
 			rc = journal_rec_replace(records, "backend_state.objects", "id",
@@ -243,8 +260,8 @@ static int load_maps(struct loader *l, struct json_object *j, struct sim_dev *d)
 		uint64_t iova, last, flags;
 
 		if (!get_u64_at(arr, i, &iova) || !get_u64_at(arr, i + 1, &last) ||
-		    !get_u64_at(arr, i + 2, &flags) || iova > last ||
-		    !flags || flags & ~(uint64_t)(IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE) ||
+		    !get_u64_at(arr, i + 2, &flags) || iova > last || !flags ||
+		    flags & ~(uint64_t)(IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE) ||
 		    sim_map_range_ok(d->kind, iova, last) ||
 		    (d->n_maps && iova <= d->maps[d->n_maps - 1].last))
 			return bad(l, "sim: IOAS areas malformed, out of order or out of range");
@@ -294,8 +311,7 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 	return 0;
 }
 
-static int load_iset(struct loader *l, struct json_object *o, const char *key,
-		     struct sim_iset *s)
+static int load_iset(struct loader *l, struct json_object *o, const char *key, struct sim_iset *s)
 {
 	struct json_object *arr = js_get(o, key, json_type_array);
 	size_t n = arr ? json_object_array_length(arr) : 0;
@@ -308,8 +324,9 @@ static int load_iset(struct loader *l, struct json_object *o, const char *key,
 		struct json_object *b = json_object_array_get_idx(arr, i + 1);
 		uint64_t start, end;
 
-		if (!json_object_is_type(a, json_type_int) || !json_object_is_type(b, json_type_int) ||
-		    json_object_get_int64(a) < 0 || json_object_get_int64(b) < 0)
+		if (!json_object_is_type(a, json_type_int) ||
+		    !json_object_is_type(b, json_type_int) || json_object_get_int64(a) < 0 ||
+		    json_object_get_int64(b) < 0)
 			return bad(l, "sim: malformed interval set");
 		start = json_object_get_uint64(a);
 		end = json_object_get_uint64(b);
@@ -480,7 +497,7 @@ static int load_fault(struct loader *l, struct json_object *o)
 int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_object *o,
 		   const char **errmsg)
 {
-	struct loader l = { .st = st, .errmsg = errmsg };
+	struct loader l = {.st = st, .errmsg = errmsg};
 	uint64_t next_id;
 	int rc;
 

@@ -466,6 +466,26 @@ static uint64_t sim_generation(struct backend *be)
 	return to_sb(be)->gen;
 }
 
+static int sim_op_viommu_alloc(struct backend *be, const char *device, uint32_t type,
+			       uint32_t flags, uint32_t *out_id, uint32_t *out_parent)
+{
+	int rc = sim_viommu_alloc(to_st(be), device, type, flags, out_id, out_parent);
+
+	if (!rc)
+		obj_changed(to_sb(be), *out_id);
+	return rc;
+}
+
+static int sim_op_vdevice_alloc(struct backend *be, uint32_t viommu_id, const char *device,
+				uint64_t virt_id, uint32_t *out_id)
+{
+	int rc = sim_vdevice_alloc(to_st(be), viommu_id, device, virt_id, out_id);
+
+	if (!rc)
+		obj_changed(to_sb(be), *out_id);
+	return rc;
+}
+
 static bool sim_has_hwpt(struct backend *be, uint32_t hwpt_id)
 {
 	struct sim_obj *o = sim_obj_find(to_st(be), hwpt_id);
@@ -675,6 +695,9 @@ const struct backend_ops backend_sim_ops = {
     .add_device = sim_add_device,
     .remove_device = sim_remove_device,
     .reopen_context = sim_reopen_context,
+    .viommu_alloc = sim_op_viommu_alloc,
+    .vdevice_alloc = sim_op_vdevice_alloc,
+    .destroy_object = sim_op_destroy,
 };
 
 /* A memfd with a fresh random id; -1 if memfd or getrandom fail (no anchor). */

@@ -31,6 +31,8 @@ static int dev_add(struct sim_state *st, const struct config_device *cd, const c
 	}
 	memcpy(d->name, cd->name, sizeof(d->name));
 	d->kind = cd->kind;
+	for (uint32_t c = 0; c < NESTD_MOCK_DEV_CACHE_NUM; c++)
+		d->cache[c] = NESTD_MOCK_DEV_CACHE_DEFAULT;
 	rc = sim_obj_new(st, SIM_OBJ_PARENT, st->n_devs, &parent);
 	if (rc) {
 		*errmsg = "sim: cannot allocate a nest parent";

@@ -22,6 +22,7 @@
 #include "util/config.h"
 #include "backend/iommufd_uapi.h"
 #include "backend/sim/iset.h"
+#include "backend/viommu_uapi.h"
 
 /* Object ids are positive ints, as the kernel's xarray hands them out. */
 #define SIM_ID_MAX INT32_MAX
@@ -30,6 +31,8 @@ enum sim_obj_type {
 	SIM_OBJ_PARENT = 1, /* IOMMUFD_OBJ_HWPT_PAGING, nest parent */
 	SIM_OBJ_NESTED = 2, /* IOMMUFD_OBJ_HWPT_NESTED */
 	SIM_OBJ_FAULT = 3,  /* IOMMUFD_OBJ_FAULT (its queues: struct sim_fault) */
+	SIM_OBJ_VIOMMU = 4,  /* IOMMUFD_OBJ_VIOMMU (7.x): parent_id is its nest parent */
+	SIM_OBJ_VDEVICE = 5, /* IOMMUFD_OBJ_VDEVICE (7.x): parent_id is its vIOMMU */
 };
 
 struct sim_obj {
@@ -52,6 +55,9 @@ struct sim_obj {
 	/* Nested VT-d: cached pages, leaf translations and paging structures. */
 	struct sim_iset iotlb_set;
 	struct sim_iset psc_set;
+	/* vIOMMU: its type; vDEVICE: the guest's id for the device (backend/sim/viommu.c). */
+	uint32_t viommu_type;
+	uint64_t virt_id;
 };
 
 /* One IOMMU_IOAS_MAP area: [iova, last], inclusive like iopt_area. */
@@ -90,6 +96,13 @@ struct sim_dev {
 	 */
 	bool present;
 	bool borrowed;
+	/*
+	 * 7.x: the device's vDEVICE (idev->vdev, at most one; 0: none) and
+	 * the mock device's cache the selftest vIOMMU invalidates
+	 * (selftest.c mock_dev->cache, set to the default when it is created).
+	 */
+	uint32_t vdev_id;
+	uint32_t cache[NESTD_MOCK_DEV_CACHE_NUM];
 };
 
 /* One fault group (the selftest's: one page request, LAST_PAGE). */
@@ -256,6 +269,23 @@ int sim_check_iotlb(struct sim_state *st, uint32_t id, uint32_t iotlb_id, uint32
 int sim_populate(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages, uint32_t kind);
 int sim_query(struct sim_state *st, uint32_t id, uint64_t addr, uint64_t npages,
 	      uint64_t *iotlb_pages, uint64_t *psc_pages);
+
+/*
+ * backend/sim/viommu.c: IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC (7.x; 6.12
+ * answers -ENOTTY), and IOMMU_HWPT_INVALIDATE on a vIOMMU id after the
+ * core's checks (inv.c): the driver's cache_invalidate.
+ */
+int sim_viommu_alloc(struct sim_state *st, const char *device, uint32_t type, uint32_t flags,
+		     uint32_t *out_id, uint32_t *out_parent);
+int sim_vdevice_alloc(struct sim_state *st, uint32_t viommu_id, const char *device,
+		      uint64_t virt_id, uint32_t *out_id);
+int sim_viommu_invalidate(struct sim_state *st, struct sim_obj *viommu, struct backend_inv *inv,
+			  uint32_t n);
+/*
+ * iommufd_viommu_alloc_hwpt_nested() and the mock's alloc_domain_nested:
+ * whether a nested HWPT of req may sit on vIOMMU req->viommu_id for dev.
+ */
+int sim_viommu_nested_check(struct sim_state *st, uint32_t dev, const struct backend_alloc *req);
 
 /* backend/sim/inv.c: IOMMU_HWPT_INVALIDATE and fault injection. */
 int sim_invalidate(struct sim_state *st, struct backend_inv *inv);

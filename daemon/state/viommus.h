@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vIOMMUs and vDEVICEs the daemon allocated for clients (Linux 7.x):
+ * id -> kind, owner session, device, and for a vDEVICE its vIOMMU and the
+ * guest's id for the device (virt_id: an SMMUv3 vSID). The backend holds
+ * the objects; this table decides who may name them. Kept apart from the
+ * HWPT registry behind a small interface (owner + kind + id) so that a
+ * per-VM-context registry can carry it unchanged.
+ */
+#ifndef IOMMU_NESTD_STATE_VIOMMUS_H
+#define IOMMU_NESTD_STATE_VIOMMUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/config.h"
+
+struct backend;
+struct session;
+
+/* Object kinds; the values are the wire's ObjectKind. */
+enum vobj_kind {
+	VOBJ_VIOMMU = 1,
+	VOBJ_VDEVICE = 2,
+};
+
+struct vobj {
+	uint32_t id;
+	enum vobj_kind kind;
+	uint32_t type;	    /* vIOMMU: IOMMU_VIOMMU_TYPE_* */
+	uint32_t parent_id; /* vIOMMU: the nest parent it sits on */
+	uint32_t viommu_id; /* vDEVICE: its vIOMMU */
+	uint64_t virt_id;   /* vDEVICE: the guest's id for the device */
+	char device[CONFIG_NAME_MAX];
+	const struct session *owner;
+	struct vobj *next;
+};
+
+struct vobj_table {
+	struct vobj *head; /* newest first: vDEVICEs before the vIOMMU they sit on */
+	uint32_t count;
+};
+
+void vobj_table_fini(struct vobj_table *t);
+
+/* Adds a copy of v (newest first); the stored entry, or NULL on -ENOMEM. */
+struct vobj *vobj_add(struct vobj_table *t, const struct vobj *v);
+void vobj_remove(struct vobj_table *t, struct vobj *v);
+
+/*
+ * The object of kind with id if owner holds it, else NULL: someone else's
+ * id and an id that does not exist look the same (-ENOENT for both).
+ */
+struct vobj *vobj_lookup_owned(const struct vobj_table *t, enum vobj_kind kind, uint32_t id,
+			       const struct session *owner);
+
+/* The vDEVICE on viommu_id with virt_id, or NULL (a vSID -> vDEVICE lookup). */
+struct vobj *vobj_vdevice_of(const struct vobj_table *t, uint32_t viommu_id, uint64_t virt_id);
+
+/* Whether a vIOMMU or vDEVICE of anyone but owner sits on device. */
+bool vobj_device_held_by_other(const struct vobj_table *t, const char *device,
+			       const struct session *owner);
+
+/*
+ * Destroys everything owner holds, vDEVICEs before their vIOMMUs (the
+ * kernel refuses a vIOMMU in use with -EBUSY). A backend error is logged
+ * and the object forgotten all the same. Returns how many went.
+ */
+uint32_t vobj_teardown(struct vobj_table *t, struct backend *be, const struct session *owner,
+		       uint64_t session_id);
+
+#endif

@@ -253,7 +253,7 @@ static size_t attached_names(const struct hwpt_registry *reg, const struct hwpt_
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < reg->n_bindings; i++)
-		if (reg->bindings[i].hwpt_id == e->id)
+		if (reg->bindings[i].hwpt_id == e->id && reg->bindings[i].hwpt_be == e->be)
 			names[n++] = (char *)reg->bindings[i].dev->name;
 	return n;
 }

@@ -287,8 +287,8 @@ static int need_device(struct req_ctx *c, const struct req_op *op)
 		return -EPERM;
 	}
 	/* A device a former client still drives: retried here, busy while it lasts. */
-	if (b->stale && c->srv->be->ops->device_release &&
-	    c->srv->be->ops->device_release(c->srv->be, device) == 0)
+	if (b->stale && req_be(c)->ops->device_release &&
+	    req_be(c)->ops->device_release(req_be(c), device) == 0)
 		b->stale = false;
 	if (b->stale) {
 		reply_error(c->rep, -EBUSY,
@@ -301,6 +301,13 @@ static int need_device(struct req_ctx *c, const struct req_op *op)
 		reply_error(c->rep, -EBUSY, "device \"%s\" is in use by another client", device);
 		return -EBUSY;
 	}
+	/*
+	 * A claim puts the device in the client's VM context, where the
+	 * request then works on it. Requests that do not claim (UnmapMemory,
+	 * CloseDevice, GetHwInfo) find it there or answer from the root.
+	 */
+	if ((op->needs & REQ_NEED_FREE_DEV) && req_claim_device(c, b))
+		return c->rep->status;
 	c->dev = b;
 	return 0;
 }
@@ -374,6 +381,9 @@ int req_dispatch(struct session *s, struct req_in *in, struct req_reply *out)
 		rc = resolve(&c, op);
 	if (!rc)
 		rc = op->run(&c);
+	/* A device the client no longer holds leaves its context, free for the next. */
+	if (c.dev)
+		req_settle_device(s, c.dev);
 	/* An Invalidate's reply is counted when its results are encoded (net/flush.c). */
 	if (rc != REQ_DEFERRED && rc != REQ_INV_DONE)
 		req_count_error(c.srv, out->rep.status);

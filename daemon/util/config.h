@@ -49,6 +49,8 @@ struct config {
 	uint32_t queue_poll_us;	       /* poll a shared queue this long after its last submission */
 
 	bool test_requests; /* serve CheckIotlb / SimPopulate / SimQuery / InjectFault */
+	/* A VM context (own iommufd, one IOAS) per client; read at start only. */
+	bool vm_contexts;
 
 	/*
 	 * Restart without loss (persist/): where the registry is persisted

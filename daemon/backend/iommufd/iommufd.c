@@ -1500,7 +1500,12 @@ static int dev_slots(struct backend *be, const char *device, struct ifd_device_s
 					 .kind = d->kind,
 					 .name = d->name,
 					 .path = d->path,
-					 .n_devices = to_ifd(be)->n_devs};
+					 /*
+					  * A VM context's iommufd holds one client's
+					  * devices only: whatever its fd reaches is
+					  * that VM's own, so it counts as alone.
+					  */
+					 .n_devices = to_ifd(be)->root ? 1 : to_ifd(be)->n_devs};
 	return 0;
 }
 

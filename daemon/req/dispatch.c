@@ -23,6 +23,8 @@ enum {
 	REQ_NEED_DEVICE = 1 << 4,   /* configured, and this peer may use it */
 	REQ_NEED_FREE_DEV = 1 << 5, /* ... and no other client holds it */
 	REQ_NEED_OWN_HWPT = 1 << 6, /* a HWPT of this session */
+	/* The handler claims the free device itself, once it knows the HWPT is the client's. */
+	REQ_CLAIM_IN_HANDLER = 1 << 7,
 };
 
 struct req_op {
@@ -124,7 +126,7 @@ static const struct req_op ops[] = {
     [IOMMU_NEST__REQUEST__BODY_ALLOC] = {.run = handle_alloc, .needs = H},
     [IOMMU_NEST__REQUEST__BODY_DESTROY] = {.run = handle_destroy, .needs = H},
     [IOMMU_NEST__REQUEST__BODY_ATTACH] = {.run = handle_attach,
-					  .needs = H | DEV,
+					  .needs = H | DEV | REQ_CLAIM_IN_HANDLER,
 					  .device_of = attach_device},
     [IOMMU_NEST__REQUEST__BODY_DETACH] = {.run = handle_detach,
 					  .needs = H | DEV,
@@ -306,7 +308,8 @@ static int need_device(struct req_ctx *c, const struct req_op *op)
 	 * request then works on it. Requests that do not claim (UnmapMemory,
 	 * CloseDevice, GetHwInfo) find it there or answer from the root.
 	 */
-	if ((op->needs & REQ_NEED_FREE_DEV) && req_claim_device(c, b))
+	if ((op->needs & REQ_NEED_FREE_DEV) && !(op->needs & REQ_CLAIM_IN_HANDLER) &&
+	    req_claim_device(c, b))
 		return c->rep->status;
 	c->dev = b;
 	return 0;

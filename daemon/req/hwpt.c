@@ -328,7 +328,18 @@ int handle_attach(struct req_ctx *c)
 	int rc;
 
 	e = hwpt_registry_lookup_owned(&srv->reg, a->hwpt_id, s);
-	if (!e && (child = child_of_parent(s, a->hwpt_id)) && !strcmp(child->device, a->device))
+	child = e ? NULL : child_of_parent(s, a->hwpt_id);
+	/*
+	 * Another tenant's id is -ENOENT whoever holds the device; only an
+	 * id of the client's own claims it (into the client's VM context).
+	 */
+	if (!e && !child) {
+		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", a->hwpt_id);
+		return rep->status;
+	}
+	if (req_claim_device(c, b))
+		return rep->status;
+	if (child && !strcmp(child->device, a->device))
 		return attach_parent(s, b, a->device, a->hwpt_id, rep);
 	/*
 	 * A HWPT translates through the stage 2 it was allocated on: the

@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -124,6 +125,27 @@ static void test_bystander(void)
 	CU_ASSERT_EQUAL(iommu_nest_get_dirty_bitmap(b, IT_ST0, MEM_IOVA, MIB, PG, 0, bm), -EBUSY);
 	close(bm);
 
+	/* The operator sees id N twice, each with its owner, A's attached. */
+	{
+		struct iommu_nest_hwpt_info *v = NULL;
+		size_t n = 0, seen = 0;
+		uint64_t owner[2] = {0, 0};
+
+		CU_ASSERT_EQUAL_FATAL(iommu_nest_list_hwpts(a, &v, &n), 0);
+		CU_ASSERT_EQUAL(n, 3);
+		for (size_t i = 0; i < n; i++) {
+			if (v[i].id != na)
+				continue;
+			if (seen < 2)
+				owner[seen] = v[i].owner_session;
+			seen++;
+			CU_ASSERT_STRING_EQUAL(v[i].device, v[i].owner_uid ? IT_ST1 : IT_ST0);
+			CU_ASSERT_EQUAL(v[i].n_attached, v[i].owner_uid ? 0 : 1);
+		}
+		CU_ASSERT_EQUAL(seen, 2);
+		CU_ASSERT(owner[0] && owner[1] && owner[0] != owner[1]);
+		free(v);
+	}
 	/* B destroys its own N; A's N is alive, attached and unflushed. */
 	CU_ASSERT_EQUAL(iommu_nest_destroy(b, nb), 0);
 	CU_ASSERT_EQUAL(iommu_nest_probe(a, na, IOMMU_NEST_INV_DATA_SELFTEST), 0);

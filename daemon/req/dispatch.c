@@ -288,9 +288,14 @@ static int need_device(struct req_ctx *c, const struct req_op *op)
 			 (unsigned)c->s->cred.uid, device);
 		return -EPERM;
 	}
-	/* A device a former client still drives: retried here, busy while it lasts. */
-	if (b->stale && req_be(c)->ops->device_release &&
-	    req_be(c)->ops->device_release(req_be(c), device) == 0)
+	/*
+	 * A device a former client still drives: retried here, busy while it
+	 * lasts. Asked of whoever has the device now: with VM contexts the
+	 * context let it go and the root could not bind it while that fd
+	 * lived.
+	 */
+	if (b->stale && req_be_holding(c, b)->ops->device_release &&
+	    req_be_holding(c, b)->ops->device_release(req_be_holding(c, b), device) == 0)
 		b->stale = false;
 	if (b->stale) {
 		reply_error(c->rep, -EBUSY,

@@ -18,8 +18,8 @@ enum inv_state {
 };
 
 struct inv_entry_result {
-	uint8_t state;     /* enum inv_state */
-	int32_t error;     /* negative errno when FAILED, else 0 */
+	uint8_t state;	   /* enum inv_state */
+	int32_t error;	   /* negative errno when FAILED, else 0 */
 	uint32_t hw_error; /* VT-d ICE/ITE bits or 0 */
 };
 
@@ -27,6 +27,7 @@ struct inv_request {
 	/* Input, from the decoded message. */
 	uint64_t id; /* the Request id, echoed in the reply */
 	uint32_t hwpt_id;
+	uint64_t client_id; /* whose HWPT (an admin's foreign invalidation); 0: own */
 	uint32_t data_type; /* IOMMU_HWPT_INVALIDATE_DATA_* */
 	uint32_t reserved;  /* the ioctl's __reserved word */
 	uint32_t entry_len; /* 0 = native size */
@@ -42,13 +43,14 @@ struct inv_request {
 
 	/* Output. res has n slots. */
 	struct inv_entry_result *res;
-	int status;                 /* 0 or the first failure's negative errno */
+	int status;		    /* 0 or the first failure's negative errno */
 	uint32_t entries_handled;   /* leading run of INV_DONE */
 	uint32_t entries_submitted; /* backend entries that served this request */
-	uint64_t pages_flushed;     /* modelled pages flushed on its behalf */
+	uint64_t pages_flushed;	    /* modelled pages flushed on its behalf */
 
 	void *owner; /* the pending reply this request belongs to (dispatch) */
-	/* The shared queue it came from (net/queue.h), NULL: the socket; and where its results go. */
+	/* The shared queue it came from (net/queue.h), NULL: the socket; and where its results go.
+	 */
 	void *queue;
 	uint32_t result_off;
 	struct inv_request *next; /* batch list link */

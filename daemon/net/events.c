@@ -25,7 +25,7 @@
 
 static void answer_invalid(struct session *s, uint32_t cookie)
 {
-	struct backend *be = s->srv->be;
+	struct backend *be = vmctx_backend(&s->vm, s->srv->be);
 	struct iommu_hwpt_page_response r = {.cookie = cookie, .code = IOMMUFD_PAGE_RESP_INVALID};
 	int rc = be->ops->fault_respond(be, &s->faults->q, &r);
 
@@ -57,7 +57,7 @@ static void fill_event(IommuNest__Event *ev, const struct iommu_hwpt_pgfault *f,
  */
 static void deliver_fault(struct session *s, const struct iommu_hwpt_pgfault *f)
 {
-	struct backend *be = s->srv->be;
+	struct backend *be = vmctx_backend(&s->vm, s->srv->be);
 	IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
 	IommuNest__Event ev = IOMMU_NEST__EVENT__INIT;
 	struct fault_pending p = {.cookie = f->cookie, .grpid = f->grpid};
@@ -102,7 +102,7 @@ static void deliver_fault(struct session *s, const struct iommu_hwpt_pgfault *f)
 static void on_fault_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
-	struct backend *be = s->srv->be;
+	struct backend *be = vmctx_backend(&s->vm, s->srv->be);
 	struct iommu_hwpt_pgfault recs[FAULT_BATCH];
 	int n;
 
@@ -127,7 +127,7 @@ int events_open(struct session *s)
 
 	if (s->faults)
 		return 0;
-	rc = client_faults_open(srv->be, &s->faults);
+	rc = client_faults_open(vmctx_backend(&s->vm, srv->be), &s->faults);
 	if (rc)
 		return rc;
 	s->ev_fault =
@@ -136,7 +136,7 @@ int events_open(struct session *s)
 		if (s->ev_fault)
 			event_free(s->ev_fault);
 		s->ev_fault = NULL;
-		client_faults_close(srv->be, s->faults);
+		client_faults_close(vmctx_backend(&s->vm, srv->be), s->faults);
 		s->faults = NULL;
 		return -ENOMEM;
 	}

@@ -100,7 +100,7 @@ static uint64_t run_hwpt_batch(struct server *srv, struct hwpt_entry *hwpt,
 	uint64_t t0, t1;
 
 	t0 = monotonic_ns();
-	inv_batch_run(&srv->batch, srv->be, reqs, &st);
+	inv_batch_run(&srv->batch, hwpt->be ? hwpt->be : srv->be, reqs, &st);
 	t1 = monotonic_ns();
 	latency_hist_record(&srv->batch_duration, t1 - t0);
 	count_batch(srv, hwpt, &st);

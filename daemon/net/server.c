@@ -91,6 +91,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->base = base;
 	srv->cfg = cfg;
 	srv->be = be;
+	srv->vm_contexts = cfg->vm_contexts && be->ops->open_context && be->ops->add_device;
 	srv->listen_fd = -1;
 	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	srv->start_ns = monotonic_ns();

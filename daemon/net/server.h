@@ -35,7 +35,14 @@ struct nest_queue;
 struct server {
 	struct event_base *base;
 	const struct config *cfg;
-	struct backend *be;
+	struct backend *be; /* the root instance: every configured device, no client's objects */
+	/*
+	 * Each client gets its own VM context (state/vmctx.h): [daemon]
+	 * vm_contexts at start, the backend has them, and no state file
+	 * (contexts are not in it yet: with one, the clients share the root
+	 * as before, so that a restart still gives everything back).
+	 */
+	bool vm_contexts;
 	struct backend_caps caps;
 	struct hwpt_registry reg;
 	struct daemon_stats stats;
@@ -93,7 +100,8 @@ struct server {
 	 * over and returns 0, or -errno leaving them to the caller; detach
 	 * closes the session's queue (nothing of it may be in the batch).
 	 */
-	int (*queue_attach)(struct session *s, const struct queue_area *a, int kick_fd, int call_fd);
+	int (*queue_attach)(struct session *s, const struct queue_area *a, int kick_fd,
+			    int call_fd);
 	void (*queue_detach)(struct session *s);
 	/* Gives a session its fault queue, for Alloc (net/events.c events_open()). */
 	int (*events_open)(struct session *s);

@@ -72,6 +72,7 @@ struct session *session_new(struct server *srv, int fd, const struct ucred *cred
 	s->fd = fd;
 	s->cred = *cred;
 	s->id = ++srv->next_session_id;
+	s->vm.id = s->id;
 	s->connected_ns = monotonic_ns();
 	s->tx_max = session_size_sndbuf(fd, srv->tx_cap);
 	if (!s->tx_max || s->tx_max > srv->tx_cap)
@@ -102,7 +103,7 @@ static void session_release_objects(struct session *s)
 
 	s->owned = NULL;
 	s->n_owned = 0;
-	if (state_teardown(&srv->reg, srv->be, &h, &srv->stats.hwpts_active))
+	if (state_teardown(&srv->reg, vmctx_backend(&s->vm, srv->be), &h, &srv->stats.hwpts_active))
 		restart_save(srv->rs);
 }
 
@@ -149,7 +150,10 @@ void session_free(struct session *s)
 	/* After the HWPTs: the kernel refuses to destroy a fault object they use. */
 	if (s->ev_fault)
 		event_free(s->ev_fault);
-	client_faults_close(s->srv->be, s->faults);
+	client_faults_close(vmctx_backend(&s->vm, s->srv->be), s->faults);
+	s->faults = NULL;
+	/* Its objects are gone: now its devices and the context itself (before the root). */
+	vmctx_close(&s->vm);
 	queue_close(s);
 	if (s->ev_read)
 		event_free(s->ev_read);

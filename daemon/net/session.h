@@ -13,6 +13,7 @@
 
 #include "iommu_nest.pb-c.h"
 #include "util/policy.h"
+#include "state/vmctx.h"
 
 struct server;
 struct hwpt_entry;
@@ -52,6 +53,9 @@ struct session {
 	STAILQ_HEAD(, out_packet) outq; /* replies the socket could not take yet */
 	size_t outq_bytes;
 	size_t pending_bytes; /* its invalidate requests waiting in the batch */
+
+	/* Its VM context (state/vmctx.h): its devices, memory and HWPTs live there. */
+	struct vm_ctx vm;
 
 	uint32_t n_pending; /* invalidate requests waiting in the batch */
 	uint32_t n_owned;   /* HWPTs in owned */

@@ -90,6 +90,7 @@ static struct inv_request *inv_request_new(const IommuNest__Invalidate *m, uint3
 	if (!r)
 		return NULL;
 	r->hwpt_id = m->hwpt_id;
+	r->client_id = m->client_id;
 	r->data_type = m->data_type;
 	r->reserved = m->reserved;
 	r->entry_len = m->entry_len;

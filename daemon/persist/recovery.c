@@ -39,11 +39,12 @@ static int restore_hwpt(struct restart *rs, struct json_object *j)
 		log_warn("state file: malformed HWPT entry skipped");
 		return 0;
 	}
-	if (!config_find_device(rs->cfg, e.device) || hwpt_registry_find(rs->reg, e.id) ||
+	if (!config_find_device(rs->cfg, e.device) || hwpt_registry_find(rs->reg, rs->be, e.id) ||
 	    !rs->be->ops->has_hwpt || !rs->be->ops->has_hwpt(rs->be, e.id)) {
 		log_warn("state file: hwpt %u (device %s) is gone; skipped", e.id, e.device);
 		return 0;
 	}
+	e.be = rs->be; /* restored objects are the root's */
 	e.owner_uid = uid;
 	e.owner_gid = gid;
 	e.owner_pid = (pid_t)pid;
@@ -69,12 +70,13 @@ static void restore_attachment(struct restart *rs, struct json_object *j)
 		return;
 	}
 	b = hwpt_registry_binding(rs->reg, device);
-	e = hwpt_registry_find(rs->reg, id);
+	e = hwpt_registry_find(rs->reg, rs->be, id);
 	if (!b || !e || b->hwpt_id) {
 		log_warn("state file: attachment of %s to hwpt %u skipped", device, id);
 		return;
 	}
 	b->hwpt_id = id;
+	b->hwpt_be = rs->be;
 	b->owner = NULL; /* held by the orphan until Reclaim */
 	e->n_attached++;
 }
@@ -248,7 +250,7 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 		    size_t len)
 {
 	static const uint8_t dummy[HWPT_TOKEN_LEN];
-	struct hwpt_entry *e = rs && rs->reg ? hwpt_registry_find(rs->reg, id) : NULL;
+	struct hwpt_entry *e = rs && rs->reg ? hwpt_registry_find(rs->reg, rs->be, id) : NULL;
 	const struct config_device *dev;
 	bool match;
 

@@ -317,7 +317,7 @@ static int registry_delta(struct restart *rs, struct json_object *recs)
 
 	dirty_ids_unique(d);
 	for (uint32_t i = 0; !rc && i < d->n; i++) {
-		struct hwpt_entry *e = hwpt_registry_find(rs->reg, d->id[i]);
+		struct hwpt_entry *e = hwpt_registry_find(rs->reg, rs->be, d->id[i]);
 		struct json_object *v = e ? one_elem(hwpt_to_json(e)) : json_object_new_array();
 
 		rc = journal_rec_replace(recs, "hwpts", "id", json_object_new_int64(d->id[i]), v);

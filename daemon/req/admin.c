@@ -243,12 +243,20 @@ static void pick_hwpt(struct hwpt_entry *e, void *arg)
 		p->v[p->n++] = e;
 }
 
+/* By id, then (VM contexts: the same id in several clients) by owner session. */
+static uint64_t owner_id(const struct hwpt_entry *e)
+{
+	return e->owner ? e->owner->id : 0;
+}
+
 static int by_id(const void *a, const void *b)
 {
-	uint32_t x = (*(const struct hwpt_entry *const *)a)->id;
-	uint32_t y = (*(const struct hwpt_entry *const *)b)->id;
+	const struct hwpt_entry *x = *(const struct hwpt_entry *const *)a;
+	const struct hwpt_entry *y = *(const struct hwpt_entry *const *)b;
 
-	return x < y ? -1 : x > y;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return owner_id(x) < owner_id(y) ? -1 : owner_id(x) > owner_id(y);
 }
 
 /*
@@ -261,7 +269,7 @@ static size_t attached_names(const struct hwpt_registry *reg, const struct hwpt_
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < reg->n_bindings; i++)
-		if (reg->bindings[i].hwpt_id == e->id)
+		if (reg->bindings[i].hwpt_id == e->id && reg->bindings[i].hwpt_be == e->be)
 			names[n++] = (char *)reg->bindings[i].dev->name;
 	return n;
 }
@@ -289,6 +297,19 @@ static void fill_hwpt(IommuNest__HwptInfo *h, const struct hwpt_entry *e)
 	h->pages_flushed_ranged = c->ranged_pages;
 }
 
+/*
+ * A page ends before p->v[n]: *next is its id. With VM contexts several
+ * clients may hold that id, and the next page starts at it: the page
+ * gives back the run of that id it took, so that no HWPT is listed twice.
+ */
+static size_t page_end(const struct hwpt_pick *p, size_t n, uint32_t *next)
+{
+	*next = p->v[n]->id;
+	while (n > 0 && p->v[n - 1]->id == *next)
+		n--;
+	return n;
+}
+
 /* Fills items from the sorted picks while they fit; *next: where to go on. */
 static size_t fill_hwpt_page(const struct server *srv, const struct hwpt_pick *p,
 			     IommuNest__HwptInfo *items, IommuNest__HwptInfo **ptrs, char **names,
@@ -300,20 +321,16 @@ static size_t fill_hwpt_page(const struct server *srv, const struct hwpt_pick *p
 	for (; n < p->n; n++) {
 		IommuNest__HwptInfo *h = &items[n];
 
-		if (n == cap) {
-			*next = p->v[n]->id;
-			break;
-		}
+		if (n == cap)
+			return page_end(p, n, next);
 		iommu_nest__hwpt_info__init(h);
 		fill_hwpt(h, p->v[n]);
 		h->attached = names + n_names;
 		h->n_attached = attached_names(&srv->reg, p->v[n], h->attached);
 		n_names += h->n_attached;
 		used += iommu_nest__hwpt_info__get_packed_size(h) + ITEM_OVERHEAD;
-		if (used > page_budget(srv)) {
-			*next = p->v[n]->id;
-			break;
-		}
+		if (used > page_budget(srv))
+			return page_end(p, n, next);
 		ptrs[n] = h;
 	}
 	return n;

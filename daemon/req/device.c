@@ -62,7 +62,7 @@ static void fill_reply(struct req_ctx *c, const struct backend_device *d)
 /* Puts the device back where the daemon has it; a VMM that held it before may have moved it. */
 static void put_back(struct req_ctx *c, const char *device)
 {
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c);
 	int rc = be->ops->device_reclaim ? be->ops->device_reclaim(be, device) : 0;
 
 	if (rc)
@@ -77,7 +77,7 @@ static void put_back(struct req_ctx *c, const char *device)
  */
 static int take_back(struct req_ctx *c, const char *device)
 {
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c);
 	int rc;
 
 	if (c->dev->opener == c->s || !be->ops->device_release)
@@ -97,7 +97,7 @@ static int take_back(struct req_ctx *c, const char *device)
 int handle_open_device(struct req_ctx *c)
 {
 	const char *device = c->msg->open_device->device;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c);
 	struct backend_device d;
 	const char *why = "";
 	int rc;
@@ -130,7 +130,7 @@ int handle_open_device(struct req_ctx *c)
 int handle_adopt_device(struct req_ctx *c)
 {
 	const char *device = c->msg->adopt_device->device;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c);
 	struct backend_device d;
 	const char *why = "";
 	int rc;
@@ -160,7 +160,7 @@ int handle_close_device(struct req_ctx *c)
 		reply_error(c->rep, -ENOENT, "device %s is not open by this client", device);
 		return -ENOENT;
 	}
-	device_claim_end(&c->srv->reg, c->srv->be, c->dev, c->s);
+	device_claim_end(&c->srv->reg, req_be(c), c->dev, c->s);
 	restart_save(c->srv->rs);
 	log_info("session %llu closed device %s", (unsigned long long)c->s->id, device);
 	return 0;

@@ -22,6 +22,7 @@
 
 #include "backend/iommufd_uapi.h"
 #include "net/server.h"
+#include "net/session.h"
 #include "req/handlers.h"
 
 #ifndef F_GET_SEALS
@@ -48,7 +49,7 @@ bool has_set_dirty(const struct backend_ops *ops)
 int handle_set_dirty_tracking(struct req_ctx *c)
 {
 	const IommuNest__SetDirtyTracking *m = c->msg->set_dirty_tracking;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c);
 	int rc;
 
 	rc = be->ops->set_dirty_tracking ? be->ops->set_dirty_tracking(be, m->device, m->enable)
@@ -56,6 +57,8 @@ int handle_set_dirty_tracking(struct req_ctx *c)
 	if (rc)
 		reply_error(c->rep, rc, "IOMMU_HWPT_SET_DIRTY_TRACKING(%s) on %s: %s",
 			    m->enable ? "on" : "off", m->device, strerror(-rc));
+	else
+		vmctx_set_tracking(&c->s->vm, (uint32_t)(c->dev - c->srv->reg.bindings), m->enable);
 	return rc;
 }
 
@@ -110,7 +113,7 @@ static int map_bitmap(int fd, uint64_t bytes, void **out, IommuNest__Reply *rep)
 int handle_get_dirty_bitmap(struct req_ctx *c)
 {
 	const IommuNest__GetDirtyBitmap *m = c->msg->get_dirty_bitmap;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c);
 	struct backend_dirty bm = {
 	    .iova = m->iova, .length = m->length, .page_size = m->page_size, .flags = m->flags};
 	uint64_t bytes = bitmap_bytes(m);
@@ -180,7 +183,7 @@ out:
 int handle_set_dirty(struct req_ctx *c)
 {
 	const IommuNest__SetDirty *m = c->msg->set_dirty;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c);
 	struct backend_dirty bm = {.iova = m->iova, .length = m->length, .page_size = m->page_size};
 	uint64_t pages = m->page_size ? m->length / m->page_size : 0;
 	uint64_t *bits = NULL;

@@ -23,6 +23,8 @@ enum {
 	REQ_NEED_DEVICE = 1 << 4,   /* configured, and this peer may use it */
 	REQ_NEED_FREE_DEV = 1 << 5, /* ... and no other client holds it */
 	REQ_NEED_OWN_HWPT = 1 << 6, /* a HWPT of this session */
+	/* The handler claims the free device itself, once it knows the HWPT is the client's. */
+	REQ_CLAIM_IN_HANDLER = 1 << 7,
 };
 
 struct req_op {
@@ -134,7 +136,7 @@ static const struct req_op ops[] = {
     [IOMMU_NEST__REQUEST__BODY_ALLOC] = {.run = handle_alloc, .needs = H},
     [IOMMU_NEST__REQUEST__BODY_DESTROY] = {.run = handle_destroy, .needs = H},
     [IOMMU_NEST__REQUEST__BODY_ATTACH] = {.run = handle_attach,
-					  .needs = H | DEV,
+					  .needs = H | DEV | REQ_CLAIM_IN_HANDLER,
 					  .device_of = attach_device},
     [IOMMU_NEST__REQUEST__BODY_DETACH] = {.run = handle_detach,
 					  .needs = H | DEV,
@@ -304,9 +306,14 @@ static int need_device(struct req_ctx *c, const struct req_op *op)
 			 (unsigned)c->s->cred.uid, device);
 		return -EPERM;
 	}
-	/* A device a former client still drives: retried here, busy while it lasts. */
-	if (b->stale && c->srv->be->ops->device_release &&
-	    c->srv->be->ops->device_release(c->srv->be, device) == 0)
+	/*
+	 * A device a former client still drives: retried here, busy while it
+	 * lasts. Asked of whoever has the device now: with VM contexts the
+	 * context let it go and the root could not bind it while that fd
+	 * lived.
+	 */
+	if (b->stale && req_be_holding(c, b)->ops->device_release &&
+	    req_be_holding(c, b)->ops->device_release(req_be_holding(c, b), device) == 0)
 		b->stale = false;
 	if (b->stale) {
 		reply_error(c->rep, -EBUSY,
@@ -319,6 +326,14 @@ static int need_device(struct req_ctx *c, const struct req_op *op)
 		reply_error(c->rep, -EBUSY, "device \"%s\" is in use by another client", device);
 		return -EBUSY;
 	}
+	/*
+	 * A claim puts the device in the client's VM context, where the
+	 * request then works on it. Requests that do not claim (UnmapMemory,
+	 * CloseDevice, GetHwInfo) find it there or answer from the root.
+	 */
+	if ((op->needs & REQ_NEED_FREE_DEV) && !(op->needs & REQ_CLAIM_IN_HANDLER) &&
+	    req_claim_device(c, b))
+		return c->rep->status;
 	c->dev = b;
 	return 0;
 }
@@ -394,6 +409,9 @@ int req_dispatch(struct session *s, struct req_in *in, struct req_reply *out)
 		rc = resolve(&c, op);
 	if (!rc)
 		rc = op->run(&c);
+	/* A device the client no longer holds leaves its context, free for the next. */
+	if (c.dev)
+		req_settle_device(s, c.dev);
 	/* An Invalidate's reply is counted when its results are encoded (net/flush.c). */
 	if (rc != REQ_DEFERRED && rc != REQ_INV_DONE)
 		req_count_error(c.srv, out->rep.status);

@@ -131,6 +131,27 @@ uint32_t invalidate_max_entries(const struct server *srv);
  */
 int req_invalidate_accept(struct session *s, struct inv_request *r, struct hwpt_entry **hwpt);
 
+/*
+ * VM contexts (req/vmctx.c). req_be: the instance the session's device,
+ * memory and HWPT calls go to (its context; the root when contexts are
+ * off or none is open). req_claim_device: puts b into the session's
+ * context (opening it on first use), else fills the reply: -EBUSY while
+ * another client's context holds it. req_settle_device: after a request,
+ * takes b out of the context when the session holds nothing on it any
+ * more, so that another client may claim it.
+ */
+struct backend *req_be_of(const struct session *s);
+struct backend *req_be(const struct req_ctx *c);
+int req_claim_device(struct req_ctx *c, struct device_binding *b);
+void req_settle_device(struct session *s, struct device_binding *b);
+/*
+ * The instance that has b bound now: the session's context, else the
+ * context of whichever client holds it (the root lent it away and
+ * answers -ENODEV for it), else the root. For what describes the host,
+ * not a tenant (GetHwInfo).
+ */
+struct backend *req_be_holding(const struct req_ctx *c, const struct device_binding *b);
+
 /* Root or a member of [policy] admin_groups (looked up now: reloads apply). */
 bool req_is_admin(const struct session *s);
 

@@ -38,7 +38,7 @@ int handle_page_response(struct req_ctx *c)
 {
 	const IommuNest__PageResponse *m = c->msg->page_response;
 	struct session *s = c->s;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c);
 	struct iommu_hwpt_page_response r = {.cookie = m->cookie, .code = m->code};
 	struct fault_pending *p;
 	int rc;
@@ -80,7 +80,7 @@ bool has_trigger_iopf(const struct backend_ops *ops)
 int handle_trigger_iopf(struct req_ctx *c)
 {
 	const IommuNest__TriggerIopf *m = c->msg->trigger_iopf;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c);
 	struct backend_iopf t = {
 	    .pasid = m->pasid, .grpid = m->grpid, .perm = m->perm, .addr = m->addr};
 	uint32_t n = m->count ? m->count : 1;

@@ -4,7 +4,9 @@
  * answered it. The table checks only that the device is configured and
  * allowed to the caller, not that it is free: the answer describes the
  * host's IOMMU, the same for whoever holds the device, and a VMM needs it
- * to decide whether it can use the device before it claims it.
+ * to decide whether it can use the device before it claims it. Asked of
+ * the instance the device is bound in now (with VM contexts, the root
+ * has lent a claimed VFIO device away and knows nothing of it).
  */
 #include <string.h>
 
@@ -13,7 +15,7 @@
 
 int handle_get_hw_info(struct req_ctx *c)
 {
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be_holding(c, c->dev);
 	struct backend_hw_info *info = &c->out->body.hw_info.info;
 	IommuNest__HwInfoReply *hr = &c->out->body.hw_info.hr;
 	int rc;

@@ -35,12 +35,12 @@ static struct hwpt_entry *child_of_parent(struct session *s, uint32_t id)
 
 int handle_probe(struct req_ctx *c)
 {
-	struct server *srv = c->srv;
+	struct backend *be = c->hwpt->be;
 	struct backend_inv inv = {.hwpt_id = c->hwpt->id, .data_type = c->msg->probe->data_type};
 	int rc;
 
 	/* The kernel's own probe: an empty array of the asked type. */
-	rc = srv->be->ops->invalidate(srv->be, &inv);
+	rc = be->ops->invalidate(be, &inv);
 	if (rc)
 		reply_error(c->rep, rc, "hwpt %u does not take invalidation data type %#x",
 			    inv.hwpt_id, inv.data_type);
@@ -83,6 +83,7 @@ static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id
 			       .parent_id = parent_id,
 			       .data_type = a->data_type,
 			       .owner = s,
+			       .be = req_be_of(s),
 			       .owner_uid = s->cred.uid,
 			       .owner_gid = s->cred.gid,
 			       .owner_pid = s->cred.pid};
@@ -132,6 +133,10 @@ static int alloc_allowed(struct req_ctx *c, const IommuNest__Alloc *a)
 		reply_error(rep, -EBUSY, "device \"%s\" is in use by another client", a->device);
 		return rep->status;
 	}
+	/* The HWPT goes on the device's nest parent in the client's VM context. */
+	if (b && req_claim_device(c, b))
+		return rep->status;
+	c->dev = b; /* the table takes it out of the context again if the Alloc fails */
 	if (quota_reached(s->n_owned, srv->cfg->quota.max_hwpts)) {
 		req_deny(s, rep, -EDQUOT, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
 			 srv->cfg->quota.max_hwpts);
@@ -162,12 +167,14 @@ int handle_alloc(struct req_ctx *c)
 	struct backend_alloc ba;
 	struct hwpt_entry *e;
 	uint32_t id = 0, parent = 0;
+	struct backend *be;
 	int rc = alloc_allowed(c, a);
 
 	if (rc)
 		return rc;
+	be = req_be(c);
 	/* A device on a plain paging HWPT: the kernel's answer, with its reason. */
-	rc = srv->be->ops->nest_err ? srv->be->ops->nest_err(srv->be, a->device) : 0;
+	rc = be->ops->nest_err ? be->ops->nest_err(be, a->device) : 0;
 	if (rc) {
 		reply_error(rep, rc,
 			    "IOMMU_HWPT_ALLOC on %s: the host IOMMU cannot nest: "
@@ -194,14 +201,14 @@ int handle_alloc(struct req_ctx *c)
 		}
 		ba.fault_id = s->faults->q.id;
 	}
-	rc = srv->be->ops->alloc_nested(srv->be, a->device, &ba, &id, &parent);
+	rc = be->ops->alloc_nested(be, a->device, &ba, &id, &parent);
 	if (rc) {
 		reply_error(rep, rc, "IOMMU_HWPT_ALLOC on %s: %s", a->device, strerror(-rc));
 		return rep->status;
 	}
 	rc = record_hwpt(s, a, id, parent, &e);
 	if (rc) {
-		srv->be->ops->destroy(srv->be, id);
+		be->ops->destroy(be, id);
 		reply_error(rep, rc, "cannot track hwpt: %s", strerror(-rc));
 		return rep->status;
 	}
@@ -246,7 +253,7 @@ int handle_destroy(struct req_ctx *c)
 	 * does the backend, which never destroys a parent.
 	 */
 	if (!e && child_of_parent(s, id)) {
-		rc = srv->be->ops->destroy(srv->be, id);
+		rc = req_be(c)->ops->destroy(req_be(c), id);
 		if (rc)
 			reply_error(rep, rc, "hwpt %u: nest parent of nested HWPTs", id);
 		return rep->status;
@@ -255,7 +262,7 @@ int handle_destroy(struct req_ctx *c)
 		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", id);
 	else {
 		/* An admin's invalidation on it ran first (the table's needs_batch_first). */
-		rc = srv->be->ops->destroy(srv->be, e->id);
+		rc = e->be->ops->destroy(e->be, e->id);
 		if (rc) {
 			reply_error(rep, rc, "hwpt %u: %s", e->id,
 				    rc == -EBUSY ? "a device is attached" : strerror(-rc));
@@ -280,14 +287,16 @@ int handle_destroy(struct req_ctx *c)
 static void binding_move(struct server *srv, struct device_binding *b, struct session *s,
 			 uint32_t id)
 {
-	struct hwpt_entry *old = b->hwpt_id ? hwpt_registry_find(&srv->reg, b->hwpt_id) : NULL;
-	struct hwpt_entry *e = id ? hwpt_registry_find(&srv->reg, id) : NULL;
+	struct hwpt_entry *old =
+	    b->hwpt_id ? hwpt_registry_find(&srv->reg, b->hwpt_be, b->hwpt_id) : NULL;
+	struct hwpt_entry *e = id ? hwpt_registry_lookup_owned(&srv->reg, id, s) : NULL;
 
 	if (old)
 		old->n_attached--;
 	if (e)
 		e->n_attached++;
 	b->hwpt_id = id;
+	b->hwpt_be = e ? e->be : NULL;
 	b->owner = id ? s : NULL;
 	restart_save(srv->rs);
 }
@@ -305,7 +314,7 @@ static int attach_parent(struct session *s, struct device_binding *b, const char
 	 */
 	if (!b->hwpt_id)
 		return rep->status;
-	rc = srv->be->ops->attach(srv->be, device, id);
+	rc = req_be_of(s)->ops->attach(req_be_of(s), device, id);
 	if (rc) {
 		reply_error(rep, rc, "attach %s to its nest parent %u: %s", device, id,
 			    strerror(-rc));
@@ -326,7 +335,18 @@ int handle_attach(struct req_ctx *c)
 	int rc;
 
 	e = hwpt_registry_lookup_owned(&srv->reg, a->hwpt_id, s);
-	if (!e && (child = child_of_parent(s, a->hwpt_id)) && !strcmp(child->device, a->device))
+	child = e ? NULL : child_of_parent(s, a->hwpt_id);
+	/*
+	 * Another tenant's id is -ENOENT whoever holds the device; only an
+	 * id of the client's own claims it (into the client's VM context).
+	 */
+	if (!e && !child) {
+		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", a->hwpt_id);
+		return rep->status;
+	}
+	if (req_claim_device(c, b))
+		return rep->status;
+	if (child && !strcmp(child->device, a->device))
 		return attach_parent(s, b, a->device, a->hwpt_id, rep);
 	/*
 	 * A HWPT translates through the stage 2 it was allocated on: the
@@ -347,7 +367,7 @@ int handle_attach(struct req_ctx *c)
 		reply_error(rep, -ENOENT, "hwpt %u: no such HWPT", a->hwpt_id);
 		return rep->status;
 	}
-	rc = srv->be->ops->attach(srv->be, a->device, e->id);
+	rc = e->be->ops->attach(e->be, a->device, e->id);
 	if (rc) {
 		reply_error(rep, rc, "attach %s to hwpt %u: %s", a->device, e->id, strerror(-rc));
 		return rep->status;
@@ -373,7 +393,8 @@ int handle_detach(struct req_ctx *c)
 	 */
 	if (!b->hwpt_id)
 		return rep->status;
-	rc = srv->be->ops->detach(srv->be, req->device);
+	rc = b->hwpt_be ? b->hwpt_be->ops->detach(b->hwpt_be, req->device)
+			: req_be(c)->ops->detach(req_be(c), req->device);
 	if (rc) {
 		reply_error(rep, rc, "detach %s: %s", req->device, strerror(-rc));
 		return rep->status;
@@ -388,7 +409,7 @@ static size_t attached_devices(struct server *srv, uint32_t id, char **names)
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
-		if (srv->reg.bindings[i].hwpt_id == id)
+		if (srv->reg.bindings[i].hwpt_id == id && srv->reg.bindings[i].hwpt_be == srv->be)
 			names[n++] = (char *)srv->reg.bindings[i].dev->name;
 	return n;
 }
@@ -420,7 +441,7 @@ int handle_reclaim(struct req_ctx *c)
 		reply_error(rep, -ENOENT, "hwpt %u: no orphaned HWPT with this token", r->hwpt_id);
 		return rep->status;
 	}
-	e = hwpt_registry_find(&srv->reg, r->hwpt_id);
+	e = hwpt_registry_find(&srv->reg, srv->be, r->hwpt_id);
 	restart_save(srv->rs);
 	log_event(LOG_NOTICE, LOG_EV_HWPT_RECLAIM,
 		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", e->id),

@@ -47,21 +47,48 @@ uint32_t invalidate_max_entries(const struct server *srv)
 	return fit < srv->cfg->max_entries ? (uint32_t)fit : srv->cfg->max_entries;
 }
 
+struct live_search {
+	uint32_t id;
+	uint64_t client_id; /* 0: any client */
+	struct hwpt_entry *found;
+	uint32_t n;
+};
+
+static void match_live(struct hwpt_entry *e, void *arg)
+{
+	struct live_search *ls = arg;
+
+	if (e->id != ls->id || !e->owner ||
+	    (ls->client_id && ((const struct session *)e->owner)->id != ls->client_id))
+		return;
+	ls->found = e;
+	ls->n++;
+}
+
 /*
  * The HWPT s may invalidate: its own, or, for an admin, any live session's
- * (a manual flush can only over-invalidate, which is safe). Orphans have
- * nobody to answer to and stay out of reach. The admin check looks up
- * groups, so it runs only when the id is not the client's own.
+ * (a manual flush can only over-invalidate, which is safe), named by the
+ * client's id: each client has its own VM context, so the same id may be
+ * several clients'. Without one, an admin reaches the id only while it is
+ * one client's alone. Orphans have nobody to answer to and stay out of
+ * reach. The admin check looks up groups, so it runs only when the id is
+ * not the client's own.
  */
-static struct hwpt_entry *invalidate_target(struct session *s, uint32_t id)
+static struct hwpt_entry *invalidate_target(struct session *s, uint32_t id, uint64_t client_id)
 {
 	const struct hwpt_registry *reg = &s->srv->reg;
-	struct hwpt_entry *e = hwpt_registry_lookup_owned(reg, id, s);
+	struct live_search ls = {.id = id, .client_id = client_id};
+	struct hwpt_entry *e;
 
-	if (e)
-		return e;
-	e = hwpt_registry_find(reg, id);
-	return e && e->owner && req_is_admin(s) ? e : NULL;
+	if (!client_id || client_id == s->id) {
+		e = hwpt_registry_lookup_owned(reg, id, s);
+		if (e || client_id)
+			return e;
+	}
+	if (!req_is_admin(s))
+		return NULL;
+	hwpt_registry_for_each(reg, match_live, &ls);
+	return ls.n == 1 ? ls.found : NULL;
 }
 
 struct parent_search {
@@ -150,7 +177,7 @@ int req_invalidate_accept(struct session *s, struct inv_request *r, struct hwpt_
 	rc = inv_validate_header(r);
 	if (rc)
 		return fail_request(s, r, rc, "request rejected by the kernel's rules");
-	hwpt = invalidate_target(s, r->hwpt_id);
+	hwpt = invalidate_target(s, r->hwpt_id, r->client_id);
 	if (!hwpt) {
 		rc = no_target_err(s, r->hwpt_id);
 		return fail_request(s, r, rc, rc == -ENOENT ? "no such HWPT" : "not a nested HWPT");

@@ -142,6 +142,10 @@ static int map_limits(struct session *s, struct device_binding *b, uint64_t leng
 	return 0;
 }
 
+static const struct device_binding *shared_ioas_overlap(const struct session *s,
+							const struct device_binding *b,
+							uint64_t iova, uint64_t last);
+
 /* Everything but the backend call; 0 when the mapping may go ahead. */
 static int map_check(struct session *s, const IommuNest__MapMemory *m, int fd,
 		     struct device_binding *b, IommuNest__Reply *rep)
@@ -153,7 +157,8 @@ static int map_check(struct session *s, const IommuNest__MapMemory *m, int fd,
 		rc = fd_check(fd, m, rep);
 	if (rc)
 		return rc;
-	if (binding_map_overlaps(b, m->iova, m->iova + m->length - 1)) {
+	if (binding_map_overlaps(b, m->iova, m->iova + m->length - 1) ||
+	    shared_ioas_overlap(s, b, m->iova, m->iova + m->length - 1)) {
 		reply_error(rep, -EEXIST, "[%#llx, +%#llx) overlaps a mapping on %s",
 			    (unsigned long long)m->iova, (unsigned long long)m->length, m->device);
 		return -EEXIST;
@@ -174,10 +179,11 @@ int handle_map_memory(struct req_ctx *c)
 	c->in->fd = -1; /* this handler closes it */
 	rc = map_check(s, m, fd, b, rep);
 	if (!rc) {
-		rc = srv->be->ops->map_memory
-			 ? srv->be->ops->map_memory(srv->be, m->device, m->iova, m->length, fd,
-						    m->offset, m->flags)
-			 : -EOPNOTSUPP;
+		struct backend *be = req_be(c);
+
+		rc = be->ops->map_memory ? be->ops->map_memory(be, m->device, m->iova, m->length,
+							       fd, m->offset, m->flags)
+					 : -EOPNOTSUPP;
 		if (rc)
 			reply_error(rep, rc, "IOMMU_IOAS_MAP on %s: %s", m->device, strerror(-rc));
 	}
@@ -188,7 +194,7 @@ int handle_map_memory(struct req_ctx *c)
 	rc = binding_map_add(b, m->iova, m->iova + m->length - 1);
 	if (rc) {
 		/* Untracked memory must not stay mapped: nobody could unmap it. */
-		srv->be->ops->unmap_memory(srv->be, m->device, m->iova, m->length);
+		req_be(c)->ops->unmap_memory(req_be(c), m->device, m->iova, m->length);
 		reply_error(rep, rc, "cannot track the mapping: %s", strerror(-rc));
 		return rep->status;
 	}
@@ -240,6 +246,29 @@ static int unmap_span(struct session *s, struct device_binding *b, uint64_t iova
 	return binding_map_span(b, iova, last, first, count);
 }
 
+/*
+ * Another device of s's VM context with s's memory in [iova, last]: the
+ * context has one IOAS, so a mapping made through one device is every
+ * device's, and an IOMMU_IOAS_UNMAP through b would remove it too.
+ */
+static const struct device_binding *shared_ioas_overlap(const struct session *s,
+							const struct device_binding *b,
+							uint64_t iova, uint64_t last)
+{
+	const struct hwpt_registry *reg = &s->srv->reg;
+
+	if (!s->vm.be)
+		return NULL;
+	for (uint32_t i = 0; i < reg->n_bindings; i++) {
+		const struct device_binding *o = &reg->bindings[i];
+
+		if (o != b && o->mem_owner == s && vmctx_has(&s->vm, i) &&
+		    binding_map_overlaps(o, iova, last))
+			return o;
+	}
+	return NULL;
+}
+
 int handle_unmap_memory(struct req_ctx *c)
 {
 	const IommuNest__UnmapMemory *u = c->msg->unmap_memory;
@@ -247,6 +276,7 @@ int handle_unmap_memory(struct req_ctx *c)
 	struct session *s = c->s;
 	IommuNest__Reply *rep = c->rep;
 	struct device_binding *b = c->dev;
+	const struct device_binding *other;
 	uint32_t first, count;
 	uint64_t last;
 	int rc;
@@ -263,9 +293,19 @@ int handle_unmap_memory(struct req_ctx *c)
 			    (unsigned long long)u->iova, (unsigned long long)u->length, u->device);
 		return rep->status;
 	}
+	other = shared_ioas_overlap(s, b, u->iova, last);
+	if (other) {
+		/* One IOAS: the kernel would unmap those too, behind their records. */
+		reply_error(rep, -EBUSY,
+			    "[%#llx, +%#llx) also holds memory mapped through %s (the VM context's "
+			    "one IOAS): unmap that through %s",
+			    (unsigned long long)u->iova, (unsigned long long)u->length,
+			    other->dev->name, other->dev->name);
+		return rep->status;
+	}
 	if (!count)
 		return rep->status;
-	rc = srv->be->ops->unmap_memory(srv->be, u->device, u->iova, u->length);
+	rc = req_be(c)->ops->unmap_memory(req_be(c), u->device, u->iova, u->length);
 	if (rc) {
 		/* Records and kernel disagree: keep the records, say what happened. */
 		log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,

@@ -42,7 +42,7 @@ static int backend_result(IommuNest__Reply *rep, int rc, const char *what)
 int handle_check_iotlb(struct req_ctx *c)
 {
 	const IommuNest__CheckIotlb *m = c->msg->check_iotlb;
-	struct backend *be = c->srv->be;
+	struct backend *be = c->hwpt->be;
 
 	return backend_result(
 	    c->rep, be->ops->check_iotlb(be, m->hwpt_id, m->iotlb_id, m->expected), "check iotlb");
@@ -51,7 +51,7 @@ int handle_check_iotlb(struct req_ctx *c)
 int handle_sim_populate(struct req_ctx *c)
 {
 	const IommuNest__SimPopulate *p = c->msg->sim_populate;
-	struct backend *be = c->srv->be;
+	struct backend *be = c->hwpt->be;
 
 	return backend_result(
 	    c->rep, be->ops->sim_populate(be, p->hwpt_id, p->addr, p->npages, p->kind), "populate");
@@ -61,7 +61,7 @@ int handle_sim_query(struct req_ctx *c)
 {
 	const IommuNest__SimQuery *q = c->msg->sim_query;
 	IommuNest__SimQueryReply *qr = &c->out->body.sim_query;
-	struct backend *be = c->srv->be;
+	struct backend *be = c->hwpt->be;
 	int rc;
 
 	iommu_nest__sim_query_reply__init(qr);
@@ -77,7 +77,9 @@ int handle_sim_query(struct req_ctx *c)
 int handle_inject_fault(struct req_ctx *c)
 {
 	const IommuNest__InjectFault *f = c->msg->inject_fault;
-	struct backend *be = c->srv->be;
+	const struct hwpt_entry *e = NULL;
+	/* The HWPT's instance; hwpt_id 0 (any): the admin's own context, or the root. */
+	struct backend *be = req_be(c);
 	struct backend_fault bf = {
 	    .hwpt_id = f->hwpt_id,
 	    .mode = f->mode,
@@ -91,10 +93,12 @@ int handle_inject_fault(struct req_ctx *c)
 
 	if (f->mode > FAULT_AT_ADDR || f->error > 0 || f->error < -4095)
 		return backend_result(c->rep, -EINVAL, "inject fault");
-	if (f->hwpt_id && !hwpt_registry_lookup_owned(&c->srv->reg, f->hwpt_id, c->s)) {
+	if (f->hwpt_id && !(e = hwpt_registry_lookup_owned(&c->srv->reg, f->hwpt_id, c->s))) {
 		reply_error(c->rep, -ENOENT, "hwpt %u: no such HWPT", f->hwpt_id);
 		return -ENOENT;
 	}
+	if (e)
+		be = e->be;
 	if ((!f->hwpt_id || f->latency_us) && !req_is_admin(c->s)) {
 		/*
 		 * hwpt_id 0 fires on whichever HWPT submits first, and the

@@ -57,7 +57,7 @@ static int backend_answer(struct req_ctx *c, int rc, const char *what)
 int handle_alloc_viommu(struct req_ctx *c)
 {
 	const IommuNest__AllocViommu *m = c->msg->alloc_viommu;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c); /* the client's VM context, or the root */
 	struct vobj v = {.kind = VOBJ_VIOMMU, .type = m->type, .owner = c->s};
 	int rc = vobj_allowed(c, m->device);
 
@@ -87,7 +87,7 @@ int handle_alloc_viommu(struct req_ctx *c)
 int handle_alloc_vdevice(struct req_ctx *c)
 {
 	const IommuNest__AllocVdevice *m = c->msg->alloc_vdevice;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c); /* the client's VM context, or the root */
 	struct vobj *vi = vobj_lookup_owned(&c->srv->reg.vobjs, VOBJ_VIOMMU, m->viommu_id, c->s);
 	struct vobj v = {
 	    .kind = VOBJ_VDEVICE, .viommu_id = m->viommu_id, .virt_id = m->virt_id, .owner = c->s};
@@ -121,7 +121,7 @@ int handle_alloc_vdevice(struct req_ctx *c)
 int handle_destroy_object(struct req_ctx *c)
 {
 	const IommuNest__DestroyObject *m = c->msg->destroy_object;
-	struct backend *be = c->srv->be;
+	struct backend *be = req_be(c); /* the client's VM context, or the root */
 	struct vobj *v;
 	int rc;
 
@@ -169,9 +169,10 @@ static uint32_t record(struct inv_request *r, uint32_t from, uint32_t handled, i
  * first failing entry; with continue-past-errors the rest goes again from
  * the entry after it. The kernel's entry_num counts what it handled.
  */
-static void submit(struct server *srv, struct inv_request *r)
+static void submit(struct session *s, struct inv_request *r)
 {
-	struct backend *be = srv->be;
+	struct server *srv = s->srv;
+	struct backend *be = req_be_of(s);
 	uint32_t i = 0;
 
 	do {
@@ -232,13 +233,13 @@ int req_viommu_invalidate(struct session *s, struct inv_request *r)
 		return REQ_INV_DONE;
 	}
 	if (r->n)
-		submit(s->srv, r);
+		submit(s, r);
 	else {
 		/* The empty array: the driver's type check, nothing to do. */
 		struct backend_inv inv = {
 		    .hwpt_id = r->hwpt_id, .data_type = r->data_type, .entry_len = r->entry_len};
 
-		r->status = s->srv->be->ops->invalidate(s->srv->be, &inv);
+		r->status = req_be_of(s)->ops->invalidate(req_be_of(s), &inv);
 	}
 	return REQ_INV_DONE;
 }

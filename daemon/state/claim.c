@@ -32,11 +32,12 @@ static bool detach_own(struct hwpt_registry *reg, struct backend *be, struct dev
 	if (rc)
 		log_err("device %s: detach at the end of its claim: %s", b->dev->name,
 			strerror(-rc));
-	e = hwpt_registry_find(reg, b->hwpt_id);
+	e = hwpt_registry_find(reg, b->hwpt_be, b->hwpt_id);
 	if (e)
 		e->n_attached--;
 	b->owner = NULL;
 	b->hwpt_id = 0;
+	b->hwpt_be = NULL;
 	return true;
 }
 

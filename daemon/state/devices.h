@@ -19,6 +19,7 @@
 
 struct session;
 struct hwpt_registry;
+struct backend;
 
 /* One MapMemory area on a device's stage 2: [iova, last], inclusive. */
 struct mem_map {
@@ -39,7 +40,8 @@ struct mem_map {
  */
 struct device_binding {
 	const struct config_device *dev;
-	uint32_t hwpt_id; /* 0: on its nest parent */
+	uint32_t hwpt_id;	 /* 0: on its nest parent */
+	struct backend *hwpt_be; /* the instance hwpt_id lives in (registry key with it) */
 	struct session *owner;
 	/* The session that holds the device's fd (OpenDevice / AdoptDevice); NULL: none. */
 	struct session *opener;

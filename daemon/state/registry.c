@@ -104,12 +104,13 @@ void hwpt_registry_remove(struct hwpt_registry *reg, struct hwpt_entry *e)
 		}
 }
 
-struct hwpt_entry *hwpt_registry_find(const struct hwpt_registry *reg, uint32_t id)
+struct hwpt_entry *hwpt_registry_find(const struct hwpt_registry *reg, const struct backend *be,
+				      uint32_t id)
 {
 	struct hwpt_entry *e = reg->buckets[bucket_of(reg, id)];
 
 	for (; e; e = e->hash_next)
-		if (e->id == id)
+		if (e->id == id && e->be == be)
 			return e;
 	return NULL;
 }
@@ -117,9 +118,13 @@ struct hwpt_entry *hwpt_registry_find(const struct hwpt_registry *reg, uint32_t 
 struct hwpt_entry *hwpt_registry_lookup_owned(const struct hwpt_registry *reg, uint32_t id,
 					      const struct session *s)
 {
-	struct hwpt_entry *e = hwpt_registry_find(reg, id);
+	struct hwpt_entry *e = reg->buckets[bucket_of(reg, id)];
 
-	return e && e->owner == s ? e : NULL;
+	/* Two VM contexts may both have an id N: the owner tells them apart. */
+	for (; e; e = e->hash_next)
+		if (e->id == id && s && e->owner == s)
+			return e;
+	return NULL;
 }
 
 void hwpt_registry_for_each(const struct hwpt_registry *reg,

@@ -23,6 +23,7 @@
 
 struct session;
 struct inv_request;
+struct backend;
 
 /* What one HWPT's invalidations cost, for operators (ListHwpts, metrics). */
 struct hwpt_counters {
@@ -44,6 +45,12 @@ struct hwpt_entry {
 	uint32_t inv_type;  /* IOMMU_HWPT_INVALIDATE_DATA_* it accepts */
 	uint32_t n_attached;
 	char device[CONFIG_NAME_MAX];
+	/*
+	 * The backend instance the HWPT lives in: the owner's VM context, or
+	 * the root (backends without contexts, persisted and restored ones).
+	 * Every call on the HWPT goes there; (be, id) is its key.
+	 */
+	struct backend *be;
 	/*
 	 * NULL for an orphan: a HWPT a previous daemon instance allocated,
 	 * restored from the state file and waiting for Reclaim. Nobody can
@@ -88,7 +95,12 @@ void hwpt_registry_fini(struct hwpt_registry *reg);
 /* Adds an entry (copied); returns the stored entry or NULL on -ENOMEM. */
 struct hwpt_entry *hwpt_registry_add(struct hwpt_registry *reg, const struct hwpt_entry *e);
 void hwpt_registry_remove(struct hwpt_registry *reg, struct hwpt_entry *e);
-struct hwpt_entry *hwpt_registry_find(const struct hwpt_registry *reg, uint32_t id);
+/*
+ * The entry of HWPT id in backend instance be (the root, or a VM context:
+ * ids are unique per instance only, so an id alone names nothing).
+ */
+struct hwpt_entry *hwpt_registry_find(const struct hwpt_registry *reg, const struct backend *be,
+				      uint32_t id);
 
 /*
  * The entry for id if session s may name it. Anyone else's id, or an id that

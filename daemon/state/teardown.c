@@ -85,14 +85,17 @@ static bool detach_devices(struct hwpt_registry *reg, struct backend *be,
 		if (!b->hwpt_id || b->owner != h->s)
 			continue;
 		changed = true;
-		rc = be->ops->detach(be, b->dev->name);
+		/* The device sits in the instance of the HWPT it is attached to. */
+		rc = b->hwpt_be ? b->hwpt_be->ops->detach(b->hwpt_be, b->dev->name)
+				: be->ops->detach(be, b->dev->name);
 		if (rc)
 			log_detach_failed(h, b, rc);
-		e = hwpt_registry_find(reg, b->hwpt_id);
+		e = hwpt_registry_find(reg, b->hwpt_be, b->hwpt_id);
 		if (e)
 			e->n_attached--;
 		b->owner = NULL;
 		b->hwpt_id = 0;
+		b->hwpt_be = NULL;
 	}
 	return changed;
 }
@@ -167,7 +170,9 @@ static void destroy_hwpts(struct hwpt_registry *reg, struct backend *be,
 				continue;
 			}
 			*pp = e->next_owned;
-			log_destroy(h, e, be->ops->destroy(be, e->id));
+			log_destroy(h, e,
+				    e->be ? e->be->ops->destroy(e->be, e->id)
+					  : be->ops->destroy(be, e->id));
 			if (e->orphan)
 				reg->n_orphans--;
 			hwpt_registry_remove(reg, e);

@@ -165,6 +165,8 @@ static int set_daemon(struct config *cfg, const char *k, const char *v)
 	}
 	if (!strcmp(k, "test_requests"))
 		return parse_bool(v, &cfg->test_requests);
+	if (!strcmp(k, "vm_contexts"))
+		return parse_bool(v, &cfg->vm_contexts);
 	/* An empty value turns persistence off. */
 	if (!strcmp(k, "state_file"))
 		return copy_str(cfg->state_file, sizeof(cfg->state_file), v);

@@ -51,6 +51,8 @@ struct config {
 	uint32_t queue_budget;	       /* submissions one queue may have taken per turn */
 
 	bool test_requests; /* serve CheckIotlb / SimPopulate / SimQuery / InjectFault */
+	/* A VM context (own iommufd, one IOAS) per client; read at start only. */
+	bool vm_contexts;
 
 	/*
 	 * Restart without loss (persist/): where the registry is persisted

@@ -193,6 +193,8 @@ static void setup(void)
 	config_defaults(&H.cfg);
 	snprintf(H.cfg.backend, sizeof(H.cfg.backend), "sim");
 	H.cfg.test_requests = true;
+	/* A VM context per client (NESTD_FUZZ_VM_CONTEXTS): ids repeat across clients. */
+	H.cfg.vm_contexts = getenv("NESTD_FUZZ_VM_CONTEXTS") != NULL;
 	H.cfg.n_devices = 0;
 	add_device(&H.cfg, "vtd0", DEVICE_KIND_VTD);
 	add_device(&H.cfg, "mock0", DEVICE_KIND_SELFTEST);
@@ -255,14 +257,45 @@ static bool is_done(uint32_t st)
 	return st == IOMMU_NEST__ENTRY_STATE__ENTRY_DONE;
 }
 
+struct id_search {
+	uint32_t id;
+	uint64_t client_id; /* 0: any live client */
+	const struct hwpt_entry *found;
+	uint32_t n;
+};
+
+static void match_id(struct hwpt_entry *e, void *arg)
+{
+	struct id_search *is = arg;
+
+	if (e->id != is->id || !e->owner ||
+	    (is->client_id && ((const struct session *)e->owner)->id != is->client_id))
+		return;
+	is->found = e;
+	is->n++;
+}
+
+/*
+ * The one live HWPT called id (of client_id, 0: of anyone), or NULL when
+ * none or several are: every client has its own VM context, ids repeat.
+ */
+static const struct hwpt_entry *live_hwpt(const struct hwpt_registry *reg, uint32_t id,
+					  uint64_t client_id)
+{
+	struct id_search is = {.id = id, .client_id = client_id};
+
+	hwpt_registry_for_each(reg, match_id, &is);
+	return is.n == 1 ? is.found : NULL;
+}
+
 /*
  * The sim must no longer cache what a DONE entry invalidated. Only
  * meaningful while the HWPT exists (not after its session went away).
  */
 static void check_done_in_sim(const IommuNest__Invalidate *m, uint32_t i)
 {
-	const struct hwpt_entry *e = hwpt_registry_find(&H.srv.reg, m->hwpt_id);
-	struct backend *be = H.srv.be;
+	const struct hwpt_entry *e = live_hwpt(&H.srv.reg, m->hwpt_id, m->client_id);
+	struct backend *be = e ? e->be : H.srv.be;
 	uint32_t flags = m->n_entry_flags ? m->entry_flags[i] : 0;
 	int rc;
 
@@ -424,10 +457,17 @@ static bool names_foreign(const struct client *c, const IommuNest__Request *req)
 		return false;
 	}
 	if (req->body_case == IOMMU_NEST__REQUEST__BODY_INVALIDATE && req_is_admin(c->s)) {
-		/* An admin may invalidate any live client's HWPT; never an orphan or nothing. */
-		const struct hwpt_entry *e = hwpt_registry_find(reg, id);
+		/*
+		 * An admin may invalidate any live client's HWPT, named by
+		 * client id or alone with its id; never an orphan or nothing.
+		 */
+		uint64_t cid = req->invalidate->client_id;
 
-		return !e || !e->owner;
+		if ((!cid || cid == c->s->id) && hwpt_registry_lookup_owned(reg, id, c->s))
+			return false;
+		if (cid == c->s->id)
+			return true;
+		return !live_hwpt(reg, id, cid);
 	}
 	return !hwpt_registry_lookup_owned(reg, id, c->s);
 }

@@ -232,8 +232,10 @@ static char *compose_config(const struct nestd *d, const char *body)
 	size_t len = 0;
 
 	snprintf(head, sizeof(head),
-		 "[daemon]\nsocket = %s\nbackend = %s\nlog_level = debug\ntest_requests = true",
-		 d->sock, backend);
+		 "[daemon]\nsocket = %s\nbackend = %s\nlog_level = debug\ntest_requests = true%s",
+		 d->sock, backend,
+		 /* The suites again with a VM context per client (integration-ctx/). */
+		 getenv("NESTD_VM_CONTEXTS") ? "\nvm_contexts = true" : "");
 	append(&buf, &len, head, false);
 	if (body)
 		append(&buf, &len, body, false);

@@ -10,6 +10,7 @@
  *   NESTD_BACKEND         backend = ... (default sim)
  *   NESTD_CONFIG_EXTRA    appended to every config ("\n" escapes allowed)
  *   NESTD_DEVICES         device sections replacing the default ones
+ *   NESTD_VM_CONTEXTS     set: [daemon] vm_contexts = true (integration-ctx/, kernel/integration-ctx)
  *   NESTD_KEEP_LOGS       print the daemon log of every test, not only failures
  *   NESTD_KTEST_KERNEL    the kernel tier's kernel, "6.12" or "7.x" (run-qemu.sh)
  */

@@ -208,9 +208,10 @@ static pid_t start_daemon(const char *cdev)
 	if (!f)
 		return -1;
 	fprintf(f,
-		"[daemon]\nbackend = iommufd\niommufd = /dev/iommu\nlog_level = info\n\n"
+		"[daemon]\nbackend = iommufd\niommufd = /dev/iommu\nlog_level = info\n%s\n"
 		"[device " EDU_DEV "]\nkind = vtd\npath = %s\n",
-		cdev);
+		/* kernel/edu-ctx: the device in the VMM's own VM context. */
+		getenv("NESTD_VM_CONTEXTS") ? "vm_contexts = true\n" : "", cdev);
 	fclose(f);
 	unlink(SOCK);
 	pid = fork();

@@ -172,7 +172,7 @@ static void test_session(void)
 	CU_ASSERT_PTR_NULL(h.owned);
 	CU_ASSERT_EQUAL(reg.count, 1);
 	CU_ASSERT_EQUAL(hwpts_active, 1);
-	CU_ASSERT_PTR_EQUAL(hwpt_registry_find(&reg, other->id), other);
+	CU_ASSERT_PTR_EQUAL(hwpt_registry_find(&reg, NULL, other->id), other);
 	CU_ASSERT_EQUAL(reg.bindings[0].hwpt_id, 0);
 	CU_ASSERT_PTR_NULL(reg.bindings[0].owner);
 	CU_ASSERT_EQUAL(reg.bindings[0].n_maps, 0);

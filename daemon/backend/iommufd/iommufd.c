@@ -92,6 +92,12 @@ struct ifd_device {
 	 */
 	bool present;
 	bool borrowed; /* a context's VFIO device the root gave up for it */
+	/*
+	 * Root: a context gave the device back while a former holder kept
+	 * the context's fd open (the cdev stays bound there): device_release
+	 * binds it again once that fd is closed.
+	 */
+	bool unbound;
 };
 
 struct ifd_nested {
@@ -1501,7 +1507,12 @@ static int dev_slots(struct backend *be, const char *device, struct ifd_device_s
 					 .kind = d->kind,
 					 .name = d->name,
 					 .path = d->path,
-					 .n_devices = to_ifd(be)->n_devs};
+					 /*
+					  * A VM context's iommufd holds one client's
+					  * devices only: whatever its fd reaches is
+					  * that VM's own, so it counts as alone.
+					  */
+					 .n_devices = to_ifd(be)->root ? 1 : to_ifd(be)->n_devs};
 	return 0;
 }
 
@@ -1540,10 +1551,17 @@ static int ifd_device_reset(struct backend *be, const char *device)
 	return rc ? rc : vfio_dev_reset(&sl);
 }
 
+static int root_rebind(struct ifd_backend *b, struct ifd_device *rd);
+
 static int ifd_device_release(struct backend *be, const char *device)
 {
 	struct ifd_device_slots sl;
-	int rc = dev_slots(be, device, &sl);
+	int rc;
+
+	for (uint32_t i = 0; device && i < to_ifd(be)->n_devs; i++)
+		if (to_ifd(be)->devs[i].unbound && !strcmp(to_ifd(be)->devs[i].name, device))
+			return root_rebind(to_ifd(be), &to_ifd(be)->devs[i]);
+	rc = dev_slots(be, device, &sl);
 
 	return rc ? rc : vfio_dev_release(&sl);
 }
@@ -1644,9 +1662,29 @@ static void ctx_give_back(struct ifd_backend *b, struct ifd_device *d)
 		if (rd->vfio_fd >= 0)
 			close(rd->vfio_fd);
 		rd->vfio_fd = -1;
+		rd->unbound = true;
 		return;
 	}
 	rd->present = true;
+}
+
+/* The retry of a give-back that failed: 0, or -EBUSY while the old fd still binds it. */
+static int root_rebind(struct ifd_backend *b, struct ifd_device *rd)
+{
+	const char *msg = NULL;
+	int rc = setup_vfio(b, rd, &msg);
+
+	if (rc == 0)
+		rc = dev_attach(b, rd, rd->parent_id);
+	if (rc) {
+		if (rd->vfio_fd >= 0)
+			close(rd->vfio_fd);
+		rd->vfio_fd = -1;
+		return rc == -EINVAL ? -EBUSY : rc;
+	}
+	rd->unbound = false;
+	rd->present = true;
+	return 0;
 }
 
 /* Undoes what add_device built for d, in the kernel's dependency order. */

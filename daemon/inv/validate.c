@@ -107,16 +107,16 @@ static int inv_validate_entry(uint32_t data_type, const void *entry)
 	}
 }
 
-uint32_t inv_validate_entries(struct inv_request *req)
+uint32_t inv_mark_entries(struct inv_request *req, size_t esz, inv_entry_check_fn check,
+			  const void *ctx)
 {
-	uint32_t esz = inv_entry_size(req->data_type);
 	const uint8_t *p = req->entries;
 	uint32_t pending = 0;
 	uint32_t i;
 
 	for (i = 0; i < req->n; i++) {
 		struct inv_entry_result *r = &req->res[i];
-		int rc = esz ? inv_validate_entry(req->data_type, p + (size_t)i * esz) : -EINVAL;
+		int rc = check(p + (size_t)i * esz, ctx);
 
 		r->error = 0;
 		r->hw_error = 0;
@@ -137,4 +137,25 @@ uint32_t inv_validate_entries(struct inv_request *req)
 		req->res[i].hw_error = 0;
 	}
 	return pending;
+}
+
+static int check_native(const void *entry, const void *ctx)
+{
+	const struct inv_request *req = ctx;
+
+	return inv_validate_entry(req->data_type, entry);
+}
+
+static int check_unknown(const void *entry, const void *ctx)
+{
+	(void)entry;
+	(void)ctx;
+	return -EINVAL;
+}
+
+uint32_t inv_validate_entries(struct inv_request *req)
+{
+	uint32_t esz = inv_entry_size(req->data_type);
+
+	return inv_mark_entries(req, esz, esz ? check_native : check_unknown, req);
 }

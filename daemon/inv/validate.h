@@ -6,6 +6,8 @@
 #ifndef IOMMU_NESTD_INV_VALIDATE_H
 #define IOMMU_NESTD_INV_VALIDATE_H
 
+#include <stddef.h>
+
 #include "inv/request.h"
 
 /*
@@ -35,5 +37,15 @@ int inv_validate_selftest_entry(const void *entry);
  * INV_NOT_ATTEMPTED (the kernel stops there). Returns the number pending.
  */
 uint32_t inv_validate_entries(struct inv_request *req);
+
+/*
+ * The loop both validators share: check(entry, ctx) on each of req's n
+ * entries of esz bytes marks it PENDING (0) or FAILED with the errno;
+ * without cont the rest after the first failure is NOT_ATTEMPTED, as
+ * the kernel stops there. Returns how many are pending.
+ */
+typedef int (*inv_entry_check_fn)(const void *entry, const void *ctx);
+uint32_t inv_mark_entries(struct inv_request *req, size_t esz, inv_entry_check_fn check,
+			  const void *ctx);
 
 #endif

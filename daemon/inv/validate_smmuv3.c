@@ -15,6 +15,7 @@
 
 #include "backend/iommufd_uapi.h"
 #include "inv/smmuv3.h"
+#include "inv/validate.h"
 #include "util/search.h"
 
 static int vsid_cmp(const void *a, const void *b)
@@ -120,33 +121,12 @@ int smmuv3_validate_cmd(const void *cmd, const struct smmuv3_vsid_map *map)
 	}
 }
 
+static int check_cmd(const void *entry, const void *ctx)
+{
+	return smmuv3_validate_cmd(entry, ctx);
+}
+
 uint32_t smmuv3_validate_entries(struct inv_request *req, const struct smmuv3_vsid_map *map)
 {
-	const uint8_t *p = req->entries;
-	uint32_t pending = 0;
-	uint32_t i;
-
-	for (i = 0; i < req->n; i++) {
-		struct inv_entry_result *r = &req->res[i];
-		int rc = smmuv3_validate_cmd(p + (size_t)i * SMMUV3_CMD_SIZE, map);
-
-		r->error = 0;
-		r->hw_error = 0;
-		if (!rc) {
-			r->state = INV_PENDING;
-			pending++;
-			continue;
-		}
-		r->state = INV_FAILED;
-		r->error = rc;
-		if (!req->cont)
-			break;
-	}
-	/* Without cont the kernel stops at the first bad command. */
-	for (i++; i < req->n; i++) {
-		req->res[i].state = INV_NOT_ATTEMPTED;
-		req->res[i].error = 0;
-		req->res[i].hw_error = 0;
-	}
-	return pending;
+	return inv_mark_entries(req, SMMUV3_CMD_SIZE, check_cmd, map);
 }

@@ -430,8 +430,7 @@ void restart_save(struct restart *rs)
 	limit = rs->snapshot_bytes * JOURNAL_FACTOR;
 	if (limit < JOURNAL_MIN_BYTES)
 		limit = JOURNAL_MIN_BYTES;
-	/* Before the file names them: a context's descriptors into the store, a closed one's out.
-	 */
+	/* Before the file names them: new contexts' descriptors in, closed ones' out. */
 	fdstore_sync_ctx(rs, &rs->reg->ctxs);
 	/*
 	 * With VM contexts (now or at the last save), snapshots only: the

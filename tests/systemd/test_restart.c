@@ -1460,7 +1460,11 @@ static void test_contexts(void)
 
 	CHECK(memfd >= 0 && !ftruncate(memfd, (off_t)MEM_LEN), "memfd");
 	fake = ctx_start(&a, &b, &ca, &cb, memfd, 30000);
-	if (!a || !b || !crash_and_restart(2))
+	if (!a || !b)
+		goto out_fail;
+	/* A second HWPT in A's context that A2 will not reclaim. */
+	x = kernel ? alloc_st(a, ca.dev, 0x77, NULL) : alloc_vtd(a, ca.dev, NULL);
+	if (!crash_and_restart(2))
 		goto out_fail;
 	iommu_nest_close(a);
 	iommu_nest_close(b);
@@ -1472,7 +1476,7 @@ static void test_contexts(void)
 	      "the daemon did not take the first context back");
 	CHECK(file_has("log", kernel ? "took \"ctx.2.iommufd\"" : "took \"ctx.2.sim\""),
 	      "the daemon did not take the second context back");
-	CHECK_EQ(hwpts_active(a2), 2);
+	CHECK_EQ(hwpts_active(a2), 3);
 
 	memcpy(wrong, ca.tok, 16);
 	wrong[0] ^= 0x80;
@@ -1509,12 +1513,17 @@ static void test_contexts(void)
 	CHECK_EQ(iommu_nest_detach(a2, ca.dev), 0);
 	CHECK_EQ(iommu_nest_destroy(a2, ca.id), 0);
 	ctx_check(b2, &cb, "B after A destroyed its HWPT");
-	CHECK_EQ(hwpts_active(b2), 1);
+	CHECK_EQ(hwpts_active(b2), 2); /* B's, and A's unreclaimed second one */
 
-	/* A goes: its context closes, its fd store entries go with it. */
+	/*
+	 * A goes: the HWPT of its context it never reclaimed goes before the
+	 * context closes, and its fd store entries go with it.
+	 */
 	iommu_nest_close(a2);
 	CHECK(wait_for("fake.log", kernel ? "REMOVE ctx.1.iommufd" : "REMOVE ctx.1.sim"),
 	      "A's context stayed in the fd store");
+	CHECK(file_has("log", "destroyed unclaimed hwpt"), "A's unreclaimed HWPT was not destroyed");
+	CHECK_EQ(hwpts_active(b2), 1);
 	iommu_nest_close(b2);
 	clean_stop(fake);
 	close(memfd);

@@ -432,12 +432,6 @@ static int run(struct config *cfg, const struct options *o)
 		rc = start_listening(&srv, cfg, &rs);
 	if (!rc) {
 		srv.rs = &rs;
-		/* Contexts are not in the state file yet: a restart could not give them back. */
-		if (rs.enabled && srv.vm_contexts) {
-			log_warn("vm_contexts: off while a state file is in use (contexts are "
-				 "not persisted yet); clients share the root backend");
-			srv.vm_contexts = false;
-		}
 		rc = restart_restore(&rs, d.base, &srv.reg, &srv.stats.hwpts_active);
 	}
 	if (rc)

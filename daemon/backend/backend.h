@@ -178,7 +178,7 @@ enum sim_cache_kind {
  * A descriptor the backend's objects live in (persist/fdstore.c keeps it in
  * systemd's fd store under name, so that they survive a crash).
  */
-#define BACKEND_FD_NAME_MAX 80 /* "vfio." + a device name */
+#define BACKEND_FD_NAME_MAX 256 /* systemd's FDNAME limit: "ctx.<n>.vfio." + a device name */
 #define BACKEND_MAX_FDS (1 + 64) /* iommufd + one per device */
 
 struct backend_fd {

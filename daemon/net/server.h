@@ -38,9 +38,8 @@ struct server {
 	struct backend *be; /* the root instance: every configured device, no client's objects */
 	/*
 	 * Each client gets its own VM context (state/vmctx.h): [daemon]
-	 * vm_contexts at start, the backend has them, and no state file
-	 * (contexts are not in it yet: with one, the clients share the root
-	 * as before, so that a restart still gives everything back).
+	 * vm_contexts at start and the backend has them. With a state file
+	 * they survive a restart like HWPTs (persist/contexts.c).
 	 */
 	bool vm_contexts;
 	struct backend_caps caps;

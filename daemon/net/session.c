@@ -73,6 +73,8 @@ struct session *session_new(struct server *srv, int fd, const struct ucred *cred
 	s->cred = *cred;
 	s->id = ++srv->next_session_id;
 	s->vm.id = s->id;
+	s->vm.list = &srv->reg.ctxs;
+	s->vm.uid = cred->uid; /* persisted with the context: Reclaim checks it */
 	s->connected_ns = monotonic_ns();
 	s->tx_max = session_size_sndbuf(fd, srv->tx_cap);
 	if (!s->tx_max || s->tx_max > srv->tx_cap)
@@ -153,7 +155,15 @@ void session_free(struct session *s)
 	client_faults_close(vmctx_backend(&s->vm, s->srv->be), s->faults);
 	s->faults = NULL;
 	/* Its objects are gone: now its devices and the context itself (before the root). */
-	vmctx_close(&s->vm);
+	if (s->vm.be) {
+		/* Orphans of its context it never reclaimed: they cannot outlive their instance. */
+		struct teardown_holder oh = {.s = NULL, .only_be = s->vm.be};
+
+		state_teardown(&s->srv->reg, s->vm.be, &oh, &s->srv->stats.hwpts_active);
+		vmctx_close(&s->vm);
+		/* The file forgets the context, the fd store lets its objects go. */
+		restart_save(s->srv->rs);
+	}
 	queue_close(s);
 	if (s->ev_read)
 		event_free(s->ev_read);

@@ -16,7 +16,14 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "state/vmctx.h"
 #include "util/log.h"
+
+/* A VM context's descriptor: "ctx.<no>." and the context's own name for it. */
+static bool is_ctx_name(const char *name)
+{
+	return !strncmp(name, "ctx.", 4);
+}
 
 /*
  * Names the daemon gives its fd store entries (FDNAME=): the backends'.
@@ -25,7 +32,8 @@
  */
 static bool is_store_name(const char *name)
 {
-	return !strcmp(name, "iommufd") || !strcmp(name, "sim") || !strncmp(name, "vfio.", 5);
+	return !strcmp(name, "iommufd") || !strcmp(name, "sim") || !strncmp(name, "vfio.", 5) ||
+	       is_ctx_name(name);
 }
 
 /* systemd's fdname_is_valid(): printable ASCII but ':', at most 255. */
@@ -181,8 +189,9 @@ void fdstore_sync(struct restart *rs, struct backend *be)
 	struct backend_fd fds[BACKEND_MAX_FDS];
 	uint32_t n = 0;
 
+	/* The contexts' are taken later, when recovery reopens them (fdstore_drop_stale_ctx). */
 	for (uint32_t i = 0; i < rs->n_in; i++)
-		if (is_store_name(rs->in[i].name))
+		if (is_store_name(rs->in[i].name) && !is_ctx_name(rs->in[i].name))
 			drop_stale(rs, rs->in[i].name);
 	/* Without a state file a stored fd could not be used again. */
 	if (!rs->enabled || !be->ops->stored_fds)
@@ -198,6 +207,123 @@ void fdstore_sync(struct restart *rs, struct backend *be)
 		if (!adopted(rs, fds[i].name))
 			store_add(&fds[i]);
 	}
+}
+
+int fdstore_take_ctx(void *arg, const char *name)
+{
+	const struct fdstore_ctx_take *t = arg;
+	char full[BACKEND_FD_NAME_MAX];
+
+	if ((size_t)snprintf(full, sizeof(full), "ctx.%u.%s", t->no, name) >= sizeof(full))
+		return -1;
+	return fdstore_take(t->rs, full);
+}
+
+void fdstore_drop_stale_ctx(struct restart *rs)
+{
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (is_ctx_name(rs->in[i].name))
+			drop_stale(rs, rs->in[i].name);
+}
+
+/* The context's descriptors under their store names; how many (at most max). */
+static uint32_t ctx_fds_of(const struct vm_ctx *v, struct backend_fd *out, uint32_t max)
+{
+	struct backend_fd own[BACKEND_MAX_FDS];
+	uint32_t n = 0, k;
+
+	if (!v->be->ops->stored_fds)
+		return 0;
+	k = v->be->ops->stored_fds(v->be, own, BACKEND_MAX_FDS);
+	for (uint32_t i = 0; i < k && n < max; i++) {
+		if ((size_t)snprintf(out[n].name, sizeof(out[n].name), "ctx.%u.%s", v->no,
+				     own[i].name) >= sizeof(out[n].name))
+			continue;
+		out[n++].fd = own[i].fd;
+	}
+	return n;
+}
+
+static bool ctx_fd_known(const struct backend_fd *set, uint32_t n, const struct backend_fd *f)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (set[i].fd == f->fd && !strcmp(set[i].name, f->name))
+			return true;
+	return false;
+}
+
+static int ctx_fd_add(struct restart *rs, const struct backend_fd *f)
+{
+	if (rs->n_ctx_fds == rs->cap_ctx_fds) {
+		uint32_t cap = rs->cap_ctx_fds ? 2 * rs->cap_ctx_fds : 16;
+		struct backend_fd *n = realloc(rs->ctx_fds, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		rs->ctx_fds = n;
+		rs->cap_ctx_fds = cap;
+	}
+	rs->ctx_fds[rs->n_ctx_fds++] = *f;
+	return 0;
+}
+
+void fdstore_adopt_ctx(struct restart *rs, const struct vm_ctx *v)
+{
+	struct backend_fd fds[BACKEND_MAX_FDS];
+	uint32_t n = ctx_fds_of(v, fds, BACKEND_MAX_FDS);
+
+	/* Taken from the store, so there already; a failure to record re-adds it at the next sync.
+	 */
+	for (uint32_t i = 0; i < n; i++)
+		(void)ctx_fd_add(rs, &fds[i]);
+}
+
+void fdstore_sync_ctx(struct restart *rs, const struct vm_ctx_list *list)
+{
+	struct backend_fd *cur = NULL;
+	uint32_t n = 0, cap = 0, keep = 0;
+
+	if (!rs->enabled)
+		return;
+	for (const struct vm_ctx *v = list->head; v; v = v->next) {
+		if (n + BACKEND_MAX_FDS > cap) {
+			struct backend_fd *c =
+			    realloc(cur, (cap = n + 2 * BACKEND_MAX_FDS) * sizeof(*c));
+
+			if (!c) {
+				free(cur);
+				log_warn("fd store: out of memory, the VM contexts' entries stay "
+					 "as they are");
+				return;
+			}
+			cur = c;
+		}
+		n += ctx_fds_of(v, cur + n, BACKEND_MAX_FDS);
+	}
+	/*
+	 * Gone first (a closed context, a device that left one): the store's
+	 * copy would keep the object, and a VFIO device's binding, alive.
+	 */
+	for (uint32_t i = 0; i < rs->n_ctx_fds; i++) {
+		if (ctx_fd_known(cur, n, &rs->ctx_fds[i]))
+			rs->ctx_fds[keep++] = rs->ctx_fds[i];
+		else
+			store_remove(rs->ctx_fds[i].name);
+	}
+	rs->n_ctx_fds = keep;
+	for (uint32_t i = 0; i < n; i++) {
+		if (ctx_fd_known(rs->ctx_fds, rs->n_ctx_fds, &cur[i]))
+			continue;
+		if (!fdname_ok(cur[i].name)) {
+			log_warn("cannot keep \"%s\" in the fd store: not a valid FDNAME",
+				 cur[i].name);
+			continue;
+		}
+		if (ctx_fd_add(rs, &cur[i]))
+			break; /* unrecorded: tried again at the next sync */
+		store_add(&cur[i]);
+	}
+	free(cur);
 }
 
 void fdstore_close_leftovers(struct restart *rs)
@@ -216,6 +342,9 @@ void fdstore_forget_ours(struct restart *rs)
 	for (uint32_t i = 0; i < rs->n_stored; i++)
 		store_remove(rs->stored[i]);
 	rs->n_stored = 0;
+	for (uint32_t i = 0; i < rs->n_ctx_fds; i++)
+		store_remove(rs->ctx_fds[i].name);
+	rs->n_ctx_fds = 0;
 }
 
 void fdstore_fini(struct restart *rs)
@@ -225,5 +354,8 @@ void fdstore_fini(struct restart *rs)
 			close(rs->in[i].fd);
 	free(rs->in);
 	rs->in = NULL;
+	free(rs->ctx_fds);
+	rs->ctx_fds = NULL;
+	rs->n_ctx_fds = rs->cap_ctx_fds = 0;
 	rs->n_in = 0;
 }

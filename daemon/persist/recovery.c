@@ -22,12 +22,22 @@
 #include "util/log.h"
 #include "util/policy.h"
 
+/* The restored VM context numbered no's instance, or NULL (it did not come back). */
+static struct backend *ctx_backend(const struct restart *rs, uint32_t no)
+{
+	for (const struct vm_ctx *v = rs->reg->ctxs.head; v; v = v->next)
+		if (v->no == no)
+			return v->be;
+	return NULL;
+}
+
 static int restore_hwpt(struct restart *rs, struct json_object *j)
 {
 	struct hwpt_entry e = {.orphan = true};
 	struct hwpt_entry *stored;
 	char hex[2 * HWPT_TOKEN_LEN + 1];
-	uint32_t uid, gid;
+	uint32_t uid, gid, no = 0;
+	struct backend *be = rs->be;
 	int64_t pid;
 
 	if (js_u32(j, "id", &e.id) || js_u32(j, "parent_id", &e.parent_id) ||
@@ -39,12 +49,20 @@ static int restore_hwpt(struct restart *rs, struct json_object *j)
 		log_warn("state file: malformed HWPT entry skipped");
 		return 0;
 	}
-	if (!config_find_device(rs->cfg, e.device) || hwpt_registry_find(rs->reg, rs->be, e.id) ||
-	    !rs->be->ops->has_hwpt || !rs->be->ops->has_hwpt(rs->be, e.id)) {
+	/* "ctx": it lives in that VM context (files without contexts have none). */
+	if (json_object_object_get_ex(j, "ctx", NULL) && (js_u32(j, "ctx", &no) || !no)) {
+		log_warn("state file: malformed HWPT entry skipped");
+		return 0;
+	}
+	if (no)
+		be = ctx_backend(rs, no);
+	if (!be || !config_find_device(rs->cfg, e.device) ||
+	    hwpt_registry_find(rs->reg, be, e.id) || !be->ops->has_hwpt ||
+	    !be->ops->has_hwpt(be, e.id)) {
 		log_warn("state file: hwpt %u (device %s) is gone; skipped", e.id, e.device);
 		return 0;
 	}
-	e.be = rs->be; /* restored objects are the root's */
+	e.be = be;
 	e.owner_uid = uid;
 	e.owner_gid = gid;
 	e.owner_pid = (pid_t)pid;
@@ -62,21 +80,25 @@ static void restore_attachment(struct restart *rs, struct json_object *j)
 {
 	char device[CONFIG_NAME_MAX];
 	struct device_binding *b;
+	struct backend *be = rs->be;
 	struct hwpt_entry *e;
-	uint32_t id;
+	uint32_t id, no = 0;
 
-	if (js_str(j, "device", device, sizeof(device)) || js_u32(j, "hwpt_id", &id)) {
+	if (js_str(j, "device", device, sizeof(device)) || js_u32(j, "hwpt_id", &id) ||
+	    (json_object_object_get_ex(j, "ctx", NULL) && js_u32(j, "ctx", &no))) {
 		log_warn("state file: malformed attachment skipped");
 		return;
 	}
+	if (no)
+		be = ctx_backend(rs, no);
 	b = hwpt_registry_binding(rs->reg, device);
-	e = hwpt_registry_find(rs->reg, rs->be, id);
+	e = be ? hwpt_registry_find(rs->reg, be, id) : NULL;
 	if (!b || !e || b->hwpt_id) {
 		log_warn("state file: attachment of %s to hwpt %u skipped", device, id);
 		return;
 	}
 	b->hwpt_id = id;
-	b->hwpt_be = rs->be;
+	b->hwpt_be = be;
 	b->owner = NULL; /* held by the orphan until Reclaim */
 	e->n_attached++;
 }
@@ -165,8 +187,11 @@ static int restore_registry(struct restart *rs, struct json_object *st)
 		if (rc)
 			return rc;
 	}
+	/* A context's devices share its one IOAS: scrubbed together (contexts.c). */
 	for (uint32_t i = 0; i < rs->reg->n_bindings; i++)
-		scrub_unknown_memory(rs, &rs->reg->bindings[i]);
+		if (!vmctx_of_device(&rs->reg->ctxs, i))
+			scrub_unknown_memory(rs, &rs->reg->bindings[i]);
+	restart_scrub_context_memory(rs);
 	return 0;
 }
 
@@ -184,7 +209,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 {
 	struct restart *rs = arg;
 
-	if (!rs->reg->n_orphans && !orphan_memory(rs))
+	if (!rs->reg->n_orphans && !orphan_memory(rs) && !restart_orphan_contexts(rs))
 		return;
 	log_event(LOG_NOTICE, LOG_EV_RECOVERY,
 		  LOG_FIELDS(LF_STR("phase", "grace_over"), LF_UINT("hwpts", rs->reg->n_orphans),
@@ -221,6 +246,8 @@ int restart_restore(struct restart *rs, struct event_base *base, struct hwpt_reg
 	rs->base = base;
 	rs->reg = reg;
 	rs->hwpts_active = hwpts_active;
+	/* Contexts first: their HWPTs, attachments and memory name them. */
+	restart_restore_contexts(rs);
 	fdstore_close_leftovers(rs);
 	if (rs->state && rs->restored)
 		rc = restore_registry(rs, rs->state);
@@ -230,7 +257,7 @@ int restart_restore(struct restart *rs, struct event_base *base, struct hwpt_reg
 	}
 	if (rc)
 		return rc;
-	if (rs->reg->n_orphans || orphan_memory(rs))
+	if (rs->reg->n_orphans || orphan_memory(rs) || restart_orphan_contexts(rs))
 		rc = arm_grace(rs);
 	/* A fresh start overwrites a stale file; a restore normalises it. */
 	restart_save(rs);
@@ -246,18 +273,49 @@ bool restart_token_equal(const uint8_t *a, const uint8_t *b)
 	return diff == 0;
 }
 
-int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const uint8_t *token,
-		    size_t len)
+/*
+ * The orphan id whose token is token: ids repeat across instances (the
+ * root and each restored VM context), so every instance's orphan of that
+ * id is a candidate and the token tells them apart.
+ */
+static struct hwpt_entry *find_orphan(struct restart *rs, const struct session *s, uint32_t id,
+				      const uint8_t *token, size_t len)
 {
 	static const uint8_t dummy[HWPT_TOKEN_LEN];
-	struct hwpt_entry *e = rs && rs->reg ? hwpt_registry_find(rs->reg, rs->be, id) : NULL;
-	const struct config_device *dev;
-	bool match;
+	const uint8_t *tok = len == HWPT_TOKEN_LEN ? token : dummy;
+	struct hwpt_entry *e, *found = NULL;
+	const struct vm_ctx *v = NULL;
+	struct backend *be = rs && rs->reg ? rs->be : NULL;
 
-	/* Without recovery (tests, fuzzers) there are no orphans: e is NULL. */
-	/* Compare even without a candidate: timing says nothing about ids. */
-	match = restart_token_equal(e ? e->token : dummy, len == HWPT_TOKEN_LEN ? token : dummy);
-	if (!e || !e->orphan || len != HWPT_TOKEN_LEN || !match || e->owner_uid != s->cred.uid)
+	/* Without recovery (tests, fuzzers) there are no orphans. */
+	if (!be) {
+		(void)restart_token_equal(dummy, tok);
+		return NULL;
+	}
+	for (;;) {
+		e = hwpt_registry_find(rs->reg, be, id);
+		/* Compare even without a candidate: timing says nothing about ids. */
+		if (restart_token_equal(e ? e->token : dummy, tok) && e && e->orphan &&
+		    len == HWPT_TOKEN_LEN && e->owner_uid == s->cred.uid)
+			found = e;
+		v = v ? v->next : rs->reg->ctxs.head;
+		/* Only orphaned contexts and s's own: another session's HWPTs are not orphans. */
+		while (v && !v->orphan && v != &s->vm)
+			v = v->next;
+		if (!v)
+			return found;
+		be = v->be;
+	}
+}
+
+int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const uint8_t *token,
+		    size_t len, struct hwpt_entry **out)
+{
+	struct hwpt_entry *e = find_orphan(rs, s, id, token, len);
+	const struct config_device *dev;
+	int rc;
+
+	if (!e)
 		return -ENOENT;
 	/* The token holder may learn that the policy changed under it. */
 	dev = config_find_device(rs->cfg, e->device);
@@ -265,6 +323,10 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 		return -EPERM;
 	if (quota_reached(s->n_owned, rs->cfg->quota.max_hwpts))
 		return -EDQUOT;
+	/* A restored VM context's HWPT: the first one brings the whole context. */
+	rc = restart_adopt_context(rs, s, e->be);
+	if (rc)
+		return rc;
 	e->orphan = false;
 	e->owner = s;
 	e->owner_pid = s->cred.pid;
@@ -277,7 +339,7 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 	for (uint32_t i = 0; i < rs->reg->n_bindings; i++) {
 		struct device_binding *b = &rs->reg->bindings[i];
 
-		if (b->hwpt_id != id)
+		if (b->hwpt_id != id || b->hwpt_be != e->be)
 			continue;
 		b->owner = s;
 		/*
@@ -288,8 +350,10 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 		if (b->n_maps && !b->mem_owner && b->mem_uid == s->cred.uid)
 			b->mem_owner = s;
 	}
-	if (!rs->reg->n_orphans && !orphan_memory(rs) && rs->ev_grace)
+	if (!rs->reg->n_orphans && !orphan_memory(rs) && !restart_orphan_contexts(rs) &&
+	    rs->ev_grace)
 		evtimer_del(rs->ev_grace);
+	*out = e;
 	return 0;
 }
 
@@ -300,4 +364,6 @@ void restart_reap_orphans(struct restart *rs)
 	if (!rs->reg)
 		return; /* stopped before the registry was restored */
 	state_teardown(rs->reg, rs->be, &h, rs->hwpts_active);
+	/* Their objects are gone: now the unclaimed contexts themselves (before the root). */
+	restart_close_orphan_contexts(rs);
 }

@@ -49,6 +49,7 @@ struct mem_map;
 struct event;
 struct event_base;
 struct hwpt_registry;
+struct hwpt_entry;
 struct json_object;
 
 /* A descriptor from $LISTEN_FDS with its $LISTEN_FDNAMES name. */
@@ -96,6 +97,13 @@ struct restart {
 	/* Names this instance keeps in the fd store (removed at a clean stop). */
 	char stored[BACKEND_MAX_FDS][BACKEND_FD_NAME_MAX];
 	uint32_t n_stored;
+	/*
+	 * The VM contexts' descriptors in the fd store ("ctx.<no>.<name>"),
+	 * kept in step with the open contexts at every save (fdstore.c).
+	 */
+	struct backend_fd *ctx_fds;
+	uint32_t n_ctx_fds, cap_ctx_fds;
+	bool ctx_saved; /* the last save had contexts: journal deltas cannot say they went */
 
 	/* What recovery and saving work on: given at restart_open_backend and restart_restore. */
 	struct backend *be;
@@ -140,9 +148,30 @@ void restart_save(struct restart *rs);
 /* Writes it if the backend's own state changed since the last write. */
 void restart_save_if_changed(struct restart *rs);
 
-/* Reclaim: gives orphan id to session s if token (len bytes) is its (rs NULL: -ENOENT). */
+/*
+ * Reclaim: gives orphan id to session s if token (len bytes) is its (rs
+ * NULL: -ENOENT), with *out its entry. An orphan of a restored VM context
+ * brings the whole context (its devices and memory) to s, which must have
+ * none of its own yet (-EBUSY).
+ */
 int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const uint8_t *token,
-		    size_t len);
+		    size_t len, struct hwpt_entry **out);
+
+/*
+ * The VM contexts (persist/contexts.c): each one's number for the state
+ * file (0: be is the root or unknown), restored ones, their descriptors in
+ * the fd store, the orphaned ones' end.
+ */
+uint32_t restart_ctx_no(const struct restart *rs, const struct backend *be);
+int restart_save_contexts(const struct restart *rs, struct json_object *root);
+void restart_restore_contexts(struct restart *rs);
+void restart_scrub_context_memory(struct restart *rs);
+void restart_close_orphan_contexts(struct restart *rs);
+uint32_t restart_orphan_contexts(const struct restart *rs);
+/* Whose VM context an orphan of be is: moves it to s (0), or -EBUSY / -ENOENT. */
+int restart_adopt_context(struct restart *rs, struct session *s, struct backend *be);
+/* The sum of every instance's generation (root and contexts). */
+uint64_t restart_generation(const struct restart *rs);
 
 /* Destroys every orphan through the one teardown path (state/teardown.h). */
 void restart_reap_orphans(struct restart *rs);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "persist/fdstore.h"
 #include "state/registry.h"
 #include "util/common.h"
 #include "util/journal.h"
@@ -23,11 +24,20 @@
 #include "util/log.h"
 
 struct save_ctx {
+	const struct restart *rs;
 	struct json_object *arr;
 	int rc;
 };
 
-static struct json_object *hwpt_to_json(const struct hwpt_entry *e)
+/* "ctx": the VM context an object lives in (none: the root, as earlier files have it). */
+static int add_ctx(const struct restart *rs, struct json_object *o, const struct backend *be)
+{
+	uint32_t no = be && be != rs->be ? restart_ctx_no(rs, be) : 0;
+
+	return no ? js_add_u64(o, "ctx", no) : 0;
+}
+
+static struct json_object *hwpt_to_json(const struct restart *rs, const struct hwpt_entry *e)
 {
 	struct json_object *o = json_object_new_object();
 	char hex[2 * HWPT_TOKEN_LEN + 1];
@@ -36,7 +46,8 @@ static struct json_object *hwpt_to_json(const struct hwpt_entry *e)
 	if (o && (js_add_u64(o, "id", e->id) || js_add_u64(o, "parent_id", e->parent_id) ||
 		  js_add_u64(o, "data_type", e->data_type) || js_add_str(o, "device", e->device) ||
 		  js_add_u64(o, "uid", e->owner_uid) || js_add_u64(o, "gid", e->owner_gid) ||
-		  js_add_i64(o, "pid", e->owner_pid) || js_add_str(o, "resume_token", hex))) {
+		  js_add_i64(o, "pid", e->owner_pid) || js_add_str(o, "resume_token", hex) ||
+		  add_ctx(rs, o, e->be))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -48,14 +59,16 @@ static void push_hwpt(struct hwpt_entry *e, void *arg)
 	struct save_ctx *c = arg;
 
 	if (!c->rc)
-		c->rc = js_push(c->arr, hwpt_to_json(e));
+		c->rc = js_push(c->arr, hwpt_to_json(c->rs, e));
 }
 
-static struct json_object *attachment_to_json(const struct device_binding *b)
+static struct json_object *attachment_to_json(const struct restart *rs,
+					      const struct device_binding *b)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (o && (js_add_str(o, "device", b->dev->name) || js_add_u64(o, "hwpt_id", b->hwpt_id))) {
+	if (o && (js_add_str(o, "device", b->dev->name) || js_add_u64(o, "hwpt_id", b->hwpt_id) ||
+		  add_ctx(rs, o, b->hwpt_be))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -96,7 +109,7 @@ static int mappings_to_json(const struct restart *rs, struct json_object *root)
 
 static int registry_to_json(const struct restart *rs, struct json_object *root)
 {
-	struct save_ctx c = {.arr = js_add_new(root, "hwpts", true)};
+	struct save_ctx c = {.rs = rs, .arr = js_add_new(root, "hwpts", true)};
 	struct json_object *att = js_add_new(root, "attachments", true);
 
 	if (!c.arr || !att)
@@ -104,7 +117,7 @@ static int registry_to_json(const struct restart *rs, struct json_object *root)
 	hwpt_registry_for_each(rs->reg, push_hwpt, &c);
 	for (uint32_t i = 0; !c.rc && i < rs->reg->n_bindings; i++)
 		if (rs->reg->bindings[i].hwpt_id)
-			c.rc = js_push(att, attachment_to_json(&rs->reg->bindings[i]));
+			c.rc = js_push(att, attachment_to_json(rs, &rs->reg->bindings[i]));
 	return c.rc ? c.rc : mappings_to_json(rs, root);
 }
 
@@ -120,7 +133,8 @@ static struct json_object *state_to_json(const struct restart *rs)
 	    js_add_str(root, "backend", cfg->backend) ||
 	    js_add_str(root, "socket", cfg->socket_path) || js_add_i64(root, "pid", getpid()) ||
 	    js_add_i64(root, "saved_at", now.tv_sec) ||
-	    js_add_u64(root, JOURNAL_EPOCH_KEY, rs->epoch) || registry_to_json(rs, root))
+	    js_add_u64(root, JOURNAL_EPOCH_KEY, rs->epoch) || registry_to_json(rs, root) ||
+	    restart_save_contexts(rs, root))
 		goto nomem;
 	bs = js_add_new(root, "backend_state", false);
 	if (!bs || (rs->be->ops->save && rs->be->ops->save(rs->be, bs)))
@@ -288,6 +302,7 @@ static int save_snapshot(struct restart *rs)
 		return rc;
 	}
 	rs->n_snapshots++;
+	rs->ctx_saved = rs->reg->ctxs.head != NULL;
 	mark_saved(rs);
 	return 0;
 }
@@ -318,7 +333,7 @@ static int registry_delta(struct restart *rs, struct json_object *recs)
 	dirty_ids_unique(d);
 	for (uint32_t i = 0; !rc && i < d->n; i++) {
 		struct hwpt_entry *e = hwpt_registry_find(rs->reg, rs->be, d->id[i]);
-		struct json_object *v = e ? one_elem(hwpt_to_json(e)) : json_object_new_array();
+		struct json_object *v = e ? one_elem(hwpt_to_json(rs, e)) : json_object_new_array();
 
 		rc = journal_rec_replace(recs, "hwpts", "id", json_object_new_int64(d->id[i]), v);
 	}
@@ -328,7 +343,8 @@ static int registry_delta(struct restart *rs, struct json_object *recs)
 		struct json_object *v;
 
 		if (sn->hwpt_id != b->hwpt_id) {
-			v = b->hwpt_id ? one_elem(attachment_to_json(b)) : json_object_new_array();
+			v = b->hwpt_id ? one_elem(attachment_to_json(rs, b))
+				       : json_object_new_array();
 			rc = journal_rec_replace(recs, "attachments", "device",
 						 json_object_new_string(b->dev->name), v);
 		}
@@ -414,12 +430,19 @@ void restart_save(struct restart *rs)
 	limit = rs->snapshot_bytes * JOURNAL_FACTOR;
 	if (limit < JOURNAL_MIN_BYTES)
 		limit = JOURNAL_MIN_BYTES;
-	rc = rs->journal_fd >= 0 ? append_delta(rs) : -EAGAIN;
+	/* Before the file names them: new contexts' descriptors in, closed ones' out. */
+	fdstore_sync_ctx(rs, &rs->reg->ctxs);
+	/*
+	 * With VM contexts (now or at the last save), snapshots only: the
+	 * journal's records name HWPTs by id, which repeats across contexts,
+	 * and the contexts' own state is no delta of the root's.
+	 */
+	rc = rs->journal_fd >= 0 && !rs->reg->ctxs.head && !rs->ctx_saved ? append_delta(rs)
+									  : -EAGAIN;
 	/* Compaction: O(state) now and then, O(change) every time. */
 	if (rc || rs->journal_bytes > limit)
 		rc = save_snapshot(rs);
-	if (rs->be->ops->generation)
-		rs->saved_gen = rs->be->ops->generation(rs->be);
+	rs->saved_gen = restart_generation(rs);
 	if (rc) {
 		/* Once per power of two: a full disk must not flood the journal. */
 		if (!(rs->save_failures & (rs->save_failures + 1)))
@@ -433,6 +456,6 @@ void restart_save_if_changed(struct restart *rs)
 {
 	if (!rs || !rs->reg || !rs->enabled || !rs->be->ops->generation)
 		return;
-	if (rs->be->ops->generation(rs->be) != rs->saved_gen)
+	if (restart_generation(rs) != rs->saved_gen)
 		restart_save(rs);
 }

@@ -404,12 +404,12 @@ int handle_detach(struct req_ctx *c)
 }
 
 /* The devices attached to hwpt id, for ReclaimReply.attached. */
-static size_t attached_devices(struct server *srv, uint32_t id, char **names)
+static size_t attached_devices(struct server *srv, const struct hwpt_entry *e, char **names)
 {
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
-		if (srv->reg.bindings[i].hwpt_id == id && srv->reg.bindings[i].hwpt_be == srv->be)
+		if (srv->reg.bindings[i].hwpt_id == e->id && srv->reg.bindings[i].hwpt_be == e->be)
 			names[n++] = (char *)srv->reg.bindings[i].dev->name;
 	return n;
 }
@@ -425,7 +425,7 @@ int handle_reclaim(struct req_ctx *c)
 	struct hwpt_entry *e;
 	int rc;
 
-	rc = restart_reclaim(srv->rs, s, r->hwpt_id, r->resume_token.data, r->resume_token.len);
+	rc = restart_reclaim(srv->rs, s, r->hwpt_id, r->resume_token.data, r->resume_token.len, &e);
 	if (rc == -EDQUOT) {
 		req_deny(s, rep, rc, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
 			 srv->cfg->quota.max_hwpts);
@@ -436,12 +436,19 @@ int handle_reclaim(struct req_ctx *c)
 			 (unsigned)s->cred.uid, r->hwpt_id);
 		return rep->status;
 	}
+	if (rc == -EBUSY) {
+		/* Only the token's holder gets here: it learns nothing it did not know. */
+		reply_error(rep, rc,
+			    "hwpt %u is in another VM context than this session's own: a session "
+			    "is one VM; reclaim it from a session of its own",
+			    r->hwpt_id);
+		return rep->status;
+	}
 	if (rc) {
 		/* One answer for a wrong id, a wrong token and a live owner. */
 		reply_error(rep, -ENOENT, "hwpt %u: no orphaned HWPT with this token", r->hwpt_id);
 		return rep->status;
 	}
-	e = hwpt_registry_find(&srv->reg, srv->be, r->hwpt_id);
 	restart_save(srv->rs);
 	log_event(LOG_NOTICE, LOG_EV_HWPT_RECLAIM,
 		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", e->id),
@@ -453,7 +460,7 @@ int handle_reclaim(struct req_ctx *c)
 	rr->device = e->device;
 	rr->data_type = e->data_type;
 	rr->attached = names;
-	rr->n_attached = attached_devices(srv, e->id, names);
+	rr->n_attached = attached_devices(srv, e, names);
 	rep->body_case = IOMMU_NEST__REPLY__BODY_RECLAIM;
 	rep->reclaim = rr;
 	return 0;

@@ -17,6 +17,7 @@
 #include "util/journal.h"
 #include "state/devices.h"
 #include "state/viommus.h"
+#include "state/vmctx.h"
 
 /* Size of the random resume token an Alloc reply carries. */
 #define HWPT_TOKEN_LEN 16
@@ -87,6 +88,8 @@ struct hwpt_registry {
 	struct dirty_ids dirty;
 	/* Clients' vIOMMUs and vDEVICEs (state/viommus.h). */
 	struct vobj_table vobjs;
+	/* The open VM contexts (state/vmctx.h), sessions' and orphaned ones. */
+	struct vm_ctx_list ctxs;
 };
 
 int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg);

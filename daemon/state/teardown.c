@@ -82,7 +82,7 @@ static bool detach_devices(struct hwpt_registry *reg, struct backend *be,
 		struct hwpt_entry *e;
 		int rc;
 
-		if (!b->hwpt_id || b->owner != h->s)
+		if (!b->hwpt_id || b->owner != h->s || (h->only_be && b->hwpt_be != h->only_be))
 			continue;
 		changed = true;
 		/* The device sits in the instance of the HWPT it is attached to. */
@@ -109,13 +109,21 @@ static bool unmap_memory(struct hwpt_registry *reg, struct backend *be,
 	for (uint32_t i = 0; i < reg->n_bindings; i++) {
 		struct device_binding *b = &reg->bindings[i];
 
-		if (!b->n_maps || b->mem_owner != h->s)
+		/*
+		 * Memory lives in the instance holding the device: for an
+		 * orphan, a restored VM context (be is the root then).
+		 */
+		struct vm_ctx *v = vmctx_of_device(&reg->ctxs, i);
+		struct backend *mb = v ? v->be : be;
+
+		if (!b->n_maps || b->mem_owner != h->s || (h->only_be && mb != h->only_be))
 			continue;
 		changed = true;
+
 		for (uint32_t k = 0; k < b->n_maps; k++) {
 			const struct mem_map *m = &b->maps[k];
 			int rc =
-			    be->ops->unmap_memory(be, b->dev->name, m->iova, m->last - m->iova + 1);
+			    mb->ops->unmap_memory(mb, b->dev->name, m->iova, m->last - m->iova + 1);
 
 			if (rc)
 				log_unmap_failed(h, b, m, rc);
@@ -130,6 +138,7 @@ static bool unmap_memory(struct hwpt_registry *reg, struct backend *be,
 
 struct orphan_chain {
 	struct hwpt_entry **tail;
+	const struct backend *only_be;
 };
 
 /* Chains the orphans in registry order through next_owned (an orphan has no owner's list). */
@@ -137,7 +146,7 @@ static void chain_orphan(struct hwpt_entry *e, void *arg)
 {
 	struct orphan_chain *c = arg;
 
-	if (!e->orphan)
+	if (!e->orphan || (c->only_be && e->be != c->only_be))
 		return;
 	e->next_owned = NULL;
 	*c->tail = e;
@@ -187,7 +196,7 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 	bool changed = list != NULL;
 
 	if (!h->s) {
-		struct orphan_chain c = {.tail = &list};
+		struct orphan_chain c = {.tail = &list, .only_be = h->only_be};
 
 		list = NULL;
 		hwpt_registry_for_each(reg, chain_orphan, &c);

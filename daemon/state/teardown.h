@@ -35,6 +35,12 @@ struct teardown_holder {
 	struct ucred cred;
 	/* s's HWPTs (next_owned list, newest first); for the orphans, unused. */
 	struct hwpt_entry *owned;
+	/*
+	 * The orphans only (s NULL): just those living in this instance (a
+	 * VM context about to close, whose owner reclaimed it but not all
+	 * of its HWPTs); NULL: every orphan.
+	 */
+	const struct backend *only_be;
 };
 
 /*

@@ -16,13 +16,37 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 struct backend;
+struct vm_ctx;
+
+/*
+ * The open contexts, sessions' and orphans' alike (the registry has it):
+ * persist/ saves each one and names its descriptors in the fd store by
+ * its number, the teardown finds the instance a device's memory is in.
+ */
+struct vm_ctx_list {
+	struct vm_ctx *head;
+	uint32_t next_no; /* the last number given; restored ones count too */
+};
 
 struct vm_ctx {
 	struct backend *be; /* NULL: not opened (yet) */
 	uint64_t devs;	    /* bit i: configured device i is in it */
 	uint64_t tracking;  /* bit i: dirty tracking on for device i (it stays in) */
 	uint64_t id;	    /* the owning session's id, for logs */
+	/*
+	 * Its number while open (from 1; fd store names "ctx.<no>.*", the
+	 * state file's "ctx"), unique among the open contexts of this and
+	 * the previous instance.
+	 */
+	uint32_t no;
+	/* Restored after a restart, waiting for its owner's Reclaim (heap, no session). */
+	bool orphan;
+	uid_t uid;		  /* the owner's, persisted: Reclaim checks it */
+	struct vm_ctx_list *list; /* where it goes when opened (set by its holder) */
+	struct vm_ctx *next, **pprev;
 };
 
 /* The instance a session's device, memory and HWPT calls go to. */
@@ -57,6 +81,14 @@ int vmctx_claim(struct vm_ctx *v, struct backend *root, uint32_t i, const char *
 
 /* Takes device i out of v (-EBUSY while HWPTs sit on its nest parent). */
 int vmctx_release(struct vm_ctx *v, uint32_t i, const char *name);
+
+/* Links v (opened: v->be set) into list under number no (0: the next free). */
+void vmctx_link(struct vm_ctx *v, struct vm_ctx_list *list, uint32_t no);
+/* Takes v out of its list (nothing when not in one). */
+void vmctx_unlink(struct vm_ctx *v);
+
+/* The open context holding configured device i, or NULL (a device is in one at most). */
+struct vm_ctx *vmctx_of_device(const struct vm_ctx_list *list, uint32_t i);
 
 /*
  * Closes v: every device leaves, then the instance (its objects must be

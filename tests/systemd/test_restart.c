@@ -17,6 +17,15 @@
  *   store-lost  (both backends) SIGKILL, then the fd store is lost while
  *           the state file stays: the next start drops the state, Reclaim
  *           answers -ENOENT and the device is free.
+ *   contexts  (both backends) two clients in their own VM contexts, each
+ *           with a HWPT of the same id, guest memory and an attachment;
+ *           SIGKILL; each reclaims its own context with its token and
+ *           finds HWPT, model (sim IOTLB / mock IOTLB slots) and memory as
+ *           before and none of the other's; a session cannot take a
+ *           second context (-EBUSY); contexts' fd store entries go with
+ *           them.
+ *   contexts-grace  (both) a context nobody reclaims is torn down and
+ *           closed at the grace period's end; its device is free again.
  *   orphan-errors  (sim) the restart is held while the state file's
  *           journal gets records that make registry and model disagree;
  *           the reaper's failed destroy (-EBUSY) and unmap (-ENOENT) must
@@ -41,7 +50,11 @@
  * $NESTD_DAEMON_WRAPPER (e.g. valgrind) runs the daemon under a wrapper,
  * as in the integration suites.
  *
- * Usage: test_restart DAEMON FAKE_SYSTEMD [CASE]
+ * $NESTD_VM_CONTEXTS turns vm_contexts on for every case (systemd/restart-ctx,
+ * kernel/restart-ctx run the cases that hold with contexts; crash and
+ * orphan-errors share a device between clients or edit the root's model).
+ *
+ * Usage: test_restart DAEMON FAKE_SYSTEMD [CASE[,CASE...]]
  *        test_restart   (kernel tier: the daemon from $NESTD_DAEMON,
  *                        fake_systemd from $NESTD_FAKE_SYSTEMD or next to
  *                        this binary, the case from $NESTD_RESTART_CASE)
@@ -79,6 +92,8 @@ static int failures;
 static char dir[64];
 static bool kernel; /* NESTD_BACKEND=iommufd: the real kernel's mock devices */
 static const char *skipped; /* why the case that ran did not apply */
+/* [daemon] vm_contexts = true: the contexts cases, or $NESTD_VM_CONTEXTS for all. */
+static bool vm_contexts;
 
 #define CHECK(cond, ...)                                                   \
 	do {                                                               \
@@ -127,6 +142,8 @@ static void write_config(unsigned grace_ms)
 		perror(path);
 		exit(1);
 	}
+	if (vm_contexts || getenv("NESTD_VM_CONTEXTS"))
+		fprintf(f, "[daemon]\nvm_contexts = true\n\n");
 	if (kernel)
 		fprintf(f,
 			"[daemon]\nsocket = %s\nbackend = iommufd\nlog_level = debug\n"
@@ -1357,6 +1374,223 @@ static const char *fake_next_to_self(void)
 	return path;
 }
 
+/* ---- VM contexts: each client's own instance survives the restart ------------ */
+
+/*
+ * The per-context model a client's HWPT id shows: the sim's model IOTLB
+ * (pages [0, 1024) populated, [0, cut) invalidated), the kernel's mock
+ * IOTLB (val in every slot but those of mask).
+ */
+struct ctx_client {
+	const char *dev;
+	uint32_t id, val;
+	unsigned cut; /* sim: pages invalidated; kernel: slots invalidated (mask) */
+	uint8_t tok[16];
+};
+
+static void ctx_setup(struct iommu_nest *h, struct ctx_client *c, int memfd)
+{
+	CHECK_EQ(iommu_nest_map_memory(h, c->dev, MOCK_IOVA, MEM_LEN, memfd, 0, MAP_RW), 0);
+	if (kernel) {
+		c->id = alloc_st(h, c->dev, c->val, c->tok);
+		CHECK_EQ(iommu_nest_attach(h, c->dev, c->id), 0);
+		inv_slots(h, c->id, c->cut);
+		return;
+	}
+	c->id = alloc_vtd(h, c->dev, c->tok);
+	CHECK_EQ(iommu_nest_attach(h, c->dev, c->id), 0);
+	CHECK_EQ(iommu_nest_sim_populate(h, c->id, 0, 1024, IOMMU_NEST_SIM_IOTLB), 0);
+	inv_vtd(h, c->id, 0, c->cut, true);
+}
+
+/* Exactly the client's own model, not the other context's of the same id. */
+static void ctx_check(struct iommu_nest *h, const struct ctx_client *c, const char *what)
+{
+	if (kernel) {
+		check_slots(h, c->id, c->val, c->cut, what);
+		return;
+	}
+	CHECK(iotlb(h, c->id, 0, c->cut) == 0, "%s: [0, %u) cached again", what, c->cut);
+	CHECK(iotlb(h, c->id, c->cut, 1024 - c->cut) == 1024 - c->cut, "%s: cached pages lost",
+	      what);
+}
+
+static pid_t ctx_start(struct iommu_nest **a, struct iommu_nest **b, struct ctx_client *ca,
+		       struct ctx_client *cb, int memfd, unsigned grace_ms)
+{
+	pid_t fake;
+
+	vm_contexts = true;
+	write_config(grace_ms);
+	fake = start_fake_systemd();
+	*a = connect_retry("A");
+	*b = connect_retry("B");
+	if (!*a || !*b)
+		return fake;
+	ctx_setup(*a, ca, memfd);
+	ctx_setup(*b, cb, memfd);
+	/* Two VM contexts, two id spaces: the same number names two HWPTs. */
+	CHECK_EQ(ca->id, cb->id);
+	ctx_check(*a, ca, "A before the crash");
+	ctx_check(*b, cb, "B before the crash");
+	CHECK(wait_for("fake.log", kernel ? "STORE ctx.2.iommufd" : "STORE ctx.2.sim"),
+	      "the second context never reached the fd store");
+	CHECK(file_has("state", "\"contexts\""), "the state file has no contexts");
+	return fake;
+}
+
+/*
+ * Two clients, each in its own VM context with a HWPT of the same id,
+ * guest memory and an attachment; SIGKILL; each reclaims its own context
+ * with its token and finds its HWPT, model and memory exactly as before,
+ * none of the other's.
+ */
+static void test_contexts(void)
+{
+	struct ctx_client ca = {.dev = kernel ? "mock0" : "vtd0",
+				.val = 0x1234,
+				.cut = kernel ? 1u << 1 | 1u << 3 : 256};
+	struct ctx_client cb = {
+	    .dev = kernel ? "mock1" : "vtd1", .val = 0xbeef, .cut = kernel ? 1u << 2 : 10};
+	int memfd = memfd_create("restart-ctx-ram", MFD_CLOEXEC);
+	struct iommu_nest *a = NULL, *b = NULL, *a2, *b2;
+	uint8_t wrong[16];
+	uint32_t x = 0;
+	pid_t fake;
+
+	CHECK(memfd >= 0 && !ftruncate(memfd, (off_t)MEM_LEN), "memfd");
+	fake = ctx_start(&a, &b, &ca, &cb, memfd, 30000);
+	if (!a || !b)
+		goto out_fail;
+	/* A second HWPT in A's context that A2 will not reclaim. */
+	x = kernel ? alloc_st(a, ca.dev, 0x77, NULL) : alloc_vtd(a, ca.dev, NULL);
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	iommu_nest_close(b);
+	a2 = connect_retry("A2");
+	b2 = connect_retry("B2");
+	if (!a2 || !b2)
+		goto out_fail;
+	CHECK(file_has("log", kernel ? "took \"ctx.1.iommufd\"" : "took \"ctx.1.sim\""),
+	      "the daemon did not take the first context back");
+	CHECK(file_has("log", kernel ? "took \"ctx.2.iommufd\"" : "took \"ctx.2.sim\""),
+	      "the daemon did not take the second context back");
+	CHECK_EQ(hwpts_active(a2), 3);
+
+	memcpy(wrong, ca.tok, 16);
+	wrong[0] ^= 0x80;
+	CHECK_EQ(iommu_nest_reclaim(a2, ca.id, wrong), -ENOENT);
+	/* Orphans (and their contexts' memory) are nobody's before Reclaim. */
+	CHECK_EQ(iommu_nest_unmap_memory(a2, ca.dev, MOCK_IOVA, MEM_LEN), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(a2, ca.id, ca.tok), 0);
+	ctx_check(a2, &ca, "A after the restart");
+	/* B's context is not A's to take: a session is one VM (one context). */
+	CHECK_EQ(iommu_nest_reclaim(a2, cb.id, cb.tok), -EBUSY);
+	/* A's is live now: its token serves nobody, B's context waits for B. */
+	CHECK_EQ(iommu_nest_reclaim(b2, ca.id, ca.tok), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(b2, cb.id, cb.tok), 0);
+	ctx_check(b2, &cb, "B after the restart");
+	ctx_check(a2, &ca, "A after B's reclaim");
+
+	/* The devices stay each one's: attached, the memory there, busy for the other. */
+	CHECK_EQ(iommu_nest_alloc_selftest(b2, ca.dev, 2, &x), -EBUSY);
+	CHECK_EQ(iommu_nest_unmap_memory(b2, ca.dev, MOCK_IOVA, MEM_LEN), -ENOENT);
+	/* A new invalidation acts on A's HWPT only, not on B's of the same id. */
+	if (kernel) {
+		inv_slots(a2, ca.id, 1u << 0);
+		ca.cut |= 1u << 0;
+	} else {
+		inv_vtd(a2, ca.id, 256, 128, true);
+		ca.cut = 384;
+	}
+	ctx_check(a2, &ca, "A after a new invalidation");
+	ctx_check(b2, &cb, "B after A's new invalidation");
+	/* The memory was kept in each context's IOAS: it unmaps once, then ENOENT. */
+	CHECK_EQ(iommu_nest_unmap_memory(a2, ca.dev, MOCK_IOVA, MEM_LEN), 0);
+	CHECK_EQ(iommu_nest_unmap_memory(a2, ca.dev, MOCK_IOVA, MEM_LEN), -ENOENT);
+	CHECK_EQ(iommu_nest_unmap_memory(b2, cb.dev, MOCK_IOVA, MEM_LEN), 0);
+	CHECK_EQ(iommu_nest_detach(a2, ca.dev), 0);
+	CHECK_EQ(iommu_nest_destroy(a2, ca.id), 0);
+	ctx_check(b2, &cb, "B after A destroyed its HWPT");
+	CHECK_EQ(hwpts_active(b2), 2); /* B's, and A's unreclaimed second one */
+
+	/*
+	 * A goes: the HWPT of its context it never reclaimed goes before the
+	 * context closes, and its fd store entries go with it.
+	 */
+	iommu_nest_close(a2);
+	CHECK(wait_for("fake.log", kernel ? "REMOVE ctx.1.iommufd" : "REMOVE ctx.1.sim"),
+	      "A's context stayed in the fd store");
+	CHECK(file_has("log", "destroyed unclaimed hwpt"), "A's unreclaimed HWPT was not destroyed");
+	CHECK_EQ(hwpts_active(b2), 1);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	close(memfd);
+	return;
+out_fail:
+	close(memfd);
+	give_up(fake);
+}
+
+/* A context nobody reclaims: torn down at the grace period's end, its device free again. */
+static void test_contexts_grace(void)
+{
+	struct ctx_client ca = {
+	    .dev = kernel ? "mock0" : "vtd0", .val = 0x1234, .cut = kernel ? 1u << 1 : 16};
+	struct ctx_client cb = {
+	    .dev = kernel ? "mock1" : "vtd1", .val = 0xbeef, .cut = kernel ? 1u << 2 : 10};
+	int memfd = memfd_create("restart-ctx-ram", MFD_CLOEXEC);
+	struct iommu_nest *a = NULL, *b = NULL, *a2;
+	uint32_t x;
+	pid_t fake;
+
+	CHECK(memfd >= 0 && !ftruncate(memfd, (off_t)MEM_LEN), "memfd");
+	fake = ctx_start(&a, &b, &ca, &cb, memfd, 1500);
+	if (!a || !b || !crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	iommu_nest_close(b);
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_reclaim(a2, ca.id, ca.tok), 0);
+	/* B's device is in B's orphaned context until the grace period ends. */
+	if (!kernel)
+		CHECK_EQ(iommu_nest_alloc_vtd_s1(a2, cb.dev, 0, 0x100000, AW, &x), -EBUSY);
+	for (int i = 0; i < polls() && !file_has("log", "closing unclaimed VM context"); i++)
+		sleep_ms(50);
+	CHECK(file_has("log", "closing unclaimed VM context 2"), "B's context was not closed");
+	CHECK(wait_for("fake.log", kernel ? "REMOVE ctx.2.iommufd" : "REMOVE ctx.2.sim"),
+	      "B's context stayed in the fd store");
+	CHECK_EQ(hwpts_active(a2), 1);
+	CHECK_EQ(iommu_nest_reclaim(a2, cb.id, cb.tok), -ENOENT);
+	ctx_check(a2, &ca, "A after B's context went");
+	/* B's device joins A's context now, with nothing of B's left on it. */
+	x = kernel ? alloc_st(a2, cb.dev, 7, NULL) : alloc_vtd(a2, cb.dev, NULL);
+	CHECK_EQ(iommu_nest_attach(a2, cb.dev, x), 0);
+	CHECK_EQ(iommu_nest_map_memory(a2, cb.dev, MOCK_IOVA + MEM_LEN, MEM_LEN, memfd, 0, MAP_RW),
+		 0);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	close(memfd);
+	return;
+out_fail:
+	close(memfd);
+	give_up(fake);
+}
+
+/* Whether name is one of list's comma-separated names. */
+static bool in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	const struct {
@@ -1365,7 +1599,9 @@ int main(int argc, char **argv)
 	} cases[] = {{"crash", run_crash},
 		     {"grace", run_grace},
 		     {"store-lost", test_store_lost},
-		     {"orphan-errors", test_orphan_errors}};
+		     {"orphan-errors", test_orphan_errors},
+		     {"contexts", test_contexts},
+		     {"contexts-grace", test_contexts_grace}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 
@@ -1391,7 +1627,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int before = failures;
 
-		if (only && *only && strcmp(only, cases[i].name))
+		if (only && *only && !in_list(only, cases[i].name))
 			continue;
 		snprintf(dir, sizeof(dir), "/tmp/nestd-restart-XXXXXX");
 		if (!mkdtemp(dir)) {
@@ -1399,6 +1635,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		skipped = NULL;
+		vm_contexts = false;
 		cases[i].fn();
 		printf("%s%s: %s%s\n", cases[i].name, kernel ? " (iommufd)" : "",
 		       failures != before ? "FAILED"

@@ -319,6 +319,49 @@ static void test_request_rules(void)
 	it_stop_ok(f.d);
 }
 
+/*
+ * The kernel reports a failure anyway (the sim's command queue issue
+ * fails, as on a CMD_SYNC timeout): its entry_num cannot be trusted, so
+ * the daemon resubmits every command one by one and reports done only
+ * what then went through.
+ */
+static void test_kernel_failure_resubmits(void)
+{
+	static struct cmd c[64];
+	static struct iommu_nest_entry_result res[64];
+	struct iommu_nest_inv_summary sum;
+	struct iommu_nest_fault fault = {0};
+	struct fx f;
+
+	if (!fx_open(&f, "smmu-resubmit"))
+		IT_SKIP("needs the sim's smmuv3 devices under 7.x rules");
+	for (uint32_t i = 0; i < 64; i++)
+		c[i] = tlbi_va(ASID, BASE + (uint64_t)i * IT_PAGE);
+	CU_ASSERT_EQUAL(
+	    iommu_nest_sim_populate_asid(f.h, f.hwpt, ASID, BASE, 64, IOMMU_NEST_SIM_IOTLB), 0);
+	/* Once: the coalesced command fails, its one-by-one resubmission works. */
+	fault = (struct iommu_nest_fault){
+	    .hwpt_id = f.hwpt, .mode = IOMMU_NEST_FAULT_AT_INDEX, .error = -ETIMEDOUT, .count = 1};
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_inject_fault(f.h, &fault), 0);
+	CU_ASSERT_EQUAL(inv(&f, c, 64, 0, res, &sum), 0);
+	CU_ASSERT_EQUAL(sum.entries_handled, 64);
+	CU_ASSERT_EQUAL(sum.entries_submitted, 2); /* the range, then the range again */
+	CU_ASSERT_EQUAL(cached(&f, ASID, 0, 64), 0);
+	/* Twice: nothing went through, and nothing is reported done. */
+	CU_ASSERT_EQUAL(
+	    iommu_nest_sim_populate_asid(f.h, f.hwpt, ASID, BASE, 64, IOMMU_NEST_SIM_IOTLB), 0);
+	fault.count = 2;
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_inject_fault(f.h, &fault), 0);
+	CU_ASSERT_EQUAL(inv(&f, c, 64, 0, res, &sum), -ETIMEDOUT);
+	CU_ASSERT_EQUAL(sum.entries_handled, 0);
+	for (uint32_t i = 0; i < 64; i++) {
+		CU_ASSERT_EQUAL(res[i].state, FAILED);
+		CU_ASSERT_EQUAL(res[i].error, -ETIMEDOUT);
+	}
+	CU_ASSERT_EQUAL(cached(&f, ASID, 0, 64), 64);
+	it_stop_ok(f.d);
+}
+
 /* Under 6.12 rules there is no vIOMMU: -ENOTTY. */
 static void test_no_viommu_on_6_12(void)
 {
@@ -346,6 +389,7 @@ static const struct it_case cases[] = {
     {"unknown_vsid", test_unknown_vsid},
     {"cfgi_burst", test_cfgi_burst},
     {"request_rules", test_request_rules},
+    {"kernel_failure_resubmits", test_kernel_failure_resubmits},
     {"no_viommu_on_6_12", test_no_viommu_on_6_12},
     {NULL, NULL},
 };

@@ -8,6 +8,8 @@
  * backend/sim/smmuv3.c). On a conversion error it stops and reports the
  * commands before the bad one as handled, although the block they were in
  * was never issued (entry_num over-reports): the sim does exactly that.
+ * A failing issue (fault injection: a CMD_SYNC timeout) counts all but the
+ * block's last command as handled, as the driver's cur-- does.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -79,6 +81,28 @@ static int copy_cmds(uint8_t *dst, const struct backend_inv *inv, uint32_t n)
 	return 0;
 }
 
+/*
+ * Fault injection (test only) on the issue of block [first, end): a fault
+ * AT_INDEX inside it, on this vIOMMU (its id, a nested HWPT on it, or any:
+ * 0), makes arm_smmu_cmdq_issue_cmdlist() fail with the fault's errno. The
+ * block is then not known to have run: the model keeps its entries.
+ */
+static int issue_fault(struct sim_state *st, const struct sim_obj *v, uint32_t first, uint32_t end)
+{
+	const struct backend_fault *f = &st->fault;
+	const struct sim_obj *o = f->hwpt_id ? sim_obj_find(st, f->hwpt_id) : NULL;
+	int rc;
+
+	if (f->mode != FAULT_AT_INDEX || f->index < first || f->index >= end || !f->error)
+		return 0;
+	if (f->hwpt_id && f->hwpt_id != v->id && !(o && o->parent_id == v->id))
+		return 0;
+	rc = f->error;
+	if (f->count && !--st->fault_fires_left)
+		memset(&st->fault, 0, sizeof(st->fault));
+	return rc;
+}
+
 int sim_vsmmu_invalidate(struct sim_state *st, struct sim_obj *v, struct backend_inv *inv,
 			 uint32_t n)
 {
@@ -108,7 +132,12 @@ int sim_vsmmu_invalidate(struct sim_state *st, struct sim_obj *v, struct backend
 		cur++;
 		if (cur != n && cur - last != CMDQ_BATCH_ENTRIES - 1)
 			continue;
-		/* The host SMMU runs the block (and its CMD_SYNC): it cannot fail here. */
+		/* The host SMMU runs the block and its CMD_SYNC. */
+		rc = issue_fault(st, v, last, cur);
+		if (rc) {
+			cur--; /* the driver's count: the block's last one "not handled" */
+			break;
+		}
 		for (uint32_t i = last; i < cur; i++)
 			smmuv3_model_apply(m, cmds + (size_t)i * SMMUV3_CMD_SIZE, NULL);
 		last = cur;

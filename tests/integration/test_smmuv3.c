@@ -6,7 +6,9 @@
  * (whose driver over-reports entry_num on a conversion error), coalesces
  * each request (one guest CMD_SYNC batch) and maps the kernel's answer
  * back to the guest's entries. The sim's model of the host SMMU's TLB is
- * read before and after: no invalidated page may stay cached. Sim only:
+ * read before and after: no invalidated page may stay cached, and a
+ * kernel-reported failure (an injected command-queue issue error) is
+ * resubmitted one by one and reported honestly. Sim only:
  * no x86 host (nor its QEMU) has an SMMUv3 to bind.
  */
 #include <endian.h>

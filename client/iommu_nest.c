@@ -923,6 +923,8 @@ static int alloc_on(struct iommu_nest *h, const char *device, uint32_t viommu_id
 	IommuNest__Alloc a = IOMMU_NEST__ALLOC__INIT;
 	IommuNest__VtdS1Data vtd = IOMMU_NEST__VTD_S1_DATA__INIT;
 	IommuNest__SelftestData st = IOMMU_NEST__SELFTEST_DATA__INIT;
+	IommuNest__SmmuV3Data ste = IOMMU_NEST__SMMU_V3_DATA__INIT;
+	uint64_t ste_words[2];
 	IommuNest__Reply *reply;
 	struct vtd_s1_data v;
 	int err;
@@ -949,6 +951,15 @@ static int alloc_on(struct iommu_nest *h, const char *device, uint32_t viommu_id
 		memcpy(&st.iotlb, data, sizeof(st.iotlb));
 		a.data_case = IOMMU_NEST__ALLOC__DATA_SELFTEST;
 		a.selftest = &st;
+		break;
+	case IOMMU_NEST_HWPT_DATA_ARM_SMMUV3:
+		if (!data || len < sizeof(ste_words))
+			return -EINVAL;
+		memcpy(ste_words, data, sizeof(ste_words));
+		ste.n_ste = 2;
+		ste.ste = ste_words;
+		a.data_case = IOMMU_NEST__ALLOC__DATA_SMMUV3;
+		a.smmuv3 = &ste;
 		break;
 	default:
 		return -EINVAL;
@@ -1874,10 +1885,17 @@ int iommu_nest_check_iotlb(struct iommu_nest *h, uint32_t hwpt_id, uint32_t iotl
 int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
 			    uint32_t kind)
 {
+	return iommu_nest_sim_populate_asid(h, hwpt_id, 0, addr, npages, kind);
+}
+
+int iommu_nest_sim_populate_asid(struct iommu_nest *h, uint32_t hwpt_id, uint32_t asid,
+				 uint64_t addr, uint64_t npages, uint32_t kind)
+{
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__SimPopulate p = IOMMU_NEST__SIM_POPULATE__INIT;
 
 	p.hwpt_id = hwpt_id;
+	p.asid = asid;
 	p.addr = addr;
 	p.npages = npages;
 	p.kind = kind;
@@ -1889,12 +1907,19 @@ int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t add
 int iommu_nest_sim_query(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
 			 uint64_t *iotlb_pages, uint64_t *psc_pages)
 {
+	return iommu_nest_sim_query_asid(h, hwpt_id, 0, addr, npages, iotlb_pages, psc_pages);
+}
+
+int iommu_nest_sim_query_asid(struct iommu_nest *h, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
+			      uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages)
+{
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__SimQuery q = IOMMU_NEST__SIM_QUERY__INIT;
 	IommuNest__Reply *reply;
 	int err;
 
 	q.hwpt_id = hwpt_id;
+	q.asid = asid;
 	q.addr = addr;
 	q.npages = npages;
 	req.body_case = IOMMU_NEST__REQUEST__BODY_SIM_QUERY;

@@ -52,6 +52,8 @@ extern "C" {
 #define IOMMU_NEST_HWPT_DATA_NONE     0u
 #define IOMMU_NEST_HWPT_DATA_VTD_S1   1u
 #define IOMMU_NEST_HWPT_DATA_SELFTEST 0xdeadu
+/* The guest's STE on an ARM SMMUv3 vIOMMU: u64 ste[2] (host order). Daemons since 0.12. */
+#define IOMMU_NEST_HWPT_DATA_ARM_SMMUV3 2u
 
 /* Invalidation data types (enum iommu_hwpt_invalidate_data_type + selftest). */
 #define IOMMU_NEST_INV_DATA_VTD_S1	     0u
@@ -329,9 +331,10 @@ int iommu_nest_unmap_memory(struct iommu_nest *h, const char *device, uint64_t i
 /* ---- Hardware info (IOMMU_GET_HW_INFO) ----------------------------------- */
 
 /* iommu_nest_hw_info.data_type (enum iommu_hw_info_type + selftest). */
-#define IOMMU_NEST_HW_INFO_TYPE_NONE	  0u
-#define IOMMU_NEST_HW_INFO_TYPE_INTEL_VTD 1u
-#define IOMMU_NEST_HW_INFO_TYPE_SELFTEST  0xfeedbeefu
+#define IOMMU_NEST_HW_INFO_TYPE_NONE	   0u
+#define IOMMU_NEST_HW_INFO_TYPE_INTEL_VTD  1u
+#define IOMMU_NEST_HW_INFO_TYPE_ARM_SMMUV3 2u /* struct iommu_hw_info_arm_smmuv3 in data */
+#define IOMMU_NEST_HW_INFO_TYPE_SELFTEST   0xfeedbeefu
 
 /* iommu_nest_hw_info.vtd.flags (enum iommu_hw_info_vtd_flags). */
 #define IOMMU_NEST_HW_INFO_VTD_ERRATA_772415_SPR17 (1u << 0)
@@ -593,6 +596,18 @@ int iommu_nest_sim_populate(struct iommu_nest *h, uint32_t hwpt_id, uint64_t add
 /* Counts the cached pages of [addr, addr + npages pages) in the model. */
 int iommu_nest_sim_query(struct iommu_nest *h, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
 			 uint64_t *iotlb_pages, uint64_t *psc_pages);
+
+/*
+ * The same on a nested HWPT of an ARM SMMUv3 vIOMMU (sim): the host SMMU's
+ * TLB entries of the vIOMMU's VMID and asid (IOMMU_NEST_SIM_IOTLB: 4 KiB
+ * leaves; IOMMU_NEST_SIM_PSC: walk-cache entries of the 2 MiB blocks). The
+ * query counts what a translation of asid could still hit (global leaves
+ * too). Since LIBIOMMU_NEST_0.12.
+ */
+int iommu_nest_sim_populate_asid(struct iommu_nest *h, uint32_t hwpt_id, uint32_t asid,
+				 uint64_t addr, uint64_t npages, uint32_t kind);
+int iommu_nest_sim_query_asid(struct iommu_nest *h, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
+			      uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
 
 int iommu_nest_inject_fault(struct iommu_nest *h, const struct iommu_nest_fault *fault);
 

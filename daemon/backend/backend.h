@@ -287,6 +287,15 @@ struct backend_ops {
 			    uint64_t npages, uint32_t kind);
 	int (*sim_query)(struct backend *be, uint32_t hwpt_id, uint64_t addr,
 			 uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
+	/*
+	 * The same on a nested HWPT of an ARM SMMUv3 vIOMMU: the host SMMU's
+	 * TLB entries of the vIOMMU's VMID and asid (IOTLB: 4 KiB leaves;
+	 * PSC: walk-cache entries of the 2 MiB blocks holding the pages).
+	 */
+	int (*sim_smmu_populate)(struct backend *be, uint32_t hwpt_id, uint32_t asid,
+				 uint64_t addr, uint64_t npages, uint32_t kind);
+	int (*sim_smmu_query)(struct backend *be, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
+			      uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
 	int (*inject_fault)(struct backend *be, const struct backend_fault *f);
 
 	/*

@@ -27,6 +27,23 @@
 #define NESTD_VIOMMU_INV_DATA_ARM_SMMUV3 1u
 #define NESTD_VIOMMU_INV_DATA_SELFTEST	 0xdeadbeefu
 
+/* IOMMU_HW_INFO_TYPE_ARM_SMMUV3 and struct iommu_hw_info_arm_smmuv3 (40 bytes). */
+#define NESTD_HW_INFO_TYPE_ARM_SMMUV3 2u
+struct nestd_hw_info_arm_smmuv3 {
+	uint32_t flags;
+	uint32_t reserved;
+	uint32_t idr[6];
+	uint32_t iidr;
+	uint32_t aidr;
+};
+#define NESTD_SMMU_IDR3_RIL (1u << 10)
+
+/* IOMMU_HWPT_DATA_ARM_SMMUV3: the guest's STE, first two little-endian words. */
+#define NESTD_HWPT_DATA_ARM_SMMUV3 2u
+struct nestd_hwpt_arm_smmuv3 {
+	uint64_t ste[2];
+};
+
 struct nestd_viommu_alloc {
 	uint32_t size;
 	uint32_t flags;
@@ -63,6 +80,7 @@ _Static_assert(sizeof(struct nestd_viommu_alloc) == 40, "iommu_viommu_alloc");
 _Static_assert(offsetof(struct nestd_viommu_alloc, data_uptr) == 32, "iommu_viommu_alloc");
 _Static_assert(sizeof(struct nestd_vdevice_alloc) == 24, "iommu_vdevice_alloc");
 _Static_assert(offsetof(struct nestd_vdevice_alloc, virt_id) == 16, "iommu_vdevice_alloc");
+_Static_assert(sizeof(struct nestd_hw_info_arm_smmuv3) == 40, "iommu_hw_info_arm_smmuv3");
 _Static_assert(sizeof(struct nestd_viommu_inv_selftest) == 12, "iommu_viommu_invalidate_selftest");
 
 #endif

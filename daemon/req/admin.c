@@ -81,6 +81,7 @@ int handle_stats(struct req_ctx *c)
 static const char *const kind_names[] = {
     [DEVICE_KIND_VTD] = "vtd",
     [DEVICE_KIND_SELFTEST] = "selftest",
+    [DEVICE_KIND_SMMUV3] = "smmuv3",
 };
 
 static void fill_device(IommuNest__DeviceStatus *d, const struct device_binding *b)

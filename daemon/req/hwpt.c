@@ -6,12 +6,14 @@
  * not know. The table resolved the owned HWPT (Probe) and the device
  * (Attach, Detach) already.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "backend/iommufd_uapi.h"
+#include "backend/viommu_uapi.h"
 #include "util/log.h"
 #include "persist/restart.h"
 #include "net/server.h"
@@ -49,7 +51,8 @@ int handle_probe(struct req_ctx *c)
 
 /* Turns the Alloc oneof into the kernel's type-specific data. */
 static void alloc_data(const IommuNest__Alloc *a, struct backend_alloc *ba,
-		       struct iommu_hwpt_vtd_s1 *vtd, struct iommu_hwpt_selftest *st)
+		       struct iommu_hwpt_vtd_s1 *vtd, struct iommu_hwpt_selftest *st,
+		       struct nestd_hwpt_arm_smmuv3 *ste)
 {
 	ba->data_type = a->data_type;
 	ba->flags = a->flags;
@@ -68,6 +71,12 @@ static void alloc_data(const IommuNest__Alloc *a, struct backend_alloc *ba,
 		st->iotlb = a->selftest->iotlb;
 		ba->data = st;
 		ba->data_len = sizeof(*st);
+		break;
+	case IOMMU_NEST__ALLOC__DATA_SMMUV3: /* two words: alloc_allowed() checked */
+		ste->ste[0] = htole64(a->smmuv3->ste[0]);
+		ste->ste[1] = htole64(a->smmuv3->ste[1]);
+		ba->data = ste;
+		ba->data_len = sizeof(*ste);
 		break;
 	default:
 		ba->data = NULL;
@@ -152,6 +161,12 @@ static int alloc_allowed(struct req_ctx *c, const IommuNest__Alloc *a)
 		reply_error(rep, -EOPNOTSUPP, "only nested HWPTs are brokered (data type NONE)");
 		return rep->status;
 	}
+	/* The wire's STE is the uAPI's two words; any other count is no STE. */
+	if (a->data_case == IOMMU_NEST__ALLOC__DATA_SMMUV3 && a->smmuv3->n_ste != 2) {
+		reply_error(rep, -EINVAL, "SmmuV3Data.ste holds the STE's 2 words, not %zu",
+			    a->smmuv3->n_ste);
+		return rep->status;
+	}
 	return 0;
 }
 
@@ -164,6 +179,7 @@ int handle_alloc(struct req_ctx *c)
 	IommuNest__AllocReply *ar = &c->out->body.alloc;
 	struct iommu_hwpt_vtd_s1 vtd;
 	struct iommu_hwpt_selftest st;
+	struct nestd_hwpt_arm_smmuv3 ste;
 	struct backend_alloc ba;
 	struct hwpt_entry *e;
 	uint32_t id = 0, parent = 0;
@@ -182,7 +198,7 @@ int handle_alloc(struct req_ctx *c)
 			    a->device, rc == -EOPNOTSUPP ? "EOPNOTSUPP" : strerror(-rc));
 		return rep->status;
 	}
-	alloc_data(a, &ba, &vtd, &st);
+	alloc_data(a, &ba, &vtd, &st, &ste);
 	/* A vIOMMU as the parent: the client's own (state/viommus.h), else -ENOENT. */
 	ba.viommu_id = a->viommu_id;
 	if (a->viommu_id && !vobj_lookup_owned(&srv->reg.vobjs, VOBJ_VIOMMU, a->viommu_id, s)) {

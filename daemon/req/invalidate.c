@@ -182,7 +182,9 @@ int req_invalidate_accept(struct session *s, struct inv_request *r, struct hwpt_
 		rc = no_target_err(s, r->hwpt_id);
 		return fail_request(s, r, rc, rc == -ENOENT ? "no such HWPT" : "not a nested HWPT");
 	}
-	rc = inv_validate_request(r, hwpt->inv_type);
+	/* hw_pagetable.c: a domain without cache_invalidate_user, before any copy. */
+	rc = hwpt->inv_type == HWPT_INV_TYPE_NONE ? -EOPNOTSUPP
+						  : inv_validate_request(r, hwpt->inv_type);
 	if (rc)
 		return fail_request(s, r, rc, "request rejected by the kernel's rules");
 	inv_validate_entries(r);

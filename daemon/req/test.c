@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "backend/viommu_uapi.h"
 #include "net/server.h"
 #include "net/session.h"
 #include "req/handlers.h"
@@ -48,10 +49,22 @@ int handle_check_iotlb(struct req_ctx *c)
 	    c->rep, be->ops->check_iotlb(be, m->hwpt_id, m->iotlb_id, m->expected), "check iotlb");
 }
 
+/* A nested HWPT on an ARM SMMUv3 vIOMMU: its caches are the host SMMU's, by ASID. */
+static bool smmu_hwpt(const struct req_ctx *c)
+{
+	return c->hwpt->data_type == NESTD_HWPT_DATA_ARM_SMMUV3;
+}
+
 int handle_sim_populate(struct req_ctx *c)
 {
 	const IommuNest__SimPopulate *p = c->msg->sim_populate;
 	struct backend *be = c->hwpt->be;
+
+	if (smmu_hwpt(c) && be->ops->sim_smmu_populate)
+		return backend_result(c->rep,
+				      be->ops->sim_smmu_populate(be, p->hwpt_id, p->asid, p->addr,
+								 p->npages, p->kind),
+				      "populate");
 
 	return backend_result(
 	    c->rep, be->ops->sim_populate(be, p->hwpt_id, p->addr, p->npages, p->kind), "populate");
@@ -65,8 +78,12 @@ int handle_sim_query(struct req_ctx *c)
 	int rc;
 
 	iommu_nest__sim_query_reply__init(qr);
-	rc = be->ops->sim_query(be, q->hwpt_id, q->addr, q->npages, &qr->iotlb_pages,
-				&qr->psc_pages);
+	if (smmu_hwpt(c) && be->ops->sim_smmu_query)
+		rc = be->ops->sim_smmu_query(be, q->hwpt_id, q->asid, q->addr, q->npages,
+					     &qr->iotlb_pages, &qr->psc_pages);
+	else
+		rc = be->ops->sim_query(be, q->hwpt_id, q->addr, q->npages, &qr->iotlb_pages,
+					&qr->psc_pages);
 	if (!rc) {
 		c->rep->body_case = IOMMU_NEST__REPLY__BODY_SIM_QUERY;
 		c->rep->sim_query = qr;

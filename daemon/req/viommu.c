@@ -220,19 +220,14 @@ int req_viommu_invalidate(struct session *s, struct inv_request *r)
 	v = rc ? NULL : vobj_lookup_owned(&s->srv->reg.vobjs, VOBJ_VIOMMU, r->hwpt_id, s);
 	if (!rc && !v)
 		rc = -ENOENT;
-	/*
-	 * The 7.x SMMUv3 driver counts commands it never issued as handled
-	 * when a later one fails to convert: until inv/validate_smmuv3.c
-	 * screens every command against this vIOMMU's vDEVICEs, none goes to
-	 * the kernel (a done that was not done would under-invalidate).
-	 */
-	if (!rc && v->type == NESTD_VIOMMU_TYPE_ARM_SMMUV3)
-		rc = -EOPNOTSUPP;
 	if (rc) {
 		r->status = rc;
 		return REQ_INV_DONE;
 	}
-	if (r->n)
+	/* Its commands are screened and coalesced first (viommu_smmuv3.c). */
+	if (v->type == NESTD_VIOMMU_TYPE_ARM_SMMUV3)
+		req_viommu_smmuv3_invalidate(s, r, v->device);
+	else if (r->n)
 		submit(s, r);
 	else {
 		/* The empty array: the driver's type check, nothing to do. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/iommufd_uapi.h"
+#include "backend/viommu_uapi.h"
 
 #define INITIAL_BUCKETS 64
 
@@ -143,6 +144,10 @@ int hwpt_inv_type_for(uint32_t hwpt_data_type, uint32_t *inv_type)
 		return 0;
 	case IOMMU_HWPT_DATA_SELFTEST:
 		*inv_type = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST;
+		return 0;
+	case NESTD_HWPT_DATA_ARM_SMMUV3:
+		/* The driver's nested domain takes none: commands go to its vIOMMU. */
+		*inv_type = HWPT_INV_TYPE_NONE;
 		return 0;
 	default:
 		return -EOPNOTSUPP;

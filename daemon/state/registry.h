@@ -119,5 +119,7 @@ void hwpt_registry_for_each(const struct hwpt_registry *reg,
 
 /* Inverse of the wire's data type pairing: IOMMU_HWPT_DATA_* -> INVALIDATE_DATA_*. */
 int hwpt_inv_type_for(uint32_t hwpt_data_type, uint32_t *inv_type);
+/* inv_type of a nested HWPT without cache_invalidate_user (ARM SMMUv3: -EOPNOTSUPP). */
+#define HWPT_INV_TYPE_NONE UINT32_MAX /* no IOMMU_HWPT_INVALIDATE_DATA_* value */
 
 #endif

@@ -355,6 +355,8 @@ static int set_device(struct config *cfg, const char *name, const char *k, const
 			d->kind = DEVICE_KIND_VTD;
 		else if (!strcmp(v, "selftest"))
 			d->kind = DEVICE_KIND_SELFTEST;
+		else if (!strcmp(v, "smmuv3"))
+			d->kind = DEVICE_KIND_SMMUV3;
 		else
 			return -EINVAL;
 		return 0;

@@ -20,6 +20,7 @@
 enum device_kind {
 	DEVICE_KIND_VTD = 1,      /* VT-d stage-1 nesting (sim model or VFIO cdev) */
 	DEVICE_KIND_SELFTEST = 2, /* the kernel's selftest mock device */
+	DEVICE_KIND_SMMUV3 = 3,   /* ARM SMMUv3 behind a vIOMMU (sim only: no x86 QEMU has one) */
 };
 
 struct config_device {

@@ -378,7 +378,13 @@ static int setup_on_ioas(struct ifd_backend *b, struct ifd_device *d, const char
 		rc = setup_selftest(b, d, errmsg);
 	else if (d->kind == DEVICE_KIND_VTD)
 		rc = setup_vfio(b, d, errmsg);
-	else {
+	else if (d->kind == DEVICE_KIND_SMMUV3) {
+		/* No x86 machine (nor its QEMU) has one to bind: the sim models it. */
+		*errmsg = seterr("device %s: kind smmuv3 exists on the sim backend only (an ARM "
+				 "SMMUv3 device cannot be bound on this host)",
+				 d->name);
+		return -EOPNOTSUPP;
+	} else {
 		*errmsg = seterr("device %s: unknown device kind %d", d->name, (int)d->kind);
 		return -EINVAL;
 	}

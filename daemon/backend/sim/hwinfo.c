@@ -103,6 +103,54 @@ static void selftest_hw_info(struct backend_hw_info *out)
 	out->max_pasid_log2 = 0;
 }
 
+/*
+ * The SMMU behind the sim's smmuv3 devices: an SMMUv3.2 (MMU-700-like)
+ * with both stages and nesting, AArch64 tables, 16-bit ASIDs and VMIDs,
+ * 2-level stream and CD tables, coherent walks, ATS, and range
+ * invalidation (IDR3.RIL, which the daemon's coalescer reads); 48-bit
+ * OAS, 4K/16K/64K granules. arm_smmu_hw_info() copies the registers raw.
+ */
+#define SMMU_IDR0_S2P	   (1u << 0)
+#define SMMU_IDR0_S1P	   (1u << 1)
+#define SMMU_IDR0_TTF_A64  (2u << 2)
+#define SMMU_IDR0_COHACC   (1u << 4)
+#define SMMU_IDR0_ATS	   (1u << 10)
+#define SMMU_IDR0_ASID16   (1u << 12)
+#define SMMU_IDR0_MSI	   (1u << 13)
+#define SMMU_IDR0_VMID16   (1u << 18)
+#define SMMU_IDR0_CD2L	   (1u << 19)
+#define SMMU_IDR0_ST_2LVL  (1u << 27)
+#define SMMU_IDR1_SIDSIZE  16u	       /* 16-bit StreamIDs */
+#define SMMU_IDR1_SSIDSIZE (20u << 6)  /* 20-bit SubstreamIDs */
+#define SMMU_IDR1_EVTQS	   (19u << 16) /* log2 of the queue entries */
+#define SMMU_IDR1_CMDQS	   (19u << 21)
+#define SMMU_IDR3_RIL	   (1u << 10)
+#define SMMU_IDR5_OAS_48   5u
+#define SMMU_IDR5_GRAN4K   (1u << 4)
+#define SMMU_IDR5_GRAN16K  (1u << 5)
+#define SMMU_IDR5_GRAN64K  (1u << 6)
+#define SMMU_IIDR_MMU700   ((0x487u << 20) | 0x43bu) /* ProductID, Implementer Arm */
+#define SMMU_AIDR_V3_2	   2u
+
+static void smmuv3_hw_info(struct backend_hw_info *out)
+{
+	struct nestd_hw_info_arm_smmuv3 info = {
+	    .idr = {SMMU_IDR0_S2P | SMMU_IDR0_S1P | SMMU_IDR0_TTF_A64 | SMMU_IDR0_COHACC |
+			SMMU_IDR0_ATS | SMMU_IDR0_ASID16 | SMMU_IDR0_MSI | SMMU_IDR0_VMID16 |
+			SMMU_IDR0_CD2L | SMMU_IDR0_ST_2LVL,
+		    SMMU_IDR1_SIDSIZE | SMMU_IDR1_SSIDSIZE | SMMU_IDR1_EVTQS | SMMU_IDR1_CMDQS, 0,
+		    SMMU_IDR3_RIL, 0,
+		    SMMU_IDR5_OAS_48 | SMMU_IDR5_GRAN4K | SMMU_IDR5_GRAN16K | SMMU_IDR5_GRAN64K},
+	    .iidr = SMMU_IIDR_MMU700,
+	    .aidr = SMMU_AIDR_V3_2,
+	};
+
+	out->data_type = NESTD_HW_INFO_TYPE_ARM_SMMUV3;
+	out->data_len = sizeof(info);
+	memcpy(out->data, &info, sizeof(info));
+	out->max_pasid_log2 = 0;
+}
+
 int sim_hw_info(const struct sim_state *st, const char *device, struct backend_hw_info *out)
 {
 	int dev = sim_dev_find(st, device);
@@ -112,6 +160,8 @@ int sim_hw_info(const struct sim_state *st, const char *device, struct backend_h
 	memset(out, 0, sizeof(*out));
 	if (st->devs[dev].kind == DEVICE_KIND_VTD)
 		vtd_hw_info(out);
+	else if (st->devs[dev].kind == DEVICE_KIND_SMMUV3)
+		smmuv3_hw_info(out);
 	else
 		selftest_hw_info(out);
 	if (st->rules == KERNEL_RULES_7)

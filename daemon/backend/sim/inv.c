@@ -235,6 +235,9 @@ int sim_invalidate(struct sim_state *st, struct backend_inv *inv)
 		return sim_viommu_invalidate(st, o, inv, n);
 	if (o->type != SIM_OBJ_NESTED)
 		return kernel_rules_inv_wrong_object(st->rules);
+	/* arm_smmu_nested_ops has no cache_invalidate_user: commands go to the vIOMMU. */
+	if (o->kind == DEVICE_KIND_SMMUV3)
+		return -EOPNOTSUPP;
 	return walk_entries(st, o, inv, n, o->kind == DEVICE_KIND_VTD ? &vtd_driver : &mock_driver);
 }
 

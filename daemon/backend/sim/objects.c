@@ -15,9 +15,15 @@
 /* The driver's domain_alloc_user for a nested domain, past the core checks. */
 static int alloc_check_driver(enum device_kind kind, const struct backend_alloc *req)
 {
-	uint32_t type = kind == DEVICE_KIND_VTD ? IOMMU_HWPT_DATA_VTD_S1 : IOMMU_HWPT_DATA_SELFTEST;
-	uint32_t len = kind == DEVICE_KIND_VTD ? sizeof(struct iommu_hwpt_vtd_s1)
-					       : sizeof(struct iommu_hwpt_selftest);
+	uint32_t type;
+	uint32_t len;
+
+	/* The SMMUv3 driver nests only through its vIOMMU (viommu.c checks its data). */
+	if (kind == DEVICE_KIND_SMMUV3)
+		return req->viommu_id ? 0 : -EOPNOTSUPP;
+	type = kind == DEVICE_KIND_VTD ? IOMMU_HWPT_DATA_VTD_S1 : IOMMU_HWPT_DATA_SELFTEST;
+	len = kind == DEVICE_KIND_VTD ? sizeof(struct iommu_hwpt_vtd_s1)
+				      : sizeof(struct iommu_hwpt_selftest);
 
 	/* intel/nested.c:148, selftest.c mock_domain_alloc_user. */
 	if (req->data_type != type)
@@ -80,7 +86,7 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 	}
 	if (o->kind == DEVICE_KIND_VTD) {
 		memcpy(&o->vtd, req->data, sizeof(o->vtd));
-	} else {
+	} else if (o->kind == DEVICE_KIND_SELFTEST) {
 		struct iommu_hwpt_selftest cfg;
 		int i;
 

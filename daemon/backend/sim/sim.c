@@ -111,6 +111,12 @@ static void sim_get_caps(struct backend *be, struct backend_caps *caps)
 	for (i = 0; i < st->n_devs; i++) {
 		bool vtd = st->devs[i].kind == DEVICE_KIND_VTD;
 
+		/* Its nested data goes through a vIOMMU, its commands too. */
+		if (st->devs[i].kind == DEVICE_KIND_SMMUV3) {
+			caps_add(caps->hwpt_types, &caps->n_hwpt_types, NESTD_HWPT_DATA_ARM_SMMUV3);
+			continue;
+		}
+
 		caps_add(caps->hwpt_types, &caps->n_hwpt_types,
 			 vtd ? IOMMU_HWPT_DATA_VTD_S1 : IOMMU_HWPT_DATA_SELFTEST);
 		caps_add(caps->inv_types, &caps->n_inv_types,
@@ -297,6 +303,19 @@ static int sim_op_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iot
 			      uint32_t expected)
 {
 	return sim_check_iotlb(to_st(be), hwpt_id, iotlb_id, expected);
+}
+
+static int sim_op_smmu_populate(struct backend *be, uint32_t hwpt_id, uint32_t asid,
+				uint64_t addr, uint64_t npages, uint32_t kind)
+{
+	/* The model is not saved: a restart finds the caches cold. */
+	return sim_vsmmu_populate(to_st(be), hwpt_id, asid, addr, npages, kind);
+}
+
+static int sim_op_smmu_query(struct backend *be, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
+			     uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages)
+{
+	return sim_vsmmu_query(to_st(be), hwpt_id, asid, addr, npages, iotlb_pages, psc_pages);
 }
 
 static int sim_op_populate(struct backend *be, uint32_t hwpt_id, uint64_t addr,
@@ -676,6 +695,8 @@ const struct backend_ops backend_sim_ops = {
     .check_iotlb = sim_op_check_iotlb,
     .sim_populate = sim_op_populate,
     .sim_query = sim_op_query,
+    .sim_smmu_populate = sim_op_smmu_populate,
+    .sim_smmu_query = sim_op_smmu_query,
     .inject_fault = sim_op_inject_fault,
     .save = sim_save,
     .restore = sim_restore,

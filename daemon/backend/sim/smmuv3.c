@@ -47,6 +47,15 @@ void smmuv3_model_free(struct smmuv3_model *m)
 	smmuv3_model_init(m);
 }
 
+void smmuv3_model_destroy(struct smmuv3_model **m)
+{
+	if (*m) {
+		smmuv3_model_free(*m);
+		free(*m);
+		*m = NULL;
+	}
+}
+
 static int grow(void **arr, uint32_t *cap, uint32_t need, size_t esz)
 {
 	uint32_t ncap;

@@ -53,6 +53,8 @@ struct smmuv3_model {
 
 void smmuv3_model_init(struct smmuv3_model *m);
 void smmuv3_model_free(struct smmuv3_model *m);
+/* Frees a model made on the heap, and forgets it (*m NULL: nothing). */
+void smmuv3_model_destroy(struct smmuv3_model **m);
 /* dst becomes a copy of src (entries in the same order). */
 int smmuv3_model_copy(struct smmuv3_model *dst, const struct smmuv3_model *src);
 

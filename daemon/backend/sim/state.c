@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/sim/smmuv3.h"
 #include "backend/sim/state.h"
 
 static int dev_add(struct sim_state *st, const struct config_device *cd, const char **errmsg)
@@ -20,7 +21,8 @@ static int dev_add(struct sim_state *st, const struct config_device *cd, const c
 		*errmsg = "sim: device name empty or too long";
 		return -EINVAL;
 	}
-	if (cd->kind != DEVICE_KIND_VTD && cd->kind != DEVICE_KIND_SELFTEST) {
+	if (cd->kind != DEVICE_KIND_VTD && cd->kind != DEVICE_KIND_SELFTEST &&
+	    cd->kind != DEVICE_KIND_SMMUV3) {
 		*errmsg = "sim: unknown device kind";
 		return -EINVAL;
 	}
@@ -96,6 +98,7 @@ void sim_state_free(struct sim_state *st)
 
 	for (i = 0; i < st->n_objs; i++) {
 		sim_iset_free(&st->objs[i].iotlb_set);
+		smmuv3_model_destroy(&st->objs[i].smmu);
 		sim_iset_free(&st->objs[i].psc_set);
 	}
 	for (i = 0; i < st->n_devs; i++) {

@@ -35,6 +35,8 @@ enum sim_obj_type {
 	SIM_OBJ_VDEVICE = 5, /* IOMMUFD_OBJ_VDEVICE (7.x): parent_id is its vIOMMU */
 };
 
+struct smmuv3_model;
+
 struct sim_obj {
 	uint32_t id;
 	enum sim_obj_type type;
@@ -58,6 +60,8 @@ struct sim_obj {
 	/* vIOMMU: its type; vDEVICE: the guest's id for the device (backend/sim/viommu.c). */
 	uint32_t viommu_type;
 	uint64_t virt_id;
+	/* ARM SMMUv3 vIOMMU: the host SMMU's caches for its VMID (vsmmu.c), or NULL. */
+	struct smmuv3_model *smmu;
 };
 
 /* One IOMMU_IOAS_MAP area: [iova, last], inclusive like iopt_area. */
@@ -286,6 +290,26 @@ int sim_viommu_invalidate(struct sim_state *st, struct sim_obj *viommu, struct b
  * whether a nested HWPT of req may sit on vIOMMU req->viommu_id for dev.
  */
 int sim_viommu_nested_check(struct sim_state *st, uint32_t dev, const struct backend_alloc *req);
+
+/*
+ * backend/sim/vsmmu.c: the ARM SMMUv3 driver's vIOMMU. A device's StreamID
+ * (SIM_SMMUV3_SID_BASE + its index), the vIOMMU's VMID and model (made on
+ * first use, freed with the object: smmuv3_model_destroy), its cache_invalidate, its nested STE
+ * rules (arm_smmu_validate_vste), the test-only seeding and counting of
+ * the model's TLB through a nested HWPT on the vIOMMU.
+ */
+#define SIM_SMMUV3_SID_BASE 0x100u
+uint32_t sim_smmuv3_sid(uint32_t dev);
+struct smmuv3_model *sim_vsmmu_model(struct sim_obj *viommu);
+uint16_t sim_vsmmu_vmid(const struct sim_obj *viommu);
+int sim_vsmmu_invalidate(struct sim_state *st, struct sim_obj *viommu, struct backend_inv *inv,
+			 uint32_t n);
+int sim_vsmmu_nested_check(const struct backend_alloc *req);
+int sim_vsmmu_validate_ste(const struct nestd_hwpt_arm_smmuv3 *arg);
+int sim_vsmmu_populate(struct sim_state *st, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
+		       uint64_t npages, uint32_t kind);
+int sim_vsmmu_query(struct sim_state *st, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
+		    uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
 
 /* backend/sim/inv.c: IOMMU_HWPT_INVALIDATE and fault injection. */
 int sim_invalidate(struct sim_state *st, struct backend_inv *inv);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/sim/smmuv3.h"
 #include "backend/sim/state.h"
 #include "util/search.h"
 
@@ -111,6 +112,7 @@ void sim_obj_remove(struct sim_state *st, struct sim_obj *o)
 	uint32_t i = (uint32_t)(o - st->objs);
 
 	sim_iset_free(&o->iotlb_set);
+	smmuv3_model_destroy(&o->smmu);
 	sim_iset_free(&o->psc_set);
 	memmove(&st->objs[i], &st->objs[i + 1], (size_t)(st->n_objs - i - 1) * sizeof(*o));
 	st->n_objs--;

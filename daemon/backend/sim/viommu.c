@@ -17,8 +17,9 @@
 /* ops->get_viommu_size(): which driver makes a vIOMMU of which type. */
 static bool driver_has_viommu(enum device_kind kind, uint32_t type)
 {
-	/* 7.2's VT-d driver has no viommu ops; the mock knows only its type. */
-	return kind == DEVICE_KIND_SELFTEST && type == NESTD_VIOMMU_TYPE_SELFTEST;
+	/* 7.2's VT-d driver has no viommu ops; the mock and the SMMUv3 know their own types. */
+	return (kind == DEVICE_KIND_SELFTEST && type == NESTD_VIOMMU_TYPE_SELFTEST) ||
+	       (kind == DEVICE_KIND_SMMUV3 && type == NESTD_VIOMMU_TYPE_ARM_SMMUV3);
 }
 
 int sim_viommu_alloc(struct sim_state *st, const char *device, uint32_t type, uint32_t flags,
@@ -170,6 +171,8 @@ int sim_viommu_invalidate(struct sim_state *st, struct sim_obj *v, struct backen
 	inv->entry_num = 0;
 	if (v->viommu_type == NESTD_VIOMMU_TYPE_SELFTEST)
 		return mock_invalidate(st, v, inv, n);
+	if (v->viommu_type == NESTD_VIOMMU_TYPE_ARM_SMMUV3)
+		return sim_vsmmu_invalidate(st, v, inv, n);
 	return -EOPNOTSUPP; /* a vIOMMU without cache_invalidate */
 }
 
@@ -182,6 +185,8 @@ int sim_viommu_nested_check(struct sim_state *st, uint32_t dev, const struct bac
 	/* hw_pagetable.c: the vIOMMU's IOMMU instance must be the device's. */
 	if (st->devs[v->dev].kind != st->devs[dev].kind)
 		return -EINVAL;
+	if (v->viommu_type == NESTD_VIOMMU_TYPE_ARM_SMMUV3)
+		return sim_vsmmu_nested_check(req);
 	/* The mock's viommu ops take its own nested data only. */
 	if (v->viommu_type != NESTD_VIOMMU_TYPE_SELFTEST ||
 	    req->data_type != IOMMU_HWPT_DATA_SELFTEST)

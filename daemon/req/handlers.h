@@ -44,7 +44,10 @@ int req_viommu_invalidate(struct session *s, struct inv_request *r);
  * The ARM SMMUv3 vIOMMU's part (req/viommu_smmuv3.c): validate, coalesce,
  * submit, map back; device is the vIOMMU's (its hw_info says RIL).
  */
-int req_viommu_smmuv3_invalidate(struct session *s, struct inv_request *r, const char *device);
+struct vobj;
+int req_viommu_smmuv3_invalidate(struct session *s, struct inv_request *r,
+				 const struct vobj *viommu);
+bool req_smmuv3_host_range(struct backend *be, const char *device);
 
 /* The test backend ops the table checks for (req/test.c). */
 bool has_check_iotlb(const struct backend_ops *ops);

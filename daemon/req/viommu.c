@@ -69,6 +69,8 @@ int handle_alloc_viommu(struct req_ctx *c)
 	if (rc)
 		return backend_answer(c, rc, "IOMMU_VIOMMU_ALLOC");
 	snprintf(v.device, sizeof(v.device), "%s", m->device);
+	if (v.type == NESTD_VIOMMU_TYPE_ARM_SMMUV3) /* once, not per request */
+		v.smmu_range = req_smmuv3_host_range(be, m->device);
 	if (!vobj_add(&c->srv->reg.vobjs, &v)) {
 		be->ops->destroy_object(be, v.id);
 		reply_error(c->rep, -ENOMEM, "out of memory");
@@ -226,7 +228,7 @@ int req_viommu_invalidate(struct session *s, struct inv_request *r)
 	}
 	/* Its commands are screened and coalesced first (viommu_smmuv3.c). */
 	if (v->type == NESTD_VIOMMU_TYPE_ARM_SMMUV3)
-		req_viommu_smmuv3_invalidate(s, r, v->device);
+		req_viommu_smmuv3_invalidate(s, r, v);
 	else if (r->n)
 		submit(s, r);
 	else {

@@ -62,21 +62,25 @@ static int native_cmds(const struct inv_request *r, uint8_t *out)
 	return 0;
 }
 
-/* Range commands only where the host SMMU implements them (SMMU_IDR3.RIL). */
-static void coalesce_params_of(struct session *s, const char *device,
-			       struct smmuv3_coalesce_params *p)
+/* Whether the host SMMU behind device has range commands (SMMU_IDR3.RIL). */
+bool req_smmuv3_host_range(struct backend *be, const char *device)
 {
-	struct backend *be = req_be_of(s);
 	struct backend_hw_info hi;
 	struct nestd_hw_info_arm_smmuv3 info = {0};
 
+	if (!be->ops->hw_info || be->ops->hw_info(be, device, &hi) ||
+	    hi.data_type != NESTD_HW_INFO_TYPE_ARM_SMMUV3)
+		return false;
+	memcpy(&info, hi.data, hi.data_len < sizeof(info) ? hi.data_len : sizeof(info));
+	return info.idr[3] & NESTD_SMMU_IDR3_RIL;
+}
+
+static void coalesce_params_of(const struct session *s, const struct vobj *viommu,
+			       struct smmuv3_coalesce_params *p)
+{
 	memset(p, 0, sizeof(*p));
 	p->enabled = s->srv->cfg->coalesce;
-	if (be->ops->hw_info && !be->ops->hw_info(be, device, &hi) &&
-	    hi.data_type == NESTD_HW_INFO_TYPE_ARM_SMMUV3) {
-		memcpy(&info, hi.data, hi.data_len < sizeof(info) ? hi.data_len : sizeof(info));
-		p->range = info.idr[3] & NESTD_SMMU_IDR3_RIL;
-	}
+	p->range = viommu->smmu_range;
 	p->va_tg = p->range ? 1 : 0; /* 4 KiB granules: every SMMUv3 has them */
 	p->slack_granules = s->srv->cfg->coalesce_slack_pages;
 }
@@ -150,7 +154,8 @@ static void finish(struct session *s, struct inv_request *r)
 			break;
 }
 
-int req_viommu_smmuv3_invalidate(struct session *s, struct inv_request *r, const char *device)
+int req_viommu_smmuv3_invalidate(struct session *s, struct inv_request *r,
+				 const struct vobj *viommu)
 {
 	struct inv_request v = *r; /* the same results, over native commands */
 	struct coalesce_plan plan;
@@ -183,7 +188,7 @@ int req_viommu_smmuv3_invalidate(struct session *s, struct inv_request *r, const
 		idx[n_pend++] = i;
 	}
 	if (n_pend) {
-		coalesce_params_of(s, device, &p);
+		coalesce_params_of(s, viommu, &p);
 		rc = coalesce_smmuv3(pend, n_pend, &p, &plan);
 		issued = rc ? NULL : calloc(plan.n_sub ? plan.n_sub : 1, sizeof(*issued));
 		if (!rc && !issued)

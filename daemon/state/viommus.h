@@ -32,6 +32,11 @@ struct vobj {
 	uint32_t viommu_id; /* vDEVICE: its vIOMMU */
 	uint64_t virt_id;   /* vDEVICE: the guest's id for the device */
 	char device[CONFIG_NAME_MAX];
+	/*
+	 * vIOMMU of type ARM SMMUv3: the host SMMU has range invalidation
+	 * (SMMU_IDR3.RIL), read from hw_info once at alloc, not per request.
+	 */
+	bool smmu_range;
 	const struct session *owner;
 	struct vobj *next;
 };

@@ -59,6 +59,11 @@ int handle_alloc_veventq(struct req_ctx *c)
 		return -EOPNOTSUPP;
 	}
 	rc = be->ops->veventq_alloc(be, m->viommu_id, m->type, m->depth, &v.q);
+	if (rc == -ENOTTY) {
+		/* 6.13 has vIOMMUs but no vEVENTQs: the same answer as 6.12's. */
+		reply_error(c->rep, rc, "the kernel has no vEVENTQ objects (Linux 6.14+)");
+		return rc;
+	}
 	if (rc) {
 		reply_error(c->rep, rc, "IOMMU_VEVENTQ_ALLOC (viommu %u, type %#x, depth %u): %s",
 			    m->viommu_id, m->type, m->depth, strerror(-rc));

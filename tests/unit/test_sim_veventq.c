@@ -19,6 +19,7 @@
 
 #include "backend/backend.h"
 #include "backend/iommufd_uapi.h"
+#include "backend/sim/state.h"
 #include "backend/veventq_uapi.h"
 #include "backend/viommu_uapi.h"
 #include "util/config.h"
@@ -243,12 +244,48 @@ static void test_overflow(void)
 	be->ops->close(be);
 }
 
+/*
+ * The sequence runs 0..INT_MAX and wraps to 0 (iommufd_vevent_handler():
+ * (sequence + 1) & INT_MAX), on the model's state directly: 2^31 records
+ * through the ops would take too long.
+ */
+static void test_sequence_wraps(void)
+{
+	const struct nestd_vevent_selftest ev = {.virt_id = 5};
+	struct sim_state st;
+	const char *err = NULL;
+	uint8_t buf[4 * REC];
+	uint32_t v = 0, q = 0;
+	int fd = -1;
+
+	sim_up(KERNEL_RULES_7);
+	be->ops->close(be);
+	CU_ASSERT_FATAL(sim_state_init(&st, &cfg, &err) == 0);
+	CU_ASSERT_FATAL(sim_viommu_alloc(&st, "mock0", NESTD_VIOMMU_TYPE_SELFTEST, 0, &v, NULL) ==
+			0);
+	CU_ASSERT_FATAL(sim_veventq_alloc(&st, v, ST_Q, 8, &q, &fd) == 0);
+	CU_ASSERT_FATAL(st.n_veventqs == 1);
+	st.veventqs[0].sequence = 0x7ffffffe;
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(sim_veventq_report(&st, v, ST_Q, &ev, sizeof(ev)), 0);
+	/* No queue of the type: the driver's report is -EOPNOTSUPP. */
+	CU_ASSERT_EQUAL(sim_veventq_report(&st, v, NESTD_VEVENTQ_TYPE_ARM_SMMUV3, &ev, sizeof(ev)),
+			-EOPNOTSUPP);
+	CU_ASSERT_EQUAL(sim_veventq_read(&st, q, buf, sizeof(buf)), (int)(3 * REC));
+	CU_ASSERT_EQUAL(hdr_at(buf, 0).sequence, 0x7ffffffe);
+	CU_ASSERT_EQUAL(hdr_at(buf, REC).sequence, 0x7fffffff);
+	CU_ASSERT_EQUAL(hdr_at(buf, 2 * REC).sequence, 0);
+	CU_ASSERT_EQUAL(virt_at(buf, 2 * REC), 5);
+	sim_state_free(&st);
+}
+
 static const struct unit_case tests[] = {
     {"vEVENTQ: 6.12 has none", test_no_veventq_on_6_12},
     {"vEVENTQ: alloc rules, references", test_alloc_rules},
     {"vEVENTQ: the mock's trigger", test_trigger_rules},
     {"vEVENTQ: whole-record reads", test_read_rules},
     {"vEVENTQ: depth, LOST_EVENTS, sequence", test_overflow},
+    {"vEVENTQ: the sequence wraps at INT_MAX", test_sequence_wraps},
 };
 
 int main(void)

@@ -29,6 +29,17 @@ static void decode(struct iommu_nest_event *ev, const IommuNest__Event *m)
 	ev->fault.cookie = m->cookie;
 	ev->fault.hwpt_id = m->hwpt_id;
 	snprintf(ev->fault.device, sizeof(ev->fault.device), "%s", m->device ? m->device : "");
+	ev->vevent.viommu_id = m->viommu_id;
+	ev->vevent.veventq_id = m->veventq_id;
+	ev->vevent.type = m->vevent_type;
+	ev->vevent.flags = m->vevent_flags;
+	ev->vevent.sequence = m->vevent_sequence;
+	/* Longer than any record type the library knows: cut to what fits. */
+	ev->vevent.data_len = m->vevent_data.len < sizeof(ev->vevent.data)
+				  ? (uint32_t)m->vevent_data.len
+				  : (uint32_t)sizeof(ev->vevent.data);
+	if (ev->vevent.data_len)
+		memcpy(ev->vevent.data, m->vevent_data.data, ev->vevent.data_len);
 }
 
 static int grow(struct nest_events *e)

@@ -816,7 +816,7 @@ int iommu_nest_reload(struct iommu_nest *h);
 
 /* Event kinds. */
 #define IOMMU_NEST_EVENT_FAULT	1 /* a page fault (ev->fault) */
-#define IOMMU_NEST_EVENT_VEVENT 2 /* reserved: vEVENTQ records */
+#define IOMMU_NEST_EVENT_VEVENT 2 /* a vEVENTQ record (ev->vevent); since LIBIOMMU_NEST_0.13 */
 
 /* struct iommu_hwpt_pgfault's flags and perm bits. */
 #define IOMMU_NEST_PGFAULT_FLAGS_PASID_VALID (1u << 0)
@@ -844,6 +844,30 @@ struct iommu_nest_page_fault {
 	char device[64];  /* the configured device name */
 };
 
+/*
+ * One vEVENTQ record (struct iommufd_vevent_header and the type's data) and
+ * the queue it came from. flags IOMMU_NEST_VEVENT_FLAG_LOST_EVENTS: the
+ * kernel's queue overflowed its depth, no data follows. sequence is the
+ * kernel's (0..INT_MAX, then 0 again): a gap is records the kernel dropped
+ * (the event's `lost` counts the daemon's drops, a different thing).
+ */
+#define IOMMU_NEST_VEVENT_FLAG_LOST_EVENTS (1u << 0)
+#define IOMMU_NEST_VEVENT_DATA_MAX	   32u
+struct iommu_nest_vevent {
+	uint32_t viommu_id;
+	uint32_t veventq_id;
+	uint32_t type; /* IOMMU_NEST_VEVENTQ_TYPE_* */
+	uint32_t flags;
+	uint32_t sequence;
+	uint32_t data_len; /* selftest: 4 (the vDEVICE's virt_id), SMMUv3: 32 (the event record) */
+	uint8_t data[IOMMU_NEST_VEVENT_DATA_MAX];
+};
+
+/*
+ * The library owns the event and hands the handler a pointer: fields are
+ * only ever added at the end (vevent since LIBIOMMU_NEST_0.13), so a
+ * handler built against an older header reads what it knows.
+ */
 struct iommu_nest_event {
 	uint32_t kind; /* IOMMU_NEST_EVENT_* */
 	uint64_t seq;  /* 1, 2, ... counting dropped events too */
@@ -854,6 +878,7 @@ struct iommu_nest_event {
 	 */
 	uint64_t lost;
 	struct iommu_nest_page_fault fault; /* kind FAULT */
+	struct iommu_nest_vevent vevent;    /* kind VEVENT */
 };
 
 typedef void (*iommu_nest_event_cb)(struct iommu_nest *h, const struct iommu_nest_event *ev,
@@ -922,7 +947,35 @@ int iommu_nest_alloc_vdevice(struct iommu_nest *h, uint32_t viommu_id, const cha
  */
 #define IOMMU_NEST_OBJECT_VIOMMU  1u
 #define IOMMU_NEST_OBJECT_VDEVICE 2u
+#define IOMMU_NEST_OBJECT_VEVENTQ 3u /* since LIBIOMMU_NEST_0.13 */
 int iommu_nest_destroy_object(struct iommu_nest *h, uint32_t kind, uint32_t id);
+
+/*
+ * A vEVENTQ (IOMMU_VEVENTQ_ALLOC) of type IOMMU_NEST_VEVENTQ_TYPE_* on a
+ * vIOMMU of this client, holding at most depth records (1 to 2^19) before
+ * the kernel drops them. Its records come to the event handler as
+ * IOMMU_NEST_EVENT_VEVENT events, through the same bounded queue as
+ * faults. The kernel's answers pass through: -EEXIST for a second one of
+ * the type on the vIOMMU, -EINVAL for depth, -EOPNOTSUPP for type 0; the
+ * vIOMMU is -EBUSY to destroy while it lives (IOMMU_NEST_OBJECT_VEVENTQ
+ * destroys it). -ENOENT for anyone else's vIOMMU, -EOPNOTSUPP for a type
+ * the daemon cannot parse, -ENOTTY on a kernel without vEVENTQs (6.12).
+ * Since LIBIOMMU_NEST_0.13.
+ */
+#define IOMMU_NEST_VEVENTQ_TYPE_ARM_SMMUV3 1u
+#define IOMMU_NEST_VEVENTQ_TYPE_SELFTEST   0xbeefbeefu
+#define IOMMU_NEST_VEVENTQ_MAX_DEPTH	   (1u << 19)
+int iommu_nest_alloc_veventq(struct iommu_nest *h, uint32_t viommu_id, uint32_t type,
+			     uint32_t depth, uint32_t *veventq_id);
+
+/*
+ * Test-only (test_requests): IOMMU_TEST_OP_TRIGGER_VEVENT on a mock device
+ * attached to a nested HWPT on a vIOMMU through its vDEVICE, count times
+ * (0: once): a selftest record {virt_id} on the vIOMMU's selftest vEVENTQ
+ * (-EOPNOTSUPP without one, -ENOENT when the device is not so attached).
+ * Since LIBIOMMU_NEST_0.13.
+ */
+int iommu_nest_trigger_vevent(struct iommu_nest *h, const char *device, uint32_t count);
 
 /*
  * As iommu_nest_alloc(), with a vIOMMU of this client as the parent

@@ -76,6 +76,16 @@ struct backend_fault_queue {
 	int fd;
 };
 
+/*
+ * A vEVENTQ (IOMMU_VEVENTQ_ALLOC, 7.x): its id and a descriptor that polls
+ * readable while records wait (iommufd: the kernel's vEVENTQ fd, made
+ * non-blocking; sim: an eventfd the model keeps in step). The backend owns both.
+ */
+struct backend_veventq {
+	uint32_t id;
+	int fd;
+};
+
 /* IOMMU_TEST_OP_TRIGGER_IOPF: one page request from the device. */
 struct backend_iopf {
 	uint32_t pasid;
@@ -199,9 +209,8 @@ struct backend_ops {
 	/* Names of the devices the backend knows, in config order. */
 	uint32_t (*n_devices)(struct backend *be);
 	const char *(*device_name)(struct backend *be, uint32_t i);
-	int (*alloc_nested)(struct backend *be, const char *device,
-			    const struct backend_alloc *req, uint32_t *out_hwpt_id,
-			    uint32_t *out_parent_id);
+	int (*alloc_nested)(struct backend *be, const char *device, const struct backend_alloc *req,
+			    uint32_t *out_hwpt_id, uint32_t *out_parent_id);
 	int (*destroy)(struct backend *be, uint32_t hwpt_id);
 	int (*attach)(struct backend *be, const char *device, uint32_t hwpt_id);
 	int (*detach)(struct backend *be, const char *device);
@@ -217,8 +226,7 @@ struct backend_ops {
 	 */
 	int (*map_memory)(struct backend *be, const char *device, uint64_t iova, uint64_t length,
 			  int fd, uint64_t offset, uint32_t flags);
-	int (*unmap_memory)(struct backend *be, const char *device, uint64_t iova,
-			    uint64_t length);
+	int (*unmap_memory)(struct backend *be, const char *device, uint64_t iova, uint64_t length);
 	/* IOMMU_GET_HW_INFO on the device's iommufd device object. */
 	int (*hw_info)(struct backend *be, const char *device, struct backend_hw_info *out);
 	/*
@@ -283,17 +291,17 @@ struct backend_ops {
 	int (*set_dirty)(struct backend *be, const char *device, const struct backend_dirty *bm);
 	int (*check_iotlb)(struct backend *be, uint32_t hwpt_id, uint32_t iotlb_id,
 			   uint32_t expected);
-	int (*sim_populate)(struct backend *be, uint32_t hwpt_id, uint64_t addr,
-			    uint64_t npages, uint32_t kind);
-	int (*sim_query)(struct backend *be, uint32_t hwpt_id, uint64_t addr,
-			 uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
+	int (*sim_populate)(struct backend *be, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
+			    uint32_t kind);
+	int (*sim_query)(struct backend *be, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
+			 uint64_t *iotlb_pages, uint64_t *psc_pages);
 	/*
 	 * The same on a nested HWPT of an ARM SMMUv3 vIOMMU: the host SMMU's
 	 * TLB entries of the vIOMMU's VMID and asid (IOTLB: 4 KiB leaves;
 	 * PSC: walk-cache entries of the 2 MiB blocks holding the pages).
 	 */
-	int (*sim_smmu_populate)(struct backend *be, uint32_t hwpt_id, uint32_t asid,
-				 uint64_t addr, uint64_t npages, uint32_t kind);
+	int (*sim_smmu_populate)(struct backend *be, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
+				 uint64_t npages, uint32_t kind);
 	int (*sim_smmu_query)(struct backend *be, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
 			      uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
 	int (*inject_fault)(struct backend *be, const struct backend_fault *f);
@@ -333,8 +341,9 @@ struct backend_ops {
 	int (*save)(struct backend *be, struct json_object *obj);
 	int (*restore)(struct backend *be, struct json_object *obj, backend_take_fd_fn take_fd,
 		       void *ctx, const char **errmsg);
-	int (*reopen)(const struct config *cfg, struct json_object *saved, backend_take_fd_fn take_fd,
-		      void *ctx, struct backend **out, const char **errmsg);
+	int (*reopen)(const struct config *cfg, struct json_object *saved,
+		      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
+		      const char **errmsg);
 	uint32_t (*stored_fds)(struct backend *be, struct backend_fd *out, uint32_t max);
 	uint64_t (*generation)(struct backend *be);
 	int (*save_delta)(struct backend *be, struct json_object *records);
@@ -382,6 +391,22 @@ struct backend_ops {
 	int (*vdevice_alloc)(struct backend *be, uint32_t viommu_id, const char *device,
 			     uint64_t virt_id, uint32_t *out_vdevice_id);
 	int (*destroy_object)(struct backend *be, uint32_t id);
+	/*
+	 * vEVENTQs (Linux 7.x, backend/veventq_uapi.h), with the semantics of
+	 * IOMMU_VEVENTQ_ALLOC and its fd. veventq_read: the fd's read() of at
+	 * most len bytes, whole records only (struct nestd_vevent_header and
+	 * the type's data; a LOST_EVENTS header alone): the bytes read, 0 if
+	 * none wait (never blocks), or a negative errno (-EINVAL: len under a
+	 * header or under the first record). veventq_free closes the fd (it
+	 * holds a reference) and destroys the object. trigger_vevent:
+	 * IOMMU_TEST_OP_TRIGGER_VEVENT (test-only, optional). NULL: -ENOTTY.
+	 */
+	int (*veventq_alloc)(struct backend *be, uint32_t viommu_id, uint32_t type, uint32_t depth,
+			     struct backend_veventq *out);
+	int (*veventq_read)(struct backend *be, const struct backend_veventq *q, void *buf,
+			    uint32_t len);
+	int (*veventq_free)(struct backend *be, const struct backend_veventq *q);
+	int (*trigger_vevent)(struct backend *be, const char *device);
 };
 
 /* Every backend object starts with this. */
@@ -402,7 +427,6 @@ extern const struct backend_ops backend_iommufd_ops;
 
 /* Constructors, one per backend. */
 int backend_sim_open(const struct config *cfg, struct backend **out, const char **errmsg);
-int backend_iommufd_open(const struct config *cfg, struct backend **out,
-			 const char **errmsg);
+int backend_iommufd_open(const struct config *cfg, struct backend **out, const char **errmsg);
 
 #endif

@@ -79,6 +79,9 @@ struct iommu_test_cmd {
 			uint32_t perm;
 			uint64_t addr;
 		} trigger_iopf;
+		struct {
+			uint32_t dev_id; /* 7.x IOMMU_TEST_OP_TRIGGER_VEVENT */
+		} trigger_vevent;
 		/* The largest member (dirty): u32 flags, then five u64s. */
 		uint64_t __pad[6];
 	};

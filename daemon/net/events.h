@@ -3,7 +3,7 @@
  * The asynchronous event channel: messages the daemon sends a client
  * unasked, as a Reply with id 0 and body Event. Today the page faults of
  * the client's fault-capable HWPTs (its fault queue, state/faults.h, read
- * in the event loop); the same path will carry vEVENTQ records. Per client
+ * in the event loop); vEVENTQ records take the same path (net/vevents.c). Per client
  * at most [policy] max_events wait unsent; past that an event is dropped
  * and counted (the next delivered one says how many in `lost`), so a
  * client that does not read never blocks the loop nor grows the daemon.

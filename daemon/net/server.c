@@ -22,6 +22,7 @@
 
 #include "inv/request.h"
 #include "net/events.h"
+#include "net/vevents.h"
 #include "net/flush.h"
 #include "net/queue.h"
 #include "net/session.h"
@@ -100,6 +101,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->queue_attach = queue_attach;
 	srv->queue_detach = queue_close;
 	srv->events_open = events_open;
+	srv->veventq_watch = vevents_watch;
 	TAILQ_INIT(&srv->sessions);
 	be->ops->get_caps(be, &srv->caps);
 	rc = hwpt_registry_init(&srv->reg, cfg);

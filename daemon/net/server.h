@@ -28,6 +28,7 @@
 struct event_base;
 struct event;
 struct session;
+struct veventq;
 struct restart;
 struct queue_area;
 struct nest_queue;
@@ -104,6 +105,8 @@ struct server {
 	void (*queue_detach)(struct session *s);
 	/* Gives a session its fault queue, for Alloc (net/events.c events_open()). */
 	int (*events_open)(struct session *s);
+	/* Starts reading a vEVENTQ for its owner, for AllocVeventq (net/vevents.c). */
+	int (*veventq_watch)(struct session *s, struct veventq *v);
 
 	/* One receive and one send buffer for the whole (single-threaded) loop. */
 	uint8_t *rx_buf;

@@ -125,6 +125,11 @@ static const char *alloc_vdevice_device(const IommuNest__Request *m)
 	return m->alloc_vdevice->device;
 }
 
+static const char *trigger_vevent_device(const IommuNest__Request *m)
+{
+	return m->trigger_vevent->device;
+}
+
 #define H   REQ_NEED_HELLO
 #define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
 
@@ -213,6 +218,12 @@ static const struct req_op ops[] = {
 						 .needs = H | DEV,
 						 .device_of = alloc_vdevice_device},
     [IOMMU_NEST__REQUEST__BODY_DESTROY_OBJECT] = {.run = handle_destroy_object, .needs = H},
+    /* vEVENTQs (req/veventq.c): on the client's own vIOMMU, which the handler looks up. */
+    [IOMMU_NEST__REQUEST__BODY_ALLOC_VEVENTQ] = {.run = handle_alloc_veventq, .needs = H},
+    [IOMMU_NEST__REQUEST__BODY_TRIGGER_VEVENT] = {.run = handle_trigger_vevent,
+						  .needs = H | REQ_NEED_TEST | DEV,
+						  .backend_has = has_trigger_vevent,
+						  .device_of = trigger_vevent_device},
 };
 
 #undef H

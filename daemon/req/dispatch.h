@@ -92,6 +92,7 @@ struct req_reply {
 		IommuNest__AllocViommuReply alloc_viommu;
 		IommuNest__AllocVdeviceReply alloc_vdevice;
 		IommuNest__DestroyObjectReply destroy_object;
+		IommuNest__AllocVeventqReply alloc_veventq;
 	} body;
 	void *heap[4];
 	/* Passed with the reply (SCM_RIGHTS) and then closed by net/, or -1. */

@@ -37,6 +37,10 @@ int handle_trigger_iopf(struct req_ctx *c);
 int handle_alloc_viommu(struct req_ctx *c);
 int handle_alloc_vdevice(struct req_ctx *c);
 int handle_destroy_object(struct req_ctx *c);
+int handle_alloc_veventq(struct req_ctx *c);
+int handle_trigger_vevent(struct req_ctx *c);
+/* DestroyObject of kind OBJECT_VEVENTQ (req/veventq.c). */
+int req_destroy_veventq(struct req_ctx *c);
 
 /* Invalidate on a vIOMMU id (req/viommu.c): answered at once, REQ_INV_DONE. */
 int req_viommu_invalidate(struct session *s, struct inv_request *r);
@@ -56,5 +60,6 @@ bool has_sim_populate(const struct backend_ops *ops);
 bool has_sim_query(const struct backend_ops *ops);
 bool has_inject_fault(const struct backend_ops *ops);
 bool has_trigger_iopf(const struct backend_ops *ops); /* req/fault.c */
+bool has_trigger_vevent(const struct backend_ops *ops); /* req/veventq.c */
 
 #endif

@@ -127,10 +127,13 @@ int handle_destroy_object(struct req_ctx *c)
 	struct vobj *v;
 	int rc;
 
+	if (m->kind == IOMMU_NEST__OBJECT_KIND__OBJECT_VEVENTQ)
+		return req_destroy_veventq(c);
 	if (m->kind != IOMMU_NEST__OBJECT_KIND__OBJECT_VIOMMU &&
 	    m->kind != IOMMU_NEST__OBJECT_KIND__OBJECT_VDEVICE) {
-		reply_error(c->rep, -EINVAL,
-			    "DestroyObject takes a vIOMMU or a vDEVICE (Destroy: HWPTs)");
+		reply_error(
+		    c->rep, -EINVAL,
+		    "DestroyObject takes a vIOMMU, a vDEVICE or a vEVENTQ (Destroy: HWPTs)");
 		return -EINVAL;
 	}
 	v = vobj_lookup_owned(&c->srv->reg.vobjs, (enum vobj_kind)m->kind, m->id, c->s);

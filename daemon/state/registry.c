@@ -38,6 +38,7 @@ void hwpt_registry_fini(struct hwpt_registry *reg)
 		}
 	}
 	free(reg->buckets);
+	veventq_table_fini(&reg->veventqs);
 	vobj_table_fini(&reg->vobjs);
 	device_bindings_fini(reg);
 	dirty_ids_free(&reg->dirty);

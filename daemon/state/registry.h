@@ -16,6 +16,7 @@
 #include "util/config.h"
 #include "util/journal.h"
 #include "state/devices.h"
+#include "state/veventqs.h"
 #include "state/viommus.h"
 #include "state/vmctx.h"
 
@@ -88,6 +89,8 @@ struct hwpt_registry {
 	struct dirty_ids dirty;
 	/* Clients' vIOMMUs and vDEVICEs (state/viommus.h). */
 	struct vobj_table vobjs;
+	/* Clients' vEVENTQs (state/veventqs.h). */
+	struct veventq_table veventqs;
 	/* The open VM contexts (state/vmctx.h), sessions' and orphaned ones. */
 	struct vm_ctx_list ctxs;
 };

@@ -212,6 +212,9 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 			if (reg->bindings[i].opener == h->s)
 				device_claim_end(reg, be, &reg->bindings[i], h->s);
 	destroy_hwpts(reg, be, h, list, hwpts_active);
+	/* Then its vEVENTQs (each holds its vIOMMU), then vDEVICEs and vIOMMUs. */
+	if (h->s && veventq_teardown(&reg->veventqs, h->s, h->session_id))
+		changed = true;
 	/* After the HWPTs: a nested HWPT on a vIOMMU holds it. */
 	if (h->s && vobj_teardown(&reg->vobjs, be, h->s, h->session_id))
 		changed = true;

@@ -496,8 +496,8 @@ static int probe_iommufd(int fd, const char **errmsg)
 
 	if (rc == 0)
 		return ifd_destroy_id(fd, id);
-	*errmsg = rc == -ENOTTY ? seterr("fd %d is not an iommufd (IOMMU_IOAS_ALLOC: %s)", fd,
-					 strerror(-rc))
+	*errmsg = rc == -ENOTTY
+		      ? seterr("fd %d is not an iommufd (IOMMU_IOAS_ALLOC: %s)", fd, strerror(-rc))
 				: seterr("IOMMU_IOAS_ALLOC: %s", strerror(-rc));
 	return rc;
 }
@@ -715,7 +715,8 @@ static int ifd_alloc_nested(struct backend *be, const char *device, const struct
 		return d->nest_err; /* no nest parent to sit on (parent.c) */
 	/* pt_id: a vIOMMU (7.x) or the device's nest parent. */
 	rc = ifd_hwpt_alloc(b->fd, d->dev_id, req->viommu_id ? req->viommu_id : d->parent_id,
-			    req->flags, req->data_type, req->data, req->data_len, req->fault_id, &id);
+			    req->flags, req->data_type, req->data, req->data_len, req->fault_id,
+			    &id);
 	if (rc)
 		return rc;
 	rc = add_nested(b, id, (uint32_t)(d - b->devs));
@@ -839,8 +840,8 @@ static bool ioas_shared(const struct ifd_backend *b, const struct ifd_device *d)
  * (hw_pagetable.c:192), so the VA is never needed again; keeping it would
  * only cost address space, and would not survive a restart anyway.
  */
-static int ifd_map_memory(struct backend *be, const char *device, uint64_t iova,
-			  uint64_t length, int fd, uint64_t offset, uint32_t flags)
+static int ifd_map_memory(struct backend *be, const char *device, uint64_t iova, uint64_t length,
+			  int fd, uint64_t offset, uint32_t flags)
 {
 	struct ifd_backend *b = to_ifd(be);
 	struct ifd_device *d = find_device(b, device);
@@ -872,8 +873,7 @@ static int ifd_map_memory(struct backend *be, const char *device, uint64_t iova,
 	return rc;
 }
 
-static int ifd_unmap_memory(struct backend *be, const char *device, uint64_t iova,
-			    uint64_t length)
+static int ifd_unmap_memory(struct backend *be, const char *device, uint64_t iova, uint64_t length)
 {
 	struct ifd_backend *b = to_ifd(be);
 	struct ifd_device *d = find_device(b, device);
@@ -1140,7 +1140,8 @@ static uint32_t ifd_stored_fds(struct backend *be, struct backend_fd *out, uint3
 	for (uint32_t i = 0; i < b->n_devs && n < max; i++) {
 		if (b->devs[i].vfio_fd < 0)
 			continue;
-		snprintf(out[n].name, sizeof(out[n].name), IFD_VFIO_FD_PREFIX "%s", b->devs[i].name);
+		snprintf(out[n].name, sizeof(out[n].name), IFD_VFIO_FD_PREFIX "%s",
+			 b->devs[i].name);
 		out[n++].fd = b->devs[i].vfio_fd;
 	}
 	return n;
@@ -1229,8 +1230,8 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 		return -EINVAL;
 	}
 	if (strcmp(d->name, cd->name) || kind != cd->kind) {
-		*errmsg = seterr("iommufd: saved device %s is not the configured %s", d->name,
-				 cd->name);
+		*errmsg =
+		    seterr("iommufd: saved device %s is not the configured %s", d->name, cd->name);
 		return -EINVAL;
 	}
 	d->kind = cd->kind;
@@ -1257,8 +1258,8 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
 		d->vfio_fd = take_fd ? take_fd(ctx, fdname) : -1;
 		if (d->vfio_fd < 0) {
-			*errmsg = seterr("device %s: its VFIO cdev fd is not in the fd store",
-					 d->name);
+			*errmsg =
+			    seterr("device %s: its VFIO cdev fd is not in the fd store", d->name);
 			return -ESTALE;
 		}
 	}
@@ -1323,8 +1324,7 @@ static bool attach_target_ok(const struct ifd_backend *b, const struct ifd_devic
 	return n && &b->devs[n->dev] == d;
 }
 
-static int reconcile_attachment(struct ifd_backend *b, struct ifd_device *d,
-				const char **errmsg)
+static int reconcile_attachment(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
 {
 	uint32_t want;
 	int rc;
@@ -1416,8 +1416,7 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 	snprintf(b->path, sizeof(b->path), "%s",
 		 cfg->iommufd_path[0] ? cfg->iommufd_path : DEFAULT_IOMMUFD_PATH);
 	/* The top "ioas_id" is absent from files written since each device has its own. */
-	if ((json_object_object_get_ex(o, "ioas_id", NULL) &&
-	     js_u32(o, "ioas_id", &shared_ioas)) ||
+	if ((json_object_object_get_ex(o, "ioas_id", NULL) && js_u32(o, "ioas_id", &shared_ioas)) ||
 	    !devs || json_object_array_length(devs) != cfg->n_devices) {
 		*errmsg = "iommufd: the saved devices are not the configured ones";
 		goto fail;
@@ -1872,6 +1871,36 @@ static int ifd_op_destroy_object(struct backend *be, uint32_t id)
 	return ifd_destroy_id(to_ifd(be)->fd, id);
 }
 
+/* --- vEVENTQs (backend/iommufd/veventq.c) --------------------------------- */
+
+static int ifd_op_veventq_alloc(struct backend *be, uint32_t viommu_id, uint32_t type,
+				uint32_t depth, struct backend_veventq *out)
+{
+	return ifd_veventq_alloc(to_ifd(be)->fd, viommu_id, type, depth, out);
+}
+
+static int ifd_op_veventq_read(struct backend *be, const struct backend_veventq *q, void *buf,
+			       uint32_t len)
+{
+	(void)be;
+	return ifd_veventq_read(q, buf, len);
+}
+
+static int ifd_op_veventq_free(struct backend *be, const struct backend_veventq *q)
+{
+	return ifd_veventq_free(to_ifd(be)->fd, q);
+}
+
+static int ifd_op_trigger_vevent(struct backend *be, const char *device)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+
+	if (!d)
+		return -ENOENT;
+	return ifd_trigger_vevent(b->fd, d->dev_id);
+}
+
 const struct backend_ops backend_iommufd_ops = {
     .name = "iommufd",
     .close = ifd_close,
@@ -1920,6 +1949,10 @@ const struct backend_ops backend_iommufd_ops = {
     .viommu_alloc = ifd_op_viommu_alloc,
     .vdevice_alloc = ifd_op_vdevice_alloc,
     .destroy_object = ifd_op_destroy_object,
+    .veventq_alloc = ifd_op_veventq_alloc,
+    .veventq_read = ifd_op_veventq_read,
+    .veventq_free = ifd_op_veventq_free,
+    .trigger_vevent = ifd_op_trigger_vevent,
 };
 
 /* --- introspection for tests ---------------------------------------------- */

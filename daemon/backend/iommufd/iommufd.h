@@ -68,4 +68,14 @@ int ifd_viommu_alloc(int fd, uint32_t dev_id, uint32_t hwpt_id, uint32_t type, u
 int ifd_vdevice_alloc(int fd, uint32_t viommu_id, uint32_t dev_id, uint64_t virt_id,
 		      uint32_t *out_id);
 
+/*
+ * backend/iommufd/veventq.c: IOMMU_VEVENTQ_ALLOC (the fd made non-blocking),
+ * the fd's read, close + IOMMU_DESTROY, IOMMU_TEST_OP_TRIGGER_VEVENT.
+ */
+int ifd_veventq_alloc(int iommufd, uint32_t viommu_id, uint32_t type, uint32_t depth,
+		      struct backend_veventq *out);
+int ifd_veventq_read(const struct backend_veventq *q, void *buf, uint32_t len);
+int ifd_veventq_free(int iommufd, const struct backend_veventq *q);
+int ifd_trigger_vevent(int iommufd, uint32_t dev_id);
+
 #endif

@@ -116,6 +116,8 @@ int sim_destroy(struct sim_state *st, uint32_t id)
 	fault_id = o->fault_id;
 	if (o->type == SIM_OBJ_FAULT)
 		sim_fault_forget(st, o->id);
+	if (o->type == SIM_OBJ_VEVENTQ)
+		sim_veventq_forget(st, o->id);
 	/* viommu.c iommufd_vdevice_abort(): the device may take a vDEVICE again. */
 	if (o->type == SIM_OBJ_VDEVICE)
 		st->devs[o->dev].vdev_id = 0;
@@ -180,7 +182,7 @@ int sim_attach(struct sim_state *st, const char *device, uint32_t id)
 	 * kernel's.
 	 */
 	/* device.c: a pt_id that is neither a HWPT nor an IOAS is -EINVAL. */
-	if (o->type == SIM_OBJ_FAULT || o->kind != d->kind)
+	if (o->type == SIM_OBJ_FAULT || o->type == SIM_OBJ_VEVENTQ || o->kind != d->kind)
 		return -EINVAL;
 	/*
 	 * A HWPT with a fault object needs the device's IOPF on (6.12

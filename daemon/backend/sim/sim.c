@@ -120,8 +120,8 @@ static void sim_get_caps(struct backend *be, struct backend_caps *caps)
 		caps_add(caps->hwpt_types, &caps->n_hwpt_types,
 			 vtd ? IOMMU_HWPT_DATA_VTD_S1 : IOMMU_HWPT_DATA_SELFTEST);
 		caps_add(caps->inv_types, &caps->n_inv_types,
-			 vtd ? IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 :
-			       IOMMU_HWPT_INVALIDATE_DATA_SELFTEST);
+			 vtd ? IOMMU_HWPT_INVALIDATE_DATA_VTD_S1
+			     : IOMMU_HWPT_INVALIDATE_DATA_SELFTEST);
 	}
 }
 
@@ -246,15 +246,14 @@ static int sim_op_invalidate(struct backend *be, struct backend_inv *inv)
 	return rc;
 }
 
-static int sim_op_map_memory(struct backend *be, const char *device, uint64_t iova,
-			     uint64_t length, int fd, uint64_t offset, uint32_t flags)
+static int sim_op_map_memory(struct backend *be, const char *device, uint64_t iova, uint64_t length,
+			     int fd, uint64_t offset, uint32_t flags)
 {
 	/*
 	 * The model keeps ranges, not memory: the descriptor was checked by
 	 * the daemon (type, size, access) and is not needed here.
 	 */
-	int rc = sim_map_memory(to_st(be), device, iova, length,
-				flags | IOMMU_IOAS_MAP_FIXED_IOVA);
+	int rc = sim_map_memory(to_st(be), device, iova, length, flags | IOMMU_IOAS_MAP_FIXED_IOVA);
 
 	(void)fd;
 	(void)offset;
@@ -305,8 +304,8 @@ static int sim_op_check_iotlb(struct backend *be, uint32_t hwpt_id, uint32_t iot
 	return sim_check_iotlb(to_st(be), hwpt_id, iotlb_id, expected);
 }
 
-static int sim_op_smmu_populate(struct backend *be, uint32_t hwpt_id, uint32_t asid,
-				uint64_t addr, uint64_t npages, uint32_t kind)
+static int sim_op_smmu_populate(struct backend *be, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
+				uint64_t npages, uint32_t kind)
 {
 	/* The model is not saved: a restart finds the caches cold. */
 	return sim_vsmmu_populate(to_st(be), hwpt_id, asid, addr, npages, kind);
@@ -318,8 +317,8 @@ static int sim_op_smmu_query(struct backend *be, uint32_t hwpt_id, uint32_t asid
 	return sim_vsmmu_query(to_st(be), hwpt_id, asid, addr, npages, iotlb_pages, psc_pages);
 }
 
-static int sim_op_populate(struct backend *be, uint32_t hwpt_id, uint64_t addr,
-			   uint64_t npages, uint32_t kind)
+static int sim_op_populate(struct backend *be, uint32_t hwpt_id, uint64_t addr, uint64_t npages,
+			   uint32_t kind)
 {
 	int rc = sim_populate(to_st(be), hwpt_id, addr, npages, kind);
 
@@ -407,7 +406,8 @@ static int anchor_check(struct sim_backend *sb, struct json_object *obj, int fd,
 		return -EINVAL;
 	}
 	if (fd < 0) {
-		/* iommufd's rule: no stored fd, no objects (backend/iommufd/iommufd.c, ifd_reopen). */
+		/* iommufd's rule: no stored fd, no objects (backend/iommufd/iommufd.c, ifd_reopen).
+		 */
 		*errmsg = "sim: the anchor is not in the fd store (objects are gone)";
 		return -ENOENT;
 	}
@@ -546,6 +546,35 @@ static const char *sim_dev_id_name(struct backend *be, uint32_t dev_id)
 static int sim_op_trigger_iopf(struct backend *be, const char *device, const struct backend_iopf *t)
 {
 	return sim_trigger_iopf(to_st(be), device, t);
+}
+
+/* vEVENTQs (backend/sim/veventq.c): queue state, never saved. */
+static int sim_op_veventq_alloc(struct backend *be, uint32_t viommu_id, uint32_t type,
+				uint32_t depth, struct backend_veventq *out)
+{
+	int rc = sim_veventq_alloc(to_st(be), viommu_id, type, depth, &out->id, &out->fd);
+
+	if (!rc)
+		obj_changed(to_sb(be), out->id);
+	return rc;
+}
+
+static int sim_op_veventq_read(struct backend *be, const struct backend_veventq *q, void *buf,
+			       uint32_t len)
+{
+	return sim_veventq_read(to_st(be), q->id, buf, len);
+}
+
+/* As the iommufd backend: the fd first (its reference), then IOMMU_DESTROY. */
+static int sim_op_veventq_free(struct backend *be, const struct backend_veventq *q)
+{
+	sim_veventq_close(to_st(be), q->id);
+	return sim_op_destroy(be, q->id);
+}
+
+static int sim_op_trigger_vevent(struct backend *be, const char *device)
+{
+	return sim_trigger_vevent(to_st(be), device);
 }
 
 /* --- VM contexts ------------------------------------------------------ */
@@ -719,6 +748,10 @@ const struct backend_ops backend_sim_ops = {
     .viommu_alloc = sim_op_viommu_alloc,
     .vdevice_alloc = sim_op_vdevice_alloc,
     .destroy_object = sim_op_destroy,
+    .veventq_alloc = sim_op_veventq_alloc,
+    .veventq_read = sim_op_veventq_read,
+    .veventq_free = sim_op_veventq_free,
+    .trigger_vevent = sim_op_trigger_vevent,
 };
 
 /* A memfd with a fresh random id; -1 if memfd or getrandom fail (no anchor). */

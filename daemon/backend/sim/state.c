@@ -106,6 +106,7 @@ void sim_state_free(struct sim_state *st)
 		sim_iset_free(&st->devs[i].dirty);
 	}
 	sim_faults_free(st);
+	sim_veventqs_free(st);
 	sim_dev_maps_free(&st->ioas);
 	free(st->objs);
 	st->objs = NULL;

@@ -22,6 +22,7 @@
 #include "util/config.h"
 #include "backend/iommufd_uapi.h"
 #include "backend/sim/iset.h"
+#include "backend/veventq_uapi.h"
 #include "backend/viommu_uapi.h"
 
 /* Object ids are positive ints, as the kernel's xarray hands them out. */
@@ -33,6 +34,7 @@ enum sim_obj_type {
 	SIM_OBJ_FAULT = 3,  /* IOMMUFD_OBJ_FAULT (its queues: struct sim_fault) */
 	SIM_OBJ_VIOMMU = 4,  /* IOMMUFD_OBJ_VIOMMU (7.x): parent_id is its nest parent */
 	SIM_OBJ_VDEVICE = 5, /* IOMMUFD_OBJ_VDEVICE (7.x): parent_id is its vIOMMU */
+	SIM_OBJ_VEVENTQ = 6, /* IOMMUFD_OBJ_VEVENTQ (7.x): parent_id is its vIOMMU (veventq.c) */
 };
 
 struct smmuv3_model;
@@ -131,6 +133,31 @@ struct sim_fault {
 	uint32_t n_resp, cap_resp;
 };
 
+/* One vEVENT in a vEVENTQ's deliver list: a normal record, or the LOST_EVENTS header. */
+struct sim_vevent {
+	struct nestd_vevent_header hdr;
+	uint32_t data_len; /* 0 for the LOST_EVENTS header */
+	uint8_t data[NESTD_VEVENT_DATA_MAX];
+};
+
+/*
+ * A vEVENTQ's state, as iommufd's struct iommufd_veventq: the deliver
+ * list (FIFO; the LOST_EVENTS header, if there, is its last entry),
+ * num_events (normal records in it, at most depth), the next sequence.
+ * efd polls readable while the list is not empty.
+ */
+struct sim_veventq {
+	uint32_t id;
+	uint32_t viommu_id;
+	uint32_t type;
+	uint32_t depth;
+	int efd; /* -1 once the fd is closed */
+	uint32_t num_events;
+	uint32_t sequence;
+	struct sim_vevent *deliver;
+	uint32_t n_deliver, cap_deliver;
+};
+
 /*
  * The sim has no device objects; the dev_id of its fault records names
  * device i as SIM_DEV_ID_BASE + i, above every object id it hands out.
@@ -155,6 +182,9 @@ struct sim_state {
 	/* Fault objects' queues (backend/sim/fault.c); not saved across a restart. */
 	struct sim_fault *faults;
 	uint32_t n_faults, cap_faults;
+	/* vEVENTQs' queues (backend/sim/veventq.c); not saved across a restart. */
+	struct sim_veventq *veventqs;
+	uint32_t n_veventqs, cap_veventqs;
 
 	/* Which kernel version's rules to model ([daemon] sim_kernel). */
 	enum kernel_rules rules;
@@ -234,6 +264,24 @@ int sim_trigger_iopf(struct sim_state *st, const char *device, const struct back
 void sim_fault_detach(struct sim_state *st, uint32_t fault_id, uint32_t dev, uint32_t hwpt_id);
 void sim_fault_forget(struct sim_state *st, uint32_t fault_id);
 void sim_faults_free(struct sim_state *st);
+
+/*
+ * backend/sim/veventq.c (7.x; 6.12 answers -ENOTTY): IOMMU_VEVENTQ_ALLOC,
+ * the vEVENTQ fd's read (eventq.c iommufd_veventq_fops_read(): whole
+ * records), closing it (sim_veventq_close: the fd's reference goes, the
+ * object stays until IOMMU_DESTROY), IOMMU_TEST_OP_TRIGGER_VEVENT and the
+ * driver's report (driver.c iommufd_viommu_report_event()).
+ * sim_veventq_forget() frees a destroyed one's queue, sim_veventqs_free() all.
+ */
+int sim_veventq_alloc(struct sim_state *st, uint32_t viommu_id, uint32_t type, uint32_t depth,
+		      uint32_t *out_id, int *out_fd);
+int sim_veventq_read(struct sim_state *st, uint32_t id, void *buf, uint32_t len);
+int sim_veventq_close(struct sim_state *st, uint32_t id);
+int sim_veventq_report(struct sim_state *st, uint32_t viommu_id, uint32_t type, const void *data,
+		       uint32_t data_len);
+int sim_trigger_vevent(struct sim_state *st, const char *device);
+void sim_veventq_forget(struct sim_state *st, uint32_t id);
+void sim_veventqs_free(struct sim_state *st);
 
 /* backend/sim/mem.c: IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP on a device's IOAS. */
 int sim_map_memory(struct sim_state *st, const char *device, uint64_t iova, uint64_t length,

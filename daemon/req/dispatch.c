@@ -125,6 +125,16 @@ static const char *alloc_vdevice_device(const IommuNest__Request *m)
 	return m->alloc_vdevice->device;
 }
 
+static const char *attach_pasid_device(const IommuNest__Request *m)
+{
+	return m->attach_pasid->device;
+}
+
+static const char *detach_pasid_device(const IommuNest__Request *m)
+{
+	return m->detach_pasid->device;
+}
+
 #define H   REQ_NEED_HELLO
 #define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
 
@@ -213,6 +223,13 @@ static const struct req_op ops[] = {
 						 .needs = H | DEV,
 						 .device_of = alloc_vdevice_device},
     [IOMMU_NEST__REQUEST__BODY_DESTROY_OBJECT] = {.run = handle_destroy_object, .needs = H},
+    /* PASIDs (req/pasid.c): as Attach and Detach. */
+    [IOMMU_NEST__REQUEST__BODY_ATTACH_PASID] = {.run = handle_attach_pasid,
+						.needs = H | DEV | REQ_CLAIM_IN_HANDLER,
+						.device_of = attach_pasid_device},
+    [IOMMU_NEST__REQUEST__BODY_DETACH_PASID] = {.run = handle_detach_pasid,
+						.needs = H | DEV,
+						.device_of = detach_pasid_device},
 };
 
 #undef H

@@ -37,6 +37,8 @@ int handle_trigger_iopf(struct req_ctx *c);
 int handle_alloc_viommu(struct req_ctx *c);
 int handle_alloc_vdevice(struct req_ctx *c);
 int handle_destroy_object(struct req_ctx *c);
+int handle_attach_pasid(struct req_ctx *c); /* req/pasid.c */
+int handle_detach_pasid(struct req_ctx *c);
 
 /* Invalidate on a vIOMMU id (req/viommu.c): answered at once, REQ_INV_DONE. */
 int req_viommu_invalidate(struct session *s, struct inv_request *r);

@@ -291,6 +291,8 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 		if (strcmp(d->name, cfg->devices[i].name) || kind != cfg->devices[i].kind)
 			return bad(l, "sim: the saved devices are not the configured ones");
 		d->kind = (enum device_kind)kind;
+		/* From the configuration, as at open (PASID attachments are not saved). */
+		d->pasid_bits = sim_pasid_bits(&cfg->devices[i], cfg->sim_kernel);
 		/* Files from before VM contexts lack both: every device was held. */
 		present = 1;
 		borrowed = 0;
@@ -464,6 +466,7 @@ static int link_graph(struct loader *l)
 		if (!a || (a != p && a->parent_id != p->id))
 			return bad(l, "sim: device attached to a foreign HWPT");
 		a->users++;
+		p->pasid_compat = d->pasid_bits > 0;
 	}
 	for (uint32_t i = 0; i < st->n_objs; i++) {
 		struct sim_obj *o = &st->objs[i];

@@ -10,10 +10,12 @@
 #include <string.h>
 
 #include <CUnit/Basic.h>
+#include <json-c/json.h>
 
 #include "backend/backend.h"
 #include "backend/iommufd_uapi.h"
 #include "backend/pasid_uapi.h"
+#include "backend/sim/persist.h"
 #include "backend/sim/state.h"
 #include "util/config.h"
 #include "unit_run.h"
@@ -297,6 +299,35 @@ static void test_context_unplug(void)
 	sim_down();
 }
 
+/*
+ * Across a restart the flag stays with the HWPT, as in the kernel; the
+ * attachments themselves are not saved (the daemon takes none back yet).
+ */
+static void test_persist_flag(void)
+{
+	struct json_object *o = json_object_new_object();
+	struct sim_state back;
+	const char *err = NULL;
+	uint32_t plain, compat, parent;
+
+	sim_open(KERNEL_RULES_7);
+	plain = alloc_st("sp0", 0, &parent);
+	compat = alloc_st("sp0", NESTD_HWPT_ALLOC_PASID, NULL);
+	CU_ASSERT_EQUAL_FATAL(sim_state_save(st, o), 0);
+	CU_ASSERT_EQUAL_FATAL(sim_state_load(&back, &cfg, o, &err), 0);
+	back.rules = KERNEL_RULES_7; /* configuration, set by the backend after a load */
+	CU_ASSERT_FALSE(sim_obj_find(&back, plain)->pasid_compat);
+	CU_ASSERT_TRUE(sim_obj_find(&back, compat)->pasid_compat);
+	CU_ASSERT_TRUE(sim_obj_find(&back, parent)->pasid_compat);
+	CU_ASSERT_EQUAL(back.devs[0].pasid_bits, NESTD_MOCK_PASID_WIDTH);
+	CU_ASSERT_EQUAL(sim_pasid_attach(&back, "sp0", 100, plain), -EINVAL);
+	CU_ASSERT_EQUAL(sim_pasid_attach(&back, "sp0", 100, compat), 0);
+	CU_ASSERT_EQUAL(sim_pasid_detach(&back, "sp0", 100), 0);
+	sim_state_free(&back);
+	json_object_put(o);
+	sim_down();
+}
+
 static const struct unit_case tests[] = {
     {"hw_info PASID width", test_hw_info_width},
     {"ALLOC_PASID per kernel", test_alloc_flag},
@@ -309,6 +340,7 @@ static const struct unit_case tests[] = {
     {"VT-d stage 1 on a PASID", test_vtd_stage1},
     {"6.12 answers", test_kernel_612},
     {"VM context", test_context_unplug},
+    {"flag survives a restart", test_persist_flag},
 };
 
 int main(void)

@@ -1010,6 +1010,32 @@ int iommu_nest_invalidate_viommu(struct iommu_nest *h, uint32_t viommu_id, uint3
 				 struct iommu_nest_entry_result *results,
 				 struct iommu_nest_inv_summary *summary);
 
+/* ---- PASIDs (Linux 7.x); since LIBIOMMU_NEST_0.14 ------------------------ */
+
+/*
+ * Alloc flag (the kernel's IOMMU_HWPT_ALLOC_PASID), for iommu_nest_alloc()
+ * and iommu_nest_alloc_on_viommu(): a nested HWPT that may sit on a PASID.
+ * A 6.12 kernel refuses it (-EOPNOTSUPP).
+ */
+#define IOMMU_NEST_ALLOC_PASID (1u << 3)
+
+/*
+ * Attaches hwpt_id (a nested HWPT of this client allocated with
+ * IOMMU_NEST_ALLOC_PASID, or the nest parent under one, which the daemon
+ * allocates PASID-capable where the device has PASIDs) to PASID pasid of
+ * device, or replaces what that PASID has, as VFIO does. The kernel's
+ * answers pass through: -EINVAL for a HWPT without the flag, a RID
+ * (iommu_nest_attach()) on a HWPT without it, a PASID beyond the device's
+ * width (iommu_nest_get_hw_info()'s max_pasid_log2); a HWPT on a PASID is
+ * -EBUSY to destroy. PASID 0 is the RID: -EINVAL. -ENOENT for anyone
+ * else's HWPT. Linux 6.12 has no PASID attachments (selftest mock:
+ * -EOPNOTSUPP; VFIO: -EINVAL).
+ */
+int iommu_nest_attach_pasid(struct iommu_nest *h, const char *device, uint32_t pasid,
+			    uint32_t hwpt_id);
+/* Takes the HWPT off PASID pasid of device: 0 also when none was on it. */
+int iommu_nest_detach_pasid(struct iommu_nest *h, const char *device, uint32_t pasid);
+
 #ifdef __cplusplus
 }
 #endif

@@ -407,6 +407,22 @@ struct backend_ops {
 			    uint32_t len);
 	int (*veventq_free)(struct backend *be, const struct backend_veventq *q);
 	int (*trigger_vevent)(struct backend *be, const char *device);
+	/*
+	 * PASID attachments (Linux 7.x; backend/sim/pasid.c, backend/iommufd/pasid.c), with the
+	 * semantics of VFIO_DEVICE_ATTACH_IOMMUFD_PT / _DETACH with the
+	 * PASID flag: attach_pasid attaches hwpt_id (a nested HWPT, or the
+	 * device's nest parent) to pasid of device, or replaces what that
+	 * pasid has; the HWPT must be IOMMU_HWPT_ALLOC_PASID and so must the
+	 * device's RID domain (-EINVAL otherwise, iommufd/device.c
+	 * iommufd_hwpt_pasid_compat()); a HWPT attached on a PASID is -EBUSY
+	 * to destroy. detach_pasid answers 0 when nothing is attached.
+	 * Linux 6.12 has none of it: the mock's test op is -EOPNOTSUPP,
+	 * VFIO's flag -EINVAL. pasid 0 (IOMMU_NO_PASID) is the RID's: the
+	 * daemon never passes it. NULL: -EOPNOTSUPP.
+	 */
+	int (*attach_pasid)(struct backend *be, const char *device, uint32_t pasid,
+			    uint32_t hwpt_id);
+	int (*detach_pasid)(struct backend *be, const char *device, uint32_t pasid);
 };
 
 /* Every backend object starts with this. */

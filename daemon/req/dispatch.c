@@ -130,6 +130,16 @@ static const char *trigger_vevent_device(const IommuNest__Request *m)
 	return m->trigger_vevent->device;
 }
 
+static const char *attach_pasid_device(const IommuNest__Request *m)
+{
+	return m->attach_pasid->device;
+}
+
+static const char *detach_pasid_device(const IommuNest__Request *m)
+{
+	return m->detach_pasid->device;
+}
+
 #define H   REQ_NEED_HELLO
 #define DEV (REQ_NEED_DEVICE | REQ_NEED_FREE_DEV)
 
@@ -224,6 +234,13 @@ static const struct req_op ops[] = {
 						  .needs = H | REQ_NEED_TEST | DEV,
 						  .backend_has = has_trigger_vevent,
 						  .device_of = trigger_vevent_device},
+    /* PASIDs (req/pasid.c): as Attach and Detach. */
+    [IOMMU_NEST__REQUEST__BODY_ATTACH_PASID] = {.run = handle_attach_pasid,
+						.needs = H | DEV | REQ_CLAIM_IN_HANDLER,
+						.device_of = attach_pasid_device},
+    [IOMMU_NEST__REQUEST__BODY_DETACH_PASID] = {.run = handle_detach_pasid,
+						.needs = H | DEV,
+						.device_of = detach_pasid_device},
 };
 
 #undef H

@@ -41,6 +41,8 @@ int handle_alloc_veventq(struct req_ctx *c);
 int handle_trigger_vevent(struct req_ctx *c);
 /* DestroyObject of kind OBJECT_VEVENTQ (req/veventq.c). */
 int req_destroy_veventq(struct req_ctx *c);
+int handle_attach_pasid(struct req_ctx *c); /* req/pasid.c */
+int handle_detach_pasid(struct req_ctx *c);
 
 /* Invalidate on a vIOMMU id (req/viommu.c): answered at once, REQ_INV_DONE. */
 int req_viommu_invalidate(struct session *s, struct inv_request *r);

@@ -52,7 +52,8 @@ int req_claim_device(struct req_ctx *c, struct device_binding *b)
 static bool holds(const struct session *s, const struct device_binding *b)
 {
 	if ((b->hwpt_id && b->owner == s) || (b->n_maps && b->mem_owner == s) || b->opener == s ||
-	    (s->vm.tracking >> binding_index(s->srv, b) & 1))
+	    (s->vm.tracking >> binding_index(s->srv, b) & 1) ||
+	    (b->n_pasids && b->pasid_owner == s))
 		return true;
 	for (const struct hwpt_entry *e = s->owned; e; e = e->next_owned)
 		if (!strcmp(e->device, b->dev->name))

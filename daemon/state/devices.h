@@ -52,6 +52,14 @@ struct device_binding {
 	 */
 	bool stale;
 
+	/*
+	 * PASIDs of the device with a HWPT on them (state/pasids.h), all
+	 * pasid_owner's: like an attachment, they make the device busy for
+	 * everyone else.
+	 */
+	struct session *pasid_owner;
+	uint32_t n_pasids;
+
 	struct session *mem_owner;
 	uid_t mem_uid;
 	struct mem_map *maps;

@@ -40,6 +40,7 @@ void hwpt_registry_fini(struct hwpt_registry *reg)
 	free(reg->buckets);
 	veventq_table_fini(&reg->veventqs);
 	vobj_table_fini(&reg->vobjs);
+	pasid_table_fini(&reg->pasids);
 	device_bindings_fini(reg);
 	dirty_ids_free(&reg->dirty);
 	memset(reg, 0, sizeof(*reg));

@@ -17,6 +17,7 @@
 #include "util/journal.h"
 #include "state/devices.h"
 #include "state/veventqs.h"
+#include "state/pasids.h"
 #include "state/viommus.h"
 #include "state/vmctx.h"
 
@@ -93,6 +94,8 @@ struct hwpt_registry {
 	struct veventq_table veventqs;
 	/* The open VM contexts (state/vmctx.h), sessions' and orphaned ones. */
 	struct vm_ctx_list ctxs;
+	/* Clients' PASID attachments (state/pasids.h). */
+	struct pasid_table pasids;
 };
 
 int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg);

@@ -202,6 +202,9 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 		hwpt_registry_for_each(reg, chain_orphan, &c);
 		changed = list != NULL;
 	}
+	/* PASIDs first: a HWPT on one cannot be destroyed, and the RID goes back under them. */
+	if (h->s && pasid_teardown(reg, h->s, h->session_id))
+		changed = true;
 	if (detach_devices(reg, be, h))
 		changed = true;
 	if (unmap_memory(reg, be, h))

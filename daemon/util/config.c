@@ -363,6 +363,8 @@ static int set_device(struct config *cfg, const char *name, const char *k, const
 	}
 	if (!strcmp(k, "path"))
 		return copy_str(d->path, sizeof(d->path), v);
+	if (!strcmp(k, "pasid"))
+		return parse_bool(v, &d->pasid);
 	if (!strcmp(k, "allow_users"))
 		return policy_parse_uids(&d->allow, v);
 	if (!strcmp(k, "allow_groups"))

@@ -28,6 +28,13 @@ struct config_device {
 	enum device_kind kind;
 	char path[CONFIG_PATH_MAX]; /* iommufd backend: /dev/vfio/devices/vfioN */
 	struct policy_ids allow;    /* who may allocate on it; empty: any client */
+	/*
+	 * pasid = true: a PASID-capable device (Linux 7.x): the iommufd
+	 * backend creates a selftest mock with MOCK_FLAGS_DEVICE_PASID, the
+	 * sim gives the device the mock's 20-bit PASID width. A VFIO device's
+	 * width is the hardware's either way.
+	 */
+	bool pasid;
 };
 
 struct config {

@@ -57,12 +57,14 @@
 #include "util/config.h"
 #include "backend/iommufd_test_uapi.h"
 #include "backend/iommufd_uapi.h"
+#include "backend/pasid_uapi.h"
 #include "util/json_util.h"
 #include "util/journal.h"
 #include "util/log.h"
 #include "backend/vfio_uapi.h"
 #include "backend/iommufd/device_fd.h"
 #include "backend/iommufd/parent.h"
+#include "backend/iommufd/pasid.h"
 
 #define DEFAULT_IOMMUFD_PATH "/dev/iommu"
 
@@ -74,6 +76,7 @@ struct ifd_device {
 	char name[CONFIG_NAME_MAX];
 	char path[CONFIG_PATH_MAX];
 	enum device_kind kind;
+	bool pasid;	       /* config: a PASID-capable mock (MOCK_FLAGS_DEVICE_PASID) */
 	int vfio_fd;	       /* vtd: the device cdev; -1 otherwise */
 	uint32_t ioas_id;      /* its own IOAS: the stage 2 guest memory goes in */
 	uint32_t dev_id;       /* the iommufd device object (HWPT_ALLOC dev_id) */
@@ -125,6 +128,7 @@ struct ifd_backend {
 	 */
 	struct ifd_backend *root;
 	uint32_t ctx_ioas;
+	struct ifd_pasids pasids; /* the PASIDs attached through us (pasid.c) */
 };
 
 /*
@@ -311,7 +315,17 @@ static const char *iommufd_open_msg(const char *path, int err)
 
 static int setup_selftest(struct ifd_backend *b, struct ifd_device *d, const char **errmsg)
 {
-	int rc = ifd_mock_domain(b->fd, d->ioas_id, &d->stdev_id, &d->dev_id);
+	int rc = -EINVAL;
+
+	/*
+	 * pasid = true: a PASID-capable mock on 7.x. 6.12 knows no such
+	 * device flag (-EINVAL): the device is made without PASIDs there,
+	 * which hw_info then reports (max_pasid_log2 0).
+	 */
+	if (d->pasid)
+		rc = ifd_mock_domain_pasid(b->fd, d->ioas_id, &d->stdev_id, &d->dev_id);
+	if (rc == -EINVAL)
+		rc = ifd_mock_domain(b->fd, d->ioas_id, &d->stdev_id, &d->dev_id);
 
 	if (rc == -ENOTTY) {
 		*errmsg = seterr("device %s (selftest): IOMMU_TEST_CMD is not supported: the "
@@ -397,7 +411,19 @@ static int setup_on_ioas(struct ifd_backend *b, struct ifd_device *d, const char
 	if (caps & IOMMU_HW_CAP_DIRTY_TRACKING)
 		flags |= IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
 	flags &= ~IOMMU_HWPT_ALLOC_NEST_PARENT; /* parent.c adds it, and falls back */
-	rc = ifd_parent_alloc(b->fd, d->dev_id, d->ioas_id, flags, &d->parent_id, &d->nest_err);
+	/*
+	 * A PASID-capable device's RID domain must be ALLOC_PASID for any
+	 * PASID to be attached (device.c iommufd_hwpt_pasid_compat()), and so
+	 * must the parent itself to sit on a PASID. Without the flag if the
+	 * IOMMU refuses it: the device still works, its PASIDs do not.
+	 */
+	rc = -EOPNOTSUPP;
+	if (ifd_max_pasid_log2(b->fd, d->dev_id))
+		rc = ifd_parent_alloc(b->fd, d->dev_id, d->ioas_id, flags | NESTD_HWPT_ALLOC_PASID,
+				      &d->parent_id, &d->nest_err);
+	if (rc)
+		rc = ifd_parent_alloc(b->fd, d->dev_id, d->ioas_id, flags, &d->parent_id,
+				      &d->nest_err);
 	if (rc) {
 		*errmsg =
 		    seterr("device %s: IOMMU_HWPT_ALLOC(NEST_PARENT): %s%s", d->name, strerror(-rc),
@@ -536,6 +562,7 @@ static int ifd_create(int fd, const struct config *cfg, struct backend **out, co
 		snprintf(d->name, sizeof(d->name), "%s", cfg->devices[i].name);
 		snprintf(d->path, sizeof(d->path), "%s", cfg->devices[i].path);
 		d->kind = cfg->devices[i].kind;
+		d->pasid = cfg->devices[i].pasid;
 		d->vfio_fd = -1;
 		b->n_devs = i + 1;
 		rc = setup_device(b, d, errmsg);
@@ -634,8 +661,15 @@ static void teardown(struct ifd_backend *b)
 	 * Closing the iommufd frees every object in dependency order; the
 	 * explicit destroys only matter when someone else still holds the fd
 	 * (an adopted fd kept in systemd's fd store). Device cdevs go first:
-	 * closing one unbinds the device and drops its attachment.
+	 * closing one unbinds the device and drops its attachment. A mock's
+	 * PASIDs before that: destroying the mock detaches only its RID.
 	 */
+	for (uint32_t i = 0; i < b->n_devs; i++) {
+		struct ifd_pasid_dev pd = {
+		    .index = i, .stdev_id = b->devs[i].stdev_id, .vfio_fd = b->devs[i].vfio_fd};
+
+		ifd_pasid_detach_all(b->fd, &b->pasids, &pd);
+	}
 	for (uint32_t i = 0; i < b->n_devs; i++) {
 		struct ifd_device *d = &b->devs[i];
 
@@ -658,6 +692,7 @@ static void teardown(struct ifd_backend *b)
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->nested);
+	ifd_pasids_free(&b->pasids);
 	dirty_ids_free(&b->nested_dirty);
 	free(b->devs);
 	free(b);
@@ -1738,6 +1773,7 @@ static int ifd_open_context(struct backend *be, struct backend **out)
 		memcpy(d->name, root->devs[i].name, sizeof(d->name));
 		memcpy(d->path, root->devs[i].path, sizeof(d->path));
 		d->kind = root->devs[i].kind;
+		d->pasid = root->devs[i].pasid;
 		d->hw_info_type = root->devs[i].hw_info_type;
 		d->vfio_fd = -1;
 	}
@@ -1831,6 +1867,7 @@ static int ifd_reopen_context(struct backend *be, struct json_object *saved,
 		memcpy(cfg->devices[i].name, root->devs[i].name, sizeof(cfg->devices[i].name));
 		memcpy(cfg->devices[i].path, root->devs[i].path, sizeof(cfg->devices[i].path));
 		cfg->devices[i].kind = root->devs[i].kind;
+		cfg->devices[i].pasid = root->devs[i].pasid;
 	}
 	cfg->n_devices = root->n_devs;
 	rc = backend_iommufd_restore(fd, cfg, saved, take_fd, ctx, out, errmsg);
@@ -1864,6 +1901,36 @@ static int ifd_op_vdevice_alloc(struct backend *be, uint32_t viommu_id, const ch
 	if (!d)
 		return -ENOENT;
 	return ifd_vdevice_alloc(b->fd, viommu_id, d->dev_id, virt_id, out_id);
+}
+
+static int ifd_op_attach_pasid(struct backend *be, const char *device, uint32_t pasid,
+			       uint32_t hwpt_id)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	struct ifd_pasid_dev pd;
+
+	if (!d)
+		return -ENOENT;
+	/* As ifd_attach(): a nested HWPT of ours, or the device's own nest parent. */
+	if (!find_nested(b, hwpt_id) && hwpt_id != d->parent_id)
+		return -ENOENT;
+	pd = (struct ifd_pasid_dev){
+	    .index = (uint32_t)(d - b->devs), .stdev_id = d->stdev_id, .vfio_fd = d->vfio_fd};
+	return ifd_pasid_attach(b->fd, &b->pasids, &pd, pasid, hwpt_id);
+}
+
+static int ifd_op_detach_pasid(struct backend *be, const char *device, uint32_t pasid)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	struct ifd_pasid_dev pd;
+
+	if (!d)
+		return -ENOENT;
+	pd = (struct ifd_pasid_dev){
+	    .index = (uint32_t)(d - b->devs), .stdev_id = d->stdev_id, .vfio_fd = d->vfio_fd};
+	return ifd_pasid_detach(b->fd, &b->pasids, &pd, pasid);
 }
 
 static int ifd_op_destroy_object(struct backend *be, uint32_t id)
@@ -1953,6 +2020,8 @@ const struct backend_ops backend_iommufd_ops = {
     .veventq_read = ifd_op_veventq_read,
     .veventq_free = ifd_op_veventq_free,
     .trigger_vevent = ifd_op_trigger_vevent,
+    .attach_pasid = ifd_op_attach_pasid,
+    .detach_pasid = ifd_op_detach_pasid,
 };
 
 /* --- introspection for tests ---------------------------------------------- */

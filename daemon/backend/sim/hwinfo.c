@@ -166,5 +166,7 @@ int sim_hw_info(const struct sim_state *st, const char *device, struct backend_h
 		selftest_hw_info(out);
 	if (st->rules == KERNEL_RULES_7)
 		out->capabilities |= IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED;
+	/* device.c:1634: ilog2(dev->iommu->max_pasids); 6.12 has no such field. */
+	out->max_pasid_log2 = st->devs[dev].pasid_bits;
 	return 0;
 }

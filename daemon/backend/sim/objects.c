@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "backend/pasid_uapi.h"
 #include "backend/sim/state.h"
 
 /* The driver's domain_alloc_user for a nested domain, past the core checks. */
@@ -53,8 +54,13 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 	dev = sim_dev_find(st, device);
 	if (dev < 0)
 		return dev;
-	/* hw_pagetable.c:229: a nested HWPT takes no flags but FAULT_ID_VALID. */
-	if ((req->flags & ~IOMMU_HWPT_FAULT_ID_VALID) || !req->data_len)
+	/*
+	 * hw_pagetable.c:229: a nested HWPT takes no flags but FAULT_ID_VALID,
+	 * and on 7.x ALLOC_PASID (hw_pagetable.c:237).
+	 */
+	if ((req->flags & ~(IOMMU_HWPT_FAULT_ID_VALID |
+			    (st->rules == KERNEL_RULES_7 ? NESTD_HWPT_ALLOC_PASID : 0))) ||
+	    !req->data_len)
 		return -EOPNOTSUPP;
 	rc = alloc_check_driver(st->devs[dev].kind, req);
 	if (rc)
@@ -78,6 +84,7 @@ int sim_alloc_nested(struct sim_state *st, const char *device, const struct back
 	rc = sim_obj_new(st, SIM_OBJ_NESTED, (uint32_t)dev, &o);
 	if (rc)
 		return rc;
+	o->pasid_compat = req->flags & NESTD_HWPT_ALLOC_PASID;
 	/* On a vIOMMU the vIOMMU holds it up (EBUSY while it lives), as its parent. */
 	o->parent_id = req->viommu_id ? req->viommu_id : st->devs[dev].parent_id;
 	if (req->flags & IOMMU_HWPT_FAULT_ID_VALID) {
@@ -130,7 +137,7 @@ int sim_destroy(struct sim_state *st, uint32_t id)
 }
 
 /* intel/pasid.c intel_pasid_setup_nested(): the stage-1 config is checked here. */
-static int vtd_attach_check(const struct sim_obj *o)
+int sim_vtd_attach_check(const struct sim_obj *o)
 {
 	/*
 	 * The simulated IOMMU supports 5-level first-stage paging, SRS and
@@ -203,10 +210,14 @@ int sim_attach(struct sim_state *st, const char *device, uint32_t id)
 			return -ENOENT;
 	}
 	if (o->type == SIM_OBJ_NESTED && o->kind == DEVICE_KIND_VTD) {
-		rc = vtd_attach_check(o);
+		rc = sim_vtd_attach_check(o);
 		if (rc)
 			return rc; /* a failed replace keeps the old domain */
 	}
+	/* device.c iommufd_hwpt_pasid_compat(): with PASIDs on, the RID's domain must be too. */
+	rc = sim_pasid_rid_ok(d, o);
+	if (rc)
+		return rc;
 	dev_move(st, d, id);
 	return 0;
 }
@@ -237,8 +248,14 @@ int sim_detach(struct sim_state *st, const char *device)
 	 * (vfio/iommufd.c:167) detaching a device that is not on a nested
 	 * HWPT is not an error.
 	 */
-	if (st->devs[dev].attached_id != st->devs[dev].parent_id)
+	if (st->devs[dev].attached_id != st->devs[dev].parent_id) {
+		int rc =
+		    sim_pasid_rid_ok(&st->devs[dev], sim_obj_find(st, st->devs[dev].parent_id));
+
+		if (rc)
+			return rc;
 		dev_move(st, &st->devs[dev], st->devs[dev].parent_id);
+	}
 	return 0;
 }
 
@@ -254,6 +271,7 @@ int sim_dev_plug(struct sim_state *st, uint32_t dev)
 	if (rc)
 		return rc;
 	parent->users = 1; /* the device, attached to it */
+	parent->pasid_compat = d->pasid_bits > 0; /* as the daemon allocates it */
 	d->parent_id = d->attached_id = parent->id;
 	d->present = true;
 	return 0;
@@ -266,6 +284,9 @@ int sim_dev_unplug(struct sim_state *st, uint32_t dev)
 
 	if (!d->present)
 		return -ENOENT;
+	/* Attached PASIDs hold the device object (idev->obj.users). */
+	if (d->n_pasids)
+		return -EBUSY;
 	for (uint32_t i = 0; i < st->n_objs; i++)
 		if (st->objs[i].type == SIM_OBJ_NESTED && st->objs[i].parent_id == d->parent_id)
 			return -EBUSY;

@@ -74,6 +74,10 @@ static struct json_object *obj_to_json(const struct sim_obj *ob)
 	    js_add_u64(o, "kind", ob->kind) || js_add_u64(o, "dev", ob->dev) ||
 	    js_add_u64(o, "parent_id", ob->parent_id) || vtd_to_json(o, &ob->vtd))
 		goto nomem;
+	/* IOMMU_HWPT_ALLOC_PASID stays with the HWPT in the kernel (only when set: old files lack
+	 * it). */
+	if (ob->pasid_compat && js_add_u64(o, "pasid_compat", 1))
+		goto nomem;
 	slots = js_add_new(o, "iotlb", true);
 	for (int i = 0; slots && i < MOCK_NESTED_DOMAIN_IOTLB_NUM; i++)
 		if (js_push(slots, json_object_new_uint64(ob->iotlb[i])))
@@ -291,6 +295,8 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 		if (strcmp(d->name, cfg->devices[i].name) || kind != cfg->devices[i].kind)
 			return bad(l, "sim: the saved devices are not the configured ones");
 		d->kind = (enum device_kind)kind;
+		/* From the configuration, as at open (PASID attachments are not saved). */
+		d->pasid_bits = sim_pasid_bits(&cfg->devices[i], cfg->sim_kernel);
 		/* Files from before VM contexts lack both: every device was held. */
 		present = 1;
 		borrowed = 0;
@@ -399,6 +405,13 @@ static int load_obj(struct loader *l, struct json_object *j, struct sim_obj *o)
 	} else {
 		return bad(l, "sim: unknown object type");
 	}
+	if (json_object_object_get_ex(j, "pasid_compat", NULL)) {
+		uint32_t compat;
+
+		if (js_u32(j, "pasid_compat", &compat))
+			return bad(l, "sim: malformed object");
+		o->pasid_compat = compat != 0;
+	}
 	rc = load_vtd(l, j, &o->vtd);
 	if (!rc)
 		rc = load_slots(l, j, o->iotlb);
@@ -464,6 +477,7 @@ static int link_graph(struct loader *l)
 		if (!a || (a != p && a->parent_id != p->id))
 			return bad(l, "sim: device attached to a foreign HWPT");
 		a->users++;
+		p->pasid_compat = d->pasid_bits > 0;
 	}
 	for (uint32_t i = 0; i < st->n_objs; i++) {
 		struct sim_obj *o = &st->objs[i];

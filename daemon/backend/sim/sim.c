@@ -485,6 +485,18 @@ static uint64_t sim_generation(struct backend *be)
 	return to_sb(be)->gen;
 }
 
+/* Users counts are not saved, nor PASID attachments: nothing of the saved state changes. */
+static int sim_op_attach_pasid(struct backend *be, const char *device, uint32_t pasid,
+			       uint32_t hwpt_id)
+{
+	return sim_pasid_op_attach(to_st(be), device, pasid, hwpt_id);
+}
+
+static int sim_op_detach_pasid(struct backend *be, const char *device, uint32_t pasid)
+{
+	return sim_pasid_op_detach(to_st(be), device, pasid);
+}
+
 static int sim_op_viommu_alloc(struct backend *be, const char *device, uint32_t type,
 			       uint32_t flags, uint32_t *out_id, uint32_t *out_parent)
 {
@@ -752,6 +764,8 @@ const struct backend_ops backend_sim_ops = {
     .veventq_read = sim_op_veventq_read,
     .veventq_free = sim_op_veventq_free,
     .trigger_vevent = sim_op_trigger_vevent,
+    .attach_pasid = sim_op_attach_pasid,
+    .detach_pasid = sim_op_detach_pasid,
 };
 
 /* A memfd with a fresh random id; -1 if memfd or getrandom fail (no anchor). */

@@ -33,6 +33,7 @@ static int dev_add(struct sim_state *st, const struct config_device *cd, const c
 	}
 	memcpy(d->name, cd->name, sizeof(d->name));
 	d->kind = cd->kind;
+	d->pasid_bits = sim_pasid_bits(cd, st->rules);
 	for (uint32_t c = 0; c < NESTD_MOCK_DEV_CACHE_NUM; c++)
 		d->cache[c] = NESTD_MOCK_DEV_CACHE_DEFAULT;
 	rc = sim_obj_new(st, SIM_OBJ_PARENT, st->n_devs, &parent);
@@ -42,6 +43,8 @@ static int dev_add(struct sim_state *st, const struct config_device *cd, const c
 	}
 	/* The daemon keeps each device on its parent while no nested HWPT is. */
 	parent->users = 1;
+	/* Like the iommufd backend: a PASID-capable device's parent is ALLOC_PASID. */
+	parent->pasid_compat = d->pasid_bits > 0;
 	d->parent_id = parent->id;
 	d->attached_id = parent->id;
 	d->present = true;
@@ -88,6 +91,7 @@ void sim_state_init_ctx(struct sim_state *st, const struct sim_state *root)
 	for (uint32_t i = 0; i < root->n_devs; i++) {
 		memcpy(st->devs[i].name, root->devs[i].name, sizeof(st->devs[i].name));
 		st->devs[i].kind = root->devs[i].kind;
+		st->devs[i].pasid_bits = root->devs[i].pasid_bits;
 	}
 	st->n_devs = root->n_devs;
 }
@@ -104,6 +108,7 @@ void sim_state_free(struct sim_state *st)
 	for (i = 0; i < st->n_devs; i++) {
 		sim_dev_maps_free(&st->devs[i]);
 		sim_iset_free(&st->devs[i].dirty);
+		sim_dev_pasids_free(&st->devs[i]);
 	}
 	sim_faults_free(st);
 	sim_veventqs_free(st);

@@ -15,6 +15,7 @@
 #ifndef IOMMU_NESTD_SIM_STATE_H
 #define IOMMU_NESTD_SIM_STATE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -64,6 +65,14 @@ struct sim_obj {
 	uint64_t virt_id;
 	/* ARM SMMUv3 vIOMMU: the host SMMU's caches for its VMID (vsmmu.c), or NULL. */
 	struct smmuv3_model *smmu;
+	/* A HWPT allocated with IOMMU_HWPT_ALLOC_PASID (hwpt->pasid_compat, 7.x). */
+	bool pasid_compat;
+};
+
+/* One PASID of a device and the HWPT on it (the core's igroup->pasid_attach). */
+struct sim_pasid {
+	uint32_t pasid;
+	uint32_t hwpt_id;
 };
 
 /* One IOMMU_IOAS_MAP area: [iova, last], inclusive like iopt_area. */
@@ -109,6 +118,15 @@ struct sim_dev {
 	 */
 	uint32_t vdev_id;
 	uint32_t cache[NESTD_MOCK_DEV_CACHE_NUM];
+	/*
+	 * 7.x PASIDs (backend/sim/pasid.c): the width (dev->iommu->max_pasids
+	 * is 1 << pasid_bits; 0: none) and what sits on each attached PASID.
+	 * Not saved across a restart (PASID attachments do not survive one).
+	 */
+	uint8_t pasid_bits;
+	bool pasid_1024_fake_error; /* selftest.c mock_domain_set_dev_pasid_nop() */
+	struct sim_pasid *pasids;
+	uint32_t n_pasids, cap_pasids;
 };
 
 /* One fault group (the selftest's: one page request, LAST_PAGE). */
@@ -201,8 +219,8 @@ struct sim_state {
 
 /*
  * Who calls whom (calls only go down this line; backend/sim/README.md):
- * sim.c -> persist.c -> state.c -> {objects->fault,mem,cache,inv,dirty->hwinfo}.c -> table.c ->
- * iset.c
+ * sim.c -> persist.c -> state.c -> {pasid->objects->fault,mem,cache,inv,dirty->hwinfo}.c -> table.c
+ * -> iset.c
  */
 
 /* backend/sim/table.c: the object table and device lookup, under everything. */
@@ -239,6 +257,8 @@ int sim_detach(struct sim_state *st, const char *device);
  * while nested HWPTs sit on the parent, the kernel's refusal to destroy it).
  */
 int sim_dev_plug(struct sim_state *st, uint32_t dev);
+/* intel/pasid.c intel_pasid_setup_nested(): a VT-d stage-1 config that cannot be set up. */
+int sim_vtd_attach_check(const struct sim_obj *o);
 int sim_dev_unplug(struct sim_state *st, uint32_t dev);
 /*
  * Whose stage 2 the device translates through now: the index of the
@@ -358,6 +378,31 @@ int sim_vsmmu_populate(struct sim_state *st, uint32_t hwpt_id, uint32_t asid, ui
 		       uint64_t npages, uint32_t kind);
 int sim_vsmmu_query(struct sim_state *st, uint32_t hwpt_id, uint32_t asid, uint64_t addr,
 		    uint64_t npages, uint64_t *iotlb_pages, uint64_t *psc_pages);
+
+/*
+ * backend/sim/pasid.c: PASID attachments, the core's rules (iommufd/device.c,
+ * iommu.c iommu_attach_device_pasid()). sim_pasid_attach, _replace and
+ * _detach are iommufd_device_attach / _replace / _detach on a PASID (the
+ * selftest's PASID_ATTACH / REPLACE / DETACH; 6.12: -EOPNOTSUPP, an
+ * unknown test op); sim_pasid_op_attach / _op_detach are the backend's
+ * ops: VFIO's attach-or-replace and detach (6.12: the mock's -EOPNOTSUPP,
+ * VFIO's -EINVAL for the unknown flag). sim_pasid_check is PASID_CHECK_HWPT (0: the
+ * HWPT on it, -EINVAL another one); sim_pasid_rid_ok says whether the RID
+ * may go onto o while PASIDs are attached; sim_pasid_bits the width a
+ * configured device gets; sim_dev_pasids_free frees the table.
+ */
+int sim_pasid_attach(struct sim_state *st, const char *device, uint32_t pasid, uint32_t id);
+int sim_pasid_replace(struct sim_state *st, const char *device, uint32_t pasid, uint32_t id);
+int sim_pasid_detach(struct sim_state *st, const char *device, uint32_t pasid);
+int sim_pasid_op_attach(struct sim_state *st, const char *device, uint32_t pasid, uint32_t id);
+int sim_pasid_op_detach(struct sim_state *st, const char *device, uint32_t pasid);
+int sim_pasid_check(struct sim_state *st, const char *device, uint32_t pasid, uint32_t id);
+static inline int sim_pasid_rid_ok(const struct sim_dev *d, const struct sim_obj *o)
+{
+	return d->n_pasids && !o->pasid_compat ? -EINVAL : 0;
+}
+uint8_t sim_pasid_bits(const struct config_device *cd, enum kernel_rules rules);
+void sim_dev_pasids_free(struct sim_dev *d);
 
 /* backend/sim/inv.c: IOMMU_HWPT_INVALIDATE and fault injection. */
 int sim_invalidate(struct sim_state *st, struct backend_inv *inv);

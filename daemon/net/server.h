@@ -104,6 +104,8 @@ struct server {
 	void (*queue_detach)(struct session *s);
 	/* Gives a session its fault queue, for Alloc (net/events.c events_open()). */
 	int (*events_open)(struct session *s);
+	/* Watches a reclaimed one and sends its book again (net/events.c events_resume()). */
+	int (*events_resume)(struct session *s);
 
 	/* One receive and one send buffer for the whole (single-threaded) loop. */
 	uint8_t *rx_buf;

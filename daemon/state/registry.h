@@ -39,6 +39,8 @@ struct hwpt_counters {
 	uint64_t ranged_pages;
 };
 
+struct client_faults;
+
 struct hwpt_entry {
 	uint32_t id;
 	uint32_t parent_id;
@@ -65,6 +67,8 @@ struct hwpt_entry {
 	gid_t owner_gid;
 	pid_t owner_pid;
 	uint8_t token[HWPT_TOKEN_LEN];
+	/* Its fault object (IOMMU_HWPT_FAULT_ID_VALID), or 0: Reclaim brings the queue back. */
+	uint32_t fault_id;
 
 	struct hwpt_counters counters; /* since this instance took it */
 
@@ -90,6 +94,9 @@ struct hwpt_registry {
 	struct vobj_table vobjs;
 	/* The open VM contexts (state/vmctx.h), sessions' and orphaned ones. */
 	struct vm_ctx_list ctxs;
+	/* Every open fault queue (state/faults.h), sessions' and orphaned ones, and the last number. */
+	struct client_faults *faults;
+	uint32_t fault_no;
 };
 
 int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg);

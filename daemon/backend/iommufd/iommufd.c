@@ -84,6 +84,7 @@ struct ifd_device {
 	int nest_err;	       /* parent.c: the IOMMU cannot nest (parent_id is plain paging) */
 	bool handed;	       /* device_fd.c: vfio_fd was handed out (a VMM may hold it) */
 	bool handed_saved;     /* handed as the last full save() wrote it */
+	uint32_t fd_gen;       /* bumped whenever vfio_fd is another open file (backend_fd.gen) */
 	/*
 	 * Whether this iommufd holds the device now. The root binds every
 	 * device at open and gives up a VFIO one while a VM context holds it
@@ -336,6 +337,7 @@ static int setup_vfio(struct ifd_backend *b, struct ifd_device *d, const char **
 		return -EINVAL;
 	}
 	d->vfio_fd = open(d->path, O_RDWR | O_CLOEXEC);
+	d->fd_gen++;
 	if (d->vfio_fd < 0) {
 		rc = -errno;
 		if (rc == -ENOENT)
@@ -1135,12 +1137,14 @@ static uint32_t ifd_stored_fds(struct backend *be, struct backend_fd *out, uint3
 
 	if (n < max) {
 		snprintf(out[n].name, sizeof(out[n].name), "%s", IFD_FD_NAME);
+		out[n].gen = 0;
 		out[n++].fd = b->fd;
 	}
 	for (uint32_t i = 0; i < b->n_devs && n < max; i++) {
 		if (b->devs[i].vfio_fd < 0)
 			continue;
 		snprintf(out[n].name, sizeof(out[n].name), IFD_VFIO_FD_PREFIX "%s", b->devs[i].name);
+		out[n].gen = b->devs[i].fd_gen;
 		out[n++].fd = b->devs[i].vfio_fd;
 	}
 	return n;
@@ -1510,6 +1514,7 @@ static int dev_slots(struct backend *be, const char *device, struct ifd_device_s
 					 .attached_id = &d->attached_id,
 					 .nest_err = d->nest_err,
 					 .handed = &d->handed,
+					 .fd_gen = &d->fd_gen,
 					 .kind = d->kind,
 					 .name = d->name,
 					 .path = d->path,
@@ -1572,6 +1577,14 @@ static int ifd_device_release(struct backend *be, const char *device)
 	return rc ? rc : vfio_dev_release(&sl);
 }
 
+static int ifd_device_holds_fd(struct backend *be, const char *device, int fd)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	return rc ? rc : vfio_dev_holds_fd(&sl, fd);
+}
+
 static int ifd_nest_err(struct backend *be, const char *device)
 {
 	struct ifd_device *d = find_device(to_ifd(be), device);
@@ -1598,6 +1611,22 @@ static int ifd_op_fault_respond(struct backend *be, const struct backend_fault_q
 {
 	(void)be;
 	return ifd_fault_respond(q, resp);
+}
+
+/*
+ * The kept fd is the object's only handle (the kernel hands out no second
+ * one): without it the queue cannot be read or answered. The file keeps
+ * the O_NONBLOCK that ifd_fault_alloc set.
+ */
+static int ifd_op_fault_reopen(struct backend *be, uint32_t id, int fd,
+			       struct backend_fault_queue *out)
+{
+	(void)be;
+	if (fd < 0)
+		return -ESTALE;
+	out->id = id;
+	out->fd = fd;
+	return 0;
 }
 
 static int ifd_op_fault_free(struct backend *be, const struct backend_fault_queue *q)
@@ -1895,11 +1924,13 @@ const struct backend_ops backend_iommufd_ops = {
     .device_reclaim = ifd_device_reclaim,
     .device_reset = ifd_device_reset,
     .device_release = ifd_device_release,
+    .device_holds_fd = ifd_device_holds_fd,
     .nest_err = ifd_nest_err,
     .fault_alloc = ifd_op_fault_alloc,
     .fault_read = ifd_op_fault_read,
     .fault_respond = ifd_op_fault_respond,
     .fault_free = ifd_op_fault_free,
+    .fault_reopen = ifd_op_fault_reopen,
     .dev_id_name = ifd_dev_id_name,
     .trigger_iopf = ifd_trigger,
     .sim_populate = NULL,

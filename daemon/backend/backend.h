@@ -289,7 +289,8 @@ struct backend_ops {
 			     const struct iommu_hwpt_page_response *resp);
 	int (*fault_free)(struct backend *be, const struct backend_fault_queue *q);
 	const char *(*dev_id_name)(struct backend *be, uint32_t dev_id);
-	int (*fault_reopen)(struct backend *be, uint32_t id, int fd, struct backend_fault_queue *out);
+	int (*fault_reopen)(struct backend *be, uint32_t id, int fd,
+			    struct backend_fault_queue *out);
 	/* Optional (NULL when the backend cannot): test-only operations. */
 	int (*trigger_iopf)(struct backend *be, const char *device, const struct backend_iopf *t);
 	/* Marks the bitmap's pages of the nest parent dirty (IOMMU_TEST_OP_DIRTY). */

@@ -69,27 +69,31 @@ static int send_fault(struct session *s, const struct fault_pending *p)
 /*
  * The book gets a group before it is sent, so an answer can never
  * outrun it; the last record of a group carries the cookie to answer
- * (IOMMU_PGFAULT_FLAGS_LAST_PAGE), and the book keeps that one.
+ * (IOMMU_PGFAULT_FLAGS_LAST_PAGE), and the book keeps that one. 0, or
+ * why the group cannot be delivered (then dropped and answered).
  */
-static void deliver_fault(struct session *s, const struct iommu_hwpt_pgfault *f)
+static int book_fault(struct session *s, const struct iommu_hwpt_pgfault *f,
+		      struct fault_pending *p)
 {
 	struct backend *be = s->faults->be;
-	struct fault_pending p = {.cookie = f->cookie, .grpid = f->grpid, .rec = *f};
 	const char *name = be->ops->dev_id_name(be, f->dev_id);
 	struct device_binding *b = name ? hwpt_registry_binding(&s->srv->reg, name) : NULL;
-	bool last = f->flags & IOMMU_PGFAULT_FLAGS_LAST_PAGE;
-	int rc = 0;
 
-	snprintf(p.device, sizeof(p.device), "%s", name ? name : "");
-	p.hwpt_id = b ? b->hwpt_id : 0;
+	*p = (struct fault_pending){.cookie = f->cookie, .grpid = f->grpid, .rec = *f};
+	snprintf(p->device, sizeof(p->device), "%s", name ? name : "");
+	p->hwpt_id = b ? b->hwpt_id : 0;
+	return f->flags & IOMMU_PGFAULT_FLAGS_LAST_PAGE ? client_faults_add(s->faults, p) : 0;
+}
+
+/* Once the book is saved: the event, or its loss (booked_rc: book_fault's answer). */
+static void send_or_drop(struct session *s, const struct fault_pending *p, int booked_rc)
+{
+	bool last = p->rec.flags & IOMMU_PGFAULT_FLAGS_LAST_PAGE;
+	int rc = booked_rc;
+
 	s->ev_seq++;
-	if (last)
-		rc = client_faults_add(s->faults, &p);
-	/* Persist first: a crash after the send must leave the group answerable. */
-	if (!rc && last)
-		restart_save(s->srv->rs);
 	if (!rc)
-		rc = send_fault(s, &p);
+		rc = send_fault(s, p);
 	if (!rc) {
 		s->ev_lost = 0;
 		s->srv->stats.events_sent++;
@@ -101,11 +105,11 @@ static void deliver_fault(struct session *s, const struct iommu_hwpt_pgfault *f)
 			 (unsigned long long)s->id, s->name, s->srv->cfg->quota.max_events);
 	s->srv->stats.events_lost++;
 	if (last) {
-		struct fault_pending *q = client_faults_find(s->faults, f->cookie);
+		struct fault_pending *q = client_faults_find(s->faults, p->cookie);
 
 		if (q)
 			client_faults_remove(s->faults, q);
-		answer_invalid(s, f->cookie);
+		answer_invalid(s, p->cookie);
 	}
 }
 
@@ -114,6 +118,9 @@ static void on_fault_readable(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 	struct backend *be = s->faults->be;
 	struct iommu_hwpt_pgfault recs[FAULT_BATCH];
+	struct fault_pending p[FAULT_BATCH];
+	int rcs[FAULT_BATCH];
+	bool booked = false;
 	int n;
 
 	(void)fd;
@@ -126,8 +133,15 @@ static void on_fault_readable(evutil_socket_t fd, short what, void *arg)
 		event_del(s->ev_fault);
 		return;
 	}
+	for (int i = 0; i < n; i++) {
+		rcs[i] = book_fault(s, &recs[i], &p[i]);
+		booked |= !rcs[i] && (recs[i].flags & IOMMU_PGFAULT_FLAGS_LAST_PAGE);
+	}
+	/* Persist first, once per pass: a crash after a send must leave its group answerable. */
+	if (booked)
+		restart_save(s->srv->rs);
 	for (int i = 0; i < n && !s->closing; i++)
-		deliver_fault(s, &recs[i]);
+		send_or_drop(s, &p[i], rcs[i]);
 }
 
 static int watch(struct session *s)

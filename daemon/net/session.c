@@ -164,6 +164,8 @@ void session_free(struct session *s)
 		struct teardown_holder oh = {.s = NULL, .only_be = s->vm.be};
 
 		state_teardown(&s->srv->reg, s->vm.be, &oh, &s->srv->stats.hwpts_active);
+		/* Their fault queues too (the kernel answered their groups with them). */
+		client_faults_close_orphans(&s->srv->reg, s->vm.be);
 		vmctx_close(&s->vm);
 		/* The file forgets the context, the fd store lets its objects go. */
 		restart_save(s->srv->rs);

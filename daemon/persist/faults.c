@@ -201,16 +201,6 @@ bool restart_fault_conflict(const struct restart *rs, const struct session *s,
 
 void restart_close_orphan_faults(struct restart *rs)
 {
-	struct client_faults *cf, *next;
-
-	if (!rs->reg)
-		return;
-	for (cf = rs->reg->faults; cf; cf = next) {
-		next = cf->next;
-		if (!cf->orphan)
-			continue;
-		log_info("closing unclaimed fault queue %u (uid %u, %u unanswered groups)", cf->no,
-			 (unsigned)cf->uid, cf->n_pending);
-		client_faults_close(rs->reg, cf);
-	}
+	if (rs->reg)
+		client_faults_close_orphans(rs->reg, NULL);
 }

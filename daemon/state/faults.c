@@ -87,6 +87,20 @@ void client_faults_forget_hwpt(struct client_faults *cf, uint32_t hwpt_id)
 	cf->n_pending = k;
 }
 
+void client_faults_close_orphans(struct hwpt_registry *reg, const struct backend *be)
+{
+	struct client_faults *cf, *next;
+
+	for (cf = reg->faults; cf; cf = next) {
+		next = cf->next;
+		if (!cf->orphan || (be && cf->be != be))
+			continue;
+		log_info("closing unclaimed fault queue %u (uid %u, %u unanswered groups)", cf->no,
+			 (unsigned)cf->uid, cf->n_pending);
+		client_faults_close(reg, cf);
+	}
+}
+
 void client_faults_close(struct hwpt_registry *reg, struct client_faults *cf)
 {
 	struct client_faults **pp;

@@ -68,5 +68,10 @@ struct fault_pending *client_faults_find(struct client_faults *cf, uint32_t cook
 void client_faults_remove(struct client_faults *cf, struct fault_pending *p);
 /* Frees the fault object (its HWPTs must be gone) and the book, unlisted; logs a failure. */
 void client_faults_close(struct hwpt_registry *reg, struct client_faults *cf);
+/*
+ * Closes the orphaned queues of instance be (NULL: of every instance), after
+ * their HWPTs went: before a context closes, a queue must not outlive it.
+ */
+void client_faults_close_orphans(struct hwpt_registry *reg, const struct backend *be);
 
 #endif

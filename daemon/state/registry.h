@@ -94,7 +94,7 @@ struct hwpt_registry {
 	struct vobj_table vobjs;
 	/* The open VM contexts (state/vmctx.h), sessions' and orphaned ones. */
 	struct vm_ctx_list ctxs;
-	/* Every open fault queue (state/faults.h), sessions' and orphaned ones, and the last number. */
+	/* Every open fault queue (state/faults.h), sessions' and orphans', and the last number. */
 	struct client_faults *faults;
 	uint32_t fault_no;
 };

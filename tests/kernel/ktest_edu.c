@@ -841,7 +841,10 @@ static void run_restart(const char *cdev)
 	close(fd);
 	fd = -1;
 	/* The store's copy of the old binding goes first (FDSTOREREMOVE), then it can rebind. */
-	check(wait_file_has(RS_LOG, "REMOVE vfio." EDU_DEV), "the old binding left the fd store");
+	/* The root's entry, or (VM contexts) the context's that had the device. */
+	check(wait_file_has(RS_LOG, getenv("NESTD_VM_CONTEXTS") ? "REMOVE ctx.1.vfio." EDU_DEV
+								: "REMOVE vfio." EDU_DEV),
+	      "the old binding left the fd store");
 	check(iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == 0,
 	      "once the VMM closed its fd the device is bound afresh and opens again");
 	if (fd2 >= 0)

@@ -126,6 +126,15 @@ struct ifd_backend {
 	 */
 	struct ifd_backend *root;
 	uint32_t ctx_ioas;
+	/*
+	 * A root with VM contexts on ([daemon] vm_contexts): it holds no
+	 * client's state on a device (every claim moves the device into the
+	 * client's context), and a cdev binds to one iommufd at a time, so
+	 * its VFIO cdevs stay out of the fd store (systemd's copy would keep
+	 * the root's binding alive when a context binds the device) and are
+	 * bound afresh at a restart instead.
+	 */
+	bool fresh_vfio;
 };
 
 /*
@@ -517,6 +526,7 @@ static int ifd_create(int fd, const struct config *cfg, struct backend **out, co
 	}
 	b->base.ops = &backend_iommufd_ops;
 	b->fd = fd;
+	b->fresh_vfio = cfg->vm_contexts;
 	snprintf(b->path, sizeof(b->path), "%s",
 		 cfg->iommufd_path[0] ? cfg->iommufd_path : DEFAULT_IOMMUFD_PATH);
 	if (cfg->n_devices) {
@@ -1141,7 +1151,7 @@ static uint32_t ifd_stored_fds(struct backend *be, struct backend_fd *out, uint3
 		out[n++].fd = b->fd;
 	}
 	for (uint32_t i = 0; i < b->n_devs && n < max; i++) {
-		if (b->devs[i].vfio_fd < 0)
+		if (b->devs[i].vfio_fd < 0 || b->fresh_vfio)
 			continue;
 		snprintf(out[n].name, sizeof(out[n].name), IFD_VFIO_FD_PREFIX "%s", b->devs[i].name);
 		out[n].gen = b->devs[i].fd_gen;
@@ -1260,6 +1270,11 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 	if (d->kind == DEVICE_KIND_VTD) {
 		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
 		d->vfio_fd = take_fd ? take_fd(ctx, fdname) : -1;
+		/* The old binding went with the crashed process: bound afresh. */
+		if (d->vfio_fd < 0 && b->fresh_vfio) {
+			rc = setup_vfio(b, d, errmsg);
+			return rc ? rc : dev_attach(b, d, d->parent_id);
+		}
 		if (d->vfio_fd < 0) {
 			*errmsg = seterr("device %s: its VFIO cdev fd is not in the fd store",
 					 d->name);
@@ -1417,6 +1432,7 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 	}
 	b->base.ops = &backend_iommufd_ops;
 	b->fd = fd;
+	b->fresh_vfio = cfg->vm_contexts;
 	snprintf(b->path, sizeof(b->path), "%s",
 		 cfg->iommufd_path[0] ? cfg->iommufd_path : DEFAULT_IOMMUFD_PATH);
 	/* The top "ioas_id" is absent from files written since each device has its own. */

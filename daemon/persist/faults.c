@@ -135,8 +135,10 @@ static void restore_queue(struct restart *rs, struct json_object *j)
 		/* Its HWPTs' groups are the kernel's to answer when they go. */
 		log_warn("fault queue %u (object %u, uid %u) cannot be recovered: %s", no, id, uid,
 			 strerror(-rc));
-		if (fd >= 0)
+		if (fd >= 0) {
 			close(fd);
+			fdstore_drop_taken(rs, name); /* the store's copy would pin the object */
+		}
 		free(cf);
 		return;
 	}

@@ -294,8 +294,7 @@ int iommu_nest_reclaim(struct iommu_nest *h, uint32_t hwpt_id,
  * this uid before the restart, or the claim ended with the grace period;
  * -EBUSY when the device is in another VM context than this session's.
  */
-int iommu_nest_reclaim_device(struct iommu_nest *h, int device_fd,
-			      char *device);
+int iommu_nest_reclaim_device(struct iommu_nest *h, int device_fd, char *device);
 
 int iommu_nest_destroy(struct iommu_nest *h, uint32_t hwpt_id);
 int iommu_nest_attach(struct iommu_nest *h, const char *device, uint32_t hwpt_id);

@@ -18,7 +18,7 @@ struct ifd_device_slots {
 	int *vfio_fd; /* -1: no cdev (selftest mock) */
 	uint32_t *dev_id, *parent_id, *ioas_id, *attached_id;
 	int nest_err;
-	bool *handed; /* *vfio_fd was handed out: another holder may keep its binding alive */
+	bool *handed;	  /* *vfio_fd was handed out: another holder may keep its binding alive */
 	uint32_t *fd_gen; /* bumped whenever *vfio_fd becomes another open file */
 	enum device_kind kind;
 	const char *name;

@@ -43,7 +43,11 @@
  *      (it has no nested HWPT, no token), and then UnmapMemory still cuts
  *      its DMA off and CloseDevice ends the claim (the store's copy of the
  *      old binding goes, so once the VMM closes its fd the device is
- *      bound afresh and serves again).
+ *      bound afresh and serves again);
+ *   9. the same crash without a Reclaim: at the grace period's end the
+ *      claim ends as on the VMM's death (memory unmapped, the device
+ *      serving nobody while the VMM keeps its fd, bound afresh once it
+ *      closes it).
  *
  * edu's engine (QEMU hw/misc/edu.c): 0x80 source, 0x88 destination, 0x90
  * count, 0x98 command (bit 0 start, bit 1 direction: 0 RAM to the device's
@@ -705,7 +709,7 @@ static bool fake_path(char *out, size_t len)
 	return access(out, X_OK) == 0;
 }
 
-static pid_t start_fake_systemd(const char *cdev)
+static pid_t start_fake_systemd(const char *cdev, unsigned grace_ms)
 {
 	const char *daemon = getenv("NESTD_DAEMON");
 	char fake[PATH_MAX + 16];
@@ -715,14 +719,19 @@ static pid_t start_fake_systemd(const char *cdev)
 	if (!fake_path(fake, sizeof(fake)))
 		return -1;
 	mkdir(RS_DIR, 0700);
+	/* A clean slate: the previous run's event log would answer this one's waits. */
+	unlink(RS_LOG);
+	unlink(RS_PID);
+	unlink(RS_HOLD);
 	f = fopen(RS_CONF, "we");
 	if (!f)
 		return -1;
 	fprintf(f,
 		"[daemon]\nbackend = iommufd\niommufd = /dev/iommu\nlog_level = info\n"
-		"socket = %s\nstate_file = %s/state\nreclaim_grace_ms = 60000\n%s\n"
+		"socket = %s\nstate_file = %s/state\nreclaim_grace_ms = %u\n%s\n"
 		"[device " EDU_DEV "]\nkind = vtd\npath = %s\n",
-		RS_SOCK, RS_DIR, getenv("NESTD_VM_CONTEXTS") ? "vm_contexts = true\n" : "", cdev);
+		RS_SOCK, RS_DIR, grace_ms,
+		getenv("NESTD_VM_CONTEXTS") ? "vm_contexts = true\n" : "", cdev);
 	fclose(f);
 	pid = fork();
 	if (pid == 0) {
@@ -747,6 +756,12 @@ static struct iommu_nest *rs_connect(const char *name)
 	return NULL;
 }
 
+/* The fd store event of the old binding's end: the root's entry, or the VM context's. */
+static const char *old_binding_removed(void)
+{
+	return getenv("NESTD_VM_CONTEXTS") ? "REMOVE ctx.1.vfio." EDU_DEV : "REMOVE vfio." EDU_DEV;
+}
+
 /* One device -> RAM transfer of the pattern edu's buffer holds: whether it arrived. */
 static bool dma_arrives(const struct bar *bar, uint8_t *ram)
 {
@@ -769,6 +784,16 @@ static struct iommu_nest *crash_daemon(const struct bar *bar, uint8_t *ram)
 	return rs_connect("ktest-edu-after");
 }
 
+static void stop_fake_systemd(pid_t fake)
+{
+	int st;
+
+	kill(fake, SIGTERM);
+	check(waitpid(fake, &st, 0) == fake && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "fake_systemd and the daemon stopped cleanly");
+	check(file_has(RS_LOG, "LEFT 0"), "the fd store is empty after the clean stop");
+}
+
 static void run_restart(const char *cdev)
 {
 	struct iommu_nest *h, *h2 = NULL;
@@ -778,7 +803,7 @@ static void run_restart(const char *cdev)
 	struct region r0;
 	uint8_t *ram = MAP_FAILED;
 	int fd = -1, fd2 = -1, memfd = -1, kfd;
-	pid_t fake = start_fake_systemd(cdev);
+	pid_t fake = start_fake_systemd(cdev, 60000);
 	void *map = MAP_FAILED;
 
 	check(fake > 0, "fake_systemd (next to the test) runs the daemon with a state file");
@@ -841,10 +866,7 @@ static void run_restart(const char *cdev)
 	close(fd);
 	fd = -1;
 	/* The store's copy of the old binding goes first (FDSTOREREMOVE), then it can rebind. */
-	/* The root's entry, or (VM contexts) the context's that had the device. */
-	check(wait_file_has(RS_LOG, getenv("NESTD_VM_CONTEXTS") ? "REMOVE ctx.1.vfio." EDU_DEV
-								: "REMOVE vfio." EDU_DEV),
-	      "the old binding left the fd store");
+	check(wait_file_has(RS_LOG, old_binding_removed()), "the old binding left the fd store");
 	check(iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == 0,
 	      "once the VMM closed its fd the device is bound afresh and opens again");
 	if (fd2 >= 0)
@@ -864,14 +886,86 @@ out:
 		iommu_nest_close(h);
 	if (h2)
 		iommu_nest_close(h2);
-	if (fake > 0) {
-		int st;
+	if (fake > 0)
+		stop_fake_systemd(fake);
+}
 
-		kill(fake, SIGTERM);
-		check(waitpid(fake, &st, 0) == fake && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		      "fake_systemd and the daemon stopped cleanly");
-		check(file_has(RS_LOG, "LEFT 0"), "the fd store is empty after the clean stop");
-	}
+/*
+ * 9: the same crash, and the VMM never reclaims: at the grace period's end
+ * the claim ends as on its death (memory unmapped: its DMA stops reaching
+ * RAM), and while it keeps the fd the device serves nobody; once it
+ * closes the fd the device is bound afresh and opens again.
+ */
+static void run_restart_grace(const char *cdev)
+{
+	struct iommu_nest *h, *h2 = NULL;
+	struct bar bar = {.fd = -1};
+	struct region r0;
+	uint8_t *ram = MAP_FAILED;
+	int fd = -1, fd2 = -1, memfd = -1;
+	pid_t fake = start_fake_systemd(cdev, 2000);
+	void *map = MAP_FAILED;
+
+	h = fake > 0 ? rs_connect("ktest-edu-grace") : NULL;
+	check(h != NULL, "connected to a daemon with a short grace period");
+	if (!h)
+		goto out;
+	check(iommu_nest_open_device(h, EDU_DEV, &fd, NULL) == 0, "OpenDevice edu0");
+	if (fd < 0 || !enable_bus_master(fd) || !region_info(fd, VFIO_PCI_BAR0_REGION_INDEX, &r0))
+		goto out;
+	map = mmap(NULL, r0.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)r0.offset);
+	memfd = memfd_create("edu-guest-ram", MFD_CLOEXEC);
+	if (map == MAP_FAILED || memfd < 0 || ftruncate(memfd, MEM_SIZE) != 0)
+		goto out;
+	ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (ram == MAP_FAILED)
+		goto out;
+	bar = (struct bar){.fd = fd, .offset = r0.offset, .map = map};
+	fill_pattern(ram + SRC_OFF, XFER);
+	check(map_ram(h, memfd) == 0, "MapMemory of the memfd");
+	check(edu_dma(&bar, MEM_IOVA + SRC_OFF, EDU_BUF, XFER, false) && dma_arrives(&bar, ram),
+	      "DMA before the crash");
+	h2 = crash_daemon(&bar, ram);
+	iommu_nest_close(h);
+	h = NULL;
+	check(h2 != NULL, "connected to the restarted daemon");
+	if (!h2)
+		goto out;
+	/* The grace period's end, seen from outside: the claim's end replaced the binding. */
+	check(wait_file_has(RS_LOG, old_binding_removed()),
+	      "unreclaimed, the claim ended at the grace period's end");
+	memset(ram + DST_OFF, 0x5a, XFER);
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  all_bytes(ram + DST_OFF, XFER, 0x5a),
+	      "its memory was unmapped: the held fd's DMA no longer reaches RAM");
+	check(iommu_nest_reclaim_device(h2, fd, NULL) == -ENOENT, "too late to reclaim: -ENOENT");
+	check(iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == -EBUSY,
+	      "while the VMM keeps its fd the device serves nobody");
+	munmap(map, r0.size);
+	map = MAP_FAILED;
+	close(fd);
+	fd = -1;
+	check(iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == 0,
+	      "once that fd is closed the device is bound afresh and opens again");
+	if (fd2 >= 0)
+		check(iommu_nest_close_device(h2, EDU_DEV) == 0, "and closes");
+out:
+	if (fd2 >= 0)
+		close(fd2);
+	if (map != MAP_FAILED)
+		munmap(map, r0.size);
+	if (fd >= 0)
+		close(fd);
+	if (ram != MAP_FAILED)
+		munmap(ram, MEM_SIZE);
+	if (memfd >= 0)
+		close(memfd);
+	if (h)
+		iommu_nest_close(h);
+	if (h2)
+		iommu_nest_close(h2);
+	if (fake > 0)
+		stop_fake_systemd(fake);
 }
 
 static bool stop_daemon(pid_t pid)
@@ -920,6 +1014,7 @@ int main(void)
 
 	/* A crash of the daemon while the VMM holds the device. */
 	run_restart(cdev);
+	run_restart_grace(cdev);
 	printf("# %d checks, %d failed\n", n_checks, n_failed);
 	return n_failed ? 1 : 0;
 }

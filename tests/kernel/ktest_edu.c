@@ -731,7 +731,9 @@ static pid_t start_fake_systemd(const char *cdev, unsigned grace_ms)
 		"socket = %s\nstate_file = %s/state\nreclaim_grace_ms = %u\n%s\n"
 		"[device " EDU_DEV "]\nkind = vtd\npath = %s\n",
 		RS_SOCK, RS_DIR, grace_ms,
-		getenv("NESTD_VM_CONTEXTS") ? "vm_contexts = true\n" : "", cdev);
+		/* Said either way: the fd store names below depend on it, not on the default. */
+		getenv("NESTD_VM_CONTEXTS") ? "vm_contexts = true\n" : "vm_contexts = false\n",
+		cdev);
 	fclose(f);
 	pid = fork();
 	if (pid == 0) {

@@ -1021,6 +1021,29 @@ int iommu_nest_reclaim(struct iommu_nest *h, uint32_t hwpt_id,
 	return err;
 }
 
+int iommu_nest_reclaim_device(struct iommu_nest *h, int device_fd, char *device)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Reclaim r = IOMMU_NEST__RECLAIM__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	if (device_fd < 0)
+		return set_error(h, -EBADF, "no device fd to reclaim the claim with");
+	/* hwpt_id 0 and no token: the passed descriptor names the claim. */
+	req.body_case = IOMMU_NEST__REQUEST__BODY_RECLAIM;
+	req.reclaim = &r;
+	err = transact_fd(h, &req, device_fd, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_RECLAIM);
+	if (!err && device)
+		snprintf(device, IOMMU_NEST_NAME_MAX, "%s",
+			 reply->reclaim->device ? reply->reclaim->device : "");
+	release_reply(h);
+	return err;
+}
+
 int iommu_nest_alloc_vtd_s1(struct iommu_nest *h, const char *device, uint64_t flags,
 			    uint64_t pgtbl_addr, uint32_t addr_width, uint32_t *hwpt_id)
 {

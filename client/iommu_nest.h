@@ -280,6 +280,22 @@ int iommu_nest_last_resume_token(const struct iommu_nest *h,
 int iommu_nest_reclaim(struct iommu_nest *h, uint32_t hwpt_id,
 		       const uint8_t token[IOMMU_NEST_RESUME_TOKEN_LEN]);
 
+/*
+ * After the daemon restarted: takes back the claim on a device this VMM
+ * opened (iommu_nest_open_device(), iommu_nest_adopt_device()) before the
+ * restart and whose fd it still holds, passing that fd as the proof (it
+ * stays the caller's). Through the restart the fd kept working (BARs,
+ * irqs, DMA into the mapped memory); from here on iommu_nest_close_device()
+ * works on the device again, and the guest memory on it comes back too.
+ * For a VMM without a nested HWPT to reclaim: iommu_nest_reclaim() of the
+ * HWPT attached to the device (or of any HWPT of its VM context) brings the
+ * claim back by itself. device (IOMMU_NEST_NAME_MAX bytes, may be NULL)
+ * gets the device's name. -ENOENT when fd is no device the daemon handed
+ * this uid before the restart, or the claim ended with the grace period;
+ * -EBUSY when the device is in another VM context than this session's.
+ */
+int iommu_nest_reclaim_device(struct iommu_nest *h, int device_fd, char *device);
+
 int iommu_nest_destroy(struct iommu_nest *h, uint32_t hwpt_id);
 int iommu_nest_attach(struct iommu_nest *h, const char *device, uint32_t hwpt_id);
 int iommu_nest_detach(struct iommu_nest *h, const char *device);

@@ -194,6 +194,12 @@ enum sim_cache_kind {
 struct backend_fd {
 	char name[BACKEND_FD_NAME_MAX];
 	int fd;
+	/*
+	 * Changes whenever fd is another open file under the same name (a
+	 * VFIO cdev bound afresh may get the number back): the store's copy of
+	 * the old file would keep the old binding alive.
+	 */
+	uint32_t gen;
 };
 
 /*
@@ -268,6 +274,7 @@ struct backend_ops {
 	int (*device_reset)(struct backend *be, const char *device);
 	int (*device_release)(struct backend *be, const char *device);
 	int (*nest_err)(struct backend *be, const char *device);
+	int (*device_holds_fd)(struct backend *be, const char *device, int fd);
 	/*
 	 * Fault delivery, with the semantics of the fault fd: fault_read
 	 * reads whole groups of records (each read assigns the group its
@@ -277,6 +284,11 @@ struct backend_ops {
 	 * descriptor and destroys the object (-EBUSY while a HWPT uses it).
 	 * dev_id_name: the configured device behind an iommufd device id
 	 * (a record's dev_id), or NULL.
+	 * fault_reopen: after a restart, fault object id of a restored
+	 * instance again, read and answered through fd (the fault fd the
+	 * previous instance kept in the fd store; -1: none): 0 with *out
+	 * (the backend owns out->fd from then on, as after fault_alloc), or
+	 * -ESTALE / -ENOENT with fd left to the caller.
 	 */
 	int (*fault_alloc)(struct backend *be, struct backend_fault_queue *out);
 	int (*fault_read)(struct backend *be, const struct backend_fault_queue *q,
@@ -285,6 +297,8 @@ struct backend_ops {
 			     const struct iommu_hwpt_page_response *resp);
 	int (*fault_free)(struct backend *be, const struct backend_fault_queue *q);
 	const char *(*dev_id_name)(struct backend *be, uint32_t dev_id);
+	int (*fault_reopen)(struct backend *be, uint32_t id, int fd,
+			    struct backend_fault_queue *out);
 	/* Optional (NULL when the backend cannot): test-only operations. */
 	int (*trigger_iopf)(struct backend *be, const char *device, const struct backend_iopf *t);
 	/* Marks the bitmap's pages of the nest parent dirty (IOMMU_TEST_OP_DIRTY). */

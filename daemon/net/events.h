@@ -19,5 +19,11 @@ struct session;
  * session_free() closes it, after the HWPTs that use it.)
  */
 int events_open(struct session *s);
+/*
+ * A fault queue the session reclaimed (persist/faults.c put it in
+ * s->faults): watched from now on, and its book's groups sent again.
+ * (srv->events_resume, for Reclaim.)
+ */
+int events_resume(struct session *s);
 
 #endif

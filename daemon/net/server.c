@@ -102,6 +102,7 @@ int server_init(struct server *srv, struct event_base *base, const struct config
 	srv->queue_detach = queue_close;
 	srv->events_open = events_open;
 	srv->veventq_watch = vevents_watch;
+	srv->events_resume = events_resume;
 	TAILQ_INIT(&srv->sessions);
 	be->ops->get_caps(be, &srv->caps);
 	rc = hwpt_registry_init(&srv->reg, cfg);

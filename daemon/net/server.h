@@ -107,6 +107,8 @@ struct server {
 	int (*events_open)(struct session *s);
 	/* Starts reading a vEVENTQ for its owner, for AllocVeventq (net/vevents.c). */
 	int (*veventq_watch)(struct session *s, struct veventq *v);
+	/* Watches a reclaimed one and sends its book again (net/events.c events_resume()). */
+	int (*events_resume)(struct session *s);
 
 	/* One receive and one send buffer for the whole (single-threaded) loop. */
 	uint8_t *rx_buf;

@@ -152,14 +152,20 @@ void session_free(struct session *s)
 	/* After the HWPTs: the kernel refuses to destroy a fault object they use. */
 	if (s->ev_fault)
 		event_free(s->ev_fault);
-	client_faults_close(vmctx_backend(&s->vm, s->srv->be), s->faults);
-	s->faults = NULL;
+	if (s->faults) {
+		client_faults_close(&s->srv->reg, s->faults);
+		s->faults = NULL;
+		/* The file forgets the queue, the fd store lets its fd go. */
+		restart_save(s->srv->rs);
+	}
 	/* Its objects are gone: now its devices and the context itself (before the root). */
 	if (s->vm.be) {
 		/* Orphans of its context it never reclaimed: they cannot outlive their instance. */
 		struct teardown_holder oh = {.s = NULL, .only_be = s->vm.be};
 
 		state_teardown(&s->srv->reg, s->vm.be, &oh, &s->srv->stats.hwpts_active);
+		/* Their fault queues too (the kernel answered their groups with them). */
+		client_faults_close_orphans(&s->srv->reg, s->vm.be);
 		vmctx_close(&s->vm);
 		/* The file forgets the context, the fd store lets its objects go. */
 		restart_save(s->srv->rs);

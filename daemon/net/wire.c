@@ -214,14 +214,16 @@ int wire_decode(struct session *s, const uint8_t *buf, size_t len, int *fds, int
 	}
 	in->msg = msg;
 	/*
-	 * Only MapMemory, GetDirtyBitmap (its bitmap's memfd) and
-	 * AdoptDevice (a VFIO cdev) take a descriptor, and exactly one, and QueueSetup exactly
+	 * Only MapMemory, GetDirtyBitmap (its bitmap's memfd), AdoptDevice
+	 * (a VFIO cdev) and Reclaim (of a device claim: the held device fd)
+	 * take a descriptor, and exactly one, and QueueSetup exactly
 	 * three: the handlers refuse the request when they find none. Anything else passed along is
 	 * closed unseen, as before any request took descriptors.
 	 */
 	if ((msg->body_case == IOMMU_NEST__REQUEST__BODY_MAP_MEMORY ||
 	     msg->body_case == IOMMU_NEST__REQUEST__BODY_GET_DIRTY_BITMAP ||
-	     msg->body_case == IOMMU_NEST__REQUEST__BODY_ADOPT_DEVICE) &&
+	     msg->body_case == IOMMU_NEST__REQUEST__BODY_ADOPT_DEVICE ||
+	     msg->body_case == IOMMU_NEST__REQUEST__BODY_RECLAIM) &&
 	    nfds == 1)
 		in->fd = fds[0];
 	else if (msg->body_case == IOMMU_NEST__REQUEST__BODY_QUEUE_SETUP && nfds == 3)

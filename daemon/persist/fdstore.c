@@ -16,6 +16,8 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "state/faults.h"
+#include "state/registry.h"
 #include "state/vmctx.h"
 #include "util/log.h"
 
@@ -23,6 +25,12 @@
 static bool is_ctx_name(const char *name)
 {
 	return !strncmp(name, "ctx.", 4);
+}
+
+/* A fault queue's: "fault.<no>" (persist/faults.c). */
+static bool is_fault_name(const char *name)
+{
+	return !strncmp(name, "fault.", 6);
 }
 
 /*
@@ -33,7 +41,7 @@ static bool is_ctx_name(const char *name)
 static bool is_store_name(const char *name)
 {
 	return !strcmp(name, "iommufd") || !strcmp(name, "sim") || !strncmp(name, "vfio.", 5) ||
-	       is_ctx_name(name);
+	       is_ctx_name(name) || is_fault_name(name);
 }
 
 /* systemd's fdname_is_valid(): printable ASCII but ':', at most 255. */
@@ -189,9 +197,11 @@ void fdstore_sync(struct restart *rs, struct backend *be)
 	struct backend_fd fds[BACKEND_MAX_FDS];
 	uint32_t n = 0;
 
+	rs->n_root_fds = 0;
 	/* The contexts' are taken later, when recovery reopens them (fdstore_drop_stale_ctx). */
 	for (uint32_t i = 0; i < rs->n_in; i++)
-		if (is_store_name(rs->in[i].name) && !is_ctx_name(rs->in[i].name))
+		if (is_store_name(rs->in[i].name) && !is_ctx_name(rs->in[i].name) &&
+		    !is_fault_name(rs->in[i].name))
 			drop_stale(rs, rs->in[i].name);
 	/* Without a state file a stored fd could not be used again. */
 	if (!rs->enabled || !be->ops->stored_fds)
@@ -206,6 +216,41 @@ void fdstore_sync(struct restart *rs, struct backend *be)
 		remember_stored(rs, &fds[i]);
 		if (!adopted(rs, fds[i].name))
 			store_add(&fds[i]);
+		rs->root_fds[rs->n_root_fds++] = fds[i];
+	}
+}
+
+static bool fd_known(const struct backend_fd *set, uint32_t n, const struct backend_fd *f)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (set[i].fd == f->fd && set[i].gen == f->gen && !strcmp(set[i].name, f->name))
+			return true;
+	return false;
+}
+
+void fdstore_resync(struct restart *rs)
+{
+	struct backend_fd cur[BACKEND_MAX_FDS];
+	uint32_t n, keep = 0;
+
+	if (!rs->enabled || !rs->be || !rs->be->ops->stored_fds)
+		return;
+	n = rs->be->ops->stored_fds(rs->be, cur, BACKEND_MAX_FDS);
+	/* Out first: FDSTOREREMOVE drops every entry of the name, the new file goes in after. */
+	for (uint32_t i = 0; i < rs->n_root_fds; i++) {
+		if (fd_known(cur, n, &rs->root_fds[i]))
+			rs->root_fds[keep++] = rs->root_fds[i];
+		else
+			store_remove(rs->root_fds[i].name);
+	}
+	rs->n_root_fds = keep;
+	for (uint32_t i = 0; i < n; i++) {
+		if (fd_known(rs->root_fds, rs->n_root_fds, &cur[i]) || !fdname_ok(cur[i].name) ||
+		    rs->n_root_fds >= BACKEND_MAX_FDS)
+			continue;
+		remember_stored(rs, &cur[i]);
+		store_add(&cur[i]);
+		rs->root_fds[rs->n_root_fds++] = cur[i];
 	}
 }
 
@@ -239,17 +284,10 @@ static uint32_t ctx_fds_of(const struct vm_ctx *v, struct backend_fd *out, uint3
 		if ((size_t)snprintf(out[n].name, sizeof(out[n].name), "ctx.%u.%s", v->no,
 				     own[i].name) >= sizeof(out[n].name))
 			continue;
+		out[n].gen = own[i].gen;
 		out[n++].fd = own[i].fd;
 	}
 	return n;
-}
-
-static bool ctx_fd_known(const struct backend_fd *set, uint32_t n, const struct backend_fd *f)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (set[i].fd == f->fd && !strcmp(set[i].name, f->name))
-			return true;
-	return false;
 }
 
 static int ctx_fd_add(struct restart *rs, const struct backend_fd *f)
@@ -305,14 +343,14 @@ void fdstore_sync_ctx(struct restart *rs, const struct vm_ctx_list *list)
 	 * copy would keep the object, and a VFIO device's binding, alive.
 	 */
 	for (uint32_t i = 0; i < rs->n_ctx_fds; i++) {
-		if (ctx_fd_known(cur, n, &rs->ctx_fds[i]))
+		if (fd_known(cur, n, &rs->ctx_fds[i]))
 			rs->ctx_fds[keep++] = rs->ctx_fds[i];
 		else
 			store_remove(rs->ctx_fds[i].name);
 	}
 	rs->n_ctx_fds = keep;
 	for (uint32_t i = 0; i < n; i++) {
-		if (ctx_fd_known(rs->ctx_fds, rs->n_ctx_fds, &cur[i]))
+		if (fd_known(rs->ctx_fds, rs->n_ctx_fds, &cur[i]))
 			continue;
 		if (!fdname_ok(cur[i].name)) {
 			log_warn("cannot keep \"%s\" in the fd store: not a valid FDNAME",
@@ -320,6 +358,81 @@ void fdstore_sync_ctx(struct restart *rs, const struct vm_ctx_list *list)
 			continue;
 		}
 		if (ctx_fd_add(rs, &cur[i]))
+			break; /* unrecorded: tried again at the next sync */
+		store_add(&cur[i]);
+	}
+	free(cur);
+}
+
+static int set_add(struct backend_fd **set, uint32_t *n, uint32_t *cap, const struct backend_fd *f)
+{
+	if (*n == *cap) {
+		uint32_t c = *cap ? 2 * *cap : 16;
+		struct backend_fd *nf = realloc(*set, c * sizeof(*nf));
+
+		if (!nf)
+			return -ENOMEM;
+		*set = nf;
+		*cap = c;
+	}
+	(*set)[(*n)++] = *f;
+	return 0;
+}
+
+void fdstore_adopt_fault(struct restart *rs, const char *name, int fd)
+{
+	struct backend_fd f = {.fd = fd};
+
+	snprintf(f.name, sizeof(f.name), "%s", name);
+	/* A failure to record re-adds it at the next sync. */
+	(void)set_add(&rs->fault_fds, &rs->n_fault_fds, &rs->cap_fault_fds, &f);
+}
+
+void fdstore_drop_taken(struct restart *rs, const char *name)
+{
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (!strcmp(rs->in[i].name, name))
+			rs->in[i].removed = true;
+	store_remove(name);
+}
+
+void fdstore_drop_stale_faults(struct restart *rs)
+{
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (is_fault_name(rs->in[i].name))
+			drop_stale(rs, rs->in[i].name);
+}
+
+void fdstore_sync_faults(struct restart *rs)
+{
+	struct backend_fd *cur = NULL;
+	uint32_t n = 0, cap = 0, keep = 0;
+
+	if (!rs->enabled)
+		return;
+	for (const struct client_faults *cf = rs->reg->faults; cf; cf = cf->next) {
+		struct backend_fd f = {.fd = cf->q.fd};
+
+		fdstore_fault_name(f.name, sizeof(f.name), cf->no);
+		if (set_add(&cur, &n, &cap, &f)) {
+			free(cur);
+			log_warn("fd store: out of memory, the fault queues' entries stay as they "
+				 "are");
+			return;
+		}
+	}
+	/* Gone first: the store's copy of a closed queue's fd would keep its iommufd alive. */
+	for (uint32_t i = 0; i < rs->n_fault_fds; i++) {
+		if (fd_known(cur, n, &rs->fault_fds[i]))
+			rs->fault_fds[keep++] = rs->fault_fds[i];
+		else
+			store_remove(rs->fault_fds[i].name);
+	}
+	rs->n_fault_fds = keep;
+	for (uint32_t i = 0; i < n; i++) {
+		if (fd_known(rs->fault_fds, rs->n_fault_fds, &cur[i]))
+			continue;
+		if (set_add(&rs->fault_fds, &rs->n_fault_fds, &rs->cap_fault_fds, &cur[i]))
 			break; /* unrecorded: tried again at the next sync */
 		store_add(&cur[i]);
 	}
@@ -345,6 +458,9 @@ void fdstore_forget_ours(struct restart *rs)
 	for (uint32_t i = 0; i < rs->n_ctx_fds; i++)
 		store_remove(rs->ctx_fds[i].name);
 	rs->n_ctx_fds = 0;
+	for (uint32_t i = 0; i < rs->n_fault_fds; i++)
+		store_remove(rs->fault_fds[i].name);
+	rs->n_fault_fds = 0;
 }
 
 void fdstore_fini(struct restart *rs)
@@ -356,6 +472,9 @@ void fdstore_fini(struct restart *rs)
 	rs->in = NULL;
 	free(rs->ctx_fds);
 	rs->ctx_fds = NULL;
+	free(rs->fault_fds);
+	rs->fault_fds = NULL;
+	rs->n_fault_fds = rs->cap_fault_fds = 0;
 	rs->n_ctx_fds = rs->cap_ctx_fds = 0;
 	rs->n_in = 0;
 }

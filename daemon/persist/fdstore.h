@@ -6,6 +6,8 @@
 #ifndef IOMMU_NESTD_PERSIST_FDSTORE_H
 #define IOMMU_NESTD_PERSIST_FDSTORE_H
 
+#include <stdio.h>
+
 #include "persist/restart.h"
 
 /* Takes $LISTEN_FDS/$LISTEN_FDNAMES into rs->in: 0 or -ENOMEM. */
@@ -20,6 +22,12 @@ int fdstore_take(void *ctx, const char *name);
  * there: systemd keeps the store across our restart.
  */
 void fdstore_sync(struct restart *rs, struct backend *be);
+
+/*
+ * At every save after that: the backend's descriptors that changed since
+ * (a device's cdev closed, or bound afresh) replaced in the store.
+ */
+void fdstore_resync(struct restart *rs);
 
 struct vm_ctx;
 struct vm_ctx_list;
@@ -42,6 +50,21 @@ void fdstore_adopt_ctx(struct restart *rs, const struct vm_ctx *v);
  * save): a closed context's or a left device's out, new ones in.
  */
 void fdstore_sync_ctx(struct restart *rs, const struct vm_ctx_list *list);
+
+/* A fault queue's store name ("fault.<no>", persist/faults.c). */
+static inline void fdstore_fault_name(char *buf, size_t len, uint32_t no)
+{
+	snprintf(buf, len, "fault.%u", no);
+}
+
+/* A reopened fault queue's descriptor is the store's already: recorded as kept. */
+void fdstore_adopt_fault(struct restart *rs, const char *name, int fd);
+/* An inherited entry taken but not kept (the backend replaced it): out of the store. */
+void fdstore_drop_taken(struct restart *rs, const char *name);
+/* After recovery reopened the fault queues: inherited fault entries nobody took go. */
+void fdstore_drop_stale_faults(struct restart *rs);
+/* Makes the store hold exactly the open fault queues' descriptors (at every save). */
+void fdstore_sync_faults(struct restart *rs);
 
 /* Closes the inherited descriptors nobody took (a socket we do not serve, say) and says so. */
 void fdstore_close_leftovers(struct restart *rs);

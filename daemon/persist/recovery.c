@@ -49,6 +49,11 @@ static int restore_hwpt(struct restart *rs, struct json_object *j)
 		log_warn("state file: malformed HWPT entry skipped");
 		return 0;
 	}
+	/* "fault_id": its fault object (files before fault queues were saved have none). */
+	if (json_object_object_get_ex(j, "fault_id", NULL) && js_u32(j, "fault_id", &e.fault_id)) {
+		log_warn("state file: malformed HWPT entry skipped");
+		return 0;
+	}
 	/* "ctx": it lives in that VM context (files without contexts have none). */
 	if (json_object_object_get_ex(j, "ctx", NULL) && (js_u32(j, "ctx", &no) || !no)) {
 		log_warn("state file: malformed HWPT entry skipped");
@@ -205,11 +210,24 @@ static uint32_t orphan_memory(const struct restart *rs)
 	return n;
 }
 
+/* Anything of the previous instance still waiting for its owner's Reclaim. */
+static bool orphans_left(const struct restart *rs)
+{
+	return rs->reg->n_orphans || orphan_memory(rs) || restart_orphan_contexts(rs) ||
+	       restart_orphan_claims(rs);
+}
+
+void restart_grace_check(struct restart *rs)
+{
+	if (rs && rs->reg && !orphans_left(rs) && rs->ev_grace)
+		evtimer_del(rs->ev_grace);
+}
+
 static void on_grace(evutil_socket_t fd, short what, void *arg)
 {
 	struct restart *rs = arg;
 
-	if (!rs->reg->n_orphans && !orphan_memory(rs) && !restart_orphan_contexts(rs))
+	if (!orphans_left(rs))
 		return;
 	log_event(LOG_NOTICE, LOG_EV_RECOVERY,
 		  LOG_FIELDS(LF_STR("phase", "grace_over"), LF_UINT("hwpts", rs->reg->n_orphans),
@@ -248,16 +266,20 @@ int restart_restore(struct restart *rs, struct event_base *base, struct hwpt_reg
 	rs->hwpts_active = hwpts_active;
 	/* Contexts first: their HWPTs, attachments and memory name them. */
 	restart_restore_contexts(rs);
+	/* Before the leftovers close: their fds are in the store. */
+	restart_restore_faults(rs);
 	fdstore_close_leftovers(rs);
 	if (rs->state && rs->restored)
 		rc = restore_registry(rs, rs->state);
+	if (!rc)
+		restart_restore_claims(rs);
 	if (rs->state) {
 		json_object_put(rs->state);
 		rs->state = NULL;
 	}
 	if (rc)
 		return rc;
-	if (rs->reg->n_orphans || orphan_memory(rs) || restart_orphan_contexts(rs))
+	if (orphans_left(rs))
 		rc = arm_grace(rs);
 	/* A fresh start overwrites a stale file; a restore normalises it. */
 	restart_save(rs);
@@ -323,6 +345,9 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 		return -EPERM;
 	if (quota_reached(s->n_owned, rs->cfg->quota.max_hwpts))
 		return -EDQUOT;
+	/* Its fault queue must become the session's: it reads one (before anything moves). */
+	if (restart_fault_conflict(rs, s, e))
+		return -EEXIST;
 	/* A restored VM context's HWPT: the first one brings the whole context. */
 	rc = restart_adopt_context(rs, s, e->be);
 	if (rc)
@@ -350,9 +375,11 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 		if (b->n_maps && !b->mem_owner && b->mem_uid == s->cred.uid)
 			b->mem_owner = s;
 	}
-	if (!rs->reg->n_orphans && !orphan_memory(rs) && !restart_orphan_contexts(rs) &&
-	    rs->ev_grace)
-		evtimer_del(rs->ev_grace);
+	/* The devices that came with it bring the claims their VMM holds the fds of. */
+	restart_claims_follow(rs, s);
+	/* Its fault queue, with the groups it has not answered yet. */
+	(void)restart_faults_follow(rs, s, e);
+	restart_grace_check(rs);
 	*out = e;
 	return 0;
 }
@@ -364,6 +391,10 @@ void restart_reap_orphans(struct restart *rs)
 	if (!rs->reg)
 		return; /* stopped before the registry was restored */
 	state_teardown(rs->reg, rs->be, &h, rs->hwpts_active);
+	/* Then the claims nobody reclaimed, as on their VMMs' death (in their contexts still). */
+	restart_end_orphan_claims(rs);
+	/* The fault queues nobody reclaimed: their HWPTs went, the kernel answered their groups. */
+	restart_close_orphan_faults(rs);
 	/* Their objects are gone: now the unclaimed contexts themselves (before the root). */
 	restart_close_orphan_contexts(rs);
 }

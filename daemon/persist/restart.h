@@ -92,11 +92,20 @@ struct restart {
 		uint32_t mem_uid;
 		uint32_t n_maps;
 		struct mem_map *maps;
+		bool claimed; /* a device claim (persist/claims.c) */
 	} snap[CONFIG_MAX_DEVICES];
 
 	/* Names this instance keeps in the fd store (removed at a clean stop). */
 	char stored[BACKEND_MAX_FDS][BACKEND_FD_NAME_MAX];
 	uint32_t n_stored;
+	/*
+	 * The root backend's descriptors as the store holds them now, kept in
+	 * step at every save (fdstore_resync): a VFIO cdev bound afresh
+	 * replaces the old file, whose copy in the store would keep the old
+	 * binding, and with it the device, out of reach.
+	 */
+	struct backend_fd root_fds[BACKEND_MAX_FDS];
+	uint32_t n_root_fds;
 	/*
 	 * The VM contexts' descriptors in the fd store ("ctx.<no>.<name>"),
 	 * kept in step with the open contexts at every save (fdstore.c).
@@ -104,6 +113,10 @@ struct restart {
 	struct backend_fd *ctx_fds;
 	uint32_t n_ctx_fds, cap_ctx_fds;
 	bool ctx_saved; /* the last save had contexts: journal deltas cannot say they went */
+	/* The fault queues' descriptors in the store ("fault.<no>", fdstore_sync_faults). */
+	struct backend_fd *fault_fds;
+	uint32_t n_fault_fds, cap_fault_fds;
+	bool faults_saved; /* the last save had fault queues (snapshots only, as contexts) */
 
 	/* What recovery and saving work on: given at restart_open_backend and restart_restore. */
 	struct backend *be;
@@ -172,6 +185,40 @@ uint32_t restart_orphan_contexts(const struct restart *rs);
 int restart_adopt_context(struct restart *rs, struct session *s, struct backend *be);
 /* The sum of every instance's generation (root and contexts). */
 uint64_t restart_generation(const struct restart *rs);
+
+/*
+ * Device claims (persist/claims.c): saved with the opener's uid and pid,
+ * restored as orphans (the VMM's fd still bound), given back with the
+ * Reclaim of what came with the device (claims_follow: its HWPT, memory
+ * or context) or of the claim itself by the descriptor the VMM holds
+ * (reclaim_device: 0 with *out, -ENOENT, -EPERM or -EBUSY as for a
+ * context; then restart_grace_check), ended as on the VMM's death at the grace period's end.
+ */
+struct device_binding;
+int restart_save_claims(const struct restart *rs, struct json_object *root);
+void restart_restore_claims(struct restart *rs);
+uint32_t restart_orphan_claims(const struct restart *rs);
+void restart_claims_follow(struct restart *rs, struct session *s);
+int restart_reclaim_device(struct restart *rs, struct session *s, int fd,
+			   struct device_binding **out);
+void restart_end_orphan_claims(struct restart *rs);
+/*
+ * Fault queues (persist/faults.c): saved with their object id, instance,
+ * uid and book of unanswered groups, the fd in the store; reopened as
+ * orphans; faults_follow gives the one a reclaimed HWPT e uses to s
+ * (-EEXIST: s has a queue of its own already, which fault_conflict tells
+ * before anything changed); the unclaimed ones closed after their HWPTs.
+ */
+struct hwpt_entry;
+int restart_save_faults(const struct restart *rs, struct json_object *root);
+void restart_restore_faults(struct restart *rs);
+int restart_faults_follow(struct restart *rs, struct session *s, const struct hwpt_entry *e);
+bool restart_fault_conflict(const struct restart *rs, const struct session *s,
+			    const struct hwpt_entry *e);
+void restart_close_orphan_faults(struct restart *rs);
+
+/* Stops the grace timer once nothing of the previous instance waits any more (rs NULL: none). */
+void restart_grace_check(struct restart *rs);
 
 /* Destroys every orphan through the one teardown path (state/teardown.h). */
 void restart_reap_orphans(struct restart *rs);

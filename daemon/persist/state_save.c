@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "persist/fdstore.h"
+#include "state/faults.h"
 #include "state/registry.h"
 #include "util/common.h"
 #include "util/journal.h"
@@ -43,11 +44,12 @@ static struct json_object *hwpt_to_json(const struct restart *rs, const struct h
 	char hex[2 * HWPT_TOKEN_LEN + 1];
 
 	js_hex(hex, e->token, HWPT_TOKEN_LEN);
-	if (o && (js_add_u64(o, "id", e->id) || js_add_u64(o, "parent_id", e->parent_id) ||
-		  js_add_u64(o, "data_type", e->data_type) || js_add_str(o, "device", e->device) ||
-		  js_add_u64(o, "uid", e->owner_uid) || js_add_u64(o, "gid", e->owner_gid) ||
-		  js_add_i64(o, "pid", e->owner_pid) || js_add_str(o, "resume_token", hex) ||
-		  add_ctx(rs, o, e->be))) {
+	if (o &&
+	    (js_add_u64(o, "id", e->id) || js_add_u64(o, "parent_id", e->parent_id) ||
+	     js_add_u64(o, "data_type", e->data_type) || js_add_str(o, "device", e->device) ||
+	     js_add_u64(o, "uid", e->owner_uid) || js_add_u64(o, "gid", e->owner_gid) ||
+	     js_add_i64(o, "pid", e->owner_pid) || js_add_str(o, "resume_token", hex) ||
+	     add_ctx(rs, o, e->be) || (e->fault_id && js_add_u64(o, "fault_id", e->fault_id)))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -134,7 +136,8 @@ static struct json_object *state_to_json(const struct restart *rs)
 	    js_add_str(root, "socket", cfg->socket_path) || js_add_i64(root, "pid", getpid()) ||
 	    js_add_i64(root, "saved_at", now.tv_sec) ||
 	    js_add_u64(root, JOURNAL_EPOCH_KEY, rs->epoch) || registry_to_json(rs, root) ||
-	    restart_save_contexts(rs, root))
+	    restart_save_contexts(rs, root) || restart_save_claims(rs, root) ||
+	    restart_save_faults(rs, root))
 		goto nomem;
 	bs = js_add_new(root, "backend_state", false);
 	if (!bs || (rs->be->ops->save && rs->be->ops->save(rs->be, bs)))
@@ -256,6 +259,7 @@ static void snap_binding(struct restart *rs, uint32_t i, const struct device_bin
 	sn->n_maps = b->n_maps;
 	sn->mem_uid = b->mem_uid;
 	sn->hwpt_id = b->hwpt_id;
+	sn->claimed = b->opener || b->claim_orphan;
 }
 
 /* What the file now says: nothing is dirty any more. */
@@ -303,6 +307,7 @@ static int save_snapshot(struct restart *rs)
 	}
 	rs->n_snapshots++;
 	rs->ctx_saved = rs->reg->ctxs.head != NULL;
+	rs->faults_saved = rs->reg->faults != NULL;
 	mark_saved(rs);
 	return 0;
 }
@@ -342,6 +347,10 @@ static int registry_delta(struct restart *rs, struct json_object *recs)
 		const struct binding_snap *sn = &rs->snap[i];
 		struct json_object *v;
 
+		/* The journal has no records for claims: a claim that came or went takes a
+		 * snapshot. */
+		if (sn->claimed != (b->opener || b->claim_orphan))
+			return -EAGAIN;
 		if (sn->hwpt_id != b->hwpt_id) {
 			v = b->hwpt_id ? one_elem(attachment_to_json(rs, b))
 				       : json_object_new_array();
@@ -432,13 +441,17 @@ void restart_save(struct restart *rs)
 		limit = JOURNAL_MIN_BYTES;
 	/* Before the file names them: new contexts' descriptors in, closed ones' out. */
 	fdstore_sync_ctx(rs, &rs->reg->ctxs);
+	fdstore_resync(rs);
+	fdstore_sync_faults(rs);
 	/*
 	 * With VM contexts (now or at the last save), snapshots only: the
 	 * journal's records name HWPTs by id, which repeats across contexts,
 	 * and the contexts' own state is no delta of the root's.
 	 */
-	rc = rs->journal_fd >= 0 && !rs->reg->ctxs.head && !rs->ctx_saved ? append_delta(rs)
-									  : -EAGAIN;
+	rc = rs->journal_fd >= 0 && !rs->reg->ctxs.head && !rs->ctx_saved && !rs->reg->faults &&
+		     !rs->faults_saved
+		 ? append_delta(rs)
+		 : -EAGAIN;
 	/* Compaction: O(state) now and then, O(change) every time. */
 	if (rc || rs->journal_bytes > limit)
 		rc = save_snapshot(rs);

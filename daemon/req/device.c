@@ -94,6 +94,14 @@ static int take_back(struct req_ctx *c, const char *device)
 	return rc;
 }
 
+/* The claim, with whose it is for the state file: it outlives a crash of the daemon. */
+static void claim(struct req_ctx *c)
+{
+	c->dev->opener = c->s;
+	c->dev->claim_uid = c->s->cred.uid;
+	c->dev->claim_pid = c->s->cred.pid;
+}
+
 int handle_open_device(struct req_ctx *c)
 {
 	const char *device = c->msg->open_device->device;
@@ -119,7 +127,7 @@ int handle_open_device(struct req_ctx *c)
 		reply_error(c->rep, rc, "device %s: dup of its fd: %s", device, strerror(-rc));
 		return rc;
 	}
-	c->dev->opener = c->s;
+	claim(c);
 	log_info("session %llu opened device %s (dev_id %u)", (unsigned long long)c->s->id, device,
 		 d.dev_id);
 	fill_reply(c, &d);
@@ -144,7 +152,7 @@ int handle_adopt_device(struct req_ctx *c)
 		reply_error(c->rep, rc, "device %s: %s", device, why);
 		return rc;
 	}
-	c->dev->opener = c->s;
+	claim(c);
 	log_info("session %llu adopted a cdev of device %s (dev_id %u)",
 		 (unsigned long long)c->s->id, device, d.dev_id);
 	fill_reply(c, &d);

@@ -12,6 +12,7 @@
 
 #include "net/server.h"
 #include "net/session.h"
+#include "persist/restart.h"
 #include "req/handlers.h"
 #include "state/registry.h"
 
@@ -341,8 +342,11 @@ static int need_device(struct req_ctx *c, const struct req_op *op)
 	 * lived.
 	 */
 	if (b->stale && req_be_holding(c, b)->ops->device_release &&
-	    req_be_holding(c, b)->ops->device_release(req_be_holding(c, b), device) == 0)
+	    req_be_holding(c, b)->ops->device_release(req_be_holding(c, b), device) == 0) {
 		b->stale = false;
+		/* The fresh binding goes in the fd store in place of the old one. */
+		restart_save(c->srv->rs);
+	}
 	if (b->stale) {
 		reply_error(c->rep, -EBUSY,
 			    "device \"%s\": a former client still keeps its VFIO fd open; it "

@@ -72,6 +72,7 @@ struct req_reply {
 		struct {
 			IommuNest__ReclaimReply rr;
 			char *names[CONFIG_MAX_DEVICES];
+			char *claimed[CONFIG_MAX_DEVICES];
 		} reclaim;
 		IommuNest__StatsReply stats;
 		struct {

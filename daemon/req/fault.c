@@ -13,6 +13,7 @@
 
 #include "net/server.h"
 #include "net/session.h"
+#include "persist/restart.h"
 #include "req/handlers.h"
 #include "state/faults.h"
 #include "state/registry.h"
@@ -38,8 +39,8 @@ int handle_page_response(struct req_ctx *c)
 {
 	const IommuNest__PageResponse *m = c->msg->page_response;
 	struct session *s = c->s;
-	struct backend *be = req_be(c);
 	struct iommu_hwpt_page_response r = {.cookie = m->cookie, .code = m->code};
+	struct backend *be;
 	struct fault_pending *p;
 	int rc;
 
@@ -59,13 +60,16 @@ int handle_page_response(struct req_ctx *c)
 			    m->cookie, m->grpid);
 		return -ENOENT;
 	}
+	be = s->faults->be;
 	rc = be->ops->fault_respond(be, &s->faults->q, &r);
 	/*
 	 * With a code it knows, the kernel's -EINVAL says the cookie is gone
 	 * (answered for us when the device left the HWPT): so is the entry.
 	 */
-	if (!rc || (rc == -EINVAL && code_known(m->code)))
+	if (!rc || (rc == -EINVAL && code_known(m->code))) {
 		client_faults_remove(s->faults, p);
+		restart_save(c->srv->rs); /* answered: not sent again after a restart */
+	}
 	if (rc)
 		reply_error(c->rep, rc, "page response (cookie %u, code %u): %s", m->cookie,
 			    m->code, strerror(-rc));

@@ -228,6 +228,7 @@ int handle_alloc(struct req_ctx *c)
 		reply_error(rep, rc, "cannot track hwpt: %s", strerror(-rc));
 		return rep->status;
 	}
+	e->fault_id = ba.fault_id; /* saved: a Reclaim brings its queue back */
 	log_event(LOG_INFO, LOG_EV_HWPT_ALLOC,
 		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", id),
 			     LF_STR("device", a->device), LF_UINT("parent", parent),
@@ -430,6 +431,60 @@ static size_t attached_devices(struct server *srv, const struct hwpt_entry *e, c
 	return n;
 }
 
+/* The devices whose claim s holds, for ReclaimReply.claimed. */
+static size_t claimed_devices(struct server *srv, const struct session *s, char **names)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < srv->reg.n_bindings; i++)
+		if (srv->reg.bindings[i].opener == s)
+			names[n++] = (char *)srv->reg.bindings[i].dev->name;
+	return n;
+}
+
+/*
+ * Reclaim of a device claim alone (hwpt_id 0, the held device fd passed):
+ * the descriptor is the proof, the claim's uid must be the caller's. One
+ * answer for every miss, as for HWPTs.
+ */
+static int reclaim_device(struct req_ctx *c)
+{
+	IommuNest__ReclaimReply *rr = &c->out->body.reclaim.rr;
+	struct device_binding *b;
+	int rc = restart_reclaim_device(c->srv->rs, c->s, c->in->fd, &b);
+
+	if (rc == -EPERM) {
+		req_deny(c->s, c->rep, rc, 0, "uid %u may no longer use the device",
+			 (unsigned)c->s->cred.uid);
+		return rc;
+	}
+	if (rc == -EBUSY) {
+		reply_error(c->rep, rc,
+			    "the device is in another VM context than this session's own: a "
+			    "session is one VM; reclaim it from a session of its own");
+		return rc;
+	}
+	if (rc) {
+		reply_error(c->rep, -ENOENT,
+			    "no orphaned device claim of this uid whose binding the passed "
+			    "descriptor is");
+		return -ENOENT;
+	}
+	restart_grace_check(c->srv->rs);
+	restart_save(c->srv->rs);
+	log_event(LOG_NOTICE, LOG_EV_HWPT_RECLAIM,
+		  LOG_FIELDS(LF_UINT("session", c->s->id), LF_CRED(c->s->cred),
+			     LF_STR("device", b->dev->name)),
+		  "device claim reclaimed from the previous instance");
+	iommu_nest__reclaim_reply__init(rr);
+	rr->device = (char *)b->dev->name;
+	rr->claimed = c->out->body.reclaim.claimed;
+	rr->n_claimed = claimed_devices(c->srv, c->s, rr->claimed);
+	c->rep->body_case = IOMMU_NEST__REPLY__BODY_RECLAIM;
+	c->rep->reclaim = rr;
+	return 0;
+}
+
 int handle_reclaim(struct req_ctx *c)
 {
 	const IommuNest__Reclaim *r = c->msg->reclaim;
@@ -441,6 +496,8 @@ int handle_reclaim(struct req_ctx *c)
 	struct hwpt_entry *e;
 	int rc;
 
+	if (!r->hwpt_id && c->in->fd >= 0)
+		return reclaim_device(c);
 	rc = restart_reclaim(srv->rs, s, r->hwpt_id, r->resume_token.data, r->resume_token.len, &e);
 	if (rc == -EDQUOT) {
 		req_deny(s, rep, rc, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
@@ -450,6 +507,14 @@ int handle_reclaim(struct req_ctx *c)
 	if (rc == -EPERM) {
 		req_deny(s, rep, rc, 0, "uid %u may no longer use the device of hwpt %u",
 			 (unsigned)s->cred.uid, r->hwpt_id);
+		return rep->status;
+	}
+	if (rc == -EEXIST) {
+		reply_error(rep, rc,
+			    "hwpt %u delivers its faults to a queue of the previous instance, and "
+			    "this session reads a fault queue of its own already: reclaim before "
+			    "allocating fault-capable HWPTs",
+			    r->hwpt_id);
 		return rep->status;
 	}
 	if (rc == -EBUSY) {
@@ -466,6 +531,11 @@ int handle_reclaim(struct req_ctx *c)
 		return rep->status;
 	}
 	restart_save(srv->rs);
+	/* A fault queue that came with it: watched, its unanswered groups sent again. */
+	rc = srv->events_resume(s);
+	if (rc)
+		log_err("session %llu: fault delivery of its reclaimed queue: %s",
+			(unsigned long long)s->id, strerror(-rc));
 	log_event(LOG_NOTICE, LOG_EV_HWPT_RECLAIM,
 		  LOG_FIELDS(LF_UINT("session", s->id), LF_CRED(s->cred), LF_UINT("hwpt", e->id),
 			     LF_STR("device", e->device), LF_UINT("parent", e->parent_id)),
@@ -477,6 +547,8 @@ int handle_reclaim(struct req_ctx *c)
 	rr->data_type = e->data_type;
 	rr->attached = names;
 	rr->n_attached = attached_devices(srv, e, names);
+	rr->claimed = c->out->body.reclaim.claimed;
+	rr->n_claimed = claimed_devices(srv, s, rr->claimed);
 	rep->body_case = IOMMU_NEST__REPLY__BODY_RECLAIM;
 	rep->reclaim = rr;
 	return 0;

@@ -38,7 +38,8 @@ struct device_binding *hwpt_registry_binding(struct hwpt_registry *reg, const ch
 bool hwpt_registry_held_by_other(const struct device_binding *b, const struct session *s)
 {
 	return (b->hwpt_id && b->owner != s) || (b->n_maps && b->mem_owner != s) ||
-	       (b->opener && b->opener != s) || b->stale || (b->n_pasids && b->pasid_owner != s);
+	       (b->opener && b->opener != s) || b->claim_orphan || b->stale ||
+	       (b->n_pasids && b->pasid_owner != s);
 }
 
 uint64_t hwpt_registry_mapped_bytes(const struct hwpt_registry *reg, const struct session *s)

@@ -46,6 +46,17 @@ struct device_binding {
 	/* The session that holds the device's fd (OpenDevice / AdoptDevice); NULL: none. */
 	struct session *opener;
 	/*
+	 * The claim as the state file has it (persist/claims.c): the
+	 * opener's uid and pid. claim_orphan: restored after a restart, the
+	 * VMM's fd still bound to the daemon's binding (its BARs, irqs and
+	 * DMA keep working); busy for everyone until the holder's Reclaim
+	 * gives the claim back, or the grace period ends it like a VMM's
+	 * death.
+	 */
+	uid_t claim_uid;
+	pid_t claim_pid;
+	bool claim_orphan;
+	/*
 	 * A former holder kept the device's fd after its claim ended: the
 	 * device serves nobody (it would DMA wherever that fd's owner
 	 * programs it) until the backend takes it back (device_release).

@@ -6,9 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/registry.h"
 #include "util/log.h"
 
-int client_faults_open(struct backend *be, struct client_faults **out)
+void client_faults_link(struct hwpt_registry *reg, struct client_faults *cf, uint32_t no)
+{
+	cf->no = no;
+	if (no > reg->fault_no)
+		reg->fault_no = no;
+	cf->next = reg->faults;
+	reg->faults = cf;
+}
+
+int client_faults_open(struct hwpt_registry *reg, struct backend *be, uid_t uid,
+		       struct client_faults **out)
 {
 	struct client_faults *cf;
 	int rc;
@@ -23,6 +34,9 @@ int client_faults_open(struct backend *be, struct client_faults **out)
 		free(cf);
 		return rc;
 	}
+	cf->be = be;
+	cf->uid = uid;
+	client_faults_link(reg, cf, reg->fault_no + 1);
 	*out = cf;
 	return 0;
 }
@@ -73,13 +87,32 @@ void client_faults_forget_hwpt(struct client_faults *cf, uint32_t hwpt_id)
 	cf->n_pending = k;
 }
 
-void client_faults_close(struct backend *be, struct client_faults *cf)
+void client_faults_close_orphans(struct hwpt_registry *reg, const struct backend *be)
 {
+	struct client_faults *cf, *next;
+
+	for (cf = reg->faults; cf; cf = next) {
+		next = cf->next;
+		if (!cf->orphan || (be && cf->be != be))
+			continue;
+		log_info("closing unclaimed fault queue %u (uid %u, %u unanswered groups)", cf->no,
+			 (unsigned)cf->uid, cf->n_pending);
+		client_faults_close(reg, cf);
+	}
+}
+
+void client_faults_close(struct hwpt_registry *reg, struct client_faults *cf)
+{
+	struct client_faults **pp;
 	int rc;
 
 	if (!cf)
 		return;
-	rc = be->ops->fault_free(be, &cf->q);
+	for (pp = &reg->faults; *pp && *pp != cf; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = cf->next;
+	rc = cf->be->ops->fault_free(cf->be, &cf->q);
 	if (rc)
 		log_err("fault object %u: IOMMU_DESTROY: %s", cf->q.id, strerror(-rc));
 	free(cf->pending);

@@ -41,6 +41,8 @@ struct hwpt_counters {
 	uint64_t ranged_pages;
 };
 
+struct client_faults;
+
 struct hwpt_entry {
 	uint32_t id;
 	uint32_t parent_id;
@@ -67,6 +69,8 @@ struct hwpt_entry {
 	gid_t owner_gid;
 	pid_t owner_pid;
 	uint8_t token[HWPT_TOKEN_LEN];
+	/* Its fault object (IOMMU_HWPT_FAULT_ID_VALID), or 0: Reclaim brings the queue back. */
+	uint32_t fault_id;
 
 	struct hwpt_counters counters; /* since this instance took it */
 
@@ -96,6 +100,9 @@ struct hwpt_registry {
 	struct vm_ctx_list ctxs;
 	/* Clients' PASID attachments (state/pasids.h). */
 	struct pasid_table pasids;
+	/* Every open fault queue (state/faults.h), sessions' and orphans', and the last number. */
+	struct client_faults *faults;
+	uint32_t fault_no;
 };
 
 int hwpt_registry_init(struct hwpt_registry *reg, const struct config *cfg);

@@ -35,7 +35,19 @@
  *      it left behind cannot DMA into it, and while that fd stays open the
  *      device serves nobody (it would DMA wherever its holder programs
  *      it); once it is closed, the daemon binds afresh and another client
- *      may open the device.
+ *      may open the device;
+ *   8. a daemon under fake_systemd (state file, fd store), a VMM with the
+ *      device open, memory mapped and DMA working: the daemon is SIGKILLed;
+ *      while it is down and once it is back the fd the VMM holds still
+ *      does DMA into that memory; the VMM reclaims the claim with that fd
+ *      (it has no nested HWPT, no token), and then UnmapMemory still cuts
+ *      its DMA off and CloseDevice ends the claim (the store's copy of the
+ *      old binding goes, so once the VMM closes its fd the device is
+ *      bound afresh and serves again);
+ *   9. the same crash without a Reclaim: at the grace period's end the
+ *      claim ends as on the VMM's death (memory unmapped, the device
+ *      serving nobody while the VMM keeps its fd, bound afresh once it
+ *      closes it).
  *
  * edu's engine (QEMU hw/misc/edu.c): 0x80 source, 0x88 destination, 0x90
  * count, 0x98 command (bit 0 start, bit 1 direction: 0 RAM to the device's
@@ -61,6 +73,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -631,6 +644,332 @@ static void run_adopt(struct iommu_nest *h, const char *sock_cdev)
 	close(memfd);
 }
 
+/* ---- 8: a restart under fake_systemd ------------------------------------ */
+
+#define RS_DIR	 "/run/nestd-edu-rs"
+#define RS_SOCK	 RS_DIR "/nestd.sock"
+#define RS_CONF	 RS_DIR "/nestd.conf"
+#define RS_LOG	 RS_DIR "/fake.log"
+#define RS_PID	 RS_DIR "/daemon.pid"
+#define RS_HOLD	 RS_DIR "/go"
+#define RS_POLLS 6000 /* 10 ms each: bounded by attempts, a slow TCG guest included */
+
+static bool file_has(const char *path, const char *needle)
+{
+	char buf[65536];
+	size_t n;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return strstr(buf, needle) != NULL;
+}
+
+static bool wait_file_has(const char *path, const char *needle)
+{
+	for (int i = 0; i < RS_POLLS; i++) {
+		if (file_has(path, needle))
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+static pid_t read_pid(void)
+{
+	FILE *f = fopen(RS_PID, "re");
+	int pid = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return pid;
+}
+
+/* fake_systemd, shipped next to this test (run-qemu.sh --file). */
+static bool fake_path(char *out, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return false;
+	self[n] = 0;
+	slash = strrchr(self, '/');
+	if (!slash)
+		return false;
+	*slash = 0;
+	snprintf(out, len, "%s/fake_systemd", self);
+	return access(out, X_OK) == 0;
+}
+
+static pid_t start_fake_systemd(const char *cdev, unsigned grace_ms)
+{
+	const char *daemon = getenv("NESTD_DAEMON");
+	char fake[PATH_MAX + 16];
+	FILE *f;
+	pid_t pid;
+
+	if (!fake_path(fake, sizeof(fake)))
+		return -1;
+	mkdir(RS_DIR, 0700);
+	/* A clean slate: the previous run's event log would answer this one's waits. */
+	unlink(RS_LOG);
+	unlink(RS_PID);
+	unlink(RS_HOLD);
+	f = fopen(RS_CONF, "we");
+	if (!f)
+		return -1;
+	fprintf(f,
+		"[daemon]\nbackend = iommufd\niommufd = /dev/iommu\nlog_level = info\n"
+		"socket = %s\nstate_file = %s/state\nreclaim_grace_ms = %u\n%s\n"
+		"[device " EDU_DEV "]\nkind = vtd\npath = %s\n",
+		RS_SOCK, RS_DIR, grace_ms,
+		/* Said either way: the fd store names below depend on it, not on the default. */
+		getenv("NESTD_VM_CONTEXTS") ? "vm_contexts = true\n" : "vm_contexts = false\n",
+		cdev);
+	fclose(f);
+	pid = fork();
+	if (pid == 0) {
+		execl(fake, "fake_systemd", "--socket", RS_SOCK, "--notify", RS_DIR "/notify",
+		      "--log", RS_LOG, "--pidfile", RS_PID, "--max-starts", "2", "--hold-restart",
+		      RS_HOLD, "--", daemon ? daemon : "/usr/sbin/iommu-nestd", "--config", RS_CONF,
+		      (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static struct iommu_nest *rs_connect(const char *name)
+{
+	struct iommu_nest *h = NULL;
+
+	for (int i = 0; i < RS_POLLS; i++) {
+		if (iommu_nest_connect(RS_SOCK, name, &h) == 0)
+			return h;
+		usleep(10000);
+	}
+	return NULL;
+}
+
+/* The fd store event of the old binding's end: the root's entry, or the VM context's. */
+static const char *old_binding_removed(void)
+{
+	return getenv("NESTD_VM_CONTEXTS") ? "REMOVE ctx.1.vfio." EDU_DEV : "REMOVE vfio." EDU_DEV;
+}
+
+/* One device -> RAM transfer of the pattern edu's buffer holds: whether it arrived. */
+static bool dma_arrives(const struct bar *bar, uint8_t *ram)
+{
+	memset(ram + DST_OFF, 0, XFER);
+	return edu_dma(bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+	       is_pattern(ram + DST_OFF, XFER);
+}
+
+/* The daemon SIGKILLed and held down; the VMM's fd checked meanwhile; then let back up. */
+static struct iommu_nest *crash_daemon(const struct bar *bar, uint8_t *ram)
+{
+	pid_t old = read_pid();
+
+	check(old > 0 && kill(old, SIGKILL) == 0, "the daemon is SIGKILLed");
+	check(wait_file_has(RS_LOG, "HOLD"), "fake_systemd holds the restart");
+	check(dma_arrives(bar, ram),
+	      "while the daemon is down, the VMM's fd still does DMA into its memory");
+	close(open(RS_HOLD, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	check(wait_file_has(RS_LOG, "START 2 "), "fake_systemd restarts the daemon");
+	return rs_connect("ktest-edu-after");
+}
+
+static void stop_fake_systemd(pid_t fake)
+{
+	int st;
+
+	kill(fake, SIGTERM);
+	check(waitpid(fake, &st, 0) == fake && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "fake_systemd and the daemon stopped cleanly");
+	check(file_has(RS_LOG, "LEFT 0"), "the fd store is empty after the clean stop");
+}
+
+static void run_restart(const char *cdev)
+{
+	struct iommu_nest *h, *h2 = NULL;
+	struct iommu_nest_device_info info;
+	char name[IOMMU_NEST_NAME_MAX] = "";
+	struct bar bar = {.fd = -1};
+	struct region r0;
+	uint8_t *ram = MAP_FAILED;
+	int fd = -1, fd2 = -1, memfd = -1, kfd;
+	pid_t fake = start_fake_systemd(cdev, 60000);
+	void *map = MAP_FAILED;
+
+	check(fake > 0, "fake_systemd (next to the test) runs the daemon with a state file");
+	h = fake > 0 ? rs_connect("ktest-edu-before") : NULL;
+	check(h != NULL, "connected to the daemon under fake_systemd");
+	if (!h)
+		goto out;
+	check(iommu_nest_open_device(h, EDU_DEV, &fd, &info) == 0, "OpenDevice edu0");
+	if (fd < 0 || !enable_bus_master(fd) || !region_info(fd, VFIO_PCI_BAR0_REGION_INDEX, &r0))
+		goto out;
+	map = mmap(NULL, r0.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)r0.offset);
+	memfd = memfd_create("edu-guest-ram", MFD_CLOEXEC);
+	if (map == MAP_FAILED || memfd < 0 || ftruncate(memfd, MEM_SIZE) != 0)
+		goto out;
+	ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (ram == MAP_FAILED)
+		goto out;
+	bar = (struct bar){.fd = fd, .offset = r0.offset, .map = map};
+	fill_pattern(ram + SRC_OFF, XFER);
+	check(map_ram(h, memfd) == 0, "MapMemory of the memfd");
+	check(edu_dma(&bar, MEM_IOVA + SRC_OFF, EDU_BUF, XFER, false) && dma_arrives(&bar, ram),
+	      "DMA RAM -> edu -> RAM before the crash");
+	check(file_has(RS_DIR "/state", "\"claims\""), "the claim is in the state file");
+
+	h2 = crash_daemon(&bar, ram);
+	iommu_nest_close(h);
+	h = NULL;
+	check(h2 != NULL, "connected to the restarted daemon");
+	if (!h2)
+		goto out;
+	check(dma_arrives(&bar, ram), "after the restart, the held fd still does DMA");
+	check(iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == -EBUSY,
+	      "before Reclaim the device is held by the orphaned claim (-EBUSY)");
+	check(iommu_nest_unmap_memory(h2, EDU_DEV, MEM_IOVA, MEM_SIZE) == -ENOENT,
+	      "before Reclaim the memory is nobody's (-ENOENT)");
+	check(iommu_nest_reclaim_device(h2, memfd, NULL) == -ENOENT,
+	      "Reclaim with a descriptor that is not the device's: -ENOENT");
+	check(iommu_nest_reclaim_device(h2, fd, name) == 0 && !strcmp(name, EDU_DEV),
+	      "Reclaim of the claim with the held fd gives edu0 back");
+	check(iommu_nest_reclaim_device(h2, fd, NULL) == -ENOENT, "a second Reclaim: -ENOENT");
+	check(dma_arrives(&bar, ram), "reclaimed, the DMA still arrives");
+
+	check(iommu_nest_unmap_memory(h2, EDU_DEV, MEM_IOVA, MEM_SIZE) == 0,
+	      "UnmapMemory of the memory mapped before the crash");
+	memset(ram + DST_OFF, 0x5a, XFER);
+	kfd = kmsg_open();
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true),
+	      "DMA edu -> the unmapped IOVA finished (faulted)");
+	/* The kernel rate-limits DMAR fault reports: earlier phases may have used them up. */
+	printf("# DMAR fault %slogged\n", dmar_fault_logged(kfd, MEM_IOVA + DST_OFF) ? "" : "not ");
+	check(all_bytes(ram + DST_OFF, XFER, 0x5a),
+	      "after UnmapMemory the held fd's DMA no longer reaches RAM");
+	if (kfd >= 0)
+		close(kfd);
+	check(iommu_nest_close_device(h2, EDU_DEV) == 0, "CloseDevice of the reclaimed claim");
+	check(iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == -EBUSY,
+	      "while the VMM keeps its fd the device serves nobody");
+	munmap(map, r0.size);
+	map = MAP_FAILED;
+	close(fd);
+	fd = -1;
+	/* The store's copy of the old binding goes first (FDSTOREREMOVE), then it can rebind. */
+	check(wait_file_has(RS_LOG, old_binding_removed()), "the old binding left the fd store");
+	check(iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == 0,
+	      "once the VMM closed its fd the device is bound afresh and opens again");
+	if (fd2 >= 0)
+		check(iommu_nest_close_device(h2, EDU_DEV) == 0, "and closes");
+out:
+	if (fd2 >= 0)
+		close(fd2);
+	if (map != MAP_FAILED)
+		munmap(map, r0.size);
+	if (fd >= 0)
+		close(fd);
+	if (ram != MAP_FAILED)
+		munmap(ram, MEM_SIZE);
+	if (memfd >= 0)
+		close(memfd);
+	if (h)
+		iommu_nest_close(h);
+	if (h2)
+		iommu_nest_close(h2);
+	if (fake > 0)
+		stop_fake_systemd(fake);
+}
+
+/*
+ * 9: the same crash, and the VMM never reclaims: at the grace period's end
+ * the claim ends as on its death (memory unmapped: its DMA stops reaching
+ * RAM), and while it keeps the fd the device serves nobody; once it
+ * closes the fd the device is bound afresh and opens again.
+ */
+static void run_restart_grace(const char *cdev)
+{
+	struct iommu_nest *h, *h2 = NULL;
+	struct bar bar = {.fd = -1};
+	struct region r0;
+	uint8_t *ram = MAP_FAILED;
+	int fd = -1, fd2 = -1, memfd = -1;
+	pid_t fake = start_fake_systemd(cdev, 2000);
+	void *map = MAP_FAILED;
+
+	h = fake > 0 ? rs_connect("ktest-edu-grace") : NULL;
+	check(h != NULL, "connected to a daemon with a short grace period");
+	if (!h)
+		goto out;
+	check(iommu_nest_open_device(h, EDU_DEV, &fd, NULL) == 0, "OpenDevice edu0");
+	if (fd < 0 || !enable_bus_master(fd) || !region_info(fd, VFIO_PCI_BAR0_REGION_INDEX, &r0))
+		goto out;
+	map = mmap(NULL, r0.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)r0.offset);
+	memfd = memfd_create("edu-guest-ram", MFD_CLOEXEC);
+	if (map == MAP_FAILED || memfd < 0 || ftruncate(memfd, MEM_SIZE) != 0)
+		goto out;
+	ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (ram == MAP_FAILED)
+		goto out;
+	bar = (struct bar){.fd = fd, .offset = r0.offset, .map = map};
+	fill_pattern(ram + SRC_OFF, XFER);
+	check(map_ram(h, memfd) == 0, "MapMemory of the memfd");
+	check(edu_dma(&bar, MEM_IOVA + SRC_OFF, EDU_BUF, XFER, false) && dma_arrives(&bar, ram),
+	      "DMA before the crash");
+	h2 = crash_daemon(&bar, ram);
+	iommu_nest_close(h);
+	h = NULL;
+	check(h2 != NULL, "connected to the restarted daemon");
+	if (!h2)
+		goto out;
+	/* The grace period's end, seen from outside: the claim's end replaced the binding. */
+	check(wait_file_has(RS_LOG, old_binding_removed()),
+	      "unreclaimed, the claim ended at the grace period's end");
+	memset(ram + DST_OFF, 0x5a, XFER);
+	check(edu_dma(&bar, EDU_BUF, MEM_IOVA + DST_OFF, XFER, true) &&
+		  all_bytes(ram + DST_OFF, XFER, 0x5a),
+	      "its memory was unmapped: the held fd's DMA no longer reaches RAM");
+	check(iommu_nest_reclaim_device(h2, fd, NULL) == -ENOENT, "too late to reclaim: -ENOENT");
+	check(iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == -EBUSY,
+	      "while the VMM keeps its fd the device serves nobody");
+	munmap(map, r0.size);
+	map = MAP_FAILED;
+	close(fd);
+	fd = -1;
+	check(iommu_nest_open_device(h2, EDU_DEV, &fd2, NULL) == 0,
+	      "once that fd is closed the device is bound afresh and opens again");
+	if (fd2 >= 0)
+		check(iommu_nest_close_device(h2, EDU_DEV) == 0, "and closes");
+out:
+	if (fd2 >= 0)
+		close(fd2);
+	if (map != MAP_FAILED)
+		munmap(map, r0.size);
+	if (fd >= 0)
+		close(fd);
+	if (ram != MAP_FAILED)
+		munmap(ram, MEM_SIZE);
+	if (memfd >= 0)
+		close(memfd);
+	if (h)
+		iommu_nest_close(h);
+	if (h2)
+		iommu_nest_close(h2);
+	if (fake > 0)
+		stop_fake_systemd(fake);
+}
+
 static bool stop_daemon(pid_t pid)
 {
 	int st;
@@ -674,6 +1013,10 @@ int main(void)
 		run_adopt(h, cdev); /* ends h */
 	if (pid > 0)
 		check(stop_daemon(pid), "the fresh daemon exited cleanly");
+
+	/* A crash of the daemon while the VMM holds the device. */
+	run_restart(cdev);
+	run_restart_grace(cdev);
 	printf("# %d checks, %d failed\n", n_checks, n_failed);
 	return n_failed ? 1 : 0;
 }

@@ -60,6 +60,7 @@
  *                        this binary, the case from $NESTD_RESTART_CASE)
  */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -85,29 +86,29 @@
 #include "backend/iommufd_test_uapi.h"
 
 #define PAGE 4096ULL
-#define AW 48
+#define AW   48
 
 static const char *daemon_path, *fake_path;
 static int failures;
 static char dir[64];
-static bool kernel; /* NESTD_BACKEND=iommufd: the real kernel's mock devices */
+static bool kernel;	    /* NESTD_BACKEND=iommufd: the real kernel's mock devices */
 static const char *skipped; /* why the case that ran did not apply */
 /* [daemon] vm_contexts = true: the contexts cases, or $NESTD_VM_CONTEXTS for all. */
 static bool vm_contexts;
 
-#define CHECK(cond, ...)                                                   \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                      \
-			fputc('\n', stderr);                               \
-			failures++;                                        \
-		}                                                          \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_EQ(got, want)                                                          \
-	CHECK((long long)(got) == (long long)(want), "got %lld, want %lld",         \
-	      (long long)(got), (long long)(want))
+#define CHECK_EQ(got, want)                                                                        \
+	CHECK((long long)(got) == (long long)(want), "got %lld, want %lld", (long long)(got),      \
+	      (long long)(want))
 
 static void path_of(char *out, size_t len, const char *name)
 {
@@ -124,7 +125,7 @@ static int polls(void)
 
 static void sleep_ms(unsigned ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
 
 	nanosleep(&ts, NULL);
 }
@@ -339,10 +340,10 @@ static uint64_t psc(struct iommu_nest *h, uint32_t id, uint64_t first, uint64_t 
 /* Invalidates pages [first, first + n) and checks every entry is done. */
 static void inv_vtd(struct iommu_nest *h, uint32_t id, uint64_t first, uint64_t n, bool leaf)
 {
-	struct iommu_nest_vtd_inv e = { .addr = first * PAGE, .npages = n,
-					.flags = leaf ? IOMMU_NEST_VTD_INV_FLAGS_LEAF : 0 };
-	struct iommu_nest_entry_result r = { 0 };
-	struct iommu_nest_inv_summary sum = { 0 };
+	struct iommu_nest_vtd_inv e = {
+	    .addr = first * PAGE, .npages = n, .flags = leaf ? IOMMU_NEST_VTD_INV_FLAGS_LEAF : 0};
+	struct iommu_nest_entry_result r = {0};
+	struct iommu_nest_inv_summary sum = {0};
 	int rc = iommu_nest_invalidate(h, id, IOMMU_NEST_INV_DATA_VTD_S1, &e, 1, 0, &r, &sum);
 
 	CHECK_EQ(rc, 0);
@@ -363,7 +364,7 @@ static uint32_t alloc_vtd(struct iommu_nest *h, const char *dev, uint8_t *token)
 
 static uint64_t hwpts_active(struct iommu_nest *h)
 {
-	struct iommu_nest_stats st = { 0 };
+	struct iommu_nest_stats st = {0};
 
 	CHECK_EQ(iommu_nest_stats(h, &st), 0);
 	return st.hwpts_active;
@@ -379,14 +380,14 @@ struct before {
 /* Client A: vtd0 HWPT attached, IOTLB and PSC [0, 1024), two invalidations. */
 static void crash_setup_a(struct iommu_nest *a, struct before *w)
 {
-	struct iommu_nest_selftest_inv se = { .flags = 0, .iotlb_id = 1 };
+	struct iommu_nest_selftest_inv se = {.flags = 0, .iotlb_id = 1};
 	struct iommu_nest_entry_result r;
 
 	w->a = alloc_vtd(a, "vtd0", w->tok_a);
 	CHECK_EQ(iommu_nest_attach(a, "vtd0", w->a), 0);
 	CHECK_EQ(iommu_nest_sim_populate(a, w->a, 0, 1024, IOMMU_NEST_SIM_IOTLB), 0);
 	CHECK_EQ(iommu_nest_sim_populate(a, w->a, 0, 1024, IOMMU_NEST_SIM_PSC), 0);
-	inv_vtd(a, w->a, 0, 256, true);	   /* leaf: IOTLB only */
+	inv_vtd(a, w->a, 0, 256, true);	  /* leaf: IOTLB only */
 	inv_vtd(a, w->a, 512, 64, false); /* non-leaf: both */
 	CHECK_EQ(iotlb(a, w->a, 0, 1024), 1024 - 256 - 64);
 	CHECK_EQ(psc(a, w->a, 0, 1024), 1024 - 64);
@@ -425,8 +426,7 @@ static void crash_check_reclaim_rules(struct iommu_nest *a2, struct iommu_nest *
 	CHECK_EQ(iommu_nest_reclaim(a2, w->a, w->tok_a), -ENOENT);
 }
 
-static void crash_check_model(struct iommu_nest *a2, struct iommu_nest *b2,
-			      const struct before *w)
+static void crash_check_model(struct iommu_nest *a2, struct iommu_nest *b2, const struct before *w)
 {
 	uint32_t x = 0;
 
@@ -465,7 +465,7 @@ static void crash_check_model(struct iommu_nest *a2, struct iommu_nest *b2,
 static void test_crash(void)
 {
 	struct iommu_nest *a, *b, *a2, *b2;
-	struct before w = { 0 };
+	struct before w = {0};
 	pid_t fake, old, pid = 0;
 
 	write_config(30000);
@@ -627,26 +627,25 @@ out_fail:
 /* ---- the real kernel: iommufd backend, selftest mock devices ------------------ */
 
 #define MOCK_IOVA (16ULL << 20) /* the mock domain aperture's first byte */
-#define MEM_LEN (2ULL << 20)
-#define MAP_RW (IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE)
-#define SLOTS 4 /* mock IOTLB slots of a selftest nested HWPT */
+#define MEM_LEN	  (2ULL << 20)
+#define MAP_RW	  (IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE)
+#define SLOTS	  4 /* mock IOTLB slots of a selftest nested HWPT */
 
 /* Invalidates the mock IOTLB slots in mask (FLAG_ALL if mask is 0). */
 static void inv_slots(struct iommu_nest *h, uint32_t id, unsigned mask)
 {
 	struct iommu_nest_selftest_inv e[SLOTS];
 	struct iommu_nest_entry_result r[SLOTS];
-	struct iommu_nest_inv_summary sum = { 0 };
+	struct iommu_nest_inv_summary sum = {0};
 	uint32_t n = 0;
 	int rc;
 
 	if (!mask)
-		e[n++] = (struct iommu_nest_selftest_inv){
-			.flags = IOMMU_NEST_TEST_INVALIDATE_FLAG_ALL
-		};
+		e[n++] =
+		    (struct iommu_nest_selftest_inv){.flags = IOMMU_NEST_TEST_INVALIDATE_FLAG_ALL};
 	for (uint32_t i = 0; i < SLOTS; i++)
 		if (mask & (1u << i))
-			e[n++] = (struct iommu_nest_selftest_inv){ .iotlb_id = i };
+			e[n++] = (struct iommu_nest_selftest_inv){.iotlb_id = i};
 	memset(r, 0, sizeof(r));
 	rc = iommu_nest_invalidate(h, id, IOMMU_NEST_INV_DATA_SELFTEST, e, n, 0, r, &sum);
 	CHECK_EQ(rc, 0);
@@ -718,8 +717,7 @@ struct kbefore {
  * 3 invalidated; a1 (0x5678) on mock1, all slots invalidated (FLAG_ALL).
  * B: b1 (0xbeef) on mock1, nothing invalidated.
  */
-static void kcrash_setup(struct iommu_nest *a, struct iommu_nest *b, int memfd,
-			 struct kbefore *w)
+static void kcrash_setup(struct iommu_nest *a, struct iommu_nest *b, int memfd, struct kbefore *w)
 {
 	CHECK_EQ(iommu_nest_map_memory(a, "mock0", MOCK_IOVA, MEM_LEN, memfd, 0, MAP_RW), 0);
 	w->a0 = alloc_st(a, "mock0", 0x1234, w->tok_a0);
@@ -783,8 +781,7 @@ static void kcrash_check_state(struct iommu_nest *a2, struct iommu_nest *b2, int
 
 	/* mock0 is still A's: attached to a0 and holding A's memory. */
 	CHECK_EQ(iommu_nest_alloc_selftest(b2, "mock0", 2, &x), -EBUSY);
-	CHECK_EQ(iommu_nest_map_memory(b2, "mock0", MOCK_IOVA + MEM_LEN, MEM_LEN, memfd, 0,
-					 MAP_RW),
+	CHECK_EQ(iommu_nest_map_memory(b2, "mock0", MOCK_IOVA + MEM_LEN, MEM_LEN, memfd, 0, MAP_RW),
 		 -EBUSY);
 	/* The kernel kept the mapping: unmapping it succeeds once, then ENOENT. */
 	CHECK_EQ(iommu_nest_unmap_memory(a2, "mock0", MOCK_IOVA, MEM_LEN), 0);
@@ -800,7 +797,7 @@ static void kcrash_check_state(struct iommu_nest *a2, struct iommu_nest *b2, int
 static void test_crash_kernel(void)
 {
 	struct iommu_nest *a, *b, *a2, *b2;
-	struct kbefore w = { 0 };
+	struct kbefore w = {0};
 	int memfd = memfd_create("restart-guest-ram", MFD_CLOEXEC);
 	int before = failures;
 	pid_t fake;
@@ -928,19 +925,21 @@ static uint32_t saved_id(const char *dev, const char *key)
 /* The kernel's empty invalidation: 0 iff id is a live selftest nested HWPT. */
 static int k_nested_alive(int fd, uint32_t id)
 {
-	struct iommu_hwpt_invalidate cmd = { .size = sizeof(cmd), .hwpt_id = id,
-					     .data_type = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST };
+	struct iommu_hwpt_invalidate cmd = {
+	    .size = sizeof(cmd), .hwpt_id = id, .data_type = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST};
 
 	return ioctl(fd, IOMMU_HWPT_INVALIDATE, &cmd) ? -errno : 0;
 }
 
 static int k_alloc_nested(int fd, uint32_t dev_id, uint32_t parent, uint32_t *id)
 {
-	struct iommu_hwpt_selftest data = { .iotlb = 0x77 };
-	struct iommu_hwpt_alloc cmd = { .size = sizeof(cmd), .dev_id = dev_id, .pt_id = parent,
-					.data_type = IOMMU_HWPT_DATA_SELFTEST,
-					.data_len = sizeof(data),
-					.data_uptr = (uintptr_t)&data };
+	struct iommu_hwpt_selftest data = {.iotlb = 0x77};
+	struct iommu_hwpt_alloc cmd = {.size = sizeof(cmd),
+				       .dev_id = dev_id,
+				       .pt_id = parent,
+				       .data_type = IOMMU_HWPT_DATA_SELFTEST,
+				       .data_len = sizeof(data),
+				       .data_uptr = (uintptr_t)&data};
 
 	if (ioctl(fd, IOMMU_HWPT_ALLOC, &cmd))
 		return -errno;
@@ -950,15 +949,17 @@ static int k_alloc_nested(int fd, uint32_t dev_id, uint32_t parent, uint32_t *id
 
 static int k_replace(int fd, uint32_t stdev_id, uint32_t pt_id)
 {
-	struct iommu_test_cmd cmd = { .size = sizeof(cmd), .op = IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE,
-				      .id = stdev_id, .mock_domain_replace.pt_id = pt_id };
+	struct iommu_test_cmd cmd = {.size = sizeof(cmd),
+				     .op = IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE,
+				     .id = stdev_id,
+				     .mock_domain_replace.pt_id = pt_id};
 
 	return ioctl(fd, IOMMU_TEST_CMD, &cmd) ? -errno : 0;
 }
 
 static int k_destroy(int fd, uint32_t id)
 {
-	struct iommu_destroy cmd = { .size = sizeof(cmd), .id = id };
+	struct iommu_destroy cmd = {.size = sizeof(cmd), .id = id};
 
 	return ioctl(fd, IOMMU_DESTROY, &cmd) ? -errno : 0;
 }
@@ -1332,7 +1333,7 @@ static void run_grace(void)
 
 static void dump_logs(void)
 {
-	const char *names[] = { "log", "fake.log" };
+	const char *names[] = {"log", "fake.log"};
 
 	for (size_t i = 0; i < 2; i++) {
 		char path[128], line[1024];
@@ -1522,7 +1523,8 @@ static void test_contexts(void)
 	iommu_nest_close(a2);
 	CHECK(wait_for("fake.log", kernel ? "REMOVE ctx.1.iommufd" : "REMOVE ctx.1.sim"),
 	      "A's context stayed in the fd store");
-	CHECK(file_has("log", "destroyed unclaimed hwpt"), "A's unreclaimed HWPT was not destroyed");
+	CHECK(file_has("log", "destroyed unclaimed hwpt"),
+	      "A's unreclaimed HWPT was not destroyed");
 	CHECK_EQ(hwpts_active(b2), 1);
 	iommu_nest_close(b2);
 	clean_stop(fake);
@@ -1580,6 +1582,180 @@ out_fail:
 	give_up(fake);
 }
 
+/* ---- fault queues across a restart --------------------------------------- */
+
+/* The fault events a client was sent, by cookie (the replayed ones count again). */
+struct faults_seen {
+	uint32_t n;
+	struct iommu_nest_page_fault f[8];
+};
+
+static void on_fault(struct iommu_nest *h, const struct iommu_nest_event *ev, void *arg)
+{
+	struct faults_seen *s = arg;
+
+	(void)h;
+	if (ev->kind == IOMMU_NEST_EVENT_FAULT && s->n < 8)
+		s->f[s->n++] = ev->fault;
+}
+
+/* Waits for n events in all (bounded by polls, never by a clock). */
+static bool wait_faults(struct iommu_nest *h, struct faults_seen *s, uint32_t n)
+{
+	struct pollfd p = {.fd = iommu_nest_fd(h), .events = POLLIN};
+
+	for (int i = 0; i < polls() && s->n < n; i++) {
+		if (poll(&p, 1, 50) == 1 && iommu_nest_process(h) < 0)
+			return false;
+	}
+	return s->n >= n;
+}
+
+static int trigger_grp(struct iommu_nest *h, const char *dev, uint32_t grpid)
+{
+	struct iommu_nest_iopf t = {.pasid = 1, .grpid = grpid, .perm = 1, .addr = 0x10000};
+
+	return iommu_nest_trigger_iopf(h, dev, &t, 1);
+}
+
+static int answer(struct iommu_nest *h, uint32_t hwpt, const struct iommu_nest_page_fault *f,
+		  uint32_t code)
+{
+	struct iommu_nest_page_response r = {.grpid = f->grpid, .cookie = f->cookie, .code = code};
+
+	return iommu_nest_page_response(h, hwpt, NULL, &r);
+}
+
+/* The one of s's faults with grpid, or NULL. */
+static const struct iommu_nest_page_fault *fault_of(const struct faults_seen *s, uint32_t grpid)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->f[i].grpid == grpid)
+			return &s->f[i];
+	return NULL;
+}
+
+/*
+ * A fault-capable HWPT with two groups delivered and not answered; SIGKILL;
+ * the owner reclaims the HWPT, is sent both groups again (same cookies),
+ * answers them, and the kernel (the sim) has them answered: the next group
+ * takes the lowest cookie again. The fault fd went through the fd store.
+ */
+static void test_faults(void)
+{
+	const char *dev = kernel ? "mock0" : "st0";
+	struct faults_seen sa = {0}, sb = {0};
+	const struct iommu_nest_page_fault *g5, *g6;
+	struct iommu_nest *a, *a2;
+	uint32_t id = 0, low;
+	uint8_t tok[16];
+	pid_t fake;
+
+	write_config(30000);
+	fake = start_fake_systemd();
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_set_event_handler(a, on_fault, &sa), 0);
+	CHECK_EQ(iommu_nest_alloc(a, dev, IOMMU_NEST_HWPT_DATA_SELFTEST, IOMMU_NEST_ALLOC_FAULT,
+				  IOMMU_NEST_HWPT_DATA_SELFTEST, &(uint32_t){0}, sizeof(uint32_t),
+				  &id),
+		 0);
+	CHECK_EQ(iommu_nest_last_resume_token(a, tok), 0);
+	CHECK_EQ(iommu_nest_attach(a, dev, id), 0);
+	CHECK_EQ(trigger_grp(a, dev, 5), 0);
+	CHECK_EQ(trigger_grp(a, dev, 6), 0);
+	CHECK(wait_faults(a, &sa, 2), "the two faults never arrived (%u)", sa.n);
+	CHECK(file_has("state", "\"faults\""), "the state file has no fault queue");
+	CHECK(wait_for("fake.log", "STORE fault.1"), "the fault fd never reached the fd store");
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK(file_has("log", "took \"fault.1\""), "the daemon did not take the fault fd back");
+	CHECK_EQ(iommu_nest_set_event_handler(a2, on_fault, &sb), 0);
+	CHECK_EQ(iommu_nest_reclaim(a2, id, tok), 0);
+	/* The unanswered groups are sent again, with the cookies they had. */
+	CHECK(wait_faults(a2, &sb, 2), "the unanswered faults were not sent again (%u)", sb.n);
+	g5 = fault_of(&sb, 5);
+	g6 = fault_of(&sb, 6);
+	CHECK(g5 && fault_of(&sa, 5) && g5->cookie == fault_of(&sa, 5)->cookie,
+	      "group 5 came back with another cookie");
+	CHECK(g6 && fault_of(&sa, 6) && g6->cookie == fault_of(&sa, 6)->cookie,
+	      "group 6 came back with another cookie");
+	if (!g5 || !g6)
+		goto out_close;
+	CHECK_EQ(g5->hwpt_id, id);
+	CHECK(!strcmp(g5->device, dev), "group 5 on %s, not %s", g5->device, dev);
+	/* Answered through the kept fault fd: the kernel takes them, once. */
+	CHECK_EQ(answer(a2, id, g5, IOMMU_NEST_PAGE_RESP_SUCCESS), 0);
+	CHECK_EQ(answer(a2, id, g5, IOMMU_NEST_PAGE_RESP_SUCCESS), -ENOENT);
+	CHECK_EQ(answer(a2, id, g6, IOMMU_NEST_PAGE_RESP_INVALID), 0);
+	/* Both cookies free again in the kernel: a new group gets the lowest of them. */
+	low = g5->cookie < g6->cookie ? g5->cookie : g6->cookie;
+	CHECK_EQ(trigger_grp(a2, dev, 7), 0);
+	CHECK(wait_faults(a2, &sb, 3), "a fault after the restart never arrived");
+	CHECK(fault_of(&sb, 7) && fault_of(&sb, 7)->cookie == low,
+	      "the kernel did not free the answered cookies");
+	if (fault_of(&sb, 7))
+		CHECK_EQ(answer(a2, id, fault_of(&sb, 7), IOMMU_NEST_PAGE_RESP_SUCCESS), 0);
+	CHECK_EQ(iommu_nest_detach(a2, dev), 0);
+	CHECK_EQ(iommu_nest_destroy(a2, id), 0);
+out_close:
+	iommu_nest_close(a2);
+	CHECK(wait_for("fake.log", "REMOVE fault.1"), "the closed queue stayed in the fd store");
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/* A fault queue nobody reclaims: closed after its HWPT at the grace period's end. */
+static void test_faults_grace(void)
+{
+	const char *dev = kernel ? "mock0" : "st0";
+	struct faults_seen sa = {0};
+	struct iommu_nest *a, *a2;
+	uint32_t id = 0, x = 0;
+	pid_t fake;
+
+	write_config(1500);
+	fake = start_fake_systemd();
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_set_event_handler(a, on_fault, &sa), 0);
+	CHECK_EQ(iommu_nest_alloc(a, dev, IOMMU_NEST_HWPT_DATA_SELFTEST, IOMMU_NEST_ALLOC_FAULT,
+				  IOMMU_NEST_HWPT_DATA_SELFTEST, &(uint32_t){0}, sizeof(uint32_t),
+				  &id),
+		 0);
+	CHECK_EQ(iommu_nest_attach(a, dev, id), 0);
+	CHECK_EQ(trigger_grp(a, dev, 5), 0);
+	CHECK(wait_faults(a, &sa, 1), "the fault never arrived");
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK(wait_for("log", "closing unclaimed fault queue 1"),
+	      "the orphaned queue was not closed");
+	CHECK(wait_for("fake.log", "REMOVE fault.1"), "the orphaned queue stayed in the fd store");
+	/* The device is free again, for a new fault-capable HWPT and its own queue. */
+	CHECK_EQ(iommu_nest_alloc(a2, dev, IOMMU_NEST_HWPT_DATA_SELFTEST, IOMMU_NEST_ALLOC_FAULT,
+				  IOMMU_NEST_HWPT_DATA_SELFTEST, &(uint32_t){0}, sizeof(uint32_t),
+				  &x),
+		 0);
+	CHECK_EQ(iommu_nest_attach(a2, dev, x), 0);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
 /* Whether name is one of list's comma-separated names. */
 static bool in_list(const char *list, const char *name)
 {
@@ -1601,7 +1777,9 @@ int main(int argc, char **argv)
 		     {"store-lost", test_store_lost},
 		     {"orphan-errors", test_orphan_errors},
 		     {"contexts", test_contexts},
-		     {"contexts-grace", test_contexts_grace}};
+		     {"contexts-grace", test_contexts_grace},
+		     {"faults", test_faults},
+		     {"faults-grace", test_faults_grace}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 

@@ -179,17 +179,21 @@ static int take_once(void *ctx, const char *name)
 }
 
 /*
- * Fault objects are not saved: a restart keeps the HWPT (attached as it
- * was) without fault delivery, no id collides, and a new queue works.
+ * Fault objects are kept across a restart, as the kernel keeps them in
+ * the stored iommufd: the group triggered and not read yet is read after
+ * the restore, one read before it is still answerable by its cookie, the
+ * HWPT still delivers to the object, and the object stays in use (-EBUSY)
+ * while its HWPT lives.
  */
 static void test_restart(void)
 {
 	struct json_object *o = json_object_new_object();
+	struct iommu_hwpt_pgfault rec, rec2;
 	struct backend_fault_queue q, q2;
 	struct backend *a, *b;
 	struct backend_fd f;
 	const char *err = NULL;
-	uint32_t id, id2;
+	uint32_t id;
 	int fd;
 
 	sim_up();
@@ -198,6 +202,8 @@ static void test_restart(void)
 	CU_ASSERT_EQUAL_FATAL(alloc_mock("mock0", IOMMU_HWPT_FAULT_ID_VALID, q.id, &id), 0);
 	CU_ASSERT_EQUAL_FATAL(a->ops->attach(a, "mock0", id), 0);
 	CU_ASSERT_EQUAL(trigger("mock0", 1), 0);
+	CU_ASSERT_EQUAL(a->ops->fault_read(a, &q, &rec, 1), 1); /* delivered, unanswered */
+	CU_ASSERT_EQUAL(trigger("mock0", 2), 0);		/* queued, unread */
 	CU_ASSERT_EQUAL_FATAL(a->ops->save(a, o), 0);
 	CU_ASSERT_FATAL(a->ops->stored_fds(a, &f, 1) == 1);
 	fd = dup(f.fd);
@@ -205,16 +211,25 @@ static void test_restart(void)
 	b = be;
 	CU_ASSERT_EQUAL_FATAL(b->ops->restore(b, o, take_once, &fd, &err), 0);
 	CU_ASSERT(b->ops->has_hwpt(b, id));
-	CU_ASSERT_EQUAL(b->ops->destroy(b, q.id), -ENOENT);
-	CU_ASSERT_EQUAL(b->ops->destroy(b, id), -EBUSY); /* still attached */
-	be = b;
-	CU_ASSERT_EQUAL(trigger("mock0", 2), 0); /* reaches nobody */
-	CU_ASSERT_EQUAL_FATAL(b->ops->fault_alloc(b, &q2), 0);
-	CU_ASSERT_NOT_EQUAL(q2.id, id);
-	CU_ASSERT_EQUAL(b->ops->fault_read(b, &q2, NULL, 0), 0);
-	CU_ASSERT_EQUAL(alloc_mock("mock1", IOMMU_HWPT_FAULT_ID_VALID, q2.id, &id2), 0);
+	CU_ASSERT_EQUAL(b->ops->fault_reopen(b, q.id + 100, -1, &q2), -ENOENT);
+	CU_ASSERT_EQUAL_FATAL(b->ops->fault_reopen(b, q.id, -1, &q2), 0);
+	CU_ASSERT_EQUAL(q2.id, q.id);
+	CU_ASSERT(q2.fd >= 0 && q2.fd != q.fd);
+	/* The unread group, with the next cookie (the first one is still taken). */
+	CU_ASSERT_EQUAL(b->ops->fault_read(b, &q2, &rec2, 1), 1);
+	CU_ASSERT_EQUAL(rec2.grpid, 2);
+	CU_ASSERT_NOT_EQUAL(rec2.cookie, rec.cookie);
+	CU_ASSERT_EQUAL(respond(&q2, rec.cookie, IOMMUFD_PAGE_RESP_SUCCESS), 0);
+	CU_ASSERT_EQUAL(respond(&q2, rec.cookie, IOMMUFD_PAGE_RESP_SUCCESS), -EINVAL);
+	/* The HWPT still delivers to it; its cookie is the lowest free, rec's again. */
+	CU_ASSERT_EQUAL(trigger("mock0", 3), 0);
+	CU_ASSERT_EQUAL(b->ops->fault_read(b, &q2, &rec, 1), 1);
+	CU_ASSERT_EQUAL(rec.grpid, 3);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, id), -EBUSY);     /* still attached */
+	CU_ASSERT_EQUAL(b->ops->fault_free(b, &q2), -EBUSY); /* the HWPT uses it */
 	CU_ASSERT_EQUAL(b->ops->detach(b, "mock0"), 0);
 	CU_ASSERT_EQUAL(b->ops->destroy(b, id), 0);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, q.id), 0); /* its fd closed by fault_free already */
 	json_object_put(o);
 	a->ops->close(a);
 	b->ops->close(b);
@@ -224,7 +239,7 @@ static const struct unit_case tests[] = {
     {"fault object: alloc, references", test_alloc_rules},
     {"fault object: VT-d without PRI", test_vtd_no_pri},
     {"fault object: delivery, cookies, responses", test_delivery_and_cookies},
-    {"fault object: not kept across a restart", test_restart},
+    {"fault object: kept across a restart", test_restart},
 };
 
 int main(void)

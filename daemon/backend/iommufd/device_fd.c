@@ -196,6 +196,7 @@ int vfio_dev_adopt(struct ifd_device_slots *sl, int fd, const char **why)
 	rc = bind_and_attach(sl, mine);
 	if (rc == 0) {
 		*sl->vfio_fd = mine;
+		(*sl->fd_gen)++;
 		return 0;
 	}
 	*why = "binding the adopted cdev to the daemon's iommufd failed; the daemon's own "
@@ -203,9 +204,10 @@ int vfio_dev_adopt(struct ifd_device_slots *sl, int fd, const char **why)
 	close(mine);
 	/* Back to a binding of our own, so that the device stays served. */
 	old = open(sl->path, O_RDWR | O_CLOEXEC);
-	if (old >= 0 && bind_and_attach(sl, old) == 0)
+	if (old >= 0 && bind_and_attach(sl, old) == 0) {
 		*sl->vfio_fd = old;
-	else {
+		(*sl->fd_gen)++;
+	} else {
 		if (old >= 0)
 			close(old);
 		log_err("device %s: lost its VFIO binding while adopting a cdev", sl->name);
@@ -275,6 +277,29 @@ int vfio_dev_release(struct ifd_device_slots *sl)
 		return rc == -EINVAL ? -EBUSY : rc;
 	}
 	*sl->vfio_fd = fd;
+	(*sl->fd_gen)++;
 	*sl->handed = false;
 	return 0;
+}
+
+/*
+ * A device has one binding at a time (vfio_df_open refuses a second
+ * while the first is open), and the backend's descriptor of it is in its
+ * hands: so a descriptor of the configured cdev that answers
+ * VFIO_DEVICE_GET_INFO (an unbound one answers EINVAL) is one of that
+ * very file, the one the backend handed out.
+ */
+int vfio_dev_holds_fd(const struct ifd_device_slots *sl, int fd)
+{
+	struct vfio_device_info info;
+	struct stat got, mine;
+
+	if (sl->kind != DEVICE_KIND_VTD)
+		return -EOPNOTSUPP;
+	if (*sl->vfio_fd < 0 || !*sl->handed)
+		return -ENOENT;
+	if (fstat(fd, &got) || fstat(*sl->vfio_fd, &mine) || !S_ISCHR(got.st_mode) ||
+	    got.st_rdev != mine.st_rdev)
+		return -ENOENT;
+	return vfio_info(fd, &info) ? -ENOENT : 0;
 }

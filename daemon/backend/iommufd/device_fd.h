@@ -18,7 +18,8 @@ struct ifd_device_slots {
 	int *vfio_fd; /* -1: no cdev (selftest mock) */
 	uint32_t *dev_id, *parent_id, *ioas_id, *attached_id;
 	int nest_err;
-	bool *handed; /* *vfio_fd was handed out: another holder may keep its binding alive */
+	bool *handed;	  /* *vfio_fd was handed out: another holder may keep its binding alive */
+	uint32_t *fd_gen; /* bumped whenever *vfio_fd becomes another open file */
 	enum device_kind kind;
 	const char *name;
 	const char *path;   /* the configured VFIO cdev */
@@ -31,5 +32,6 @@ int vfio_dev_adopt(struct ifd_device_slots *sl, int fd, const char **why);
 int vfio_dev_reclaim(struct ifd_device_slots *sl);
 int vfio_dev_reset(const struct ifd_device_slots *sl);
 int vfio_dev_release(struct ifd_device_slots *sl);
+int vfio_dev_holds_fd(const struct ifd_device_slots *sl, int fd);
 
 #endif

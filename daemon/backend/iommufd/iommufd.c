@@ -87,6 +87,7 @@ struct ifd_device {
 	int nest_err;	       /* parent.c: the IOMMU cannot nest (parent_id is plain paging) */
 	bool handed;	       /* device_fd.c: vfio_fd was handed out (a VMM may hold it) */
 	bool handed_saved;     /* handed as the last full save() wrote it */
+	uint32_t fd_gen;       /* bumped whenever vfio_fd is another open file (backend_fd.gen) */
 	/*
 	 * Whether this iommufd holds the device now. The root binds every
 	 * device at open and gives up a VFIO one while a VM context holds it
@@ -129,6 +130,15 @@ struct ifd_backend {
 	struct ifd_backend *root;
 	uint32_t ctx_ioas;
 	struct ifd_pasids pasids; /* the PASIDs attached through us (pasid.c) */
+	/*
+	 * A root with VM contexts on ([daemon] vm_contexts): it holds no
+	 * client's state on a device (every claim moves the device into the
+	 * client's context), and a cdev binds to one iommufd at a time, so
+	 * its VFIO cdevs stay out of the fd store (systemd's copy would keep
+	 * the root's binding alive when a context binds the device) and are
+	 * bound afresh at a restart instead.
+	 */
+	bool fresh_vfio;
 };
 
 /*
@@ -350,6 +360,7 @@ static int setup_vfio(struct ifd_backend *b, struct ifd_device *d, const char **
 		return -EINVAL;
 	}
 	d->vfio_fd = open(d->path, O_RDWR | O_CLOEXEC);
+	d->fd_gen++;
 	if (d->vfio_fd < 0) {
 		rc = -errno;
 		if (rc == -ENOENT)
@@ -541,6 +552,7 @@ static int ifd_create(int fd, const struct config *cfg, struct backend **out, co
 	}
 	b->base.ops = &backend_iommufd_ops;
 	b->fd = fd;
+	b->fresh_vfio = cfg->vm_contexts;
 	snprintf(b->path, sizeof(b->path), "%s",
 		 cfg->iommufd_path[0] ? cfg->iommufd_path : DEFAULT_IOMMUFD_PATH);
 	if (cfg->n_devices) {
@@ -1170,13 +1182,14 @@ static uint32_t ifd_stored_fds(struct backend *be, struct backend_fd *out, uint3
 
 	if (n < max) {
 		snprintf(out[n].name, sizeof(out[n].name), "%s", IFD_FD_NAME);
+		out[n].gen = 0;
 		out[n++].fd = b->fd;
 	}
 	for (uint32_t i = 0; i < b->n_devs && n < max; i++) {
-		if (b->devs[i].vfio_fd < 0)
+		if (b->devs[i].vfio_fd < 0 || b->fresh_vfio)
 			continue;
-		snprintf(out[n].name, sizeof(out[n].name), IFD_VFIO_FD_PREFIX "%s",
-			 b->devs[i].name);
+		snprintf(out[n].name, sizeof(out[n].name), IFD_VFIO_FD_PREFIX "%s", b->devs[i].name);
+		out[n].gen = b->devs[i].fd_gen;
 		out[n++].fd = b->devs[i].vfio_fd;
 	}
 	return n;
@@ -1292,6 +1305,11 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 	if (d->kind == DEVICE_KIND_VTD) {
 		snprintf(fdname, sizeof(fdname), IFD_VFIO_FD_PREFIX "%s", d->name);
 		d->vfio_fd = take_fd ? take_fd(ctx, fdname) : -1;
+		/* The old binding went with the crashed process: bound afresh. */
+		if (d->vfio_fd < 0 && b->fresh_vfio) {
+			rc = setup_vfio(b, d, errmsg);
+			return rc ? rc : dev_attach(b, d, d->parent_id);
+		}
 		if (d->vfio_fd < 0) {
 			*errmsg =
 			    seterr("device %s: its VFIO cdev fd is not in the fd store", d->name);
@@ -1448,6 +1466,7 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 	}
 	b->base.ops = &backend_iommufd_ops;
 	b->fd = fd;
+	b->fresh_vfio = cfg->vm_contexts;
 	snprintf(b->path, sizeof(b->path), "%s",
 		 cfg->iommufd_path[0] ? cfg->iommufd_path : DEFAULT_IOMMUFD_PATH);
 	/* The top "ioas_id" is absent from files written since each device has its own. */
@@ -1544,6 +1563,7 @@ static int dev_slots(struct backend *be, const char *device, struct ifd_device_s
 					 .attached_id = &d->attached_id,
 					 .nest_err = d->nest_err,
 					 .handed = &d->handed,
+					 .fd_gen = &d->fd_gen,
 					 .kind = d->kind,
 					 .name = d->name,
 					 .path = d->path,
@@ -1606,6 +1626,14 @@ static int ifd_device_release(struct backend *be, const char *device)
 	return rc ? rc : vfio_dev_release(&sl);
 }
 
+static int ifd_device_holds_fd(struct backend *be, const char *device, int fd)
+{
+	struct ifd_device_slots sl;
+	int rc = dev_slots(be, device, &sl);
+
+	return rc ? rc : vfio_dev_holds_fd(&sl, fd);
+}
+
 static int ifd_nest_err(struct backend *be, const char *device)
 {
 	struct ifd_device *d = find_device(to_ifd(be), device);
@@ -1632,6 +1660,22 @@ static int ifd_op_fault_respond(struct backend *be, const struct backend_fault_q
 {
 	(void)be;
 	return ifd_fault_respond(q, resp);
+}
+
+/*
+ * The kept fd is the object's only handle (the kernel hands out no second
+ * one): without it the queue cannot be read or answered. The file keeps
+ * the O_NONBLOCK that ifd_fault_alloc set.
+ */
+static int ifd_op_fault_reopen(struct backend *be, uint32_t id, int fd,
+			       struct backend_fault_queue *out)
+{
+	(void)be;
+	if (fd < 0)
+		return -ESTALE;
+	out->id = id;
+	out->fd = fd;
+	return 0;
 }
 
 static int ifd_op_fault_free(struct backend *be, const struct backend_fault_queue *q)
@@ -1991,11 +2035,13 @@ const struct backend_ops backend_iommufd_ops = {
     .device_reclaim = ifd_device_reclaim,
     .device_reset = ifd_device_reset,
     .device_release = ifd_device_release,
+    .device_holds_fd = ifd_device_holds_fd,
     .nest_err = ifd_nest_err,
     .fault_alloc = ifd_op_fault_alloc,
     .fault_read = ifd_op_fault_read,
     .fault_respond = ifd_op_fault_respond,
     .fault_free = ifd_op_fault_free,
+    .fault_reopen = ifd_op_fault_reopen,
     .dev_id_name = ifd_dev_id_name,
     .trigger_iopf = ifd_trigger,
     .sim_populate = NULL,

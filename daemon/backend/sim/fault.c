@@ -28,6 +28,13 @@ static struct sim_fault *find(struct sim_state *st, uint32_t id)
 	return NULL;
 }
 
+int sim_fault_fd(struct sim_state *st, uint32_t id)
+{
+	struct sim_fault *f = find(st, id);
+
+	return f && f->efd >= 0 ? f->efd : -ENOENT;
+}
+
 static int grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
 {
 	uint32_t c = *cap ? *cap * 2 : 8;

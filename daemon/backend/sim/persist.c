@@ -55,7 +55,8 @@ static bool obj_persisted(const struct sim_state *st, const struct sim_obj *ob)
 {
 	const struct sim_obj *p;
 
-	if (ob->type == SIM_OBJ_PARENT)
+	/* A fault object with its queues (fault_save.c): the kernel keeps them in the iommufd. */
+	if (ob->type == SIM_OBJ_PARENT || ob->type == SIM_OBJ_FAULT)
 		return true;
 	if (ob->type != SIM_OBJ_NESTED)
 		return false;
@@ -72,7 +73,8 @@ static struct json_object *obj_to_json(const struct sim_obj *ob)
 		return NULL;
 	if (js_add_u64(o, "id", ob->id) || js_add_u64(o, "type", ob->type) ||
 	    js_add_u64(o, "kind", ob->kind) || js_add_u64(o, "dev", ob->dev) ||
-	    js_add_u64(o, "parent_id", ob->parent_id) || vtd_to_json(o, &ob->vtd))
+	    js_add_u64(o, "parent_id", ob->parent_id) || vtd_to_json(o, &ob->vtd) ||
+	    (ob->fault_id && js_add_u64(o, "fault_id", ob->fault_id)))
 		goto nomem;
 	/* IOMMU_HWPT_ALLOC_PASID stays with the HWPT in the kernel (only when set: old files lack
 	 * it). */
@@ -157,7 +159,6 @@ int sim_state_save(const struct sim_state *st, struct json_object *o)
 	for (uint32_t i = 0; i < st->n_devs; i++)
 		if (js_push(devs, dev_to_json(&st->devs[i])))
 			return -ENOMEM;
-	/* Fault objects are not saved: their queues die with the process. */
 	for (uint32_t i = 0; i < st->n_objs; i++)
 		if (obj_persisted(st, &st->objs[i]) && js_push(objs, obj_to_json(&st->objs[i])))
 			return -ENOMEM;
@@ -169,7 +170,7 @@ int sim_state_save(const struct sim_state *st, struct json_object *o)
 		if (!maps || json_object_object_add(ioas, "maps", maps))
 			return -ENOMEM;
 	}
-	return fault_to_json(o, st);
+	return sim_faults_to_json(st, o) ? -ENOMEM : fault_to_json(o, st);
 }
 
 static struct json_object *one_or_none(struct json_object *elem, bool present, int *rc)
@@ -402,6 +403,14 @@ static int load_obj(struct loader *l, struct json_object *j, struct sim_obj *o)
 		parent = sim_obj_find(st, o->parent_id);
 		if (!parent || parent->type != SIM_OBJ_PARENT || parent->dev != o->dev)
 			return bad(l, "sim: nested HWPT without its nest parent");
+		/* Its fault object has a smaller id (allocated first): loaded already. */
+		if (json_object_object_get_ex(j, "fault_id", NULL) &&
+		    (js_u32(j, "fault_id", &o->fault_id) || !sim_obj_find(st, o->fault_id) ||
+		     sim_obj_find(st, o->fault_id)->type != SIM_OBJ_FAULT))
+			return bad(l, "sim: nested HWPT without its fault object");
+	} else if (type == SIM_OBJ_FAULT) {
+		if (o->parent_id)
+			return bad(l, "sim: malformed fault object");
 	} else {
 		return bad(l, "sim: unknown object type");
 	}
@@ -482,9 +491,11 @@ static int link_graph(struct loader *l)
 	for (uint32_t i = 0; i < st->n_objs; i++) {
 		struct sim_obj *o = &st->objs[i];
 
-		if (o->type == SIM_OBJ_NESTED)
+		if (o->type == SIM_OBJ_NESTED) {
 			sim_obj_find(st, o->parent_id)->users++;
-		else if (st->devs[o->dev].parent_id != o->id)
+			if (o->fault_id)
+				sim_obj_find(st, o->fault_id)->users++;
+		} else if (o->type == SIM_OBJ_PARENT && st->devs[o->dev].parent_id != o->id)
 			return bad(l, "sim: stray nest parent");
 	}
 	return 0;
@@ -539,6 +550,8 @@ int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_o
 		rc = load_objs(&l, js_get(o, "objects", json_type_array));
 	if (!rc)
 		rc = link_graph(&l);
+	if (!rc)
+		rc = sim_faults_load(st, o, errmsg);
 	if (!rc)
 		rc = load_fault(&l, o);
 	if (rc == -ENOMEM)

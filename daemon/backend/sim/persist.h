@@ -22,6 +22,15 @@ int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32
  * Builds st (uninitialised on entry) from o, checked against the configured
  * devices. 0, or -EINVAL (*errmsg says why) / -ENOMEM with st empty.
  */
+/*
+ * Fault objects' queues (fault_save.c): saved under "fault_queues"; loaded
+ * once "objects" is, each object's queues and a new eventfd (the fd's
+ * reference counted in users). 0, -EINVAL with *errmsg, or -ENOMEM.
+ */
+struct sim_state;
+int sim_faults_to_json(const struct sim_state *st, struct json_object *o);
+int sim_faults_load(struct sim_state *st, struct json_object *o, const char **errmsg);
+
 int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_object *o,
 		   const char **errmsg);
 

@@ -366,8 +366,11 @@ static int sim_save_delta(struct backend *be, struct json_object *records)
 	struct sim_backend *sb = to_sb(be);
 	int rc;
 
-	/* A context's IOAS is not a device record: its changes take a full save. */
-	if (sb->dirty_objs.lost || sb->st.is_ctx)
+	/*
+	 * A context's IOAS is not a device record, and fault queues have no
+	 * records: their changes take a full save.
+	 */
+	if (sb->dirty_objs.lost || sb->st.is_ctx || sb->st.n_faults)
 		return -ENOMEM;
 	dirty_ids_unique(&sb->dirty_objs);
 	rc = sim_state_save_delta(&sb->st, sb->dirty_objs.id, sb->dirty_objs.n, sb->dirty_devs,
@@ -477,6 +480,7 @@ static uint32_t sim_stored_fds(struct backend *be, struct backend_fd *out, uint3
 		return 0;
 	snprintf(out[0].name, sizeof(out[0].name), "%s", SIM_FD_NAME);
 	out[0].fd = to_sb(be)->anchor_fd;
+	out[0].gen = 0;
 	return 1;
 }
 
@@ -524,26 +528,54 @@ static bool sim_has_hwpt(struct backend *be, uint32_t hwpt_id)
 	return o && o->type == SIM_OBJ_NESTED;
 }
 
-/* Fault objects (backend/sim/fault.c): queue state, never saved. */
+/*
+ * Fault objects (backend/sim/fault.c): their queues are saved state
+ * (fault_save.c), so every call that changes them is a change to save.
+ */
 static int sim_op_fault_alloc(struct backend *be, struct backend_fault_queue *out)
 {
-	return sim_fault_alloc(to_st(be), out);
+	int rc = sim_fault_alloc(to_st(be), out);
+
+	to_sb(be)->gen += !rc;
+	return rc;
 }
 
 static int sim_op_fault_read(struct backend *be, const struct backend_fault_queue *q,
 			     struct iommu_hwpt_pgfault *recs, uint32_t max)
 {
-	return sim_fault_read(to_st(be), q, recs, max);
+	int rc = sim_fault_read(to_st(be), q, recs, max);
+
+	to_sb(be)->gen += rc > 0;
+	return rc;
 }
 
 static int sim_op_fault_respond(struct backend *be, const struct backend_fault_queue *q,
 				const struct iommu_hwpt_page_response *resp)
 {
-	return sim_fault_respond(to_st(be), q, resp);
+	int rc = sim_fault_respond(to_st(be), q, resp);
+
+	to_sb(be)->gen += !rc;
+	return rc;
+}
+
+/* The saved queues came back with the state (fault_save.c), each with an eventfd of its own. */
+static int sim_op_fault_reopen(struct backend *be, uint32_t id, int fd,
+			       struct backend_fault_queue *out)
+{
+	int efd = sim_fault_fd(to_st(be), id);
+
+	if (efd < 0)
+		return efd;
+	if (fd >= 0)
+		close(fd); /* a previous instance's eventfd: the model keeps its own */
+	out->id = id;
+	out->fd = efd;
+	return 0;
 }
 
 static int sim_op_fault_free(struct backend *be, const struct backend_fault_queue *q)
 {
+	to_sb(be)->gen++;
 	return sim_fault_free(to_st(be), q);
 }
 
@@ -557,6 +589,7 @@ static const char *sim_dev_id_name(struct backend *be, uint32_t dev_id)
 
 static int sim_op_trigger_iopf(struct backend *be, const char *device, const struct backend_iopf *t)
 {
+	to_sb(be)->gen++;
 	return sim_trigger_iopf(to_st(be), device, t);
 }
 
@@ -750,6 +783,7 @@ const struct backend_ops backend_sim_ops = {
     .fault_read = sim_op_fault_read,
     .fault_respond = sim_op_fault_respond,
     .fault_free = sim_op_fault_free,
+    .fault_reopen = sim_op_fault_reopen,
     .dev_id_name = sim_dev_id_name,
     .trigger_iopf = sim_op_trigger_iopf,
     .abandon = sim_abandon,

@@ -283,6 +283,8 @@ int sim_fault_free(struct sim_state *st, const struct backend_fault_queue *q);
 int sim_trigger_iopf(struct sim_state *st, const char *device, const struct backend_iopf *t);
 void sim_fault_detach(struct sim_state *st, uint32_t fault_id, uint32_t dev, uint32_t hwpt_id);
 void sim_fault_forget(struct sim_state *st, uint32_t fault_id);
+/* The eventfd of fault object id (after a restore: a new one), or -ENOENT. */
+int sim_fault_fd(struct sim_state *st, uint32_t id);
 void sim_faults_free(struct sim_state *st);
 
 /*

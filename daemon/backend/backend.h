@@ -382,6 +382,12 @@ struct backend_ops {
 	int (*vdevice_alloc)(struct backend *be, uint32_t viommu_id, const char *device,
 			     uint64_t virt_id, uint32_t *out_vdevice_id);
 	int (*destroy_object)(struct backend *be, uint32_t id);
+	/*
+	 * After a restart: whether id is alive in the backend as a vIOMMU
+	 * (viommu true) or a vDEVICE, as the state file says it was. NULL:
+	 * the backend has none.
+	 */
+	bool (*has_vobj)(struct backend *be, uint32_t id, bool viommu);
 };
 
 /* Every backend object starts with this. */

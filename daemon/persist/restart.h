@@ -104,6 +104,12 @@ struct restart {
 	struct backend_fd *ctx_fds;
 	uint32_t n_ctx_fds, cap_ctx_fds;
 	bool ctx_saved; /* the last save had contexts: journal deltas cannot say they went */
+	/*
+	 * The vIOMMU/vDEVICE table's generation at the last snapshot: the
+	 * journal has no records for them, so a change takes a snapshot
+	 * (persist/viommus.c).
+	 */
+	uint64_t vobj_saved_gen;
 
 	/* What recovery and saving work on: given at restart_open_backend and restart_restore. */
 	struct backend *be;
@@ -172,6 +178,24 @@ uint32_t restart_orphan_contexts(const struct restart *rs);
 int restart_adopt_context(struct restart *rs, struct session *s, struct backend *be);
 /* The sum of every instance's generation (root and contexts). */
 uint64_t restart_generation(const struct restart *rs);
+
+/*
+ * vIOMMUs and vDEVICEs (persist/viommus.c): "viommus" and "vdevices" in
+ * the state file, restored as orphans (after the contexts, before the
+ * HWPTs that sit on them), handed to the session that reclaims a HWPT of
+ * the same owner (uid and session) in the same instance, or with the context
+ * they live in; reaped with the other orphans, after the HWPTs.
+ */
+int restart_save_vobjs(const struct restart *rs, struct json_object *root);
+bool restart_vobjs_changed(const struct restart *rs);
+int restart_restore_vobjs(struct restart *rs, struct json_object *st);
+uint32_t restart_orphan_vobjs(const struct restart *rs);
+/*
+ * Hands s the orphans of be that uid's session number session made (0:
+ * any of uid's: a VM context goes whole); how many.
+ */
+uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struct backend *be,
+			      uid_t uid, uint64_t session);
 
 /* Destroys every orphan through the one teardown path (state/teardown.h). */
 void restart_reap_orphans(struct restart *rs);

@@ -47,7 +47,8 @@ static struct json_object *hwpt_to_json(const struct restart *rs, const struct h
 		  js_add_u64(o, "data_type", e->data_type) || js_add_str(o, "device", e->device) ||
 		  js_add_u64(o, "uid", e->owner_uid) || js_add_u64(o, "gid", e->owner_gid) ||
 		  js_add_i64(o, "pid", e->owner_pid) || js_add_str(o, "resume_token", hex) ||
-		  add_ctx(rs, o, e->be))) {
+		  (e->viommu_id && js_add_u64(o, "viommu_id", e->viommu_id)) ||
+		  js_add_u64(o, "session", e->owner_session) || add_ctx(rs, o, e->be))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -134,7 +135,7 @@ static struct json_object *state_to_json(const struct restart *rs)
 	    js_add_str(root, "socket", cfg->socket_path) || js_add_i64(root, "pid", getpid()) ||
 	    js_add_i64(root, "saved_at", now.tv_sec) ||
 	    js_add_u64(root, JOURNAL_EPOCH_KEY, rs->epoch) || registry_to_json(rs, root) ||
-	    restart_save_contexts(rs, root))
+	    restart_save_contexts(rs, root) || restart_save_vobjs(rs, root))
 		goto nomem;
 	bs = js_add_new(root, "backend_state", false);
 	if (!bs || (rs->be->ops->save && rs->be->ops->save(rs->be, bs)))
@@ -303,6 +304,7 @@ static int save_snapshot(struct restart *rs)
 	}
 	rs->n_snapshots++;
 	rs->ctx_saved = rs->reg->ctxs.head != NULL;
+	rs->vobj_saved_gen = rs->reg->vobjs.gen;
 	mark_saved(rs);
 	return 0;
 }
@@ -437,8 +439,10 @@ void restart_save(struct restart *rs)
 	 * journal's records name HWPTs by id, which repeats across contexts,
 	 * and the contexts' own state is no delta of the root's.
 	 */
-	rc = rs->journal_fd >= 0 && !rs->reg->ctxs.head && !rs->ctx_saved ? append_delta(rs)
-									  : -EAGAIN;
+	rc = rs->journal_fd >= 0 && !rs->reg->ctxs.head && !rs->ctx_saved &&
+		     !restart_vobjs_changed(rs)
+		 ? append_delta(rs)
+		 : -EAGAIN;
 	/* Compaction: O(state) now and then, O(change) every time. */
 	if (rc || rs->journal_bytes > limit)
 		rc = save_snapshot(rs);

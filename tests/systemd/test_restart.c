@@ -83,6 +83,7 @@
 #include "util/journal.h"
 /* The raw kernel uAPI, for the crash-window cases on the daemon's iommufd. */
 #include "backend/iommufd_test_uapi.h"
+#include "backend/viommu_uapi.h"
 
 #define PAGE 4096ULL
 #define AW 48
@@ -94,6 +95,7 @@ static bool kernel; /* NESTD_BACKEND=iommufd: the real kernel's mock devices */
 static const char *skipped; /* why the case that ran did not apply */
 /* [daemon] vm_contexts = true: the contexts cases, or $NESTD_VM_CONTEXTS for all. */
 static bool vm_contexts;
+static bool sim7; /* the sim under 7.x rules with a second selftest device (vIOMMU cases) */
 
 #define CHECK(cond, ...)                                                   \
 	do {                                                               \
@@ -158,6 +160,8 @@ static void write_config(unsigned grace_ms)
 			"[device vtd0]\nkind = vtd\n\n[device vtd1]\nkind = vtd\n\n"
 			"[device st0]\nkind = selftest\n",
 			sock, state, grace_ms);
+	if (sim7 && !kernel)
+		fprintf(f, "\n[device st1]\nkind = selftest\n\n[daemon]\nsim_kernel = 7.0\n");
 	fclose(f);
 }
 
@@ -1580,6 +1584,275 @@ out_fail:
 	give_up(fake);
 }
 
+/* ---- vIOMMU and vDEVICE objects (7.x) ----------------------------------------- */
+
+#define ST_INV IOMMU_NEST_VIOMMU_INV_DATA_SELFTEST
+
+struct vclient {
+	const char *dev, *dev2; /* the vIOMMU's device, a second vIOMMU's (nothing on it) */
+	uint32_t vi, vd, hwpt, vi2;
+	uint8_t tok[16];
+};
+
+/*
+ * A's objects: vIOMMU vi on dev with vDEVICE vd (virt_id 0x10) and a
+ * nested HWPT on vi, attached to dev through vd; vi2 on dev2, nothing on
+ * it (so nothing but the state file keeps the restart's sweep off it).
+ * 0, or -ENOTTY: no vIOMMU in this kernel.
+ */
+static int vsetup(struct iommu_nest *a, struct vclient *c)
+{
+	uint32_t iotlb = 0x1234;
+	int rc = iommu_nest_alloc_viommu(a, c->dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &c->vi);
+
+	if (rc == -ENOTTY)
+		return rc;
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a, c->vi, c->dev, 0x10, &c->vd), 0);
+	CHECK_EQ(iommu_nest_alloc_on_viommu(a, c->dev, c->vi, IOMMU_NEST_HWPT_DATA_SELFTEST, 0,
+					    IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb, sizeof(iotlb),
+					    &c->hwpt),
+		 0);
+	CHECK_EQ(iommu_nest_last_resume_token(a, c->tok), 0);
+	CHECK_EQ(iommu_nest_attach(a, c->dev, c->hwpt), 0);
+	CHECK_EQ(iommu_nest_alloc_viommu(a, c->dev2, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &c->vi2),
+		 0);
+	return 0;
+}
+
+/* The mock vIOMMU's walk: done, a vdev_id no vDEVICE has (-EINVAL, it stops), not attempted. */
+static void vinv(struct iommu_nest *h, uint32_t vi, int want_rc, struct iommu_nest_entry_result *r,
+		 struct iommu_nest_inv_summary *sum)
+{
+	struct iommu_nest_viommu_selftest_inv e[3] = {{0, 0x10, 1}, {0, 0x99, 0}, {0, 0x10, 2}};
+
+	memset(r, 0, 3 * sizeof(*r));
+	memset(sum, 0, sizeof(*sum));
+	CHECK_EQ(iommu_nest_invalidate_viommu(h, vi, ST_INV, 0, e, 3, 0, r, sum), want_rc);
+}
+
+/* 0 iff id is a vIOMMU in the kernel (the daemon's probe, from outside). */
+static int k_is_viommu(int fd, uint32_t id)
+{
+	struct nestd_hw_queue_alloc cmd = {
+	    .size = sizeof(cmd), .viommu_id = id, .type = 0x7fffffffu, .length = 4096};
+
+	return ioctl(fd, NESTD_IOMMU_HW_QUEUE_ALLOC, &cmd) ? (errno == EOPNOTSUPP ? 0 : -errno)
+							   : -EEXIST;
+}
+
+static int k_viommu_alloc(int fd, uint32_t dev_id, uint32_t parent, uint32_t *id)
+{
+	struct nestd_viommu_alloc cmd = {.size = sizeof(cmd),
+					 .type = NESTD_VIOMMU_TYPE_SELFTEST,
+					 .dev_id = dev_id,
+					 .hwpt_id = parent};
+
+	if (ioctl(fd, NESTD_IOMMU_VIOMMU_ALLOC, &cmd))
+		return -errno;
+	*id = cmd.out_viommu_id;
+	return 0;
+}
+
+/*
+ * Behind the daemon's back, as if it had crashed after IOMMU_VIOMMU_ALLOC
+ * and before the state file recorded it: a vIOMMU on dev's nest parent
+ * that only the kernel knows. 0 without one (contexts: whose iommufd?).
+ */
+static uint32_t lost_viommu(const char *dev)
+{
+	uint32_t id = 0;
+	int kfd;
+
+	if (!kernel || vm_contexts || getenv("NESTD_VM_CONTEXTS"))
+		return 0;
+	kfd = grab_daemon_iommufd();
+	CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+	if (kfd < 0)
+		return 0;
+	CHECK_EQ(k_viommu_alloc(kfd, saved_id(dev, "dev_id"), saved_id(dev, "parent_id"), &id), 0);
+	close(kfd);
+	return id;
+}
+
+static pid_t vstart(struct iommu_nest **a, struct iommu_nest **b, struct vclient *c,
+		    const char *bdev, uint32_t *bh, uint8_t *btok, unsigned grace_ms)
+{
+	pid_t fake;
+
+	sim7 = true;
+	write_config(grace_ms);
+	fake = start_fake_systemd();
+	*a = connect_retry("A");
+	*b = *a ? connect_retry("B") : NULL;
+	if (!*b)
+		return fake;
+	if (vsetup(*a, c) == -ENOTTY) {
+		skipped = "no vIOMMU before 6.13";
+		return fake;
+	}
+	*bh = kernel ? alloc_st(*b, bdev, 0xbeef, btok) : alloc_vtd(*b, bdev, btok);
+	CHECK(wait_for("fake.log", kernel ? "STORE iommufd" : "STORE sim"),
+	      "the backend's fd never reached the fd store");
+	return fake;
+}
+
+/*
+ * SIGKILL with A's vIOMMU, vDEVICE and nested HWPT on the vIOMMU (and a
+ * second, bare vIOMMU) and bystander B's HWPT: A's Reclaim of the HWPT
+ * brings the vIOMMUs and the vDEVICE back, an invalidation on the vIOMMU
+ * answers entry by entry as before the crash, the destroy rules hold,
+ * and B's objects are B's alone.
+ */
+static void test_viommu(void)
+{
+	struct vclient c = {.dev = kernel ? "mock0" : "st0", .dev2 = kernel ? "mock2" : "st1"};
+	const char *bdev = kernel ? "mock1" : "vtd1";
+	struct iommu_nest_entry_result r1[3], r2[3];
+	struct iommu_nest_inv_summary s1, s2;
+	struct iommu_nest *a, *b, *a2, *b2;
+	uint8_t btok[16], bad[16];
+	uint32_t bh = 0, x;
+	pid_t fake = vstart(&a, &b, &c, bdev, &bh, btok, 60000);
+
+	if (skipped) {
+		iommu_nest_close(a);
+		iommu_nest_close(b);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !b)
+		goto out_fail;
+	vinv(a, c.vi, -EINVAL, r1, &s1);
+	CHECK_EQ(s1.entries_handled, 1);
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	iommu_nest_close(b);
+	a2 = connect_retry("A2");
+	b2 = a2 ? connect_retry("B2") : NULL;
+	if (!b2)
+		goto out_fail;
+	CHECK_EQ(hwpts_active(a2), 2);
+	/* Orphans name nobody: not A2 before its Reclaim, never B. */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi2), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(b2, bh, btok), 0);
+	memcpy(bad, c.tok, sizeof(bad));
+	bad[0] ^= 1;
+	CHECK_EQ(iommu_nest_reclaim(a2, c.hwpt, bad), -ENOENT);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), -ENOENT);
+	CHECK_EQ(iommu_nest_alloc_viommu(b2, c.dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &x),
+		 -EBUSY);
+	CHECK_EQ(iommu_nest_reclaim(a2, c.hwpt, c.tok), 0);
+	/* The same answer, entry by entry, as before the crash. */
+	vinv(a2, c.vi, -EINVAL, r2, &s2);
+	CHECK_EQ(s2.entries_handled, s1.entries_handled);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(r2[i].state, r1[i].state);
+		CHECK_EQ(r2[i].error, r1[i].error);
+	}
+	vinv(b2, c.vi, -ENOENT, r2, &s2);
+	/* The destroy rules: the HWPT holds the vIOMMU, the vDEVICE too. */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), -EBUSY);
+	CHECK_EQ(iommu_nest_destroy(a2, c.hwpt), -EBUSY);
+	CHECK_EQ(iommu_nest_detach(a2, c.dev), 0);
+	CHECK_EQ(iommu_nest_destroy(a2, c.hwpt), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), -EBUSY);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, c.vd), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), 0);
+	/* The bare one survived the restart's sweep: it takes a vDEVICE, then goes. */
+	CHECK_EQ(iommu_nest_alloc_vdevice(a2, c.vi2, c.dev2, 0x20, &x), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi2), -EBUSY);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, x), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi2), 0);
+	/* B's HWPT is untouched, and B's. */
+	CHECK_EQ(iommu_nest_attach(b2, bdev, bh), 0);
+	CHECK_EQ(iommu_nest_detach(b2, bdev), 0);
+	CHECK_EQ(iommu_nest_destroy(b2, bh), 0);
+	CHECK_EQ(hwpts_active(a2), 0);
+	iommu_nest_close(a2);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/*
+ * Nobody reclaims A's objects: the grace period destroys them in the
+ * kernel's order (HWPT, vDEVICE, vIOMMUs) and the device is free again.
+ * On the kernel, a vIOMMU the daemon "crashed" before recording is swept
+ * at the restart while the recorded ones stay, and after the grace
+ * period none of A's kernel ids is alive.
+ */
+static void test_viommu_grace(void)
+{
+	struct vclient c = {.dev = kernel ? "mock0" : "st0", .dev2 = kernel ? "mock2" : "st1"};
+	const char *bdev = kernel ? "mock1" : "vtd1";
+	struct iommu_nest *a, *b, *b2;
+	uint32_t bh = 0, lost, x, xd;
+	uint8_t btok[16];
+	int kfd;
+	pid_t fake = vstart(&a, &b, &c, bdev, &bh, btok, 1500);
+
+	if (skipped) {
+		iommu_nest_close(a);
+		iommu_nest_close(b);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !b)
+		goto out_fail;
+	lost = lost_viommu(c.dev2);
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	iommu_nest_close(b);
+	b2 = connect_retry("B2");
+	if (!b2)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_reclaim(b2, bh, btok), 0);
+	if (lost) {
+		kfd = grab_daemon_iommufd();
+		CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+		CHECK_EQ(k_is_viommu(kfd, lost), -ENOENT);
+		CHECK_EQ(k_is_viommu(kfd, c.vi), 0);
+		CHECK_EQ(k_is_viommu(kfd, c.vi2), 0); /* nothing on it, and not swept */
+		close(kfd);
+	}
+	/* A's orphans hold A's devices until the grace period ends. */
+	CHECK_EQ(iommu_nest_alloc_viommu(b2, c.dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &x),
+		 -EBUSY);
+	for (int i = 0; i < polls() && !file_has("log", "destroyed unclaimed viommu"); i++)
+		sleep_ms(50);
+	CHECK(wait_for("log", "vIOMMU/vDEVICE objects"), "no grace expiry logged");
+	CHECK(wait_for("log", "destroyed unclaimed vdevice"), "the vDEVICE was not destroyed");
+	CHECK(wait_for("log", "destroyed unclaimed viommu"), "the vIOMMUs were not destroyed");
+	CHECK(!file_has("log", "destroy orphan"), "an orphan's destroy failed (the order?)");
+	CHECK_EQ(hwpts_active(b2), 1);
+	if (kernel && !getenv("NESTD_VM_CONTEXTS")) {
+		kfd = grab_daemon_iommufd();
+		CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+		/* Gone from the kernel: the HWPT, the vIOMMUs (destroying the vDEVICE's id fails
+		 * too). */
+		CHECK_EQ(k_nested_alive(kfd, c.hwpt), -ENOENT);
+		CHECK_EQ(k_is_viommu(kfd, c.vi), -ENOENT);
+		CHECK_EQ(k_is_viommu(kfd, c.vi2), -ENOENT);
+		CHECK_EQ(k_destroy(kfd, c.vd), -ENOENT);
+		close(kfd);
+	}
+	/* The device is free: a vDEVICE on it again (the kernel's -EEXIST had A's stayed). */
+	CHECK_EQ(iommu_nest_alloc_viommu(b2, c.dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &x), 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(b2, x, c.dev, 0x10, &xd), 0);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VDEVICE, xd), 0);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VIOMMU, x), 0);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
 /* Whether name is one of list's comma-separated names. */
 static bool in_list(const char *list, const char *name)
 {
@@ -1601,7 +1874,9 @@ int main(int argc, char **argv)
 		     {"store-lost", test_store_lost},
 		     {"orphan-errors", test_orphan_errors},
 		     {"contexts", test_contexts},
-		     {"contexts-grace", test_contexts_grace}};
+		     {"contexts-grace", test_contexts_grace},
+		     {"viommu", test_viommu},
+		     {"viommu-grace", test_viommu_grace}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 
@@ -1636,6 +1911,7 @@ int main(int argc, char **argv)
 		}
 		skipped = NULL;
 		vm_contexts = false;
+		sim7 = false;
 		cases[i].fn();
 		printf("%s%s: %s%s\n", cases[i].name, kernel ? " (iommufd)" : "",
 		       failures != before ? "FAILED"

@@ -47,21 +47,15 @@ static int vtd_to_json(struct json_object *o, const struct iommu_hwpt_vtd_s1 *v)
 }
 
 /*
- * vIOMMUs and vDEVICEs are not in the state file yet: the daemon does not
- * save its table of them either, so after a restart both sides agree they
- * are gone (the loader recomputes the nest parents' users without them).
+ * Everything but fault objects: their queues die with the process (the
+ * loader recomputes the users counts without them). vIOMMUs, vDEVICEs and
+ * the nested HWPTs on a vIOMMU survive as the kernel's do in a kept
+ * iommufd (vpersist.c has their fields).
  */
 static bool obj_persisted(const struct sim_state *st, const struct sim_obj *ob)
 {
-	const struct sim_obj *p;
-
-	if (ob->type == SIM_OBJ_PARENT)
-		return true;
-	if (ob->type != SIM_OBJ_NESTED)
-		return false;
-	/* A nested HWPT on a vIOMMU goes with its vIOMMU. */
-	p = sim_obj_find((struct sim_state *)st, ob->parent_id);
-	return p && p->type == SIM_OBJ_PARENT;
+	(void)st;
+	return ob->type != SIM_OBJ_FAULT;
 }
 
 static struct json_object *obj_to_json(const struct sim_obj *ob)
@@ -72,7 +66,8 @@ static struct json_object *obj_to_json(const struct sim_obj *ob)
 		return NULL;
 	if (js_add_u64(o, "id", ob->id) || js_add_u64(o, "type", ob->type) ||
 	    js_add_u64(o, "kind", ob->kind) || js_add_u64(o, "dev", ob->dev) ||
-	    js_add_u64(o, "parent_id", ob->parent_id) || vtd_to_json(o, &ob->vtd))
+	    js_add_u64(o, "parent_id", ob->parent_id) || vtd_to_json(o, &ob->vtd) ||
+	    sim_vobj_to_json(ob, o))
 		goto nomem;
 	slots = js_add_new(o, "iotlb", true);
 	for (int i = 0; slots && i < MOCK_NESTED_DOMAIN_IOTLB_NUM; i++)
@@ -111,10 +106,11 @@ static struct json_object *dev_to_json(const struct sim_dev *d)
 {
 	struct json_object *o = json_object_new_object(), *maps;
 
-	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
-		  js_add_u64(o, "parent_id", d->parent_id) ||
-		  js_add_u64(o, "attached_id", d->attached_id) ||
-		  js_add_u64(o, "present", d->present) || js_add_u64(o, "borrowed", d->borrowed)))
+	if (o &&
+	    (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
+	     js_add_u64(o, "parent_id", d->parent_id) ||
+	     js_add_u64(o, "attached_id", d->attached_id) || js_add_u64(o, "present", d->present) ||
+	     js_add_u64(o, "borrowed", d->borrowed) || sim_dev_cache_to_json(d, o)))
 		goto nomem;
 	maps = o ? maps_to_json(d) : NULL;
 	if (!maps || json_object_object_add(o, "maps", maps))
@@ -301,6 +297,8 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 			return bad(l, "sim: malformed device");
 		d->present = present;
 		d->borrowed = borrowed;
+		if (sim_dev_cache_load(j, d))
+			return bad(l, "sim: malformed device cache");
 		/* Counted before its areas load: sim_state_free() frees them. */
 		st->n_devs = i + 1;
 		rc = load_maps(l, j, d);
@@ -394,10 +392,28 @@ static int load_obj(struct loader *l, struct json_object *j, struct sim_obj *o)
 			return bad(l, "sim: nest parent not its device's");
 	} else if (type == SIM_OBJ_NESTED) {
 		parent = sim_obj_find(st, o->parent_id);
-		if (!parent || parent->type != SIM_OBJ_PARENT || parent->dev != o->dev)
+		/* On its device's nest parent, or on a vIOMMU of its driver (7.x). */
+		if (!parent || (parent->type == SIM_OBJ_PARENT
+				    ? parent->dev != o->dev
+				    : parent->type != SIM_OBJ_VIOMMU || parent->kind != o->kind))
 			return bad(l, "sim: nested HWPT without its nest parent");
+	} else if (type == SIM_OBJ_VIOMMU) {
+		/* viommu.c sim_viommu_alloc(): on its device's nest parent. */
+		if (o->parent_id != st->devs[o->dev].parent_id)
+			return bad(l, "sim: vIOMMU not on its device's nest parent");
+	} else if (type == SIM_OBJ_VDEVICE) {
+		parent = sim_obj_find(st, o->parent_id);
+		if (!parent || parent->type != SIM_OBJ_VIOMMU || parent->kind != o->kind ||
+		    st->devs[o->dev].vdev_id)
+			return bad(l, "sim: vDEVICE without its vIOMMU");
+		st->devs[o->dev].vdev_id = o->id; /* idev->vdev: one per device */
 	} else {
 		return bad(l, "sim: unknown object type");
+	}
+	if (type == SIM_OBJ_VIOMMU || type == SIM_OBJ_VDEVICE) {
+		rc = sim_vobj_load(j, o, l->errmsg);
+		if (rc)
+			return rc;
 	}
 	rc = load_vtd(l, j, &o->vtd);
 	if (!rc)
@@ -435,6 +451,16 @@ static int load_objs(struct loader *l, struct json_object *arr)
 	return 0;
 }
 
+/* objects.c sim_attach(): a nested HWPT on a vIOMMU, through the device's vDEVICE on it. */
+static bool on_own_vdevice(struct sim_state *st, const struct sim_dev *d, const struct sim_obj *a)
+{
+	const struct sim_obj *v = sim_obj_find(st, a->parent_id);
+	const struct sim_obj *vd = d->vdev_id ? sim_obj_find(st, d->vdev_id) : NULL;
+
+	return a->type == SIM_OBJ_NESTED && v && v->type == SIM_OBJ_VIOMMU && vd &&
+	       vd->parent_id == v->id;
+}
+
 /*
  * Devices must sit on their own parent or a nested HWPT on it; users are
  * then what the kernel's refcounts would be: attached devices, plus nested
@@ -461,14 +487,15 @@ static int link_graph(struct loader *l)
 		}
 		if (!p || p->type != SIM_OBJ_PARENT || p->dev != i)
 			return bad(l, "sim: device without its nest parent");
-		if (!a || (a != p && a->parent_id != p->id))
+		if (!a || (a != p && a->parent_id != p->id && !on_own_vdevice(st, d, a)))
 			return bad(l, "sim: device attached to a foreign HWPT");
 		a->users++;
 	}
 	for (uint32_t i = 0; i < st->n_objs; i++) {
 		struct sim_obj *o = &st->objs[i];
 
-		if (o->type == SIM_OBJ_NESTED)
+		/* A nested HWPT, a vIOMMU, a vDEVICE: each holds what it sits on. */
+		if (o->type != SIM_OBJ_PARENT)
 			sim_obj_find(st, o->parent_id)->users++;
 		else if (st->devs[o->dev].parent_id != o->id)
 			return bad(l, "sim: stray nest parent");

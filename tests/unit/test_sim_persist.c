@@ -165,7 +165,10 @@ static void test_viommu_saved(void)
 	b = open_sim();
 	CU_ASSERT_FATAL(ab->ops->viommu_alloc(ab, "st0", NESTD_VIOMMU_TYPE_SELFTEST, 0, &v, NULL) ==
 			0);
+	/* The lowest free id goes next: the vDEVICE gets a smaller id than its vIOMMU. */
+	CU_ASSERT_FATAL(ab->ops->destroy(ab, st) == 0);
 	CU_ASSERT_FATAL(ab->ops->vdevice_alloc(ab, v, "st0", 0x10, &vd) == 0);
+	CU_ASSERT_FATAL(vd < v);
 	a.viommu_id = v;
 	CU_ASSERT_FATAL(ab->ops->alloc_nested(ab, "st0", &a, &nested, NULL) == 0);
 	CU_ASSERT_FATAL(ab->ops->attach(ab, "st0", nested) == 0);

@@ -391,23 +391,19 @@ static int load_obj(struct loader *l, struct json_object *j, struct sim_obj *o)
 		if (o->parent_id || st->devs[o->dev].parent_id != o->id)
 			return bad(l, "sim: nest parent not its device's");
 	} else if (type == SIM_OBJ_NESTED) {
+		/*
+		 * On its device's nest parent (allocated at open: a smaller id),
+		 * or on a vIOMMU, which may have the larger id (the lowest free
+		 * one went to the HWPT): checked once all are in (link_vobjs).
+		 */
 		parent = sim_obj_find(st, o->parent_id);
-		/* On its device's nest parent, or on a vIOMMU of its driver (7.x). */
-		if (!parent || (parent->type == SIM_OBJ_PARENT
-				    ? parent->dev != o->dev
-				    : parent->type != SIM_OBJ_VIOMMU || parent->kind != o->kind))
+		if (parent && parent->type == SIM_OBJ_PARENT && parent->dev != o->dev)
 			return bad(l, "sim: nested HWPT without its nest parent");
 	} else if (type == SIM_OBJ_VIOMMU) {
 		/* viommu.c sim_viommu_alloc(): on its device's nest parent. */
 		if (o->parent_id != st->devs[o->dev].parent_id)
 			return bad(l, "sim: vIOMMU not on its device's nest parent");
-	} else if (type == SIM_OBJ_VDEVICE) {
-		parent = sim_obj_find(st, o->parent_id);
-		if (!parent || parent->type != SIM_OBJ_VIOMMU || parent->kind != o->kind ||
-		    st->devs[o->dev].vdev_id)
-			return bad(l, "sim: vDEVICE without its vIOMMU");
-		st->devs[o->dev].vdev_id = o->id; /* idev->vdev: one per device */
-	} else {
+	} else if (type != SIM_OBJ_VDEVICE) {
 		return bad(l, "sim: unknown object type");
 	}
 	if (type == SIM_OBJ_VIOMMU || type == SIM_OBJ_VDEVICE) {
@@ -447,6 +443,35 @@ static int load_objs(struct loader *l, struct json_object *arr)
 		st->n_objs++;
 		if (rc)
 			return rc;
+	}
+	return 0;
+}
+
+/*
+ * What sits on a vIOMMU (a vDEVICE, a nested HWPT) names one of its
+ * driver's; a device has one vDEVICE (idev->vdev), rebuilt here.
+ */
+static int link_vobjs(struct loader *l)
+{
+	struct sim_state *st = l->st;
+
+	for (uint32_t i = 0; i < st->n_objs; i++) {
+		struct sim_obj *o = &st->objs[i];
+		const struct sim_obj *p = sim_obj_find(st, o->parent_id);
+
+		if (o->type == SIM_OBJ_NESTED && p && p->type == SIM_OBJ_PARENT)
+			continue; /* checked at load */
+		if (o->type != SIM_OBJ_NESTED && o->type != SIM_OBJ_VDEVICE)
+			continue;
+		if (!p || p->type != SIM_OBJ_VIOMMU || p->kind != o->kind)
+			return bad(l, o->type == SIM_OBJ_VDEVICE
+					  ? "sim: vDEVICE without its vIOMMU"
+					  : "sim: nested HWPT without its nest parent");
+		if (o->type == SIM_OBJ_VDEVICE) {
+			if (st->devs[o->dev].vdev_id)
+				return bad(l, "sim: two vDEVICEs of one device");
+			st->devs[o->dev].vdev_id = o->id;
+		}
 	}
 	return 0;
 }
@@ -550,6 +575,8 @@ int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_o
 	}
 	if (!rc)
 		rc = load_objs(&l, js_get(o, "objects", json_type_array));
+	if (!rc)
+		rc = link_vobjs(&l);
 	if (!rc)
 		rc = link_graph(&l);
 	if (!rc)

@@ -118,11 +118,16 @@ int handle_alloc_vdevice(struct req_ctx *c)
 	rc = vobj_allowed(c, m->device);
 	if (rc)
 		return rc;
+	/* The id it will get, in the state file before the kernel makes it. */
+	if (be->ops->vdevice_intent && be->ops->vdevice_intent(be) == 0)
+		restart_save(c->srv->rs);
 	rc = be->ops->vdevice_alloc
 		 ? be->ops->vdevice_alloc(be, m->viommu_id, m->device, m->virt_id, &v.id)
 		 : -ENOTTY;
-	if (rc)
+	if (rc) {
+		restart_save(c->srv->rs); /* the intent is void: no id the file names */
 		return backend_answer(c, rc, "IOMMU_VDEVICE_ALLOC");
+	}
 	snprintf(v.device, sizeof(v.device), "%s", m->device);
 	if (!vobj_add(&c->srv->reg.vobjs, &v)) {
 		be->ops->destroy_object(be, v.id);

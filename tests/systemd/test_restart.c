@@ -1853,6 +1853,131 @@ out_fail:
 	give_up(fake);
 }
 
+static int k_vdevice_alloc(int fd, uint32_t viommu, uint32_t dev_id, uint64_t virt_id, uint32_t *id)
+{
+	struct nestd_vdevice_alloc cmd = {
+	    .size = sizeof(cmd), .viommu_id = viommu, .dev_id = dev_id, .virt_id = virt_id};
+
+	if (ioctl(fd, NESTD_IOMMU_VDEVICE_ALLOC, &cmd))
+		return -errno;
+	*id = cmd.out_vdevice_id;
+	return 0;
+}
+
+/*
+ * While the daemon is down: the state file as a daemon writes it just
+ * before IOMMU_VDEVICE_ALLOC, "vdevice_intent" naming the id the vDEVICE
+ * will get. The journal is folded into one snapshot without an epoch (a
+ * file read as it is).
+ */
+static bool set_vdevice_intent(uint32_t id)
+{
+	char state[128], journal[160];
+	struct json_object *root, *bs, *cur;
+	const char *why = NULL;
+	size_t len = 0;
+	char *text;
+	bool ok = false;
+
+	path_of(state, sizeof(state), "state");
+	snprintf(journal, sizeof(journal), "%s.journal", state);
+	root = json_object_from_file(state);
+	text = read_all(journal, &len);
+	CHECK(root, "no snapshot");
+	if (!root)
+		goto out;
+	if (text && json_object_object_get_ex(root, JOURNAL_EPOCH_KEY, &cur))
+		CHECK(journal_replay(root, text, len, json_object_get_uint64(cur), &why) >= 0 &&
+			  !why,
+		      "journal replay: %s", why ? why : "");
+	json_object_object_del(root, JOURNAL_EPOCH_KEY);
+	CHECK(json_object_object_get_ex(root, "backend_state", &bs), "no backend_state");
+	if (!json_object_object_get_ex(root, "backend_state", &bs))
+		goto out;
+	json_object_object_add(bs, "vdevice_intent", json_object_new_uint64(id));
+	ok = json_object_to_file_ext(state, root, JSON_C_TO_STRING_PLAIN) == 0;
+	CHECK(ok, "cannot write %s", state);
+	unlink(journal);
+out:
+	free(text);
+	json_object_put(root);
+	return ok;
+}
+
+/*
+ * The crash window of AllocVdevice on the real kernel: the vDEVICE made,
+ * the daemon dead before the state file recorded it. No ioctl looks a
+ * vDEVICE up by id, so the daemon writes the id it will get before the
+ * ioctl; the restart destroys the unrecorded vDEVICE of that id, and the
+ * owner's AllocVdevice on the device succeeds again (the kernel's one
+ * vDEVICE per device: -EEXIST had it stayed). The recorded objects stay.
+ */
+static void test_viommu_window(void)
+{
+	struct vclient c = {.dev = "mock0", .dev2 = "mock2"};
+	struct iommu_nest *a, *a2;
+	char hold[128];
+	uint32_t lost = 0, x;
+	int kfd;
+	FILE *g;
+	pid_t fake, old;
+
+	if (!kernel || getenv("NESTD_VM_CONTEXTS")) {
+		skipped = kernel ? "whose iommufd? (contexts)"
+				 : "the sim's objects are written with the state file: no window";
+		return;
+	}
+	path_of(hold, sizeof(hold), "go");
+	write_config(60000);
+	fake = start_fake_systemd_hold("2", hold);
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	if (vsetup(a, &c) == -ENOTTY) {
+		skipped = "no vIOMMU before 6.13";
+		iommu_nest_close(a);
+		kill(fake, SIGTERM);
+		wait_exit(fake);
+		return;
+	}
+	CHECK(wait_for("fake.log", "STORE iommufd"), "the iommufd never reached the fd store");
+	kfd = grab_daemon_iommufd();
+	CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+	if (kfd < 0)
+		goto out_fail;
+	CHECK_EQ(k_vdevice_alloc(kfd, c.vi2, saved_id(c.dev2, "dev_id"), 0x30, &lost), 0);
+	close(kfd);
+	old = read_pidfile();
+	CHECK(old > 0, "no daemon pid");
+	if (old <= 0)
+		goto out_fail;
+	kill(old, SIGKILL);
+	iommu_nest_close(a);
+	CHECK(wait_for("fake.log", "HOLD "), "fake_systemd did not hold the restart");
+	if (!set_vdevice_intent(lost))
+		goto out_fail;
+	g = fopen(hold, "w"); /* lets the restart go */
+	CHECK(g && !fclose(g), "%s: %s", hold, strerror(errno));
+	CHECK(wait_for("fake.log", "START 2 "), "no second start");
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK(file_has("log", "nest parent, 1 unrecorded nested HWPTs, vIOMMUs or vDEVICEs"),
+	      "the lost vDEVICE was not swept");
+	CHECK_EQ(iommu_nest_reclaim(a2, c.hwpt, c.tok), 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a2, c.vi2, c.dev2, 0x30, &x), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, x), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi2), 0);
+	/* The recorded vDEVICE is still there, and still holds its vIOMMU. */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), -EBUSY);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a2, c.vi, c.dev, 0x11, &x), -EEXIST);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
 /* Whether name is one of list's comma-separated names. */
 static bool in_list(const char *list, const char *name)
 {
@@ -1876,7 +2001,8 @@ int main(int argc, char **argv)
 		     {"contexts", test_contexts},
 		     {"contexts-grace", test_contexts_grace},
 		     {"viommu", test_viommu},
-		     {"viommu-grace", test_viommu_grace}};
+		     {"viommu-grace", test_viommu_grace},
+		     {"viommu-window", test_viommu_window}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 

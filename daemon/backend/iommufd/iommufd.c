@@ -122,6 +122,7 @@ struct ifd_backend {
 	struct ifd_vobj *vobjs;	       /* newest last */
 	uint32_t n_vobjs, cap_vobjs;
 	bool vobjs_dirty; /* changed since the last save: the journal has no records for them */
+	uint32_t vdev_intent; /* ifd_vdevice_intent(): the id IOMMU_VDEVICE_ALLOC is about to get */
 	struct backend_caps caps;
 	/* What backend_iommufd_restore() had to put right in the kernel. */
 	uint32_t restore_moved, restore_swept;
@@ -1122,6 +1123,8 @@ static int ifd_save(struct backend *be, struct json_object *o)
 		if (js_push(vobjs, v))
 			return -ENOMEM;
 	}
+	if (b->vdev_intent && js_add_u64(o, "vdevice_intent", b->vdev_intent))
+		return -ENOMEM;
 	b->vobjs_dirty = false;
 	for (uint32_t i = 0; i < b->n_devs; i++)
 		if (js_push(devs, device_to_json(&b->devs[i])))
@@ -1458,6 +1461,27 @@ static uint32_t max_u32(uint32_t a, uint32_t b)
 	return a > b ? a : b;
 }
 
+/*
+ * A vDEVICE the previous instance was making when it died (the file says
+ * "vdevice_intent": the id it would get, ifd_vdevice_intent()) and never
+ * recorded: nothing but the vDEVICE can hold that id (the iommufd is
+ * ours, one request at a time), so an id the file does not name is it,
+ * or free. Left, it would keep its device's one vDEVICE slot (-EEXIST for
+ * the owner's next AllocVdevice) and its vIOMMU busy for ever.
+ */
+static bool known_id(struct ifd_backend *b, uint32_t id);
+
+static void sweep_vdevice_intent(struct ifd_backend *b, struct json_object *o)
+{
+	uint32_t id;
+
+	if (!json_object_object_get_ex(o, "vdevice_intent", NULL) ||
+	    js_u32(o, "vdevice_intent", &id) || !id || known_id(b, id))
+		return;
+	if (!ifd_destroy_id(b->fd, id))
+		b->restore_swept++;
+}
+
 /* Whether id is one the file names: a device's objects, a nested HWPT, a vIOMMU or vDEVICE. */
 static bool known_id(struct ifd_backend *b, uint32_t id)
 {
@@ -1567,6 +1591,7 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 		if (rc)
 			goto fail;
 	}
+	sweep_vdevice_intent(b, o);
 	sweep_unknown_nested(b);
 	compute_caps(b);
 	*out = &b->base;
@@ -1610,9 +1635,11 @@ static int ifd_reopen(const struct config *cfg, struct json_object *saved,
 	backend_iommufd_restore_report(*out, &moved, &swept);
 	/* Every device was put back where the file says, regardless. */
 	if (moved || swept)
-		log_warn("the kernel was ahead of the state file (a crash mid-request): %u "
-			 "devices moved to their nest parent, %u unrecorded nested HWPTs destroyed",
-			 moved, swept);
+		log_warn(
+		    "the kernel was ahead of the state file (a crash mid-request): %u "
+		    "devices moved to their nest parent, %u unrecorded nested HWPTs, vIOMMUs or "
+		    "vDEVICEs destroyed",
+		    moved, swept);
 	return 0;
 }
 
@@ -1996,6 +2023,11 @@ static int ifd_op_vdevice_alloc(struct backend *be, uint32_t viommu_id, const ch
 	if (!d)
 		return -ENOENT;
 	rc = ifd_vdevice_alloc(b->fd, viommu_id, d->dev_id, virt_id, out_id);
+	if (b->vdev_intent && !rc && *out_id != b->vdev_intent)
+		log_warn("vDEVICE %u: the kernel gave another id than the %u foreseen", *out_id,
+			 b->vdev_intent);
+	b->vdev_intent = 0;
+	b->vobjs_dirty = true;
 	if (!rc && add_vobj(b, *out_id, false)) {
 		ifd_destroy_id(b->fd, *out_id);
 		return -ENOMEM;
@@ -2011,6 +2043,27 @@ static int ifd_op_destroy_object(struct backend *be, uint32_t id)
 
 	if (v && (!rc || rc == -ENOENT))
 		drop_vobj(b, v);
+	return rc;
+}
+
+/*
+ * iommufd gives an object the lowest free id (xa_alloc), and this iommufd
+ * is the daemon's alone, one request at a time: an IOAS made and destroyed
+ * at once shows the id the next object, the vDEVICE, gets.
+ */
+static int ifd_vdevice_intent(struct backend *be)
+{
+	struct ifd_backend *b = to_ifd(be);
+	uint32_t id;
+	int rc = ifd_ioas_alloc(b->fd, &id);
+
+	if (rc)
+		return rc;
+	rc = ifd_destroy_id(b->fd, id);
+	if (!rc) {
+		b->vdev_intent = id;
+		b->vobjs_dirty = true;
+	}
 	return rc;
 }
 
@@ -2070,6 +2123,7 @@ const struct backend_ops backend_iommufd_ops = {
     .vdevice_alloc = ifd_op_vdevice_alloc,
     .destroy_object = ifd_op_destroy_object,
     .has_vobj = ifd_has_vobj,
+    .vdevice_intent = ifd_vdevice_intent,
 };
 
 /* --- introspection for tests ---------------------------------------------- */

@@ -59,6 +59,7 @@
  *                        fake_systemd from $NESTD_FAKE_SYSTEMD or next to
  *                        this binary, the case from $NESTD_RESTART_CASE)
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -161,7 +162,8 @@ static void write_config(unsigned grace_ms)
 			"[device st0]\nkind = selftest\n",
 			sock, state, grace_ms);
 	if (sim7 && !kernel)
-		fprintf(f, "\n[device st1]\nkind = selftest\n\n[daemon]\nsim_kernel = 7.0\n");
+		fprintf(f, "\n[device st1]\nkind = selftest\n\n[device sm0]\nkind = smmuv3\n\n"
+			   "[daemon]\nsim_kernel = 7.0\n");
 	fclose(f);
 }
 
@@ -1978,6 +1980,109 @@ out_fail:
 	give_up(fake);
 }
 
+#define SM_ASID 7u
+#define SM_BASE 0x40000000ULL
+#define SM_VSID 0x8u
+
+static void smmu_cmds(uint64_t *c)
+{
+	/* TLBI_NH_VA (leaf) of BASE, CFGI_CD of a vSID no vDEVICE has, TLBI_NH_VA of BASE + 1 page.
+	 */
+	c[0] = htole64(0x12u | (uint64_t)SM_ASID << 48);
+	c[1] = htole64(SM_BASE | 1);
+	c[2] = htole64(0x05u | (uint64_t)0x99 << 32);
+	c[3] = htole64(1);
+	c[4] = c[0];
+	c[5] = htole64((SM_BASE + PAGE) | 1);
+}
+
+static uint64_t smmu_cached(struct iommu_nest *h, uint32_t hwpt, uint64_t page)
+{
+	uint64_t io = ~0ULL;
+
+	CHECK_EQ(iommu_nest_sim_query_asid(h, hwpt, SM_ASID, SM_BASE + page * PAGE, 1, &io, NULL),
+		 0);
+	return io;
+}
+
+/*
+ * The sim's SMMUv3 vIOMMU across a crash: the host SMMU's TLB for its
+ * VMID (what the guest cached) is in the saved model, so the guest's
+ * commands after the restart meet what they met before: the same
+ * entry-by-entry answer (an unknown vSID is -EIO, nothing after it is
+ * submitted), the same pages flushed and kept.
+ */
+static void test_viommu_smmuv3(void)
+{
+	const uint64_t ste[2] = {1 | 5u << 1 | 0x80000000ULL, 0};
+	struct iommu_nest_entry_result r1[3], r2[3];
+	struct iommu_nest_inv_summary s1, s2;
+	uint32_t vi = 0, vd = 0, hwpt = 0;
+	struct iommu_nest *a, *a2;
+	uint64_t c[6];
+	uint8_t tok[16];
+	pid_t fake;
+
+	if (kernel) {
+		skipped = "the sim's smmuv3 device only";
+		return;
+	}
+	sim7 = true;
+	write_config(60000);
+	fake = start_fake_systemd();
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_alloc_viommu(a, "sm0", IOMMU_NEST_VIOMMU_TYPE_ARM_SMMUV3, 0, &vi), 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a, vi, "sm0", SM_VSID, &vd), 0);
+	CHECK_EQ(iommu_nest_alloc_on_viommu(a, "sm0", vi, IOMMU_NEST_HWPT_DATA_ARM_SMMUV3, 0,
+					    IOMMU_NEST_HWPT_DATA_ARM_SMMUV3, ste, sizeof(ste),
+					    &hwpt),
+		 0);
+	CHECK_EQ(iommu_nest_last_resume_token(a, tok), 0);
+	CHECK_EQ(iommu_nest_attach(a, "sm0", hwpt), 0);
+	CHECK_EQ(iommu_nest_sim_populate_asid(a, hwpt, SM_ASID, SM_BASE, 4, IOMMU_NEST_SIM_IOTLB),
+		 0);
+	smmu_cmds(c);
+	CHECK_EQ(iommu_nest_invalidate_viommu(a, vi, IOMMU_NEST_VIOMMU_INV_DATA_ARM_SMMUV3, 0, c, 3,
+					      0, r1, &s1),
+		 -EIO);
+	CHECK_EQ(s1.entries_handled, 1);
+	CHECK(wait_for("fake.log", "STORE sim"), "the sim anchor never reached the fd store");
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_reclaim(a2, hwpt, tok), 0);
+	/* What the guest cached is still cached: page 0 flushed before, 1..3 not. */
+	CHECK_EQ(smmu_cached(a2, hwpt, 0), 0);
+	CHECK_EQ(smmu_cached(a2, hwpt, 1), 1);
+	CHECK_EQ(smmu_cached(a2, hwpt, 3), 1);
+	CHECK_EQ(iommu_nest_invalidate_viommu(a2, vi, IOMMU_NEST_VIOMMU_INV_DATA_ARM_SMMUV3, 0, c,
+					      3, 0, r2, &s2),
+		 -EIO);
+	CHECK_EQ(s2.entries_handled, s1.entries_handled);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(r2[i].state, r1[i].state);
+		CHECK_EQ(r2[i].error, r1[i].error);
+	}
+	CHECK_EQ(smmu_cached(a2, hwpt, 1), 1);
+	/* Past the bad one: the vDEVICE table came back too (a known vSID is fine). */
+	CHECK_EQ(iommu_nest_invalidate_viommu(a2, vi, IOMMU_NEST_VIOMMU_INV_DATA_ARM_SMMUV3, 0, c,
+					      3, IOMMU_NEST_INV_CONTINUE, r2, &s2),
+		 -EIO);
+	CHECK_EQ(smmu_cached(a2, hwpt, 1), 0);
+	CHECK_EQ(smmu_cached(a2, hwpt, 3), 1);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), -EBUSY);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
 /* Whether name is one of list's comma-separated names. */
 static bool in_list(const char *list, const char *name)
 {
@@ -2002,7 +2107,8 @@ int main(int argc, char **argv)
 		     {"contexts-grace", test_contexts_grace},
 		     {"viommu", test_viommu},
 		     {"viommu-grace", test_viommu_grace},
-		     {"viommu-window", test_viommu_window}};
+		     {"viommu-window", test_viommu_window},
+		     {"viommu-smmuv3", test_viommu_smmuv3}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 

@@ -352,7 +352,7 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 	 */
 	restart_vobjs_follow(rs, s, e->be, e->owner_uid, e->be == rs->be ? e->owner_session : 0);
 	e->orphan = false;
-	e->owner_session = s->id;
+	e->owner_session = restart_session_key(rs, s);
 	e->owner = s;
 	e->owner_pid = s->cred.pid;
 	e->owner_gid = s->cred.gid;

@@ -110,6 +110,8 @@ struct restart {
 	 * (persist/viommus.c).
 	 */
 	uint64_t vobj_saved_gen;
+	uint64_t
+	    session_salt; /* restart_session_key(): this instance's, random, 0 until first used */
 
 	/* What recovery and saving work on: given at restart_open_backend and restart_restore. */
 	struct backend *be;
@@ -196,6 +198,13 @@ uint32_t restart_orphan_vobjs(const struct restart *rs);
  */
 uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struct backend *be,
 			      uid_t uid, uint64_t session);
+/*
+ * What the state file names s's session by (hwpt_entry and vobj
+ * owner_session): its id, salted per instance, so that sessions of two
+ * instances (orphans of one next to a later one's objects) never share a
+ * key. rs NULL (no recovery): the id.
+ */
+uint64_t restart_session_key(struct restart *rs, const struct session *s);
 
 /* Destroys every orphan through the one teardown path (state/teardown.h). */
 void restart_reap_orphans(struct restart *rs);

@@ -26,9 +26,12 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "net/session.h"
 #include "state/registry.h"
+#include "util/common.h"
 #include "util/json_util.h"
 #include "util/log.h"
 
@@ -188,6 +191,18 @@ uint32_t restart_orphan_vobjs(const struct restart *rs)
 	return rs->reg ? rs->reg->vobjs.n_orphans : 0;
 }
 
+uint64_t restart_session_key(struct restart *rs, const struct session *s)
+{
+	if (!rs)
+		return s->id;
+	while (!rs->session_salt)
+		if (getrandom(&rs->session_salt, sizeof(rs->session_salt), GRND_NONBLOCK) !=
+		    sizeof(rs->session_salt))
+			rs->session_salt = monotonic_ns() ^ ((uint64_t)getpid() << 32);
+	/* A bijection of the id within an instance; 0 stays "unknown" only by chance 2^-64. */
+	return s->id ^ rs->session_salt;
+}
+
 uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struct backend *be,
 			      uid_t uid, uint64_t session)
 {
@@ -200,7 +215,7 @@ uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struc
 			continue;
 		v->orphan = false;
 		v->owner = s;
-		v->owner_session = s->id;
+		v->owner_session = restart_session_key(rs, s);
 		v->owner_pid = s->cred.pid;
 		v->owner_gid = s->cred.gid;
 		t->n_orphans--;

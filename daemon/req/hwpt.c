@@ -97,7 +97,7 @@ static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id
 			       .owner_uid = s->cred.uid,
 			       .owner_gid = s->cred.gid,
 			       .owner_pid = s->cred.pid,
-			       .owner_session = s->id};
+			       .owner_session = restart_session_key(srv->rs, s)};
 	struct hwpt_entry *stored;
 
 	if (hwpt_inv_type_for(a->data_type, &e.inv_type))

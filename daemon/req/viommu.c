@@ -66,7 +66,7 @@ int handle_alloc_viommu(struct req_ctx *c)
 			 .owner_uid = c->s->cred.uid,
 			 .owner_gid = c->s->cred.gid,
 			 .owner_pid = c->s->cred.pid,
-			 .owner_session = c->s->id};
+			 .owner_session = restart_session_key(c->srv->rs, c->s)};
 	int rc = vobj_allowed(c, m->device);
 
 	if (rc)
@@ -108,7 +108,7 @@ int handle_alloc_vdevice(struct req_ctx *c)
 			 .owner_uid = c->s->cred.uid,
 			 .owner_gid = c->s->cred.gid,
 			 .owner_pid = c->s->cred.pid,
-			 .owner_session = c->s->id};
+			 .owner_session = restart_session_key(c->srv->rs, c->s)};
 	int rc;
 
 	if (!vi) {

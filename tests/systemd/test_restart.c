@@ -1980,6 +1980,77 @@ out_fail:
 	give_up(fake);
 }
 
+/*
+ * Two crashes, one uid: A's vIOMMU and HWPT stay unclaimed through the
+ * second instance, where X (the same uid, that instance's first session,
+ * as A was in the first) makes its own. After the second crash each
+ * Reclaim brings back its own session's vIOMMU only: sessions of two
+ * instances never share the state file's key.
+ */
+static void test_viommu_sessions(void)
+{
+	const char *adev = kernel ? "mock0" : "st0", *xdev = kernel ? "mock2" : "st1";
+	uint32_t avi = 0, xvi = 0, ah = 0, xh = 0, iotlb = 0x1234;
+	struct iommu_nest *a, *x, *a3, *x3;
+	uint8_t atok[16], xtok[16];
+	int rc;
+	pid_t fake;
+
+	if (getenv("NESTD_VM_CONTEXTS")) {
+		skipped = "a context goes whole with its first Reclaim";
+		return;
+	}
+	sim7 = true;
+	write_config(60000);
+	fake = start_fake_systemd_n("3");
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	rc = iommu_nest_alloc_viommu(a, adev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &avi);
+	if (rc == -ENOTTY) {
+		skipped = "no vIOMMU before 6.13";
+		iommu_nest_close(a);
+		clean_stop(fake);
+		return;
+	}
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(iommu_nest_alloc_on_viommu(a, adev, avi, IOMMU_NEST_HWPT_DATA_SELFTEST, 0,
+					    IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb, sizeof(iotlb),
+					    &ah),
+		 0);
+	CHECK_EQ(iommu_nest_last_resume_token(a, atok), 0);
+	CHECK(wait_for("fake.log", kernel ? "STORE iommufd" : "STORE sim"),
+	      "the backend's fd never reached the fd store");
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	x = connect_retry("X"); /* session 1 of the second instance, as A was of the first */
+	if (!x)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_alloc_viommu(x, xdev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &xvi), 0);
+	xh = alloc_st(x, xdev, 0x99, xtok);
+	if (!crash_and_restart(3))
+		goto out_fail;
+	iommu_nest_close(x);
+	a3 = connect_retry("A3");
+	x3 = a3 ? connect_retry("X3") : NULL;
+	if (!x3)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_reclaim(a3, ah, atok), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a3, IOMMU_NEST_OBJECT_VIOMMU, xvi), -ENOENT);
+	CHECK_EQ(iommu_nest_destroy_object(a3, IOMMU_NEST_OBJECT_VIOMMU, avi), -EBUSY);
+	CHECK_EQ(iommu_nest_reclaim(x3, xh, xtok), 0);
+	CHECK_EQ(iommu_nest_destroy_object(x3, IOMMU_NEST_OBJECT_VIOMMU, xvi), 0);
+	CHECK_EQ(iommu_nest_destroy(a3, ah), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a3, IOMMU_NEST_OBJECT_VIOMMU, avi), 0);
+	iommu_nest_close(a3);
+	iommu_nest_close(x3);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
 #define SM_ASID 7u
 #define SM_BASE 0x40000000ULL
 #define SM_VSID 0x8u
@@ -2108,7 +2179,8 @@ int main(int argc, char **argv)
 		     {"viommu", test_viommu},
 		     {"viommu-grace", test_viommu_grace},
 		     {"viommu-window", test_viommu_window},
-		     {"viommu-smmuv3", test_viommu_smmuv3}};
+		     {"viommu-smmuv3", test_viommu_smmuv3},
+		     {"viommu-sessions", test_viommu_sessions}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 

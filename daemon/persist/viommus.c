@@ -77,7 +77,11 @@ int restart_save_vobjs(const struct restart *rs, struct json_object *root)
 	vd = js_add_new(root, "vdevices", true);
 	if (!vi || !vd)
 		return -ENOMEM;
-	/* Oldest first, so that a vIOMMU comes back before what sits on it. */
+	/*
+	 * Oldest first: restoring adds each to the table's front, so the
+	 * table comes back in its order (newest first). A few per client
+	 * (the HWPT quota counts them): the walk from the head is cheap.
+	 */
 	for (uint32_t k = rs->reg->vobjs.count; !rc && k-- > 0;) {
 		const struct vobj *v = rs->reg->vobjs.head;
 

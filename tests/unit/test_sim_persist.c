@@ -325,6 +325,59 @@ static void bad_type(struct json_object *o)
 	json_object_object_add(o, "next_id", json_object_new_string("3"));
 }
 
+/*
+ * A saved vIOMMU world that lies: each corruption of a state with a vIOMMU
+ * (on st0) and its vDEVICE is refused, the backend left as it was.
+ */
+static void refuse_vobj(const char *key, struct json_object *val, uint32_t type)
+{
+	uint32_t vtd, st, v, vd;
+	struct backend *a, *b;
+	struct json_object *o, *objs;
+	const char *err = "";
+	size_t hit = 0;
+
+	cfg.sim_kernel = KERNEL_RULES_7;
+	a = populated(&vtd, &st);
+	b = open_sim();
+	CU_ASSERT_FATAL(a->ops->viommu_alloc(a, "st0", NESTD_VIOMMU_TYPE_SELFTEST, 0, &v, NULL) ==
+			0);
+	CU_ASSERT_FATAL(a->ops->vdevice_alloc(a, v, "st0", 0x10, &vd) == 0);
+	o = saved(a);
+	CU_ASSERT_FATAL(json_object_object_get_ex(o, "objects", &objs));
+	for (size_t i = 0; i < json_object_array_length(objs); i++) {
+		struct json_object *e = json_object_array_get_idx(objs, i), *t;
+
+		if (json_object_object_get_ex(e, "type", &t) &&
+		    (uint32_t)json_object_get_int64(t) == type) {
+			json_object_object_add(e, key, json_object_get(val));
+			hit++;
+		}
+	}
+	CU_ASSERT_EQUAL(hit, 1);
+	CU_ASSERT_NOT_EQUAL(restore_anchored(b, a, o, &err), 0);
+	CU_ASSERT_FALSE(b->ops->has_hwpt(b, vtd));
+	CU_ASSERT_FALSE(b->ops->has_vobj(b, v, true));
+	json_object_put(val);
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+	cfg.sim_kernel = KERNEL_RULES_6_12;
+}
+
+/* Sim object types (backend/sim/state.h): a vIOMMU 4, a vDEVICE 5. */
+static void test_refuse_vobjs(void)
+{
+	/* A vDEVICE on the nest parent (id 2: st0's), not on a vIOMMU. */
+	refuse_vobj("parent_id", json_object_new_int64(2), 5);
+	/* A vIOMMU on another device's nest parent. */
+	refuse_vobj("parent_id", json_object_new_int64(1), 4);
+	/* A vIOMMU without its type; an SMMUv3 model that is not one. */
+	refuse_vobj("viommu_type", json_object_new_string("x"), 4);
+	refuse_vobj("smmu", json_object_new_string("x"), 4);
+	refuse_vobj("virt_id", json_object_new_double(1.5), 5);
+}
+
 static void test_refuse_parent(void)
 {
 	refuse(bad_parent);
@@ -349,15 +402,11 @@ static void test_refuse_type(void)
 int main(void)
 {
 	static const struct unit_case tests[] = {
-	    {"round_trip", test_round_trip},
-	    {"viommu_saved", test_viommu_saved},
-	    {"vsmmu_saved", test_vsmmu_saved},
-	    {"refuse_parent", test_refuse_parent},
-	    {"refuse_iset", test_refuse_iset},
-	    {"refuse_device", test_refuse_device},
-	    {"refuse_attach", test_refuse_attach},
-	    {"refuse_type", test_refuse_type},
-	    {"refuse_unanchored", test_refuse_unanchored},
+	    {"round_trip", test_round_trip},	   {"viommu_saved", test_viommu_saved},
+	    {"vsmmu_saved", test_vsmmu_saved},	   {"refuse_vobjs", test_refuse_vobjs},
+	    {"refuse_parent", test_refuse_parent}, {"refuse_iset", test_refuse_iset},
+	    {"refuse_device", test_refuse_device}, {"refuse_attach", test_refuse_attach},
+	    {"refuse_type", test_refuse_type},	   {"refuse_unanchored", test_refuse_unanchored},
 	};
 
 	cfg_setup();

@@ -156,9 +156,14 @@ int sim_vobj_load(struct json_object *j, struct sim_obj *o, const char **why)
 		*why = "sim: malformed vIOMMU";
 		return -EINVAL;
 	}
-	smmu = js_get(j, "smmu", json_type_object);
-	if (!smmu)
+	/* Absent: no command reached the model yet; anything but an object lies. */
+	if (!json_object_object_get_ex(j, "smmu", NULL))
 		return 0;
+	smmu = js_get(j, "smmu", json_type_object);
+	if (!smmu || o->viommu_type != NESTD_VIOMMU_TYPE_ARM_SMMUV3) {
+		*why = "sim: malformed SMMUv3 model of a vIOMMU";
+		return -EINVAL;
+	}
 	o->smmu = calloc(1, sizeof(*o->smmu));
 	if (!o->smmu)
 		return -ENOMEM;

@@ -437,6 +437,20 @@ struct backend_ops {
 	int (*attach_pasid)(struct backend *be, const char *device, uint32_t pasid,
 			    uint32_t hwpt_id);
 	int (*detach_pasid)(struct backend *be, const char *device, uint32_t pasid);
+	/*
+	 * After a restart: whether id is alive in the backend as a vIOMMU
+	 * (viommu true) or a vDEVICE, as the state file says it was. NULL:
+	 * the backend has none.
+	 */
+	bool (*has_vobj)(struct backend *be, uint32_t id, bool viommu);
+	/*
+	 * Before vdevice_alloc, for a backend whose objects outlive the
+	 * state file's write (iommufd): the id the vDEVICE will get, kept
+	 * in what save() writes until vdevice_alloc returns, so that a
+	 * restart after a crash in between finds the vDEVICE nobody
+	 * recorded (no ioctl looks a vDEVICE up by id). NULL: not needed.
+	 */
+	int (*vdevice_intent)(struct backend *be);
 };
 
 /* Every backend object starts with this. */

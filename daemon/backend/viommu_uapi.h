@@ -17,6 +17,18 @@
 /* IOMMUFD_CMD_VIOMMU_ALLOC = 0x90, IOMMUFD_CMD_VDEVICE_ALLOC = 0x91. */
 #define NESTD_IOMMU_VIOMMU_ALLOC  _IO(IOMMUFD_TYPE, 0x90)
 #define NESTD_IOMMU_VDEVICE_ALLOC _IO(IOMMUFD_TYPE, 0x91)
+/* IOMMUFD_CMD_HW_QUEUE_ALLOC = 0x94 (6.17+): only its lookup of a vIOMMU id is used. */
+#define NESTD_IOMMU_HW_QUEUE_ALLOC _IO(IOMMUFD_TYPE, 0x94)
+struct nestd_hw_queue_alloc {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t viommu_id;
+	uint32_t type;
+	uint32_t index;
+	uint32_t out_hw_queue_id;
+	uint64_t nesting_parent_iova;
+	uint64_t length;
+};
 
 /* enum iommu_viommu_type, and the mock's (iommufd_test.h). */
 #define NESTD_VIOMMU_TYPE_DEFAULT    0u
@@ -82,5 +94,6 @@ _Static_assert(sizeof(struct nestd_vdevice_alloc) == 24, "iommu_vdevice_alloc");
 _Static_assert(offsetof(struct nestd_vdevice_alloc, virt_id) == 16, "iommu_vdevice_alloc");
 _Static_assert(sizeof(struct nestd_hw_info_arm_smmuv3) == 40, "iommu_hw_info_arm_smmuv3");
 _Static_assert(sizeof(struct nestd_viommu_inv_selftest) == 12, "iommu_viommu_invalidate_selftest");
+_Static_assert(sizeof(struct nestd_hw_queue_alloc) == 40, "iommu_hw_queue_alloc");
 
 #endif

@@ -59,6 +59,18 @@ static int restore_hwpt(struct restart *rs, struct json_object *j)
 		log_warn("state file: malformed HWPT entry skipped");
 		return 0;
 	}
+	/* "session": whose vIOMMUs go with it; files before vIOMMUs lack it (0). */
+	if (json_object_object_get_ex(j, "session", NULL) &&
+	    js_u64(j, "session", UINT64_MAX, &e.owner_session)) {
+		log_warn("state file: malformed HWPT entry skipped");
+		return 0;
+	}
+	/* "viommu_id": it sits on a vIOMMU (7.x), not on the device's nest parent. */
+	if (json_object_object_get_ex(j, "viommu_id", NULL) &&
+	    (js_u32(j, "viommu_id", &e.viommu_id) || !e.viommu_id)) {
+		log_warn("state file: malformed HWPT entry skipped");
+		return 0;
+	}
 	if (no)
 		be = ctx_backend(rs, no);
 	if (!be || !config_find_device(rs->cfg, e.device) ||
@@ -177,6 +189,10 @@ static int restore_registry(struct restart *rs, struct json_object *st)
 	size_t n = hwpts ? json_object_array_length(hwpts) : 0;
 	int rc;
 
+	/* Before the HWPTs: a nested HWPT may sit on a vIOMMU (persist/viommus.c). */
+	rc = restart_restore_vobjs(rs, st);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		rc = restore_hwpt(rs, json_object_array_get_idx(hwpts, i));
 		if (rc)
@@ -214,7 +230,7 @@ static uint32_t orphan_memory(const struct restart *rs)
 static bool orphans_left(const struct restart *rs)
 {
 	return rs->reg->n_orphans || orphan_memory(rs) || restart_orphan_contexts(rs) ||
-	       restart_orphan_claims(rs);
+	       restart_orphan_claims(rs) || restart_orphan_vobjs(rs);
 }
 
 void restart_grace_check(struct restart *rs)
@@ -231,10 +247,11 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 		return;
 	log_event(LOG_NOTICE, LOG_EV_RECOVERY,
 		  LOG_FIELDS(LF_STR("phase", "grace_over"), LF_UINT("hwpts", rs->reg->n_orphans),
-			     LF_UINT("devices", orphan_memory(rs))),
-		  "reclaim grace period over: destroying %u unclaimed HWPTs and the guest "
-		  "memory of %u devices",
-		  rs->reg->n_orphans, orphan_memory(rs));
+			     LF_UINT("devices", orphan_memory(rs)),
+			     LF_UINT("vobjs", restart_orphan_vobjs(rs))),
+		  "reclaim grace period over: destroying %u unclaimed HWPTs, %u vIOMMU/vDEVICE "
+		  "objects and the guest memory of %u devices",
+		  rs->reg->n_orphans, restart_orphan_vobjs(rs), orphan_memory(rs));
 	restart_reap_orphans(rs);
 	restart_save(rs);
 }
@@ -352,7 +369,13 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 	rc = restart_adopt_context(rs, s, e->be);
 	if (rc)
 		return rc;
+	/*
+	 * The vIOMMUs and vDEVICEs the same owner made go with its token
+	 * (persist/viommus.c): in a VM context, all of the context's.
+	 */
+	restart_vobjs_follow(rs, s, e->be, e->owner_uid, e->be == rs->be ? e->owner_session : 0);
 	e->orphan = false;
+	e->owner_session = restart_session_key(rs, s);
 	e->owner = s;
 	e->owner_pid = s->cred.pid;
 	e->owner_gid = s->cred.gid;

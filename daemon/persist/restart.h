@@ -117,6 +117,14 @@ struct restart {
 	struct backend_fd *fault_fds;
 	uint32_t n_fault_fds, cap_fault_fds;
 	bool faults_saved; /* the last save had fault queues (snapshots only, as contexts) */
+	/*
+	 * The vIOMMU/vDEVICE table's generation at the last snapshot: the
+	 * journal has no records for them, so a change takes a snapshot
+	 * (persist/viommus.c).
+	 */
+	uint64_t vobj_saved_gen;
+	uint64_t
+	    session_salt; /* restart_session_key(): this instance's, random, 0 until first used */
 
 	/* What recovery and saving work on: given at restart_open_backend and restart_restore. */
 	struct backend *be;
@@ -219,6 +227,30 @@ void restart_close_orphan_faults(struct restart *rs);
 
 /* Stops the grace timer once nothing of the previous instance waits any more (rs NULL: none). */
 void restart_grace_check(struct restart *rs);
+/*
+ * vIOMMUs and vDEVICEs (persist/viommus.c): "viommus" and "vdevices" in
+ * the state file, restored as orphans (after the contexts, before the
+ * HWPTs that sit on them), handed to the session that reclaims a HWPT of
+ * the same owner (uid and session) in the same instance, or with the context
+ * they live in; reaped with the other orphans, after the HWPTs.
+ */
+int restart_save_vobjs(const struct restart *rs, struct json_object *root);
+bool restart_vobjs_changed(const struct restart *rs);
+int restart_restore_vobjs(struct restart *rs, struct json_object *st);
+uint32_t restart_orphan_vobjs(const struct restart *rs);
+/*
+ * Hands s the orphans of be that uid's session number session made (0:
+ * any of uid's: a VM context goes whole); how many.
+ */
+uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struct backend *be,
+			      uid_t uid, uint64_t session);
+/*
+ * What the state file names s's session by (hwpt_entry and vobj
+ * owner_session): its id, salted per instance, so that sessions of two
+ * instances (orphans of one next to a later one's objects) never share a
+ * key. rs NULL (no recovery): the id.
+ */
+uint64_t restart_session_key(struct restart *rs, const struct session *s);
 
 /* Destroys every orphan through the one teardown path (state/teardown.h). */
 void restart_reap_orphans(struct restart *rs);

@@ -49,7 +49,9 @@ static struct json_object *hwpt_to_json(const struct restart *rs, const struct h
 	     js_add_u64(o, "data_type", e->data_type) || js_add_str(o, "device", e->device) ||
 	     js_add_u64(o, "uid", e->owner_uid) || js_add_u64(o, "gid", e->owner_gid) ||
 	     js_add_i64(o, "pid", e->owner_pid) || js_add_str(o, "resume_token", hex) ||
-	     add_ctx(rs, o, e->be) || (e->fault_id && js_add_u64(o, "fault_id", e->fault_id)))) {
+	     (e->viommu_id && js_add_u64(o, "viommu_id", e->viommu_id)) ||
+	     js_add_u64(o, "session", e->owner_session) || add_ctx(rs, o, e->be) ||
+	     (e->fault_id && js_add_u64(o, "fault_id", e->fault_id)))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -137,7 +139,7 @@ static struct json_object *state_to_json(const struct restart *rs)
 	    js_add_i64(root, "saved_at", now.tv_sec) ||
 	    js_add_u64(root, JOURNAL_EPOCH_KEY, rs->epoch) || registry_to_json(rs, root) ||
 	    restart_save_contexts(rs, root) || restart_save_claims(rs, root) ||
-	    restart_save_faults(rs, root))
+	    restart_save_faults(rs, root) || restart_save_vobjs(rs, root))
 		goto nomem;
 	bs = js_add_new(root, "backend_state", false);
 	if (!bs || (rs->be->ops->save && rs->be->ops->save(rs->be, bs)))
@@ -308,6 +310,7 @@ static int save_snapshot(struct restart *rs)
 	rs->n_snapshots++;
 	rs->ctx_saved = rs->reg->ctxs.head != NULL;
 	rs->faults_saved = rs->reg->faults != NULL;
+	rs->vobj_saved_gen = rs->reg->vobjs.gen;
 	mark_saved(rs);
 	return 0;
 }
@@ -449,7 +452,7 @@ void restart_save(struct restart *rs)
 	 * and the contexts' own state is no delta of the root's.
 	 */
 	rc = rs->journal_fd >= 0 && !rs->reg->ctxs.head && !rs->ctx_saved && !rs->reg->faults &&
-		     !rs->faults_saved
+		     !rs->faults_saved && !restart_vobjs_changed(rs)
 		 ? append_delta(rs)
 		 : -EAGAIN;
 	/* Compaction: O(state) now and then, O(change) every time. */

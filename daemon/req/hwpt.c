@@ -90,12 +90,14 @@ static int record_hwpt(struct session *s, const IommuNest__Alloc *a, uint32_t id
 	struct server *srv = s->srv;
 	struct hwpt_entry e = {.id = id,
 			       .parent_id = parent_id,
+			       .viommu_id = a->viommu_id,
 			       .data_type = a->data_type,
 			       .owner = s,
 			       .be = req_be_of(s),
 			       .owner_uid = s->cred.uid,
 			       .owner_gid = s->cred.gid,
-			       .owner_pid = s->cred.pid};
+			       .owner_pid = s->cred.pid,
+			       .owner_session = restart_session_key(srv->rs, s)};
 	struct hwpt_entry *stored;
 
 	if (hwpt_inv_type_for(a->data_type, &e.inv_type))

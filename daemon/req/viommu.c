@@ -15,6 +15,7 @@
 #include "inv/validate.h"
 #include "net/server.h"
 #include "net/session.h"
+#include "persist/restart.h"
 #include "req/handlers.h"
 #include "state/viommus.h"
 #include "util/log.h"
@@ -58,7 +59,14 @@ int handle_alloc_viommu(struct req_ctx *c)
 {
 	const IommuNest__AllocViommu *m = c->msg->alloc_viommu;
 	struct backend *be = req_be(c); /* the client's VM context, or the root */
-	struct vobj v = {.kind = VOBJ_VIOMMU, .type = m->type, .owner = c->s};
+	struct vobj v = {.kind = VOBJ_VIOMMU,
+			 .type = m->type,
+			 .owner = c->s,
+			 .be = be,
+			 .owner_uid = c->s->cred.uid,
+			 .owner_gid = c->s->cred.gid,
+			 .owner_pid = c->s->cred.pid,
+			 .owner_session = restart_session_key(c->srv->rs, c->s)};
 	int rc = vobj_allowed(c, m->device);
 
 	if (rc)
@@ -78,6 +86,7 @@ int handle_alloc_viommu(struct req_ctx *c)
 	}
 	log_info("session %llu: viommu %u (type %#x) on %s", (unsigned long long)c->s->id, v.id,
 		 v.type, v.device);
+	restart_save(c->srv->rs); /* in the state file before the reply says it exists */
 	iommu_nest__alloc_viommu_reply__init(&c->out->body.alloc_viommu);
 	c->out->body.alloc_viommu.viommu_id = v.id;
 	c->out->body.alloc_viommu.parent_id = v.parent_id;
@@ -91,8 +100,15 @@ int handle_alloc_vdevice(struct req_ctx *c)
 	const IommuNest__AllocVdevice *m = c->msg->alloc_vdevice;
 	struct backend *be = req_be(c); /* the client's VM context, or the root */
 	struct vobj *vi = vobj_lookup_owned(&c->srv->reg.vobjs, VOBJ_VIOMMU, m->viommu_id, c->s);
-	struct vobj v = {
-	    .kind = VOBJ_VDEVICE, .viommu_id = m->viommu_id, .virt_id = m->virt_id, .owner = c->s};
+	struct vobj v = {.kind = VOBJ_VDEVICE,
+			 .viommu_id = m->viommu_id,
+			 .virt_id = m->virt_id,
+			 .owner = c->s,
+			 .be = be,
+			 .owner_uid = c->s->cred.uid,
+			 .owner_gid = c->s->cred.gid,
+			 .owner_pid = c->s->cred.pid,
+			 .owner_session = restart_session_key(c->srv->rs, c->s)};
 	int rc;
 
 	if (!vi) {
@@ -102,17 +118,23 @@ int handle_alloc_vdevice(struct req_ctx *c)
 	rc = vobj_allowed(c, m->device);
 	if (rc)
 		return rc;
+	/* The id it will get, in the state file before the kernel makes it. */
+	if (be->ops->vdevice_intent && be->ops->vdevice_intent(be) == 0)
+		restart_save(c->srv->rs);
 	rc = be->ops->vdevice_alloc
 		 ? be->ops->vdevice_alloc(be, m->viommu_id, m->device, m->virt_id, &v.id)
 		 : -ENOTTY;
-	if (rc)
+	if (rc) {
+		restart_save(c->srv->rs); /* the intent is void: no id the file names */
 		return backend_answer(c, rc, "IOMMU_VDEVICE_ALLOC");
+	}
 	snprintf(v.device, sizeof(v.device), "%s", m->device);
 	if (!vobj_add(&c->srv->reg.vobjs, &v)) {
 		be->ops->destroy_object(be, v.id);
 		reply_error(c->rep, -ENOMEM, "out of memory");
 		return -ENOMEM;
 	}
+	restart_save(c->srv->rs);
 	iommu_nest__alloc_vdevice_reply__init(&c->out->body.alloc_vdevice);
 	c->out->body.alloc_vdevice.vdevice_id = v.id;
 	c->rep->body_case = IOMMU_NEST__REPLY__BODY_ALLOC_VDEVICE;
@@ -144,10 +166,13 @@ int handle_destroy_object(struct req_ctx *c)
 		return -ENOENT;
 	}
 	/* The kernel's answer: -EBUSY for a vIOMMU with vDEVICEs or nested HWPTs on it. */
+	if (v->be) /* where it lives (a reclaimed one: where it was restored) */
+		be = v->be;
 	rc = be->ops->destroy_object ? be->ops->destroy_object(be, v->id) : -ENOTTY;
 	if (rc)
 		return backend_answer(c, rc, "IOMMU_DESTROY");
 	vobj_remove(&c->srv->reg.vobjs, v);
+	restart_save(c->srv->rs);
 	iommu_nest__destroy_object_reply__init(&c->out->body.destroy_object);
 	c->out->body.destroy_object.id = m->id;
 	c->rep->body_case = IOMMU_NEST__REPLY__BODY_DESTROY_OBJECT;

@@ -23,8 +23,8 @@
 #include "state/viommus.h"
 
 /* The vIOMMU's vDEVICEs by virt_id (the pSID is the kernel's business). */
-static int vsid_map_of(const struct vobj_table *t, uint32_t viommu_id, struct smmuv3_vsid **out,
-		       uint32_t *n)
+static int vsid_map_of(const struct vobj_table *t, const struct session *owner, uint32_t viommu_id,
+		       struct smmuv3_vsid **out, uint32_t *n)
 {
 	struct smmuv3_vsid *v = calloc(t->count ? t->count : 1, sizeof(*v));
 
@@ -32,8 +32,12 @@ static int vsid_map_of(const struct vobj_table *t, uint32_t viommu_id, struct sm
 		return -ENOMEM;
 	*n = 0;
 	for (const struct vobj *o = t->head; o; o = o->next)
-		/* A vsid wider than the SID field can never match a command. */
-		if (o->kind == VOBJ_VDEVICE && o->viommu_id == viommu_id &&
+		/*
+		 * A vsid wider than the SID field can never match a command.
+		 * The owner's only: vIOMMU ids repeat across VM contexts and a
+		 * previous instance's orphans.
+		 */
+		if (o->kind == VOBJ_VDEVICE && o->owner == owner && o->viommu_id == viommu_id &&
 		    o->virt_id <= UINT32_MAX)
 			v[(*n)++] = (struct smmuv3_vsid){.vsid = (uint32_t)o->virt_id};
 	smmuv3_vsid_sort(v, *n);
@@ -174,7 +178,7 @@ int req_viommu_smmuv3_invalidate(struct session *s, struct inv_request *r,
 	idx = calloc(r->n, sizeof(*idx));
 	rc = cmds && pend && idx ? native_cmds(r, cmds) : -ENOMEM;
 	if (!rc)
-		rc = vsid_map_of(&s->srv->reg.vobjs, r->hwpt_id, &vsids, &n_vsid);
+		rc = vsid_map_of(&s->srv->reg.vobjs, s, r->hwpt_id, &vsids, &n_vsid);
 	if (rc)
 		goto out;
 	v.entries = cmds;

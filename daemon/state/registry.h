@@ -49,6 +49,7 @@ struct hwpt_entry {
 	uint32_t data_type; /* IOMMU_HWPT_DATA_* it was allocated with */
 	uint32_t inv_type;  /* IOMMU_HWPT_INVALIDATE_DATA_* it accepts */
 	uint32_t n_attached;
+	uint32_t viommu_id; /* 7.x: the vIOMMU it sits on (its pt_id); 0: the nest parent */
 	char device[CONFIG_NAME_MAX];
 	/*
 	 * The backend instance the HWPT lives in: the owner's VM context, or
@@ -68,6 +69,12 @@ struct hwpt_entry {
 	uid_t owner_uid;
 	gid_t owner_gid;
 	pid_t owner_pid;
+	/*
+	 * The owner's session id in the instance that saved it: what ties
+	 * it to the vIOMMUs and vDEVICEs the same session made (they go with
+	 * its Reclaim, persist/viommus.c). 0: unknown (older files).
+	 */
+	uint64_t owner_session;
 	uint8_t token[HWPT_TOKEN_LEN];
 	/* Its fault object (IOMMU_HWPT_FAULT_ID_VALID), or 0: Reclaim brings the queue back. */
 	uint32_t fault_id;

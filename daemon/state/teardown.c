@@ -221,6 +221,8 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 	/* After the HWPTs: a nested HWPT on a vIOMMU holds it. */
 	if (h->s && vobj_teardown(&reg->vobjs, be, h->s, h->session_id))
 		changed = true;
+	if (!h->s && vobj_reap_orphans(&reg->vobjs, be, h->only_be))
+		changed = true;
 	h->owned = NULL;
 	return changed;
 }

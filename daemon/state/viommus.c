@@ -31,6 +31,8 @@ struct vobj *vobj_add(struct vobj_table *t, const struct vobj *v)
 	n->next = t->head;
 	t->head = n;
 	t->count++;
+	t->n_orphans += n->orphan;
+	t->gen++;
 	return n;
 }
 
@@ -40,6 +42,8 @@ void vobj_remove(struct vobj_table *t, struct vobj *v)
 		if (*pp == v) {
 			*pp = v->next;
 			t->count--;
+			t->n_orphans -= v->orphan;
+			t->gen++;
 			free(v);
 			return;
 		}
@@ -48,9 +52,13 @@ void vobj_remove(struct vobj_table *t, struct vobj *v)
 struct vobj *vobj_lookup_owned(const struct vobj_table *t, enum vobj_kind kind, uint32_t id,
 			       const struct session *owner)
 {
-	for (struct vobj *v = t->head; v; v = v->next)
-		if (v->id == id && v->kind == kind)
-			return owner && v->owner == owner ? v : NULL;
+	/*
+	 * Ids repeat across instances (the root, each VM context, a previous
+	 * instance's orphans): the owner is part of the key.
+	 */
+	for (struct vobj *v = t->head; owner && v; v = v->next)
+		if (v->id == id && v->kind == kind && v->owner == owner)
+			return v;
 	return NULL;
 }
 
@@ -71,38 +79,80 @@ bool vobj_device_held_by_other(const struct vobj_table *t, const char *device,
 	return false;
 }
 
-static void destroy_kind(struct vobj_table *t, struct backend *be, const struct session *owner,
-			 uint64_t session_id, enum vobj_kind kind, uint32_t *n)
+/* Whose objects go: a session's, or (owner NULL) the orphans of only_be (NULL: all). */
+struct vobj_holder {
+	const struct session *owner;
+	const struct backend *only_be;
+	uint64_t session_id;
+};
+
+static bool held_by(const struct vobj *v, const struct vobj_holder *h)
+{
+	if (h->owner)
+		return v->owner == h->owner;
+	return v->orphan && (!h->only_be || v->be == h->only_be);
+}
+
+static void destroy_kind(struct vobj_table *t, struct backend *be, const struct vobj_holder *h,
+			 enum vobj_kind kind, uint32_t *n)
 {
 	for (struct vobj **pp = &t->head; *pp;) {
 		struct vobj *v = *pp;
+		struct backend *ob = v->be ? v->be : be;
 		int rc;
 
-		if (v->owner != owner || v->kind != kind) {
+		if (!held_by(v, h) || v->kind != kind) {
 			pp = &v->next;
 			continue;
 		}
-		rc = be->ops->destroy_object ? be->ops->destroy_object(be, v->id) : -ENOTTY;
-		if (rc)
+		rc = ob->ops->destroy_object ? ob->ops->destroy_object(ob, v->id) : -ENOTTY;
+		if (rc && h->owner)
 			log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
-				  LOG_FIELDS(LF_UINT("session", session_id),
+				  LOG_FIELDS(LF_UINT("session", h->session_id),
 					     LF_STR("op", "destroy"), LF_UINT("id", v->id),
 					     LF_INT("error", rc)),
 				  "destroy %s at disconnect: %s",
 				  kind == VOBJ_VIOMMU ? "viommu" : "vdevice", strerror(-rc));
+		else if (rc)
+			log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
+				  LOG_FIELDS(LF_STR("op", "destroy"), LF_UINT("id", v->id),
+					     LF_INT("error", rc)),
+				  "destroy orphan %s %u: %s",
+				  kind == VOBJ_VIOMMU ? "viommu" : "vdevice", v->id, strerror(-rc));
+		else if (!h->owner)
+			log_info("destroyed unclaimed %s %u (uid %u)",
+				 kind == VOBJ_VIOMMU ? "viommu" : "vdevice", v->id,
+				 (unsigned)v->owner_uid);
 		*pp = v->next;
 		t->count--;
+		t->n_orphans -= v->orphan;
+		t->gen++;
 		free(v);
 		(*n)++;
 	}
 }
 
-uint32_t vobj_teardown(struct vobj_table *t, struct backend *be, const struct session *owner,
-		       uint64_t session_id)
+/* The kernel's order: a vIOMMU with vDEVICEs on it is -EBUSY. */
+static uint32_t destroy_held(struct vobj_table *t, struct backend *be, const struct vobj_holder *h)
 {
 	uint32_t n = 0;
 
-	destroy_kind(t, be, owner, session_id, VOBJ_VDEVICE, &n);
-	destroy_kind(t, be, owner, session_id, VOBJ_VIOMMU, &n);
+	destroy_kind(t, be, h, VOBJ_VDEVICE, &n);
+	destroy_kind(t, be, h, VOBJ_VIOMMU, &n);
 	return n;
+}
+
+uint32_t vobj_teardown(struct vobj_table *t, struct backend *be, const struct session *owner,
+		       uint64_t session_id)
+{
+	struct vobj_holder h = {.owner = owner, .session_id = session_id};
+
+	return owner ? destroy_held(t, be, &h) : 0;
+}
+
+uint32_t vobj_reap_orphans(struct vobj_table *t, struct backend *be, const struct backend *only_be)
+{
+	struct vobj_holder h = {.only_be = only_be};
+
+	return destroy_held(t, be, &h);
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "util/config.h"
 
@@ -38,12 +39,30 @@ struct vobj {
 	 */
 	bool smmu_range;
 	const struct session *owner;
+	/*
+	 * The backend instance it lives in (the owner's VM context or the
+	 * root); NULL: the one the caller passes (tests, older callers).
+	 */
+	struct backend *be;
+	/*
+	 * Restart survival (persist/viommus.c): who allocated it, saved in
+	 * the state file; an orphan (owner NULL) is a previous instance's,
+	 * waiting for its owner's Reclaim or the end of the grace period.
+	 */
+	uid_t owner_uid;
+	gid_t owner_gid;
+	pid_t owner_pid;
+	uint64_t owner_session; /* as hwpt_entry's: the session that made it */
+	bool orphan;
 	struct vobj *next;
 };
 
 struct vobj_table {
 	struct vobj *head; /* newest first: vDEVICEs before the vIOMMU they sit on */
 	uint32_t count;
+	uint32_t n_orphans;
+	/* Bumped on every change (add, remove, hand-over): the state file's is due. */
+	uint64_t gen;
 };
 
 void vobj_table_fini(struct vobj_table *t);
@@ -73,5 +92,11 @@ bool vobj_device_held_by_other(const struct vobj_table *t, const char *device,
  */
 uint32_t vobj_teardown(struct vobj_table *t, struct backend *be, const struct session *owner,
 		       uint64_t session_id);
+
+/*
+ * The orphans' end (grace expiry, clean stop): vDEVICEs, then vIOMMUs, of
+ * instance only_be (NULL: every instance). Returns how many went.
+ */
+uint32_t vobj_reap_orphans(struct vobj_table *t, struct backend *be, const struct backend *only_be);
 
 #endif

@@ -59,6 +59,7 @@
  *                        fake_systemd from $NESTD_FAKE_SYSTEMD or next to
  *                        this binary, the case from $NESTD_RESTART_CASE)
  */
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <fcntl.h>
@@ -84,6 +85,7 @@
 #include "util/journal.h"
 /* The raw kernel uAPI, for the crash-window cases on the daemon's iommufd. */
 #include "backend/iommufd_test_uapi.h"
+#include "backend/viommu_uapi.h"
 
 #define PAGE 4096ULL
 #define AW   48
@@ -95,6 +97,7 @@ static bool kernel;	    /* NESTD_BACKEND=iommufd: the real kernel's mock devices
 static const char *skipped; /* why the case that ran did not apply */
 /* [daemon] vm_contexts = true: the contexts cases, or $NESTD_VM_CONTEXTS for all. */
 static bool vm_contexts;
+static bool sim7; /* the sim under 7.x rules with a second selftest device (vIOMMU cases) */
 
 #define CHECK(cond, ...)                                                                           \
 	do {                                                                                       \
@@ -159,6 +162,9 @@ static void write_config(unsigned grace_ms)
 			"[device vtd0]\nkind = vtd\n\n[device vtd1]\nkind = vtd\n\n"
 			"[device st0]\nkind = selftest\n",
 			sock, state, grace_ms);
+	if (sim7 && !kernel)
+		fprintf(f, "\n[device st1]\nkind = selftest\n\n[device sm0]\nkind = smmuv3\n\n"
+			   "[daemon]\nsim_kernel = 7.0\n");
 	fclose(f);
 }
 
@@ -1756,6 +1762,574 @@ out_fail:
 	give_up(fake);
 }
 
+/* ---- vIOMMU and vDEVICE objects (7.x) ----------------------------------------- */
+
+#define ST_INV IOMMU_NEST_VIOMMU_INV_DATA_SELFTEST
+
+struct vclient {
+	const char *dev, *dev2; /* the vIOMMU's device, a second vIOMMU's (nothing on it) */
+	uint32_t vi, vd, hwpt, vi2;
+	uint8_t tok[16];
+};
+
+/*
+ * A's objects: vIOMMU vi on dev with vDEVICE vd (virt_id 0x10) and a
+ * nested HWPT on vi, attached to dev through vd; vi2 on dev2, nothing on
+ * it (so nothing but the state file keeps the restart's sweep off it).
+ * 0, or -ENOTTY: no vIOMMU in this kernel.
+ */
+static int vsetup(struct iommu_nest *a, struct vclient *c)
+{
+	uint32_t iotlb = 0x1234;
+	int rc = iommu_nest_alloc_viommu(a, c->dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &c->vi);
+
+	if (rc == -ENOTTY)
+		return rc;
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a, c->vi, c->dev, 0x10, &c->vd), 0);
+	CHECK_EQ(iommu_nest_alloc_on_viommu(a, c->dev, c->vi, IOMMU_NEST_HWPT_DATA_SELFTEST, 0,
+					    IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb, sizeof(iotlb),
+					    &c->hwpt),
+		 0);
+	CHECK_EQ(iommu_nest_last_resume_token(a, c->tok), 0);
+	CHECK_EQ(iommu_nest_attach(a, c->dev, c->hwpt), 0);
+	CHECK_EQ(iommu_nest_alloc_viommu(a, c->dev2, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &c->vi2),
+		 0);
+	return 0;
+}
+
+/* The mock vIOMMU's walk: done, a vdev_id no vDEVICE has (-EINVAL, it stops), not attempted. */
+static void vinv(struct iommu_nest *h, uint32_t vi, int want_rc, struct iommu_nest_entry_result *r,
+		 struct iommu_nest_inv_summary *sum)
+{
+	struct iommu_nest_viommu_selftest_inv e[3] = {{0, 0x10, 1}, {0, 0x99, 0}, {0, 0x10, 2}};
+
+	memset(r, 0, 3 * sizeof(*r));
+	memset(sum, 0, sizeof(*sum));
+	CHECK_EQ(iommu_nest_invalidate_viommu(h, vi, ST_INV, 0, e, 3, 0, r, sum), want_rc);
+}
+
+/* 0 iff id is a vIOMMU in the kernel (the daemon's probe, from outside). */
+static int k_is_viommu(int fd, uint32_t id)
+{
+	struct nestd_hw_queue_alloc cmd = {
+	    .size = sizeof(cmd), .viommu_id = id, .type = 0x7fffffffu, .length = 4096};
+
+	return ioctl(fd, NESTD_IOMMU_HW_QUEUE_ALLOC, &cmd) ? (errno == EOPNOTSUPP ? 0 : -errno)
+							   : -EEXIST;
+}
+
+static int k_viommu_alloc(int fd, uint32_t dev_id, uint32_t parent, uint32_t *id)
+{
+	struct nestd_viommu_alloc cmd = {.size = sizeof(cmd),
+					 .type = NESTD_VIOMMU_TYPE_SELFTEST,
+					 .dev_id = dev_id,
+					 .hwpt_id = parent};
+
+	if (ioctl(fd, NESTD_IOMMU_VIOMMU_ALLOC, &cmd))
+		return -errno;
+	*id = cmd.out_viommu_id;
+	return 0;
+}
+
+/*
+ * Behind the daemon's back, as if it had crashed after IOMMU_VIOMMU_ALLOC
+ * and before the state file recorded it: a vIOMMU on dev's nest parent
+ * that only the kernel knows. 0 without one (contexts: whose iommufd?).
+ */
+static uint32_t lost_viommu(const char *dev)
+{
+	uint32_t id = 0;
+	int kfd;
+
+	if (!kernel || vm_contexts || getenv("NESTD_VM_CONTEXTS"))
+		return 0;
+	kfd = grab_daemon_iommufd();
+	CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+	if (kfd < 0)
+		return 0;
+	CHECK_EQ(k_viommu_alloc(kfd, saved_id(dev, "dev_id"), saved_id(dev, "parent_id"), &id), 0);
+	close(kfd);
+	return id;
+}
+
+static pid_t vstart(struct iommu_nest **a, struct iommu_nest **b, struct vclient *c,
+		    const char *bdev, uint32_t *bh, uint8_t *btok, unsigned grace_ms)
+{
+	pid_t fake;
+
+	sim7 = true;
+	write_config(grace_ms);
+	fake = start_fake_systemd();
+	*a = connect_retry("A");
+	*b = *a ? connect_retry("B") : NULL;
+	if (!*b)
+		return fake;
+	if (vsetup(*a, c) == -ENOTTY) {
+		skipped = "no vIOMMU before 6.13";
+		return fake;
+	}
+	*bh = kernel ? alloc_st(*b, bdev, 0xbeef, btok) : alloc_vtd(*b, bdev, btok);
+	CHECK(wait_for("fake.log", kernel ? "STORE iommufd" : "STORE sim"),
+	      "the backend's fd never reached the fd store");
+	return fake;
+}
+
+/*
+ * SIGKILL with A's vIOMMU, vDEVICE and nested HWPT on the vIOMMU (and a
+ * second, bare vIOMMU) and bystander B's HWPT: A's Reclaim of the HWPT
+ * brings the vIOMMUs and the vDEVICE back, an invalidation on the vIOMMU
+ * answers entry by entry as before the crash, the destroy rules hold,
+ * and B's objects are B's alone.
+ */
+static void test_viommu(void)
+{
+	struct vclient c = {.dev = kernel ? "mock0" : "st0", .dev2 = kernel ? "mock2" : "st1"};
+	const char *bdev = kernel ? "mock1" : "vtd1";
+	struct iommu_nest_entry_result r1[3], r2[3];
+	struct iommu_nest_inv_summary s1, s2;
+	struct iommu_nest *a, *b, *a2, *b2;
+	uint8_t btok[16], bad[16];
+	uint32_t bh = 0, x;
+	pid_t fake = vstart(&a, &b, &c, bdev, &bh, btok, 60000);
+
+	if (skipped) {
+		iommu_nest_close(a);
+		iommu_nest_close(b);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !b)
+		goto out_fail;
+	vinv(a, c.vi, -EINVAL, r1, &s1);
+	CHECK_EQ(s1.entries_handled, 1);
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	iommu_nest_close(b);
+	a2 = connect_retry("A2");
+	b2 = a2 ? connect_retry("B2") : NULL;
+	if (!b2)
+		goto out_fail;
+	CHECK_EQ(hwpts_active(a2), 2);
+	/* Orphans name nobody: not A2 before its Reclaim, never B. */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi2), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(b2, bh, btok), 0);
+	memcpy(bad, c.tok, sizeof(bad));
+	bad[0] ^= 1;
+	CHECK_EQ(iommu_nest_reclaim(a2, c.hwpt, bad), -ENOENT);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), -ENOENT);
+	CHECK_EQ(iommu_nest_alloc_viommu(b2, c.dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &x),
+		 -EBUSY);
+	CHECK_EQ(iommu_nest_reclaim(a2, c.hwpt, c.tok), 0);
+	/* The same answer, entry by entry, as before the crash. */
+	vinv(a2, c.vi, -EINVAL, r2, &s2);
+	CHECK_EQ(s2.entries_handled, s1.entries_handled);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(r2[i].state, r1[i].state);
+		CHECK_EQ(r2[i].error, r1[i].error);
+	}
+	vinv(b2, c.vi, -ENOENT, r2, &s2);
+	/* The destroy rules: the HWPT holds the vIOMMU, the vDEVICE too. */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), -EBUSY);
+	CHECK_EQ(iommu_nest_destroy(a2, c.hwpt), -EBUSY);
+	CHECK_EQ(iommu_nest_detach(a2, c.dev), 0);
+	CHECK_EQ(iommu_nest_destroy(a2, c.hwpt), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), -EBUSY);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, c.vd), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), 0);
+	/* The bare one survived the restart's sweep: it takes a vDEVICE, then goes. */
+	CHECK_EQ(iommu_nest_alloc_vdevice(a2, c.vi2, c.dev2, 0x20, &x), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi2), -EBUSY);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, x), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi2), 0);
+	/* B's HWPT is untouched, and B's. */
+	CHECK_EQ(iommu_nest_attach(b2, bdev, bh), 0);
+	CHECK_EQ(iommu_nest_detach(b2, bdev), 0);
+	CHECK_EQ(iommu_nest_destroy(b2, bh), 0);
+	CHECK_EQ(hwpts_active(a2), 0);
+	iommu_nest_close(a2);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/*
+ * Nobody reclaims A's objects: the grace period destroys them in the
+ * kernel's order (HWPT, vDEVICE, vIOMMUs) and the device is free again.
+ * On the kernel, a vIOMMU the daemon "crashed" before recording is swept
+ * at the restart while the recorded ones stay, and after the grace
+ * period none of A's kernel ids is alive.
+ */
+static void test_viommu_grace(void)
+{
+	struct vclient c = {.dev = kernel ? "mock0" : "st0", .dev2 = kernel ? "mock2" : "st1"};
+	const char *bdev = kernel ? "mock1" : "vtd1";
+	struct iommu_nest *a, *b, *b2;
+	uint32_t bh = 0, lost, x, xd;
+	uint8_t btok[16];
+	int kfd;
+	pid_t fake = vstart(&a, &b, &c, bdev, &bh, btok, 1500);
+
+	if (skipped) {
+		iommu_nest_close(a);
+		iommu_nest_close(b);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !b)
+		goto out_fail;
+	lost = lost_viommu(c.dev2);
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	iommu_nest_close(b);
+	b2 = connect_retry("B2");
+	if (!b2)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_reclaim(b2, bh, btok), 0);
+	if (lost) {
+		kfd = grab_daemon_iommufd();
+		CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+		CHECK_EQ(k_is_viommu(kfd, lost), -ENOENT);
+		CHECK_EQ(k_is_viommu(kfd, c.vi), 0);
+		CHECK_EQ(k_is_viommu(kfd, c.vi2), 0); /* nothing on it, and not swept */
+		close(kfd);
+	}
+	/* A's orphans hold A's devices until the grace period ends. */
+	CHECK_EQ(iommu_nest_alloc_viommu(b2, c.dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &x),
+		 -EBUSY);
+	for (int i = 0; i < polls() && !file_has("log", "destroyed unclaimed viommu"); i++)
+		sleep_ms(50);
+	CHECK(wait_for("log", "vIOMMU/vDEVICE objects"), "no grace expiry logged");
+	CHECK(wait_for("log", "destroyed unclaimed vdevice"), "the vDEVICE was not destroyed");
+	CHECK(wait_for("log", "destroyed unclaimed viommu"), "the vIOMMUs were not destroyed");
+	CHECK(!file_has("log", "destroy orphan"), "an orphan's destroy failed (the order?)");
+	CHECK_EQ(hwpts_active(b2), 1);
+	if (kernel && !getenv("NESTD_VM_CONTEXTS")) {
+		kfd = grab_daemon_iommufd();
+		CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+		/* Gone from the kernel: the HWPT, the vIOMMUs (destroying the vDEVICE's id fails
+		 * too). */
+		CHECK_EQ(k_nested_alive(kfd, c.hwpt), -ENOENT);
+		CHECK_EQ(k_is_viommu(kfd, c.vi), -ENOENT);
+		CHECK_EQ(k_is_viommu(kfd, c.vi2), -ENOENT);
+		CHECK_EQ(k_destroy(kfd, c.vd), -ENOENT);
+		close(kfd);
+	}
+	/* The device is free: a vDEVICE on it again (the kernel's -EEXIST had A's stayed). */
+	CHECK_EQ(iommu_nest_alloc_viommu(b2, c.dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &x), 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(b2, x, c.dev, 0x10, &xd), 0);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VDEVICE, xd), 0);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VIOMMU, x), 0);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+static int k_vdevice_alloc(int fd, uint32_t viommu, uint32_t dev_id, uint64_t virt_id, uint32_t *id)
+{
+	struct nestd_vdevice_alloc cmd = {
+	    .size = sizeof(cmd), .viommu_id = viommu, .dev_id = dev_id, .virt_id = virt_id};
+
+	if (ioctl(fd, NESTD_IOMMU_VDEVICE_ALLOC, &cmd))
+		return -errno;
+	*id = cmd.out_vdevice_id;
+	return 0;
+}
+
+/*
+ * While the daemon is down: the state file as a daemon writes it just
+ * before IOMMU_VDEVICE_ALLOC, "vdevice_intent" naming the id the vDEVICE
+ * will get. The journal is folded into one snapshot without an epoch (a
+ * file read as it is).
+ */
+static bool set_vdevice_intent(uint32_t id)
+{
+	char state[128], journal[160];
+	struct json_object *root, *bs, *cur;
+	const char *why = NULL;
+	size_t len = 0;
+	char *text;
+	bool ok = false;
+
+	path_of(state, sizeof(state), "state");
+	snprintf(journal, sizeof(journal), "%s.journal", state);
+	root = json_object_from_file(state);
+	text = read_all(journal, &len);
+	CHECK(root, "no snapshot");
+	if (!root)
+		goto out;
+	if (text && json_object_object_get_ex(root, JOURNAL_EPOCH_KEY, &cur))
+		CHECK(journal_replay(root, text, len, json_object_get_uint64(cur), &why) >= 0 &&
+			  !why,
+		      "journal replay: %s", why ? why : "");
+	json_object_object_del(root, JOURNAL_EPOCH_KEY);
+	CHECK(json_object_object_get_ex(root, "backend_state", &bs), "no backend_state");
+	if (!json_object_object_get_ex(root, "backend_state", &bs))
+		goto out;
+	json_object_object_add(bs, "vdevice_intent", json_object_new_uint64(id));
+	ok = json_object_to_file_ext(state, root, JSON_C_TO_STRING_PLAIN) == 0;
+	CHECK(ok, "cannot write %s", state);
+	unlink(journal);
+out:
+	free(text);
+	json_object_put(root);
+	return ok;
+}
+
+/*
+ * The crash window of AllocVdevice on the real kernel: the vDEVICE made,
+ * the daemon dead before the state file recorded it. No ioctl looks a
+ * vDEVICE up by id, so the daemon writes the id it will get before the
+ * ioctl; the restart destroys the unrecorded vDEVICE of that id, and the
+ * owner's AllocVdevice on the device succeeds again (the kernel's one
+ * vDEVICE per device: -EEXIST had it stayed). The recorded objects stay.
+ */
+static void test_viommu_window(void)
+{
+	struct vclient c = {.dev = "mock0", .dev2 = "mock2"};
+	struct iommu_nest *a, *a2;
+	char hold[128];
+	uint32_t lost = 0, x;
+	int kfd;
+	FILE *g;
+	pid_t fake, old;
+
+	if (!kernel || getenv("NESTD_VM_CONTEXTS")) {
+		skipped = kernel ? "whose iommufd? (contexts)"
+				 : "the sim's objects are written with the state file: no window";
+		return;
+	}
+	path_of(hold, sizeof(hold), "go");
+	write_config(60000);
+	fake = start_fake_systemd_hold("2", hold);
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	if (vsetup(a, &c) == -ENOTTY) {
+		skipped = "no vIOMMU before 6.13";
+		iommu_nest_close(a);
+		kill(fake, SIGTERM);
+		wait_exit(fake);
+		return;
+	}
+	CHECK(wait_for("fake.log", "STORE iommufd"), "the iommufd never reached the fd store");
+	kfd = grab_daemon_iommufd();
+	CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+	if (kfd < 0)
+		goto out_fail;
+	CHECK_EQ(k_vdevice_alloc(kfd, c.vi2, saved_id(c.dev2, "dev_id"), 0x30, &lost), 0);
+	close(kfd);
+	old = read_pidfile();
+	CHECK(old > 0, "no daemon pid");
+	if (old <= 0)
+		goto out_fail;
+	kill(old, SIGKILL);
+	iommu_nest_close(a);
+	CHECK(wait_for("fake.log", "HOLD "), "fake_systemd did not hold the restart");
+	if (!set_vdevice_intent(lost))
+		goto out_fail;
+	g = fopen(hold, "w"); /* lets the restart go */
+	CHECK(g && !fclose(g), "%s: %s", hold, strerror(errno));
+	CHECK(wait_for("fake.log", "START 2 "), "no second start");
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK(file_has("log", "nest parent, 1 unrecorded nested HWPTs, vIOMMUs or vDEVICEs"),
+	      "the lost vDEVICE was not swept");
+	CHECK_EQ(iommu_nest_reclaim(a2, c.hwpt, c.tok), 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a2, c.vi2, c.dev2, 0x30, &x), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, x), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi2), 0);
+	/* The recorded vDEVICE is still there, and still holds its vIOMMU. */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), -EBUSY);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a2, c.vi, c.dev, 0x11, &x), -EEXIST);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/*
+ * Two crashes, one uid: A's vIOMMU and HWPT stay unclaimed through the
+ * second instance, where X (the same uid, that instance's first session,
+ * as A was in the first) makes its own. After the second crash each
+ * Reclaim brings back its own session's vIOMMU only: sessions of two
+ * instances never share the state file's key.
+ */
+static void test_viommu_sessions(void)
+{
+	const char *adev = kernel ? "mock0" : "st0", *xdev = kernel ? "mock2" : "st1";
+	uint32_t avi = 0, xvi = 0, ah = 0, xh = 0, iotlb = 0x1234;
+	struct iommu_nest *a, *x, *a3, *x3;
+	uint8_t atok[16], xtok[16];
+	int rc;
+	pid_t fake;
+
+	if (getenv("NESTD_VM_CONTEXTS")) {
+		skipped = "a context goes whole with its first Reclaim";
+		return;
+	}
+	sim7 = true;
+	write_config(60000);
+	fake = start_fake_systemd_n("3");
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	rc = iommu_nest_alloc_viommu(a, adev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &avi);
+	if (rc == -ENOTTY) {
+		skipped = "no vIOMMU before 6.13";
+		iommu_nest_close(a);
+		clean_stop(fake);
+		return;
+	}
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(iommu_nest_alloc_on_viommu(a, adev, avi, IOMMU_NEST_HWPT_DATA_SELFTEST, 0,
+					    IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb, sizeof(iotlb),
+					    &ah),
+		 0);
+	CHECK_EQ(iommu_nest_last_resume_token(a, atok), 0);
+	CHECK(wait_for("fake.log", kernel ? "STORE iommufd" : "STORE sim"),
+	      "the backend's fd never reached the fd store");
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	x = connect_retry("X"); /* session 1 of the second instance, as A was of the first */
+	if (!x)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_alloc_viommu(x, xdev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &xvi), 0);
+	xh = alloc_st(x, xdev, 0x99, xtok);
+	if (!crash_and_restart(3))
+		goto out_fail;
+	iommu_nest_close(x);
+	a3 = connect_retry("A3");
+	x3 = a3 ? connect_retry("X3") : NULL;
+	if (!x3)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_reclaim(a3, ah, atok), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a3, IOMMU_NEST_OBJECT_VIOMMU, xvi), -ENOENT);
+	CHECK_EQ(iommu_nest_destroy_object(a3, IOMMU_NEST_OBJECT_VIOMMU, avi), -EBUSY);
+	CHECK_EQ(iommu_nest_reclaim(x3, xh, xtok), 0);
+	CHECK_EQ(iommu_nest_destroy_object(x3, IOMMU_NEST_OBJECT_VIOMMU, xvi), 0);
+	CHECK_EQ(iommu_nest_destroy(a3, ah), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a3, IOMMU_NEST_OBJECT_VIOMMU, avi), 0);
+	iommu_nest_close(a3);
+	iommu_nest_close(x3);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+#define SM_ASID 7u
+#define SM_BASE 0x40000000ULL
+#define SM_VSID 0x8u
+
+static void smmu_cmds(uint64_t *c)
+{
+	/* TLBI_NH_VA (leaf) of BASE, CFGI_CD of a vSID no vDEVICE has, TLBI_NH_VA of BASE + 1 page.
+	 */
+	c[0] = htole64(0x12u | (uint64_t)SM_ASID << 48);
+	c[1] = htole64(SM_BASE | 1);
+	c[2] = htole64(0x05u | (uint64_t)0x99 << 32);
+	c[3] = htole64(1);
+	c[4] = c[0];
+	c[5] = htole64((SM_BASE + PAGE) | 1);
+}
+
+static uint64_t smmu_cached(struct iommu_nest *h, uint32_t hwpt, uint64_t page)
+{
+	uint64_t io = ~0ULL;
+
+	CHECK_EQ(iommu_nest_sim_query_asid(h, hwpt, SM_ASID, SM_BASE + page * PAGE, 1, &io, NULL),
+		 0);
+	return io;
+}
+
+/*
+ * The sim's SMMUv3 vIOMMU across a crash: the host SMMU's TLB for its
+ * VMID (what the guest cached) is in the saved model, so the guest's
+ * commands after the restart meet what they met before: the same
+ * entry-by-entry answer (an unknown vSID is -EIO, nothing after it is
+ * submitted), the same pages flushed and kept.
+ */
+static void test_viommu_smmuv3(void)
+{
+	const uint64_t ste[2] = {1 | 5u << 1 | 0x80000000ULL, 0};
+	struct iommu_nest_entry_result r1[3], r2[3];
+	struct iommu_nest_inv_summary s1, s2;
+	uint32_t vi = 0, vd = 0, hwpt = 0;
+	struct iommu_nest *a, *a2;
+	uint64_t c[6];
+	uint8_t tok[16];
+	pid_t fake;
+
+	if (kernel) {
+		skipped = "the sim's smmuv3 device only";
+		return;
+	}
+	sim7 = true;
+	write_config(60000);
+	fake = start_fake_systemd();
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_alloc_viommu(a, "sm0", IOMMU_NEST_VIOMMU_TYPE_ARM_SMMUV3, 0, &vi), 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a, vi, "sm0", SM_VSID, &vd), 0);
+	CHECK_EQ(iommu_nest_alloc_on_viommu(a, "sm0", vi, IOMMU_NEST_HWPT_DATA_ARM_SMMUV3, 0,
+					    IOMMU_NEST_HWPT_DATA_ARM_SMMUV3, ste, sizeof(ste),
+					    &hwpt),
+		 0);
+	CHECK_EQ(iommu_nest_last_resume_token(a, tok), 0);
+	CHECK_EQ(iommu_nest_attach(a, "sm0", hwpt), 0);
+	CHECK_EQ(iommu_nest_sim_populate_asid(a, hwpt, SM_ASID, SM_BASE, 4, IOMMU_NEST_SIM_IOTLB),
+		 0);
+	smmu_cmds(c);
+	CHECK_EQ(iommu_nest_invalidate_viommu(a, vi, IOMMU_NEST_VIOMMU_INV_DATA_ARM_SMMUV3, 0, c, 3,
+					      0, r1, &s1),
+		 -EIO);
+	CHECK_EQ(s1.entries_handled, 1);
+	CHECK(wait_for("fake.log", "STORE sim"), "the sim anchor never reached the fd store");
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_reclaim(a2, hwpt, tok), 0);
+	/* What the guest cached is still cached: page 0 flushed before, 1..3 not. */
+	CHECK_EQ(smmu_cached(a2, hwpt, 0), 0);
+	CHECK_EQ(smmu_cached(a2, hwpt, 1), 1);
+	CHECK_EQ(smmu_cached(a2, hwpt, 3), 1);
+	CHECK_EQ(iommu_nest_invalidate_viommu(a2, vi, IOMMU_NEST_VIOMMU_INV_DATA_ARM_SMMUV3, 0, c,
+					      3, 0, r2, &s2),
+		 -EIO);
+	CHECK_EQ(s2.entries_handled, s1.entries_handled);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(r2[i].state, r1[i].state);
+		CHECK_EQ(r2[i].error, r1[i].error);
+	}
+	CHECK_EQ(smmu_cached(a2, hwpt, 1), 1);
+	/* Past the bad one: the vDEVICE table came back too (a known vSID is fine). */
+	CHECK_EQ(iommu_nest_invalidate_viommu(a2, vi, IOMMU_NEST_VIOMMU_INV_DATA_ARM_SMMUV3, 0, c,
+					      3, IOMMU_NEST_INV_CONTINUE, r2, &s2),
+		 -EIO);
+	CHECK_EQ(smmu_cached(a2, hwpt, 1), 0);
+	CHECK_EQ(smmu_cached(a2, hwpt, 3), 1);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), -EBUSY);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
 /* Whether name is one of list's comma-separated names. */
 static bool in_list(const char *list, const char *name)
 {
@@ -1779,7 +2353,12 @@ int main(int argc, char **argv)
 		     {"contexts", test_contexts},
 		     {"contexts-grace", test_contexts_grace},
 		     {"faults", test_faults},
-		     {"faults-grace", test_faults_grace}};
+		     {"faults-grace", test_faults_grace},
+		     {"viommu", test_viommu},
+		     {"viommu-grace", test_viommu_grace},
+		     {"viommu-window", test_viommu_window},
+		     {"viommu-smmuv3", test_viommu_smmuv3},
+		     {"viommu-sessions", test_viommu_sessions}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 
@@ -1814,6 +2393,7 @@ int main(int argc, char **argv)
 		}
 		skipped = NULL;
 		vm_contexts = false;
+		sim7 = false;
 		cases[i].fn();
 		printf("%s%s: %s%s\n", cases[i].name, kernel ? " (iommufd)" : "",
 		       failures != before ? "FAILED"

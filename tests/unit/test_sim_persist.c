@@ -4,6 +4,7 @@
  * whole model, and a state that lies (broken references, unordered
  * interval sets, other devices) is refused with the backend unchanged.
  */
+#include <endian.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <string.h>
@@ -127,36 +128,116 @@ static void test_round_trip(void)
 	b->ops->close(b);
 }
 
-/*
- * vIOMMUs and vDEVICEs stay out of the saved state (the daemon's table of
- * them is not saved either): the state with them restores, without them,
- * and the device takes a vDEVICE with the same virt_id again.
- */
-static void test_viommu_not_saved(void)
+/* The mock vIOMMU's walk on v: done, an unknown vdev_id (-EINVAL, it stops), not attempted. */
+static int viommu_inv(struct backend *be, uint32_t v, uint32_t *handled)
 {
-	uint32_t vtd, st, v, vd;
-	struct backend *a, *b;
+	struct nestd_viommu_inv_selftest e[3] = {{0, 0x10, 1}, {0, 0x99, 0}, {0, 0x10, 2}};
+	struct backend_inv inv = {.hwpt_id = v,
+				  .data_type = NESTD_VIOMMU_INV_DATA_SELFTEST,
+				  .entry_len = sizeof(e[0]),
+				  .entry_num = 3,
+				  .entries = e};
+	int rc = be->ops->invalidate(be, &inv);
+
+	*handled = inv.entry_num;
+	return rc;
+}
+
+/*
+ * vIOMMUs, vDEVICEs and the nested HWPTs on a vIOMMU survive a restart as
+ * the kernel's do in a kept iommufd: the same objects, the same users
+ * (destroy is -EBUSY in the kernel's order), the device's one vDEVICE
+ * (-EEXIST for another), an attachment through the vDEVICE, and the
+ * invalidation answers as before.
+ */
+static void test_viommu_saved(void)
+{
+	uint32_t vtd, st, v, vd, x, nested, h1, h2;
+	struct iommu_hwpt_selftest s = {.iotlb = 0x99};
+	struct backend_alloc a = {
+	    .data_type = IOMMU_HWPT_DATA_SELFTEST, .data = &s, .data_len = sizeof(s)};
+	struct backend *ab, *b;
 	struct json_object *o;
 	const char *err = "";
 
 	cfg.sim_kernel = KERNEL_RULES_7;
-	a = populated(&vtd, &st);
+	ab = populated(&vtd, &st);
 	b = open_sim();
-	CU_ASSERT_FATAL(a->ops->viommu_alloc(a, "st0", NESTD_VIOMMU_TYPE_SELFTEST, 0, &v, NULL) ==
+	CU_ASSERT_FATAL(ab->ops->viommu_alloc(ab, "st0", NESTD_VIOMMU_TYPE_SELFTEST, 0, &v, NULL) ==
 			0);
-	CU_ASSERT_FATAL(a->ops->vdevice_alloc(a, v, "st0", 0x10, &vd) == 0);
-	CU_ASSERT_EQUAL(a->ops->vdevice_alloc(a, v, "st0", 0x11, &vd), -EEXIST);
-	o = saved(a);
-	CU_ASSERT_EQUAL(restore_anchored(b, a, o, &err), 0);
-	CU_ASSERT_TRUE(b->ops->has_hwpt(b, st));
-	CU_ASSERT_EQUAL(b->ops->vdevice_alloc(b, v, "st0", 0x10, &vd), -ENOENT);
-	CU_ASSERT_FATAL(b->ops->viommu_alloc(b, "st0", NESTD_VIOMMU_TYPE_SELFTEST, 0, &v, NULL) ==
-			0);
-	CU_ASSERT_EQUAL(b->ops->vdevice_alloc(b, v, "st0", 0x10, &vd), 0);
+	/* The lowest free id goes next: the vDEVICE gets a smaller id than its vIOMMU. */
+	CU_ASSERT_FATAL(ab->ops->destroy(ab, st) == 0);
+	CU_ASSERT_FATAL(ab->ops->vdevice_alloc(ab, v, "st0", 0x10, &vd) == 0);
+	CU_ASSERT_FATAL(vd < v);
+	a.viommu_id = v;
+	CU_ASSERT_FATAL(ab->ops->alloc_nested(ab, "st0", &a, &nested, NULL) == 0);
+	CU_ASSERT_FATAL(ab->ops->attach(ab, "st0", nested) == 0);
+	CU_ASSERT_EQUAL(viommu_inv(ab, v, &h1), -EINVAL);
+	CU_ASSERT_EQUAL(h1, 1);
+	o = saved(ab);
+	CU_ASSERT_EQUAL(restore_anchored(b, ab, o, &err), 0);
+	CU_ASSERT_TRUE(b->ops->has_vobj(b, v, true));
+	CU_ASSERT_FALSE(b->ops->has_vobj(b, v, false));
+	CU_ASSERT_TRUE(b->ops->has_vobj(b, vd, false));
+	CU_ASSERT_FALSE(b->ops->has_vobj(b, nested, true));
+	CU_ASSERT_TRUE(b->ops->has_hwpt(b, nested));
+	CU_ASSERT_EQUAL(b->ops->check_iotlb(b, nested, 0, 0x99), 0);
+	CU_ASSERT_EQUAL(viommu_inv(b, v, &h2), -EINVAL);
+	CU_ASSERT_EQUAL(h2, h1);
+	CU_ASSERT_EQUAL(b->ops->vdevice_alloc(b, v, "st0", 0x11, &x), -EEXIST);
+	CU_ASSERT_EQUAL(b->ops->destroy_object(b, v), -EBUSY);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, nested), -EBUSY); /* attached */
+	CU_ASSERT_EQUAL(b->ops->detach(b, "st0"), 0);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, nested), 0);
+	CU_ASSERT_EQUAL(b->ops->destroy_object(b, v), -EBUSY); /* the vDEVICE */
+	CU_ASSERT_EQUAL(b->ops->destroy_object(b, vd), 0);
+	CU_ASSERT_EQUAL(b->ops->destroy_object(b, v), 0);
 	json_object_put(o);
-	a->ops->close(a);
+	ab->ops->close(ab);
 	b->ops->close(b);
 	cfg.sim_kernel = KERNEL_RULES_6_12;
+}
+
+/*
+ * An SMMUv3 vIOMMU's model (the host SMMU's TLB for its VMID) survives:
+ * what the guest had cached before the crash is still cached after it,
+ * so its commands still have something to invalidate.
+ */
+static void test_vsmmu_saved(void)
+{
+	struct config keep = cfg;
+	struct nestd_hwpt_arm_smmuv3 ste = {{htole64(1 | 5u << 1), 0}};
+	struct backend_alloc a = {
+	    .data_type = NESTD_HWPT_DATA_ARM_SMMUV3, .data = &ste, .data_len = sizeof(ste)};
+	uint32_t v, vd, nested;
+	uint64_t io = 0, psc = 0;
+	struct backend *ab, *b;
+	struct json_object *o;
+	const char *err = "";
+
+	cfg.n_devices = 1;
+	strcpy(cfg.devices[0].name, "sm0");
+	cfg.devices[0].kind = DEVICE_KIND_SMMUV3;
+	cfg.sim_kernel = KERNEL_RULES_7;
+	ab = open_sim();
+	b = open_sim();
+	CU_ASSERT_FATAL(
+	    ab->ops->viommu_alloc(ab, "sm0", NESTD_VIOMMU_TYPE_ARM_SMMUV3, 0, &v, NULL) == 0);
+	CU_ASSERT_FATAL(ab->ops->vdevice_alloc(ab, v, "sm0", 0x20, &vd) == 0);
+	a.viommu_id = v;
+	CU_ASSERT_FATAL(ab->ops->alloc_nested(ab, "sm0", &a, &nested, NULL) == 0);
+	CU_ASSERT_FATAL(ab->ops->attach(ab, "sm0", nested) == 0);
+	CU_ASSERT_FATAL(
+	    ab->ops->sim_smmu_populate(ab, nested, 5, 0x80000000ull, 16, SIM_KIND_IOTLB) == 0);
+	o = saved(ab);
+	CU_ASSERT_EQUAL(restore_anchored(b, ab, o, &err), 0);
+	CU_ASSERT_EQUAL(b->ops->sim_smmu_query(b, nested, 5, 0x80000000ull, 16, &io, &psc), 0);
+	CU_ASSERT_EQUAL(io, 16);
+	CU_ASSERT_EQUAL(psc, 0);
+	json_object_put(o);
+	ab->ops->close(ab);
+	b->ops->close(b);
+	cfg = keep;
 }
 
 /* Applies a corruption to a saved state; restore must refuse it cleanly. */
@@ -244,6 +325,59 @@ static void bad_type(struct json_object *o)
 	json_object_object_add(o, "next_id", json_object_new_string("3"));
 }
 
+/*
+ * A saved vIOMMU world that lies: each corruption of a state with a vIOMMU
+ * (on st0) and its vDEVICE is refused, the backend left as it was.
+ */
+static void refuse_vobj(const char *key, struct json_object *val, uint32_t type)
+{
+	uint32_t vtd, st, v, vd;
+	struct backend *a, *b;
+	struct json_object *o, *objs;
+	const char *err = "";
+	size_t hit = 0;
+
+	cfg.sim_kernel = KERNEL_RULES_7;
+	a = populated(&vtd, &st);
+	b = open_sim();
+	CU_ASSERT_FATAL(a->ops->viommu_alloc(a, "st0", NESTD_VIOMMU_TYPE_SELFTEST, 0, &v, NULL) ==
+			0);
+	CU_ASSERT_FATAL(a->ops->vdevice_alloc(a, v, "st0", 0x10, &vd) == 0);
+	o = saved(a);
+	CU_ASSERT_FATAL(json_object_object_get_ex(o, "objects", &objs));
+	for (size_t i = 0; i < json_object_array_length(objs); i++) {
+		struct json_object *e = json_object_array_get_idx(objs, i), *t;
+
+		if (json_object_object_get_ex(e, "type", &t) &&
+		    (uint32_t)json_object_get_int64(t) == type) {
+			json_object_object_add(e, key, json_object_get(val));
+			hit++;
+		}
+	}
+	CU_ASSERT_EQUAL(hit, 1);
+	CU_ASSERT_NOT_EQUAL(restore_anchored(b, a, o, &err), 0);
+	CU_ASSERT_FALSE(b->ops->has_hwpt(b, vtd));
+	CU_ASSERT_FALSE(b->ops->has_vobj(b, v, true));
+	json_object_put(val);
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+	cfg.sim_kernel = KERNEL_RULES_6_12;
+}
+
+/* Sim object types (backend/sim/state.h): a vIOMMU 4, a vDEVICE 5. */
+static void test_refuse_vobjs(void)
+{
+	/* A vDEVICE on the nest parent (id 2: st0's), not on a vIOMMU. */
+	refuse_vobj("parent_id", json_object_new_int64(2), 5);
+	/* A vIOMMU on another device's nest parent. */
+	refuse_vobj("parent_id", json_object_new_int64(1), 4);
+	/* A vIOMMU without its type; an SMMUv3 model that is not one. */
+	refuse_vobj("viommu_type", json_object_new_string("x"), 4);
+	refuse_vobj("smmu", json_object_new_string("x"), 4);
+	refuse_vobj("virt_id", json_object_new_double(1.5), 5);
+}
+
 static void test_refuse_parent(void)
 {
 	refuse(bad_parent);
@@ -268,7 +402,8 @@ static void test_refuse_type(void)
 int main(void)
 {
 	static const struct unit_case tests[] = {
-	    {"round_trip", test_round_trip},	   {"viommu_not_saved", test_viommu_not_saved},
+	    {"round_trip", test_round_trip},	   {"viommu_saved", test_viommu_saved},
+	    {"vsmmu_saved", test_vsmmu_saved},	   {"refuse_vobjs", test_refuse_vobjs},
 	    {"refuse_parent", test_refuse_parent}, {"refuse_iset", test_refuse_iset},
 	    {"refuse_device", test_refuse_device}, {"refuse_attach", test_refuse_attach},
 	    {"refuse_type", test_refuse_type},	   {"refuse_unanchored", test_refuse_unanchored},

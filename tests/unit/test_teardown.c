@@ -55,12 +55,19 @@ static int rec_destroy(struct backend *b, uint32_t id)
 	return sim_ops->destroy(b, id);
 }
 
+static int rec_destroy_object(struct backend *b, uint32_t id)
+{
+	note("destroy-object%s %u", "", id);
+	return sim_ops->destroy_object(b, id);
+}
+
 /* Stand-ins: teardown only compares holders. */
 static char session_a, session_b;
 #define SA ((const struct session *)&session_a)
 #define SB ((const struct session *)&session_b)
 
-static void up(void)
+/* Two devices of kind (VT-d, or selftest mock devices under 7.x rules for vIOMMUs). */
+static void up_kind(enum device_kind kind)
 {
 	const char *err = NULL;
 
@@ -68,20 +75,28 @@ static void up(void)
 	config_defaults(&cfg);
 	strcpy(cfg.backend, "sim");
 	cfg.n_devices = 2;
-	strcpy(cfg.devices[0].name, "vtd0");
-	cfg.devices[0].kind = DEVICE_KIND_VTD;
-	strcpy(cfg.devices[1].name, "vtd1");
-	cfg.devices[1].kind = DEVICE_KIND_VTD;
+	strcpy(cfg.devices[0].name, kind == DEVICE_KIND_VTD ? "vtd0" : "st0");
+	cfg.devices[0].kind = kind;
+	strcpy(cfg.devices[1].name, kind == DEVICE_KIND_VTD ? "vtd1" : "st1");
+	cfg.devices[1].kind = kind;
+	if (kind != DEVICE_KIND_VTD)
+		cfg.sim_kernel = KERNEL_RULES_7;
 	CU_ASSERT_FATAL(backend_sim_open(&cfg, &be, &err) == 0);
 	sim_ops = be->ops;
 	rec_ops = *sim_ops;
 	rec_ops.detach = rec_detach;
 	rec_ops.unmap_memory = rec_unmap;
 	rec_ops.destroy = rec_destroy;
+	rec_ops.destroy_object = rec_destroy_object;
 	be->ops = &rec_ops;
 	CU_ASSERT_FATAL(hwpt_registry_init(&reg, &cfg) == 0);
 	hwpts_active = 0;
 	n_calls = 0;
+}
+
+static void up(void)
+{
+	up_kind(DEVICE_KIND_VTD);
 }
 
 static void down(void)
@@ -240,12 +255,78 @@ static void test_orphans(void)
 	down();
 }
 
+/* A vIOMMU or vDEVICE in the backend and the table, held by owner (NULL: an orphan). */
+static uint32_t vobj(enum vobj_kind kind, const char *device, uint32_t viommu,
+		     const struct session *owner)
+{
+	struct vobj v = {.kind = kind, .viommu_id = viommu, .owner = owner, .orphan = !owner};
+
+	int rc = kind == VOBJ_VIOMMU
+		     ? be->ops->viommu_alloc(be, device, 0xdeadbeefu, 0, &v.id, NULL)
+		     : be->ops->vdevice_alloc(be, viommu, device, 0x10, &v.id);
+
+	CU_ASSERT_FATAL(rc == 0);
+	snprintf(v.device, sizeof(v.device), "%s", device);
+	CU_ASSERT_FATAL(vobj_add(&reg.vobjs, &v) != NULL);
+	return v.id;
+}
+
+/*
+ * The orphans' vIOMMUs and vDEVICEs, after their HWPTs (a HWPT on a
+ * vIOMMU holds it) and vDEVICEs before vIOMMUs, whatever the table's
+ * order: each destroy meets an object nothing holds any more. A
+ * session's vIOMMU stays.
+ */
+static void test_orphan_vobjs(void)
+{
+	struct iommu_hwpt_selftest st = {.iotlb = 1};
+	struct backend_alloc req = {
+	    .data_type = IOMMU_HWPT_DATA_SELFTEST, .data = &st, .data_len = sizeof(st)};
+	struct hwpt_entry e = {.orphan = true}, *h;
+	struct teardown_holder th = {.s = NULL};
+	uint32_t v, d, mine;
+	char want[3][64];
+
+	up_kind(DEVICE_KIND_SELFTEST);
+	v = vobj(VOBJ_VIOMMU, "st0", 0, NULL);
+	d = vobj(VOBJ_VDEVICE, "st0", v, NULL);
+	mine = vobj(VOBJ_VIOMMU, "st1", 0, SA);
+	req.viommu_id = v;
+	CU_ASSERT_FATAL(be->ops->alloc_nested(be, "st0", &req, &e.id, &e.parent_id) == 0);
+	snprintf(e.device, sizeof(e.device), "st0");
+	e.viommu_id = v;
+	h = hwpt_registry_add(&reg, &e);
+	CU_ASSERT_FATAL(h != NULL);
+	reg.n_orphans++;
+	hwpts_active++;
+	attach("st0", h);
+	snprintf(want[0], sizeof(want[0]), "destroy %u", e.id);
+	snprintf(want[1], sizeof(want[1]), "destroy-object %u", d);
+	snprintf(want[2], sizeof(want[2]), "destroy-object %u", v);
+	CU_ASSERT_EQUAL(reg.vobjs.n_orphans, 2);
+	CU_ASSERT_TRUE(state_teardown(&reg, be, &th, &hwpts_active));
+	{
+		const char *const order[] = {"detach st0", want[0], want[1], want[2]};
+
+		expect_calls(order, 4);
+	}
+	CU_ASSERT_EQUAL(reg.vobjs.count, 1);
+	CU_ASSERT_EQUAL(reg.vobjs.n_orphans, 0);
+	CU_ASSERT_PTR_NOT_NULL(vobj_lookup_owned(&reg.vobjs, VOBJ_VIOMMU, mine, SA));
+	CU_ASSERT_TRUE(be->ops->has_vobj(be, mine, true));
+	CU_ASSERT_FALSE(be->ops->has_vobj(be, v, true));
+	CU_ASSERT_FALSE(be->ops->has_vobj(be, d, false));
+	CU_ASSERT_EQUAL(hwpts_active, 0);
+	down();
+}
+
 int main(void)
 {
 	static const struct unit_case tests[] = {
 	    {"session: detach, unmap, destroy newest first", test_session},
 	    {"session: nothing held, nothing changed", test_nothing},
 	    {"orphans: only theirs, children first", test_orphans},
+	    {"orphans: vIOMMUs after their HWPTs, vDEVICEs first", test_orphan_vobjs},
 	};
 
 	return unit_run("teardown", UNIT_CASES(tests));

@@ -109,6 +109,12 @@ struct ifd_nested {
 	uint32_t dev; /* index of the device whose parent it sits on */
 };
 
+/* A vIOMMU or vDEVICE alive in this iommufd (7.x), for restart and the sweep. */
+struct ifd_vobj {
+	uint32_t id;
+	bool viommu; /* else a vDEVICE */
+};
+
 struct ifd_backend {
 	struct backend base;
 	int fd;
@@ -117,6 +123,10 @@ struct ifd_backend {
 	struct ifd_nested *nested; /* nested HWPTs alive, unordered */
 	uint32_t n_nested, cap_nested;
 	struct dirty_ids nested_dirty; /* nested ids added or gone since the last save */
+	struct ifd_vobj *vobjs;	       /* newest last */
+	uint32_t n_vobjs, cap_vobjs;
+	bool vobjs_dirty; /* changed since the last save: the journal has no records for them */
+	uint32_t vdev_intent; /* ifd_vdevice_intent(): the id IOMMU_VDEVICE_ALLOC is about to get */
 	struct backend_caps caps;
 	/* What backend_iommufd_restore() had to put right in the kernel. */
 	uint32_t restore_moved, restore_swept;
@@ -647,6 +657,39 @@ static int add_nested(struct ifd_backend *b, uint32_t id, uint32_t dev)
 	return 0;
 }
 
+static struct ifd_vobj *find_vobj(struct ifd_backend *b, uint32_t id)
+{
+	for (uint32_t i = 0; i < b->n_vobjs; i++)
+		if (b->vobjs[i].id == id)
+			return &b->vobjs[i];
+	return NULL;
+}
+
+static int add_vobj(struct ifd_backend *b, uint32_t id, bool viommu)
+{
+	if (b->n_vobjs == b->cap_vobjs) {
+		uint32_t cap = b->cap_vobjs ? 2 * b->cap_vobjs : 8;
+		struct ifd_vobj *n = realloc(b->vobjs, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		b->vobjs = n;
+		b->cap_vobjs = cap;
+	}
+	b->vobjs[b->n_vobjs++] = (struct ifd_vobj){.id = id, .viommu = viommu};
+	b->vobjs_dirty = true;
+	return 0;
+}
+
+static void drop_vobj(struct ifd_backend *b, struct ifd_vobj *v)
+{
+	uint32_t i = (uint32_t)(v - b->vobjs);
+
+	memmove(v, v + 1, (b->n_vobjs - i - 1) * sizeof(*v));
+	b->n_vobjs--;
+	b->vobjs_dirty = true;
+}
+
 static bool is_parent(struct ifd_backend *b, uint32_t id)
 {
 	for (uint32_t i = 0; i < b->n_devs; i++)
@@ -692,6 +735,9 @@ static void teardown(struct ifd_backend *b)
 	}
 	for (uint32_t i = 0; i < b->n_nested; i++)
 		ifd_destroy_id(b->fd, b->nested[i].id);
+	/* Newest first: a vDEVICE before the vIOMMU it sits on. */
+	for (uint32_t i = b->n_vobjs; i-- > 0;)
+		ifd_destroy_id(b->fd, b->vobjs[i].id);
 	for (uint32_t i = 0; i < b->n_devs; i++)
 		if (b->devs[i].parent_id)
 			ifd_destroy_id(b->fd, b->devs[i].parent_id);
@@ -705,6 +751,7 @@ static void teardown(struct ifd_backend *b)
 		close(b->fd);
 	free(b->nested);
 	ifd_pasids_free(&b->pasids);
+	free(b->vobjs);
 	dirty_ids_free(&b->nested_dirty);
 	free(b->devs);
 	free(b);
@@ -1102,12 +1149,30 @@ static struct json_object *nested_to_json(const struct ifd_nested *n)
 static int ifd_save(struct backend *be, struct json_object *o)
 {
 	struct ifd_backend *b = to_ifd(be);
-	struct json_object *devs, *nested;
+	struct json_object *devs, *nested, *vobjs;
 
 	devs = js_add_new(o, "devices", true);
 	nested = js_add_new(o, "nested", true);
 	if (!devs || !nested || (b->root && js_add_u64(o, "ctx_ioas", b->ctx_ioas)))
 		return -ENOMEM;
+	/* Files without vIOMMUs stay as earlier versions wrote them. */
+	vobjs = b->n_vobjs ? js_add_new(o, "vobjs", true) : NULL;
+	if (b->n_vobjs && !vobjs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < b->n_vobjs; i++) {
+		struct json_object *v = json_object_new_object();
+
+		if (!v || js_add_u64(v, "id", b->vobjs[i].id) ||
+		    js_add_u64(v, "viommu", b->vobjs[i].viommu)) {
+			json_object_put(v);
+			return -ENOMEM;
+		}
+		if (js_push(vobjs, v))
+			return -ENOMEM;
+	}
+	if (b->vdev_intent && js_add_u64(o, "vdevice_intent", b->vdev_intent))
+		return -ENOMEM;
+	b->vobjs_dirty = false;
 	for (uint32_t i = 0; i < b->n_devs; i++)
 		if (js_push(devs, device_to_json(&b->devs[i])))
 			return -ENOMEM;
@@ -1148,6 +1213,8 @@ static int ifd_save_delta(struct backend *be, struct json_object *records)
 
 	if (d->lost)
 		return -ENOMEM;
+	if (b->vobjs_dirty)
+		return -EAGAIN; /* no records for vIOMMUs/vDEVICEs: a snapshot */
 	/* The journal has records for nested HWPTs only: a device change takes a snapshot. */
 	for (uint32_t i = 0; i < b->n_devs; i++)
 		if (b->devs[i].handed != b->devs[i].handed_saved)
@@ -1213,6 +1280,7 @@ static void ifd_abandon(struct backend *be)
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->nested);
+	free(b->vobjs);
 	dirty_ids_free(&b->nested_dirty);
 	free(b->devs);
 	free(b);
@@ -1354,6 +1422,41 @@ static int restore_nested(struct ifd_backend *b, struct json_object *arr, const 
 }
 
 /*
+ * The vIOMMUs and vDEVICEs the file names ("vobjs", absent from files of
+ * daemons before them), oldest first. A vIOMMU the kind probe says is no
+ * vIOMMU any more is left out (the registry drops it too, as has_vobj
+ * says); a vDEVICE has no probe that looks its id up, and lives as long
+ * as its vIOMMU and device, which are checked.
+ */
+static int restore_vobjs(struct ifd_backend *b, struct json_object *o, const char **errmsg)
+{
+	struct json_object *arr = js_get(o, "vobjs", json_type_array);
+	size_t n = arr ? json_object_array_length(arr) : 0;
+
+	if (!arr && json_object_object_get_ex(o, "vobjs", NULL)) {
+		*errmsg = "iommufd: malformed vIOMMU list";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *j = json_object_array_get_idx(arr, i);
+		uint32_t id, viommu;
+
+		if (js_u32(j, "id", &id) || !id || js_u32(j, "viommu", &viommu) ||
+		    find_vobj(b, id)) {
+			*errmsg = "iommufd: malformed vIOMMU entry";
+			return -EINVAL;
+		}
+		if (viommu && ifd_viommu_probe(b->fd, id) == -ENOENT)
+			continue;
+		if (add_vobj(b, id, viommu != 0)) {
+			*errmsg = "out of memory";
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/*
  * The state file records a change after the ioctl that made it (the reply
  * waits for both), so a daemon that died in between left the kernel one
  * step ahead of the file; requests run one at a time, so it is one step at
@@ -1412,15 +1515,53 @@ static uint32_t max_u32(uint32_t a, uint32_t b)
 }
 
 /*
+ * A vDEVICE the previous instance was making when it died (the file says
+ * "vdevice_intent": the id it would get, ifd_vdevice_intent()) and never
+ * recorded: nothing but the vDEVICE can hold that id (the iommufd is
+ * ours, one request at a time), so an id the file does not name is it,
+ * or free. Left, it would keep its device's one vDEVICE slot (-EEXIST for
+ * the owner's next AllocVdevice) and its vIOMMU busy for ever.
+ */
+static bool known_id(struct ifd_backend *b, uint32_t id);
+
+static void sweep_vdevice_intent(struct ifd_backend *b, struct json_object *o)
+{
+	uint32_t id;
+
+	if (!json_object_object_get_ex(o, "vdevice_intent", NULL) ||
+	    js_u32(o, "vdevice_intent", &id) || !id || known_id(b, id))
+		return;
+	if (!ifd_destroy_id(b->fd, id))
+		b->restore_swept++;
+}
+
+/* Whether id is one the file names: a device's objects, a nested HWPT, a vIOMMU or vDEVICE. */
+static bool known_id(struct ifd_backend *b, uint32_t id)
+{
+	return find_nested(b, id) || is_parent(b, id) || find_vobj(b, id);
+}
+
+/*
  * iommufd gives an object the lowest free id, which is at most one more
  * than the number of live objects: those the file names (ids up to the
  * highest it names), the few it does not (an auto domain per device at
- * most) and the lost one itself. So the lost HWPT lies within a few ids
- * above the highest the file names; SWEEP_SLACK is generous. Only a nested
- * HWPT answers the empty invalidation, and this iommufd is the daemon's
- * alone, so what answers and is not in the file is ours and lost. Runs
+ * most) and the lost one itself. So the lost object lies within a few ids
+ * above the highest the file names; SWEEP_SLACK is generous. The kind is
+ * asked first: a vIOMMU answers the empty invalidation as a nested HWPT
+ * does (the selftest types share 0xdeadbeef), so what the vIOMMU probe
+ * claims is never taken for a HWPT. Then only a nested HWPT answers the
+ * empty invalidation, and this iommufd is the daemon's alone, so what
+ * answers and is not in the file is ours and lost. Lost vIOMMUs go after
+ * the lost HWPTs (the kernel's order: a HWPT on a vIOMMU holds it). Runs
  * after the devices are back on recorded HWPTs: none is attached to it.
  */
+static void sweep_lost_viommus(struct ifd_backend *b, uint32_t top)
+{
+	for (uint32_t id = 1; id <= top + SWEEP_SLACK; id++)
+		if (!known_id(b, id) && !ifd_viommu_probe(b->fd, id) && !ifd_destroy_id(b->fd, id))
+			b->restore_swept++;
+}
+
 static void sweep_unknown_nested(struct ifd_backend *b)
 {
 	bool kinds[2] = {false, false}; /* selftest, vtd */
@@ -1435,8 +1576,10 @@ static void sweep_unknown_nested(struct ifd_backend *b)
 	}
 	for (uint32_t i = 0; i < b->n_nested; i++)
 		top = max_u32(top, b->nested[i].id);
+	for (uint32_t i = 0; i < b->n_vobjs; i++)
+		top = max_u32(top, b->vobjs[i].id);
 	for (uint32_t id = 1; id <= top + SWEEP_SLACK; id++) {
-		if (find_nested(b, id) || is_parent(b, id))
+		if (known_id(b, id) || !ifd_viommu_probe(b->fd, id))
 			continue;
 		for (int k = 0; k < 2; k++) {
 			if (!kinds[k] ||
@@ -1447,6 +1590,7 @@ static void sweep_unknown_nested(struct ifd_backend *b)
 			break;
 		}
 	}
+	sweep_lost_viommus(b, top);
 }
 
 int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object *o,
@@ -1489,6 +1633,8 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 		goto fail;
 	}
 	rc = restore_nested(b, js_get(o, "nested", json_type_array), errmsg);
+	if (!rc)
+		rc = restore_vobjs(b, o, errmsg);
 	if (rc)
 		goto fail;
 	for (uint32_t i = 0; i < b->n_devs; i++) {
@@ -1498,6 +1644,7 @@ int backend_iommufd_restore(int fd, const struct config *cfg, struct json_object
 		if (rc)
 			goto fail;
 	}
+	sweep_vdevice_intent(b, o);
 	sweep_unknown_nested(b);
 	compute_caps(b);
 	*out = &b->base;
@@ -1541,9 +1688,11 @@ static int ifd_reopen(const struct config *cfg, struct json_object *saved,
 	backend_iommufd_restore_report(*out, &moved, &swept);
 	/* Every device was put back where the file says, regardless. */
 	if (moved || swept)
-		log_warn("the kernel was ahead of the state file (a crash mid-request): %u "
-			 "devices moved to their nest parent, %u unrecorded nested HWPTs destroyed",
-			 moved, swept);
+		log_warn(
+		    "the kernel was ahead of the state file (a crash mid-request): %u "
+		    "devices moved to their nest parent, %u unrecorded nested HWPTs, vIOMMUs or "
+		    "vDEVICEs destroyed",
+		    moved, swept);
 	return 0;
 }
 
@@ -1931,9 +2080,16 @@ static int ifd_op_viommu_alloc(struct backend *be, const char *device, uint32_t 
 	struct ifd_backend *b = to_ifd(be);
 	struct ifd_device *d = find_device(b, device);
 
+	int rc;
+
 	if (!d)
 		return -ENOENT;
-	return ifd_viommu_alloc(b->fd, d->dev_id, d->parent_id, type, flags, out_id, out_parent);
+	rc = ifd_viommu_alloc(b->fd, d->dev_id, d->parent_id, type, flags, out_id, out_parent);
+	if (!rc && add_vobj(b, *out_id, true)) {
+		ifd_destroy_id(b->fd, *out_id);
+		return -ENOMEM;
+	}
+	return rc;
 }
 
 static int ifd_op_vdevice_alloc(struct backend *be, uint32_t viommu_id, const char *device,
@@ -1942,9 +2098,21 @@ static int ifd_op_vdevice_alloc(struct backend *be, uint32_t viommu_id, const ch
 	struct ifd_backend *b = to_ifd(be);
 	struct ifd_device *d = find_device(b, device);
 
+	int rc;
+
 	if (!d)
 		return -ENOENT;
-	return ifd_vdevice_alloc(b->fd, viommu_id, d->dev_id, virt_id, out_id);
+	rc = ifd_vdevice_alloc(b->fd, viommu_id, d->dev_id, virt_id, out_id);
+	if (b->vdev_intent && !rc && *out_id != b->vdev_intent)
+		log_warn("vDEVICE %u: the kernel gave another id than the %u foreseen", *out_id,
+			 b->vdev_intent);
+	b->vdev_intent = 0;
+	b->vobjs_dirty = true;
+	if (!rc && add_vobj(b, *out_id, false)) {
+		ifd_destroy_id(b->fd, *out_id);
+		return -ENOMEM;
+	}
+	return rc;
 }
 
 static int ifd_op_attach_pasid(struct backend *be, const char *device, uint32_t pasid,
@@ -1979,7 +2147,41 @@ static int ifd_op_detach_pasid(struct backend *be, const char *device, uint32_t 
 
 static int ifd_op_destroy_object(struct backend *be, uint32_t id)
 {
-	return ifd_destroy_id(to_ifd(be)->fd, id);
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_vobj *v = find_vobj(b, id);
+	int rc = ifd_destroy_id(b->fd, id);
+
+	if (v && (!rc || rc == -ENOENT))
+		drop_vobj(b, v);
+	return rc;
+}
+
+/*
+ * iommufd gives an object the lowest free id (xa_alloc), and this iommufd
+ * is the daemon's alone, one request at a time: an IOAS made and destroyed
+ * at once shows the id the next object, the vDEVICE, gets.
+ */
+static int ifd_vdevice_intent(struct backend *be)
+{
+	struct ifd_backend *b = to_ifd(be);
+	uint32_t id;
+	int rc = ifd_ioas_alloc(b->fd, &id);
+
+	if (rc)
+		return rc;
+	rc = ifd_destroy_id(b->fd, id);
+	if (!rc) {
+		b->vdev_intent = id;
+		b->vobjs_dirty = true;
+	}
+	return rc;
+}
+
+static bool ifd_has_vobj(struct backend *be, uint32_t id, bool viommu)
+{
+	const struct ifd_vobj *v = find_vobj(to_ifd(be), id);
+
+	return v && v->viommu == viommu;
 }
 
 /* --- vEVENTQs (backend/iommufd/veventq.c) --------------------------------- */
@@ -2068,6 +2270,8 @@ const struct backend_ops backend_iommufd_ops = {
     .trigger_vevent = ifd_op_trigger_vevent,
     .attach_pasid = ifd_op_attach_pasid,
     .detach_pasid = ifd_op_detach_pasid,
+    .has_vobj = ifd_has_vobj,
+    .vdevice_intent = ifd_vdevice_intent,
 };
 
 /* --- introspection for tests ---------------------------------------------- */

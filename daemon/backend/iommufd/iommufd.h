@@ -67,6 +67,11 @@ int ifd_viommu_alloc(int fd, uint32_t dev_id, uint32_t hwpt_id, uint32_t type, u
 		     uint32_t *out_id, uint32_t *out_parent);
 int ifd_vdevice_alloc(int fd, uint32_t viommu_id, uint32_t dev_id, uint64_t virt_id,
 		      uint32_t *out_id);
+/*
+ * Whether id is a vIOMMU: 0 yes, -ENOENT no (any other object or none),
+ * -ENOTTY the kernel cannot tell (no IOMMU_HW_QUEUE_ALLOC before 6.17).
+ */
+int ifd_viommu_probe(int fd, uint32_t id);
 
 /*
  * backend/iommufd/veventq.c: IOMMU_VEVENTQ_ALLOC (the fd made non-blocking),

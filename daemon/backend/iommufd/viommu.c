@@ -45,3 +45,33 @@ int ifd_vdevice_alloc(int fd, uint32_t viommu_id, uint32_t dev_id, uint64_t virt
 		*out_id = cmd.out_vdevice_id;
 	return rc;
 }
+
+/*
+ * The restart's kind-keyed probe. The empty invalidation answers for a
+ * nested HWPT and for a vIOMMU alike (the selftest types share
+ * 0xdeadbeef), so it cannot tell them apart; IOMMU_HW_QUEUE_ALLOC can:
+ * after its argument checks (flags 0, a type other than DEFAULT, a
+ * length, no overflow) it looks the id up as a vIOMMU
+ * (iommufd_get_viommu(): -ENOENT for any other kind), and then a queue
+ * type no driver has makes get_hw_queue_size() answer 0: -EOPNOTSUPP, and
+ * nothing is made.
+ */
+#define PROBE_QUEUE_TYPE 0x7fffffffu /* no IOMMU_HW_QUEUE_TYPE_* */
+
+int ifd_viommu_probe(int fd, uint32_t id)
+{
+	struct nestd_hw_queue_alloc cmd = {
+	    .size = sizeof(cmd), .viommu_id = id, .type = PROBE_QUEUE_TYPE, .length = 4096};
+	int rc = xioctl(fd, NESTD_IOMMU_HW_QUEUE_ALLOC, &cmd);
+
+	if (rc == -EOPNOTSUPP)
+		return 0;
+	if (!rc) {
+		/* A driver that took the type after all: undo, it is a vIOMMU. */
+		struct iommu_destroy d = {.size = sizeof(d), .id = cmd.out_hw_queue_id};
+
+		(void)xioctl(fd, IOMMU_DESTROY, &d);
+		return 0;
+	}
+	return rc == -ENOTTY ? -ENOTTY : -ENOENT;
+}

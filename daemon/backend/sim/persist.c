@@ -47,22 +47,15 @@ static int vtd_to_json(struct json_object *o, const struct iommu_hwpt_vtd_s1 *v)
 }
 
 /*
- * vIOMMUs and vDEVICEs are not in the state file yet: the daemon does not
- * save its table of them either, so after a restart both sides agree they
- * are gone (the loader recomputes the nest parents' users without them).
+ * Every object: the kernel keeps them all in a kept iommufd. Fault
+ * objects come with their queues (fault_save.c); vIOMMUs, vDEVICEs and
+ * the nested HWPTs on a vIOMMU with their fields (vpersist.c).
  */
 static bool obj_persisted(const struct sim_state *st, const struct sim_obj *ob)
 {
-	const struct sim_obj *p;
-
-	/* A fault object with its queues (fault_save.c): the kernel keeps them in the iommufd. */
-	if (ob->type == SIM_OBJ_PARENT || ob->type == SIM_OBJ_FAULT)
-		return true;
-	if (ob->type != SIM_OBJ_NESTED)
-		return false;
-	/* A nested HWPT on a vIOMMU goes with its vIOMMU. */
-	p = sim_obj_find((struct sim_state *)st, ob->parent_id);
-	return p && p->type == SIM_OBJ_PARENT;
+	(void)st;
+	(void)ob;
+	return true;
 }
 
 static struct json_object *obj_to_json(const struct sim_obj *ob)
@@ -74,7 +67,7 @@ static struct json_object *obj_to_json(const struct sim_obj *ob)
 	if (js_add_u64(o, "id", ob->id) || js_add_u64(o, "type", ob->type) ||
 	    js_add_u64(o, "kind", ob->kind) || js_add_u64(o, "dev", ob->dev) ||
 	    js_add_u64(o, "parent_id", ob->parent_id) || vtd_to_json(o, &ob->vtd) ||
-	    (ob->fault_id && js_add_u64(o, "fault_id", ob->fault_id)))
+	    (ob->fault_id && js_add_u64(o, "fault_id", ob->fault_id)) || sim_vobj_to_json(ob, o))
 		goto nomem;
 	/* IOMMU_HWPT_ALLOC_PASID stays with the HWPT in the kernel (only when set: old files lack
 	 * it). */
@@ -117,10 +110,11 @@ static struct json_object *dev_to_json(const struct sim_dev *d)
 {
 	struct json_object *o = json_object_new_object(), *maps;
 
-	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
-		  js_add_u64(o, "parent_id", d->parent_id) ||
-		  js_add_u64(o, "attached_id", d->attached_id) ||
-		  js_add_u64(o, "present", d->present) || js_add_u64(o, "borrowed", d->borrowed)))
+	if (o &&
+	    (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
+	     js_add_u64(o, "parent_id", d->parent_id) ||
+	     js_add_u64(o, "attached_id", d->attached_id) || js_add_u64(o, "present", d->present) ||
+	     js_add_u64(o, "borrowed", d->borrowed) || sim_dev_cache_to_json(d, o)))
 		goto nomem;
 	maps = o ? maps_to_json(d) : NULL;
 	if (!maps || json_object_object_add(o, "maps", maps))
@@ -308,6 +302,8 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 			return bad(l, "sim: malformed device");
 		d->present = present;
 		d->borrowed = borrowed;
+		if (sim_dev_cache_load(j, d))
+			return bad(l, "sim: malformed device cache");
 		/* Counted before its areas load: sim_state_free() frees them. */
 		st->n_devs = i + 1;
 		rc = load_maps(l, j, d);
@@ -400,8 +396,13 @@ static int load_obj(struct loader *l, struct json_object *j, struct sim_obj *o)
 		if (o->parent_id || st->devs[o->dev].parent_id != o->id)
 			return bad(l, "sim: nest parent not its device's");
 	} else if (type == SIM_OBJ_NESTED) {
+		/*
+		 * On its device's nest parent (allocated at open: a smaller id),
+		 * or on a vIOMMU, which may have the larger id (the lowest free
+		 * one went to the HWPT): checked once all are in (link_vobjs).
+		 */
 		parent = sim_obj_find(st, o->parent_id);
-		if (!parent || parent->type != SIM_OBJ_PARENT || parent->dev != o->dev)
+		if (parent && parent->type == SIM_OBJ_PARENT && parent->dev != o->dev)
 			return bad(l, "sim: nested HWPT without its nest parent");
 		/* Its fault object has a smaller id (allocated first): loaded already. */
 		if (json_object_object_get_ex(j, "fault_id", NULL) &&
@@ -411,8 +412,17 @@ static int load_obj(struct loader *l, struct json_object *j, struct sim_obj *o)
 	} else if (type == SIM_OBJ_FAULT) {
 		if (o->parent_id)
 			return bad(l, "sim: malformed fault object");
-	} else {
+	} else if (type == SIM_OBJ_VIOMMU) {
+		/* viommu.c sim_viommu_alloc(): on its device's nest parent. */
+		if (o->parent_id != st->devs[o->dev].parent_id)
+			return bad(l, "sim: vIOMMU not on its device's nest parent");
+	} else if (type != SIM_OBJ_VDEVICE) {
 		return bad(l, "sim: unknown object type");
+	}
+	if (type == SIM_OBJ_VIOMMU || type == SIM_OBJ_VDEVICE) {
+		rc = sim_vobj_load(j, o, l->errmsg);
+		if (rc)
+			return rc;
 	}
 	if (json_object_object_get_ex(j, "pasid_compat", NULL)) {
 		uint32_t compat;
@@ -458,6 +468,45 @@ static int load_objs(struct loader *l, struct json_object *arr)
 }
 
 /*
+ * What sits on a vIOMMU (a vDEVICE, a nested HWPT) names one of its
+ * driver's; a device has one vDEVICE (idev->vdev), rebuilt here.
+ */
+static int link_vobjs(struct loader *l)
+{
+	struct sim_state *st = l->st;
+
+	for (uint32_t i = 0; i < st->n_objs; i++) {
+		struct sim_obj *o = &st->objs[i];
+		const struct sim_obj *p = sim_obj_find(st, o->parent_id);
+
+		if (o->type == SIM_OBJ_NESTED && p && p->type == SIM_OBJ_PARENT)
+			continue; /* checked at load */
+		if (o->type != SIM_OBJ_NESTED && o->type != SIM_OBJ_VDEVICE)
+			continue;
+		if (!p || p->type != SIM_OBJ_VIOMMU || p->kind != o->kind)
+			return bad(l, o->type == SIM_OBJ_VDEVICE
+					  ? "sim: vDEVICE without its vIOMMU"
+					  : "sim: nested HWPT without its nest parent");
+		if (o->type == SIM_OBJ_VDEVICE) {
+			if (st->devs[o->dev].vdev_id)
+				return bad(l, "sim: two vDEVICEs of one device");
+			st->devs[o->dev].vdev_id = o->id;
+		}
+	}
+	return 0;
+}
+
+/* objects.c sim_attach(): a nested HWPT on a vIOMMU, through the device's vDEVICE on it. */
+static bool on_own_vdevice(struct sim_state *st, const struct sim_dev *d, const struct sim_obj *a)
+{
+	const struct sim_obj *v = sim_obj_find(st, a->parent_id);
+	const struct sim_obj *vd = d->vdev_id ? sim_obj_find(st, d->vdev_id) : NULL;
+
+	return a->type == SIM_OBJ_NESTED && v && v->type == SIM_OBJ_VIOMMU && vd &&
+	       vd->parent_id == v->id;
+}
+
+/*
  * Devices must sit on their own parent or a nested HWPT on it; users are
  * then what the kernel's refcounts would be: attached devices, plus nested
  * children for a parent.
@@ -483,7 +532,7 @@ static int link_graph(struct loader *l)
 		}
 		if (!p || p->type != SIM_OBJ_PARENT || p->dev != i)
 			return bad(l, "sim: device without its nest parent");
-		if (!a || (a != p && a->parent_id != p->id))
+		if (!a || (a != p && a->parent_id != p->id && !on_own_vdevice(st, d, a)))
 			return bad(l, "sim: device attached to a foreign HWPT");
 		a->users++;
 		p->pasid_compat = d->pasid_bits > 0;
@@ -491,7 +540,9 @@ static int link_graph(struct loader *l)
 	for (uint32_t i = 0; i < st->n_objs; i++) {
 		struct sim_obj *o = &st->objs[i];
 
-		if (o->type == SIM_OBJ_NESTED) {
+		/* A nested HWPT, a vIOMMU, a vDEVICE: each holds what it sits on (and its fault). */
+		if (o->type == SIM_OBJ_NESTED || o->type == SIM_OBJ_VIOMMU ||
+		    o->type == SIM_OBJ_VDEVICE) {
 			sim_obj_find(st, o->parent_id)->users++;
 			if (o->fault_id)
 				sim_obj_find(st, o->fault_id)->users++;
@@ -548,6 +599,8 @@ int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_o
 	}
 	if (!rc)
 		rc = load_objs(&l, js_get(o, "objects", json_type_array));
+	if (!rc)
+		rc = link_vobjs(&l);
 	if (!rc)
 		rc = link_graph(&l);
 	if (!rc)

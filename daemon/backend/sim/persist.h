@@ -34,4 +34,14 @@ int sim_faults_load(struct sim_state *st, struct json_object *o, const char **er
 int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_object *o,
 		   const char **errmsg);
 
+/*
+ * The 7.x objects' fields (backend/sim/vpersist.c): a vIOMMU's type and
+ * SMMUv3 model, a vDEVICE's virt_id, into the object's JSON and back;
+ * a mock device's cache. Loading: 0, -EINVAL (*why says why) or -ENOMEM.
+ */
+int sim_vobj_to_json(const struct sim_obj *ob, struct json_object *o);
+int sim_vobj_load(struct json_object *j, struct sim_obj *o, const char **why);
+int sim_dev_cache_to_json(const struct sim_dev *d, struct json_object *o);
+int sim_dev_cache_load(struct json_object *j, struct sim_dev *d);
+
 #endif

@@ -234,6 +234,8 @@ static void inv_print_of(struct sim_state *st, uint32_t id, struct inv_print *p)
 static int sim_op_invalidate(struct backend *be, struct backend_inv *inv)
 {
 	struct sim_backend *sb = to_sb(be);
+	const struct sim_obj *o = sim_obj_find(&sb->st, inv->hwpt_id);
+	bool viommu = o && o->type == SIM_OBJ_VIOMMU;
 	struct inv_print before, after;
 	int rc;
 
@@ -241,7 +243,15 @@ static int sim_op_invalidate(struct backend *be, struct backend_inv *inv)
 	/* Even a failing submission applied the entries before the failure. */
 	rc = sim_invalidate(&sb->st, inv);
 	inv_print_of(&sb->st, inv->hwpt_id, &after);
-	if (memcmp(&before, &after, sizeof(before)))
+	/*
+	 * A vIOMMU's commands change its SMMUv3 model or its devices' mock
+	 * caches, which the print does not cover: saved whenever entries went.
+	 */
+	if (viommu && inv->entry_num) {
+		obj_changed(sb, inv->hwpt_id);
+		sb->dirty_devs |=
+		    sb->st.n_devs >= 64 ? UINT64_MAX : (UINT64_C(1) << sb->st.n_devs) - 1;
+	} else if (memcmp(&before, &after, sizeof(before)))
 		obj_changed(sb, inv->hwpt_id);
 	return rc;
 }
@@ -519,6 +529,13 @@ static int sim_op_vdevice_alloc(struct backend *be, uint32_t viommu_id, const ch
 	if (!rc)
 		obj_changed(to_sb(be), *out_id);
 	return rc;
+}
+
+static bool sim_has_vobj(struct backend *be, uint32_t id, bool viommu)
+{
+	struct sim_obj *o = sim_obj_find(to_st(be), id);
+
+	return o && o->type == (viommu ? SIM_OBJ_VIOMMU : SIM_OBJ_VDEVICE);
 }
 
 static bool sim_has_hwpt(struct backend *be, uint32_t hwpt_id)
@@ -800,6 +817,7 @@ const struct backend_ops backend_sim_ops = {
     .trigger_vevent = sim_op_trigger_vevent,
     .attach_pasid = sim_op_attach_pasid,
     .detach_pasid = sim_op_detach_pasid,
+    .has_vobj = sim_has_vobj,
 };
 
 /* A memfd with a fresh random id; -1 if memfd or getrandom fail (no anchor). */

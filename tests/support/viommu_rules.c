@@ -8,7 +8,10 @@
  * mock_viommu_cache_invalidate, mock_domain_nop_attach), and the selftest
  * cases of tools/testing/selftests/iommu/iommufd.c (iommufd_viommu:
  * viommu_negative_tests, vdevice_alloc, vdevice_cache) whose EXPECT_ERRNOs
- * our calls reach.
+ * our calls reach; the SMMUv3 rows from arm-smmu-v3-iommufd.c
+ * (arm_vsmmu_convert_user_cmd's opcode allowlist and vSID translation,
+ * arm_vsmmu_cache_invalidate's full-array copy and entry_num,
+ * arm_vsmmu_alloc_domain_nested / arm_smmu_validate_vste).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strerrorname_np */

@@ -8,7 +8,10 @@
  * (tests/unit/test_sim_viommu_rules.c). Every row is a short script of
  * steps on two mock devices (0 and 1, each with its own nest parent); each
  * step has the kernel's errno and, for invalidations, its entry_num. A row
- * passes when every step answers exactly that.
+ * passes when every step answers exactly that. The ARM SMMUv3 rows use two
+ * SMMUv3 devices (2, 3) that only the sim has (no SMMUv3 on an x86 guest):
+ * there the sim stands for the 7.2 driver (arm-smmu-v3-iommufd.c) and the
+ * daemon must answer as the sim does.
  *
  * Where the daemon refuses more than the kernel (its own documented rule)
  * the row's last step carries the daemon's errno and the reason; where a

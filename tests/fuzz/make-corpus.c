@@ -680,8 +680,11 @@ static void viommu_seeds(void)
 		cmd(0x11 | asid, 0);
 		inv_viommu(0, 6, SMMU_VIOMMU, 0, 8, cmds, 8);
 		/* 24-byte entries: NH_ASID 0 with a zero tail, then one with a non-zero tail. */
-		inv_viommu(0, 6, SMMU_VIOMMU, 0, 24, (const uint8_t[48]){ 0x11, [24] = 0x11, [40] = 1 },
-			   48);
+		{
+			static const uint8_t wide[48] = { 0x11, [24] = 0x11, [40] = 1 };
+
+			inv_viommu(0, 6, SMMU_VIOMMU, 0, 24, wide, sizeof(wide));
+		}
 		n_cmds = 0;
 		alloc_viommu(0, "sm1", SMMU_VIOMMU);
 		alloc_vdevice(0, 9, "sm1", 8);

@@ -5,7 +5,7 @@
  * map results back) -> encode, on real AF_UNIX SOCK_SEQPACKET sessions.
  *
  * Set up once: config (sim backend, test requests on, a VT-d, a second
- * VT-d and a selftest device), event_base, server. Per input: a fresh sim
+ * VT-d, a selftest device and two ARM SMMUv3 devices), event_base, server. Per input: a fresh sim
  * backend (so object ids, caches and injected faults start the same for
  * every run of an input) and up to two client sessions, A and B, each on a
  * socketpair whose peer end the harness reads and checks after every step.
@@ -17,6 +17,8 @@
  *           bit 1: coalescing off
  *           bit 2: end without a final flush (session_free submits the
  *                  queued invalidations itself)
+ *           bit 3: the sim follows Linux 7.x rules (vIOMMU and vDEVICE
+ *                  objects, SMMUv3 command invalidation); else 6.12's
  *   byte 1  vtd_max_mask   byte 2  bits 0-2 slack, bits 3-5 flush_all
  *   byte 3  batch chunk size (0: the kernel's 2^19)
  *   then packets: u16 little endian, bit 15 = session B, bits 0-14 the
@@ -35,12 +37,17 @@
  *   - an entry reported DONE whose pages (leaf: IOTLB; non-leaf: IOTLB and
  *     paging-structure cache) or mock IOTLB slot the sim still caches: the
  *     daemon acknowledged an invalidation that did not happen;
+ *   - an SMMUv3 TLBI_NH_VA (one page, or a 4 KiB-granule range) or
+ *     TLBI_NH_ASID reported DONE whose pages the sim's SMMU TLB still
+ *     holds for that ASID under the vIOMMU's VMID;
  *   - a request naming a HWPT (or device binding) of another session, or
- *     none, succeeds.
+ *     none, succeeds; so does one naming a vIOMMU or vDEVICE not its own;
+ *   - a vIOMMU or vDEVICE outlives the sessions.
  *
  * NESTD_FUZZ_LOG=<syslog level> turns the daemon's log on (default: off);
  * NESTD_FUZZ_TRACE=1 prints every request and reply (to replay one input).
  */
+#include <endian.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <stdbool.h>
@@ -55,6 +62,8 @@
 #include "util/config.h"
 #include "req/dispatch.h"
 #include "state/registry.h"
+#include "state/viommus.h"
+#include "backend/viommu_uapi.h"
 #include "iommu_nest.pb-c.h"
 #include "backend/iommufd_uapi.h"
 #include "util/log.h"
@@ -68,6 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* InjectFault latency the harness lets through: the sim really sleeps. */
 #define MAX_LATENCY_US 100
 #define HELLO_ID       0x4e455354ULL
+/* vtd0, mock0, vtd1; under 7.x rules also sm0, sm1. */
+#define N_DEVICES_6_12 3
+#define N_DEVICES_7    5
 
 #define CHECK(cond, ...)                                                                           \
 	do {                                                                                       \
@@ -142,11 +154,14 @@ static void client_forget_queued(struct client *c)
 	c->n_queued = 0;
 }
 
+static void forget_on_viommu(const struct session *s);
+
 /* Frees the session (which may answer queued requests) but not the peer yet. */
 static void client_free_session(struct client *c)
 {
 	if (!c->s)
 		return;
+	forget_on_viommu(c->s);
 	session_free(c->s);
 	c->s = NULL;
 }
@@ -199,6 +214,13 @@ static void setup(void)
 	add_device(&H.cfg, "vtd0", DEVICE_KIND_VTD);
 	add_device(&H.cfg, "mock0", DEVICE_KIND_SELFTEST);
 	add_device(&H.cfg, "vtd1", DEVICE_KIND_VTD);
+	/*
+	 * Configured only under 7.x rules (header bit 3), so that the 6.12
+	 * inputs keep their object ids (each device's nest parent takes one).
+	 */
+	add_device(&H.cfg, "sm0", DEVICE_KIND_SMMUV3);
+	add_device(&H.cfg, "sm1", DEVICE_KIND_SMMUV3);
+	H.cfg.n_devices = N_DEVICES_6_12;
 
 	H.base = event_base_new();
 	CHECK(H.base, "event_base_new");
@@ -333,21 +355,165 @@ static void check_done_in_sim(const IommuNest__Invalidate *m, uint32_t i)
 	}
 }
 
+/* How many entries a vIOMMU Invalidate carries: raw bytes, entry_len each (0: native). */
+static size_t viommu_entries(const IommuNest__Invalidate *m)
+{
+	uint32_t len = m->entry_len;
+
+	if (!len)
+		len = m->data_type == NESTD_VIOMMU_INV_DATA_ARM_SMMUV3 ? 16
+		      : m->data_type == NESTD_VIOMMU_INV_DATA_SELFTEST ? 12
+								       : 0;
+	return len && m->raw_entries.len % len == 0 ? m->raw_entries.len / len : 0;
+}
+
+static bool on_viommu(const IommuNest__Invalidate *m)
+{
+	return m->object_kind == IOMMU_NEST__OBJECT_KIND__OBJECT_VIOMMU;
+}
+
+/*
+ * Which nested HWPT sits on which vIOMMU (the registry keeps the nest
+ * parent): noted from every successful Alloc with a viommu_id.
+ */
+#define MAX_ON_VIOMMU 64
+struct on_viommu {
+	const struct session *owner;
+	uint32_t hwpt, viommu;
+};
+static struct on_viommu on_v[MAX_ON_VIOMMU];
+static uint32_t n_on_v;
+
+/* hwpt of s was just allocated (viommu 0: on its nest parent): an id reused drops its old note. */
+static void note_on_viommu(const struct session *s, uint32_t hwpt, uint32_t viommu)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n_on_v; i++)
+		if (on_v[i].owner != s || on_v[i].hwpt != hwpt)
+			on_v[k++] = on_v[i];
+	n_on_v = k;
+	if (viommu && n_on_v < MAX_ON_VIOMMU)
+		on_v[n_on_v++] = (struct on_viommu){s, hwpt, viommu};
+}
+
+/* A live HWPT of s on viommu: the SMMU TLB of the vIOMMU's VMID through it. */
+static const struct hwpt_entry *hwpt_on_viommu(const struct session *s, uint32_t viommu)
+{
+	for (uint32_t i = 0; i < n_on_v; i++) {
+		const struct hwpt_entry *e;
+
+		if (on_v[i].owner != s || on_v[i].viommu != viommu)
+			continue;
+		e = hwpt_registry_lookup_owned(&H.srv.reg, on_v[i].hwpt, s);
+		if (e)
+			return e;
+	}
+	return NULL;
+}
+
+/* A session's notes go with it (a new session may get the same address). */
+static void forget_on_viommu(const struct session *s)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n_on_v; i++)
+		if (on_v[i].owner != s)
+			on_v[k++] = on_v[i];
+	n_on_v = k;
+}
+
+/*
+ * An SMMUv3 command reported DONE: what it names is gone from the sim's
+ * SMMU TLB (VMID of the vIOMMU, so any nested HWPT on it answers). Checked
+ * for TLBI_NH_VA with one address or a 4 KiB-granule range without TTL,
+ * and for TLBI_NH_ASID over the low 2^48 bytes (SimPopulate makes no
+ * global leaves, which NH_ASID spares); other commands are not leaf TLB
+ * entries of one ASID the model can be asked about.
+ */
+static void check_done_smmu(const struct client *c, const IommuNest__Invalidate *m, uint32_t i)
+{
+	uint32_t len = m->entry_len ? m->entry_len : 16;
+	uint64_t w[2] = {0, 0}, iotlb = 0, psc = 0, va, npages;
+	const struct hwpt_entry *e = hwpt_on_viommu(c->s, m->hwpt_id);
+	unsigned op, tg, num, scale;
+	uint32_t asid;
+	bool leaf;
+	int rc;
+
+	memcpy(w, m->raw_entries.data + (size_t)i * len, len < 16 ? len : 16);
+	w[0] = le64toh(w[0]);
+	w[1] = le64toh(w[1]);
+	op = w[0] & 0xff;
+	asid = (uint32_t)(w[0] >> 48);
+	if (!e)
+		return;
+	if (op == 0x11) { /* TLBI_NH_ASID */
+		va = 0;
+		npages = 1ULL << 36;
+		leaf = false;
+	} else if (op == 0x12) { /* TLBI_NH_VA */
+		tg = (w[1] >> 10) & 3;
+		num = (w[0] >> 12) & 0x1f;
+		scale = (w[0] >> 20) & 0x1f;
+		leaf = w[1] & 1;
+		va = w[1] & ~0xfffULL; /* bits 63:12, all of them (the sim's reading) */
+		/* A range's TTL lets leaves of other levels stay: only TTL 0 is checked. */
+		if (tg == 0)
+			npages = 1;
+		else if (tg == 1 && !((w[1] >> 8) & 3))
+			npages = (uint64_t)(num + 1) << scale;
+		else
+			return;
+		if (va + npages * 4096 - 1 < va)
+			return; /* past the top: the model clips it */
+	} else {
+		return;
+	}
+	rc = H.be->ops->sim_smmu_query(e->be ? e->be : H.be, e->id, asid, va, npages, &iotlb, &psc);
+	if (H.trace)
+		fprintf(stderr,
+			"    entry %u: op %#x asid %u va %#llx %llu pages: %llu/%llu cached\n", i,
+			op, asid, (unsigned long long)va, (unsigned long long)npages,
+			(unsigned long long)iotlb, (unsigned long long)psc);
+	CHECK(rc == 0, "sim_smmu_query viommu %u entry %u: %d", m->hwpt_id, i, rc);
+	CHECK(iotlb == 0 && (leaf || psc == 0),
+	      "viommu %u entry %u (op %#x asid %u va %#llx, %llu pages%s) DONE but the SMMU TLB "
+	      "still holds %llu leaf / %llu walk entries of it",
+	      m->hwpt_id, i, op, asid, (unsigned long long)va, (unsigned long long)npages,
+	      leaf ? ", leaf" : "", (unsigned long long)iotlb, (unsigned long long)psc);
+}
+
 /*
  * submitted: the request went through the batch (else it was answered
  * before anything was submitted: nothing may be DONE). sim: its HWPT still
  * exists, so the sim's caches can be checked.
  */
-static void check_invalidate_reply(const IommuNest__Request *req, const IommuNest__Reply *rep,
-				   bool submitted, bool sim)
+static void check_invalidate_reply(const struct client *c, const IommuNest__Request *req,
+				   const IommuNest__Reply *rep, bool submitted, bool sim)
 {
 	const IommuNest__Invalidate *m = req->invalidate;
 	const IommuNest__InvalidateReply *ir = rep->invalidate;
-	size_t n = m->n_addr > m->n_iotlb_id ? m->n_addr : m->n_iotlb_id;
+	size_t n = on_viommu(m)		       ? viommu_entries(m)
+		   : m->n_addr > m->n_iotlb_id ? m->n_addr
+					       : m->n_iotlb_id;
+	const struct vobj *v =
+	    on_viommu(m) && c->s
+		? vobj_lookup_owned(&H.srv.reg.vobjs, VOBJ_VIOMMU, m->hwpt_id, c->s)
+		: NULL;
+	/*
+	 * An SMMUv3 vIOMMU's request that the kernel failed goes again one
+	 * command at a time, and each one is reported for what it did
+	 * (README: "only those that pass are reported done"): several FAILED,
+	 * and DONE after them, are its shape even without INV_CONTINUE.
+	 */
 	bool cont = m->flags & IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE;
+	bool one_by_one;
 	uint32_t handled = 0, nfailed = 0;
 	int32_t first_err = 0;
 	bool seen_not_done = false;
+
+	one_by_one = v && v->type == NESTD_VIOMMU_TYPE_ARM_SMMUV3;
 
 	if (rep->body_case != IOMMU_NEST__REPLY__BODY_INVALIDATE) {
 		CHECK(rep->status < 0, "invalidate %llu: no InvalidateReply and status %d",
@@ -378,7 +544,7 @@ static void check_invalidate_reply(const IommuNest__Request *req, const IommuNes
 		if (st == IOMMU_NEST__ENTRY_STATE__ENTRY_NOT_ATTEMPTED)
 			CHECK(ir->hw_error[i] == 0, "entry %zu not attempted with hw_error %#x", i,
 			      ir->hw_error[i]);
-		if (!cont)
+		if (!cont && !one_by_one)
 			CHECK(!is_done(st) || !seen_not_done,
 			      "invalidate %llu without INV_CONTINUE: entry %zu DONE after a "
 			      "non-DONE entry",
@@ -388,11 +554,19 @@ static void check_invalidate_reply(const IommuNest__Request *req, const IommuNes
 			CHECK(submitted,
 			      "invalidate %llu answered before submission, entry %zu DONE",
 			      (unsigned long long)rep->id, i);
-			if (sim)
+			/*
+			 * A vIOMMU's entries are its driver's (the same type
+			 * value as a HWPT's selftest entries): never the HWPT
+			 * checks. The mock vIOMMU's device caches have no
+			 * backend op to read them; SMMUv3 commands are checked.
+			 */
+			if (sim && !on_viommu(m))
 				check_done_in_sim(m, (uint32_t)i);
+			else if (sim && v && v->type == NESTD_VIOMMU_TYPE_ARM_SMMUV3)
+				check_done_smmu(c, m, (uint32_t)i);
 		}
 	}
-	if (!cont)
+	if (!cont && !one_by_one)
 		CHECK(nfailed <= 1, "invalidate %llu without INV_CONTINUE: %u entries FAILED",
 		      (unsigned long long)rep->id, nfailed);
 	if (!rep->status)
@@ -433,7 +607,25 @@ static bool names_foreign(const struct client *c, const IommuNest__Request *req)
 	}
 	case IOMMU_NEST__REQUEST__BODY_INVALIDATE:
 		id = req->invalidate->hwpt_id;
+		/* A vIOMMU: its owner's alone, admin or not. */
+		if (on_viommu(req->invalidate))
+			return !vobj_lookup_owned(&reg->vobjs, VOBJ_VIOMMU, id, c->s);
 		break;
+	case IOMMU_NEST__REQUEST__BODY_ALLOC:
+		/* On a vIOMMU: one of its own; on the nest parent: any device it may use. */
+		return req->alloc->viommu_id &&
+		       !vobj_lookup_owned(&reg->vobjs, VOBJ_VIOMMU, req->alloc->viommu_id, c->s);
+	case IOMMU_NEST__REQUEST__BODY_ALLOC_VDEVICE:
+		return !vobj_lookup_owned(&reg->vobjs, VOBJ_VIOMMU, req->alloc_vdevice->viommu_id,
+					  c->s);
+	case IOMMU_NEST__REQUEST__BODY_DESTROY_OBJECT: {
+		uint32_t k = req->destroy_object->kind;
+
+		if (k != VOBJ_VIOMMU && k != VOBJ_VDEVICE)
+			return true;
+		return !vobj_lookup_owned(&reg->vobjs, (enum vobj_kind)k, req->destroy_object->id,
+					  c->s);
+	}
 	case IOMMU_NEST__REQUEST__BODY_CHECK_IOTLB:
 		id = req->check_iotlb->hwpt_id;
 		break;
@@ -507,7 +699,9 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 		      rep->status);
 	switch (req->body_case) {
 	case IOMMU_NEST__REQUEST__BODY_INVALIDATE:
-		check_invalidate_reply(req, rep, false, false);
+		/* A vIOMMU's request is submitted at once (one guest sync batch), not queued. */
+		check_invalidate_reply(c, req, rep, on_viommu(req->invalidate),
+				       on_viommu(req->invalidate));
 		break;
 	case IOMMU_NEST__REQUEST__BODY_HELLO:
 		CHECK(rep->body_case == IOMMU_NEST__REPLY__BODY_HELLO, "Hello without HelloReply");
@@ -520,6 +714,7 @@ static void check_immediate_reply(struct client *c, const IommuNest__Request *re
 			CHECK(hwpt_registry_lookup_owned(&H.srv.reg, rep->alloc->hwpt_id, c->s),
 			      "allocated hwpt %u is not registered to its session",
 			      rep->alloc->hwpt_id);
+			note_on_viommu(c->s, rep->alloc->hwpt_id, req->alloc->viommu_id);
 		}
 		break;
 	case IOMMU_NEST__REQUEST__BODY_STATS:
@@ -645,7 +840,7 @@ static void match_queued(struct client *c, IommuNest__Reply *rep, bool sim)
 
 		if (q->id != rep->id)
 			continue;
-		check_invalidate_reply(q, rep, true, sim);
+		check_invalidate_reply(c, q, rep, true, sim);
 		iommu_nest__request__free_unpacked(q, NULL);
 		memmove(&c->queued[i], &c->queued[i + 1],
 			(c->n_queued - i - 1) * sizeof(c->queued[0]));
@@ -834,6 +1029,7 @@ static uint64_t flush_all_of(unsigned b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *why = NULL;
+	uint32_t n_devices;
 	uint8_t flags;
 	size_t off = 4;
 	int rc;
@@ -846,19 +1042,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return -1;
 	flags = data[0];
 	H.auto_hello = flags & 1;
+	H.cfg.sim_kernel = flags & 8 ? KERNEL_RULES_7 : KERNEL_RULES_6_12;
+	n_devices = flags & 8 ? N_DEVICES_7 : N_DEVICES_6_12;
 	H.cfg.coalesce = !(flags & 2);
 	H.cfg.vtd_max_mask = data[1];
 	H.cfg.coalesce_slack_pages = slack_of(data[2]);
 	H.cfg.flush_all_pages = flush_all_of(data[2] >> 3);
-	server_apply_config(&H.srv);
-	H.srv.batch.max_chunk = data[3];
 
 	/* A fresh backend: same object ids, empty caches, no fault, every run. */
 	H.be->ops->close(H.be);
 	H.be = NULL;
+	if (n_devices != H.cfg.n_devices) {
+		/* Another device set: the server's device table is built at init. */
+		server_fini(&H.srv);
+		H.srv_ok = false;
+		H.cfg.n_devices = n_devices;
+	}
 	rc = backend_open(&H.cfg, &H.be, &why);
 	CHECK(rc == 0, "backend_open: %d %s", rc, why ? why : "");
+	if (!H.srv_ok) {
+		rc = server_init(&H.srv, H.base, &H.cfg, H.be);
+		CHECK(rc == 0, "server_init: %d", rc);
+		H.srv_ok = true;
+	}
 	H.srv.be = H.be;
+	/* Whose rules the daemon answers by (e.g. a wrong-kind id's errno) follow the sim's. */
+	H.be->ops->get_caps(H.be, &H.srv.caps);
+	server_apply_config(&H.srv);
+	H.srv.batch.max_chunk = data[3];
 
 	for (int npkt = 0; npkt < MAX_PACKETS && off + 2 <= size; npkt++) {
 		unsigned hdr = data[off] | (unsigned)data[off + 1] << 8;
@@ -875,7 +1086,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		flush_and_check();
 	client_end(&H.cl[0]);
 	client_end(&H.cl[1]);
-	CHECK(TAILQ_EMPTY(&H.srv.sessions) && H.srv.reg.count == 0 && inv_queue_empty(&H.srv.queue),
-	      "server state left behind: %u HWPTs registered", H.srv.reg.count);
+	CHECK(TAILQ_EMPTY(&H.srv.sessions) && H.srv.reg.count == 0 && H.srv.reg.vobjs.count == 0 &&
+		  inv_queue_empty(&H.srv.queue),
+	      "server state left behind: %u HWPTs, %u vIOMMUs/vDEVICEs registered", H.srv.reg.count,
+	      H.srv.reg.vobjs.count);
 	return 0;
 }

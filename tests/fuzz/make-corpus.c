@@ -9,7 +9,8 @@
  * layout (4 header bytes, then packets of u16 length + one Request each),
  * encoded with the generated protobuf-c code. HWPT ids are what a fresh sim
  * backend with fuzz_dispatch's devices (vtd0, mock0, vtd1: nest parents
- * 1-3) hands out: 4, 5, ... Coalesce, queue_slot and smmuv3 seeds follow
+ * 1-3) hands out: 4, 5, ... Under 7.x rules (header bit 3) sm0 and sm1
+ * come too (parents 4-5): objects start at 6. Coalesce, queue_slot and smmuv3 seeds follow
  * fuzz_coalesce.c's, fuzz_queue_slot.c's and fuzz_smmuv3.c's layouts.
  */
 #include <errno.h>
@@ -28,6 +29,12 @@
 #define ST_INV 0xdeadbeefu   /* IOMMU_HWPT_INVALIDATE_DATA_SELFTEST */
 #define LEAF 1
 #define PG 4096ULL
+#define K7 8                   /* fuzz_dispatch header bit 3: Linux 7.x rules */
+#define SMMU_DATA 2            /* IOMMU_HWPT_DATA_ARM_SMMUV3 */
+#define ST_VIOMMU 0xdeadbeefu  /* IOMMU_VIOMMU_TYPE_SELFTEST, its invalidation type too */
+#define SMMU_VIOMMU 1u         /* IOMMU_VIOMMU_TYPE_ARM_SMMUV3, and its commands' type */
+#define OBJ_VIOMMU 1
+#define OBJ_VDEVICE 2
 
 struct buf {
 	uint8_t d[32768];
@@ -423,6 +430,268 @@ static void inv_mock(int s, uint32_t hwpt, uint32_t flags, uint32_t n, const uin
 }
 
 #define N(a) (uint32_t)(sizeof(a) / sizeof((a)[0]))
+
+static void alloc_viommu(int s, const char *dev, uint32_t type)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__AllocViommu a = IOMMU_NEST__ALLOC_VIOMMU__INIT;
+
+	a.device = (char *)dev;
+	a.type = type;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC_VIOMMU;
+	r.alloc_viommu = &a;
+	packet(s, &r);
+}
+
+static void alloc_vdevice(int s, uint32_t viommu, const char *dev, uint64_t virt_id)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__AllocVdevice a = IOMMU_NEST__ALLOC_VDEVICE__INIT;
+
+	a.viommu_id = viommu;
+	a.device = (char *)dev;
+	a.virt_id = virt_id;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC_VDEVICE;
+	r.alloc_vdevice = &a;
+	packet(s, &r);
+}
+
+static void destroy_object(int s, uint32_t kind, uint32_t id)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__DestroyObject d = IOMMU_NEST__DESTROY_OBJECT__INIT;
+
+	d.kind = kind;
+	d.id = id;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_DESTROY_OBJECT;
+	r.destroy_object = &d;
+	packet(s, &r);
+}
+
+/* A nested HWPT on a vIOMMU: the mock's data, or an SMMUv3 STE (ste0 != 0). */
+static void alloc_on_viommu(int s, const char *dev, uint32_t viommu, uint64_t ste0)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Alloc a = IOMMU_NEST__ALLOC__INIT;
+	IommuNest__SelftestData d = IOMMU_NEST__SELFTEST_DATA__INIT;
+	IommuNest__SmmuV3Data sd = IOMMU_NEST__SMMU_V3_DATA__INIT;
+	uint64_t ste[2] = { ste0, 0 };
+
+	a.device = (char *)dev;
+	a.viommu_id = viommu;
+	if (ste0) {
+		sd.n_ste = 2;
+		sd.ste = ste;
+		a.data_type = SMMU_DATA;
+		a.data_case = IOMMU_NEST__ALLOC__DATA_SMMUV3;
+		a.smmuv3 = &sd;
+	} else {
+		d.iotlb = 0xbadbeef;
+		a.data_type = ST_DATA;
+		a.data_case = IOMMU_NEST__ALLOC__DATA_SELFTEST;
+		a.selftest = &d;
+	}
+	r.body_case = IOMMU_NEST__REQUEST__BODY_ALLOC;
+	r.alloc = &a;
+	packet(s, &r);
+}
+
+/* Invalidate on a vIOMMU: len bytes of raw entries, entry_len each (0: native). */
+static void inv_viommu(int s, uint32_t viommu, uint32_t type, uint32_t flags,
+		       uint32_t entry_len, const void *raw, size_t len)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Invalidate m = IOMMU_NEST__INVALIDATE__INIT;
+
+	m.hwpt_id = viommu;
+	m.data_type = type;
+	m.flags = flags;
+	m.entry_len = entry_len;
+	m.object_kind = IOMMU_NEST__OBJECT_KIND__OBJECT_VIOMMU;
+	m.raw_entries.data = (uint8_t *)raw;
+	m.raw_entries.len = len;
+	r.body_case = IOMMU_NEST__REQUEST__BODY_INVALIDATE;
+	r.invalidate = &m;
+	packet(s, &r);
+}
+
+static void smmu_cache(int s, bool query_only, uint32_t hwpt, uint32_t asid, uint64_t page,
+		       uint64_t npages, uint32_t kind)
+{
+	IommuNest__Request r = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__SimPopulate p = IOMMU_NEST__SIM_POPULATE__INIT;
+	IommuNest__SimQuery q = IOMMU_NEST__SIM_QUERY__INIT;
+
+	if (query_only) {
+		q.hwpt_id = hwpt;
+		q.asid = asid;
+		q.addr = page * PG;
+		q.npages = npages;
+		r.body_case = IOMMU_NEST__REQUEST__BODY_SIM_QUERY;
+		r.sim_query = &q;
+	} else {
+		p.hwpt_id = hwpt;
+		p.asid = asid;
+		p.addr = page * PG;
+		p.npages = npages;
+		p.kind = kind;
+		r.body_case = IOMMU_NEST__REQUEST__BODY_SIM_POPULATE;
+		r.sim_populate = &p;
+	}
+	packet(s, &r);
+}
+
+/* 16-byte SMMUv3 commands, little-endian, collected for one inv_viommu(). */
+static uint8_t cmds[4096];
+static size_t n_cmds;
+
+static void cmd(uint64_t w0, uint64_t w1)
+{
+	for (int i = 0; i < 8; i++) {
+		cmds[n_cmds * 16 + i] = (uint8_t)(w0 >> (8 * i));
+		cmds[n_cmds * 16 + 8 + i] = (uint8_t)(w1 >> (8 * i));
+	}
+	n_cmds++;
+}
+
+static void inv_cmds(int s, uint32_t viommu, uint32_t flags)
+{
+	inv_viommu(s, viommu, SMMU_VIOMMU, flags, 0, cmds, n_cmds * 16);
+	n_cmds = 0;
+}
+
+/* vIOMMU seeds (7.x rules): the mock vIOMMU and vDEVICE rules, two tenants, 6.12's ENOTTY. */
+static void viommu_seeds(void)
+{
+	const uint8_t sf = 3 | (3 << 3);
+
+	{
+		/* {flags, vdev_id, cache_id} entries, as the mock lays them out. */
+		const uint32_t ok[] = { 0, 0x10, 1, 1, 0x10, 0 };
+		const uint32_t bad_flag[] = { 0, 0x10, 0, 2, 0x10, 1, 0, 0x10, 2 };
+		const uint32_t bad_cache[] = { 0, 0x10, 4 };
+		const uint32_t bad_vdev[] = { 0, 0x10, 3, 0, 0x30, 0 };
+		const uint32_t wide[] = { 0, 0x10, 1, 0, 0, 0x10, 2, 9 };
+
+		begin(K7, 18, sf, 0);
+		hello(0);
+		alloc_viommu(0, "mock0", ST_VIOMMU);
+		alloc_viommu(0, "mock0", 0);
+		alloc_viommu(0, "mock0", SMMU_VIOMMU);
+		alloc_vdevice(0, 6, "mock0", 0x10);
+		alloc_vdevice(0, 6, "mock0", 0x11);
+		alloc_on_viommu(0, "mock0", 6, 0);
+		attach(0, "mock0", 8);
+		inv_viommu(0, 6, ST_VIOMMU, 0, 0, ok, sizeof(ok));
+		inv_viommu(0, 6, ST_VIOMMU, 0, 0, bad_flag, sizeof(bad_flag));
+		inv_viommu(0, 6, ST_VIOMMU, IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE, 0, bad_flag,
+			   sizeof(bad_flag));
+		inv_viommu(0, 6, ST_VIOMMU, 0, 0, bad_cache, sizeof(bad_cache));
+		inv_viommu(0, 6, ST_VIOMMU, 0, 0, bad_vdev, sizeof(bad_vdev));
+		inv_viommu(0, 6, ST_VIOMMU, 0, 16, wide, sizeof(wide));
+		inv_viommu(0, 6, ST_VIOMMU, 0, 8, ok, 16);
+		inv_viommu(0, 6, ST_VIOMMU, 0, 0, NULL, 0);
+		inv_viommu(0, 6, ST_VIOMMU + 1, 0, 12, NULL, 0);
+		inv_viommu(0, 7, ST_VIOMMU, 0, 0, ok, sizeof(ok));
+		inv_mock(0, 8, 0, 1, (const uint32_t[]){ 1 }, NULL);
+		destroy_object(0, OBJ_VIOMMU, 6);
+		destroy_object(0, OBJ_VDEVICE, 6);
+		detach(0, "mock0");
+		destroy(0, 8);
+		destroy_object(0, OBJ_VDEVICE, 7);
+		destroy_object(0, OBJ_VIOMMU, 6);
+		/* Left for the disconnect (the sim reuses the freed ids): all three, attached. */
+		alloc_viommu(0, "mock0", ST_VIOMMU);
+		alloc_vdevice(0, 6, "mock0", 0x10);
+		alloc_on_viommu(0, "mock0", 6, 0);
+		attach(0, "mock0", 8);
+		emit("dispatch", "viommu-mock");
+	}
+	{
+		const uint32_t ok[] = { 0, 0x10, 1 };
+
+		/* B names A's objects: -ENOENT each, and A's device is busy for B. */
+		begin(K7 | 1, 18, sf, 0);
+		alloc_viommu(0, "mock0", ST_VIOMMU);
+		alloc_vdevice(0, 6, "mock0", 0x10);
+		alloc_vdevice(1, 6, "mock0", 0x11);
+		alloc_viommu(1, "mock0", ST_VIOMMU);
+		alloc_on_viommu(1, "mock0", 6, 0);
+		inv_viommu(1, 6, ST_VIOMMU, 0, 0, ok, sizeof(ok));
+		destroy_object(1, OBJ_VDEVICE, 7);
+		destroy_object(1, OBJ_VIOMMU, 6);
+		inv_viommu(0, 6, ST_VIOMMU, 0, 0, ok, sizeof(ok));
+		emit("dispatch", "viommu-two-tenants");
+	}
+	{
+		const uint32_t ok[] = { 0, 0x10, 1 };
+
+		/* 6.12: no vIOMMU; ids 1-3 are nest parents, no vIOMMUs. */
+		begin(1, 18, sf, 0);
+		alloc_viommu(0, "mock0", ST_VIOMMU);
+		alloc_vdevice(0, 1, "mock0", 0x10);
+		inv_viommu(0, 1, ST_VIOMMU, 0, 0, ok, sizeof(ok));
+		destroy_object(0, OBJ_VIOMMU, 1);
+		emit("dispatch", "viommu-6.12");
+	}
+	{
+		/* An S1 STE: V, Config 5 (S1 translate), a CD table pointer. */
+		const uint64_t ste0 = 1 | 5u << 1 | 0x80000000ULL;
+		const uint64_t asid = 5ULL << 48, va = 0x40000000ULL;
+
+		begin(K7 | 1, 18, sf, 0);
+		alloc_viommu(0, "sm0", SMMU_VIOMMU);
+		alloc_vdevice(0, 6, "sm0", 8);
+		alloc_on_viommu(0, "sm0", 6, ste0);
+		attach(0, "sm0", 8);
+		smmu_cache(0, false, 8, 5, va / PG, 256, 1);
+		smmu_cache(0, false, 8, 5, va / PG, 256, 2);
+		/* An unmap storm with the guest's CMD_SYNC implied: NH_VA leaf per page. */
+		for (uint64_t i = 0; i < 64; i++)
+			cmd(0x12 | asid, (va + i * PG) | 1);
+		inv_cmds(0, 6, 0);
+		/* A 4 KiB-granule range (TG 1, NUM 7: 8 pages), non-leaf; NH_ASID; config. */
+		cmd(0x12 | asid | 7u << 12, (va + 64 * PG) | 1u << 10);
+		cmd(0x11 | asid, 0);
+		cmd(0x05 | 8ULL << 32, 1);
+		cmd(0x06 | 8ULL << 32, 0);
+		cmd(0x40 | 8ULL << 32, 0);
+		cmd(0x13, (va + 80 * PG) | 1);
+		cmd(0x10, 0);
+		cmd(0x30, 0);
+		inv_cmds(0, 6, 0);
+		smmu_cache(0, true, 8, 5, va / PG, 256, 0);
+		/* Not a guest command, an unknown vSID, each after good ones. */
+		cmd(0x12 | asid, va | 1);
+		cmd(0x2a, 0);
+		cmd(0x12 | asid, (va + PG) | 1);
+		inv_cmds(0, 6, IOMMU_NEST__INVALIDATE_FLAG__INV_CONTINUE);
+		cmd(0x12 | asid, va | 1);
+		cmd(0x05 | 9ULL << 32, 1);
+		inv_cmds(0, 6, 0);
+		inv_viommu(0, 6, SMMU_VIOMMU, 0, 0, NULL, 0);
+		/* A kernel-reported failure: resubmitted one by one. */
+		smmu_cache(0, false, 8, 5, va / PG, 64, 1);
+		fault(0, 8, 1, 0, 0, -ETIMEDOUT, 0, 1);
+		for (uint64_t i = 0; i < 16; i++)
+			cmd(0x12 | asid, (va + i * PG) | 1);
+		inv_cmds(0, 6, 0);
+		/* Shorter and longer entries. */
+		cmd(0x11 | asid, 0);
+		inv_viommu(0, 6, SMMU_VIOMMU, 0, 8, cmds, 8);
+		/* 24-byte entries: NH_ASID 0 with a zero tail, then one with a non-zero tail. */
+		{
+			static const uint8_t wide[48] = { 0x11, [24] = 0x11, [40] = 1 };
+
+			inv_viommu(0, 6, SMMU_VIOMMU, 0, 24, wide, sizeof(wide));
+		}
+		n_cmds = 0;
+		alloc_viommu(0, "sm1", SMMU_VIOMMU);
+		alloc_vdevice(0, 9, "sm1", 8);
+		destroy_object(0, OBJ_VIOMMU, 6);
+		emit("dispatch", "smmuv3-commands");
+	}
+}
 
 static void dispatch_seeds(void)
 {
@@ -850,6 +1119,7 @@ int main(int argc, char **argv)
 	}
 	out_dir = argv[1];
 	dispatch_seeds();
+	viommu_seeds();
 	coalesce_seeds();
 	smmuv3_seeds();
 	queue_slot_seed("selftest-two", 2, 0, 1, 0);

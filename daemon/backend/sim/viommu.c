@@ -180,8 +180,12 @@ int sim_viommu_nested_check(struct sim_state *st, uint32_t dev, const struct bac
 {
 	const struct sim_obj *v = sim_obj_find(st, req->viommu_id);
 
+	/*
+	 * hw_pagetable.c iommufd_hwpt_alloc(): a pt_id that names no object,
+	 * or one that is no IOAS, paging HWPT or vIOMMU (a vDEVICE), is -EINVAL.
+	 */
 	if (!v || v->type != SIM_OBJ_VIOMMU)
-		return -ENOENT;
+		return -EINVAL;
 	/* hw_pagetable.c: the vIOMMU's IOMMU instance must be the device's. */
 	if (st->devs[v->dev].kind != st->devs[dev].kind)
 		return -EINVAL;

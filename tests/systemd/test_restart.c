@@ -50,9 +50,14 @@
  * $NESTD_DAEMON_WRAPPER (e.g. valgrind) runs the daemon under a wrapper,
  * as in the integration suites.
  *
- * $NESTD_VM_CONTEXTS turns vm_contexts on for every case (systemd/restart-ctx,
- * kernel/restart-ctx run the cases that hold with contexts; crash and
- * orphan-errors share a device between clients or edit the root's model).
+ * Modes: the daemon's default is a VM context per client. crash, orphan-
+ * errors and the kernel's grace are about the root mode (one iommufd for
+ * all: they share a device between clients, or edit the root's objects or
+ * journal behind the daemon's back) and run with vm_contexts = false;
+ * contexts and contexts-grace are their context versions (the whole
+ * context back by the first Reclaim; the grace period closes it) and run
+ * with vm_contexts = true. The others follow the default, or the root mode
+ * with $NESTD_VM_CONTEXTS=0 (systemd/restart-root, kernel/restart-root).
  *
  * Usage: test_restart DAEMON FAKE_SYSTEMD [CASE[,CASE...]]
  *        test_restart   (kernel tier: the daemon from $NESTD_DAEMON,
@@ -92,8 +97,12 @@ static int failures;
 static char dir[64];
 static bool kernel; /* NESTD_BACKEND=iommufd: the real kernel's mock devices */
 static const char *skipped; /* why the case that ran did not apply */
-/* [daemon] vm_contexts = true: the contexts cases, or $NESTD_VM_CONTEXTS for all. */
-static bool vm_contexts;
+/* What write_config says of vm_contexts: the case's mode (reset before each). */
+static enum {
+	MODE_DEFAULT, /* the daemon's default, or the root mode with $NESTD_VM_CONTEXTS=0 */
+	MODE_ROOT,    /* vm_contexts = false: one iommufd shared by all clients */
+	MODE_CONTEXTS /* vm_contexts = true */
+} ctx_mode;
 
 #define CHECK(cond, ...)                                                   \
 	do {                                                               \
@@ -142,8 +151,11 @@ static void write_config(unsigned grace_ms)
 		perror(path);
 		exit(1);
 	}
-	if (vm_contexts || getenv("NESTD_VM_CONTEXTS"))
+	if (ctx_mode == MODE_CONTEXTS)
 		fprintf(f, "[daemon]\nvm_contexts = true\n\n");
+	else if (ctx_mode == MODE_ROOT ||
+		 (getenv("NESTD_VM_CONTEXTS") && !strcmp(getenv("NESTD_VM_CONTEXTS"), "0")))
+		fprintf(f, "[daemon]\nvm_contexts = false\n\n");
 	if (kernel)
 		fprintf(f,
 			"[daemon]\nsocket = %s\nbackend = iommufd\nlog_level = debug\n"
@@ -1259,6 +1271,8 @@ static void test_orphan_errors(void)
 		return;
 	}
 	path_of(hold, sizeof(hold), "go");
+	/* The journal it edits is the root mode's (contexts: snapshots only). */
+	ctx_mode = MODE_ROOT;
 	write_config(1);
 	fake = start_fake_systemd_hold("2", hold);
 	a = connect_retry("A");
@@ -1316,6 +1330,8 @@ out_fail:
 
 static void run_crash(void)
 {
+	/* Two clients on one device, and the root's model: the root mode's. */
+	ctx_mode = MODE_ROOT;
 	if (kernel)
 		test_crash_kernel();
 	else
@@ -1324,10 +1340,14 @@ static void run_crash(void)
 
 static void run_grace(void)
 {
-	if (kernel)
+	if (kernel) {
+		/* It edits the root iommufd's objects behind the daemon's back. */
+		ctx_mode = MODE_ROOT;
 		test_grace_kernel();
-	else
+	} else {
+		/* Holds in either mode: the default's, or the root's with $NESTD_VM_CONTEXTS=0. */
 		test_grace();
+	}
 }
 
 static void dump_logs(void)
@@ -1420,7 +1440,7 @@ static pid_t ctx_start(struct iommu_nest **a, struct iommu_nest **b, struct ctx_
 {
 	pid_t fake;
 
-	vm_contexts = true;
+	ctx_mode = MODE_CONTEXTS;
 	write_config(grace_ms);
 	fake = start_fake_systemd();
 	*a = connect_retry("A");
@@ -1635,7 +1655,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		skipped = NULL;
-		vm_contexts = false;
+		ctx_mode = MODE_DEFAULT;
 		cases[i].fn();
 		printf("%s%s: %s%s\n", cases[i].name, kernel ? " (iommufd)" : "",
 		       failures != before ? "FAILED"

@@ -104,6 +104,11 @@ struct restart {
 	struct backend_fd *ctx_fds;
 	uint32_t n_ctx_fds, cap_ctx_fds;
 	bool ctx_saved; /* the last save had contexts: journal deltas cannot say they went */
+	/*
+	 * Bit i: configured device i was in a saved context that could not be
+	 * reopened; its memory records went with that context's IOAS.
+	 */
+	uint64_t lost_ctx_devs;
 
 	/* What recovery and saving work on: given at restart_open_backend and restart_restore. */
 	struct backend *be;

@@ -26,6 +26,8 @@
  *           them.
  *   contexts-grace  (both) a context nobody reclaims is torn down and
  *           closed at the grace period's end; its device is free again.
+ *   contexts-lost  (sim) a saved context the restart cannot reopen: the
+ *           VT-d device the root lent it comes back to the root.
  *   orphan-errors  (sim) the restart is held while the state file's
  *           journal gets records that make registry and model disagree;
  *           the reaper's failed destroy (-EBUSY) and unmap (-ENOENT) must
@@ -1600,6 +1602,91 @@ out_fail:
 	give_up(fake);
 }
 
+/*
+ * A saved context the restarted daemon cannot reopen (its entry in the
+ * state file no longer says what its IOAS was): its HWPTs and memory are
+ * lost, and the VT-d device the root had lent it must come back to the
+ * root rather than stay lent to nothing: a new client gets it, attaches
+ * and maps, and the context's fd store entry goes. Sim only (the kernel's
+ * mock devices are not lent, each context makes its own).
+ */
+static void test_contexts_lost(void)
+{
+	struct ctx_client ca = {.dev = "vtd0", .cut = 16};
+	struct json_object *root = NULL, *arr, *bs;
+	int memfd = memfd_create("restart-ctx-lost", MFD_CLOEXEC);
+	struct iommu_nest *a, *a2;
+	char hold[128], state[128];
+	int before = failures;
+	pid_t fake, old;
+	uint32_t x;
+	FILE *g;
+
+	if (kernel) {
+		close(memfd);
+		skipped = "the kernel's mock devices are not lent to contexts";
+		return;
+	}
+	CHECK(memfd >= 0 && !ftruncate(memfd, (off_t)MEM_LEN), "memfd");
+	path_of(hold, sizeof(hold), "go");
+	path_of(state, sizeof(state), "state");
+	ctx_mode = MODE_CONTEXTS;
+	write_config(1500);
+	fake = start_fake_systemd_hold("2", hold);
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	ctx_setup(a, &ca, memfd);
+	CHECK(wait_for("fake.log", "STORE ctx.1.sim"), "the context never reached the fd store");
+	old = read_pidfile();
+	CHECK(old > 0, "no daemon pid");
+	if (old <= 0)
+		goto out_fail;
+	kill(old, SIGKILL);
+	iommu_nest_close(a);
+	CHECK(wait_for("fake.log", "HOLD "), "fake_systemd did not hold the restart");
+	/* What makes the sim's reopen_context refuse it: no IOAS of its own saved. */
+	root = json_object_from_file(state);
+	CHECK(root && json_object_object_get_ex(root, "contexts", &arr) &&
+		  json_object_array_length(arr) == 1 &&
+		  json_object_object_get_ex(json_object_array_get_idx(arr, 0), "backend_state",
+					    &bs) &&
+		  json_object_object_get_ex(bs, "ctx_ioas", NULL),
+	      "the state file has no context with its IOAS");
+	if (failures != before)
+		goto out_fail;
+	json_object_object_del(bs, "ctx_ioas");
+	CHECK_EQ(json_object_to_file(state, root), 0);
+	json_object_put(root);
+	root = NULL;
+	g = fopen(hold, "w"); /* lets the restart go */
+	CHECK(g && !fclose(g), "%s: %s", hold, strerror(errno));
+	CHECK(wait_for("fake.log", "START 2 "), "no second start");
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK(file_has("log", "VM context 1 (uid "), "the lost context was not reported");
+	CHECK(file_has("log", "cannot be recovered"), "the lost context was not reported");
+	CHECK(file_has("log", "device vtd0: its VM context is gone; back in the daemon's own"),
+	      "vtd0 was not given back to the root");
+	CHECK(wait_for("fake.log", "REMOVE ctx.1.sim"), "the lost context stayed in the fd store");
+	CHECK_EQ(iommu_nest_reclaim(a2, ca.id, ca.tok), -ENOENT);
+	CHECK_EQ(hwpts_active(a2), 0);
+	/* The device serves again: a new context takes it from the root. */
+	x = alloc_vtd(a2, ca.dev, NULL);
+	CHECK_EQ(iommu_nest_attach(a2, ca.dev, x), 0);
+	CHECK_EQ(iommu_nest_map_memory(a2, ca.dev, MOCK_IOVA, MEM_LEN, memfd, 0, MAP_RW), 0);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	close(memfd);
+	return;
+out_fail:
+	if (root)
+		json_object_put(root);
+	close(memfd);
+	give_up(fake);
+}
+
 /* Whether name is one of list's comma-separated names. */
 static bool in_list(const char *list, const char *name)
 {
@@ -1621,7 +1708,8 @@ int main(int argc, char **argv)
 		     {"store-lost", test_store_lost},
 		     {"orphan-errors", test_orphan_errors},
 		     {"contexts", test_contexts},
-		     {"contexts-grace", test_contexts_grace}};
+		     {"contexts-grace", test_contexts_grace},
+		     {"contexts-lost", test_contexts_lost}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 

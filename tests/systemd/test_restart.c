@@ -28,6 +28,8 @@
  *           closed at the grace period's end; its device is free again.
  *   contexts-lost  (sim) a saved context the restart cannot reopen: the
  *           VT-d device the root lent it comes back to the root.
+ *   contexts-orphan-errors  (sim) orphan-errors for a VM context, its
+ *           snapshot rewritten: the same two backend_error events.
  *   orphan-errors  (sim) the restart is held while the state file's
  *           journal gets records that make registry and model disagree;
  *           the reaper's failed destroy (-EBUSY) and unmap (-ENOENT) must
@@ -1687,6 +1689,98 @@ out_fail:
 	give_up(fake);
 }
 
+/*
+ * orphan-errors for a VM context: while the restart is held, the snapshot
+ * (with contexts there is no journal) is rewritten so that the registry
+ * forgets st0's attachment (the reaper's destroy meets a device still on
+ * the HWPT in the context's model: -EBUSY) and the context's model forgets
+ * the memory in its IOAS (st0's unmap: -ENOENT). At the grace period's end both must
+ * be backend_error events, and the context is closed all the same.
+ */
+static void test_contexts_orphan_errors(void)
+{
+	struct json_object *root = NULL, *arr, *ctx, *bs = NULL, *ioas = NULL;
+	struct iommu_nest *a, *a2;
+	char hold[128], state[128], hwpt[32];
+	int before = failures, memfd;
+	pid_t fake, old;
+	uint32_t id;
+	FILE *g;
+
+	if (kernel) {
+		skipped = "the sim's model is rewritten in its state file";
+		return;
+	}
+	path_of(hold, sizeof(hold), "go");
+	path_of(state, sizeof(state), "state");
+	ctx_mode = MODE_CONTEXTS;
+	write_config(1);
+	fake = start_fake_systemd_hold("2", hold);
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	memfd = memfd_create("restart-ctx-orphan", MFD_CLOEXEC);
+	CHECK(memfd >= 0 && !ftruncate(memfd, 1 << 20), "memfd");
+	CHECK_EQ(iommu_nest_map_memory(a, "st0", 16 << 20, 1 << 20, memfd, 0, MAP_RW), 0);
+	close(memfd);
+	id = alloc_st(a, "st0", 1, NULL);
+	CHECK_EQ(iommu_nest_attach(a, "st0", id), 0);
+	CHECK(wait_for("fake.log", "STORE ctx.1.sim"), "the context never reached the fd store");
+	old = read_pidfile();
+	CHECK(old > 0, "no daemon pid");
+	if (old <= 0)
+		goto out_fail;
+	kill(old, SIGKILL);
+	iommu_nest_close(a);
+	CHECK(wait_for("fake.log", "HOLD "), "fake_systemd did not hold the restart");
+	root = json_object_from_file(state);
+	ctx = root && json_object_object_get_ex(root, "contexts", &arr) &&
+		      json_object_array_length(arr) == 1
+		  ? json_object_array_get_idx(arr, 0)
+		  : NULL;
+	/* The context's one IOAS holds its memory, whichever device mapped it. */
+	CHECK(ctx && json_object_object_get_ex(ctx, "backend_state", &bs) &&
+		  json_object_object_get_ex(bs, "ctx_ioas", &ioas) &&
+		  json_object_object_get_ex(ioas, "maps", NULL),
+	      "no IOAS in the context's model");
+	CHECK(element(root, NULL, "attachments", "device", "st0"), "st0 not attached");
+	CHECK(element(root, NULL, "mappings", "device", "st0"), "no mapping of st0");
+	if (failures != before)
+		goto out_fail;
+	json_object_object_add(ioas, "maps", json_object_new_array());
+	json_object_object_add(root, "attachments", json_object_new_array());
+	CHECK_EQ(json_object_to_file(state, root), 0);
+	json_object_put(root);
+	root = NULL;
+	g = fopen(hold, "w"); /* lets the restart go */
+	CHECK(g && !fclose(g), "%s: %s", hold, strerror(errno));
+	CHECK(wait_for("fake.log", "START 2 "), "no second start");
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	snprintf(hwpt, sizeof(hwpt), " hwpt=%u ", id);
+	CHECK(WAIT_LINES("log", "<3>event=backend_error ", "op=destroy "),
+	      "no backend_error event for the destroy");
+	CHECK_EQ(LINES("log", "<3>event=backend_error ", "op=destroy ", hwpt, "error=-16 "), 1);
+	CHECK(WAIT_LINES("log", "<3>event=backend_error ", "op=unmap "),
+	      "no backend_error event for the unmap");
+	CHECK_EQ(LINES("log", "<3>event=backend_error ", "op=unmap ", "device=st0 ",
+		       "iova=0x1000000 ", "length=0x100000 ", "error=-2 "),
+		 1);
+	CHECK_EQ(LINES("log", "event=backend_error "), 2);
+	for (int i = 0; i < polls() && !file_has("log", "closing unclaimed VM context 1"); i++)
+		sleep_ms(50);
+	CHECK(file_has("log", "closing unclaimed VM context 1"), "the context was not closed");
+	CHECK_EQ(hwpts_active(a2), 0);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	return;
+out_fail:
+	if (root)
+		json_object_put(root);
+	give_up(fake);
+}
+
 /* Whether name is one of list's comma-separated names. */
 static bool in_list(const char *list, const char *name)
 {
@@ -1709,7 +1803,8 @@ int main(int argc, char **argv)
 		     {"orphan-errors", test_orphan_errors},
 		     {"contexts", test_contexts},
 		     {"contexts-grace", test_contexts_grace},
-		     {"contexts-lost", test_contexts_lost}};
+		     {"contexts-lost", test_contexts_lost},
+		     {"contexts-orphan-errors", test_contexts_orphan_errors}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 

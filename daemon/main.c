@@ -167,16 +167,19 @@ static unsigned count_open_fds(void)
  * Clamps max_clients (0: unlimited) to what RLIMIT_NOFILE leaves after the
  * descriptors the daemon holds anyway, those passed descriptors can take
  * transiently, and some headroom: past it accept would fail with EMFILE
- * instead of refusing clients with -EUSERS. A client costs its socket,
- * and while shared queues are allowed (max_queue_bytes) the kick and
- * call eventfds its queue holds (the memfd is closed once mapped).
+ * instead of refusing clients with -EUSERS. A client costs its socket;
+ * while shared queues are allowed (max_queue_bytes) the kick and call
+ * eventfds its queue holds (the memfd is closed once mapped); with VM
+ * contexts its context's own open of /dev/iommu (the sim: its anchor).
+ * A VFIO device moved into a context costs nothing more: the root closes
+ * its cdev before the context opens its own (counted in base_fds).
  * Logged when it bites.
  */
 static void clamp_clients(struct config *cfg, unsigned base_fds)
 {
 	uint32_t want = cfg->quota.max_clients;
 	uint64_t reserve = (uint64_t)base_fds + FD_HEADROOM + FD_PASSED_MAX, fit;
-	unsigned per_client = cfg->quota.max_queue_bytes ? 3 : 1;
+	unsigned per_client = 1 + (cfg->quota.max_queue_bytes ? 2 : 0) + (cfg->vm_contexts ? 1 : 0);
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)

@@ -394,6 +394,16 @@ struct backend_ops {
 			      backend_take_fd_fn take_fd, void *ctx, struct backend **out,
 			      const char **errmsg);
 	/*
+	 * take_back_device: the root binds a device it lent to a context
+	 * again, on its own nest parent, when that context is gone without
+	 * giving it back (one that could not be reopened after a restart;
+	 * its descriptors closed first). 0, also when the root holds it or
+	 * has nothing to lend (mock devices); -EBUSY while another open
+	 * descriptor still binds the cdev (retried at the next request that
+	 * names the device, as after a failed give-back).
+	 */
+	int (*take_back_device)(struct backend *root, const char *device);
+	/*
 	 * vIOMMU objects (Linux 7.x, backend/viommu_uapi.h), with the
 	 * semantics of IOMMU_VIOMMU_ALLOC on the device's nest parent,
 	 * IOMMU_VDEVICE_ALLOC and IOMMU_DESTROY of either (-EBUSY while a

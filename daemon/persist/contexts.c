@@ -84,7 +84,12 @@ int restart_save_contexts(const struct restart *rs, struct json_object *root)
 	return rc;
 }
 
-static void restore_context(struct restart *rs, struct json_object *j)
+/*
+ * Reopens one saved context as an orphan. Returns the devices it had
+ * when it cannot come back (0 when it did, or when the entry names
+ * nothing trustworthy): the root lent them to it and must take them back.
+ */
+static uint64_t restore_context(struct restart *rs, struct json_object *j)
 {
 	struct fdstore_ctx_take take = {.rs = rs};
 	struct json_object *bs = js_get(j, "backend_state", json_type_object);
@@ -98,12 +103,12 @@ static void restore_context(struct restart *rs, struct json_object *j)
 	if (js_u32(j, "no", &take.no) || !take.no || js_u32(j, "uid", &uid) ||
 	    js_u64(j, "devices", UINT64_MAX, &devs) || !bs || ctx_numbered(rs, take.no)) {
 		log_warn("state file: malformed VM context skipped");
-		return;
+		return 0;
 	}
 	if (!rs->be->ops->reopen_context) {
 		log_warn("state file: VM context %u: the backend has no contexts; skipped",
 			 take.no);
-		return;
+		return devs;
 	}
 	rc = rs->be->ops->reopen_context(rs->be, bs, fdstore_take_ctx, &take, &be, &why);
 	v = rc ? NULL : calloc(1, sizeof(*v));
@@ -113,7 +118,7 @@ static void restore_context(struct restart *rs, struct json_object *j)
 			 rc ? (why && *why ? why : strerror(-rc)) : "out of memory");
 		if (be)
 			be->ops->close(be);
-		return;
+		return devs;
 	}
 	v->be = be;
 	v->devs = devs;
@@ -122,6 +127,35 @@ static void restore_context(struct restart *rs, struct json_object *j)
 	vmctx_link(v, &rs->reg->ctxs, take.no);
 	fdstore_adopt_ctx(rs, v);
 	log_info("VM context %u (uid %u) waits for its owner's Reclaim", v->no, uid);
+	return 0;
+}
+
+/*
+ * The devices of contexts that could not come back: the root lent them
+ * (a VFIO cdev binds to one iommufd at a time) and nobody would ever give
+ * them back, so the root binds them again now, their old descriptors
+ * being closed. One that a context that did come back holds stays there
+ * (two saved contexts never share one, but a broken file might say so).
+ */
+static void take_back_devices(struct restart *rs, uint64_t lost)
+{
+	for (uint32_t i = 0; lost && i < rs->reg->n_bindings && i < 64; i++) {
+		const char *name = rs->reg->bindings[i].dev->name;
+		int rc;
+
+		if (!(lost >> i & 1) || vmctx_of_device(&rs->reg->ctxs, i))
+			continue;
+		rc = rs->be->ops->take_back_device ? rs->be->ops->take_back_device(rs->be, name)
+						   : -EOPNOTSUPP;
+		if (rc)
+			log_warn("device %s: its VM context is gone and the daemon's own iommufd "
+				 "cannot bind it again yet: %s (retried when a request names it)",
+				 name, strerror(-rc));
+		else
+			log_notice("device %s: its VM context is gone; back in the daemon's own "
+				   "iommufd",
+				   name);
+	}
 }
 
 void restart_restore_contexts(struct restart *rs)
@@ -129,11 +163,15 @@ void restart_restore_contexts(struct restart *rs)
 	struct json_object *arr =
 	    rs->state && rs->restored ? js_get(rs->state, "contexts", json_type_array) : NULL;
 	size_t n = arr ? json_object_array_length(arr) : 0;
+	uint64_t lost = 0;
 
 	for (size_t i = 0; i < n; i++)
-		restore_context(rs, json_object_array_get_idx(arr, i));
+		lost |= restore_context(rs, json_object_array_get_idx(arr, i));
+	rs->lost_ctx_devs = lost;
 	/* Entries of contexts that could not come back would pin their objects forever. */
 	fdstore_drop_stale_ctx(rs);
+	/* After their descriptors closed: until then the cdevs are still bound to them. */
+	take_back_devices(rs, lost);
 }
 
 static int map_cmp(const void *a, const void *b)

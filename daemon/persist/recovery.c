@@ -126,7 +126,7 @@ static int restore_mapping(struct restart *rs, struct json_object *j)
 	char device[CONFIG_NAME_MAX];
 	struct device_binding *b;
 	uint64_t iova, length, last;
-	uint32_t uid;
+	uint32_t uid, idx;
 	int rc;
 
 	if (js_str(j, "device", device, sizeof(device)) || js_u64(j, "iova", UINT64_MAX, &iova) ||
@@ -136,6 +136,13 @@ static int restore_mapping(struct restart *rs, struct json_object *j)
 		return 0;
 	}
 	b = hwpt_registry_binding(rs->reg, device);
+	idx = b ? (uint32_t)(b - rs->reg->bindings) : 64;
+	/* Memory of a context that could not come back went with its IOAS. */
+	if (idx < 64 && (rs->lost_ctx_devs >> idx & 1) && !vmctx_of_device(&rs->reg->ctxs, idx)) {
+		log_warn("state file: mapping [%#llx, +%#llx) on %s went with its lost VM context",
+			 (unsigned long long)iova, (unsigned long long)length, device);
+		return 0;
+	}
 	/* One client's memory per device: a second uid on it is a corrupt file. */
 	if (!b || (b->n_maps && b->mem_uid != uid)) {
 		log_warn("state file: mapping [%#llx, +%#llx) on %s skipped",

@@ -125,6 +125,11 @@ struct restart {
 	uint64_t vobj_saved_gen;
 	uint64_t
 	    session_salt; /* restart_session_key(): this instance's, random, 0 until first used */
+	/*
+	 * Bit i: configured device i was in a saved context that could not be
+	 * reopened; its memory records went with that context's IOAS.
+	 */
+	uint64_t lost_ctx_devs;
 
 	/* What recovery and saving work on: given at restart_open_backend and restart_restore. */
 	struct backend *be;

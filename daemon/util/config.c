@@ -40,6 +40,8 @@ void config_defaults(struct config *cfg)
 	/* One VMM's burst of 32 requests, then the next queue's turn. */
 	cfg->queue_budget = 32;
 	cfg->test_requests = false;
+	/* Each client its own iommufd: the kernel keeps tenants apart (issue 15). */
+	cfg->vm_contexts = true;
 	snprintf(cfg->state_file, sizeof(cfg->state_file), "%s", DEFAULT_STATE_FILE);
 	cfg->reclaim_grace_ms = 30000;
 	cfg->log_rate_burst = 20;

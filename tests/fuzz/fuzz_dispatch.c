@@ -208,8 +208,12 @@ static void setup(void)
 	config_defaults(&H.cfg);
 	snprintf(H.cfg.backend, sizeof(H.cfg.backend), "sim");
 	H.cfg.test_requests = true;
-	/* A VM context per client (NESTD_FUZZ_VM_CONTEXTS): ids repeat across clients. */
-	H.cfg.vm_contexts = getenv("NESTD_FUZZ_VM_CONTEXTS") != NULL;
+	/*
+	 * A VM context per client, the daemon's default (ids repeat across
+	 * clients); NESTD_FUZZ_VM_CONTEXTS=0: the root mode.
+	 */
+	H.cfg.vm_contexts =
+	    !getenv("NESTD_FUZZ_VM_CONTEXTS") || strcmp(getenv("NESTD_FUZZ_VM_CONTEXTS"), "0");
 	H.cfg.n_devices = 0;
 	add_device(&H.cfg, "vtd0", DEVICE_KIND_VTD);
 	add_device(&H.cfg, "mock0", DEVICE_KIND_SELFTEST);

@@ -206,6 +206,18 @@ static void dump_file(const char *path, const char *what)
 	fclose(f);
 }
 
+bool it_vm_contexts(void)
+{
+	const char *v = getenv("NESTD_VM_CONTEXTS");
+
+	return !v || strcmp(v, "0") != 0;
+}
+
+int it_context_fds(void)
+{
+	return it_vm_contexts() ? 1 : 0;
+}
+
 bool it_kernel7_rules(const char *sim_kernel)
 {
 	const char *k = strcmp(env_or("NESTD_BACKEND", "sim"), "sim")
@@ -234,8 +246,8 @@ static char *compose_config(const struct nestd *d, const char *body)
 	snprintf(head, sizeof(head),
 		 "[daemon]\nsocket = %s\nbackend = %s\nlog_level = debug\ntest_requests = true%s",
 		 d->sock, backend,
-		 /* The suites again with a VM context per client (integration-ctx/). */
-		 getenv("NESTD_VM_CONTEXTS") ? "\nvm_contexts = true" : "");
+		 /* The suites again in root mode, one iommufd for all (integration-root/). */
+		 it_vm_contexts() ? "" : "\nvm_contexts = false");
 	append(&buf, &len, head, false);
 	if (body)
 		append(&buf, &len, body, false);

@@ -10,7 +10,8 @@
  *   NESTD_BACKEND         backend = ... (default sim)
  *   NESTD_CONFIG_EXTRA    appended to every config ("\n" escapes allowed)
  *   NESTD_DEVICES         device sections replacing the default ones
- *   NESTD_VM_CONTEXTS     set: [daemon] vm_contexts = true (integration-ctx/, kernel/integration-ctx)
+ *   NESTD_VM_CONTEXTS     "0": [daemon] vm_contexts = false, the root mode (integration-root/,
+ *                         kernel/integration-root); else the default, a context per client
  *   NESTD_KEEP_LOGS       print the daemon log of every test, not only failures
  *   NESTD_KTEST_KERNEL    the kernel tier's kernel, "6.12" or "7.x" (run-qemu.sh)
  */
@@ -103,6 +104,20 @@ int it_timeout_ms(void);
  * sim the sim_kernel the test configured ("6.12", "7.0"; NULL: default).
  */
 int it_wrong_object_errno(const char *sim_kernel);
+/*
+ * Whether the default config gives each client its own VM context (the
+ * daemon's default) rather than the root mode (NESTD_VM_CONTEXTS=0). A
+ * case whose body sets vm_contexts itself knows its mode.
+ */
+bool it_vm_contexts(void);
+/*
+ * Descriptors the daemon holds for one client's VM context once it claimed
+ * a device: its own /dev/iommu open (the sim: its anchor memfd); mock
+ * devices add none (a VFIO device would add its cdev). 0 in root mode.
+ */
+int it_context_fds(void);
+/* A body's line for the cases about the root mode (one iommufd shared by all clients). */
+#define IT_ROOT_MODE "vm_contexts = false\n"
 /* Whether the answers follow Linux 7.x (same choice of kernel as above). */
 bool it_kernel7_rules(const char *sim_kernel);
 /* CLOCK_MONOTONIC in ns, the clock the daemon's timers and rate limits use. */

@@ -47,11 +47,16 @@ static void on_done(struct iommu_nest *h, uint64_t token, const struct iommu_nes
 		c->bad++;
 }
 
+/* One VM, one device: a device is in one client's VM context at a time. */
+#define FOUR_VTD "[device vtd2]\nkind = vtd\n[device vtd3]\nkind = vtd"
+
 static void open_clients(struct nestd *d)
 {
+	static const char *const devs[CLIENTS] = {IT_VTD0, IT_VTD1, "vtd2", "vtd3"};
+
 	for (int i = 0; i < CLIENTS; i++) {
 		clients[i].h = it_connect(d, "figures");
-		clients[i].hwpt = it_alloc_vtd(clients[i].h, IT_VTD0);
+		clients[i].hwpt = it_alloc_vtd(clients[i].h, devs[i]);
 	}
 }
 
@@ -107,7 +112,7 @@ static void report(const char *what, const struct iommu_nest_stats *a,
 
 static void test_sequential_storm(void)
 {
-	struct nestd *d = it_start(NULL);
+	struct nestd *d = it_start(FOUR_VTD);
 	struct iommu_nest_stats before, after;
 	const uint64_t base = 1ull << 30; /* 4 GiB: pages 1 Mi .. */
 	double sub_ratio, page_ratio;
@@ -151,7 +156,7 @@ static uint64_t rnd(uint64_t *s)
 
 static void test_random_scatter(void)
 {
-	struct nestd *d = it_start(NULL);
+	struct nestd *d = it_start(FOUR_VTD);
 	struct iommu_nest_stats before, after;
 	double sub_ratio, page_ratio;
 	uint64_t seed = 0x5ca77e4ull, asked = 0;

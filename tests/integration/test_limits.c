@@ -961,14 +961,17 @@ static int daemon_lowest_free_fd(const struct nestd *d)
 
 #define FD_CROWD 1100
 
-/* The clamp a daemon under LimitNOFILE=1024 logs for max_clients = 2000 with body's [policy]. */
-static int clamped_cap(const char *policy, int *per_client)
+/*
+ * The clamp a daemon under LimitNOFILE=1024 logs for max_clients = 2000,
+ * with the [daemon] keys daemon and body's [policy].
+ */
+static int clamped_cap(const char *daemon, const char *policy, int *per_client)
 {
 	char name[64], body[256], *log, *at;
 	int nfd = notify_listen(name, sizeof(name)), cap = -1;
 	struct nestd *d;
 
-	snprintf(body, sizeof(body), "[policy]\nmax_clients = 2000\n%s", policy);
+	snprintf(body, sizeof(body), "%s[policy]\nmax_clients = 2000\n%s", daemon, policy);
 	d = start_notified(name, NULL, "prlimit --nofile=1024:1024", body);
 	log = it_read_file(d->log_path);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(log);
@@ -985,18 +988,87 @@ static int clamped_cap(const char *policy, int *per_client)
 
 /*
  * A shared queue holds two descriptors of the daemon's (kick and call):
- * while queues are allowed, a client counts three against RLIMIT_NOFILE.
+ * while queues are allowed, a client counts three against RLIMIT_NOFILE
+ * in the root mode.
  */
 static void test_fd_limit_queues(void)
 {
 	int per_q = 0, per_noq = 0;
-	int with_q = clamped_cap("", &per_q);
-	int without = clamped_cap("max_queue_bytes = 0\n", &per_noq);
+	int with_q = clamped_cap(IT_ROOT_MODE, "", &per_q);
+	int without = clamped_cap(IT_ROOT_MODE, "max_queue_bytes = 0\n", &per_noq);
 
 	CU_ASSERT_EQUAL(per_q, 3);
 	CU_ASSERT_EQUAL(per_noq, 1);
 	CU_ASSERT(without > 300);
 	CU_ASSERT(with_q >= without / 3 - 1 && with_q <= without / 3 + 1);
+}
+
+/*
+ * With a VM context per client (the default) each client holds one more:
+ * its context's own iommufd. The clamp counts it, and the clamped number
+ * of clients, each with its context open (a device claimed), really fits
+ * under LimitNOFILE=1024: every one is served and the next is refused with
+ * -EUSERS. Counted as one per client, the clamp would let through about
+ * twice as many, whose contexts' opens would run out of descriptors.
+ */
+static void test_fd_limit_contexts(void)
+{
+	static int fds[FD_CROWD];
+	int per_ctx = 0, per_root = 0, per_ctx_q = 0, cap = 0, status = -1, n = 0;
+	int root = clamped_cap(IT_ROOT_MODE, "max_queue_bytes = 0\n", &per_root);
+	int ctx_q = clamped_cap("vm_contexts = true\n", "", &per_ctx_q);
+	char name[64], *log, *at;
+	struct rlimit rl = {0};
+	uint64_t limit = 0;
+	struct nestd *d;
+	int nfd;
+
+	CU_ASSERT_EQUAL(per_root, 1);
+	CU_ASSERT_EQUAL(per_ctx_q, 4);
+	CU_ASSERT(ctx_q >= root / 4 - 1 && ctx_q <= root / 4 + 1);
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < FD_CROWD + 64)
+		IT_SKIP("this process may not open 1,100 connections");
+	nfd = notify_listen(name, sizeof(name));
+	d = start_notified(
+	    name, NULL, "prlimit --nofile=1024:1024",
+	    "vm_contexts = true\n[policy]\nmax_clients = 2000\n"
+	    "max_clients_per_uid = 0\nmax_clients_per_pid = 0\nmax_queue_bytes = 0\n");
+	log = it_read_file(d->log_path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+	at = strstr(log, "max_clients 2000 is more than RLIMIT_NOFILE ");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	at = strstr(at, "kept back, ");
+	CU_ASSERT_FATAL(at && sscanf(at, "kept back, %d per client): serving at most %d clients",
+				     &per_ctx, &cap) == 2);
+	free(log);
+	CU_ASSERT_EQUAL(per_ctx, 2);
+	CU_ASSERT_FATAL(cap > 100 && cap < FD_CROWD);
+	CU_ASSERT(cap >= root / 2 - 1 && cap <= root / 2 + 1);
+	/* cap clients, each with a context: all fit. */
+	for (n = 0; n < cap; n++) {
+		fds[n] = backlog_connect(d->sock);
+		CU_ASSERT_FATAL(fds[n] >= 0);
+		CU_ASSERT_EQUAL_FATAL(it_send_hello(fds[n], 1, "ctx"), 0);
+		CU_ASSERT_EQUAL_FATAL(
+		    recv_reply(fds[n], it_timeout_ms(), &status, NULL, NULL, 0, NULL), 0);
+		CU_ASSERT_EQUAL_FATAL(status, 0);
+		CU_ASSERT_FATAL(it_raw_alloc_st(fds[n], IT_ST0, 2) != 0);
+	}
+	/* One more: refused with the limit, not left to EMFILE. */
+	fds[n] = backlog_connect(d->sock);
+	CU_ASSERT_FATAL(fds[n] >= 0);
+	(void)it_send_hello(fds[n], 1, "ctx");
+	CU_ASSERT_EQUAL(recv_reply(fds[n], it_timeout_ms(), &status, &limit, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(status, -EUSERS);
+	CU_ASSERT_EQUAL(limit, (uint64_t)cap);
+	for (int i = 0; i <= n; i++)
+		close(fds[i]);
+	it_stop_ok(d);
+	close(nfd);
 }
 
 /*
@@ -1162,6 +1234,7 @@ int main(int argc, char **argv)
 	    {"hello_deadline_attack", test_hello_deadline_attack},
 	    {"fd_limit_watchdog", test_fd_limit_watchdog},
 	    {"fd_limit_queues", test_fd_limit_queues},
+	    {"fd_limit_contexts", test_fd_limit_contexts},
 	    {"status_on_change", test_status_on_change},
 	    {NULL, NULL},
 	};

@@ -172,9 +172,10 @@ static void test_map_invalid(void)
 	it_stop_ok(d);
 }
 
-static void test_overlap(void)
+/* Root mode: every device has its own IOAS, so another device's areas are free. */
+static void test_overlap_root(void)
 {
-	struct nestd *d = it_start(NULL);
+	struct nestd *d = it_start(IT_ROOT_MODE);
 	struct iommu_nest *h = it_connect(d, "mem-overlap");
 	int fd = memfd_of(2 * MIB);
 
@@ -195,6 +196,32 @@ static void test_overlap(void)
 	it_stop_ok(d);
 }
 
+/*
+ * A VM context: ONE IOAS for all of the client's devices, so a range mapped
+ * through one device is taken for every other; unmapping it through another
+ * device is EBUSY (the kernel would, behind the record of the first).
+ */
+static void test_overlap_context(void)
+{
+	struct nestd *d = it_start("vm_contexts = true");
+	struct iommu_nest *h = it_connect(d, "mem-overlap");
+	int fd = memfd_of(2 * MIB);
+
+	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA + MIB, MIB, fd, 0, RW), 0);
+	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA + MIB / 2, MIB, fd, 0, RW), -EEXIST);
+	CU_ASSERT_EQUAL(map(h, IT_ST1, MEM_IOVA + MIB, MIB, fd, 0, RW), -EEXIST);
+	CU_ASSERT_EQUAL(map(h, IT_ST1, MEM_IOVA + 2 * MIB - IT_PAGE, MIB, fd, 0, RW), -EEXIST);
+	/* Adjacent through the other device is fine: one address space, no overlap. */
+	CU_ASSERT_EQUAL(map(h, IT_ST1, MEM_IOVA + 2 * MIB, MIB, fd, 0, RW), 0);
+	CU_ASSERT_EQUAL(iommu_nest_unmap_memory(h, IT_ST1, MEM_IOVA, 3 * MIB), -EBUSY);
+	CU_ASSERT_EQUAL(iommu_nest_unmap_memory(h, IT_ST0, MEM_IOVA + MIB, MIB), 0);
+	/* Nothing of st0's is left in the range: st1 unmaps its own. */
+	CU_ASSERT_EQUAL(iommu_nest_unmap_memory(h, IT_ST1, MEM_IOVA, 3 * MIB), 0);
+	CU_ASSERT_EQUAL(map(h, IT_ST1, MEM_IOVA + MIB, MIB, fd, 0, RW), 0);
+	close(fd);
+	it_stop_ok(d);
+}
+
 static void test_quota(void)
 {
 	struct nestd *d = it_start("[policy]\nmax_mapped_bytes = 2097152");
@@ -202,13 +229,13 @@ static void test_quota(void)
 	int fd = memfd_of(2 * MIB);
 
 	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA, MIB, fd, 0, RW), 0);
-	/* Counted over all devices of the client. */
-	CU_ASSERT_EQUAL(map(h, IT_ST1, MEM_IOVA, MIB, fd, MIB, RW), 0);
+	/* Counted over all devices of the client (apart: one IOAS with contexts). */
+	CU_ASSERT_EQUAL(map(h, IT_ST1, MEM_IOVA + 8 * MIB, MIB, fd, MIB, RW), 0);
 	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA + MIB, IT_PAGE, fd, 0, RW), -EDQUOT);
 	CU_ASSERT_EQUAL(iommu_nest_last_limit(h), 2 * MIB);
 	CU_ASSERT(it_stats(h).denials >= 1);
 	/* Unmapping gives the bytes back. */
-	CU_ASSERT_EQUAL(iommu_nest_unmap_memory(h, IT_ST1, MEM_IOVA, MIB), 0);
+	CU_ASSERT_EQUAL(iommu_nest_unmap_memory(h, IT_ST1, MEM_IOVA + 8 * MIB, MIB), 0);
 	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA + MIB, MIB, fd, 0, RW), 0);
 	/* One request over the whole quota. */
 	CU_ASSERT_EQUAL(iommu_nest_unmap_memory(h, IT_ST0, 0, UINT64_MAX), 0);
@@ -239,7 +266,13 @@ static void test_vtd_read_only(void)
 	/* Nothing was mapped: the same range read-write is free. */
 	CU_ASSERT_EQUAL(map(h, IT_VTD0, MEM_IOVA, MIB, fd, 0, RW), 0);
 	CU_ASSERT_EQUAL(map(h, IT_VTD0, MEM_IOVA + MIB, MIB, fd, 0, IOMMU_NEST_MAP_WRITEABLE), 0);
-	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA, MIB, fd, 0, IOMMU_NEST_MAP_READABLE), 0);
+	/*
+	 * A mock device: in root mode its own IOAS takes read-only memory. In a
+	 * VM context it shares vtd0's IOAS, and a map fills every domain on it,
+	 * the VT-d nest parent too: the driver's -EINVAL for the whole map.
+	 */
+	CU_ASSERT_EQUAL(map(h, IT_ST0, MEM_IOVA + 4 * MIB, MIB, fd, 0, IOMMU_NEST_MAP_READABLE),
+			it_vm_contexts() ? -EINVAL : 0);
 	close(fd);
 	it_stop_ok(d);
 }
@@ -370,14 +403,14 @@ static void test_disconnect_unmaps(void)
 	uint32_t id = it_alloc_st(a, IT_ST0, 3);
 
 	CU_ASSERT_EQUAL(map(a, IT_ST0, MEM_IOVA, 2 * MIB, fd, 0, RW), 0);
-	CU_ASSERT_EQUAL(map(a, IT_ST1, MEM_IOVA, 2 * MIB, fd, 0, RW), 0);
+	CU_ASSERT_EQUAL(map(a, IT_ST1, MEM_IOVA + 4 * MIB, 2 * MIB, fd, 0, RW), 0);
 	CU_ASSERT_EQUAL(iommu_nest_attach(a, IT_ST0, id), 0);
 	it_close(a);
 	/* The same ranges, on the same devices, for the next client. */
 	b = it_connect(d, "mem-next");
 	id = it_alloc_st(b, IT_ST0, 4);
 	CU_ASSERT_EQUAL(map(b, IT_ST0, MEM_IOVA, 2 * MIB, fd, 0, RW), 0);
-	CU_ASSERT_EQUAL(map(b, IT_ST1, MEM_IOVA, 2 * MIB, fd, 0, RW), 0);
+	CU_ASSERT_EQUAL(map(b, IT_ST1, MEM_IOVA + 4 * MIB, 2 * MIB, fd, 0, RW), 0);
 	CU_ASSERT_EQUAL(iommu_nest_attach(b, IT_ST0, id), 0);
 	CU_ASSERT_EQUAL(it_stats(b).hwpts_active, 1);
 	close(fd);
@@ -449,6 +482,13 @@ static void test_fd_framing(void)
 		fds[i] = memfd_of(MIB);
 	mine = fd_count(0);
 	base = fd_count(d->pid);
+	/*
+	 * The session's first device claim opens its VM context: one more
+	 * descriptor (its /dev/iommu; the sim's anchor), held until it ends.
+	 */
+	CU_ASSERT_EQUAL(raw_map_status(x, 9, MEM_IOVA + 8 * MIB, fds, 1), 0);
+	base += it_context_fds();
+	expect_daemon_fds(d, base);
 
 	/* MapMemory without a descriptor, and with two: EINVAL, both closed. */
 	CU_ASSERT_EQUAL(raw_map_status(x, 10, MEM_IOVA, NULL, 0), -EINVAL);
@@ -510,7 +550,8 @@ static void test_fd_framing(void)
 static const struct it_case cases[] = {
 	{ "map_unmap", test_map_unmap },
 	{ "map_invalid", test_map_invalid },
-	{ "overlap", test_overlap },
+	{ "overlap_root", test_overlap_root },
+	{ "overlap_context", test_overlap_context },
 	{ "quota", test_quota },
 	{ "other_clients_device", test_other_clients_device },
 	{ "vtd_read_only", test_vtd_read_only },

@@ -639,8 +639,11 @@ static void test_scribbler(void)
 	rawq_make(&q, 4, 4, 64, true);
 	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
 	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 3), 0);
-	/* Its socket, the kick and the call: the memfd is closed once mapped. */
-	CU_ASSERT_EQUAL(it_daemon_fds(d), base_fds + 3);
+	/*
+	 * Its socket, the kick and the call (the memfd is closed once mapped),
+	 * and its VM context, opened by the alloc's device claim.
+	 */
+	CU_ASSERT_EQUAL(it_daemon_fds(d), base_fds + 3 + it_context_fds());
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct nestq_sqe s = bad[i].sqe;
 
@@ -962,7 +965,8 @@ static void test_teardown_on_disconnect(void)
 		CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(h, 8, SPIN), 0);
 		CU_ASSERT_EQUAL(iommu_nest_invalidate(h, st, ST, &e, 1, 0, &res, NULL), 0);
 		CU_ASSERT_EQUAL(res.state, DONE);
-		CU_ASSERT_EQUAL(it_daemon_fds(d), before + 3);
+		/* Socket, kick, call, and the VM context the alloc opened. */
+		CU_ASSERT_EQUAL(it_daemon_fds(d), before + 3 + it_context_fds());
 		iommu_nest_close(h);
 		CU_ASSERT(it_wait_sessions(admin, 1));
 		CU_ASSERT_EQUAL(it_daemon_fds(d), before);

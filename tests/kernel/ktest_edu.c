@@ -223,8 +223,11 @@ static pid_t start_daemon(const char *cdev)
 	fprintf(f,
 		"[daemon]\nbackend = iommufd\niommufd = /dev/iommu\nlog_level = info\n%s\n"
 		"[device " EDU_DEV "]\nkind = vtd\npath = %s\n",
-		/* kernel/edu-ctx: the device in the VMM's own VM context. */
-		getenv("NESTD_VM_CONTEXTS") ? "vm_contexts = true\n" : "", cdev);
+		/* kernel/edu-root: the device in the daemon's one iommufd (root mode). */
+		getenv("NESTD_VM_CONTEXTS") && !strcmp(getenv("NESTD_VM_CONTEXTS"), "0")
+		    ? "vm_contexts = false\n"
+		    : "",
+		cdev);
 	fclose(f);
 	unlink(SOCK);
 	pid = fork();

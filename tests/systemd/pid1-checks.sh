@@ -84,10 +84,13 @@ write_config() {
 	mkdir -p "$(dirname "$conf")"
 	cat >$conf <<EOF
 # The real-systemd tier: the sim backend (no IOMMU in the container).
+# The root mode: the checks below count the fd store's entries and reap
+# HWPTs one by one at the grace period's end, as one shared iommufd does.
 [daemon]
 backend = sim
 log_level = info
 test_requests = true
+vm_contexts = false
 reclaim_grace_ms = ${grace_ms:-8000}
 
 [limits]

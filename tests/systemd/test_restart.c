@@ -26,6 +26,10 @@
  *           them.
  *   contexts-grace  (both) a context nobody reclaims is torn down and
  *           closed at the grace period's end; its device is free again.
+ *   contexts-lost  (sim) a saved context the restart cannot reopen: the
+ *           VT-d device the root lent it comes back to the root.
+ *   contexts-orphan-errors  (sim) orphan-errors for a VM context, its
+ *           snapshot rewritten: the same two backend_error events.
  *   orphan-errors  (sim) the restart is held while the state file's
  *           journal gets records that make registry and model disagree;
  *           the reaper's failed destroy (-EBUSY) and unmap (-ENOENT) must
@@ -50,9 +54,14 @@
  * $NESTD_DAEMON_WRAPPER (e.g. valgrind) runs the daemon under a wrapper,
  * as in the integration suites.
  *
- * $NESTD_VM_CONTEXTS turns vm_contexts on for every case (systemd/restart-ctx,
- * kernel/restart-ctx run the cases that hold with contexts; crash and
- * orphan-errors share a device between clients or edit the root's model).
+ * Modes: the daemon's default is a VM context per client. crash, orphan-
+ * errors and the kernel's grace are about the root mode (one iommufd for
+ * all: they share a device between clients, or edit the root's objects or
+ * journal behind the daemon's back) and run with vm_contexts = false;
+ * contexts and contexts-grace are their context versions (the whole
+ * context back by the first Reclaim; the grace period closes it) and run
+ * with vm_contexts = true. The others follow the default, or the root mode
+ * with $NESTD_VM_CONTEXTS=0 (systemd/restart-root, kernel/restart-root).
  *
  * Usage: test_restart DAEMON FAKE_SYSTEMD [CASE[,CASE...]]
  *        test_restart   (kernel tier: the daemon from $NESTD_DAEMON,
@@ -88,30 +97,44 @@
 #include "backend/viommu_uapi.h"
 
 #define PAGE 4096ULL
-#define AW   48
+#define AW 48
 
 static const char *daemon_path, *fake_path;
 static int failures;
 static char dir[64];
-static bool kernel;	    /* NESTD_BACKEND=iommufd: the real kernel's mock devices */
+static bool kernel; /* NESTD_BACKEND=iommufd: the real kernel's mock devices */
 static const char *skipped; /* why the case that ran did not apply */
-/* [daemon] vm_contexts = true: the contexts cases, or $NESTD_VM_CONTEXTS for all. */
-static bool vm_contexts;
+/* What write_config says of vm_contexts: the case's mode (reset before each). */
+static enum {
+	MODE_DEFAULT, /* the daemon's default, or the root mode with $NESTD_VM_CONTEXTS=0 */
+	MODE_ROOT,    /* vm_contexts = false: one iommufd shared by all clients */
+	MODE_CONTEXTS /* vm_contexts = true */
+} ctx_mode;
 static bool sim7; /* the sim under 7.x rules with a second selftest device (vIOMMU cases) */
 
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-			failures++;                                                                \
-		}                                                                                  \
+/* Whether the case's daemon runs with VM contexts (the default unless the mode or env says root). */
+static bool contexts_on(void)
+{
+	const char *e = getenv("NESTD_VM_CONTEXTS");
+
+	if (ctx_mode != MODE_DEFAULT)
+		return ctx_mode == MODE_CONTEXTS;
+	return !e || strcmp(e, "0");
+}
+
+#define CHECK(cond, ...)                                                   \
+	do {                                                               \
+		if (!(cond)) {                                             \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                      \
+			fputc('\n', stderr);                               \
+			failures++;                                        \
+		}                                                          \
 	} while (0)
 
-#define CHECK_EQ(got, want)                                                                        \
-	CHECK((long long)(got) == (long long)(want), "got %lld, want %lld", (long long)(got),      \
-	      (long long)(want))
+#define CHECK_EQ(got, want)                                                          \
+	CHECK((long long)(got) == (long long)(want), "got %lld, want %lld",         \
+	      (long long)(got), (long long)(want))
 
 static void path_of(char *out, size_t len, const char *name)
 {
@@ -146,8 +169,11 @@ static void write_config(unsigned grace_ms)
 		perror(path);
 		exit(1);
 	}
-	if (vm_contexts || getenv("NESTD_VM_CONTEXTS"))
+	if (ctx_mode == MODE_CONTEXTS)
 		fprintf(f, "[daemon]\nvm_contexts = true\n\n");
+	else if (ctx_mode == MODE_ROOT ||
+		 (getenv("NESTD_VM_CONTEXTS") && !strcmp(getenv("NESTD_VM_CONTEXTS"), "0")))
+		fprintf(f, "[daemon]\nvm_contexts = false\n\n");
 	if (kernel)
 		fprintf(f,
 			"[daemon]\nsocket = %s\nbackend = iommufd\nlog_level = debug\n"
@@ -1266,6 +1292,8 @@ static void test_orphan_errors(void)
 		return;
 	}
 	path_of(hold, sizeof(hold), "go");
+	/* The journal it edits is the root mode's (contexts: snapshots only). */
+	ctx_mode = MODE_ROOT;
 	write_config(1);
 	fake = start_fake_systemd_hold("2", hold);
 	a = connect_retry("A");
@@ -1323,6 +1351,8 @@ out_fail:
 
 static void run_crash(void)
 {
+	/* Two clients on one device, and the root's model: the root mode's. */
+	ctx_mode = MODE_ROOT;
 	if (kernel)
 		test_crash_kernel();
 	else
@@ -1331,10 +1361,14 @@ static void run_crash(void)
 
 static void run_grace(void)
 {
-	if (kernel)
+	if (kernel) {
+		/* It edits the root iommufd's objects behind the daemon's back. */
+		ctx_mode = MODE_ROOT;
 		test_grace_kernel();
-	else
+	} else {
+		/* Holds in either mode: the default's, or the root's with $NESTD_VM_CONTEXTS=0. */
 		test_grace();
+	}
 }
 
 static void dump_logs(void)
@@ -1427,7 +1461,7 @@ static pid_t ctx_start(struct iommu_nest **a, struct iommu_nest **b, struct ctx_
 {
 	pid_t fake;
 
-	vm_contexts = true;
+	ctx_mode = MODE_CONTEXTS;
 	write_config(grace_ms);
 	fake = start_fake_systemd();
 	*a = connect_retry("A");
@@ -1585,6 +1619,183 @@ static void test_contexts_grace(void)
 	return;
 out_fail:
 	close(memfd);
+	give_up(fake);
+}
+
+/*
+ * A saved context the restarted daemon cannot reopen (its entry in the
+ * state file no longer says what its IOAS was): its HWPTs and memory are
+ * lost, and the VT-d device the root had lent it must come back to the
+ * root rather than stay lent to nothing: a new client gets it, attaches
+ * and maps, and the context's fd store entry goes. Sim only (the kernel's
+ * mock devices are not lent, each context makes its own).
+ */
+static void test_contexts_lost(void)
+{
+	struct ctx_client ca = {.dev = "vtd0", .cut = 16};
+	struct json_object *root = NULL, *arr, *bs;
+	int memfd = memfd_create("restart-ctx-lost", MFD_CLOEXEC);
+	struct iommu_nest *a, *a2;
+	char hold[128], state[128];
+	int before = failures;
+	pid_t fake, old;
+	uint32_t x;
+	FILE *g;
+
+	if (kernel) {
+		close(memfd);
+		skipped = "the kernel's mock devices are not lent to contexts";
+		return;
+	}
+	CHECK(memfd >= 0 && !ftruncate(memfd, (off_t)MEM_LEN), "memfd");
+	path_of(hold, sizeof(hold), "go");
+	path_of(state, sizeof(state), "state");
+	ctx_mode = MODE_CONTEXTS;
+	write_config(1500);
+	fake = start_fake_systemd_hold("2", hold);
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	ctx_setup(a, &ca, memfd);
+	CHECK(wait_for("fake.log", "STORE ctx.1.sim"), "the context never reached the fd store");
+	old = read_pidfile();
+	CHECK(old > 0, "no daemon pid");
+	if (old <= 0)
+		goto out_fail;
+	kill(old, SIGKILL);
+	iommu_nest_close(a);
+	CHECK(wait_for("fake.log", "HOLD "), "fake_systemd did not hold the restart");
+	/* What makes the sim's reopen_context refuse it: no IOAS of its own saved. */
+	root = json_object_from_file(state);
+	CHECK(root && json_object_object_get_ex(root, "contexts", &arr) &&
+		  json_object_array_length(arr) == 1 &&
+		  json_object_object_get_ex(json_object_array_get_idx(arr, 0), "backend_state",
+					    &bs) &&
+		  json_object_object_get_ex(bs, "ctx_ioas", NULL),
+	      "the state file has no context with its IOAS");
+	if (failures != before)
+		goto out_fail;
+	json_object_object_del(bs, "ctx_ioas");
+	CHECK_EQ(json_object_to_file(state, root), 0);
+	json_object_put(root);
+	root = NULL;
+	g = fopen(hold, "w"); /* lets the restart go */
+	CHECK(g && !fclose(g), "%s: %s", hold, strerror(errno));
+	CHECK(wait_for("fake.log", "START 2 "), "no second start");
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	CHECK(file_has("log", "VM context 1 (uid "), "the lost context was not reported");
+	CHECK(file_has("log", "cannot be recovered"), "the lost context was not reported");
+	CHECK(file_has("log", "device vtd0: its VM context is gone; back in the daemon's own"),
+	      "vtd0 was not given back to the root");
+	CHECK(wait_for("fake.log", "REMOVE ctx.1.sim"), "the lost context stayed in the fd store");
+	CHECK_EQ(iommu_nest_reclaim(a2, ca.id, ca.tok), -ENOENT);
+	CHECK_EQ(hwpts_active(a2), 0);
+	/* The device serves again: a new context takes it from the root. */
+	x = alloc_vtd(a2, ca.dev, NULL);
+	CHECK_EQ(iommu_nest_attach(a2, ca.dev, x), 0);
+	CHECK_EQ(iommu_nest_map_memory(a2, ca.dev, MOCK_IOVA, MEM_LEN, memfd, 0, MAP_RW), 0);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	close(memfd);
+	return;
+out_fail:
+	if (root)
+		json_object_put(root);
+	close(memfd);
+	give_up(fake);
+}
+
+/*
+ * orphan-errors for a VM context: while the restart is held, the snapshot
+ * (with contexts there is no journal) is rewritten so that the registry
+ * forgets st0's attachment (the reaper's destroy meets a device still on
+ * the HWPT in the context's model: -EBUSY) and the context's model forgets
+ * the memory in its IOAS (st0's unmap: -ENOENT). At the grace period's end both must
+ * be backend_error events, and the context is closed all the same.
+ */
+static void test_contexts_orphan_errors(void)
+{
+	struct json_object *root = NULL, *arr, *ctx, *bs = NULL, *ioas = NULL;
+	struct iommu_nest *a, *a2;
+	char hold[128], state[128], hwpt[32];
+	int before = failures, memfd;
+	pid_t fake, old;
+	uint32_t id;
+	FILE *g;
+
+	if (kernel) {
+		skipped = "the sim's model is rewritten in its state file";
+		return;
+	}
+	path_of(hold, sizeof(hold), "go");
+	path_of(state, sizeof(state), "state");
+	ctx_mode = MODE_CONTEXTS;
+	write_config(1);
+	fake = start_fake_systemd_hold("2", hold);
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	memfd = memfd_create("restart-ctx-orphan", MFD_CLOEXEC);
+	CHECK(memfd >= 0 && !ftruncate(memfd, 1 << 20), "memfd");
+	CHECK_EQ(iommu_nest_map_memory(a, "st0", 16 << 20, 1 << 20, memfd, 0, MAP_RW), 0);
+	close(memfd);
+	id = alloc_st(a, "st0", 1, NULL);
+	CHECK_EQ(iommu_nest_attach(a, "st0", id), 0);
+	CHECK(wait_for("fake.log", "STORE ctx.1.sim"), "the context never reached the fd store");
+	old = read_pidfile();
+	CHECK(old > 0, "no daemon pid");
+	if (old <= 0)
+		goto out_fail;
+	kill(old, SIGKILL);
+	iommu_nest_close(a);
+	CHECK(wait_for("fake.log", "HOLD "), "fake_systemd did not hold the restart");
+	root = json_object_from_file(state);
+	ctx = root && json_object_object_get_ex(root, "contexts", &arr) &&
+		      json_object_array_length(arr) == 1
+		  ? json_object_array_get_idx(arr, 0)
+		  : NULL;
+	/* The context's one IOAS holds its memory, whichever device mapped it. */
+	CHECK(ctx && json_object_object_get_ex(ctx, "backend_state", &bs) &&
+		  json_object_object_get_ex(bs, "ctx_ioas", &ioas) &&
+		  json_object_object_get_ex(ioas, "maps", NULL),
+	      "no IOAS in the context's model");
+	CHECK(element(root, NULL, "attachments", "device", "st0"), "st0 not attached");
+	CHECK(element(root, NULL, "mappings", "device", "st0"), "no mapping of st0");
+	if (failures != before)
+		goto out_fail;
+	json_object_object_add(ioas, "maps", json_object_new_array());
+	json_object_object_add(root, "attachments", json_object_new_array());
+	CHECK_EQ(json_object_to_file(state, root), 0);
+	json_object_put(root);
+	root = NULL;
+	g = fopen(hold, "w"); /* lets the restart go */
+	CHECK(g && !fclose(g), "%s: %s", hold, strerror(errno));
+	CHECK(wait_for("fake.log", "START 2 "), "no second start");
+	a2 = connect_retry("A2");
+	if (!a2)
+		goto out_fail;
+	snprintf(hwpt, sizeof(hwpt), " hwpt=%u ", id);
+	CHECK(WAIT_LINES("log", "<3>event=backend_error ", "op=destroy "),
+	      "no backend_error event for the destroy");
+	CHECK_EQ(LINES("log", "<3>event=backend_error ", "op=destroy ", hwpt, "error=-16 "), 1);
+	CHECK(WAIT_LINES("log", "<3>event=backend_error ", "op=unmap "),
+	      "no backend_error event for the unmap");
+	CHECK_EQ(LINES("log", "<3>event=backend_error ", "op=unmap ", "device=st0 ",
+		       "iova=0x1000000 ", "length=0x100000 ", "error=-2 "),
+		 1);
+	CHECK_EQ(LINES("log", "event=backend_error "), 2);
+	for (int i = 0; i < polls() && !file_has("log", "closing unclaimed VM context 1"); i++)
+		sleep_ms(50);
+	CHECK(file_has("log", "closing unclaimed VM context 1"), "the context was not closed");
+	CHECK_EQ(hwpts_active(a2), 0);
+	iommu_nest_close(a2);
+	clean_stop(fake);
+	return;
+out_fail:
+	if (root)
+		json_object_put(root);
 	give_up(fake);
 }
 
@@ -1842,7 +2053,7 @@ static uint32_t lost_viommu(const char *dev)
 	uint32_t id = 0;
 	int kfd;
 
-	if (!kernel || vm_contexts || getenv("NESTD_VM_CONTEXTS"))
+	if (!kernel || contexts_on())
 		return 0;
 	kfd = grab_daemon_iommufd();
 	CHECK(kfd >= 0, "cannot get the daemon's iommufd");
@@ -2008,7 +2219,7 @@ static void test_viommu_grace(void)
 	CHECK(wait_for("log", "destroyed unclaimed viommu"), "the vIOMMUs were not destroyed");
 	CHECK(!file_has("log", "destroy orphan"), "an orphan's destroy failed (the order?)");
 	CHECK_EQ(hwpts_active(b2), 1);
-	if (kernel && !getenv("NESTD_VM_CONTEXTS")) {
+	if (kernel && !contexts_on()) {
 		kfd = grab_daemon_iommufd();
 		CHECK(kfd >= 0, "cannot get the daemon's iommufd");
 		/* Gone from the kernel: the HWPT, the vIOMMUs (destroying the vDEVICE's id fails
@@ -2100,11 +2311,12 @@ static void test_viommu_window(void)
 	FILE *g;
 	pid_t fake, old;
 
-	if (!kernel || getenv("NESTD_VM_CONTEXTS")) {
-		skipped = kernel ? "whose iommufd? (contexts)"
-				 : "the sim's objects are written with the state file: no window";
+	if (!kernel) {
+		skipped = "the sim's objects are written with the state file: no window";
 		return;
 	}
+	/* Objects made behind the daemon's back in its own iommufd: the root's. */
+	ctx_mode = MODE_ROOT;
 	path_of(hold, sizeof(hold), "go");
 	write_config(60000);
 	fake = start_fake_systemd_hold("2", hold);
@@ -2172,10 +2384,8 @@ static void test_viommu_sessions(void)
 	int rc;
 	pid_t fake;
 
-	if (getenv("NESTD_VM_CONTEXTS")) {
-		skipped = "a context goes whole with its first Reclaim";
-		return;
-	}
+	/* Sessions of one iommufd: with contexts, a context goes whole with its first Reclaim. */
+	ctx_mode = MODE_ROOT;
 	sim7 = true;
 	write_config(60000);
 	fake = start_fake_systemd_n("3");
@@ -2352,6 +2562,8 @@ int main(int argc, char **argv)
 		     {"orphan-errors", test_orphan_errors},
 		     {"contexts", test_contexts},
 		     {"contexts-grace", test_contexts_grace},
+		     {"contexts-lost", test_contexts_lost},
+		     {"contexts-orphan-errors", test_contexts_orphan_errors},
 		     {"faults", test_faults},
 		     {"faults-grace", test_faults_grace},
 		     {"viommu", test_viommu},
@@ -2392,7 +2604,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		skipped = NULL;
-		vm_contexts = false;
+		ctx_mode = MODE_DEFAULT;
 		sim7 = false;
 		cases[i].fn();
 		printf("%s%s: %s%s\n", cases[i].name, kernel ? " (iommufd)" : "",

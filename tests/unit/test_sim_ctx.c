@@ -271,11 +271,52 @@ static void test_restart(void)
 	down();
 }
 
+/*
+ * A context that does not come back after a restart (its saved state is
+ * unusable): the root still has vtd0 lent out, as its saved state says,
+ * until take_back_device binds it again on the root's own nest parent.
+ */
+static void test_take_back(void)
+{
+	struct json_object *sr = json_object_new_object();
+	struct store fr = {.n = 0};
+	struct backend_hw_info info;
+	const char *err = NULL;
+
+	up();
+	CU_ASSERT(a->ops->add_device(a, "vtd0") == 0);
+	CU_ASSERT(root->ops->save(root, sr) == 0);
+	store_keep(&fr, root);
+	b->ops->close(b);
+	a->ops->abandon(a);
+	root->ops->abandon(root);
+
+	CU_ASSERT_FATAL(backend_sim_ops.reopen(&cfg, sr, store_take, &fr, &root, &err) == 0);
+	CU_ASSERT(root->ops->hw_info(root, "vtd0", &info) == -ENODEV); /* lent to nothing */
+	CU_ASSERT_FATAL(root->ops->open_context(root, &a) == 0);
+	CU_ASSERT(a->ops->add_device(a, "vtd0") == -EINVAL);
+	CU_ASSERT(root->ops->take_back_device(root, "vtd0") == 0);
+	CU_ASSERT(root->ops->hw_info(root, "vtd0", &info) == 0);
+	/* Held already: nothing to do. Mock devices are never lent. */
+	CU_ASSERT(root->ops->take_back_device(root, "vtd0") == 0);
+	CU_ASSERT(root->ops->take_back_device(root, "mock0") == 0);
+	CU_ASSERT(root->ops->take_back_device(root, "nope") == -ENODEV);
+	CU_ASSERT(a->ops->take_back_device(a, "vtd0") == -EINVAL); /* contexts lend nothing */
+	/* Lent again to a new context, and given back when it closes. */
+	CU_ASSERT(a->ops->add_device(a, "vtd0") == 0);
+	CU_ASSERT(root->ops->hw_info(root, "vtd0", &info) == -ENODEV);
+	CU_ASSERT_FATAL(root->ops->open_context(root, &b) == 0);
+	store_drop(&fr);
+	json_object_put(sr);
+	down();
+}
+
 static const struct unit_case tests[] = {
     {"ids per context", test_ids_per_context},
     {"one IOAS per context", test_shared_ioas},
     {"a VFIO device in one iommufd at a time", test_vfio_one_iommufd},
     {"restart: root and context re-adopted", test_restart},
+    {"restart: a lost context's device taken back by the root", test_take_back},
 };
 
 int main(void)

@@ -1920,6 +1920,29 @@ static int root_rebind(struct ifd_backend *b, struct ifd_device *rd)
 	return 0;
 }
 
+static int ifd_take_back_device(struct backend *be, const char *device)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *rd = NULL;
+	int rc;
+
+	if (b->root)
+		return -EINVAL; /* a context lends nothing */
+	/* find_device() sees present devices only; a lent one is not. */
+	for (uint32_t i = 0; device && i < b->n_devs; i++)
+		if (!strcmp(b->devs[i].name, device))
+			rd = &b->devs[i];
+	if (!rd)
+		return -ENODEV;
+	if (rd->present || rd->kind != DEVICE_KIND_VTD)
+		return 0;
+	rc = root_rebind(b, rd);
+	/* Not yet: the next request naming it retries (the failed give-back's path). */
+	if (rc)
+		rd->unbound = true;
+	return rc;
+}
+
 /* Undoes what add_device built for d, in the kernel's dependency order. */
 static void ctx_release(struct ifd_backend *b, struct ifd_device *d)
 {
@@ -2261,6 +2284,7 @@ const struct backend_ops backend_iommufd_ops = {
     .add_device = ifd_add_device,
     .remove_device = ifd_remove_device,
     .reopen_context = ifd_reopen_context,
+    .take_back_device = ifd_take_back_device,
     .viommu_alloc = ifd_op_viommu_alloc,
     .vdevice_alloc = ifd_op_vdevice_alloc,
     .destroy_object = ifd_op_destroy_object,

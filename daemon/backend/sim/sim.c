@@ -669,23 +669,45 @@ static int root_lend(struct sim_backend *sb, uint32_t i)
 	return 0;
 }
 
-static void ctx_give_back(struct sim_backend *sb, uint32_t i)
+/* The root binds device i again, back on its own nest parent. */
+static void root_take_back(struct sim_backend *root, uint32_t i)
 {
-	struct sim_dev *d = &sb->st.devs[i];
-	struct sim_state *rs = &sb->root->st;
+	struct sim_state *rs = &root->st;
 	struct sim_dev *rd = &rs->devs[i];
 	struct sim_obj *o;
 
-	if (!d->borrowed)
+	if (rd->present || rd->kind != DEVICE_KIND_VTD)
 		return;
-	d->borrowed = false;
 	o = sim_obj_find(rs, rd->parent_id);
 	if (o)
 		o->users++;
 	rd->attached_id = rd->parent_id;
 	rd->present = true;
-	sb->root->dirty_devs |= UINT64_C(1) << i;
-	sb->root->gen++;
+	root->dirty_devs |= UINT64_C(1) << i;
+	root->gen++;
+}
+
+static void ctx_give_back(struct sim_backend *sb, uint32_t i)
+{
+	struct sim_dev *d = &sb->st.devs[i];
+
+	if (!d->borrowed)
+		return;
+	d->borrowed = false;
+	root_take_back(sb->root, i);
+}
+
+static int sim_take_back_device(struct backend *be, const char *device)
+{
+	struct sim_backend *root = to_sb(be);
+	int i = sim_dev_find_any(&root->st, device);
+
+	if (root->root)
+		return -EINVAL; /* a context lends nothing */
+	if (i < 0)
+		return i;
+	root_take_back(root, (uint32_t)i);
+	return 0;
 }
 
 static int sim_open_context(struct backend *be, struct backend **out)
@@ -808,6 +830,7 @@ const struct backend_ops backend_sim_ops = {
     .add_device = sim_add_device,
     .remove_device = sim_remove_device,
     .reopen_context = sim_reopen_context,
+    .take_back_device = sim_take_back_device,
     .viommu_alloc = sim_op_viommu_alloc,
     .vdevice_alloc = sim_op_vdevice_alloc,
     .destroy_object = sim_op_destroy,

@@ -714,6 +714,9 @@ static void run_queue(void)
 			for (size_t w = 0; w < 2; w++) {
 				const struct workload *wl = workload_find(wls[w]);
 
+				/* --workloads narrows these rows too (while iterating on one). */
+				if (wl_index(wls[w]) < 0)
+					continue;
 				for (uint32_t c = 0; wl && c < o.n_clients; c++)
 					run_daemon_row(kinds[k].section, d.socket, ctl, d.pid,
 						       wl->name, wl->gen, wl->batch, w == 1,

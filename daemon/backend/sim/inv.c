@@ -42,10 +42,17 @@ static void sim_sleep_us(uint32_t us)
 static int copy_entry(void *dst, size_t size, size_t min_len, const struct backend_inv *inv,
 		      uint32_t i)
 {
+	const char *src = (const char *)inv->entries + (size_t)inv->entry_len * i;
+
 	if (inv->entry_len < min_len || inv->entry_len > size)
 		return -EINVAL;
-	memset(dst, 0, size);
-	memcpy(dst, (const char *)inv->entries + (size_t)inv->entry_len * i, inv->entry_len);
+	/* The common case, the full struct: one fixed-size copy per entry. */
+	if (inv->entry_len == size) {
+		memcpy(dst, src, size);
+		return 0;
+	}
+	memcpy(dst, src, inv->entry_len);
+	memset((char *)dst + inv->entry_len, 0, size - inv->entry_len);
 	return 0;
 }
 

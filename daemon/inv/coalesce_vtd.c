@@ -294,6 +294,17 @@ static uint32_t group(const struct vrec *recs, uint32_t nr, struct vshape *group
 		seg.rec_end = i;
 		if (seg.pages == VTD_PAGES_ALL)
 			return UINT32_MAX;
+		/*
+		 * A merged shape covers its span, so with a gap above the slack
+		 * and a span above both shapes' pages merge_ok() must refuse:
+		 * scattered ranges skip shaping a merge they would not take.
+		 */
+		if (have && seg.start - g.end > slack &&
+		    seg.end - g.start > sat_add(g.pages, seg.pages)) {
+			groups[ng++] = g;
+			g = seg;
+			continue;
+		}
 		if (have) {
 			vtd_shape(&m, g.start, seg.end, mm, slack);
 			if (merge_ok(&g, &seg, &m, slack)) {

@@ -86,8 +86,12 @@ static bool fault_fire(struct sim_state *st, const struct sim_obj *o, struct bac
 	if (inv->hw_error)
 		inv->hw_error[i] = st->fault.hw_error;
 	*rc = st->fault.error;
-	if (st->fault.count && !--st->fault_fires_left)
-		memset(&st->fault, 0, sizeof(st->fault)); /* latency stays */
+	if (st->fault.count) {
+		/* A counted fault's remaining fires are saved state. */
+		st->inv_changed = true;
+		if (!--st->fault_fires_left)
+			memset(&st->fault, 0, sizeof(st->fault)); /* latency stays */
+	}
 	return true;
 }
 
@@ -101,7 +105,9 @@ struct inv_driver {
 	size_t entry_size, min_len;
 	/* The driver's per-entry checks; on success *r is the entry's range. */
 	int (*check)(const void *e, struct sim_entry_range *r);
-	int (*apply)(struct sim_obj *o, const void *e, const struct sim_entry_range *r);
+	/* Sets *changed when it changed what the model keeps. */
+	int (*apply)(struct sim_obj *o, const void *e, const struct sim_entry_range *r,
+		     bool *changed);
 };
 
 union inv_entry {
@@ -128,15 +134,20 @@ static int vtd_check_entry(const void *entry, struct sim_entry_range *r)
  * would flush: the sim must expose a coalescer that under-invalidates.
  * Non-leaf also drops paging-structure caches.
  */
-static int vtd_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r)
+static int vtd_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r,
+		     bool *changed)
 {
 	const struct iommu_hwpt_vtd_s1_invalidate *e = entry;
+	/* Removal only ever drops pages: the totals tell whether anything went. */
+	uint64_t before = o->iotlb_set.pages + o->psc_set.pages;
 	int rc;
 
 	rc = sim_iset_remove(&o->iotlb_set, r->start, r->end);
-	if (rc || (e->flags & IOMMU_VTD_INV_FLAGS_LEAF))
-		return rc;
-	return sim_iset_remove(&o->psc_set, r->start, r->end);
+	if (!rc && !(e->flags & IOMMU_VTD_INV_FLAGS_LEAF))
+		rc = sim_iset_remove(&o->psc_set, r->start, r->end);
+	if (o->iotlb_set.pages + o->psc_set.pages != before)
+		*changed = true;
+	return rc;
 }
 
 static int mock_check_entry(const void *entry, struct sim_entry_range *r)
@@ -151,18 +162,23 @@ static int mock_check_entry(const void *entry, struct sim_entry_range *r)
 	return 0;
 }
 
-static int mock_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r)
+static int mock_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r,
+		      bool *changed)
 {
 	const struct iommu_hwpt_invalidate_selftest *e = entry;
 	int j;
 
+	(void)r;
 	if (!(e->flags & IOMMU_TEST_INVALIDATE_FLAG_ALL)) {
+		*changed |= o->iotlb[e->iotlb_id] != 0;
 		o->iotlb[e->iotlb_id] = 0;
 		return 0;
 	}
 	/* FLAG_ALL ignores iotlb_id (but it was still range checked). */
-	for (j = 0; j < MOCK_NESTED_DOMAIN_IOTLB_NUM; j++)
+	for (j = 0; j < MOCK_NESTED_DOMAIN_IOTLB_NUM; j++) {
+		*changed |= o->iotlb[j] != 0;
 		o->iotlb[j] = 0;
+	}
 	return 0;
 }
 
@@ -206,7 +222,7 @@ static int walk_entries(struct sim_state *st, struct sim_obj *o, struct backend_
 		if (rc)
 			break;
 		if (!fault_fire(st, o, inv, i, &r, &rc))
-			rc = drv->apply(o, &e, &r);
+			rc = drv->apply(o, &e, &r, &st->inv_changed);
 		if (rc)
 			break;
 		processed++;

@@ -257,6 +257,7 @@ void queue_poll_turn(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd, (void)what;
 	srv->stats.queue.poll_passes++;
+	queue_poll_turn_begin(srv);
 	for (unsigned spin = 0; !TAILQ_EMPTY(&srv->pollers); spin++) {
 		if (poll_round(srv)) {
 			took = true;
@@ -270,6 +271,7 @@ void queue_poll_turn(evutil_socket_t fd, short what, void *arg)
 		cpu_relax();
 	}
 	poll_expire(srv);
+	queue_poll_turn_end(srv);
 	if (!TAILQ_EMPTY(&srv->pollers))
 		queue_poll_arm(srv);
 	/*

@@ -276,9 +276,11 @@ void queue_poll_turn(evutil_socket_t fd, short what, void *arg)
 		queue_poll_arm(srv);
 	/*
 	 * Sessions a reply closed are reaped at the end of a pass (on_flush);
-	 * an armed flush (batch_delay_us) does that when it runs.
+	 * an armed flush (batch_delay_us) does that when it runs. A flush
+	 * armed during the turn without a delay scheduled no event (see
+	 * arm_flush()): if one is still armed here, it gets its event now.
 	 */
-	if (took && !srv->flush_armed)
+	if ((took && !srv->flush_armed) || (srv->flush_armed && !srv->cfg->batch_delay_us))
 		event_active(srv->ev_flush, EV_TIMEOUT, 0);
 }
 

@@ -70,6 +70,7 @@ void queue_poll_arm(struct server *srv);
  */
 void queue_poll_turn_begin(struct server *srv);
 void queue_poll_turn_end(struct server *srv);
+bool queue_poll_turn_running(const struct server *srv);
 
 /* Puts q in the poll loop's list (if not there) and arms the loop. */
 void queue_look_again(struct nest_queue *q);

@@ -64,6 +64,11 @@ void queue_poll_turn_end(struct server *srv)
 	turn_running = NULL;
 }
 
+bool queue_poll_turn_running(const struct server *srv)
+{
+	return turn_running == srv;
+}
+
 /* The poll loop's list lives here, below queue.c: a completion resumes a stalled queue. */
 void queue_poll_arm(struct server *srv)
 {

@@ -54,6 +54,7 @@ struct opts {
 	uint32_t churn_hwpts; /* HWPTs the churning tenant holds; 0: no churn run */
 	unsigned time_limit;
 	int pin; /* server CPU, -1: let the scheduler place everything */
+	const char *base_daemon; /* --base-daemon: an older build for the socket A/B rows */
 };
 
 /* One measured configuration. */
@@ -714,6 +715,9 @@ static void run_queue(void)
 			for (size_t w = 0; w < 2; w++) {
 				const struct workload *wl = workload_find(wls[w]);
 
+				/* --workloads narrows these rows too (while iterating on one). */
+				if (wl_index(wls[w]) < 0)
+					continue;
 				for (uint32_t c = 0; wl && c < o.n_clients; c++)
 					run_daemon_row(kinds[k].section, d.socket, ctl, d.pid,
 						       wl->name, wl->gen, wl->batch, w == 1,
@@ -731,6 +735,44 @@ static void run_queue(void)
 		}
 		daemon_stop(&d);
 		running_daemon = NULL;
+	}
+}
+
+/*
+ * The socket path against an older build, back to back in the same
+ * machine state (--base-daemon): the 1-entry sync and 256-entry
+ * pipelined rows, this build's daemon then the base build's, each
+ * freshly started, so that a "no regression" claim compares like with
+ * like rather than with a table from another day.
+ */
+static void run_socket_ab(void)
+{
+	static const struct {
+		const char *wl;
+		bool async;
+	} ab[] = {{"seq-strict", false}, {"lazy-fq", true}};
+
+	fprintf(stderr, "socket A/B: this build vs %s\n", o.base_daemon);
+	for (size_t w = 0; w < sizeof(ab) / sizeof(ab[0]); w++) {
+		const struct workload *wl = workload_find(ab[w].wl);
+
+		for (int side = 0; wl && side < 2; side++) {
+			const char *section = side ? "socket-base" : "socket-this";
+			struct daemon_proc d;
+			struct iommu_nest *ctl;
+
+			if (daemon_start(&d, side ? o.base_daemon : o.daemon, o.tmpdir, true,
+					 section))
+				continue;
+			running_daemon = &d;
+			if (!iommu_nest_connect(d.socket, "bench-ctl", &ctl)) {
+				run_daemon_row(section, d.socket, ctl, d.pid, wl->name, wl->gen,
+					       wl->batch, ab[w].async, 1);
+				iommu_nest_close(ctl);
+			}
+			daemon_stop(&d);
+			running_daemon = NULL;
+		}
 	}
 }
 
@@ -774,6 +816,14 @@ static void print_queue(void)
 		    QUEUE_IDLE_N, queue_idle_cpu_s, QUEUE_IDLE_S);
 }
 
+static void print_socket_ab(void)
+{
+	print_header("Socket path, this build then the base build, back to back (--base-daemon)");
+	for (uint32_t i = 0; i < n_rows; i++)
+		if (!strcmp(rows[i].section, "socket-this") || !strcmp(rows[i].section, "socket-base"))
+			print_row(&rows[i]);
+}
+
 static int miss(bool ok, const char *fmt, ...)
 {
 	va_list ap;
@@ -784,6 +834,42 @@ static int miss(bool ok, const char *fmt, ...)
 	va_end(ap);
 	printf("\n");
 	return ok ? 0 : 1;
+}
+
+/*
+ * Socket no-regression (--base-daemon): this build's 1-entry sync p50 over
+ * the socket ping-pong floor, beside the base build's measured right
+ * after it; and the pipelined rows' daemon CPU per entry. "Beyond noise"
+ * is taken as 15%: repeated runs of one binary on this shared machine
+ * differ by about that much.
+ */
+static int socket_ab_targets(void)
+{
+	const struct row *ts = find_row("socket-this", "seq-strict", false, 1);
+	const struct row *bs = find_row("socket-base", "seq-strict", false, 1);
+	const struct row *tl = find_row("socket-this", "lazy-fq", true, 1);
+	const struct row *bl = find_row("socket-base", "lazy-fq", true, 1);
+	int fails = 0;
+
+	if (ts && bs && pp_have[0] && o.clients[0] == 1) {
+		double t50 = (double)hist_quantile(&ts->r.lat, 0.5),
+		       b50 = (double)hist_quantile(&bs->r.lat, 0.5),
+		       f50 = (double)hist_quantile(&pp_sync[0].lat, 0.5);
+
+		fails += miss(t50 <= 1.15 * b50,
+			      "socket path: 1-entry sync p50 %.1f us = %.2fx the ping-pong floor "
+			      "(%.1f us); base build, same run: %.1f us = %.2fx (target: within "
+			      "15%%)",
+			      t50 / 1e3, t50 / f50, f50 / 1e3, b50 / 1e3, b50 / f50);
+	}
+	if (tl && bl)
+		fails += miss(ns_per_entry(tl) <= 1.15 * ns_per_entry(bl),
+			      "socket path: pipelined 256-entry batches: daemon CPU %.0f ns per "
+			      "entry, %.2fM entries/s; base build, same run: %.0f ns, %.2fM/s "
+			      "(target: within 15%%)",
+			      ns_per_entry(tl), per_s(tl->r.entries, tl->r.seconds) / 1e6,
+			      ns_per_entry(bl), per_s(bl->r.entries, bl->r.seconds) / 1e6);
+	return fails;
 }
 
 /* Issue 17's targets, as ratios to the floors of this run. */
@@ -842,6 +928,7 @@ static int queue_targets(void)
 			      "entry (target <= 40)",
 			      ns_per_entry(qb));
 	}
+	fails += socket_ab_targets();
 	if (queue_idle_cpu_s >= 0)
 		fails += miss(queue_idle_cpu_s <= 0.01 * QUEUE_IDLE_S,
 			      "idle: %d queues after the poll window: daemon CPU %.1f ms per s "
@@ -1079,6 +1166,8 @@ static void usage(FILE *f)
 		"  --tmpdir DIR         for configs, sockets, daemon logs (default /tmp)\n"
 		"  --time-limit S       hard stop (default 290)\n"
 		"  --quick              short smoke run (0.2 s, clients 1,4)\n"
+		"  --base-daemon PATH   an older iommu-nestd: its socket rows (1-entry sync,\n"
+		"                       256-entry pipelined) run right after this build's\n"
 		"  --pin CPU|none       server side (daemon, echo peer, in-process floor) on CPU,\n"
 		"                       clients on the other CPUs (default 0; none: unpinned)\n\n"
 		"Workloads:\n");
@@ -1111,6 +1200,7 @@ static int parse_options(int argc, char **argv)
 		O_QUICK,
 		O_PIN,
 		O_CHURN,
+		O_BASE,
 		O_HELP
 	};
 	static const struct option lo[] = {
@@ -1136,6 +1226,7 @@ static int parse_options(int argc, char **argv)
 	    {"quick", no_argument, NULL, O_QUICK},
 	    {"pin", required_argument, NULL, O_PIN},
 	    {"churn-hwpts", required_argument, NULL, O_CHURN},
+	    {"base-daemon", required_argument, NULL, O_BASE},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1212,6 +1303,7 @@ static int parse_options(int argc, char **argv)
 		case O_CHURN:
 			o.churn_hwpts = (uint32_t)atoi(optarg);
 			break;
+		case O_BASE: o.base_daemon = optarg; break;
 		case 'h':
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -1291,6 +1383,8 @@ int main(int argc, char **argv)
 		}
 		if (o.queue)
 			run_queue();
+		if (o.base_daemon)
+			run_socket_ab();
 		if (o.nocoalesce && daemon_start(&d, o.daemon, o.tmpdir, false, "nocoalesce") == 0) {
 			running_daemon = &d;
 			run_matrix("no-coalesce", d.socket, d.pid, o.nc_clients, o.n_nc_clients, false);
@@ -1348,6 +1442,8 @@ int main(int argc, char **argv)
 	}
 	if (o.queue)
 		print_queue();
+	if (o.base_daemon)
+		print_socket_ab();
 	if (have_churn) {
 		printf("\nBystander while another tenant churns Alloc/Destroy (state_file on)\n");
 		printf(
@@ -1366,6 +1462,8 @@ int main(int argc, char **argv)
 	fails = acceptance();
 	if (o.queue)
 		fails += queue_targets();
+	else if (o.base_daemon)
+		fails += socket_ab_targets();
 	if (csv)
 		fclose(csv);
 	/* Leave the daemon logs for inspection only when something failed. */
@@ -1378,11 +1476,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench: a run failed; daemon logs kept in %s\n", o.tmpdir);
 		} else {
 			static const char *const tags[] = { "idle",	  "coalesce", "nocoalesce",
-							    "queue-poll", "queue-nopoll" };
+							    "queue-poll", "queue-nopoll", "socket-this",
+							    "socket-base" };
 			static const char *const exts[] = { "conf", "log", "sock" };
 			char path[512];
 
-			for (size_t t = 0; t < 5; t++)
+			for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++)
 				for (size_t e = 0; e < 3; e++) {
 					snprintf(path, sizeof(path), "%s/%s.%s", o.tmpdir, tags[t],
 						 exts[e]);

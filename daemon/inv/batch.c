@@ -66,6 +66,7 @@ struct batch {
 	struct bitem *items; /* m gathered entries, client order */
 	uint8_t *ent;	     /* their (normalised) entries */
 	uint8_t *tmp;	     /* m entries: coalescer input, one-for-one chunks */
+	uint64_t *ppages;    /* per plan entry: its modelled pages, computed once per plan */
 	uint32_t *sel;	     /* m: the items still to submit */
 	uint32_t *aux;	     /* m: the items served by a failing entry */
 	uint32_t *hw;	     /* hw_error of one backend call */
@@ -118,7 +119,7 @@ static int batch_layout(struct batch *b, uint32_t nr, uint32_t m)
 	int rc;
 
 	/* Each piece is a multiple of 8 bytes; the uint32 arrays go last. */
-	rc = ctx_reserve(b->ctx, sz_reqs + sz_items + 2 * sz_ent +
+	rc = ctx_reserve(b->ctx, sz_reqs + sz_items + 2 * sz_ent + n_plan * sizeof(uint64_t) +
 				     (2 * (size_t)m + n_hw + n_plan) * sizeof(uint32_t));
 	if (rc)
 		return rc;
@@ -131,6 +132,8 @@ static int batch_layout(struct batch *b, uint32_t nr, uint32_t m)
 	p += sz_ent;
 	b->tmp = p;
 	p += sz_ent;
+	b->ppages = (uint64_t *)p;
+	p += n_plan * sizeof(uint64_t);
 	b->sel = (uint32_t *)p;
 	b->aux = b->sel + m;
 	b->hw = b->aux + m;
@@ -138,6 +141,15 @@ static int batch_layout(struct batch *b, uint32_t nr, uint32_t m)
 	/* Kept all zero between backend calls (submit, hw_clear). */
 	memset(b->hw, 0, n_hw * sizeof(*b->hw));
 	return 0;
+}
+
+/* One entry's bytes; the VT-d size spelled out so the copy is a few moves, not a call. */
+static inline void ent_copy(void *dst, const void *src, uint32_t esz)
+{
+	if (esz == sizeof(struct iommu_hwpt_vtd_s1_invalidate))
+		memcpy(dst, src, sizeof(struct iommu_hwpt_vtd_s1_invalidate));
+	else
+		memcpy(dst, src, esz);
 }
 
 static struct inv_entry_result *item_res(struct batch *b, uint32_t it)
@@ -206,8 +218,8 @@ static void count_flushed(struct inv_batch_stats *st, uint64_t pages)
  * written once the caller has read it (hw_clear), so no call pays for the
  * whole array.
  */
-static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt, int *err,
-		       uint32_t *seen)
+static uint32_t submit(struct batch *b, const uint8_t *entries, const uint64_t *pages, uint32_t cnt,
+		       int *err, uint32_t *seen)
 {
 	struct backend_inv inv = {
 	    .hwpt_id = b->hwpt_id,
@@ -236,7 +248,8 @@ static uint32_t submit(struct batch *b, const uint8_t *entries, uint32_t cnt, in
 	b->stats->submissions++;
 	b->stats->entries_submitted += *seen;
 	for (k = 0; k < *seen; k++)
-		count_flushed(b->stats, entry_pages(b, entries + (size_t)k * b->esz));
+		count_flushed(b->stats,
+			      pages ? pages[k] : entry_pages(b, entries + (size_t)k * b->esz));
 	return h;
 }
 
@@ -287,14 +300,15 @@ static void walk(struct batch *b, uint32_t *list, uint32_t nl)
 			if (item_dead(b, it))
 				continue;
 			list[w++] = it;
-			memcpy(b->tmp + (size_t)cnt * b->esz, b->ent + (size_t)it * b->esz, b->esz);
+			ent_copy(b->tmp + (size_t)cnt * b->esz, b->ent + (size_t)it * b->esz,
+				 b->esz);
 			cnt++;
 		}
 		while (off < cnt) {
 			uint32_t h, seen, k;
 			int err;
 
-			h = submit(b, b->tmp + (size_t)off * b->esz, cnt - off, &err, &seen);
+			h = submit(b, b->tmp + (size_t)off * b->esz, NULL, cnt - off, &err, &seen);
 			for (k = 0; k < seen; k++) {
 				uint32_t it = list[cs + off + k];
 				struct breq *r = &b->reqs[b->items[it].req];
@@ -337,8 +351,7 @@ static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint
 				continue;
 			b->mark[k] = rq;
 			r->subs++;
-			r->pages = sat_add(
-			    r->pages, entry_pages(b, (uint8_t *)plan->sub + (size_t)k * b->esz));
+			r->pages = sat_add(r->pages, b->ppages[k]);
 		}
 	}
 }
@@ -383,7 +396,7 @@ static int planned_round(struct batch *b, uint32_t ns)
 	int rc, err = 0;
 
 	for (uint32_t p = 0; p < ns; p++)
-		memcpy(b->tmp + (size_t)p * b->esz, b->ent + (size_t)sel[p] * b->esz, b->esz);
+		ent_copy(b->tmp + (size_t)p * b->esz, b->ent + (size_t)sel[p] * b->esz, b->esz);
 	rc = coalesce(b, ns);
 	if (rc)
 		return rc;
@@ -391,13 +404,17 @@ static int planned_round(struct batch *b, uint32_t ns)
 	if (!plan->n_sub)
 		return -EINVAL;
 	b->stats->escalations += plan_escalated(b, ns);
+	/* Each plan entry's pages, once: the counters and every request it served add them. */
+	for (uint32_t k = 0; k < plan->n_sub; k++)
+		b->ppages[k] = entry_pages(b, (uint8_t *)plan->sub + (size_t)k * b->esz);
 
 	j = plan->n_sub;
 	for (base = 0; base < plan->n_sub; base += cnt) {
 		uint32_t f, h, seen;
 
 		cnt = plan->n_sub - base < b->chunk ? plan->n_sub - base : b->chunk;
-		h = submit(b, (uint8_t *)plan->sub + (size_t)base * b->esz, cnt, &err, &seen);
+		h = submit(b, (uint8_t *)plan->sub + (size_t)base * b->esz, b->ppages + base, cnt,
+			   &err, &seen);
 		f = first_bad(b, h, cnt, err, &err, &hw);
 		hw_clear(b, seen);
 		proc_end = base + seen;
@@ -437,7 +454,8 @@ static int planned_round(struct batch *b, uint32_t ns)
 		uint32_t again, h, seen, hw2;
 		int err2;
 
-		h = submit(b, (uint8_t *)plan->sub + (size_t)j * b->esz, 1, &err2, &seen);
+		h = submit(b, (uint8_t *)plan->sub + (size_t)j * b->esz, b->ppages + j, 1, &err2,
+			   &seen);
 		again = first_bad(b, h, 1, err2, &err2, &hw2);
 		hw_clear(b, seen);
 		if (again == 1)
@@ -544,7 +562,7 @@ static void gather(struct batch *b, struct inv_request *reqs)
 			if (q->res[i].state != INV_PENDING)
 				continue;
 			b->items[m] = (struct bitem){.req = r, .idx = i};
-			memcpy(dst, src + (size_t)i * b->esz, b->esz);
+			ent_copy(dst, src + (size_t)i * b->esz, b->esz);
 			/* Never let addr + npages wrap into a smaller flush. */
 			if (b->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1)
 				vtd_entry_normalize(dst);

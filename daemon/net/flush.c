@@ -29,7 +29,8 @@ static void arm_flush(struct server *srv)
 		struct timeval tv = {.tv_sec = srv->cfg->batch_delay_us / 1000000,
 				     .tv_usec = srv->cfg->batch_delay_us % 1000000};
 		evtimer_add(srv->ev_flush, &tv);
-	} else {
+	} else if (!queue_poll_turn_running(srv)) {
+		/* (A poll turn runs the batch itself right after taking: nothing to schedule.) */
 		event_active(srv->ev_flush, EV_TIMEOUT, 0);
 	}
 }
@@ -146,7 +147,12 @@ void server_flush(struct server *srv)
 
 	if (srv->flush_armed) {
 		srv->flush_armed = false;
-		event_del(srv->ev_flush);
+		/*
+		 * In a poll turn arm_flush() scheduled nothing; an event made
+		 * before the turn may stay, and finds nothing to run.
+		 */
+		if (srv->cfg->batch_delay_us || !queue_poll_turn_running(srv))
+			event_del(srv->ev_flush);
 	}
 	while ((hwpt = inv_queue_pop(&srv->queue, &reqs)))
 		answer_batch(srv, hwpt, reqs, run_hwpt_batch(srv, hwpt, reqs));

@@ -20,7 +20,7 @@
 #include "util/policy.h"
 
 /* One submission: taken (the slot is the client's again), checked, batched or answered. */
-static void take_one(struct nest_queue *q)
+static void take_one(struct nest_queue *q, uint64_t now)
 {
 	struct session *s = q->s;
 	struct server *srv = s->srv;
@@ -36,7 +36,7 @@ static void take_one(struct nest_queue *q)
 	srv->stats.queue.submissions++;
 	s->n_requests++;
 	q->inflight++;
-	q->last_take_ns = monotonic_ns();
+	q->last_take_ns = now;
 	/* The socket's first gate, before anything about the request itself. */
 	if (!rate_limiter_take(&s->rate, rate)) {
 		IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
@@ -136,6 +136,7 @@ static bool consume_some(struct nest_queue *q)
 {
 	const struct config *cfg = q->s->srv->cfg;
 	bool took = false;
+	uint64_t now = 0;
 
 	for (uint32_t budget = cfg->queue_budget; budget; budget--) {
 		int ready;
@@ -159,7 +160,13 @@ static bool consume_some(struct nest_queue *q)
 			unstall(q);
 		if (q->polling)
 			q->s->srv->stats.queue.kicks_suppressed++;
-		take_one(q);
+		/*
+		 * One clock read per turn, not per submission: what this turn
+		 * takes arrived together, as the packets of one socket read.
+		 */
+		if (!took)
+			now = monotonic_ns();
+		take_one(q, now);
 		took = true;
 	}
 	/* Budget spent: the other queues and the sockets have their turn first. */
@@ -250,6 +257,7 @@ void queue_poll_turn(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd, (void)what;
 	srv->stats.queue.poll_passes++;
+	queue_poll_turn_begin(srv);
 	for (unsigned spin = 0; !TAILQ_EMPTY(&srv->pollers); spin++) {
 		if (poll_round(srv)) {
 			took = true;
@@ -263,13 +271,16 @@ void queue_poll_turn(evutil_socket_t fd, short what, void *arg)
 		cpu_relax();
 	}
 	poll_expire(srv);
+	queue_poll_turn_end(srv);
 	if (!TAILQ_EMPTY(&srv->pollers))
 		queue_poll_arm(srv);
 	/*
 	 * Sessions a reply closed are reaped at the end of a pass (on_flush);
-	 * an armed flush (batch_delay_us) does that when it runs.
+	 * an armed flush (batch_delay_us) does that when it runs. A flush
+	 * armed during the turn without a delay scheduled no event (see
+	 * arm_flush()): if one is still armed here, it gets its event now.
 	 */
-	if (took && !srv->flush_armed)
+	if ((took && !srv->flush_armed) || (srv->flush_armed && !srv->cfg->batch_delay_us))
 		event_active(srv->ev_flush, EV_TIMEOUT, 0);
 }
 

@@ -63,6 +63,14 @@ void queue_poll_turn(evutil_socket_t fd, short what, void *srv);
 
 /* Arms the poll loop for its next turn (after the sockets' events). */
 void queue_poll_arm(struct server *srv);
+/*
+ * Between these two the poll loop is running a turn: it looks at every
+ * queue on the list until the list is empty or the turn's slice is over
+ * and then re-arms itself, so queue_poll_arm() need not touch the timer.
+ */
+void queue_poll_turn_begin(struct server *srv);
+void queue_poll_turn_end(struct server *srv);
+bool queue_poll_turn_running(const struct server *srv);
 
 /* Puts q in the poll loop's list (if not there) and arms the loop. */
 void queue_look_again(struct nest_queue *q);

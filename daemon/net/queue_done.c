@@ -46,11 +46,36 @@ static void publish(struct nest_queue *q)
 	}
 }
 
+/*
+ * The server whose poll turn is running, if any (the loop is single
+ * threaded): during a turn every submission taken would otherwise re-add
+ * the poll timer, a libevent heap operation per request for nothing.
+ */
+static const struct server *turn_running;
+
+void queue_poll_turn_begin(struct server *srv)
+{
+	turn_running = srv;
+}
+
+void queue_poll_turn_end(struct server *srv)
+{
+	(void)srv;
+	turn_running = NULL;
+}
+
+bool queue_poll_turn_running(const struct server *srv)
+{
+	return turn_running == srv;
+}
+
 /* The poll loop's list lives here, below queue.c: a completion resumes a stalled queue. */
 void queue_poll_arm(struct server *srv)
 {
 	static const struct timeval now = {0, 0};
 
+	if (turn_running == srv)
+		return;
 	if (!evtimer_pending(srv->ev_poll, NULL))
 		evtimer_add(srv->ev_poll, &now);
 }

@@ -51,12 +51,23 @@ static bool pad_zero(const struct nestq_sqe *sqe)
 /* The layout net/wire.c gives a socket request: one allocation, entries, results. */
 static struct inv_request *request_new(const struct nestq_sqe *sqe, uint32_t esz)
 {
+	size_t copied = (size_t)sqe->n * esz;
 	size_t ent_bytes = ((size_t)sqe->n * (esz ? esz : 1) + 7) & ~(size_t)7;
 	struct inv_request *r;
 
-	r = calloc(1, sizeof(*r) + ent_bytes + (size_t)sqe->n * sizeof(struct inv_entry_result));
+	/*
+	 * Not calloc: the entries (most of the bytes) are overwritten by the
+	 * copy-out at once; the header, the bytes no copy fills and the
+	 * results are zeroed here.
+	 */
+	r = malloc(sizeof(*r) + ent_bytes + (size_t)sqe->n * sizeof(struct inv_entry_result));
 	if (!r)
 		return NULL;
+	memset(r, 0, sizeof(*r));
+	r->entries = (uint8_t *)(r + 1);
+	r->res = (struct inv_entry_result *)((uint8_t *)r->entries + ent_bytes);
+	memset((uint8_t *)r->entries + copied, 0, ent_bytes - copied);
+	memset(r->res, 0, (size_t)sqe->n * sizeof(struct inv_entry_result));
 	r->id = sqe->user_data;
 	r->hwpt_id = sqe->hwpt_id;
 	r->data_type = sqe->data_type;
@@ -65,8 +76,6 @@ static struct inv_request *request_new(const struct nestq_sqe *sqe, uint32_t esz
 	r->cont = sqe->flags & NESTQ_SQE_CONTINUE;
 	r->n = sqe->n;
 	r->result_off = sqe->result_off;
-	r->entries = (uint8_t *)(r + 1);
-	r->res = (struct inv_entry_result *)((uint8_t *)r->entries + ent_bytes);
 	return r;
 }
 

@@ -223,6 +223,10 @@ static void test_iset_random(void)
 		for (i = a; i < b; i++)
 			want += ref[i];
 		ok &= sim_iset_count(&s, a, b) == want;
+		/* The kept page total (the sim's change check reads it) is the model's. */
+		for (want = 0, i = 0; i < U; i++)
+			want += ref[i];
+		ok &= sim_iset_total(&s) == want;
 		/* Canonical: sorted, non-empty, neither overlapping nor adjacent. */
 		for (i = 0; i < s.n; i++) {
 			ok &= s.r[i].start < s.r[i].end;

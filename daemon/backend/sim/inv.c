@@ -42,10 +42,17 @@ static void sim_sleep_us(uint32_t us)
 static int copy_entry(void *dst, size_t size, size_t min_len, const struct backend_inv *inv,
 		      uint32_t i)
 {
+	const char *src = (const char *)inv->entries + (size_t)inv->entry_len * i;
+
 	if (inv->entry_len < min_len || inv->entry_len > size)
 		return -EINVAL;
-	memset(dst, 0, size);
-	memcpy(dst, (const char *)inv->entries + (size_t)inv->entry_len * i, inv->entry_len);
+	/* The common case, the full struct: one fixed-size copy per entry. */
+	if (inv->entry_len == size) {
+		memcpy(dst, src, size);
+		return 0;
+	}
+	memcpy(dst, src, inv->entry_len);
+	memset((char *)dst + inv->entry_len, 0, size - inv->entry_len);
 	return 0;
 }
 
@@ -79,8 +86,12 @@ static bool fault_fire(struct sim_state *st, const struct sim_obj *o, struct bac
 	if (inv->hw_error)
 		inv->hw_error[i] = st->fault.hw_error;
 	*rc = st->fault.error;
-	if (st->fault.count && !--st->fault_fires_left)
-		memset(&st->fault, 0, sizeof(st->fault)); /* latency stays */
+	if (st->fault.count) {
+		/* A counted fault's remaining fires are saved state. */
+		st->inv_changed = true;
+		if (!--st->fault_fires_left)
+			memset(&st->fault, 0, sizeof(st->fault)); /* latency stays */
+	}
 	return true;
 }
 
@@ -94,7 +105,9 @@ struct inv_driver {
 	size_t entry_size, min_len;
 	/* The driver's per-entry checks; on success *r is the entry's range. */
 	int (*check)(const void *e, struct sim_entry_range *r);
-	int (*apply)(struct sim_obj *o, const void *e, const struct sim_entry_range *r);
+	/* Sets *changed when it changed what the model keeps. */
+	int (*apply)(struct sim_obj *o, const void *e, const struct sim_entry_range *r,
+		     bool *changed);
 };
 
 union inv_entry {
@@ -121,15 +134,20 @@ static int vtd_check_entry(const void *entry, struct sim_entry_range *r)
  * would flush: the sim must expose a coalescer that under-invalidates.
  * Non-leaf also drops paging-structure caches.
  */
-static int vtd_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r)
+static int vtd_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r,
+		     bool *changed)
 {
 	const struct iommu_hwpt_vtd_s1_invalidate *e = entry;
+	/* Removal only ever drops pages: the totals tell whether anything went. */
+	uint64_t before = o->iotlb_set.pages + o->psc_set.pages;
 	int rc;
 
 	rc = sim_iset_remove(&o->iotlb_set, r->start, r->end);
-	if (rc || (e->flags & IOMMU_VTD_INV_FLAGS_LEAF))
-		return rc;
-	return sim_iset_remove(&o->psc_set, r->start, r->end);
+	if (!rc && !(e->flags & IOMMU_VTD_INV_FLAGS_LEAF))
+		rc = sim_iset_remove(&o->psc_set, r->start, r->end);
+	if (o->iotlb_set.pages + o->psc_set.pages != before)
+		*changed = true;
+	return rc;
 }
 
 static int mock_check_entry(const void *entry, struct sim_entry_range *r)
@@ -144,18 +162,23 @@ static int mock_check_entry(const void *entry, struct sim_entry_range *r)
 	return 0;
 }
 
-static int mock_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r)
+static int mock_apply(struct sim_obj *o, const void *entry, const struct sim_entry_range *r,
+		      bool *changed)
 {
 	const struct iommu_hwpt_invalidate_selftest *e = entry;
 	int j;
 
+	(void)r;
 	if (!(e->flags & IOMMU_TEST_INVALIDATE_FLAG_ALL)) {
+		*changed |= o->iotlb[e->iotlb_id] != 0;
 		o->iotlb[e->iotlb_id] = 0;
 		return 0;
 	}
 	/* FLAG_ALL ignores iotlb_id (but it was still range checked). */
-	for (j = 0; j < MOCK_NESTED_DOMAIN_IOTLB_NUM; j++)
+	for (j = 0; j < MOCK_NESTED_DOMAIN_IOTLB_NUM; j++) {
+		*changed |= o->iotlb[j] != 0;
 		o->iotlb[j] = 0;
+	}
 	return 0;
 }
 
@@ -178,10 +201,13 @@ static const struct inv_driver mock_driver = {
 /*
  * Walks the n entries in order and stops at the first failing one; a fault
  * that fires replaces the entry's effect. inv->entry_num gets the number
- * handled before the failure.
+ * handled before the failure. Inlined into each call with its driver a
+ * constant, so that the per-entry check and apply are direct (and inline)
+ * calls, not through the table.
  */
-static int walk_entries(struct sim_state *st, struct sim_obj *o, struct backend_inv *inv,
-			uint32_t n, const struct inv_driver *drv)
+#define WALK_INLINE static inline __attribute__((always_inline))
+WALK_INLINE int walk_entries(struct sim_state *st, struct sim_obj *o, struct backend_inv *inv,
+			     uint32_t n, const struct inv_driver *drv)
 {
 	union inv_entry e;
 	struct sim_entry_range r = {.valid = false};
@@ -199,7 +225,7 @@ static int walk_entries(struct sim_state *st, struct sim_obj *o, struct backend_
 		if (rc)
 			break;
 		if (!fault_fire(st, o, inv, i, &r, &rc))
-			rc = drv->apply(o, &e, &r);
+			rc = drv->apply(o, &e, &r, &st->inv_changed);
 		if (rc)
 			break;
 		processed++;
@@ -238,7 +264,9 @@ int sim_invalidate(struct sim_state *st, struct backend_inv *inv)
 	/* arm_smmu_nested_ops has no cache_invalidate_user: commands go to the vIOMMU. */
 	if (o->kind == DEVICE_KIND_SMMUV3)
 		return -EOPNOTSUPP;
-	return walk_entries(st, o, inv, n, o->kind == DEVICE_KIND_VTD ? &vtd_driver : &mock_driver);
+	if (o->kind == DEVICE_KIND_VTD)
+		return walk_entries(st, o, inv, n, &vtd_driver);
+	return walk_entries(st, o, inv, n, &mock_driver);
 }
 
 int sim_inject_fault(struct sim_state *st, const struct backend_fault *f)

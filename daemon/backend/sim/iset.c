@@ -29,6 +29,7 @@ void sim_iset_init(struct sim_iset *s)
 	s->r = NULL;
 	s->n = 0;
 	s->cap = 0;
+	s->pages = 0;
 }
 
 void sim_iset_free(struct sim_iset *s)
@@ -117,14 +118,18 @@ int sim_iset_add(struct sim_iset *s, uint64_t start, uint64_t end)
 		if (rc)
 			return rc;
 		iset_insert(s, i, start, end);
+		s->pages += end - start;
 		return 0;
 	}
+	for (uint32_t k = i; k < j; k++)
+		s->pages -= s->r[k].end - s->r[k].start;
 	if (s->r[i].start < start)
 		start = s->r[i].start;
 	if (s->r[j - 1].end > end)
 		end = s->r[j - 1].end;
 	s->r[i].start = start;
 	s->r[i].end = end;
+	s->pages += end - start;
 	iset_delete(s, i + 1, j);
 	return 0;
 }
@@ -147,16 +152,20 @@ int sim_iset_remove(struct sim_iset *s, uint64_t start, uint64_t end)
 			return rc;
 		iset_insert(s, i + 1, end, s->r[i].end);
 		s->r[i].end = start;
+		s->pages -= end - start;
 		return 0;
 	}
 	if (s->r[i].start < start) {
+		s->pages -= s->r[i].end - start;
 		s->r[i].end = start; /* keep the left part */
 		i++;
 	}
 	for (j = i; j < s->n && s->r[j].end <= end; j++)
-		; /* fully covered: dropped below */
-	if (j < s->n && s->r[j].start < end)
+		s->pages -= s->r[j].end - s->r[j].start; /* fully covered: dropped below */
+	if (j < s->n && s->r[j].start < end) {
+		s->pages -= end - s->r[j].start;
 		s->r[j].start = end; /* keep the right part */
+	}
 	iset_delete(s, i, j);
 	return 0;
 }
@@ -179,10 +188,5 @@ uint64_t sim_iset_count(const struct sim_iset *s, uint64_t start, uint64_t end)
 
 uint64_t sim_iset_total(const struct sim_iset *s)
 {
-	uint64_t total = 0;
-	uint32_t i;
-
-	for (i = 0; i < s->n; i++)
-		total += s->r[i].end - s->r[i].start;
-	return total;
+	return s->pages;
 }

@@ -28,6 +28,11 @@ struct sim_iset {
 	struct sim_range *r;
 	uint32_t n;
 	uint32_t cap;
+	/*
+	 * Pfns in the set, kept by add/remove (which touch only the intervals
+	 * they overlap), so the total costs nothing however large the set.
+	 */
+	uint64_t pages;
 };
 
 /*

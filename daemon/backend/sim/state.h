@@ -196,6 +196,12 @@ struct sim_state {
 	struct backend_fault fault;
 	uint32_t fault_fires_left; /* 0 with fault.count == 0: unlimited */
 	uint32_t latency_us;
+	/*
+	 * Set by a nested HWPT's invalidation walk (backend/sim/inv.c) when it
+	 * changed saved state: cached pages dropped, a mock slot cleared, a
+	 * counted fault fired. The caller clears it before the walk.
+	 */
+	bool inv_changed;
 
 	/* Fault objects' queues (backend/sim/fault.c); not saved across a restart. */
 	struct sim_fault *faults;

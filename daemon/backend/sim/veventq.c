@@ -169,12 +169,15 @@ int sim_veventq_read(struct sim_state *st, uint32_t id, void *buf, uint32_t len)
 			break;
 		}
 		memcpy(out + done, &r->hdr, hsz);
-		memcpy(out + done + hsz, r->data, r->data_len);
+		if (r->data_len)
+			memcpy(out + done + hsz, r->data, r->data_len);
 		done += (uint32_t)hsz + r->data_len;
 		if (!(r->hdr.flags & NESTD_VEVENTQ_FLAG_LOST_EVENTS))
 			q->num_events--;
 	}
-	memmove(q->deliver, q->deliver + k, (q->n_deliver - k) * sizeof(*q->deliver));
+	/* Nothing to move (and deliver may still be NULL) when nothing was read. */
+	if (k)
+		memmove(q->deliver, q->deliver + k, (q->n_deliver - k) * sizeof(*q->deliver));
 	q->n_deliver -= k;
 	sync_efd(q);
 	return done ? (int)done : rc;

@@ -422,6 +422,14 @@ struct backend_ops {
 	int (*veventq_free)(struct backend *be, const struct backend_veventq *q);
 	int (*trigger_vevent)(struct backend *be, const char *device);
 	/*
+	 * After a restart, as fault_reopen: vEVENTQ id of a restored instance
+	 * read again through fd (the one the previous instance kept in the fd
+	 * store; -1: none). 0 with *out (the backend owns out->fd, as after
+	 * veventq_alloc; the kernel queued the records meanwhile, up to its
+	 * depth), or -ESTALE / -ENOENT with fd left to the caller.
+	 */
+	int (*veventq_reopen)(struct backend *be, uint32_t id, int fd, struct backend_veventq *out);
+	/*
 	 * PASID attachments (Linux 7.x; backend/sim/pasid.c, backend/iommufd/pasid.c), with the
 	 * semantics of VFIO_DEVICE_ATTACH_IOMMUFD_PT / _DETACH with the
 	 * PASID flag: attach_pasid attaches hwpt_id (a nested HWPT, or the

@@ -193,6 +193,8 @@ static int restore_registry(struct restart *rs, struct json_object *st)
 	rc = restart_restore_vobjs(rs, st);
 	if (rc)
 		return rc;
+	/* After their vIOMMUs: each goes to whoever reclaims its vIOMMU. */
+	restart_restore_veventqs(rs, st);
 	for (size_t i = 0; i < n; i++) {
 		rc = restore_hwpt(rs, json_object_array_get_idx(hwpts, i));
 		if (rc)
@@ -230,7 +232,7 @@ static uint32_t orphan_memory(const struct restart *rs)
 static bool orphans_left(const struct restart *rs)
 {
 	return rs->reg->n_orphans || orphan_memory(rs) || restart_orphan_contexts(rs) ||
-	       restart_orphan_claims(rs) || restart_orphan_vobjs(rs);
+	       restart_orphan_claims(rs) || restart_orphan_vobjs(rs) || restart_orphan_veventqs(rs);
 }
 
 void restart_grace_check(struct restart *rs)
@@ -249,9 +251,10 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 		  LOG_FIELDS(LF_STR("phase", "grace_over"), LF_UINT("hwpts", rs->reg->n_orphans),
 			     LF_UINT("devices", orphan_memory(rs)),
 			     LF_UINT("vobjs", restart_orphan_vobjs(rs))),
-		  "reclaim grace period over: destroying %u unclaimed HWPTs, %u vIOMMU/vDEVICE "
-		  "objects and the guest memory of %u devices",
-		  rs->reg->n_orphans, restart_orphan_vobjs(rs), orphan_memory(rs));
+		  "reclaim grace period over: destroying %u unclaimed HWPTs, %u vEVENTQs, %u "
+		  "vIOMMU/vDEVICE objects and the guest memory of %u devices",
+		  rs->reg->n_orphans, restart_orphan_veventqs(rs), restart_orphan_vobjs(rs),
+		  orphan_memory(rs));
 	restart_reap_orphans(rs);
 	restart_save(rs);
 }
@@ -285,9 +288,10 @@ int restart_restore(struct restart *rs, struct event_base *base, struct hwpt_reg
 	restart_restore_contexts(rs);
 	/* Before the leftovers close: their fds are in the store. */
 	restart_restore_faults(rs);
-	fdstore_close_leftovers(rs);
 	if (rs->state && rs->restored)
 		rc = restore_registry(rs, rs->state);
+	/* After the registry: the vEVENTQs' fds are in the store (persist/veventqs.c). */
+	fdstore_close_leftovers(rs);
 	if (!rc)
 		restart_restore_claims(rs);
 	if (rs->state) {

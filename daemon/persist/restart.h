@@ -123,6 +123,8 @@ struct restart {
 	 * (persist/viommus.c).
 	 */
 	uint64_t vobj_saved_gen;
+	/* The last snapshot had vEVENTQs (persist/veventqs.c): snapshots only, as faults. */
+	bool veventqs_saved;
 	uint64_t
 	    session_salt; /* restart_session_key(): this instance's, random, 0 until first used */
 
@@ -244,6 +246,19 @@ uint32_t restart_orphan_vobjs(const struct restart *rs);
  */
 uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struct backend *be,
 			      uid_t uid, uint64_t session);
+/*
+ * vEVENTQs (persist/veventqs.c): "veventqs" in the state file (owner,
+ * instance, vIOMMU, type, depth, object id), the fd in the store as
+ * "veventq.<no>" while a client holds it; restored as orphans with their
+ * vIOMMUs (after them), handed over with them (veventqs_follow, from
+ * vobjs_follow: the same Reclaim; session_key is s's restart_session_key),
+ * reaped before them.
+ */
+int restart_save_veventqs(const struct restart *rs, struct json_object *root);
+void restart_restore_veventqs(struct restart *rs, struct json_object *st);
+uint32_t restart_orphan_veventqs(const struct restart *rs);
+uint32_t restart_veventqs_follow(struct restart *rs, struct session *s, const struct backend *be,
+				 uint32_t viommu_id, uint64_t session_key);
 /*
  * What the state file names s's session by (hwpt_entry and vobj
  * owner_session): its id, salted per instance, so that sessions of two

@@ -225,6 +225,9 @@ uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struc
 		t->n_orphans--;
 		t->gen++;
 		n++;
+		/* Its vEVENTQs with it: the kernel ties them to it (persist/veventqs.c). */
+		if (v->kind == VOBJ_VIOMMU)
+			restart_veventqs_follow(rs, s, be, v->id, v->owner_session);
 		log_info("session %llu: %s %u reclaimed", (unsigned long long)s->id,
 			 v->kind == VOBJ_VIOMMU ? "viommu" : "vdevice", v->id);
 	}

@@ -533,6 +533,14 @@ int handle_reclaim(struct req_ctx *c)
 		return rep->status;
 	}
 	restart_save(srv->rs);
+	/*
+	 * vEVENTQs that came with its vIOMMUs: read again; what the kernel
+	 * queued while nobody read arrives now, in order.
+	 */
+	for (struct veventq *v = srv->reg.veventqs.head; v; v = v->next)
+		if (v->owner == s && !v->watch && (rc = srv->veventq_watch(s, v)))
+			log_err("session %llu: reading its reclaimed veventq %u: %s",
+				(unsigned long long)s->id, v->id, strerror(-rc));
 	/* A fault queue that came with it: watched, its unanswered groups sent again. */
 	rc = srv->events_resume(s);
 	if (rc)

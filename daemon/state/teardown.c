@@ -218,6 +218,9 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 	/* Then its vEVENTQs (each holds its vIOMMU), then vDEVICEs and vIOMMUs. */
 	if (h->s && veventq_teardown(&reg->veventqs, h->s, h->session_id))
 		changed = true;
+	/* An orphan's vEVENTQs too (restored with their vIOMMUs, persist/veventqs.c). */
+	if (!h->s && veventq_reap_orphans(&reg->veventqs, h->only_be))
+		changed = true;
 	/* After the HWPTs: a nested HWPT on a vIOMMU holds it. */
 	if (h->s && vobj_teardown(&reg->vobjs, be, h->s, h->session_id))
 		changed = true;

@@ -2192,6 +2192,21 @@ static int ifd_op_veventq_alloc(struct backend *be, uint32_t viommu_id, uint32_t
 	return ifd_veventq_alloc(to_ifd(be)->fd, viommu_id, type, depth, out);
 }
 
+/*
+ * As a fault fd: the kept fd is the vEVENTQ's only handle (the kernel
+ * hands out no second one), and keeps the O_NONBLOCK ifd_veventq_alloc set.
+ */
+static int ifd_op_veventq_reopen(struct backend *be, uint32_t id, int fd,
+				 struct backend_veventq *out)
+{
+	(void)be;
+	if (fd < 0)
+		return -ESTALE;
+	out->id = id;
+	out->fd = fd;
+	return 0;
+}
+
 static int ifd_op_veventq_read(struct backend *be, const struct backend_veventq *q, void *buf,
 			       uint32_t len)
 {
@@ -2267,6 +2282,7 @@ const struct backend_ops backend_iommufd_ops = {
     .veventq_alloc = ifd_op_veventq_alloc,
     .veventq_read = ifd_op_veventq_read,
     .veventq_free = ifd_op_veventq_free,
+    .veventq_reopen = ifd_op_veventq_reopen,
     .trigger_vevent = ifd_op_trigger_vevent,
     .attach_pasid = ifd_op_attach_pasid,
     .detach_pasid = ifd_op_detach_pasid,

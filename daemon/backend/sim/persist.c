@@ -164,7 +164,9 @@ int sim_state_save(const struct sim_state *st, struct json_object *o)
 		if (!maps || json_object_object_add(ioas, "maps", maps))
 			return -ENOMEM;
 	}
-	return sim_faults_to_json(st, o) ? -ENOMEM : fault_to_json(o, st);
+	if (sim_faults_to_json(st, o) || sim_veventqs_to_json(st, o))
+		return -ENOMEM;
+	return fault_to_json(o, st);
 }
 
 static struct json_object *one_or_none(struct json_object *elem, bool present, int *rc)
@@ -416,6 +418,10 @@ static int load_obj(struct loader *l, struct json_object *j, struct sim_obj *o)
 		/* viommu.c sim_viommu_alloc(): on its device's nest parent. */
 		if (o->parent_id != st->devs[o->dev].parent_id)
 			return bad(l, "sim: vIOMMU not on its device's nest parent");
+	} else if (type == SIM_OBJ_VEVENTQ) {
+		/* On a vIOMMU (checked in link_graph), with its queue (veventq_save.c). */
+		if (o->fault_id)
+			return bad(l, "sim: malformed vEVENTQ");
 	} else if (type != SIM_OBJ_VDEVICE) {
 		return bad(l, "sim: unknown object type");
 	}
@@ -540,7 +546,17 @@ static int link_graph(struct loader *l)
 	for (uint32_t i = 0; i < st->n_objs; i++) {
 		struct sim_obj *o = &st->objs[i];
 
-		/* A nested HWPT, a vIOMMU, a vDEVICE: each holds what it sits on (and its fault). */
+		/* A vEVENTQ holds its vIOMMU (eventq.c iommufd_veventq_alloc()). */
+		if (o->type == SIM_OBJ_VEVENTQ) {
+			struct sim_obj *v = sim_obj_find(st, o->parent_id);
+
+			if (!v || v->type != SIM_OBJ_VIOMMU || v->kind != o->kind)
+				return bad(l, "sim: a vEVENTQ without its vIOMMU");
+			v->users++;
+			continue;
+		}
+		/* A nested HWPT, a vIOMMU, a vDEVICE: each holds what it sits on (and its fault).
+		 */
 		if (o->type == SIM_OBJ_NESTED || o->type == SIM_OBJ_VIOMMU ||
 		    o->type == SIM_OBJ_VDEVICE) {
 			sim_obj_find(st, o->parent_id)->users++;
@@ -605,6 +621,8 @@ int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_o
 		rc = link_graph(&l);
 	if (!rc)
 		rc = sim_faults_load(st, o, errmsg);
+	if (!rc)
+		rc = sim_veventqs_load(st, o, errmsg);
 	if (!rc)
 		rc = load_fault(&l, o);
 	if (rc == -ENOMEM)

@@ -200,7 +200,7 @@ struct sim_state {
 	/* Fault objects' queues (backend/sim/fault.c); not saved across a restart. */
 	struct sim_fault *faults;
 	uint32_t n_faults, cap_faults;
-	/* vEVENTQs' queues (backend/sim/veventq.c); not saved across a restart. */
+	/* vEVENTQs' queues (backend/sim/veventq.c), saved across a restart (veventq_save.c). */
 	struct sim_veventq *veventqs;
 	uint32_t n_veventqs, cap_veventqs;
 
@@ -303,6 +303,8 @@ int sim_veventq_report(struct sim_state *st, uint32_t viommu_id, uint32_t type, 
 		       uint32_t data_len);
 int sim_trigger_vevent(struct sim_state *st, const char *device);
 void sim_veventq_forget(struct sim_state *st, uint32_t id);
+/* The eventfd of vEVENTQ id (a restored one's is new), or -ENOENT. */
+int sim_veventq_fd(struct sim_state *st, uint32_t id);
 void sim_veventqs_free(struct sim_state *st);
 
 /* backend/sim/mem.c: IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP on a device's IOAS. */

@@ -446,6 +446,16 @@ struct backend_ops {
 			    uint32_t hwpt_id);
 	int (*detach_pasid)(struct backend *be, const char *device, uint32_t pasid);
 	/*
+	 * After a restart: the state file says hwpt_id sits on pasid of
+	 * device (the kernel kept the attachment in the kept iommufd). 0 when
+	 * the backend has it so (and tracks it again, for detach_pasid and
+	 * its close), -EINVAL when it has not (a mock asks the kernel,
+	 * PASID_CHECK_HWPT; VFIO has no such question and trusts the file),
+	 * -ENOENT for an unknown device. NULL: none survive.
+	 */
+	int (*pasid_restore)(struct backend *be, const char *device, uint32_t pasid,
+			     uint32_t hwpt_id);
+	/*
 	 * After a restart: whether id is alive in the backend as a vIOMMU
 	 * (viommu true) or a vDEVICE, as the state file says it was. NULL:
 	 * the backend has none.

@@ -409,6 +409,37 @@ void fdstore_drop_stale_faults(struct restart *rs)
 			drop_stale(rs, rs->in[i].name);
 }
 
+/* How long a release waits for the service manager to close its copies (it answers at once). */
+#define BARRIER_TIMEOUT_US (5 * 1000000ull)
+
+void fdstore_release_queue(struct restart *rs, const char *name)
+{
+	uint32_t keep = 0;
+	bool found = false;
+	int rc;
+
+	for (uint32_t i = 0; i < rs->n_fault_fds; i++) {
+		if (strcmp(rs->fault_fds[i].name, name)) {
+			rs->fault_fds[keep++] = rs->fault_fds[i];
+			continue;
+		}
+		found = true;
+	}
+	rs->n_fault_fds = keep;
+	if (!found)
+		return;
+	store_remove(name);
+	/*
+	 * BARRIER=1: the manager handles notifications in order, so once it
+	 * closed the barrier's fd it closed its copy of this one too.
+	 */
+	rc = sd_notify_barrier(0, BARRIER_TIMEOUT_US);
+	if (rc < 0)
+		log_warn(
+		    "fd store: no barrier after removing \"%s\": %s (its object may stay busy)",
+		    name, strerror(-rc));
+}
+
 void fdstore_drop_stale_veventqs(struct restart *rs)
 {
 	for (uint32_t i = 0; i < rs->n_in; i++)

@@ -74,6 +74,12 @@ static inline void fdstore_veventq_name(char *buf, size_t len, uint32_t no)
 {
 	snprintf(buf, len, "veventq.%u", no);
 }
+/*
+ * Before a stored queue's object is destroyed: its entry out of the store
+ * and waited for (sd_notify_barrier), as the store's copy of the fd holds
+ * the object (-EBUSY to IOMMU_DESTROY). Not stored: nothing to do.
+ */
+void fdstore_release_queue(struct restart *rs, const char *name);
 /* After recovery reopened the vEVENTQs: inherited vEVENTQ entries nobody took go. */
 void fdstore_drop_stale_veventqs(struct restart *rs);
 

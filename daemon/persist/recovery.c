@@ -203,6 +203,10 @@ static int restore_registry(struct restart *rs, struct json_object *st)
 	n = att ? json_object_array_length(att) : 0;
 	for (size_t i = 0; i < n; i++)
 		restore_attachment(rs, json_object_array_get_idx(att, i));
+	/* After the HWPTs that sit on them (persist/pasids.c). */
+	rc = restart_restore_pasids(rs, st);
+	if (rc)
+		return rc;
 	/* Files of daemons that predate guest memory have no "mappings". */
 	n = maps ? json_object_array_length(maps) : 0;
 	for (size_t i = 0; i < n; i++) {
@@ -232,7 +236,8 @@ static uint32_t orphan_memory(const struct restart *rs)
 static bool orphans_left(const struct restart *rs)
 {
 	return rs->reg->n_orphans || orphan_memory(rs) || restart_orphan_contexts(rs) ||
-	       restart_orphan_claims(rs) || restart_orphan_vobjs(rs) || restart_orphan_veventqs(rs);
+	       restart_orphan_claims(rs) || restart_orphan_vobjs(rs) ||
+	       restart_orphan_veventqs(rs) || restart_orphan_pasids(rs);
 }
 
 void restart_grace_check(struct restart *rs)
@@ -402,6 +407,8 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 		if (b->n_maps && !b->mem_owner && b->mem_uid == s->cred.uid)
 			b->mem_owner = s;
 	}
+	/* The PASIDs on its device, which one client held (in a context: all of its). */
+	restart_pasids_follow(rs, s, e, e->owner_session);
 	/* The devices that came with it bring the claims their VMM holds the fds of. */
 	restart_claims_follow(rs, s);
 	/* Its fault queue, with the groups it has not answered yet. */

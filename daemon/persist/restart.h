@@ -125,6 +125,7 @@ struct restart {
 	uint64_t vobj_saved_gen;
 	/* The last snapshot had vEVENTQs (persist/veventqs.c): snapshots only, as faults. */
 	bool veventqs_saved;
+	bool pasids_saved; /* the same for PASID attachments (persist/pasids.c) */
 	uint64_t
 	    session_salt; /* restart_session_key(): this instance's, random, 0 until first used */
 
@@ -257,8 +258,28 @@ uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struc
 int restart_save_veventqs(const struct restart *rs, struct json_object *root);
 void restart_restore_veventqs(struct restart *rs, struct json_object *st);
 uint32_t restart_orphan_veventqs(const struct restart *rs);
+/*
+ * Before a vEVENTQ is destroyed (DestroyObject, its session's end): its fd
+ * out of the fd store, and the store's copy closed, since that copy holds
+ * the object (-EBUSY). rs NULL or persistence off: nothing to do.
+ */
+struct veventq;
+void restart_veventq_release(struct restart *rs, const struct veventq *v);
+void restart_veventqs_release(struct restart *rs, const struct session *s);
 uint32_t restart_veventqs_follow(struct restart *rs, struct session *s, const struct backend *be,
 				 uint32_t viommu_id, uint64_t session_key);
+/*
+ * PASID attachments (persist/pasids.c): "pasids" in the state file
+ * (device, PASID, HWPT, owner, instance); restored after the HWPTs into
+ * the backend's table (pasid_restore) and the registry's as orphans;
+ * pasids_follow hands the orphans on e's device (a context's: all of its)
+ * to s when it reclaims e; detached at the grace period's end first.
+ */
+int restart_save_pasids(const struct restart *rs, struct json_object *root);
+int restart_restore_pasids(struct restart *rs, struct json_object *st);
+uint32_t restart_orphan_pasids(const struct restart *rs);
+uint32_t restart_pasids_follow(struct restart *rs, struct session *s, const struct hwpt_entry *e,
+			       uint64_t session_key);
 /*
  * What the state file names s's session by (hwpt_entry and vobj
  * owner_session): its id, salted per instance, so that sessions of two

@@ -150,6 +150,25 @@ void restart_restore_veventqs(struct restart *rs, struct json_object *st)
 	fdstore_drop_stale_veventqs(rs);
 }
 
+void restart_veventq_release(struct restart *rs, const struct veventq *v)
+{
+	char name[BACKEND_FD_NAME_MAX];
+
+	if (!rs || !rs->enabled)
+		return;
+	fdstore_veventq_name(name, sizeof(name), v->no);
+	fdstore_release_queue(rs, name);
+}
+
+void restart_veventqs_release(struct restart *rs, const struct session *s)
+{
+	if (!rs || !rs->reg)
+		return;
+	for (const struct veventq *v = rs->reg->veventqs.head; v; v = v->next)
+		if (v->owner == s)
+			restart_veventq_release(rs, v);
+}
+
 uint32_t restart_orphan_veventqs(const struct restart *rs)
 {
 	return rs->reg ? rs->reg->veventqs.n_orphans : 0;

@@ -106,10 +106,16 @@ int req_destroy_veventq(struct req_ctx *c)
 		reply_error(c->rep, -ENOENT, "object %u: no such vEVENTQ", m->id);
 		return -ENOENT;
 	}
-	/* Nothing holds a vEVENTQ but its fd, which goes first: the kernel's answer is final. */
+	/*
+	 * Nothing holds a vEVENTQ but its fd, which goes first (the fd
+	 * store's copy too): the kernel's answer is final.
+	 */
+	restart_veventq_release(c->srv->rs, v);
 	rc = veventq_destroy(&c->srv->reg.veventqs, v);
 	restart_save(c->srv->rs); /* the entry went whatever the kernel said */
 	if (rc) {
+		log_warn("session %llu: IOMMU_DESTROY of veventq %u: %s",
+			 (unsigned long long)c->s->id, m->id, strerror(-rc));
 		reply_error(c->rep, rc, "IOMMU_DESTROY of veventq %u: %s", m->id, strerror(-rc));
 		return rc;
 	}

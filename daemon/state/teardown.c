@@ -202,8 +202,11 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 		hwpt_registry_for_each(reg, chain_orphan, &c);
 		changed = list != NULL;
 	}
-	/* PASIDs first: a HWPT on one cannot be destroyed, and the RID goes back under them. */
-	if (h->s && pasid_teardown(reg, h->s, h->session_id))
+	/*
+	 * PASIDs first: a HWPT on one cannot be destroyed, and the RID goes
+	 * back under them (an orphan's too: restored with its HWPT).
+	 */
+	if (pasid_teardown(reg, h->s, h->session_id, h->only_be))
 		changed = true;
 	if (detach_devices(reg, be, h))
 		changed = true;

@@ -30,6 +30,9 @@
  *           the kernel queued meanwhile arrives in order, sequence numbers
  *           continuing (the overflow as LOST_EVENTS); veventq-grace: an
  *           unclaimed one is destroyed before its vIOMMU, nothing -EBUSY.
+ *   pasid    (both) a HWPT on a PASID comes back with its Reclaim, the
+ *           backend's table rebuilt (replace, attach, detach answer as
+ *           before); pasid-grace: detached before the HWPT is destroyed.
  *   orphan-errors  (sim) the restart is held while the state file's
  *           journal gets records that make registry and model disagree;
  *           the reaper's failed destroy (-EBUSY) and unmap (-ENOENT) must
@@ -91,6 +94,7 @@
 #include "backend/iommufd_test_uapi.h"
 #include "backend/viommu_uapi.h"
 #include "backend/veventq_uapi.h"
+#include "backend/pasid_uapi.h"
 
 #define PAGE 4096ULL
 #define AW   48
@@ -103,6 +107,7 @@ static const char *skipped; /* why the case that ran did not apply */
 /* [daemon] vm_contexts = true: the contexts cases, or $NESTD_VM_CONTEXTS for all. */
 static bool vm_contexts;
 static bool sim7; /* the sim under 7.x rules with a second selftest device (vIOMMU cases) */
+static bool pasid_dev; /* a PASID-capable selftest device sp0 (the PASID cases) */
 
 #define CHECK(cond, ...)                                                                           \
 	do {                                                                                       \
@@ -170,6 +175,8 @@ static void write_config(unsigned grace_ms)
 	if (sim7 && !kernel)
 		fprintf(f, "\n[device st1]\nkind = selftest\n\n[device sm0]\nkind = smmuv3\n\n"
 			   "[daemon]\nsim_kernel = 7.0\n");
+	if (pasid_dev)
+		fprintf(f, "\n[device sp0]\nkind = selftest\npasid = true\n");
 	fclose(f);
 }
 
@@ -2553,6 +2560,9 @@ static void test_veventq_grace(void)
 	CHECK(wait_for("log", "destroyed unclaimed viommu"), "the vIOMMUs were not destroyed");
 	CHECK(!file_has("log", "destroy orphan"), "an orphan's destroy failed (the order?)");
 	CHECK(!LINES("log", "destroy", "busy"), "a destroy was refused -EBUSY");
+	/* The save follows the reaping in the same callback: wait for it, not for a clock. */
+	for (int i = 0; i < polls() && file_has("state", "\"veventqs\""); i++)
+		sleep_ms(50);
 	CHECK(!file_has("state", "\"veventqs\""), "the reaped vEVENTQ stayed in the state file");
 	if (kernel && !ctx) {
 		kfd = grab_daemon_iommufd();
@@ -2569,6 +2579,168 @@ static void test_veventq_grace(void)
 	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VEVENTQ, xq), 0);
 	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VDEVICE, xd), 0);
 	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VIOMMU, x), 0);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/* ---- PASID attachments across a restart ---------------------------------- */
+
+/* 0 iff hwpt id sits on pasid of the mock behind dev (PASID_CHECK_HWPT, the daemon's iommufd). */
+static int k_pasid_check(const char *dev, uint32_t pasid, uint32_t id)
+{
+	struct nestd_test_pasid_cmd cmd = {.size = sizeof(cmd),
+					   .op = NESTD_TEST_OP_PASID_CHECK_HWPT,
+					   .id = saved_id(dev, "stdev_id"),
+					   .pasid_check = {.pasid = pasid, .hwpt_id = id}};
+	int kfd = grab_daemon_iommufd(), rc;
+
+	CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+	if (kfd < 0)
+		return -EBADF;
+	rc = ioctl(kfd, IOMMU_TEST_CMD, &cmd) ? -errno : 0;
+	close(kfd);
+	return rc;
+}
+
+/*
+ * A's PASID-capable HWPT h on sp0, on PASIDs 100 (kept) and 200 (detached
+ * again before the crash). 0, or skipped: no PASID attachments here.
+ */
+static pid_t pstart(struct iommu_nest **a, uint32_t *h, uint8_t *tok, unsigned grace_ms)
+{
+	uint32_t iotlb = 0;
+	pid_t fake;
+	int rc;
+
+	sim7 = true;
+	pasid_dev = true;
+	write_config(grace_ms);
+	fake = start_fake_systemd();
+	*a = connect_retry("A");
+	if (!*a)
+		return fake;
+	CHECK_EQ(iommu_nest_alloc(*a, "sp0", IOMMU_NEST_HWPT_DATA_SELFTEST, IOMMU_NEST_ALLOC_PASID,
+				  IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb, sizeof(iotlb), h),
+		 0);
+	CHECK_EQ(iommu_nest_last_resume_token(*a, tok), 0);
+	rc = iommu_nest_attach_pasid(*a, "sp0", 100, *h);
+	if (rc == -EOPNOTSUPP || rc == -EINVAL) {
+		skipped = "no PASID attachments before 6.15";
+		return fake;
+	}
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(iommu_nest_attach_pasid(*a, "sp0", 200, *h), 0);
+	CHECK_EQ(iommu_nest_detach_pasid(*a, "sp0", 200), 0);
+	CHECK(file_has("state", "\"pasids\""), "AttachPasid answered before the state file had it");
+	CHECK(!file_has("state", "\"pasid\":200"),
+	      "DetachPasid answered before the file forgot it");
+	return fake;
+}
+
+/*
+ * SIGKILL with A's HWPT on PASID 100 of sp0: the attachment is restored
+ * (the backend's table too: the mock's kernel and the sim agree), holds
+ * the device for A until its Reclaim, comes back with the HWPT's, keeps
+ * the HWPT -EBUSY to destroy; a replace on it and a fresh attach on 200
+ * (detached before the crash) answer as if nothing happened.
+ */
+static void test_pasid(void)
+{
+	struct iommu_nest *a, *a2, *b2;
+	uint32_t h = 0, x;
+	uint8_t tok[16];
+	pid_t fake = pstart(&a, &h, tok, 60000);
+	bool root_kernel = kernel && !vm_contexts && !getenv("NESTD_VM_CONTEXTS");
+
+	if (skipped) {
+		iommu_nest_close(a);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !h || !crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	a2 = connect_retry("A2");
+	b2 = a2 ? connect_retry("B2") : NULL;
+	if (!b2)
+		goto out_fail;
+	CHECK(file_has("log", "PASID 100 of sp0 on hwpt"), "the attachment was not restored");
+	if (root_kernel)
+		CHECK_EQ(k_pasid_check("sp0", 100, h), 0);
+	/* The orphan holds sp0: nobody else's, and not A2's before its Reclaim. */
+	CHECK_EQ(iommu_nest_attach_pasid(b2, "sp0", 300, h), -EBUSY);
+	CHECK_EQ(iommu_nest_alloc(b2, "sp0", IOMMU_NEST_HWPT_DATA_SELFTEST, IOMMU_NEST_ALLOC_PASID,
+				  IOMMU_NEST_HWPT_DATA_SELFTEST, &(uint32_t){0}, sizeof(uint32_t),
+				  &x),
+		 -EBUSY);
+	CHECK_EQ(iommu_nest_destroy(a2, h), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(a2, h, tok), 0);
+	/* The kernel holds the HWPT on the PASID: -EBUSY, the kernel's answer. */
+	CHECK_EQ(iommu_nest_destroy(a2, h), -EBUSY);
+	/* The backend knows PASID 100 is taken (a replace), and 200 is free (an attach). */
+	CHECK_EQ(iommu_nest_attach_pasid(a2, "sp0", 100, h), 0);
+	CHECK_EQ(iommu_nest_attach_pasid(a2, "sp0", 200, h), 0);
+	CHECK_EQ(iommu_nest_detach_pasid(a2, "sp0", 200), 0);
+	CHECK_EQ(iommu_nest_detach_pasid(a2, "sp0", 100), 0);
+	if (root_kernel)
+		CHECK_EQ(k_pasid_check("sp0", 100, 0), 0); /* nothing on it any more */
+	CHECK(!file_has("state", "\"pasids\""), "the detached PASIDs stayed in the state file");
+	CHECK_EQ(iommu_nest_destroy(a2, h), 0);
+	CHECK_EQ(hwpts_active(a2), 0);
+	iommu_nest_close(a2);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/*
+ * Nobody reclaims: at the grace period's end PASID 100 is detached before
+ * the HWPT is destroyed (no -EBUSY), and sp0 is free: B attaches its own
+ * HWPT on PASID 100 (the kernel's -EBUSY had the old attachment stayed).
+ */
+static void test_pasid_grace(void)
+{
+	struct iommu_nest *a, *b2;
+	uint32_t h = 0, x = 0;
+	uint8_t tok[16];
+	pid_t fake = pstart(&a, &h, tok, 1500);
+	int kfd;
+
+	if (skipped) {
+		iommu_nest_close(a);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !h || !crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	b2 = connect_retry("B2");
+	if (!b2)
+		goto out_fail;
+	CHECK(wait_for("log", "detached unclaimed PASID 100 of sp0"), "PASID 100 was not detached");
+	CHECK(wait_for("log", "destroyed unclaimed hwpt"), "the HWPT was not destroyed");
+	CHECK(!file_has("log", "destroy orphan"), "an orphan's destroy failed (the order?)");
+	for (int i = 0; i < polls() && file_has("state", "\"pasids\""); i++)
+		sleep_ms(50);
+	CHECK(!file_has("state", "\"pasids\""), "the detached PASID stayed in the state file");
+	if (kernel && !vm_contexts && !getenv("NESTD_VM_CONTEXTS")) {
+		kfd = grab_daemon_iommufd();
+		CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+		CHECK_EQ(k_nested_alive(kfd, h), -ENOENT);
+		close(kfd);
+	}
+	CHECK_EQ(iommu_nest_alloc(b2, "sp0", IOMMU_NEST_HWPT_DATA_SELFTEST, IOMMU_NEST_ALLOC_PASID,
+				  IOMMU_NEST_HWPT_DATA_SELFTEST, &(uint32_t){0}, sizeof(uint32_t),
+				  &x),
+		 0);
+	CHECK_EQ(iommu_nest_attach_pasid(b2, "sp0", 100, x), 0);
+	CHECK_EQ(iommu_nest_detach_pasid(b2, "sp0", 100), 0);
+	CHECK_EQ(iommu_nest_destroy(b2, x), 0);
 	iommu_nest_close(b2);
 	clean_stop(fake);
 	return;
@@ -2605,7 +2777,9 @@ int main(int argc, char **argv)
 		     {"viommu-smmuv3", test_viommu_smmuv3},
 		     {"viommu-sessions", test_viommu_sessions},
 		     {"veventq", test_veventq},
-		     {"veventq-grace", test_veventq_grace}};
+		     {"veventq-grace", test_veventq_grace},
+		     {"pasid", test_pasid},
+		     {"pasid-grace", test_pasid_grace}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 
@@ -2641,6 +2815,7 @@ int main(int argc, char **argv)
 		skipped = NULL;
 		vm_contexts = false;
 		sim7 = false;
+		pasid_dev = false;
 		cases[i].fn();
 		printf("%s%s: %s%s\n", cases[i].name, kernel ? " (iommufd)" : "",
 		       failures != before ? "FAILED"

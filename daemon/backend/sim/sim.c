@@ -499,16 +499,31 @@ static uint64_t sim_generation(struct backend *be)
 	return to_sb(be)->gen;
 }
 
-/* Users counts are not saved, nor PASID attachments: nothing of the saved state changes. */
+/* A device's PASID table is saved state (persist.c): a change is the device's. */
 static int sim_op_attach_pasid(struct backend *be, const char *device, uint32_t pasid,
 			       uint32_t hwpt_id)
 {
-	return sim_pasid_op_attach(to_st(be), device, pasid, hwpt_id);
+	int rc = sim_pasid_op_attach(to_st(be), device, pasid, hwpt_id);
+
+	if (!rc)
+		dev_changed(to_sb(be), device);
+	return rc;
 }
 
 static int sim_op_detach_pasid(struct backend *be, const char *device, uint32_t pasid)
 {
-	return sim_pasid_op_detach(to_st(be), device, pasid);
+	int rc = sim_pasid_op_detach(to_st(be), device, pasid);
+
+	if (!rc)
+		dev_changed(to_sb(be), device);
+	return rc;
+}
+
+/* The saved table came back with the state: the mock's PASID_CHECK_HWPT on it. */
+static int sim_op_pasid_restore(struct backend *be, const char *device, uint32_t pasid,
+				uint32_t hwpt_id)
+{
+	return hwpt_id ? sim_pasid_check(to_st(be), device, pasid, hwpt_id) : -EINVAL;
 }
 
 static int sim_op_viommu_alloc(struct backend *be, const char *device, uint32_t type,
@@ -843,6 +858,7 @@ const struct backend_ops backend_sim_ops = {
     .trigger_vevent = sim_op_trigger_vevent,
     .attach_pasid = sim_op_attach_pasid,
     .detach_pasid = sim_op_detach_pasid,
+    .pasid_restore = sim_op_pasid_restore,
     .has_vobj = sim_has_vobj,
 };
 

@@ -121,7 +121,7 @@ struct sim_dev {
 	/*
 	 * 7.x PASIDs (backend/sim/pasid.c): the width (dev->iommu->max_pasids
 	 * is 1 << pasid_bits; 0: none) and what sits on each attached PASID.
-	 * Not saved across a restart (PASID attachments do not survive one).
+	 * Saved across a restart (persist.c), as the kernel keeps them.
 	 */
 	uint8_t pasid_bits;
 	bool pasid_1024_fake_error; /* selftest.c mock_domain_set_dev_pasid_nop() */

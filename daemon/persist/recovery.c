@@ -418,6 +418,48 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 	return 0;
 }
 
+/*
+ * The orphan vIOMMU id whose token is token (of the root or an orphaned
+ * context: ids repeat across instances), compared in constant time.
+ */
+static struct vobj *find_viommu(struct restart *rs, const struct session *s, uint32_t id,
+				const uint8_t *token, size_t len)
+{
+	static const uint8_t dummy[VOBJ_TOKEN_LEN];
+	const uint8_t *tok = len == VOBJ_TOKEN_LEN ? token : dummy;
+	struct vobj *found = NULL;
+
+	if (!rs || !rs->reg)
+		return NULL;
+	for (struct vobj *v = rs->reg->vobjs.head; v; v = v->next) {
+		if (v->kind != VOBJ_VIOMMU || v->id != id)
+			continue;
+		if (restart_token_equal(v->has_token ? v->token : dummy, tok) && v->has_token &&
+		    v->orphan && len == VOBJ_TOKEN_LEN && v->owner_uid == s->cred.uid)
+			found = v;
+	}
+	return found;
+}
+
+int restart_reclaim_viommu(struct restart *rs, struct session *s, uint32_t id, const uint8_t *token,
+			   size_t len)
+{
+	struct vobj *v = find_viommu(rs, s, id, token, len);
+	bool ctx;
+	int rc;
+
+	if (!v)
+		return -ENOENT;
+	ctx = v->be != rs->be;
+	/* A restored VM context's vIOMMU brings the whole context, as a HWPT of it does. */
+	rc = ctx ? restart_adopt_context(rs, s, v->be) : 0;
+	if (rc)
+		return rc;
+	restart_vobjs_follow(rs, s, v->be, v->owner_uid, ctx ? 0 : v->owner_session);
+	restart_grace_check(rs);
+	return 0;
+}
+
 void restart_reap_orphans(struct restart *rs)
 {
 	struct teardown_holder h = {.s = NULL};

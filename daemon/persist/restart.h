@@ -248,6 +248,14 @@ uint32_t restart_orphan_vobjs(const struct restart *rs);
 uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struct backend *be,
 			      uid_t uid, uint64_t session);
 /*
+ * Reclaim by a vIOMMU's own token (an owner with no HWPT): orphan vIOMMU
+ * id goes to s with what its session made (its vEVENTQs, vDEVICEs, other
+ * vIOMMUs; with VM contexts the context). 0, -ENOENT (wrong id, token or
+ * uid, or not an orphan), or restart_adopt_context()'s -EBUSY.
+ */
+int restart_reclaim_viommu(struct restart *rs, struct session *s, uint32_t id, const uint8_t *token,
+			   size_t len);
+/*
  * vEVENTQs (persist/veventqs.c): "veventqs" in the state file (owner,
  * instance, vIOMMU, type, depth, object id), the fd in the store as
  * "veventq.<no>" while a client holds it; restored as orphans with their

@@ -33,6 +33,8 @@
  *   pasid    (both) a HWPT on a PASID comes back with its Reclaim, the
  *           backend's table rebuilt (replace, attach, detach answer as
  *           before); pasid-grace: detached before the HWPT is destroyed.
+ *   viommu-token  (both) an owner without HWPTs reclaims its vIOMMU (with
+ *           its vDEVICE and vEVENTQ) by the vIOMMU's own token.
  *   orphan-errors  (sim) the restart is held while the state file's
  *           journal gets records that make registry and model disagree;
  *           the reaper's failed destroy (-EBUSY) and unmap (-ENOENT) must
@@ -2755,6 +2757,76 @@ out_fail:
 	give_up(fake);
 }
 
+/*
+ * An owner with vIOMMUs and no HWPT (LIBIOMMU_NEST_0.17): A's vIOMMU vi
+ * with a vDEVICE and a vEVENTQ; SIGKILL; a wrong token, another client
+ * and the HWPT path get nothing; the vIOMMU's own token brings vi, its
+ * vEVENTQ and its vDEVICE back to A alone, once, with the destroy rules.
+ */
+static void test_viommu_token(void)
+{
+	const char *dev = kernel ? "mock0" : "st0";
+	struct iommu_nest *a, *a2, *b2;
+	uint32_t vi = 0, vd = 0, q = 0;
+	uint8_t tok[16], bad[16];
+	pid_t fake;
+	int rc;
+
+	sim7 = true;
+	write_config(60000);
+	fake = start_fake_systemd();
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	rc = iommu_nest_alloc_viommu(a, dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &vi);
+	if (rc == -ENOTTY) {
+		skipped = "no vIOMMU before 6.13";
+		iommu_nest_close(a);
+		clean_stop(fake);
+		return;
+	}
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(iommu_nest_last_viommu_token(a, tok), 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a, vi, dev, 0x10, &vd), 0);
+	rc = iommu_nest_alloc_veventq(a, vi, IOMMU_NEST_VEVENTQ_TYPE_SELFTEST, 4, &q);
+	CHECK(rc == 0 || rc == -ENOTTY, "AllocVeventq: %d", rc);
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	a2 = connect_retry("A2");
+	b2 = a2 ? connect_retry("B2") : NULL;
+	if (!b2)
+		goto out_fail;
+	memcpy(bad, tok, sizeof(bad));
+	bad[3] ^= 0x40;
+	CHECK_EQ(iommu_nest_reclaim_viommu(a2, vi, bad), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim_viommu(a2, vi + 1, tok), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(a2, vi, tok), -ENOENT); /* not a HWPT's token */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim_viommu(a2, vi, tok), 0);
+	CHECK_EQ(iommu_nest_reclaim_viommu(a2, vi, tok), -ENOENT); /* once */
+	CHECK_EQ(iommu_nest_reclaim_viommu(b2, vi, tok), -ENOENT); /* A2's now */
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VIOMMU, vi), -ENOENT);
+	/* The vIOMMU holds its vDEVICE (and vEVENTQ): they came with it, A2's. */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), -EBUSY);
+	if (q) {
+		CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VEVENTQ, q), -ENOENT);
+		CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, vd), 0);
+		CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), -EBUSY);
+		CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VEVENTQ, q), 0);
+	} else {
+		CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, vd), 0);
+	}
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), 0);
+	CHECK_EQ(hwpts_active(a2), 0);
+	iommu_nest_close(a2);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
 static bool in_list(const char *list, const char *name)
 {
 	size_t n = strlen(name);
@@ -2786,7 +2858,8 @@ int main(int argc, char **argv)
 		     {"veventq", test_veventq},
 		     {"veventq-grace", test_veventq_grace},
 		     {"pasid", test_pasid},
-		     {"pasid-grace", test_pasid_grace}};
+		     {"pasid-grace", test_pasid_grace},
+		     {"viommu-token", test_viommu_token}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 

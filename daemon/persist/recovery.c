@@ -445,11 +445,16 @@ int restart_reclaim_viommu(struct restart *rs, struct session *s, uint32_t id, c
 			   size_t len)
 {
 	struct vobj *v = find_viommu(rs, s, id, token, len);
+	const struct config_device *dev;
 	bool ctx;
 	int rc;
 
 	if (!v)
 		return -ENOENT;
+	/* As for a HWPT: the token holder may learn that the policy changed under it. */
+	dev = config_find_device(rs->cfg, v->device);
+	if (dev && !policy_allows(&dev->allow, &s->cred))
+		return -EPERM;
 	ctx = v->be != rs->be;
 	/* A restored VM context's vIOMMU brings the whole context, as a HWPT of it does. */
 	rc = ctx ? restart_adopt_context(rs, s, v->be) : 0;

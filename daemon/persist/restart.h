@@ -251,7 +251,8 @@ uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struc
  * Reclaim by a vIOMMU's own token (an owner with no HWPT): orphan vIOMMU
  * id goes to s with what its session made (its vEVENTQs, vDEVICEs, other
  * vIOMMUs; with VM contexts the context). 0, -ENOENT (wrong id, token or
- * uid, or not an orphan), or restart_adopt_context()'s -EBUSY.
+ * uid, or not an orphan), -EPERM (the policy no longer lets s use its
+ * device), or restart_adopt_context()'s -EBUSY.
  */
 int restart_reclaim_viommu(struct restart *rs, struct session *s, uint32_t id, const uint8_t *token,
 			   size_t len);

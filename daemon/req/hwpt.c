@@ -506,6 +506,11 @@ static int reclaim_viommu(struct req_ctx *c)
 	int rc = restart_reclaim_viommu(c->srv->rs, c->s, r->viommu_id, r->resume_token.data,
 					r->resume_token.len);
 
+	if (rc == -EPERM) {
+		req_deny(c->s, c->rep, rc, 0, "uid %u may no longer use the device of viommu %u",
+			 (unsigned)c->s->cred.uid, r->viommu_id);
+		return c->rep->status;
+	}
 	if (rc == -EBUSY) {
 		reply_error(c->rep, rc,
 			    "viommu %u is in another VM context than this session's own: a session "

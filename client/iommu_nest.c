@@ -129,6 +129,9 @@ struct iommu_nest {
 	/* The resume token of the last successful allocation. */
 	uint8_t last_token[IOMMU_NEST_RESUME_TOKEN_LEN];
 	int has_token;
+	/* The resume token of the last vIOMMU allocated (AllocViommuReply). */
+	uint8_t last_viommu_token[IOMMU_NEST_RESUME_TOKEN_LEN];
+	int has_viommu_token;
 };
 
 /* ---- Errors -------------------------------------------------------------- */
@@ -1009,6 +1012,48 @@ int iommu_nest_reclaim(struct iommu_nest *h, uint32_t hwpt_id,
 	if (!token)
 		return -EINVAL;
 	r.hwpt_id = hwpt_id;
+	r.resume_token.data = (uint8_t *)token;
+	r.resume_token.len = IOMMU_NEST_RESUME_TOKEN_LEN;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_RECLAIM;
+	req.reclaim = &r;
+	err = transact(h, &req, &reply);
+	if (err)
+		return err;
+	err = reply_status(h, reply, IOMMU_NEST__REPLY__BODY_RECLAIM);
+	release_reply(h);
+	return err;
+}
+
+void nest_set_viommu_token(struct iommu_nest *h, const ProtobufCBinaryData *t)
+{
+	/* A daemon without restart support sends none. */
+	h->has_viommu_token = t->len == sizeof(h->last_viommu_token);
+	if (h->has_viommu_token)
+		memcpy(h->last_viommu_token, t->data, sizeof(h->last_viommu_token));
+}
+
+int iommu_nest_last_viommu_token(const struct iommu_nest *h,
+				 uint8_t token[IOMMU_NEST_RESUME_TOKEN_LEN])
+{
+	if (!h || !token)
+		return -EINVAL;
+	if (!h->has_viommu_token)
+		return -ENOENT;
+	memcpy(token, h->last_viommu_token, sizeof(h->last_viommu_token));
+	return 0;
+}
+
+int iommu_nest_reclaim_viommu(struct iommu_nest *h, uint32_t viommu_id,
+			      const uint8_t token[IOMMU_NEST_RESUME_TOKEN_LEN])
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Reclaim r = IOMMU_NEST__RECLAIM__INIT;
+	IommuNest__Reply *reply;
+	int err;
+
+	if (!h || !token || !viommu_id)
+		return -EINVAL;
+	r.viommu_id = viommu_id;
 	r.resume_token.data = (uint8_t *)token;
 	r.resume_token.len = IOMMU_NEST_RESUME_TOKEN_LEN;
 	req.body_case = IOMMU_NEST__REQUEST__BODY_RECLAIM;

@@ -949,6 +949,23 @@ int iommu_nest_alloc_viommu(struct iommu_nest *h, const char *device, uint32_t t
 			    uint32_t *viommu_id);
 
 /*
+ * The resume token of the vIOMMU the last successful
+ * iommu_nest_alloc_viommu() on h allocated (as iommu_nest_last_resume_token()
+ * for a HWPT: a capability, -ENOENT from a daemon without restart support).
+ * After a daemon restart iommu_nest_reclaim_viommu() takes the vIOMMU back
+ * with it, for an owner that has no HWPT to reclaim: with it come its
+ * vEVENTQs (their records queued meanwhile arrive in order) and the
+ * vDEVICEs and vIOMMUs the same session made, or with VM contexts the whole
+ * context. -ENOENT for a wrong id or token, another uid's, one already
+ * reclaimed or reaped at the grace period's end; -EBUSY for a vIOMMU of
+ * another VM context than this session's. Since LIBIOMMU_NEST_0.17.
+ */
+int iommu_nest_last_viommu_token(const struct iommu_nest *h,
+				 uint8_t token[IOMMU_NEST_RESUME_TOKEN_LEN]);
+int iommu_nest_reclaim_viommu(struct iommu_nest *h, uint32_t viommu_id,
+			      const uint8_t token[IOMMU_NEST_RESUME_TOKEN_LEN]);
+
+/*
  * A vDEVICE (IOMMU_VDEVICE_ALLOC): device as the guest sees it on
  * viommu_id, with the guest's id virt_id (an SMMUv3 vSID). -EEXIST when the
  * device has a vDEVICE or virt_id is taken. Since LIBIOMMU_NEST_0.11.

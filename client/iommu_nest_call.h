@@ -18,6 +18,9 @@ int nest_call(struct iommu_nest *h, IommuNest__Request *req, IommuNest__Reply__B
 	      IommuNest__Reply **out);
 void nest_release(struct iommu_nest *h);
 
+/* AllocViommuReply.resume_token -> iommu_nest_last_viommu_token(). */
+void nest_set_viommu_token(struct iommu_nest *h, const ProtobufCBinaryData *t);
+
 /* StatsReply -> the public struct. */
 void nest_copy_stats(struct iommu_nest_stats *st, const IommuNest__StatsReply *r);
 

@@ -33,6 +33,7 @@ int iommu_nest_alloc_viommu(struct iommu_nest *h, const char *device, uint32_t t
 	if (err)
 		return err;
 	*viommu_id = reply->alloc_viommu->viommu_id;
+	nest_set_viommu_token(h, &reply->alloc_viommu->resume_token);
 	nest_release(h);
 	return 0;
 }

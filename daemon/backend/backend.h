@@ -432,6 +432,14 @@ struct backend_ops {
 	int (*veventq_free)(struct backend *be, const struct backend_veventq *q);
 	int (*trigger_vevent)(struct backend *be, const char *device);
 	/*
+	 * After a restart, as fault_reopen: vEVENTQ id of a restored instance
+	 * read again through fd (the one the previous instance kept in the fd
+	 * store; -1: none). 0 with *out (the backend owns out->fd, as after
+	 * veventq_alloc; the kernel queued the records meanwhile, up to its
+	 * depth), or -ESTALE / -ENOENT with fd left to the caller.
+	 */
+	int (*veventq_reopen)(struct backend *be, uint32_t id, int fd, struct backend_veventq *out);
+	/*
 	 * PASID attachments (Linux 7.x; backend/sim/pasid.c, backend/iommufd/pasid.c), with the
 	 * semantics of VFIO_DEVICE_ATTACH_IOMMUFD_PT / _DETACH with the
 	 * PASID flag: attach_pasid attaches hwpt_id (a nested HWPT, or the
@@ -447,6 +455,16 @@ struct backend_ops {
 	int (*attach_pasid)(struct backend *be, const char *device, uint32_t pasid,
 			    uint32_t hwpt_id);
 	int (*detach_pasid)(struct backend *be, const char *device, uint32_t pasid);
+	/*
+	 * After a restart: the state file says hwpt_id sits on pasid of
+	 * device (the kernel kept the attachment in the kept iommufd). 0 when
+	 * the backend has it so (and tracks it again, for detach_pasid and
+	 * its close), -EINVAL when it has not (a mock asks the kernel,
+	 * PASID_CHECK_HWPT; VFIO has no such question and trusts the file),
+	 * -ENOENT for an unknown device. NULL: none survive.
+	 */
+	int (*pasid_restore)(struct backend *be, const char *device, uint32_t pasid,
+			     uint32_t hwpt_id);
 	/*
 	 * After a restart: whether id is alive in the backend as a vIOMMU
 	 * (viommu true) or a vDEVICE, as the state file says it was. NULL:

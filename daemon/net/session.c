@@ -105,6 +105,8 @@ static void session_release_objects(struct session *s)
 
 	s->owned = NULL;
 	s->n_owned = 0;
+	/* Its vEVENTQs' fds out of the fd store first: the store's copies would hold them. */
+	restart_veventqs_release(srv->rs, s);
 	if (state_teardown(&srv->reg, vmctx_backend(&s->vm, srv->be), &h, &srv->stats.hwpts_active))
 		restart_save(srv->rs);
 }

@@ -15,6 +15,7 @@
 #include "backend/veventq_uapi.h"
 #include "net/server.h"
 #include "net/session.h"
+#include "persist/restart.h"
 #include "state/veventqs.h"
 #include "util/log.h"
 
@@ -79,6 +80,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	n = v->be->ops->veventq_read(v->be, &v->q, buf, VEVENT_BATCH * (hsz + dlen));
+	/* The sim's queue is saved state: read means gone, after a restart too (as the kernel's).
+	 */
+	if (n > 0)
+		restart_save_if_changed(w->s->srv->rs);
 	if (n < 0) {
 		stop(w, "read failed", n);
 		return;

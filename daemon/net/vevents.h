@@ -6,7 +6,8 @@
  * them out) and sends each to the owner as an EVENT_VEVENT Event, through
  * the same bounded per-client queue as faults ([policy] max_events:
  * dropped past it, counted in `lost`). A vEVENT needs no answer, so a
- * dropped one costs nothing but itself.
+ * dropped one costs nothing but itself. A vEVENTQ reclaimed after a
+ * restart (persist/veventqs.c) is watched again from Reclaim.
  */
 #ifndef IOMMU_NESTD_NET_VEVENTS_H
 #define IOMMU_NESTD_NET_VEVENTS_H

@@ -33,6 +33,12 @@ static bool is_fault_name(const char *name)
 	return !strncmp(name, "fault.", 6);
 }
 
+/* A vEVENTQ's: "veventq.<no>" (persist/veventqs.c). */
+static bool is_veventq_name(const char *name)
+{
+	return !strncmp(name, "veventq.", 8);
+}
+
 /*
  * Names the daemon gives its fd store entries (FDNAME=): the backends'.
  * Anything else systemd passes is a socket unit's (FileDescriptorName=,
@@ -41,7 +47,7 @@ static bool is_fault_name(const char *name)
 static bool is_store_name(const char *name)
 {
 	return !strcmp(name, "iommufd") || !strcmp(name, "sim") || !strncmp(name, "vfio.", 5) ||
-	       is_ctx_name(name) || is_fault_name(name);
+	       is_ctx_name(name) || is_fault_name(name) || is_veventq_name(name);
 }
 
 /* systemd's fdname_is_valid(): printable ASCII but ':', at most 255. */
@@ -201,7 +207,7 @@ void fdstore_sync(struct restart *rs, struct backend *be)
 	/* The contexts' are taken later, when recovery reopens them (fdstore_drop_stale_ctx). */
 	for (uint32_t i = 0; i < rs->n_in; i++)
 		if (is_store_name(rs->in[i].name) && !is_ctx_name(rs->in[i].name) &&
-		    !is_fault_name(rs->in[i].name))
+		    !is_fault_name(rs->in[i].name) && !is_veventq_name(rs->in[i].name))
 			drop_stale(rs, rs->in[i].name);
 	/* Without a state file a stored fd could not be used again. */
 	if (!rs->enabled || !be->ops->stored_fds)
@@ -403,6 +409,44 @@ void fdstore_drop_stale_faults(struct restart *rs)
 			drop_stale(rs, rs->in[i].name);
 }
 
+/* How long a release waits for the service manager to close its copies (it answers at once). */
+#define BARRIER_TIMEOUT_US (5 * 1000000ull)
+
+void fdstore_release_queue(struct restart *rs, const char *name)
+{
+	uint32_t keep = 0;
+	bool found = false;
+	int rc;
+
+	for (uint32_t i = 0; i < rs->n_fault_fds; i++) {
+		if (strcmp(rs->fault_fds[i].name, name)) {
+			rs->fault_fds[keep++] = rs->fault_fds[i];
+			continue;
+		}
+		found = true;
+	}
+	rs->n_fault_fds = keep;
+	if (!found)
+		return;
+	store_remove(name);
+	/*
+	 * BARRIER=1: the manager handles notifications in order, so once it
+	 * closed the barrier's fd it closed its copy of this one too.
+	 */
+	rc = sd_notify_barrier(0, BARRIER_TIMEOUT_US);
+	if (rc < 0)
+		log_warn(
+		    "fd store: no barrier after removing \"%s\": %s (its object may stay busy)",
+		    name, strerror(-rc));
+}
+
+void fdstore_drop_stale_veventqs(struct restart *rs)
+{
+	for (uint32_t i = 0; i < rs->n_in; i++)
+		if (is_veventq_name(rs->in[i].name))
+			drop_stale(rs, rs->in[i].name);
+}
+
 void fdstore_sync_faults(struct restart *rs)
 {
 	struct backend_fd *cur = NULL;
@@ -418,6 +462,24 @@ void fdstore_sync_faults(struct restart *rs)
 			free(cur);
 			log_warn("fd store: out of memory, the fault queues' entries stay as they "
 				 "are");
+			return;
+		}
+	}
+	/*
+	 * The clients' vEVENTQs' too (one set: both are a queue's fd). Not an
+	 * orphan's: the store's copy would hold the object (its fd's
+	 * reference) past the destroy at the grace period's end, and nothing
+	 * tells when systemd closed it (persist/veventqs.c).
+	 */
+	for (const struct veventq *v = rs->reg->veventqs.head; v; v = v->next) {
+		struct backend_fd f = {.fd = v->q.fd};
+
+		if (v->orphan)
+			continue;
+		fdstore_veventq_name(f.name, sizeof(f.name), v->no);
+		if (set_add(&cur, &n, &cap, &f)) {
+			free(cur);
+			log_warn("fd store: out of memory, the queues' entries stay as they are");
 			return;
 		}
 	}

@@ -63,8 +63,25 @@ void fdstore_adopt_fault(struct restart *rs, const char *name, int fd);
 void fdstore_drop_taken(struct restart *rs, const char *name);
 /* After recovery reopened the fault queues: inherited fault entries nobody took go. */
 void fdstore_drop_stale_faults(struct restart *rs);
-/* Makes the store hold exactly the open fault queues' descriptors (at every save). */
+/*
+ * Makes the store hold exactly the open fault queues' and the clients'
+ * vEVENTQs' descriptors (at every save).
+ */
 void fdstore_sync_faults(struct restart *rs);
+
+/* A vEVENTQ's store name ("veventq.<no>", persist/veventqs.c), kept with the fault queues'. */
+static inline void fdstore_veventq_name(char *buf, size_t len, uint32_t no)
+{
+	snprintf(buf, len, "veventq.%u", no);
+}
+/*
+ * Before a stored queue's object is destroyed: its entry out of the store
+ * and waited for (sd_notify_barrier), as the store's copy of the fd holds
+ * the object (-EBUSY to IOMMU_DESTROY). Not stored: nothing to do.
+ */
+void fdstore_release_queue(struct restart *rs, const char *name);
+/* After recovery reopened the vEVENTQs: inherited vEVENTQ entries nobody took go. */
+void fdstore_drop_stale_veventqs(struct restart *rs);
 
 /* Closes the inherited descriptors nobody took (a socket we do not serve, say) and says so. */
 void fdstore_close_leftovers(struct restart *rs);

@@ -200,6 +200,8 @@ static int restore_registry(struct restart *rs, struct json_object *st)
 	rc = restart_restore_vobjs(rs, st);
 	if (rc)
 		return rc;
+	/* After their vIOMMUs: each goes to whoever reclaims its vIOMMU. */
+	restart_restore_veventqs(rs, st);
 	for (size_t i = 0; i < n; i++) {
 		rc = restore_hwpt(rs, json_object_array_get_idx(hwpts, i));
 		if (rc)
@@ -208,6 +210,10 @@ static int restore_registry(struct restart *rs, struct json_object *st)
 	n = att ? json_object_array_length(att) : 0;
 	for (size_t i = 0; i < n; i++)
 		restore_attachment(rs, json_object_array_get_idx(att, i));
+	/* After the HWPTs that sit on them (persist/pasids.c). */
+	rc = restart_restore_pasids(rs, st);
+	if (rc)
+		return rc;
 	/* Files of daemons that predate guest memory have no "mappings". */
 	n = maps ? json_object_array_length(maps) : 0;
 	for (size_t i = 0; i < n; i++) {
@@ -237,7 +243,8 @@ static uint32_t orphan_memory(const struct restart *rs)
 static bool orphans_left(const struct restart *rs)
 {
 	return rs->reg->n_orphans || orphan_memory(rs) || restart_orphan_contexts(rs) ||
-	       restart_orphan_claims(rs) || restart_orphan_vobjs(rs);
+	       restart_orphan_claims(rs) || restart_orphan_vobjs(rs) ||
+	       restart_orphan_veventqs(rs) || restart_orphan_pasids(rs);
 }
 
 void restart_grace_check(struct restart *rs)
@@ -256,9 +263,10 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 		  LOG_FIELDS(LF_STR("phase", "grace_over"), LF_UINT("hwpts", rs->reg->n_orphans),
 			     LF_UINT("devices", orphan_memory(rs)),
 			     LF_UINT("vobjs", restart_orphan_vobjs(rs))),
-		  "reclaim grace period over: destroying %u unclaimed HWPTs, %u vIOMMU/vDEVICE "
-		  "objects and the guest memory of %u devices",
-		  rs->reg->n_orphans, restart_orphan_vobjs(rs), orphan_memory(rs));
+		  "reclaim grace period over: destroying %u unclaimed HWPTs, %u vEVENTQs, %u "
+		  "vIOMMU/vDEVICE objects and the guest memory of %u devices",
+		  rs->reg->n_orphans, restart_orphan_veventqs(rs), restart_orphan_vobjs(rs),
+		  orphan_memory(rs));
 	restart_reap_orphans(rs);
 	restart_save(rs);
 }
@@ -292,9 +300,10 @@ int restart_restore(struct restart *rs, struct event_base *base, struct hwpt_reg
 	restart_restore_contexts(rs);
 	/* Before the leftovers close: their fds are in the store. */
 	restart_restore_faults(rs);
-	fdstore_close_leftovers(rs);
 	if (rs->state && rs->restored)
 		rc = restore_registry(rs, rs->state);
+	/* After the registry: the vEVENTQs' fds are in the store (persist/veventqs.c). */
+	fdstore_close_leftovers(rs);
 	if (!rc)
 		restart_restore_claims(rs);
 	if (rs->state) {
@@ -405,12 +414,61 @@ int restart_reclaim(struct restart *rs, struct session *s, uint32_t id, const ui
 		if (b->n_maps && !b->mem_owner && b->mem_uid == s->cred.uid)
 			b->mem_owner = s;
 	}
+	/* The PASIDs on its device, which one client held (in a context: all of its). */
+	restart_pasids_follow(rs, s, e, e->owner_session);
 	/* The devices that came with it bring the claims their VMM holds the fds of. */
 	restart_claims_follow(rs, s);
 	/* Its fault queue, with the groups it has not answered yet. */
 	(void)restart_faults_follow(rs, s, e);
 	restart_grace_check(rs);
 	*out = e;
+	return 0;
+}
+
+/*
+ * The orphan vIOMMU id whose token is token (of the root or an orphaned
+ * context: ids repeat across instances), compared in constant time.
+ */
+static struct vobj *find_viommu(struct restart *rs, const struct session *s, uint32_t id,
+				const uint8_t *token, size_t len)
+{
+	static const uint8_t dummy[VOBJ_TOKEN_LEN];
+	const uint8_t *tok = len == VOBJ_TOKEN_LEN ? token : dummy;
+	struct vobj *found = NULL;
+
+	if (!rs || !rs->reg)
+		return NULL;
+	for (struct vobj *v = rs->reg->vobjs.head; v; v = v->next) {
+		if (v->kind != VOBJ_VIOMMU || v->id != id)
+			continue;
+		if (restart_token_equal(v->has_token ? v->token : dummy, tok) && v->has_token &&
+		    v->orphan && len == VOBJ_TOKEN_LEN && v->owner_uid == s->cred.uid)
+			found = v;
+	}
+	return found;
+}
+
+int restart_reclaim_viommu(struct restart *rs, struct session *s, uint32_t id, const uint8_t *token,
+			   size_t len)
+{
+	struct vobj *v = find_viommu(rs, s, id, token, len);
+	const struct config_device *dev;
+	bool ctx;
+	int rc;
+
+	if (!v)
+		return -ENOENT;
+	/* As for a HWPT: the token holder may learn that the policy changed under it. */
+	dev = config_find_device(rs->cfg, v->device);
+	if (dev && !policy_allows(&dev->allow, &s->cred))
+		return -EPERM;
+	ctx = v->be != rs->be;
+	/* A restored VM context's vIOMMU brings the whole context, as a HWPT of it does. */
+	rc = ctx ? restart_adopt_context(rs, s, v->be) : 0;
+	if (rc)
+		return rc;
+	restart_vobjs_follow(rs, s, v->be, v->owner_uid, ctx ? 0 : v->owner_session);
+	restart_grace_check(rs);
 	return 0;
 }
 

@@ -123,6 +123,9 @@ struct restart {
 	 * (persist/viommus.c).
 	 */
 	uint64_t vobj_saved_gen;
+	/* The last snapshot had vEVENTQs (persist/veventqs.c): snapshots only, as faults. */
+	bool veventqs_saved;
+	bool pasids_saved; /* the same for PASID attachments (persist/pasids.c) */
 	uint64_t
 	    session_salt; /* restart_session_key(): this instance's, random, 0 until first used */
 	/*
@@ -249,6 +252,48 @@ uint32_t restart_orphan_vobjs(const struct restart *rs);
  */
 uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struct backend *be,
 			      uid_t uid, uint64_t session);
+/*
+ * Reclaim by a vIOMMU's own token (an owner with no HWPT): orphan vIOMMU
+ * id goes to s with what its session made (its vEVENTQs, vDEVICEs, other
+ * vIOMMUs; with VM contexts the context). 0, -ENOENT (wrong id, token or
+ * uid, or not an orphan), -EPERM (the policy no longer lets s use its
+ * device), or restart_adopt_context()'s -EBUSY.
+ */
+int restart_reclaim_viommu(struct restart *rs, struct session *s, uint32_t id, const uint8_t *token,
+			   size_t len);
+/*
+ * vEVENTQs (persist/veventqs.c): "veventqs" in the state file (owner,
+ * instance, vIOMMU, type, depth, object id), the fd in the store as
+ * "veventq.<no>" while a client holds it; restored as orphans with their
+ * vIOMMUs (after them), handed over with them (veventqs_follow, from
+ * vobjs_follow: the same Reclaim; session_key is s's restart_session_key),
+ * reaped before them.
+ */
+int restart_save_veventqs(const struct restart *rs, struct json_object *root);
+void restart_restore_veventqs(struct restart *rs, struct json_object *st);
+uint32_t restart_orphan_veventqs(const struct restart *rs);
+/*
+ * Before a vEVENTQ is destroyed (DestroyObject, its session's end): its fd
+ * out of the fd store, and the store's copy closed, since that copy holds
+ * the object (-EBUSY). rs NULL or persistence off: nothing to do.
+ */
+struct veventq;
+void restart_veventq_release(struct restart *rs, const struct veventq *v);
+void restart_veventqs_release(struct restart *rs, const struct session *s);
+uint32_t restart_veventqs_follow(struct restart *rs, struct session *s, const struct backend *be,
+				 uint32_t viommu_id, uint64_t session_key);
+/*
+ * PASID attachments (persist/pasids.c): "pasids" in the state file
+ * (device, PASID, HWPT, owner, instance); restored after the HWPTs into
+ * the backend's table (pasid_restore) and the registry's as orphans;
+ * pasids_follow hands the orphans on e's device (a context's: all of its)
+ * to s when it reclaims e; detached at the grace period's end first.
+ */
+int restart_save_pasids(const struct restart *rs, struct json_object *root);
+int restart_restore_pasids(struct restart *rs, struct json_object *st);
+uint32_t restart_orphan_pasids(const struct restart *rs);
+uint32_t restart_pasids_follow(struct restart *rs, struct session *s, const struct hwpt_entry *e,
+			       uint64_t session_key);
 /*
  * What the state file names s's session by (hwpt_entry and vobj
  * owner_session): its id, salted per instance, so that sessions of two

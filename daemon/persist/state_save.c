@@ -139,7 +139,8 @@ static struct json_object *state_to_json(const struct restart *rs)
 	    js_add_i64(root, "saved_at", now.tv_sec) ||
 	    js_add_u64(root, JOURNAL_EPOCH_KEY, rs->epoch) || registry_to_json(rs, root) ||
 	    restart_save_contexts(rs, root) || restart_save_claims(rs, root) ||
-	    restart_save_faults(rs, root) || restart_save_vobjs(rs, root))
+	    restart_save_faults(rs, root) || restart_save_vobjs(rs, root) ||
+	    restart_save_veventqs(rs, root) || restart_save_pasids(rs, root))
 		goto nomem;
 	bs = js_add_new(root, "backend_state", false);
 	if (!bs || (rs->be->ops->save && rs->be->ops->save(rs->be, bs)))
@@ -311,6 +312,8 @@ static int save_snapshot(struct restart *rs)
 	rs->ctx_saved = rs->reg->ctxs.head != NULL;
 	rs->faults_saved = rs->reg->faults != NULL;
 	rs->vobj_saved_gen = rs->reg->vobjs.gen;
+	rs->veventqs_saved = rs->reg->veventqs.head != NULL;
+	rs->pasids_saved = rs->reg->pasids.n != 0;
 	mark_saved(rs);
 	return 0;
 }
@@ -452,7 +455,8 @@ void restart_save(struct restart *rs)
 	 * and the contexts' own state is no delta of the root's.
 	 */
 	rc = rs->journal_fd >= 0 && !rs->reg->ctxs.head && !rs->ctx_saved && !rs->reg->faults &&
-		     !rs->faults_saved && !restart_vobjs_changed(rs)
+		     !rs->faults_saved && !restart_vobjs_changed(rs) && !rs->reg->veventqs.head &&
+		     !rs->veventqs_saved && !rs->reg->pasids.n && !rs->pasids_saved
 		 ? append_delta(rs)
 		 : -EAGAIN;
 	/* Compaction: O(state) now and then, O(change) every time. */

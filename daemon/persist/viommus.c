@@ -52,10 +52,14 @@ static struct json_object *vobj_to_json(const struct restart *rs, const struct v
 	     js_add_u64(o, "uid", v->owner_uid) || js_add_u64(o, "gid", v->owner_gid) ||
 	     js_add_i64(o, "pid", v->owner_pid) || js_add_u64(o, "session", v->owner_session) ||
 	     (no && js_add_u64(o, "ctx", no));
-	if (!rc && v->kind == VOBJ_VIOMMU)
+	if (!rc && v->kind == VOBJ_VIOMMU) {
+		char hex[2 * VOBJ_TOKEN_LEN + 1];
+
+		js_hex(hex, v->token, VOBJ_TOKEN_LEN);
 		rc = js_add_u64(o, "type", v->type) || js_add_u64(o, "parent_id", v->parent_id) ||
-		     js_add_u64(o, "smmu_range", v->smmu_range);
-	else if (!rc)
+		     js_add_u64(o, "smmu_range", v->smmu_range) ||
+		     (v->has_token && js_add_str(o, "resume_token", hex));
+	} else if (!rc)
 		rc = js_add_u64(o, "viommu_id", v->viommu_id) ||
 		     js_add_u64(o, "virt_id", v->virt_id);
 	if (rc) {
@@ -142,10 +146,19 @@ static int restore_one(struct restart *rs, struct json_object *j, enum vobj_kind
 	uint32_t range = 0;
 	int rc = common_from_json(rs, j, &v);
 
-	if (!rc && kind == VOBJ_VIOMMU)
+	if (!rc && kind == VOBJ_VIOMMU) {
+		char hex[2 * VOBJ_TOKEN_LEN + 1];
+
 		rc = js_u32(j, "type", &v.type) || js_u32(j, "parent_id", &v.parent_id) ||
 		     js_u32(j, "smmu_range", &range);
-	else if (!rc)
+		/* "resume_token": files from before vIOMMU tokens lack it (a HWPT's Reclaim only).
+		 */
+		if (!rc && json_object_object_get_ex(j, "resume_token", NULL)) {
+			rc = js_str(j, "resume_token", hex, sizeof(hex)) ||
+			     js_unhex(hex, v.token, VOBJ_TOKEN_LEN);
+			v.has_token = !rc;
+		}
+	} else if (!rc)
 		rc = js_u32(j, "viommu_id", &v.viommu_id) ||
 		     js_u64(j, "virt_id", UINT64_MAX, &v.virt_id);
 	if (rc) {
@@ -225,6 +238,9 @@ uint32_t restart_vobjs_follow(struct restart *rs, struct session *s, const struc
 		t->n_orphans--;
 		t->gen++;
 		n++;
+		/* Its vEVENTQs with it: the kernel ties them to it (persist/veventqs.c). */
+		if (v->kind == VOBJ_VIOMMU)
+			restart_veventqs_follow(rs, s, be, v->id, v->owner_session);
 		log_info("session %llu: %s %u reclaimed", (unsigned long long)s->id,
 			 v->kind == VOBJ_VIOMMU ? "viommu" : "vdevice", v->id);
 	}

@@ -487,6 +487,55 @@ static int reclaim_device(struct req_ctx *c)
 	return 0;
 }
 
+/* vEVENTQs that came back with a Reclaim: read again (the kernel queued meanwhile, in order). */
+static void watch_reclaimed(struct req_ctx *c)
+{
+	int rc;
+
+	for (struct veventq *v = c->srv->reg.veventqs.head; v; v = v->next)
+		if (v->owner == c->s && !v->watch && (rc = c->srv->veventq_watch(c->s, v)))
+			log_err("session %llu: reading its reclaimed veventq %u: %s",
+				(unsigned long long)c->s->id, v->id, strerror(-rc));
+}
+
+/* Reclaim with hwpt_id 0 and a vIOMMU's token: an owner that had no HWPT. */
+static int reclaim_viommu(struct req_ctx *c)
+{
+	const IommuNest__Reclaim *r = c->msg->reclaim;
+	IommuNest__ReclaimReply *rr = &c->out->body.reclaim.rr;
+	int rc = restart_reclaim_viommu(c->srv->rs, c->s, r->viommu_id, r->resume_token.data,
+					r->resume_token.len);
+
+	if (rc == -EPERM) {
+		req_deny(c->s, c->rep, rc, 0, "uid %u may no longer use the device of viommu %u",
+			 (unsigned)c->s->cred.uid, r->viommu_id);
+		return c->rep->status;
+	}
+	if (rc == -EBUSY) {
+		reply_error(c->rep, rc,
+			    "viommu %u is in another VM context than this session's own: a session "
+			    "is one VM; reclaim it from a session of its own",
+			    r->viommu_id);
+		return rc;
+	}
+	if (rc) {
+		reply_error(c->rep, -ENOENT, "viommu %u: no orphaned vIOMMU with this token",
+			    r->viommu_id);
+		return -ENOENT;
+	}
+	restart_save(c->srv->rs);
+	watch_reclaimed(c);
+	log_info("session %llu: viommu %u reclaimed by its token", (unsigned long long)c->s->id,
+		 r->viommu_id);
+	iommu_nest__reclaim_reply__init(rr);
+	rr->viommu_id = r->viommu_id;
+	rr->claimed = c->out->body.reclaim.claimed;
+	rr->n_claimed = claimed_devices(c->srv, c->s, rr->claimed);
+	c->rep->body_case = IOMMU_NEST__REPLY__BODY_RECLAIM;
+	c->rep->reclaim = rr;
+	return 0;
+}
+
 int handle_reclaim(struct req_ctx *c)
 {
 	const IommuNest__Reclaim *r = c->msg->reclaim;
@@ -500,6 +549,8 @@ int handle_reclaim(struct req_ctx *c)
 
 	if (!r->hwpt_id && c->in->fd >= 0)
 		return reclaim_device(c);
+	if (!r->hwpt_id && r->viommu_id)
+		return reclaim_viommu(c);
 	rc = restart_reclaim(srv->rs, s, r->hwpt_id, r->resume_token.data, r->resume_token.len, &e);
 	if (rc == -EDQUOT) {
 		req_deny(s, rep, rc, srv->cfg->quota.max_hwpts, "HWPT quota of %u reached",
@@ -533,6 +584,8 @@ int handle_reclaim(struct req_ctx *c)
 		return rep->status;
 	}
 	restart_save(srv->rs);
+	/* vEVENTQs that came with its vIOMMUs: read again. */
+	watch_reclaimed(c);
 	/* A fault queue that came with it: watched, its unanswered groups sent again. */
 	rc = srv->events_resume(s);
 	if (rc)

@@ -8,7 +8,8 @@
  * its own nested HWPTs and the nest parents under them, on their own
  * device (another device's stage 2 would be another client's memory, as
  * for Attach). The attachments are kept in state/pasids.c so that a
- * disconnect takes them off before the HWPTs are destroyed.
+ * disconnect takes them off before the HWPTs are destroyed, and in the
+ * state file before either reply leaves (persist/pasids.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "backend/pasid_uapi.h"
 #include "net/server.h"
 #include "net/session.h"
+#include "persist/restart.h"
 #include "req/handlers.h"
 #include "state/pasids.h"
 #include "util/log.h"
@@ -47,6 +49,7 @@ int handle_attach_pasid(struct req_ctx *c)
 	IommuNest__Reply *rep = c->rep;
 	struct device_binding *b = c->dev;
 	struct hwpt_entry *e, *child = NULL;
+	struct pasid_attach *p;
 	struct backend *be;
 	int rc;
 
@@ -84,6 +87,10 @@ int handle_attach_pasid(struct req_ctx *c)
 			    strerror(-rc));
 		return rep->status;
 	}
+	p = pasid_find(&srv->reg.pasids, (uint32_t)(b - srv->reg.bindings), a->pasid);
+	p->owner_uid = s->cred.uid;
+	p->owner_session = restart_session_key(srv->rs, s);
+	restart_save(srv->rs); /* in the state file before the reply says it is attached */
 	log_debug("session %llu: PASID %u of %s on hwpt %u", (unsigned long long)s->id, a->pasid,
 		  a->device, a->hwpt_id);
 	return 0;
@@ -111,7 +118,9 @@ int handle_detach_pasid(struct req_ctx *c)
 			    strerror(-rc));
 		return rep->status;
 	}
-	if (p)
+	if (p) {
 		pasid_forget(&srv->reg, p);
+		restart_save(srv->rs); /* out of the state file before the reply says so */
+	}
 	return 0;
 }

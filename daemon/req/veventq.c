@@ -9,7 +9,9 @@
  * vIOMMU and vEVENTQ (anyone else's id is -ENOENT), and a type whose
  * record size the daemon does not know is -EOPNOTSUPP (the kernel takes
  * any type, but nothing could parse its records). The records reach the
- * client as events (net/vevents.c).
+ * client as events (net/vevents.c). A vEVENTQ is in the state file (and
+ * its fd in the fd store) before its reply leaves, and out of it before
+ * DestroyObject's does (persist/veventqs.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "backend/veventq_uapi.h"
 #include "net/server.h"
 #include "net/session.h"
+#include "persist/restart.h"
 #include "req/handlers.h"
 #include "state/veventqs.h"
 #include "state/viommus.h"
@@ -70,6 +73,9 @@ int handle_alloc_veventq(struct req_ctx *c)
 		return rc;
 	}
 	v.id = v.q.id;
+	v.owner_uid = c->s->cred.uid;
+	v.owner_session = restart_session_key(c->srv->rs, c->s);
+	v.no = ++c->srv->reg.veventqs.last_no;
 	e = veventq_add(&c->srv->reg.veventqs, &v);
 	rc = e ? c->srv->veventq_watch(c->s, e) : -ENOMEM;
 	if (rc) {
@@ -80,6 +86,7 @@ int handle_alloc_veventq(struct req_ctx *c)
 		reply_error(c->rep, rc, "out of memory");
 		return rc;
 	}
+	restart_save(c->srv->rs); /* in the state file before the reply says it exists */
 	log_info("session %llu: veventq %u (type %#x, depth %u) on viommu %u",
 		 (unsigned long long)c->s->id, v.id, v.type, v.depth, v.viommu_id);
 	iommu_nest__alloc_veventq_reply__init(&c->out->body.alloc_veventq);
@@ -99,9 +106,16 @@ int req_destroy_veventq(struct req_ctx *c)
 		reply_error(c->rep, -ENOENT, "object %u: no such vEVENTQ", m->id);
 		return -ENOENT;
 	}
-	/* Nothing holds a vEVENTQ but its fd, which goes first: the kernel's answer is final. */
+	/*
+	 * Nothing holds a vEVENTQ but its fd, which goes first (the fd
+	 * store's copy too): the kernel's answer is final.
+	 */
+	restart_veventq_release(c->srv->rs, v);
 	rc = veventq_destroy(&c->srv->reg.veventqs, v);
+	restart_save(c->srv->rs); /* the entry went whatever the kernel said */
 	if (rc) {
+		log_warn("session %llu: IOMMU_DESTROY of veventq %u: %s",
+			 (unsigned long long)c->s->id, m->id, strerror(-rc));
 		reply_error(c->rep, rc, "IOMMU_DESTROY of veventq %u: %s", m->id, strerror(-rc));
 		return rc;
 	}

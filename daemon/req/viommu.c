@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "backend/viommu_uapi.h"
 #include "inv/validate.h"
@@ -67,6 +68,7 @@ int handle_alloc_viommu(struct req_ctx *c)
 			 .owner_gid = c->s->cred.gid,
 			 .owner_pid = c->s->cred.pid,
 			 .owner_session = restart_session_key(c->srv->rs, c->s)};
+	struct vobj *stored;
 	int rc = vobj_allowed(c, m->device);
 
 	if (rc)
@@ -76,10 +78,18 @@ int handle_alloc_viommu(struct req_ctx *c)
 		 : -ENOTTY;
 	if (rc)
 		return backend_answer(c, rc, "IOMMU_VIOMMU_ALLOC");
+	/* The resume token is a capability: from the kernel's CSPRNG only (as a HWPT's). */
+	if (getrandom(v.token, sizeof(v.token), 0) != (ssize_t)sizeof(v.token)) {
+		be->ops->destroy_object(be, v.id);
+		reply_error(c->rep, -EIO, "no random bytes for the resume token");
+		return -EIO;
+	}
+	v.has_token = true;
 	snprintf(v.device, sizeof(v.device), "%s", m->device);
 	if (v.type == NESTD_VIOMMU_TYPE_ARM_SMMUV3) /* once, not per request */
 		v.smmu_range = req_smmuv3_host_range(be, m->device);
-	if (!vobj_add(&c->srv->reg.vobjs, &v)) {
+	stored = vobj_add(&c->srv->reg.vobjs, &v);
+	if (!stored) {
 		be->ops->destroy_object(be, v.id);
 		reply_error(c->rep, -ENOMEM, "out of memory");
 		return -ENOMEM;
@@ -90,6 +100,11 @@ int handle_alloc_viommu(struct req_ctx *c)
 	iommu_nest__alloc_viommu_reply__init(&c->out->body.alloc_viommu);
 	c->out->body.alloc_viommu.viommu_id = v.id;
 	c->out->body.alloc_viommu.parent_id = v.parent_id;
+	/* Only a daemon that keeps it across a restart hands it out. */
+	if (c->srv->rs && c->srv->rs->enabled) {
+		c->out->body.alloc_viommu.resume_token.data = stored->token;
+		c->out->body.alloc_viommu.resume_token.len = sizeof(stored->token);
+	}
 	c->rep->body_case = IOMMU_NEST__REPLY__BODY_ALLOC_VIOMMU;
 	c->rep->alloc_viommu = &c->out->body.alloc_viommu;
 	return 0;

@@ -41,8 +41,12 @@ int pasid_record(struct hwpt_registry *reg, uint32_t dev, uint32_t pasid, uint32
 		p = &t->a[t->n++];
 		p->dev = dev;
 		p->pasid = pasid;
+		p->orphan = false;
 		b->n_pasids++;
 	}
+	/* A replace by the owner: it is the owner's now, whatever it was. */
+	t->n_orphans -= p->orphan;
+	p->orphan = false;
 	p->hwpt_id = hwpt_id;
 	p->be = be;
 	p->owner = owner;
@@ -57,6 +61,7 @@ void pasid_forget(struct hwpt_registry *reg, struct pasid_attach *p)
 
 	if (--b->n_pasids == 0)
 		b->pasid_owner = NULL;
+	t->n_orphans -= p->orphan;
 	*p = t->a[--t->n];
 }
 
@@ -68,7 +73,8 @@ bool pasid_hwpt_attached(const struct pasid_table *t, const struct backend *be, 
 	return false;
 }
 
-bool pasid_teardown(struct hwpt_registry *reg, const struct session *s, uint64_t session_id)
+bool pasid_teardown(struct hwpt_registry *reg, const struct session *s, uint64_t session_id,
+		    const struct backend *only_be)
 {
 	struct pasid_table *t = &reg->pasids;
 	bool changed = false;
@@ -79,7 +85,7 @@ bool pasid_teardown(struct hwpt_registry *reg, const struct session *s, uint64_t
 		const char *device = reg->bindings[p->dev].dev->name;
 		int rc;
 
-		if (p->owner != s)
+		if (p->owner != s || (!s && (!p->orphan || (only_be && p->be != only_be))))
 			continue;
 		changed = true;
 		rc = p->be->ops->detach_pasid ? p->be->ops->detach_pasid(p->be, device, p->pasid)
@@ -91,6 +97,9 @@ bool pasid_teardown(struct hwpt_registry *reg, const struct session *s, uint64_t
 					     LF_UINT("pasid", p->pasid),
 					     LF_UINT("hwpt", p->hwpt_id), LF_INT("error", rc)),
 				  "detach pasid at disconnect: %s", strerror(-rc));
+		else if (!s)
+			log_info("detached unclaimed PASID %u of %s (hwpt %u)", p->pasid, device,
+				 p->hwpt_id);
 		pasid_forget(reg, p);
 	}
 	return changed;

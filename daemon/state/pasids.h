@@ -3,14 +3,17 @@
  * Clients' PASID attachments (Linux 7.x): which HWPT sits on which PASID
  * of which device, and whose it is. The backend holds the attachment; the
  * table decides who may change it and takes it off at the teardown,
- * before the HWPTs go (a HWPT on a PASID cannot be destroyed). Not in the
- * state file: PASID attachments do not survive a restart yet.
+ * before the HWPTs go (a HWPT on a PASID cannot be destroyed). In the
+ * state file with its owner (persist/pasids.c): a restored one is an
+ * orphan (owner NULL, holding the device) until the Reclaim of a HWPT on
+ * its device, or detached at the grace period's end before the HWPTs go.
  */
 #ifndef IOMMU_NESTD_STATE_PASIDS_H
 #define IOMMU_NESTD_STATE_PASIDS_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct backend;
 struct hwpt_registry;
@@ -22,11 +25,15 @@ struct pasid_attach {
 	uint32_t hwpt_id;   /* a nested HWPT of owner's, or the device's nest parent */
 	struct backend *be; /* the instance the HWPT (and the device) live in */
 	struct session *owner;
+	uid_t owner_uid;	/* saved with it (persist/pasids.c) */
+	uint64_t owner_session; /* restart_session_key() of owner */
+	bool orphan;		/* a previous instance's, waiting for a Reclaim */
 };
 
 struct pasid_table {
 	struct pasid_attach *a;
 	uint32_t n, cap;
+	uint32_t n_orphans;
 };
 
 /* The attachment on pasid of device dev, or NULL. */
@@ -42,10 +49,12 @@ void pasid_forget(struct hwpt_registry *reg, struct pasid_attach *p);
 /* Whether HWPT id of be sits on any PASID. */
 bool pasid_hwpt_attached(const struct pasid_table *t, const struct backend *be, uint32_t id);
 /*
- * Detaches every PASID s holds (a backend error is logged and the
- * attachment forgotten all the same). Returns whether there were any.
+ * Detaches every PASID s holds (s NULL: the orphans, of only_be when not
+ * NULL; a backend error is logged and the attachment forgotten all the
+ * same). Returns whether there were any.
  */
-bool pasid_teardown(struct hwpt_registry *reg, const struct session *s, uint64_t session_id);
+bool pasid_teardown(struct hwpt_registry *reg, const struct session *s, uint64_t session_id,
+		    const struct backend *only_be);
 void pasid_table_fini(struct pasid_table *t);
 
 #endif

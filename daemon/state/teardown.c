@@ -202,8 +202,11 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 		hwpt_registry_for_each(reg, chain_orphan, &c);
 		changed = list != NULL;
 	}
-	/* PASIDs first: a HWPT on one cannot be destroyed, and the RID goes back under them. */
-	if (h->s && pasid_teardown(reg, h->s, h->session_id))
+	/*
+	 * PASIDs first: a HWPT on one cannot be destroyed, and the RID goes
+	 * back under them (an orphan's too: restored with its HWPT).
+	 */
+	if (pasid_teardown(reg, h->s, h->session_id, h->only_be))
 		changed = true;
 	if (detach_devices(reg, be, h))
 		changed = true;
@@ -217,6 +220,9 @@ bool state_teardown(struct hwpt_registry *reg, struct backend *be, struct teardo
 	destroy_hwpts(reg, be, h, list, hwpts_active);
 	/* Then its vEVENTQs (each holds its vIOMMU), then vDEVICEs and vIOMMUs. */
 	if (h->s && veventq_teardown(&reg->veventqs, h->s, h->session_id))
+		changed = true;
+	/* An orphan's vEVENTQs too (restored with their vIOMMUs, persist/veventqs.c). */
+	if (!h->s && veventq_reap_orphans(&reg->veventqs, h->only_be))
 		changed = true;
 	/* After the HWPTs: a nested HWPT on a vIOMMU holds it. */
 	if (h->s && vobj_teardown(&reg->vobjs, be, h->s, h->session_id))

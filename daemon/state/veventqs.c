@@ -18,6 +18,7 @@ struct veventq *veventq_add(struct veventq_table *t, const struct veventq *v)
 	n->next = t->head;
 	t->head = n;
 	t->count++;
+	t->n_orphans += n->orphan;
 	return n;
 }
 
@@ -36,6 +37,7 @@ static void unlink_entry(struct veventq_table *t, struct veventq *v)
 		if (*pp == v) {
 			*pp = v->next;
 			t->count--;
+			t->n_orphans -= v->orphan;
 			return;
 		}
 }
@@ -76,6 +78,30 @@ uint32_t veventq_teardown(struct veventq_table *t, const struct session *owner, 
 	return n;
 }
 
+uint32_t veventq_reap_orphans(struct veventq_table *t, const struct backend *only_be)
+{
+	uint32_t n = 0;
+
+	for (struct veventq *v = t->head, *next; v; v = next) {
+		uint32_t id = v->id, viommu = v->viommu_id;
+		int rc;
+
+		next = v->next;
+		if (!v->orphan || (only_be && v->be != only_be))
+			continue;
+		rc = veventq_destroy(t, v);
+		if (rc)
+			log_event(LOG_ERR, LOG_EV_BACKEND_ERROR,
+				  LOG_FIELDS(LF_STR("op", "destroy"), LF_UINT("id", id),
+					     LF_INT("error", rc)),
+				  "destroy orphan veventq %u: %s", id, strerror(-rc));
+		else
+			log_info("destroyed unclaimed veventq %u (viommu %u)", id, viommu);
+		n++;
+	}
+	return n;
+}
+
 void veventq_table_fini(struct veventq_table *t)
 {
 	for (struct veventq *v = t->head, *next; v; v = next) {
@@ -85,4 +111,5 @@ void veventq_table_fini(struct veventq_table *t)
 	}
 	t->head = NULL;
 	t->count = 0;
+	t->n_orphans = 0;
 }

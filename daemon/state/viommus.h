@@ -25,6 +25,8 @@ enum vobj_kind {
 	VOBJ_VDEVICE = 2,
 };
 
+#define VOBJ_TOKEN_LEN 16 /* as a HWPT's (HWPT_TOKEN_LEN) */
+
 struct vobj {
 	uint32_t id;
 	enum vobj_kind kind;
@@ -54,6 +56,9 @@ struct vobj {
 	pid_t owner_pid;
 	uint64_t owner_session; /* as hwpt_entry's: the session that made it */
 	bool orphan;
+	/* A vIOMMU's resume token (AllocViommuReply): Reclaim by it, without a HWPT. */
+	uint8_t token[VOBJ_TOKEN_LEN];
+	bool has_token; /* files from before tokens have none: only a HWPT brings it back */
 	struct vobj *next;
 };
 

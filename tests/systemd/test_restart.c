@@ -30,6 +30,15 @@
  *           VT-d device the root lent it comes back to the root.
  *   contexts-orphan-errors  (sim) orphan-errors for a VM context, its
  *           snapshot rewritten: the same two backend_error events.
+ *   veventq  (both) a vEVENTQ comes back with its vIOMMU's Reclaim; what
+ *           the kernel queued meanwhile arrives in order, sequence numbers
+ *           continuing (the overflow as LOST_EVENTS); veventq-grace: an
+ *           unclaimed one is destroyed before its vIOMMU, nothing -EBUSY.
+ *   pasid    (both) a HWPT on a PASID comes back with its Reclaim, the
+ *           backend's table rebuilt (replace, attach, detach answer as
+ *           before); pasid-grace: detached before the HWPT is destroyed.
+ *   viommu-token  (both) an owner without HWPTs reclaims its vIOMMU (with
+ *           its vDEVICE and vEVENTQ) by the vIOMMU's own token.
  *   orphan-errors  (sim) the restart is held while the state file's
  *           journal gets records that make registry and model disagree;
  *           the reaper's failed destroy (-EBUSY) and unmap (-ENOENT) must
@@ -95,6 +104,8 @@
 /* The raw kernel uAPI, for the crash-window cases on the daemon's iommufd. */
 #include "backend/iommufd_test_uapi.h"
 #include "backend/viommu_uapi.h"
+#include "backend/veventq_uapi.h"
+#include "backend/pasid_uapi.h"
 
 #define PAGE 4096ULL
 #define AW 48
@@ -111,6 +122,7 @@ static enum {
 	MODE_CONTEXTS /* vm_contexts = true */
 } ctx_mode;
 static bool sim7; /* the sim under 7.x rules with a second selftest device (vIOMMU cases) */
+static bool pasid_dev; /* a PASID-capable selftest device sp0 (the PASID cases) */
 
 /* Whether the case's daemon runs with VM contexts (the default unless the mode or env says root). */
 static bool contexts_on(void)
@@ -191,6 +203,8 @@ static void write_config(unsigned grace_ms)
 	if (sim7 && !kernel)
 		fprintf(f, "\n[device st1]\nkind = selftest\n\n[device sm0]\nkind = smmuv3\n\n"
 			   "[daemon]\nsim_kernel = 7.0\n");
+	if (pasid_dev)
+		fprintf(f, "\n[device sp0]\nkind = selftest\npasid = true\n");
 	fclose(f);
 }
 
@@ -2541,6 +2555,488 @@ out_fail:
 }
 
 /* Whether name is one of list's comma-separated names. */
+/* ---- vEVENTQs across a restart ------------------------------------------- */
+
+struct vevents_seen {
+	uint32_t n;
+	struct iommu_nest_vevent v[8];
+};
+
+static void on_vevent(struct iommu_nest *h, const struct iommu_nest_event *ev, void *arg)
+{
+	struct vevents_seen *s = arg;
+
+	(void)h;
+	if (ev->kind == IOMMU_NEST_EVENT_VEVENT && s->n < 8)
+		s->v[s->n++] = ev->vevent;
+}
+
+/* Waits for n vEVENTs in all (bounded by polls, never by a clock). */
+static bool wait_vevents(struct iommu_nest *h, struct vevents_seen *s, uint32_t n)
+{
+	struct pollfd p = {.fd = iommu_nest_fd(h), .events = POLLIN};
+
+	for (int i = 0; i < polls() && s->n < n; i++) {
+		if (poll(&p, 1, 50) == 1 && iommu_nest_process(h) < 0)
+			return false;
+	}
+	return s->n >= n;
+}
+
+/* A selftest record of vEVENTQ q on vi: the vDEVICE's virt_id (0x10), sequence seq. */
+static void check_vevent(const struct iommu_nest_vevent *v, uint32_t q, uint32_t vi, uint32_t seq,
+			 bool lost)
+{
+	uint32_t virt = 0;
+
+	CHECK_EQ(v->veventq_id, q);
+	CHECK_EQ(v->viommu_id, vi);
+	CHECK_EQ(v->sequence, seq);
+	CHECK_EQ(v->flags, lost ? IOMMU_NEST_VEVENT_FLAG_LOST_EVENTS : 0);
+	CHECK_EQ(v->data_len, lost ? 0 : 4);
+	if (!lost) {
+		memcpy(&virt, v->data, sizeof(virt));
+		CHECK_EQ(le32toh(virt), 0x10);
+	}
+}
+
+/*
+ * IOMMU_TEST_OP_TRIGGER_VEVENT on the daemon's iommufd, n times: behind
+ * its back, so an orphan can be reported to (the daemon's TriggerVevent
+ * wants the device free, and the orphans hold it). Only on the root's
+ * kernel iommufd: false when the case cannot (the sim, contexts).
+ */
+static bool k_trigger_vevent(const char *dev, uint32_t n)
+{
+	struct iommu_test_cmd cmd = {.size = sizeof(cmd),
+				     .op = NESTD_TEST_OP_TRIGGER_VEVENT,
+				     .trigger_vevent = {.dev_id = saved_id(dev, "dev_id")}};
+	int kfd;
+
+	if (!kernel || contexts_on())
+		return false;
+	kfd = grab_daemon_iommufd();
+	CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+	for (uint32_t i = 0; kfd >= 0 && i < n; i++)
+		CHECK(!ioctl(kfd, IOMMU_TEST_CMD, &cmd), "TRIGGER_VEVENT: %s", strerror(errno));
+	if (kfd >= 0)
+		close(kfd);
+	return kfd >= 0;
+}
+
+/* vstart and a selftest vEVENTQ of depth on A's vIOMMU: 0, or skipped (6.12, 6.13). */
+static pid_t vqstart(struct iommu_nest **a, struct iommu_nest **b, struct vclient *c,
+		     const char *bdev, uint32_t *bh, uint8_t *btok, unsigned grace_ms,
+		     uint32_t depth, uint32_t *q)
+{
+	pid_t fake = vstart(a, b, c, bdev, bh, btok, grace_ms);
+	int rc;
+
+	if (skipped || !*a || !*b)
+		return fake;
+	rc = iommu_nest_alloc_veventq(*a, c->vi, IOMMU_NEST_VEVENTQ_TYPE_SELFTEST, depth, q);
+	if (rc == -ENOTTY) {
+		skipped = "no vEVENTQ before 6.14";
+		return fake;
+	}
+	CHECK_EQ(rc, 0);
+	CHECK(file_has("state", "\"veventqs\""),
+	      "AllocVeventq answered before the state file had it");
+	CHECK(wait_for("fake.log", "STORE veventq.1"), "the vEVENTQ fd never reached the fd store");
+	return fake;
+}
+
+/*
+ * A's vEVENTQ (depth 2) on its vIOMMU delivered two records; SIGKILL; the
+ * vEVENTQ comes back with the vIOMMU in the HWPT's Reclaim. Records the
+ * kernel queued while nobody read (on the root's kernel iommufd, triggered
+ * behind the daemon before the Reclaim: two, then one past the depth;
+ * elsewhere triggered right after it) arrive after it, in order, the
+ * kernel's sequence numbers continuing, the overflow as LOST_EVENTS;
+ * reading goes on; the vEVENTQ holds the vIOMMU, is A's alone, and
+ * destroying it frees it.
+ */
+static void test_veventq(void)
+{
+	struct vclient c = {.dev = kernel ? "mock0" : "st0", .dev2 = kernel ? "mock2" : "st1"};
+	const char *bdev = kernel ? "mock1" : "vtd1";
+	bool ctx; /* the records come after the Reclaim, none lost */
+	struct vevents_seen sa = {0}, sb = {0};
+	struct iommu_nest *a, *b, *a2, *b2;
+	uint32_t bh = 0, q = 0, s0;
+	uint8_t btok[16];
+	pid_t fake = vqstart(&a, &b, &c, bdev, &bh, btok, 60000, 2, &q);
+
+	if (skipped) {
+		iommu_nest_close(a);
+		iommu_nest_close(b);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !b || !q)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_set_event_handler(a, on_vevent, &sa), 0);
+	CHECK_EQ(iommu_nest_trigger_vevent(a, c.dev, 2), 0);
+	CHECK(wait_vevents(a, &sa, 2), "the two vEVENTs never arrived (%u)", sa.n);
+	if (sa.n < 2)
+		goto out_fail;
+	s0 = sa.v[0].sequence;
+	check_vevent(&sa.v[0], q, c.vi, s0, false);
+	check_vevent(&sa.v[1], q, c.vi, s0 + 1, false);
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	iommu_nest_close(b);
+	a2 = connect_retry("A2");
+	b2 = a2 ? connect_retry("B2") : NULL;
+	if (!b2)
+		goto out_fail;
+	CHECK(file_has("log", "took \"veventq.1\""), "the daemon did not take the vEVENTQ fd back");
+	CHECK_EQ(iommu_nest_set_event_handler(a2, on_vevent, &sb), 0);
+	/* An orphan is nobody's: not A2's before its Reclaim, never B's. */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VEVENTQ, q), -ENOENT);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VEVENTQ, q), -ENOENT);
+	/* Nobody reads an orphan: the kernel queues up to the depth, then LOST_EVENTS. */
+	ctx = !k_trigger_vevent(c.dev, 3);
+	CHECK_EQ(iommu_nest_reclaim(b2, bh, btok), 0);
+	CHECK_EQ(iommu_nest_reclaim(a2, c.hwpt, c.tok), 0);
+	if (ctx)
+		CHECK_EQ(iommu_nest_trigger_vevent(a2, c.dev, 2), 0);
+	CHECK(wait_vevents(a2, &sb, ctx ? 2 : 3), "the queued vEVENTs never arrived (%u)", sb.n);
+	if (sb.n < (ctx ? 2u : 3u))
+		goto out_close;
+	check_vevent(&sb.v[0], q, c.vi, s0 + 2, false);
+	check_vevent(&sb.v[1], q, c.vi, s0 + 3, false);
+	if (!ctx)
+		check_vevent(&sb.v[2], q, c.vi, s0 + 4, true);
+	/* And it is read as before: the next record continues the sequence. */
+	CHECK_EQ(iommu_nest_trigger_vevent(a2, c.dev, 1), 0);
+	CHECK(wait_vevents(a2, &sb, sb.n + 1), "no vEVENT after the Reclaim");
+	check_vevent(&sb.v[sb.n - 1], q, c.vi, ctx ? s0 + 4 : s0 + 5, false);
+	/* The destroy rules: the vEVENTQ holds its vIOMMU; it is A's alone. */
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VEVENTQ, q), -ENOENT);
+	CHECK_EQ(iommu_nest_detach(a2, c.dev), 0);
+	CHECK_EQ(iommu_nest_destroy(a2, c.hwpt), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, c.vd), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), -EBUSY);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VEVENTQ, q), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi), 0);
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, c.vi2), 0);
+	CHECK(!file_has("state", "\"veventqs\""), "the destroyed vEVENTQ stayed in the state file");
+	CHECK_EQ(iommu_nest_destroy(b2, bh), 0);
+	CHECK_EQ(hwpts_active(a2), 0);
+out_close:
+	iommu_nest_close(a2);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/*
+ * Nobody reclaims A's vEVENTQ (a record queued while it is an orphan): at
+ * the grace period's end it is closed and destroyed before its vIOMMU,
+ * nothing is refused (-EBUSY), and on the kernel none of the ids is alive.
+ */
+static void test_veventq_grace(void)
+{
+	struct vclient c = {.dev = kernel ? "mock0" : "st0", .dev2 = kernel ? "mock2" : "st1"};
+	const char *bdev = kernel ? "mock1" : "vtd1";
+	bool ctx = contexts_on();
+	struct iommu_nest *a, *b, *b2;
+	uint32_t bh = 0, q = 0, x, xd, xq;
+	uint8_t btok[16];
+	int kfd;
+	pid_t fake = vqstart(&a, &b, &c, bdev, &bh, btok, 1500, 4, &q);
+
+	if (skipped) {
+		iommu_nest_close(a);
+		iommu_nest_close(b);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !b || !q)
+		goto out_fail;
+	CHECK_EQ(iommu_nest_trigger_vevent(a, c.dev, 1), 0);
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	iommu_nest_close(b);
+	b2 = connect_retry("B2");
+	if (!b2)
+		goto out_fail;
+	(void)k_trigger_vevent(c.dev, 1); /* one more record the orphan holds, where possible */
+	CHECK_EQ(iommu_nest_reclaim(b2, bh, btok), 0);
+	CHECK(wait_for("log", "destroyed unclaimed veventq"), "the vEVENTQ was not destroyed");
+	CHECK(wait_for("log", "destroyed unclaimed viommu"), "the vIOMMUs were not destroyed");
+	CHECK(!file_has("log", "destroy orphan"), "an orphan's destroy failed (the order?)");
+	CHECK(!LINES("log", "destroy", "busy"), "a destroy was refused -EBUSY");
+	/* The save follows the reaping in the same callback: wait for it, not for a clock. */
+	for (int i = 0; i < polls() && file_has("state", "\"veventqs\""); i++)
+		sleep_ms(50);
+	CHECK(!file_has("state", "\"veventqs\""), "the reaped vEVENTQ stayed in the state file");
+	if (kernel && !ctx) {
+		kfd = grab_daemon_iommufd();
+		CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+		CHECK_EQ(k_destroy(kfd, q), -ENOENT);
+		CHECK_EQ(k_is_viommu(kfd, c.vi), -ENOENT);
+		CHECK_EQ(k_nested_alive(kfd, c.hwpt), -ENOENT);
+		close(kfd);
+	}
+	/* The device is free: a vIOMMU, vDEVICE and vEVENTQ on it again. */
+	CHECK_EQ(iommu_nest_alloc_viommu(b2, c.dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &x), 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(b2, x, c.dev, 0x10, &xd), 0);
+	CHECK_EQ(iommu_nest_alloc_veventq(b2, x, IOMMU_NEST_VEVENTQ_TYPE_SELFTEST, 2, &xq), 0);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VEVENTQ, xq), 0);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VDEVICE, xd), 0);
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VIOMMU, x), 0);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/* ---- PASID attachments across a restart ---------------------------------- */
+
+/* 0 iff hwpt id sits on pasid of the mock behind dev (PASID_CHECK_HWPT, the daemon's iommufd). */
+static int k_pasid_check(const char *dev, uint32_t pasid, uint32_t id)
+{
+	struct nestd_test_pasid_cmd cmd = {.size = sizeof(cmd),
+					   .op = NESTD_TEST_OP_PASID_CHECK_HWPT,
+					   .id = saved_id(dev, "stdev_id"),
+					   .pasid_check = {.pasid = pasid, .hwpt_id = id}};
+	int kfd = grab_daemon_iommufd(), rc;
+
+	CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+	if (kfd < 0)
+		return -EBADF;
+	rc = ioctl(kfd, IOMMU_TEST_CMD, &cmd) ? -errno : 0;
+	close(kfd);
+	return rc;
+}
+
+/*
+ * A's PASID-capable HWPT h on sp0, on PASIDs 100 (kept) and 200 (detached
+ * again before the crash). 0, or skipped: no PASID attachments here.
+ */
+static pid_t pstart(struct iommu_nest **a, uint32_t *h, uint8_t *tok, unsigned grace_ms)
+{
+	struct iommu_nest_hw_info info = {0};
+	uint32_t iotlb = 0;
+	pid_t fake;
+	int rc;
+
+	sim7 = true;
+	pasid_dev = true;
+	write_config(grace_ms);
+	fake = start_fake_systemd();
+	*a = connect_retry("A");
+	if (!*a)
+		return fake;
+	/* 6.12's mock has no PASIDs (the device flag is unknown there): its width says so. */
+	CHECK_EQ(iommu_nest_get_hw_info(*a, "sp0", &info), 0);
+	if (!info.max_pasid_log2) {
+		skipped = "no PASID attachments before 6.15";
+		return fake;
+	}
+	CHECK_EQ(iommu_nest_alloc(*a, "sp0", IOMMU_NEST_HWPT_DATA_SELFTEST, IOMMU_NEST_ALLOC_PASID,
+				  IOMMU_NEST_HWPT_DATA_SELFTEST, &iotlb, sizeof(iotlb), h),
+		 0);
+	CHECK_EQ(iommu_nest_last_resume_token(*a, tok), 0);
+	rc = iommu_nest_attach_pasid(*a, "sp0", 100, *h);
+	if (rc == -EOPNOTSUPP || rc == -EINVAL) {
+		skipped = "no PASID attachments before 6.15";
+		return fake;
+	}
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(iommu_nest_attach_pasid(*a, "sp0", 200, *h), 0);
+	CHECK_EQ(iommu_nest_detach_pasid(*a, "sp0", 200), 0);
+	CHECK(file_has("state", "\"pasids\""), "AttachPasid answered before the state file had it");
+	CHECK(!file_has("state", "\"pasid\":200"),
+	      "DetachPasid answered before the file forgot it");
+	return fake;
+}
+
+/*
+ * SIGKILL with A's HWPT on PASID 100 of sp0: the attachment is restored
+ * (the backend's table too: the mock's kernel and the sim agree), holds
+ * the device for A until its Reclaim, comes back with the HWPT's, keeps
+ * the HWPT -EBUSY to destroy; a replace on it and a fresh attach on 200
+ * (detached before the crash) answer as if nothing happened.
+ */
+static void test_pasid(void)
+{
+	struct iommu_nest *a, *a2, *b2;
+	uint32_t h = 0, x;
+	uint8_t tok[16];
+	pid_t fake = pstart(&a, &h, tok, 60000);
+	bool root_kernel = kernel && !contexts_on();
+
+	if (skipped) {
+		iommu_nest_close(a);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !h || !crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	a2 = connect_retry("A2");
+	b2 = a2 ? connect_retry("B2") : NULL;
+	if (!b2)
+		goto out_fail;
+	CHECK(file_has("log", "PASID 100 of sp0 on hwpt"), "the attachment was not restored");
+	if (root_kernel)
+		CHECK_EQ(k_pasid_check("sp0", 100, h), 0);
+	/* The orphan holds sp0: nobody else's, and not A2's before its Reclaim. */
+	CHECK_EQ(iommu_nest_attach_pasid(b2, "sp0", 300, h), -EBUSY);
+	CHECK_EQ(iommu_nest_alloc(b2, "sp0", IOMMU_NEST_HWPT_DATA_SELFTEST, IOMMU_NEST_ALLOC_PASID,
+				  IOMMU_NEST_HWPT_DATA_SELFTEST, &(uint32_t){0}, sizeof(uint32_t),
+				  &x),
+		 -EBUSY);
+	CHECK_EQ(iommu_nest_destroy(a2, h), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(a2, h, tok), 0);
+	/* The kernel holds the HWPT on the PASID: -EBUSY, the kernel's answer. */
+	CHECK_EQ(iommu_nest_destroy(a2, h), -EBUSY);
+	/* The backend knows PASID 100 is taken (a replace), and 200 is free (an attach). */
+	CHECK_EQ(iommu_nest_attach_pasid(a2, "sp0", 100, h), 0);
+	CHECK_EQ(iommu_nest_attach_pasid(a2, "sp0", 200, h), 0);
+	CHECK_EQ(iommu_nest_detach_pasid(a2, "sp0", 200), 0);
+	CHECK_EQ(iommu_nest_detach_pasid(a2, "sp0", 100), 0);
+	if (root_kernel)
+		CHECK_EQ(k_pasid_check("sp0", 100, 0), 0); /* nothing on it any more */
+	CHECK(!file_has("state", "\"pasids\""), "the detached PASIDs stayed in the state file");
+	CHECK_EQ(iommu_nest_destroy(a2, h), 0);
+	CHECK_EQ(hwpts_active(a2), 0);
+	iommu_nest_close(a2);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/*
+ * Nobody reclaims: at the grace period's end PASID 100 is detached before
+ * the HWPT is destroyed (no -EBUSY), and sp0 is free: B attaches its own
+ * HWPT on PASID 100 (the kernel's -EBUSY had the old attachment stayed).
+ */
+static void test_pasid_grace(void)
+{
+	struct iommu_nest *a, *b2;
+	uint32_t h = 0, x = 0;
+	uint8_t tok[16];
+	pid_t fake = pstart(&a, &h, tok, 1500);
+	int kfd;
+
+	if (skipped) {
+		iommu_nest_close(a);
+		clean_stop(fake);
+		return;
+	}
+	if (!a || !h || !crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	b2 = connect_retry("B2");
+	if (!b2)
+		goto out_fail;
+	CHECK(wait_for("log", "detached unclaimed PASID 100 of sp0"), "PASID 100 was not detached");
+	CHECK(wait_for("log", "destroyed unclaimed hwpt"), "the HWPT was not destroyed");
+	CHECK(!file_has("log", "destroy orphan"), "an orphan's destroy failed (the order?)");
+	for (int i = 0; i < polls() && file_has("state", "\"pasids\""); i++)
+		sleep_ms(50);
+	CHECK(!file_has("state", "\"pasids\""), "the detached PASID stayed in the state file");
+	if (kernel && !contexts_on()) {
+		kfd = grab_daemon_iommufd();
+		CHECK(kfd >= 0, "cannot get the daemon's iommufd");
+		CHECK_EQ(k_nested_alive(kfd, h), -ENOENT);
+		close(kfd);
+	}
+	CHECK_EQ(iommu_nest_alloc(b2, "sp0", IOMMU_NEST_HWPT_DATA_SELFTEST, IOMMU_NEST_ALLOC_PASID,
+				  IOMMU_NEST_HWPT_DATA_SELFTEST, &(uint32_t){0}, sizeof(uint32_t),
+				  &x),
+		 0);
+	CHECK_EQ(iommu_nest_attach_pasid(b2, "sp0", 100, x), 0);
+	CHECK_EQ(iommu_nest_detach_pasid(b2, "sp0", 100), 0);
+	CHECK_EQ(iommu_nest_destroy(b2, x), 0);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
+/*
+ * An owner with vIOMMUs and no HWPT (LIBIOMMU_NEST_0.17): A's vIOMMU vi
+ * with a vDEVICE and a vEVENTQ; SIGKILL; a wrong token, another client
+ * and the HWPT path get nothing; the vIOMMU's own token brings vi, its
+ * vEVENTQ and its vDEVICE back to A alone, once, with the destroy rules.
+ */
+static void test_viommu_token(void)
+{
+	const char *dev = kernel ? "mock0" : "st0";
+	struct iommu_nest *a, *a2, *b2;
+	uint32_t vi = 0, vd = 0, q = 0;
+	uint8_t tok[16], bad[16];
+	pid_t fake;
+	int rc;
+
+	sim7 = true;
+	write_config(60000);
+	fake = start_fake_systemd();
+	a = connect_retry("A");
+	if (!a)
+		goto out_fail;
+	rc = iommu_nest_alloc_viommu(a, dev, IOMMU_NEST_VIOMMU_TYPE_SELFTEST, 0, &vi);
+	if (rc == -ENOTTY) {
+		skipped = "no vIOMMU before 6.13";
+		iommu_nest_close(a);
+		clean_stop(fake);
+		return;
+	}
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(iommu_nest_last_viommu_token(a, tok), 0);
+	CHECK_EQ(iommu_nest_alloc_vdevice(a, vi, dev, 0x10, &vd), 0);
+	rc = iommu_nest_alloc_veventq(a, vi, IOMMU_NEST_VEVENTQ_TYPE_SELFTEST, 4, &q);
+	CHECK(rc == 0 || rc == -ENOTTY, "AllocVeventq: %d", rc);
+	if (!crash_and_restart(2))
+		goto out_fail;
+	iommu_nest_close(a);
+	a2 = connect_retry("A2");
+	b2 = a2 ? connect_retry("B2") : NULL;
+	if (!b2)
+		goto out_fail;
+	memcpy(bad, tok, sizeof(bad));
+	bad[3] ^= 0x40;
+	CHECK_EQ(iommu_nest_reclaim_viommu(a2, vi, bad), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim_viommu(a2, vi + 1, tok), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim(a2, vi, tok), -ENOENT); /* not a HWPT's token */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), -ENOENT);
+	CHECK_EQ(iommu_nest_reclaim_viommu(a2, vi, tok), 0);
+	CHECK_EQ(iommu_nest_reclaim_viommu(a2, vi, tok), -ENOENT); /* once */
+	CHECK_EQ(iommu_nest_reclaim_viommu(b2, vi, tok), -ENOENT); /* A2's now */
+	CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VIOMMU, vi), -ENOENT);
+	/* The vIOMMU holds its vDEVICE (and vEVENTQ): they came with it, A2's. */
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), -EBUSY);
+	if (q) {
+		CHECK_EQ(iommu_nest_destroy_object(b2, IOMMU_NEST_OBJECT_VEVENTQ, q), -ENOENT);
+		CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, vd), 0);
+		CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), -EBUSY);
+		CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VEVENTQ, q), 0);
+	} else {
+		CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VDEVICE, vd), 0);
+	}
+	CHECK_EQ(iommu_nest_destroy_object(a2, IOMMU_NEST_OBJECT_VIOMMU, vi), 0);
+	CHECK_EQ(hwpts_active(a2), 0);
+	iommu_nest_close(a2);
+	iommu_nest_close(b2);
+	clean_stop(fake);
+	return;
+out_fail:
+	give_up(fake);
+}
+
 static bool in_list(const char *list, const char *name)
 {
 	size_t n = strlen(name);
@@ -2570,7 +3066,12 @@ int main(int argc, char **argv)
 		     {"viommu-grace", test_viommu_grace},
 		     {"viommu-window", test_viommu_window},
 		     {"viommu-smmuv3", test_viommu_smmuv3},
-		     {"viommu-sessions", test_viommu_sessions}};
+		     {"viommu-sessions", test_viommu_sessions},
+		     {"veventq", test_veventq},
+		     {"veventq-grace", test_veventq_grace},
+		     {"pasid", test_pasid},
+		     {"pasid-grace", test_pasid_grace},
+		     {"viommu-token", test_viommu_token}};
 	const char *backend = getenv("NESTD_BACKEND");
 	const char *only = argc > 3 ? argv[3] : getenv("NESTD_RESTART_CASE");
 
@@ -2606,6 +3107,7 @@ int main(int argc, char **argv)
 		skipped = NULL;
 		ctx_mode = MODE_DEFAULT;
 		sim7 = false;
+		pasid_dev = false;
 		cases[i].fn();
 		printf("%s%s: %s%s\n", cases[i].name, kernel ? " (iommufd)" : "",
 		       failures != before ? "FAILED"

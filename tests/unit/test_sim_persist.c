@@ -3,6 +3,7 @@
  * The sim backend's save/restore (backend/sim/persist.c): a round trip keeps the
  * whole model, and a state that lies (broken references, unordered
  * interval sets, other devices) is refused with the backend unchanged.
+ * vEVENTQ queues and PASID tables (7.x) come back as the kernel keeps them.
  */
 #include <endian.h>
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include <CUnit/Basic.h>
 
 #include "backend/backend.h"
+#include "backend/pasid_uapi.h"
+#include "backend/veventq_uapi.h"
 #include "backend/viommu_uapi.h"
 #include "util/config.h"
 #include "backend/iommufd_uapi.h"
@@ -378,6 +381,197 @@ static void test_refuse_vobjs(void)
 	refuse_vobj("virt_id", json_object_new_double(1.5), 5);
 }
 
+/*
+ * A 7.x world for the queue cases: populated(), a selftest vIOMMU v on st0
+ * with its vDEVICE (virt_id 0x10) and a nested HWPT on v attached to st0,
+ * so that TRIGGER_VEVENT reports on v; a vEVENTQ q of depth 2 on v.
+ */
+static struct backend *with_veventq(uint32_t *v, uint32_t *q)
+{
+	uint32_t vtd, st, vd, h;
+	struct iommu_hwpt_selftest d = {.iotlb = 0x77};
+	struct backend_alloc a = {
+	    .data_type = IOMMU_HWPT_DATA_SELFTEST, .data = &d, .data_len = sizeof(d)};
+	struct backend_veventq bq;
+	struct backend *be;
+
+	cfg.sim_kernel = KERNEL_RULES_7;
+	be = populated(&vtd, &st);
+	CU_ASSERT_FATAL(be->ops->viommu_alloc(be, "st0", NESTD_VIOMMU_TYPE_SELFTEST, 0, v, NULL) ==
+			0);
+	CU_ASSERT_FATAL(be->ops->vdevice_alloc(be, *v, "st0", 0x10, &vd) == 0);
+	a.viommu_id = *v;
+	CU_ASSERT_FATAL(be->ops->alloc_nested(be, "st0", &a, &h, NULL) == 0);
+	CU_ASSERT_FATAL(be->ops->attach(be, "st0", h) == 0);
+	CU_ASSERT_FATAL(be->ops->veventq_alloc(be, *v, NESTD_VEVENTQ_TYPE_SELFTEST, 2, &bq) == 0);
+	*q = bq.id;
+	return be;
+}
+
+/* The next record of q: its header, and the data's first word. */
+static int read_one(struct backend *be, uint32_t q, struct nestd_vevent_header *h, uint32_t *w)
+{
+	struct backend_veventq bq = {.id = q};
+	uint8_t buf[sizeof(*h) + 4];
+	int n = be->ops->veventq_read(be, &bq, buf, sizeof(buf));
+
+	if (n >= (int)sizeof(*h)) {
+		memcpy(h, buf, sizeof(*h));
+		*w = 0;
+		if (n == (int)sizeof(buf))
+			memcpy(w, buf + sizeof(*h), sizeof(*w));
+	}
+	return n;
+}
+
+/*
+ * The kernel keeps a vEVENTQ's queue across the restart: after three
+ * reports on depth 2 and one read, the restored one holds the second
+ * record and the LOST_EVENTS header, goes on numbering, holds its vIOMMU,
+ * and goes once its fd does.
+ */
+static void test_veventq_saved(void)
+{
+	uint32_t v, q, w;
+	struct backend *a = with_veventq(&v, &q), *b = open_sim();
+	struct nestd_vevent_header h;
+	struct backend_veventq bq;
+	struct json_object *o;
+	const char *err = "";
+
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(a->ops->trigger_vevent(a, "st0"), 0);
+	CU_ASSERT_EQUAL(read_one(a, q, &h, &w), 12);
+	CU_ASSERT_EQUAL(h.sequence, 0);
+	o = saved(a);
+	CU_ASSERT_EQUAL(restore_anchored(b, a, o, &err), 0);
+	CU_ASSERT_EQUAL(b->ops->veventq_reopen(b, q + 1000, -1, &bq), -ENOENT);
+	CU_ASSERT_EQUAL_FATAL(b->ops->veventq_reopen(b, q, -1, &bq), 0);
+	CU_ASSERT_EQUAL(read_one(b, q, &h, &w), 12);
+	CU_ASSERT_EQUAL(h.sequence, 1);
+	CU_ASSERT_EQUAL(h.flags, 0);
+	CU_ASSERT_EQUAL(le32toh(w), 0x10);
+	CU_ASSERT_EQUAL(read_one(b, q, &h, &w), 8);
+	CU_ASSERT_EQUAL(h.sequence, 2);
+	CU_ASSERT_EQUAL(h.flags, NESTD_VEVENTQ_FLAG_LOST_EVENTS);
+	CU_ASSERT_EQUAL(read_one(b, q, &h, &w), 0);
+	CU_ASSERT_EQUAL(b->ops->trigger_vevent(b, "st0"), 0);
+	CU_ASSERT_EQUAL(read_one(b, q, &h, &w), 12);
+	CU_ASSERT_EQUAL(h.sequence, 3);
+	/* It holds its vIOMMU; closing its fd lets it go, then the vIOMMU can. */
+	CU_ASSERT_EQUAL(b->ops->destroy_object(b, v), -EBUSY);
+	CU_ASSERT_EQUAL(b->ops->veventq_free(b, &bq), 0);
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+	cfg.sim_kernel = KERNEL_RULES_6_12;
+}
+
+/* One corruption of the saved queue of with_veventq() (two records, one read): refused. */
+static void refuse_queue(void (*corrupt_q)(struct json_object *q))
+{
+	uint32_t v, q;
+	struct backend *a = with_veventq(&v, &q), *b = open_sim();
+	struct json_object *o, *arr;
+	const char *err = "";
+
+	CU_ASSERT_EQUAL(a->ops->trigger_vevent(a, "st0"), 0);
+	CU_ASSERT_EQUAL(a->ops->trigger_vevent(a, "st0"), 0);
+	o = saved(a);
+	CU_ASSERT_FATAL(json_object_object_get_ex(o, "veventq_queues", &arr));
+	corrupt_q(json_object_array_get_idx(arr, 0));
+	CU_ASSERT_NOT_EQUAL(restore_anchored(b, a, o, &err), 0);
+	CU_ASSERT_FALSE(b->ops->has_vobj(b, v, true));
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+	cfg.sim_kernel = KERNEL_RULES_6_12;
+}
+
+static void q_depth(struct json_object *q)
+{
+	json_object_object_add(q, "depth", json_object_new_int64(1)); /* not the object's */
+}
+
+static void q_lost_first(struct json_object *q)
+{
+	struct json_object *recs, *r;
+
+	json_object_object_get_ex(q, "deliver", &recs);
+	r = json_object_array_get_idx(recs, 0);
+	json_object_array_put_idx(r, 0, json_object_new_int64(NESTD_VEVENTQ_FLAG_LOST_EVENTS));
+	json_object_array_put_idx(r, 2, json_object_new_string(""));
+}
+
+static void q_data(struct json_object *q)
+{
+	struct json_object *recs;
+
+	json_object_object_get_ex(q, "deliver", &recs);
+	json_object_array_put_idx(json_object_array_get_idx(recs, 1), 2,
+				  json_object_new_string("10")); /* one byte of four */
+}
+
+static void q_gone(struct json_object *q)
+{
+	json_object_object_add(q, "id", json_object_new_int64(9999)); /* the vEVENTQ's queue lost */
+}
+
+static void test_refuse_veventq(void)
+{
+	refuse_queue(q_depth);
+	refuse_queue(q_lost_first);
+	refuse_queue(q_data);
+	refuse_queue(q_gone);
+}
+
+/*
+ * A PASID attachment stays in the kernel across the restart: restored,
+ * pasid_restore confirms exactly it, it holds its HWPT, and a saved table
+ * naming a HWPT that is none is refused.
+ */
+static void test_pasid_saved(void)
+{
+	uint32_t vtd, st, h;
+	struct iommu_hwpt_selftest d = {.iotlb = 0x77};
+	struct backend_alloc al = {.data_type = IOMMU_HWPT_DATA_SELFTEST,
+				   .flags = NESTD_HWPT_ALLOC_PASID,
+				   .data = &d,
+				   .data_len = sizeof(d)};
+	struct backend *a, *b, *c;
+	struct json_object *o, *devs, *p;
+	const char *err = "";
+
+	cfg.sim_kernel = KERNEL_RULES_7;
+	cfg.devices[1].pasid = true;
+	a = populated(&vtd, &st);
+	b = open_sim();
+	c = open_sim();
+	CU_ASSERT_FATAL(a->ops->alloc_nested(a, "st0", &al, &h, NULL) == 0);
+	CU_ASSERT_FATAL(a->ops->attach_pasid(a, "st0", 100, h) == 0);
+	o = saved(a);
+	CU_ASSERT_EQUAL(restore_anchored(b, a, o, &err), 0);
+	CU_ASSERT_EQUAL(b->ops->pasid_restore(b, "st0", 100, h), 0);
+	CU_ASSERT_EQUAL(b->ops->pasid_restore(b, "st0", 101, h), -EINVAL);
+	CU_ASSERT_EQUAL(b->ops->pasid_restore(b, "st0", 100, st), -EINVAL);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, h), -EBUSY);
+	CU_ASSERT_EQUAL(b->ops->detach_pasid(b, "st0", 100), 0);
+	CU_ASSERT_EQUAL(b->ops->destroy(b, h), 0);
+	/* A table naming no HWPT (the vtd one is not PASID-capable either). */
+	json_object_object_get_ex(o, "devices", &devs);
+	CU_ASSERT_FATAL(
+	    json_object_object_get_ex(json_object_array_get_idx(devs, 1), "pasids", &p));
+	json_object_array_put_idx(p, 1, json_object_new_int64(vtd));
+	CU_ASSERT_NOT_EQUAL(restore_anchored(c, a, o, &err), 0);
+	CU_ASSERT_FALSE(c->ops->has_hwpt(c, h));
+	json_object_put(o);
+	a->ops->close(a);
+	b->ops->close(b);
+	c->ops->close(c);
+	cfg.devices[1].pasid = false;
+	cfg.sim_kernel = KERNEL_RULES_6_12;
+}
+
 static void test_refuse_parent(void)
 {
 	refuse(bad_parent);
@@ -407,6 +601,8 @@ int main(void)
 	    {"refuse_parent", test_refuse_parent}, {"refuse_iset", test_refuse_iset},
 	    {"refuse_device", test_refuse_device}, {"refuse_attach", test_refuse_attach},
 	    {"refuse_type", test_refuse_type},	   {"refuse_unanchored", test_refuse_unanchored},
+	    {"veventq_saved", test_veventq_saved}, {"refuse_veventq", test_refuse_veventq},
+	    {"pasid_saved", test_pasid_saved},
 	};
 
 	cfg_setup();

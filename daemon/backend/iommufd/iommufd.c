@@ -1351,6 +1351,8 @@ static int restore_device(struct ifd_backend *b, const struct config_device *cd,
 		return -EINVAL;
 	}
 	d->kind = cd->kind;
+	/* Configuration, not state: a VM context opened after the restart makes its mock so. */
+	d->pasid = cd->pasid;
 	if (json_object_object_get_ex(j, "nest_errno", NULL) && js_u32(j, "nest_errno", &kind) == 0)
 		d->nest_err = -(int)kind;
 	if (json_object_object_get_ex(j, "handed", NULL) && js_u32(j, "handed", &kind) == 0)
@@ -2168,6 +2170,20 @@ static int ifd_op_detach_pasid(struct backend *be, const char *device, uint32_t 
 	return ifd_pasid_detach(b->fd, &b->pasids, &pd, pasid);
 }
 
+static int ifd_op_pasid_restore(struct backend *be, const char *device, uint32_t pasid,
+				uint32_t hwpt_id)
+{
+	struct ifd_backend *b = to_ifd(be);
+	struct ifd_device *d = find_device(b, device);
+	struct ifd_pasid_dev pd;
+
+	if (!d)
+		return -ENOENT;
+	pd = (struct ifd_pasid_dev){
+	    .index = (uint32_t)(d - b->devs), .stdev_id = d->stdev_id, .vfio_fd = d->vfio_fd};
+	return ifd_pasid_restore(b->fd, &b->pasids, &pd, pasid, hwpt_id);
+}
+
 static int ifd_op_destroy_object(struct backend *be, uint32_t id)
 {
 	struct ifd_backend *b = to_ifd(be);
@@ -2213,6 +2229,21 @@ static int ifd_op_veventq_alloc(struct backend *be, uint32_t viommu_id, uint32_t
 				uint32_t depth, struct backend_veventq *out)
 {
 	return ifd_veventq_alloc(to_ifd(be)->fd, viommu_id, type, depth, out);
+}
+
+/*
+ * As a fault fd: the kept fd is the vEVENTQ's only handle (the kernel
+ * hands out no second one), and keeps the O_NONBLOCK ifd_veventq_alloc set.
+ */
+static int ifd_op_veventq_reopen(struct backend *be, uint32_t id, int fd,
+				 struct backend_veventq *out)
+{
+	(void)be;
+	if (fd < 0)
+		return -ESTALE;
+	out->id = id;
+	out->fd = fd;
+	return 0;
 }
 
 static int ifd_op_veventq_read(struct backend *be, const struct backend_veventq *q, void *buf,
@@ -2291,9 +2322,11 @@ const struct backend_ops backend_iommufd_ops = {
     .veventq_alloc = ifd_op_veventq_alloc,
     .veventq_read = ifd_op_veventq_read,
     .veventq_free = ifd_op_veventq_free,
+    .veventq_reopen = ifd_op_veventq_reopen,
     .trigger_vevent = ifd_op_trigger_vevent,
     .attach_pasid = ifd_op_attach_pasid,
     .detach_pasid = ifd_op_detach_pasid,
+    .pasid_restore = ifd_op_pasid_restore,
     .has_vobj = ifd_has_vobj,
     .vdevice_intent = ifd_vdevice_intent,
 };

@@ -103,6 +103,19 @@ int ifd_pasid_detach(int fd, struct ifd_pasids *t, const struct ifd_pasid_dev *d
 	return rc;
 }
 
+int ifd_pasid_restore(int fd, struct ifd_pasids *t, const struct ifd_pasid_dev *d, uint32_t pasid,
+		      uint32_t pt_id)
+{
+	int rc = 0;
+
+	/* VFIO asks nothing of a PASID; the mock has the selftest's own question. */
+	if (d->vfio_fd < 0)
+		rc = mock_op(fd, NESTD_TEST_OP_PASID_CHECK_HWPT, d->stdev_id, pasid, pt_id);
+	if (rc)
+		return rc;
+	return find(t, d->index, pasid) ? 0 : remember(t, d->index, pasid);
+}
+
 void ifd_pasid_detach_all(int fd, struct ifd_pasids *t, const struct ifd_pasid_dev *d)
 {
 	/* Downwards: a removal moves the last entry, already visited, into slot i. */

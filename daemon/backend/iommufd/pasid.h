@@ -39,6 +39,13 @@ int ifd_pasid_attach(int fd, struct ifd_pasids *t, const struct ifd_pasid_dev *d
 /* PASID_DETACH / VFIO detach of pasid: 0 when nothing was attached, as the kernel answers. */
 int ifd_pasid_detach(int fd, struct ifd_pasids *t, const struct ifd_pasid_dev *d, uint32_t pasid);
 /* Detaches every PASID of d (teardown, device leaving the instance). */
+/*
+ * After a restart, hwpt pt_id on pasid of d as the state file says: a
+ * mock's checked with the kernel (PASID_CHECK_HWPT: -EINVAL when another
+ * or none sits there), a VFIO device's trusted; then tracked again.
+ */
+int ifd_pasid_restore(int fd, struct ifd_pasids *t, const struct ifd_pasid_dev *d, uint32_t pasid,
+		      uint32_t pt_id);
 void ifd_pasid_detach_all(int fd, struct ifd_pasids *t, const struct ifd_pasid_dev *d);
 void ifd_pasids_free(struct ifd_pasids *t);
 

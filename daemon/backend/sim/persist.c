@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "util/json_util.h"
+#include "backend/pasid_uapi.h"
 #include "backend/sim/persist.h"
 #include "backend/sim/state.h"
 #include "util/journal.h"
@@ -106,15 +107,30 @@ static struct json_object *maps_to_json(const struct sim_dev *d)
 	return a;
 }
 
+/* A device's PASID table as flat [pasid0, hwpt0, pasid1, ...]; none: absent (old files too). */
+static int pasids_to_json(struct json_object *o, const struct sim_dev *d)
+{
+	struct json_object *a;
+
+	if (!d->n_pasids)
+		return 0;
+	a = js_add_new(o, "pasids", true);
+	for (uint32_t i = 0; a && i < d->n_pasids; i++)
+		if (js_push(a, json_object_new_uint64(d->pasids[i].pasid)) ||
+		    js_push(a, json_object_new_uint64(d->pasids[i].hwpt_id)))
+			return -ENOMEM;
+	return a ? 0 : -ENOMEM;
+}
+
 static struct json_object *dev_to_json(const struct sim_dev *d)
 {
 	struct json_object *o = json_object_new_object(), *maps;
 
-	if (o &&
-	    (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
-	     js_add_u64(o, "parent_id", d->parent_id) ||
-	     js_add_u64(o, "attached_id", d->attached_id) || js_add_u64(o, "present", d->present) ||
-	     js_add_u64(o, "borrowed", d->borrowed) || sim_dev_cache_to_json(d, o)))
+	if (o && (js_add_str(o, "name", d->name) || js_add_u64(o, "kind", d->kind) ||
+		  js_add_u64(o, "parent_id", d->parent_id) ||
+		  js_add_u64(o, "attached_id", d->attached_id) ||
+		  js_add_u64(o, "present", d->present) || js_add_u64(o, "borrowed", d->borrowed) ||
+		  sim_dev_cache_to_json(d, o) || pasids_to_json(o, d)))
 		goto nomem;
 	maps = o ? maps_to_json(d) : NULL;
 	if (!maps || json_object_object_add(o, "maps", maps))
@@ -164,7 +180,9 @@ int sim_state_save(const struct sim_state *st, struct json_object *o)
 		if (!maps || json_object_object_add(ioas, "maps", maps))
 			return -ENOMEM;
 	}
-	return sim_faults_to_json(st, o) ? -ENOMEM : fault_to_json(o, st);
+	if (sim_faults_to_json(st, o) || sim_veventqs_to_json(st, o))
+		return -ENOMEM;
+	return fault_to_json(o, st);
 }
 
 static struct json_object *one_or_none(struct json_object *elem, bool present, int *rc)
@@ -270,6 +288,36 @@ static int load_maps(struct loader *l, struct json_object *j, struct sim_dev *d)
 	return 0;
 }
 
+/*
+ * A device's PASID table, as pairs; what they name is checked once the
+ * objects are in (link_pasids).
+ */
+static int load_pasids(struct loader *l, struct json_object *j, struct sim_dev *d)
+{
+	struct json_object *arr;
+	size_t n;
+
+	if (!json_object_object_get_ex(j, "pasids", &arr))
+		return 0;
+	n = json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 1;
+	if (n % 2 || n > 2 * (size_t)SIM_ID_MAX)
+		return bad(l, "sim: malformed PASID table");
+	d->pasids = n ? calloc(n / 2, sizeof(*d->pasids)) : NULL;
+	if (n && !d->pasids)
+		return -ENOMEM;
+	d->cap_pasids = (uint32_t)(n / 2);
+	for (size_t i = 0; i < n; i += 2) {
+		uint64_t pasid, id;
+
+		if (!get_u64_at(arr, i, &pasid) || !get_u64_at(arr, i + 1, &id) ||
+		    pasid > UINT32_MAX || id > UINT32_MAX)
+			return bad(l, "sim: malformed PASID table");
+		d->pasids[d->n_pasids++] =
+		    (struct sim_pasid){.pasid = (uint32_t)pasid, .hwpt_id = (uint32_t)id};
+	}
+	return 0;
+}
+
 static int load_devs(struct loader *l, const struct config *cfg, struct json_object *arr)
 {
 	struct sim_state *st = l->st;
@@ -290,7 +338,7 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 		if (strcmp(d->name, cfg->devices[i].name) || kind != cfg->devices[i].kind)
 			return bad(l, "sim: the saved devices are not the configured ones");
 		d->kind = (enum device_kind)kind;
-		/* From the configuration, as at open (PASID attachments are not saved). */
+		/* From the configuration, as at open (the attachments are: load_pasids). */
 		d->pasid_bits = sim_pasid_bits(&cfg->devices[i], cfg->sim_kernel);
 		/* Files from before VM contexts lack both: every device was held. */
 		present = 1;
@@ -307,6 +355,8 @@ static int load_devs(struct loader *l, const struct config *cfg, struct json_obj
 		/* Counted before its areas load: sim_state_free() frees them. */
 		st->n_devs = i + 1;
 		rc = load_maps(l, j, d);
+		if (!rc)
+			rc = load_pasids(l, j, d);
 		if (rc)
 			return rc;
 	}
@@ -416,6 +466,10 @@ static int load_obj(struct loader *l, struct json_object *j, struct sim_obj *o)
 		/* viommu.c sim_viommu_alloc(): on its device's nest parent. */
 		if (o->parent_id != st->devs[o->dev].parent_id)
 			return bad(l, "sim: vIOMMU not on its device's nest parent");
+	} else if (type == SIM_OBJ_VEVENTQ) {
+		/* On a vIOMMU (checked in link_graph), with its queue (veventq_save.c). */
+		if (o->fault_id)
+			return bad(l, "sim: malformed vEVENTQ");
 	} else if (type != SIM_OBJ_VDEVICE) {
 		return bad(l, "sim: unknown object type");
 	}
@@ -540,7 +594,17 @@ static int link_graph(struct loader *l)
 	for (uint32_t i = 0; i < st->n_objs; i++) {
 		struct sim_obj *o = &st->objs[i];
 
-		/* A nested HWPT, a vIOMMU, a vDEVICE: each holds what it sits on (and its fault). */
+		/* A vEVENTQ holds its vIOMMU (eventq.c iommufd_veventq_alloc()). */
+		if (o->type == SIM_OBJ_VEVENTQ) {
+			struct sim_obj *v = sim_obj_find(st, o->parent_id);
+
+			if (!v || v->type != SIM_OBJ_VIOMMU || v->kind != o->kind)
+				return bad(l, "sim: a vEVENTQ without its vIOMMU");
+			v->users++;
+			continue;
+		}
+		/* A nested HWPT, a vIOMMU, a vDEVICE: each holds what it sits on (and its fault).
+		 */
 		if (o->type == SIM_OBJ_NESTED || o->type == SIM_OBJ_VIOMMU ||
 		    o->type == SIM_OBJ_VDEVICE) {
 			sim_obj_find(st, o->parent_id)->users++;
@@ -548,6 +612,36 @@ static int link_graph(struct loader *l)
 				sim_obj_find(st, o->fault_id)->users++;
 		} else if (o->type == SIM_OBJ_PARENT && st->devs[o->dev].parent_id != o->id)
 			return bad(l, "sim: stray nest parent");
+	}
+	return 0;
+}
+
+/*
+ * What sits on each PASID, as pasid.c would have let it: a PASID-capable
+ * HWPT of the device's driver on a held device, a PASID within its width,
+ * once each; every attachment holds its HWPT (users), as the core's.
+ */
+static int link_pasids(struct loader *l)
+{
+	struct sim_state *st = l->st;
+
+	for (uint32_t i = 0; i < st->n_devs; i++) {
+		struct sim_dev *d = &st->devs[i];
+
+		for (uint32_t k = 0; k < d->n_pasids; k++) {
+			const struct sim_pasid *p = &d->pasids[k];
+			struct sim_obj *o = sim_obj_find(st, p->hwpt_id);
+
+			if (!d->present || !o ||
+			    (o->type != SIM_OBJ_PARENT && o->type != SIM_OBJ_NESTED) ||
+			    o->kind != d->kind || !o->pasid_compat || p->pasid == NESTD_NO_PASID ||
+			    (d->pasid_bits && p->pasid >= (1u << d->pasid_bits)))
+				return bad(l, "sim: a PASID attachment the kernel would not have");
+			for (uint32_t m = 0; m < k; m++)
+				if (d->pasids[m].pasid == p->pasid)
+					return bad(l, "sim: two attachments on one PASID");
+			o->users++;
+		}
 	}
 	return 0;
 }
@@ -604,7 +698,11 @@ int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_o
 	if (!rc)
 		rc = link_graph(&l);
 	if (!rc)
+		rc = link_pasids(&l);
+	if (!rc)
 		rc = sim_faults_load(st, o, errmsg);
+	if (!rc)
+		rc = sim_veventqs_load(st, o, errmsg);
 	if (!rc)
 		rc = load_fault(&l, o);
 	if (rc == -ENOMEM)

@@ -30,6 +30,13 @@ int sim_state_save_delta(const struct sim_state *st, const uint32_t *ids, uint32
 struct sim_state;
 int sim_faults_to_json(const struct sim_state *st, struct json_object *o);
 int sim_faults_load(struct sim_state *st, struct json_object *o, const char **errmsg);
+/*
+ * vEVENTQs' queues (veventq_save.c), the same way: "veventq_queues" (type,
+ * depth, sequence, deliver list), loaded once "objects" is, each with a
+ * new eventfd. 0, -EINVAL with *errmsg, or -ENOMEM.
+ */
+int sim_veventqs_to_json(const struct sim_state *st, struct json_object *o);
+int sim_veventqs_load(struct sim_state *st, struct json_object *o, const char **errmsg);
 
 int sim_state_load(struct sim_state *st, const struct config *cfg, struct json_object *o,
 		   const char **errmsg);

@@ -510,16 +510,31 @@ static uint64_t sim_generation(struct backend *be)
 	return to_sb(be)->gen;
 }
 
-/* Users counts are not saved, nor PASID attachments: nothing of the saved state changes. */
+/* A device's PASID table is saved state (persist.c): a change is the device's. */
 static int sim_op_attach_pasid(struct backend *be, const char *device, uint32_t pasid,
 			       uint32_t hwpt_id)
 {
-	return sim_pasid_op_attach(to_st(be), device, pasid, hwpt_id);
+	int rc = sim_pasid_op_attach(to_st(be), device, pasid, hwpt_id);
+
+	if (!rc)
+		dev_changed(to_sb(be), device);
+	return rc;
 }
 
 static int sim_op_detach_pasid(struct backend *be, const char *device, uint32_t pasid)
 {
-	return sim_pasid_op_detach(to_st(be), device, pasid);
+	int rc = sim_pasid_op_detach(to_st(be), device, pasid);
+
+	if (!rc)
+		dev_changed(to_sb(be), device);
+	return rc;
+}
+
+/* The saved table came back with the state: the mock's PASID_CHECK_HWPT on it. */
+static int sim_op_pasid_restore(struct backend *be, const char *device, uint32_t pasid,
+				uint32_t hwpt_id)
+{
+	return hwpt_id ? sim_pasid_check(to_st(be), device, pasid, hwpt_id) : -EINVAL;
 }
 
 static int sim_op_viommu_alloc(struct backend *be, const char *device, uint32_t type,
@@ -621,7 +636,10 @@ static int sim_op_trigger_iopf(struct backend *be, const char *device, const str
 	return sim_trigger_iopf(to_st(be), device, t);
 }
 
-/* vEVENTQs (backend/sim/veventq.c): queue state, never saved. */
+/*
+ * vEVENTQs (backend/sim/veventq.c): their queues are saved state
+ * (veventq_save.c), so every call that changes one is a change to save.
+ */
 static int sim_op_veventq_alloc(struct backend *be, uint32_t viommu_id, uint32_t type,
 				uint32_t depth, struct backend_veventq *out)
 {
@@ -629,13 +647,32 @@ static int sim_op_veventq_alloc(struct backend *be, uint32_t viommu_id, uint32_t
 
 	if (!rc)
 		obj_changed(to_sb(be), out->id);
+	to_sb(be)->gen += !rc;
 	return rc;
 }
 
 static int sim_op_veventq_read(struct backend *be, const struct backend_veventq *q, void *buf,
 			       uint32_t len)
 {
-	return sim_veventq_read(to_st(be), q->id, buf, len);
+	int rc = sim_veventq_read(to_st(be), q->id, buf, len);
+
+	to_sb(be)->gen += rc > 0;
+	return rc;
+}
+
+/* The saved queue came back with the state (veventq_save.c), with an eventfd of its own. */
+static int sim_op_veventq_reopen(struct backend *be, uint32_t id, int fd,
+				 struct backend_veventq *out)
+{
+	int efd = sim_veventq_fd(to_st(be), id);
+
+	if (efd < 0)
+		return efd;
+	if (fd >= 0)
+		close(fd); /* a previous instance's eventfd: the model keeps its own */
+	out->id = id;
+	out->fd = efd;
+	return 0;
 }
 
 /* As the iommufd backend: the fd first (its reference), then IOMMU_DESTROY. */
@@ -647,7 +684,10 @@ static int sim_op_veventq_free(struct backend *be, const struct backend_veventq 
 
 static int sim_op_trigger_vevent(struct backend *be, const char *device)
 {
-	return sim_trigger_vevent(to_st(be), device);
+	int rc = sim_trigger_vevent(to_st(be), device);
+
+	to_sb(be)->gen += !rc;
+	return rc;
 }
 
 /* --- VM contexts ------------------------------------------------------ */
@@ -848,9 +888,11 @@ const struct backend_ops backend_sim_ops = {
     .veventq_alloc = sim_op_veventq_alloc,
     .veventq_read = sim_op_veventq_read,
     .veventq_free = sim_op_veventq_free,
+    .veventq_reopen = sim_op_veventq_reopen,
     .trigger_vevent = sim_op_trigger_vevent,
     .attach_pasid = sim_op_attach_pasid,
     .detach_pasid = sim_op_detach_pasid,
+    .pasid_restore = sim_op_pasid_restore,
     .has_vobj = sim_has_vobj,
 };
 

@@ -121,7 +121,7 @@ struct sim_dev {
 	/*
 	 * 7.x PASIDs (backend/sim/pasid.c): the width (dev->iommu->max_pasids
 	 * is 1 << pasid_bits; 0: none) and what sits on each attached PASID.
-	 * Not saved across a restart (PASID attachments do not survive one).
+	 * Saved across a restart (persist.c), as the kernel keeps them.
 	 */
 	uint8_t pasid_bits;
 	bool pasid_1024_fake_error; /* selftest.c mock_domain_set_dev_pasid_nop() */
@@ -206,7 +206,7 @@ struct sim_state {
 	/* Fault objects' queues (backend/sim/fault.c); not saved across a restart. */
 	struct sim_fault *faults;
 	uint32_t n_faults, cap_faults;
-	/* vEVENTQs' queues (backend/sim/veventq.c); not saved across a restart. */
+	/* vEVENTQs' queues (backend/sim/veventq.c), saved across a restart (veventq_save.c). */
 	struct sim_veventq *veventqs;
 	uint32_t n_veventqs, cap_veventqs;
 
@@ -309,6 +309,8 @@ int sim_veventq_report(struct sim_state *st, uint32_t viommu_id, uint32_t type, 
 		       uint32_t data_len);
 int sim_trigger_vevent(struct sim_state *st, const char *device);
 void sim_veventq_forget(struct sim_state *st, uint32_t id);
+/* The eventfd of vEVENTQ id (a restored one's is new), or -ENOENT. */
+int sim_veventq_fd(struct sim_state *st, uint32_t id);
 void sim_veventqs_free(struct sim_state *st);
 
 /* backend/sim/mem.c: IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP on a device's IOAS. */

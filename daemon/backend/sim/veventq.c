@@ -226,6 +226,13 @@ int sim_trigger_vevent(struct sim_state *st, const char *device)
 	return sim_veventq_report(st, viommu_id, NESTD_VEVENTQ_TYPE_SELFTEST, &ev, sizeof(ev));
 }
 
+int sim_veventq_fd(struct sim_state *st, uint32_t id)
+{
+	struct sim_veventq *q = find(st, id);
+
+	return q && q->efd >= 0 ? q->efd : -ENOENT;
+}
+
 void sim_veventq_forget(struct sim_state *st, uint32_t id)
 {
 	struct sim_veventq *q = find(st, id);

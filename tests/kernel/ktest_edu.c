@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The edu tier: a real VFIO device doing real DMA through the daemon.
+ * The edu tier: real VFIO devices doing real DMA through the daemon.
  *
  * Runs inside the test VM booted with an emulated VT-d and QEMU's edu
  * devices (run-qemu.sh --machine edu: two of them). It plays a VMM that
@@ -55,7 +55,8 @@
  * 10 (run between 7 and 8): two VMMs, A in this process and B in a forked
  * one with its own connection. A claims edu0 and maps its memory, filled
  * with its pattern, at IOVA 1 MiB; B's OpenDevice, AdoptDevice,
- * MapMemory, UnmapMemory, CloseDevice and Attach on edu0 are refused.
+ * MapMemory, UnmapMemory, CloseDevice, Alloc, SetDirtyTracking,
+ * GetDirtyBitmap and Attach on edu0 are refused.
  * With VM contexts B opens edu1 (its ids equal A's: a second iommufd),
  * maps its own memory at 8 MiB and DMAs into it (so the rest is not
  * vacuous), then aims edu1's engine at A's IOVA: the read brings nothing
@@ -1277,7 +1278,8 @@ static int vmm_b(int rfd, int wfd, const char *cdev0, const char *cdev1, const c
 	struct a_to_b from_a;
 	struct b_to_a to_a;
 	struct iommu_nest *b = NULL;
-	int fd = -1, cfd, memfd = -1;
+	int fd = -1, cfd, memfd = -1, bm;
+	uint32_t hwpt = 0;
 	uint8_t *ram;
 
 	if (read(rfd, &from_a, sizeof(from_a)) != (ssize_t)sizeof(from_a))
@@ -1305,6 +1307,18 @@ static int vmm_b(int rfd, int wfd, const char *cdev0, const char *cdev1, const c
 	check(iommu_nest_unmap_memory(b, EDU_DEV, A_IOVA, MEM_SIZE) == -ENOENT,
 	      "B: UnmapMemory of A's range on edu0: -ENOENT");
 	check(iommu_nest_close_device(b, EDU_DEV) == -ENOENT, "B: CloseDevice of edu0: -ENOENT");
+	/* A HWPT on edu0 would sit on A's stage 2: busy before nesting is even asked. */
+	check(iommu_nest_alloc_vtd_s1(b, EDU_DEV, 0, 0x1000, 48, &hwpt) == -EBUSY,
+	      "B: Alloc of a HWPT on edu0: -EBUSY");
+	/* A's dirty bits are A's: neither switched nor read by B. */
+	check(iommu_nest_set_dirty_tracking(b, EDU_DEV, 1) == -EBUSY,
+	      "B: SetDirtyTracking on edu0: -EBUSY");
+	bm = memfd_create("edu-vmm-b-bitmap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	check(bm >= 0 && ftruncate(bm, PAGE) == 0 && fcntl(bm, F_ADD_SEALS, F_SEAL_SHRINK) == 0 &&
+		  iommu_nest_get_dirty_bitmap(b, EDU_DEV, A_IOVA, MEM_SIZE, PAGE, 0, bm) == -EBUSY,
+	      "B: GetDirtyBitmap of A's range on edu0: -EBUSY");
+	if (bm >= 0)
+		close(bm);
 	if (ram)
 		munmap(ram, MEM_SIZE);
 	if (memfd >= 0)

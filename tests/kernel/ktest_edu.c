@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The edu tier: a real VFIO device doing real DMA through the daemon.
+ * The edu tier: real VFIO devices doing real DMA through the daemon.
  *
  * Runs inside the test VM booted with an emulated VT-d and QEMU's edu
- * device (run-qemu.sh --machine edu). It plays a VMM that has no access
- * to /dev/iommu: it binds edu (1234:11e8) to vfio-pci, starts the daemon
- * (iommufd backend) with edu's VFIO cdev as a configured device, and then
- * does everything else through libiommu-nest and the device fd the daemon
- * hands over:
+ * devices (run-qemu.sh --machine edu: two of them). It plays a VMM that
+ * has no access to /dev/iommu: it binds both edus (1234:11e8) to vfio-pci,
+ * starts the daemon (iommufd backend) with their VFIO cdevs as configured
+ * devices edu0 and edu1 (edu0 alone for the restart phases 8 and 9, and
+ * in the root mode, which hands no fd out while its one iommufd holds two
+ * devices, for 1-7 as well), and then does everything else through
+ * libiommu-nest and the device fds the daemon hands over.
+ * Phases 1-9 are one VMM's, on edu0:
  *
  *   1. OpenDevice: the fd is a bound VFIO cdev (GET_INFO, config space,
  *      BAR0 mmap);
@@ -49,6 +52,20 @@
  *      serving nobody while the VMM keeps its fd, bound afresh once it
  *      closes it).
  *
+ * 10 (run between 7 and 8): two VMMs, A in this process and B in a forked
+ * one with its own connection. A claims edu0 and maps its memory, filled
+ * with its pattern, at IOVA 1 MiB; B's OpenDevice, AdoptDevice,
+ * MapMemory, UnmapMemory, CloseDevice, Alloc, SetDirtyTracking,
+ * GetDirtyBitmap and Attach on edu0 are refused.
+ * With VM contexts B opens edu1 (its ids equal A's: a second iommufd),
+ * maps its own memory at 8 MiB and DMAs into it (so the rest is not
+ * vacuous), then aims edu1's engine at A's IOVA: the read brings nothing
+ * of A's into edu1, the write lands nowhere, the kernel logs both DMAR
+ * faults with edu1 as requester, A's memory is byte for byte unchanged and
+ * A's own DMA still works. In the root mode neither VMM gets a device fd
+ * (-EPERM), so no device DMAs for B at all; the refusals and A's memory
+ * are checked the same way.
+ *
  * edu's engine (QEMU hw/misc/edu.c): 0x80 source, 0x88 destination, 0x90
  * count, 0x98 command (bit 0 start, bit 1 direction: 0 RAM to the device's
  * buffer at 0x40000, 1 the buffer to RAM); it masks addresses with a
@@ -86,10 +103,11 @@
 #define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
 #endif
 
-#define SKIP	77
-#define EDU_DEV "edu0"
-#define SOCK	"/run/nestd-edu.sock"
-#define CONF	"/tmp/nestd-edu.conf"
+#define SKIP	 77
+#define EDU_DEV	 "edu0"
+#define EDU1_DEV "edu1"
+#define SOCK	 "/run/nestd-edu.sock"
+#define CONF	 "/tmp/nestd-edu.conf"
 
 #define PAGE	 4096u
 #define MEM_IOVA 0x100000ull /* below edu's 28-bit DMA mask */
@@ -159,16 +177,19 @@ static bool read_hex(const char *dir, const char *name, unsigned *out)
 	return ok;
 }
 
-/* The PCI address of the edu device, or false when the VM has none. */
-static bool find_edu(char *bdf, size_t len)
+/*
+ * The PCI addresses of the VM's edu devices (at most max), lowest first:
+ * edu0 is the first, whatever order sysfs lists them in. 0: none.
+ */
+static int find_edus(char (*bdf)[NAME_MAX + 1], int max)
 {
 	DIR *d = opendir("/sys/bus/pci/devices");
 	struct dirent *e;
-	bool found = false;
+	int n = 0;
 
 	if (!d)
-		return false;
-	while (!found && (e = readdir(d))) {
+		return 0;
+	while (n < max && (e = readdir(d))) {
 		char dir[512];
 		unsigned vendor, device;
 
@@ -176,13 +197,18 @@ static bool find_edu(char *bdf, size_t len)
 			continue;
 		snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s", e->d_name);
 		if (read_hex(dir, "vendor", &vendor) && read_hex(dir, "device", &device) &&
-		    vendor == 0x1234 && device == 0x11e8) {
-			snprintf(bdf, len, "%s", e->d_name);
-			found = true;
-		}
+		    vendor == 0x1234 && device == 0x11e8)
+			snprintf(bdf[n++], NAME_MAX + 1, "%s", e->d_name);
 	}
 	closedir(d);
-	return found;
+	if (n == 2 && strcmp(bdf[0], bdf[1]) > 0) {
+		char t[NAME_MAX + 1];
+
+		memcpy(t, bdf[0], sizeof(t));
+		memcpy(bdf[0], bdf[1], sizeof(t));
+		memcpy(bdf[1], t, sizeof(t));
+	}
+	return n;
 }
 
 /* driver_override + drivers_probe, the way an operator hands a device to VFIO. */
@@ -212,7 +238,18 @@ static bool bind_vfio_pci(const char *bdf, char *cdev, size_t len)
 	return found && access(cdev, R_OK | W_OK) == 0;
 }
 
-static pid_t start_daemon(const char *cdev)
+static bool contexts_on(void)
+{
+	const char *v = getenv("NESTD_VM_CONTEXTS");
+
+	return !v || strcmp(v, "0");
+}
+
+/*
+ * A daemon with edu0 and, when cdev1 is given, edu1 configured; its
+ * output goes to log when given (the console otherwise).
+ */
+static pid_t start_daemon(const char *cdev, const char *cdev1, const char *log)
 {
 	const char *daemon = getenv("NESTD_DAEMON");
 	FILE *f = fopen(CONF, "we");
@@ -224,14 +261,19 @@ static pid_t start_daemon(const char *cdev)
 		"[daemon]\nbackend = iommufd\niommufd = /dev/iommu\nlog_level = info\n%s\n"
 		"[device " EDU_DEV "]\nkind = vtd\npath = %s\n",
 		/* kernel/edu-root: the device in the daemon's one iommufd (root mode). */
-		getenv("NESTD_VM_CONTEXTS") && !strcmp(getenv("NESTD_VM_CONTEXTS"), "0")
-		    ? "vm_contexts = false\n"
-		    : "",
-		cdev);
+		contexts_on() ? "" : "vm_contexts = false\n", cdev);
+	if (cdev1)
+		fprintf(f, "\n[device " EDU1_DEV "]\nkind = vtd\npath = %s\n", cdev1);
 	fclose(f);
 	unlink(SOCK);
 	pid = fork();
 	if (pid == 0) {
+		if (log) {
+			int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+			if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+				_exit(127);
+		}
 		execl(daemon ? daemon : "/usr/sbin/iommu-nestd", "iommu-nestd", "--socket", SOCK,
 		      "--config", CONF, (char *)NULL);
 		_exit(127);
@@ -735,8 +777,7 @@ static pid_t start_fake_systemd(const char *cdev, unsigned grace_ms)
 		"[device " EDU_DEV "]\nkind = vtd\npath = %s\n",
 		RS_SOCK, RS_DIR, grace_ms,
 		/* Said either way: the fd store names below depend on it, not on the default. */
-		getenv("NESTD_VM_CONTEXTS") ? "vm_contexts = true\n" : "vm_contexts = false\n",
-		cdev);
+		contexts_on() ? "vm_contexts = true\n" : "vm_contexts = false\n", cdev);
 	fclose(f);
 	pid = fork();
 	if (pid == 0) {
@@ -764,7 +805,7 @@ static struct iommu_nest *rs_connect(const char *name)
 /* The fd store event of the old binding's end: the root's entry, or the VM context's. */
 static const char *old_binding_removed(void)
 {
-	return getenv("NESTD_VM_CONTEXTS") ? "REMOVE ctx.1.vfio." EDU_DEV : "REMOVE vfio." EDU_DEV;
+	return contexts_on() ? "REMOVE ctx.1.vfio." EDU_DEV : "REMOVE vfio." EDU_DEV;
 }
 
 /* One device -> RAM transfer of the pattern edu's buffer holds: whether it arrived. */
@@ -981,23 +1022,463 @@ static bool stop_daemon(pid_t pid)
 	return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* ---- 10: two tenants, the bystander's device doing real DMA ------------ */
+
+#define A_IOVA	   MEM_IOVA    /* VMM A's guest RAM on edu0 */
+#define B_IOVA	   0x800000ull /* VMM B's on edu1: apart from A's, below edu's DMA mask */
+#define A_SEED	   3u	       /* fill_pattern()'s: A's bytes */
+#define B_SEED	   0x51u
+#define DST2_OFF   (128u * PAGE)
+#define TENANT_LOG "/tmp/nestd-edu-tenants.log"
+/*
+ * intel/dmar.c dmar_fault() prints through a ratelimit of 10 messages per
+ * 5 s (DEFAULT_RATELIMIT_*), two per fault: earlier phases may have used
+ * the current window up. Once more than the interval has passed since the
+ * last fault, the next one opens a new window (__ratelimit's rule), so the
+ * faults this phase checks are printed however fast the guest runs.
+ */
+#define RATELIMIT_WAIT_S 6
+
+static void fill_seeded(uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 7 + seed);
+}
+
+static bool is_seeded(const uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (uint8_t)(i * 7 + seed))
+			return false;
+	return true;
+}
+
+/* Like dmar_fault_logged(), and the fault's requester is the device at bdf. */
+static bool dmar_fault_of(int kfd, uint64_t iova, const char *bdf)
+{
+	char rec[1024], want[64], dev[NAME_MAX + 2];
+
+	snprintf(want, sizeof(want), "fault addr 0x%llx", (unsigned long long)iova);
+	/* 6.12 prints [bus:dev.fn], 7.x [seg:bus:dev.fn]: both end in "bus:dev.fn]". */
+	snprintf(dev, sizeof(dev), "%s]", strlen(bdf) > 5 ? bdf + 5 : bdf);
+	for (int i = 0; kfd >= 0 && i < 2000; i++) {
+		ssize_t n = read(kfd, rec, sizeof(rec) - 1);
+
+		if (n > 0) {
+			rec[n] = 0;
+			if (strstr(rec, "DMAR") && strstr(rec, want) && strstr(rec, dev))
+				return true;
+		} else if (n < 0 && errno == EAGAIN) {
+			usleep(1000);
+		}
+	}
+	return false;
+}
+
+/* A device's BAR0, mmapped from its fd with memory decoding and bus mastering on. */
+static bool open_bar(int fd, struct bar *bar, uint64_t *size)
+{
+	struct region r0;
+	void *map;
+
+	if (!enable_bus_master(fd) || !region_info(fd, VFIO_PCI_BAR0_REGION_INDEX, &r0))
+		return false;
+	map = mmap(NULL, r0.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)r0.offset);
+	if (map == MAP_FAILED)
+		return false;
+	*bar = (struct bar){.fd = fd, .offset = r0.offset, .map = map};
+	*size = r0.size;
+	return true;
+}
+
+static uint8_t *guest_ram(int *memfd, const char *name)
+{
+	uint8_t *ram;
+
+	*memfd = memfd_create(name, MFD_CLOEXEC);
+	if (*memfd < 0 || ftruncate(*memfd, MEM_SIZE) != 0)
+		return NULL;
+	ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, *memfd, 0);
+	return ram == MAP_FAILED ? NULL : ram;
+}
+
+/* How many lines of path contain needle. */
+static int count_lines(const char *path, const char *needle)
+{
+	char line[1024];
+	int n = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* The daemon's log on the console, as TAP comments. */
+static void print_log(const char *path)
+{
+	char line[1024];
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		printf("# daemon| %s", line);
+	fclose(f);
+}
+
+/* What A tells B (a pipe between the two processes) and B's tally back. */
+struct a_to_b {
+	struct iommu_nest_device_info a; /* A's edu0 (zero in the root mode) */
+	int n_checks;
+};
+
+struct b_to_a {
+	int n_checks, n_failed;
+};
+
+/* What edu1's buffer holds, seen by DMAing it into B's own memory at DST2_OFF. */
+static bool b_buffer(const struct bar *bar, uint8_t *ram)
+{
+	memset(ram + DST2_OFF, 0xee, XFER);
+	return edu_dma(bar, EDU_BUF, B_IOVA + DST2_OFF, XFER, true);
+}
+
+/* Uniform: every byte the first's (a fault's fill, say), no pattern of anyone's. */
+static bool uniform(const uint8_t *p, size_t n)
+{
+	return all_bytes(p, n, p[0]);
+}
+
+/*
+ * B, with VM contexts: its own device edu1, its own memory at B_IOVA, and
+ * edu1's DMA engine aimed at A_IOVA, where A's memory is in A's context.
+ */
+static void b_dma(struct iommu_nest *b, const struct a_to_b *from_a, const char *bdf1)
+{
+	struct iommu_nest_device_info info;
+	struct bar bar;
+	uint64_t bar_size = 0;
+	uint8_t *ram;
+	int fd = -1, memfd = -1, kfd;
+	bool read_done, write_done;
+
+	check(iommu_nest_open_device(b, EDU1_DEV, &fd, &info) == 0, "B: OpenDevice edu1");
+	if (fd < 0) {
+		printf("# %s\n", iommu_nest_last_error(b));
+		return;
+	}
+	/*
+	 * Ids are per iommufd (an xarray of each context's objects): two
+	 * devices bound at once with the same dev_id, IOAS and page table ids
+	 * are bound to two iommufds. So B's edu1 sits in B's context, whose
+	 * objects A's ids cannot name, by the kernel's rule.
+	 */
+	printf("# A: dev_id %u ioas %u hwpt %u; B: dev_id %u ioas %u hwpt %u\n", from_a->a.dev_id,
+	       from_a->a.ioas_id, from_a->a.attached_id, info.dev_id, info.ioas_id,
+	       info.attached_id);
+	check(info.dev_id && info.dev_id == from_a->a.dev_id && info.ioas_id == from_a->a.ioas_id &&
+		  info.attached_id == from_a->a.attached_id,
+	      "B: edu1's ids equal A's edu0's while both are bound: B's device is in an iommufd "
+	      "of its own");
+	check(iommu_nest_attach(b, EDU_DEV, info.attached_id) == -EBUSY,
+	      "B: Attach of its own page table to edu0: -EBUSY");
+	ram = guest_ram(&memfd, "edu-vmm-b-ram");
+	if (!ram || !open_bar(fd, &bar, &bar_size)) {
+		check(false, "B: edu1's BAR0 and B's memfd");
+		goto out;
+	}
+	fill_seeded(ram + SRC_OFF, XFER, B_SEED);
+	check(iommu_nest_map_memory(b, EDU1_DEV, B_IOVA, MEM_SIZE, memfd, 0,
+				    IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE) == 0,
+	      "B: MapMemory of its memfd on edu1 at IOVA 8 MiB");
+
+	/* Not vacuous: B's engine does reach B's own memory. */
+	memset(ram + DST_OFF, 0, XFER);
+	check(edu_dma(&bar, B_IOVA + SRC_OFF, EDU_BUF, XFER, false) &&
+		  edu_dma(&bar, EDU_BUF, B_IOVA + DST_OFF, XFER, true) &&
+		  is_seeded(ram + DST_OFF, XFER, B_SEED),
+	      "B: edu1's DMA RAM -> edu -> RAM in B's own memory: B's pattern arrived");
+
+	sleep(RATELIMIT_WAIT_S);
+	kfd = kmsg_open();
+	/* edu1's buffer holds B's pattern now; a read of A's IOVA must bring none of A's. */
+	read_done = edu_dma(&bar, A_IOVA + SRC_OFF, EDU_BUF, XFER, false);
+	check(read_done, "B: DMA A's IOVA -> edu1 finished (faulted)");
+	check(dmar_fault_of(kfd, A_IOVA + SRC_OFF, bdf1),
+	      "... the kernel logged a DMAR fault of edu1 at A's IOVA (read)");
+	check(b_buffer(&bar, ram) && !is_seeded(ram + DST2_OFF, XFER, A_SEED) &&
+		  (is_seeded(ram + DST2_OFF, XFER, B_SEED) || uniform(ram + DST2_OFF, XFER)),
+	      "B: edu1's buffer holds nothing of A's (B's pattern or a uniform fill)");
+	printf("# edu1's buffer after the read: %s (first byte 0x%02x)\n",
+	       is_seeded(ram + DST2_OFF, XFER, B_SEED) ? "B's pattern, untouched" : "uniform",
+	       ram[DST2_OFF]);
+
+	/* B's pattern into edu1's buffer, and then at A's IOVA. */
+	write_done = edu_dma(&bar, B_IOVA + SRC_OFF, EDU_BUF, XFER, false) &&
+		     edu_dma(&bar, EDU_BUF, A_IOVA + DST_OFF, XFER, true);
+	check(write_done, "B: DMA edu1 -> A's IOVA finished (faulted)");
+	check(dmar_fault_of(kfd, A_IOVA + DST_OFF, bdf1),
+	      "... the kernel logged a DMAR fault of edu1 at A's IOVA (write)");
+	if (kfd >= 0)
+		close(kfd);
+	memset(ram + DST_OFF, 0, XFER);
+	check(edu_dma(&bar, EDU_BUF, B_IOVA + DST_OFF, XFER, true) &&
+		  is_seeded(ram + DST_OFF, XFER, B_SEED),
+	      "B: and its DMA into its own memory still works");
+	check(iommu_nest_close_device(b, EDU1_DEV) == 0, "B: CloseDevice edu1");
+out:
+	if (bar_size)
+		munmap((void *)(uintptr_t)bar.map, bar_size);
+	if (ram)
+		munmap(ram, MEM_SIZE);
+	if (memfd >= 0)
+		close(memfd);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * B in the root mode: one iommufd holds both devices' page tables, so the
+ * daemon hands no device fd out (a holder could attach it to the other
+ * device's page table): nobody, B included, gets a DMA engine through it.
+ */
+static void b_root(struct iommu_nest *b, const char *cdev1)
+{
+	int fd = -1, cfd, memfd = -1;
+	uint8_t *ram;
+
+	check(iommu_nest_open_device(b, EDU1_DEV, &fd, NULL) == -EPERM,
+	      "B (root mode): OpenDevice edu1 with two devices in one iommufd: -EPERM");
+	checkf(strstr(iommu_nest_last_error(b), "VFIO_DEVICE_ATTACH_IOMMUFD_PT") != NULL,
+	       "... with the reason (%s)", iommu_nest_last_error(b));
+	cfd = open(cdev1, O_RDWR | O_CLOEXEC);
+	check(cfd >= 0 && iommu_nest_adopt_device(b, EDU1_DEV, cfd, NULL) == -EPERM,
+	      "B (root mode): AdoptDevice of edu1's cdev: -EPERM");
+	if (cfd >= 0)
+		close(cfd);
+	ram = guest_ram(&memfd, "edu-vmm-b-ram");
+	check(ram && iommu_nest_map_memory(b, EDU1_DEV, B_IOVA, MEM_SIZE, memfd, 0,
+					   IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE) == 0,
+	      "B (root mode): MapMemory on its own edu1");
+	if (ram)
+		munmap(ram, MEM_SIZE);
+	if (memfd >= 0)
+		close(memfd);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* VMM B: a process of its own with its own connection; A's edu0 is A's. */
+static int vmm_b(int rfd, int wfd, const char *cdev0, const char *cdev1, const char *bdf1)
+{
+	struct a_to_b from_a;
+	struct b_to_a to_a;
+	struct iommu_nest *b = NULL;
+	int fd = -1, cfd, memfd = -1, bm;
+	uint32_t hwpt = 0;
+	uint8_t *ram;
+
+	if (read(rfd, &from_a, sizeof(from_a)) != (ssize_t)sizeof(from_a))
+		return 1; /* A gave up */
+	n_checks = from_a.n_checks;
+	n_failed = 0;
+	check(iommu_nest_connect(SOCK, "ktest-edu-vmm-b", &b) == 0,
+	      "B: a second VMM process connects");
+	if (!b)
+		goto out;
+	check(iommu_nest_open_device(b, EDU_DEV, &fd, NULL) == -EBUSY,
+	      "B: OpenDevice of A's edu0: -EBUSY");
+	checkf(strstr(iommu_nest_last_error(b), "in use by another client") != NULL,
+	       "... with the reason (%s)", iommu_nest_last_error(b));
+	cfd = open(cdev0, O_RDWR | O_CLOEXEC);
+	check(cfd >= 0 && iommu_nest_adopt_device(b, EDU_DEV, cfd, NULL) == -EBUSY,
+	      "B: AdoptDevice of edu0's cdev it opened itself: -EBUSY");
+	if (cfd >= 0)
+		close(cfd);
+	ram = guest_ram(&memfd, "edu-vmm-b-ram0");
+	check(ram && iommu_nest_map_memory(b, EDU_DEV, A_IOVA, MEM_SIZE, memfd, 0,
+					   IOMMU_NEST_MAP_READABLE | IOMMU_NEST_MAP_WRITEABLE) ==
+			 -EBUSY,
+	      "B: MapMemory of its memfd on edu0 (at A's IOVA): -EBUSY");
+	check(iommu_nest_unmap_memory(b, EDU_DEV, A_IOVA, MEM_SIZE) == -ENOENT,
+	      "B: UnmapMemory of A's range on edu0: -ENOENT");
+	check(iommu_nest_close_device(b, EDU_DEV) == -ENOENT, "B: CloseDevice of edu0: -ENOENT");
+	/* A HWPT on edu0 would sit on A's stage 2: busy before nesting is even asked. */
+	check(iommu_nest_alloc_vtd_s1(b, EDU_DEV, 0, 0x1000, 48, &hwpt) == -EBUSY,
+	      "B: Alloc of a HWPT on edu0: -EBUSY");
+	/* A's dirty bits are A's: neither switched nor read by B. */
+	check(iommu_nest_set_dirty_tracking(b, EDU_DEV, 1) == -EBUSY,
+	      "B: SetDirtyTracking on edu0: -EBUSY");
+	bm = memfd_create("edu-vmm-b-bitmap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	check(bm >= 0 && ftruncate(bm, PAGE) == 0 && fcntl(bm, F_ADD_SEALS, F_SEAL_SHRINK) == 0 &&
+		  iommu_nest_get_dirty_bitmap(b, EDU_DEV, A_IOVA, MEM_SIZE, PAGE, 0, bm) == -EBUSY,
+	      "B: GetDirtyBitmap of A's range on edu0: -EBUSY");
+	if (bm >= 0)
+		close(bm);
+	if (ram)
+		munmap(ram, MEM_SIZE);
+	if (memfd >= 0)
+		close(memfd);
+	if (contexts_on())
+		b_dma(b, &from_a, bdf1);
+	else
+		b_root(b, cdev1);
+	iommu_nest_close(b);
+out:
+	to_a = (struct b_to_a){.n_checks = n_checks, .n_failed = n_failed};
+	return write(wfd, &to_a, sizeof(to_a)) == (ssize_t)sizeof(to_a) ? 0 : 1;
+}
+
+/*
+ * 10: two VMMs on one daemon, edu0 and edu1 configured. A (this process)
+ * claims edu0 and maps its memory, filled with its pattern, at A_IOVA; B,
+ * a forked process with its own connection, is refused everything on
+ * edu0, and with VM contexts drives edu1's DMA engine at A_IOVA: the
+ * kernel faults it, A's memory stays byte for byte what it was, and A's
+ * own DMA still works afterwards.
+ */
+static void run_tenants(const char *cdev0, const char *cdev1, const char *bdf1)
+{
+	struct a_to_b to_b = {.n_checks = 0};
+	struct b_to_a from_b = {0};
+	struct iommu_nest *a = NULL;
+	struct bar bar = {.fd = -1};
+	uint64_t bar_size = 0;
+	uint8_t *ram = NULL, *copy = NULL;
+	int fd = -1, memfd = -1, ab[2] = {-1, -1}, ba[2] = {-1, -1}, st;
+	bool ctx = contexts_on(), got;
+	pid_t pid, child = -1;
+
+	pid = start_daemon(cdev0, cdev1, TENANT_LOG);
+	a = pid > 0 ? connect_daemon(pid) : NULL;
+	check(a != NULL, "two tenants: a daemon with edu0 and edu1 serves VMM A");
+	if (!a || pipe2(ab, O_CLOEXEC) || pipe2(ba, O_CLOEXEC))
+		goto out;
+	/* B first, before A holds anything it could inherit. */
+	child = fork();
+	if (child == 0) {
+		close(ab[1]);
+		close(ba[0]);
+		_exit(vmm_b(ab[0], ba[1], cdev0, cdev1, bdf1));
+	}
+	close(ab[0]);
+	close(ba[1]);
+	ab[0] = ba[1] = -1;
+
+	ram = guest_ram(&memfd, "edu-vmm-a-ram");
+	copy = malloc(MEM_SIZE);
+	if (!ram || !copy)
+		goto out;
+	fill_seeded(ram, MEM_SIZE, A_SEED);
+	if (ctx) {
+		check(iommu_nest_open_device(a, EDU_DEV, &fd, &to_b.a) == 0, "A: OpenDevice edu0");
+		check(fd >= 0 && open_bar(fd, &bar, &bar_size), "A: edu0's BAR0 from its fd");
+	} else {
+		/* The root mode's rule, seen by A as well: two devices, no fd handed out. */
+		check(iommu_nest_open_device(a, EDU_DEV, &fd, NULL) == -EPERM,
+		      "A (root mode): OpenDevice edu0 with two devices in one iommufd: -EPERM");
+	}
+	check(map_ram(a, memfd) == 0, "A: MapMemory of its memfd (A's pattern) at IOVA 1 MiB");
+	if (bar_size) {
+		memset(ram + DST_OFF, 0, XFER);
+		check(edu_dma(&bar, A_IOVA + SRC_OFF, EDU_BUF, XFER, false) &&
+			  edu_dma(&bar, EDU_BUF, A_IOVA + DST_OFF, XFER, true) &&
+			  is_seeded(ram + DST_OFF, XFER, A_SEED),
+		      "A: edu0's DMA in A's memory works");
+	}
+	memcpy(copy, ram, MEM_SIZE);
+
+	to_b.n_checks = n_checks;
+	if (write(ab[1], &to_b, sizeof(to_b)) != (ssize_t)sizeof(to_b))
+		goto out;
+	/* B's checks are numbered on from A's; its tally joins A's before A checks on. */
+	got = read(ba[0], &from_b, sizeof(from_b)) == (ssize_t)sizeof(from_b);
+	if (got && from_b.n_checks >= n_checks) {
+		n_failed += from_b.n_failed;
+		n_checks = from_b.n_checks;
+	}
+	check(got, "B reported its checks");
+	check(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "VMM B's process exited cleanly");
+	child = -1;
+
+	check(memcmp(ram, copy, MEM_SIZE) == 0,
+	      "A: all of A's memory is byte for byte what it was before B");
+	if (bar_size) {
+		memset(ram + DST2_OFF, 0, XFER);
+		check(edu_dma(&bar, A_IOVA + SRC_OFF, EDU_BUF, XFER, false) &&
+			  edu_dma(&bar, EDU_BUF, A_IOVA + DST2_OFF, XFER, true) &&
+			  is_seeded(ram + DST2_OFF, XFER, A_SEED),
+		      "A: after all of B's attempts edu0's DMA in A's memory still works");
+	}
+	check(iommu_nest_unmap_memory(a, EDU_DEV, A_IOVA, MEM_SIZE) == 0,
+	      "A: its mapping is still its own to unmap");
+	if (ctx) {
+		check(iommu_nest_close_device(a, EDU_DEV) == 0, "A: CloseDevice edu0");
+		/* Each VMM had a context of its own, opened at its first claim. */
+		check(count_lines(TENANT_LOG, "VM context opened") == 2,
+		      "the daemon opened two VM contexts, one per VMM");
+	}
+out:
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, &st, 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (ab[i] >= 0)
+			close(ab[i]);
+		if (ba[i] >= 0)
+			close(ba[i]);
+	}
+	if (bar_size)
+		munmap((void *)(uintptr_t)bar.map, bar_size);
+	if (fd >= 0)
+		close(fd);
+	if (ram)
+		munmap(ram, MEM_SIZE);
+	free(copy);
+	if (memfd >= 0)
+		close(memfd);
+	if (a)
+		iommu_nest_close(a);
+	if (pid > 0)
+		check(stop_daemon(pid), "the two-tenant daemon exited cleanly");
+	print_log(TENANT_LOG);
+}
+
 int main(void)
 {
-	char bdf[NAME_MAX + 1], cdev[NAME_MAX + 32];
+	char bdf[2][NAME_MAX + 1], cdev[NAME_MAX + 32], cdev1[NAME_MAX + 32] = "";
 	struct iommu_nest *h;
+	int n_edu;
+	/*
+	 * The phases of one VMM run with edu1 configured as well, except in
+	 * the root mode: there the daemon hands no device fd out while its one
+	 * iommufd holds two devices (phase 10 checks that rule).
+	 */
+	const char *also1;
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!find_edu(bdf, sizeof(bdf))) {
+	n_edu = find_edus(bdf, 2);
+	if (!n_edu) {
 		printf("# SKIP no edu PCI device (1234:11e8) in this VM\n");
 		return SKIP;
 	}
-	printf("# edu at %s\n", bdf);
-	check(bind_vfio_pci(bdf, cdev, sizeof(cdev)), "edu bound to vfio-pci, cdev present");
+	printf("# edu at %s%s%s\n", bdf[0], n_edu > 1 ? ", a second at " : "",
+	       n_edu > 1 ? bdf[1] : "");
+	check(bind_vfio_pci(bdf[0], cdev, sizeof(cdev)), "edu bound to vfio-pci, cdev present");
+	check(n_edu == 2 && bind_vfio_pci(bdf[1], cdev1, sizeof(cdev1)),
+	      "the second edu bound to vfio-pci, cdev present");
 	if (n_failed)
 		return 1;
-	printf("# VFIO cdev %s\n", cdev);
-	pid = start_daemon(cdev);
+	printf("# VFIO cdevs %s, %s\n", cdev, cdev1);
+	also1 = contexts_on() ? cdev1 : NULL;
+	pid = start_daemon(cdev, also1, NULL);
 	check(pid > 0, "daemon started");
 	h = pid > 0 ? connect_daemon(pid) : NULL;
 	check(h != NULL, "connected to the daemon (iommufd backend, edu0 configured)");
@@ -1009,13 +1490,16 @@ int main(void)
 		check(stop_daemon(pid), "daemon exited cleanly");
 
 	/* A fresh daemon, whose binding nobody else holds: adopting. */
-	pid = start_daemon(cdev);
+	pid = start_daemon(cdev, also1, NULL);
 	h = pid > 0 ? connect_daemon(pid) : NULL;
 	check(h != NULL, "a fresh daemon serves edu0");
 	if (h)
 		run_adopt(h, cdev); /* ends h */
 	if (pid > 0)
 		check(stop_daemon(pid), "the fresh daemon exited cleanly");
+
+	/* Two VMMs, the second one's device DMAing at the first one's memory. */
+	run_tenants(cdev, cdev1, bdf[1]);
 
 	/* A crash of the daemon while the VMM holds the device. */
 	run_restart(cdev);

@@ -93,7 +93,12 @@ int daemon_start_ext(struct daemon_proc *d, const char *daemon_bin, const char *
 		return -errno;
 	fprintf(f,
 		"# written by iommu-nest-bench\n"
-		"[daemon]\nbackend = sim\nlog_level = warning\n\n"
+		/*
+		 * Root mode: every client allocates its own HWPT on the one
+		 * device vf0, which a VM context per client would lend to
+		 * the first only.
+		 */
+		"[daemon]\nbackend = sim\nlog_level = warning\nvm_contexts = false\n\n"
 		"[limits]\nmax_entries = 4096\n\n"
 		"[coalesce]\nenabled = %s\n\n"
 		"[device vf0]\nkind = vtd\n",

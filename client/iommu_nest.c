@@ -1536,6 +1536,7 @@ static int send_queue_setup(struct iommu_nest *h, const struct nestq_client *q)
 		qs.sq_entries = q->l.sq_entries;
 		qs.cq_entries = q->l.cq_entries;
 		qs.data_bytes = q->l.data_bytes;
+		qs.layout_version = NESTQ_VERSION;
 		err = transact_fds(h, &req, fds, 3, &reply);
 	} else {
 		err = transact(h, &req, &reply);

@@ -90,6 +90,13 @@ int nestq_client_fits(const struct nestq_client *q, const struct iommu_nest_inv_
 	/* Over the daemon's limit: the socket answers -E2BIG with the limit. */
 	if (r->n > q->max_entries || r->n > daemon_max_entries)
 		return 0;
+	/*
+	 * Flags the queue does not know take the socket, which answers them
+	 * -EOPNOTSUPP: in the slot they could be read as the queue's own
+	 * (NESTQ_SQE_INLINE).
+	 */
+	if (r->flags & ~(uint32_t)IOMMU_NEST_INV_CONTINUE)
+		return 0;
 	if (!r->n)
 		return 1;
 	return r->entries &&
@@ -159,38 +166,47 @@ int nestq_client_submit(struct nestq_client *q, const struct iommu_nest_inv_raw 
 			uint64_t user_data, bool async)
 {
 	size_t esz = entry_size(r);
+	/* One entry travels in the slot, its result in the completion: no entry-area lines. */
+	bool inl = r->n == 1 && esz <= NESTQ_INLINE_BYTES;
 	uint64_t mark = q->data_tail;
 	struct nestq_rec *rec;
-	struct nestq_sqe *slot;
-	uint32_t off;
+	struct nestq_sqe sqe, *slot;
+	uint32_t off = 0;
 
 	if (nestq_client_in_flight(q) >= q->l.sq_entries ||
-	    !data_alloc(q, (uint64_t)r->n * (esz + RESULT_BYTES), &off)) {
+	    (!inl && !data_alloc(q, (uint64_t)r->n * (esz + RESULT_BYTES), &off))) {
 		q->data_tail = mark;
 		return -EAGAIN;
 	}
 	rec = &q->rec[q->sq_tail & (q->l.sq_entries - 1)];
 	*rec = (struct nestq_rec){.user_data = user_data,
 				  .end = q->data_tail,
-				  .result_off = off + (uint32_t)(((r->n * esz) + 7) & ~(size_t)7),
+				  .result_off =
+				      inl ? 0 : off + (uint32_t)(((r->n * esz) + 7) & ~(size_t)7),
 				  .n = (uint32_t)r->n,
-				  .async = async};
-	if (r->n)
+				  .async = async,
+				  .inl = inl};
+	sqe = (struct nestq_sqe){
+	    .user_data = user_data,
+	    .hwpt_id = r->hwpt_id,
+	    .data_type = r->data_type,
+	    /* nestq_client_fits() let only INV_CONTINUE through, the same bit. */
+	    .flags = r->flags | (inl ? NESTQ_SQE_INLINE : 0),
+	    .reserved = r->reserved,
+	    .entry_len = r->entry_len,
+	    .n = (uint32_t)r->n,
+	    .entry_off = off,
+	    .result_off = rec->result_off};
+	if (inl)
+		memcpy(sqe.inline_entry, r->entries, esz);
+	else if (r->n)
 		memcpy(q->base + q->l.data_off + off, r->entries, r->n * esz);
 	/* Before the publish: the daemon's completion follows its read of our tail. */
 	if (async && !q->n_async++)
 		want_call(q, true);
 	slot = (struct nestq_sqe *)(q->base + q->l.sq_off) + (q->sq_tail & (q->l.sq_entries - 1));
-	*slot = (struct nestq_sqe){.user_data = user_data,
-				   .hwpt_id = r->hwpt_id,
-				   .data_type = r->data_type,
-				   /* The same bits; unknown ones get the socket's EOPNOTSUPP. */
-				   .flags = r->flags,
-				   .reserved = r->reserved,
-				   .entry_len = r->entry_len,
-				   .n = (uint32_t)r->n,
-				   .entry_off = off,
-				   .result_off = rec->result_off};
+	/* Built aside and stored whole: the slot's line is written once. */
+	*slot = sqe;
 	atomic_store_explicit(&hdr(q)->sq_tail, ++q->sq_tail, memory_order_release);
 	/* Pairs with the daemon's flag update: either it sees the tail or we see the flag. */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -274,7 +290,8 @@ int nestq_client_wait(struct nestq_client *q, int sock)
 static int read_results(const struct nestq_client *q, const struct nestq_cqe *c,
 			const struct nestq_rec *rec, struct iommu_nest_entry_result *res)
 {
-	const uint8_t *src = q->base + q->l.data_off + rec->result_off;
+	const uint8_t *src =
+	    rec->inl ? (const uint8_t *)&c->result : q->base + q->l.data_off + rec->result_off;
 	uint32_t run = 0;
 
 	if (c->n && c->n != rec->n)

@@ -28,6 +28,7 @@ struct nestq_rec {
 	uint32_t result_off; /* in the entry area */
 	uint32_t n;
 	bool async; /* wants the call eventfd signalled (the VMM's loop may sleep on it) */
+	bool inl;   /* NESTQ_SQE_INLINE: entry in the slot, result in the completion */
 	bool done;
 };
 

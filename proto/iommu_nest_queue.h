@@ -24,8 +24,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NESTQ_MAGIC	0x3151544e53454e49ull /* "INESNTQ1", little-endian */
-#define NESTQ_VERSION	1
+#define NESTQ_MAGIC 0x3151544e53454e49ull /* "INESNTQ1", little-endian */
+/*
+ * The layout version. The library sends it in QueueSetup.layout_version and
+ * the daemon refuses any other (-EPROTONOSUPPORT): the two sides read the
+ * same bytes only if they agree on every struct below. 2: the one-entry
+ * inline form (NESTQ_SQE_INLINE, nestq_cqe.result), completions of one cache
+ * line each.
+ */
+#define NESTQ_VERSION	2
 #define NESTQ_CACHELINE 64
 #define NESTQ_HDR_BYTES 4096 /* the header page: indices and flags */
 /* Ring sizes are powers of two in [NESTQ_MIN_ENTRIES, NESTQ_MAX_ENTRIES]. */
@@ -34,6 +41,14 @@
 
 /* nestq_sqe.flags */
 #define NESTQ_SQE_CONTINUE (1u << 0) /* Invalidate's INV_CONTINUE */
+/*
+ * The request's one entry (n == 1) is in the slot itself (inline_entry) and
+ * its result comes back in the completion (nestq_cqe.result); entry_off and
+ * result_off are zero. A 1-entry round trip then moves four cache lines
+ * (sq_tail, the slot; the completion, cq_tail) instead of six.
+ */
+#define NESTQ_SQE_INLINE   (1u << 1)
+#define NESTQ_INLINE_BYTES 24 /* the largest native entry (VT-d) */
 
 /* nestq_header.sq_flags, written by the daemon. */
 #define NESTQ_SQ_NEED_KICK (1u << 0) /* not polling: kick after publishing */
@@ -55,6 +70,7 @@
  * for data_type, at entry_off in the entry area; the daemon writes each
  * entry's result (struct nestq_result) at result_off in the entry area.
  * Both offsets are 8-byte aligned and both ranges lie inside the area.
+ * With NESTQ_SQE_INLINE the entry is inline_entry instead (see there).
  */
 struct nestq_sqe {
 	uint64_t user_data; /* echoed in the completion */
@@ -66,7 +82,11 @@ struct nestq_sqe {
 	uint32_t n;	    /* entries */
 	uint32_t entry_off;
 	uint32_t result_off;
-	uint32_t pad[6]; /* zero; one slot is one cache line */
+	/*
+	 * NESTQ_SQE_INLINE: the entry's native bytes, then zeros; otherwise
+	 * all zero. It fills the slot to one cache line.
+	 */
+	uint8_t inline_entry[NESTQ_INLINE_BYTES];
 };
 
 /* Per-entry result, what InvalidateReply's state/error/hw_error carry. */
@@ -83,8 +103,10 @@ struct nestq_cqe {
 	int32_t status; /* 0 or the request's negative errno */
 	uint32_t entries_handled;
 	uint32_t entries_submitted;
-	uint32_t n; /* results written at the submission's result_off */
+	uint32_t n; /* results written: at result_off, or inline (result) */
 	uint64_t pages_flushed;
+	struct nestq_result result; /* an inline submission's result when n == 1 */
+	uint32_t pad[4];	    /* zero; one completion is one cache line */
 };
 
 /* The header page. The rings follow it (nestq_layout()). */
@@ -101,7 +123,7 @@ struct nestq_header {
 };
 
 _Static_assert(sizeof(struct nestq_sqe) == NESTQ_CACHELINE, "one slot, one cache line");
-_Static_assert(sizeof(struct nestq_cqe) == 32, "completion size is ABI");
+_Static_assert(sizeof(struct nestq_cqe) == NESTQ_CACHELINE, "one completion, one cache line");
 _Static_assert(sizeof(struct nestq_result) == 16, "result size is ABI");
 _Static_assert(sizeof(struct nestq_header) <= NESTQ_HDR_BYTES, "header fits its page");
 

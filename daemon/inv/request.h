@@ -31,8 +31,8 @@ struct inv_request {
 	uint32_t data_type; /* IOMMU_HWPT_INVALIDATE_DATA_* */
 	uint32_t reserved;  /* the ioctl's __reserved word */
 	uint32_t entry_len; /* 0 = native size */
-	bool cont;          /* continue past failing entries */
-	bool on_viommu;     /* hwpt_id names a vIOMMU: entries in the driver's raw layout */
+	bool cont;	    /* continue past failing entries */
+	bool on_viommu;	    /* hwpt_id names a vIOMMU: entries in the driver's raw layout */
 	uint64_t recv_ns;   /* CLOCK_MONOTONIC when its packet was read */
 	uint32_t n;
 	/*
@@ -53,6 +53,7 @@ struct inv_request {
 	 */
 	void *queue;
 	uint32_t result_off;
+	bool res_inline;	  /* the one result goes in the completion (NESTQ_SQE_INLINE) */
 	struct inv_request *next; /* batch list link */
 };
 

@@ -40,10 +40,11 @@ uint32_t queue_cq_room(const struct queue_area *a, uint32_t tail)
 	return used <= a->l.cq_entries ? a->l.cq_entries - used : 0;
 }
 
-static bool pad_zero(const struct nestq_sqe *sqe)
+/* Bytes [from, NESTQ_INLINE_BYTES) of the slot's inline area are zero. */
+static bool inline_zero_from(const struct nestq_sqe *sqe, uint32_t from)
 {
-	for (size_t i = 0; i < sizeof(sqe->pad) / sizeof(sqe->pad[0]); i++)
-		if (sqe->pad[i])
+	for (uint32_t i = from; i < NESTQ_INLINE_BYTES; i++)
+		if (sqe->inline_entry[i])
 			return false;
 	return true;
 }
@@ -76,7 +77,20 @@ static struct inv_request *request_new(const struct nestq_sqe *sqe, uint32_t esz
 	r->cont = sqe->flags & NESTQ_SQE_CONTINUE;
 	r->n = sqe->n;
 	r->result_off = sqe->result_off;
+	r->res_inline = sqe->flags & NESTQ_SQE_INLINE;
 	return r;
+}
+
+/*
+ * The inline form: one entry, no entry-area ranges, the entry's bytes in
+ * the slot and zeros after them (an unknown type: all zero).
+ */
+static int check_inline(const struct nestq_sqe *sqe, uint32_t esz)
+{
+	if (sqe->n != 1 || sqe->entry_off || sqe->result_off || esz > NESTQ_INLINE_BYTES ||
+	    !inline_zero_from(sqe, esz))
+		return -EINVAL;
+	return 0;
 }
 
 int queue_slot_take(const struct queue_area *a, uint32_t head, uint32_t max_entries,
@@ -86,24 +100,35 @@ int queue_slot_take(const struct queue_area *a, uint32_t head, uint32_t max_entr
 			      (uint64_t)(head & (a->l.sq_entries - 1)) * sizeof(struct nestq_sqe);
 	uint32_t esz;
 	struct inv_request *r;
+	int rc;
 
 	*out = NULL;
 	copy_out(sqe, slot, sizeof(*sqe));
-	if (sqe->flags & ~NESTQ_SQE_CONTINUE)
+	if (sqe->flags & ~(NESTQ_SQE_CONTINUE | NESTQ_SQE_INLINE))
 		return -EOPNOTSUPP;
-	if (!pad_zero(sqe))
-		return -EINVAL;
 	if (sqe->n > max_entries)
 		return -E2BIG;
 	/* An unknown type carries no entry bytes: the kernel's rules refuse it later. */
 	esz = inv_entry_size(sqe->data_type);
-	if (!range_ok(a, sqe->entry_off, (uint64_t)sqe->n * esz) ||
-	    !range_ok(a, sqe->result_off, (uint64_t)sqe->n * sizeof(struct nestq_result)))
-		return -EINVAL;
+	if (sqe->flags & NESTQ_SQE_INLINE)
+		rc = check_inline(sqe, esz);
+	else if (!inline_zero_from(sqe, 0) ||
+		 !range_ok(a, sqe->entry_off, (uint64_t)sqe->n * esz) ||
+		 !range_ok(a, sqe->result_off, (uint64_t)sqe->n * sizeof(struct nestq_result)))
+		rc = -EINVAL;
+	else
+		rc = 0;
+	if (rc)
+		return rc;
 	r = request_new(sqe, esz);
 	if (!r)
 		return -ENOMEM;
-	copy_out(r->entries, a->base + a->l.data_off + sqe->entry_off, (size_t)sqe->n * esz);
+	/* Inline: from our copy of the slot, never from the area again. */
+	if (r->res_inline)
+		memcpy(r->entries, sqe->inline_entry, esz);
+	else
+		copy_out(r->entries, a->base + a->l.data_off + sqe->entry_off,
+			 (size_t)sqe->n * esz);
 	*out = r;
 	return 0;
 }
@@ -116,6 +141,12 @@ static void put_cqe(const struct queue_area *a, uint32_t tail, const struct nest
 	memcpy(slot, cqe, sizeof(*cqe));
 }
 
+static struct nestq_result result_of(const struct inv_entry_result *res)
+{
+	return (struct nestq_result){
+	    .state = res->state, .error = res->error, .hw_error = res->hw_error};
+}
+
 void queue_slot_complete(const struct queue_area *a, uint32_t tail, const struct inv_request *r)
 {
 	struct nestq_cqe cqe = {.user_data = r->id,
@@ -126,12 +157,15 @@ void queue_slot_complete(const struct queue_area *a, uint32_t tail, const struct
 				.pages_flushed = r->pages_flushed};
 	uint8_t *res = a->base + a->l.data_off + r->result_off;
 
-	for (uint32_t i = 0; i < r->n; i++) {
-		struct nestq_result one = {.state = r->res[i].state,
-					   .error = r->res[i].error,
-					   .hw_error = r->res[i].hw_error};
+	if (r->res_inline) {
+		/* queue_slot_take() made sure n is 1. */
+		cqe.result = result_of(&r->res[0]);
+	} else {
+		for (uint32_t i = 0; i < r->n; i++) {
+			struct nestq_result one = result_of(&r->res[i]);
 
-		memcpy(res + (size_t)i * sizeof(one), &one, sizeof(one));
+			memcpy(res + (size_t)i * sizeof(one), &one, sizeof(one));
+		}
 	}
 	put_cqe(a, tail, &cqe);
 }

@@ -114,6 +114,13 @@ int handle_queue_setup(struct req_ctx *c)
 
 	if (!m->sq_entries && !m->cq_entries && !m->data_bytes && c->in->queue_fds[0] < 0)
 		return close_queue(c);
+	if (m->layout_version != NESTQ_VERSION) {
+		reply_error(c->rep, -EPROTONOSUPPORT,
+			    "queue layout version %u, this daemon speaks %u: libiommu-nest and "
+			    "iommu-nestd are from different releases",
+			    m->layout_version, NESTQ_VERSION);
+		return -EPROTONOSUPPORT;
+	}
 	if (c->in->queue_fds[0] < 0) {
 		reply_error(c->rep, -EINVAL,
 			    "QueueSetup needs three descriptors: memfd, kick and call eventfds");

@@ -16,7 +16,8 @@
  * a taken request matches the copy it came from (n, ids, bounds within
  * max entries and the area) and its entries are the bytes that were in
  * the area; ready counts never exceed the ring; completions are written
- * only when there is room.
+ * only when there is room. An inline submission (NESTQ_SQE_INLINE) has
+ * one entry, taken from the daemon's copy of the slot.
  *
  * With bit 7 of byte 0 set, a second thread also rewrites the area (bytes
  * and indices, seeded from the input) for as long as the script runs: the
@@ -87,6 +88,14 @@ static void check_taken(const struct queue_area *a, const struct nestq_sqe *sqe,
 	CHECK(r->id == sqe->user_data && r->hwpt_id == sqe->hwpt_id);
 	CHECK(r->data_type == sqe->data_type && r->entry_len == sqe->entry_len);
 	CHECK(r->result_off == sqe->result_off);
+	CHECK(r->res_inline == !!(sqe->flags & NESTQ_SQE_INLINE));
+	if (r->res_inline) {
+		/* One entry, from the slot's copy (ours: no racing writer reaches it). */
+		CHECK(r->n == 1 && esz <= NESTQ_INLINE_BYTES && !sqe->entry_off &&
+		      !sqe->result_off);
+		CHECK(!memcmp(r->entries, sqe->inline_entry, esz));
+		return;
+	}
 	CHECK(sqe->entry_off + (uint64_t)r->n * esz <= a->l.data_bytes);
 	CHECK(sqe->result_off + (uint64_t)r->n * sizeof(struct nestq_result) <= a->l.data_bytes);
 	/* Nothing wrote the area since the take: the copy is what is there. */

@@ -1085,8 +1085,8 @@ static void qs_op(uint8_t op, uint16_t v)
 	put(o, op == 1 ? 1 : sizeof(o));
 }
 
-static void queue_slot_seed(const char *name, uint32_t n, uint32_t entry_off, uint32_t tail,
-			    uint8_t mode)
+static void queue_slot_seed_f(const char *name, uint32_t n, uint32_t entry_off, uint32_t tail,
+			      uint8_t mode, uint32_t flags)
 {
 	const uint8_t geometry[] = {(uint8_t)(2 | mode), 2, 8};
 	/* Two selftest entries: iotlb_id 1 and 2, no flags. */
@@ -1096,9 +1096,12 @@ static void queue_slot_seed(const char *name, uint32_t n, uint32_t entry_off, ui
 				.hwpt_id = 4,
 				.data_type = 0xdeadbeef, /* IOMMU_HWPT_INVALIDATE_DATA_SELFTEST */
 				.n = n,
+				.flags = flags,
 				.entry_off = entry_off,
-				.result_off = 16};
+				.result_off = flags & NESTQ_SQE_INLINE ? 0 : 16};
 
+	if (flags & NESTQ_SQE_INLINE)
+		memcpy(sqe.inline_entry, entries, 8);
 	nestq_layout(&l, 4, 4, 64);
 	b.n = 0;
 	put(geometry, sizeof(geometry));
@@ -1109,6 +1112,12 @@ static void queue_slot_seed(const char *name, uint32_t n, uint32_t entry_off, ui
 	qs_op(3, 1);
 	qs_op(1, 0);
 	emit("queue_slot", name);
+}
+
+static void queue_slot_seed(const char *name, uint32_t n, uint32_t entry_off, uint32_t tail,
+			    uint8_t mode)
+{
+	queue_slot_seed_f(name, n, entry_off, tail, mode, 0);
 }
 
 int main(int argc, char **argv)
@@ -1127,5 +1136,7 @@ int main(int argc, char **argv)
 	queue_slot_seed("tail-past-ring", 2, 0, 9, 0);
 	/* 0x80: with the racing writer thread. */
 	queue_slot_seed("selftest-two-racing", 2, 0, 1, 0x80);
+	queue_slot_seed_f("selftest-inline", 1, 0, 1, 0, NESTQ_SQE_INLINE);
+	queue_slot_seed_f("selftest-inline-racing", 1, 0, 1, 0x80, NESTQ_SQE_INLINE);
 	return 0;
 }

@@ -520,9 +520,9 @@ static void rawq_free(struct rawq *q)
 	close(q->call);
 }
 
-/* QueueSetup with the given sizes and descriptors; returns the reply's status. */
-static int raw_setup(int sock, uint32_t sq, uint32_t cq, uint64_t data, const int *fds, int nfds,
-		     uint64_t id)
+/* QueueSetup of layout version ver with the given sizes and descriptors; the reply's status. */
+static int raw_setup_v(int sock, uint32_t ver, uint32_t sq, uint32_t cq, uint64_t data,
+		       const int *fds, int nfds, uint64_t id)
 {
 	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
 	IommuNest__QueueSetup qs = IOMMU_NEST__QUEUE_SETUP__INIT;
@@ -534,6 +534,7 @@ static int raw_setup(int sock, uint32_t sq, uint32_t cq, uint64_t data, const in
 	qs.sq_entries = sq;
 	qs.cq_entries = cq;
 	qs.data_bytes = data;
+	qs.layout_version = ver;
 	req.id = id;
 	req.body_case = IOMMU_NEST__REQUEST__BODY_QUEUE_SETUP;
 	req.queue_setup = &qs;
@@ -545,6 +546,12 @@ static int raw_setup(int sock, uint32_t sq, uint32_t cq, uint64_t data, const in
 	status = rep->status;
 	iommu_nest__reply__free_unpacked(rep, NULL);
 	return status;
+}
+
+static int raw_setup(int sock, uint32_t sq, uint32_t cq, uint64_t data, const int *fds, int nfds,
+		     uint64_t id)
+{
+	return raw_setup_v(sock, NESTQ_VERSION, sq, cq, data, fds, nfds, id);
 }
 
 static void kick(const struct rawq *q)
@@ -587,6 +594,10 @@ static void test_setup_refusals(void)
 	CU_ASSERT_EQUAL(raw_setup(sock, 4, 4, 64, bad, 3, 7), -EINVAL);
 	bad[0] = q.memfd, bad[1] = q.memfd, bad[2] = q.call;
 	CU_ASSERT_EQUAL(raw_setup(sock, 4, 4, 64, bad, 3, 8), -EINVAL);
+	/* A library of another layout (0: one from before the field) is refused, clearly. */
+	CU_ASSERT_EQUAL(raw_setup_v(sock, 0, 4, 4, 64, fds, 3, 13), -EPROTONOSUPPORT);
+	CU_ASSERT_EQUAL(raw_setup_v(sock, NESTQ_VERSION + 1, 4, 4, 64, fds, 3, 14),
+			-EPROTONOSUPPORT);
 	CU_ASSERT_EQUAL(raw_setup(sock, 4, 4, 64, fds, 3, 9), 0);
 	CU_ASSERT_EQUAL(raw_setup(sock, 4, 4, 64, fds, 3, 10), -EBUSY);
 	CU_ASSERT_EQUAL(raw_setup(sock, 0, 0, 0, NULL, 0, 11), 0);
@@ -628,9 +639,15 @@ static void test_scribbler(void)
 	    {{.data_type = ST, .n = 1, .entry_off = 4096}, -EINVAL},
 	    {{.data_type = ST, .n = 1, .result_off = 60}, -EINVAL},
 	    {{.data_type = ST, .n = 1, .entry_off = 4}, -EINVAL},
-	    {{.data_type = ST, .n = 1, .pad = {[3] = 1}}, -EINVAL},
+	    {{.data_type = ST, .n = 1, .inline_entry = {[3] = 1}}, -EINVAL},
 	    {{.data_type = ST, .n = 0x10000000}, -E2BIG},
-	    {{.data_type = ST, .n = 1, .result_off = 8, .flags = 2}, -EOPNOTSUPP},
+	    {{.data_type = ST, .n = 1, .result_off = 8, .flags = 4}, -EOPNOTSUPP},
+	    /* The inline form: one entry, no ranges, zeros past the entry's 8 bytes. */
+	    {{.data_type = ST, .n = 2, .flags = NESTQ_SQE_INLINE}, -EINVAL},
+	    {{.data_type = ST, .n = 0, .flags = NESTQ_SQE_INLINE}, -EINVAL},
+	    {{.data_type = ST, .n = 1, .flags = NESTQ_SQE_INLINE, .result_off = 8}, -EINVAL},
+	    {{.data_type = ST, .n = 1, .flags = NESTQ_SQE_INLINE, .inline_entry = {[8] = 1}},
+	     -EINVAL},
 	    {{.data_type = ST, .n = 1, .result_off = 8, .hwpt_id = 12345}, -ENOENT},
 	};
 
@@ -667,6 +684,22 @@ static void test_scribbler(void)
 	CU_ASSERT_FATAL(wait_cq(&q, tail));
 	CU_ASSERT_EQUAL(cq_slot(&q, tail - 1)->status, 0);
 	CU_ASSERT_EQUAL(cq_slot(&q, tail - 1)->entries_handled, 1);
+	atomic_store(&rq_hdr(&q)->cq_head, tail);
+	/* And an inline one: its result comes back in the completion. */
+	*sq_slot(&q, tail) = (struct nestq_sqe){.user_data = 8,
+						.hwpt_id = st,
+						.data_type = ST,
+						.n = 1,
+						.flags = NESTQ_SQE_INLINE,
+						.inline_entry = {[4] = 1}};
+	atomic_store(&rq_hdr(&q)->sq_tail, ++tail);
+	kick(&q);
+	CU_ASSERT_FATAL(wait_cq(&q, tail));
+	CU_ASSERT_EQUAL(cq_slot(&q, tail - 1)->user_data, 8);
+	CU_ASSERT_EQUAL(cq_slot(&q, tail - 1)->status, 0);
+	CU_ASSERT_EQUAL(cq_slot(&q, tail - 1)->n, 1);
+	CU_ASSERT_EQUAL(cq_slot(&q, tail - 1)->result.state, IOMMU_NEST__ENTRY_STATE__ENTRY_DONE);
+	CU_ASSERT_EQUAL(cq_slot(&q, tail - 1)->result.error, 0);
 
 	/* Garbage everywhere, then an index past the ring: closed, not crashed. */
 	for (unsigned round = 0; round < 200; round++) {

@@ -43,7 +43,7 @@ static void test_layout(void)
 	CU_ASSERT_EQUAL(l.sq_off, NESTQ_HDR_BYTES);
 	CU_ASSERT_EQUAL(l.cq_off, NESTQ_HDR_BYTES + 8 * 64);
 	CU_ASSERT_EQUAL(l.data_off % NESTQ_CACHELINE, 0);
-	CU_ASSERT(l.data_off >= l.cq_off + 16 * 32);
+	CU_ASSERT(l.data_off >= l.cq_off + 16 * 64);
 	CU_ASSERT_EQUAL(l.total, l.data_off + 4096);
 	CU_ASSERT_FALSE(nestq_layout(&l, 3, 16, 4096));
 	CU_ASSERT_FALSE(nestq_layout(&l, 0, 16, 4096));
@@ -164,9 +164,9 @@ static void test_take_refusals(void)
 
 	CU_ASSERT_EQUAL(take(&a, ok, 2), 0);
 	CU_ASSERT_EQUAL(take(&a, ok, 1), -E2BIG);
-	s = ok, s.flags = 2;
+	s = ok, s.flags = 4;
 	CU_ASSERT_EQUAL(take(&a, s, 2), -EOPNOTSUPP);
-	s = ok, s.pad[5] = 1;
+	s = ok, s.inline_entry[23] = 1;
 	CU_ASSERT_EQUAL(take(&a, s, 2), -EINVAL);
 	/* 2 * 24 entry bytes from 56 pass the end of 96. */
 	s = ok, s.entry_off = 56;
@@ -187,6 +187,83 @@ static void test_take_refusals(void)
 	free(a.base);
 }
 
+/* The inline form: the entry from the slot's copy, the result in the completion. */
+static void test_inline(void)
+{
+	struct queue_area a = area(2, 2, 64);
+	struct nestq_sqe copy, *s = sq_slot(&a, 1);
+	const vtd_t e = {.addr = 0x7000, .npages = 3, .flags = 1};
+	struct inv_request *r;
+	struct nestq_cqe *c;
+
+	/* Results must not land in the entry area: poison it and check it stays. */
+	memset(a.base + a.l.data_off, 0xa5, a.l.data_bytes);
+	*s = (struct nestq_sqe){.user_data = 5,
+				.hwpt_id = 3,
+				.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+				.flags = NESTQ_SQE_INLINE | NESTQ_SQE_CONTINUE,
+				.n = 1};
+	memcpy(s->inline_entry, &e, sizeof(e));
+	CU_ASSERT_EQUAL_FATAL(queue_slot_take(&a, 1, 4, &copy, &r), 0);
+	/* Rewritten after the take: the request keeps what was read once. */
+	memset(s, 0xff, sizeof(*s));
+	CU_ASSERT(r->res_inline);
+	CU_ASSERT(r->cont);
+	CU_ASSERT_EQUAL(r->n, 1);
+	CU_ASSERT_EQUAL(memcmp(r->entries, &e, sizeof(e)), 0);
+	r->res[0] = (struct inv_entry_result){.state = INV_FAILED, .error = -EIO, .hw_error = 2};
+	r->status = -EIO;
+	r->entries_submitted = 1;
+	queue_slot_complete(&a, 0, r);
+	c = cq_slot(&a, 0);
+	CU_ASSERT_EQUAL(c->user_data, 5);
+	CU_ASSERT_EQUAL(c->n, 1);
+	CU_ASSERT_EQUAL(c->status, -EIO);
+	CU_ASSERT_EQUAL(c->result.state, INV_FAILED);
+	CU_ASSERT_EQUAL(c->result.error, -EIO);
+	CU_ASSERT_EQUAL(c->result.hw_error, 2);
+	for (uint64_t i = 0; i < a.l.data_bytes; i++)
+		CU_ASSERT_EQUAL_FATAL(a.base[a.l.data_off + i], 0xa5);
+	free(r);
+	free(a.base);
+}
+
+static void test_inline_refusals(void)
+{
+	struct queue_area a = area(1, 1, 64);
+	const struct nestq_sqe ok = {.data_type = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+				     .flags = NESTQ_SQE_INLINE,
+				     .n = 1,
+				     .inline_entry = {1, 0, 0, 0, 7}};
+	struct nestq_sqe s;
+
+	CU_ASSERT_EQUAL(take(&a, ok, 1), 0);
+	s = ok, s.n = 2;
+	CU_ASSERT_EQUAL(take(&a, s, 2), -EINVAL);
+	s = ok, s.n = 0;
+	CU_ASSERT_EQUAL(take(&a, s, 2), -EINVAL);
+	s = ok, s.n = 2;
+	CU_ASSERT_EQUAL(take(&a, s, 1), -E2BIG);
+	s = ok, s.entry_off = 8;
+	CU_ASSERT_EQUAL(take(&a, s, 1), -EINVAL);
+	s = ok, s.result_off = 8;
+	CU_ASSERT_EQUAL(take(&a, s, 1), -EINVAL);
+	/* A selftest entry is 8 bytes: byte 8 on must be zero. */
+	s = ok, s.inline_entry[8] = 1;
+	CU_ASSERT_EQUAL(take(&a, s, 1), -EINVAL);
+	s = ok, s.inline_entry[7] = 1;
+	CU_ASSERT_EQUAL(take(&a, s, 1), 0);
+	/* A VT-d entry fills all 24 bytes. */
+	s = ok, s.data_type = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, s.inline_entry[23] = 1;
+	CU_ASSERT_EQUAL(take(&a, s, 1), 0);
+	/* An unknown type has no entry bytes: all must be zero. */
+	s = ok, s.data_type = 77;
+	CU_ASSERT_EQUAL(take(&a, s, 1), -EINVAL);
+	s.inline_entry[0] = s.inline_entry[4] = 0;
+	CU_ASSERT_EQUAL(take(&a, s, 1), 0);
+	free(a.base);
+}
+
 int main(void)
 {
 	static const struct unit_case tests[] = {
@@ -194,6 +271,8 @@ int main(void)
 	    {"indices", test_indices},
 	    {"take and complete", test_take_and_complete},
 	    {"take: refusals", test_take_refusals},
+	    {"inline", test_inline},
+	    {"inline: refusals", test_inline_refusals},
 	};
 
 	return unit_run("queue_slot", UNIT_CASES(tests));

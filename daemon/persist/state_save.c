@@ -44,14 +44,13 @@ static struct json_object *hwpt_to_json(const struct restart *rs, const struct h
 	char hex[2 * HWPT_TOKEN_LEN + 1];
 
 	js_hex(hex, e->token, HWPT_TOKEN_LEN);
-	if (o &&
-	    (js_add_u64(o, "id", e->id) || js_add_u64(o, "parent_id", e->parent_id) ||
-	     js_add_u64(o, "data_type", e->data_type) || js_add_str(o, "device", e->device) ||
-	     js_add_u64(o, "uid", e->owner_uid) || js_add_u64(o, "gid", e->owner_gid) ||
-	     js_add_i64(o, "pid", e->owner_pid) || js_add_str(o, "resume_token", hex) ||
-	     (e->viommu_id && js_add_u64(o, "viommu_id", e->viommu_id)) ||
-	     js_add_u64(o, "session", e->owner_session) || add_ctx(rs, o, e->be) ||
-	     (e->fault_id && js_add_u64(o, "fault_id", e->fault_id)))) {
+	if (o && (js_add_u64(o, "id", e->id) || js_add_u64(o, "parent_id", e->parent_id) ||
+		  js_add_u64(o, "data_type", e->data_type) || js_add_str(o, "device", e->device) ||
+		  js_add_u64(o, "uid", e->owner_uid) || js_add_u64(o, "gid", e->owner_gid) ||
+		  js_add_i64(o, "pid", e->owner_pid) || js_add_str(o, "resume_token", hex) ||
+		  (e->viommu_id && js_add_u64(o, "viommu_id", e->viommu_id)) ||
+		  js_add_u64(o, "session", e->owner_session) || add_ctx(rs, o, e->be) ||
+		  (e->fault_id && js_add_u64(o, "fault_id", e->fault_id)))) {
 		json_object_put(o);
 		return NULL;
 	}

@@ -100,6 +100,21 @@ static inline int js_u32(struct json_object *o, const char *key, uint32_t *out)
 	return rc;
 }
 
+/* The element of array arr (NULL: none) whose "id" is id, or NULL. */
+static inline struct json_object *js_find_id(struct json_object *arr, uint32_t id)
+{
+	size_t n = arr ? json_object_array_length(arr) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(arr, i);
+		uint32_t eid;
+
+		if (!js_u32(e, "id", &eid) && eid == id)
+			return e;
+	}
+	return NULL;
+}
+
 static inline int js_i64(struct json_object *o, const char *key, int64_t min, int64_t max,
 			 int64_t *out)
 {

@@ -134,21 +134,6 @@ bad:
 	return -EINVAL;
 }
 
-/* The saved queue of fault object id, or NULL (it had none: empty). */
-static struct json_object *saved_queue(struct json_object *arr, uint32_t id)
-{
-	size_t n = arr ? json_object_array_length(arr) : 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *q = json_object_array_get_idx(arr, i);
-		uint32_t qid;
-
-		if (!js_u32(q, "id", &qid) && qid == id)
-			return q;
-	}
-	return NULL;
-}
-
 int sim_faults_load(struct sim_state *st, struct json_object *o, const char **errmsg)
 {
 	struct json_object *arr = NULL;
@@ -184,7 +169,7 @@ int sim_faults_load(struct sim_state *st, struct json_object *o, const char **er
 			return -errno;
 		st->n_faults++;
 		ob->users++; /* the fd's reference: kept in the fd store on the kernel */
-		q = saved_queue(arr, ob->id);
+		q = js_find_id(arr, ob->id);
 		rc = q ? load_queue(st, q, "deliver", f, false) : 0;
 		if (!rc && q)
 			rc = load_queue(st, q, "resp", f, true);

@@ -129,21 +129,6 @@ static int load_queue(struct sim_state *st, struct json_object *j, struct sim_ve
 	return q->num_events <= q->depth ? 0 : -EINVAL;
 }
 
-/* The saved queue of vEVENTQ id, or NULL. */
-static struct json_object *saved_queue(struct json_object *arr, uint32_t id)
-{
-	size_t n = arr ? json_object_array_length(arr) : 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *q = json_object_array_get_idx(arr, i);
-		uint32_t qid;
-
-		if (!js_u32(q, "id", &qid) && qid == id)
-			return q;
-	}
-	return NULL;
-}
-
 int sim_veventqs_load(struct sim_state *st, struct json_object *o, const char **errmsg)
 {
 	struct json_object *arr = NULL;
@@ -164,7 +149,7 @@ int sim_veventqs_load(struct sim_state *st, struct json_object *o, const char **
 
 		if (ob->type != SIM_OBJ_VEVENTQ)
 			continue;
-		j = saved_queue(arr, ob->id);
+		j = js_find_id(arr, ob->id);
 		/* Its type and depth live only here: a vEVENTQ without its queue is a lie. */
 		if (!j || !v || v->type != SIM_OBJ_VIOMMU || js_u32(j, "type", &type) ||
 		    js_u32(j, "depth", &depth) || !depth || depth > NESTD_VEVENTQ_MAX_DEPTH ||

@@ -155,6 +155,8 @@ void session_free(struct session *s)
 	if (s->ev_fault)
 		event_free(s->ev_fault);
 	if (s->faults) {
+		/* Its fd out of the fd store first: the store's copy would keep the object busy. */
+		restart_fault_release(s->srv->rs, s->faults);
 		client_faults_close(&s->srv->reg, s->faults);
 		s->faults = NULL;
 		/* The file forgets the queue, the fd store lets its fd go. */

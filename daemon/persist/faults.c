@@ -206,3 +206,13 @@ void restart_close_orphan_faults(struct restart *rs)
 	if (rs->reg)
 		client_faults_close_orphans(rs->reg, NULL);
 }
+
+void restart_fault_release(struct restart *rs, const struct client_faults *cf)
+{
+	char name[BACKEND_FD_NAME_MAX];
+
+	if (!rs || !rs->enabled || !cf)
+		return;
+	fdstore_fault_name(name, sizeof(name), cf->no);
+	fdstore_release_queue(rs, name);
+}

@@ -232,6 +232,12 @@ int restart_faults_follow(struct restart *rs, struct session *s, const struct hw
 bool restart_fault_conflict(const struct restart *rs, const struct session *s,
 			    const struct hwpt_entry *e);
 void restart_close_orphan_faults(struct restart *rs);
+/*
+ * Before a session's own fault queue is destroyed: its fd out of the fd
+ * store and waited for, as the store's copy would keep the object busy.
+ */
+struct client_faults;
+void restart_fault_release(struct restart *rs, const struct client_faults *cf);
 
 /* Stops the grace timer once nothing of the previous instance waits any more (rs NULL: none). */
 void restart_grace_check(struct restart *rs);

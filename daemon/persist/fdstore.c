@@ -20,6 +20,7 @@
 #include "state/registry.h"
 #include "state/vmctx.h"
 #include "util/log.h"
+#include "util/common.h"
 
 /* A VM context's descriptor: "ctx.<no>." and the context's own name for it. */
 static bool is_ctx_name(const char *name)
@@ -298,15 +299,12 @@ static uint32_t ctx_fds_of(const struct vm_ctx *v, struct backend_fd *out, uint3
 
 static int ctx_fd_add(struct restart *rs, const struct backend_fd *f)
 {
-	if (rs->n_ctx_fds == rs->cap_ctx_fds) {
-		uint32_t cap = rs->cap_ctx_fds ? 2 * rs->cap_ctx_fds : 16;
-		struct backend_fd *n = realloc(rs->ctx_fds, cap * sizeof(*n));
+	struct backend_fd *n =
+	    array_room(rs->ctx_fds, rs->n_ctx_fds, &rs->cap_ctx_fds, sizeof(*n), 16);
 
-		if (!n)
-			return -ENOMEM;
-		rs->ctx_fds = n;
-		rs->cap_ctx_fds = cap;
-	}
+	if (!n)
+		return -ENOMEM;
+	rs->ctx_fds = n;
 	rs->ctx_fds[rs->n_ctx_fds++] = *f;
 	return 0;
 }
@@ -372,15 +370,11 @@ void fdstore_sync_ctx(struct restart *rs, const struct vm_ctx_list *list)
 
 static int set_add(struct backend_fd **set, uint32_t *n, uint32_t *cap, const struct backend_fd *f)
 {
-	if (*n == *cap) {
-		uint32_t c = *cap ? 2 * *cap : 16;
-		struct backend_fd *nf = realloc(*set, c * sizeof(*nf));
+	struct backend_fd *nf = array_room(*set, *n, cap, sizeof(*nf), 16);
 
-		if (!nf)
-			return -ENOMEM;
-		*set = nf;
-		*cap = c;
-	}
+	if (!nf)
+		return -ENOMEM;
+	*set = nf;
 	(*set)[(*n)++] = *f;
 	return 0;
 }

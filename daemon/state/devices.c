@@ -11,6 +11,7 @@
 
 #include "state/registry.h"
 #include "util/search.h"
+#include "util/common.h"
 
 void device_bindings_init(struct hwpt_registry *reg, const struct config *cfg)
 {
@@ -76,15 +77,11 @@ int binding_map_add(struct device_binding *b, uint64_t iova, uint64_t last)
 
 	if (i < b->n_maps && b->maps[i].iova <= last)
 		return -EEXIST;
-	if (b->n_maps == b->cap_maps) {
-		uint32_t cap = b->cap_maps ? 2 * b->cap_maps : 8;
-		struct mem_map *m = realloc(b->maps, (size_t)cap * sizeof(*m));
+	struct mem_map *m = array_room(b->maps, b->n_maps, &b->cap_maps, sizeof(*m), 8);
 
-		if (!m)
-			return -ENOMEM;
-		b->maps = m;
-		b->cap_maps = cap;
-	}
+	if (!m)
+		return -ENOMEM;
+	b->maps = m;
 	memmove(&b->maps[i + 1], &b->maps[i], (size_t)(b->n_maps - i) * sizeof(*b->maps));
 	b->maps[i] = (struct mem_map){.iova = iova, .last = last};
 	b->n_maps++;

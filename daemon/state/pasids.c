@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "state/registry.h"
 #include "util/log.h"
+#include "util/common.h"
 
 struct pasid_attach *pasid_find(struct pasid_table *t, uint32_t dev, uint32_t pasid)
 {
@@ -29,15 +30,11 @@ int pasid_record(struct hwpt_registry *reg, uint32_t dev, uint32_t pasid, uint32
 	struct pasid_attach *p = pasid_find(t, dev, pasid);
 
 	if (!p) {
-		if (t->n == t->cap) {
-			uint32_t cap = t->cap ? 2 * t->cap : 8;
-			struct pasid_attach *n = realloc(t->a, cap * sizeof(*n));
+		struct pasid_attach *n = array_room(t->a, t->n, &t->cap, sizeof(*n), 8);
 
-			if (!n)
-				return -ENOMEM;
-			t->a = n;
-			t->cap = cap;
-		}
+		if (!n)
+			return -ENOMEM;
+		t->a = n;
 		p = &t->a[t->n++];
 		p->dev = dev;
 		p->pasid = pasid;

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The one home of the daemon's small helpers: the clock, saturating
- * arithmetic, descriptor lists. Calls nothing of the daemon's.
+ * arithmetic, descriptor lists, growable arrays. Calls nothing of the daemon's.
  */
 #ifndef IOMMU_NESTD_UTIL_COMMON_H
 #define IOMMU_NESTD_UTIL_COMMON_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,26 @@ static inline uint64_t monotonic_ns(void)
 static inline uint64_t sat_add(uint64_t a, uint64_t b)
 {
 	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/*
+ * Room for element n of a growable array of *cap elements of size bytes:
+ * the array itself when it has room, else it reallocated to twice the
+ * capacity (first when empty) with *cap updated; NULL when out of memory
+ * (the array and *cap unchanged). The caller stores what it returns.
+ */
+static inline void *array_room(void *items, uint32_t n, uint32_t *cap, size_t size, uint32_t first)
+{
+	uint32_t c;
+	void *g;
+
+	if (n < *cap)
+		return items;
+	c = *cap ? 2 * *cap : first;
+	g = realloc(items, (size_t)c * size);
+	if (g)
+		*cap = c;
+	return g;
 }
 
 /* Closes the descriptors a packet carried. */

@@ -65,6 +65,7 @@
 #include "backend/iommufd/device_fd.h"
 #include "backend/iommufd/parent.h"
 #include "backend/iommufd/pasid.h"
+#include "util/common.h"
 
 #define DEFAULT_IOMMUFD_PATH "/dev/iommu"
 
@@ -643,15 +644,11 @@ static struct ifd_nested *find_nested(struct ifd_backend *b, uint32_t id)
 
 static int add_nested(struct ifd_backend *b, uint32_t id, uint32_t dev)
 {
-	if (b->n_nested == b->cap_nested) {
-		uint32_t cap = b->cap_nested ? 2 * b->cap_nested : 16;
-		struct ifd_nested *n = realloc(b->nested, cap * sizeof(*n));
+	struct ifd_nested *n = array_room(b->nested, b->n_nested, &b->cap_nested, sizeof(*n), 16);
 
-		if (!n)
-			return -ENOMEM;
-		b->nested = n;
-		b->cap_nested = cap;
-	}
+	if (!n)
+		return -ENOMEM;
+	b->nested = n;
 	b->nested[b->n_nested++] = (struct ifd_nested){.id = id, .dev = dev};
 	dirty_ids_add(&b->nested_dirty, id);
 	return 0;
@@ -667,15 +664,11 @@ static struct ifd_vobj *find_vobj(struct ifd_backend *b, uint32_t id)
 
 static int add_vobj(struct ifd_backend *b, uint32_t id, bool viommu)
 {
-	if (b->n_vobjs == b->cap_vobjs) {
-		uint32_t cap = b->cap_vobjs ? 2 * b->cap_vobjs : 8;
-		struct ifd_vobj *n = realloc(b->vobjs, cap * sizeof(*n));
+	struct ifd_vobj *n = array_room(b->vobjs, b->n_vobjs, &b->cap_vobjs, sizeof(*n), 8);
 
-		if (!n)
-			return -ENOMEM;
-		b->vobjs = n;
-		b->cap_vobjs = cap;
-	}
+	if (!n)
+		return -ENOMEM;
+	b->vobjs = n;
 	b->vobjs[b->n_vobjs++] = (struct ifd_vobj){.id = id, .viommu = viommu};
 	b->vobjs_dirty = true;
 	return 0;

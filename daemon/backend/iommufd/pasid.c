@@ -15,6 +15,7 @@
 #include "backend/iommufd_uapi.h"
 #include "backend/pasid_uapi.h"
 #include "backend/vfio_uapi.h"
+#include "util/common.h"
 
 static int xioctl(int fd, unsigned long req, void *arg)
 {
@@ -31,15 +32,11 @@ static struct ifd_pasid *find(struct ifd_pasids *t, uint32_t dev, uint32_t pasid
 
 static int remember(struct ifd_pasids *t, uint32_t dev, uint32_t pasid)
 {
-	if (t->n == t->cap) {
-		uint32_t cap = t->cap ? 2 * t->cap : 8;
-		struct ifd_pasid *n = realloc(t->a, cap * sizeof(*n));
+	struct ifd_pasid *n = array_room(t->a, t->n, &t->cap, sizeof(*n), 8);
 
-		if (!n)
-			return -ENOMEM;
-		t->a = n;
-		t->cap = cap;
-	}
+	if (!n)
+		return -ENOMEM;
+	t->a = n;
 	t->a[t->n].dev = dev;
 	t->a[t->n].pasid = pasid;
 	t->n++;

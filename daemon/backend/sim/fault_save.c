@@ -19,6 +19,7 @@
 #include "backend/sim/persist.h"
 #include "backend/sim/state.h"
 #include "util/json_util.h"
+#include "util/common.h"
 
 /* A group as [dev, hwpt_id, cookie, pasid, grpid, perm, addr]. */
 #define GROUP_FIELDS 7
@@ -152,15 +153,12 @@ int sim_faults_load(struct sim_state *st, struct json_object *o, const char **er
 
 		if (ob->type != SIM_OBJ_FAULT)
 			continue;
-		if (st->n_faults == st->cap_faults) {
-			uint32_t cap = st->cap_faults ? 2 * st->cap_faults : 8;
-			struct sim_fault *nf = realloc(st->faults, cap * sizeof(*nf));
+		struct sim_fault *nf =
+		    array_room(st->faults, st->n_faults, &st->cap_faults, sizeof(*nf), 8);
 
-			if (!nf)
-				return -ENOMEM;
-			st->faults = nf;
-			st->cap_faults = cap;
-		}
+		if (!nf)
+			return -ENOMEM;
+		st->faults = nf;
 		f = &st->faults[st->n_faults];
 		memset(f, 0, sizeof(*f));
 		f->id = ob->id;

@@ -14,6 +14,7 @@
 
 #include "backend/sim/state.h"
 #include "util/search.h"
+#include "util/common.h"
 
 #define SIM_PAGE_SIZE 4096ULL
 
@@ -67,15 +68,11 @@ static uint32_t first_from(const struct sim_dev *d, uint64_t iova)
 
 static int insert_at(struct sim_dev *d, uint32_t i, uint64_t iova, uint64_t last, uint32_t flags)
 {
-	if (d->n_maps == d->cap_maps) {
-		uint32_t cap = d->cap_maps ? 2 * d->cap_maps : 8;
-		struct sim_map *m = realloc(d->maps, (size_t)cap * sizeof(*m));
+	struct sim_map *m = array_room(d->maps, d->n_maps, &d->cap_maps, sizeof(*m), 8);
 
-		if (!m)
-			return -ENOMEM;
-		d->maps = m;
-		d->cap_maps = cap;
-	}
+	if (!m)
+		return -ENOMEM;
+	d->maps = m;
 	memmove(&d->maps[i + 1], &d->maps[i], (size_t)(d->n_maps - i) * sizeof(*d->maps));
 	d->maps[i] = (struct sim_map){.iova = iova, .last = last, .flags = flags};
 	d->n_maps++;

@@ -21,6 +21,7 @@
 
 #include "backend/pasid_uapi.h"
 #include "backend/sim/state.h"
+#include "util/common.h"
 
 /* selftest.c mock_domain_set_dev_pasid_nop(): the PASID its fake error hides behind. */
 #define MOCK_PASID_FAKE_ERROR 1024u
@@ -131,15 +132,11 @@ int sim_pasid_attach(struct sim_state *st, const char *device, uint32_t pasid, u
 	rc = set_dev_pasid(d, o, pasid, true);
 	if (rc)
 		return rc;
-	if (d->n_pasids == d->cap_pasids) {
-		uint32_t cap = d->cap_pasids ? 2 * d->cap_pasids : 4;
-		struct sim_pasid *n = realloc(d->pasids, cap * sizeof(*n));
+	struct sim_pasid *n = array_room(d->pasids, d->n_pasids, &d->cap_pasids, sizeof(*n), 4);
 
-		if (!n)
-			return -ENOMEM;
-		d->pasids = n;
-		d->cap_pasids = cap;
-	}
+	if (!n)
+		return -ENOMEM;
+	d->pasids = n;
 	p = &d->pasids[d->n_pasids++];
 	p->pasid = pasid;
 	p->hwpt_id = id;

@@ -20,6 +20,7 @@
 #include "backend/sim/persist.h"
 #include "backend/sim/state.h"
 #include "util/json_util.h"
+#include "util/common.h"
 
 /* A record as [flags, sequence, "data in hex"] ("" for the LOST_EVENTS header). */
 static struct json_object *rec_to_json(const struct sim_vevent *r)
@@ -162,15 +163,12 @@ int sim_veventqs_load(struct sim_state *st, struct json_object *o, const char **
 				*errmsg = "sim: two vEVENTQs of one type on a vIOMMU";
 				return -EINVAL;
 			}
-		if (st->n_veventqs == st->cap_veventqs) {
-			uint32_t cap = st->cap_veventqs ? 2 * st->cap_veventqs : 8;
-			struct sim_veventq *nq = realloc(st->veventqs, cap * sizeof(*nq));
+		struct sim_veventq *nq =
+		    array_room(st->veventqs, st->n_veventqs, &st->cap_veventqs, sizeof(*nq), 8);
 
-			if (!nq)
-				return -ENOMEM;
-			st->veventqs = nq;
-			st->cap_veventqs = cap;
-		}
+		if (!nq)
+			return -ENOMEM;
+		st->veventqs = nq;
 		q = &st->veventqs[st->n_veventqs];
 		memset(q, 0, sizeof(*q));
 		q->id = ob->id;

@@ -198,20 +198,17 @@ static int run_sync(struct iommu_nest *h, uint32_t hwpt, const struct dc_arg *a,
 /*
  * With a queue and a spin budget, look for completions for up to spin_us
  * before sleeping on the call eventfd, as the library's synchronous calls
- * do: a window of requests in flight then costs no wake-up. Returns the
- * callbacks run (0: none within the budget) or a negative errno.
+ * do: a window of requests in flight then costs no wake-up. The looks are
+ * iommu_nest_queue_spin()'s, without system calls (process() makes two a
+ * call, and a loop of them takes the CPU that may share a core with the
+ * daemon's). Returns the callbacks run (0: none within the budget) or a
+ * negative errno.
  */
 static int spin_process(struct iommu_nest *h, int spin_us)
 {
-	uint64_t until = bench_now_ns() + (uint64_t)spin_us * 1000u;
-	int rc;
+	int rc = iommu_nest_queue_spin(h, (uint32_t)spin_us);
 
-	do {
-		rc = iommu_nest_process(h);
-		if (rc)
-			return rc;
-	} while (bench_now_ns() < until);
-	return 0;
+	return rc > 0 ? iommu_nest_process(h) : rc;
 }
 
 static int run_async(struct iommu_nest *h, uint32_t hwpt, const struct dc_arg *a,

@@ -1605,6 +1605,13 @@ int iommu_nest_queue_fd(const struct iommu_nest *h)
 	return h->q ? h->q->call_fd : -1;
 }
 
+int iommu_nest_queue_spin(struct iommu_nest *h, uint32_t spin_us)
+{
+	if (!h->q)
+		return -ENOENT;
+	return nestq_client_spin(h->q, spin_us);
+}
+
 /*
  * The queue failed (the daemon closed it, or wrote nonsense): every
  * request of it still in flight completes with err, and it is closed on

@@ -698,6 +698,18 @@ int iommu_nest_queue_close(struct iommu_nest *h);
  */
 int iommu_nest_queue_fd(const struct iommu_nest *h);
 
+/*
+ * For a VMM that keeps a window of async requests in flight on the queue
+ * and would rather spin than sleep between completions: looks at the
+ * completion ring for up to spin_us, without a system call (a CPU pause
+ * between looks), until a completion - or the daemon's closing of the
+ * queue - is there. Returns 1 when there is one (run iommu_nest_process()
+ * to collect it), 0 when spin_us ran out, -ENOENT without a queue.
+ * Calling iommu_nest_process() in a loop instead costs two system calls a
+ * look (the socket and the call eventfd).
+ */
+int iommu_nest_queue_spin(struct iommu_nest *h, uint32_t spin_us);
+
 /* ---- Administration ------------------------------------------------------ */
 /*
  * Daemon-wide views for operators (iommu-nestctl status/clients/hwpts/

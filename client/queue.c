@@ -264,6 +264,27 @@ static int sleep_for_completion(struct nestq_client *q, int sock)
 	return err;
 }
 
+bool nestq_client_spin(const struct nestq_client *q, uint32_t spin_us)
+{
+	uint64_t until = 0;
+
+	for (unsigned spins = 0;; spins++) {
+		if (completed(q) || broken(q))
+			return true;
+		/*
+		 * A pause between looks: the core's other thread may be the
+		 * daemon's CPU, and a bare spin would take its issue slots.
+		 */
+		__builtin_ia32_pause();
+		if (spins % 64)
+			continue;
+		if (!until)
+			until = now_ns() + (uint64_t)spin_us * 1000u;
+		else if (now_ns() >= until)
+			return false;
+	}
+}
+
 int nestq_client_wait(struct nestq_client *q, int sock)
 {
 	uint64_t until = 0;

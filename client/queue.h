@@ -92,4 +92,11 @@ int nestq_client_wait(struct nestq_client *q, int sock);
 /* Empties the call eventfd's counter (the VMM's loop saw it readable). */
 void nestq_client_drain_call(const struct nestq_client *q);
 
+/*
+ * Spins up to spin_us on the completion ring, without a system call,
+ * until a completion (or the daemon's closing of the queue) is there.
+ * True when there is one.
+ */
+bool nestq_client_spin(const struct nestq_client *q, uint32_t spin_us);
+
 #endif

@@ -51,6 +51,8 @@ struct breq {
 	uint32_t fail_idx; /* first entry the backend failed; UINT32_MAX: none */
 	uint32_t subs;	   /* backend entries that served it */
 	uint64_t pages;
+	uint32_t item0; /* its pending entries are items [item0, item0 + nitems) */
+	uint32_t nitems;
 };
 
 struct batch {
@@ -66,11 +68,17 @@ struct batch {
 	struct bitem *items; /* m gathered entries, client order */
 	uint8_t *ent;	     /* their (normalised) entries */
 	uint8_t *tmp;	     /* m entries: coalescer input, one-for-one chunks */
-	uint64_t *ppages;    /* per plan entry: its modelled pages, computed once per plan */
-	uint32_t *sel;	     /* m: the items still to submit */
-	uint32_t *aux;	     /* m: the items served by a failing entry */
-	uint32_t *hw;	     /* hw_error of one backend call */
-	uint32_t *mark;	     /* per plan entry: request last counted */
+	/*
+	 * All the batch's pending entries were served by one clean coalesced
+	 * round: they are DONE, which finish_request() writes in its pass
+	 * over the results instead of a pass of its own through the items.
+	 */
+	bool all_done;
+	bool failed;	/* some item failed: only then can items be dead */
+	uint32_t *sel;	/* m: the items still to submit */
+	uint32_t *aux;	/* m: the items served by a failing entry */
+	uint32_t *hw;	/* hw_error of one backend call */
+	uint32_t *mark; /* per plan entry: request last counted */
 };
 
 void inv_batch_ctx_init(struct inv_batch_ctx *ctx, const struct coalesce_params *p)
@@ -87,6 +95,28 @@ void inv_batch_ctx_free(struct inv_batch_ctx *ctx)
 	free(ctx->scratch);
 	ctx->scratch = NULL;
 	ctx->cap_scratch = 0;
+	free(ctx->hw);
+	ctx->hw = NULL;
+	ctx->cap_hw = 0;
+}
+
+/* Room for n hw_error slots; what is added is zero, like the rest. */
+static int ctx_reserve_hw(struct inv_batch_ctx *ctx, size_t n)
+{
+	size_t cap = ctx->cap_hw ? ctx->cap_hw : 256;
+	uint32_t *p;
+
+	if (n <= ctx->cap_hw)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	p = realloc(ctx->hw, cap * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	memset(p + ctx->cap_hw, 0, (cap - ctx->cap_hw) * sizeof(*p));
+	ctx->hw = p;
+	ctx->cap_hw = cap;
+	return 0;
 }
 
 static int ctx_reserve(struct inv_batch_ctx *ctx, size_t need)
@@ -119,8 +149,10 @@ static int batch_layout(struct batch *b, uint32_t nr, uint32_t m)
 	int rc;
 
 	/* Each piece is a multiple of 8 bytes; the uint32 arrays go last. */
-	rc = ctx_reserve(b->ctx, sz_reqs + sz_items + 2 * sz_ent + n_plan * sizeof(uint64_t) +
-				     (2 * (size_t)m + n_hw + n_plan) * sizeof(uint32_t));
+	rc = ctx_reserve(b->ctx, sz_reqs + sz_items + 2 * sz_ent +
+				     (2 * (size_t)m + n_plan) * sizeof(uint32_t));
+	if (!rc)
+		rc = ctx_reserve_hw(b->ctx, n_hw);
 	if (rc)
 		return rc;
 	p = b->ctx->scratch;
@@ -132,14 +164,11 @@ static int batch_layout(struct batch *b, uint32_t nr, uint32_t m)
 	p += sz_ent;
 	b->tmp = p;
 	p += sz_ent;
-	b->ppages = (uint64_t *)p;
-	p += n_plan * sizeof(uint64_t);
 	b->sel = (uint32_t *)p;
 	b->aux = b->sel + m;
-	b->hw = b->aux + m;
-	b->mark = b->hw + n_hw;
-	/* Kept all zero between backend calls (submit, hw_clear). */
-	memset(b->hw, 0, n_hw * sizeof(*b->hw));
+	b->mark = b->aux + m;
+	/* All zero between backend calls (submit, hw_clear). */
+	b->hw = b->ctx->hw;
 	return 0;
 }
 
@@ -178,6 +207,7 @@ static void item_fail(struct batch *b, uint32_t it, int err, uint32_t hw)
 	struct inv_entry_result *res = item_res(b, it);
 	struct breq *r = &b->reqs[b->items[it].req];
 
+	b->failed = true;
 	res->state = INV_FAILED;
 	res->error = err;
 	res->hw_error = hw;
@@ -335,50 +365,90 @@ static void walk(struct batch *b, uint32_t *list, uint32_t nl)
 }
 
 /* Counts, per request, the processed plan entries that served it. */
-static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint32_t proc_end)
+static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint32_t proc_end,
+			 bool all)
 {
 	const struct coalesce_plan *plan = &b->ctx->plan;
+	const uint32_t *first = plan->first, *last = plan->last;
+	const uint64_t *pages = plan->pages;
+	uint32_t *restrict mark = b->mark;
+	uint32_t p = 0;
 
 	for (uint32_t k = 0; k < proc_end; k++)
-		b->mark[k] = UINT32_MAX;
-	/* sel is grouped by request, so one marker per entry suffices. */
-	for (uint32_t p = 0; p < ns; p++) {
-		uint32_t rq = b->items[sel[p]].req;
-		struct breq *r = &b->reqs[rq];
+		mark[k] = UINT32_MAX;
+	/* Every item in order: each request's run is its range of items. */
+	if (all) {
+		for (struct breq *r = b->reqs; p < ns; r++) {
+			uint32_t rq = (uint32_t)(r - b->reqs), subs = 0;
+			uint64_t sum = 0;
 
-		for (uint32_t k = plan->first[p]; k <= plan->last[p] && k < proc_end; k++) {
-			if (b->mark[k] == rq)
-				continue;
-			b->mark[k] = rq;
-			r->subs++;
-			r->pages = sat_add(r->pages, b->ppages[k]);
+			for (p = r->item0; p < r->item0 + r->nitems; p++) {
+				for (uint32_t k = first[p]; k <= last[p] && k < proc_end; k++) {
+					if (mark[k] == rq)
+						continue;
+					mark[k] = rq;
+					subs++;
+					sum = sat_add(sum, pages[k]);
+				}
+			}
+			r->subs += subs;
+			r->pages = sat_add(r->pages, sum);
 		}
+		return;
+	}
+	/*
+	 * sel is grouped by request, so one marker per entry suffices; each
+	 * request's run is summed in registers and stored once.
+	 */
+	while (p < ns) {
+		uint32_t rq = b->items[sel[p]].req, subs = 0;
+		uint64_t sum = 0;
+
+		for (; p < ns && b->items[sel[p]].req == rq; p++) {
+			for (uint32_t k = first[p]; k <= last[p] && k < proc_end; k++) {
+				if (mark[k] == rq)
+					continue;
+				mark[k] = rq;
+				subs++;
+				sum = sat_add(sum, pages[k]);
+			}
+		}
+		b->reqs[rq].subs += subs;
+		b->reqs[rq].pages = sat_add(b->reqs[rq].pages, sum);
 	}
 }
 
-static int coalesce(struct batch *b, uint32_t ns)
+/*
+ * Plans the ns entries at in. Every plan gets its per-entry modelled pages
+ * (plan->pages), which only the VT-d coalescer models; the others get 0.
+ */
+static int coalesce(struct batch *b, const uint8_t *in, uint32_t ns)
 {
 	struct inv_batch_ctx *ctx = b->ctx;
+	int rc;
 
 	if (b->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1)
-		return coalesce_vtd(b->tmp, ns, &ctx->params, &ctx->plan);
-	return coalesce_selftest(b->tmp, ns, &ctx->params, &ctx->plan);
+		return coalesce_vtd(in, ns, &ctx->params, &ctx->plan);
+	rc = coalesce_selftest(in, ns, &ctx->params, &ctx->plan);
+	if (!rc)
+		memset(ctx->plan.pages, 0, (size_t)ctx->plan.n_sub * sizeof(*ctx->plan.pages));
+	return rc;
 }
 
 /*
  * Whether the plan is one domain-wide flush although none of the ns
- * coalescer inputs in tmp asked for one: the coalescer escalated (too many
+ * coalescer inputs at in asked for one: the coalescer escalated (too many
  * pages or an unbounded range). Only scanned when the plan is a flush-all.
  */
-static bool plan_escalated(const struct batch *b, uint32_t ns)
+static bool plan_escalated(const struct batch *b, const uint8_t *in, uint32_t ns)
 {
 	const struct coalesce_plan *plan = &b->ctx->plan;
 
 	if (b->data_type != IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 || plan->n_sub != 1 ||
-	    entry_pages(b, plan->sub) != VTD_PAGES_ALL)
+	    plan->pages[0] != VTD_PAGES_ALL)
 		return false;
 	for (uint32_t p = 0; p < ns; p++)
-		if (entry_pages(b, b->tmp + (size_t)p * b->esz) == VTD_PAGES_ALL)
+		if (entry_pages(b, in + (size_t)p * b->esz) == VTD_PAGES_ALL)
 			return false;
 	return true;
 }
@@ -386,34 +456,38 @@ static bool plan_escalated(const struct batch *b, uint32_t ns)
 /*
  * One coalesced round over sel. Returns the number of items left for the
  * next round (compacted at the front of sel), or a negative errno if the
- * plan could not be built (nothing was submitted then).
+ * plan could not be built (nothing was submitted then). With all, sel is
+ * every item in order (the first round, before any failure): the
+ * coalescer reads the gathered entries as they are, without a copy.
  */
-static int planned_round(struct batch *b, uint32_t ns)
+static int planned_round(struct batch *b, uint32_t ns, bool all)
 {
 	const struct coalesce_plan *plan = &b->ctx->plan;
 	uint32_t j, base, cnt, hw = 0, proc_end = 0, na = 0, nn = 0;
 	uint32_t *sel = b->sel;
+	const uint8_t *in = b->ent;
 	int rc, err = 0;
 
-	for (uint32_t p = 0; p < ns; p++)
-		ent_copy(b->tmp + (size_t)p * b->esz, b->ent + (size_t)sel[p] * b->esz, b->esz);
-	rc = coalesce(b, ns);
+	if (!all) {
+		for (uint32_t p = 0; p < ns; p++)
+			ent_copy(b->tmp + (size_t)p * b->esz, b->ent + (size_t)sel[p] * b->esz,
+				 b->esz);
+		in = b->tmp;
+	}
+	rc = coalesce(b, in, ns);
 	if (rc)
 		return rc;
 	/* An empty plan would make everything "done" unsubmitted. */
 	if (!plan->n_sub)
 		return -EINVAL;
-	b->stats->escalations += plan_escalated(b, ns);
-	/* Each plan entry's pages, once: the counters and every request it served add them. */
-	for (uint32_t k = 0; k < plan->n_sub; k++)
-		b->ppages[k] = entry_pages(b, (uint8_t *)plan->sub + (size_t)k * b->esz);
+	b->stats->escalations += plan_escalated(b, in, ns);
 
 	j = plan->n_sub;
 	for (base = 0; base < plan->n_sub; base += cnt) {
 		uint32_t f, h, seen;
 
 		cnt = plan->n_sub - base < b->chunk ? plan->n_sub - base : b->chunk;
-		h = submit(b, (uint8_t *)plan->sub + (size_t)base * b->esz, b->ppages + base, cnt,
+		h = submit(b, (uint8_t *)plan->sub + (size_t)base * b->esz, plan->pages + base, cnt,
 			   &err, &seen);
 		f = first_bad(b, h, cnt, err, &err, &hw);
 		hw_clear(b, seen);
@@ -423,8 +497,12 @@ static int planned_round(struct batch *b, uint32_t ns)
 			break;
 		}
 	}
-	account_plan(b, sel, ns, proc_end);
+	account_plan(b, sel, ns, proc_end, all);
 
+	if (all && j == plan->n_sub) {
+		b->all_done = true;
+		return 0;
+	}
 	for (uint32_t p = 0; p < ns; p++) {
 		if (plan->last[p] < j)
 			item_done(b, sel[p]);
@@ -454,7 +532,7 @@ static int planned_round(struct batch *b, uint32_t ns)
 		uint32_t again, h, seen, hw2;
 		int err2;
 
-		h = submit(b, (uint8_t *)plan->sub + (size_t)j * b->esz, b->ppages + j, 1, &err2,
+		h = submit(b, (uint8_t *)plan->sub + (size_t)j * b->esz, plan->pages + j, 1, &err2,
 			   &seen);
 		again = first_bad(b, h, 1, err2, &err2, &hw2);
 		hw_clear(b, seen);
@@ -481,9 +559,10 @@ static void run(struct batch *b, uint32_t m)
 
 	for (uint32_t p = 0; p < m; p++)
 		b->sel[p] = p;
-	while ((ns = drop_dead(b, ns))) {
+	/* Nothing is dead before the first failure: the pass is skipped until then. */
+	while ((ns = b->failed ? drop_dead(b, ns) : ns)) {
 		if (b->ctx->params.enabled && round < INV_BATCH_MAX_REPLANS) {
-			int left = planned_round(b, ns);
+			int left = planned_round(b, ns, !round && ns == m);
 
 			/* No memory for a plan: one for one needs none. */
 			if (left >= 0) {
@@ -497,16 +576,30 @@ static void run(struct batch *b, uint32_t m)
 	}
 }
 
-/* Kernel-shaped outcome of one request from its per-entry states. */
-static void finish_request(struct inv_request *req, const struct breq *r)
+/*
+ * Kernel-shaped outcome of one request from its per-entry states; with
+ * all_done, what is still pending was served by a clean round (DONE).
+ */
+static void finish_request(struct inv_request *req, const struct breq *r, bool all_done)
 {
 	bool failed = false;
 
 	req->status = 0;
 	req->entries_handled = 0;
+	/* Every entry was pending and a clean round served them all. */
+	if (all_done && r && r->nitems == req->n) {
+		for (uint32_t i = 0; i < req->n; i++)
+			req->res[i] = (struct inv_entry_result){.state = INV_DONE};
+		req->entries_handled = req->n;
+		req->entries_submitted = r->subs;
+		req->pages_flushed = r->pages;
+		return;
+	}
 	for (uint32_t i = 0; i < req->n; i++) {
 		struct inv_entry_result *res = &req->res[i];
 
+		if (all_done && res->state == INV_PENDING)
+			res->state = INV_DONE;
 		if (res->state == INV_PENDING || (failed && !req->cont)) {
 			res->state = INV_NOT_ATTEMPTED;
 			res->error = 0;
@@ -531,7 +624,7 @@ static int fail_batch(struct inv_request *reqs, int err)
 
 		for (uint32_t i = 0; i < q->n; i++)
 			pending |= q->res[i].state == INV_PENDING;
-		finish_request(q, NULL);
+		finish_request(q, NULL, false);
 		if (pending)
 			q->status = err;
 	}
@@ -548,27 +641,42 @@ static uint32_t count_pending(const struct inv_request *q)
 }
 
 /* Copies every pending entry into the batch arrays, in client order. */
-static void gather(struct batch *b, struct inv_request *reqs)
+/* Returns how many there are. */
+static uint32_t gather(struct batch *b, struct inv_request *reqs)
 {
+	bool vtd = b->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1;
 	uint32_t r = 0, m = 0;
 
 	for (struct inv_request *q = reqs; q; q = q->next, r++) {
 		const uint8_t *src = q->entries;
 
-		b->reqs[r] = (struct breq){.req = q, .fail_idx = UINT32_MAX};
+		b->reqs[r] = (struct breq){.req = q, .fail_idx = UINT32_MAX, .item0 = m};
 		for (uint32_t i = 0; i < q->n; i++) {
 			uint8_t *dst = b->ent + (size_t)m * b->esz;
 
 			if (q->res[i].state != INV_PENDING)
 				continue;
 			b->items[m] = (struct bitem){.req = r, .idx = i};
-			ent_copy(dst, src + (size_t)i * b->esz, b->esz);
-			/* Never let addr + npages wrap into a smaller flush. */
-			if (b->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1)
-				vtd_entry_normalize(dst);
+			if (vtd) {
+				const uint8_t *e = src + (size_t)i * b->esz;
+				uint64_t addr = vtd_word(e, 0), npages = vtd_word(e, 1);
+
+				/*
+				 * Never let addr + npages wrap into a smaller
+				 * flush; normalised on the way, in registers.
+				 */
+				vtd_normalize_range(&addr, &npages);
+				vtd_put_word(dst, 0, addr);
+				vtd_put_word(dst, 1, npages);
+				vtd_put_word(dst, 2, vtd_word(e, 2));
+			} else {
+				ent_copy(dst, src + (size_t)i * b->esz, b->esz);
+			}
 			m++;
 		}
+		b->reqs[r].nitems = m - b->reqs[r].item0;
 	}
+	return m;
 }
 
 int inv_batch_run(struct inv_batch_ctx *ctx, struct backend *be, struct inv_request *reqs,
@@ -580,7 +688,9 @@ int inv_batch_run(struct inv_batch_ctx *ctx, struct backend *be, struct inv_requ
 	    .be = be,
 	    .stats = stats ? stats : &dummy,
 	};
-	uint32_t nr = 0, m = 0, r = 0;
+	uint32_t nr = 0, r = 0;
+	uint64_t room = 0;
+	uint32_t m;
 	int rc;
 
 	if (!reqs)
@@ -591,24 +701,27 @@ int inv_batch_run(struct inv_batch_ctx *ctx, struct backend *be, struct inv_requ
 	b.chunk = ctx->max_chunk && ctx->max_chunk < IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX
 		      ? ctx->max_chunk
 		      : IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX;
+	/*
+	 * Room for every entry, pending or not: sizing by the pending ones
+	 * would cost a pass of its own, and gather() counts them anyway.
+	 */
 	for (struct inv_request *q = reqs; q; q = q->next) {
-		uint32_t pend = count_pending(q);
-
 		/* One HWPT, one type per batch: anything else is a caller bug. */
-		if (q->hwpt_id != b.hwpt_id || q->data_type != b.data_type || (pend && !b.esz))
+		if (q->hwpt_id != b.hwpt_id || q->data_type != b.data_type ||
+		    (!b.esz && count_pending(q)))
 			return fail_batch(reqs, -EINVAL);
-		if ((uint64_t)m + pend > UINT32_MAX / 4)
+		room += q->n;
+		if (room > UINT32_MAX / 4)
 			return fail_batch(reqs, -E2BIG);
-		m += pend;
 		nr++;
 	}
-	rc = batch_layout(&b, nr, m);
+	rc = batch_layout(&b, nr, (uint32_t)room);
 	if (rc)
 		return fail_batch(reqs, rc);
-	gather(&b, reqs);
+	m = gather(&b, reqs);
 	if (m)
 		run(&b, m);
 	for (struct inv_request *q = reqs; q; q = q->next, r++)
-		finish_request(q, &b.reqs[r]);
+		finish_request(q, &b.reqs[r], b.all_done);
 	return 0;
 }

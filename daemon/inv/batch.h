@@ -14,9 +14,9 @@
 #include "inv/request.h"
 
 struct inv_batch_stats {
-	uint64_t submissions;       /* backend invalidate calls */
+	uint64_t submissions;	    /* backend invalidate calls */
 	uint64_t entries_submitted; /* backend entries in those calls */
-	uint64_t pages_flushed;     /* modelled */
+	uint64_t pages_flushed;	    /* modelled */
 	/* Plans the coalescer widened to a domain-wide flush no entry asked for. */
 	uint64_t escalations;
 	/*
@@ -39,6 +39,12 @@ struct inv_batch_ctx {
 	uint32_t max_chunk;
 	void *scratch;
 	size_t cap_scratch;
+	/*
+	 * hw_error of one backend call, kept all zero between calls (and so
+	 * between batches: no batch pays for clearing it whole).
+	 */
+	uint32_t *hw;
+	size_t cap_hw; /* entries */
 };
 
 void inv_batch_ctx_init(struct inv_batch_ctx *ctx, const struct coalesce_params *p);
@@ -54,7 +60,7 @@ void inv_batch_ctx_free(struct inv_batch_ctx *ctx);
  * when the batch could not run at all (-ENOMEM): then every pending entry
  * is NOT_ATTEMPTED and each request's status is that errno.
  */
-int inv_batch_run(struct inv_batch_ctx *ctx, struct backend *be,
-		  struct inv_request *reqs, struct inv_batch_stats *stats);
+int inv_batch_run(struct inv_batch_ctx *ctx, struct backend *be, struct inv_request *reqs,
+		  struct inv_batch_stats *stats);
 
 #endif

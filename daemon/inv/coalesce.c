@@ -14,6 +14,7 @@ void coalesce_plan_init(struct coalesce_plan *plan)
 void coalesce_plan_free(struct coalesce_plan *plan)
 {
 	free(plan->sub);
+	free(plan->pages);
 	free(plan->first);
 	free(plan->last);
 	free(plan->scratch);
@@ -47,6 +48,9 @@ int coalesce_plan_reserve(struct coalesce_plan *plan, uint32_t n_in, uint32_t n_
 	int rc;
 
 	rc = grow(&plan->sub, &plan->cap_sub, (size_t)n_sub * entry_size);
+	if (!rc)
+		rc =
+		    grow((void **)&plan->pages, &plan->cap_pages, (size_t)n_sub * sizeof(uint64_t));
 	if (rc)
 		return rc;
 	if ((size_t)n_in <= plan->cap_in)
@@ -68,8 +72,7 @@ int coalesce_plan_scratch(struct coalesce_plan *plan, size_t bytes)
 	return grow(&plan->scratch, &plan->cap_scratch, bytes);
 }
 
-int coalesce_identity(const void *in, uint32_t n, size_t entry_size,
-		      struct coalesce_plan *plan)
+int coalesce_identity(const void *in, uint32_t n, size_t entry_size, struct coalesce_plan *plan)
 {
 	int rc = coalesce_plan_reserve(plan, n, n, entry_size);
 

@@ -33,10 +33,17 @@ struct coalesce_plan {
 	uint32_t *first;	/* per input entry: first serving submitted entry */
 	uint32_t *last;		/* per input entry: last serving submitted entry */
 	uint64_t pages_flushed; /* modelled pages the plan flushes (VT-d cost model) */
+	/*
+	 * VT-d: per submitted entry, its modelled pages (the coalescer knows
+	 * them; batch accounting would otherwise recompute them from sub).
+	 * Other data types leave it unset.
+	 */
+	uint64_t *pages;
 
 	/* Buffers owned by the plan, reused across batches. */
-	size_t cap_sub; /* bytes allocated for sub */
-	size_t cap_in;	/* entries allocated for first/last */
+	size_t cap_sub;	  /* bytes allocated for sub */
+	size_t cap_pages; /* bytes allocated for pages */
+	size_t cap_in;	  /* entries allocated for first/last */
 	void *scratch;
 	size_t cap_scratch;
 };
@@ -108,9 +115,14 @@ static inline bool vtd_range_of(uint64_t addr, uint64_t npages, uint64_t *start,
 {
 	uint64_t s = addr >> VTD_PAGE_SHIFT;
 
+	*start = s;
+	/* The common case, ending below the limit: neither flush-all nor clipped. */
+	if (__builtin_expect(npages < VTD_PFN_LIMIT - s, 1)) {
+		*end = s + npages;
+		return true;
+	}
 	if (!addr && npages == UINT64_MAX)
 		return false;
-	*start = s;
 	*end = npages >= VTD_PFN_LIMIT - s ? VTD_PFN_LIMIT : s + npages;
 	return !(s == 0 && *end == VTD_PFN_LIMIT);
 }
@@ -147,23 +159,60 @@ static inline bool vtd_entry_range(const void *entry, uint64_t *start, uint64_t 
  * into the same request clipped at the end of the address space; a range
  * from 0 becomes the flush-all encoding. Other entries are left alone.
  */
-static inline void vtd_entry_normalize(void *entry)
+static inline void vtd_normalize_range(uint64_t *addr, uint64_t *npages)
 {
-	struct iommu_hwpt_vtd_s1_invalidate e;
 	uint64_t s, end;
 
-	memcpy(&e, entry, sizeof(e));
-	if (!vtd_range_of(e.addr, e.npages, &s, &end)) {
+	/* The common case, a range ending below the limit: nothing to clip. */
+	if (__builtin_expect(*npages < VTD_PFN_LIMIT - (*addr >> VTD_PAGE_SHIFT), 1))
+		return;
+	if (!vtd_range_of(*addr, *npages, &s, &end)) {
 		/* The kernel computes 2^64 - 1 bytes for npages 2^52: wraps. */
-		if (e.addr || e.npages != UINT64_MAX) {
-			e.addr = 0;
-			e.npages = UINT64_MAX;
-			memcpy(entry, &e, sizeof(e));
+		if (*addr || *npages != UINT64_MAX) {
+			*addr = 0;
+			*npages = UINT64_MAX;
 		}
-	} else if (e.npages > end - s) {
-		e.npages = end - s;
-		memcpy(entry, &e, sizeof(e));
+	} else if (*npages > end - s) {
+		*npages = end - s;
 	}
+}
+
+/*
+ * Word i of a VT-d entry (0 addr, 1 npages, 2 flags and __reserved), and
+ * its store. The hot loops move entries word by word: GCC copies the
+ * 24-byte struct with a 16-byte vector move, and reading fields back from
+ * such a copy at once stalls store-to-load forwarding.
+ */
+static inline uint64_t vtd_word(const void *entry, unsigned i)
+{
+	uint64_t w;
+
+	memcpy(&w, (const uint8_t *)entry + 8 * i, sizeof(w));
+	return w;
+}
+
+static inline void vtd_put_word(void *entry, unsigned i, uint64_t w)
+{
+	memcpy((uint8_t *)entry + 8 * i, &w, sizeof(w));
+}
+
+static inline uint32_t vtd_flags(const void *entry)
+{
+	uint32_t f;
+
+	memcpy(&f, (const uint8_t *)entry + offsetof(struct iommu_hwpt_vtd_s1_invalidate, flags),
+	       sizeof(f));
+	return f;
+}
+
+/* The same for an entry in native layout, in place. */
+static inline void vtd_entry_normalize(void *entry)
+{
+	uint64_t addr = vtd_word(entry, 0), npages = vtd_word(entry, 1);
+
+	vtd_normalize_range(&addr, &npages);
+	vtd_put_word(entry, 0, addr);
+	vtd_put_word(entry, 1, npages);
 }
 
 #endif

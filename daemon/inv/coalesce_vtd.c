@@ -62,22 +62,24 @@ struct vrec {
 struct vshape {
 	uint64_t start;
 	uint64_t end;
-	uint64_t split;	  /* 0: one entry */
-	uint64_t pages;	  /* modelled pages of this shape */
-	uint64_t score;	  /* pages + slack per entry */
-	uint32_t rec_end; /* groups only: one past the last vrec in it */
+	uint64_t split; /* 0: one entry */
+	uint64_t pages; /* modelled pages of this shape */
+	uint64_t score; /* pages + slack per entry */
 };
 
-/* Picks one entry or a split at the largest boundary in [s, e). */
-static void vtd_shape(struct vshape *sh, uint64_t s, uint64_t e, uint32_t mm, uint64_t slack)
+/*
+ * Picks one entry or a split at the largest boundary in [s, e). Inline and
+ * returned by value: it runs once or twice per segment, and a shape written
+ * to memory field by field and read back whole stalls on store forwarding.
+ */
+static inline __attribute__((always_inline)) struct vshape vtd_shape(uint64_t s, uint64_t e,
+								     uint32_t mm, uint64_t slack)
 {
 	uint64_t x = s ^ (e - 1);
+	struct vshape sh = {.start = s, .end = e};
 
-	sh->start = s;
-	sh->end = e;
-	sh->split = 0;
-	sh->pages = vtd_block_pages_of(s, e, mm);
-	sh->score = sat_add(sh->pages, slack);
+	sh.pages = vtd_block_pages_of(s, e, mm);
+	sh.score = sat_add(sh.pages, slack);
 	if (x) {
 		/* s has a 0 and e - 1 a 1 at the top differing bit. */
 		uint64_t b = (e - 1) & ~((1ULL << (63 - __builtin_clzll(x))) - 1);
@@ -89,12 +91,13 @@ static void vtd_shape(struct vshape *sh, uint64_t s, uint64_t e, uint32_t mm, ui
 		 * second entry (a "large" one), and only when it saves more
 		 * than the slack we would pay to save a submission.
 		 */
-		if (score < sh->score && two <= sh->pages / 2) {
-			sh->split = b;
-			sh->pages = two;
-			sh->score = score;
+		if (score < sh.score && two <= sh.pages / 2) {
+			sh.split = b;
+			sh.pages = two;
+			sh.score = score;
 		}
 	}
+	return sh;
 }
 
 /*
@@ -106,10 +109,12 @@ static void vtd_shape(struct vshape *sh, uint64_t s, uint64_t e, uint32_t mm, ui
  * (sequential unmaps), insertion sort for a handful, and otherwise an LSD
  * radix sort over just the bits in which the starts differ (a guest's
  * flush queue spans a window of a few GiB: 2 passes of 9-11 bits) -
- * stable, O(n) per pass, no comparisons, no allocation.
+ * stable, O(n) per pass, no comparisons, no allocation - of 8-byte keys
+ * when start and position fit in one (sort_by_keys()).
  */
-#define SORT_SMALL     24
-#define RADIX_MAX_BITS 11
+#define SORT_SMALL	 24
+#define RADIX_MAX_BITS	 11
+#define RADIX_MAX_PASSES ((64 + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS)
 
 static bool recs_sorted(const struct vrec *r, uint32_t nr)
 {
@@ -131,67 +136,152 @@ static void insertion_sort(struct vrec *r, uint32_t nr)
 	}
 }
 
-/* One stable counting pass on digit (start - lo) >> shift & mask, src to dst. */
-static void radix_pass(const struct vrec *src, struct vrec *dst, uint32_t nr, uint64_t lo,
-		       uint32_t shift, uint32_t mask, uint32_t *count)
+/*
+ * The digits of a sort over the bits lo..lo + bits of its keys: as few
+ * passes as RADIX_MAX_BITS allows, of equal width.
+ */
+struct radix_plan {
+	uint32_t passes, width, mask;
+};
+
+static struct radix_plan radix_plan(uint32_t bits)
+{
+	struct radix_plan rp;
+
+	rp.passes = (bits + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS;
+	rp.width = (bits + rp.passes - 1) / rp.passes;
+	rp.mask = (1u << rp.width) - 1;
+	return rp;
+}
+
+/* Exclusive prefix sums: count[d] becomes where digit d's run starts. */
+static void radix_offsets(uint32_t *count, uint32_t mask)
 {
 	uint32_t sum = 0;
 
-	memset(count, 0, ((size_t)mask + 1) * sizeof(*count));
-	for (uint32_t i = 0; i < nr; i++)
-		count[((src[i].start - lo) >> shift) & mask]++;
 	for (uint32_t d = 0; d <= mask; d++) {
 		uint32_t c = count[d];
 
 		count[d] = sum;
 		sum += c;
 	}
+}
+
+/*
+ * The fast sort: 8-byte keys (start - lo) << ib | i, whose low ib bits are
+ * the record's position, so the keys are distinct and their order is the
+ * stable order. Keys move instead of 24-byte records, every pass's
+ * histogram comes from the one pass that builds them, and the records stay
+ * where they are: the last pass writes just their positions, in order, to ord.
+ */
+static void sort_by_keys(const struct vrec *recs, uint32_t nr, uint64_t lo, uint32_t sbits,
+			 uint32_t ib, uint64_t *keys, uint32_t *ord)
+{
+	uint32_t count[RADIX_MAX_PASSES][1u << RADIX_MAX_BITS];
+	struct radix_plan rp = radix_plan(sbits);
+	uint64_t *src = keys, *dst = keys + nr, *t;
+	uint64_t imask = (1ULL << ib) - 1;
+
+	for (uint32_t p = 0; p < rp.passes; p++)
+		memset(count[p], 0, ((size_t)rp.mask + 1) * sizeof(count[p][0]));
+	for (uint32_t i = 0; i < nr; i++) {
+		uint64_t k = ((recs[i].start - lo) << ib) | i;
+
+		src[i] = k;
+		for (uint32_t p = 0; p < rp.passes; p++)
+			count[p][(k >> (ib + p * rp.width)) & rp.mask]++;
+	}
+	for (uint32_t p = 0; p + 1 < rp.passes; p++) {
+		uint32_t *c = count[p], shift = ib + p * rp.width;
+
+		radix_offsets(c, rp.mask);
+		for (uint32_t i = 0; i < nr; i++)
+			dst[c[(src[i] >> shift) & rp.mask]++] = src[i];
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	{
+		uint32_t *c = count[rp.passes - 1], shift = ib + (rp.passes - 1) * rp.width;
+
+		radix_offsets(c, rp.mask);
+		for (uint32_t i = 0; i < nr; i++)
+			ord[c[(src[i] >> shift) & rp.mask]++] = (uint32_t)(src[i] & imask);
+	}
+}
+
+/* One stable counting pass of whole records on digit (start - lo) >> shift & mask. */
+static void radix_pass(const struct vrec *src, struct vrec *dst, uint32_t nr, uint64_t lo,
+		       uint32_t shift, uint32_t mask, uint32_t *count)
+{
+	memset(count, 0, ((size_t)mask + 1) * sizeof(*count));
+	for (uint32_t i = 0; i < nr; i++)
+		count[((src[i].start - lo) >> shift) & mask]++;
+	radix_offsets(count, mask);
 	for (uint32_t i = 0; i < nr; i++)
 		dst[count[((src[i].start - lo) >> shift) & mask]++] = src[i];
 }
 
-/* Sorts recs by start, stably; tmp has room for nr records. */
-static void sort_recs(struct vrec *recs, uint32_t nr, struct vrec *tmp)
+/*
+ * Orders recs by start, stably: returns NULL when recs itself is now in
+ * that order, or ord, the positions of the records in that order. tmp has
+ * room for nr records, keys for 2 * nr, ord for nr positions.
+ */
+static const uint32_t *sort_recs(struct vrec *recs, uint32_t nr, struct vrec *tmp, uint64_t *keys,
+				 uint32_t *ord)
 {
 	uint32_t count[1u << RADIX_MAX_BITS];
 	struct vrec *src = recs, *dst = tmp, *t;
 	uint64_t lo = UINT64_MAX, hi = 0;
-	uint32_t bits, passes, width;
+	uint32_t sbits, ib;
+	struct radix_plan rp;
 
 	if (recs_sorted(recs, nr))
-		return;
+		return NULL;
 	if (nr <= SORT_SMALL) {
 		insertion_sort(recs, nr);
-		return;
+		return NULL;
 	}
 	for (uint32_t i = 0; i < nr; i++) {
 		lo = recs[i].start < lo ? recs[i].start : lo;
 		hi = recs[i].start > hi ? recs[i].start : hi;
 	}
-	/* Not sorted, so hi > lo: at least one bit differs. */
-	bits = 64 - (uint32_t)__builtin_clzll(hi - lo);
-	passes = (bits + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS;
-	width = (bits + passes - 1) / passes;
-	for (uint32_t p = 0; p < passes; p++) {
-		radix_pass(src, dst, nr, lo, p * width, (1u << width) - 1, count);
+	/* Not sorted, so hi > lo: at least one bit differs; nr > 1 likewise. */
+	sbits = 64 - (uint32_t)__builtin_clzll(hi - lo);
+	ib = 32 - (uint32_t)__builtin_clz(nr - 1);
+	if (sbits + ib <= 64) {
+		sort_by_keys(recs, nr, lo, sbits, ib, keys, ord);
+		return ord;
+	}
+	/* Starts too far apart for a key: whole records, pass by pass. */
+	rp = radix_plan(sbits);
+	for (uint32_t p = 0; p < rp.passes; p++) {
+		radix_pass(src, dst, nr, lo, p * rp.width, rp.mask, count);
 		t = src;
 		src = dst;
 		dst = t;
 	}
 	if (src != recs)
 		memcpy(recs, src, (size_t)nr * sizeof(*recs));
+	return NULL;
 }
 
-static void put_entry(struct coalesce_plan *plan, uint32_t k, uint64_t addr, uint64_t npages,
-		      bool leaf)
+/*
+ * Entry k of the plan and its modelled pages. Stored field by field into
+ * the plan (malloc'ed, so aligned for the struct): a temporary copied
+ * whole would be read back wider than it was written.
+ */
+static inline void put_entry(struct coalesce_plan *plan, uint32_t k, uint64_t addr, uint64_t npages,
+			     bool leaf, uint64_t pages)
 {
-	struct iommu_hwpt_vtd_s1_invalidate e = {
-	    .addr = addr,
-	    .npages = npages,
-	    .flags = leaf ? IOMMU_VTD_INV_FLAGS_LEAF : 0,
-	};
+	struct iommu_hwpt_vtd_s1_invalidate *e =
+	    (struct iommu_hwpt_vtd_s1_invalidate *)plan->sub + k;
 
-	memcpy((uint8_t *)plan->sub + (size_t)k * sizeof(e), &e, sizeof(e));
+	e->addr = addr;
+	e->npages = npages;
+	e->flags = leaf ? IOMMU_VTD_INV_FLAGS_LEAF : 0;
+	e->__reserved = 0;
+	plan->pages[k] = pages;
 }
 
 static int plan_flush_all(uint32_t n, struct coalesce_plan *plan)
@@ -201,7 +291,7 @@ static int plan_flush_all(uint32_t n, struct coalesce_plan *plan)
 	if (rc)
 		return rc;
 	/* Non-leaf: the strongest request, it subsumes every input. */
-	put_entry(plan, 0, 0, UINT64_MAX, false);
+	put_entry(plan, 0, 0, UINT64_MAX, false, VTD_PAGES_ALL);
 	for (uint32_t i = 0; i < n; i++)
 		plan->first[i] = plan->last[i] = 0;
 	plan->n_sub = 1;
@@ -222,8 +312,8 @@ static int plan_identity(const void *in, uint32_t n, uint32_t mm, struct coalesc
 
 		vtd_entry_normalize(p);
 		memcpy(&e, p, esz);
-		plan->pages_flushed =
-		    sat_add(plan->pages_flushed, vtd_block_pages(e.addr, e.npages, mm));
+		plan->pages[k] = vtd_block_pages(e.addr, e.npages, mm);
+		plan->pages_flushed = sat_add(plan->pages_flushed, plan->pages[k]);
 	}
 	return 0;
 }
@@ -239,11 +329,9 @@ static uint32_t collect(const void *in, uint32_t n, struct vrec *recs, uint32_t 
 
 	*empty = UINT32_MAX;
 	for (uint32_t i = 0; i < n; i++) {
-		struct iommu_hwpt_vtd_s1_invalidate v;
 		uint64_t s, end;
 
-		memcpy(&v, &e[i], sizeof(v));
-		if (!vtd_entry_range(&v, &s, &end))
+		if (!vtd_range_of(vtd_word(&e[i], 0), vtd_word(&e[i], 1), &s, &end))
 			return UINT32_MAX;
 		if (s == end) {
 			if (*empty == UINT32_MAX)
@@ -253,15 +341,15 @@ static uint32_t collect(const void *in, uint32_t n, struct vrec *recs, uint32_t 
 		recs[nr].start = s;
 		recs[nr].end = end;
 		recs[nr].idx = i;
-		recs[nr].leaf = !!(v.flags & IOMMU_VTD_INV_FLAGS_LEAF);
+		recs[nr].leaf = !!(vtd_flags(&e[i]) & IOMMU_VTD_INV_FLAGS_LEAF);
 		nr++;
 	}
 	return nr;
 }
 
 /* Passes 2 and 3: does segment seg join group *g, given the gap rule? */
-static bool merge_ok(const struct vshape *g, const struct vshape *seg, const struct vshape *m,
-		     uint64_t slack)
+static inline bool merge_ok(const struct vshape *g, const struct vshape *seg,
+			    const struct vshape *m, uint64_t slack)
 {
 	uint64_t gap = seg->start - g->end;
 
@@ -272,82 +360,121 @@ static bool merge_ok(const struct vshape *g, const struct vshape *seg, const str
 	return gap <= slack || m->pages <= sat_add(g->pages, seg->pages);
 }
 
-/*
- * Passes 1-3 over sorted recs: writes groups, returns their number, or
- * UINT32_MAX when some range alone costs the whole space.
- */
-static uint32_t group(const struct vrec *recs, uint32_t nr, struct vshape *groups, uint32_t mm,
-		      uint64_t slack)
+/* Record i in start order: ord, when the sort left one, says where it is. */
+static inline const struct vrec *rec_at(const struct vrec *recs, const uint32_t *ord, uint32_t i)
 {
-	struct vshape g, seg, m;
-	uint32_t ng = 0, i = 0;
-	bool have = false;
-
-	while (i < nr) {
-		uint64_t s = recs[i].start, e = recs[i].end;
-
-		/* Pass 1: the union segment starting at recs[i]. */
-		for (i++; i < nr && recs[i].start <= e; i++)
-			if (recs[i].end > e)
-				e = recs[i].end;
-		vtd_shape(&seg, s, e, mm, slack);
-		seg.rec_end = i;
-		if (seg.pages == VTD_PAGES_ALL)
-			return UINT32_MAX;
-		/*
-		 * A merged shape covers its span, so with a gap above the slack
-		 * and a span above both shapes' pages merge_ok() must refuse:
-		 * scattered ranges skip shaping a merge they would not take.
-		 */
-		if (have && seg.start - g.end > slack &&
-		    seg.end - g.start > sat_add(g.pages, seg.pages)) {
-			groups[ng++] = g;
-			g = seg;
-			continue;
-		}
-		if (have) {
-			vtd_shape(&m, g.start, seg.end, mm, slack);
-			if (merge_ok(&g, &seg, &m, slack)) {
-				m.rec_end = i;
-				g = m;
-				continue;
-			}
-			groups[ng++] = g;
-		}
-		g = seg;
-		have = true;
-	}
-	if (have)
-		groups[ng++] = g;
-	return ng;
+	return &recs[ord ? ord[i] : i];
 }
 
-/* Writes the entries of one group and the served-by run of its inputs. */
-static uint32_t emit_group(const struct vshape *g, const struct vrec *recs, uint32_t rb, uint32_t k,
-			   struct coalesce_plan *plan)
+/*
+ * Writes the entries of one group (records [rb, re) in start order) at k and the served-by
+ * run of its inputs; returns how many entries it wrote.
+ */
+static inline uint32_t emit_group(const struct vshape *g, const struct vrec *recs,
+				  const uint32_t *ord, uint32_t rb, uint32_t re, uint32_t k,
+				  uint32_t mm, struct coalesce_plan *plan)
 {
+	/* Not aliased: the loop then keeps both in registers. */
+	uint32_t *restrict first = plan->first, *restrict last = plan->last;
 	uint32_t kl = k, kr = g->split ? k + 1 : k;
 	bool leaf_l = true, leaf_r = true;
 
-	for (uint32_t r = rb; r < g->rec_end; r++) {
-		const struct vrec *v = &recs[r];
-		bool in_l = !g->split || v->start < g->split;
-		bool in_r = g->split && v->end > g->split;
+	/* The scattered case: one range, one entry. */
+	if (re == rb + 1 && !g->split) {
+		const struct vrec *v = rec_at(recs, ord, rb);
 
-		if (in_l)
-			leaf_l &= v->leaf;
-		if (in_r)
-			leaf_r &= v->leaf;
-		plan->first[v->idx] = in_l ? kl : kr;
-		plan->last[v->idx] = in_r ? kr : kl;
-	}
-	if (!g->split) {
-		put_entry(plan, k, g->start << VTD_PAGE_SHIFT, g->end - g->start, leaf_l);
+		first[v->idx] = last[v->idx] = k;
+		put_entry(plan, k, g->start << VTD_PAGE_SHIFT, g->end - g->start, v->leaf,
+			  g->pages);
 		return 1;
 	}
-	put_entry(plan, kl, g->start << VTD_PAGE_SHIFT, g->split - g->start, leaf_l);
-	put_entry(plan, kr, g->split << VTD_PAGE_SHIFT, g->end - g->split, leaf_r);
+	for (uint32_t r = rb; r < re; r++) {
+		const struct vrec v = *rec_at(recs, ord, r);
+		bool in_l = !g->split || v.start < g->split;
+		bool in_r = g->split && v.end > g->split;
+
+		if (in_l)
+			leaf_l &= v.leaf;
+		if (in_r)
+			leaf_r &= v.leaf;
+		first[v.idx] = in_l ? kl : kr;
+		last[v.idx] = in_r ? kr : kl;
+	}
+	if (!g->split) {
+		put_entry(plan, k, g->start << VTD_PAGE_SHIFT, g->end - g->start, leaf_l, g->pages);
+		return 1;
+	}
+	put_entry(plan, kl, g->start << VTD_PAGE_SHIFT, g->split - g->start, leaf_l,
+		  vtd_block_pages_of(g->start, g->split, mm));
+	put_entry(plan, kr, g->split << VTD_PAGE_SHIFT, g->end - g->split, leaf_r,
+		  vtd_block_pages_of(g->split, g->end, mm));
 	return 2;
+}
+
+/*
+ * Passes 1-3 over recs in start order, each group emitted into the plan as soon as
+ * the next segment does not join it (one walk, no array of groups). Returns
+ * the number of plan entries, or UINT32_MAX when some range alone costs the
+ * whole space; *total gets the modelled pages of the plan.
+ */
+static inline __attribute__((always_inline)) uint32_t
+group_emit(const struct vrec *recs, const uint32_t *ord, uint32_t nr, uint32_t mm, uint64_t slack,
+	   struct coalesce_plan *plan, uint64_t *total)
+{
+	struct vshape g = {0}, seg, m;
+	uint32_t k = 0, i = 0, g_rb = 0, g_re = 0;
+	uint64_t sum = 0;
+	bool have = false;
+
+	const struct vrec *v = nr ? rec_at(recs, ord, 0) : NULL;
+
+	while (i < nr) {
+		uint32_t rb = i;
+		uint64_t s = v->start, e = v->end;
+
+		/* Pass 1: the union segment starting at record i; v ends on the next one. */
+		for (i++; i < nr; i++) {
+			v = rec_at(recs, ord, i);
+			if (v->start > e)
+				break;
+			if (v->end > e)
+				e = v->end;
+		}
+		seg = vtd_shape(s, e, mm, slack);
+		if (seg.pages == VTD_PAGES_ALL)
+			return UINT32_MAX;
+		if (have) {
+			/*
+			 * A merged shape covers its span, so with a gap above
+			 * the slack and a span above both shapes' pages
+			 * merge_ok() must refuse: scattered ranges skip shaping
+			 * a merge they would not take.
+			 */
+			bool far = seg.start - g.end > slack &&
+				   seg.end - g.start > sat_add(g.pages, seg.pages);
+
+			if (!far) {
+				m = vtd_shape(g.start, seg.end, mm, slack);
+				if (merge_ok(&g, &seg, &m, slack)) {
+					g = m;
+					g_re = i;
+					continue;
+				}
+			}
+			k += emit_group(&g, recs, ord, g_rb, g_re, k, mm, plan);
+			sum = sat_add(sum, g.pages);
+		}
+		g = seg;
+		g_rb = rb;
+		g_re = i;
+		have = true;
+	}
+	if (have) {
+		k += emit_group(&g, recs, ord, g_rb, g_re, k, mm, plan);
+		sum = sat_add(sum, g.pages);
+	}
+	*total = sum;
+	return k;
 }
 
 int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
@@ -355,10 +482,11 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 {
 	size_t esz = sizeof(struct iommu_hwpt_vtd_s1_invalidate);
 	uint32_t mm = vtd_effective_max_mask(p->vtd_max_mask);
-	uint32_t nr, ng, empty, k = 0, rb = 0;
+	uint32_t nr, k, empty;
 	uint64_t total = 0;
-	struct vshape *groups;
+	const uint32_t *ord;
 	struct vrec *recs;
+	uint64_t *keys;
 	int rc;
 
 	if (!p->enabled)
@@ -371,40 +499,43 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 	if (n > UINT32_MAX / 2)
 		return -E2BIG;
 	/*
-	 * Scratch: the records, then the groups, whose room (larger than the
-	 * records') doubles as the merge sort's buffer.
+	 * Scratch: the records, as many again for the sort, two keys and a
+	 * position per record.
 	 */
-	_Static_assert(sizeof(struct vshape) >= sizeof(struct vrec), "sort buffer fits");
-	rc = coalesce_plan_scratch(plan, (size_t)n * (sizeof(*recs) + sizeof(*groups)));
+	rc = coalesce_plan_scratch(
+	    plan, (size_t)n * (2 * sizeof(*recs) + 2 * sizeof(uint64_t) + sizeof(uint32_t)));
+	if (!rc)
+		rc = coalesce_plan_reserve(plan, n, 2 * n + 1, esz);
 	if (rc)
 		return rc;
 	recs = plan->scratch;
-	groups = (struct vshape *)(recs + n);
 
 	nr = collect(in, n, recs, &empty);
 	if (nr == UINT32_MAX)
 		return plan_flush_all(n, plan);
-	sort_recs(recs, nr, (struct vrec *)groups);
-	ng = group(recs, nr, groups, mm, p->slack_pages);
-	if (ng == UINT32_MAX)
-		return plan_flush_all(n, plan);
-	for (uint32_t g = 0; g < ng; g++)
-		total = sat_add(total, groups[g].pages);
-	if (p->flush_all_pages && total > p->flush_all_pages)
-		return plan_flush_all(n, plan);
+	keys = (uint64_t *)(recs + 2 * (size_t)n);
+	ord = sort_recs(recs, nr, recs + n, keys, (uint32_t *)(keys + 2 * (size_t)n));
+	/* Two copies of the walk, each with its own way to the next record. */
+	if (ord) {
+		/*
+		 * Gathered in order first: independent loads in a tight loop
+		 * overlap, the same loads inside the grouping walk (behind
+		 * its branches) each wait.
+		 */
+		struct vrec *out = recs + n;
 
-	rc = coalesce_plan_reserve(plan, n, 2 * ng + 1, esz);
-	if (rc)
-		return rc;
-	for (uint32_t g = 0; g < ng; g++) {
-		k += emit_group(&groups[g], recs, rb, k, plan);
-		rb = groups[g].rec_end;
+		for (uint32_t i = 0; i < nr; i++)
+			out[i] = recs[ord[i]];
+		recs = out;
 	}
+	k = group_emit(recs, NULL, nr, mm, p->slack_pages, plan, &total);
+	if (k == UINT32_MAX || (p->flush_all_pages && total > p->flush_all_pages))
+		return plan_flush_all(n, plan);
 	if (empty != UINT32_MAX) {
 		const struct iommu_hwpt_vtd_s1_invalidate *e = in;
 
 		if (!k) {
-			put_entry(plan, 0, e[empty].addr, 1, true);
+			put_entry(plan, 0, e[empty].addr, 1, true, 1);
 			k = 1;
 			total = 1;
 		}

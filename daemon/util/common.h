@@ -23,7 +23,10 @@ static inline uint64_t monotonic_ns(void)
 /* Counters that must not wrap (a flush-all counts as UINT64_MAX pages). */
 static inline uint64_t sat_add(uint64_t a, uint64_t b)
 {
-	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+	uint64_t sum;
+
+	/* An add and a conditional move: the coalescer sums with it per entry. */
+	return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
 }
 
 /*

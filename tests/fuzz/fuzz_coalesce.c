@@ -290,8 +290,14 @@ static void check_vtd_plan(const vtd_t *in, uint32_t n, const struct coalesce_pl
 	uint64_t cost = 0;
 
 	for (uint32_t k = 0; k < pl->n_sub; k++) {
+		uint64_t one = vtd_block_pages(sub[k].addr, sub[k].npages, c.p.vtd_max_mask);
+
 		check_vtd_sub(k, &sub[k]);
-		cost = sat_add(cost, vtd_block_pages(sub[k].addr, sub[k].npages, c.p.vtd_max_mask));
+		/* The per-entry pages the batch accounting takes from the plan. */
+		CHECK(pl->pages[k] == one,
+		      "plan entry %u: pages %" PRIu64 " but its cost is %" PRIu64, k, pl->pages[k],
+		      one);
+		cost = sat_add(cost, one);
 	}
 	if (c.p.enabled) {
 		CHECK(pl->pages_flushed == cost,

@@ -13,6 +13,7 @@
  * the faulted entry does not take effect, so its pages stay cached.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -35,24 +36,33 @@ static void sim_sleep_us(uint32_t us)
 		;
 }
 
+union inv_entry {
+	struct iommu_hwpt_vtd_s1_invalidate vtd;
+	struct iommu_hwpt_invalidate_selftest mock;
+};
+
 /*
  * iommu_copy_struct_from_user_array(): entry i sits at i * entry_len; a
- * length outside [min_len, size] is -EINVAL, a shorter one is zero-extended.
+ * length outside [min_len, size] is -EINVAL, a shorter one is zero-extended
+ * into *buf. *e points at the entry to use: in the common case (the full
+ * struct, aligned) the caller's own bytes, which hold still during the
+ * call - a copy read back field by field at once would stall on
+ * store-to-load forwarding.
  */
-static int copy_entry(void *dst, size_t size, size_t min_len, const struct backend_inv *inv,
-		      uint32_t i)
+static int entry_at(union inv_entry *buf, const void **e, size_t size, size_t min_len,
+		    const struct backend_inv *inv, uint32_t i)
 {
 	const char *src = (const char *)inv->entries + (size_t)inv->entry_len * i;
 
 	if (inv->entry_len < min_len || inv->entry_len > size)
 		return -EINVAL;
-	/* The common case, the full struct: one fixed-size copy per entry. */
-	if (inv->entry_len == size) {
-		memcpy(dst, src, size);
+	if (inv->entry_len == size && !((uintptr_t)src & (_Alignof(union inv_entry) - 1))) {
+		*e = src;
 		return 0;
 	}
-	memcpy(dst, src, inv->entry_len);
-	memset((char *)dst + inv->entry_len, 0, size - inv->entry_len);
+	memcpy(buf, src, inv->entry_len);
+	memset((char *)buf + inv->entry_len, 0, size - inv->entry_len);
+	*e = buf;
 	return 0;
 }
 
@@ -110,11 +120,6 @@ struct inv_driver {
 		     bool *changed);
 };
 
-union inv_entry {
-	struct iommu_hwpt_vtd_s1_invalidate vtd;
-	struct iommu_hwpt_invalidate_selftest mock;
-};
-
 /* intel/nested.c:110-120, the per-entry rules. */
 static int vtd_check_entry(const void *entry, struct sim_entry_range *r)
 {
@@ -138,12 +143,16 @@ static int vtd_apply(struct sim_obj *o, const void *entry, const struct sim_entr
 		     bool *changed)
 {
 	const struct iommu_hwpt_vtd_s1_invalidate *e = entry;
+	bool leaf = e->flags & IOMMU_VTD_INV_FLAGS_LEAF;
 	/* Removal only ever drops pages: the totals tell whether anything went. */
 	uint64_t before = o->iotlb_set.pages + o->psc_set.pages;
 	int rc;
 
+	/* Nothing cached that this entry drops: nothing to look up. */
+	if (!o->iotlb_set.n && (leaf || !o->psc_set.n))
+		return 0;
 	rc = sim_iset_remove(&o->iotlb_set, r->start, r->end);
-	if (!rc && !(e->flags & IOMMU_VTD_INV_FLAGS_LEAF))
+	if (!rc && !leaf)
 		rc = sim_iset_remove(&o->psc_set, r->start, r->end);
 	if (o->iotlb_set.pages + o->psc_set.pages != before)
 		*changed = true;
@@ -209,7 +218,8 @@ static const struct inv_driver mock_driver = {
 WALK_INLINE int walk_entries(struct sim_state *st, struct sim_obj *o, struct backend_inv *inv,
 			     uint32_t n, const struct inv_driver *drv)
 {
-	union inv_entry e;
+	union inv_entry buf;
+	const void *e = NULL;
 	struct sim_entry_range r = {.valid = false};
 	uint32_t i, processed = 0;
 	int rc = 0;
@@ -219,13 +229,14 @@ WALK_INLINE int walk_entries(struct sim_state *st, struct sim_obj *o, struct bac
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		rc = copy_entry(&e, drv->entry_size, drv->min_len, inv, i);
+		rc = entry_at(&buf, &e, drv->entry_size, drv->min_len, inv, i);
 		if (!rc)
-			rc = drv->check(&e, &r);
+			rc = drv->check(e, &r);
 		if (rc)
 			break;
-		if (!fault_fire(st, o, inv, i, &r, &rc))
-			rc = drv->apply(o, &e, &r, &st->inv_changed);
+		/* No fault injected (the common case): no call to find that out. */
+		if (st->fault.mode == FAULT_CLEAR || !fault_fire(st, o, inv, i, &r, &rc))
+			rc = drv->apply(o, e, &r, &st->inv_changed);
 		if (rc)
 			break;
 		processed++;

@@ -10,20 +10,6 @@
 #include "backend/sim/iset.h"
 #include "util/search.h"
 
-void sim_range_of(uint64_t addr, uint64_t npages, uint64_t *start, uint64_t *end)
-{
-	*start = addr >> SIM_PFN_SHIFT;
-	/*
-	 * Clamp at the top of the 64-bit space instead of wrapping: the
-	 * kernel's npages << 12 would wrap, but no caller can mean that, and
-	 * flush-all (addr 0, npages U64_MAX) lands on the whole space.
-	 */
-	if (npages > SIM_PFN_LIMIT - *start)
-		*end = SIM_PFN_LIMIT;
-	else
-		*end = *start + npages;
-}
-
 void sim_iset_init(struct sim_iset *s)
 {
 	s->r = NULL;

@@ -37,9 +37,22 @@ struct sim_iset {
 
 /*
  * The pfn range [*start, *end) an (addr, npages) request covers, clamped at
- * SIM_PFN_LIMIT. Both populate/query and invalidate speak it.
+ * SIM_PFN_LIMIT. Both populate/query and invalidate speak it; inline, as
+ * the invalidation walk asks it for every entry.
  */
-void sim_range_of(uint64_t addr, uint64_t npages, uint64_t *start, uint64_t *end);
+static inline void sim_range_of(uint64_t addr, uint64_t npages, uint64_t *start, uint64_t *end)
+{
+	*start = addr >> SIM_PFN_SHIFT;
+	/*
+	 * Clamp at the top of the 64-bit space instead of wrapping: the
+	 * kernel's npages << 12 would wrap, but no caller can mean that, and
+	 * flush-all (addr 0, npages U64_MAX) lands on the whole space.
+	 */
+	if (npages > SIM_PFN_LIMIT - *start)
+		*end = SIM_PFN_LIMIT;
+	else
+		*end = *start + npages;
+}
 
 void sim_iset_init(struct sim_iset *s);
 void sim_iset_free(struct sim_iset *s);

@@ -116,13 +116,11 @@ static inline __attribute__((always_inline)) struct vshape vtd_shape(uint64_t s,
 #define RADIX_MAX_BITS	 11
 #define RADIX_MAX_PASSES ((64 + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS)
 
-static bool recs_sorted(const struct vrec *r, uint32_t nr)
-{
-	for (uint32_t i = 1; i < nr; i++)
-		if (r[i].start < r[i - 1].start)
-			return false;
-	return true;
-}
+/* The starts of the records: their bounds, and whether they came in order. */
+struct vspan {
+	uint64_t lo, hi;
+	bool sorted;
+};
 
 static void insertion_sort(struct vrec *r, uint32_t nr)
 {
@@ -184,12 +182,23 @@ static void sort_by_keys(const struct vrec *recs, uint32_t nr, uint64_t lo, uint
 
 	for (uint32_t p = 0; p < rp.passes; p++)
 		memset(count[p], 0, ((size_t)rp.mask + 1) * sizeof(count[p][0]));
-	for (uint32_t i = 0; i < nr; i++) {
-		uint64_t k = ((recs[i].start - lo) << ib) | i;
+	if (rp.passes == 2) {
+		/* The usual case (a window of up to 2^22 pages), unrolled. */
+		for (uint32_t i = 0; i < nr; i++) {
+			uint64_t k = ((recs[i].start - lo) << ib) | i;
 
-		src[i] = k;
-		for (uint32_t p = 0; p < rp.passes; p++)
-			count[p][(k >> (ib + p * rp.width)) & rp.mask]++;
+			src[i] = k;
+			count[0][(k >> ib) & rp.mask]++;
+			count[1][(k >> (ib + rp.width)) & rp.mask]++;
+		}
+	} else {
+		for (uint32_t i = 0; i < nr; i++) {
+			uint64_t k = ((recs[i].start - lo) << ib) | i;
+
+			src[i] = k;
+			for (uint32_t p = 0; p < rp.passes; p++)
+				count[p][(k >> (ib + p * rp.width)) & rp.mask]++;
+		}
 	}
 	for (uint32_t p = 0; p + 1 < rp.passes; p++) {
 		uint32_t *c = count[p], shift = ib + p * rp.width;
@@ -224,27 +233,24 @@ static void radix_pass(const struct vrec *src, struct vrec *dst, uint32_t nr, ui
 
 /*
  * Orders recs by start, stably: returns NULL when recs itself is now in
- * that order, or ord, the positions of the records in that order. tmp has
- * room for nr records, keys for 2 * nr, ord for nr positions.
+ * that order, or ord, the positions of the records in that order. span
+ * is what collect() saw of the starts. tmp has room for nr records, keys
+ * for 2 * nr, ord for nr positions.
  */
-static const uint32_t *sort_recs(struct vrec *recs, uint32_t nr, struct vrec *tmp, uint64_t *keys,
-				 uint32_t *ord)
+static const uint32_t *sort_recs(struct vrec *recs, uint32_t nr, const struct vspan *span,
+				 struct vrec *tmp, uint64_t *keys, uint32_t *ord)
 {
 	uint32_t count[1u << RADIX_MAX_BITS];
 	struct vrec *src = recs, *dst = tmp, *t;
-	uint64_t lo = UINT64_MAX, hi = 0;
+	uint64_t lo = span->lo, hi = span->hi;
 	uint32_t sbits, ib;
 	struct radix_plan rp;
 
-	if (recs_sorted(recs, nr))
+	if (span->sorted)
 		return NULL;
 	if (nr <= SORT_SMALL) {
 		insertion_sort(recs, nr);
 		return NULL;
-	}
-	for (uint32_t i = 0; i < nr; i++) {
-		lo = recs[i].start < lo ? recs[i].start : lo;
-		hi = recs[i].start > hi ? recs[i].start : hi;
 	}
 	/* Not sorted, so hi > lo: at least one bit differs; nr > 1 likewise. */
 	sbits = 64 - (uint32_t)__builtin_clzll(hi - lo);
@@ -322,9 +328,12 @@ static int plan_identity(const void *in, uint32_t n, uint32_t mm, struct coalesc
  * Pass 1: collects the non-empty ranges. Returns the count, or UINT32_MAX
  * when an input flushes everything. *empty gets the first empty input.
  */
-static uint32_t collect(const void *in, uint32_t n, struct vrec *recs, uint32_t *empty)
+static uint32_t collect(const void *in, uint32_t n, struct vrec *recs, uint32_t *empty,
+			struct vspan *span)
 {
 	const struct iommu_hwpt_vtd_s1_invalidate *e = in;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	bool sorted = true;
 	uint32_t nr = 0;
 
 	*empty = UINT32_MAX;
@@ -342,8 +351,13 @@ static uint32_t collect(const void *in, uint32_t n, struct vrec *recs, uint32_t 
 		recs[nr].end = end;
 		recs[nr].idx = i;
 		recs[nr].leaf = !!(vtd_flags(&e[i]) & IOMMU_VTD_INV_FLAGS_LEAF);
+		/* What the sort needs to know, while the starts pass by. */
+		sorted &= s >= hi;
+		lo = s < lo ? s : lo;
+		hi = s > hi ? s : hi;
 		nr++;
 	}
+	*span = (struct vspan){.lo = lo, .hi = hi, .sorted = sorted};
 	return nr;
 }
 
@@ -485,6 +499,7 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 	uint32_t nr, k, empty;
 	uint64_t total = 0;
 	const uint32_t *ord;
+	struct vspan span;
 	struct vrec *recs;
 	uint64_t *keys;
 	int rc;
@@ -510,25 +525,16 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 		return rc;
 	recs = plan->scratch;
 
-	nr = collect(in, n, recs, &empty);
+	nr = collect(in, n, recs, &empty, &span);
 	if (nr == UINT32_MAX)
 		return plan_flush_all(n, plan);
 	keys = (uint64_t *)(recs + 2 * (size_t)n);
-	ord = sort_recs(recs, nr, recs + n, keys, (uint32_t *)(keys + 2 * (size_t)n));
+	ord = sort_recs(recs, nr, &span, recs + n, keys, (uint32_t *)(keys + 2 * (size_t)n));
 	/* Two copies of the walk, each with its own way to the next record. */
-	if (ord) {
-		/*
-		 * Gathered in order first: independent loads in a tight loop
-		 * overlap, the same loads inside the grouping walk (behind
-		 * its branches) each wait.
-		 */
-		struct vrec *out = recs + n;
-
-		for (uint32_t i = 0; i < nr; i++)
-			out[i] = recs[ord[i]];
-		recs = out;
-	}
-	k = group_emit(recs, NULL, nr, mm, p->slack_pages, plan, &total);
+	if (ord)
+		k = group_emit(recs, ord, nr, mm, p->slack_pages, plan, &total);
+	else
+		k = group_emit(recs, NULL, nr, mm, p->slack_pages, plan, &total);
 	if (k == UINT32_MAX || (p->flush_all_pages && total > p->flush_all_pages))
 		return plan_flush_all(n, plan);
 	if (empty != UINT32_MAX) {

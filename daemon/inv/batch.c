@@ -383,7 +383,10 @@ static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint
 			uint64_t sum = 0;
 
 			for (p = r->item0; p < r->item0 + r->nitems; p++) {
-				for (uint32_t k = first[p]; k <= last[p] && k < proc_end; k++) {
+				/* proc_end > 0: a round submits before it accounts. */
+				uint32_t l = last[p] < proc_end ? last[p] : proc_end - 1;
+
+				for (uint32_t k = first[p]; k <= l; k++) {
 					if (mark[k] == rq)
 						continue;
 					mark[k] = rq;
@@ -586,10 +589,14 @@ static void finish_request(struct inv_request *req, const struct breq *r, bool a
 
 	req->status = 0;
 	req->entries_handled = 0;
-	/* Every entry was pending and a clean round served them all. */
+	/*
+	 * Every entry was pending and a clean round served them all. Their
+	 * error and hw_error are 0 already: validation zeroed them when it
+	 * marked them pending, and only a failure (item_fail) writes them.
+	 */
 	if (all_done && r && r->nitems == req->n) {
 		for (uint32_t i = 0; i < req->n; i++)
-			req->res[i] = (struct inv_entry_result){.state = INV_DONE};
+			req->res[i].state = INV_DONE;
 		req->entries_handled = req->n;
 		req->entries_submitted = r->subs;
 		req->pages_flushed = r->pages;

@@ -112,9 +112,10 @@ static inline __attribute__((always_inline)) struct vshape vtd_shape(uint64_t s,
  * stable, O(n) per pass, no comparisons, no allocation - of 8-byte keys
  * when start and position fit in one (sort_by_keys()).
  */
-#define SORT_SMALL	 24
-#define RADIX_MAX_BITS	 11
-#define RADIX_MAX_PASSES ((64 + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS)
+#define SORT_SMALL     24
+#define RADIX_MAX_BITS 11
+/* Counters of all passes of one sort: at most 6 passes of 2^11 (64 bits). */
+#define RADIX_COUNTS (((64 + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS) << RADIX_MAX_BITS)
 
 /* The starts of the records: their bounds, and whether they came in order. */
 struct vspan {
@@ -175,33 +176,28 @@ static void radix_offsets(uint32_t *count, uint32_t mask)
 static void sort_by_keys(const struct vrec *recs, uint32_t nr, uint64_t lo, uint32_t sbits,
 			 uint32_t ib, uint64_t *keys, uint32_t *ord)
 {
-	uint32_t count[RADIX_MAX_PASSES][1u << RADIX_MAX_BITS];
+	uint32_t count[RADIX_COUNTS];
 	struct radix_plan rp = radix_plan(sbits);
+	uint32_t stride = rp.mask + 1;
 	uint64_t *src = keys, *dst = keys + nr, *t;
 	uint64_t imask = (1ULL << ib) - 1;
 
-	for (uint32_t p = 0; p < rp.passes; p++)
-		memset(count[p], 0, ((size_t)rp.mask + 1) * sizeof(count[p][0]));
-	if (rp.passes == 2) {
+	memset(count, 0, (size_t)rp.passes * stride * sizeof(count[0]));
+	for (uint32_t i = 0; i < nr; i++) {
+		uint64_t k = ((recs[i].start - lo) << ib) | i;
+
+		src[i] = k;
 		/* The usual case (a window of up to 2^22 pages), unrolled. */
-		for (uint32_t i = 0; i < nr; i++) {
-			uint64_t k = ((recs[i].start - lo) << ib) | i;
-
-			src[i] = k;
-			count[0][(k >> ib) & rp.mask]++;
-			count[1][(k >> (ib + rp.width)) & rp.mask]++;
-		}
-	} else {
-		for (uint32_t i = 0; i < nr; i++) {
-			uint64_t k = ((recs[i].start - lo) << ib) | i;
-
-			src[i] = k;
+		if (rp.passes == 2) {
+			count[(k >> ib) & rp.mask]++;
+			count[stride + ((k >> (ib + rp.width)) & rp.mask)]++;
+		} else {
 			for (uint32_t p = 0; p < rp.passes; p++)
-				count[p][(k >> (ib + p * rp.width)) & rp.mask]++;
+				count[p * stride + ((k >> (ib + p * rp.width)) & rp.mask)]++;
 		}
 	}
 	for (uint32_t p = 0; p + 1 < rp.passes; p++) {
-		uint32_t *c = count[p], shift = ib + p * rp.width;
+		uint32_t *c = count + p * stride, shift = ib + p * rp.width;
 
 		radix_offsets(c, rp.mask);
 		for (uint32_t i = 0; i < nr; i++)
@@ -211,7 +207,8 @@ static void sort_by_keys(const struct vrec *recs, uint32_t nr, uint64_t lo, uint
 		dst = t;
 	}
 	{
-		uint32_t *c = count[rp.passes - 1], shift = ib + (rp.passes - 1) * rp.width;
+		uint32_t *c = count + (rp.passes - 1) * stride;
+		uint32_t shift = ib + (rp.passes - 1) * rp.width;
 
 		radix_offsets(c, rp.mask);
 		for (uint32_t i = 0; i < nr; i++)

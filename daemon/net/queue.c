@@ -36,7 +36,7 @@ static void take_one(struct nest_queue *q, uint64_t now)
 	srv->stats.queue.submissions++;
 	s->n_requests++;
 	q->inflight++;
-	q->last_take_ns = now;
+	q->last_active_ns = now;
 	/* The socket's first gate, before anything about the request itself. */
 	if (!rate_limiter_take(&s->rate, rate)) {
 		IommuNest__Reply rep = IOMMU_NEST__REPLY__INIT;
@@ -51,7 +51,7 @@ static void take_one(struct nest_queue *q, uint64_t now)
 	}
 	r->owner = s;
 	r->queue = q;
-	r->recv_ns = q->last_take_ns;
+	r->recv_ns = now;
 	if (req_invalidate_accept(s, r, &hwpt) == REQ_DEFERRED) {
 		flush_enqueue(srv, hwpt, r);
 		return;
@@ -101,17 +101,18 @@ static void unstall(struct nest_queue *q)
 }
 
 /*
- * Nothing to take. Within the poll window after the last submission the
- * client need not kick: the poll loop keeps looking. After it, ask for
- * kicks; the full fence pairs with the client's between its publish and
- * its read of the flag, so a submission that raced with it is seen here.
+ * Nothing to take. Within the poll window after the last submission (or
+ * completion, see last_active_ns) the client need not kick: the poll loop
+ * keeps looking. After it, ask for kicks; the full fence pairs with the
+ * client's between its publish and its read of the flag, so a submission
+ * that raced with it is seen here.
  */
 static void idle(struct nest_queue *q, uint64_t now)
 {
 	uint64_t window = (uint64_t)q->s->srv->cfg->queue_poll_us * 1000u;
 	_Atomic uint32_t *flags = &queue_hdr(&q->a)->sq_flags;
 
-	if (window && now - q->last_take_ns < window) {
+	if (window && now - q->last_active_ns < window) {
 		if (!q->polling) {
 			q->polling = true;
 			atomic_fetch_and_explicit(flags, ~NESTQ_SQ_NEED_KICK, memory_order_seq_cst);
@@ -149,7 +150,7 @@ static bool consume_some(struct nest_queue *q)
 			return took;
 		}
 		if (!ready) {
-			idle(q, took ? q->last_take_ns : monotonic_ns());
+			idle(q, took ? q->last_active_ns : monotonic_ns());
 			return took;
 		}
 		if (!can_take(q) && stall(q)) {

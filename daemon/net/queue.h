@@ -43,7 +43,14 @@ struct nest_queue {
 	/* In srv->pollers: the poll loop looks at it (polling, or more to take). */
 	bool in_poll;
 	TAILQ_ENTRY(nest_queue) poll_link;
-	uint64_t last_take_ns; /* the last submission taken, for the poll window */
+	/*
+	 * The poll window's start: the last submission taken or completion
+	 * published. Counting from the take alone, a batch that runs longer
+	 * than the window would end it before the client saw its answer and
+	 * could submit the next: every pass of a pipelined client would then
+	 * cost a kick and a wake-up.
+	 */
+	uint64_t last_active_ns;
 	/* Stopped for a full completion ring or max_inflight: resume on a completion. */
 	bool stalled;
 	/* The client broke the ring's rules: no more submissions; freed once none is in flight. */

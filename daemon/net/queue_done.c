@@ -15,6 +15,7 @@
 #include "net/server.h"
 #include "net/session.h"
 #include "req/dispatch.h"
+#include "util/common.h"
 #include "util/log.h"
 
 /*
@@ -113,11 +114,14 @@ static void written(struct nest_queue *q)
 
 void queue_publish_pending(struct server *srv)
 {
+	uint64_t now = srv->cq_pending ? monotonic_ns() : 0;
 	struct nest_queue *q;
 
 	while ((q = srv->cq_pending)) {
 		srv->cq_pending = q->cq_next;
 		q->cq_pending = false;
+		/* The poll window runs from the answer too: the next request follows it. */
+		q->last_active_ns = now;
 		publish(q);
 	}
 }

@@ -54,7 +54,7 @@ struct config {
 	uint64_t flush_all_pages;      /* modelled cost above which one flush-all wins */
 	uint32_t vtd_max_mask;         /* largest page-selective address mask (2^m pages) */
 	uint32_t batch_delay_us;       /* hold a batch this long for more requests */
-	uint32_t queue_poll_us;	       /* poll a shared queue this long after its last submission */
+	uint32_t queue_poll_us;	       /* poll a shared queue this long after its last take or answer */
 	uint32_t queue_poll_slice_us;  /* one turn of the poll loop before sockets are served */
 	uint32_t queue_budget;	       /* submissions one queue may have taken per turn */
 

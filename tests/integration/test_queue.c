@@ -781,6 +781,85 @@ static void test_poll_window(void)
 }
 
 /*
+ * The window runs from the answer as well as from the take: a batch that
+ * outlasts queue_poll_us (the sim slowed to 1.5 s a call) leaves the queue
+ * polling after its completion, so the client's next submission, not
+ * kicked, is taken. (Counted from the take alone, the window ended while
+ * the batch ran: the unkicked submission would wait for a kick forever.)
+ */
+/* Every submission of the connection's backend takes us longer (the sim's latency). */
+static void raw_latency(int sock, uint32_t hwpt, uint32_t us, uint64_t id)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__InjectFault f = IOMMU_NEST__INJECT_FAULT__INIT;
+	IommuNest__Reply *rep;
+
+	f.hwpt_id = hwpt;
+	f.latency_us = us;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_INJECT_FAULT;
+	req.inject_fault = &f;
+	rep = it_raw_call(sock, &req, id);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+	CU_ASSERT_EQUAL(rep->status, 0);
+	iommu_nest__reply__free_unpacked(rep, NULL);
+}
+
+static void test_poll_window_from_answer(void)
+{
+	struct nestd *d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
+	int sock = it_raw_connect(d);
+	struct rawq q;
+	int fds[3];
+	uint32_t st, tail = 0;
+
+	it_raw_hello(sock);
+	st = it_raw_alloc_st(sock, IT_ST0, 2);
+	rawq_make(&q, 4, 4, 64, true);
+	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 3), 0);
+	tail = submit_good(&q, st, tail, true);
+	raw_latency(sock, st, 1500000, 4);
+	tail = submit_good(&q, st, tail, false); /* taken while polling, answered 1.5 s later */
+	raw_latency(sock, st, 0, 5);
+	CU_ASSERT_FALSE(sq_flags(&q) & NESTQ_SQ_NEED_KICK);
+	tail = submit_good(&q, st, tail, false);
+	rawq_free(&q);
+}
+
+/*
+ * iommu_nest_queue_spin(): -ENOENT without a queue; 0 when nothing
+ * completes within spin_us (nothing is in flight); 1 once an async
+ * request's completion is on the ring, which iommu_nest_process() then
+ * delivers.
+ */
+static void test_queue_spin(void)
+{
+	struct nestd *d = it_start(NULL);
+	struct iommu_nest *h = it_connect(d, "spinner");
+	struct iommu_nest_selftest_inv e = {.iotlb_id = 1};
+	struct areq a;
+	uint32_t st;
+
+	IT_REQUIRE_DEVICE(h, IT_ST0);
+	st = it_alloc_st(h, IT_ST0, 3);
+	CU_ASSERT_EQUAL(iommu_nest_queue_spin(h, 10), -ENOENT);
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(h, 4, 0), 0);
+	CU_ASSERT_EQUAL(iommu_nest_queue_spin(h, 1000), 0);
+	a.r = (struct iommu_nest_inv_raw){.hwpt_id = st,
+					  .data_type = ST,
+					  .layout = IOMMU_NEST_LAYOUT_SELFTEST,
+					  .entries = &e,
+					  .n = 1};
+	asubmit(h, &a);
+	CU_ASSERT_EQUAL(iommu_nest_queue_spin(h, (uint32_t)it_timeout_ms() * 1000u), 1);
+	CU_ASSERT_EQUAL(a.calls, 0); /* spinning delivers nothing */
+	CU_ASSERT_EQUAL(iommu_nest_process(h), 1);
+	CU_ASSERT_EQUAL(a.calls, 1);
+	CU_ASSERT_EQUAL(a.res[0].state, DONE);
+	CU_ASSERT_EQUAL(iommu_nest_queue_close(h), 0);
+}
+
+/*
  * While a queue polls (a long window, NEED_KICK clear), the poll loop
  * yields between turns: socket clients are served all along, and the
  * queue is still taken unkicked after them.
@@ -1020,6 +1099,8 @@ int main(int argc, char **argv)
 	    {"scribbler", test_scribbler},
 	    {"teardown_on_disconnect", test_teardown_on_disconnect},
 	    {"poll_window", test_poll_window},
+	    {"poll_window_from_answer", test_poll_window_from_answer},
+	    {"queue_spin", test_queue_spin},
 	    {"poll_serves_socket", test_poll_serves_socket},
 	    {"counters", test_counters},
 	    {"scribbler_polling", test_scribbler_polling},

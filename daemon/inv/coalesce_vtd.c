@@ -382,20 +382,18 @@ static inline const struct vrec *rec_at(const struct vrec *recs, const uint32_t 
  * run of its inputs; returns how many entries it wrote.
  */
 static inline uint32_t emit_group(const struct vshape *g, const struct vrec *recs,
-				  const uint32_t *ord, uint32_t rb, uint32_t re, uint32_t k,
-				  uint32_t mm, struct coalesce_plan *plan)
+				  const uint32_t *ord, const struct vrec *v0, uint32_t rb,
+				  uint32_t re, uint32_t k, uint32_t mm, struct coalesce_plan *plan)
 {
 	/* Not aliased: the loop then keeps both in registers. */
 	uint32_t *restrict first = plan->first, *restrict last = plan->last;
 	uint32_t kl = k, kr = g->split ? k + 1 : k;
 	bool leaf_l = true, leaf_r = true;
 
-	/* The scattered case: one range, one entry. */
+	/* The scattered case: one range (v0, its first), one entry. */
 	if (re == rb + 1 && !g->split) {
-		const struct vrec *v = rec_at(recs, ord, rb);
-
-		first[v->idx] = last[v->idx] = k;
-		put_entry(plan, k, g->start << VTD_PAGE_SHIFT, g->end - g->start, v->leaf,
+		first[v0->idx] = last[v0->idx] = k;
+		put_entry(plan, k, g->start << VTD_PAGE_SHIFT, g->end - g->start, v0->leaf,
 			  g->pages);
 		return 1;
 	}
@@ -436,10 +434,11 @@ group_emit(const struct vrec *recs, const uint32_t *ord, uint32_t nr, uint32_t m
 	uint32_t k = 0, i = 0, g_rb = 0, g_re = 0;
 	uint64_t sum = 0;
 	bool have = false;
-
-	const struct vrec *v = nr ? rec_at(recs, ord, 0) : NULL;
+	/* The group's first record: emitting a group of one needs no second look. */
+	const struct vrec *v = nr ? rec_at(recs, ord, 0) : NULL, *g_v = v;
 
 	while (i < nr) {
+		const struct vrec *sv = v;
 		uint32_t rb = i;
 		uint64_t s = v->start, e = v->end;
 
@@ -472,16 +471,17 @@ group_emit(const struct vrec *recs, const uint32_t *ord, uint32_t nr, uint32_t m
 					continue;
 				}
 			}
-			k += emit_group(&g, recs, ord, g_rb, g_re, k, mm, plan);
+			k += emit_group(&g, recs, ord, g_v, g_rb, g_re, k, mm, plan);
 			sum = sat_add(sum, g.pages);
 		}
 		g = seg;
+		g_v = sv;
 		g_rb = rb;
 		g_re = i;
 		have = true;
 	}
 	if (have) {
-		k += emit_group(&g, recs, ord, g_rb, g_re, k, mm, plan);
+		k += emit_group(&g, recs, ord, g_v, g_rb, g_re, k, mm, plan);
 		sum = sat_add(sum, g.pages);
 	}
 	*total = sum;

@@ -100,40 +100,26 @@ void inv_batch_ctx_free(struct inv_batch_ctx *ctx)
 	ctx->cap_hw = 0;
 }
 
-/* Room for n hw_error slots; what is added is zero, like the rest. */
-static int ctx_reserve_hw(struct inv_batch_ctx *ctx, size_t n)
+/*
+ * Grows *buf to at least need bytes, doubling from 4 KiB; with zero, the
+ * bytes added are zero (the hw_error array stays all zero between calls).
+ */
+static int grow(void **buf, size_t *cap, size_t need, bool zero)
 {
-	size_t cap = ctx->cap_hw ? ctx->cap_hw : 256;
-	uint32_t *p;
+	size_t ncap = *cap ? *cap : 4096;
+	uint8_t *p;
 
-	if (n <= ctx->cap_hw)
+	if (need <= *cap)
 		return 0;
-	while (cap < n)
-		cap *= 2;
-	p = realloc(ctx->hw, cap * sizeof(*p));
+	while (ncap < need)
+		ncap *= 2;
+	p = realloc(*buf, ncap);
 	if (!p)
 		return -ENOMEM;
-	memset(p + ctx->cap_hw, 0, (cap - ctx->cap_hw) * sizeof(*p));
-	ctx->hw = p;
-	ctx->cap_hw = cap;
-	return 0;
-}
-
-static int ctx_reserve(struct inv_batch_ctx *ctx, size_t need)
-{
-	size_t cap;
-	void *p;
-
-	if (need <= ctx->cap_scratch)
-		return 0;
-	cap = ctx->cap_scratch ? ctx->cap_scratch : 4096;
-	while (cap < need)
-		cap *= 2;
-	p = realloc(ctx->scratch, cap);
-	if (!p)
-		return -ENOMEM;
-	ctx->scratch = p;
-	ctx->cap_scratch = cap;
+	if (zero)
+		memset(p + *cap, 0, ncap - *cap);
+	*buf = p;
+	*cap = ncap;
 	return 0;
 }
 
@@ -149,10 +135,11 @@ static int batch_layout(struct batch *b, uint32_t nr, uint32_t m)
 	int rc;
 
 	/* Each piece is a multiple of 8 bytes; the uint32 arrays go last. */
-	rc = ctx_reserve(b->ctx, sz_reqs + sz_items + 2 * sz_ent +
-				     (2 * (size_t)m + n_plan) * sizeof(uint32_t));
+	rc = grow(&b->ctx->scratch, &b->ctx->cap_scratch,
+		  sz_reqs + sz_items + 2 * sz_ent + (2 * (size_t)m + n_plan) * sizeof(uint32_t),
+		  false);
 	if (!rc)
-		rc = ctx_reserve_hw(b->ctx, n_hw);
+		rc = grow((void **)&b->ctx->hw, &b->ctx->cap_hw, n_hw * sizeof(uint32_t), true);
 	if (rc)
 		return rc;
 	p = b->ctx->scratch;

@@ -44,7 +44,7 @@ struct inv_batch_ctx {
 	 * between batches: no batch pays for clearing it whole).
 	 */
 	uint32_t *hw;
-	size_t cap_hw; /* entries */
+	size_t cap_hw; /* bytes */
 };
 
 void inv_batch_ctx_init(struct inv_batch_ctx *ctx, const struct coalesce_params *p);

@@ -753,19 +753,31 @@ static uint32_t submit_good(struct rawq *q, uint32_t st, uint32_t tail, bool do_
  * (NEED_KICK clear, an unkicked submission is taken), after it it asks for
  * kicks again; a reload to 0 turns polling off.
  */
+/*
+ * A raw client's 4-slot queue on a daemon that polls a second after each
+ * submission: its socket; *st is its selftest HWPT.
+ */
+static int polling_queue(struct nestd **d, struct rawq *q, uint32_t *st)
+{
+	int sock, fds[3];
+
+	*d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
+	sock = it_raw_connect(*d);
+	it_raw_hello(sock);
+	*st = it_raw_alloc_st(sock, IT_ST0, 2);
+	rawq_make(q, 4, 4, 64, true);
+	fds[0] = q->memfd, fds[1] = q->kick, fds[2] = q->call;
+	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 3), 0);
+	return sock;
+}
+
 static void test_poll_window(void)
 {
-	struct nestd *d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
-	int sock = it_raw_connect(d);
+	struct nestd *d;
 	struct rawq q;
-	int fds[3];
 	uint32_t st, tail = 0;
 
-	it_raw_hello(sock);
-	st = it_raw_alloc_st(sock, IT_ST0, 2);
-	rawq_make(&q, 4, 4, 64, true);
-	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
-	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 3), 0);
+	polling_queue(&d, &q, &st);
 	CU_ASSERT(sq_flags(&q) & NESTQ_SQ_NEED_KICK);
 	tail = submit_good(&q, st, tail, true);
 	CU_ASSERT_FALSE(sq_flags(&q) & NESTQ_SQ_NEED_KICK);
@@ -806,17 +818,11 @@ static void raw_latency(int sock, uint32_t hwpt, uint32_t us, uint64_t id)
 
 static void test_poll_window_from_answer(void)
 {
-	struct nestd *d = it_start("[coalesce]\nqueue_poll_us = 1000000\n");
-	int sock = it_raw_connect(d);
+	struct nestd *d;
 	struct rawq q;
-	int fds[3];
 	uint32_t st, tail = 0;
+	int sock = polling_queue(&d, &q, &st);
 
-	it_raw_hello(sock);
-	st = it_raw_alloc_st(sock, IT_ST0, 2);
-	rawq_make(&q, 4, 4, 64, true);
-	fds[0] = q.memfd, fds[1] = q.kick, fds[2] = q.call;
-	CU_ASSERT_EQUAL_FATAL(raw_setup(sock, 4, 4, 64, fds, 3, 3), 0);
 	tail = submit_good(&q, st, tail, true);
 	raw_latency(sock, st, 1500000, 4);
 	tail = submit_good(&q, st, tail, false); /* taken while polling, answered 1.5 s later */

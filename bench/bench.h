@@ -9,6 +9,8 @@
  *                     backend driven in-process one entry per call
  *   bench_smmuv3.c    SMMUv3 command streams through the validator and
  *                     coalescer in-process
+ *   bench_batch.c     VT-d batches through the validator and inv_batch_run
+ *                     into the sim, in-process
  *   iommu_nest_bench.c  options, client processes, table, acceptance
  */
 #ifndef IOMMU_NEST_BENCH_H
@@ -198,6 +200,9 @@ int harness_run(uint32_t n, client_fn fn, void *arg, double warmup, double secon
 
 /* SMMUv3 command stream rows (printed; csv rows when csv). */
 int bench_smmuv3(double seconds, FILE *csv);
+
+/* VT-d in-process batch rows (printed; csv rows when csv). */
+int bench_batch(double seconds, FILE *csv);
 
 /* ---- floors -------------------------------------------------------------- */
 

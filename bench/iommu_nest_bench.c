@@ -1484,6 +1484,7 @@ int main(int argc, char **argv)
 		    churn.rss_kib);
 	}
 	bench_smmuv3(o.duration, csv);
+	bench_batch(o.duration, csv);
 	for (uint32_t i = 0; i < n_rows; i++)
 		csv_row(&rows[i]);
 	fails = acceptance();

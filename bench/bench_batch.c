@@ -63,11 +63,11 @@ static int fix_open(struct batch_fix *f)
 		return rc;
 	}
 	/* The daemon's defaults: what [coalesce] gives without a config. */
-	inv_batch_ctx_init(&f->ctx, &(struct coalesce_params){
-					.enabled = cfg.coalesce,
-					.slack_pages = cfg.coalesce_slack_pages,
-					.flush_all_pages = cfg.flush_all_pages,
-					.vtd_max_mask = cfg.vtd_max_mask});
+	inv_batch_ctx_init(&f->ctx,
+			   &(struct coalesce_params){.enabled = cfg.coalesce,
+						     .slack_pages = cfg.coalesce_slack_pages,
+						     .flush_all_pages = cfg.flush_all_pages,
+						     .vtd_max_mask = cfg.vtd_max_mask});
 	return 0;
 }
 
@@ -145,8 +145,7 @@ static int run_row(struct batch_fix *f, const struct workload *wl, uint32_t nreq
 	       (double)best / (double)(BLOCK * n));
 	if (csv)
 		fprintf(csv, "batch,%s,inproc,%u,%u,0,,,,%.2f,,,,,,,%.1f,,,%.2f,0,%llu,%llu\n",
-			wl->name, nreq, wl->batch,
-			(double)entries / (double)st.entries_submitted,
+			wl->name, nreq, wl->batch, (double)entries / (double)st.entries_submitted,
 			(double)busy / (double)entries, (double)busy / 1e9,
 			(unsigned long long)entries, (unsigned long long)st.entries_submitted);
 out:

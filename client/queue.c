@@ -264,6 +264,19 @@ static int sleep_for_completion(struct nestq_client *q, int sock)
 	return err;
 }
 
+/*
+ * A pause between looks at the ring: the core's other hardware thread may
+ * be the daemon's CPU, and a bare spin would take its issue slots.
+ */
+static inline void cpu_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 bool nestq_client_spin(const struct nestq_client *q, uint32_t spin_us)
 {
 	uint64_t until = 0;
@@ -271,11 +284,7 @@ bool nestq_client_spin(const struct nestq_client *q, uint32_t spin_us)
 	for (unsigned spins = 0;; spins++) {
 		if (completed(q) || broken(q))
 			return true;
-		/*
-		 * A pause between looks: the core's other thread may be the
-		 * daemon's CPU, and a bare spin would take its issue slots.
-		 */
-		__builtin_ia32_pause();
+		cpu_pause();
 		if (spins % 64)
 			continue;
 		if (!until)
@@ -292,6 +301,7 @@ int nestq_client_wait(struct nestq_client *q, int sock)
 	for (unsigned spins = 0; !completed(q); spins++) {
 		if (broken(q))
 			return -EPROTO;
+		cpu_pause();
 		/* The clock only every few spins: a look at the line is what a spin costs. */
 		if (spins % 256)
 			continue;

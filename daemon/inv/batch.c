@@ -634,8 +634,7 @@ static uint32_t count_pending(const struct inv_request *q)
 	return n;
 }
 
-/* Copies every pending entry into the batch arrays, in client order. */
-/* Returns how many there are. */
+/* Copies every pending entry into the batch arrays, in client order; returns how many. */
 static uint32_t gather(struct batch *b, struct inv_request *reqs)
 {
 	bool vtd = b->data_type == IOMMU_HWPT_INVALIDATE_DATA_VTD_S1;

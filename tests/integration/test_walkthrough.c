@@ -603,8 +603,9 @@ static void check_bits(const struct walk *w, const uint64_t *got, const uint64_t
 	}
 	for (size_t i = 0; i < DIRTY_WORDS; i++) {
 		if ((got[i] & want[i]) != want[i])
-			fprintf(stderr, "dirty word %zu (pages %zu-%zu): read %#llx, marked %#llx\n",
-				i, i * 64, i * 64 + 63, (unsigned long long)got[i],
+			fprintf(stderr,
+				"dirty word %zu (pages %zu-%zu): read %#llx, marked %#llx\n", i,
+				i * 64, i * 64 + 63, (unsigned long long)got[i],
 				(unsigned long long)want[i]);
 		CU_ASSERT_EQUAL(got[i] & want[i], want[i]);
 	}

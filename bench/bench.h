@@ -222,6 +222,15 @@ int floor_pingpong(uint32_t nclients, uint32_t window, double seconds, double wa
  */
 int floor_inproc(const struct workload *wl, double seconds, struct run_result *out);
 
+/*
+ * The sim backend in-process with one VT-d device vf0 and a nested HWPT
+ * on it (*hwpt), for the in-process figures; *cfgp (if asked) is the
+ * default configuration it was opened with. 0 or a negative errno.
+ */
+struct backend;
+struct config;
+int bench_sim_vtd(const struct config **cfgp, struct backend **be, uint32_t *hwpt);
+
 /* Sizes of the 1-entry request and reply packets (for the report). */
 void floor_msg_sizes(size_t *req, size_t *rep);
 

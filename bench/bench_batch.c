@@ -39,35 +39,17 @@ struct batch_fix {
 
 static int fix_open(struct batch_fix *f)
 {
-	static struct config cfg;
-	struct iommu_hwpt_vtd_s1 data = {.addr_width = 48, .pgtbl_addr = 0x10000000};
-	struct backend_alloc ba = {
-	    .data_type = IOMMU_HWPT_DATA_VTD_S1, .data = &data, .data_len = sizeof(data)};
-	const char *why = "";
-	uint32_t parent;
-	int rc;
+	const struct config *cfg;
+	int rc = bench_sim_vtd(&cfg, &f->be, &f->hwpt);
 
-	config_defaults(&cfg);
-	cfg.n_devices = 1;
-	snprintf(cfg.devices[0].name, sizeof(cfg.devices[0].name), "vf0");
-	cfg.devices[0].kind = DEVICE_KIND_VTD;
-	rc = backend_open(&cfg, &f->be, &why);
-	if (rc) {
-		fprintf(stderr, "bench: in-process sim backend: %s\n", why);
+	if (rc)
 		return rc;
-	}
-	rc = f->be->ops->alloc_nested(f->be, "vf0", &ba, &f->hwpt, &parent);
-	if (rc) {
-		fprintf(stderr, "bench: in-process alloc: %s\n", strerror(-rc));
-		f->be->ops->close(f->be);
-		return rc;
-	}
 	/* The daemon's defaults: what [coalesce] gives without a config. */
 	inv_batch_ctx_init(&f->ctx,
-			   &(struct coalesce_params){.enabled = cfg.coalesce,
-						     .slack_pages = cfg.coalesce_slack_pages,
-						     .flush_all_pages = cfg.flush_all_pages,
-						     .vtd_max_mask = cfg.vtd_max_mask});
+			   &(struct coalesce_params){.enabled = cfg->coalesce,
+						     .slack_pages = cfg->coalesce_slack_pages,
+						     .flush_all_pages = cfg->flush_all_pages,
+						     .vtd_max_mask = cfg->vtd_max_mask});
 	return 0;
 }
 

@@ -221,7 +221,7 @@ out:
 
 /* ---- (b) in-process, one entry per backend call -------------------------- */
 
-int floor_inproc(const struct workload *wl, double seconds, struct run_result *out)
+int bench_sim_vtd(const struct config **cfgp, struct backend **bep, uint32_t *hwpt)
 {
 	static struct config cfg;
 	struct iommu_hwpt_vtd_s1 data = { .addr_width = 48, .pgtbl_addr = 0x10000000 };
@@ -230,31 +230,46 @@ int floor_inproc(const struct workload *wl, double seconds, struct run_result *o
 		.data = &data,
 		.data_len = sizeof(data),
 	};
+	const char *why = "";
+	uint32_t parent;
+	int rc;
+
+	config_defaults(&cfg);
+	cfg.n_devices = 1;
+	snprintf(cfg.devices[0].name, sizeof(cfg.devices[0].name), "vf0");
+	cfg.devices[0].kind = DEVICE_KIND_VTD;
+	rc = backend_open(&cfg, bep, &why);
+	if (rc) {
+		fprintf(stderr, "bench: in-process sim backend: %s\n", why);
+		return rc;
+	}
+	rc = (*bep)->ops->alloc_nested(*bep, "vf0", &ba, hwpt, &parent);
+	if (rc) {
+		fprintf(stderr, "bench: in-process alloc: %s\n", strerror(-rc));
+		(*bep)->ops->close(*bep);
+		return rc;
+	}
+	if (cfgp)
+		*cfgp = &cfg;
+	return 0;
+}
+
+int floor_inproc(const struct workload *wl, double seconds, struct run_result *out)
+{
 	struct iommu_nest_vtd_inv *e = calloc(wl->batch, sizeof(*e));
-	uint32_t hw[1], hwpt, parent;
+	uint32_t hw[1], hwpt;
 	struct wl_state st;
 	struct backend *be;
-	const char *why = "";
 	uint64_t t_end, t0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (!e)
 		return -ENOMEM;
-	config_defaults(&cfg);
-	cfg.n_devices = 1;
-	snprintf(cfg.devices[0].name, sizeof(cfg.devices[0].name), "vf0");
-	cfg.devices[0].kind = DEVICE_KIND_VTD;
-	rc = backend_open(&cfg, &be, &why);
+	rc = bench_sim_vtd(NULL, &be, &hwpt);
 	if (rc) {
-		fprintf(stderr, "bench: in-process sim backend: %s\n", why);
 		free(e);
 		return rc;
-	}
-	rc = be->ops->alloc_nested(be, "vf0", &ba, &hwpt, &parent);
-	if (rc) {
-		fprintf(stderr, "bench: in-process alloc: %s\n", strerror(-rc));
-		goto done;
 	}
 	wl_state_init(&st, 0);
 	pin_server();
@@ -285,7 +300,6 @@ int floor_inproc(const struct workload *wl, double seconds, struct run_result *o
 		pin_none();
 	out->submitted = out->submissions = out->received = out->entries;
 	be->ops->destroy(be, hwpt);
-done:
 	be->ops->close(be);
 	free(e);
 	return rc;

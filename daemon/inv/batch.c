@@ -51,8 +51,7 @@ struct breq {
 	uint32_t fail_idx; /* first entry the backend failed; UINT32_MAX: none */
 	uint32_t subs;	   /* backend entries that served it */
 	uint64_t pages;
-	uint32_t item0; /* its pending entries are items [item0, item0 + nitems) */
-	uint32_t nitems;
+	uint32_t nitems; /* its pending entries */
 };
 
 struct batch {
@@ -352,8 +351,7 @@ static void walk(struct batch *b, uint32_t *list, uint32_t nl)
 }
 
 /* Counts, per request, the processed plan entries that served it. */
-static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint32_t proc_end,
-			 bool all)
+static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint32_t proc_end)
 {
 	const struct coalesce_plan *plan = &b->ctx->plan;
 	const uint32_t *first = plan->first, *last = plan->last;
@@ -363,29 +361,6 @@ static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint
 
 	for (uint32_t k = 0; k < proc_end; k++)
 		mark[k] = UINT32_MAX;
-	/* Every item in order: each request's run is its range of items. */
-	if (all) {
-		for (struct breq *r = b->reqs; p < ns; r++) {
-			uint32_t rq = (uint32_t)(r - b->reqs), subs = 0;
-			uint64_t sum = 0;
-
-			for (p = r->item0; p < r->item0 + r->nitems; p++) {
-				/* proc_end > 0: a round submits before it accounts. */
-				uint32_t l = last[p] < proc_end ? last[p] : proc_end - 1;
-
-				for (uint32_t k = first[p]; k <= l; k++) {
-					if (mark[k] == rq)
-						continue;
-					mark[k] = rq;
-					subs++;
-					sum = sat_add(sum, pages[k]);
-				}
-			}
-			r->subs += subs;
-			r->pages = sat_add(r->pages, sum);
-		}
-		return;
-	}
 	/*
 	 * sel is grouped by request, so one marker per entry suffices; each
 	 * request's run is summed in registers and stored once.
@@ -395,7 +370,10 @@ static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint
 		uint64_t sum = 0;
 
 		for (; p < ns && b->items[sel[p]].req == rq; p++) {
-			for (uint32_t k = first[p]; k <= last[p] && k < proc_end; k++) {
+			/* proc_end > 0: a round submits before it accounts. */
+			uint32_t l = last[p] < proc_end ? last[p] : proc_end - 1;
+
+			for (uint32_t k = first[p]; k <= l; k++) {
 				if (mark[k] == rq)
 					continue;
 				mark[k] = rq;
@@ -487,7 +465,7 @@ static int planned_round(struct batch *b, uint32_t ns, bool all)
 			break;
 		}
 	}
-	account_plan(b, sel, ns, proc_end, all);
+	account_plan(b, sel, ns, proc_end);
 
 	if (all && j == plan->n_sub) {
 		b->all_done = true;
@@ -642,8 +620,9 @@ static uint32_t gather(struct batch *b, struct inv_request *reqs)
 
 	for (struct inv_request *q = reqs; q; q = q->next, r++) {
 		const uint8_t *src = q->entries;
+		uint32_t m0 = m;
 
-		b->reqs[r] = (struct breq){.req = q, .fail_idx = UINT32_MAX, .item0 = m};
+		b->reqs[r] = (struct breq){.req = q, .fail_idx = UINT32_MAX};
 		for (uint32_t i = 0; i < q->n; i++) {
 			uint8_t *dst = b->ent + (size_t)m * b->esz;
 
@@ -667,7 +646,7 @@ static uint32_t gather(struct batch *b, struct inv_request *reqs)
 			}
 			m++;
 		}
-		b->reqs[r].nitems = m - b->reqs[r].item0;
+		b->reqs[r].nitems = m - m0;
 	}
 	return m;
 }

@@ -163,9 +163,6 @@ static inline void vtd_normalize_range(uint64_t *addr, uint64_t *npages)
 {
 	uint64_t s, end;
 
-	/* The common case, a range ending below the limit: nothing to clip. */
-	if (__builtin_expect(*npages < VTD_PFN_LIMIT - (*addr >> VTD_PAGE_SHIFT), 1))
-		return;
 	if (!vtd_range_of(*addr, *npages, &s, &end)) {
 		/* The kernel computes 2^64 - 1 bytes for npages 2^52: wraps. */
 		if (*addr || *npages != UINT64_MAX) {

@@ -64,7 +64,6 @@ struct vshape {
 	uint64_t end;
 	uint64_t split; /* 0: one entry */
 	uint64_t pages; /* modelled pages of this shape */
-	uint64_t score; /* pages + slack per entry */
 };
 
 /*
@@ -76,25 +75,23 @@ static inline __attribute__((always_inline)) struct vshape vtd_shape(uint64_t s,
 								     uint32_t mm, uint64_t slack)
 {
 	uint64_t x = s ^ (e - 1);
-	struct vshape sh = {.start = s, .end = e};
+	struct vshape sh = {.start = s, .end = e, .pages = vtd_block_pages_of(s, e, mm)};
 
-	sh.pages = vtd_block_pages_of(s, e, mm);
-	sh.score = sat_add(sh.pages, slack);
 	if (x) {
 		/* s has a 0 and e - 1 a 1 at the top differing bit. */
 		uint64_t b = (e - 1) & ~((1ULL << (63 - __builtin_clzll(x))) - 1);
+		/* Either half, or the whole, may cost VTD_PAGES_ALL: saturate. */
 		uint64_t two = sat_add(vtd_block_pages_of(s, b, mm), vtd_block_pages_of(b, e, mm));
-		uint64_t score = sat_add(sat_add(two, slack), slack);
 
 		/*
 		 * Only a boundary that at least halves the flush is worth a
 		 * second entry (a "large" one), and only when it saves more
 		 * than the slack we would pay to save a submission.
 		 */
-		if (score < sh.score && two <= sh.pages / 2) {
+		if (sat_add(sat_add(two, slack), slack) < sat_add(sh.pages, slack) &&
+		    two <= sh.pages / 2) {
 			sh.split = b;
 			sh.pages = two;
-			sh.score = score;
 		}
 	}
 	return sh;
@@ -170,11 +167,12 @@ static void radix_offsets(uint32_t *count, uint32_t mask)
  * The fast sort: 8-byte keys (start - lo) << ib | i, whose low ib bits are
  * the record's position, so the keys are distinct and their order is the
  * stable order. Keys move instead of 24-byte records, every pass's
- * histogram comes from the one pass that builds them, and the records stay
- * where they are: the last pass writes just their positions, in order, to ord.
+ * histogram comes from the one pass that builds them, and the last pass
+ * fetches each record by its position into out, so that every sort leaves
+ * the records themselves in order and the walk has one way to read them.
  */
 static void sort_by_keys(const struct vrec *recs, uint32_t nr, uint64_t lo, uint32_t sbits,
-			 uint32_t ib, uint64_t *keys, uint32_t *ord)
+			 uint32_t ib, uint64_t *keys, struct vrec *out)
 {
 	uint32_t count[RADIX_COUNTS];
 	struct radix_plan rp = radix_plan(sbits);
@@ -212,7 +210,7 @@ static void sort_by_keys(const struct vrec *recs, uint32_t nr, uint64_t lo, uint
 
 		radix_offsets(c, rp.mask);
 		for (uint32_t i = 0; i < nr; i++)
-			ord[c[(src[i] >> shift) & rp.mask]++] = (uint32_t)(src[i] & imask);
+			out[c[(src[i] >> shift) & rp.mask]++] = recs[src[i] & imask];
 	}
 }
 
@@ -229,13 +227,12 @@ static void radix_pass(const struct vrec *src, struct vrec *dst, uint32_t nr, ui
 }
 
 /*
- * Orders recs by start, stably: returns NULL when recs itself is now in
- * that order, or ord, the positions of the records in that order. span
- * is what collect() saw of the starts. tmp has room for nr records, keys
- * for 2 * nr, ord for nr positions.
+ * Orders recs by start, stably, and returns the records in that order:
+ * recs itself, or tmp. span is what collect() saw of the starts. tmp has
+ * room for nr records, keys for 2 * nr.
  */
-static const uint32_t *sort_recs(struct vrec *recs, uint32_t nr, const struct vspan *span,
-				 struct vrec *tmp, uint64_t *keys, uint32_t *ord)
+static const struct vrec *sort_recs(struct vrec *recs, uint32_t nr, const struct vspan *span,
+				    struct vrec *tmp, uint64_t *keys)
 {
 	uint32_t count[1u << RADIX_MAX_BITS];
 	struct vrec *src = recs, *dst = tmp, *t;
@@ -244,17 +241,17 @@ static const uint32_t *sort_recs(struct vrec *recs, uint32_t nr, const struct vs
 	struct radix_plan rp;
 
 	if (span->sorted)
-		return NULL;
+		return recs;
 	if (nr <= SORT_SMALL) {
 		insertion_sort(recs, nr);
-		return NULL;
+		return recs;
 	}
 	/* Not sorted, so hi > lo: at least one bit differs; nr > 1 likewise. */
 	sbits = 64 - (uint32_t)__builtin_clzll(hi - lo);
 	ib = 32 - (uint32_t)__builtin_clz(nr - 1);
 	if (sbits + ib <= 64) {
-		sort_by_keys(recs, nr, lo, sbits, ib, keys, ord);
-		return ord;
+		sort_by_keys(recs, nr, lo, sbits, ib, keys, tmp);
+		return tmp;
 	}
 	/* Starts too far apart for a key: whole records, pass by pass. */
 	rp = radix_plan(sbits);
@@ -264,27 +261,39 @@ static const uint32_t *sort_recs(struct vrec *recs, uint32_t nr, const struct vs
 		src = dst;
 		dst = t;
 	}
-	if (src != recs)
-		memcpy(recs, src, (size_t)nr * sizeof(*recs));
-	return NULL;
+	return src;
 }
 
 /*
- * Entry k of the plan and its modelled pages. Stored field by field into
- * the plan (malloc'ed, so aligned for the struct): a temporary copied
- * whole would be read back wider than it was written.
+ * Where the coalescer writes: the plan's arrays, loaded once (restrict: its
+ * stores cannot reach them, so the walk keeps them in registers).
  */
-static inline void put_entry(struct coalesce_plan *plan, uint32_t k, uint64_t addr, uint64_t npages,
-			     bool leaf, uint64_t pages)
+struct vout {
+	struct iommu_hwpt_vtd_s1_invalidate *restrict sub;
+	uint64_t *restrict pages;
+	uint32_t *restrict first, *restrict last;
+};
+
+static inline struct vout vout_of(struct coalesce_plan *plan)
 {
-	struct iommu_hwpt_vtd_s1_invalidate *e =
-	    (struct iommu_hwpt_vtd_s1_invalidate *)plan->sub + k;
+	return (struct vout){
+	    .sub = plan->sub, .pages = plan->pages, .first = plan->first, .last = plan->last};
+}
+
+/*
+ * Entry k of the plan and its modelled pages, stored field by field: a
+ * temporary copied whole would be read back wider than it was written.
+ */
+static inline void put_entry(struct vout o, uint32_t k, uint64_t addr, uint64_t npages, bool leaf,
+			     uint64_t pages)
+{
+	struct iommu_hwpt_vtd_s1_invalidate *e = o.sub + k;
 
 	e->addr = addr;
 	e->npages = npages;
 	e->flags = leaf ? IOMMU_VTD_INV_FLAGS_LEAF : 0;
 	e->__reserved = 0;
-	plan->pages[k] = pages;
+	o.pages[k] = pages;
 }
 
 static int plan_flush_all(uint32_t n, struct coalesce_plan *plan)
@@ -293,8 +302,10 @@ static int plan_flush_all(uint32_t n, struct coalesce_plan *plan)
 
 	if (rc)
 		return rc;
+	const struct vout o = vout_of(plan);
+
 	/* Non-leaf: the strongest request, it subsumes every input. */
-	put_entry(plan, 0, 0, UINT64_MAX, false, VTD_PAGES_ALL);
+	put_entry(o, 0, 0, UINT64_MAX, false, VTD_PAGES_ALL);
 	for (uint32_t i = 0; i < n; i++)
 		plan->first[i] = plan->last[i] = 0;
 	plan->n_sub = 1;
@@ -358,133 +369,172 @@ static uint32_t collect(const void *in, uint32_t n, struct vrec *recs, uint32_t 
 	return nr;
 }
 
-/* Passes 2 and 3: does segment seg join group *g, given the gap rule? */
-static inline bool merge_ok(const struct vshape *g, const struct vshape *seg,
-			    const struct vshape *m, uint64_t slack)
+/*
+ * A shape's score: its pages plus slack_pages per entry it sends. pages is
+ * below VTD_PAGES_ALL here (at most 2^52) and slack is clipped to 2^52 (see
+ * coalesce_vtd()), so the sums of the walk cannot wrap.
+ */
+static inline uint64_t shape_score(struct vshape sh, uint64_t slack)
 {
-	uint64_t gap = seg->start - g->end;
-
-	if (m->pages == VTD_PAGES_ALL)
-		return false;
-	if (m->score > sat_add(g->score, seg->score))
-		return false;
-	return gap <= slack || m->pages <= sat_add(g->pages, seg->pages);
+	return sh.pages + (sh.split ? 2 * slack : slack);
 }
 
-/* Record i in start order: ord, when the sort left one, says where it is. */
-static inline const struct vrec *rec_at(const struct vrec *recs, const uint32_t *ord, uint32_t i)
+/* Passes 2 and 3: does segment seg join group g as shape m, given the gap rule? */
+static inline bool merge_ok(struct vshape g, struct vshape seg, struct vshape m, uint64_t slack)
 {
-	return &recs[ord ? ord[i] : i];
+	uint64_t gap = seg.start - g.end;
+
+	if (m.pages == VTD_PAGES_ALL)
+		return false;
+	if (shape_score(m, slack) > shape_score(g, slack) + shape_score(seg, slack))
+		return false;
+	return gap <= slack || m.pages <= g.pages + seg.pages;
 }
 
 /*
- * Writes the entries of one group (records [rb, re) in start order) at k and the served-by
- * run of its inputs; returns how many entries it wrote.
+ * Writes the entries of a group of several records, or of one split in two
+ * (records [rb, re) in start order) at k and the served-by run of its
+ * inputs; returns how many entries it wrote.
  */
-static inline uint32_t emit_group(const struct vshape *g, const struct vrec *recs,
-				  const uint32_t *ord, const struct vrec *v0, uint32_t rb,
-				  uint32_t re, uint32_t k, uint32_t mm, struct coalesce_plan *plan)
+static uint32_t emit_merged(struct vshape g, const struct vrec *recs, uint32_t rb, uint32_t re,
+			    uint32_t k, uint32_t mm, struct vout o)
 {
-	/* Not aliased: the loop then keeps both in registers. */
-	uint32_t *restrict first = plan->first, *restrict last = plan->last;
-	uint32_t kl = k, kr = g->split ? k + 1 : k;
+	uint32_t kl = k, kr = g.split ? k + 1 : k;
 	bool leaf_l = true, leaf_r = true;
 
-	/* The scattered case: one range (v0, its first), one entry. */
-	if (re == rb + 1 && !g->split) {
-		first[v0->idx] = last[v0->idx] = k;
-		put_entry(plan, k, g->start << VTD_PAGE_SHIFT, g->end - g->start, v0->leaf,
-			  g->pages);
-		return 1;
-	}
 	for (uint32_t r = rb; r < re; r++) {
-		const struct vrec v = *rec_at(recs, ord, r);
-		bool in_l = !g->split || v.start < g->split;
-		bool in_r = g->split && v.end > g->split;
+		const struct vrec *v = &recs[r];
+		bool in_l = !g.split || v->start < g.split;
+		bool in_r = g.split && v->end > g.split;
 
 		if (in_l)
-			leaf_l &= v.leaf;
+			leaf_l &= v->leaf;
 		if (in_r)
-			leaf_r &= v.leaf;
-		first[v.idx] = in_l ? kl : kr;
-		last[v.idx] = in_r ? kr : kl;
+			leaf_r &= v->leaf;
+		o.first[v->idx] = in_l ? kl : kr;
+		o.last[v->idx] = in_r ? kr : kl;
 	}
-	if (!g->split) {
-		put_entry(plan, k, g->start << VTD_PAGE_SHIFT, g->end - g->start, leaf_l, g->pages);
+	if (!g.split) {
+		put_entry(o, k, g.start << VTD_PAGE_SHIFT, g.end - g.start, leaf_l, g.pages);
 		return 1;
 	}
-	put_entry(plan, kl, g->start << VTD_PAGE_SHIFT, g->split - g->start, leaf_l,
-		  vtd_block_pages_of(g->start, g->split, mm));
-	put_entry(plan, kr, g->split << VTD_PAGE_SHIFT, g->end - g->split, leaf_r,
-		  vtd_block_pages_of(g->split, g->end, mm));
+	put_entry(o, kl, g.start << VTD_PAGE_SHIFT, g.split - g.start, leaf_l,
+		  vtd_block_pages_of(g.start, g.split, mm));
+	put_entry(o, kr, g.split << VTD_PAGE_SHIFT, g.end - g.split, leaf_r,
+		  vtd_block_pages_of(g.split, g.end, mm));
 	return 2;
 }
 
 /*
- * Passes 1-3 over recs in start order, each group emitted into the plan as soon as
- * the next segment does not join it (one walk, no array of groups). Returns
- * the number of plan entries, or UINT32_MAX when some range alone costs the
- * whole space; *total gets the modelled pages of the plan.
+ * The same for any group: the scattered case - one range, one entry - here,
+ * the rest in emit_merged().
  */
-static inline __attribute__((always_inline)) uint32_t
-group_emit(const struct vrec *recs, const uint32_t *ord, uint32_t nr, uint32_t mm, uint64_t slack,
-	   struct coalesce_plan *plan, uint64_t *total)
+static inline uint32_t emit_group(struct vshape g, const struct vrec *recs, uint32_t rb,
+				  uint32_t re, uint32_t k, uint32_t mm, struct vout o)
 {
-	struct vshape g = {0}, seg, m;
-	uint32_t k = 0, i = 0, g_rb = 0, g_re = 0;
+	if (re == rb + 1 && !g.split) {
+		o.first[recs[rb].idx] = o.last[recs[rb].idx] = k;
+		put_entry(o, k, g.start << VTD_PAGE_SHIFT, g.end - g.start, recs[rb].leaf, g.pages);
+		return 1;
+	}
+	return emit_merged(g, recs, rb, re, k, mm, o);
+}
+
+/*
+ * The scattered case in a loop of its own, entered with group *g the lone
+ * unsplit record i - 1: while the next record is one page, a segment of
+ * its own and far from the group, the group goes out as it is and that
+ * record becomes the group - what group_emit() decides for such records,
+ * with few enough values to keep them all in registers. Returns the
+ * record the general walk goes on from (the group is then record i - 1).
+ */
+static inline uint32_t emit_singles(const struct vrec *recs, uint32_t nr, uint32_t i,
+				    uint64_t slack, struct vout o, struct vshape *g, uint32_t *kp,
+				    uint64_t *sump)
+{
+	uint64_t gs = g->start, ge = g->end, gp = g->pages, sum = *sump;
+	uint32_t k = *kp;
+
+	for (; i < nr; i++) {
+		uint64_t s = recs[i].start, e = recs[i].end;
+		const struct vrec *v = &recs[i - 1];
+
+		/* One page (pages 1, no split), alone, and neither near nor sharing a block. */
+		if (e - s != 1 || (i + 1 < nr && recs[i + 1].start <= e) || s - ge <= slack ||
+		    e - gs <= gp + 1)
+			break;
+		o.first[v->idx] = o.last[v->idx] = k;
+		put_entry(o, k++, gs << VTD_PAGE_SHIFT, ge - gs, v->leaf, gp);
+		sum = sat_add(sum, gp);
+		gs = s;
+		ge = e;
+		gp = 1;
+	}
+	*g = (struct vshape){.start = gs, .end = ge, .pages = gp};
+	*kp = k;
+	*sump = sum;
+	return i;
+}
+
+/*
+ * Passes 1-3 over nr > 0 records in start order, each group emitted into
+ * the plan as soon as the next segment does not join it (one walk, no
+ * array of groups). Returns the number of plan entries, or UINT32_MAX when
+ * some range alone costs the whole space; *total gets the modelled pages
+ * of the plan.
+ */
+static uint32_t group_emit(const struct vrec *recs, uint32_t nr, uint32_t mm, uint64_t slack,
+			   struct coalesce_plan *plan, uint64_t *total)
+{
+	const struct vout o = vout_of(plan);
+	struct vshape g, seg, m;
+	uint32_t k = 0, i = 0, g_rb = 0;
 	uint64_t sum = 0;
-	bool have = false;
-	/* The group's first record: emitting a group of one needs no second look. */
-	const struct vrec *v = nr ? rec_at(recs, ord, 0) : NULL, *g_v = v;
 
-	while (i < nr) {
-		const struct vrec *sv = v;
+	for (;;) {
 		uint32_t rb = i;
-		uint64_t s = v->start, e = v->end;
+		uint64_t s = recs[i].start, e = recs[i].end;
 
-		/* Pass 1: the union segment starting at record i; v ends on the next one. */
-		for (i++; i < nr; i++) {
-			v = rec_at(recs, ord, i);
-			if (v->start > e)
-				break;
-			if (v->end > e)
-				e = v->end;
-		}
+		/* Pass 1: the union segment starting at record i. */
+		for (i++; i < nr && recs[i].start <= e; i++)
+			if (recs[i].end > e)
+				e = recs[i].end;
 		seg = vtd_shape(s, e, mm, slack);
 		if (seg.pages == VTD_PAGES_ALL)
 			return UINT32_MAX;
-		if (have) {
+		if (rb) {
 			/*
 			 * A merged shape covers its span, so with a gap above
 			 * the slack and a span above both shapes' pages
 			 * merge_ok() must refuse: scattered ranges skip shaping
 			 * a merge they would not take.
 			 */
-			bool far = seg.start - g.end > slack &&
-				   seg.end - g.start > sat_add(g.pages, seg.pages);
+			bool far =
+			    seg.start - g.end > slack && seg.end - g.start > g.pages + seg.pages;
 
 			if (!far) {
 				m = vtd_shape(g.start, seg.end, mm, slack);
-				if (merge_ok(&g, &seg, &m, slack)) {
+				if (merge_ok(g, seg, m, slack)) {
 					g = m;
-					g_re = i;
+					if (i == nr)
+						break;
 					continue;
 				}
 			}
-			k += emit_group(&g, recs, ord, g_v, g_rb, g_re, k, mm, plan);
+			k += emit_group(g, recs, g_rb, rb, k, mm, o);
 			sum = sat_add(sum, g.pages);
 		}
 		g = seg;
-		g_v = sv;
 		g_rb = rb;
-		g_re = i;
-		have = true;
+		if (i < nr && g_rb + 1 == i && !g.split) {
+			i = emit_singles(recs, nr, i, slack, o, &g, &k, &sum);
+			g_rb = i - 1;
+		}
+		if (i == nr)
+			break;
 	}
-	if (have) {
-		k += emit_group(&g, recs, ord, g_v, g_rb, g_re, k, mm, plan);
-		sum = sat_add(sum, g.pages);
-	}
-	*total = sum;
+	k += emit_group(g, recs, g_rb, nr, k, mm, o);
+	*total = sat_add(sum, g.pages);
 	return k;
 }
 
@@ -493,9 +543,15 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 {
 	size_t esz = sizeof(struct iommu_hwpt_vtd_s1_invalidate);
 	uint32_t mm = vtd_effective_max_mask(p->vtd_max_mask);
+	/*
+	 * A slack of the whole address space already merges across every gap
+	 * and never splits a range, so a larger one decides the same: clipped,
+	 * the walk's sums of pages and slack fit in 64 bits without saturating.
+	 */
+	uint64_t slack = p->slack_pages < VTD_PFN_LIMIT ? p->slack_pages : VTD_PFN_LIMIT;
 	uint32_t nr, k, empty;
 	uint64_t total = 0;
-	const uint32_t *ord;
+	const struct vrec *sorted;
 	struct vspan span;
 	struct vrec *recs;
 	uint64_t *keys;
@@ -511,11 +567,10 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 	if (n > UINT32_MAX / 2)
 		return -E2BIG;
 	/*
-	 * Scratch: the records, as many again for the sort, two keys and a
-	 * position per record.
+	 * Scratch: the records, as many again for the sort and two keys per
+	 * record.
 	 */
-	rc = coalesce_plan_scratch(
-	    plan, (size_t)n * (2 * sizeof(*recs) + 2 * sizeof(uint64_t) + sizeof(uint32_t)));
+	rc = coalesce_plan_scratch(plan, (size_t)n * (2 * sizeof(*recs) + 2 * sizeof(uint64_t)));
 	if (!rc)
 		rc = coalesce_plan_reserve(plan, n, 2 * n + 1, esz);
 	if (rc)
@@ -526,19 +581,17 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 	if (nr == UINT32_MAX)
 		return plan_flush_all(n, plan);
 	keys = (uint64_t *)(recs + 2 * (size_t)n);
-	ord = sort_recs(recs, nr, &span, recs + n, keys, (uint32_t *)(keys + 2 * (size_t)n));
-	/* Two copies of the walk, each with its own way to the next record. */
-	if (ord)
-		k = group_emit(recs, ord, nr, mm, p->slack_pages, plan, &total);
-	else
-		k = group_emit(recs, NULL, nr, mm, p->slack_pages, plan, &total);
+	sorted = sort_recs(recs, nr, &span, recs + n, keys);
+	k = nr ? group_emit(sorted, nr, mm, slack, plan, &total) : 0;
 	if (k == UINT32_MAX || (p->flush_all_pages && total > p->flush_all_pages))
 		return plan_flush_all(n, plan);
 	if (empty != UINT32_MAX) {
 		const struct iommu_hwpt_vtd_s1_invalidate *e = in;
 
 		if (!k) {
-			put_entry(plan, 0, e[empty].addr, 1, true, 1);
+			const struct vout o = vout_of(plan);
+
+			put_entry(o, 0, e[empty].addr, 1, true, 1);
 			k = 1;
 			total = 1;
 		}

@@ -211,13 +211,30 @@ static uint64_t entry_pages(const struct batch *b, const uint8_t *e)
 	return vtd_block_pages(v.addr, v.npages, b->ctx->params.vtd_max_mask);
 }
 
-static void count_flushed(struct inv_batch_stats *st, uint64_t pages)
+/*
+ * Adds the modelled pages of cnt submitted entries to the counters, summed
+ * in registers first (saturating sums of non-negative numbers may be taken
+ * in any grouping).
+ */
+static void count_flushed(const struct batch *b, const uint8_t *entries, const uint64_t *pages,
+			  uint32_t cnt)
 {
-	st->pages_flushed = sat_add(st->pages_flushed, pages);
-	if (pages == VTD_PAGES_ALL)
-		st->flush_alls++;
-	else
-		st->ranged_pages = sat_add(st->ranged_pages, pages);
+	struct inv_batch_stats *st = b->stats;
+	uint64_t all = 0, ranged = 0;
+	uint32_t alls = 0;
+
+	for (uint32_t k = 0; k < cnt; k++) {
+		uint64_t pg = pages ? pages[k] : entry_pages(b, entries + (size_t)k * b->esz);
+
+		all = sat_add(all, pg);
+		if (pg == VTD_PAGES_ALL)
+			alls++;
+		else
+			ranged = sat_add(ranged, pg);
+	}
+	st->pages_flushed = sat_add(st->pages_flushed, all);
+	st->flush_alls += alls;
+	st->ranged_pages = sat_add(st->ranged_pages, ranged);
 }
 
 /*
@@ -245,7 +262,7 @@ static uint32_t submit(struct batch *b, const uint8_t *entries, const uint64_t *
 	    .entries = entries,
 	    .hw_error = b->hw,
 	};
-	uint32_t h, k;
+	uint32_t h;
 	int rc;
 
 	rc = b->be->ops->invalidate(b->be, &inv);
@@ -263,9 +280,7 @@ static uint32_t submit(struct batch *b, const uint8_t *entries, const uint64_t *
 	*seen = rc ? h + 1 : cnt;
 	b->stats->submissions++;
 	b->stats->entries_submitted += *seen;
-	for (k = 0; k < *seen; k++)
-		count_flushed(b->stats,
-			      pages ? pages[k] : entry_pages(b, entries + (size_t)k * b->esz));
+	count_flushed(b, entries, pages, *seen);
 	return h;
 }
 
@@ -359,6 +374,21 @@ static void account_plan(struct batch *b, const uint32_t *sel, uint32_t ns, uint
 	uint32_t *restrict mark = b->mark;
 	uint32_t p = 0;
 
+	/*
+	 * One request (sel is in request order: its ends tell): the plan was
+	 * built from its entries alone, so every processed plan entry served
+	 * it, and no marks are needed to tell which.
+	 */
+	if (ns && b->items[sel[0]].req == b->items[sel[ns - 1]].req) {
+		struct breq *r = &b->reqs[b->items[sel[0]].req];
+		uint64_t sum = 0;
+
+		for (uint32_t k = 0; k < proc_end; k++)
+			sum = sat_add(sum, pages[k]);
+		r->subs += proc_end;
+		r->pages = sat_add(r->pages, sum);
+		return;
+	}
 	for (uint32_t k = 0; k < proc_end; k++)
 		mark[k] = UINT32_MAX;
 	/*

@@ -538,6 +538,44 @@ static uint32_t group_emit(const struct vrec *recs, uint32_t nr, uint32_t mm, ui
 	return k;
 }
 
+/*
+ * A batch of one entry - a strict-mode guest's every unmap - decided as
+ * the walk decides a lone record, without the scratch, sort and walk.
+ */
+static int coalesce_one(const struct iommu_hwpt_vtd_s1_invalidate *in, uint32_t mm, uint64_t slack,
+			uint64_t flush_all_pages, struct coalesce_plan *plan)
+{
+	struct iommu_hwpt_vtd_s1_invalidate e;
+	struct vrec rec;
+	struct vshape sh;
+	uint64_t s, end;
+	uint32_t k;
+	int rc = coalesce_plan_reserve(plan, 1, 2, sizeof(e));
+
+	if (rc)
+		return rc;
+	memcpy(&e, in, sizeof(e));
+	if (!vtd_range_of(e.addr, e.npages, &s, &end))
+		return plan_flush_all(1, plan);
+	plan->first[0] = plan->last[0] = 0;
+	if (s == end) {
+		/* Nothing asked for: one real page acknowledged instead (see the top). */
+		put_entry(vout_of(plan), 0, e.addr, 1, true, 1);
+		plan->n_sub = 1;
+		plan->pages_flushed = 1;
+		return 0;
+	}
+	sh = vtd_shape(s, end, mm, slack);
+	if (sh.pages == VTD_PAGES_ALL || (flush_all_pages && sh.pages > flush_all_pages))
+		return plan_flush_all(1, plan);
+	rec = (struct vrec){
+	    .start = s, .end = end, .idx = 0, .leaf = !!(e.flags & IOMMU_VTD_INV_FLAGS_LEAF)};
+	k = emit_group(sh, &rec, 0, 1, 0, mm, vout_of(plan));
+	plan->n_sub = k;
+	plan->pages_flushed = sh.pages;
+	return 0;
+}
+
 int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 		 struct coalesce_plan *plan)
 {
@@ -563,6 +601,8 @@ int coalesce_vtd(const void *in, uint32_t n, const struct coalesce_params *p,
 	plan->pages_flushed = 0;
 	if (!n)
 		return 0;
+	if (n == 1)
+		return coalesce_one(in, mm, slack, p->flush_all_pages, plan);
 	/* Up to two entries per input must stay countable in 32 bits. */
 	if (n > UINT32_MAX / 2)
 		return -E2BIG;

@@ -593,21 +593,43 @@ static int round_bits(struct walk *w, uint32_t flags, uint64_t *out)
  * Bit-exact against what was marked; a 7.x kernel keeps the dirty bit in
  * the IOPTE it chose for the mapping (a run of contiguous pages may be
  * one larger entry), so there the read covers at least the marked pages
- * (see test_dirty.c).
+ * (see test_dirty.c) - with one exception, a defect of the 7.2 kernel:
+ * generic_pt's record_dirty() (drivers/iommu/generic_pt/iommu_pt.h) takes
+ * the end of a contiguous entry from log2_set_mod_max(), the block's last
+ * index, inclusive, as if it were exclusive, so it reports all of the
+ * block but its last item, and then cleans the whole block. The selftest
+ * mock (AMD v1 format, 2 KiB granule) loses nothing at 4 KiB a bit from
+ * level-0 blocks (half a page), but when the guest memory happens to be
+ * physically contiguous over 2 MiB or more, aligned, the region is mapped
+ * with contiguous level-1 entries of 1 MiB items, and the last MiB of each
+ * such block reads clean. That MiB is always an odd one of the IOVA space
+ * (a block of 2^n MiB is aligned to its size). So on 7.x: every marked
+ * page in an even MiB is read; one in an odd MiB is read, or its whole MiB
+ * reads clean (the defect's shape, which a lost bit of ours would not
+ * have). It happened about once in 20 runs of the kernel7 tier.
  */
+#define MIB_WORDS ((size_t)(MIB / PG / 64))
+
 static void check_bits(const struct walk *w, const uint64_t *got, const uint64_t *want)
 {
 	if (!it_kernel7_rules(w->sim_kernel)) {
 		CU_ASSERT_EQUAL(memcmp(got, want, DIRTY_WORDS * 8), 0);
 		return;
 	}
-	for (size_t i = 0; i < DIRTY_WORDS; i++) {
-		if ((got[i] & want[i]) != want[i])
-			fprintf(stderr,
-				"dirty word %zu (pages %zu-%zu): read %#llx, marked %#llx\n", i,
-				i * 64, i * 64 + 63, (unsigned long long)got[i],
-				(unsigned long long)want[i]);
-		CU_ASSERT_EQUAL(got[i] & want[i], want[i]);
+	for (size_t m = 0; m < DIRTY_WORDS / MIB_WORDS; m++) {
+		const uint64_t *g = got + m * MIB_WORDS, *x = want + m * MIB_WORDS;
+		bool odd = ((w->ram[0].iova / MIB + m) & 1) != 0, missing = false, clean = true;
+
+		for (size_t i = 0; i < MIB_WORDS; i++) {
+			missing |= (g[i] & x[i]) != x[i];
+			clean &= !g[i];
+		}
+		if (!missing)
+			continue;
+		fprintf(stderr, "dirty MiB %zu (pages %zu-%zu): marked pages read clean%s\n", m,
+			m * MIB_WORDS * 64, (m + 1) * MIB_WORDS * 64 - 1,
+			odd && clean ? ": the whole MiB, the 7.2 record_dirty() defect" : "");
+		CU_ASSERT(odd && clean);
 	}
 }
 

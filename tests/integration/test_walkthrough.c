@@ -606,7 +606,8 @@ static int round_bits(struct walk *w, uint32_t flags, uint64_t *out)
  * (a block of 2^n MiB is aligned to its size). So on 7.x: every marked
  * page in an even MiB is read; one in an odd MiB is read, or its whole MiB
  * reads clean (the defect's shape, which a lost bit of ours would not
- * have). It happened about once in 20 runs of the kernel7 tier.
+ * have). It happened about once in 20 runs of the kernel7 tier;
+ * integration/dirty huge_page meets it every time.
  */
 #define MIB_WORDS ((size_t)(MIB / PG / 64))
 

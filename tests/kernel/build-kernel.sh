@@ -93,6 +93,9 @@ CONFIG_IOMMUFD_TEST=y
 CONFIG_DEBUG_KERNEL=y
 CONFIG_FAULT_INJECTION=y
 CONFIG_RUNTIME_TESTING_MENU=y
+# huge pages for guest memory that is physically contiguous by construction
+# (integration/dirty huge_page: 7.2 generic_pt record_dirty())
+CONFIG_HUGETLBFS=y
 # booting a gzip initramfs with busybox and shell scripts
 CONFIG_BLK_DEV_INITRD=y
 CONFIG_RD_GZIP=y

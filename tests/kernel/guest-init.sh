@@ -22,6 +22,8 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
+# A few 2 MiB huge pages for tests that need physically contiguous memory.
+[ -w /proc/sys/vm/nr_hugepages ] && echo 4 >/proc/sys/vm/nr_hugepages
 exec </dev/console >/dev/console 2>&1
 
 . /etc/nestd-ktest.env

@@ -448,29 +448,26 @@ static inline uint32_t emit_group(struct vshape g, const struct vrec *recs, uint
  * with few enough values to keep them all in registers. Returns the
  * record the general walk goes on from (the group is then record i - 1).
  */
-static inline uint32_t emit_singles(const struct vrec *recs, uint32_t nr, uint32_t i,
+static inline uint32_t emit_singles(const struct vrec *recs, uint32_t nr, uint32_t i, uint32_t mm,
 				    uint64_t slack, struct vout o, struct vshape *g, uint32_t *kp,
 				    uint64_t *sump)
 {
-	uint64_t gs = g->start, ge = g->end, gp = g->pages, sum = *sump;
+	struct vshape lone = *g;
+	uint64_t sum = *sump;
 	uint32_t k = *kp;
 
 	for (; i < nr; i++) {
 		uint64_t s = recs[i].start, e = recs[i].end;
-		const struct vrec *v = &recs[i - 1];
 
 		/* One page (pages 1, no split), alone, and neither near nor sharing a block. */
-		if (e - s != 1 || (i + 1 < nr && recs[i + 1].start <= e) || s - ge <= slack ||
-		    e - gs <= gp + 1)
+		if (e - s != 1 || (i + 1 < nr && recs[i + 1].start <= e) || s - lone.end <= slack ||
+		    e - lone.start <= lone.pages + 1)
 			break;
-		o.first[v->idx] = o.last[v->idx] = k;
-		put_entry(o, k++, gs << VTD_PAGE_SHIFT, ge - gs, v->leaf, gp);
-		sum = sat_add(sum, gp);
-		gs = s;
-		ge = e;
-		gp = 1;
+		k += emit_group(lone, recs, i - 1, i, k, mm, o);
+		sum = sat_add(sum, lone.pages);
+		lone = (struct vshape){.start = s, .end = e, .pages = 1};
 	}
-	*g = (struct vshape){.start = gs, .end = ge, .pages = gp};
+	*g = lone;
 	*kp = k;
 	*sump = sum;
 	return i;
@@ -527,7 +524,7 @@ static uint32_t group_emit(const struct vrec *recs, uint32_t nr, uint32_t mm, ui
 		g = seg;
 		g_rb = rb;
 		if (i < nr && g_rb + 1 == i && !g.split) {
-			i = emit_singles(recs, nr, i, slack, o, &g, &k, &sum);
+			i = emit_singles(recs, nr, i, mm, slack, o, &g, &k, &sum);
 			g_rb = i - 1;
 		}
 		if (i == nr)

@@ -22,15 +22,27 @@ void inv_queue_add(struct inv_queue *q, struct hwpt_entry *hwpt, struct inv_requ
 	hwpt->pending_tail = &r->next;
 }
 
-struct hwpt_entry *inv_queue_pop(struct inv_queue *q, struct inv_request **reqs)
+struct hwpt_entry *inv_queue_pop(struct inv_queue *q, uint32_t max_entries,
+				 struct inv_request **reqs)
 {
 	struct hwpt_entry *hwpt = q->head;
+	struct inv_request *last;
+	uint64_t n;
 
 	if (!hwpt)
 		return NULL;
+	*reqs = last = hwpt->pending_head;
+	/* 64 bits: a request may carry up to 2^32 - 1 entries, two of them more. */
+	for (n = last->n; max_entries && last->next && n + last->next->n <= max_entries;)
+		n += (last = last->next)->n;
+	if (max_entries && last->next) {
+		/* The rest stays queued, this HWPT first: drop_owner() still finds it. */
+		hwpt->pending_head = last->next;
+		last->next = NULL;
+		return hwpt;
+	}
 	q->head = hwpt->next_pending;
 	hwpt->next_pending = NULL;
-	*reqs = hwpt->pending_head;
 	hwpt->pending_head = NULL;
 	hwpt->pending_tail = &hwpt->pending_head;
 	return hwpt;

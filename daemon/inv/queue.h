@@ -30,10 +30,15 @@ static inline bool inv_queue_empty(const struct inv_queue *q)
 void inv_queue_add(struct inv_queue *q, struct hwpt_entry *hwpt, struct inv_request *r);
 
 /*
- * Takes the next HWPT off the queue and its requests off it (a list
- * linked by ->next, in arrival order) into *reqs. NULL when empty.
+ * Takes the next HWPT's leading requests off the queue (a list linked by
+ * ->next, in arrival order) into *reqs: as many as add up to at most
+ * max_entries entries, and always at least one (0: all of them). The HWPT
+ * leaves the queue with its last request; until then it stays first, so
+ * one HWPT's requests go out in order before the next HWPT's. NULL when
+ * empty.
  */
-struct hwpt_entry *inv_queue_pop(struct inv_queue *q, struct inv_request **reqs);
+struct hwpt_entry *inv_queue_pop(struct inv_queue *q, uint32_t max_entries,
+				 struct inv_request **reqs);
 
 /*
  * Frees every queued request whose owner is owner (a dropped session:

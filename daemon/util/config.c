@@ -15,7 +15,7 @@
 #include "backend/iommufd_uapi.h"
 #include "util/log.h"
 
-#define DEFAULT_SOCKET "/run/iommu-nestd/iommu-nestd.sock"
+#define DEFAULT_SOCKET	   "/run/iommu-nestd/iommu-nestd.sock"
 #define DEFAULT_STATE_FILE "/run/iommu-nestd/state"
 
 void config_defaults(struct config *cfg)
@@ -33,6 +33,8 @@ void config_defaults(struct config *cfg)
 	cfg->flush_all_pages = 1u << 18; /* 1 GiB of 4 KiB pages */
 	cfg->vtd_max_mask = 18;
 	cfg->batch_delay_us = 0;
+	/* About 200 KiB of working arrays: within a core's L2 (512 KiB and up). */
+	cfg->batch_max_entries = 1024;
 	/* A few round trips' worth: on 2 CPUs a longer spin steals the client's. */
 	cfg->queue_poll_us = 50;
 	/* A socket client waits at most this for a turn of the poll loop to end. */
@@ -116,9 +118,13 @@ static int parse_errno(const char *v, int32_t *out)
 		const char *name;
 		int value;
 	} names[] = {
-		{ "EIO", EIO },         { "EINVAL", EINVAL }, { "ENOMEM", ENOMEM },
-		{ "ETIMEDOUT", ETIMEDOUT }, { "EFAULT", EFAULT }, { "EBUSY", EBUSY },
-		{ "EOPNOTSUPP", EOPNOTSUPP },
+	    {"EIO", EIO},
+	    {"EINVAL", EINVAL},
+	    {"ENOMEM", ENOMEM},
+	    {"ETIMEDOUT", ETIMEDOUT},
+	    {"EFAULT", EFAULT},
+	    {"EBUSY", EBUSY},
+	    {"EOPNOTSUPP", EOPNOTSUPP},
 	};
 	int64_t x;
 	char *end;
@@ -228,6 +234,8 @@ static int set_coalesce(struct config *cfg, const char *k, const char *v)
 	}
 	if (!strcmp(k, "batch_delay_us"))
 		return parse_u32(v, &cfg->batch_delay_us);
+	if (!strcmp(k, "batch_max_entries"))
+		return parse_u32(v, &cfg->batch_max_entries);
 	if (!strcmp(k, "queue_poll_us")) {
 		int rc = parse_u32(v, &cfg->queue_poll_us);
 
@@ -336,8 +344,7 @@ static struct config_device *device_for(struct config *cfg, const char *name)
 	for (uint32_t i = 0; i < cfg->n_devices; i++)
 		if (!strcmp(cfg->devices[i].name, name))
 			return &cfg->devices[i];
-	if (cfg->n_devices == CONFIG_MAX_DEVICES || !*name ||
-	    strlen(name) >= CONFIG_NAME_MAX)
+	if (cfg->n_devices == CONFIG_MAX_DEVICES || !*name || strlen(name) >= CONFIG_NAME_MAX)
 		return NULL;
 	d = &cfg->devices[cfg->n_devices++];
 	memset(d, 0, sizeof(*d));
@@ -404,7 +411,7 @@ static int on_key(void *user, const char *section, const char *k, const char *v)
 
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	struct parse_state ps = { .cfg = cfg, .err = err, .errlen = errlen };
+	struct parse_state ps = {.cfg = cfg, .err = err, .errlen = errlen};
 	int rc;
 
 	err[0] = '\0';

@@ -388,6 +388,56 @@ static void test_pipelined_batching(void)
 }
 
 /*
+ * [coalesce] batch_max_entries: one pass's requests on one HWPT, queued
+ * while the daemon is frozen, go out in batches of at most that many
+ * entries, in order, never splitting a request. Sizes 3, 3, 1, 8, 2, 4
+ * under a cap of 7: {3, 3, 1} fills one exactly, the 8 is over the cap
+ * and goes alone, {2, 4} is the rest; with no cap (0) the pass is one
+ * batch. Each request is a range of its own slot, so each batch is one
+ * submission of one entry per request, and every reply is exact.
+ */
+static void run_capped(const char *conf, uint64_t want_batches)
+{
+	static const size_t sizes[] = { 3, 3, 1, 8, 2, 4 };
+	enum { NR = sizeof(sizes) / sizeof(sizes[0]) };
+	static struct req r[NR];
+	struct iommu_nest_stats before, after;
+	struct nestd *d = it_start(conf);
+	struct iommu_nest *h = it_connect(d, "capped");
+	uint32_t hwpt;
+
+	if (!it_has_device(h, IT_VTD0) || !it_has_cap(h, IOMMU_NEST_CAP_SIM_MODEL))
+		IT_SKIP("needs " IT_VTD0 " and the sim model");
+	hwpt = it_alloc_vtd(h, IT_VTD0);
+	it_populate(h, hwpt, BASE, NR * 64, IOMMU_NEST_SIM_IOTLB);
+	for (uint32_t i = 0; i < NR; i++) {
+		req_pages(&r[i], hwpt, i, sizes[i], LEAF);
+		r[i].check_model = true;
+	}
+	before = it_stats(h);
+	it_freeze(d);
+	for (uint32_t i = 0; i < NR; i++)
+		submit(h, &r[i], 0);
+	it_thaw(d);
+	CU_ASSERT_EQUAL(drain(h), NR);
+	after = it_stats(h);
+	for (uint32_t i = 0; i < NR; i++)
+		check_req(&r[i]);
+	CU_ASSERT_EQUAL(after.batches - before.batches, want_batches);
+	CU_ASSERT_EQUAL(after.submissions - before.submissions, want_batches);
+	CU_ASSERT_EQUAL(after.entries_submitted - before.entries_submitted, NR);
+	/* What was asked went, and nothing else (21 pages of 384). */
+	CU_ASSERT_EQUAL(it_iotlb_pages(h, hwpt, BASE, NR * 64), NR * 64 - 21);
+	it_stop_ok(d);
+}
+
+static void test_batch_max_entries(void)
+{
+	run_capped("[coalesce]\nbatch_max_entries = 7\n", 3);
+	run_capped("[coalesce]\nbatch_max_entries = 0\n", 1);
+}
+
+/*
  * A backend fault inside a batch that coalesced many requests into one
  * submission: only the request (and entry) holding the faulting address
  * fails; every other request of the batch is DONE and its pages are gone.
@@ -593,6 +643,7 @@ int main(int argc, char **argv)
 		{ "sync_interleaved", test_sync_interleaved },
 		{ "callback_resubmits", test_callback_resubmits },
 		{ "pipelined_batching", test_pipelined_batching },
+		{ "batch_max_entries", test_batch_max_entries },
 		{ "batched_fault_isolated", test_batched_fault_isolated },
 		{ "backpressure", test_backpressure },
 		{ "concurrent_clients", test_concurrent_clients },

@@ -119,16 +119,18 @@ static void test_queue_keys(void)
 	CU_ASSERT_EQUAL(a.queue_poll_us, 50);
 	CU_ASSERT_EQUAL(a.queue_poll_slice_us, 20);
 	CU_ASSERT_EQUAL(a.queue_budget, 32);
+	CU_ASSERT_EQUAL(a.batch_max_entries, 1024);
 	CU_ASSERT_EQUAL_FATAL(load_text(&a, "[device d0]\nkind = vtd\n", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL_FATAL(
 	    load_text(&b,
 		      "[coalesce]\nqueue_poll_us = 0\nqueue_poll_slice_us = 10000\n"
-		      "queue_budget = 4096\n[device d0]\nkind = vtd\n",
+		      "queue_budget = 4096\nbatch_max_entries = 0\n[device d0]\nkind = vtd\n",
 		      err, sizeof(err)),
 	    0);
 	CU_ASSERT_EQUAL(b.queue_poll_us, 0);
 	CU_ASSERT_EQUAL(b.queue_poll_slice_us, 10000);
 	CU_ASSERT_EQUAL(b.queue_budget, 4096);
+	CU_ASSERT_EQUAL(b.batch_max_entries, 0);
 	CU_ASSERT_PTR_NULL(config_reload_conflict(&a, &b));
 	/* Out of range: refused with the line. */
 	CU_ASSERT_EQUAL(load_text(&b, "[coalesce]\nqueue_poll_slice_us = 0\n", err, sizeof(err)),

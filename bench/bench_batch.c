@@ -30,8 +30,10 @@ struct batch_row {
 	uint32_t requests; /* per batch: one pass's requests on one HWPT */
 };
 
-static const struct batch_row rows[] = {{"lazy-fq", 1},	   {"lazy-fq", 4},  {"lazy-fq", 16},
-					{"seq-batch", 16}, {"scatter", 16}, {"mixed", 16}};
+static const struct batch_row rows[] = {
+    {"lazy-fq", 1},    {"lazy-fq", 4},	{"lazy-fq", 16},
+    {"seq-batch", 16}, {"scatter", 16}, {"mixed", 16},
+};
 
 struct batch_fix {
 	struct backend *be;

@@ -15,7 +15,7 @@
 #include "backend/iommufd_uapi.h"
 #include "util/log.h"
 
-#define DEFAULT_SOCKET	   "/run/iommu-nestd/iommu-nestd.sock"
+#define DEFAULT_SOCKET "/run/iommu-nestd/iommu-nestd.sock"
 #define DEFAULT_STATE_FILE "/run/iommu-nestd/state"
 
 void config_defaults(struct config *cfg)
@@ -118,13 +118,9 @@ static int parse_errno(const char *v, int32_t *out)
 		const char *name;
 		int value;
 	} names[] = {
-	    {"EIO", EIO},
-	    {"EINVAL", EINVAL},
-	    {"ENOMEM", ENOMEM},
-	    {"ETIMEDOUT", ETIMEDOUT},
-	    {"EFAULT", EFAULT},
-	    {"EBUSY", EBUSY},
-	    {"EOPNOTSUPP", EOPNOTSUPP},
+		{ "EIO", EIO },         { "EINVAL", EINVAL }, { "ENOMEM", ENOMEM },
+		{ "ETIMEDOUT", ETIMEDOUT }, { "EFAULT", EFAULT }, { "EBUSY", EBUSY },
+		{ "EOPNOTSUPP", EOPNOTSUPP },
 	};
 	int64_t x;
 	char *end;
@@ -344,7 +340,8 @@ static struct config_device *device_for(struct config *cfg, const char *name)
 	for (uint32_t i = 0; i < cfg->n_devices; i++)
 		if (!strcmp(cfg->devices[i].name, name))
 			return &cfg->devices[i];
-	if (cfg->n_devices == CONFIG_MAX_DEVICES || !*name || strlen(name) >= CONFIG_NAME_MAX)
+	if (cfg->n_devices == CONFIG_MAX_DEVICES || !*name ||
+	    strlen(name) >= CONFIG_NAME_MAX)
 		return NULL;
 	d = &cfg->devices[cfg->n_devices++];
 	memset(d, 0, sizeof(*d));
@@ -411,7 +408,7 @@ static int on_key(void *user, const char *section, const char *k, const char *v)
 
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	struct parse_state ps = {.cfg = cfg, .err = err, .errlen = errlen};
+	struct parse_state ps = { .cfg = cfg, .err = err, .errlen = errlen };
 	int rc;
 
 	err[0] = '\0';

@@ -14,13 +14,13 @@
 #include "util/policy.h"
 
 #define CONFIG_MAX_DEVICES 64
-#define CONFIG_NAME_MAX	   64
-#define CONFIG_PATH_MAX	   256
+#define CONFIG_NAME_MAX 64
+#define CONFIG_PATH_MAX 256
 
 enum device_kind {
-	DEVICE_KIND_VTD = 1,	  /* VT-d stage-1 nesting (sim model or VFIO cdev) */
+	DEVICE_KIND_VTD = 1,      /* VT-d stage-1 nesting (sim model or VFIO cdev) */
 	DEVICE_KIND_SELFTEST = 2, /* the kernel's selftest mock device */
-	DEVICE_KIND_SMMUV3 = 3,	  /* ARM SMMUv3 behind a vIOMMU (sim only: no x86 QEMU has one) */
+	DEVICE_KIND_SMMUV3 = 3,   /* ARM SMMUv3 behind a vIOMMU (sim only: no x86 QEMU has one) */
 };
 
 struct config_device {
@@ -39,25 +39,25 @@ struct config_device {
 
 struct config {
 	char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char backend[16]; /* "sim" (default) or "iommufd" */
+	char backend[16];      /* "sim" (default) or "iommufd" */
 	char iommufd_path[CONFIG_PATH_MAX];
-	int log_level;	      /* syslog priority: LOG_ERR .. LOG_DEBUG */
-	uint32_t socket_mode; /* permissions of a socket we create */
+	int log_level;         /* syslog priority: LOG_ERR .. LOG_DEBUG */
+	uint32_t socket_mode;  /* permissions of a socket we create */
 
 	/* Limits announced in HelloReply. */
-	uint32_t max_entries;	   /* per Invalidate request */
+	uint32_t max_entries;      /* per Invalidate request */
 	uint32_t max_message_size; /* bytes per packet, both directions */
 
 	/* Coalescing and batching (DESIGN.md section 3). */
-	bool coalesce;		       /* false: submit entries one for one */
+	bool coalesce;                 /* false: submit entries one for one */
 	uint64_t coalesce_slack_pages; /* merge ranges whose gap is at most this */
 	uint64_t flush_all_pages;      /* modelled cost above which one flush-all wins */
-	uint32_t vtd_max_mask;	       /* largest page-selective address mask (2^m pages) */
+	uint32_t vtd_max_mask;         /* largest page-selective address mask (2^m pages) */
 	uint32_t batch_delay_us;       /* hold a batch this long for more requests */
 	uint32_t batch_max_entries;    /* entries of one HWPT's requests batched together */
-	uint32_t queue_poll_us; /* poll a shared queue this long after its last take or answer */
-	uint32_t queue_poll_slice_us; /* one turn of the poll loop before sockets are served */
-	uint32_t queue_budget;	      /* submissions one queue may have taken per turn */
+	uint32_t queue_poll_us;	       /* poll a shared queue this long after its last take or answer */
+	uint32_t queue_poll_slice_us;  /* one turn of the poll loop before sockets are served */
+	uint32_t queue_budget;	       /* submissions one queue may have taken per turn */
 
 	bool test_requests; /* serve CheckIotlb / SimPopulate / SimQuery / InjectFault */
 	/* A VM context (own iommufd, one IOAS) per client; read at start only. */
@@ -112,6 +112,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 const char *config_reload_conflict(const struct config *cur, const struct config *next);
 
 /* Looks up a device by name; NULL if the config does not declare it. */
-const struct config_device *config_find_device(const struct config *cfg, const char *name);
+const struct config_device *config_find_device(const struct config *cfg,
+					       const char *name);
 
 #endif

@@ -32,7 +32,7 @@ struct hwpt_entry *inv_queue_pop(struct inv_queue *q, uint32_t max_entries,
 	if (!hwpt)
 		return NULL;
 	*reqs = last = hwpt->pending_head;
-	/* 64 bits: a request may carry up to 2^32 - 1 entries, two of them more. */
+	/* 64 bits: each request carries up to 2^32 - 1 entries, so two may not sum in 32. */
 	for (n = last->n; max_entries && last->next && n + last->next->n <= max_entries;)
 		n += (last = last->next)->n;
 	if (max_entries && last->next) {

@@ -196,17 +196,18 @@ static int run_sync(struct iommu_nest *h, uint32_t hwpt, const struct dc_arg *a,
 }
 
 /*
- * With a queue and a spin budget, look for completions for up to spin_us
- * before sleeping on the call eventfd, as the library's synchronous calls
- * do: a window of requests in flight then costs no wake-up. The looks are
- * iommu_nest_queue_spin()'s, without system calls (process() makes two a
- * call, and a loop of them takes the CPU that may share a core with the
- * daemon's). Returns the callbacks run (0: none within the budget) or a
- * negative errno.
+ * With a queue that polls, look for completions before sleeping on the call
+ * eventfd, as the library's synchronous calls do, for the library's spin
+ * between a window's completions (IOMMU_NEST_QUEUE_WINDOW_SPIN_US: one
+ * daemon batch and more): a window of requests in flight then costs no
+ * wake-up, on either side. The looks are iommu_nest_queue_spin()'s,
+ * without system calls (process() makes two a call, and a loop of them
+ * takes the CPU that may share a core with the daemon's). Returns the
+ * callbacks run (0: none within the budget) or a negative errno.
  */
-static int spin_process(struct iommu_nest *h, int spin_us)
+static int spin_process(struct iommu_nest *h)
 {
-	int rc = iommu_nest_queue_spin(h, (uint32_t)spin_us);
+	int rc = iommu_nest_queue_spin(h, IOMMU_NEST_QUEUE_WINDOW_SPIN_US);
 
 	return rc > 0 ? iommu_nest_process(h) : rc;
 }
@@ -241,7 +242,7 @@ static int run_async(struct iommu_nest *h, uint32_t hwpt, const struct dc_arg *a
 			}
 		}
 		if (np == 2 && a->queue_spin > 0 && iommu_nest_in_flight(h)) {
-			rc = spin_process(h, a->queue_spin);
+			rc = spin_process(h);
 			if (rc < 0) {
 				set_why(cs, "process: %s", iommu_nest_last_error(h));
 				return rc;
@@ -708,8 +709,9 @@ static const struct row *find_row(const char *section, const char *wl, bool asyn
 /*
  * The same 1-entry sync and 256-entry pipelined rows as the socket's,
  * through a shared queue: against a daemon that polls (default
- * queue_poll_us, the client spinning IOMMU_NEST_QUEUE_SPIN_US) and one
- * that does not (queue_poll_us = 0, the client sleeping at once). Then 64
+ * queue_poll_us, the client spinning IOMMU_NEST_QUEUE_SPIN_US for a sync
+ * call and IOMMU_NEST_QUEUE_WINDOW_SPIN_US between pipelined completions)
+ * and one that does not (queue_poll_us = 0, the client sleeping at once). Then 64
  * idle queues on the polling daemon.
  */
 static void run_queue(void)
@@ -829,7 +831,8 @@ static void print_queue(void)
 		print_lat_floor("eventfd (blocking reads)", "floor-efd", &efd_floor);
 	if (pp_have[0] && o.clients[0] == 1)
 		print_lat_floor("socket (raw SEQPACKET ping-pong)", NULL, &pp_sync[0]);
-	print_header("Daemon over the shared queue, polling (queue_poll_us 50, client spin 20 us)");
+	print_header("Daemon over the shared queue, polling (queue_poll_us 50, client spin 20 us, "
+		     "200 us between pipelined completions)");
 	for (uint32_t i = 0; i < n_rows; i++)
 		if (!strcmp(rows[i].section, "queue-poll"))
 			print_row(&rows[i]);

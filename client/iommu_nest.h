@@ -684,6 +684,18 @@ int iommu_nest_queue_open(struct iommu_nest *h, uint32_t entries, uint32_t spin_
 #define IOMMU_NEST_QUEUE_SPIN_US 20u
 
 /*
+ * A spin_us for iommu_nest_queue_spin() with a window of async requests in
+ * flight: completions then come once per batch the daemon runs ([coalesce]
+ * batch_max_entries, 1024 by default: some 50 us of its CPU on a 2-CPU
+ * host), so a spin shorter than that always ends in a sleep, and every
+ * batch costs a wake-up on each side. 200 us covers a batch with room to
+ * spare and bounds what a stalled daemon costs us (KVM's halt_poll_ns
+ * makes the same bet for a vCPU). The spin gives its CPU away every 20 us
+ * to any neighbour that wants it.
+ */
+#define IOMMU_NEST_QUEUE_WINDOW_SPIN_US 200u
+
+/*
  * Closes the queue (the daemon unmaps it), after waiting for the requests
  * in flight on it (their callbacks run in the next iommu_nest_process()).
  * -ENOENT when none is open.
@@ -701,12 +713,15 @@ int iommu_nest_queue_fd(const struct iommu_nest *h);
 /*
  * For a VMM that keeps a window of async requests in flight on the queue
  * and would rather spin than sleep between completions: looks at the
- * completion ring for up to spin_us, without a system call (a CPU pause
- * between looks), until a completion - or the daemon's closing of the
- * queue - is there. Returns 1 when there is one (run iommu_nest_process()
- * to collect it), 0 when spin_us ran out, -ENOENT without a queue.
- * Calling iommu_nest_process() in a loop instead costs two system calls a
- * look (the socket and the call eventfd).
+ * completion ring for up to spin_us (IOMMU_NEST_QUEUE_WINDOW_SPIN_US),
+ * without a system call (a CPU pause between looks; a sched_yield() every
+ * 20 us), until a completion - or the daemon's closing of the queue - is
+ * there. While it looks the daemon does not signal iommu_nest_queue_fd()
+ * (the VMM is awake); when it returns, completions signal it again.
+ * Returns 1 when there is one (run iommu_nest_process() to collect it), 0
+ * when spin_us ran out, -ENOENT without a queue. Calling
+ * iommu_nest_process() in a loop instead costs two system calls a look
+ * (the socket and the call eventfd).
  */
 int iommu_nest_queue_spin(struct iommu_nest *h, uint32_t spin_us);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,37 +278,69 @@ static inline void cpu_pause(void)
 #endif
 }
 
-bool nestq_client_spin(const struct nestq_client *q, uint32_t spin_us)
+/*
+ * How often a long spin offers its CPU to a neighbour. Clients often share
+ * a CPU (more VMM threads than CPUs); one spinning until its time runs out
+ * would keep another client from reading the completion that is already
+ * there, and that neighbour's p99 would be our whole spin. sched_yield()
+ * returns at once when nothing else wants the CPU.
+ */
+#define SPIN_YIELD_NS 20000u
+
+/* Looks at the ring for up to spin_us: true once a completion (or a closing) is there. */
+static bool spin_for(const struct nestq_client *q, uint32_t spin_us)
 {
-	uint64_t until = 0;
+	uint64_t until = 0, next_yield = 0, now;
 
 	for (unsigned spins = 0;; spins++) {
 		if (completed(q) || broken(q))
 			return true;
 		cpu_pause();
+		/* The clock only every few spins: a look at the line is what a spin costs. */
 		if (spins % 64)
 			continue;
-		if (!until)
-			until = now_ns() + (uint64_t)spin_us * 1000u;
-		else if (now_ns() >= until)
+		now = now_ns();
+		if (!until) {
+			until = now + (uint64_t)spin_us * 1000u;
+			next_yield = now + SPIN_YIELD_NS;
+		} else if (now >= until) {
 			return false;
+		} else if (now >= next_yield) {
+			sched_yield();
+			next_yield = now + SPIN_YIELD_NS;
+		}
 	}
+}
+
+/*
+ * spin_for(), without asking for calls meanwhile. With async requests in
+ * flight NEED_CALL is set, for a VMM loop that may sleep on the call
+ * eventfd; a client that is looking at the ring needs no signal, and each
+ * one would cost the daemon a write(2) (with a wake-up IPI) per batch it
+ * answers. The flag is back before we return, and then the ring is looked
+ * at once more: a completion published while it was clear was not
+ * signalled, so it must be seen here (the daemon fences between its
+ * publish and its look at the flag, we between the flag and this look).
+ */
+bool nestq_client_spin(struct nestq_client *q, uint32_t spin_us)
+{
+	bool seen;
+
+	if (!q->n_async)
+		return spin_for(q, spin_us); /* the flag is clear already */
+	want_call(q, false);
+	seen = spin_for(q, spin_us);
+	want_call(q, true);
+	atomic_thread_fence(memory_order_seq_cst);
+	return seen || completed(q) || broken(q);
 }
 
 int nestq_client_wait(struct nestq_client *q, int sock)
 {
-	uint64_t until = 0;
-
-	for (unsigned spins = 0; !completed(q); spins++) {
+	while (!completed(q)) {
 		if (broken(q))
 			return -EPROTO;
-		cpu_pause();
-		/* The clock only every few spins: a look at the line is what a spin costs. */
-		if (spins % 256)
-			continue;
-		if (!until)
-			until = now_ns() + (uint64_t)q->spin_us * 1000u;
-		else if (now_ns() >= until) {
+		if (!nestq_client_spin(q, q->spin_us)) {
 			int err = sleep_for_completion(q, sock);
 
 			if (err)

@@ -93,10 +93,11 @@ int nestq_client_wait(struct nestq_client *q, int sock);
 void nestq_client_drain_call(const struct nestq_client *q);
 
 /*
- * Spins up to spin_us on the completion ring, without a system call,
- * until a completion (or the daemon's closing of the queue) is there.
- * True when there is one.
+ * Spins up to spin_us on the completion ring, without a system call but
+ * a sched_yield() every 20 us, until a completion (or the daemon's
+ * closing of the queue) is there. True when there is one. While it spins
+ * the daemon does not signal the call eventfd.
  */
-bool nestq_client_spin(const struct nestq_client *q, uint32_t spin_us);
+bool nestq_client_spin(struct nestq_client *q, uint32_t spin_us);
 
 #endif

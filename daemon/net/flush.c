@@ -160,10 +160,14 @@ void server_flush(struct server *srv)
 	 * core's own cache, where a whole window's worth of a pipelined
 	 * client spilled from it and cost about three cache misses an entry.
 	 * Each batch is answered before the next runs, while its results
-	 * are still in cache and so that the client can refill its window.
+	 * are still in cache, and its shared-queue completions are published
+	 * at once: a pipelined client refills its window while the next batch
+	 * runs. Published only at the end of the pass, a window of 16
+	 * requests came back all together and the daemon then polled an
+	 * empty ring while the client refilled it (some 12% of its CPU).
 	 */
-	while ((hwpt = inv_queue_pop(&srv->queue, srv->cfg->batch_max_entries, &reqs)))
+	while ((hwpt = inv_queue_pop(&srv->queue, srv->cfg->batch_max_entries, &reqs))) {
 		answer_batch(srv, hwpt, reqs, run_hwpt_batch(srv, hwpt, reqs));
-	/* The shared queues' completions of the whole pass, one publish each. */
-	queue_publish_pending(srv);
+		queue_publish_pending(srv);
+	}
 }

@@ -99,7 +99,7 @@ void queue_unpoll(struct nest_queue *q)
 	q->in_poll = false;
 }
 
-/* Written: published with the others of this pass (queue_publish_pending()). */
+/* Written: published with the others of this batch (queue_publish_pending()). */
 static void written(struct nest_queue *q)
 {
 	struct server *srv = q->s->srv;

@@ -69,10 +69,12 @@ static int drain(struct iommu_nest *h)
 	int total = 0;
 
 	while (iommu_nest_in_flight(h)) {
-		struct pollfd p = { .fd = iommu_nest_fd(h), .events = POLLIN };
+		/* With a shared queue open, its completions are signalled on its own fd. */
+		struct pollfd p[2] = { { .fd = iommu_nest_fd(h), .events = POLLIN },
+				       { .fd = iommu_nest_queue_fd(h), .events = POLLIN } };
 		int rc;
 
-		if (!iommu_nest_pending(h) && poll(&p, 1, it_timeout_ms()) != 1) {
+		if (!iommu_nest_pending(h) && poll(p, 2, it_timeout_ms()) < 1) {
 			CU_FAIL_FATAL("no completion within the timeout");
 		}
 		rc = iommu_nest_process(h);
@@ -394,20 +396,26 @@ static void test_pipelined_batching(void)
  * under a cap of 7: {3, 3, 1} fills one exactly, the 8 is over the cap
  * and goes alone, {2, 4} is the rest; with no cap (0) the pass is one
  * batch. Each request is a range of its own slot, so each batch is one
- * submission of one entry per request, and every reply is exact.
+ * submission of one entry per request, and every reply is exact. Through
+ * a shared queue, each batch's completions are published as it is
+ * answered, before the next batch runs (a pipelined client refills its
+ * window meanwhile): one publish a batch, not one a pass.
  */
-static void run_capped(const char *conf, uint64_t want_batches)
+static void run_capped(const char *conf, uint64_t want_batches, bool queue)
 {
 	static const size_t sizes[] = { 3, 3, 1, 8, 2, 4 };
 	enum { NR = sizeof(sizes) / sizeof(sizes[0]) };
 	static struct req r[NR];
 	struct iommu_nest_stats before, after;
+	struct iommu_nest_queue_stats qa = { 0 }, qb = { 0 };
 	struct nestd *d = it_start(conf);
 	struct iommu_nest *h = it_connect(d, "capped");
 	uint32_t hwpt;
 
 	if (!it_has_device(h, IT_VTD0) || !it_has_cap(h, IOMMU_NEST_CAP_SIM_MODEL))
 		IT_SKIP("needs " IT_VTD0 " and the sim model");
+	if (queue)
+		CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_open(h, 16, 0), 0);
 	hwpt = it_alloc_vtd(h, IT_VTD0);
 	it_populate(h, hwpt, BASE, NR * 64, IOMMU_NEST_SIM_IOTLB);
 	for (uint32_t i = 0; i < NR; i++) {
@@ -415,12 +423,21 @@ static void run_capped(const char *conf, uint64_t want_batches)
 		r[i].check_model = true;
 	}
 	before = it_stats(h);
+	if (queue)
+		CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_stats(h, &qb), 0);
 	it_freeze(d);
 	for (uint32_t i = 0; i < NR; i++)
 		submit(h, &r[i], 0);
 	it_thaw(d);
 	CU_ASSERT_EQUAL(drain(h), NR);
 	after = it_stats(h);
+	if (queue) {
+		CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_stats(h, &qa), 0);
+		CU_ASSERT_EQUAL(qa.submissions - qb.submissions, NR);
+		/* A publish is a call to a sleeping client or one suppressed. */
+		CU_ASSERT_EQUAL(qa.calls + qa.calls_suppressed - qb.calls - qb.calls_suppressed,
+				want_batches);
+	}
 	for (uint32_t i = 0; i < NR; i++)
 		check_req(&r[i]);
 	CU_ASSERT_EQUAL(after.batches - before.batches, want_batches);
@@ -433,8 +450,10 @@ static void run_capped(const char *conf, uint64_t want_batches)
 
 static void test_batch_max_entries(void)
 {
-	run_capped("[coalesce]\nbatch_max_entries = 7\n", 3);
-	run_capped("[coalesce]\nbatch_max_entries = 0\n", 1);
+	for (int queue = 0; queue < 2; queue++) {
+		run_capped("[coalesce]\nbatch_max_entries = 7\n", 3, queue);
+		run_capped("[coalesce]\nbatch_max_entries = 0\n", 1, queue);
+	}
 }
 
 /*

@@ -92,6 +92,19 @@ static void submit(struct iommu_nest *h, struct req *r, uint32_t flags)
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 }
 
+/*
+ * Submits n requests while the daemon is frozen, so that one pass finds
+ * them all queued (deterministic batching), and collects every completion.
+ */
+static void submit_frozen(struct nestd *d, struct iommu_nest *h, struct req *r, uint32_t n)
+{
+	it_freeze(d);
+	for (uint32_t i = 0; i < n; i++)
+		submit(h, &r[i], 0);
+	it_thaw(d);
+	CU_ASSERT_EQUAL(drain(h), n);
+}
+
 static void check_req(struct req *r)
 {
 	uint32_t lead = 0;
@@ -425,11 +438,7 @@ static void run_capped(const char *conf, uint64_t want_batches, bool queue)
 	before = it_stats(h);
 	if (queue)
 		CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_stats(h, &qb), 0);
-	it_freeze(d);
-	for (uint32_t i = 0; i < NR; i++)
-		submit(h, &r[i], 0);
-	it_thaw(d);
-	CU_ASSERT_EQUAL(drain(h), NR);
+	submit_frozen(d, h, r, NR);
 	after = it_stats(h);
 	if (queue) {
 		CU_ASSERT_EQUAL_FATAL(iommu_nest_queue_stats(h, &qa), 0);
@@ -490,11 +499,7 @@ static void test_batched_fault_isolated(void)
 	flt = (struct iommu_nest_fault){ .hwpt_id = hwpt, .mode = IOMMU_NEST_FAULT_AT_ADDR,
 					 .addr = r[5].e[1].addr, .error = -EIO };
 	CU_ASSERT_EQUAL_FATAL(iommu_nest_inject_fault(h, &flt), 0);
-	it_freeze(d);
-	for (uint32_t i = 0; i < NR; i++)
-		submit(h, &r[i], 0);
-	it_thaw(d);
-	CU_ASSERT_EQUAL(drain(h), NR);
+	submit_frozen(d, h, r, NR);
 	for (uint32_t i = 0; i < NR; i++)
 		check_req(&r[i]);
 	CU_ASSERT_EQUAL(it_iotlb_pages(h, hwpt, r[5].e[1].addr, 1), 1);

@@ -41,10 +41,11 @@ void flush_enqueue(struct server *srv, struct hwpt_entry *hwpt, struct inv_reque
 	size_t bytes = inv_request_bytes(r);
 
 	/*
-	 * s itself dropped: it gets no answer, so nothing is promised and the
-	 * request goes with its other queued ones.
+	 * s itself dropped (now, or before: nothing of it is counted any
+	 * more): it gets no answer, so nothing is promised and the request
+	 * goes with its other queued ones.
 	 */
-	if (!session_make_room(s, bytes)) {
+	if (s->pending_dropped || !session_make_room(s, bytes)) {
 		free(r);
 		return;
 	}
@@ -120,9 +121,15 @@ static void answer_batch(struct server *srv, struct hwpt_entry *hwpt, struct inv
 		struct session *s = r->owner;
 
 		next = r->next;
-		s->n_pending--;
-		s->pending_bytes -= inv_request_bytes(r);
-		srv->buffered_bytes -= inv_request_bytes(r);
+		/*
+		 * Shed while an earlier reply of this batch made room (a reload
+		 * can lower the bound below what is held): already uncounted.
+		 */
+		if (!s->pending_dropped) {
+			s->n_pending--;
+			s->pending_bytes -= inv_request_bytes(r);
+			srv->buffered_bytes -= inv_request_bytes(r);
+		}
 		hwpt->counters.requests++;
 		hwpt->counters.entries_received += r->n;
 		if (r->queue) {

@@ -205,13 +205,19 @@ static void free_outq(struct session *s)
 	s->ev_queued = 0;
 }
 
-/* Frees every queued request of s (dropped: it will get no reply). */
+/*
+ * Frees every queued request of s (dropped: it will get no reply) and
+ * uncounts all it had queued. Those of a batch being answered are no longer
+ * in the queue, but are in pending_bytes: the flag tells answer_batch() not
+ * to take them off a second time.
+ */
 static void drop_pending(struct session *s)
 {
 	inv_queue_drop_owner(&s->srv->queue, s);
 	s->srv->buffered_bytes -= s->pending_bytes;
 	s->pending_bytes = 0;
 	s->n_pending = 0;
+	s->pending_dropped = true;
 }
 
 /* The live session holding the most buffered bytes (ties: the oldest). */

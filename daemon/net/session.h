@@ -53,6 +53,11 @@ struct session {
 	STAILQ_HEAD(, out_packet) outq; /* replies the socket could not take yet */
 	size_t outq_bytes;
 	size_t pending_bytes; /* its invalidate requests waiting in the batch */
+	/*
+	 * Shed under max_total_buffered_bytes: what it had queued is no longer
+	 * counted, including requests of a batch being answered right then.
+	 */
+	bool pending_dropped;
 
 	/* Its VM context (state/vmctx.h): its devices, memory and HWPTs live there. */
 	struct vm_ctx vm;

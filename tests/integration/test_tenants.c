@@ -362,8 +362,8 @@ static void test_persist_before_ack_ctx(void)
 
 /* ---- item 3: one bound on buffered memory for all sessions ------------------ */
 
-#define HOARDERS  24
-#define TOTAL_MIB 16
+#define HOARDERS   24
+#define TOTAL_MIB  16
 #define RSS_ROUNDS 5
 
 /*
@@ -537,6 +537,126 @@ static void test_shedding_one_victim(void)
 	CU_ASSERT_EQUAL(it_stats(op).sessions_active, 3);
 	for (int i = 0; i < 3; i++)
 		it_raw_close(fd[i]);
+	it_close(op);
+	free(iotlb);
+	free(buf);
+	it_stop_ok(d);
+}
+
+/* The requests the daemon has read from the client that said Hello as name. */
+static uint64_t requests_of(struct iommu_nest *admin, const char *name)
+{
+	struct iommu_nest_client_info *c;
+	uint64_t n_req = 0;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_list_clients(admin, &c, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(c[i].name, name))
+			n_req = c[i].requests;
+	free(c);
+	return n_req;
+}
+
+static bool wait_requests(struct iommu_nest *admin, const char *name, uint64_t want)
+{
+	for (int waited = 0; waited < it_timeout_ms(); waited += 2) {
+		if (requests_of(admin, name) >= want)
+			return true;
+		poll(NULL, 0, 2);
+	}
+	return false;
+}
+
+/* A Probe of hwpt: not an Invalidate, so the session's queued ones run first. */
+static void send_probe(int fd, uint64_t id, uint32_t hwpt)
+{
+	IommuNest__Request req = IOMMU_NEST__REQUEST__INIT;
+	IommuNest__Probe probe = IOMMU_NEST__PROBE__INIT;
+
+	probe.hwpt_id = hwpt;
+	probe.data_type = IOMMU_NEST_INV_DATA_SELFTEST;
+	req.id = id;
+	req.body_case = IOMMU_NEST__REQUEST__BODY_PROBE;
+	req.probe = &probe;
+	CU_ASSERT_EQUAL_FATAL(it_raw_send_req(fd, &req), 0);
+}
+
+#define HOLD_REQUESTS 128 /* 4,096-entry Invalidates: some 1.5 MiB of replies */
+
+/*
+ * A session dropped while the batch holding its requests is answered
+ * leaves the count exact. The victim V stops reading and holds some
+ * 1.5 MiB of queued replies (the socket takes a few hundred KiB of
+ * them), then queues two Invalidates, of 1 and 1,000 entries; a reload
+ * lowers max_total_buffered_bytes to 64 KiB. When the batch runs, the
+ * first one's reply finds V the biggest holder over the bound: V is
+ * dropped, all it held uncounted, including its second request, which
+ * is still in the batch being answered. Before, answering that one took
+ * its 20 KiB off the total a second time, and the total wrapped: the
+ * next tenant W was dropped for its second small request as if the
+ * daemon were over the bound. W is served in full, and V's is the only
+ * denial.
+ */
+static void test_shedding_mid_batch(void)
+{
+	IT_REQUIRE_ROOT();
+	struct nestd *d = it_start("[coalesce]\nbatch_delay_us = 600000000\n"
+				   "[policy]\nmax_total_buffered_bytes = 67108864\n");
+	struct iommu_nest *op = it_connect(d, "operator");
+	uint32_t *iotlb = calloc(4096, sizeof(*iotlb));
+	uint8_t *buf = malloc(64 * 1024);
+	uint64_t denials0 = it_stats(op).denials, seen;
+	int v, w, err = 0, v4 = 4 << 20;
+	uint32_t st_v, st_w;
+	IommuNest__Reply *rep;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(iotlb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	v = it_raw_connect_as(d, IT_NOBODY, IT_NOBODY);
+	CU_ASSERT_EQUAL_FATAL(setsockopt(v, SOL_SOCKET, SO_SNDBUFFORCE, &v4, sizeof(v4)), 0);
+	raw_hello_as(v, "victim");
+	st_v = it_raw_alloc_st(v, IT_ST0, 2);
+	seen = requests_of(op, "victim");
+	/* Replies V does not read: the Probe runs the batch, the rest wait in its queue. */
+	for (uint64_t i = 0; i < HOLD_REQUESTS; i++)
+		CU_ASSERT_EQUAL_FATAL(
+		    it_raw_send(v, buf, pack_st_invalidate(buf, 100 + i, st_v, iotlb, 4096)), 0);
+	send_probe(v, 99, st_v);
+	CU_ASSERT_FATAL(wait_requests(op, "victim", seen + HOLD_REQUESTS + 1));
+	CU_ASSERT_EQUAL_FATAL(it_raw_send(v, buf, pack_st_invalidate(buf, 1, st_v, iotlb, 1)), 0);
+	CU_ASSERT_EQUAL_FATAL(it_raw_send(v, buf, pack_st_invalidate(buf, 2, st_v, iotlb, 1000)),
+			      0);
+	CU_ASSERT_FATAL(wait_queued(op, 2));
+	it_edit_config(d, "max_total_buffered_bytes = 67108864\n",
+		       "max_total_buffered_bytes = 65536\n");
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_reload(op), 0);
+	send_probe(v, 3, st_v);
+	/* V dropped: only the operator is left. */
+	CU_ASSERT_FATAL(it_wait_sessions(op, 1));
+	CU_ASSERT_EQUAL(it_stats(op).denials, denials0 + 1);
+
+	w = tenant_connect(d);
+	st_w = it_raw_alloc_st(w, IT_ST0, 2);
+	for (uint64_t i = 1; i <= 2; i++)
+		CU_ASSERT_EQUAL_FATAL(
+		    it_raw_send(w, buf, pack_st_invalidate(buf, i, st_w, iotlb, 1)), 0);
+	send_probe(w, 3, st_w);
+	for (uint64_t i = 1; i <= 3; i++) {
+		rep = it_raw_recv(w, &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+		CU_ASSERT_EQUAL(rep->id, i);
+		CU_ASSERT_EQUAL(rep->status, 0);
+		if (i < 3) {
+			CU_ASSERT_EQUAL_FATAL(rep->body_case, IOMMU_NEST__REPLY__BODY_INVALIDATE);
+			CU_ASSERT_EQUAL(rep->invalidate->entries_handled, 1);
+		}
+		iommu_nest__reply__free_unpacked(rep, NULL);
+	}
+	CU_ASSERT_EQUAL(it_stats(op).denials, denials0 + 1);
+	CU_ASSERT_EQUAL(it_stats(op).sessions_active, 2);
+	it_raw_close(v);
+	it_raw_close(w);
 	it_close(op);
 	free(iotlb);
 	free(buf);
@@ -793,6 +913,7 @@ int main(int argc, char **argv)
 	    {"half_close", test_half_close},
 	    {"buffered_memory_bound", test_buffered_memory_bound},
 	    {"shedding_one_victim", test_shedding_one_victim},
+	    {"shedding_mid_batch", test_shedding_mid_batch},
 	    {"persistence_churn", test_persistence_churn},
 	    {"persist_before_ack", test_persist_before_ack},
 	    {"persist_before_ack_ctx", test_persist_before_ack_ctx},

@@ -174,7 +174,9 @@ void server_flush(struct server *srv)
 	 * empty ring while the client refilled it (some 12% of its CPU).
 	 */
 	while ((hwpt = inv_queue_pop(&srv->queue, srv->cfg->batch_max_entries, &reqs))) {
-		answer_batch(srv, hwpt, reqs, run_hwpt_batch(srv, hwpt, reqs));
-		queue_publish_pending(srv);
+		uint64_t t1 = run_hwpt_batch(srv, hwpt, reqs);
+
+		answer_batch(srv, hwpt, reqs, t1);
+		queue_publish_pending(srv, t1);
 	}
 }

@@ -69,7 +69,8 @@ static bool can_take(struct nest_queue *q)
 {
 	const struct session *s = q->s;
 
-	return queue_cq_room(&q->a, q->cq_tail) > q->inflight &&
+	return queue_cq_room_for(&q->a, q->cq_tail, &q->cq_head_seen, q->inflight + 1) >
+		   q->inflight &&
 	       !quota_reached(s->n_pending, s->srv->cfg->quota.max_inflight);
 }
 
@@ -189,8 +190,8 @@ static bool consume(struct nest_queue *q)
 	q->busy = true;
 	took = consume_some(q);
 	q->busy = false;
-	/* Submissions answered while taken (refused, or not batched). */
-	queue_publish_pending(s->srv);
+	/* Submissions answered while taken (refused, or not batched): when they were taken. */
+	queue_publish_pending(s->srv, q->last_active_ns);
 	queue_release_if_done(q);
 	/*
 	 * Dropped while we took (max_total_buffered_bytes): the end of a pass
@@ -327,6 +328,7 @@ int queue_attach(struct session *s, const struct queue_area *a, int kick_fd, int
 	/* Start where the client's indices are: it may have filled slots already. */
 	q->sq_head = atomic_load_explicit(&h->sq_head, memory_order_relaxed);
 	q->cq_tail = atomic_load_explicit(&h->cq_tail, memory_order_relaxed);
+	q->cq_head_seen = atomic_load_explicit(&h->cq_head, memory_order_acquire);
 	/* Not polling (yet): every publish needs a kick. */
 	atomic_store_explicit(&h->sq_flags, NESTQ_SQ_NEED_KICK, memory_order_seq_cst);
 	s->queue = q;

@@ -33,6 +33,8 @@ struct nest_queue {
 	struct event *ev_kick;
 	/* The daemon's own indices: the area's copies are for the client to read. */
 	uint32_t sq_head, cq_tail;
+	/* The client's cq_head as last read (queue_cq_room_for()). */
+	uint32_t cq_head_seen;
 	/* Completions written up to cq_tail, not published: in srv->cq_pending. */
 	bool cq_pending;
 	struct nest_queue *cq_next;
@@ -106,9 +108,11 @@ void queue_refuse(struct nest_queue *q, uint64_t user_data, int status);
 /*
  * Publishes the completions written since the last call, one index store,
  * one fence and at most one call per queue: the end of every batch and of
- * every turn that took submissions.
+ * every turn that took submissions. now (CLOCK_MONOTONIC) is when they
+ * were answered, which starts each queue's poll window again: the caller
+ * has read the clock already, and a read is a tenth of a polled round trip.
  */
-void queue_publish_pending(struct server *srv);
+void queue_publish_pending(struct server *srv, uint64_t now);
 
 /*
  * The client broke the ring (an index beyond it): stop taking, and close

@@ -112,9 +112,8 @@ static void written(struct nest_queue *q)
 	srv->cq_pending = q;
 }
 
-void queue_publish_pending(struct server *srv)
+void queue_publish_pending(struct server *srv, uint64_t now)
 {
-	uint64_t now = srv->cq_pending ? monotonic_ns() : 0;
 	struct nest_queue *q;
 
 	while ((q = srv->cq_pending)) {
@@ -179,7 +178,7 @@ static bool have_room(struct nest_queue *q)
 {
 	if (q->broken)
 		return false;
-	if (queue_cq_room(&q->a, q->cq_tail))
+	if (queue_cq_room_for(&q->a, q->cq_tail, &q->cq_head_seen, 1))
 		return true;
 	queue_break(q, "completion ring index out of range");
 	return false;

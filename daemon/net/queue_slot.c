@@ -40,6 +40,17 @@ uint32_t queue_cq_room(const struct queue_area *a, uint32_t tail)
 	return used <= a->l.cq_entries ? a->l.cq_entries - used : 0;
 }
 
+uint32_t queue_cq_room_for(const struct queue_area *a, uint32_t tail, uint32_t *seen, uint32_t need)
+{
+	uint32_t used = tail - *seen;
+
+	if (used <= a->l.cq_entries && a->l.cq_entries - used >= need)
+		return a->l.cq_entries - used;
+	*seen = atomic_load_explicit(&queue_hdr(a)->cq_head, memory_order_acquire);
+	used = tail - *seen;
+	return used <= a->l.cq_entries ? a->l.cq_entries - used : 0;
+}
+
 /* Bytes [from, NESTQ_INLINE_BYTES) of the slot's inline area are zero. */
 static bool inline_zero_from(const struct nestq_sqe *sqe, uint32_t from)
 {

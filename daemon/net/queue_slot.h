@@ -42,6 +42,16 @@ int queue_sq_ready(const struct queue_area *a, uint32_t head);
 uint32_t queue_cq_room(const struct queue_area *a, uint32_t tail);
 
 /*
+ * queue_cq_room() counted from *seen, the client's cq_head as last read,
+ * which is read again (into *seen) only when that leaves fewer than need
+ * slots. The client writes cq_head's line at every completion it reads,
+ * so each read of it is a cache miss, a good part of a polled round trip;
+ * and room counted from an older head is never more than there was then.
+ */
+uint32_t queue_cq_room_for(const struct queue_area *a, uint32_t tail, uint32_t *seen,
+			   uint32_t need);
+
+/*
  * Copies submission slot head out of the ring into *sqe, once, and builds
  * the request from that copy (entries copied from the entry area). Returns
  * 0 and the request in *out (id = user_data, result_off set; owner, queue

@@ -82,6 +82,34 @@ static void test_indices(void)
 	free(a.base);
 }
 
+/* The room counted from the head last seen: read again only when that is not enough. */
+static void test_cq_room_for(void)
+{
+	struct queue_area a = area(4, 4, 64);
+	struct nestq_header *h = queue_hdr(&a);
+	uint32_t seen = 0;
+
+	atomic_store(&h->cq_head, 1);
+	/* 1 used of 4 as last seen: enough for 3, the head is not read. */
+	CU_ASSERT_EQUAL(queue_cq_room_for(&a, 1, &seen, 3), 3);
+	CU_ASSERT_EQUAL(seen, 0);
+	/* Not enough for 4: read, and the client had read the one completion. */
+	CU_ASSERT_EQUAL(queue_cq_room_for(&a, 1, &seen, 4), 4);
+	CU_ASSERT_EQUAL(seen, 1);
+	/* Full as seen: read again; the client freed two meanwhile. */
+	atomic_store(&h->cq_head, 3);
+	CU_ASSERT_EQUAL(queue_cq_room_for(&a, 5, &seen, 1), 2);
+	CU_ASSERT_EQUAL(seen, 3);
+	/* Still full when read again: no room (back-pressure, not an error). */
+	CU_ASSERT_EQUAL(queue_cq_room_for(&a, 7, &seen, 3), 0);
+	CU_ASSERT_EQUAL(seen, 3);
+	/* A head ahead of the tail is nonsense, as for queue_cq_room(). */
+	atomic_store(&h->cq_head, 20);
+	CU_ASSERT_EQUAL(queue_cq_room_for(&a, 7, &seen, 3), 0);
+	CU_ASSERT_EQUAL(seen, 20);
+	free(a.base);
+}
+
 static void test_take_and_complete(void)
 {
 	struct queue_area a = area(2, 2, 256);
@@ -269,6 +297,7 @@ int main(void)
 	static const struct unit_case tests[] = {
 	    {"layout", test_layout},
 	    {"indices", test_indices},
+	    {"cq room from the head seen", test_cq_room_for},
 	    {"take and complete", test_take_and_complete},
 	    {"take: refusals", test_take_refusals},
 	    {"inline", test_inline},

@@ -216,9 +216,16 @@ int nestq_client_submit(struct nestq_client *q, const struct iommu_nest_inv_raw 
 	return 0;
 }
 
+static const struct nestq_cqe *cqe_at(const struct nestq_client *q, uint32_t i)
+{
+	return (const struct nestq_cqe *)(q->base + q->l.cq_off) + (i & (q->l.cq_entries - 1));
+}
+
+/* The next completion is there: its own seq says so (see nestq_cqe.seq), one line to look at. */
 static int completed(const struct nestq_client *q)
 {
-	return atomic_load_explicit(&hdr(q)->cq_tail, memory_order_acquire) != q->cq_head;
+	return atomic_load_explicit(&cqe_at(q, q->cq_head)->seq, memory_order_acquire) ==
+	       q->cq_head + 1;
 }
 
 static int broken(const struct nestq_client *q)
@@ -243,7 +250,9 @@ static int sleep_for_completion(struct nestq_client *q, int sock)
 	int err = 0;
 
 	want_call(q, true);
-	/* The flag before the look at cq_tail: the daemon fences between its publish and its look.
+	/*
+	 * The flag before the look at the completion: the daemon fences
+	 * between its publish (seq, then cq_tail) and its look at the flag.
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	while (!completed(q) && !broken(q)) {
@@ -418,12 +427,10 @@ int nestq_client_reap(struct nestq_client *q, nestq_results_fn results_of, void 
 
 	if (!completed(q))
 		return broken(q) ? -EPROTO : 0;
-	/* More completions than submissions in flight: a daemon that lost count. */
-	if (atomic_load_explicit(&hdr(q)->cq_tail, memory_order_relaxed) - q->cq_head >
-	    nestq_client_in_flight(q))
+	/* A completion with no submission in flight: a daemon that lost count. */
+	if (!nestq_client_in_flight(q))
 		return -EPROTO;
-	slot = (const struct nestq_cqe *)(q->base + q->l.cq_off) +
-	       (q->cq_head & (q->l.cq_entries - 1));
+	slot = cqe_at(q, q->cq_head);
 	memcpy(&c, slot, sizeof(c));
 	atomic_store_explicit(&hdr(q)->cq_head, ++q->cq_head, memory_order_release);
 	rec = find_rec(q, c.user_data);

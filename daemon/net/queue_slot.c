@@ -144,12 +144,19 @@ int queue_slot_take(const struct queue_area *a, uint32_t head, uint32_t max_entr
 	return 0;
 }
 
+/*
+ * Everything but seq, then seq (release): a client that sees seq sees the
+ * rest. seq goes from the slot's previous value to tail + 1 directly,
+ * never through a value the client could take for another index.
+ */
 static void put_cqe(const struct queue_area *a, uint32_t tail, const struct nestq_cqe *cqe)
 {
-	uint8_t *slot = a->base + a->l.cq_off +
-			(uint64_t)(tail & (a->l.cq_entries - 1)) * sizeof(struct nestq_cqe);
+	struct nestq_cqe *slot =
+	    (struct nestq_cqe *)(a->base + a->l.cq_off) + (tail & (a->l.cq_entries - 1));
 
-	memcpy(slot, cqe, sizeof(*cqe));
+	memcpy(slot, cqe, offsetof(struct nestq_cqe, seq));
+	memset(slot->pad, 0, sizeof(slot->pad));
+	atomic_store_explicit(&slot->seq, tail + 1, memory_order_release);
 }
 
 static struct nestq_result result_of(const struct inv_entry_result *res)

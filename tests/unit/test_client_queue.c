@@ -50,6 +50,7 @@ static int publish(struct nestq_client *q, uint32_t i, uint64_t user_data)
 				.entries_submitted = 1,
 				.n = 1,
 				.result = {.state = IOMMU_NEST_ENTRY_DONE}};
+	atomic_store_explicit(&c->seq, i + 1, memory_order_release);
 	atomic_store_explicit(&hdr(q)->cq_tail, i + 1, memory_order_release);
 	/* The daemon's fence between its publish and its look at the flag. */
 	atomic_thread_fence(memory_order_seq_cst);

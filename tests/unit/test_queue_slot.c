@@ -158,13 +158,21 @@ static void test_take_and_complete(void)
 	CU_ASSERT_EQUAL(res[1].error, -EIO);
 	CU_ASSERT_EQUAL(res[1].hw_error, 4);
 	CU_ASSERT_EQUAL(atomic_load(&queue_hdr(&a)->cq_tail), 6);
+	/* The completion's own word that it is there: its index + 1. */
+	CU_ASSERT_EQUAL(atomic_load(&c->seq), 6);
 	free(r);
 
-	/* Refused before a request exists: status only. */
-	queue_slot_refuse(&a, 6, 42, -EINVAL);
-	c = cq_slot(&a, 6);
+	/*
+	 * Refused before a request exists: status only. Index 7 is the same
+	 * slot a lap on: seq moves from 6 to 8, and the pad is zero again.
+	 */
+	memset(c->pad, 0xff, sizeof(c->pad));
+	queue_slot_refuse(&a, 7, 42, -EINVAL);
+	c = cq_slot(&a, 7);
 	CU_ASSERT_EQUAL(c->status, -EINVAL);
 	CU_ASSERT_EQUAL(c->n, 0);
+	CU_ASSERT_EQUAL(atomic_load(&c->seq), 8);
+	CU_ASSERT_EQUAL(c->pad[0] | c->pad[1] | c->pad[2], 0);
 	free(a.base);
 }
 

@@ -296,7 +296,10 @@ static inline void cpu_pause(void)
  */
 #define SPIN_YIELD_NS 20000u
 
-/* Looks at the ring for up to spin_us: true once a completion (or a closing) is there. */
+/*
+ * Looks at the ring for up to spin_us: true once a completion (or a
+ * closing) is there. With 0, one look: no spin at all.
+ */
 static bool spin_for(const struct nestq_client *q, uint32_t spin_us)
 {
 	uint64_t until = 0, next_yield = 0, now;
@@ -304,6 +307,8 @@ static bool spin_for(const struct nestq_client *q, uint32_t spin_us)
 	for (unsigned spins = 0;; spins++) {
 		if (completed(q) || broken(q))
 			return true;
+		if (!spin_us)
+			return false;
 		cpu_pause();
 		/*
 		 * The clock only every few spins: a look at the line is what a

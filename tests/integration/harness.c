@@ -610,6 +610,23 @@ bool it_wait_sessions(struct iommu_nest *h, uint64_t want)
 	return false;
 }
 
+bool it_client_named(struct iommu_nest *h, const char *name, struct iommu_nest_client_info *out)
+{
+	struct iommu_nest_client_info *c = NULL;
+	bool found = false;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(iommu_nest_list_clients(h, &c, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(c[i].name, name)) {
+			*out = c[i];
+			found = true;
+		}
+	}
+	free(c);
+	return found;
+}
+
 uint32_t it_alloc_vtd(struct iommu_nest *h, const char *dev)
 {
 	uint32_t id = 0;

@@ -156,6 +156,12 @@ bool it_has_device(struct iommu_nest *h, const char *dev);
 /* Polls the daemon's counters (bounded) until sessions_active is want. */
 bool it_wait_sessions(struct iommu_nest *h, uint64_t want);
 
+/*
+ * The ListClients entry of the client that said Hello as name (an admin
+ * request of h): true and *out filled if there is one (the last, if many).
+ */
+bool it_client_named(struct iommu_nest *h, const char *name, struct iommu_nest_client_info *out);
+
 uint32_t it_alloc_vtd(struct iommu_nest *h, const char *dev);
 uint32_t it_alloc_st(struct iommu_nest *h, const char *dev, uint32_t iotlb);
 struct iommu_nest_stats it_stats(struct iommu_nest *h);

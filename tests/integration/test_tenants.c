@@ -546,16 +546,9 @@ static void test_shedding_one_victim(void)
 /* The requests the daemon has read from the client that said Hello as name. */
 static uint64_t requests_of(struct iommu_nest *admin, const char *name)
 {
-	struct iommu_nest_client_info *c;
-	uint64_t n_req = 0;
-	size_t n = 0;
+	struct iommu_nest_client_info c;
 
-	CU_ASSERT_EQUAL_FATAL(iommu_nest_list_clients(admin, &c, &n), 0);
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(c[i].name, name))
-			n_req = c[i].requests;
-	free(c);
-	return n_req;
+	return it_client_named(admin, name, &c) ? c.requests : 0;
 }
 
 static bool wait_requests(struct iommu_nest *admin, const char *name, uint64_t want)

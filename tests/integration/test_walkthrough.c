@@ -82,16 +82,9 @@ static void walk_init(struct walk *w, const char *dev, bool vtd, const char *sim
 /* The session id the daemon gave client `name`, from ListClients (0: none). */
 static uint64_t session_of(struct iommu_nest *adm, const char *name)
 {
-	struct iommu_nest_client_info *c = NULL;
-	uint64_t id = 0;
-	size_t n = 0;
+	struct iommu_nest_client_info c;
 
-	CU_ASSERT_EQUAL_FATAL(iommu_nest_list_clients(adm, &c, &n), 0);
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(c[i].name, name))
-			id = c[i].session;
-	free(c);
-	return id;
+	return it_client_named(adm, name, &c) ? c.session : 0;
 }
 
 /* The daemon's status line of the device (fatal if it lists none). */

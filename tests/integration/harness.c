@@ -232,6 +232,11 @@ int it_wrong_object_errno(const char *sim_kernel)
 	return it_kernel7_rules(sim_kernel) ? -EINVAL : -ENOENT;
 }
 
+int it_dirty_walk_errno(const char *sim_kernel)
+{
+	return it_kernel7_rules(sim_kernel) ? 0 : -EINVAL;
+}
+
 /* ---- configuration --------------------------------------------------------- */
 
 static char *compose_config(const struct nestd *d, const char *body)

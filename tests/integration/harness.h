@@ -104,6 +104,14 @@ int it_timeout_ms(void);
  * sim the sim_kernel the test configured ("6.12", "7.0"; NULL: default).
  */
 int it_wrong_object_errno(const char *sim_kernel);
+
+/*
+ * What IOMMU_HWPT_GET_DIRTY_BITMAP answers when its walk of the mapped
+ * areas fails: a range not mapped from end to end, or tracking off. 6.12
+ * says -EINVAL (since 6.12.118, which returns the walk's result); 7.x
+ * drops it: 0. Only what the walk reached is reported either way.
+ */
+int it_dirty_walk_errno(const char *sim_kernel);
 /*
  * Whether the default config gives each client its own VM context (the
  * daemon's default) rather than the root mode (NESTD_VM_CONTEXTS=0). A

@@ -139,7 +139,7 @@ static void test_roundtrip(void)
 	it_stop_ok(d);
 }
 
-/* Tracking never enabled: the test op is -EINVAL, a read 0 with no bits (the kernel's). */
+/* Tracking never enabled: the test op is -EINVAL, a read the failed walk's answer, no bits. */
 static void test_tracking_off(void)
 {
 	struct nestd *d = it_start(NULL);
@@ -149,7 +149,7 @@ static void test_tracking_off(void)
 	map_guest(h, IT_ST0);
 	CU_ASSERT_EQUAL(iommu_nest_mark_dirty(h, IT_ST0, MEM_IOVA, MIB, PG, bm, sizeof(bm)),
 			-EINVAL);
-	CU_ASSERT_EQUAL(read_bits(h, IT_ST0, PG, 0, got, NPAGES / 64), 0);
+	CU_ASSERT_EQUAL(read_bits(h, IT_ST0, PG, 0, got, NPAGES / 64), it_dirty_walk_errno(NULL));
 	CU_ASSERT_EQUAL(memcmp(got, zero, sizeof(got)), 0);
 	CU_ASSERT_EQUAL(iommu_nest_set_dirty_tracking(h, IT_ST0, 0), 0);
 	it_stop_ok(d);
@@ -248,10 +248,11 @@ static void test_tenants(void)
 	/* A's bits are still there, untouched by B's attempts. */
 	CU_ASSERT_EQUAL(read_bits(a, IT_ST0, PG, 0, got, NPAGES / 64), 0);
 	CU_ASSERT(got[0] & 1);
-	/* Gone with the memory: unmapped pages have no dirty bits. */
+	/* Gone with the memory: unmapped pages have no dirty bits (and 6.12 refuses the walk). */
 	mark(a, IT_ST0, NULL);
 	CU_ASSERT_EQUAL(iommu_nest_unmap_memory(a, IT_ST0, MEM_IOVA, MIB), 0);
-	CU_ASSERT_EQUAL(iommu_nest_get_dirty_bitmap(a, IT_ST0, MEM_IOVA, MIB, PG, 0, fd), 0);
+	CU_ASSERT_EQUAL(iommu_nest_get_dirty_bitmap(a, IT_ST0, MEM_IOVA, MIB, PG, 0, fd),
+			it_dirty_walk_errno(NULL));
 	CU_ASSERT_EQUAL(pread(fd, got, sizeof(got), 0), (ssize_t)sizeof(got));
 	CU_ASSERT_EQUAL(memcmp(got, zero, sizeof(got)), 0);
 	close(fd);

@@ -671,7 +671,8 @@ static void step_dirty(struct walk *w)
 	CU_ASSERT_EQUAL(iommu_nest_mark_dirty(w->h, w->dev, w->ram[0].iova, w->ram[0].len, PG, want,
 					      sizeof(want)),
 			-EINVAL);
-	CU_ASSERT_EQUAL(round_bits(w, 0, got), 0);
+	/* The read's walk meets tracking off: 6.12 says so, 7.x reads nothing. */
+	CU_ASSERT_EQUAL(round_bits(w, 0, got), it_dirty_walk_errno(w->sim_kernel));
 	CU_ASSERT_EQUAL(memcmp(got, zero, sizeof(got)), 0);
 }
 

@@ -67,6 +67,35 @@ static int check_iova_range(enum device_kind kind, const struct backend_dirty *b
 	return 0;
 }
 
+/*
+ * iopt_for_each_contig_area() from iova on: true when mapped areas cover
+ * [iova, last] without a gap. *any: iova itself is mapped; *walked_last:
+ * the end of the run from iova (up to last), the part the driver reads.
+ */
+static bool mapped_run(const struct sim_dev *io, uint64_t iova, uint64_t last, bool *any,
+		       uint64_t *walked_last)
+{
+	uint64_t at = iova;
+
+	*any = false;
+	for (uint32_t i = 0; i < io->n_maps; i++) {
+		const struct sim_map *m = &io->maps[i];
+
+		if (m->last < at)
+			continue;
+		if (m->iova > at)
+			return false;
+		*any = true;
+		if (m->last >= last) {
+			*walked_last = last;
+			return true;
+		}
+		*walked_last = m->last;
+		at = m->last + 1;
+	}
+	return false;
+}
+
 static void set_bits(uint64_t *data, uint64_t first, uint64_t last)
 {
 	for (uint64_t b = first; b <= last; b++)
@@ -76,9 +105,11 @@ static void set_bits(uint64_t *data, uint64_t first, uint64_t last)
 int sim_get_dirty_bitmap(struct sim_state *st, const char *device, const struct backend_dirty *bm)
 {
 	int dev = sim_dev_find(st, device);
+	uint64_t last, walked_last = 0;
+	bool full, any;
 	unsigned shift;
 	struct sim_dev *d;
-	uint64_t last;
+	int walk_rc;
 	int rc;
 
 	if (dev < 0)
@@ -92,11 +123,18 @@ int sim_get_dirty_bitmap(struct sim_state *st, const char *device, const struct 
 	if (!has_dirty_ops(st, device))
 		return -EOPNOTSUPP;
 	/*
-	 * Tracking off: the driver refuses (-EINVAL), but the core drops what
-	 * iova_bitmap_for_each() returns (6.12 and 7.2 alike): 0, no bits.
+	 * __iommu_read_and_clear_dirty(): the driver reads the mapped areas
+	 * from iova on, one contiguous run, and the walk fails at the first
+	 * gap (-EINVAL); with tracking off the driver refuses the first area
+	 * (-EINVAL, the mock's and VT-d's rule). 6.12 returns what the walk
+	 * returns since 6.12.118 ("iommufd/iova_bitmap: Ensure that
+	 * iova_bitmap_set() handles the full IOVA"); 7.2 drops it (as 6.12
+	 * did before): 0. Either way only the run before the gap is read.
 	 */
-	if (!d->dirty_tracking)
-		return 0;
+	walk_rc = st->rules == KERNEL_RULES_7 ? 0 : -EINVAL;
+	full = mapped_run(sim_ioas_of(st, (uint32_t)dev), bm->iova, last, &any, &walked_last);
+	if (!d->dirty_tracking || !any)
+		return walk_rc;
 	/* The bit of an address, as iova_bitmap.c counts it: pgshift = __ffs(page_size). */
 	shift = (unsigned)__builtin_ctzll(bm->page_size);
 	for (uint32_t i = 0; i < d->dirty.n; i++) {
@@ -105,16 +143,18 @@ int sim_get_dirty_bitmap(struct sim_state *st, const char *device, const struct 
 
 		if (lo < bm->iova)
 			lo = bm->iova;
-		if (hi > last)
-			hi = last;
+		if (hi > walked_last)
+			hi = walked_last;
 		if (lo > hi)
 			continue;
 		set_bits(bm->data, (lo - bm->iova) >> shift, (hi - bm->iova) >> shift);
 	}
-	if (bm->flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)
-		return 0;
 	/* The read clears the dirty bits of the IO pages it walked. */
-	return sim_iset_remove(&d->dirty, bm->iova >> SIM_PFN_SHIFT, (last >> SIM_PFN_SHIFT) + 1);
+	rc = bm->flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR
+		 ? 0
+		 : sim_iset_remove(&d->dirty, bm->iova >> SIM_PFN_SHIFT,
+				   (walked_last >> SIM_PFN_SHIFT) + 1);
+	return rc ? rc : full ? 0 : walk_rc;
 }
 
 /* Marks the mapped part of [iova, last] dirty. */

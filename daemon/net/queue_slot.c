@@ -32,23 +32,28 @@ int queue_sq_ready(const struct queue_area *a, uint32_t head)
 	return n <= a->l.sq_entries ? (int)n : -EPROTO;
 }
 
-uint32_t queue_cq_room(const struct queue_area *a, uint32_t tail)
+/* Free completion slots between the client's head and our tail; 0 if head is nonsense. */
+static uint32_t room_from(const struct queue_area *a, uint32_t tail, uint32_t head)
 {
-	uint32_t chead = atomic_load_explicit(&queue_hdr(a)->cq_head, memory_order_acquire);
-	uint32_t used = tail - chead;
+	uint32_t used = tail - head;
 
 	return used <= a->l.cq_entries ? a->l.cq_entries - used : 0;
 }
 
+uint32_t queue_cq_room(const struct queue_area *a, uint32_t tail)
+{
+	return room_from(a, tail,
+			 atomic_load_explicit(&queue_hdr(a)->cq_head, memory_order_acquire));
+}
+
 uint32_t queue_cq_room_for(const struct queue_area *a, uint32_t tail, uint32_t *seen, uint32_t need)
 {
-	uint32_t used = tail - *seen;
+	uint32_t room = room_from(a, tail, *seen);
 
-	if (used <= a->l.cq_entries && a->l.cq_entries - used >= need)
-		return a->l.cq_entries - used;
+	if (room >= need)
+		return room;
 	*seen = atomic_load_explicit(&queue_hdr(a)->cq_head, memory_order_acquire);
-	used = tail - *seen;
-	return used <= a->l.cq_entries ? a->l.cq_entries - used : 0;
+	return room_from(a, tail, *seen);
 }
 
 /* Bytes [from, NESTQ_INLINE_BYTES) of the slot's inline area are zero. */

@@ -103,8 +103,11 @@ static void check_taken(const struct queue_area *a, const struct nestq_sqe *sqe,
 	      !memcmp(r->entries, a->base + a->l.data_off + sqe->entry_off, (size_t)r->n * esz));
 }
 
-/* The daemon's step: one submission, answered if the completion ring has room. */
-static int consume(const struct queue_area *a, uint32_t *head, uint32_t *ctail)
+/*
+ * The daemon's step: one submission, answered if the completion ring has
+ * room, counted as the daemon counts it (from the head last seen).
+ */
+static int consume(const struct queue_area *a, uint32_t *head, uint32_t *ctail, uint32_t *cseen)
 {
 	struct nestq_sqe sqe;
 	struct inv_request *r;
@@ -114,7 +117,7 @@ static int consume(const struct queue_area *a, uint32_t *head, uint32_t *ctail)
 	if (ready < 0)
 		return ready; /* the daemon closes the queue */
 	CHECK((uint32_t)ready <= a->l.sq_entries);
-	if (!ready || !queue_cq_room(a, *ctail))
+	if (!ready || !queue_cq_room_for(a, *ctail, cseen, 1))
 		return 0; /* nothing to take, or back-pressure */
 	rc = queue_slot_take(a, *head, MAX_ENTRIES, &sqe, &r);
 	CHECK(!rc == !!r);
@@ -168,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct queue_area a;
 	struct writer w = {.a = &a};
 	pthread_t tid;
-	uint32_t head = 0, ctail = 0;
+	uint32_t head = 0, ctail = 0, cseen = 0;
 	unsigned sq = 1u << ((next_byte(&s) & 0x7f) % 5), cq = 1u << (next_byte(&s) % 5);
 
 	CHECK(nestq_layout(&a.l, sq, cq, 8 * (uint64_t)next_byte(&s)));
@@ -196,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			s.p += len;
 			s.left -= len;
 		} else if (op == 1) {
-			if (consume(&a, &head, &ctail))
+			if (consume(&a, &head, &ctail, &cseen))
 				break;
 		} else if (op == 2) {
 			atomic_store(&queue_hdr(&a)->sq_tail, next_u16(&s));

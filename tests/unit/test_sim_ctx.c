@@ -142,6 +142,26 @@ static void test_shared_ioas(void)
 	/* 6.12's rules: the walk reads the mapped run, then fails at the gap after it. */
 	CU_ASSERT(a->ops->get_dirty_bitmap(a, "mock1", &bm) == -EINVAL);
 	CU_ASSERT(bits[0] == 0x3); /* the two mapped pages, not the two unmapped ones */
+	/*
+	 * Memory after the gap is not walked: page 3 mapped and marked stays
+	 * unread, and still dirty for a read that starts there.
+	 */
+	CU_ASSERT(a->ops->map_memory(a, "mock0", IOVA + 3 * PG, PG, -1, 0,
+				     IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE) == 0);
+	bits[0] = 0xf;
+	CU_ASSERT(a->ops->set_dirty(a, "mock1", &bm) == 0);
+	bits[0] = 0;
+	CU_ASSERT(a->ops->get_dirty_bitmap(a, "mock1", &bm) == -EINVAL);
+	CU_ASSERT(bits[0] == 0x3);
+	{
+		struct backend_dirty tail = {
+		    .iova = IOVA + 3 * PG, .length = PG, .page_size = PG, .data = bits};
+
+		bits[0] = 0;
+		CU_ASSERT(a->ops->get_dirty_bitmap(a, "mock1", &tail) == 0);
+		CU_ASSERT(bits[0] == 0x1);
+	}
+	CU_ASSERT(a->ops->unmap_memory(a, "mock0", IOVA + 3 * PG, PG) == 0);
 	/* B's IOAS is its own: the range is free there, and B cannot reach mock1. */
 	CU_ASSERT(map(b, "mock1", 2 * PG) == -ENODEV);
 	CU_ASSERT(map(b, "mock0", 2 * PG) == 0);

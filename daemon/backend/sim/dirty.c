@@ -67,35 +67,6 @@ static int check_iova_range(enum device_kind kind, const struct backend_dirty *b
 	return 0;
 }
 
-/*
- * iopt_for_each_contig_area() from iova on: true when mapped areas cover
- * [iova, last] without a gap. *any: iova itself is mapped; *walked_last:
- * the end of the run from iova (up to last), the part the driver reads.
- */
-static bool mapped_run(const struct sim_dev *io, uint64_t iova, uint64_t last, bool *any,
-		       uint64_t *walked_last)
-{
-	uint64_t at = iova;
-
-	*any = false;
-	for (uint32_t i = 0; i < io->n_maps; i++) {
-		const struct sim_map *m = &io->maps[i];
-
-		if (m->last < at)
-			continue;
-		if (m->iova > at)
-			return false;
-		*any = true;
-		if (m->last >= last) {
-			*walked_last = last;
-			return true;
-		}
-		*walked_last = m->last;
-		at = m->last + 1;
-	}
-	return false;
-}
-
 static void set_bits(uint64_t *data, uint64_t first, uint64_t last)
 {
 	for (uint64_t b = first; b <= last; b++)
@@ -132,7 +103,7 @@ int sim_get_dirty_bitmap(struct sim_state *st, const char *device, const struct 
 	 * did before): 0. Either way only the run before the gap is read.
 	 */
 	walk_rc = st->rules == KERNEL_RULES_7 ? 0 : -EINVAL;
-	full = mapped_run(sim_ioas_of(st, (uint32_t)dev), bm->iova, last, &any, &walked_last);
+	full = sim_mapped_run(sim_ioas_of(st, (uint32_t)dev), bm->iova, last, &any, &walked_last);
 	if (!d->dirty_tracking || !any)
 		return walk_rc;
 	/* The bit of an address, as iova_bitmap.c counts it: pgshift = __ffs(page_size). */

@@ -66,6 +66,24 @@ static uint32_t first_from(const struct sim_dev *d, uint64_t iova)
 	return search_first_past(d->maps, d->n_maps, iova, last_ge);
 }
 
+bool sim_mapped_run(const struct sim_dev *d, uint64_t iova, uint64_t last, bool *any,
+		    uint64_t *walked_last)
+{
+	uint64_t at = iova;
+
+	*any = false;
+	for (uint32_t i = first_from(d, iova); i < d->n_maps && d->maps[i].iova <= at; i++) {
+		*any = true;
+		if (d->maps[i].last >= last) {
+			*walked_last = last;
+			return true;
+		}
+		*walked_last = d->maps[i].last;
+		at = d->maps[i].last + 1;
+	}
+	return false;
+}
+
 static int insert_at(struct sim_dev *d, uint32_t i, uint64_t iova, uint64_t last, uint32_t flags)
 {
 	struct sim_map *m = array_room(d->maps, d->n_maps, &d->cap_maps, sizeof(*m), 8);

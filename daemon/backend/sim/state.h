@@ -322,6 +322,13 @@ int sim_map_range_ok(enum device_kind kind, uint64_t iova, uint64_t last);
 /* Appends an area above every existing one (state file loading). */
 int sim_map_append(struct sim_dev *d, uint64_t iova, uint64_t last, uint32_t flags);
 void sim_dev_maps_free(struct sim_dev *d);
+/*
+ * iopt_for_each_contig_area() from iova on: true when d's areas cover
+ * [iova, last] without a gap. *any: iova itself is mapped; *walked_last:
+ * the end of the run from iova (up to last), what a dirty read walks.
+ */
+bool sim_mapped_run(const struct sim_dev *d, uint64_t iova, uint64_t last, bool *any,
+		    uint64_t *walked_last);
 
 /*
  * The VT-d driver maps nothing read-only into a nest parent (intel/iommu.c
